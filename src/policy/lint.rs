@@ -1,0 +1,466 @@
+//! Semantic checks: what the JSON Schema cannot express.
+//!
+//! Unique names and ids, resolvable profile references, cron expressions,
+//! token lifetimes, image digests, label selectors, regexes, waivers,
+//! threshold keys, output recipients and approach/target fit. Every check
+//! runs and every finding is reported.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use croner::parser::{CronParser, Seconds, Year};
+
+use super::model::{Approach, Check, Profile, ScanPolicy, Target};
+use super::{Loaded, PolicySet, duration};
+use crate::diag::{Code, Diagnostic};
+use crate::report::threshold::Threshold;
+
+/// Shortest token lifetime the TokenRequest API grants.
+pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(600);
+/// Longest token lifetime vigil asks for.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Run every semantic check over a loaded set.
+pub fn check(set: &PolicySet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    unique_names(set, &mut out);
+    for p in &set.profiles {
+        profile(p, &mut out);
+    }
+    for p in &set.policies {
+        policy(p, set, &mut out);
+    }
+    out
+}
+
+fn unique_names(set: &PolicySet, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, &Loaded<Profile>> = HashMap::new();
+    for p in &set.profiles {
+        let name = p.value.metadata.name.as_str();
+        if let Some(first) = seen.get(name) {
+            out.push(p.at_value(
+                Diagnostic::error(Code::DuplicateId, format!("profile `{name}` is defined twice"))
+                    .with_hint(format!("first defined in {}; rename one of them", first.source.path.display())),
+                "/metadata/name",
+            ));
+        } else {
+            seen.insert(name, p);
+        }
+    }
+    let mut seen: HashMap<&str, &Loaded<ScanPolicy>> = HashMap::new();
+    for p in &set.policies {
+        let name = p.value.metadata.name.as_str();
+        if let Some(first) = seen.get(name) {
+            out.push(p.at_value(
+                Diagnostic::error(Code::DuplicateId, format!("policy `{name}` is defined twice"))
+                    .with_hint(format!("first defined in {}; rename one of them", first.source.path.display())),
+                "/metadata/name",
+            ));
+        } else {
+            seen.insert(name, p);
+        }
+    }
+}
+
+fn profile(p: &Loaded<Profile>, out: &mut Vec<Diagnostic>) {
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    for (i, c) in p.value.controls.iter().enumerate() {
+        if let Some(first) = ids.insert(c.id.as_str(), i) {
+            out.push(p.at_value(
+                Diagnostic::error(
+                    Code::DuplicateId,
+                    format!("control id `{}` is used twice in profile `{}`", c.id, p.value.metadata.name),
+                )
+                .with_hint(format!("controls[{first}] has the same id; ids must be unique within a profile")),
+                &format!("/controls/{i}/id"),
+            ));
+        }
+        check_regexes(p, &c.check, &format!("/controls/{i}/check"), out);
+    }
+}
+
+/// Every regex in a check (recursively through combinators) must compile.
+fn check_regexes(p: &Loaded<Profile>, check: &Check, ptr: &str, out: &mut Vec<Diagnostic>) {
+    let mut try_regex = |pattern: &Option<String>, sub: &str| {
+        if let Some(re) = pattern {
+            if let Err(e) = regex::Regex::new(re) {
+                out.push(p.at_value(
+                    Diagnostic::error(Code::InvalidRegex, format!("invalid regular expression: {}", first_line(&e.to_string())))
+                        .with_hint("regexes use Rust `regex` syntax (no look-around or backreferences)"),
+                    &format!("{ptr}{sub}"),
+                ));
+            }
+        }
+    };
+    match check {
+        Check::File(f) => {
+            try_regex(&f.expect.content_matches, "/expect/content_matches");
+            try_regex(&f.expect.content_not_matches, "/expect/content_not_matches");
+        }
+        Check::Process(pr) => try_regex(&Some(pr.process.clone()), "/process"),
+        Check::Command(c) => {
+            try_regex(&c.expect.stdout_matches, "/expect/stdout_matches");
+            try_regex(&c.expect.stdout_not_matches, "/expect/stdout_not_matches");
+        }
+        Check::Config(c) => {
+            for (k, e) in &c.expect {
+                try_regex(&e.matches, &format!("/expect/{}/matches", super::yaml::escape_segment(k)));
+            }
+        }
+        Check::All(a) => sub_checks(p, &a.all, &format!("{ptr}/all"), out),
+        Check::Any(a) => sub_checks(p, &a.any, &format!("{ptr}/any"), out),
+        Check::None(a) => sub_checks(p, &a.none, &format!("{ptr}/none"), out),
+        _ => {}
+    }
+}
+
+fn sub_checks(p: &Loaded<Profile>, checks: &[Check], ptr: &str, out: &mut Vec<Diagnostic>) {
+    for (i, c) in checks.iter().enumerate() {
+        check_regexes(p, c, &format!("{ptr}/{i}"), out);
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+}
+
+fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
+    let spec = &p.value.spec;
+    // Profile references, and the control ids they bring (for waivers).
+    let mut controls: BTreeSet<&str> = BTreeSet::new();
+    let mut resolve = |name: &str, ptr: String, out: &mut Vec<Diagnostic>| match set.profile(name) {
+        Some(prof) => controls.extend(prof.value.controls.iter().map(|c| c.id.as_str())),
+        None => {
+            let known: Vec<&str> = set.profiles.iter().map(|p| p.value.metadata.name.as_str()).collect();
+            let hint = if known.is_empty() {
+                "no Profile documents were loaded; pass the profile files or their directory too".to_string()
+            } else {
+                format!("known profiles: {}", known.join(", "))
+            };
+            out.push(p.at_value(
+                Diagnostic::error(Code::UnresolvedProfile, format!("profile `{name}` is not defined")).with_hint(hint),
+                &ptr,
+            ));
+        }
+    };
+    for (i, name) in spec.profiles.iter().enumerate() {
+        resolve(name, format!("/spec/profiles/{i}"), out);
+    }
+    for (t, target) in spec.targets.iter().enumerate() {
+        for (i, name) in target.profiles.iter().enumerate() {
+            resolve(name, format!("/spec/targets/{t}/profiles/{i}"), out);
+        }
+        target_fit(p, target, t, out);
+    }
+
+    // Schedule.
+    if let Some(s) = &spec.schedule {
+        let ptr = match s {
+            super::model::Schedule::Cron(_) => "/spec/schedule",
+            super::model::Schedule::Detailed(_) => "/spec/schedule/cron",
+        };
+        if let Err(e) = parse_cron(s.cron()) {
+            out.push(p.at_value(
+                Diagnostic::error(Code::InvalidCron, format!("invalid cron expression `{}`: {e}", s.cron()))
+                    .with_hint("use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\", or @hourly/@daily/@weekly/@monthly"),
+                ptr,
+            ));
+        }
+        if let super::model::Schedule::Detailed(d) = s
+            && let Some(tz) = &d.timezone
+            && chrono_tz_like(tz).is_err()
+        {
+            out.push(p.at_value(
+                Diagnostic::error(Code::InvalidCron, format!("`{tz}` is not an IANA timezone name"))
+                    .with_hint("use a name such as UTC, Europe/Berlin or America/New_York"),
+                "/spec/schedule/timezone",
+            ));
+        }
+    }
+
+    // Token lifetime.
+    if let Some(ttl) = duration::parse(&spec.access.token_ttl)
+        && !(MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl)
+    {
+        out.push(p.at_value(
+            Diagnostic::error(
+                Code::TokenTtlRange,
+                format!("tokenTTL {} is outside 10m–60m", spec.access.token_ttl),
+            )
+            .with_hint("the TokenRequest API grants at least 10 minutes; vigil caps tokens at 60 minutes to keep them short-lived"),
+            "/spec/access/tokenTTL",
+        ));
+    }
+    if let (Some(scan), Some(deadline)) = (duration::parse(&spec.limits.scan_timeout), duration::parse(&spec.limits.run_deadline))
+        && scan > deadline
+    {
+        out.push(p.at_value(
+            Diagnostic::warning(Code::InvalidDuration, "scanTimeout is longer than runDeadline")
+                .with_hint("a single scan can never use its whole timeout; shorten scanTimeout or lengthen runDeadline"),
+            "/spec/limits/scanTimeout",
+        ));
+    }
+
+    // Images pinned by digest.
+    if let Some(d) = &spec.debug {
+        pinned(p, &d.image, "/spec/debug/image", out);
+    }
+    if let Some(s) = &spec.sidecar
+        && let Some(image) = &s.image
+    {
+        pinned(p, image, "/spec/sidecar/image", out);
+    }
+
+    // Waivers.
+    let now = chrono::Utc::now();
+    for (i, w) in spec.waivers.iter().enumerate() {
+        let base = format!("/spec/waivers/{i}");
+        match parse_expiry(&w.expires) {
+            Ok(when) if when < now => out.push(p.at_value(
+                Diagnostic::warning(Code::ExpiredWaiver, format!("waiver for `{}` expired on {}", w.control, w.expires))
+                    .with_hint("an expired waiver does not apply; renew it with a new approval or remove it"),
+                &format!("{base}/expires"),
+            )),
+            Ok(_) => {}
+            Err(msg) => out.push(p.at_value(
+                Diagnostic::error(Code::InvalidWaiver, msg)
+                    .with_hint("write an RFC 3339 time with a timezone, e.g. 2027-01-31T00:00:00Z or 2027-01-31T00:00:00+01:00"),
+                &format!("{base}/expires"),
+            )),
+        }
+        if !controls.is_empty() && !controls.contains(w.control.as_str()) {
+            out.push(p.at_value(
+                Diagnostic::error(Code::UnknownControl, format!("waiver names control `{}`, which none of the policy's profiles define", w.control))
+                    .with_hint("check the control id against the profiles the policy uses"),
+                &format!("{base}/control"),
+            ));
+        }
+    }
+
+    // Threshold.
+    if let Some(t) = &spec.threshold
+        && let Err(errs) = Threshold::parse(t)
+    {
+        for e in errs {
+            out.push(p.at_key(
+                Diagnostic::error(Code::InvalidThreshold, e.message)
+                    .with_hint("see the SAF CLI threshold format: compliance.min, failed.critical.max, passed.total.min, ..."),
+                &format!("/spec/threshold{}", e.pointer),
+            ));
+        }
+    }
+
+    // Recipients.
+    for (i, r) in spec.output.recipients.iter().enumerate() {
+        if let Err(msg) = check_recipient(r) {
+            out.push(p.at_value(
+                Diagnostic::error(Code::InvalidRecipient, msg)
+                    .with_hint("use an age recipient (age1…, from `age-keygen -y` or `vigil keygen age`) or an ssh public key line (ssh-ed25519 … / ssh-rsa …)"),
+                &format!("/spec/output/recipients/{i}"),
+            ));
+        }
+    }
+}
+
+/// Targets are either Kubernetes containers or a local root filesystem, and
+/// the approach must be one that can reach them.
+fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagnostic>) {
+    let base = format!("/spec/targets/{i}");
+    let spec = &p.value.spec;
+    if t.is_rootfs() {
+        let k8s_fields: Vec<&str> = [
+            ("namespace", t.namespace.is_some()),
+            ("cluster", t.cluster.is_some()),
+            ("selector", t.selector.is_some()),
+            ("pods", !t.pods.is_empty()),
+            ("containers", !t.containers.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect();
+        if !k8s_fields.is_empty() {
+            out.push(p.at_value(
+                Diagnostic::error(
+                    Code::InvalidTarget,
+                    format!("a rootfs target cannot also have {}", k8s_fields.join(", ")),
+                )
+                .with_hint("split it into two targets: one `rootfs:` and one `namespace:`"),
+                &base,
+            ));
+        }
+        if !matches!(t.approach, Approach::Auto | Approach::Local) {
+            out.push(p.at_value(
+                Diagnostic::error(
+                    Code::ApproachMismatch,
+                    format!("approach `{}` cannot reach a rootfs target", t.approach.as_str()),
+                )
+                .with_hint("rootfs targets are scanned locally: use `approach: local` or leave it `auto`"),
+                &format!("{base}/approach"),
+            ));
+        }
+        return;
+    }
+    if t.namespace.is_none() {
+        out.push(p.at_value(
+            Diagnostic::error(Code::InvalidTarget, "a target needs `namespace:` (Kubernetes) or `rootfs:` (local)")
+                .with_hint("add `namespace: <ns>` with an optional selector, or `rootfs: <dir>`"),
+            &base,
+        ));
+    }
+    if t.name.is_some() {
+        out.push(p.at_key(
+            Diagnostic::error(Code::InvalidTarget, "`name` applies to rootfs targets only")
+                .with_hint("Kubernetes targets are named namespace/pod/container"),
+            &format!("{base}/name"),
+        ));
+    }
+    match t.approach {
+        Approach::Local => out.push(p.at_value(
+            Diagnostic::error(Code::ApproachMismatch, "approach `local` only scans rootfs targets")
+                .with_hint("use api, debug, sidecar or auto for Kubernetes targets"),
+            &format!("{base}/approach"),
+        )),
+        Approach::Debug if spec.debug.is_none() => out.push(p.at_value(
+            Diagnostic::error(Code::MissingScannerImage, "approach `debug` needs `spec.debug.image`")
+                .with_hint("set spec.debug.image to the vigil probe image pinned by digest"),
+            &format!("{base}/approach"),
+        )),
+        _ => {}
+    }
+    if let Some(sel) = &t.selector {
+        for e in sel.validate() {
+            out.push(p.at_value(
+                Diagnostic::error(Code::InvalidSelector, e.message)
+                    .with_hint("label selectors follow Kubernetes rules: matchLabels and matchExpressions with In, NotIn, Exists, DoesNotExist"),
+                &format!("{base}/selector{}", e.pointer),
+            ));
+        }
+    }
+}
+
+fn pinned(p: &Loaded<ScanPolicy>, image: &str, ptr: &str, out: &mut Vec<Diagnostic>) {
+    if !is_pinned(image) {
+        out.push(p.at_value(
+            Diagnostic::error(Code::UnpinnedImage, format!("image `{image}` is not pinned by digest"))
+                .with_hint("reference the image as name@sha256:<64 hex digits> (tags can be moved; digests cannot)"),
+            ptr,
+        ));
+    }
+}
+
+/// Returns true if and only if `image` ends in `@sha256:` and 64 lowercase hex digits.
+pub fn is_pinned(image: &str) -> bool {
+    image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
+        !name.is_empty() && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Parse a standard 5-field cron expression or an `@` nickname.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if !expr.trim_start().starts_with('@') && fields != 5 {
+        return Err(format!("expected 5 fields, found {fields}"));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| e.to_string())
+}
+
+/// Accept IANA-shaped names (`UTC`, `Area/City`); the scheduler resolves
+/// them against the zone database when it runs.
+fn chrono_tz_like(tz: &str) -> Result<(), ()> {
+    let ok = tz == "UTC"
+        || (tz.split('/').count() >= 2
+            && tz.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b))));
+    if ok { Ok(()) } else { Err(()) }
+}
+
+/// Parse a waiver expiry: RFC 3339 with an explicit offset or `Z`.
+pub fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Ok(t.with_timezone(&chrono::Utc)),
+        Err(_) if chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").is_ok()
+            || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() =>
+        {
+            Err(format!("waiver expiry `{text}` has no timezone"))
+        }
+        Err(e) => Err(format!("waiver expiry `{text}` is not an RFC 3339 time: {e}")),
+    }
+}
+
+/// Check that a recipient is one the `age` CLI can encrypt to.
+pub fn check_recipient(r: &str) -> Result<(), String> {
+    if r.starts_with("age1") {
+        age::x25519::Recipient::from_str(r)
+            .map(|_| ())
+            .map_err(|e| format!("invalid age recipient: {e}"))
+    } else if r.starts_with("ssh-ed25519 ") || r.starts_with("ssh-rsa ") {
+        age::ssh::Recipient::from_str(r)
+            .map(|_| ())
+            .map_err(|e| format!("invalid ssh recipient: {e:?}"))
+    } else {
+        let shown: String = r.chars().take(24).collect();
+        Err(format!("`{shown}…` is neither an age (age1…) nor an ssh-ed25519/ssh-rsa recipient"))
+    }
+}
+
+/// Control ids defined by the profiles a policy uses, for callers that need
+/// them outside linting.
+pub fn policy_controls<'a>(p: &ScanPolicy, set: &'a PolicySet) -> BTreeMap<&'a str, &'a str> {
+    let mut out = BTreeMap::new();
+    for name in p.spec.profiles.iter().chain(p.spec.targets.iter().flat_map(|t| t.profiles.iter())) {
+        if let Some(prof) = set.profile(name) {
+            for c in &prof.value.controls {
+                out.insert(c.id.as_str(), prof.value.metadata.name.as_str());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_forms() {
+        assert!(parse_cron("0 2 * * *").is_ok());
+        assert!(parse_cron("@daily").is_ok());
+        assert!(parse_cron("*/15 * * * MON-FRI").is_ok());
+        assert!(parse_cron("0 0 2 * * *").is_err(), "6 fields (seconds) refused");
+        assert!(parse_cron("61 * * * *").is_err());
+        assert!(parse_cron("@fortnightly").is_err());
+    }
+
+    #[test]
+    fn digests() {
+        let hex = "a".repeat(64);
+        assert!(is_pinned(&format!("reg.example/vigil@sha256:{hex}")));
+        assert!(is_pinned(&format!("reg.example/vigil:1.0@sha256:{hex}")));
+        assert!(!is_pinned("reg.example/vigil:1.0"));
+        assert!(!is_pinned(&format!("reg.example/vigil@sha256:{}", &hex[..63])));
+        assert!(!is_pinned(&format!("@sha256:{hex}")));
+    }
+
+    #[test]
+    fn expiry_needs_timezone() {
+        assert!(parse_expiry("2027-01-31T00:00:00Z").is_ok());
+        assert!(parse_expiry("2027-01-31T00:00:00+01:00").is_ok());
+        assert!(parse_expiry("2027-01-31T00:00:00").unwrap_err().contains("no timezone"));
+        assert!(parse_expiry("2027-01-31").unwrap_err().contains("no timezone"));
+        assert!(parse_expiry("soon").is_err());
+    }
+
+    #[test]
+    fn recipients() {
+        assert!(check_recipient("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p").is_ok());
+        assert!(check_recipient("age1notarecipient").is_err());
+        assert!(check_recipient("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust").is_ok());
+        assert!(check_recipient("ssh-dss AAAA").is_err());
+        assert!(check_recipient("bob@example.com").is_err());
+    }
+}

@@ -1,0 +1,751 @@
+//! The typed policy model: `Profile` and `ScanPolicy` documents.
+//!
+//! These types are deserialized only after a document passed its JSON Schema
+//! (`schemas/*.schema.json`, the contract), so a mismatch between schema and
+//! model is a bug in vigil, not in the user's file. Field names follow the
+//! schema: camelCase in `spec`, snake_case inside a control's `expect` (as in
+//! InSpec matchers).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::selector::LabelSelector;
+
+/// The only API version this build understands.
+pub const API_VERSION: &str = "vigil/v1";
+
+/// `metadata` of any document.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Unique name within its kind.
+    pub name: String,
+    /// Free-form version (profiles use semver by convention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// What the document is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A `Profile`: a named set of controls.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Profile {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `Profile`.
+    pub kind: String,
+    /// Name and version.
+    pub metadata: Metadata,
+    /// The controls, evaluated in order.
+    pub controls: Vec<Control>,
+}
+
+/// One control: what is checked and how much it matters.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Unique within the profile, e.g. `CB-01`.
+    pub id: String,
+    /// One line.
+    pub title: String,
+    /// Longer description (HDF `desc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<String>,
+    /// HDF impact, 0.0–1.0: ≥0.9 critical, ≥0.7 high, ≥0.4 medium, ≥0.1 low.
+    #[serde(default = "default_impact")]
+    pub impact: f64,
+    /// Free-form tags carried into HDF (`nist`, `cis`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, Value>,
+    /// The check.
+    pub check: Check,
+}
+
+fn default_impact() -> f64 {
+    0.5
+}
+
+/// A check: exactly one subject key (`file`, `package`, …) with its `expect`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Check {
+    /// A file's existence, type, mode, owner, content, digest.
+    File(FileCheck),
+    /// A bounded walk under a directory.
+    Directory(DirectoryCheck),
+    /// A package in the dpkg or apk database.
+    Package(PackageCheck),
+    /// Users from passwd/shadow.
+    Users(UsersCheck),
+    /// Groups from group.
+    Groups(GroupsCheck),
+    /// os-release.
+    Os(OsCheck),
+    /// A key/value configuration file.
+    Config(ConfigCheck),
+    /// Running processes (where the approach can see them).
+    Process(ProcessCheck),
+    /// A command's result (where the approach can run commands).
+    Command(CommandCheck),
+    /// Every sub-check passes.
+    All(AllCheck),
+    /// At least one sub-check passes.
+    Any(AnyCheck),
+    /// No sub-check passes.
+    None(NoneCheck),
+}
+
+/// A file owner or group: a name, or a numeric id.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Principal {
+    /// Numeric uid/gid.
+    Id(u32),
+    /// Name resolved through the target's passwd/group.
+    Name(String),
+}
+
+/// File types as `stat` reports them.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum FileType {
+    File,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    Char,
+    Block,
+}
+
+/// `file:` check.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileCheck {
+    pub file: String,
+    #[serde(default)]
+    pub expect: FileExpect,
+}
+
+/// What a file must look like. Unset fields are not checked.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileExpect {
+    pub exists: Option<bool>,
+    #[serde(rename = "type")]
+    pub file_type: Option<FileType>,
+    /// Exact permission bits, octal string.
+    pub mode: Option<String>,
+    /// No permission bits beyond this mask, octal string.
+    pub mode_max: Option<String>,
+    pub owner: Option<Principal>,
+    pub group: Option<Principal>,
+    pub content_matches: Option<String>,
+    pub content_not_matches: Option<String>,
+    pub sha256: Option<String>,
+}
+
+/// `directory:` check: a bounded walk.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DirectoryCheck {
+    pub directory: String,
+    /// Maximum depth below the directory (default 16).
+    pub depth: Option<u32>,
+    /// Maximum entries visited (default 100000).
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub expect: DirectoryExpect,
+}
+
+/// What must hold for every entry under a directory.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DirectoryExpect {
+    #[serde(default)]
+    pub no_world_writable: bool,
+    #[serde(default)]
+    pub no_setuid: bool,
+    #[serde(default)]
+    pub no_setgid: bool,
+    /// setuid/setgid binaries that are expected (absolute paths).
+    #[serde(default)]
+    pub allowed_setuid: Vec<String>,
+    pub owner: Option<Principal>,
+    pub mode_max: Option<String>,
+}
+
+/// Which package database to read.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum PackageManager {
+    #[default]
+    Auto,
+    Dpkg,
+    Apk,
+}
+
+/// `package:` check.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PackageCheck {
+    pub package: String,
+    #[serde(default)]
+    pub manager: PackageManager,
+    #[serde(default)]
+    pub expect: PackageExpect,
+}
+
+/// Package expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PackageExpect {
+    pub installed: Option<bool>,
+    /// A constraint such as `>= 1.2.3-1`, compared with the manager's rules.
+    pub version: Option<String>,
+}
+
+/// `users:` check; the subject is `all` or one user name.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct UsersCheck {
+    pub users: String,
+    #[serde(default)]
+    pub expect: UsersExpect,
+}
+
+/// User expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct UsersExpect {
+    pub exists: Option<bool>,
+    pub uid: Option<u32>,
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub uid0_only_root: bool,
+    #[serde(default)]
+    pub no_empty_passwords: bool,
+    #[serde(default)]
+    pub unique_uids: bool,
+    #[serde(default)]
+    pub unique_names: bool,
+    /// Login shells allowed for users with uid >= 1000 (and root).
+    #[serde(default)]
+    pub shells_allowed: Vec<String>,
+}
+
+/// `groups:` check; the subject is `all` or one group name.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct GroupsCheck {
+    pub groups: String,
+    #[serde(default)]
+    pub expect: GroupsExpect,
+}
+
+/// Group expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct GroupsExpect {
+    pub exists: Option<bool>,
+    pub gid: Option<u32>,
+    #[serde(default)]
+    pub unique_gids: bool,
+    #[serde(default)]
+    pub unique_names: bool,
+    /// Members must be a subset of this list.
+    pub members_allowed: Option<Vec<String>>,
+}
+
+/// The `os:` subject; only `release` (`/etc/os-release`) exists today.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum OsSubject {
+    Release,
+}
+
+/// `os:` check.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct OsCheck {
+    pub os: OsSubject,
+    #[serde(default)]
+    pub expect: OsExpect,
+}
+
+/// os-release expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct OsExpect {
+    /// `ID` is one of these.
+    #[serde(default)]
+    pub id: Vec<String>,
+    /// `ID` or one of `ID_LIKE` is one of these.
+    #[serde(default)]
+    pub family: Vec<String>,
+    /// A constraint on `VERSION_ID`, e.g. `>= 12`.
+    pub version: Option<String>,
+}
+
+/// Key/value file dialects.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)]
+pub enum ConfigFormat {
+    /// `KEY VALUE` with `#` comments (login.defs, sshd_config).
+    #[default]
+    Space,
+    /// `KEY=VALUE` with `#` comments (os-release style, sysctl.conf).
+    Equals,
+}
+
+/// `config:` check.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ConfigCheck {
+    pub config: String,
+    #[serde(default)]
+    pub format: ConfigFormat,
+    /// Case-insensitive key names (sshd keywords are).
+    #[serde(default)]
+    pub ignore_case: bool,
+    pub expect: BTreeMap<String, ConfigExpect>,
+}
+
+/// What one configuration key must be.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ConfigExpect {
+    pub equals: Option<String>,
+    pub matches: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The key must be absent (true) or present (false).
+    pub absent: Option<bool>,
+    /// Value when the key is absent (the program's compiled-in default).
+    pub default: Option<String>,
+}
+
+/// `process:` check; the subject is a regex over the command line.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ProcessCheck {
+    pub process: String,
+    #[serde(default)]
+    pub expect: ProcessExpect,
+}
+
+/// Process expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ProcessExpect {
+    pub running: Option<bool>,
+    pub user: Option<Principal>,
+    pub not_user: Option<Principal>,
+}
+
+/// `command:` check (only approaches that can run commands).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct CommandCheck {
+    pub command: String,
+    #[serde(default)]
+    pub expect: CommandExpect,
+}
+
+/// Command expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct CommandExpect {
+    pub exit_status: Option<i32>,
+    pub stdout_matches: Option<String>,
+    pub stdout_not_matches: Option<String>,
+}
+
+/// `all:` combinator.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AllCheck {
+    pub all: Vec<Check>,
+}
+
+/// `any:` combinator.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AnyCheck {
+    pub any: Vec<Check>,
+}
+
+/// `none:` combinator.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct NoneCheck {
+    pub none: Vec<Check>,
+}
+
+/// A `ScanPolicy`: which targets get which profiles, how, and with which limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScanPolicy {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `ScanPolicy`.
+    pub kind: String,
+    /// Name (used in bundle paths and RBAC object names).
+    pub metadata: Metadata,
+    /// Everything else.
+    pub spec: PolicySpec,
+}
+
+/// The body of a `ScanPolicy`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct PolicySpec {
+    /// Profiles applied to every target (unless a target names its own).
+    pub profiles: Vec<String>,
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub access: Access,
+    pub debug: Option<ScannerSpec>,
+    pub sidecar: Option<SidecarSpec>,
+    #[serde(default)]
+    pub limits: Limits,
+    pub schedule: Option<Schedule>,
+    /// SAF CLI threshold, nested or flattened keys; checked by `threshold`.
+    pub threshold: Option<Value>,
+    #[serde(default)]
+    pub waivers: Vec<Waiver>,
+    #[serde(default)]
+    pub output: Output,
+}
+
+/// How a target is reached.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Approach {
+    /// vigil chooses per container (see `plan`).
+    #[default]
+    Auto,
+    /// One `pods/exec` into the target container.
+    Api,
+    /// An ephemeral debug container reading `/proc/1/root`.
+    Debug,
+    /// A scanner sidecar sharing the pod's process namespace.
+    Sidecar,
+    /// A root filesystem on this machine.
+    Local,
+}
+
+impl Approach {
+    /// Lower-case name as written in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approach::Auto => "auto",
+            Approach::Api => "api",
+            Approach::Debug => "debug",
+            Approach::Sidecar => "sidecar",
+            Approach::Local => "local",
+        }
+    }
+}
+
+/// One entry of `spec.targets`: either Kubernetes containers or a local root
+/// filesystem.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Target {
+    pub namespace: Option<String>,
+    /// kubeconfig context; the current context when unset.
+    pub cluster: Option<String>,
+    pub selector: Option<LabelSelector>,
+    /// Pod names (exact); all matching pods when empty.
+    #[serde(default)]
+    pub pods: Vec<String>,
+    /// Container names (exact); all app containers when empty.
+    #[serde(default)]
+    pub containers: Vec<String>,
+    #[serde(default)]
+    pub include_init_containers: bool,
+    #[serde(default)]
+    pub include_ephemeral_containers: bool,
+    /// Also scan pods whose phase is not Running.
+    #[serde(default)]
+    pub include_not_running: bool,
+    /// A directory holding a container root filesystem (relative to the policy file).
+    pub rootfs: Option<String>,
+    /// Name for a rootfs target (default: the directory's name).
+    pub name: Option<String>,
+    #[serde(default)]
+    pub approach: Approach,
+    /// Profiles for this target instead of `spec.profiles`.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+}
+
+impl Target {
+    /// Returns true if and only if this target is a local root filesystem.
+    pub fn is_rootfs(&self) -> bool {
+        self.rootfs.is_some()
+    }
+}
+
+/// Where the scan identity comes from.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessMode {
+    /// vigil creates a ServiceAccount, Role and RoleBinding per run and deletes them.
+    #[default]
+    PerRun,
+    /// The platform team applied `vigil render rbac` once; runs only request tokens.
+    Provisioned,
+}
+
+/// `spec.access`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Access {
+    #[serde(default)]
+    pub mode: AccessMode,
+    /// Token lifetime, 10m–60m.
+    #[serde(rename = "tokenTTL", default = "default_ttl")]
+    pub token_ttl: String,
+    /// Token audiences (default: the API server's).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// ServiceAccount name for `provisioned` (default `vigil-<policy>`).
+    pub service_account: Option<String>,
+    /// Extra labels on every object vigil creates.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every object vigil creates.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn default_ttl() -> String {
+    "15m".to_string()
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            mode: AccessMode::PerRun,
+            token_ttl: default_ttl(),
+            audiences: Vec::new(),
+            service_account: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// CPU/memory for a container vigil adds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Resources {
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+    #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+}
+
+/// `spec.debug`: the probe image for ephemeral containers.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ScannerSpec {
+    /// Pinned by digest (`…@sha256:<64 hex>`).
+    pub image: String,
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// `spec.sidecar`: how vigil finds the scanner sidecar in a pod.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SidecarSpec {
+    /// Name of the sidecar container (default `vigil-scanner`).
+    #[serde(default = "default_sidecar")]
+    pub container: String,
+    /// The image the sidecar must run, pinned by digest (checked when set).
+    pub image: Option<String>,
+}
+
+fn default_sidecar() -> String {
+    "vigil-scanner".to_string()
+}
+
+/// `spec.limits`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Limits {
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    pub per_namespace: Option<u32>,
+    pub per_node: Option<u32>,
+    #[serde(default = "default_qps")]
+    pub api_qps: f64,
+    #[serde(default = "default_scan_timeout")]
+    pub scan_timeout: String,
+    #[serde(default = "default_deadline")]
+    pub run_deadline: String,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Cap on bytes read from one file in a target (e.g. `1Mi`).
+    #[serde(default = "default_read_cap")]
+    pub max_file_bytes: u64,
+}
+
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_qps() -> f64 {
+    20.0
+}
+fn default_scan_timeout() -> String {
+    "2m".to_string()
+}
+fn default_deadline() -> String {
+    "30m".to_string()
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_read_cap() -> u64 {
+    1024 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            concurrency: default_concurrency(),
+            per_namespace: None,
+            per_node: None,
+            api_qps: default_qps(),
+            scan_timeout: default_scan_timeout(),
+            run_deadline: default_deadline(),
+            retries: default_retries(),
+            max_file_bytes: default_read_cap(),
+        }
+    }
+}
+
+/// `spec.schedule`: a cron expression, or one with options.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Schedule {
+    /// `"0 2 * * *"` or `"@daily"`.
+    Cron(String),
+    /// With a timezone and catch-up rules.
+    Detailed(ScheduleSpec),
+}
+
+impl Schedule {
+    /// The cron expression.
+    pub fn cron(&self) -> &str {
+        match self {
+            Schedule::Cron(c) => c,
+            Schedule::Detailed(d) => &d.cron,
+        }
+    }
+}
+
+/// Detailed schedule.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ScheduleSpec {
+    pub cron: String,
+    /// IANA timezone name (default UTC).
+    pub timezone: Option<String>,
+    /// `none` or `one`: runs missed while vigil was down.
+    pub catch_up: Option<String>,
+    /// Random delay added to each run, e.g. `5m`.
+    pub jitter: Option<String>,
+}
+
+/// A waiver: a control accepted as not applying until `expires`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Waiver {
+    pub control: String,
+    /// RFC 3339 with an explicit offset or `Z`.
+    pub expires: String,
+    pub justification: String,
+    pub approver: String,
+    /// Target ids the waiver is limited to (all targets when empty).
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// `spec.output`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Output {
+    #[serde(default = "default_dir")]
+    pub dir: String,
+    /// age (`age1…`) or ssh (`ssh-ed25519 …`, `ssh-rsa …`) recipients.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Path to the ed25519 signing key (PKCS#8 PEM).
+    pub signing_key: Option<String>,
+    #[serde(default)]
+    pub armor: bool,
+    /// Bundles to keep per policy (scheduled runs).
+    pub keep: Option<u32>,
+}
+
+fn default_dir() -> String {
+    "results".to_string()
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            dir: default_dir(),
+            recipients: Vec::new(),
+            signing_key: None,
+            armor: false,
+            keep: None,
+        }
+    }
+}

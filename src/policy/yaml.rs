@@ -1,0 +1,344 @@
+//! YAML documents with source positions.
+//!
+//! Policy files are parsed once into a [`Document`]: a `serde_json::Value`
+//! (what the JSON Schema validator and the typed model consume) plus a table
+//! from JSON pointers to the line and column each value and each mapping key
+//! came from. Schema errors and semantic findings carry JSON pointers; this
+//! table is how they are turned back into `file:line:column`.
+//!
+//! Parsing goes through serde-saphyr with its budgets on (alias bombs, deep
+//! nesting, node and document counts) and duplicate keys rejected, so a
+//! hostile file costs bounded time and memory and fails with a position.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use serde_saphyr::{Budget, DuplicateKeyPolicy, Options, Spanned};
+
+/// Nesting deeper than this is refused: no policy needs it, and deep trees
+/// are a cheap way to exhaust a recursive consumer's stack.
+pub const MAX_DEPTH: usize = 48;
+
+/// A line and column, both 1-based, as editors show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column (characters).
+    pub column: u32,
+}
+
+impl Position {
+    fn from_location(loc: serde_saphyr::Location) -> Position {
+        Position {
+            line: u32::try_from(loc.line()).unwrap_or(u32::MAX).max(1),
+            column: u32::try_from(loc.column()).unwrap_or(u32::MAX).max(1),
+        }
+    }
+}
+
+/// One YAML document of a file: its value and where every part of it is.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The document as JSON data.
+    pub value: Value,
+    /// Position of the document's root node.
+    pub start: Position,
+    values: HashMap<String, Position>,
+    keys: HashMap<String, Position>,
+}
+
+impl Document {
+    /// Where the value at `pointer` (RFC 6901) starts. Falls back to the
+    /// nearest ancestor that has a position, so that "missing property"
+    /// errors point at the mapping that lacks it.
+    pub fn value_position(&self, pointer: &str) -> Position {
+        let mut p = pointer;
+        loop {
+            if let Some(pos) = self.values.get(p) {
+                return *pos;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return self.start,
+            }
+        }
+    }
+
+    /// Where the mapping key that names `pointer`'s last segment stands;
+    /// unknown-field errors point here rather than at the value.
+    pub fn key_position(&self, pointer: &str) -> Position {
+        self.keys
+            .get(pointer)
+            .copied()
+            .unwrap_or_else(|| self.value_position(pointer))
+    }
+}
+
+/// A YAML syntax or structure error with the position the parser gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    /// What went wrong, without the position.
+    pub message: String,
+    /// Where, when the parser knows.
+    pub position: Option<Position>,
+}
+
+/// Parse every document of `text`. Empty and null documents are skipped.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    let mut options = Options::default();
+    options.with_snippet = false;
+    options.duplicate_keys = DuplicateKeyPolicy::Error;
+    // YAML 1.2 booleans only: `y`, `no`, `on` stay strings (the "Norway problem").
+    options.strict_booleans = true;
+    // `mode: 0640` stays the string "0640" instead of the integer 640.
+    options.leading_zero_numbers_as_strings = true;
+    let mut budget = Budget::default();
+    // Policies are small; these caps are far above any real policy set and far
+    // below what would hurt the machine.
+    budget.max_depth = MAX_DEPTH;
+    budget.max_nodes = 200_000;
+    budget.max_aliases = 1_000;
+    budget.max_events = 400_000;
+    budget.max_documents = 256;
+    budget.max_total_scalar_bytes = 8 * 1024 * 1024;
+    options.budget = Some(budget);
+    let nodes: Vec<Spanned<Node>> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            let inner = e.without_snippet();
+            YamlError {
+                message: clean_message(&inner.to_string()),
+                position: inner
+                    .location()
+                    .filter(|l| l.line() > 0)
+                    .map(Position::from_location),
+            }
+        })?;
+    Ok(nodes
+        .into_iter()
+        .filter(|n| !matches!(n.value, Node::Null))
+        .map(|n| {
+            let start = Position::from_location(n.referenced);
+            let mut doc = Document {
+                value: Value::Null,
+                start,
+                values: HashMap::new(),
+                keys: HashMap::new(),
+            };
+            let mut pointer = String::new();
+            doc.value = flatten(n, &mut pointer, &mut doc.values, &mut doc.keys);
+            doc
+        })
+        .collect())
+}
+
+/// serde-saphyr appends " at line X column Y" to its messages; positions are
+/// rendered separately, so strip that tail.
+fn clean_message(message: &str) -> String {
+    let trimmed = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    trimmed.trim().to_string()
+}
+
+/// Escape one JSON pointer segment (RFC 6901).
+pub fn escape_segment(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn flatten(
+    node: Spanned<Node>,
+    pointer: &mut String,
+    values: &mut HashMap<String, Position>,
+    keys: &mut HashMap<String, Position>,
+) -> Value {
+    values.insert(pointer.clone(), Position::from_location(node.referenced));
+    match node.value {
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(b),
+        Node::Int(i) => Value::Number(i.into()),
+        Node::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        Node::Str(s) => Value::String(s),
+        Node::Seq(items) => {
+            let len = pointer.len();
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                out.push(flatten(item, pointer, values, keys));
+                pointer.truncate(len);
+            }
+            Value::Array(out)
+        }
+        Node::Map(entries) => {
+            let len = pointer.len();
+            let mut out = Map::with_capacity(entries.len());
+            for (key, value) in entries {
+                pointer.push('/');
+                pointer.push_str(&escape_segment(&key.value));
+                keys.insert(pointer.clone(), Position::from_location(key.referenced));
+                let v = flatten(value, pointer, values, keys);
+                pointer.truncate(len);
+                out.insert(key.value, v);
+            }
+            Value::Object(out)
+        }
+    }
+}
+
+/// A YAML node whose children remember where they came from.
+#[derive(Debug)]
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<String>, Spanned<Node>)>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        match i64::try_from(v) {
+            Ok(i) => Ok(Node::Int(i)),
+            Err(_) => Ok(Node::Float(v as f64)),
+        }
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+        i64::try_from(v)
+            .map(Node::Int)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        i64::try_from(v)
+            .map(Node::Int)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Node, E> {
+        Err(E::custom("binary values are not supported in policies"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            let value = map.next_value::<Spanned<Node>>()?;
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(line: u32, column: u32) -> Position {
+        Position { line, column }
+    }
+
+    #[test]
+    fn positions_of_values_and_keys() {
+        let text = "a: 1\nb:\n  c: [x, y]\n  d: {e: true}\n";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(docs.len(), 1);
+        let d = &docs[0];
+        assert_eq!(d.value["b"]["c"][1], "y");
+        assert_eq!(d.key_position("/b/c"), pos(3, 3));
+        assert_eq!(d.value_position("/b/c/1"), pos(3, 10));
+        assert_eq!(d.key_position("/b/d/e"), pos(4, 7));
+        // Missing pointers fall back to the nearest ancestor.
+        assert_eq!(d.value_position("/b/d/zzz"), d.value_position("/b/d"));
+    }
+
+    #[test]
+    fn several_documents_and_empty_ones() {
+        let docs = parse_documents("a: 1\n---\n---\nb: 2\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].key_position("/b"), pos(4, 1));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_position() {
+        let e = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.line), Some(3), "{e:?}");
+        assert!(e.message.to_lowercase().contains("duplicate"), "{e:?}");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = parse_documents(&text).unwrap_err();
+        assert!(e.position.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = "[".repeat(200) + &"]".repeat(200);
+        assert!(parse_documents(&text).is_err());
+        let mut block = String::new();
+        for i in 0..100 {
+            block.push_str(&" ".repeat(i));
+            block.push_str("k:\n");
+        }
+        assert!(parse_documents(&block).is_err());
+    }
+
+    #[test]
+    fn pointer_segments_are_escaped() {
+        let docs = parse_documents("\"a/b\": {\"c~d\": 1}\n").unwrap();
+        assert_eq!(docs[0].key_position("/a~1b/c~0d"), pos(1, 9));
+    }
+}

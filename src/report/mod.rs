@@ -1,0 +1,2 @@
+//! Results: HDF documents, summaries, thresholds, waivers.
+pub mod threshold;
