@@ -9,3 +9,6 @@
 pub mod diag;
 pub mod policy;
 pub mod report;
+pub mod cli;
+pub mod inventory;
+pub mod plan;

@@ -1,0 +1,122 @@
+//! `vigil plan`: show what a run will scan and which objects it will create.
+
+use std::fmt::Write as _;
+
+use super::{Exit, print_stdout};
+use crate::plan::{Plan, PolicyPlan};
+
+const AFTER_HELP: &str = "\
+Examples:
+  vigil plan policies/ --inventory fixtures/cluster/snapshot.json
+  vigil plan policies/ --inventory snapshot.json --policy payments --format json
+
+The inventory is the JSON of `kubectl get pods -A -o json`. Output is sorted,
+so plans diff cleanly in pull requests.";
+
+/// Resolve targets offline and show approach, profiles, RBAC objects and batches.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: super::PlanInput,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// A readable summary.
+    Text,
+    /// The full plan as JSON.
+    Json,
+    /// The full plan as YAML.
+    Yaml,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let plan = super::load_plan(&args.input)?;
+    let text = match args.format {
+        Format::Text => render_text(&plan),
+        Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        Format::Yaml => serde_saphyr::to_string(&plan)?,
+    };
+    print_stdout(&text)?;
+    Ok(Exit::Success)
+}
+
+fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for p in &plan.policies {
+        policy_text(p, &mut out);
+    }
+    out
+}
+
+fn policy_text(p: &PolicyPlan, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "policy {}: {} target(s), access {} as ServiceAccount {}, token TTL {}",
+        p.policy,
+        p.targets.len(),
+        serde_json::to_value(p.access_mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        p.service_account,
+        p.token_ttl
+    );
+    let id_w = p.targets.iter().map(|t| t.id.len()).max().unwrap_or(6).max(6);
+    let _ = writeln!(out, "  {:<id_w$}  {:<8} {:<28} REASON", "TARGET", "APPROACH", "PROFILES");
+    for t in &p.targets {
+        let _ = writeln!(
+            out,
+            "  {:<id_w$}  {:<8} {:<28} {}",
+            t.id,
+            t.approach.as_str(),
+            t.profiles.join(","),
+            t.reason
+        );
+    }
+    if !p.skipped.is_empty() {
+        let _ = writeln!(out, "  skipped:");
+        for s in &p.skipped {
+            let _ = writeln!(out, "    {}: {}", s.id, s.reason);
+        }
+    }
+    for a in &p.access {
+        let ns = match &a.cluster {
+            Some(c) => format!("{c}/{}", a.namespace),
+            None => a.namespace.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "  namespace {ns}: creates ServiceAccount, Role and RoleBinding {}",
+            p.service_account
+        );
+        for r in a.role.rules.iter().flatten() {
+            let _ = writeln!(
+                out,
+                "    {} {} on {}",
+                r.verbs.join(","),
+                r.resources.as_deref().unwrap_or_default().join(","),
+                r.resource_names.as_deref().unwrap_or_default().join(", ")
+            );
+        }
+    }
+    let mut lim = format!("concurrency {}", p.limits.concurrency);
+    if let Some(n) = p.limits.per_namespace {
+        let _ = write!(lim, ", perNamespace {n}");
+    }
+    if let Some(n) = p.limits.per_node {
+        let _ = write!(lim, ", perNode {n}");
+    }
+    let _ = writeln!(
+        out,
+        "  batches: {} ({lim}; scanTimeout {}, runDeadline {})",
+        p.batches.len(),
+        p.limits.scan_timeout,
+        p.limits.run_deadline
+    );
+    for (i, b) in p.batches.iter().enumerate() {
+        let _ = writeln!(out, "    {}: {}", i + 1, b.join(" "));
+    }
+    out.push('\n');
+}

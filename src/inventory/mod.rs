@@ -1,0 +1,150 @@
+//! Where scan targets come from.
+//!
+//! An [`Inventory`] answers "which pods are in this namespace (of this
+//! cluster)". Today there is one source: a snapshot file, the JSON of
+//! `kubectl get pods -A -o json`. The live cluster source implements the
+//! same trait, so the planner cannot tell them apart. Local root
+//! filesystems need no inventory: the policy names their directories.
+
+mod snapshot;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+
+pub use snapshot::Snapshot;
+
+/// What kind of container a pod entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    /// `spec.containers`.
+    App,
+    /// `spec.initContainers`.
+    Init,
+    /// `spec.ephemeralContainers`.
+    Ephemeral,
+}
+
+/// The facts about a container that planning needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerInfo {
+    /// Container name.
+    pub name: String,
+    /// Image reference as the pod spec has it.
+    pub image: String,
+    /// App, init or ephemeral.
+    pub kind: ContainerKind,
+    /// `runAsUser` from the container's or the pod's securityContext.
+    pub run_as_user: Option<i64>,
+    /// The container is running now (from `status.containerStatuses`).
+    pub running: bool,
+}
+
+/// The facts about a pod that planning needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Node it runs on, if scheduled.
+    pub node: Option<String>,
+    /// `status.phase` (`Running`, `Succeeded`, …).
+    pub phase: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (vigil reads `vigil.dev/approach`).
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.shareProcessNamespace`.
+    pub share_process_namespace: bool,
+    /// Every container: app, init and ephemeral.
+    pub containers: Vec<ContainerInfo>,
+}
+
+impl PodInfo {
+    /// Extract the planning facts from a full pod object. Returns `None` for
+    /// a pod without a name or namespace (not something the API returns).
+    pub fn from_pod(pod: &Pod) -> Option<PodInfo> {
+        let meta = &pod.metadata;
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let pod_uid = spec.and_then(|s| s.security_context.as_ref()).and_then(|c| c.run_as_user);
+        let running: Vec<&str> = status
+            .into_iter()
+            .flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+                    .chain(s.ephemeral_container_statuses.iter().flatten())
+            })
+            .filter(|cs| cs.state.as_ref().is_some_and(|st| st.running.is_some()))
+            .map(|cs| cs.name.as_str())
+            .collect();
+        let mut containers = Vec::new();
+        if let Some(spec) = spec {
+            for (kind, list) in [(ContainerKind::App, &spec.containers), (ContainerKind::Init, spec.init_containers.as_ref().unwrap_or(&Vec::new()))] {
+                for c in list {
+                    containers.push(ContainerInfo {
+                        name: c.name.clone(),
+                        image: c.image.clone().unwrap_or_default(),
+                        kind,
+                        run_as_user: c.security_context.as_ref().and_then(|s| s.run_as_user).or(pod_uid),
+                        running: running.contains(&c.name.as_str()),
+                    });
+                }
+            }
+            for c in spec.ephemeral_containers.iter().flatten() {
+                containers.push(ContainerInfo {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    kind: ContainerKind::Ephemeral,
+                    run_as_user: c.security_context.as_ref().and_then(|s| s.run_as_user).or(pod_uid),
+                    running: running.contains(&c.name.as_str()),
+                });
+            }
+        }
+        Some(PodInfo {
+            namespace: meta.namespace.clone()?,
+            name: meta.name.clone()?,
+            node: spec.and_then(|s| s.node_name.clone()),
+            phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            share_process_namespace: spec.and_then(|s| s.share_process_namespace).unwrap_or(false),
+            containers,
+        })
+    }
+}
+
+/// Failure to read an inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The snapshot file could not be read.
+    #[error("cannot read inventory {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The snapshot file is not a pod list.
+    #[error("{path} is not a pod list (kubectl get pods -A -o json): {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why, with line and column.
+        reason: String,
+    },
+}
+
+/// A source of pods.
+pub trait Inventory {
+    /// Every pod in `namespace` of `cluster` (`None`: the default cluster),
+    /// sorted by name. Selection (labels, names, containers) is the
+    /// planner's job, so every source selects identically.
+    fn pods(&self, cluster: Option<&str>, namespace: &str) -> Result<Cow<'_, [PodInfo]>, InventoryError>;
+}

@@ -1,0 +1,79 @@
+//! A cluster snapshot: the JSON of `kubectl get pods -A -o json`.
+//!
+//! Lets `vigil plan` run offline (in CI, in a pull request) against the
+//! pods a cluster had when the snapshot was taken.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize;
+
+use super::{Inventory, InventoryError, PodInfo};
+
+/// Snapshots larger than this are refused (10,000 pods take about 40 MiB).
+pub const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Pods from a snapshot file, indexed by namespace.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    by_namespace: HashMap<String, Vec<PodInfo>>,
+    total: usize,
+}
+
+#[derive(Deserialize)]
+struct PodList {
+    items: Vec<Pod>,
+}
+
+impl Snapshot {
+    /// Read a snapshot file.
+    pub fn from_path(path: &Path) -> Result<Snapshot, InventoryError> {
+        let shown = path.display().to_string();
+        let read_err = |reason: String| InventoryError::Read { path: shown.clone(), reason };
+        let meta = std::fs::metadata(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
+        if meta.len() > MAX_SNAPSHOT_BYTES {
+            return Err(read_err(format!("larger than {} MiB", MAX_SNAPSHOT_BYTES >> 20)));
+        }
+        let bytes = std::fs::read(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
+        Snapshot::from_slice(&bytes).map_err(|reason| InventoryError::Parse { path: shown, reason })
+    }
+
+    /// Parse snapshot bytes; the error says where the JSON went wrong.
+    pub fn from_slice(bytes: &[u8]) -> Result<Snapshot, String> {
+        let list: PodList = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        Ok(Snapshot::from_pods(list.items.iter().filter_map(PodInfo::from_pod)))
+    }
+
+    /// Build from already-extracted pods.
+    pub fn from_pods(pods: impl IntoIterator<Item = PodInfo>) -> Snapshot {
+        let mut s = Snapshot::default();
+        for p in pods {
+            s.total += 1;
+            s.by_namespace.entry(p.namespace.clone()).or_default().push(p);
+        }
+        for list in s.by_namespace.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        s
+    }
+
+    /// Number of pods.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Returns true if and only if the snapshot holds no pods.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl Inventory for Snapshot {
+    fn pods(&self, _cluster: Option<&str>, namespace: &str) -> Result<Cow<'_, [PodInfo]>, InventoryError> {
+        // A snapshot is one cluster's view; targets naming a context are
+        // planned against it too (the plan records the context).
+        Ok(Cow::Borrowed(self.by_namespace.get(namespace).map_or(&[][..], Vec::as_slice)))
+    }
+}

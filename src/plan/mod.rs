@@ -1,0 +1,381 @@
+//! Planning: policies × inventory → what a run will scan, how, and which
+//! Kubernetes objects it will create.
+//!
+//! A plan is computed offline and is deterministic (targets, namespaces and
+//! rules are sorted), so a plan diffs cleanly in a pull request.
+
+mod batch;
+pub mod rbac;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diag::{Code, Diagnostic};
+use crate::inventory::{ContainerKind, ContainerInfo, Inventory, PodInfo};
+use crate::policy::model::{AccessMode, Approach, ScanPolicy, Target};
+use crate::policy::{Loaded, PolicySet};
+
+pub use batch::batches;
+pub use rbac::NamespaceAccess;
+
+/// Annotation a pod can carry to ask for an approach (`api`, `debug`, `sidecar`).
+pub const APPROACH_ANNOTATION: &str = "vigil.dev/approach";
+
+/// Every policy's plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// One entry per ScanPolicy, sorted by name.
+    pub policies: Vec<PolicyPlan>,
+}
+
+/// What one policy's run will do.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyPlan {
+    /// Policy name.
+    pub policy: String,
+    /// How access is obtained.
+    pub access_mode: AccessMode,
+    /// ServiceAccount the scans run as.
+    pub service_account: String,
+    /// Token lifetime.
+    #[serde(rename = "tokenTTL")]
+    pub token_ttl: String,
+    /// Targets, sorted by id.
+    pub targets: Vec<PlannedTarget>,
+    /// Containers a target selector matched but that will not be scanned, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// Per-namespace RBAC objects (empty for rootfs-only policies).
+    pub access: Vec<NamespaceAccess>,
+    /// Waves of target ids that the limits allow at once.
+    pub batches: Vec<Vec<String>>,
+    /// The limits the batches were computed from.
+    pub limits: PlannedLimits,
+}
+
+/// The limits that shape a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct PlannedLimits {
+    pub concurrency: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_namespace: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_node: Option<u32>,
+    pub scan_timeout: String,
+    pub run_deadline: String,
+}
+
+/// One container (or root filesystem) to scan.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedTarget {
+    /// `namespace/pod/container`, or `rootfs/<name>`.
+    pub id: String,
+    /// The approach that will reach it (never `auto`).
+    pub approach: Approach,
+    /// Why this approach (for `auto`).
+    pub reason: String,
+    /// Profiles evaluated.
+    pub profiles: Vec<String>,
+    /// kubeconfig context (Kubernetes targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Namespace (Kubernetes targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Pod (Kubernetes targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Container (Kubernetes targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Node (Kubernetes targets, when scheduled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Image (Kubernetes targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `runAsUser` of the target container when the spec tells it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// Root directory (rootfs targets), resolved against the policy file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<PathBuf>,
+}
+
+/// A container that matched a target but will not be scanned.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Skipped {
+    /// `namespace/pod/container` or `namespace/pod`.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Options that do not come from the policy.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Run id used in per-run object names and labels.
+    pub run_id: String,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { run_id: "plan".into() }
+    }
+}
+
+/// Plan every policy in `set` (or only those named in `only`). Returns the
+/// plan with any warnings, or every error found.
+pub fn plan(
+    set: &PolicySet,
+    only: &[String],
+    inventory: Option<&dyn Inventory>,
+    options: &PlanOptions,
+) -> Result<(Plan, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut policies = Vec::new();
+    let mut diags = Vec::new();
+    for name in only {
+        if !set.policies.iter().any(|p| &p.value.metadata.name == name) {
+            diags.push(Diagnostic::error(Code::InvalidTarget, format!("no ScanPolicy named `{name}` was loaded")));
+        }
+    }
+    for p in &set.policies {
+        if !only.is_empty() && !only.contains(&p.value.metadata.name) {
+            continue;
+        }
+        let (pp, mut found) = plan_policy(p, inventory, options);
+        policies.extend(pp);
+        diags.append(&mut found);
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        crate::diag::sort(&mut diags);
+        return Err(diags);
+    }
+    policies.sort_by(|a, b| a.policy.cmp(&b.policy));
+    crate::diag::sort(&mut diags);
+    Ok((Plan { policies }, diags))
+}
+
+fn plan_policy(
+    p: &Loaded<ScanPolicy>,
+    inventory: Option<&dyn Inventory>,
+    options: &PlanOptions,
+) -> (Option<PolicyPlan>, Vec<Diagnostic>) {
+    let spec = &p.value.spec;
+    let mut targets: BTreeMap<String, PlannedTarget> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut diags = Vec::new();
+    for (i, t) in spec.targets.iter().enumerate() {
+        let profiles = if t.profiles.is_empty() { spec.profiles.clone() } else { t.profiles.clone() };
+        let ptr = format!("/spec/targets/{i}");
+        if let Some(dir) = &t.rootfs {
+            let root = p.base_dir().join(dir);
+            if !root.is_dir() {
+                diags.push(p.at_value(
+                    Diagnostic::error(Code::InvalidTarget, format!("rootfs `{}` is not a directory", root.display()))
+                        .with_hint("rootfs paths are relative to the policy file; point it at an unpacked container root"),
+                    &format!("{ptr}/rootfs"),
+                ));
+                continue;
+            }
+            let name = t.name.clone().unwrap_or_else(|| {
+                root.file_name().map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let id = format!("rootfs/{name}");
+            targets.entry(id.clone()).or_insert(PlannedTarget {
+                id,
+                approach: Approach::Local,
+                reason: "rootfs targets are scanned on this machine".into(),
+                profiles,
+                cluster: None,
+                namespace: None,
+                pod: None,
+                container: None,
+                node: None,
+                image: None,
+                run_as_user: None,
+                rootfs: Some(root),
+            });
+            continue;
+        }
+        let Some(ns) = &t.namespace else { continue };
+        let Some(inv) = inventory else {
+            diags.push(p.at_value(
+                Diagnostic::error(Code::InventoryFailed, "this target needs a cluster inventory")
+                    .with_hint("pass --inventory FILE (the JSON of `kubectl get pods -A -o json`)"),
+                &ptr,
+            ));
+            continue;
+        };
+        let pods = match inv.pods(t.cluster.as_deref(), ns) {
+            Ok(pods) => pods,
+            Err(e) => {
+                diags.push(p.at_value(Diagnostic::error(Code::InventoryFailed, e.to_string()), &ptr));
+                continue;
+            }
+        };
+        let before = targets.len() + skipped.len();
+        for pod in pods.iter() {
+            select_pod(p, t, pod, &profiles, &mut targets, &mut skipped);
+        }
+        if targets.len() + skipped.len() == before {
+            diags.push(p.at_value(
+                Diagnostic::warning(Code::TargetMatchesNothing, format!("target matches no container in namespace `{ns}`"))
+                    .with_hint("check the namespace, selector, pod and container names against the inventory"),
+                &ptr,
+            ));
+        }
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        return (None, diags);
+    }
+    let targets: Vec<PlannedTarget> = targets.into_values().collect();
+    skipped.sort_by(|a: &Skipped, b: &Skipped| a.id.cmp(&b.id));
+    skipped.dedup();
+    let service_account = rbac::service_account_name(&p.value, &options.run_id);
+    let access = rbac::build(&p.value, &service_account, &options.run_id, &targets);
+    let limits = &spec.limits;
+    let plan = PolicyPlan {
+        policy: p.value.metadata.name.clone(),
+        access_mode: spec.access.mode,
+        service_account,
+        token_ttl: spec.access.token_ttl.clone(),
+        batches: batches(&targets, limits),
+        targets,
+        skipped,
+        access,
+        limits: PlannedLimits {
+            concurrency: limits.concurrency,
+            per_namespace: limits.per_namespace,
+            per_node: limits.per_node,
+            scan_timeout: limits.scan_timeout.clone(),
+            run_deadline: limits.run_deadline.clone(),
+        },
+    };
+    (Some(plan), diags)
+}
+
+/// Decide, for one pod, which of its containers a target selects.
+fn select_pod(
+    p: &Loaded<ScanPolicy>,
+    t: &Target,
+    pod: &PodInfo,
+    profiles: &[String],
+    targets: &mut BTreeMap<String, PlannedTarget>,
+    skipped: &mut Vec<Skipped>,
+) {
+    if !t.pods.is_empty() && !t.pods.contains(&pod.name) {
+        return;
+    }
+    if let Some(sel) = &t.selector
+        && !sel.matches(&pod.labels)
+    {
+        return;
+    }
+    let spec = &p.value.spec;
+    let sidecar_name = spec.sidecar.as_ref().map_or("vigil-scanner", |s| s.container.as_str());
+    let has_sidecar = pod.share_process_namespace
+        && pod.containers.iter().any(|c| c.name == sidecar_name && c.kind == ContainerKind::App);
+    let pod_id = format!("{}/{}", pod.namespace, pod.name);
+    if pod.phase != "Running" && !t.include_not_running {
+        skipped.push(Skipped { id: pod_id, reason: format!("pod phase is {} (set includeNotRunning to scan it)", pod.phase) });
+        return;
+    }
+    for c in &pod.containers {
+        if !t.containers.is_empty() && !t.containers.contains(&c.name) {
+            continue;
+        }
+        let id = format!("{pod_id}/{}", c.name);
+        if has_sidecar && c.name == sidecar_name {
+            continue; // vigil's own scanner is not a target
+        }
+        match c.kind {
+            ContainerKind::Init if !t.include_init_containers => {
+                skipped.push(Skipped { id, reason: "init container (set includeInitContainers to scan it)".into() });
+                continue;
+            }
+            ContainerKind::Ephemeral if !t.include_ephemeral_containers => {
+                skipped.push(Skipped { id, reason: "ephemeral container (set includeEphemeralContainers to scan it)".into() });
+                continue;
+            }
+            _ => {}
+        }
+        if !c.running && pod.phase == "Running" && c.kind == ContainerKind::App {
+            skipped.push(Skipped { id, reason: "container is not running".into() });
+            continue;
+        }
+        let (approach, reason) = match choose_approach(t.approach, pod, c, has_sidecar, spec.debug.is_some()) {
+            Ok(x) => x,
+            Err(reason) => {
+                skipped.push(Skipped { id, reason });
+                continue;
+            }
+        };
+        targets.entry(id.clone()).or_insert(PlannedTarget {
+            id,
+            approach,
+            reason,
+            profiles: profiles.to_vec(),
+            cluster: t.cluster.clone(),
+            namespace: Some(pod.namespace.clone()),
+            pod: Some(pod.name.clone()),
+            container: Some(c.name.clone()),
+            node: pod.node.clone(),
+            image: Some(c.image.clone()),
+            run_as_user: c.run_as_user,
+            rootfs: None,
+        });
+    }
+}
+
+/// Images with no shell: exec cannot run the gatherer in them.
+fn looks_shell_less(image: &str) -> bool {
+    let name = image.split('@').next().unwrap_or(image).to_ascii_lowercase();
+    ["distroless", "scratch", "chainguard/static", "/static:", "busybox-less"]
+        .iter()
+        .any(|m| name.contains(m))
+}
+
+/// Resolve `auto` and check explicit approaches against the pod.
+fn choose_approach(
+    wanted: Approach,
+    pod: &PodInfo,
+    c: &ContainerInfo,
+    has_sidecar: bool,
+    has_debug_image: bool,
+) -> Result<(Approach, String), String> {
+    match wanted {
+        Approach::Api => Ok((Approach::Api, "policy asks for api".into())),
+        Approach::Debug => Ok((Approach::Debug, "policy asks for debug".into())),
+        Approach::Sidecar if has_sidecar => Ok((Approach::Sidecar, "policy asks for sidecar".into())),
+        Approach::Sidecar => Err("approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into()),
+        Approach::Local => Err("approach local cannot reach a Kubernetes container".into()),
+        Approach::Auto => {
+            if let Some(asked) = pod.annotations.get(APPROACH_ANNOTATION) {
+                return match asked.as_str() {
+                    "api" => Ok((Approach::Api, format!("pod annotation {APPROACH_ANNOTATION}=api"))),
+                    "debug" if has_debug_image => Ok((Approach::Debug, format!("pod annotation {APPROACH_ANNOTATION}=debug"))),
+                    "sidecar" if has_sidecar => Ok((Approach::Sidecar, format!("pod annotation {APPROACH_ANNOTATION}=sidecar"))),
+                    other => Err(format!("pod annotation {APPROACH_ANNOTATION}={other} cannot be honoured (unknown approach, or no debug image / sidecar)")),
+                };
+            }
+            if has_sidecar {
+                Ok((Approach::Sidecar, "pod carries a vigil sidecar and shares its process namespace".into()))
+            } else if looks_shell_less(&c.image) {
+                if has_debug_image {
+                    Ok((Approach::Debug, "image has no shell (distroless/static); ephemeral debug container".into()))
+                } else {
+                    Err("image has no shell and the policy sets no spec.debug.image".into())
+                }
+            } else {
+                Ok((Approach::Api, "image has a shell; one exec into the container".into()))
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The least-privilege RBAC objects a run needs, as typed Kubernetes objects.
+//!
+//! Per namespace: one ServiceAccount (no automounted token), one Role whose
+//! rules are pinned by `resourceNames` to the exact pods the plan scans, and
+//! one RoleBinding. Verbs per approach:
+//!
+//! | approach | rules |
+//! |---|---|
+//! | api, sidecar | `get pods`, `create pods/exec` |
+//! | debug | `get pods`, `patch pods/ephemeralcontainers`, `get pods/log` |
+//!
+//! No rule ever uses `*`, and no rule is left unpinned: upstream tools grant
+//! exec on every pod of a namespace; vigil grants it on the planned pods only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use super::PlannedTarget;
+use crate::policy::model::{AccessMode, Approach, ScanPolicy};
+
+/// Label every vigil-created object carries (used by `vigil gc`).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vigil");
+/// Label carrying the policy name.
+pub const POLICY_LABEL: &str = "vigil.dev/policy";
+/// Label carrying the run id (per-run objects only).
+pub const RUN_LABEL: &str = "vigil.dev/run-id";
+
+/// The objects for one namespace.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceAccess {
+    /// kubeconfig context, when the targets name one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Namespace.
+    pub namespace: String,
+    /// The scan identity.
+    pub service_account: ServiceAccount,
+    /// Its exact rights.
+    pub role: Role,
+    /// The binding between them.
+    pub role_binding: RoleBinding,
+}
+
+/// The ServiceAccount name for a policy: fixed for `provisioned` (so the
+/// platform team can apply it once), run-scoped for `per-run`.
+pub fn service_account_name(policy: &ScanPolicy, run_id: &str) -> String {
+    let access = &policy.spec.access;
+    match access.mode {
+        AccessMode::Provisioned => access
+            .service_account
+            .clone()
+            .unwrap_or_else(|| format!("vigil-{}", policy.metadata.name)),
+        AccessMode::PerRun => {
+            let short: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+            format!("vigil-{}-{}", policy.metadata.name, short.to_ascii_lowercase())
+        }
+    }
+}
+
+/// (resource, verb) pairs an approach needs on the pod it scans.
+pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] {
+    match approach {
+        Approach::Api | Approach::Sidecar => &[("pods", "get"), ("pods/exec", "create")],
+        Approach::Debug => &[("pods", "get"), ("pods/ephemeralcontainers", "patch"), ("pods/log", "get")],
+        Approach::Local | Approach::Auto => &[],
+    }
+}
+
+/// Build the per-namespace objects for the Kubernetes targets of a plan.
+pub fn build(policy: &ScanPolicy, sa_name: &str, run_id: &str, targets: &[PlannedTarget]) -> Vec<NamespaceAccess> {
+    // (cluster, namespace) → (resource, verb) → pod names
+    type Rules = BTreeMap<(&'static str, &'static str), BTreeSet<String>>;
+    let mut by_ns: BTreeMap<(Option<String>, String), Rules> = BTreeMap::new();
+    for t in targets {
+        let (Some(ns), Some(pod)) = (&t.namespace, &t.pod) else { continue };
+        let rules = by_ns.entry((t.cluster.clone(), ns.clone())).or_default();
+        for &(resource, verb) in rules_for(t.approach) {
+            rules.entry((resource, verb)).or_default().insert(pod.clone());
+        }
+    }
+    let access = &policy.spec.access;
+    let mut labels: BTreeMap<String, String> = access.labels.clone();
+    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    labels.insert(POLICY_LABEL.into(), policy.metadata.name.clone());
+    if access.mode == AccessMode::PerRun {
+        labels.insert(RUN_LABEL.into(), run_id.into());
+    }
+    let annotations = (!access.annotations.is_empty()).then(|| access.annotations.clone());
+    by_ns
+        .into_iter()
+        .map(|((cluster, ns), rules)| {
+            let meta = ObjectMeta {
+                name: Some(sa_name.to_string()),
+                namespace: Some(ns.clone()),
+                labels: Some(labels.clone()),
+                annotations: annotations.clone(),
+                ..ObjectMeta::default()
+            };
+            let service_account = ServiceAccount {
+                metadata: meta.clone(),
+                automount_service_account_token: Some(false),
+                ..ServiceAccount::default()
+            };
+            let role = Role {
+                metadata: meta.clone(),
+                rules: Some(
+                    rules
+                        .into_iter()
+                        .map(|((resource, verb), pods)| PolicyRule {
+                            api_groups: Some(vec![String::new()]),
+                            resources: Some(vec![resource.to_string()]),
+                            verbs: vec![verb.to_string()],
+                            resource_names: Some(pods.into_iter().collect()),
+                            ..PolicyRule::default()
+                        })
+                        .collect(),
+                ),
+            };
+            let role_binding = RoleBinding {
+                metadata: meta,
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "Role".into(),
+                    name: sa_name.to_string(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: sa_name.to_string(),
+                    namespace: Some(ns.clone()),
+                    ..Subject::default()
+                }]),
+            };
+            NamespaceAccess { cluster, namespace: ns, service_account, role, role_binding }
+        })
+        .collect()
+}
