@@ -401,7 +401,7 @@ pub fn check_recipient(r: &str) -> Result<(), String> {
     } else if r.starts_with("ssh-ed25519 ") || r.starts_with("ssh-rsa ") {
         age::ssh::Recipient::from_str(r)
             .map(|_| ())
-            .map_err(|e| format!("invalid ssh recipient: {e:?}"))
+            .map_err(|_| "not a valid ssh-ed25519 or ssh-rsa public key".to_string())
     } else {
         let shown: String = r.chars().take(24).collect();
         Err(format!("`{shown}…` is neither an age (age1…) nor an ssh-ed25519/ssh-rsa recipient"))

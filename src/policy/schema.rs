@@ -147,14 +147,20 @@ fn to_diagnostics(
     }
 }
 
-/// `/spec/access/tokenTTL` → `spec.access.tokenTTL`.
+/// `/spec/targets/0/selector` → `spec.targets[0].selector`.
 pub fn dotted(pointer: &str) -> String {
-    pointer
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| s.replace("~1", "/").replace("~0", "~"))
-        .collect::<Vec<_>>()
-        .join(".")
+    let mut out = String::new();
+    for seg in pointer.trim_start_matches('/').split('/') {
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    out
 }
 
 fn is_check(err: &ValidationError<'_>) -> bool {
@@ -222,6 +228,12 @@ mod tests {
     fn embedded_schemas_compile() {
         let _ = compiled(Kind::Profile);
         let _ = compiled(Kind::ScanPolicy);
+    }
+
+    #[test]
+    fn dotted_paths() {
+        assert_eq!(dotted("/spec/targets/0/selector"), "spec.targets[0].selector");
+        assert_eq!(dotted("/a~1b/c"), "a/b.c");
     }
 
     #[test]

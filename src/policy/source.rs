@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic};
@@ -59,7 +60,13 @@ pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
                     );
                 }
             }
-            Ok(_) => files.push(input.clone()),
+            Ok(meta) if meta.is_file() => files.push(input.clone()),
+            // FIFOs, sockets and devices: reading could block or never end.
+            Ok(_) => diags.push(
+                Diagnostic::error(Code::ReadFailed, "not a regular file")
+                    .in_file(input)
+                    .with_hint("pass policy files or directories"),
+            ),
         }
     }
     (files, diags)
@@ -98,7 +105,17 @@ pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
             .in_file(path)
             .with_hint("check the file exists and is readable")
     };
-    let file = fs::File::open(path).map_err(fail)?;
+    // O_NONBLOCK: if the path was swapped for a FIFO after the walk, opening
+    // it must not wait for a writer.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(fail)?;
+    // Re-check on the open handle: the path may have been swapped for a FIFO.
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(Diagnostic::error(Code::ReadFailed, "not a regular file").in_file(path));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(fail)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {

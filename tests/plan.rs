@@ -1,0 +1,251 @@
+//! `vigil plan` and `vigil render rbac` against the fixture snapshot: exact
+//! target selection, exact rights, deterministic output.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use serde_json::Value;
+
+use crate::util::{TempDir, vigil, vigil_in};
+
+const SNAPSHOT: &str = "fixtures/cluster/snapshot.json";
+
+fn plan_json(extra: &[&str]) -> Value {
+    let mut args = vec!["plan", "policies/", "--inventory", SNAPSHOT, "--format", "json"];
+    args.extend_from_slice(extra);
+    let run = vigil(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn policy<'a>(plan: &'a Value, name: &str) -> &'a Value {
+    plan["policies"].as_array().unwrap().iter().find(|p| p["policy"] == name).unwrap()
+}
+
+fn targets(p: &Value) -> Vec<(String, String)> {
+    p["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t["approach"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn payments_selects_exactly_the_running_backend_containers() {
+    let plan = plan_json(&[]);
+    let p = policy(&plan, "payments");
+    let expected: Vec<(String, String)> = [
+        ("payments/api-7d9f4-abcde/api", "api"),
+        ("payments/api-7d9f4-abcde/envoy", "api"),
+        ("payments/api-7d9f4-fghij/api", "api"),
+        ("payments/api-7d9f4-fghij/envoy", "api"),
+        ("payments/api-7d9f4-klmno/api", "api"),
+        ("payments/api-7d9f4-klmno/envoy", "api"),
+        ("payments/worker-5c6b7-aaaaa/worker", "debug"),
+        ("payments/worker-5c6b7-bbbbb/worker", "debug"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(targets(p), expected);
+    // The completed migration job is outside the selector; the pending API pod is skipped with a reason.
+    let skipped: Vec<&str> = p["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(skipped, vec!["payments/api-7d9f4-pendg"]);
+    assert_eq!(p["serviceAccount"], "vigil-payments-plan");
+    let worker = &p["targets"][6];
+    assert_eq!(worker["runAsUser"], 65532);
+    assert_eq!(worker["node"].as_str().is_some(), true);
+}
+
+#[test]
+fn shop_uses_set_based_selectors_sidecars_and_container_filters() {
+    let plan = plan_json(&[]);
+    let p = policy(&plan, "shop");
+    let expected: Vec<(String, String)> = [
+        ("monitoring/prometheus-0/prometheus", "api"),
+        ("shop/checkout-5d4c3-ppppp/checkout", "sidecar"),
+        ("shop/crashy-1a2b3-ccccc/helper", "api"),
+        ("shop/debugged-3b2a1-nnnnn/app", "api"),
+        ("shop/frontend-6f7d8-q1w2e/nginx", "api"),
+        ("shop/frontend-6f7d8-r3t4y/nginx", "api"),
+        ("shop/frontend-6f7d8-u5i6o/nginx", "api"),
+        ("shop/redis-0/redis", "api"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    // Not selected: the canary (track Exists), search (env=staging), the
+    // sidecar container itself, prometheus' config-reloader (containers filter).
+    assert_eq!(targets(p), expected);
+    let skipped: BTreeSet<(String, String)> = p["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let ids: Vec<&str> = skipped.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "shop/crashy-1a2b3-ccccc/main",
+            "shop/debugged-3b2a1-nnnnn/debugger-xyz",
+            "shop/frontend-6f7d8-q1w2e/init-assets",
+            "shop/frontend-6f7d8-r3t4y/init-assets",
+            "shop/frontend-6f7d8-u5i6o/init-assets",
+        ]
+    );
+    assert!(skipped.iter().any(|(_, r)| r.contains("includeInitContainers")));
+    assert_eq!(p["serviceAccount"], "vigil-shop");
+}
+
+#[test]
+fn including_init_and_not_running_is_opt_in() {
+    let dir = TempDir::new("optin");
+    let repo = crate::util::repo();
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: batch}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: batch, includeNotRunning: true}\n    - {namespace: shop, pods: [frontend-6f7d8-q1w2e], includeInitContainers: true}\n",
+    );
+    let profiles = repo.join("policies/profiles");
+    let snapshot = repo.join(SNAPSHOT);
+    let run = vigil_in(
+        dir.path(),
+        &["plan", "p.yaml", profiles.to_str().unwrap(), "--inventory", snapshot.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let ids: Vec<String> = targets(&plan["policies"][0]).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "batch/report-28911440-abcde/report",
+            "batch/report-28911450-fghij/report",
+            "batch/report-28911460-klmno/report",
+            "shop/frontend-6f7d8-q1w2e/init-assets",
+            "shop/frontend-6f7d8-q1w2e/nginx",
+        ]
+    );
+}
+
+#[test]
+fn plan_is_deterministic_in_every_format() {
+    for format in ["text", "json", "yaml"] {
+        let a = vigil(&["plan", "policies/", "--inventory", SNAPSHOT, "--format", format]);
+        let b = vigil(&["plan", "policies/", "--inventory", SNAPSHOT, "--format", format]);
+        assert_eq!(a.code, 0, "{}", a.stderr);
+        assert_eq!(a.stdout, b.stdout, "{format}");
+    }
+}
+
+#[test]
+fn batches_respect_limits() {
+    let plan = plan_json(&["--policy", "shop"]);
+    let p = &plan["policies"][0];
+    let by_id: std::collections::HashMap<&str, &Value> =
+        p["targets"].as_array().unwrap().iter().map(|t| (t["id"].as_str().unwrap(), t)).collect();
+    let mut all = Vec::new();
+    for wave in p["batches"].as_array().unwrap() {
+        let wave: Vec<&str> = wave.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(wave.len() <= 4, "concurrency 4");
+        let nodes: Vec<&str> = wave.iter().map(|id| by_id[id]["node"].as_str().unwrap()).collect();
+        let unique: BTreeSet<&&str> = nodes.iter().collect();
+        assert_eq!(unique.len(), nodes.len(), "perNode 1: {wave:?}");
+        all.extend(wave);
+    }
+    all.sort();
+    let mut ids: Vec<&str> = by_id.keys().copied().collect();
+    ids.sort();
+    assert_eq!(all, ids);
+}
+
+/// Parse `render rbac` output into typed Kubernetes objects.
+fn rendered(policy: &str) -> (Vec<ServiceAccount>, Vec<Role>, Vec<RoleBinding>, String) {
+    let run = vigil(&["render", "rbac", "policies/", "--inventory", SNAPSHOT, "--policy", policy]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&run.stdout).unwrap();
+    let (mut sa, mut roles, mut rbs) = (vec![], vec![], vec![]);
+    for d in docs {
+        match d["kind"].as_str().unwrap() {
+            "ServiceAccount" => sa.push(serde_json::from_value(d).unwrap()),
+            "Role" => roles.push(serde_json::from_value(d).unwrap()),
+            "RoleBinding" => rbs.push(serde_json::from_value(d).unwrap()),
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    (sa, roles, rbs, run.stdout)
+}
+
+#[test]
+fn rendered_rbac_is_exact_and_pinned() {
+    for policy in ["payments", "shop"] {
+        let (sas, roles, rbs, text) = rendered(policy);
+        assert!(!text.contains('*'), "no wildcard anywhere:\n{text}");
+        assert_eq!(sas.len(), roles.len());
+        assert_eq!(roles.len(), rbs.len());
+        for sa in &sas {
+            assert_eq!(sa.automount_service_account_token, Some(false));
+        }
+        for role in &roles {
+            for rule in role.rules.as_ref().unwrap() {
+                let names = rule.resource_names.as_ref().expect("every rule pinned by resourceNames");
+                assert!(!names.is_empty());
+                assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]));
+                let res = rule.resources.as_ref().unwrap();
+                assert_eq!(res.len(), 1);
+                let allowed = [("pods", "get"), ("pods/exec", "create"), ("pods/ephemeralcontainers", "patch"), ("pods/log", "get")];
+                for v in &rule.verbs {
+                    assert!(allowed.contains(&(res[0].as_str(), v.as_str())), "{res:?} {v}");
+                }
+            }
+        }
+        for rb in &rbs {
+            assert_eq!(rb.role_ref.kind, "Role");
+            let subject = &rb.subjects.as_ref().unwrap()[0];
+            assert_eq!(subject.kind, "ServiceAccount");
+            assert_eq!(subject.namespace, rb.metadata.namespace);
+        }
+    }
+}
+
+#[test]
+fn payments_rules_match_the_approaches() {
+    let (_, roles, _, _) = rendered("payments");
+    assert_eq!(roles.len(), 1);
+    let rules = roles[0].rules.as_ref().unwrap();
+    let summary: Vec<(String, String, Vec<String>)> = rules
+        .iter()
+        .map(|r| (r.resources.as_ref().unwrap()[0].clone(), r.verbs[0].clone(), r.resource_names.clone().unwrap()))
+        .collect();
+    let api = vec!["api-7d9f4-abcde".to_string(), "api-7d9f4-fghij".into(), "api-7d9f4-klmno".into()];
+    let workers = vec!["worker-5c6b7-aaaaa".to_string(), "worker-5c6b7-bbbbb".into()];
+    let all: Vec<String> = api.iter().chain(workers.iter()).cloned().collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("pods".into(), "get".into(), all),
+            ("pods/ephemeralcontainers".into(), "patch".into(), workers.clone()),
+            ("pods/exec".into(), "create".into(), api),
+            ("pods/log".into(), "get".into(), workers),
+        ]
+    );
+    // Per-run objects carry the run id and the policy's extra labels.
+    let labels = roles[0].metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["vigil.dev/run-id"], "plan");
+    assert_eq!(labels["team"], "payments");
+}
+
+#[test]
+fn bad_inventory_is_a_clear_error() {
+    let dir = TempDir::new("badinv");
+    dir.write("snap.json", "{\"items\": [ {\"metadata\": 3} ]}");
+    let repo = crate::util::repo();
+    let policies = repo.join("policies");
+    let run = vigil_in(dir.path(), &["plan", policies.to_str().unwrap(), "--inventory", "snap.json"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("snap.json is not a pod list"), "{}", run.stderr);
+    let run = vigil_in(dir.path(), &["plan", policies.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "kubernetes targets without an inventory");
+    assert!(run.stderr.contains("--inventory"), "{}", run.stderr);
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `vigil` binary, run in fresh temporary
+//! directories with a scrubbed environment. One binary, one module per topic.
+
+mod util;
+
+mod plan;
+mod validate;

@@ -1,0 +1,196 @@
+//! `vigil validate`: shipped examples pass; every kind of bad input exits 2
+//! with a diagnostic at the right line and column.
+
+use crate::util::{TempDir, vigil, vigil_in};
+
+/// Validate one file as JSON diagnostics; return (exit code, diagnostics).
+fn diagnose(name: &str, contents: &[u8]) -> (i32, Vec<serde_json::Value>) {
+    let dir = TempDir::new("validate");
+    dir.write(name, contents);
+    let run = vigil_in(dir.path(), &["validate", name, "--format", "json"]);
+    let out: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr));
+    (run.code, out["diagnostics"].as_array().unwrap().clone())
+}
+
+/// Assert exit 2 and a diagnostic with `code` at `line:column`.
+fn assert_error_at(name: &str, contents: &[u8], code: &str, line: u64, column: u64) {
+    let (exit, diags) = diagnose(name, contents);
+    assert_eq!(exit, 2, "{diags:#?}");
+    assert!(
+        diags.iter().any(|d| d["code"] == code && d["line"] == line && d["column"] == column),
+        "expected {code} at {line}:{column}, got {diags:#?}"
+    );
+}
+
+const HEAD: &str = "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: p}\n";
+
+#[test]
+fn shipped_examples_are_valid() {
+    let run = vigil(&["validate", "policies/"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("valid"), "{}", run.stderr);
+    let json = vigil(&["validate", "policies/", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["errors"], 0);
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let text = format!("{HEAD}spec:\n  profiles: [a\n  targets: []\n");
+    let (exit, diags) = diagnose("p.yaml", text.as_bytes());
+    assert_eq!(exit, 2);
+    assert_eq!(diags[0]["code"], "yaml-syntax");
+    assert!(diags[0]["line"].as_u64().unwrap() >= 5, "{diags:#?}");
+}
+
+#[test]
+fn alias_bomb() {
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{p}"); 10].join(", ")));
+    }
+    let (exit, diags) = diagnose("bomb.yaml", text.as_bytes());
+    assert_eq!(exit, 2);
+    assert_eq!(diags[0]["code"], "yaml-syntax");
+    assert!(diags[0]["line"].as_u64().unwrap() >= 2, "{diags:#?}");
+}
+
+#[test]
+fn deeply_nested_document() {
+    let text = format!("{HEAD}spec: {}{}\n", "[".repeat(500), "]".repeat(500));
+    let (exit, diags) = diagnose("deep.yaml", text.as_bytes());
+    assert_eq!(exit, 2);
+    assert_eq!(diags[0]["code"], "yaml-syntax");
+    assert_eq!(diags[0]["line"], 4, "{diags:#?}");
+}
+
+#[test]
+fn file_over_size_cap() {
+    let mut text = format!("{HEAD}# ");
+    text.push_str(&"x".repeat(1024 * 1024 + 10));
+    let (exit, diags) = diagnose("big.yaml", text.as_bytes());
+    assert_eq!(exit, 2);
+    assert_eq!(diags[0]["code"], "file-too-large");
+}
+
+#[test]
+fn non_utf8_bytes() {
+    let mut bytes = HEAD.as_bytes().to_vec();
+    bytes.extend_from_slice(b"spec:\n  profiles: [caf\xe9]\n");
+    assert_error_at("latin1.yaml", &bytes, "not-utf8", 5, 17);
+}
+
+#[test]
+fn empty_files() {
+    let (exit, diags) = diagnose("empty.yaml", b"");
+    assert_eq!((exit, diags[0]["code"].as_str()), (2, Some("empty-file")));
+    let (exit, diags) = diagnose("comments.yaml", b"# nothing here\n---\n");
+    assert_eq!((exit, diags[0]["code"].as_str()), (2, Some("empty-file")));
+}
+
+#[test]
+fn duplicate_keys() {
+    let text = format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  profiles: [b]\n");
+    assert_error_at("dup.yaml", text.as_bytes(), "yaml-syntax", 7, 3);
+}
+
+#[test]
+fn unknown_field_with_suggestion() {
+    let text = format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  access:\n    tokenTtl: 15m\n");
+    assert_error_at("typo.yaml", text.as_bytes(), "unknown-field", 8, 5);
+    let (_, diags) = diagnose("typo.yaml", text.as_bytes());
+    assert_eq!(diags[0]["hint"], "did you mean `tokenTTL`?");
+}
+
+#[test]
+fn wrong_type() {
+    let text = format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  limits:\n    concurrency: many\n");
+    assert_error_at("type.yaml", text.as_bytes(), "wrong-type", 8, 18);
+}
+
+#[test]
+fn missing_required_field() {
+    let text = format!("{HEAD}spec:\n  targets: [{{rootfs: x}}]\n");
+    assert_error_at("missing.yaml", text.as_bytes(), "missing-field", 5, 3);
+    let (_, diags) = diagnose("missing.yaml", text.as_bytes());
+    assert!(diags[0]["message"].as_str().unwrap().contains("`profiles`"), "{diags:#?}");
+}
+
+#[test]
+fn unknown_kind_and_api_version() {
+    assert_error_at("k.yaml", b"apiVersion: vigil/v1\nkind: Scanpolicy\n", "unknown-kind", 2, 7);
+    assert_error_at("v.yaml", b"apiVersion: vigil/v2\nkind: ScanPolicy\n", "unknown-api-version", 1, 13);
+}
+
+#[test]
+fn unreadable_paths() {
+    let dir = TempDir::new("unreadable");
+    let run = vigil_in(dir.path(), &["validate", "does-not-exist.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("read-failed") && run.stderr.contains("does-not-exist.yaml"), "{}", run.stderr);
+    // A FIFO must be refused, not opened (opening would block forever).
+    let fifo = dir.path().join("pipe.yaml");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
+    let run = vigil_in(dir.path(), &["validate", "pipe.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}
+
+#[test]
+fn directory_with_no_policies() {
+    let dir = TempDir::new("nopolicies");
+    dir.write("sub/readme.txt", "not yaml");
+    let run = vigil_in(dir.path(), &["validate", "sub"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no-policy-files"), "{}", run.stderr);
+}
+
+#[test]
+fn semantic_findings_are_all_reported_with_positions() {
+    let text = format!(
+        "{HEAD}spec:\n  profiles: [base, nope]\n  targets:\n    - {{rootfs: x, approach: api}}\n  access: {{tokenTTL: 2h}}\n  schedule: \"61 * * * *\"\n  debug: {{image: reg/vigil:1.0}}\n  waivers:\n    - {{control: X-1, expires: \"2027-01-31T00:00:00\", justification: j, approver: a}}\n  threshold: {{failed.severe.max: 0}}\n  output: {{recipients: [age1nope]}}\n---\napiVersion: vigil/v1\nkind: Profile\nmetadata: {{name: base}}\ncontrols:\n  - {{id: X-1, title: t, check: {{process: \"(\"}}}}\n"
+    );
+    let (exit, diags) = diagnose("sem.yaml", text.as_bytes());
+    assert_eq!(exit, 2);
+    let got: Vec<(String, u64)> = diags
+        .iter()
+        .map(|d| (d["code"].as_str().unwrap().to_string(), d["line"].as_u64().unwrap()))
+        .collect();
+    for (code, line) in [
+        ("unresolved-profile", 5),
+        ("approach-mismatch", 7),
+        ("token-ttl-range", 8),
+        ("invalid-cron", 9),
+        ("unpinned-image", 10),
+        ("invalid-waiver", 12),
+        ("invalid-threshold", 13),
+        ("invalid-recipient", 14),
+        ("invalid-regex", 20),
+    ] {
+        assert!(got.contains(&(code.to_string(), line)), "missing {code} at line {line}: {got:?}");
+    }
+}
+
+#[test]
+fn human_output_has_snippet_and_hint() {
+    let dir = TempDir::new("human");
+    dir.write("p.yaml", format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  limitz: {{}}\n"));
+    let run = vigil_in(dir.path(), &["validate", "p.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--> p.yaml:7:3"), "{}", run.stderr);
+    assert!(run.stderr.contains("7 |   limitz: {}"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: did you mean `limits`?"), "{}", run.stderr);
+}
+
+#[test]
+fn help_explains_with_examples() {
+    for args in [&["--help"][..], &["validate", "--help"], &["plan", "--help"], &["render", "rbac", "--help"]] {
+        let run = vigil(args);
+        assert_eq!(run.code, 0, "{args:?}");
+        assert!(run.stdout.contains("Examples:"), "{args:?}: {}", run.stdout);
+    }
+    assert_eq!(vigil(&["validate"]).code, 2, "missing argument is a usage error");
+}
