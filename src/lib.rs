@@ -5,10 +5,11 @@
 //! (access → approach → facts → checks) → `report` → (seal).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![allow(clippy::result_large_err)]
 
-pub mod diag;
-pub mod policy;
-pub mod report;
 pub mod cli;
+pub mod diag;
 pub mod inventory;
 pub mod plan;
+pub mod policy;
+pub mod report;

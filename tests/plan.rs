@@ -12,7 +12,14 @@ use crate::util::{TempDir, vigil, vigil_in};
 const SNAPSHOT: &str = "fixtures/cluster/snapshot.json";
 
 fn plan_json(extra: &[&str]) -> Value {
-    let mut args = vec!["plan", "policies/", "--inventory", SNAPSHOT, "--format", "json"];
+    let mut args = vec![
+        "plan",
+        "policies/",
+        "--inventory",
+        SNAPSHOT,
+        "--format",
+        "json",
+    ];
     args.extend_from_slice(extra);
     let run = vigil(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -20,7 +27,12 @@ fn plan_json(extra: &[&str]) -> Value {
 }
 
 fn policy<'a>(plan: &'a Value, name: &str) -> &'a Value {
-    plan["policies"].as_array().unwrap().iter().find(|p| p["policy"] == name).unwrap()
+    plan["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["policy"] == name)
+        .unwrap()
 }
 
 fn targets(p: &Value) -> Vec<(String, String)> {
@@ -28,7 +40,12 @@ fn targets(p: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["id"].as_str().unwrap().to_string(), t["approach"].as_str().unwrap().to_string()))
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["approach"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -51,12 +68,17 @@ fn payments_selects_exactly_the_running_backend_containers() {
     .collect();
     assert_eq!(targets(p), expected);
     // The completed migration job is outside the selector; the pending API pod is skipped with a reason.
-    let skipped: Vec<&str> = p["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let skipped: Vec<&str> = p["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert_eq!(skipped, vec!["payments/api-7d9f4-pendg"]);
     assert_eq!(p["serviceAccount"], "vigil-payments-plan");
     let worker = &p["targets"][6];
     assert_eq!(worker["runAsUser"], 65532);
-    assert_eq!(worker["node"].as_str().is_some(), true);
+    assert!(worker["node"].as_str().is_some());
 }
 
 #[test]
@@ -83,7 +105,12 @@ fn shop_uses_set_based_selectors_sidecars_and_container_filters() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["id"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let ids: Vec<&str> = skipped.iter().map(|(i, _)| i.as_str()).collect();
     assert_eq!(
@@ -96,7 +123,11 @@ fn shop_uses_set_based_selectors_sidecars_and_container_filters() {
             "shop/frontend-6f7d8-u5i6o/init-assets",
         ]
     );
-    assert!(skipped.iter().any(|(_, r)| r.contains("includeInitContainers")));
+    assert!(
+        skipped
+            .iter()
+            .any(|(_, r)| r.contains("includeInitContainers"))
+    );
     assert_eq!(p["serviceAccount"], "vigil-shop");
 }
 
@@ -112,11 +143,22 @@ fn including_init_and_not_running_is_opt_in() {
     let snapshot = repo.join(SNAPSHOT);
     let run = vigil_in(
         dir.path(),
-        &["plan", "p.yaml", profiles.to_str().unwrap(), "--inventory", snapshot.to_str().unwrap(), "--format", "json"],
+        &[
+            "plan",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--inventory",
+            snapshot.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let plan: Value = serde_json::from_str(&run.stdout).unwrap();
-    let ids: Vec<String> = targets(&plan["policies"][0]).into_iter().map(|(i, _)| i).collect();
+    let ids: Vec<String> = targets(&plan["policies"][0])
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(
         ids,
         vec![
@@ -132,8 +174,22 @@ fn including_init_and_not_running_is_opt_in() {
 #[test]
 fn plan_is_deterministic_in_every_format() {
     for format in ["text", "json", "yaml"] {
-        let a = vigil(&["plan", "policies/", "--inventory", SNAPSHOT, "--format", format]);
-        let b = vigil(&["plan", "policies/", "--inventory", SNAPSHOT, "--format", format]);
+        let a = vigil(&[
+            "plan",
+            "policies/",
+            "--inventory",
+            SNAPSHOT,
+            "--format",
+            format,
+        ]);
+        let b = vigil(&[
+            "plan",
+            "policies/",
+            "--inventory",
+            SNAPSHOT,
+            "--format",
+            format,
+        ]);
         assert_eq!(a.code, 0, "{}", a.stderr);
         assert_eq!(a.stdout, b.stdout, "{format}");
     }
@@ -143,13 +199,25 @@ fn plan_is_deterministic_in_every_format() {
 fn batches_respect_limits() {
     let plan = plan_json(&["--policy", "shop"]);
     let p = &plan["policies"][0];
-    let by_id: std::collections::HashMap<&str, &Value> =
-        p["targets"].as_array().unwrap().iter().map(|t| (t["id"].as_str().unwrap(), t)).collect();
+    let by_id: std::collections::HashMap<&str, &Value> = p["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t))
+        .collect();
     let mut all = Vec::new();
     for wave in p["batches"].as_array().unwrap() {
-        let wave: Vec<&str> = wave.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let wave: Vec<&str> = wave
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert!(wave.len() <= 4, "concurrency 4");
-        let nodes: Vec<&str> = wave.iter().map(|id| by_id[id]["node"].as_str().unwrap()).collect();
+        let nodes: Vec<&str> = wave
+            .iter()
+            .map(|id| by_id[id]["node"].as_str().unwrap())
+            .collect();
         let unique: BTreeSet<&&str> = nodes.iter().collect();
         assert_eq!(unique.len(), nodes.len(), "perNode 1: {wave:?}");
         all.extend(wave);
@@ -162,7 +230,15 @@ fn batches_respect_limits() {
 
 /// Parse `render rbac` output into typed Kubernetes objects.
 fn rendered(policy: &str) -> (Vec<ServiceAccount>, Vec<Role>, Vec<RoleBinding>, String) {
-    let run = vigil(&["render", "rbac", "policies/", "--inventory", SNAPSHOT, "--policy", policy]);
+    let run = vigil(&[
+        "render",
+        "rbac",
+        "policies/",
+        "--inventory",
+        SNAPSHOT,
+        "--policy",
+        policy,
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&run.stdout).unwrap();
     let (mut sa, mut roles, mut rbs) = (vec![], vec![], vec![]);
@@ -189,14 +265,25 @@ fn rendered_rbac_is_exact_and_pinned() {
         }
         for role in &roles {
             for rule in role.rules.as_ref().unwrap() {
-                let names = rule.resource_names.as_ref().expect("every rule pinned by resourceNames");
+                let names = rule
+                    .resource_names
+                    .as_ref()
+                    .expect("every rule pinned by resourceNames");
                 assert!(!names.is_empty());
                 assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]));
                 let res = rule.resources.as_ref().unwrap();
                 assert_eq!(res.len(), 1);
-                let allowed = [("pods", "get"), ("pods/exec", "create"), ("pods/ephemeralcontainers", "patch"), ("pods/log", "get")];
+                let allowed = [
+                    ("pods", "get"),
+                    ("pods/exec", "create"),
+                    ("pods/ephemeralcontainers", "patch"),
+                    ("pods/log", "get"),
+                ];
                 for v in &rule.verbs {
-                    assert!(allowed.contains(&(res[0].as_str(), v.as_str())), "{res:?} {v}");
+                    assert!(
+                        allowed.contains(&(res[0].as_str(), v.as_str())),
+                        "{res:?} {v}"
+                    );
                 }
             }
         }
@@ -216,16 +303,33 @@ fn payments_rules_match_the_approaches() {
     let rules = roles[0].rules.as_ref().unwrap();
     let summary: Vec<(String, String, Vec<String>)> = rules
         .iter()
-        .map(|r| (r.resources.as_ref().unwrap()[0].clone(), r.verbs[0].clone(), r.resource_names.clone().unwrap()))
+        .map(|r| {
+            (
+                r.resources.as_ref().unwrap()[0].clone(),
+                r.verbs[0].clone(),
+                r.resource_names.clone().unwrap(),
+            )
+        })
         .collect();
-    let api = vec!["api-7d9f4-abcde".to_string(), "api-7d9f4-fghij".into(), "api-7d9f4-klmno".into()];
-    let workers = vec!["worker-5c6b7-aaaaa".to_string(), "worker-5c6b7-bbbbb".into()];
+    let api = vec![
+        "api-7d9f4-abcde".to_string(),
+        "api-7d9f4-fghij".into(),
+        "api-7d9f4-klmno".into(),
+    ];
+    let workers = vec![
+        "worker-5c6b7-aaaaa".to_string(),
+        "worker-5c6b7-bbbbb".into(),
+    ];
     let all: Vec<String> = api.iter().chain(workers.iter()).cloned().collect();
     assert_eq!(
         summary,
         vec![
             ("pods".into(), "get".into(), all),
-            ("pods/ephemeralcontainers".into(), "patch".into(), workers.clone()),
+            (
+                "pods/ephemeralcontainers".into(),
+                "patch".into(),
+                workers.clone()
+            ),
             ("pods/exec".into(), "create".into(), api),
             ("pods/log".into(), "get".into(), workers),
         ]
@@ -242,9 +346,21 @@ fn bad_inventory_is_a_clear_error() {
     dir.write("snap.json", "{\"items\": [ {\"metadata\": 3} ]}");
     let repo = crate::util::repo();
     let policies = repo.join("policies");
-    let run = vigil_in(dir.path(), &["plan", policies.to_str().unwrap(), "--inventory", "snap.json"]);
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "plan",
+            policies.to_str().unwrap(),
+            "--inventory",
+            "snap.json",
+        ],
+    );
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("snap.json is not a pod list"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("snap.json is not a pod list"),
+        "{}",
+        run.stderr
+    );
     let run = vigil_in(dir.path(), &["plan", policies.to_str().unwrap()]);
     assert_eq!(run.code, 2, "kubernetes targets without an inventory");
     assert!(run.stderr.contains("--inventory"), "{}", run.stderr);

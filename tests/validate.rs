@@ -8,8 +8,12 @@ fn diagnose(name: &str, contents: &[u8]) -> (i32, Vec<serde_json::Value>) {
     let dir = TempDir::new("validate");
     dir.write(name, contents);
     let run = vigil_in(dir.path(), &["validate", name, "--format", "json"]);
-    let out: serde_json::Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr));
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            run.stdout, run.stderr
+        )
+    });
     (run.code, out["diagnostics"].as_array().unwrap().clone())
 }
 
@@ -18,7 +22,9 @@ fn assert_error_at(name: &str, contents: &[u8], code: &str, line: u64, column: u
     let (exit, diags) = diagnose(name, contents);
     assert_eq!(exit, 2, "{diags:#?}");
     assert!(
-        diags.iter().any(|d| d["code"] == code && d["line"] == line && d["column"] == column),
+        diags
+            .iter()
+            .any(|d| d["code"] == code && d["line"] == line && d["column"] == column),
         "expected {code} at {line}:{column}, got {diags:#?}"
     );
 }
@@ -50,7 +56,10 @@ fn alias_bomb() {
     let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let p = i - 1;
-        text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{p}"); 10].join(", ")));
+        text.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{p}"); 10].join(", ")
+        ));
     }
     let (exit, diags) = diagnose("bomb.yaml", text.as_bytes());
     assert_eq!(exit, 2);
@@ -93,13 +102,16 @@ fn empty_files() {
 
 #[test]
 fn duplicate_keys() {
-    let text = format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  profiles: [b]\n");
+    let text =
+        format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  profiles: [b]\n");
     assert_error_at("dup.yaml", text.as_bytes(), "yaml-syntax", 7, 3);
 }
 
 #[test]
 fn unknown_field_with_suggestion() {
-    let text = format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  access:\n    tokenTtl: 15m\n");
+    let text = format!(
+        "{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  access:\n    tokenTtl: 15m\n"
+    );
     assert_error_at("typo.yaml", text.as_bytes(), "unknown-field", 8, 5);
     let (_, diags) = diagnose("typo.yaml", text.as_bytes());
     assert_eq!(diags[0]["hint"], "did you mean `tokenTTL`?");
@@ -107,7 +119,9 @@ fn unknown_field_with_suggestion() {
 
 #[test]
 fn wrong_type() {
-    let text = format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  limits:\n    concurrency: many\n");
+    let text = format!(
+        "{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  limits:\n    concurrency: many\n"
+    );
     assert_error_at("type.yaml", text.as_bytes(), "wrong-type", 8, 18);
 }
 
@@ -116,13 +130,28 @@ fn missing_required_field() {
     let text = format!("{HEAD}spec:\n  targets: [{{rootfs: x}}]\n");
     assert_error_at("missing.yaml", text.as_bytes(), "missing-field", 5, 3);
     let (_, diags) = diagnose("missing.yaml", text.as_bytes());
-    assert!(diags[0]["message"].as_str().unwrap().contains("`profiles`"), "{diags:#?}");
+    assert!(
+        diags[0]["message"].as_str().unwrap().contains("`profiles`"),
+        "{diags:#?}"
+    );
 }
 
 #[test]
 fn unknown_kind_and_api_version() {
-    assert_error_at("k.yaml", b"apiVersion: vigil/v1\nkind: Scanpolicy\n", "unknown-kind", 2, 7);
-    assert_error_at("v.yaml", b"apiVersion: vigil/v2\nkind: ScanPolicy\n", "unknown-api-version", 1, 13);
+    assert_error_at(
+        "k.yaml",
+        b"apiVersion: vigil/v1\nkind: Scanpolicy\n",
+        "unknown-kind",
+        2,
+        7,
+    );
+    assert_error_at(
+        "v.yaml",
+        b"apiVersion: vigil/v2\nkind: ScanPolicy\n",
+        "unknown-api-version",
+        1,
+        13,
+    );
 }
 
 #[test]
@@ -130,10 +159,19 @@ fn unreadable_paths() {
     let dir = TempDir::new("unreadable");
     let run = vigil_in(dir.path(), &["validate", "does-not-exist.yaml"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("read-failed") && run.stderr.contains("does-not-exist.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("read-failed") && run.stderr.contains("does-not-exist.yaml"),
+        "{}",
+        run.stderr
+    );
     // A FIFO must be refused, not opened (opening would block forever).
     let fifo = dir.path().join("pipe.yaml");
-    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
     let run = vigil_in(dir.path(), &["validate", "pipe.yaml"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
@@ -157,7 +195,12 @@ fn semantic_findings_are_all_reported_with_positions() {
     assert_eq!(exit, 2);
     let got: Vec<(String, u64)> = diags
         .iter()
-        .map(|d| (d["code"].as_str().unwrap().to_string(), d["line"].as_u64().unwrap()))
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["line"].as_u64().unwrap(),
+            )
+        })
         .collect();
     for (code, line) in [
         ("unresolved-profile", 5),
@@ -170,27 +213,46 @@ fn semantic_findings_are_all_reported_with_positions() {
         ("invalid-recipient", 14),
         ("invalid-regex", 20),
     ] {
-        assert!(got.contains(&(code.to_string(), line)), "missing {code} at line {line}: {got:?}");
+        assert!(
+            got.contains(&(code.to_string(), line)),
+            "missing {code} at line {line}: {got:?}"
+        );
     }
 }
 
 #[test]
 fn human_output_has_snippet_and_hint() {
     let dir = TempDir::new("human");
-    dir.write("p.yaml", format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  limitz: {{}}\n"));
+    dir.write(
+        "p.yaml",
+        format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  limitz: {{}}\n"),
+    );
     let run = vigil_in(dir.path(), &["validate", "p.yaml"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--> p.yaml:7:3"), "{}", run.stderr);
     assert!(run.stderr.contains("7 |   limitz: {}"), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: did you mean `limits`?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: did you mean `limits`?"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn help_explains_with_examples() {
-    for args in [&["--help"][..], &["validate", "--help"], &["plan", "--help"], &["render", "rbac", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["validate", "--help"],
+        &["plan", "--help"],
+        &["render", "rbac", "--help"],
+    ] {
         let run = vigil(args);
         assert_eq!(run.code, 0, "{args:?}");
         assert!(run.stdout.contains("Examples:"), "{args:?}: {}", run.stdout);
     }
-    assert_eq!(vigil(&["validate"]).code, 2, "missing argument is a usage error");
+    assert_eq!(
+        vigil(&["validate"]).code,
+        2,
+        "missing argument is a usage error"
+    );
 }

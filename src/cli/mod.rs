@@ -68,7 +68,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { Exit::Invalid.into() } else { Exit::Success.into() };
+            return if e.use_stderr() {
+                Exit::Invalid.into()
+            } else {
+                Exit::Success.into()
+            };
         }
     };
     let result = match cli.command {
@@ -133,14 +137,24 @@ pub struct PlanInput {
 fn load_plan(input: &PlanInput) -> anyhow::Result<crate::plan::Plan> {
     let (set, diags) = crate::policy::load(&input.paths);
     if report_diagnostics(&diags) {
-        return Err(InvalidInput("the policies are invalid; fix the errors above (`vigil validate` shows them too)".into()).into());
+        return Err(InvalidInput(
+            "the policies are invalid; fix the errors above (`vigil validate` shows them too)"
+                .into(),
+        )
+        .into());
     }
     let snapshot = match &input.inventory {
-        Some(path) => Some(crate::inventory::Snapshot::from_path(path).map_err(|e| InvalidInput(e.to_string()))?),
+        Some(path) => Some(
+            crate::inventory::Snapshot::from_path(path).map_err(|e| InvalidInput(e.to_string()))?,
+        ),
         None => None,
     };
-    let inventory = snapshot.as_ref().map(|s| s as &dyn crate::inventory::Inventory);
-    let options = crate::plan::PlanOptions { run_id: input.run_id.clone() };
+    let inventory = snapshot
+        .as_ref()
+        .map(|s| s as &dyn crate::inventory::Inventory);
+    let options = crate::plan::PlanOptions {
+        run_id: input.run_id.clone(),
+    };
     match crate::plan::plan(&set, &input.only, inventory, &options) {
         Ok((plan, warnings)) => {
             report_diagnostics(&warnings);

@@ -59,12 +59,25 @@ fn policy_text(p: &PolicyPlan, out: &mut String) {
         "policy {}: {} target(s), access {} as ServiceAccount {}, token TTL {}",
         p.policy,
         p.targets.len(),
-        serde_json::to_value(p.access_mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        serde_json::to_value(p.access_mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         p.service_account,
         p.token_ttl
     );
-    let id_w = p.targets.iter().map(|t| t.id.len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(out, "  {:<id_w$}  {:<8} {:<28} REASON", "TARGET", "APPROACH", "PROFILES");
+    let id_w = p
+        .targets
+        .iter()
+        .map(|t| t.id.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "  {:<id_w$}  {:<8} {:<28} REASON",
+        "TARGET", "APPROACH", "PROFILES"
+    );
     for t in &p.targets {
         let _ = writeln!(
             out,

@@ -41,7 +41,10 @@ pub fn rbac_yaml(plan: &crate::plan::Plan) -> anyhow::Result<String> {
     let mut out = String::new();
     for p in &plan.policies {
         for a in &p.access {
-            out.push_str(&format!("# vigil policy {}, namespace {}\n", p.policy, a.namespace));
+            out.push_str(&format!(
+                "# vigil policy {}, namespace {}\n",
+                p.policy, a.namespace
+            ));
             for doc in [
                 serde_saphyr::to_string(&a.service_account)?,
                 serde_saphyr::to_string(&a.role)?,

@@ -45,7 +45,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             let errors = diags.iter().filter(|d| d.is_error()).count();
             let warnings = diags.len() - errors;
             if failed {
-                eprintln!("vigil: {errors} error(s), {warnings} warning(s) in {} file(s)", set.files);
+                eprintln!(
+                    "vigil: {errors} error(s), {warnings} warning(s) in {} file(s)",
+                    set.files
+                );
             } else {
                 eprintln!(
                     "vigil: {} file(s) valid: {} policy(ies), {} profile(s), {warnings} warning(s)",

@@ -71,7 +71,9 @@ impl PodInfo {
         let meta = &pod.metadata;
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
-        let pod_uid = spec.and_then(|s| s.security_context.as_ref()).and_then(|c| c.run_as_user);
+        let pod_uid = spec
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|c| c.run_as_user);
         let running: Vec<&str> = status
             .into_iter()
             .flat_map(|s| {
@@ -86,13 +88,23 @@ impl PodInfo {
             .collect();
         let mut containers = Vec::new();
         if let Some(spec) = spec {
-            for (kind, list) in [(ContainerKind::App, &spec.containers), (ContainerKind::Init, spec.init_containers.as_ref().unwrap_or(&Vec::new()))] {
+            for (kind, list) in [
+                (ContainerKind::App, &spec.containers),
+                (
+                    ContainerKind::Init,
+                    spec.init_containers.as_ref().unwrap_or(&Vec::new()),
+                ),
+            ] {
                 for c in list {
                     containers.push(ContainerInfo {
                         name: c.name.clone(),
                         image: c.image.clone().unwrap_or_default(),
                         kind,
-                        run_as_user: c.security_context.as_ref().and_then(|s| s.run_as_user).or(pod_uid),
+                        run_as_user: c
+                            .security_context
+                            .as_ref()
+                            .and_then(|s| s.run_as_user)
+                            .or(pod_uid),
                         running: running.contains(&c.name.as_str()),
                     });
                 }
@@ -102,7 +114,11 @@ impl PodInfo {
                     name: c.name.clone(),
                     image: c.image.clone().unwrap_or_default(),
                     kind: ContainerKind::Ephemeral,
-                    run_as_user: c.security_context.as_ref().and_then(|s| s.run_as_user).or(pod_uid),
+                    run_as_user: c
+                        .security_context
+                        .as_ref()
+                        .and_then(|s| s.run_as_user)
+                        .or(pod_uid),
                     running: running.contains(&c.name.as_str()),
                 });
             }
@@ -111,10 +127,14 @@ impl PodInfo {
             namespace: meta.namespace.clone()?,
             name: meta.name.clone()?,
             node: spec.and_then(|s| s.node_name.clone()),
-            phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+            phase: status
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Unknown".into()),
             labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
-            share_process_namespace: spec.and_then(|s| s.share_process_namespace).unwrap_or(false),
+            share_process_namespace: spec
+                .and_then(|s| s.share_process_namespace)
+                .unwrap_or(false),
             containers,
         })
     }
@@ -146,5 +166,9 @@ pub trait Inventory {
     /// Every pod in `namespace` of `cluster` (`None`: the default cluster),
     /// sorted by name. Selection (labels, names, containers) is the
     /// planner's job, so every source selects identically.
-    fn pods(&self, cluster: Option<&str>, namespace: &str) -> Result<Cow<'_, [PodInfo]>, InventoryError>;
+    fn pods(
+        &self,
+        cluster: Option<&str>,
+        namespace: &str,
+    ) -> Result<Cow<'_, [PodInfo]>, InventoryError>;
 }

@@ -22,28 +22,67 @@ pub struct Snapshot {
     total: usize,
 }
 
+/// `kubectl get pods -o json` output. Pods are converted to [`PodInfo`] as
+/// they are read, so a full `Pod` object never exists for more than one pod
+/// at a time (10,000 full pods would cost hundreds of MB).
 #[derive(Deserialize)]
 struct PodList {
-    items: Vec<Pod>,
+    items: PodInfos,
+}
+
+struct PodInfos(Vec<PodInfo>);
+
+impl<'de> Deserialize<'de> for PodInfos {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PodInfos;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of pods")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PodInfos, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(pod) = seq.next_element::<Pod>()? {
+                    out.extend(PodInfo::from_pod(&pod));
+                }
+                Ok(PodInfos(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 impl Snapshot {
     /// Read a snapshot file.
     pub fn from_path(path: &Path) -> Result<Snapshot, InventoryError> {
         let shown = path.display().to_string();
-        let read_err = |reason: String| InventoryError::Read { path: shown.clone(), reason };
-        let meta = std::fs::metadata(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
+        let read_err = |reason: String| InventoryError::Read {
+            path: shown.clone(),
+            reason,
+        };
+        let meta =
+            std::fs::metadata(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
         if meta.len() > MAX_SNAPSHOT_BYTES {
-            return Err(read_err(format!("larger than {} MiB", MAX_SNAPSHOT_BYTES >> 20)));
+            return Err(read_err(format!(
+                "larger than {} MiB",
+                MAX_SNAPSHOT_BYTES >> 20
+            )));
         }
-        let bytes = std::fs::read(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
-        Snapshot::from_slice(&bytes).map_err(|reason| InventoryError::Parse { path: shown, reason })
+        let bytes =
+            std::fs::read(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
+        Snapshot::from_slice(&bytes).map_err(|reason| InventoryError::Parse {
+            path: shown,
+            reason,
+        })
     }
 
     /// Parse snapshot bytes; the error says where the JSON went wrong.
     pub fn from_slice(bytes: &[u8]) -> Result<Snapshot, String> {
         let list: PodList = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        Ok(Snapshot::from_pods(list.items.iter().filter_map(PodInfo::from_pod)))
+        Ok(Snapshot::from_pods(list.items.0))
     }
 
     /// Build from already-extracted pods.
@@ -51,7 +90,10 @@ impl Snapshot {
         let mut s = Snapshot::default();
         for p in pods {
             s.total += 1;
-            s.by_namespace.entry(p.namespace.clone()).or_default().push(p);
+            s.by_namespace
+                .entry(p.namespace.clone())
+                .or_default()
+                .push(p);
         }
         for list in s.by_namespace.values_mut() {
             list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -71,9 +113,17 @@ impl Snapshot {
 }
 
 impl Inventory for Snapshot {
-    fn pods(&self, _cluster: Option<&str>, namespace: &str) -> Result<Cow<'_, [PodInfo]>, InventoryError> {
+    fn pods(
+        &self,
+        _cluster: Option<&str>,
+        namespace: &str,
+    ) -> Result<Cow<'_, [PodInfo]>, InventoryError> {
         // A snapshot is one cluster's view; targets naming a context are
         // planned against it too (the plan records the context).
-        Ok(Cow::Borrowed(self.by_namespace.get(namespace).map_or(&[][..], Vec::as_slice)))
+        Ok(Cow::Borrowed(
+            self.by_namespace
+                .get(namespace)
+                .map_or(&[][..], Vec::as_slice),
+        ))
     }
 }

@@ -14,7 +14,9 @@ use crate::policy::model::Limits;
 /// exactly one wave; no wave exceeds any limit.
 pub fn batches(targets: &[PlannedTarget], limits: &Limits) -> Vec<Vec<String>> {
     let cap = limits.concurrency.max(1) as usize;
-    let per_ns = limits.per_namespace.map_or(usize::MAX, |n| n.max(1) as usize);
+    let per_ns = limits
+        .per_namespace
+        .map_or(usize::MAX, |n| n.max(1) as usize);
     let per_node = limits.per_node.map_or(usize::MAX, |n| n.max(1) as usize);
     let mut pending: VecDeque<&PlannedTarget> = targets.iter().collect();
     let mut waves = Vec::new();
@@ -29,8 +31,14 @@ pub fn batches(targets: &[PlannedTarget], limits: &Limits) -> Vec<Vec<String>> {
                 deferred.extend(pending.drain(..));
                 break;
             }
-            let ns_ok = t.namespace.as_deref().is_none_or(|ns| ns_count.get(ns).copied().unwrap_or(0) < per_ns);
-            let node_ok = t.node.as_deref().is_none_or(|n| node_count.get(n).copied().unwrap_or(0) < per_node);
+            let ns_ok = t
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| ns_count.get(ns).copied().unwrap_or(0) < per_ns);
+            let node_ok = t
+                .node
+                .as_deref()
+                .is_none_or(|n| node_count.get(n).copied().unwrap_or(0) < per_node);
             if ns_ok && node_ok {
                 if let Some(ns) = t.namespace.as_deref() {
                     *ns_count.entry(ns).or_default() += 1;
@@ -75,9 +83,18 @@ mod tests {
     fn every_wave_respects_every_limit() {
         let mut targets = Vec::new();
         for i in 0..40 {
-            targets.push(target(&format!("t{i:02}"), ["a", "b", "c"][i % 3], ["n1", "n2"][i % 2]));
+            targets.push(target(
+                &format!("t{i:02}"),
+                ["a", "b", "c"][i % 3],
+                ["n1", "n2"][i % 2],
+            ));
         }
-        let limits = Limits { concurrency: 5, per_namespace: Some(2), per_node: Some(3), ..Limits::default() };
+        let limits = Limits {
+            concurrency: 5,
+            per_namespace: Some(2),
+            per_node: Some(3),
+            ..Limits::default()
+        };
         let waves = batches(&targets, &limits);
         let mut seen: Vec<String> = waves.iter().flatten().cloned().collect();
         seen.sort();

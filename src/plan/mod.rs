@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic};
-use crate::inventory::{ContainerKind, ContainerInfo, Inventory, PodInfo};
+use crate::inventory::{ContainerInfo, ContainerKind, Inventory, PodInfo};
 use crate::policy::model::{AccessMode, Approach, ScanPolicy, Target};
 use crate::policy::{Loaded, PolicySet};
 
@@ -126,7 +126,9 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { run_id: "plan".into() }
+        PlanOptions {
+            run_id: "plan".into(),
+        }
     }
 }
 
@@ -142,7 +144,10 @@ pub fn plan(
     let mut diags = Vec::new();
     for name in only {
         if !set.policies.iter().any(|p| &p.value.metadata.name == name) {
-            diags.push(Diagnostic::error(Code::InvalidTarget, format!("no ScanPolicy named `{name}` was loaded")));
+            diags.push(Diagnostic::error(
+                Code::InvalidTarget,
+                format!("no ScanPolicy named `{name}` was loaded"),
+            ));
         }
     }
     for p in &set.policies {
@@ -172,7 +177,11 @@ fn plan_policy(
     let mut skipped = Vec::new();
     let mut diags = Vec::new();
     for (i, t) in spec.targets.iter().enumerate() {
-        let profiles = if t.profiles.is_empty() { spec.profiles.clone() } else { t.profiles.clone() };
+        let profiles = if t.profiles.is_empty() {
+            spec.profiles.clone()
+        } else {
+            t.profiles.clone()
+        };
         let ptr = format!("/spec/targets/{i}");
         if let Some(dir) = &t.rootfs {
             let root = p.base_dir().join(dir);
@@ -185,7 +194,8 @@ fn plan_policy(
                 continue;
             }
             let name = t.name.clone().unwrap_or_else(|| {
-                root.file_name().map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned())
+                root.file_name()
+                    .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned())
             });
             let id = format!("rootfs/{name}");
             targets.entry(id.clone()).or_insert(PlannedTarget {
@@ -206,17 +216,25 @@ fn plan_policy(
         }
         let Some(ns) = &t.namespace else { continue };
         let Some(inv) = inventory else {
-            diags.push(p.at_value(
-                Diagnostic::error(Code::InventoryFailed, "this target needs a cluster inventory")
+            diags.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::InventoryFailed,
+                        "this target needs a cluster inventory",
+                    )
                     .with_hint("pass --inventory FILE (the JSON of `kubectl get pods -A -o json`)"),
-                &ptr,
-            ));
+                    &ptr,
+                ),
+            );
             continue;
         };
         let pods = match inv.pods(t.cluster.as_deref(), ns) {
             Ok(pods) => pods,
             Err(e) => {
-                diags.push(p.at_value(Diagnostic::error(Code::InventoryFailed, e.to_string()), &ptr));
+                diags.push(p.at_value(
+                    Diagnostic::error(Code::InventoryFailed, e.to_string()),
+                    &ptr,
+                ));
                 continue;
             }
         };
@@ -279,12 +297,24 @@ fn select_pod(
         return;
     }
     let spec = &p.value.spec;
-    let sidecar_name = spec.sidecar.as_ref().map_or("vigil-scanner", |s| s.container.as_str());
+    let sidecar_name = spec
+        .sidecar
+        .as_ref()
+        .map_or("vigil-scanner", |s| s.container.as_str());
     let has_sidecar = pod.share_process_namespace
-        && pod.containers.iter().any(|c| c.name == sidecar_name && c.kind == ContainerKind::App);
+        && pod
+            .containers
+            .iter()
+            .any(|c| c.name == sidecar_name && c.kind == ContainerKind::App);
     let pod_id = format!("{}/{}", pod.namespace, pod.name);
     if pod.phase != "Running" && !t.include_not_running {
-        skipped.push(Skipped { id: pod_id, reason: format!("pod phase is {} (set includeNotRunning to scan it)", pod.phase) });
+        skipped.push(Skipped {
+            id: pod_id,
+            reason: format!(
+                "pod phase is {} (set includeNotRunning to scan it)",
+                pod.phase
+            ),
+        });
         return;
     }
     for c in &pod.containers {
@@ -297,26 +327,37 @@ fn select_pod(
         }
         match c.kind {
             ContainerKind::Init if !t.include_init_containers => {
-                skipped.push(Skipped { id, reason: "init container (set includeInitContainers to scan it)".into() });
+                skipped.push(Skipped {
+                    id,
+                    reason: "init container (set includeInitContainers to scan it)".into(),
+                });
                 continue;
             }
             ContainerKind::Ephemeral if !t.include_ephemeral_containers => {
-                skipped.push(Skipped { id, reason: "ephemeral container (set includeEphemeralContainers to scan it)".into() });
+                skipped.push(Skipped {
+                    id,
+                    reason: "ephemeral container (set includeEphemeralContainers to scan it)"
+                        .into(),
+                });
                 continue;
             }
             _ => {}
         }
         if !c.running && pod.phase == "Running" && c.kind == ContainerKind::App {
-            skipped.push(Skipped { id, reason: "container is not running".into() });
+            skipped.push(Skipped {
+                id,
+                reason: "container is not running".into(),
+            });
             continue;
         }
-        let (approach, reason) = match choose_approach(t.approach, pod, c, has_sidecar, spec.debug.is_some()) {
-            Ok(x) => x,
-            Err(reason) => {
-                skipped.push(Skipped { id, reason });
-                continue;
-            }
-        };
+        let (approach, reason) =
+            match choose_approach(t.approach, pod, c, has_sidecar, spec.debug.is_some()) {
+                Ok(x) => x,
+                Err(reason) => {
+                    skipped.push(Skipped { id, reason });
+                    continue;
+                }
+            };
         targets.entry(id.clone()).or_insert(PlannedTarget {
             id,
             approach,
@@ -336,10 +377,20 @@ fn select_pod(
 
 /// Images with no shell: exec cannot run the gatherer in them.
 fn looks_shell_less(image: &str) -> bool {
-    let name = image.split('@').next().unwrap_or(image).to_ascii_lowercase();
-    ["distroless", "scratch", "chainguard/static", "/static:", "busybox-less"]
-        .iter()
-        .any(|m| name.contains(m))
+    let name = image
+        .split('@')
+        .next()
+        .unwrap_or(image)
+        .to_ascii_lowercase();
+    [
+        "distroless",
+        "scratch",
+        "chainguard/static",
+        "/static:",
+        "busybox-less",
+    ]
+    .iter()
+    .any(|m| name.contains(m))
 }
 
 /// Resolve `auto` and check explicit approaches against the pod.
@@ -353,28 +404,52 @@ fn choose_approach(
     match wanted {
         Approach::Api => Ok((Approach::Api, "policy asks for api".into())),
         Approach::Debug => Ok((Approach::Debug, "policy asks for debug".into())),
-        Approach::Sidecar if has_sidecar => Ok((Approach::Sidecar, "policy asks for sidecar".into())),
-        Approach::Sidecar => Err("approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into()),
+        Approach::Sidecar if has_sidecar => {
+            Ok((Approach::Sidecar, "policy asks for sidecar".into()))
+        }
+        Approach::Sidecar => Err(
+            "approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into(),
+        ),
         Approach::Local => Err("approach local cannot reach a Kubernetes container".into()),
         Approach::Auto => {
             if let Some(asked) = pod.annotations.get(APPROACH_ANNOTATION) {
                 return match asked.as_str() {
-                    "api" => Ok((Approach::Api, format!("pod annotation {APPROACH_ANNOTATION}=api"))),
-                    "debug" if has_debug_image => Ok((Approach::Debug, format!("pod annotation {APPROACH_ANNOTATION}=debug"))),
-                    "sidecar" if has_sidecar => Ok((Approach::Sidecar, format!("pod annotation {APPROACH_ANNOTATION}=sidecar"))),
-                    other => Err(format!("pod annotation {APPROACH_ANNOTATION}={other} cannot be honoured (unknown approach, or no debug image / sidecar)")),
+                    "api" => Ok((
+                        Approach::Api,
+                        format!("pod annotation {APPROACH_ANNOTATION}=api"),
+                    )),
+                    "debug" if has_debug_image => Ok((
+                        Approach::Debug,
+                        format!("pod annotation {APPROACH_ANNOTATION}=debug"),
+                    )),
+                    "sidecar" if has_sidecar => Ok((
+                        Approach::Sidecar,
+                        format!("pod annotation {APPROACH_ANNOTATION}=sidecar"),
+                    )),
+                    other => Err(format!(
+                        "pod annotation {APPROACH_ANNOTATION}={other} cannot be honoured (unknown approach, or no debug image / sidecar)"
+                    )),
                 };
             }
             if has_sidecar {
-                Ok((Approach::Sidecar, "pod carries a vigil sidecar and shares its process namespace".into()))
+                Ok((
+                    Approach::Sidecar,
+                    "pod carries a vigil sidecar and shares its process namespace".into(),
+                ))
             } else if looks_shell_less(&c.image) {
                 if has_debug_image {
-                    Ok((Approach::Debug, "image has no shell (distroless/static); ephemeral debug container".into()))
+                    Ok((
+                        Approach::Debug,
+                        "image has no shell (distroless/static); ephemeral debug container".into(),
+                    ))
                 } else {
                     Err("image has no shell and the policy sets no spec.debug.image".into())
                 }
             } else {
-                Ok((Approach::Api, "image has a shell; one exec into the container".into()))
+                Ok((
+                    Approach::Api,
+                    "image has a shell; one exec into the container".into(),
+                ))
             }
         }
     }

@@ -56,8 +56,16 @@ pub fn service_account_name(policy: &ScanPolicy, run_id: &str) -> String {
             .clone()
             .unwrap_or_else(|| format!("vigil-{}", policy.metadata.name)),
         AccessMode::PerRun => {
-            let short: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
-            format!("vigil-{}-{}", policy.metadata.name, short.to_ascii_lowercase())
+            let short: String = run_id
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(8)
+                .collect();
+            format!(
+                "vigil-{}-{}",
+                policy.metadata.name,
+                short.to_ascii_lowercase()
+            )
         }
     }
 }
@@ -66,21 +74,35 @@ pub fn service_account_name(policy: &ScanPolicy, run_id: &str) -> String {
 pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] {
     match approach {
         Approach::Api | Approach::Sidecar => &[("pods", "get"), ("pods/exec", "create")],
-        Approach::Debug => &[("pods", "get"), ("pods/ephemeralcontainers", "patch"), ("pods/log", "get")],
+        Approach::Debug => &[
+            ("pods", "get"),
+            ("pods/ephemeralcontainers", "patch"),
+            ("pods/log", "get"),
+        ],
         Approach::Local | Approach::Auto => &[],
     }
 }
 
 /// Build the per-namespace objects for the Kubernetes targets of a plan.
-pub fn build(policy: &ScanPolicy, sa_name: &str, run_id: &str, targets: &[PlannedTarget]) -> Vec<NamespaceAccess> {
+pub fn build(
+    policy: &ScanPolicy,
+    sa_name: &str,
+    run_id: &str,
+    targets: &[PlannedTarget],
+) -> Vec<NamespaceAccess> {
     // (cluster, namespace) → (resource, verb) → pod names
     type Rules = BTreeMap<(&'static str, &'static str), BTreeSet<String>>;
     let mut by_ns: BTreeMap<(Option<String>, String), Rules> = BTreeMap::new();
     for t in targets {
-        let (Some(ns), Some(pod)) = (&t.namespace, &t.pod) else { continue };
+        let (Some(ns), Some(pod)) = (&t.namespace, &t.pod) else {
+            continue;
+        };
         let rules = by_ns.entry((t.cluster.clone(), ns.clone())).or_default();
         for &(resource, verb) in rules_for(t.approach) {
-            rules.entry((resource, verb)).or_default().insert(pod.clone());
+            rules
+                .entry((resource, verb))
+                .or_default()
+                .insert(pod.clone());
         }
     }
     let access = &policy.spec.access;
@@ -135,7 +157,13 @@ pub fn build(policy: &ScanPolicy, sa_name: &str, run_id: &str, targets: &[Planne
                     ..Subject::default()
                 }]),
             };
-            NamespaceAccess { cluster, namespace: ns, service_account, role, role_binding }
+            NamespaceAccess {
+                cluster,
+                namespace: ns,
+                service_account,
+                role,
+                role_binding,
+            }
         })
         .collect()
 }

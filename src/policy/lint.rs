@@ -39,11 +39,19 @@ fn unique_names(set: &PolicySet, out: &mut Vec<Diagnostic>) {
     for p in &set.profiles {
         let name = p.value.metadata.name.as_str();
         if let Some(first) = seen.get(name) {
-            out.push(p.at_value(
-                Diagnostic::error(Code::DuplicateId, format!("profile `{name}` is defined twice"))
-                    .with_hint(format!("first defined in {}; rename one of them", first.source.path.display())),
-                "/metadata/name",
-            ));
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::DuplicateId,
+                        format!("profile `{name}` is defined twice"),
+                    )
+                    .with_hint(format!(
+                        "first defined in {}; rename one of them",
+                        first.source.path.display()
+                    )),
+                    "/metadata/name",
+                ),
+            );
         } else {
             seen.insert(name, p);
         }
@@ -52,11 +60,19 @@ fn unique_names(set: &PolicySet, out: &mut Vec<Diagnostic>) {
     for p in &set.policies {
         let name = p.value.metadata.name.as_str();
         if let Some(first) = seen.get(name) {
-            out.push(p.at_value(
-                Diagnostic::error(Code::DuplicateId, format!("policy `{name}` is defined twice"))
-                    .with_hint(format!("first defined in {}; rename one of them", first.source.path.display())),
-                "/metadata/name",
-            ));
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::DuplicateId,
+                        format!("policy `{name}` is defined twice"),
+                    )
+                    .with_hint(format!(
+                        "first defined in {}; rename one of them",
+                        first.source.path.display()
+                    )),
+                    "/metadata/name",
+                ),
+            );
         } else {
             seen.insert(name, p);
         }
@@ -67,14 +83,21 @@ fn profile(p: &Loaded<Profile>, out: &mut Vec<Diagnostic>) {
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, c) in p.value.controls.iter().enumerate() {
         if let Some(first) = ids.insert(c.id.as_str(), i) {
-            out.push(p.at_value(
-                Diagnostic::error(
-                    Code::DuplicateId,
-                    format!("control id `{}` is used twice in profile `{}`", c.id, p.value.metadata.name),
-                )
-                .with_hint(format!("controls[{first}] has the same id; ids must be unique within a profile")),
-                &format!("/controls/{i}/id"),
-            ));
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::DuplicateId,
+                        format!(
+                            "control id `{}` is used twice in profile `{}`",
+                            c.id, p.value.metadata.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "controls[{first}] has the same id; ids must be unique within a profile"
+                    )),
+                    &format!("/controls/{i}/id"),
+                ),
+            );
         }
         check_regexes(p, &c.check, &format!("/controls/{i}/check"), out);
     }
@@ -83,14 +106,21 @@ fn profile(p: &Loaded<Profile>, out: &mut Vec<Diagnostic>) {
 /// Every regex in a check (recursively through combinators) must compile.
 fn check_regexes(p: &Loaded<Profile>, check: &Check, ptr: &str, out: &mut Vec<Diagnostic>) {
     let mut try_regex = |pattern: &Option<String>, sub: &str| {
-        if let Some(re) = pattern {
-            if let Err(e) = regex::Regex::new(re) {
-                out.push(p.at_value(
-                    Diagnostic::error(Code::InvalidRegex, format!("invalid regular expression: {}", first_line(&e.to_string())))
-                        .with_hint("regexes use Rust `regex` syntax (no look-around or backreferences)"),
+        if let Some(re) = pattern
+            && let Err(e) = regex::Regex::new(re)
+        {
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::InvalidRegex,
+                        format!("invalid regular expression: {}", first_line(&e.to_string())),
+                    )
+                    .with_hint(
+                        "regexes use Rust `regex` syntax (no look-around or backreferences)",
+                    ),
                     &format!("{ptr}{sub}"),
-                ));
-            }
+                ),
+            );
         }
     };
     match check {
@@ -105,7 +135,10 @@ fn check_regexes(p: &Loaded<Profile>, check: &Check, ptr: &str, out: &mut Vec<Di
         }
         Check::Config(c) => {
             for (k, e) in &c.expect {
-                try_regex(&e.matches, &format!("/expect/{}/matches", super::yaml::escape_segment(k)));
+                try_regex(
+                    &e.matches,
+                    &format!("/expect/{}/matches", super::yaml::escape_segment(k)),
+                );
             }
         }
         Check::All(a) => sub_checks(p, &a.all, &format!("{ptr}/all"), out),
@@ -122,7 +155,11 @@ fn sub_checks(p: &Loaded<Profile>, checks: &[Check], ptr: &str, out: &mut Vec<Di
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
@@ -132,16 +169,27 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
     let mut resolve = |name: &str, ptr: String, out: &mut Vec<Diagnostic>| match set.profile(name) {
         Some(prof) => controls.extend(prof.value.controls.iter().map(|c| c.id.as_str())),
         None => {
-            let known: Vec<&str> = set.profiles.iter().map(|p| p.value.metadata.name.as_str()).collect();
+            let known: Vec<&str> = set
+                .profiles
+                .iter()
+                .map(|p| p.value.metadata.name.as_str())
+                .collect();
             let hint = if known.is_empty() {
-                "no Profile documents were loaded; pass the profile files or their directory too".to_string()
+                "no Profile documents were loaded; pass the profile files or their directory too"
+                    .to_string()
             } else {
                 format!("known profiles: {}", known.join(", "))
             };
-            out.push(p.at_value(
-                Diagnostic::error(Code::UnresolvedProfile, format!("profile `{name}` is not defined")).with_hint(hint),
-                &ptr,
-            ));
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::UnresolvedProfile,
+                        format!("profile `{name}` is not defined"),
+                    )
+                    .with_hint(hint),
+                    &ptr,
+                ),
+            );
         }
     };
     for (i, name) in spec.profiles.iter().enumerate() {
@@ -171,11 +219,16 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             && let Some(tz) = &d.timezone
             && chrono_tz_like(tz).is_err()
         {
-            out.push(p.at_value(
-                Diagnostic::error(Code::InvalidCron, format!("`{tz}` is not an IANA timezone name"))
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::InvalidCron,
+                        format!("`{tz}` is not an IANA timezone name"),
+                    )
                     .with_hint("use a name such as UTC, Europe/Berlin or America/New_York"),
-                "/spec/schedule/timezone",
-            ));
+                    "/spec/schedule/timezone",
+                ),
+            );
         }
     }
 
@@ -192,8 +245,10 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             "/spec/access/tokenTTL",
         ));
     }
-    if let (Some(scan), Some(deadline)) = (duration::parse(&spec.limits.scan_timeout), duration::parse(&spec.limits.run_deadline))
-        && scan > deadline
+    if let (Some(scan), Some(deadline)) = (
+        duration::parse(&spec.limits.scan_timeout),
+        duration::parse(&spec.limits.run_deadline),
+    ) && scan > deadline
     {
         out.push(p.at_value(
             Diagnostic::warning(Code::InvalidDuration, "scanTimeout is longer than runDeadline")
@@ -230,11 +285,19 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             )),
         }
         if !controls.is_empty() && !controls.contains(w.control.as_str()) {
-            out.push(p.at_value(
-                Diagnostic::error(Code::UnknownControl, format!("waiver names control `{}`, which none of the policy's profiles define", w.control))
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::UnknownControl,
+                        format!(
+                            "waiver names control `{}`, which none of the policy's profiles define",
+                            w.control
+                        ),
+                    )
                     .with_hint("check the control id against the profiles the policy uses"),
-                &format!("{base}/control"),
-            ));
+                    &format!("{base}/control"),
+                ),
+            );
         }
     }
 
@@ -280,14 +343,16 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
         .filter_map(|(n, set)| set.then_some(n))
         .collect();
         if !k8s_fields.is_empty() {
-            out.push(p.at_value(
-                Diagnostic::error(
-                    Code::InvalidTarget,
-                    format!("a rootfs target cannot also have {}", k8s_fields.join(", ")),
-                )
-                .with_hint("split it into two targets: one `rootfs:` and one `namespace:`"),
-                &base,
-            ));
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::InvalidTarget,
+                        format!("a rootfs target cannot also have {}", k8s_fields.join(", ")),
+                    )
+                    .with_hint("split it into two targets: one `rootfs:` and one `namespace:`"),
+                    &base,
+                ),
+            );
         }
         if !matches!(t.approach, Approach::Auto | Approach::Local) {
             out.push(p.at_value(
@@ -302,30 +367,47 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
         return;
     }
     if t.namespace.is_none() {
-        out.push(p.at_value(
-            Diagnostic::error(Code::InvalidTarget, "a target needs `namespace:` (Kubernetes) or `rootfs:` (local)")
+        out.push(
+            p.at_value(
+                Diagnostic::error(
+                    Code::InvalidTarget,
+                    "a target needs `namespace:` (Kubernetes) or `rootfs:` (local)",
+                )
                 .with_hint("add `namespace: <ns>` with an optional selector, or `rootfs: <dir>`"),
-            &base,
-        ));
+                &base,
+            ),
+        );
     }
     if t.name.is_some() {
-        out.push(p.at_key(
-            Diagnostic::error(Code::InvalidTarget, "`name` applies to rootfs targets only")
-                .with_hint("Kubernetes targets are named namespace/pod/container"),
-            &format!("{base}/name"),
-        ));
+        out.push(
+            p.at_key(
+                Diagnostic::error(Code::InvalidTarget, "`name` applies to rootfs targets only")
+                    .with_hint("Kubernetes targets are named namespace/pod/container"),
+                &format!("{base}/name"),
+            ),
+        );
     }
     match t.approach {
-        Approach::Local => out.push(p.at_value(
-            Diagnostic::error(Code::ApproachMismatch, "approach `local` only scans rootfs targets")
+        Approach::Local => out.push(
+            p.at_value(
+                Diagnostic::error(
+                    Code::ApproachMismatch,
+                    "approach `local` only scans rootfs targets",
+                )
                 .with_hint("use api, debug, sidecar or auto for Kubernetes targets"),
-            &format!("{base}/approach"),
-        )),
-        Approach::Debug if spec.debug.is_none() => out.push(p.at_value(
-            Diagnostic::error(Code::MissingScannerImage, "approach `debug` needs `spec.debug.image`")
+                &format!("{base}/approach"),
+            ),
+        ),
+        Approach::Debug if spec.debug.is_none() => out.push(
+            p.at_value(
+                Diagnostic::error(
+                    Code::MissingScannerImage,
+                    "approach `debug` needs `spec.debug.image`",
+                )
                 .with_hint("set spec.debug.image to the vigil probe image pinned by digest"),
-            &format!("{base}/approach"),
-        )),
+                &format!("{base}/approach"),
+            ),
+        ),
         _ => {}
     }
     if let Some(sel) = &t.selector {
@@ -352,7 +434,11 @@ fn pinned(p: &Loaded<ScanPolicy>, image: &str, ptr: &str, out: &mut Vec<Diagnost
 /// Returns true if and only if `image` ends in `@sha256:` and 64 lowercase hex digits.
 pub fn is_pinned(image: &str) -> bool {
     image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
-        !name.is_empty() && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        !name.is_empty()
+            && hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -375,7 +461,11 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
 fn chrono_tz_like(tz: &str) -> Result<(), ()> {
     let ok = tz == "UTC"
         || (tz.split('/').count() >= 2
-            && tz.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b))));
+            && tz.split('/').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b))
+            }));
     if ok { Ok(()) } else { Err(()) }
 }
 
@@ -383,12 +473,15 @@ fn chrono_tz_like(tz: &str) -> Result<(), ()> {
 pub fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => Ok(t.with_timezone(&chrono::Utc)),
-        Err(_) if chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").is_ok()
-            || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() =>
+        Err(_)
+            if chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").is_ok()
+                || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() =>
         {
             Err(format!("waiver expiry `{text}` has no timezone"))
         }
-        Err(e) => Err(format!("waiver expiry `{text}` is not an RFC 3339 time: {e}")),
+        Err(e) => Err(format!(
+            "waiver expiry `{text}` is not an RFC 3339 time: {e}"
+        )),
     }
 }
 
@@ -404,7 +497,9 @@ pub fn check_recipient(r: &str) -> Result<(), String> {
             .map_err(|_| "not a valid ssh-ed25519 or ssh-rsa public key".to_string())
     } else {
         let shown: String = r.chars().take(24).collect();
-        Err(format!("`{shown}…` is neither an age (age1…) nor an ssh-ed25519/ssh-rsa recipient"))
+        Err(format!(
+            "`{shown}…` is neither an age (age1…) nor an ssh-ed25519/ssh-rsa recipient"
+        ))
     }
 }
 
@@ -412,7 +507,12 @@ pub fn check_recipient(r: &str) -> Result<(), String> {
 /// them outside linting.
 pub fn policy_controls<'a>(p: &ScanPolicy, set: &'a PolicySet) -> BTreeMap<&'a str, &'a str> {
     let mut out = BTreeMap::new();
-    for name in p.spec.profiles.iter().chain(p.spec.targets.iter().flat_map(|t| t.profiles.iter())) {
+    for name in p
+        .spec
+        .profiles
+        .iter()
+        .chain(p.spec.targets.iter().flat_map(|t| t.profiles.iter()))
+    {
         if let Some(prof) = set.profile(name) {
             for c in &prof.value.controls {
                 out.insert(c.id.as_str(), prof.value.metadata.name.as_str());
@@ -431,7 +531,10 @@ mod tests {
         assert!(parse_cron("0 2 * * *").is_ok());
         assert!(parse_cron("@daily").is_ok());
         assert!(parse_cron("*/15 * * * MON-FRI").is_ok());
-        assert!(parse_cron("0 0 2 * * *").is_err(), "6 fields (seconds) refused");
+        assert!(
+            parse_cron("0 0 2 * * *").is_err(),
+            "6 fields (seconds) refused"
+        );
         assert!(parse_cron("61 * * * *").is_err());
         assert!(parse_cron("@fortnightly").is_err());
     }
@@ -442,7 +545,10 @@ mod tests {
         assert!(is_pinned(&format!("reg.example/vigil@sha256:{hex}")));
         assert!(is_pinned(&format!("reg.example/vigil:1.0@sha256:{hex}")));
         assert!(!is_pinned("reg.example/vigil:1.0"));
-        assert!(!is_pinned(&format!("reg.example/vigil@sha256:{}", &hex[..63])));
+        assert!(!is_pinned(&format!(
+            "reg.example/vigil@sha256:{}",
+            &hex[..63]
+        )));
         assert!(!is_pinned(&format!("@sha256:{hex}")));
     }
 
@@ -450,14 +556,25 @@ mod tests {
     fn expiry_needs_timezone() {
         assert!(parse_expiry("2027-01-31T00:00:00Z").is_ok());
         assert!(parse_expiry("2027-01-31T00:00:00+01:00").is_ok());
-        assert!(parse_expiry("2027-01-31T00:00:00").unwrap_err().contains("no timezone"));
-        assert!(parse_expiry("2027-01-31").unwrap_err().contains("no timezone"));
+        assert!(
+            parse_expiry("2027-01-31T00:00:00")
+                .unwrap_err()
+                .contains("no timezone")
+        );
+        assert!(
+            parse_expiry("2027-01-31")
+                .unwrap_err()
+                .contains("no timezone")
+        );
         assert!(parse_expiry("soon").is_err());
     }
 
     #[test]
     fn recipients() {
-        assert!(check_recipient("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p").is_ok());
+        assert!(
+            check_recipient("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")
+                .is_ok()
+        );
         assert!(check_recipient("age1notarecipient").is_err());
         assert!(check_recipient("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust").is_ok());
         assert!(check_recipient("ssh-dss AAAA").is_err());

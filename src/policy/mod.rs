@@ -40,12 +40,20 @@ pub struct Loaded<T> {
 impl<T> Loaded<T> {
     /// A diagnostic at the value `pointer` names in this document.
     pub fn at_value(&self, d: Diagnostic, pointer: &str) -> Diagnostic {
-        d.at(&self.source.path, &self.source.text, self.doc.value_position(pointer))
+        d.at(
+            &self.source.path,
+            &self.source.text,
+            self.doc.value_position(pointer),
+        )
     }
 
     /// A diagnostic at the key `pointer` names in this document.
     pub fn at_key(&self, d: Diagnostic, pointer: &str) -> Diagnostic {
-        d.at(&self.source.path, &self.source.text, self.doc.key_position(pointer))
+        d.at(
+            &self.source.path,
+            &self.source.text,
+            self.doc.key_position(pointer),
+        )
     }
 
     /// The directory of the file this document came from; relative paths
@@ -125,12 +133,20 @@ pub fn load_source(src: Arc<SourceFile>, set: &mut PolicySet, diags: &mut Vec<Di
         match kind {
             schema::Kind::Profile => {
                 if let Some(p) = typed::<Profile>(&doc, &src, diags) {
-                    set.profiles.push(Loaded { value: p, source: src.clone(), doc });
+                    set.profiles.push(Loaded {
+                        value: p,
+                        source: src.clone(),
+                        doc,
+                    });
                 }
             }
             schema::Kind::ScanPolicy => {
                 if let Some(p) = typed::<ScanPolicy>(&doc, &src, diags) {
-                    set.policies.push(Loaded { value: p, source: src.clone(), doc });
+                    set.policies.push(Loaded {
+                        value: p,
+                        source: src.clone(),
+                        doc,
+                    });
                 }
             }
         }
@@ -153,8 +169,11 @@ fn classify(doc: &Document, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Op
         Some(Value::String(v)) if v == API_VERSION => {}
         Some(other) => {
             diags.push(at(
-                Diagnostic::error(Code::UnknownApiVersion, format!("unknown apiVersion {other}"))
-                    .with_hint(format!("this vigil reads `apiVersion: {API_VERSION}`")),
+                Diagnostic::error(
+                    Code::UnknownApiVersion,
+                    format!("unknown apiVersion {other}"),
+                )
+                .with_hint(format!("this vigil reads `apiVersion: {API_VERSION}`")),
                 "/apiVersion",
             ));
             return None;
@@ -190,16 +209,23 @@ fn classify(doc: &Document, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Op
     }
 }
 
-fn typed<T: DeserializeOwned>(doc: &Document, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    doc: &Document,
+    src: &SourceFile,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
     match T::deserialize(&doc.value) {
         Ok(v) => Some(v),
         Err(e) => {
             // The schema accepted what the model refuses: a vigil bug, reported
             // as such rather than blamed on the user.
             diags.push(
-                Diagnostic::error(Code::SchemaViolation, format!("document does not fit vigil's model: {e}"))
-                    .at(&src.path, &src.text, doc.start)
-                    .with_hint("this is a vigil bug (schema and model disagree); please report it"),
+                Diagnostic::error(
+                    Code::SchemaViolation,
+                    format!("document does not fit vigil's model: {e}"),
+                )
+                .at(&src.path, &src.text, doc.start)
+                .with_hint("this is a vigil bug (schema and model disagree); please report it"),
             );
             None
         }
@@ -210,7 +236,10 @@ fn typed<T: DeserializeOwned>(doc: &Document, src: &SourceFile, diags: &mut Vec<
 pub fn load_str(path: &str, text: &str) -> (PolicySet, Vec<Diagnostic>) {
     let mut set = PolicySet::default();
     let mut diags = Vec::new();
-    let src = Arc::new(SourceFile { path: PathBuf::from(path), text: text.to_string() });
+    let src = Arc::new(SourceFile {
+        path: PathBuf::from(path),
+        text: text.to_string(),
+    });
     load_source(src, &mut set, &mut diags);
     set.files = 1;
     diags.extend(lint::check(&set));

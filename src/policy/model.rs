@@ -452,7 +452,9 @@ pub struct PolicySpec {
 }
 
 /// How a target is reached.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Approach {
     /// vigil chooses per container (see `plan`).

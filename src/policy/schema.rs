@@ -66,7 +66,11 @@ fn to_diagnostics(
     src: &SourceFile,
 ) -> Vec<Diagnostic> {
     let path = err.instance_path().as_str().to_string();
-    let shown_path = if path.is_empty() { "document root".to_string() } else { format!("`{}`", dotted(&path)) };
+    let shown_path = if path.is_empty() {
+        "document root".to_string()
+    } else {
+        format!("`{}`", dotted(&path))
+    };
     let at_value = |d: Diagnostic| d.at(&src.path, &src.text, doc.value_position(&path));
     match err.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
@@ -93,7 +97,11 @@ fn to_diagnostics(
             let allowed = match error.kind() {
                 ValidationErrorKind::Enum { options } => options
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 _ => Vec::new(),
             };
@@ -110,8 +118,11 @@ fn to_diagnostics(
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             vec![at_value(
-                Diagnostic::error(Code::MissingField, format!("missing required field `{name}` in {shown_path}"))
-                    .with_hint(format!("add `{name}:`")),
+                Diagnostic::error(
+                    Code::MissingField,
+                    format!("missing required field `{name}` in {shown_path}"),
+                )
+                .with_hint(format!("add `{name}:`")),
             )]
         }
         ValidationErrorKind::Type { .. } => {
@@ -124,7 +135,8 @@ fn to_diagnostics(
             }
             vec![at_value(d)]
         }
-        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. }
+        ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::OneOfMultipleValid { .. }
             if is_check(err) =>
         {
             vec![at_value(
@@ -198,7 +210,11 @@ fn closest(key: &str, allowed: &[String]) -> Option<String> {
     allowed
         .iter()
         .map(|a| {
-            let d = if a.to_ascii_lowercase() == lower { 0 } else { levenshtein(&lower, &a.to_ascii_lowercase()) };
+            let d = if a.to_ascii_lowercase() == lower {
+                0
+            } else {
+                levenshtein(&lower, &a.to_ascii_lowercase())
+            };
             (d, a)
         })
         .filter(|(d, a)| *d <= (a.len().max(3) / 3))
@@ -232,13 +248,19 @@ mod tests {
 
     #[test]
     fn dotted_paths() {
-        assert_eq!(dotted("/spec/targets/0/selector"), "spec.targets[0].selector");
+        assert_eq!(
+            dotted("/spec/targets/0/selector"),
+            "spec.targets[0].selector"
+        );
         assert_eq!(dotted("/a~1b/c"), "a/b.c");
     }
 
     #[test]
     fn typo_suggestions() {
-        let allowed: Vec<String> = ["tokenTTL", "mode", "audiences"].iter().map(|s| s.to_string()).collect();
+        let allowed: Vec<String> = ["tokenTTL", "mode", "audiences"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(closest("tokenTtl", &allowed).as_deref(), Some("tokenTTL"));
         assert_eq!(closest("audience", &allowed).as_deref(), Some("audiences"));
         assert_eq!(closest("zzzzzz", &allowed), None);

@@ -61,22 +61,33 @@ impl LabelSelector {
         for (k, v) in &self.match_labels {
             let pointer = format!("/matchLabels/{}", crate::policy::yaml::escape_segment(k));
             if let Err(m) = validate_key(k) {
-                errors.push(SelectorError { pointer: pointer.clone(), message: m });
+                errors.push(SelectorError {
+                    pointer: pointer.clone(),
+                    message: m,
+                });
             }
             if let Err(m) = validate_value(v) {
-                errors.push(SelectorError { pointer, message: m });
+                errors.push(SelectorError {
+                    pointer,
+                    message: m,
+                });
             }
         }
         for (i, r) in self.match_expressions.iter().enumerate() {
             let base = format!("/matchExpressions/{i}");
             if let Err(m) = validate_key(&r.key) {
-                errors.push(SelectorError { pointer: format!("{base}/key"), message: m });
+                errors.push(SelectorError {
+                    pointer: format!("{base}/key"),
+                    message: m,
+                });
             }
             match r.operator {
-                Operator::In | Operator::NotIn if r.values.is_empty() => errors.push(SelectorError {
-                    pointer: format!("{base}/operator"),
-                    message: format!("operator {:?} needs at least one value", r.operator),
-                }),
+                Operator::In | Operator::NotIn if r.values.is_empty() => {
+                    errors.push(SelectorError {
+                        pointer: format!("{base}/operator"),
+                        message: format!("operator {:?} needs at least one value", r.operator),
+                    })
+                }
                 Operator::Exists | Operator::DoesNotExist if !r.values.is_empty() => {
                     errors.push(SelectorError {
                         pointer: format!("{base}/values"),
@@ -87,7 +98,10 @@ impl LabelSelector {
             }
             for (j, v) in r.values.iter().enumerate() {
                 if let Err(m) = validate_value(v) {
-                    errors.push(SelectorError { pointer: format!("{base}/values/{j}"), message: m });
+                    errors.push(SelectorError {
+                        pointer: format!("{base}/values/{j}"),
+                        message: m,
+                    });
                 }
             }
         }
@@ -96,7 +110,9 @@ impl LabelSelector {
 
     /// Returns true if and only if `labels` satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|r| {
                 let got = labels.get(&r.key);
                 match r.operator {
@@ -110,7 +126,11 @@ impl LabelSelector {
 
     /// The selector in `kubectl -l` syntax, for plans and logs.
     pub fn to_query(&self) -> String {
-        let mut parts: Vec<String> = self.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut parts: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         for r in &self.match_expressions {
             parts.push(match r.operator {
                 Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
@@ -160,7 +180,8 @@ fn is_label_token(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// RFC 1123 subdomain: ≤ 253 chars, dot-separated lowercase labels.
@@ -175,7 +196,8 @@ pub fn is_dns_label(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 #[cfg(test)]
@@ -183,7 +205,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn req(key: &str, operator: Operator, values: &[&str]) -> Requirement {
@@ -205,13 +230,20 @@ mod tests {
             ],
         };
         assert!(sel.matches(&labels(&[("app", "api"), ("tier", "web")])));
-        assert!(sel.matches(&labels(&[("app", "api"), ("tier", "edge"), ("env", "prod")])));
+        assert!(sel.matches(&labels(&[
+            ("app", "api"),
+            ("tier", "edge"),
+            ("env", "prod")
+        ])));
         assert!(!sel.matches(&labels(&[("app", "api"), ("tier", "db")])));
         assert!(!sel.matches(&labels(&[("app", "api"), ("tier", "web"), ("canary", "1")])));
         assert!(!sel.matches(&labels(&[("app", "api"), ("tier", "web"), ("env", "dev")])));
         assert!(!sel.matches(&labels(&[("tier", "web")])));
         assert!(LabelSelector::default().matches(&labels(&[])));
-        assert_eq!(sel.to_query(), "app=api,tier in (web,edge),!canary,env notin (dev)");
+        assert_eq!(
+            sel.to_query(),
+            "app=api,tier in (web,edge),!canary,env notin (dev)"
+        );
     }
 
     #[test]

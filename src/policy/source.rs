@@ -42,9 +42,12 @@ pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     for input in inputs {
         match fs::metadata(input) {
             Err(e) => diags.push(
-                Diagnostic::error(Code::ReadFailed, format!("cannot read path: {}", io_reason(&e)))
-                    .in_file(input)
-                    .with_hint("check the path exists and is readable"),
+                Diagnostic::error(
+                    Code::ReadFailed,
+                    format!("cannot read path: {}", io_reason(&e)),
+                )
+                .in_file(input)
+                .with_hint("check the path exists and is readable"),
             ),
             Ok(meta) if meta.is_dir() => {
                 let before = files.len();
@@ -56,7 +59,9 @@ pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
                             "directory holds no policy files (*.yaml, *.yml)",
                         )
                         .in_file(input)
-                        .with_hint("point vigil at a directory of policies or at the files themselves"),
+                        .with_hint(
+                            "point vigil at a directory of policies or at the files themselves",
+                        ),
                     );
                 }
             }
@@ -77,8 +82,11 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
         Ok(e) => e,
         Err(e) => {
             diags.push(
-                Diagnostic::error(Code::ReadFailed, format!("cannot list directory: {}", io_reason(&e)))
-                    .in_file(dir),
+                Diagnostic::error(
+                    Code::ReadFailed,
+                    format!("cannot list directory: {}", io_reason(&e)),
+                )
+                .in_file(dir),
             );
             return;
         }
@@ -92,7 +100,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
         };
         if meta.is_dir() {
             walk(&child, files, diags);
-        } else if is_yaml(&child) && (meta.is_file() || fs::metadata(&child).is_ok_and(|m| m.is_file())) {
+        } else if is_yaml(&child)
+            && (meta.is_file() || fs::metadata(&child).is_ok_and(|m| m.is_file()))
+        {
             files.push(child);
         }
     }
@@ -101,9 +111,12 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
 /// Read one file with the size cap and the UTF-8 check.
 pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
     let fail = |e: std::io::Error| {
-        Diagnostic::error(Code::ReadFailed, format!("cannot read file: {}", io_reason(&e)))
-            .in_file(path)
-            .with_hint("check the file exists and is readable")
+        Diagnostic::error(
+            Code::ReadFailed,
+            format!("cannot read file: {}", io_reason(&e)),
+        )
+        .in_file(path)
+        .with_hint("check the file exists and is readable")
     };
     // O_NONBLOCK: if the path was swapped for a FIFO after the walk, opening
     // it must not wait for a writer.
@@ -117,14 +130,21 @@ pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
         return Err(Diagnostic::error(Code::ReadFailed, "not a regular file").in_file(path));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(fail)?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Diagnostic::error(
             Code::FileTooLarge,
-            format!("file is larger than the {} KiB limit for policy files", MAX_FILE_BYTES / 1024),
+            format!(
+                "file is larger than the {} KiB limit for policy files",
+                MAX_FILE_BYTES / 1024
+            ),
         )
         .in_file(path)
-        .with_hint("split the policy into several files, or check that this is the file you meant"));
+        .with_hint(
+            "split the policy into several files, or check that this is the file you meant",
+        ));
     }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
@@ -173,7 +193,7 @@ mod tests {
         fs::write(dir.join("b/z.yml"), "a: 1").unwrap();
         fs::write(dir.join("a.yaml"), "a: 1").unwrap();
         fs::write(dir.join("notes.txt"), "x").unwrap();
-        let (files, diags) = collect_paths(&[dir.clone()]);
+        let (files, diags) = collect_paths(std::slice::from_ref(&dir));
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(files, vec![dir.join("a.yaml"), dir.join("b/z.yml")]);
         let (files, diags) = collect_paths(&[dir.join("b/empty")]);

@@ -105,8 +105,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     budget.max_documents = 256;
     budget.max_total_scalar_bytes = 8 * 1024 * 1024;
     options.budget = Some(budget);
-    let nodes: Vec<Spanned<Node>> =
-        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+    let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| {
             let inner = e.without_snippet();
             YamlError {
                 message: clean_message(&inner.to_string()),

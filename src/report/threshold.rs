@@ -62,7 +62,11 @@ impl Threshold {
                 Err(message) => errors.push(ThresholdError { pointer, message }),
             }
         }
-        if errors.is_empty() { Ok(t) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -100,7 +104,11 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
             if n > 100.0 {
                 return Err(format!("`{key}` is a percentage and must be at most 100"));
             }
-            let b = if parts[1] == "min" { Bound::Min(n) } else { Bound::Max(n) };
+            let b = if parts[1] == "min" {
+                Bound::Min(n)
+            } else {
+                Bound::Max(n)
+            };
             Ok(("compliance".into(), b))
         }
         [status, sev, bound] if STATUSES.contains(status) && SEVERITIES.contains(sev) => {
@@ -111,11 +119,17 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
                 "controls" => {
                     let ids = v
                         .as_array()
-                        .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|x| x.as_str().map(str::to_string))
+                                .collect::<Option<Vec<_>>>()
+                        })
                         .ok_or_else(|| format!("`{key}` must be a list of control ids"))?;
                     Ok((prefix, Bound::Controls(ids)))
                 }
-                other => Err(format!("`{key}`: unknown bound `{other}`; use min, max or controls")),
+                other => Err(format!(
+                    "`{key}`: unknown bound `{other}`; use min, max or controls"
+                )),
             }
         }
         _ => Err(format!(
@@ -133,9 +147,15 @@ mod tests {
 
     #[test]
     fn nested_and_flattened_mean_the_same() {
-        let nested = Threshold::parse(&json!({"compliance": {"min": 90}, "failed": {"critical": {"max": 0}}})).unwrap();
-        let flat = Threshold::parse(&json!({"compliance.min": 90, "failed.critical.max": 0})).unwrap();
-        let mixed = Threshold::parse(&json!({"compliance": {"min": 90}, "failed": {"critical.max": 0}})).unwrap();
+        let nested = Threshold::parse(
+            &json!({"compliance": {"min": 90}, "failed": {"critical": {"max": 0}}}),
+        )
+        .unwrap();
+        let flat =
+            Threshold::parse(&json!({"compliance.min": 90, "failed.critical.max": 0})).unwrap();
+        let mixed =
+            Threshold::parse(&json!({"compliance": {"min": 90}, "failed": {"critical.max": 0}}))
+                .unwrap();
         assert_eq!(nested, flat);
         assert_eq!(nested, mixed);
         assert_eq!(nested.rules["failed.critical"], vec![Bound::Max(0.0)]);
@@ -144,7 +164,10 @@ mod tests {
     #[test]
     fn controls_lists_and_errors() {
         let t = Threshold::parse(&json!({"passed": {"total": {"controls": ["A", "B"]}}})).unwrap();
-        assert_eq!(t.rules["passed.total"], vec![Bound::Controls(vec!["A".into(), "B".into()])]);
+        assert_eq!(
+            t.rules["passed.total"],
+            vec![Bound::Controls(vec!["A".into(), "B".into()])]
+        );
         let errs = Threshold::parse(&json!({
             "compliance": {"min": 120},
             "failed": {"severe": {"max": 0}, "high": {"maxx": 1}},
@@ -154,7 +177,12 @@ mod tests {
         let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(
             pointers,
-            vec!["/compliance/min", "/failed/high/maxx", "/failed/severe/max", "/passed.total.min"]
+            vec![
+                "/compliance/min",
+                "/failed/high/maxx",
+                "/failed/severe/max",
+                "/passed.total.min"
+            ]
         );
     }
 }
