@@ -13,3 +13,5 @@ pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod checks;
+pub mod facts;

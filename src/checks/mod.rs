@@ -1,0 +1,216 @@
+//! Evaluating controls on [`Facts`]: pure functions, no I/O.
+//!
+//! Each check yields one or more [`TestResult`]s, one per expectation, with
+//! an InSpec-style description ("File /etc/shadow mode is expected to be at
+//! most 0640") and a message saying what was found ("…, got 0644").
+
+mod accounts;
+mod file;
+mod package;
+mod system;
+pub mod version;
+
+use serde::Serialize;
+
+use crate::facts::Facts;
+use crate::policy::model::{Approach, Check, Control, Principal};
+
+/// Outcome of one expectation (HDF result `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The expectation holds.
+    Passed,
+    /// It does not.
+    Failed,
+    /// It does not apply or cannot be evaluated by this approach.
+    Skipped,
+    /// The facts needed could not be gathered.
+    Error,
+}
+
+/// One evaluated expectation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestResult {
+    /// Outcome.
+    pub status: Status,
+    /// What was expected, InSpec style.
+    pub code_desc: String,
+    /// What was found (for passed results too, as evidence).
+    pub message: String,
+}
+
+impl TestResult {
+    fn new(status: Status, code_desc: impl Into<String>, message: impl Into<String>) -> TestResult {
+        TestResult { status, code_desc: code_desc.into(), message: message.into() }
+    }
+
+    /// A passed or failed result from a boolean.
+    fn check(ok: bool, code_desc: String, got: impl Into<String>) -> TestResult {
+        let got = got.into();
+        let message = format!("{code_desc}, got {got}");
+        TestResult::new(if ok { Status::Passed } else { Status::Failed }, code_desc, message)
+    }
+
+    fn error(code_desc: String, why: impl Into<String>) -> TestResult {
+        let message = format!("{code_desc}, but {}", why.into());
+        TestResult::new(Status::Error, code_desc, message)
+    }
+
+    fn skipped(code_desc: String, why: impl Into<String>) -> TestResult {
+        TestResult::new(Status::Skipped, code_desc, why.into())
+    }
+}
+
+/// What evaluation needs to know besides the facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// How the facts were gathered (explains skipped process/command checks).
+    pub approach: Approach,
+}
+
+/// Evaluate a control.
+pub fn evaluate(control: &Control, facts: &Facts, ctx: &Context) -> Vec<TestResult> {
+    evaluate_check(&control.check, facts, ctx)
+}
+
+/// Evaluate one check (recursively for combinators).
+pub fn evaluate_check(check: &Check, facts: &Facts, ctx: &Context) -> Vec<TestResult> {
+    match check {
+        Check::File(c) => file::file(c, facts),
+        Check::Directory(c) => file::directory(c, facts),
+        Check::Package(c) => package::package(c, facts),
+        Check::Users(c) => accounts::users(c, facts),
+        Check::Groups(c) => accounts::groups(c, facts),
+        Check::Os(c) => system::os(c, facts),
+        Check::Config(c) => system::config(c, facts),
+        Check::Process(c) => system::process(c, facts, ctx),
+        Check::Command(c) => system::command(c, facts, ctx),
+        Check::All(a) => a.all.iter().flat_map(|c| evaluate_check(c, facts, ctx)).collect(),
+        Check::Any(a) => vec![any(&a.any, facts, ctx)],
+        Check::None(a) => vec![none(&a.none, facts, ctx)],
+    }
+}
+
+/// The status of a group of results taken together (Heimdall's order:
+/// error, then failed, then passed, then skipped).
+pub fn overall(results: &[TestResult]) -> Status {
+    if results.iter().any(|r| r.status == Status::Error) {
+        Status::Error
+    } else if results.iter().any(|r| r.status == Status::Failed) {
+        Status::Failed
+    } else if results.iter().any(|r| r.status == Status::Passed) {
+        Status::Passed
+    } else {
+        Status::Skipped
+    }
+}
+
+fn describe(results: &[TestResult]) -> String {
+    results.iter().map(|r| r.code_desc.as_str()).collect::<Vec<_>>().join(" and ")
+}
+
+fn any(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
+    let subs: Vec<Vec<TestResult>> = checks.iter().map(|c| evaluate_check(c, facts, ctx)).collect();
+    let code_desc = format!("Any of: {}", subs.iter().map(|s| format!("({})", describe(s))).collect::<Vec<_>>().join(" or "));
+    if let Some(ok) = subs.iter().find(|s| overall(s) == Status::Passed) {
+        return TestResult::new(Status::Passed, code_desc, format!("satisfied: {}", messages(ok)));
+    }
+    let status = if subs.iter().any(|s| overall(s) == Status::Error) {
+        Status::Error
+    } else if subs.iter().all(|s| overall(s) == Status::Skipped) {
+        Status::Skipped
+    } else {
+        Status::Failed
+    };
+    let why = subs.iter().map(|s| messages(s)).collect::<Vec<_>>().join("; ");
+    TestResult::new(status, code_desc, format!("none satisfied: {why}"))
+}
+
+fn none(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
+    let subs: Vec<Vec<TestResult>> = checks.iter().map(|c| evaluate_check(c, facts, ctx)).collect();
+    let code_desc = format!("None of: {}", subs.iter().map(|s| format!("({})", describe(s))).collect::<Vec<_>>().join(" or "));
+    let hits: Vec<String> = subs.iter().filter(|s| overall(s) == Status::Passed).map(|s| messages(s)).collect();
+    if !hits.is_empty() {
+        return TestResult::new(Status::Failed, code_desc, format!("but found: {}", hits.join("; ")));
+    }
+    if subs.iter().any(|s| overall(s) == Status::Error) {
+        let why = subs.iter().filter(|s| overall(s) == Status::Error).map(|s| messages(s)).collect::<Vec<_>>().join("; ");
+        return TestResult::new(Status::Error, code_desc, why);
+    }
+    if subs.iter().all(|s| overall(s) == Status::Skipped) {
+        return TestResult::new(Status::Skipped, code_desc, subs.iter().map(|s| messages(s)).collect::<Vec<_>>().join("; "));
+    }
+    TestResult::new(Status::Passed, code_desc, "none present")
+}
+
+fn messages(results: &[TestResult]) -> String {
+    results.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+/// `0o640` → `"0640"`.
+pub fn octal(mode: u32) -> String {
+    format!("{mode:04o}")
+}
+
+/// Parse a policy's octal mode string (already schema-checked).
+pub fn parse_mode(text: &str) -> u32 {
+    u32::from_str_radix(text, 8).unwrap_or(0)
+}
+
+/// Show a principal as written in the policy.
+fn principal_text(p: &Principal) -> String {
+    match p {
+        Principal::Id(i) => i.to_string(),
+        Principal::Name(n) => n.clone(),
+    }
+}
+
+/// Resolve ids to names through the target's own passwd/group.
+pub(crate) struct Names {
+    users: Vec<(u32, String)>,
+    groups: Vec<(u32, String)>,
+}
+
+impl Names {
+    fn from_facts(facts: &Facts) -> Names {
+        let text = |p: &str| facts.files.get(p).and_then(|f| f.content.as_ref()).map(|c| c.text().into_owned()).unwrap_or_default();
+        let users = crate::facts::parse::passwd(&text(crate::facts::compile::PASSWD)).0.into_iter().map(|e| (e.uid, e.name)).collect();
+        let groups = crate::facts::parse::group(&text(crate::facts::compile::GROUP)).0.into_iter().map(|e| (e.gid, e.name)).collect();
+        Names { users, groups }
+    }
+
+    /// `root (0)` style display of an id.
+    fn show(&self, id: u32, user: bool) -> String {
+        let table = if user { &self.users } else { &self.groups };
+        match table.iter().find(|(i, _)| *i == id) {
+            Some((_, n)) => format!("{n} ({id})"),
+            None if id == 0 => format!("root ({id})"),
+            None => id.to_string(),
+        }
+    }
+
+    /// Returns true if and only if `id` is the principal `p`.
+    fn is(&self, id: u32, p: &Principal, user: bool) -> bool {
+        match p {
+            Principal::Id(want) => id == *want,
+            Principal::Name(name) => {
+                let table = if user { &self.users } else { &self.groups };
+                match table.iter().find(|(_, n)| n == name) {
+                    Some((i, _)) => *i == id,
+                    // Images without a passwd entry for root still mean uid 0.
+                    None => name == "root" && id == 0,
+                }
+            }
+        }
+    }
+}
+
+/// At most `n` items of a list, with a count of the rest.
+fn list_some(items: &[String], n: usize) -> String {
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        s.push_str(&format!(" and {} more", items.len() - n));
+    }
+    s
+}

@@ -1,0 +1,96 @@
+//! `package:` checks over dpkg (`status`, distroless `status.d/*`) and apk
+//! databases, with each manager's own version ordering.
+
+use super::version::{Constraint, Scheme};
+use super::{Status, TestResult};
+use crate::facts::compile::{APK_DB, DPKG_STATUS, DPKG_STATUS_D};
+use crate::facts::parse::{Package, apk, dpkg};
+use crate::facts::{Facts, FileFact};
+use crate::policy::model::{PackageCheck, PackageManager};
+
+/// The installed packages of a target and the scheme their versions follow.
+struct Db {
+    scheme: Scheme,
+    source: &'static str,
+    packages: Vec<Package>,
+    truncated: bool,
+}
+
+fn content(f: &FileFact) -> Option<String> {
+    f.content.as_ref().map(|c| c.text().into_owned())
+}
+
+fn databases(facts: &Facts, manager: PackageManager) -> Vec<Db> {
+    let mut out = Vec::new();
+    if matches!(manager, PackageManager::Auto | PackageManager::Dpkg) {
+        let mut packages = Vec::new();
+        let mut found = false;
+        let mut truncated = false;
+        if let Some(f) = facts.files.get(DPKG_STATUS)
+            && let Some(text) = content(f)
+        {
+            found = true;
+            truncated |= f.truncated;
+            packages.extend(dpkg(&text));
+        }
+        if let Some(dir) = facts.dirs.get(DPKG_STATUS_D) {
+            for f in dir.values() {
+                if let Some(text) = content(f) {
+                    found = true;
+                    truncated |= f.truncated;
+                    packages.extend(dpkg(&text));
+                }
+            }
+        }
+        if found {
+            out.push(Db { scheme: Scheme::Dpkg, source: "dpkg", packages, truncated });
+        }
+    }
+    if matches!(manager, PackageManager::Auto | PackageManager::Apk)
+        && let Some(f) = facts.files.get(APK_DB)
+        && let Some(text) = content(f)
+    {
+        out.push(Db { scheme: Scheme::Apk, source: "apk", packages: apk(&text), truncated: f.truncated });
+    }
+    out
+}
+
+pub(super) fn package(c: &PackageCheck, facts: &Facts) -> Vec<TestResult> {
+    let subject = format!("Package {}", c.package);
+    let dbs = databases(facts, c.manager);
+    let mut out = Vec::new();
+    if dbs.is_empty() {
+        let desc = match c.expect.installed {
+            Some(false) => format!("{subject} is expected not to be installed"),
+            _ => format!("{subject} is expected to be installed"),
+        };
+        out.push(TestResult::skipped(desc, "no package database (dpkg status, status.d or apk installed) in this image"));
+        return out;
+    }
+    let found = dbs.iter().find_map(|db| db.packages.iter().find(|p| p.name == c.package).map(|p| (db, p)));
+    let truncated = dbs.iter().any(|d| d.truncated);
+    if let Some(want) = c.expect.installed {
+        let desc = if want { format!("{subject} is expected to be installed") } else { format!("{subject} is expected not to be installed") };
+        match found {
+            Some((db, p)) => out.push(TestResult::check(want, desc, format!("installed {} ({})", p.version, db.source))),
+            None if truncated => out.push(TestResult::error(desc, "the package database was larger than the read cap")),
+            None => out.push(TestResult::check(!want, desc, "not installed")),
+        }
+    }
+    if let Some(text) = &c.expect.version {
+        let desc = format!("{subject} version is expected to be {text}");
+        match (Constraint::parse(text), found) {
+            (None, _) => out.push(TestResult::error(desc, "the constraint cannot be parsed")),
+            (Some(_), None) => out.push(TestResult::check(false, desc, "not installed")),
+            (Some(con), Some((db, p))) => {
+                let ok = con.matches(db.scheme, &p.version);
+                out.push(TestResult {
+                    status: if ok { Status::Passed } else { Status::Failed },
+                    message: format!("{desc}, got {} ({} ordering)", p.version, db.source),
+                    code_desc: desc,
+                });
+            }
+        }
+    }
+    out
+}

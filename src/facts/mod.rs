@@ -1,0 +1,258 @@
+//! Facts: what a collector gathers from one target in one pass, and the
+//! request that says what to gather.
+//!
+//! "Gather once, evaluate locally": a profile's controls are compiled into a
+//! [`FactRequest`]; a collector (the rootfs collector here, the probe inside
+//! a pod later) visits the target once and returns [`Facts`]; controls are
+//! then evaluated in-process on those facts. Facts cross process and network
+//! boundaries as framed JSON ([`frame`]), so every type here is plain data.
+
+pub mod compile;
+pub mod frame;
+pub mod parse;
+pub mod resolve;
+pub mod rootfs;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Default cap on bytes read from one file.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Cap for package databases, which are legitimately larger than config files.
+pub const MAX_PACKAGE_DB_BYTES: u64 = 32 * 1024 * 1024;
+/// Default depth of a directory walk.
+pub const DEFAULT_WALK_DEPTH: u32 = 16;
+/// Default cap on entries visited by one walk.
+pub const DEFAULT_WALK_LIMIT: u32 = 100_000;
+
+/// What to gather from a target. Paths are absolute inside the target's root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactRequest {
+    /// Per-run nonce that frames the answer (see [`frame`]).
+    #[serde(default)]
+    pub nonce: String,
+    /// Cap on bytes read from one file (package databases get
+    /// [`MAX_PACKAGE_DB_BYTES`]).
+    pub max_file_bytes: u64,
+    /// Paths to `lstat` and `stat` (following links inside the root).
+    pub stat: BTreeSet<String>,
+    /// Paths whose content is read (implies `stat`).
+    pub read: BTreeSet<String>,
+    /// Directories whose regular files are all read (e.g. dpkg `status.d`).
+    pub read_dirs: BTreeSet<String>,
+    /// Bounded walks.
+    pub walks: BTreeSet<WalkRequest>,
+    /// Whether to list processes (only where the collector can see them).
+    pub processes: bool,
+    /// Commands to run (only where the approach can run commands).
+    pub commands: BTreeSet<String>,
+}
+
+/// A bounded directory walk.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalkRequest {
+    /// Directory to walk.
+    pub path: String,
+    /// Maximum depth below it.
+    pub depth: u32,
+    /// Maximum entries visited.
+    pub limit: u32,
+    /// Record every entry (for owner/mode checks), not only entries with
+    /// setuid, setgid or world-writable bits.
+    pub all: bool,
+}
+
+/// File types as `lstat` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Kind {
+    File,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    Char,
+    Block,
+    Unknown,
+}
+
+impl Kind {
+    /// Lower-case name, as in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Directory => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Fifo => "fifo",
+            Kind::Socket => "socket",
+            Kind::Char => "char",
+            Kind::Block => "block",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Metadata of one inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatFact {
+    /// Type.
+    pub kind: Kind,
+    /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// File content: UTF-8 text as is, anything else base64-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Content {
+    /// Valid UTF-8.
+    Text(String),
+    /// Base64 of the raw bytes.
+    Base64(String),
+}
+
+impl Content {
+    /// Wrap raw bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Content {
+        match String::from_utf8(bytes) {
+            Ok(s) => Content::Text(s),
+            Err(e) => {
+                use base64::Engine as _;
+                Content::Base64(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))
+            }
+        }
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Content::Text(s) => s.clone().into_bytes(),
+            Content::Base64(b) => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The content as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Content::Text(s) => std::borrow::Cow::Borrowed(s),
+            Content::Base64(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(&self.bytes()).into_owned()),
+        }
+    }
+}
+
+/// What is known about one path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFact {
+    /// `lstat` of the path itself (a symlink is reported as a symlink).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lstat: Option<StatFact>,
+    /// `stat` after following links inside the root; `None` when the path
+    /// (or the link's target) does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<StatFact>,
+    /// The link text, for symlinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+    /// Content, when requested and the path is a regular file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// The content was cut at the read cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Why the path could not be inspected (permission denied, a symlink
+    /// loop, …); absent when it simply does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FileFact {
+    /// Returns true if and only if the path exists (following links).
+    pub fn exists(&self) -> bool {
+        self.stat.is_some()
+    }
+}
+
+/// One entry found by a walk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalkEntry {
+    /// Absolute path inside the root (non-UTF-8 bytes replaced).
+    pub path: String,
+    /// `lstat` of the entry.
+    pub stat: StatFact,
+}
+
+/// What a walk found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalkFact {
+    /// Recorded entries (all, or only the special ones; see [`WalkRequest::all`]).
+    pub entries: Vec<WalkEntry>,
+    /// Entries visited.
+    pub visited: u64,
+    /// The walk hit its entry limit (entries past it were not visited).
+    /// Reaching the depth bound is not truncation: depth is part of the check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// The walked path does not exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
+    /// Per-entry errors (path, reason).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<(String, String)>,
+}
+
+/// A running process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessFact {
+    /// Process id (in the target's pid namespace).
+    pub pid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Command line, arguments joined by spaces.
+    pub cmdline: String,
+}
+
+/// A command's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFact {
+    /// Exit status.
+    pub exit_status: i32,
+    /// Standard output (capped).
+    pub stdout: String,
+}
+
+/// Everything gathered from one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facts {
+    /// Facts per requested path (`stat` and `read`).
+    pub files: BTreeMap<String, FileFact>,
+    /// Per `read_dirs` entry: file name → fact.
+    pub dirs: BTreeMap<String, BTreeMap<String, FileFact>>,
+    /// Per walked path.
+    pub walks: BTreeMap<String, WalkFact>,
+    /// Processes, when the collector can see them (`None`: it cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<ProcessFact>>,
+    /// Command results, when the approach can run commands (`None`: it cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<BTreeMap<String, CommandFact>>,
+}

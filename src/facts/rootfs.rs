@@ -1,0 +1,292 @@
+//! The rootfs collector: gathers [`Facts`] from a directory that is a
+//! container's root filesystem (a fixture, an unpacked image, and — through
+//! the probe — `/proc/<pid>/root` of a running container).
+//!
+//! # Guarantees
+//!
+//! - Every path resolves inside the root ([`Root`]); no byte from outside it
+//!   is returned.
+//! - FIFOs, sockets and devices are never opened for reading: a path is
+//!   first opened with `O_PATH` (which opens nothing) and inspected; only a
+//!   regular file is then opened for reading, with `O_NONBLOCK`, and the
+//!   inode is checked again on the open descriptor.
+//! - Reads stop at the cap; truncation is recorded.
+//! - A permission error, a symlink loop or a vanished file is an error on
+//!   that one fact, never a failed collection.
+//! - Walks never follow symlinks and stop at their depth and entry limits.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
+
+use super::resolve::{Root, fstat};
+use super::{Content, Facts, FileFact, FactRequest, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry, WalkFact, WalkRequest};
+
+/// Package database paths, which get the larger read cap.
+const PACKAGE_DBS: [&str; 2] = ["/var/lib/dpkg/status", "/lib/apk/db/installed"];
+
+/// Collect every requested fact from the root at `dir`. Fails only when the
+/// root itself cannot be opened.
+pub fn collect(dir: &Path, req: &FactRequest) -> io::Result<Facts> {
+    collect_from(&Root::open(dir)?, req)
+}
+
+/// Collect from an already opened root.
+pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
+    let mut facts = Facts::default();
+    for path in req.stat.iter().chain(req.read.iter()) {
+        if facts.files.contains_key(path) {
+            continue;
+        }
+        let cap = if PACKAGE_DBS.contains(&path.as_str()) { MAX_PACKAGE_DB_BYTES.max(req.max_file_bytes) } else { req.max_file_bytes };
+        let want_content = req.read.contains(path);
+        facts.files.insert(path.clone(), file_fact(root, path, want_content.then_some(cap)));
+    }
+    for dir in &req.read_dirs {
+        facts.dirs.insert(dir.clone(), read_dir(root, dir, req.max_file_bytes));
+    }
+    for w in &req.walks {
+        facts.walks.insert(w.path.clone(), walk(root, w));
+    }
+    Ok(facts)
+}
+
+fn stat_fact(st: &rustix::fs::Stat) -> StatFact {
+    StatFact {
+        kind: kind_of(FileType::from_raw_mode(st.st_mode)),
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+    }
+}
+
+fn kind_of(t: FileType) -> Kind {
+    match t {
+        FileType::RegularFile => Kind::File,
+        FileType::Directory => Kind::Directory,
+        FileType::Symlink => Kind::Symlink,
+        FileType::Fifo => Kind::Fifo,
+        FileType::Socket => Kind::Socket,
+        FileType::CharacterDevice => Kind::Char,
+        FileType::BlockDevice => Kind::Block,
+        FileType::Unknown => Kind::Unknown,
+    }
+}
+
+/// Describe an error without any path (facts name their path already).
+fn reason(e: &io::Error) -> String {
+    match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
+        Some(rustix::io::Errno::ACCESS) | Some(rustix::io::Errno::PERM) => "permission denied".into(),
+        Some(rustix::io::Errno::LOOP) => "too many levels of symbolic links".into(),
+        Some(rustix::io::Errno::NOTDIR) => "a path component is not a directory".into(),
+        Some(rustix::io::Errno::XDEV) => "the path crosses out of the root".into(),
+        _ => e.kind().to_string(),
+    }
+}
+
+fn is_not_found(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// lstat, stat (followed), link text and, when `cap` is given, content.
+fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
+    let mut fact = FileFact::default();
+    match root.parent_of(path) {
+        Ok((parent, name)) => match statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let sf = stat_fact(&st);
+                if sf.kind == Kind::Symlink {
+                    fact.link_target = rustix::fs::readlinkat(&parent, name.as_str(), Vec::new())
+                        .ok()
+                        .map(|t| t.to_string_lossy().into_owned());
+                }
+                fact.lstat = Some(sf);
+            }
+            Err(e) if e == rustix::io::Errno::NOENT => return fact,
+            Err(e) => {
+                fact.error = Some(reason(&e.into()));
+                return fact;
+            }
+        },
+        Err(e) if is_not_found(&e) => return fact,
+        Err(e) => {
+            fact.error = Some(reason(&e));
+            return fact;
+        }
+    }
+    // Follow links inside the root; O_PATH opens nothing, so a FIFO or
+    // device is inspected without being opened.
+    let handle = match root.open_in(path, OFlags::PATH) {
+        Ok(fd) => fd,
+        Err(e) if is_not_found(&e) => return fact, // dangling link
+        Err(e) => {
+            fact.error = Some(reason(&e));
+            return fact;
+        }
+    };
+    let Ok(st) = fstat(&handle) else { return fact };
+    let sf = stat_fact(&st);
+    fact.stat = Some(sf);
+    if let Some(cap) = cap
+        && sf.kind == Kind::File
+    {
+        match read_capped(root, path, &st, cap) {
+            Ok((bytes, truncated)) => {
+                fact.content = Some(Content::from_bytes(bytes));
+                fact.truncated = truncated;
+            }
+            Err(e) => fact.error = Some(reason(&e)),
+        }
+    }
+    fact
+}
+
+/// Read a regular file up to `cap` bytes. The file is reopened for reading
+/// and must still be the same regular inode that was inspected.
+fn read_capped(root: &Root, path: &str, expected: &rustix::fs::Stat, cap: u64) -> io::Result<(Vec<u8>, bool)> {
+    let fd = root.open_in(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
+    read_fd_capped(fd, Some(expected), cap)
+}
+
+fn read_fd_capped(fd: OwnedFd, expected: Option<&rustix::fs::Stat>, cap: u64) -> io::Result<(Vec<u8>, bool)> {
+    let st = fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+        || expected.is_some_and(|e| e.st_dev != st.st_dev || e.st_ino != st.st_ino)
+    {
+        return Err(io::Error::other("file changed while it was read"));
+    }
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::with_capacity(usize::try_from(cap.min(u64::try_from(st.st_size).unwrap_or(0))).unwrap_or(0));
+    (&mut file).take(cap).read_to_end(&mut bytes)?;
+    // One more byte tells whether the file went on past the cap.
+    let mut probe = [0u8; 1];
+    let truncated = bytes.len() as u64 == cap && file.read(&mut probe)? > 0;
+    Ok((bytes, truncated))
+}
+
+/// Read every regular file directly inside `dir` (no recursion).
+fn read_dir(root: &Root, dir: &str, cap: u64) -> BTreeMap<String, FileFact> {
+    let mut out = BTreeMap::new();
+    let Ok(dfd) = root.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY) else {
+        return out;
+    };
+    let Ok(mut entries) = Dir::read_from(&dfd) else { return out };
+    let mut count = 0;
+    while let Some(Ok(entry)) = entries.read() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        count += 1;
+        if count > 10_000 {
+            break;
+        }
+        let mut fact = FileFact::default();
+        match statat(&dfd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let sf = stat_fact(&st);
+                fact.lstat = Some(sf);
+                fact.stat = Some(sf);
+                if sf.kind == Kind::File {
+                    let opened = openat(&dfd, entry.file_name(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty());
+                    match opened.map_err(io::Error::from).and_then(|fd| read_fd_capped(fd, Some(&st), cap)) {
+                        Ok((bytes, truncated)) => {
+                            fact.content = Some(Content::from_bytes(bytes));
+                            fact.truncated = truncated;
+                        }
+                        Err(e) => fact.error = Some(reason(&e)),
+                    }
+                }
+            }
+            Err(e) => fact.error = Some(reason(&e.into())),
+        }
+        out.insert(name, fact);
+    }
+    out
+}
+
+/// Returns true if and only if an entry is worth recording in a walk that
+/// records only special entries.
+fn is_special(st: &StatFact) -> bool {
+    st.kind != Kind::Symlink && (st.mode & 0o6000 != 0 || st.mode & 0o002 != 0)
+}
+
+/// A bounded walk that never follows symlinks.
+fn walk(root: &Root, req: &WalkRequest) -> WalkFact {
+    let mut fact = WalkFact::default();
+    let start = match root.open_in(&req.path, OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(fd) => fd,
+        Err(e) if is_not_found(&e) => {
+            fact.missing = true;
+            return fact;
+        }
+        Err(e) => {
+            fact.errors.push((req.path.clone(), reason(&e)));
+            return fact;
+        }
+    };
+    let base = req.path.trim_end_matches('/').to_string();
+    walk_dir(&start, &base, 0, req, &mut fact);
+    fact.entries.sort_by(|a, b| a.path.cmp(&b.path));
+    fact
+}
+
+/// Visit one directory, then each subdirectory depth-first. Only the
+/// descriptors along the current path are open (at most `depth` of them).
+fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mut WalkFact) {
+    let mut entries = match Dir::read_from(dfd) {
+        Ok(d) => d,
+        Err(e) => {
+            fact.errors.push((dpath.to_string(), reason(&e.into())));
+            return;
+        }
+    };
+    let mut names = Vec::new();
+    while let Some(entry) = entries.read() {
+        match entry {
+            Ok(entry) => {
+                let name = entry.file_name();
+                if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                    names.push(name.to_owned());
+                }
+            }
+            Err(e) => {
+                fact.errors.push((dpath.to_string(), reason(&e.into())));
+                break;
+            }
+        }
+    }
+    drop(entries);
+    names.sort();
+    for name in names {
+        if fact.visited >= u64::from(req.limit) {
+            fact.truncated = true;
+            return;
+        }
+        fact.visited += 1;
+        let path = format!("{dpath}/{}", name.to_string_lossy());
+        let st = match statat(dfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => stat_fact(&st),
+            Err(e) => {
+                fact.errors.push((path, reason(&e.into())));
+                continue;
+            }
+        };
+        if req.all || is_special(&st) {
+            fact.entries.push(WalkEntry { path: path.clone(), stat: st });
+        }
+        if st.kind == Kind::Directory {
+            if depth + 1 > req.depth {
+                continue; // depth is a documented bound, not a truncation
+            }
+            match openat(dfd, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => walk_dir(&fd, &path, depth + 1, req, fact),
+                Err(e) => fact.errors.push((path, reason(&e.into()))),
+            }
+        }
+    }
+}
