@@ -1,2 +1,205 @@
-//! Results: HDF documents, summaries, thresholds, waivers.
+//! Results: evaluating a target's controls into a [`TargetReport`], its HDF
+//! document, summaries, SAF thresholds and waivers.
+
+pub mod hdf;
+pub mod summary;
 pub mod threshold;
+pub mod waiver;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::checks::{Context, TestResult, evaluate};
+use crate::facts::Facts;
+use crate::policy::model::{Approach, Profile, Waiver};
+use crate::policy::Loaded;
+use summary::{ControlStatus, Counts, control_status};
+use waiver::WaiverState;
+
+/// One control's outcome on one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlOutcome {
+    /// Control id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub desc: Option<String>,
+    /// HDF impact.
+    pub impact: f64,
+    /// Tags carried from the profile.
+    pub tags: BTreeMap<String, Value>,
+    /// The check as written, for HDF `code`.
+    pub code: String,
+    /// Where the control is defined.
+    pub source: (String, u32),
+    /// Evaluated expectations.
+    pub results: Vec<TestResult>,
+    /// The waiver that bears on it, if any.
+    pub waiver: Option<WaiverState>,
+    /// Derived status.
+    pub status: ControlStatus,
+    /// Evaluation time, seconds.
+    pub run_time: f64,
+}
+
+/// One profile's outcomes on one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileOutcome {
+    /// Profile name.
+    pub name: String,
+    /// Profile version.
+    pub version: String,
+    /// Description.
+    pub summary: String,
+    /// sha256 of the profile's source file.
+    pub sha256: String,
+    /// Controls in profile order.
+    pub controls: Vec<ControlOutcome>,
+}
+
+/// Everything known about one scanned target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    /// Run id (UUIDv7).
+    pub run_id: String,
+    /// Scan id of this target (UUIDv7).
+    pub scan_id: String,
+    /// Target id.
+    pub target_id: String,
+    /// Approach used.
+    pub approach: Approach,
+    /// os-release ID and VERSION_ID, when known.
+    pub platform: (String, String),
+    /// Profiles.
+    pub profiles: Vec<ProfileOutcome>,
+    /// When the scan started.
+    pub started: DateTime<Utc>,
+    /// Seconds the scan took.
+    pub duration: f64,
+    /// Why the target could not be scanned at all, if so.
+    pub error: Option<String>,
+}
+
+impl TargetReport {
+    /// Counts over every control of every profile (SAF semantics).
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for p in &self.profiles {
+            for ctl in &p.controls {
+                c.add(&ctl.id, ctl.status, ctl.impact);
+            }
+        }
+        c
+    }
+}
+
+/// Inputs to evaluating one target.
+pub struct Evaluation<'a> {
+    /// Run id.
+    pub run_id: &'a str,
+    /// Scan id.
+    pub scan_id: &'a str,
+    /// Target id.
+    pub target_id: &'a str,
+    /// Approach used.
+    pub approach: Approach,
+    /// Profiles to evaluate.
+    pub profiles: &'a [&'a Loaded<Profile>],
+    /// Policy waivers.
+    pub waivers: &'a [Waiver],
+    /// The clock for waivers.
+    pub now: DateTime<Utc>,
+    /// When the scan started.
+    pub started: DateTime<Utc>,
+}
+
+/// Evaluate every control on the facts (or record, for every control, why
+/// the target could not be scanned).
+pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> TargetReport {
+    let ctx = Context { approach: ev.approach };
+    let platform = facts.ok().map(platform).unwrap_or_else(|| ("unknown".into(), String::new()));
+    let profiles = ev
+        .profiles
+        .iter()
+        .map(|lp| {
+            let p = &lp.value;
+            let controls = p
+                .controls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let t = std::time::Instant::now();
+                    let results = match facts {
+                        Ok(f) => evaluate(c, f, &ctx),
+                        Err(why) => vec![TestResult {
+                            status: crate::checks::Status::Error,
+                            code_desc: format!("Target {} is scanned", ev.target_id),
+                            message: format!("the target could not be scanned: {why}"),
+                        }],
+                    };
+                    let waiver = waiver::find(ev.waivers, &c.id, ev.target_id, ev.now);
+                    let status = control_status(&results, c.impact, waiver.as_ref().is_some_and(WaiverState::is_active));
+                    ControlOutcome {
+                        id: c.id.clone(),
+                        title: c.title.clone(),
+                        desc: c.desc.clone(),
+                        impact: c.impact,
+                        tags: c.tags.clone(),
+                        code: serde_json::to_string(&c.check).unwrap_or_default(),
+                        source: (lp.source.path.display().to_string(), lp.doc.value_position(&format!("/controls/{i}")).line),
+                        results,
+                        waiver,
+                        status,
+                        run_time: t.elapsed().as_secs_f64(),
+                    }
+                })
+                .collect();
+            ProfileOutcome {
+                name: p.metadata.name.clone(),
+                version: p.metadata.version.clone().unwrap_or_default(),
+                summary: p.metadata.description.clone().unwrap_or_default(),
+                sha256: crate::facts::frame::hex(&Sha256::digest(lp.source.text.as_bytes())),
+                controls,
+            }
+        })
+        .collect();
+    TargetReport {
+        run_id: ev.run_id.to_string(),
+        scan_id: ev.scan_id.to_string(),
+        target_id: ev.target_id.to_string(),
+        approach: ev.approach,
+        platform,
+        profiles,
+        started: ev.started,
+        duration: (Utc::now() - ev.started).num_microseconds().unwrap_or(0) as f64 / 1e6,
+        error: facts.err().map(str::to_string),
+    }
+}
+
+fn platform(facts: &Facts) -> (String, String) {
+    let rel = crate::facts::compile::OS_RELEASE
+        .iter()
+        .find_map(|p| facts.files.get(*p).and_then(|f| f.content.as_ref()))
+        .map(|c| crate::facts::parse::os_release(&c.text()))
+        .unwrap_or_default();
+    (
+        rel.get("ID").cloned().unwrap_or_else(|| "unknown".into()),
+        rel.get("VERSION_ID").cloned().unwrap_or_default(),
+    )
+}
+
+/// File name for a target's HDF: the id with `/` replaced, made safe for
+/// every filesystem (`payments/api-0/api` → `payments_api-0_api.hdf.json`).
+pub fn hdf_file_name(target_id: &str) -> PathBuf {
+    let safe: String = target_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') { c } else { '_' })
+        .collect();
+    PathBuf::from(format!("{safe}.hdf.json"))
+}

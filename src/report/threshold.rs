@@ -23,6 +23,8 @@ pub enum Bound {
     Max(f64),
     /// Exactly these control ids have this status and severity.
     Controls(Vec<String>),
+    /// Exactly this many (SAF's legacy `passed.total: N` form).
+    Exact(f64),
 }
 
 /// A parsed threshold: flattened key prefix (`failed.critical`,
@@ -70,6 +72,65 @@ impl Threshold {
     }
 }
 
+/// One evaluated rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Check {
+    /// `compliance.min`, `failed.critical.max`, `passed.total.controls`, …
+    pub path: String,
+    /// Whether it holds.
+    pub passed: bool,
+    /// What it found and wanted, e.g. `compliance 85% < min 90%`.
+    pub detail: String,
+}
+
+/// The verdict of a threshold over one target's counts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Verdict {
+    /// True if and only if every rule held.
+    pub passed: bool,
+    /// Every rule, in key order.
+    pub checks: Vec<Check>,
+}
+
+impl Threshold {
+    /// Evaluate every rule against a target's counts (SAF semantics: `min`
+    /// and `max` are inclusive; `controls` must match the set of control ids
+    /// exactly; an empty `controls` list is ignored).
+    pub fn evaluate(&self, counts: &crate::report::summary::Counts) -> Verdict {
+        let mut checks = Vec::new();
+        for (prefix, bounds) in &self.rules {
+            let (actual, unit) = if prefix == "compliance" {
+                (f64::from(counts.compliance()), "%")
+            } else {
+                let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
+                (counts.count(status, sev) as f64, "")
+            };
+            for b in bounds {
+                let (path, passed, detail) = match b {
+                    Bound::Min(m) => (format!("{prefix}.min"), actual >= *m, format!("{prefix} {actual}{unit}, min {m}{unit}")),
+                    Bound::Max(m) => (format!("{prefix}.max"), actual <= *m, format!("{prefix} {actual}{unit}, max {m}{unit}")),
+                    Bound::Exact(m) => (prefix.clone(), actual == *m, format!("{prefix} {actual}, expected exactly {m}")),
+                    Bound::Controls(ids) if ids.is_empty() => continue,
+                    Bound::Controls(ids) => {
+                        let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
+                        let got = counts.ids(status, sev);
+                        let missing: Vec<&String> = ids.iter().filter(|i| !got.contains(i)).collect();
+                        let unexpected: Vec<&String> = got.iter().filter(|i| !ids.contains(i)).collect();
+                        let ok = missing.is_empty() && unexpected.is_empty();
+                        (
+                            format!("{prefix}.controls"),
+                            ok,
+                            format!("{prefix} controls: missing {missing:?}, unexpected {unexpected:?}"),
+                        )
+                    }
+                };
+                checks.push(Check { path, passed, detail });
+            }
+        }
+        Verdict { passed: checks.iter().all(|c| c.passed), checks }
+    }
+}
+
 fn flatten<'a>(
     obj: &'a serde_json::Map<String, Value>,
     path: &mut Vec<String>,
@@ -111,6 +172,7 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
             };
             Ok(("compliance".into(), b))
         }
+        [status, "total"] if STATUSES.contains(status) => Ok((format!("{status}.total"), Bound::Exact(number("a count")?))),
         [status, sev, bound] if STATUSES.contains(status) && SEVERITIES.contains(sev) => {
             let prefix = format!("{status}.{sev}");
             match *bound {
@@ -159,6 +221,32 @@ mod tests {
         assert_eq!(nested, flat);
         assert_eq!(nested, mixed);
         assert_eq!(nested.rules["failed.critical"], vec![Bound::Max(0.0)]);
+    }
+
+    #[test]
+    fn evaluation_per_key() {
+        use crate::report::summary::{ControlStatus, Counts};
+        let mut c = Counts::default();
+        c.add("A", ControlStatus::Passed, 0.9);
+        c.add("B", ControlStatus::Failed, 0.9);
+        c.add("C", ControlStatus::Failed, 0.5);
+        c.add("D", ControlStatus::Skipped, 0.3);
+        c.add("E", ControlStatus::Error, 0.7);
+        c.add("F", ControlStatus::NoImpact, 0.0);
+        let eval = |t: serde_json::Value| Threshold::parse(&t).unwrap().evaluate(&c);
+        assert!(!eval(json!({"compliance.min": 21})).passed, "1 of 5 = 20%");
+        assert!(eval(json!({"compliance": {"min": 20, "max": 20}})).passed);
+        assert!(eval(json!({"failed.critical.max": 1, "failed.total.max": 2})).passed);
+        assert!(!eval(json!({"failed.critical.max": 0})).passed);
+        assert!(eval(json!({"failed.medium.min": 1, "skipped.low.min": 1})).passed);
+        assert!(!eval(json!({"error.high.max": 0})).passed);
+        assert!(eval(json!({"no_impact.total.min": 1})).passed);
+        assert!(Threshold::parse(&json!({"no_impact.none.max": 1})).is_err(), "none is not a SAF severity key");
+        assert!(eval(json!({"passed": {"total": 1}})).passed, "legacy exact total");
+        assert!(!eval(json!({"passed": {"total": 2}})).passed);
+        assert!(eval(json!({"failed": {"total": {"controls": ["C", "B"]}}})).passed, "exact set, any order");
+        assert!(!eval(json!({"failed": {"total": {"controls": ["B"]}}})).passed, "C unexpected");
+        assert!(eval(json!({"failed": {"total": {"controls": []}}})).passed, "empty list ignored");
     }
 
     #[test]

@@ -1,0 +1,167 @@
+//! Control statuses and counts with Heimdall's and the SAF CLI's semantics,
+//! so that vigil's summary and threshold verdicts agree with what
+//! `saf view summary` and `saf validate threshold` say about the same HDF.
+//!
+//! Control status (inspecjs `compute_status`): any result `error` → error;
+//! waived or impact 0 → not applicable (`no_impact`); no results → error;
+//! any `failed` → failed; any `passed` → passed; otherwise (all skipped) →
+//! not reviewed (`skipped`).
+//!
+//! Compliance (SAF `calculateCompliance`): `round(100 × passed / (passed +
+//! failed + skipped + error))`, 0 when that total is 0. Skipped controls
+//! therefore lower compliance, and not-applicable ones do not count.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::checks::{Status, TestResult};
+
+/// A control's status, in SAF threshold names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlStatus {
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+    /// Not reviewed: every result skipped.
+    Skipped,
+    /// Not applicable: impact 0 or waived.
+    NoImpact,
+    /// Profile error: a result errored, or there were no results.
+    Error,
+}
+
+impl ControlStatus {
+    /// SAF threshold name (`passed`, `failed`, `skipped`, `no_impact`, `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlStatus::Passed => "passed",
+            ControlStatus::Failed => "failed",
+            ControlStatus::Skipped => "skipped",
+            ControlStatus::NoImpact => "no_impact",
+            ControlStatus::Error => "error",
+        }
+    }
+
+    /// All statuses, in SAF's order.
+    pub const ALL: [ControlStatus; 5] =
+        [ControlStatus::Passed, ControlStatus::Failed, ControlStatus::Skipped, ControlStatus::NoImpact, ControlStatus::Error];
+}
+
+/// Compute a control's status from its results.
+pub fn control_status(results: &[TestResult], impact: f64, waived: bool) -> ControlStatus {
+    if results.iter().any(|r| r.status == Status::Error) {
+        ControlStatus::Error
+    } else if waived || impact == 0.0 {
+        ControlStatus::NoImpact
+    } else if results.is_empty() {
+        ControlStatus::Error
+    } else if results.iter().any(|r| r.status == Status::Failed) {
+        ControlStatus::Failed
+    } else if results.iter().any(|r| r.status == Status::Passed) {
+        ControlStatus::Passed
+    } else {
+        ControlStatus::Skipped
+    }
+}
+
+/// Severity band from impact (inspecjs): ≥0.9 critical, ≥0.7 high,
+/// ≥0.4 medium, ≥0.1 low, otherwise none.
+pub fn severity(impact: f64) -> &'static str {
+    if impact >= 0.9 {
+        "critical"
+    } else if impact >= 0.7 {
+        "high"
+    } else if impact >= 0.4 {
+        "medium"
+    } else if impact >= 0.1 {
+        "low"
+    } else {
+        "none"
+    }
+}
+
+/// Control counts of one target: `status.severity` → control ids
+/// (`severity` includes `total`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counts {
+    /// `passed.total`, `failed.critical`, … → the control ids.
+    pub controls: BTreeMap<String, Vec<String>>,
+}
+
+impl Counts {
+    /// Add one control.
+    pub fn add(&mut self, id: &str, status: ControlStatus, impact: f64) {
+        for sev in ["total", severity(impact)] {
+            self.controls.entry(format!("{}.{sev}", status.as_str())).or_default().push(id.to_string());
+        }
+    }
+
+    /// Number of controls with `status` and `severity` (or `total`).
+    pub fn count(&self, status: &str, severity: &str) -> usize {
+        self.controls.get(&format!("{status}.{severity}")).map_or(0, Vec::len)
+    }
+
+    /// Control ids with `status` and `severity`.
+    pub fn ids(&self, status: &str, severity: &str) -> &[String] {
+        self.controls.get(&format!("{status}.{severity}")).map_or(&[], Vec::as_slice)
+    }
+
+    /// SAF compliance, an integer percentage.
+    pub fn compliance(&self) -> u32 {
+        let p = self.count("passed", "total");
+        let total = p + self.count("failed", "total") + self.count("skipped", "total") + self.count("error", "total");
+        if total == 0 {
+            return 0;
+        }
+        // Math.round in JavaScript rounds halves up.
+        ((100.0 * p as f64 / total as f64) + 0.5).floor() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(status: Status) -> TestResult {
+        TestResult { status, code_desc: String::new(), message: String::new() }
+    }
+
+    #[test]
+    fn status_precedence_matches_heimdall() {
+        use Status::*;
+        assert_eq!(control_status(&[r(Passed), r(Error)], 0.5, false), ControlStatus::Error);
+        assert_eq!(control_status(&[r(Error)], 0.0, true), ControlStatus::Error, "error beats waiver");
+        assert_eq!(control_status(&[r(Failed)], 0.5, true), ControlStatus::NoImpact);
+        assert_eq!(control_status(&[r(Failed)], 0.0, false), ControlStatus::NoImpact);
+        assert_eq!(control_status(&[], 0.5, false), ControlStatus::Error);
+        assert_eq!(control_status(&[r(Passed), r(Failed)], 0.5, false), ControlStatus::Failed);
+        assert_eq!(control_status(&[r(Passed), r(Skipped)], 0.5, false), ControlStatus::Passed);
+        assert_eq!(control_status(&[r(Skipped)], 0.5, false), ControlStatus::Skipped);
+    }
+
+    #[test]
+    fn severities_and_compliance() {
+        assert_eq!([severity(0.95), severity(0.7), severity(0.5), severity(0.1), severity(0.05)], ["critical", "high", "medium", "low", "none"]);
+        let mut c = Counts::default();
+        assert_eq!(c.compliance(), 0, "no controls");
+        c.add("a", ControlStatus::Passed, 0.9);
+        c.add("b", ControlStatus::Failed, 0.5);
+        c.add("n", ControlStatus::NoImpact, 0.0);
+        assert_eq!(c.compliance(), 50, "not applicable does not count");
+        c.add("s", ControlStatus::Skipped, 0.5);
+        assert_eq!(c.compliance(), 33, "skipped lowers compliance");
+        let mut h = Counts::default();
+        for i in 0..179 {
+            h.add(&format!("p{i}"), ControlStatus::Passed, 0.5);
+        }
+        for i in 0..21 {
+            h.add(&format!("f{i}"), ControlStatus::Failed, 0.5);
+        }
+        assert_eq!(h.compliance(), 90, "89.5 rounds up like Math.round");
+        assert_eq!(h.count("failed", "medium"), 21);
+        assert_eq!(c.ids("passed", "critical"), ["a".to_string()]);
+    }
+}
