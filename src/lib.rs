@@ -7,11 +7,12 @@
 #![warn(missing_docs)]
 #![allow(clippy::result_large_err)]
 
+pub mod checks;
 pub mod cli;
 pub mod diag;
+pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod report;
-pub mod checks;
-pub mod facts;
+pub mod runner;

@@ -42,14 +42,22 @@ pub struct TestResult {
 
 impl TestResult {
     fn new(status: Status, code_desc: impl Into<String>, message: impl Into<String>) -> TestResult {
-        TestResult { status, code_desc: code_desc.into(), message: message.into() }
+        TestResult {
+            status,
+            code_desc: code_desc.into(),
+            message: message.into(),
+        }
     }
 
     /// A passed or failed result from a boolean.
     fn check(ok: bool, code_desc: String, got: impl Into<String>) -> TestResult {
         let got = got.into();
         let message = format!("{code_desc}, got {got}");
-        TestResult::new(if ok { Status::Passed } else { Status::Failed }, code_desc, message)
+        TestResult::new(
+            if ok { Status::Passed } else { Status::Failed },
+            code_desc,
+            message,
+        )
     }
 
     fn error(code_desc: String, why: impl Into<String>) -> TestResult {
@@ -86,7 +94,11 @@ pub fn evaluate_check(check: &Check, facts: &Facts, ctx: &Context) -> Vec<TestRe
         Check::Config(c) => system::config(c, facts),
         Check::Process(c) => system::process(c, facts, ctx),
         Check::Command(c) => system::command(c, facts, ctx),
-        Check::All(a) => a.all.iter().flat_map(|c| evaluate_check(c, facts, ctx)).collect(),
+        Check::All(a) => a
+            .all
+            .iter()
+            .flat_map(|c| evaluate_check(c, facts, ctx))
+            .collect(),
         Check::Any(a) => vec![any(&a.any, facts, ctx)],
         Check::None(a) => vec![none(&a.none, facts, ctx)],
     }
@@ -107,14 +119,31 @@ pub fn overall(results: &[TestResult]) -> Status {
 }
 
 fn describe(results: &[TestResult]) -> String {
-    results.iter().map(|r| r.code_desc.as_str()).collect::<Vec<_>>().join(" and ")
+    results
+        .iter()
+        .map(|r| r.code_desc.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 fn any(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
-    let subs: Vec<Vec<TestResult>> = checks.iter().map(|c| evaluate_check(c, facts, ctx)).collect();
-    let code_desc = format!("Any of: {}", subs.iter().map(|s| format!("({})", describe(s))).collect::<Vec<_>>().join(" or "));
+    let subs: Vec<Vec<TestResult>> = checks
+        .iter()
+        .map(|c| evaluate_check(c, facts, ctx))
+        .collect();
+    let code_desc = format!(
+        "Any of: {}",
+        subs.iter()
+            .map(|s| format!("({})", describe(s)))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
     if let Some(ok) = subs.iter().find(|s| overall(s) == Status::Passed) {
-        return TestResult::new(Status::Passed, code_desc, format!("satisfied: {}", messages(ok)));
+        return TestResult::new(
+            Status::Passed,
+            code_desc,
+            format!("satisfied: {}", messages(ok)),
+        );
     }
     let status = if subs.iter().any(|s| overall(s) == Status::Error) {
         Status::Error
@@ -123,29 +152,66 @@ fn any(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
     } else {
         Status::Failed
     };
-    let why = subs.iter().map(|s| messages(s)).collect::<Vec<_>>().join("; ");
+    let why = subs
+        .iter()
+        .map(|s| messages(s))
+        .collect::<Vec<_>>()
+        .join("; ");
     TestResult::new(status, code_desc, format!("none satisfied: {why}"))
 }
 
 fn none(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
-    let subs: Vec<Vec<TestResult>> = checks.iter().map(|c| evaluate_check(c, facts, ctx)).collect();
-    let code_desc = format!("None of: {}", subs.iter().map(|s| format!("({})", describe(s))).collect::<Vec<_>>().join(" or "));
-    let hits: Vec<String> = subs.iter().filter(|s| overall(s) == Status::Passed).map(|s| messages(s)).collect();
+    let subs: Vec<Vec<TestResult>> = checks
+        .iter()
+        .map(|c| evaluate_check(c, facts, ctx))
+        .collect();
+    let code_desc = format!(
+        "None of: {}",
+        subs.iter()
+            .map(|s| format!("({})", describe(s)))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
+    let hits: Vec<String> = subs
+        .iter()
+        .filter(|s| overall(s) == Status::Passed)
+        .map(|s| messages(s))
+        .collect();
     if !hits.is_empty() {
-        return TestResult::new(Status::Failed, code_desc, format!("but found: {}", hits.join("; ")));
+        return TestResult::new(
+            Status::Failed,
+            code_desc,
+            format!("but found: {}", hits.join("; ")),
+        );
     }
     if subs.iter().any(|s| overall(s) == Status::Error) {
-        let why = subs.iter().filter(|s| overall(s) == Status::Error).map(|s| messages(s)).collect::<Vec<_>>().join("; ");
+        let why = subs
+            .iter()
+            .filter(|s| overall(s) == Status::Error)
+            .map(|s| messages(s))
+            .collect::<Vec<_>>()
+            .join("; ");
         return TestResult::new(Status::Error, code_desc, why);
     }
     if subs.iter().all(|s| overall(s) == Status::Skipped) {
-        return TestResult::new(Status::Skipped, code_desc, subs.iter().map(|s| messages(s)).collect::<Vec<_>>().join("; "));
+        return TestResult::new(
+            Status::Skipped,
+            code_desc,
+            subs.iter()
+                .map(|s| messages(s))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
     }
     TestResult::new(Status::Passed, code_desc, "none present")
 }
 
 fn messages(results: &[TestResult]) -> String {
-    results.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ")
+    results
+        .iter()
+        .map(|r| r.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `0o640` → `"0640"`.
@@ -174,9 +240,24 @@ pub(crate) struct Names {
 
 impl Names {
     fn from_facts(facts: &Facts) -> Names {
-        let text = |p: &str| facts.files.get(p).and_then(|f| f.content.as_ref()).map(|c| c.text().into_owned()).unwrap_or_default();
-        let users = crate::facts::parse::passwd(&text(crate::facts::compile::PASSWD)).0.into_iter().map(|e| (e.uid, e.name)).collect();
-        let groups = crate::facts::parse::group(&text(crate::facts::compile::GROUP)).0.into_iter().map(|e| (e.gid, e.name)).collect();
+        let text = |p: &str| {
+            facts
+                .files
+                .get(p)
+                .and_then(|f| f.content.as_ref())
+                .map(|c| c.text().into_owned())
+                .unwrap_or_default()
+        };
+        let users = crate::facts::parse::passwd(&text(crate::facts::compile::PASSWD))
+            .0
+            .into_iter()
+            .map(|e| (e.uid, e.name))
+            .collect();
+        let groups = crate::facts::parse::group(&text(crate::facts::compile::GROUP))
+            .0
+            .into_iter()
+            .map(|e| (e.gid, e.name))
+            .collect();
         Names { users, groups }
     }
 

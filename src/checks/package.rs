@@ -43,14 +43,24 @@ fn databases(facts: &Facts, manager: PackageManager) -> Vec<Db> {
             }
         }
         if found {
-            out.push(Db { scheme: Scheme::Dpkg, source: "dpkg", packages, truncated });
+            out.push(Db {
+                scheme: Scheme::Dpkg,
+                source: "dpkg",
+                packages,
+                truncated,
+            });
         }
     }
     if matches!(manager, PackageManager::Auto | PackageManager::Apk)
         && let Some(f) = facts.files.get(APK_DB)
         && let Some(text) = content(f)
     {
-        out.push(Db { scheme: Scheme::Apk, source: "apk", packages: apk(&text), truncated: f.truncated });
+        out.push(Db {
+            scheme: Scheme::Apk,
+            source: "apk",
+            packages: apk(&text),
+            truncated: f.truncated,
+        });
     }
     out
 }
@@ -64,16 +74,35 @@ pub(super) fn package(c: &PackageCheck, facts: &Facts) -> Vec<TestResult> {
             Some(false) => format!("{subject} is expected not to be installed"),
             _ => format!("{subject} is expected to be installed"),
         };
-        out.push(TestResult::skipped(desc, "no package database (dpkg status, status.d or apk installed) in this image"));
+        out.push(TestResult::skipped(
+            desc,
+            "no package database (dpkg status, status.d or apk installed) in this image",
+        ));
         return out;
     }
-    let found = dbs.iter().find_map(|db| db.packages.iter().find(|p| p.name == c.package).map(|p| (db, p)));
+    let found = dbs.iter().find_map(|db| {
+        db.packages
+            .iter()
+            .find(|p| p.name == c.package)
+            .map(|p| (db, p))
+    });
     let truncated = dbs.iter().any(|d| d.truncated);
     if let Some(want) = c.expect.installed {
-        let desc = if want { format!("{subject} is expected to be installed") } else { format!("{subject} is expected not to be installed") };
+        let desc = if want {
+            format!("{subject} is expected to be installed")
+        } else {
+            format!("{subject} is expected not to be installed")
+        };
         match found {
-            Some((db, p)) => out.push(TestResult::check(want, desc, format!("installed {} ({})", p.version, db.source))),
-            None if truncated => out.push(TestResult::error(desc, "the package database was larger than the read cap")),
+            Some((db, p)) => out.push(TestResult::check(
+                want,
+                desc,
+                format!("installed {} ({})", p.version, db.source),
+            )),
+            None if truncated => out.push(TestResult::error(
+                desc,
+                "the package database was larger than the read cap",
+            )),
             None => out.push(TestResult::check(!want, desc, "not installed")),
         }
     }

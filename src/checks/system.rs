@@ -16,24 +16,51 @@ pub(super) fn os(c: &OsCheck, facts: &Facts) -> Vec<TestResult> {
         .map(|c| parse::os_release(&c.text()));
     let e = &c.expect;
     let Some(rel) = release else {
-        return vec![TestResult::check(false, "OS release is expected to be readable".into(), "no /etc/os-release or /usr/lib/os-release")];
+        return vec![TestResult::check(
+            false,
+            "OS release is expected to be readable".into(),
+            "no /etc/os-release or /usr/lib/os-release",
+        )];
     };
     let id = rel.get("ID").cloned().unwrap_or_default();
-    let like: Vec<String> = rel.get("ID_LIKE").map(|l| l.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    let like: Vec<String> = rel
+        .get("ID_LIKE")
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
     if !e.id.is_empty() {
-        out.push(TestResult::check(e.id.contains(&id), format!("OS id is expected to be one of {}", e.id.join(", ")), id.clone()));
+        out.push(TestResult::check(
+            e.id.contains(&id),
+            format!("OS id is expected to be one of {}", e.id.join(", ")),
+            id.clone(),
+        ));
     }
     if !e.family.is_empty() {
         let ok = e.family.contains(&id) || like.iter().any(|l| e.family.contains(l));
-        let got = if like.is_empty() { id.clone() } else { format!("{id} (like {})", like.join(" ")) };
-        out.push(TestResult::check(ok, format!("OS family is expected to be one of {}", e.family.join(", ")), got));
+        let got = if like.is_empty() {
+            id.clone()
+        } else {
+            format!("{id} (like {})", like.join(" "))
+        };
+        out.push(TestResult::check(
+            ok,
+            format!("OS family is expected to be one of {}", e.family.join(", ")),
+            got,
+        ));
     }
     if let Some(text) = &e.version {
         let desc = format!("OS version is expected to be {text}");
         let got = rel.get("VERSION_ID").cloned().unwrap_or_default();
         match Constraint::parse(text) {
-            Some(con) => out.push(TestResult::check(con.matches(Scheme::Dpkg, &got), desc, if got.is_empty() { "no VERSION_ID".into() } else { got })),
+            Some(con) => out.push(TestResult::check(
+                con.matches(Scheme::Dpkg, &got),
+                desc,
+                if got.is_empty() {
+                    "no VERSION_ID".into()
+                } else {
+                    got
+                },
+            )),
             None => out.push(TestResult::error(desc, "the constraint cannot be parsed")),
         }
     }
@@ -44,15 +71,30 @@ pub(super) fn config(c: &ConfigCheck, facts: &Facts) -> Vec<TestResult> {
     let subject = format!("Config {}", c.config);
     let fact = facts.files.get(&c.config);
     if let Some(why) = fact.and_then(|f| f.error.as_ref()) {
-        return vec![TestResult::error(format!("{subject} is read"), format!("it could not be read: {why}"))];
+        return vec![TestResult::error(
+            format!("{subject} is read"),
+            format!("it could not be read: {why}"),
+        )];
     }
     let Some(content) = fact.and_then(|f| f.content.as_ref()) else {
-        return vec![TestResult::check(false, format!("{subject} is expected to exist"), "no such file")];
+        return vec![TestResult::check(
+            false,
+            format!("{subject} is expected to exist"),
+            "no such file",
+        )];
     };
-    let values = parse::config(&content.text(), c.format == ConfigFormat::Equals, c.ignore_case);
+    let values = parse::config(
+        &content.text(),
+        c.format == ConfigFormat::Equals,
+        c.ignore_case,
+    );
     let mut out = Vec::new();
     for (key, e) in &c.expect {
-        let lookup = if c.ignore_case { key.to_ascii_lowercase() } else { key.clone() };
+        let lookup = if c.ignore_case {
+            key.to_ascii_lowercase()
+        } else {
+            key.clone()
+        };
         let raw = values.get(&lookup);
         let value = raw.cloned().or_else(|| e.default.clone());
         let shown = match (raw, &value) {
@@ -61,22 +103,41 @@ pub(super) fn config(c: &ConfigCheck, facts: &Facts) -> Vec<TestResult> {
             (None, None) => "unset".into(),
         };
         if let Some(absent) = e.absent {
-            let desc = if absent { format!("{subject} {key} is expected to be unset") } else { format!("{subject} {key} is expected to be set") };
-            out.push(TestResult::check(raw.is_none() == absent, desc, shown.clone()));
+            let desc = if absent {
+                format!("{subject} {key} is expected to be unset")
+            } else {
+                format!("{subject} {key} is expected to be set")
+            };
+            out.push(TestResult::check(
+                raw.is_none() == absent,
+                desc,
+                shown.clone(),
+            ));
         }
         if let Some(want) = &e.equals {
-            out.push(TestResult::check(value.as_deref() == Some(want.as_str()), format!("{subject} {key} is expected to be {want}"), shown.clone()));
+            out.push(TestResult::check(
+                value.as_deref() == Some(want.as_str()),
+                format!("{subject} {key} is expected to be {want}"),
+                shown.clone(),
+            ));
         }
         if let Some(re) = &e.matches {
             let desc = format!("{subject} {key} is expected to match /{re}/");
             match Regex::new(re) {
-                Ok(r) => out.push(TestResult::check(value.as_deref().is_some_and(|v| r.is_match(v)), desc, shown.clone())),
+                Ok(r) => out.push(TestResult::check(
+                    value.as_deref().is_some_and(|v| r.is_match(v)),
+                    desc,
+                    shown.clone(),
+                )),
                 Err(err) => out.push(TestResult::error(desc, err.to_string())),
             }
         }
         for (bound, is_min) in [(e.min, true), (e.max, false)] {
             let Some(bound) = bound else { continue };
-            let desc = format!("{subject} {key} is expected to be {} {bound}", if is_min { "at least" } else { "at most" });
+            let desc = format!(
+                "{subject} {key} is expected to be {} {bound}",
+                if is_min { "at least" } else { "at most" }
+            );
             let num = value.as_deref().and_then(|v| v.trim().parse::<f64>().ok());
             let ok = num.is_some_and(|n| if is_min { n >= bound } else { n <= bound });
             out.push(TestResult::check(ok, desc, shown.clone()));
@@ -90,29 +151,76 @@ pub(super) fn process(c: &ProcessCheck, facts: &Facts, ctx: &Context) -> Vec<Tes
     let Some(procs) = &facts.processes else {
         return vec![TestResult::skipped(
             format!("{subject} are inspected"),
-            format!("the {} approach cannot see processes; use debug or sidecar", ctx.approach.as_str()),
+            format!(
+                "the {} approach cannot see processes; use debug or sidecar",
+                ctx.approach.as_str()
+            ),
         )];
     };
     let re = match Regex::new(&c.process) {
         Ok(r) => r,
-        Err(e) => return vec![TestResult::error(format!("{subject} are inspected"), e.to_string())],
+        Err(e) => {
+            return vec![TestResult::error(
+                format!("{subject} are inspected"),
+                e.to_string(),
+            )];
+        }
     };
     let matching: Vec<_> = procs.iter().filter(|p| re.is_match(&p.cmdline)).collect();
     let names = Names::from_facts(facts);
     let e = &c.expect;
     let mut out = Vec::new();
-    let shown: Vec<String> = matching.iter().map(|p| format!("pid {} as {}", p.pid, names.show(p.uid, true))).collect();
+    let shown: Vec<String> = matching
+        .iter()
+        .map(|p| format!("pid {} as {}", p.pid, names.show(p.uid, true)))
+        .collect();
     if let Some(want) = e.running {
-        let desc = if want { format!("{subject} are expected to be running") } else { format!("{subject} are expected not to be running") };
-        out.push(TestResult::check(matching.is_empty() != want, desc, if shown.is_empty() { "none".into() } else { list_some(&shown, 5) }));
+        let desc = if want {
+            format!("{subject} are expected to be running")
+        } else {
+            format!("{subject} are expected not to be running")
+        };
+        out.push(TestResult::check(
+            matching.is_empty() != want,
+            desc,
+            if shown.is_empty() {
+                "none".into()
+            } else {
+                list_some(&shown, 5)
+            },
+        ));
     }
     if let Some(u) = &e.user {
-        let bad: Vec<String> = matching.iter().filter(|p| !names.is(p.uid, u, true)).map(|p| format!("pid {} as {}", p.pid, names.show(p.uid, true))).collect();
-        out.push(TestResult::check(bad.is_empty(), format!("{subject} are expected to run as {}", principal_text(u)), if bad.is_empty() { "all do".into() } else { list_some(&bad, 5) }));
+        let bad: Vec<String> = matching
+            .iter()
+            .filter(|p| !names.is(p.uid, u, true))
+            .map(|p| format!("pid {} as {}", p.pid, names.show(p.uid, true)))
+            .collect();
+        out.push(TestResult::check(
+            bad.is_empty(),
+            format!("{subject} are expected to run as {}", principal_text(u)),
+            if bad.is_empty() {
+                "all do".into()
+            } else {
+                list_some(&bad, 5)
+            },
+        ));
     }
     if let Some(u) = &e.not_user {
-        let bad: Vec<String> = matching.iter().filter(|p| names.is(p.uid, u, true)).map(|p| format!("pid {}", p.pid)).collect();
-        out.push(TestResult::check(bad.is_empty(), format!("{subject} are expected not to run as {}", principal_text(u)), if bad.is_empty() { "none do".into() } else { list_some(&bad, 5) }));
+        let bad: Vec<String> = matching
+            .iter()
+            .filter(|p| names.is(p.uid, u, true))
+            .map(|p| format!("pid {}", p.pid))
+            .collect();
+        out.push(TestResult::check(
+            bad.is_empty(),
+            format!("{subject} are expected not to run as {}", principal_text(u)),
+            if bad.is_empty() {
+                "none do".into()
+            } else {
+                list_some(&bad, 5)
+            },
+        ));
     }
     out
 }
@@ -122,22 +230,43 @@ pub(super) fn command(c: &CommandCheck, facts: &Facts, ctx: &Context) -> Vec<Tes
     let Some(results) = &facts.commands else {
         return vec![TestResult::skipped(
             format!("{subject} is run"),
-            format!("the {} approach cannot run commands; command controls need the api approach", ctx.approach.as_str()),
+            format!(
+                "the {} approach cannot run commands; command controls need the api approach",
+                ctx.approach.as_str()
+            ),
         )];
     };
     let Some(r) = results.get(&c.command) else {
-        return vec![TestResult::error(format!("{subject} is run"), "the collector returned no result for it")];
+        return vec![TestResult::error(
+            format!("{subject} is run"),
+            "the collector returned no result for it",
+        )];
     };
     let e = &c.expect;
     let mut out = Vec::new();
     if let Some(want) = e.exit_status {
-        out.push(TestResult::check(r.exit_status == want, format!("{subject} exit status is expected to be {want}"), r.exit_status.to_string()));
+        out.push(TestResult::check(
+            r.exit_status == want,
+            format!("{subject} exit status is expected to be {want}"),
+            r.exit_status.to_string(),
+        ));
     }
     for (re, should) in [(&e.stdout_matches, true), (&e.stdout_not_matches, false)] {
         let Some(re) = re else { continue };
-        let desc = format!("{subject} stdout is expected {}to match /{re}/", if should { "" } else { "not " });
+        let desc = format!(
+            "{subject} stdout is expected {}to match /{re}/",
+            if should { "" } else { "not " }
+        );
         match Regex::new(re) {
-            Ok(rx) => out.push(TestResult::check(rx.is_match(&r.stdout) == should, desc, if rx.is_match(&r.stdout) { "a match" } else { "no match" })),
+            Ok(rx) => out.push(TestResult::check(
+                rx.is_match(&r.stdout) == should,
+                desc,
+                if rx.is_match(&r.stdout) {
+                    "a match"
+                } else {
+                    "no match"
+                },
+            )),
             Err(err) => out.push(TestResult::error(desc, err.to_string())),
         }
     }

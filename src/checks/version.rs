@@ -38,8 +38,15 @@ impl Constraint {
         let op_len = text.bytes().take_while(|b| b"<>=!".contains(b)).count();
         let (op, version) = text.split_at(op_len);
         let version = version.trim();
-        let ok = matches!(op, "<<" | "<=" | "<" | ">>" | ">=" | ">" | "=" | "==" | "!=") && !version.is_empty() && !version.contains(char::is_whitespace);
-        ok.then(|| Constraint { op: op.to_string(), version: version.to_string() })
+        let ok = matches!(
+            op,
+            "<<" | "<=" | "<" | ">>" | ">=" | ">" | "=" | "==" | "!="
+        ) && !version.is_empty()
+            && !version.contains(char::is_whitespace);
+        ok.then(|| Constraint {
+            op: op.to_string(),
+            version: version.to_string(),
+        })
     }
 
     /// Returns true if and only if `installed` satisfies the constraint.
@@ -61,7 +68,9 @@ impl Constraint {
 
 fn dpkg_split(v: &str) -> (u64, &str, &str) {
     let (epoch, rest) = match v.split_once(':') {
-        Some((e, r)) if e.bytes().all(|b| b.is_ascii_digit()) && !e.is_empty() => (e.parse().unwrap_or(0), r),
+        Some((e, r)) if e.bytes().all(|b| b.is_ascii_digit()) && !e.is_empty() => {
+            (e.parse().unwrap_or(0), r)
+        }
         _ => (0, v),
     };
     match rest.rsplit_once('-') {
@@ -73,7 +82,9 @@ fn dpkg_split(v: &str) -> (u64, &str, &str) {
 fn dpkg_compare(a: &str, b: &str) -> Ordering {
     let (ea, ua, ra) = dpkg_split(a);
     let (eb, ub, rb) = dpkg_split(b);
-    ea.cmp(&eb).then_with(|| dpkg_part(ua, ub)).then_with(|| dpkg_part(ra, rb))
+    ea.cmp(&eb)
+        .then_with(|| dpkg_part(ua, ub))
+        .then_with(|| dpkg_part(ra, rb))
 }
 
 /// dpkg's character order: `~` first, then end of string, then letters,
@@ -158,7 +169,9 @@ enum ApkToken {
 
 fn apk_tokens(v: &str) -> (Vec<ApkToken>, u64) {
     let (main, rev) = match v.rsplit_once("-r") {
-        Some((m, r)) if r.bytes().all(|b| b.is_ascii_digit()) && !r.is_empty() => (m, r.parse().unwrap_or(0)),
+        Some((m, r)) if r.bytes().all(|b| b.is_ascii_digit()) && !r.is_empty() => {
+            (m, r.parse().unwrap_or(0))
+        }
         _ => (v, 0),
     };
     let mut out = Vec::new();
@@ -166,14 +179,21 @@ fn apk_tokens(v: &str) -> (Vec<ApkToken>, u64) {
         if k == 0 {
             for comp in part.split('.') {
                 let digits: Vec<u8> = comp.bytes().take_while(u8::is_ascii_digit).collect();
-                out.push(ApkToken::Number(digits.iter().skip_while(|&&c| c == b'0').copied().collect()));
+                out.push(ApkToken::Number(
+                    digits.iter().skip_while(|&&c| c == b'0').copied().collect(),
+                ));
                 if let Some(l) = comp.bytes().find(u8::is_ascii_alphabetic) {
                     out.push(ApkToken::Letter(l));
                 }
             }
         } else {
             let name: String = part.chars().take_while(char::is_ascii_alphabetic).collect();
-            let num: Vec<u8> = part.bytes().skip(name.len()).filter(u8::is_ascii_digit).skip_while(|&c| c == b'0').collect();
+            let num: Vec<u8> = part
+                .bytes()
+                .skip(name.len())
+                .filter(u8::is_ascii_digit)
+                .skip_while(|&c| c == b'0')
+                .collect();
             out.push(ApkToken::Suffix(apk_suffix_rank(&name).unwrap_or(0), num));
         }
     }
@@ -188,13 +208,27 @@ fn apk_compare(a: &str, b: &str) -> Ordering {
         let x = ta.get(k).unwrap_or(&ApkToken::End);
         let y = tb.get(k).unwrap_or(&ApkToken::End);
         let ord = match (x, y) {
-            (ApkToken::Number(p), ApkToken::Number(q)) => p.len().cmp(&q.len()).then_with(|| p.cmp(q)),
-            (ApkToken::Suffix(p, pn), ApkToken::Suffix(q, qn)) => {
-                p.cmp(q).then_with(|| pn.len().cmp(&qn.len()).then_with(|| pn.cmp(qn)))
+            (ApkToken::Number(p), ApkToken::Number(q)) => {
+                p.len().cmp(&q.len()).then_with(|| p.cmp(q))
             }
+            (ApkToken::Suffix(p, pn), ApkToken::Suffix(q, qn)) => p
+                .cmp(q)
+                .then_with(|| pn.len().cmp(&qn.len()).then_with(|| pn.cmp(qn))),
             // A pre-release suffix sorts before the end; a post-release one after.
-            (ApkToken::Suffix(p, _), ApkToken::End) => if *p < 0 { Ordering::Less } else { Ordering::Greater },
-            (ApkToken::End, ApkToken::Suffix(q, _)) => if *q < 0 { Ordering::Greater } else { Ordering::Less },
+            (ApkToken::Suffix(p, _), ApkToken::End) => {
+                if *p < 0 {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (ApkToken::End, ApkToken::Suffix(q, _)) => {
+                if *q < 0 {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
             (x, y) => x.cmp(y),
         };
         if ord != Ordering::Equal {
@@ -253,8 +287,16 @@ mod tests {
         assert!(c.matches(Scheme::Dpkg, "1.2.3-1"));
         assert!(c.matches(Scheme::Dpkg, "1.2.10-1"));
         assert!(!c.matches(Scheme::Dpkg, "1.2.3~rc1-1"));
-        assert!(Constraint::parse("<< 2").unwrap().matches(Scheme::Dpkg, "1.9"));
-        assert!(Constraint::parse("!=1.0").unwrap().matches(Scheme::Apk, "1.0-r1"));
+        assert!(
+            Constraint::parse("<< 2")
+                .unwrap()
+                .matches(Scheme::Dpkg, "1.9")
+        );
+        assert!(
+            Constraint::parse("!=1.0")
+                .unwrap()
+                .matches(Scheme::Apk, "1.0-r1")
+        );
         assert!(Constraint::parse("~ 1").is_none());
         assert!(Constraint::parse(">=").is_none());
     }

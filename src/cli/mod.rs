@@ -3,7 +3,9 @@
 //! into the library.
 
 mod plan;
+mod probe;
 mod render;
+mod run;
 mod validate;
 
 use std::io::Write;
@@ -40,6 +42,7 @@ pub struct InvalidInput(pub String);
 
 const AFTER_HELP: &str = "\
 Examples:
+  vigil run policies/demo.yaml policies/profiles/
   vigil validate policies/
   vigil plan policies/ --inventory fixtures/cluster/snapshot.json
   vigil render rbac policies/ --inventory fixtures/cluster/snapshot.json > rbac.yaml
@@ -59,7 +62,9 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Plan(plan::Args),
+    Run(run::Args),
     Render(render::Args),
+    Probe(probe::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -78,7 +83,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Run(a) => run::run(a),
         Command::Render(a) => render::run(a),
+        Command::Probe(a) => probe::run(a),
     };
     match result {
         Ok(code) => code.into(),
@@ -134,7 +141,7 @@ pub struct PlanInput {
 
 /// Load policies and the inventory and compute the plan; diagnostics go to
 /// stderr, and any error becomes [`InvalidInput`].
-fn load_plan(input: &PlanInput) -> anyhow::Result<crate::plan::Plan> {
+fn load_plan(input: &PlanInput) -> anyhow::Result<(crate::policy::PolicySet, crate::plan::Plan)> {
     let (set, diags) = crate::policy::load(&input.paths);
     if report_diagnostics(&diags) {
         return Err(InvalidInput(
@@ -158,7 +165,7 @@ fn load_plan(input: &PlanInput) -> anyhow::Result<crate::plan::Plan> {
     match crate::plan::plan(&set, &input.only, inventory, &options) {
         Ok((plan, warnings)) => {
             report_diagnostics(&warnings);
-            Ok(plan)
+            Ok((set, plan))
         }
         Err(diags) => {
             report_diagnostics(&diags);

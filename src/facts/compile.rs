@@ -21,8 +21,14 @@ pub const DPKG_STATUS_D: &str = "/var/lib/dpkg/status.d";
 pub const APK_DB: &str = "/lib/apk/db/installed";
 
 /// Build the request for a set of controls.
-pub fn compile<'a>(controls: impl IntoIterator<Item = &'a Control>, max_file_bytes: u64) -> FactRequest {
-    let mut req = FactRequest { max_file_bytes, ..FactRequest::default() };
+pub fn compile<'a>(
+    controls: impl IntoIterator<Item = &'a Control>,
+    max_file_bytes: u64,
+) -> FactRequest {
+    let mut req = FactRequest {
+        max_file_bytes,
+        ..FactRequest::default()
+    };
     for c in controls {
         add(&c.check, &mut req);
     }
@@ -31,7 +37,8 @@ pub fn compile<'a>(controls: impl IntoIterator<Item = &'a Control>, max_file_byt
 
 fn names(p: &Option<Principal>, passwd: bool, req: &mut FactRequest) {
     if let Some(Principal::Name(_)) = p {
-        req.read.insert(if passwd { PASSWD } else { GROUP }.to_string());
+        req.read
+            .insert(if passwd { PASSWD } else { GROUP }.to_string());
     }
 }
 
@@ -40,7 +47,8 @@ fn add(check: &Check, req: &mut FactRequest) {
         Check::File(f) => {
             req.stat.insert(f.file.clone());
             let e = &f.expect;
-            if e.content_matches.is_some() || e.content_not_matches.is_some() || e.sha256.is_some() {
+            if e.content_matches.is_some() || e.content_not_matches.is_some() || e.sha256.is_some()
+            {
                 req.read.insert(f.file.clone());
             }
             names(&e.owner, true, req);

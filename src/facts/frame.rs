@@ -67,7 +67,10 @@ pub fn decode(nonce: &str, output: &[u8]) -> Result<Facts, FrameError> {
         return Err(FrameError::BadHeader);
     }
     let rest = &output[start + header.len()..];
-    let nl = rest.iter().position(|&b| b == b'\n').ok_or(FrameError::Truncated)?;
+    let nl = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(FrameError::Truncated)?;
     let len_text = std::str::from_utf8(&rest[..nl]).map_err(|_| FrameError::BadHeader)?;
     if len_text.is_empty() || len_text.len() > 12 || !len_text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FrameError::BadHeader);
@@ -77,7 +80,9 @@ pub fn decode(nonce: &str, output: &[u8]) -> Result<Facts, FrameError> {
         return Err(FrameError::TooLarge(len));
     }
     let body_start = nl + 1;
-    let body = rest.get(body_start..body_start + len).ok_or(FrameError::Truncated)?;
+    let body = rest
+        .get(body_start..body_start + len)
+        .ok_or(FrameError::Truncated)?;
     let after = &rest[body_start + len..];
     let trailer = format!("\nVIGIL-END {nonce} {}\n", hex(&Sha256::digest(body)));
     if after.len() < trailer.len() {
@@ -86,7 +91,10 @@ pub fn decode(nonce: &str, output: &[u8]) -> Result<Facts, FrameError> {
     if &after[..trailer.len()] != trailer.as_bytes() {
         return Err(FrameError::BadTrailer);
     }
-    if after[trailer.len()..].iter().any(|b| !b.is_ascii_whitespace()) {
+    if after[trailer.len()..]
+        .iter()
+        .any(|b| !b.is_ascii_whitespace())
+    {
         return Err(FrameError::TrailingData);
     }
     parse_body(body)
@@ -116,7 +124,13 @@ mod tests {
 
     fn sample() -> Facts {
         let mut f = Facts::default();
-        f.files.insert("/etc/passwd".into(), FileFact { content: Some(crate::facts::Content::Text("VIGIL-END x\n".into())), ..FileFact::default() });
+        f.files.insert(
+            "/etc/passwd".into(),
+            FileFact {
+                content: Some(crate::facts::Content::Text("VIGIL-END x\n".into())),
+                ..FileFact::default()
+            },
+        );
         f
     }
 
@@ -131,7 +145,10 @@ mod tests {
     fn hostile_variants_are_refused() {
         let good = encode("n0nce", &sample());
         assert_eq!(decode("other", &good), Err(FrameError::NoFrame));
-        assert_eq!(decode("n0nce", &good[..good.len() - 10]), Err(FrameError::Truncated));
+        assert_eq!(
+            decode("n0nce", &good[..good.len() - 10]),
+            Err(FrameError::Truncated)
+        );
         let mut flipped = good.clone();
         let i = good.iter().position(|&b| b == b'{').unwrap() + 3;
         flipped[i] ^= 0x01;
@@ -140,8 +157,14 @@ mod tests {
         trailing.extend_from_slice(b"rm -rf /\n");
         assert_eq!(decode("n0nce", &trailing), Err(FrameError::TrailingData));
         let huge = format!("VIGIL-FACTS v1 n0nce {}\n", MAX_FRAME_BYTES + 1);
-        assert_eq!(decode("n0nce", huge.as_bytes()), Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1)));
-        assert_eq!(decode("n0nce", b"VIGIL-FACTS v1 n0nce -5\n"), Err(FrameError::BadHeader));
+        assert_eq!(
+            decode("n0nce", huge.as_bytes()),
+            Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1))
+        );
+        assert_eq!(
+            decode("n0nce", b"VIGIL-FACTS v1 n0nce -5\n"),
+            Err(FrameError::BadHeader)
+        );
         // A well-formed frame whose body has an unknown field.
         let body = br#"{"files":{},"dirs":{},"walks":{},"evil":1}"#;
         let forged = [
@@ -150,6 +173,9 @@ mod tests {
             format!("\nVIGIL-END n0nce {}\n", hex(&Sha256::digest(body))).into_bytes(),
         ]
         .concat();
-        assert!(matches!(decode("n0nce", &forged), Err(FrameError::BadBody(_))));
+        assert!(matches!(
+            decode("n0nce", &forged),
+            Err(FrameError::BadBody(_))
+        ));
     }
 }

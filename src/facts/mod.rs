@@ -140,7 +140,9 @@ impl Content {
             Content::Text(s) => s.clone().into_bytes(),
             Content::Base64(b) => {
                 use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default()
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .unwrap_or_default()
             }
         }
     }
@@ -149,7 +151,9 @@ impl Content {
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Content::Text(s) => std::borrow::Cow::Borrowed(s),
-            Content::Base64(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(&self.bytes()).into_owned()),
+            Content::Base64(_) => {
+                std::borrow::Cow::Owned(String::from_utf8_lossy(&self.bytes()).into_owned())
+            }
         }
     }
 }

@@ -26,7 +26,11 @@ pub fn passwd(text: &str) -> (Vec<PasswdEntry>, usize) {
     let mut bad = 0;
     for line in records(text) {
         let f: Vec<&str> = line.split(':').collect();
-        match (f.len(), f.get(2).and_then(|u| u.parse().ok()), f.get(3).and_then(|g| g.parse().ok())) {
+        match (
+            f.len(),
+            f.get(2).and_then(|u| u.parse().ok()),
+            f.get(3).and_then(|g| g.parse().ok()),
+        ) {
             (7, Some(uid), Some(gid)) => out.push(PasswdEntry {
                 name: f[0].to_string(),
                 password: f[1].to_string(),
@@ -60,7 +64,11 @@ pub fn group(text: &str) -> (Vec<GroupEntry>, usize) {
             (4, Some(gid)) => out.push(GroupEntry {
                 name: f[0].to_string(),
                 gid,
-                members: f[3].split(',').filter(|m| !m.is_empty()).map(str::to_string).collect(),
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             }),
             _ => bad += 1,
         }
@@ -80,7 +88,10 @@ pub fn shadow(text: &str) -> BTreeMap<String, String> {
 
 /// os-release: `KEY=value` with optional shell quoting.
 pub fn os_release(text: &str) -> BTreeMap<String, String> {
-    key_values(text, true).into_iter().map(|(k, v)| (k, unquote(&v))).collect()
+    key_values(text, true)
+        .into_iter()
+        .map(|(k, v)| (k, unquote(&v)))
+        .collect()
 }
 
 fn unquote(v: &str) -> String {
@@ -90,7 +101,10 @@ fn unquote(v: &str) -> String {
         .and_then(|s| s.strip_suffix('"'))
         .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')));
     match stripped {
-        Some(s) => s.replace("\\\"", "\"").replace("\\$", "$").replace("\\\\", "\\"),
+        Some(s) => s
+            .replace("\\\"", "\"")
+            .replace("\\$", "$")
+            .replace("\\\\", "\\"),
         None => v.to_string(),
     }
 }
@@ -102,7 +116,11 @@ fn unquote(v: &str) -> String {
 pub fn config(text: &str, equals: bool, ignore_case: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (k, v) in key_values(text, equals) {
-        let k = if ignore_case { k.to_ascii_lowercase() } else { k };
+        let k = if ignore_case {
+            k.to_ascii_lowercase()
+        } else {
+            k
+        };
         out.entry(k).or_insert(v);
     }
     out
@@ -132,7 +150,9 @@ fn key_values(text: &str, equals: bool) -> Vec<(String, String)> {
 
 /// Non-empty, non-comment lines.
 fn records(text: &str) -> impl Iterator<Item = &str> {
-    text.lines().map(str::trim_end).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// An installed package.
@@ -166,7 +186,9 @@ pub fn dpkg(text: &str) -> Vec<Package> {
                 }
             }
         }
-        let installed = status.as_deref().is_none_or(|s| s.ends_with(" installed") && s.starts_with("install "));
+        let installed = status
+            .as_deref()
+            .is_none_or(|s| s.ends_with(" installed") && s.starts_with("install "));
         if let (Some(name), Some(version), true) = (name, version, installed) {
             out.push(Package { name, version });
         }
@@ -201,18 +223,25 @@ mod tests {
 
     #[test]
     fn passwd_group_shadow() {
-        let (users, bad) = passwd("root:x:0:0:root:/root:/bin/bash\n# c\nbroken\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nx:x:NaN:0::/:/bin/sh\n");
+        let (users, bad) = passwd(
+            "root:x:0:0:root:/root:/bin/bash\n# c\nbroken\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nx:x:NaN:0::/:/bin/sh\n",
+        );
         assert_eq!(bad, 2);
         assert_eq!(users.len(), 2);
         assert_eq!(users[1].shell, "/usr/sbin/nologin");
         let (groups, _) = group("root:x:0:\nshadow:x:42:alice,bob\n");
         assert_eq!(groups[1].members, vec!["alice", "bob"]);
-        assert_eq!(shadow("root:*:19000:0:99999:7:::\nbob::1:::::\n")["bob"], "");
+        assert_eq!(
+            shadow("root:*:19000:0:99999:7:::\nbob::1:::::\n")["bob"],
+            ""
+        );
     }
 
     #[test]
     fn os_release_quotes() {
-        let m = os_release("ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME='Debian GNU/Linux 12 (bookworm)'\nID_LIKE=\"rhel fedora\"\n");
+        let m = os_release(
+            "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME='Debian GNU/Linux 12 (bookworm)'\nID_LIKE=\"rhel fedora\"\n",
+        );
         assert_eq!(m["VERSION_ID"], "12");
         assert_eq!(m["PRETTY_NAME"], "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(m["ID_LIKE"], "rhel fedora");
@@ -220,7 +249,11 @@ mod tests {
 
     #[test]
     fn config_styles() {
-        let c = config("# comment\nPASS_MAX_DAYS\t99999\nUMASK  022\nPermitRootLogin no\nPermitRootLogin yes\n", false, true);
+        let c = config(
+            "# comment\nPASS_MAX_DAYS\t99999\nUMASK  022\nPermitRootLogin no\nPermitRootLogin yes\n",
+            false,
+            true,
+        );
         assert_eq!(c["pass_max_days"], "99999");
         assert_eq!(c["permitrootlogin"], "no", "first occurrence wins");
         let e = config("a=1\nb = two\n", true, false);
@@ -231,8 +264,17 @@ mod tests {
     fn dpkg_and_apk() {
         let st = "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nDescription: x\n more\n\nPackage: telnet\nStatus: deinstall ok config-files\nVersion: 0.17+2.4-2\n\nPackage: base-files\nVersion: 12.4+deb12u5\n";
         let p = dpkg(st);
-        assert_eq!(p.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec!["bash", "base-files"]);
+        assert_eq!(
+            p.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            vec!["bash", "base-files"]
+        );
         let a = apk("C:Q1abc\nP:musl\nV:1.2.4-r2\n\nP:busybox\nV:1.36.1-r5\n");
-        assert_eq!(a[1], Package { name: "busybox".into(), version: "1.36.1-r5".into() });
+        assert_eq!(
+            a[1],
+            Package {
+                name: "busybox".into(),
+                version: "1.36.1-r5".into()
+            }
+        );
     }
 }

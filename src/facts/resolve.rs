@@ -30,8 +30,19 @@ pub struct Root {
 impl Root {
     /// Open `dir` as a root. Probes once whether `openat2` works here.
     pub fn open(dir: &Path) -> io::Result<Root> {
-        let fd = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        let use_openat2 = openat2(&fd, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT).is_ok();
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let use_openat2 = openat2(
+            &fd,
+            ".",
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        )
+        .is_ok();
         Ok(Root { fd, use_openat2 })
     }
 
@@ -56,11 +67,23 @@ impl Root {
     /// Open `path` (absolute or relative, always taken inside the root),
     /// following symlinks inside the root. `flags` must not ask to create.
     pub fn open_in(&self, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
-        let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
+        // openat2 refuses flags O_PATH does not take (EINVAL), so NOCTTY
+        // is added only for real opens.
+        let flags = if flags.contains(OFlags::PATH) {
+            flags | OFlags::CLOEXEC
+        } else {
+            flags | OFlags::CLOEXEC | OFlags::NOCTTY
+        };
         if self.use_openat2 {
             // EAGAIN: the kernel asks to retry when a rename raced the lookup.
             for _ in 0..8 {
-                match openat2(&self.fd, path, flags, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS) {
+                match openat2(
+                    &self.fd,
+                    path,
+                    flags,
+                    Mode::empty(),
+                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                ) {
                     Err(e) if e == rustix::io::Errno::AGAIN => continue,
                     r => return r.map_err(io::Error::from),
                 }
@@ -80,16 +103,30 @@ impl Root {
             None => ("/", trimmed),
         };
         if name.is_empty() || name == "." {
-            return Ok((self.open_in("/", OFlags::PATH | OFlags::DIRECTORY)?, ".".into()));
+            return Ok((
+                self.open_in("/", OFlags::PATH | OFlags::DIRECTORY)?,
+                ".".into(),
+            ));
         }
         if name == ".." {
             // `a/..` names a directory; resolve it fully and stat it as such.
-            return Ok((self.open_in(trimmed, OFlags::PATH | OFlags::DIRECTORY)?, ".".into()));
+            return Ok((
+                self.open_in(trimmed, OFlags::PATH | OFlags::DIRECTORY)?,
+                ".".into(),
+            ));
         }
-        Ok((self.open_in(parent, OFlags::PATH | OFlags::DIRECTORY)?, name.to_string()))
+        Ok((
+            self.open_in(parent, OFlags::PATH | OFlags::DIRECTORY)?,
+            name.to_string(),
+        ))
     }
 
-    fn resolve_in_user_space(&self, path: &str, flags: OFlags, follow_last: bool) -> io::Result<OwnedFd> {
+    fn resolve_in_user_space(
+        &self,
+        path: &str,
+        flags: OFlags,
+        follow_last: bool,
+    ) -> io::Result<OwnedFd> {
         let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // Descriptors from the root down to the current directory.
         let mut stack: Vec<OwnedFd> = vec![openat(&self.fd, ".", dir_flags, Mode::empty())?];
@@ -128,7 +165,8 @@ impl Root {
             if last {
                 // O_NOFOLLOW: if the entry was swapped for a symlink since
                 // the statat above, this fails instead of following it.
-                return openat(cur, name.as_str(), flags | OFlags::NOFOLLOW, Mode::empty()).map_err(io::Error::from);
+                return openat(cur, name.as_str(), flags | OFlags::NOFOLLOW, Mode::empty())
+                    .map_err(io::Error::from);
             }
             if kind != rustix::fs::FileType::Directory {
                 return Err(io::Error::from(rustix::io::Errno::NOTDIR));
@@ -143,7 +181,9 @@ impl Root {
 }
 
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
-    path.split('/').filter(|c| !c.is_empty()).map(str::to_string)
+    path.split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
 }
 
 /// `fstat` a descriptor and describe it.
@@ -157,7 +197,11 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn tree() -> std::path::PathBuf {
-        let base = std::env::temp_dir().join(format!("vigil-resolve-{}-{}", std::process::id(), rand_suffix()));
+        let base = std::env::temp_dir().join(format!(
+            "vigil-resolve-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         let root = base.join("root");
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
@@ -174,7 +218,10 @@ mod tests {
     }
 
     fn rand_suffix() -> u128 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     }
 
     fn read(root: &Root, path: &str) -> io::Result<String> {
@@ -185,17 +232,57 @@ mod tests {
     }
 
     #[test]
+    fn path_handles_and_parents() {
+        let dir = tree();
+        for root in [
+            Root::open(&dir).unwrap(),
+            Root::open_without_openat2(&dir).unwrap(),
+        ] {
+            let fd = root
+                .open_in("/etc", OFlags::PATH | OFlags::DIRECTORY)
+                .unwrap();
+            assert!(fstat(&fd).is_ok());
+            let (parent, name) = root.parent_of("/abs").unwrap();
+            assert_eq!(name, "abs");
+            let st = statat(&parent, "abs", AtFlags::SYMLINK_NOFOLLOW).unwrap();
+            assert_eq!(
+                rustix::fs::FileType::from_raw_mode(st.st_mode),
+                rustix::fs::FileType::Symlink
+            );
+            assert_eq!(root.parent_of("/").unwrap().1, ".");
+        }
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
     fn never_escapes_with_either_resolver() {
         let dir = tree();
-        for root in [Root::open(&dir).unwrap(), Root::open_without_openat2(&dir).unwrap()] {
-            assert!(read(&root, "/abs").unwrap().starts_with("root:"), "absolute link stays inside");
-            assert_eq!(read(&root, "/usr/lib/up").unwrap(), "inside", "relative .. link clamps at the root");
+        for root in [
+            Root::open(&dir).unwrap(),
+            Root::open_without_openat2(&dir).unwrap(),
+        ] {
+            assert!(
+                read(&root, "/abs").unwrap().starts_with("root:"),
+                "absolute link stays inside"
+            );
+            assert_eq!(
+                read(&root, "/usr/lib/up").unwrap(),
+                "inside",
+                "relative .. link clamps at the root"
+            );
             assert_eq!(read(&root, "/absup").unwrap(), "inside");
             assert_eq!(read(&root, "/../../canary").unwrap(), "inside");
             assert_eq!(read(&root, "/etc/usrlink/lib/up").unwrap(), "inside");
             let e = read(&root, "/loop1").unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::LOOP.raw_os_error()), "{e}");
-            assert_eq!(read(&root, "/nope").unwrap_err().kind(), io::ErrorKind::NotFound);
+            assert_eq!(
+                e.raw_os_error(),
+                Some(rustix::io::Errno::LOOP.raw_os_error()),
+                "{e}"
+            );
+            assert_eq!(
+                read(&root, "/nope").unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
         }
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }

@@ -23,7 +23,10 @@ use std::path::Path;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
 
 use super::resolve::{Root, fstat};
-use super::{Content, Facts, FileFact, FactRequest, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry, WalkFact, WalkRequest};
+use super::{
+    Content, FactRequest, Facts, FileFact, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry,
+    WalkFact, WalkRequest,
+};
 
 /// Package database paths, which get the larger read cap.
 const PACKAGE_DBS: [&str; 2] = ["/var/lib/dpkg/status", "/lib/apk/db/installed"];
@@ -41,12 +44,21 @@ pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
         if facts.files.contains_key(path) {
             continue;
         }
-        let cap = if PACKAGE_DBS.contains(&path.as_str()) { MAX_PACKAGE_DB_BYTES.max(req.max_file_bytes) } else { req.max_file_bytes };
+        let cap = if PACKAGE_DBS.contains(&path.as_str()) {
+            MAX_PACKAGE_DB_BYTES.max(req.max_file_bytes)
+        } else {
+            req.max_file_bytes
+        };
         let want_content = req.read.contains(path);
-        facts.files.insert(path.clone(), file_fact(root, path, want_content.then_some(cap)));
+        facts.files.insert(
+            path.clone(),
+            file_fact(root, path, want_content.then_some(cap)),
+        );
     }
     for dir in &req.read_dirs {
-        facts.dirs.insert(dir.clone(), read_dir(root, dir, req.max_file_bytes));
+        facts
+            .dirs
+            .insert(dir.clone(), read_dir(root, dir, req.max_file_bytes));
     }
     for w in &req.walks {
         facts.walks.insert(w.path.clone(), walk(root, w));
@@ -80,7 +92,9 @@ fn kind_of(t: FileType) -> Kind {
 /// Describe an error without any path (facts name their path already).
 fn reason(e: &io::Error) -> String {
     match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
-        Some(rustix::io::Errno::ACCESS) | Some(rustix::io::Errno::PERM) => "permission denied".into(),
+        Some(rustix::io::Errno::ACCESS) | Some(rustix::io::Errno::PERM) => {
+            "permission denied".into()
+        }
         Some(rustix::io::Errno::LOOP) => "too many levels of symbolic links".into(),
         Some(rustix::io::Errno::NOTDIR) => "a path component is not a directory".into(),
         Some(rustix::io::Errno::XDEV) => "the path crosses out of the root".into(),
@@ -147,12 +161,21 @@ fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
 
 /// Read a regular file up to `cap` bytes. The file is reopened for reading
 /// and must still be the same regular inode that was inspected.
-fn read_capped(root: &Root, path: &str, expected: &rustix::fs::Stat, cap: u64) -> io::Result<(Vec<u8>, bool)> {
+fn read_capped(
+    root: &Root,
+    path: &str,
+    expected: &rustix::fs::Stat,
+    cap: u64,
+) -> io::Result<(Vec<u8>, bool)> {
     let fd = root.open_in(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
     read_fd_capped(fd, Some(expected), cap)
 }
 
-fn read_fd_capped(fd: OwnedFd, expected: Option<&rustix::fs::Stat>, cap: u64) -> io::Result<(Vec<u8>, bool)> {
+fn read_fd_capped(
+    fd: OwnedFd,
+    expected: Option<&rustix::fs::Stat>,
+    cap: u64,
+) -> io::Result<(Vec<u8>, bool)> {
     let st = fstat(&fd)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
         || expected.is_some_and(|e| e.st_dev != st.st_dev || e.st_ino != st.st_ino)
@@ -160,7 +183,9 @@ fn read_fd_capped(fd: OwnedFd, expected: Option<&rustix::fs::Stat>, cap: u64) ->
         return Err(io::Error::other("file changed while it was read"));
     }
     let mut file = std::fs::File::from(fd);
-    let mut bytes = Vec::with_capacity(usize::try_from(cap.min(u64::try_from(st.st_size).unwrap_or(0))).unwrap_or(0));
+    let mut bytes = Vec::with_capacity(
+        usize::try_from(cap.min(u64::try_from(st.st_size).unwrap_or(0))).unwrap_or(0),
+    );
     (&mut file).take(cap).read_to_end(&mut bytes)?;
     // One more byte tells whether the file went on past the cap.
     let mut probe = [0u8; 1];
@@ -174,7 +199,9 @@ fn read_dir(root: &Root, dir: &str, cap: u64) -> BTreeMap<String, FileFact> {
     let Ok(dfd) = root.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY) else {
         return out;
     };
-    let Ok(mut entries) = Dir::read_from(&dfd) else { return out };
+    let Ok(mut entries) = Dir::read_from(&dfd) else {
+        return out;
+    };
     let mut count = 0;
     while let Some(Ok(entry)) = entries.read() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -192,8 +219,20 @@ fn read_dir(root: &Root, dir: &str, cap: u64) -> BTreeMap<String, FileFact> {
                 fact.lstat = Some(sf);
                 fact.stat = Some(sf);
                 if sf.kind == Kind::File {
-                    let opened = openat(&dfd, entry.file_name(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty());
-                    match opened.map_err(io::Error::from).and_then(|fd| read_fd_capped(fd, Some(&st), cap)) {
+                    let opened = openat(
+                        &dfd,
+                        entry.file_name(),
+                        OFlags::RDONLY
+                            | OFlags::NONBLOCK
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC
+                            | OFlags::NOCTTY,
+                        Mode::empty(),
+                    );
+                    match opened
+                        .map_err(io::Error::from)
+                        .and_then(|fd| read_fd_capped(fd, Some(&st), cap))
+                    {
                         Ok((bytes, truncated)) => {
                             fact.content = Some(Content::from_bytes(bytes));
                             fact.truncated = truncated;
@@ -277,13 +316,21 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
             }
         };
         if req.all || is_special(&st) {
-            fact.entries.push(WalkEntry { path: path.clone(), stat: st });
+            fact.entries.push(WalkEntry {
+                path: path.clone(),
+                stat: st,
+            });
         }
         if st.kind == Kind::Directory {
             if depth + 1 > req.depth {
                 continue; // depth is a documented bound, not a truncation
             }
-            match openat(dfd, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+            match openat(
+                dfd,
+                name.as_c_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
                 Ok(fd) => walk_dir(&fd, &path, depth + 1, req, fact),
                 Err(e) => fact.errors.push((path, reason(&e.into()))),
             }

@@ -107,7 +107,11 @@ pub fn to_value(r: &TargetReport) -> Value {
 
 fn waiver_data(w: &WaiverState) -> Value {
     match w {
-        WaiverState::Active { justification, approver, expires } => json!({
+        WaiverState::Active {
+            justification,
+            approver,
+            expires,
+        } => json!({
             "justification": justification,
             "approver": approver,
             "expiration_date": expires,
@@ -115,7 +119,11 @@ fn waiver_data(w: &WaiverState) -> Value {
             "skipped_due_to_waiver": true,
             "message": format!("Waived until {expires}, approved by {approver}; results are kept as evidence"),
         }),
-        WaiverState::Expired { justification, approver, expires } => json!({
+        WaiverState::Expired {
+            justification,
+            approver,
+            expires,
+        } => json!({
             "justification": justification,
             "approver": approver,
             "expiration_date": expires,

@@ -2,6 +2,7 @@
 //! document, summaries, SAF thresholds and waivers.
 
 pub mod hdf;
+pub mod output;
 pub mod summary;
 pub mod threshold;
 pub mod waiver;
@@ -16,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::checks::{Context, TestResult, evaluate};
 use crate::facts::Facts;
-use crate::policy::model::{Approach, Profile, Waiver};
 use crate::policy::Loaded;
+use crate::policy::model::{Approach, Profile, Waiver};
 use summary::{ControlStatus, Counts, control_status};
 use waiver::WaiverState;
 
@@ -122,8 +123,13 @@ pub struct Evaluation<'a> {
 /// Evaluate every control on the facts (or record, for every control, why
 /// the target could not be scanned).
 pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> TargetReport {
-    let ctx = Context { approach: ev.approach };
-    let platform = facts.ok().map(platform).unwrap_or_else(|| ("unknown".into(), String::new()));
+    let ctx = Context {
+        approach: ev.approach,
+    };
+    let platform = facts
+        .ok()
+        .map(platform)
+        .unwrap_or_else(|| ("unknown".into(), String::new()));
     let profiles = ev
         .profiles
         .iter()
@@ -144,7 +150,11 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                         }],
                     };
                     let waiver = waiver::find(ev.waivers, &c.id, ev.target_id, ev.now);
-                    let status = control_status(&results, c.impact, waiver.as_ref().is_some_and(WaiverState::is_active));
+                    let status = control_status(
+                        &results,
+                        c.impact,
+                        waiver.as_ref().is_some_and(WaiverState::is_active),
+                    );
                     ControlOutcome {
                         id: c.id.clone(),
                         title: c.title.clone(),
@@ -152,7 +162,10 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                         impact: c.impact,
                         tags: c.tags.clone(),
                         code: serde_json::to_string(&c.check).unwrap_or_default(),
-                        source: (lp.source.path.display().to_string(), lp.doc.value_position(&format!("/controls/{i}")).line),
+                        source: (
+                            lp.source.path.display().to_string(),
+                            lp.doc.value_position(&format!("/controls/{i}")).line,
+                        ),
                         results,
                         waiver,
                         status,
@@ -199,7 +212,13 @@ fn platform(facts: &Facts) -> (String, String) {
 pub fn hdf_file_name(target_id: &str) -> PathBuf {
     let safe: String = target_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     PathBuf::from(format!("{safe}.hdf.json"))
 }

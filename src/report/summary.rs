@@ -46,8 +46,13 @@ impl ControlStatus {
     }
 
     /// All statuses, in SAF's order.
-    pub const ALL: [ControlStatus; 5] =
-        [ControlStatus::Passed, ControlStatus::Failed, ControlStatus::Skipped, ControlStatus::NoImpact, ControlStatus::Error];
+    pub const ALL: [ControlStatus; 5] = [
+        ControlStatus::Passed,
+        ControlStatus::Failed,
+        ControlStatus::Skipped,
+        ControlStatus::NoImpact,
+        ControlStatus::Error,
+    ];
 }
 
 /// Compute a control's status from its results.
@@ -95,24 +100,34 @@ impl Counts {
     /// Add one control.
     pub fn add(&mut self, id: &str, status: ControlStatus, impact: f64) {
         for sev in ["total", severity(impact)] {
-            self.controls.entry(format!("{}.{sev}", status.as_str())).or_default().push(id.to_string());
+            self.controls
+                .entry(format!("{}.{sev}", status.as_str()))
+                .or_default()
+                .push(id.to_string());
         }
     }
 
     /// Number of controls with `status` and `severity` (or `total`).
     pub fn count(&self, status: &str, severity: &str) -> usize {
-        self.controls.get(&format!("{status}.{severity}")).map_or(0, Vec::len)
+        self.controls
+            .get(&format!("{status}.{severity}"))
+            .map_or(0, Vec::len)
     }
 
     /// Control ids with `status` and `severity`.
     pub fn ids(&self, status: &str, severity: &str) -> &[String] {
-        self.controls.get(&format!("{status}.{severity}")).map_or(&[], Vec::as_slice)
+        self.controls
+            .get(&format!("{status}.{severity}"))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// SAF compliance, an integer percentage.
     pub fn compliance(&self) -> u32 {
         let p = self.count("passed", "total");
-        let total = p + self.count("failed", "total") + self.count("skipped", "total") + self.count("error", "total");
+        let total = p
+            + self.count("failed", "total")
+            + self.count("skipped", "total")
+            + self.count("error", "total");
         if total == 0 {
             return 0;
         }
@@ -126,25 +141,60 @@ mod tests {
     use super::*;
 
     fn r(status: Status) -> TestResult {
-        TestResult { status, code_desc: String::new(), message: String::new() }
+        TestResult {
+            status,
+            code_desc: String::new(),
+            message: String::new(),
+        }
     }
 
     #[test]
     fn status_precedence_matches_heimdall() {
         use Status::*;
-        assert_eq!(control_status(&[r(Passed), r(Error)], 0.5, false), ControlStatus::Error);
-        assert_eq!(control_status(&[r(Error)], 0.0, true), ControlStatus::Error, "error beats waiver");
-        assert_eq!(control_status(&[r(Failed)], 0.5, true), ControlStatus::NoImpact);
-        assert_eq!(control_status(&[r(Failed)], 0.0, false), ControlStatus::NoImpact);
+        assert_eq!(
+            control_status(&[r(Passed), r(Error)], 0.5, false),
+            ControlStatus::Error
+        );
+        assert_eq!(
+            control_status(&[r(Error)], 0.0, true),
+            ControlStatus::Error,
+            "error beats waiver"
+        );
+        assert_eq!(
+            control_status(&[r(Failed)], 0.5, true),
+            ControlStatus::NoImpact
+        );
+        assert_eq!(
+            control_status(&[r(Failed)], 0.0, false),
+            ControlStatus::NoImpact
+        );
         assert_eq!(control_status(&[], 0.5, false), ControlStatus::Error);
-        assert_eq!(control_status(&[r(Passed), r(Failed)], 0.5, false), ControlStatus::Failed);
-        assert_eq!(control_status(&[r(Passed), r(Skipped)], 0.5, false), ControlStatus::Passed);
-        assert_eq!(control_status(&[r(Skipped)], 0.5, false), ControlStatus::Skipped);
+        assert_eq!(
+            control_status(&[r(Passed), r(Failed)], 0.5, false),
+            ControlStatus::Failed
+        );
+        assert_eq!(
+            control_status(&[r(Passed), r(Skipped)], 0.5, false),
+            ControlStatus::Passed
+        );
+        assert_eq!(
+            control_status(&[r(Skipped)], 0.5, false),
+            ControlStatus::Skipped
+        );
     }
 
     #[test]
     fn severities_and_compliance() {
-        assert_eq!([severity(0.95), severity(0.7), severity(0.5), severity(0.1), severity(0.05)], ["critical", "high", "medium", "low", "none"]);
+        assert_eq!(
+            [
+                severity(0.95),
+                severity(0.7),
+                severity(0.5),
+                severity(0.1),
+                severity(0.05)
+            ],
+            ["critical", "high", "medium", "low", "none"]
+        );
         let mut c = Counts::default();
         assert_eq!(c.compliance(), 0, "no controls");
         c.add("a", ControlStatus::Passed, 0.9);

@@ -107,27 +107,50 @@ impl Threshold {
             };
             for b in bounds {
                 let (path, passed, detail) = match b {
-                    Bound::Min(m) => (format!("{prefix}.min"), actual >= *m, format!("{prefix} {actual}{unit}, min {m}{unit}")),
-                    Bound::Max(m) => (format!("{prefix}.max"), actual <= *m, format!("{prefix} {actual}{unit}, max {m}{unit}")),
-                    Bound::Exact(m) => (prefix.clone(), actual == *m, format!("{prefix} {actual}, expected exactly {m}")),
+                    Bound::Min(m) => (
+                        format!("{prefix}.min"),
+                        actual >= *m,
+                        format!("{prefix} {actual}{unit}, min {m}{unit}"),
+                    ),
+                    Bound::Max(m) => (
+                        format!("{prefix}.max"),
+                        actual <= *m,
+                        format!("{prefix} {actual}{unit}, max {m}{unit}"),
+                    ),
+                    Bound::Exact(m) => (
+                        prefix.clone(),
+                        actual == *m,
+                        format!("{prefix} {actual}, expected exactly {m}"),
+                    ),
                     Bound::Controls(ids) if ids.is_empty() => continue,
                     Bound::Controls(ids) => {
                         let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
                         let got = counts.ids(status, sev);
-                        let missing: Vec<&String> = ids.iter().filter(|i| !got.contains(i)).collect();
-                        let unexpected: Vec<&String> = got.iter().filter(|i| !ids.contains(i)).collect();
+                        let missing: Vec<&String> =
+                            ids.iter().filter(|i| !got.contains(i)).collect();
+                        let unexpected: Vec<&String> =
+                            got.iter().filter(|i| !ids.contains(i)).collect();
                         let ok = missing.is_empty() && unexpected.is_empty();
                         (
                             format!("{prefix}.controls"),
                             ok,
-                            format!("{prefix} controls: missing {missing:?}, unexpected {unexpected:?}"),
+                            format!(
+                                "{prefix} controls: missing {missing:?}, unexpected {unexpected:?}"
+                            ),
                         )
                     }
                 };
-                checks.push(Check { path, passed, detail });
+                checks.push(Check {
+                    path,
+                    passed,
+                    detail,
+                });
             }
         }
-        Verdict { passed: checks.iter().all(|c| c.passed), checks }
+        Verdict {
+            passed: checks.iter().all(|c| c.passed),
+            checks,
+        }
     }
 }
 
@@ -172,7 +195,9 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
             };
             Ok(("compliance".into(), b))
         }
-        [status, "total"] if STATUSES.contains(status) => Ok((format!("{status}.total"), Bound::Exact(number("a count")?))),
+        [status, "total"] if STATUSES.contains(status) => {
+            Ok((format!("{status}.total"), Bound::Exact(number("a count")?)))
+        }
         [status, sev, bound] if STATUSES.contains(status) && SEVERITIES.contains(sev) => {
             let prefix = format!("{status}.{sev}");
             match *bound {
@@ -241,12 +266,27 @@ mod tests {
         assert!(eval(json!({"failed.medium.min": 1, "skipped.low.min": 1})).passed);
         assert!(!eval(json!({"error.high.max": 0})).passed);
         assert!(eval(json!({"no_impact.total.min": 1})).passed);
-        assert!(Threshold::parse(&json!({"no_impact.none.max": 1})).is_err(), "none is not a SAF severity key");
-        assert!(eval(json!({"passed": {"total": 1}})).passed, "legacy exact total");
+        assert!(
+            Threshold::parse(&json!({"no_impact.none.max": 1})).is_err(),
+            "none is not a SAF severity key"
+        );
+        assert!(
+            eval(json!({"passed": {"total": 1}})).passed,
+            "legacy exact total"
+        );
         assert!(!eval(json!({"passed": {"total": 2}})).passed);
-        assert!(eval(json!({"failed": {"total": {"controls": ["C", "B"]}}})).passed, "exact set, any order");
-        assert!(!eval(json!({"failed": {"total": {"controls": ["B"]}}})).passed, "C unexpected");
-        assert!(eval(json!({"failed": {"total": {"controls": []}}})).passed, "empty list ignored");
+        assert!(
+            eval(json!({"failed": {"total": {"controls": ["C", "B"]}}})).passed,
+            "exact set, any order"
+        );
+        assert!(
+            !eval(json!({"failed": {"total": {"controls": ["B"]}}})).passed,
+            "C unexpected"
+        );
+        assert!(
+            eval(json!({"failed": {"total": {"controls": []}}})).passed,
+            "empty list ignored"
+        );
     }
 
     #[test]

@@ -41,16 +41,31 @@ impl WaiverState {
 /// The waiver (if any) for `control` on `target` at `now`. Among several,
 /// an active one wins over an expired one. A waiver with `targets` applies
 /// only to those target ids.
-pub fn find(waivers: &[Waiver], control: &str, target: &str, now: DateTime<Utc>) -> Option<WaiverState> {
+pub fn find(
+    waivers: &[Waiver],
+    control: &str,
+    target: &str,
+    now: DateTime<Utc>,
+) -> Option<WaiverState> {
     let mut best: Option<WaiverState> = None;
-    for w in waivers.iter().filter(|w| w.control == control && (w.targets.is_empty() || w.targets.iter().any(|t| t == target))) {
+    for w in waivers.iter().filter(|w| {
+        w.control == control && (w.targets.is_empty() || w.targets.iter().any(|t| t == target))
+    }) {
         // Expiry was validated when the policy loaded; an unparsable one
         // here is treated as expired (never silently in force).
         let active = crate::policy::lint::parse_expiry(&w.expires).is_ok_and(|t| t > now);
         let state = if active {
-            WaiverState::Active { justification: w.justification.clone(), approver: w.approver.clone(), expires: w.expires.clone() }
+            WaiverState::Active {
+                justification: w.justification.clone(),
+                approver: w.approver.clone(),
+                expires: w.expires.clone(),
+            }
         } else {
-            WaiverState::Expired { justification: w.justification.clone(), approver: w.approver.clone(), expires: w.expires.clone() }
+            WaiverState::Expired {
+                justification: w.justification.clone(),
+                approver: w.approver.clone(),
+                expires: w.expires.clone(),
+            }
         };
         if active || best.is_none() {
             best = Some(state);
@@ -79,18 +94,40 @@ mod tests {
     #[test]
     fn active_expired_scoped() {
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
-        let ws = vec![w("A", "2027-01-01T00:00:00Z", &[]), w("B", "2026-11-26T11:59:59Z", &[]), w("C", "2030-01-01T00:00:00+02:00", &["rootfs/x"])];
+        let ws = vec![
+            w("A", "2027-01-01T00:00:00Z", &[]),
+            w("B", "2026-11-26T11:59:59Z", &[]),
+            w("C", "2030-01-01T00:00:00+02:00", &["rootfs/x"]),
+        ];
         assert!(find(&ws, "A", "any", now).unwrap().is_active());
-        assert!(matches!(find(&ws, "B", "any", now), Some(WaiverState::Expired { .. })));
+        assert!(matches!(
+            find(&ws, "B", "any", now),
+            Some(WaiverState::Expired { .. })
+        ));
         assert!(find(&ws, "C", "rootfs/x", now).unwrap().is_active());
-        assert_eq!(find(&ws, "C", "rootfs/y", now), None, "scoped to other targets");
+        assert_eq!(
+            find(&ws, "C", "rootfs/y", now),
+            None,
+            "scoped to other targets"
+        );
         assert_eq!(find(&ws, "Z", "any", now), None);
         // Timezone offsets count: 00:30+01:00 is 23:30Z the day before.
         let ws = vec![w("T", "2026-11-27T00:30:00+01:00", &[])];
-        assert!(find(&ws, "T", "x", "2026-11-26T23:29:00Z".parse().unwrap()).unwrap().is_active());
-        assert!(!find(&ws, "T", "x", "2026-11-26T23:31:00Z".parse().unwrap()).unwrap().is_active());
+        assert!(
+            find(&ws, "T", "x", "2026-11-26T23:29:00Z".parse().unwrap())
+                .unwrap()
+                .is_active()
+        );
+        assert!(
+            !find(&ws, "T", "x", "2026-11-26T23:31:00Z".parse().unwrap())
+                .unwrap()
+                .is_active()
+        );
         // An active waiver wins over an expired duplicate.
-        let ws = vec![w("D", "2020-01-01T00:00:00Z", &[]), w("D", "2030-01-01T00:00:00Z", &[])];
+        let ws = vec![
+            w("D", "2020-01-01T00:00:00Z", &[]),
+            w("D", "2030-01-01T00:00:00Z", &[]),
+        ];
         assert!(find(&ws, "D", "x", now).unwrap().is_active());
     }
 }

@@ -1,0 +1,135 @@
+//! Where a run's files go.
+//!
+//! A run writes named files (`targets/<id>.hdf.json`, `summary.json`)
+//! through a [`RunOutput`]. The plain implementation writes them into a
+//! directory atomically (temp file + rename, so a reader or a crash never
+//! sees half a file). Sealing plugs in as another implementation that
+//! encrypts each file and records its digest, without the runner changing.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A file written by a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Written {
+    /// Path relative to the run directory.
+    pub name: String,
+    /// sha256 of the plaintext, hex.
+    pub sha256: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+}
+
+/// A sink for a run's files.
+pub trait RunOutput: Send + Sync {
+    /// Write `bytes` as `name` (relative, `/`-separated, no `..`).
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<Written>;
+    /// The directory the run's files land in (for messages).
+    fn location(&self) -> &Path;
+}
+
+/// Plain files in `<dir>/<policy>/<run-id>/`.
+#[derive(Debug)]
+pub struct PlainDir {
+    root: PathBuf,
+}
+
+impl PlainDir {
+    /// Create the run directory (it must not exist yet: runs never overwrite).
+    pub fn create(out: &Path, policy: &str, run_id: &str) -> io::Result<PlainDir> {
+        let root = out.join(policy).join(run_id);
+        fs::create_dir_all(out.join(policy))?;
+        fs::create_dir(&root)?;
+        Ok(PlainDir { root })
+    }
+}
+
+/// Refuse names that could leave the run directory.
+pub fn check_name(name: &str) -> io::Result<()> {
+    let p = Path::new(name);
+    let ok = !name.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid output name {name:?}"),
+        ))
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory,
+/// fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    let result = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl RunOutput for PlainDir {
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<Written> {
+        check_name(name)?;
+        write_atomic(&self.root.join(name), bytes)?;
+        Ok(Written {
+            name: name.to_string(),
+            sha256: crate::facts::frame::hex(&Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+        })
+    }
+
+    fn location(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape() {
+        for bad in ["../x", "/etc/passwd", "a/../../b", "", "./a"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name("targets/a.hdf.json").is_ok());
+    }
+
+    #[test]
+    fn writes_atomically_and_never_reuses_a_run_dir() {
+        let base = std::env::temp_dir().join(format!("vigil-out-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let out = PlainDir::create(&base, "p", "run1").unwrap();
+        let w = out.write("targets/t.hdf.json", b"{}").unwrap();
+        assert_eq!(
+            w.sha256,
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(
+            fs::read(base.join("p/run1/targets/t.hdf.json")).unwrap(),
+            b"{}"
+        );
+        assert!(PlainDir::create(&base, "p", "run1").is_err());
+        let leftovers: Vec<_> = fs::read_dir(base.join("p/run1/targets")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left");
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

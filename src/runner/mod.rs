@@ -1,0 +1,291 @@
+//! Running a plan: scan every target, bounded by the policy's concurrency,
+//! evaluate, write one HDF per target and a run summary.
+//!
+//! # Guarantees
+//!
+//! - Every planned target ends with exactly one summary entry and one HDF
+//!   file; a target that cannot be scanned is recorded as an error (its
+//!   controls carry the reason), never dropped.
+//! - One failing target never stops the others.
+//! - CPU work runs on a rayon pool of `limits.concurrency` threads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::facts::{FactRequest, compile::compile, rootfs};
+use crate::plan::{PlannedTarget, PolicyPlan};
+use crate::policy::model::{Approach, Profile, ScanPolicy};
+use crate::policy::{Loaded, PolicySet};
+use crate::report::output::{RunOutput, Written};
+use crate::report::summary::ControlStatus;
+use crate::report::threshold::{Threshold, Verdict};
+use crate::report::{Evaluation, evaluate_target, hdf, hdf_file_name};
+
+/// Per-status control counts of a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct StatusCounts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub no_impact: usize,
+    pub error: usize,
+}
+
+/// One target's line in the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    /// Target id.
+    pub id: String,
+    /// Scan id (UUIDv7).
+    pub scan_id: String,
+    /// Approach used.
+    pub approach: Approach,
+    /// `scanned`, or `error` when the target could not be scanned at all.
+    pub status: &'static str,
+    /// Why it could not be scanned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Control counts.
+    pub counts: StatusCounts,
+    /// SAF compliance, percent.
+    pub compliance: u32,
+    /// Threshold verdict, when the policy (or `--threshold`) has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Verdict>,
+    /// The HDF file written for it.
+    pub hdf: Written,
+    /// Seconds the scan took.
+    pub duration: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Run id (UUIDv7).
+    pub run_id: String,
+    /// Policy name.
+    pub policy: String,
+    /// vigil version.
+    pub vigil_version: &'static str,
+    /// Start.
+    pub started: DateTime<Utc>,
+    /// End.
+    pub ended: DateTime<Utc>,
+    /// Targets, sorted by id.
+    pub targets: Vec<TargetSummary>,
+    /// `pass` (every threshold held, no errors), `fail` (a threshold failed)
+    /// or `error` (a target could not be scanned).
+    pub verdict: &'static str,
+}
+
+impl RunSummary {
+    /// Returns true if and only if some target could not be scanned.
+    pub fn has_errors(&self) -> bool {
+        self.targets.iter().any(|t| t.status == "error")
+    }
+
+    /// Returns true if and only if some threshold failed.
+    pub fn threshold_failed(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
+    }
+}
+
+/// Settings that do not come from the policy.
+pub struct RunOptions {
+    /// Run id (UUIDv7).
+    pub run_id: String,
+    /// Threshold overriding the policy's (`--threshold FILE`).
+    pub threshold: Option<Threshold>,
+    /// Called after each target with (summary, done, total).
+    pub progress: Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>,
+}
+
+/// Errors that stop a run before any target is scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The worker pool could not start.
+    #[error("cannot start worker threads: {0}")]
+    Pool(String),
+    /// The summary could not be written.
+    #[error("cannot write {name}: {source}")]
+    Write {
+        /// File.
+        name: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Scan every target of `plan` and write the results through `output`.
+pub fn run_policy(
+    set: &PolicySet,
+    policy: &Loaded<ScanPolicy>,
+    plan: &PolicyPlan,
+    opts: &RunOptions,
+    output: &dyn RunOutput,
+) -> Result<RunSummary, RunError> {
+    let started = Utc::now();
+    let spec = &policy.value.spec;
+    let threshold = match &opts.threshold {
+        Some(t) => Some(t.clone()),
+        // Validated at load time; a policy that got here parses.
+        None => spec
+            .threshold
+            .as_ref()
+            .and_then(|t| Threshold::parse(t).ok()),
+    };
+    // One fact request per distinct profile list.
+    let mut requests: BTreeMap<Vec<String>, (Vec<&Loaded<Profile>>, FactRequest)> = BTreeMap::new();
+    for t in &plan.targets {
+        requests.entry(t.profiles.clone()).or_insert_with(|| {
+            let profiles: Vec<&Loaded<Profile>> =
+                t.profiles.iter().filter_map(|n| set.profile(n)).collect();
+            let req = compile(
+                profiles.iter().flat_map(|p| p.value.controls.iter()),
+                spec.limits.max_file_bytes,
+            );
+            (profiles, req)
+        });
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(spec.limits.concurrency.max(1) as usize)
+        .build()
+        .map_err(|e| RunError::Pool(e.to_string()))?;
+    let done = AtomicUsize::new(0);
+    let total = plan.targets.len();
+    let mut targets: Vec<TargetSummary> = pool.install(|| {
+        plan.targets
+            .par_iter()
+            .map(|t| {
+                let (profiles, req) = &requests[&t.profiles];
+                let s = scan_target(
+                    t,
+                    profiles,
+                    req,
+                    &spec.waivers,
+                    threshold.as_ref(),
+                    &opts.run_id,
+                    output,
+                );
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                (opts.progress)(&s, n, total);
+                s
+            })
+            .collect()
+    });
+    targets.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut summary = RunSummary {
+        run_id: opts.run_id.clone(),
+        policy: policy.value.metadata.name.clone(),
+        vigil_version: env!("CARGO_PKG_VERSION"),
+        started,
+        ended: Utc::now(),
+        targets,
+        verdict: "pass",
+    };
+    summary.verdict = if summary.has_errors() {
+        "error"
+    } else if summary.threshold_failed() {
+        "fail"
+    } else {
+        "pass"
+    };
+    let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+    output
+        .write("summary.json", &bytes)
+        .map_err(|source| RunError::Write {
+            name: "summary.json".into(),
+            source,
+        })?;
+    Ok(summary)
+}
+
+fn scan_target(
+    t: &PlannedTarget,
+    profiles: &[&Loaded<Profile>],
+    req: &FactRequest,
+    waivers: &[crate::policy::model::Waiver],
+    threshold: Option<&Threshold>,
+    run_id: &str,
+    output: &dyn RunOutput,
+) -> TargetSummary {
+    let scan_id = uuid::Uuid::now_v7().to_string();
+    let started = Utc::now();
+    let facts = match (&t.approach, &t.rootfs) {
+        (Approach::Local, Some(root)) => rootfs::collect(root, req).map_err(|e| {
+            format!(
+                "cannot open root {}: {}",
+                root.display(),
+                crate::policy::source::io_reason(&e)
+            )
+        }),
+        (approach, _) => Err(format!(
+            "the {} approach needs a connection to the cluster, which this build of vigil does not have yet",
+            approach.as_str()
+        )),
+    };
+    let ev = Evaluation {
+        run_id,
+        scan_id: &scan_id,
+        target_id: &t.id,
+        approach: t.approach,
+        profiles,
+        waivers,
+        now: Utc::now(),
+        started,
+    };
+    let report = evaluate_target(&ev, facts.as_ref().map_err(String::as_str));
+    let counts = report.counts();
+    let mut sc = StatusCounts::default();
+    for st in ControlStatus::ALL {
+        let n = counts.count(st.as_str(), "total");
+        match st {
+            ControlStatus::Passed => sc.passed = n,
+            ControlStatus::Failed => sc.failed = n,
+            ControlStatus::Skipped => sc.skipped = n,
+            ControlStatus::NoImpact => sc.no_impact = n,
+            ControlStatus::Error => sc.error = n,
+        }
+    }
+    let name = format!("targets/{}", hdf_file_name(&t.id).display());
+    let bytes = serde_json::to_vec_pretty(&hdf::to_value(&report)).expect("HDF serializes");
+    let (hdf_written, write_error) = match output.write(&name, &bytes) {
+        Ok(w) => (w, None),
+        Err(e) => (
+            Written {
+                name: name.clone(),
+                sha256: String::new(),
+                size: 0,
+            },
+            Some(format!("cannot write {name}: {e}")),
+        ),
+    };
+    let error = facts.err().or(write_error);
+    TargetSummary {
+        id: t.id.clone(),
+        scan_id,
+        approach: t.approach,
+        status: if error.is_some() { "error" } else { "scanned" },
+        error,
+        compliance: counts.compliance(),
+        threshold: threshold.map(|th| th.evaluate(&counts)),
+        counts: sc,
+        hdf: hdf_written,
+        duration: report.duration,
+    }
+}
+
+/// Where a policy's results go: `--out` if given, else the policy's `output.dir`.
+pub fn output_dir(policy: &ScanPolicy, out: Option<&PathBuf>) -> PathBuf {
+    out.cloned()
+        .unwrap_or_else(|| PathBuf::from(&policy.spec.output.dir))
+}
