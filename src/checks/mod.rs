@@ -295,3 +295,6 @@ fn list_some(items: &[String], n: usize) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;
