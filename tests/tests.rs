@@ -4,4 +4,6 @@
 mod util;
 
 mod plan;
+mod probe;
+mod scan;
 mod validate;

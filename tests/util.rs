@@ -78,3 +78,83 @@ pub fn vigil_in(cwd: &Path, args: &[&str]) -> Run {
 pub fn vigil(args: &[&str]) -> Run {
     vigil_in(&repo(), args)
 }
+
+/// Run `vigil ARGS` with `stdin` and a deadline; a run that outlives it is
+/// killed and the test fails (a hang is a bug, never a slow pass).
+pub fn vigil_with_deadline(cwd: &Path, args: &[&str], stdin: &[u8], secs: u64) -> Run {
+    vigil_cmd_with_deadline(
+        Command::new(env!("CARGO_BIN_EXE_vigil")).args(args),
+        cwd,
+        stdin,
+        secs,
+    )
+}
+
+/// Like [`vigil_with_deadline`] for an arbitrary command (e.g. under setpriv).
+pub fn vigil_cmd_with_deadline(cmd: &mut Command, cwd: &Path, stdin: &[u8], secs: u64) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .current_dir(cwd)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => out.expect("wait").into(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("vigil did not finish within {secs} s (hang)");
+        }
+    }
+}
+
+/// A copy of `fixtures/rootfs` with the owners and modes of
+/// `fixtures/rootfs/manifest.txt` applied (owners only when running as root).
+pub fn rootfs_fixtures() -> TempDir {
+    let dir = TempDir::new("rootfs");
+    let status = Command::new("cp")
+        .args([
+            "-a",
+            repo().join("fixtures/rootfs").to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = dir.path().join("rootfs");
+    let manifest = std::fs::read_to_string(root.join("manifest.txt")).unwrap();
+    let is_root = rustix::process::geteuid().is_root();
+    for line in manifest
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let path = root.join(f[3]);
+        let mode = u32::from_str_radix(f[0], 8).unwrap();
+        if is_root {
+            std::os::unix::fs::chown(
+                &path,
+                Some(f[1].parse().unwrap()),
+                Some(f[2].parse().unwrap()),
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
+    dir
+}
+
+/// Returns true if and only if the tests run as root.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}

@@ -1,0 +1,220 @@
+//! `vigil probe` and the collector on a hostile root filesystem: nothing
+//! from outside the root, no blocking on FIFOs, reads within the cap,
+//! strange names kept exactly, per-fact errors.
+
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use serde_json::json;
+use vigil::facts::resolve::Root;
+use vigil::facts::{FactRequest, Facts, Kind, frame, rootfs};
+
+use crate::util::{TempDir, is_root, vigil_cmd_with_deadline, vigil_with_deadline};
+
+const CANARY: &str = "CANARY-OUTSIDE-THE-ROOT";
+const CAP: u64 = 64 * 1024;
+
+/// base/{canary.txt, secret/canary2.txt, root/...}: a container root whose
+/// links all try to get out.
+fn hostile() -> TempDir {
+    let dir = TempDir::new("hostile");
+    let base = dir.path();
+    dir.write("canary.txt", CANARY);
+    dir.write("secret/canary2.txt", CANARY);
+    dir.write("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    dir.write("root/usr/bin/ok", "ok");
+    let etc = base.join("root/etc");
+    symlink("/../../canary.txt", etc.join("abs")).unwrap();
+    symlink("../../../canary.txt", etc.join("rel")).unwrap();
+    symlink("../../secret", etc.join("dirlink")).unwrap();
+    symlink("loop2", etc.join("loop1")).unwrap();
+    symlink("loop1", etc.join("loop2")).unwrap();
+    symlink("../../", base.join("root/usr/escape")).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &etc.join("fifo"),
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    let sparse = std::fs::File::create(etc.join("sparse")).unwrap();
+    sparse.set_len(4 << 30).unwrap();
+    std::fs::write(etc.join("name\nwith newline"), "newline").unwrap();
+    std::fs::write(etc.join("ctl\u{1}\u{1b}[31mred"), "control").unwrap();
+    std::fs::write(etc.join("unreadable"), "hidden").unwrap();
+    std::fs::set_permissions(
+        etc.join("unreadable"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    dir
+}
+
+fn request() -> FactRequest {
+    serde_json::from_value(json!({
+        "nonce": "t3st-n0nce",
+        "max_file_bytes": CAP,
+        "stat": [],
+        "read": ["/etc/passwd", "/etc/abs", "/etc/rel", "/etc/dirlink/canary2.txt", "/etc/loop1", "/etc/fifo",
+                 "/etc/sparse", "/etc/unreadable", "/../../canary.txt", "/usr/escape/canary.txt"],
+        "read_dirs": ["/etc"],
+        "walks": [{"path": "/", "depth": 10, "limit": 1000, "all": true}],
+        "processes": false,
+        "commands": []
+    }))
+    .unwrap()
+}
+
+/// What must hold whichever resolver produced the facts.
+fn assert_contained(facts: &Facts, permission_enforced: bool) {
+    let text = serde_json::to_string(facts).unwrap();
+    assert!(
+        !text.contains(CANARY),
+        "a byte from outside the root leaked"
+    );
+    let f = |p: &str| {
+        facts
+            .files
+            .get(p)
+            .unwrap_or_else(|| panic!("no fact for {p}"))
+    };
+    assert!(
+        f("/etc/passwd")
+            .content
+            .as_ref()
+            .unwrap()
+            .text()
+            .starts_with("root:")
+    );
+    for escape in [
+        "/etc/abs",
+        "/etc/rel",
+        "/etc/dirlink/canary2.txt",
+        "/../../canary.txt",
+        "/usr/escape/canary.txt",
+    ] {
+        assert!(
+            !f(escape).exists(),
+            "{escape} must resolve inside the root (where nothing is)"
+        );
+    }
+    assert_eq!(f("/etc/abs").lstat.unwrap().kind, Kind::Symlink);
+    assert!(
+        f("/etc/loop1")
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("symbolic links"),
+        "{:?}",
+        f("/etc/loop1")
+    );
+    let fifo = f("/etc/fifo");
+    assert_eq!(fifo.stat.unwrap().kind, Kind::Fifo);
+    assert!(fifo.content.is_none(), "a FIFO is never read");
+    let sparse = f("/etc/sparse");
+    assert!(sparse.truncated);
+    assert_eq!(sparse.content.as_ref().unwrap().bytes().len() as u64, CAP);
+    assert_eq!(sparse.stat.unwrap().size, 4 << 30);
+    if permission_enforced {
+        assert_eq!(
+            f("/etc/unreadable").error.as_deref(),
+            Some("permission denied")
+        );
+        assert!(
+            f("/etc/unreadable").stat.is_some(),
+            "stat still works; only the read failed"
+        );
+    }
+    // Names with newlines and control characters are kept exactly.
+    let walk = &facts.walks["/"];
+    let paths: Vec<&str> = walk.entries.iter().map(|e| e.path.as_str()).collect();
+    assert!(paths.contains(&"/etc/name\nwith newline"), "{paths:?}");
+    assert!(paths.contains(&"/etc/ctl\u{1}\u{1b}[31mred"));
+    assert!(paths.contains(&"/usr/escape"), "the link itself is listed");
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/usr/escape/")),
+        "walks never follow links"
+    );
+    assert!(!walk.truncated);
+    let etc = &facts.dirs["/etc"];
+    assert_eq!(
+        etc["name\nwith newline"].content.as_ref().unwrap().text(),
+        "newline"
+    );
+    assert!(etc["fifo"].content.is_none());
+    assert!(etc["sparse"].truncated);
+}
+
+#[test]
+fn probe_on_a_hostile_tree_stays_inside_and_never_blocks() {
+    let dir = hostile();
+    let req = serde_json::to_vec(&request()).unwrap();
+    let root = dir.path().join("root");
+    // As root, run the probe as nobody so that the unreadable file really is.
+    let run = if is_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_vigil"),
+            "probe",
+            "--root",
+            root.to_str().unwrap(),
+            "--request",
+            "-",
+        ]);
+        vigil_cmd_with_deadline(&mut cmd, dir.path(), &req, 20)
+    } else {
+        vigil_with_deadline(
+            dir.path(),
+            &["probe", "--root", root.to_str().unwrap(), "--request", "-"],
+            &req,
+            20,
+        )
+    };
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains(CANARY));
+    let facts = frame::decode("t3st-n0nce", run.stdout.as_bytes()).expect("one valid frame");
+    assert_contained(&facts, true);
+}
+
+#[test]
+fn user_space_resolver_gives_the_same_guarantees() {
+    let dir = hostile();
+    let root = Root::open_without_openat2(&dir.path().join("root")).unwrap();
+    assert!(!root.uses_openat2());
+    let facts = rootfs::collect_from(&root, &request()).unwrap();
+    assert_contained(&facts, !is_root());
+    // And the kernel resolver, where the kernel has it, agrees exactly.
+    let kernel = Root::open(&dir.path().join("root")).unwrap();
+    if kernel.uses_openat2() {
+        assert_eq!(rootfs::collect_from(&kernel, &request()).unwrap(), facts);
+    }
+}
+
+#[test]
+fn probe_refuses_bad_requests() {
+    let dir = TempDir::new("probe-bad");
+    let root = dir.path().to_str().unwrap().to_string();
+    for (stdin, want) in [
+        (&b"not json"[..], "invalid fact request"),
+        (br#"{"nonce":"","max_file_bytes":1,"stat":[],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[]}"#, "nonce"),
+        (br#"{"nonce":"a b","max_file_bytes":1,"stat":[],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[]}"#, "nonce"),
+        (br#"{"nonce":"n","max_file_bytes":1,"stat":[],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[],"extra":1}"#, "unknown field"),
+    ] {
+        let run = vigil_with_deadline(dir.path(), &["probe", "--root", &root, "--request", "-"], stdin, 20);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(want), "{}", run.stderr);
+    }
+    let ok = br#"{"nonce":"n","max_file_bytes":1,"stat":["/x"],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[]}"#;
+    let run = vigil_with_deadline(
+        dir.path(),
+        &["probe", "--root", "/nonexistent-root", "--request", "-"],
+        ok,
+        20,
+    );
+    assert_eq!(
+        run.code, 3,
+        "an unreadable root is a failed run, not bad input"
+    );
+}
