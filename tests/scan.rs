@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{TempDir, is_root, repo, rootfs_fixtures, vigil_in, vigil_with_deadline};
+use crate::util::{TempDir, is_root, repo, rootfs_fixtures, vigil_in};
 
 /// A demo-like policy over the manifest-applied fixture copy.
 fn demo_policy(dir: &TempDir, fixtures: &Path, extra: &str) -> PathBuf {

@@ -1,9 +1,8 @@
 //! `file:` and `directory:` checks.
 
-use regex::Regex;
 use sha2::{Digest, Sha256};
 
-use super::{Names, Status, TestResult, list_some, octal, parse_mode, principal_text};
+use super::{Context, Status, TestResult, list_some, octal, parse_mode, principal_text, regex};
 use crate::facts::{Facts, Kind, StatFact};
 use crate::policy::model::{DirectoryCheck, FileCheck, FileType};
 
@@ -19,7 +18,7 @@ fn kind_name(t: FileType) -> &'static str {
     }
 }
 
-pub(super) fn file(c: &FileCheck, facts: &Facts) -> Vec<TestResult> {
+pub(super) fn file(c: &FileCheck, facts: &Facts, ctx: &Context) -> Vec<TestResult> {
     let path = &c.file;
     let e = &c.expect;
     let subject = format!("File {path}");
@@ -55,7 +54,7 @@ pub(super) fn file(c: &FileCheck, facts: &Facts) -> Vec<TestResult> {
             return out;
         }
     }
-    let names = Names::from_facts(facts);
+    let names = ctx.names(facts);
     let Some(st) = fact.stat else {
         // Every other expectation needs the file.
         let wanted = [
@@ -156,7 +155,7 @@ fn content(
     };
     if let Some(re) = &e.content_matches {
         let desc = format!("{subject} content is expected to match /{re}/");
-        match Regex::new(re) {
+        match regex(re) {
             Ok(r) if r.is_match(&text) => out.push(TestResult::new(
                 Status::Passed,
                 desc.clone(),
@@ -169,7 +168,7 @@ fn content(
     }
     if let Some(re) = &e.content_not_matches {
         let desc = format!("{subject} content is expected not to match /{re}/");
-        match Regex::new(re) {
+        match regex(re) {
             Ok(r) => match r.find(&text) {
                 Some(m) => {
                     let line = text[..m.start()].matches('\n').count() + 1;
@@ -202,7 +201,7 @@ fn content(
     }
 }
 
-pub(super) fn directory(c: &DirectoryCheck, facts: &Facts) -> Vec<TestResult> {
+pub(super) fn directory(c: &DirectoryCheck, facts: &Facts, ctx: &Context) -> Vec<TestResult> {
     let subject = format!("Directory {}", c.directory);
     let e = &c.expect;
     let Some(walk) = facts.walks.get(&c.directory) else {
@@ -217,7 +216,7 @@ pub(super) fn directory(c: &DirectoryCheck, facts: &Facts) -> Vec<TestResult> {
             format!("{subject} does not exist; nothing to check"),
         )];
     }
-    let names = Names::from_facts(facts);
+    let names = ctx.names(facts);
     let mut out = Vec::new();
     let files = walk
         .entries

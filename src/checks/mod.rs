@@ -70,11 +70,46 @@ impl TestResult {
     }
 }
 
-/// What evaluation needs to know besides the facts.
-#[derive(Debug, Clone, Copy)]
+/// What evaluation needs to know besides the facts, plus what is derived
+/// from the facts once per target (the passwd/group tables).
+#[derive(Debug)]
 pub struct Context {
     /// How the facts were gathered (explains skipped process/command checks).
     pub approach: Approach,
+    names: std::cell::OnceCell<Names>,
+}
+
+impl Context {
+    /// A context for one target.
+    pub fn new(approach: Approach) -> Context {
+        Context {
+            approach,
+            names: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The target's user and group names, parsed on first use.
+    fn names(&self, facts: &Facts) -> &Names {
+        self.names.get_or_init(|| Names::from_facts(facts))
+    }
+}
+
+/// Compile a regex once per process: the same profile patterns are
+/// evaluated on every target.
+fn regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(r) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+        return Ok(r.clone());
+    }
+    let r = regex::Regex::new(pattern)?;
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pattern.to_string(), r.clone());
+    Ok(r)
 }
 
 /// Evaluate a control.
@@ -85,8 +120,8 @@ pub fn evaluate(control: &Control, facts: &Facts, ctx: &Context) -> Vec<TestResu
 /// Evaluate one check (recursively for combinators).
 pub fn evaluate_check(check: &Check, facts: &Facts, ctx: &Context) -> Vec<TestResult> {
     match check {
-        Check::File(c) => file::file(c, facts),
-        Check::Directory(c) => file::directory(c, facts),
+        Check::File(c) => file::file(c, facts, ctx),
+        Check::Directory(c) => file::directory(c, facts, ctx),
         Check::Package(c) => package::package(c, facts),
         Check::Users(c) => accounts::users(c, facts),
         Check::Groups(c) => accounts::groups(c, facts),
@@ -233,6 +268,7 @@ fn principal_text(p: &Principal) -> String {
 }
 
 /// Resolve ids to names through the target's own passwd/group.
+#[derive(Debug)]
 pub(crate) struct Names {
     users: Vec<(u32, String)>,
     groups: Vec<(u32, String)>,

@@ -1,9 +1,7 @@
 //! `os:`, `config:`, `process:` and `command:` checks.
 
-use regex::Regex;
-
 use super::version::{Constraint, Scheme};
-use super::{Context, Names, TestResult, list_some, principal_text};
+use super::{Context, TestResult, list_some, principal_text};
 use crate::facts::Facts;
 use crate::facts::compile::OS_RELEASE;
 use crate::facts::parse;
@@ -123,7 +121,7 @@ pub(super) fn config(c: &ConfigCheck, facts: &Facts) -> Vec<TestResult> {
         }
         if let Some(re) = &e.matches {
             let desc = format!("{subject} {key} is expected to match /{re}/");
-            match Regex::new(re) {
+            match super::regex(re) {
                 Ok(r) => out.push(TestResult::check(
                     value.as_deref().is_some_and(|v| r.is_match(v)),
                     desc,
@@ -157,7 +155,7 @@ pub(super) fn process(c: &ProcessCheck, facts: &Facts, ctx: &Context) -> Vec<Tes
             ),
         )];
     };
-    let re = match Regex::new(&c.process) {
+    let re = match super::regex(&c.process) {
         Ok(r) => r,
         Err(e) => {
             return vec![TestResult::error(
@@ -167,7 +165,7 @@ pub(super) fn process(c: &ProcessCheck, facts: &Facts, ctx: &Context) -> Vec<Tes
         }
     };
     let matching: Vec<_> = procs.iter().filter(|p| re.is_match(&p.cmdline)).collect();
-    let names = Names::from_facts(facts);
+    let names = ctx.names(facts);
     let e = &c.expect;
     let mut out = Vec::new();
     let shown: Vec<String> = matching
@@ -257,7 +255,7 @@ pub(super) fn command(c: &CommandCheck, facts: &Facts, ctx: &Context) -> Vec<Tes
             "{subject} stdout is expected {}to match /{re}/",
             if should { "" } else { "not " }
         );
-        match Regex::new(re) {
+        match super::regex(re) {
             Ok(rx) => out.push(TestResult::check(
                 rx.is_match(&r.stdout) == should,
                 desc,

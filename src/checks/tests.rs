@@ -141,9 +141,7 @@ fn facts() -> Facts {
 }
 
 fn ctx() -> Context {
-    Context {
-        approach: Approach::Local,
-    }
+    Context::new(Approach::Local)
 }
 
 /// Evaluate a check written as YAML and return the statuses.

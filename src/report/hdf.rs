@@ -6,130 +6,266 @@
 //! and `other_checks` lists). vigil's own identifiers ride in `platform`
 //! (`target_id`, `run_id`, `scan_id`, `approach`), which HDF readers carry
 //! through untouched.
+//!
+//! The document is serialized straight from borrowed structs (no
+//! intermediate JSON tree): a run writes one per target.
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
 
 use super::TargetReport;
 use super::waiver::WaiverState;
 use crate::checks::Status;
 
-/// The HDF document for one target.
-pub fn to_value(r: &TargetReport) -> Value {
+#[derive(Serialize)]
+struct Hdf<'a> {
+    platform: Platform<'a>,
+    profiles: Vec<HdfProfile<'a>>,
+    statistics: Statistics,
+    version: &'static str,
+    controls: [(); 0],
+    other_checks: [(); 0],
+}
+
+#[derive(Serialize)]
+struct Platform<'a> {
+    name: &'a str,
+    release: &'a str,
+    target_id: &'a str,
+    run_id: &'a str,
+    scan_id: &'a str,
+    approach: &'static str,
+}
+
+#[derive(Serialize)]
+struct Statistics {
+    duration: f64,
+}
+
+#[derive(Serialize)]
+struct Group<'a> {
+    id: &'a str,
+    title: &'a str,
+    controls: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct HdfProfile<'a> {
+    name: &'a str,
+    version: &'a str,
+    sha256: &'a str,
+    title: &'a str,
+    maintainer: &'static str,
+    summary: &'a str,
+    license: &'static str,
+    copyright: &'static str,
+    copyright_email: &'static str,
+    supports: [(); 0],
+    attributes: [(); 0],
+    groups: [Group<'a>; 1],
+    controls: Vec<Control<'a>>,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Description<'a> {
+    label: &'static str,
+    data: &'a str,
+}
+
+#[derive(Serialize)]
+struct SourceLocation<'a> {
+    #[serde(rename = "ref")]
+    reference: &'a str,
+    line: u32,
+}
+
+#[derive(Serialize)]
+struct Control<'a> {
+    id: &'a str,
+    title: &'a str,
+    desc: &'a str,
+    descriptions: [Description<'a>; 1],
+    impact: f64,
+    refs: [(); 0],
+    tags: Tags<'a>,
+    code: &'a str,
+    source_location: SourceLocation<'a>,
+    results: Vec<HdfResult<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiver_data: Option<WaiverData<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tags<'a> {
+    #[serde(flatten)]
+    tags: &'a BTreeMap<String, Value>,
+    /// Added from impact unless the profile sets its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct HdfResult<'a> {
+    status: &'static str,
+    code_desc: &'a str,
+    run_time: f64,
+    start_time: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exception: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct WaiverData<'a> {
+    justification: &'a str,
+    approver: &'a str,
+    expiration_date: &'a str,
+    run: bool,
+    skipped_due_to_waiver: bool,
+    message: String,
+}
+
+/// Serialize the HDF document for one target.
+pub fn to_vec(r: &TargetReport) -> Vec<u8> {
     let start = r.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let profiles: Vec<Value> = r
+    let profiles = r
         .profiles
         .iter()
-        .map(|p| {
-            let controls: Vec<Value> = p
+        .map(|p| HdfProfile {
+            name: &p.name,
+            version: &p.version,
+            sha256: &p.sha256,
+            title: &p.name,
+            maintainer: "vigil",
+            summary: &p.summary,
+            license: "",
+            copyright: "",
+            copyright_email: "",
+            supports: [],
+            attributes: [],
+            groups: [Group {
+                id: &p.name,
+                title: &p.name,
+                controls: p.controls.iter().map(|c| c.id.as_str()).collect(),
+            }],
+            controls: p
                 .controls
                 .iter()
                 .map(|c| {
-                    let results: Vec<Value> = c
-                        .results
-                        .iter()
-                        .map(|t| {
-                            let mut v = json!({
-                                "status": match t.status {
-                                    Status::Passed => "passed",
-                                    Status::Failed => "failed",
-                                    Status::Skipped => "skipped",
-                                    Status::Error => "error",
-                                },
-                                "code_desc": t.code_desc,
-                                "run_time": c.run_time / c.results.len().max(1) as f64,
-                                "start_time": start,
-                            });
-                            match t.status {
-                                Status::Skipped => v["skip_message"] = json!(t.message),
-                                Status::Error => {
-                                    v["message"] = json!(t.message);
-                                    v["exception"] = json!("vigil::FactError");
+                    let desc = c.desc.as_deref().unwrap_or(&c.title);
+                    let per_result = c.run_time / c.results.len().max(1) as f64;
+                    Control {
+                        id: &c.id,
+                        title: &c.title,
+                        desc,
+                        descriptions: [Description {
+                            label: "default",
+                            data: desc,
+                        }],
+                        impact: c.impact,
+                        refs: [],
+                        tags: Tags {
+                            tags: &c.tags,
+                            severity: (!c.tags.contains_key("severity"))
+                                .then(|| super::summary::severity(c.impact)),
+                        },
+                        code: &c.code,
+                        source_location: SourceLocation {
+                            reference: &c.source.0,
+                            line: c.source.1,
+                        },
+                        results: c
+                            .results
+                            .iter()
+                            .map(|t| {
+                                let (status, message, skip_message, exception) = match t.status {
+                                    Status::Passed => {
+                                        ("passed", Some(t.message.as_str()), None, None)
+                                    }
+                                    Status::Failed => {
+                                        ("failed", Some(t.message.as_str()), None, None)
+                                    }
+                                    Status::Skipped => {
+                                        ("skipped", None, Some(t.message.as_str()), None)
+                                    }
+                                    Status::Error => (
+                                        "error",
+                                        Some(t.message.as_str()),
+                                        None,
+                                        Some("vigil::FactError"),
+                                    ),
+                                };
+                                HdfResult {
+                                    status,
+                                    code_desc: &t.code_desc,
+                                    run_time: per_result,
+                                    start_time: &start,
+                                    message,
+                                    skip_message,
+                                    exception,
                                 }
-                                _ => v["message"] = json!(t.message),
-                            }
-                            v
-                        })
-                        .collect();
-                    let mut tags = serde_json::to_value(&c.tags).unwrap_or_else(|_| json!({}));
-                    tags["severity"] = json!(super::summary::severity(c.impact));
-                    let mut ctl = json!({
-                        "id": c.id,
-                        "title": c.title,
-                        "desc": c.desc.clone().unwrap_or_else(|| c.title.clone()),
-                        "descriptions": [{"label": "default", "data": c.desc.clone().unwrap_or_else(|| c.title.clone())}],
-                        "impact": c.impact,
-                        "refs": [],
-                        "tags": tags,
-                        "code": c.code,
-                        "source_location": {"ref": c.source.0, "line": c.source.1},
-                        "results": results,
-                    });
-                    if let Some(w) = &c.waiver {
-                        ctl["waiver_data"] = waiver_data(w);
+                            })
+                            .collect(),
+                        waiver_data: c.waiver.as_ref().map(waiver_data),
                     }
-                    ctl
                 })
-                .collect();
-            json!({
-                "name": p.name,
-                "version": p.version,
-                "sha256": p.sha256,
-                "title": p.name,
-                "maintainer": "vigil",
-                "summary": p.summary,
-                "license": "",
-                "copyright": "",
-                "copyright_email": "",
-                "supports": [],
-                "attributes": [],
-                "groups": [{"id": p.name, "title": p.name, "controls": p.controls.iter().map(|c| c.id.clone()).collect::<Vec<_>>()}],
-                "controls": controls,
-                "status": "loaded",
-            })
+                .collect(),
+            status: "loaded",
         })
         .collect();
-    json!({
-        "platform": {
-            "name": r.platform.0,
-            "release": r.platform.1,
-            "target_id": r.target_id,
-            "run_id": r.run_id,
-            "scan_id": r.scan_id,
-            "approach": r.approach.as_str(),
+    let doc = Hdf {
+        platform: Platform {
+            name: &r.platform.0,
+            release: &r.platform.1,
+            target_id: &r.target_id,
+            run_id: &r.run_id,
+            scan_id: &r.scan_id,
+            approach: r.approach.as_str(),
         },
-        "profiles": profiles,
-        "statistics": {"duration": r.duration},
-        "version": env!("CARGO_PKG_VERSION"),
-        "controls": [],
-        "other_checks": [],
-    })
+        profiles,
+        statistics: Statistics {
+            duration: r.duration,
+        },
+        version: env!("CARGO_PKG_VERSION"),
+        controls: [],
+        other_checks: [],
+    };
+    serde_json::to_vec(&doc).expect("HDF serializes")
 }
 
-fn waiver_data(w: &WaiverState) -> Value {
+fn waiver_data(w: &WaiverState) -> WaiverData<'_> {
     match w {
         WaiverState::Active {
             justification,
             approver,
             expires,
-        } => json!({
-            "justification": justification,
-            "approver": approver,
-            "expiration_date": expires,
-            "run": true,
-            "skipped_due_to_waiver": true,
-            "message": format!("Waived until {expires}, approved by {approver}; results are kept as evidence"),
-        }),
+        } => WaiverData {
+            justification,
+            approver,
+            expiration_date: expires,
+            run: true,
+            skipped_due_to_waiver: true,
+            message: format!(
+                "Waived until {expires}, approved by {approver}; results are kept as evidence"
+            ),
+        },
         WaiverState::Expired {
             justification,
             approver,
             expires,
-        } => json!({
-            "justification": justification,
-            "approver": approver,
-            "expiration_date": expires,
-            "run": true,
-            "skipped_due_to_waiver": false,
-            "message": format!("Waiver expired on {expires}; the control was evaluated normally"),
-        }),
+        } => WaiverData {
+            justification,
+            approver,
+            expiration_date: expires,
+            run: true,
+            skipped_due_to_waiver: false,
+            message: format!("Waiver expired on {expires}; the control was evaluated normally"),
+        },
     }
 }

@@ -9,6 +9,7 @@ pub mod waiver;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -36,9 +37,9 @@ pub struct ControlOutcome {
     /// Tags carried from the profile.
     pub tags: BTreeMap<String, Value>,
     /// The check as written, for HDF `code`.
-    pub code: String,
-    /// Where the control is defined.
-    pub source: (String, u32),
+    pub code: Arc<str>,
+    /// Where the control is defined (file, line).
+    pub source: (Arc<str>, u32),
     /// Evaluated expectations.
     pub results: Vec<TestResult>,
     /// The waiver that bears on it, if any.
@@ -59,7 +60,7 @@ pub struct ProfileOutcome {
     /// Description.
     pub summary: String,
     /// sha256 of the profile's source file.
-    pub sha256: String,
+    pub sha256: Arc<str>,
     /// Controls in profile order.
     pub controls: Vec<ControlOutcome>,
 }
@@ -100,6 +101,38 @@ impl TargetReport {
     }
 }
 
+/// A profile with what every target's report repeats computed once per
+/// run: its digest, each control's code and source line.
+#[derive(Debug, Clone)]
+pub struct PreparedProfile<'a> {
+    /// The profile.
+    pub profile: &'a Loaded<Profile>,
+    sha256: Arc<str>,
+    file: Arc<str>,
+    codes: Vec<Arc<str>>,
+    lines: Vec<u32>,
+}
+
+impl<'a> PreparedProfile<'a> {
+    /// Prepare a profile for evaluation on many targets.
+    pub fn new(profile: &'a Loaded<Profile>) -> PreparedProfile<'a> {
+        let controls = &profile.value.controls;
+        PreparedProfile {
+            profile,
+            sha256: crate::facts::frame::hex(&Sha256::digest(profile.source.text.as_bytes()))
+                .into(),
+            file: profile.source.path.display().to_string().into(),
+            codes: controls
+                .iter()
+                .map(|c| Arc::from(serde_json::to_string(&c.check).unwrap_or_default()))
+                .collect(),
+            lines: (0..controls.len())
+                .map(|i| profile.doc.value_position(&format!("/controls/{i}")).line)
+                .collect(),
+        }
+    }
+}
+
 /// Inputs to evaluating one target.
 pub struct Evaluation<'a> {
     /// Run id.
@@ -111,7 +144,7 @@ pub struct Evaluation<'a> {
     /// Approach used.
     pub approach: Approach,
     /// Profiles to evaluate.
-    pub profiles: &'a [&'a Loaded<Profile>],
+    pub profiles: &'a [PreparedProfile<'a>],
     /// Policy waivers.
     pub waivers: &'a [Waiver],
     /// The clock for waivers.
@@ -123,9 +156,7 @@ pub struct Evaluation<'a> {
 /// Evaluate every control on the facts (or record, for every control, why
 /// the target could not be scanned).
 pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> TargetReport {
-    let ctx = Context {
-        approach: ev.approach,
-    };
+    let ctx = Context::new(ev.approach);
     let platform = facts
         .ok()
         .map(platform)
@@ -133,8 +164,8 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
     let profiles = ev
         .profiles
         .iter()
-        .map(|lp| {
-            let p = &lp.value;
+        .map(|pp| {
+            let p = &pp.profile.value;
             let controls = p
                 .controls
                 .iter()
@@ -161,11 +192,8 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                         desc: c.desc.clone(),
                         impact: c.impact,
                         tags: c.tags.clone(),
-                        code: serde_json::to_string(&c.check).unwrap_or_default(),
-                        source: (
-                            lp.source.path.display().to_string(),
-                            lp.doc.value_position(&format!("/controls/{i}")).line,
-                        ),
+                        code: pp.codes[i].clone(),
+                        source: (pp.file.clone(), pp.lines[i]),
                         results,
                         waiver,
                         status,
@@ -177,7 +205,7 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                 name: p.metadata.name.clone(),
                 version: p.metadata.version.clone().unwrap_or_default(),
                 summary: p.metadata.description.clone().unwrap_or_default(),
-                sha256: crate::facts::frame::hex(&Sha256::digest(lp.source.text.as_bytes())),
+                sha256: pp.sha256.clone(),
                 controls,
             }
         })

@@ -24,7 +24,7 @@ use crate::policy::{Loaded, PolicySet};
 use crate::report::output::{RunOutput, Written};
 use crate::report::summary::ControlStatus;
 use crate::report::threshold::{Threshold, Verdict};
-use crate::report::{Evaluation, evaluate_target, hdf, hdf_file_name};
+use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf, hdf_file_name};
 
 /// Per-status control counts of a target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -144,7 +144,7 @@ pub fn run_policy(
             .and_then(|t| Threshold::parse(t).ok()),
     };
     // One fact request per distinct profile list.
-    let mut requests: BTreeMap<Vec<String>, (Vec<&Loaded<Profile>>, FactRequest)> = BTreeMap::new();
+    let mut requests: BTreeMap<Vec<String>, (Vec<PreparedProfile>, FactRequest)> = BTreeMap::new();
     for t in &plan.targets {
         requests.entry(t.profiles.clone()).or_insert_with(|| {
             let profiles: Vec<&Loaded<Profile>> =
@@ -153,7 +153,10 @@ pub fn run_policy(
                 profiles.iter().flat_map(|p| p.value.controls.iter()),
                 spec.limits.max_file_bytes,
             );
-            (profiles, req)
+            (
+                profiles.into_iter().map(PreparedProfile::new).collect(),
+                req,
+            )
         });
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -200,6 +203,10 @@ pub fn run_policy(
         "pass"
     };
     let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+    output.sync().map_err(|source| RunError::Write {
+        name: "results (sync)".into(),
+        source,
+    })?;
     output
         .write("summary.json", &bytes)
         .map_err(|source| RunError::Write {
@@ -211,7 +218,7 @@ pub fn run_policy(
 
 fn scan_target(
     t: &PlannedTarget,
-    profiles: &[&Loaded<Profile>],
+    profiles: &[PreparedProfile],
     req: &FactRequest,
     waivers: &[crate::policy::model::Waiver],
     threshold: Option<&Threshold>,
@@ -257,7 +264,7 @@ fn scan_target(
         }
     }
     let name = format!("targets/{}", hdf_file_name(&t.id).display());
-    let bytes = serde_json::to_vec_pretty(&hdf::to_value(&report)).expect("HDF serializes");
+    let bytes = hdf::to_vec(&report);
     let (hdf_written, write_error) = match output.write(&name, &bytes) {
         Ok(w) => (w, None),
         Err(e) => (
