@@ -3,6 +3,7 @@
 
 mod util;
 
+mod interop;
 mod plan;
 mod probe;
 mod scan;

@@ -1,0 +1,121 @@
+//! Interop with the reference implementations. Each test runs when its tool
+//! is installed; `.ci/run` installs them all and sets
+//! `VIGIL_REQUIRE_INTEROP=1`, under which a missing tool fails the test
+//! instead of skipping it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{TempDir, repo, rootfs_fixtures, vigil_in};
+
+/// The node_modules directory holding inspecjs, if present.
+fn inspecjs() -> Option<PathBuf> {
+    let dir = std::env::var_os("VIGIL_INSPECJS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/interop/node_modules"));
+    let present = dir.join("inspecjs").is_dir()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !present && std::env::var_os("VIGIL_REQUIRE_INTEROP").is_some() {
+        panic!(
+            "inspecjs is required (VIGIL_REQUIRE_INTEROP) but not installed in {}",
+            dir.display()
+        );
+    }
+    if !present {
+        eprintln!(
+            "note: inspecjs not installed in {}; run .ci/run to install it",
+            dir.display()
+        );
+    }
+    present.then_some(dir)
+}
+
+/// Heimdall's and the SAF CLI's reading of vigil's HDF (through inspecjs)
+/// agrees with vigil's own summary: every control's status, severity,
+/// waiver, and the compliance.
+#[test]
+fn inspecjs_reads_vigil_hdf_as_vigil_does() {
+    let Some(modules) = inspecjs() else { return };
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("inspecjs");
+    let root = fx.path().join("rootfs");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {r}/debian, name: debian}}\n    - {{rootfs: {r}/alpine, name: alpine}}\n    - {{rootfs: {r}/distroless, name: distroless}}\n  waivers:\n    - {{control: CB-20, expires: \"2099-01-01T00:00:00Z\", justification: j, approver: a}}\n",
+            r = root.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let run_dir = out
+        .join("demo")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let mut files = Vec::new();
+    for t in summary[0]["targets"].as_array().unwrap() {
+        files.push(run_dir.join(t["hdf"]["name"].as_str().unwrap()));
+    }
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop/inspecjs-summary.js"))
+        .args(&files)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let saf_name = |s: &str| match s {
+        "passed" => "Passed",
+        "failed" => "Failed",
+        "skipped" => "Not Reviewed",
+        "no_impact" => "Not Applicable",
+        _ => "Profile Error",
+    };
+    for (t, file) in summary[0]["targets"].as_array().unwrap().iter().zip(&files) {
+        let js = &theirs[file.to_str().unwrap()];
+        assert_eq!(js["compliance"], t["compliance"], "{}", t["id"]);
+        for (status, n) in t["counts"].as_object().unwrap() {
+            let theirs_n = js["counts"][saf_name(status)].as_u64().unwrap_or(0);
+            assert_eq!(theirs_n, n.as_u64().unwrap(), "{} {status}", t["id"]);
+        }
+        // Control by control, against vigil's HDF as read back.
+        let hdf: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        for c in hdf["profiles"][0]["controls"].as_array().unwrap() {
+            let id = c["id"].as_str().unwrap();
+            assert_eq!(
+                js["controls"][id]["severity"], c["tags"]["severity"],
+                "{id}"
+            );
+        }
+    }
+    let debian = &theirs[files
+        .iter()
+        .find(|f| f.to_str().unwrap().contains("debian"))
+        .unwrap()
+        .to_str()
+        .unwrap()];
+    assert_eq!(debian["controls"]["CB-20"]["status"], "Not Applicable");
+    assert_eq!(debian["controls"]["CB-20"]["waived"], true);
+}
