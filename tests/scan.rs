@@ -15,7 +15,7 @@ fn demo_policy(dir: &TempDir, fixtures: &Path, extra: &str) -> PathBuf {
     dir.write(
         "demo.yaml",
         format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {r}/debian, name: debian}}\n    - {{rootfs: {r}/alpine, name: alpine}}\n    - {{rootfs: {r}/distroless, name: distroless}}\n  limits: {{concurrency: 3}}\n  threshold: {{compliance: {{min: 80}}, failed: {{critical: {{max: 0}}}}}}\n  waivers:\n    - {{control: CB-20, expires: \"2099-01-01T00:00:00Z\", justification: rebuild pending, approver: sec@example.com, targets: [rootfs/debian]}}\n{extra}",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {r}/debian, name: debian}}\n    - {{rootfs: {r}/alpine, name: alpine}}\n    - {{rootfs: {r}/distroless, name: distroless}}\n  limits: {{concurrency: 3}}\n  threshold: {{compliance: {{min: 80}}, failed: {{critical: {{max: 0}}}}}}\n  waivers:\n    - {{control: CB-20, expires: \"2099-01-01T00:00:00Z\", justification: rebuild pending, approver: sec@example.com, targets: [rootfs/debian]}}\n    - {{control: CB-05, expires: \"2020-01-01T00:00:00Z\", justification: old exception, approver: sec@example.com, targets: [rootfs/alpine]}}\n{extra}",
             r = root.display()
         ),
     )
@@ -135,6 +135,32 @@ fn demo_scan_results_per_target() {
         "{alpine:?}"
     );
     assert_eq!(alpine["passed"].len(), 13);
+
+    // The expired waiver is reported and does not apply.
+    let cb05 = files["rootfs_alpine.hdf.json"]["profiles"][0]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "CB-05")
+        .unwrap()
+        .clone();
+    assert_eq!(cb05["waiver_data"]["skipped_due_to_waiver"], false);
+    assert!(
+        cb05["waiver_data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert!(
+        run.stderr.contains("expired-waiver"),
+        "validation warns: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[3/3]"),
+        "plain progress lines off a terminal: {}",
+        run.stderr
+    );
 
     let distroless = by_status(&files["rootfs_distroless.hdf.json"]);
     assert_eq!(
