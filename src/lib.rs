@@ -16,3 +16,4 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod runner;
+pub mod seal;

@@ -61,6 +61,8 @@ fn inspecjs_reads_vigil_hdf_as_vigil_does() {
             profiles.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
             "--format",
             "json",
         ],

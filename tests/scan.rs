@@ -98,6 +98,8 @@ fn demo_scan_results_per_target() {
             &profiles(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
         ],
     );
     assert_eq!(
@@ -243,6 +245,8 @@ fn hdf_has_the_shape_of_a_real_inspec_result() {
             &profiles(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
         ],
     );
     let ours = hdf_files(&out).remove("rootfs_debian.hdf.json").unwrap();
@@ -327,6 +331,8 @@ fn threshold_file_overrides_and_exit_codes() {
             &profiles(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
             "--threshold",
             lenient.to_str().unwrap(),
         ],
@@ -341,6 +347,8 @@ fn threshold_file_overrides_and_exit_codes() {
             &profiles(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
             "--threshold",
             strict.to_str().unwrap(),
         ],
@@ -360,6 +368,8 @@ fn threshold_file_overrides_and_exit_codes() {
             &profiles(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
             "--threshold",
             bad.to_str().unwrap(),
         ],
@@ -389,6 +399,8 @@ fn every_planned_target_gets_exactly_one_result() {
             r.join("fixtures/cluster/snapshot.json").to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
             "--format",
             "json",
         ],
@@ -425,7 +437,16 @@ fn every_planned_target_gets_exactly_one_result() {
 fn missing_rootfs_is_invalid_input() {
     let dir = TempDir::new("norootfs");
     let policy = dir.write("p.yaml", "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: p}\nspec:\n  profiles: [container-baseline]\n  targets: [{rootfs: nope}]\n");
-    let run = vigil_in(dir.path(), &["run", policy.to_str().unwrap(), &profiles()]);
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            &profiles(),
+            "--unsigned",
+            "--plaintext",
+        ],
+    );
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("p.yaml:6:") && run.stderr.contains("is not a directory"),

@@ -2,11 +2,14 @@
 //! subcommand lives in its own file with its `Args` and a `run` that calls
 //! into the library.
 
+mod keygen;
+mod open;
 mod plan;
 mod probe;
 mod render;
 mod run;
 mod validate;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -63,6 +66,9 @@ enum Command {
     Validate(validate::Args),
     Plan(plan::Args),
     Run(run::Args),
+    Verify(verify::Args),
+    Open(open::Args),
+    Keygen(keygen::Args),
     Render(render::Args),
     Probe(probe::Args),
 }
@@ -84,6 +90,9 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Run(a) => run::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Open(a) => open::run(a),
+        Command::Keygen(a) => keygen::run(a),
         Command::Render(a) => render::run(a),
         Command::Probe(a) => probe::run(a),
     };

@@ -6,18 +6,24 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::report::output::PlainDir;
+use sha2::{Digest, Sha256};
+
+use crate::report::output::RunOutput;
 use crate::report::threshold::Threshold;
 use crate::runner::{RunOptions, RunSummary, TargetSummary, output_dir, run_policy};
+use crate::seal::bundle::SealedDir;
+use crate::seal::keys::{Signer, parse_recipients};
 
 const AFTER_HELP: &str = "\
 Examples:
   vigil run policies/demo.yaml policies/profiles/
   vigil run policies/ --policy demo --out /tmp/results --threshold threshold.yml
 
-Results land in OUT/<policy>/<run-id>/: one HDF file per target under
-targets/ and summary.json. Exit 0 when every threshold holds, 1 when one
-fails, 2 on invalid input, 3 when a target could not be scanned.";
+Results land in OUT/<policy>/<run-id>/, a sealed bundle: one age-encrypted
+HDF file per target under targets/, summary.json.age, and, written last,
+statement.dsse.json (an in-toto statement signed with ed25519). Check it with
+`vigil verify`, read it with `vigil open`. Exit 0 when every threshold holds,
+1 when one fails, 2 on invalid input, 3 when a target could not be scanned.";
 
 /// Scan targets, evaluate controls, write HDF results and a summary.
 #[derive(Debug, clap::Args)]
@@ -34,6 +40,17 @@ pub struct Args {
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Ed25519 signing key (PKCS#8 PEM, mode 0600); overrides `output.signingKey`
+    /// and the VIGIL_SIGNING_KEY environment variable.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Run without a signing key: the bundle's statement carries no signature
+    /// and `vigil verify` will reject it.
+    #[arg(long)]
+    unsigned: bool,
+    /// Write results unencrypted (allowed only when the policy names no recipients).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -71,19 +88,71 @@ pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
     })
 }
 
+/// The signing key for a policy: `--signing-key`, else VIGIL_SIGNING_KEY,
+/// else the policy's `output.signingKey` (relative to the policy file).
+fn signer_for(
+    args: &Args,
+    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
+) -> anyhow::Result<Option<Signer>> {
+    let loaded = if let Some(path) = &args.signing_key {
+        Some(Signer::from_file(path))
+    } else if let Some(r) = Signer::from_env() {
+        Some(r)
+    } else {
+        policy
+            .value
+            .spec
+            .output
+            .signing_key
+            .as_ref()
+            .map(|k| Signer::from_file(&policy.base_dir().join(k)))
+    };
+    match loaded {
+        Some(r) => Ok(Some(r.map_err(|e| InvalidInput(e.to_string()))?)),
+        None if args.unsigned => Ok(None),
+        None => Err(InvalidInput(format!(
+            "policy {} has no signing key: set output.signingKey, pass --signing-key FILE or VIGIL_SIGNING_KEY, or run with --unsigned",
+            policy.value.metadata.name
+        ))
+        .into()),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args.threshold.as_ref().map(read_threshold).transpose()?;
     let (set, plan) = super::load_plan(&args.input)?;
-    let mut summaries = Vec::new();
+    // Check every policy's keys and recipients before scanning anything.
+    let mut prepared = Vec::new();
     for pp in &plan.policies {
         let policy = set
             .policies
             .iter()
             .find(|p| p.value.metadata.name == pp.policy)
             .expect("planned policies come from the set");
+        let signer = signer_for(&args, policy)?;
+        let recipients =
+            parse_recipients(&policy.value.spec.output.recipients).map_err(InvalidInput)?;
+        if recipients.is_empty() && !args.plaintext {
+            return Err(InvalidInput(format!(
+                "policy {} names no output.recipients: results would be readable by anyone; add an age or ssh recipient, or pass --plaintext",
+                pp.policy
+            ))
+            .into());
+        }
+        prepared.push((pp, policy, signer, recipients));
+    }
+    let mut summaries = Vec::new();
+    for (pp, policy, signer, recipients) in prepared {
         let run_id = uuid::Uuid::now_v7().to_string();
         let out = output_dir(&policy.value, args.out.as_ref());
-        let output = PlainDir::create(&out, &pp.policy, &run_id).map_err(|e| {
+        let output = SealedDir::create(
+            &out,
+            &pp.policy,
+            &run_id,
+            recipients,
+            policy.value.spec.output.armor,
+        )
+        .map_err(|e| {
             anyhow::anyhow!(
                 "cannot create results directory under {}: {e}",
                 out.display()
@@ -94,38 +163,54 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             threshold: threshold.clone(),
             progress: progress(&pp.policy, pp.targets.len()),
         };
-        let summary = run_policy(&set, policy, pp, &opts, &output)?;
-        eprintln!(
-            "vigil: {}: results in {}",
-            pp.policy,
-            output.location_display()
-        );
-        summaries.push(summary);
+        let (summary, summary_file) = run_policy(&set, policy, pp, &opts, &output)?;
+        let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
+        output
+            .seal(&summary, &summary_file, &policy_sha, signer.as_ref())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot write the statement in {}: {e}",
+                    output.location().display()
+                )
+            })?;
+        let enc = if output.encrypted() {
+            "encrypted"
+        } else {
+            "NOT ENCRYPTED"
+        };
+        match &signer {
+            Some(s) => eprintln!(
+                "vigil: {}: sealed bundle {} ({enc}, signed by {})",
+                pp.policy,
+                output.location().display(),
+                crate::seal::keys::keyid(&s.verifying_key())
+            ),
+            None => eprintln!(
+                "vigil: {}: WARNING: bundle {} is UNSIGNED ({enc}); `vigil verify` rejects it and nobody can tell whether it was altered",
+                pp.policy,
+                output.location().display()
+            ),
+        }
+        summaries.push((summary, signer.is_none()));
     }
     let text = match args.format {
-        Format::Text => summaries.iter().map(table).collect::<String>(),
-        Format::Json => serde_json::to_string_pretty(&summaries)? + "\n",
+        Format::Text => summaries
+            .iter()
+            .map(|(s, unsigned)| table(s, *unsigned))
+            .collect::<String>(),
+        Format::Json => {
+            serde_json::to_string_pretty(&summaries.iter().map(|(s, _)| s).collect::<Vec<_>>())?
+                + "\n"
+        }
     };
     print_stdout(&text)?;
-    Ok(if summaries.iter().any(RunSummary::has_errors) {
+    Ok(if summaries.iter().any(|(s, _)| s.has_errors()) {
         Exit::RunErrors
-    } else if summaries.iter().any(RunSummary::threshold_failed) {
+    } else if summaries.iter().any(|(s, _)| s.threshold_failed()) {
         Exit::Failed
     } else {
         Exit::Success
     })
-}
-
-trait LocationDisplay {
-    fn location_display(&self) -> String;
-}
-
-impl LocationDisplay for PlainDir {
-    fn location_display(&self) -> String {
-        crate::report::output::RunOutput::location(self)
-            .display()
-            .to_string()
-    }
 }
 
 /// A progress bar on a terminal, plain lines otherwise (both on stderr).
@@ -166,8 +251,14 @@ fn progress(policy: &str, total: usize) -> Box<dyn Fn(&TargetSummary, usize, usi
     }
 }
 
-fn table(s: &RunSummary) -> String {
+fn table(s: &RunSummary, unsigned: bool) -> String {
     let mut out = String::new();
+    if unsigned {
+        let _ = writeln!(
+            out,
+            "!! UNSIGNED RUN: these results carry no signature and cannot be verified !!"
+        );
+    }
     let _ = writeln!(
         out,
         "policy {} run {} ({} targets)",

@@ -126,13 +126,14 @@ pub enum RunError {
 }
 
 /// Scan every target of `plan` and write the results through `output`.
+/// Returns the summary and the summary file as written.
 pub fn run_policy(
     set: &PolicySet,
     policy: &Loaded<ScanPolicy>,
     plan: &PolicyPlan,
     opts: &RunOptions,
     output: &dyn RunOutput,
-) -> Result<RunSummary, RunError> {
+) -> Result<(RunSummary, Written), RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
     let threshold = match &opts.threshold {
@@ -207,13 +208,13 @@ pub fn run_policy(
         name: "results (sync)".into(),
         source,
     })?;
-    output
+    let written = output
         .write("summary.json", &bytes)
         .map_err(|source| RunError::Write {
             name: "summary.json".into(),
             source,
         })?;
-    Ok(summary)
+    Ok((summary, written))
 }
 
 fn scan_target(

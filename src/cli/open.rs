@@ -1,0 +1,147 @@
+//! `vigil open`: verify a bundle, then decrypt its results.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::{Exit, InvalidInput, print_stdout};
+use crate::seal::keys::{load_identities, load_public_key};
+use crate::seal::verify::{decrypt, recount, verify};
+
+const AFTER_HELP: &str = "\
+Examples:
+  vigil open results/demo/<run-id> --identity fixtures/keys/demo-age.key --trusted-key fixtures/keys/demo-signing.pub.pem
+  vigil open BUNDLE --identity auditor.key --trusted-key signer.pub.pem --target rootfs/alpine --out /tmp/alpine
+
+Prints each target's summary; with --out, writes the decrypted HDF files
+there (never overwriting). Refuses a bundle that does not verify unless
+--no-verify is given.";
+
+/// Verify a sealed bundle and decrypt its results.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The bundle directory.
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// age identity (or unencrypted ssh key) file; repeatable.
+    #[arg(long = "identity", value_name = "KEY", required = true)]
+    identities: Vec<PathBuf>,
+    /// Trusted signing public key(s) for verification.
+    #[arg(long = "trusted-key", value_name = "PUB")]
+    trusted_keys: Vec<PathBuf>,
+    /// Only this target id.
+    #[arg(long, value_name = "ID")]
+    target: Option<String>,
+    /// Write decrypted HDF files into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Open without verifying (for forensics on a broken bundle).
+    #[arg(long)]
+    no_verify: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let mut identities = Vec::new();
+    for p in &args.identities {
+        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
+    }
+    if args.trusted_keys.is_empty() && !args.no_verify {
+        return Err(InvalidInput(
+            "pass --trusted-key PUB to verify the bundle first (or --no-verify to skip it)".into(),
+        )
+        .into());
+    }
+    let trusted = args
+        .trusted_keys
+        .iter()
+        .map(|p| load_public_key(p).map_err(|e| InvalidInput(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let v = verify(&args.bundle, &trusted, &identities);
+    if !v.ok() && !args.no_verify {
+        for pr in &v.problems {
+            eprintln!("vigil: open: {}: {}", pr.file, pr.message);
+        }
+        eprintln!(
+            "vigil: open: refusing to open {}: it does not verify (use --no-verify for forensics)",
+            args.bundle.display()
+        );
+        return Ok(Exit::Failed);
+    }
+    let statement = match v.statement {
+        Some(s) => s,
+        None => {
+            // --no-verify on a bundle whose statement is unreadable.
+            let bytes = std::fs::read(args.bundle.join(crate::seal::bundle::STATEMENT_FILE))?;
+            let env: crate::seal::dsse::Envelope = serde_json::from_slice(&bytes)?;
+            let payload =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &env.payload)?;
+            serde_json::from_slice(&payload)?
+        }
+    };
+    let p = &statement.predicate;
+    if let Some(t) = &args.target
+        && !p.targets.iter().any(|x| &x.id == t)
+    {
+        return Err(InvalidInput(format!("the bundle has no target {t}")).into());
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut out = format!(
+        "policy {} run {} verdict {}\n",
+        p.policy.name, p.run_id, p.verdict
+    );
+    for t in p
+        .targets
+        .iter()
+        .filter(|t| args.target.as_ref().is_none_or(|id| &t.id == id))
+    {
+        let path = args.bundle.join(&t.hdf.file);
+        if !crate::seal::verify::is_safe_name(&t.hdf.file) {
+            return Err(InvalidInput(format!(
+                "unsafe file name {:?} in the statement",
+                t.hdf.file
+            ))
+            .into());
+        }
+        let bytes = if p.encrypted {
+            decrypt(
+                std::io::BufReader::new(std::fs::File::open(&path)?),
+                &identities,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?
+        } else {
+            std::fs::read(&path)?
+        };
+        let hdf: serde_json::Value = serde_json::from_slice(&bytes)?;
+        let c = recount(&hdf);
+        let _ = writeln!(
+            out,
+            "  {}: {} passed, {} failed, {} skipped, {} n/a, {} error, compliance {}%{}",
+            t.id,
+            c.passed,
+            c.failed,
+            c.skipped,
+            c.no_impact,
+            c.error,
+            t.compliance,
+            match t.threshold_passed {
+                Some(true) => ", threshold pass",
+                Some(false) => ", threshold FAIL",
+                None => "",
+            }
+        );
+        if let Some(dir) = &args.out {
+            let name = crate::report::hdf_file_name(&t.id);
+            let dest = dir.join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dest)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dest.display()))?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+        }
+    }
+    print_stdout(&out)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,78 @@
+//! `vigil verify`: check a sealed bundle offline.
+
+use std::path::PathBuf;
+
+use super::{Exit, InvalidInput, print_stdout};
+use crate::seal::keys::{load_identities, load_public_key};
+use crate::seal::verify::verify;
+
+const AFTER_HELP: &str = "\
+Examples:
+  vigil verify results/demo/<run-id> --trusted-key fixtures/keys/demo-signing.pub.pem
+  vigil verify BUNDLE --trusted-key old.pub.pem --trusted-key new.pub.pem --identity auditor.key
+
+Exit 0 only when a trusted key signed the statement, every file it names is
+present with its digest, and nothing else is in the bundle; with --identity,
+also when every result decrypts to the digest and counts the statement
+records. Exit 1 otherwise, with one line per problem. Never uses the network.";
+
+/// Verify a sealed bundle: signature, digests, completeness (and, with an identity, contents).
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The bundle directory (OUT/<policy>/<run-id>).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// A trusted Ed25519 public key (SPKI PEM); repeat for key rotation.
+    #[arg(long = "trusted-key", value_name = "PUB", required = true)]
+    trusted_keys: Vec<PathBuf>,
+    /// An age identity (or unencrypted ssh key) to also check the decrypted results.
+    #[arg(long = "identity", value_name = "KEY")]
+    identities: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let trusted = args
+        .trusted_keys
+        .iter()
+        .map(|p| load_public_key(p).map_err(|e| InvalidInput(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut identities = Vec::new();
+    for p in &args.identities {
+        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
+    }
+    let v = verify(&args.bundle, &trusted, &identities);
+    if v.ok() {
+        let st = v
+            .statement
+            .as_ref()
+            .expect("verified bundles have a statement");
+        let p = &st.predicate;
+        let mut out = format!(
+            "verified: {} (policy {}, run {}, {} files, signed by {}",
+            args.bundle.display(),
+            p.policy.name,
+            p.run_id,
+            st.subject.len(),
+            v.signed_by.as_deref().unwrap_or("?")
+        );
+        if v.plaintext_checked > 0 {
+            out.push_str(&format!(", {} plaintexts checked", v.plaintext_checked));
+        } else if p.encrypted {
+            out.push_str(", contents not decrypted: pass --identity to check them");
+        }
+        out.push_str(&format!("), verdict {}\n", p.verdict));
+        print_stdout(&out)?;
+        Ok(Exit::Success)
+    } else {
+        for pr in &v.problems {
+            eprintln!("vigil: verify: {}: {}", pr.file, pr.message);
+        }
+        eprintln!(
+            "vigil: verify: {} FAILED ({} problem(s))",
+            args.bundle.display(),
+            v.problems.len()
+        );
+        Ok(Exit::Failed)
+    }
+}

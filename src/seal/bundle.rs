@@ -1,0 +1,225 @@
+//! A sealed bundle: `OUT/<policy>/<run-id>/` holding age-encrypted result
+//! files and, written last, `statement.dsse.json`.
+//!
+//! [`SealedDir`] is a [`RunOutput`]: the runner writes plaintext through it
+//! unchanged; each file is encrypted while it streams to a temp file (hashing
+//! the ciphertext on the way) and renamed into place. [`SealedDir::seal`]
+//! then syncs the directory and writes the signed statement, so a run that
+//! dies before the end leaves no statement, and nothing that verifies.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use super::dsse;
+use super::keys::Signer;
+use super::statement::{FileRef, PREDICATE_TYPE, STATEMENT_TYPE, Statement, Subject, predicate};
+use crate::facts::frame::hex;
+use crate::report::output::{RunOutput, Written, check_name};
+use crate::runner::RunSummary;
+
+/// The statement's file name.
+pub const STATEMENT_FILE: &str = "statement.dsse.json";
+
+/// Where a sealed run writes.
+pub struct SealedDir {
+    root: PathBuf,
+    recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+    armor: bool,
+    subjects: Mutex<Vec<Subject>>,
+}
+
+impl std::fmt::Debug for SealedDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SealedDir({}, {} recipient(s))",
+            self.root.display(),
+            self.recipients.len()
+        )
+    }
+}
+
+/// Hash what passes through to a file.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl SealedDir {
+    /// Create the run directory. With no recipients, files are written in
+    /// plaintext (the statement says so).
+    pub fn create(
+        out: &Path,
+        policy: &str,
+        run_id: &str,
+        recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+        armor: bool,
+    ) -> io::Result<SealedDir> {
+        let root = out.join(policy).join(run_id);
+        fs::create_dir_all(out.join(policy))?;
+        fs::create_dir(&root)?;
+        Ok(SealedDir {
+            root,
+            recipients,
+            armor,
+            subjects: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Returns true if and only if files are encrypted.
+    pub fn encrypted(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+
+    /// The name a plaintext name is stored under.
+    pub fn stored_name(&self, name: &str) -> String {
+        if self.encrypted() {
+            format!("{name}.age")
+        } else {
+            name.to_string()
+        }
+    }
+
+    fn write_encrypted(&self, file: fs::File, bytes: &[u8]) -> io::Result<String> {
+        let mut w = HashingWriter {
+            inner: io::BufWriter::new(file),
+            hasher: Sha256::new(),
+        };
+        if self.encrypted() {
+            let enc = age::Encryptor::with_recipients(
+                self.recipients
+                    .iter()
+                    .map(|r| r.as_ref() as &dyn age::Recipient),
+            )
+            .map_err(|e| io::Error::other(format!("cannot encrypt: {e}")))?;
+            let format = if self.armor {
+                age::armor::Format::AsciiArmor
+            } else {
+                age::armor::Format::Binary
+            };
+            let armored = age::armor::ArmoredWriter::wrap_output(&mut w, format)?;
+            let mut stream = enc.wrap_output(armored)?;
+            stream.write_all(bytes)?;
+            stream.finish()?.finish()?;
+        } else {
+            w.write_all(bytes)?;
+        }
+        w.flush()?;
+        Ok(hex(&w.hasher.finalize()))
+    }
+
+    /// Sync, then write the statement (signed when `signer` is given) last.
+    pub fn seal(
+        &self,
+        summary: &RunSummary,
+        summary_file: &Written,
+        policy_sha256: &str,
+        signer: Option<&Signer>,
+    ) -> io::Result<PathBuf> {
+        self.sync()?;
+        let mut subject = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        subject.sort_by(|a, b| a.name.cmp(&b.name));
+        let pred = predicate(
+            summary,
+            policy_sha256,
+            FileRef {
+                file: self.stored_name(&summary_file.name),
+                plaintext_sha256: summary_file.sha256.clone(),
+            },
+            &|n| self.stored_name(n),
+            self.encrypted(),
+        );
+        let statement = Statement {
+            statement_type: STATEMENT_TYPE.into(),
+            subject,
+            predicate_type: PREDICATE_TYPE.into(),
+            predicate: pred,
+        };
+        let payload = serde_json::to_vec(&statement).expect("statement serializes");
+        let envelope = match signer {
+            Some(s) => dsse::sign(dsse::IN_TOTO_PAYLOAD_TYPE, &payload, s),
+            None => dsse::Envelope {
+                payload_type: dsse::IN_TOTO_PAYLOAD_TYPE.into(),
+                payload: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &payload,
+                ),
+                signatures: vec![],
+            },
+        };
+        let path = self.root.join(STATEMENT_FILE);
+        crate::report::output::write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(&envelope).expect("envelope serializes"),
+        )?;
+        Ok(path)
+    }
+}
+
+impl RunOutput for SealedDir {
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<Written> {
+        check_name(name)?;
+        let stored = self.stored_name(name);
+        let path = self.root.join(&stored);
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+        ));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let result = self
+            .write_encrypted(file, bytes)
+            .and_then(|digest| fs::rename(&tmp, &path).map(|()| digest));
+        let digest = match result {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        self.subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Subject {
+                name: stored,
+                digest: [("sha256".to_string(), digest)].into_iter().collect(),
+            });
+        Ok(Written {
+            name: name.to_string(),
+            sha256: hex(&Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+        })
+    }
+
+    fn location(&self) -> &Path {
+        &self.root
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let dir = fs::File::open(&self.root)?;
+        rustix::fs::syncfs(&dir).map_err(io::Error::from)
+    }
+}

@@ -1,0 +1,170 @@
+//! The in-toto Statement v1 a sealed run signs: every file of the bundle as
+//! a subject, and the run's results as the predicate.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runner::{RunSummary, StatusCounts};
+
+/// in-toto Statement type.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// vigil's predicate type.
+pub const PREDICATE_TYPE: &str = "https://vigil.dev/attestations/scan-run/v1";
+
+/// A statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement {
+    /// [`STATEMENT_TYPE`].
+    #[serde(rename = "_type")]
+    pub statement_type: String,
+    /// Every file of the bundle but the statement itself.
+    pub subject: Vec<Subject>,
+    /// [`PREDICATE_TYPE`].
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// The run.
+    pub predicate: RunPredicate,
+}
+
+/// A file and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    /// Path relative to the bundle directory.
+    pub name: String,
+    /// `{"sha256": hex}` of the bytes on disk.
+    pub digest: BTreeMap<String, String>,
+}
+
+/// What the run found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPredicate {
+    /// Run id (UUIDv7).
+    pub run_id: String,
+    /// Policy name and the sha256 of its source file.
+    pub policy: PolicyRef,
+    /// vigil version.
+    pub vigil_version: String,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// End (RFC 3339).
+    pub ended: String,
+    /// Whether every planned target was scanned.
+    pub complete: bool,
+    /// Whether result files are age-encrypted.
+    pub encrypted: bool,
+    /// The summary file (plaintext digest).
+    pub summary: FileRef,
+    /// Per target.
+    pub targets: Vec<TargetResult>,
+    /// `pass`, `fail` or `error`.
+    pub verdict: String,
+}
+
+/// A policy reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRef {
+    /// `metadata.name`.
+    pub name: String,
+    /// sha256 of the policy file.
+    pub sha256: String,
+}
+
+/// A file of the bundle and the digest of its plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    /// Stored name (relative).
+    pub file: String,
+    /// sha256 of the plaintext.
+    pub plaintext_sha256: String,
+}
+
+/// One target's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetResult {
+    /// Target id.
+    pub id: String,
+    /// Approach.
+    pub approach: String,
+    /// `scanned` or `error`.
+    pub status: String,
+    /// Control counts.
+    pub counts: Counts,
+    /// SAF compliance.
+    pub compliance: u32,
+    /// Threshold verdict: true/false, absent without a threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_passed: Option<bool>,
+    /// The HDF file and its plaintext digest.
+    pub hdf: FileRef,
+}
+
+/// Control counts (mirrors [`StatusCounts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub no_impact: usize,
+    pub error: usize,
+}
+
+impl From<&StatusCounts> for Counts {
+    fn from(c: &StatusCounts) -> Counts {
+        Counts {
+            passed: c.passed,
+            failed: c.failed,
+            skipped: c.skipped,
+            no_impact: c.no_impact,
+            error: c.error,
+        }
+    }
+}
+
+/// Build the predicate from a run summary.
+pub fn predicate(
+    summary: &RunSummary,
+    policy_sha256: &str,
+    summary_file: FileRef,
+    stored: &dyn Fn(&str) -> String,
+    encrypted: bool,
+) -> RunPredicate {
+    RunPredicate {
+        run_id: summary.run_id.clone(),
+        policy: PolicyRef {
+            name: summary.policy.clone(),
+            sha256: policy_sha256.to_string(),
+        },
+        vigil_version: summary.vigil_version.to_string(),
+        started: summary.started.to_rfc3339(),
+        ended: summary.ended.to_rfc3339(),
+        complete: true,
+        encrypted,
+        summary: summary_file,
+        targets: summary
+            .targets
+            .iter()
+            .map(|t| TargetResult {
+                id: t.id.clone(),
+                approach: t.approach.as_str().to_string(),
+                status: t.status.to_string(),
+                counts: (&t.counts).into(),
+                compliance: t.compliance,
+                threshold_passed: t.threshold.as_ref().map(|v| v.passed),
+                hdf: FileRef {
+                    file: stored(&t.hdf.name),
+                    plaintext_sha256: t.hdf.sha256.clone(),
+                },
+            })
+            .collect(),
+        verdict: summary.verdict.to_string(),
+    }
+}

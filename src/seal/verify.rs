@@ -1,0 +1,422 @@
+//! Offline verification of a sealed bundle.
+//!
+//! Needs only trusted public keys: the envelope must be signed by one of
+//! them, every subject must exist with its digest, and nothing may be in the
+//! bundle that the statement does not name. With an age identity it also
+//! decrypts every result, checks the plaintext digests, parses the HDF and
+//! recounts it. Subject names come from the (signed, but possibly forged
+//! with a stolen key) statement and are treated as hostile: they must be
+//! plain relative paths, and are opened inside the bundle directory only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path};
+
+use ed25519_dalek::VerifyingKey;
+use rustix::fs::{AtFlags, FileType, OFlags, statat};
+use sha2::{Digest, Sha256};
+
+use super::bundle::STATEMENT_FILE;
+use super::dsse::{self, Envelope};
+use super::statement::{Counts, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
+use crate::facts::frame::hex;
+use crate::facts::resolve::Root;
+
+/// Largest statement accepted (a 10,000-target statement is ~5 MB).
+const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest decrypted result accepted.
+const MAX_PLAINTEXT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// One thing wrong, with the file it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File (relative to the bundle), or `statement.dsse.json`.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The outcome of verifying a bundle.
+#[derive(Debug, Default)]
+pub struct Verification {
+    /// Everything wrong; empty means verified.
+    pub problems: Vec<Problem>,
+    /// The statement, when its signature verified.
+    pub statement: Option<Statement>,
+    /// Key id of the trusted key that signed it.
+    pub signed_by: Option<String>,
+    /// Files whose plaintext was checked (with an identity, or unencrypted).
+    pub plaintext_checked: usize,
+}
+
+impl Verification {
+    /// Returns true if and only if nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.statement.is_some()
+    }
+
+    fn problem(&mut self, file: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Identities to decrypt with.
+pub type Identities = [Box<dyn age::Identity + Send + Sync>];
+
+/// Verify the bundle at `dir`.
+pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> Verification {
+    let mut v = Verification::default();
+    let root = match Root::open(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            v.problem(
+                ".",
+                format!(
+                    "cannot open bundle directory: {}",
+                    crate::policy::source::io_reason(&e)
+                ),
+            );
+            return v;
+        }
+    };
+    let Some(bytes) = read_regular(&root, STATEMENT_FILE, MAX_STATEMENT_BYTES, &mut v) else {
+        return v;
+    };
+    let envelope: Envelope = match serde_json::from_slice(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            v.problem(STATEMENT_FILE, format!("not a DSSE envelope: {e}"));
+            return v;
+        }
+    };
+    let (payload, key) = match dsse::verify(&envelope, trusted) {
+        Ok(x) => x,
+        Err(e) => {
+            v.problem(STATEMENT_FILE, e.to_string());
+            return v;
+        }
+    };
+    v.signed_by = Some(super::keys::keyid(key));
+    let statement: Statement = match serde_json::from_slice(&payload) {
+        Ok(s) => s,
+        Err(e) => {
+            v.problem(
+                STATEMENT_FILE,
+                format!("payload is not a vigil statement: {e}"),
+            );
+            return v;
+        }
+    };
+    if statement.statement_type != STATEMENT_TYPE || statement.predicate_type != PREDICATE_TYPE {
+        v.problem(
+            STATEMENT_FILE,
+            format!(
+                "unexpected statement type {} / predicate type {}",
+                statement.statement_type, statement.predicate_type
+            ),
+        );
+        return v;
+    }
+    // Subjects: safe names, present, regular, with their digests.
+    let mut named = BTreeSet::new();
+    for s in &statement.subject {
+        if !is_safe_name(&s.name) {
+            v.problem(
+                &s.name,
+                "subject name is not a plain relative path inside the bundle; refusing to read it",
+            );
+            continue;
+        }
+        if !named.insert(s.name.clone()) {
+            v.problem(&s.name, "subject listed twice");
+            continue;
+        }
+        let Some(want) = s.digest.get("sha256") else {
+            v.problem(&s.name, "subject has no sha256 digest");
+            continue;
+        };
+        match hash_regular(&root, &s.name) {
+            Ok(got) if &got == want => {}
+            Ok(got) => v.problem(&s.name, format!("sha256 mismatch: statement says {want}, file has {got} (modified, truncated or swapped)")),
+            Err(why) => v.problem(&s.name, why),
+        }
+    }
+    // Nothing outside the statement.
+    let mut found = Vec::new();
+    list_files(dir, Path::new(""), &mut found, &mut v);
+    for f in found {
+        if f != STATEMENT_FILE && !named.contains(&f) {
+            v.problem(
+                &f,
+                "file is not named in the statement (added after signing)",
+            );
+        }
+    }
+    // The predicate's own files must be subjects.
+    let p = &statement.predicate;
+    for f in std::iter::once(&p.summary.file).chain(p.targets.iter().map(|t| &t.hdf.file)) {
+        if !named.contains(f) {
+            v.problem(f, "named in the predicate but not a subject");
+        }
+    }
+    // Plaintext checks.
+    if p.encrypted && identities.is_empty() {
+        v.statement = Some(statement);
+        return v;
+    }
+    let summary = p.summary.clone();
+    if let Some(bytes) = plaintext(&root, &summary.file, p.encrypted, identities, &mut v) {
+        check_digest(&summary.file, &bytes, &summary.plaintext_sha256, &mut v);
+    }
+    for t in &p.targets {
+        let Some(bytes) = plaintext(&root, &t.hdf.file, p.encrypted, identities, &mut v) else {
+            continue;
+        };
+        if !check_digest(&t.hdf.file, &bytes, &t.hdf.plaintext_sha256, &mut v) {
+            continue;
+        }
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(hdf) => {
+                if hdf["platform"]["run_id"] != p.run_id.as_str()
+                    || hdf["platform"]["target_id"] != t.id.as_str()
+                {
+                    v.problem(&t.hdf.file, "HDF belongs to another run or target");
+                }
+                let counts = recount(&hdf);
+                if counts != t.counts {
+                    v.problem(
+                        &t.hdf.file,
+                        format!(
+                            "HDF counts {counts:?} differ from the statement's {:?}",
+                            t.counts
+                        ),
+                    );
+                }
+            }
+            Err(e) => v.problem(&t.hdf.file, format!("decrypted file is not HDF JSON: {e}")),
+        }
+    }
+    v.statement = Some(statement);
+    v
+}
+
+fn check_digest(file: &str, bytes: &[u8], want: &str, v: &mut Verification) -> bool {
+    let got = hex(&Sha256::digest(bytes));
+    v.plaintext_checked += 1;
+    if got != want {
+        v.problem(
+            file,
+            format!("plaintext sha256 {got} differs from the statement's {want}"),
+        );
+        return false;
+    }
+    true
+}
+
+/// Returns true if and only if `name` is `a/b/c` with normal components only.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\0')
+        && !name.contains('\\')
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        && !name.ends_with('/')
+}
+
+/// Open `name` inside the root; it must be a regular file, not a link.
+fn open_regular(root: &Root, name: &str) -> Result<fs::File, String> {
+    let (parent, last) = root.parent_of(name).map_err(|e| {
+        format!(
+            "missing or unreadable: {}",
+            crate::policy::source::io_reason(&e)
+        )
+    })?;
+    let st = statat(&parent, last.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| format!("missing: {}", crate::policy::source::io_reason(&e.into())))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err("not a regular file (links and special files are refused)".into());
+    }
+    let fd = rustix::fs::openat(
+        &parent,
+        last.as_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot open: {}",
+            crate::policy::source::io_reason(&e.into())
+        )
+    })?;
+    Ok(fs::File::from(fd))
+}
+
+fn hash_regular(root: &Root, name: &str) -> Result<String, String> {
+    let mut f = open_regular(root, name)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("read error: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn read_regular(root: &Root, name: &str, cap: u64, v: &mut Verification) -> Option<Vec<u8>> {
+    match open_regular(root, name) {
+        Ok(f) => {
+            let mut bytes = Vec::new();
+            if let Err(e) = f.take(cap + 1).read_to_end(&mut bytes) {
+                v.problem(name, format!("read error: {e}"));
+                return None;
+            }
+            if bytes.len() as u64 > cap {
+                v.problem(name, "file is larger than vigil accepts");
+                return None;
+            }
+            Some(bytes)
+        }
+        Err(why) => {
+            v.problem(name, why);
+            None
+        }
+    }
+}
+
+fn plaintext(
+    root: &Root,
+    name: &str,
+    encrypted: bool,
+    identities: &Identities,
+    v: &mut Verification,
+) -> Option<Vec<u8>> {
+    if !encrypted {
+        return read_regular(root, name, MAX_PLAINTEXT_BYTES, v);
+    }
+    let f = match open_regular(root, name) {
+        Ok(f) => f,
+        Err(why) => {
+            v.problem(name, why);
+            return None;
+        }
+    };
+    match decrypt(io::BufReader::new(f), identities) {
+        Ok(bytes) => Some(bytes),
+        Err(why) => {
+            v.problem(name, why);
+            None
+        }
+    }
+}
+
+/// Decrypt an age file (binary or armored) with any of the identities.
+pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u8>, String> {
+    let armored = age::armor::ArmoredReader::new(input);
+    let decryptor =
+        age::Decryptor::new_buffered(armored).map_err(|e| format!("not an age file: {e}"))?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => {
+                "none of the identities can decrypt it".to_string()
+            }
+            _ => "decryption failed (corrupted or tampered)".to_string(),
+        })?;
+    let mut out = Vec::new();
+    (&mut reader)
+        .take(MAX_PLAINTEXT_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| "decryption failed (corrupted or tampered)".to_string())?;
+    if out.len() as u64 > MAX_PLAINTEXT_BYTES {
+        return Err("plaintext larger than vigil accepts".into());
+    }
+    Ok(out)
+}
+
+/// Count controls of an HDF document with Heimdall's status rules.
+pub fn recount(hdf: &serde_json::Value) -> Counts {
+    use crate::report::summary::{ControlStatus, control_status};
+    let mut c = Counts::default();
+    for p in hdf["profiles"].as_array().into_iter().flatten() {
+        for ctl in p["controls"].as_array().into_iter().flatten() {
+            let results: Vec<crate::checks::TestResult> = ctl["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| crate::checks::TestResult {
+                    status: match r["status"].as_str() {
+                        Some("passed") => crate::checks::Status::Passed,
+                        Some("failed") => crate::checks::Status::Failed,
+                        Some("skipped") => crate::checks::Status::Skipped,
+                        _ => crate::checks::Status::Error,
+                    },
+                    code_desc: String::new(),
+                    message: String::new(),
+                })
+                .collect();
+            let waived = ctl["waiver_data"]["skipped_due_to_waiver"] == true;
+            match control_status(&results, ctl["impact"].as_f64().unwrap_or(0.5), waived) {
+                ControlStatus::Passed => c.passed += 1,
+                ControlStatus::Failed => c.failed += 1,
+                ControlStatus::Skipped => c.skipped += 1,
+                ControlStatus::NoImpact => c.no_impact += 1,
+                ControlStatus::Error => c.error += 1,
+            }
+        }
+    }
+    c
+}
+
+/// Every entry under `dir` (not following links), as relative names.
+fn list_files(dir: &Path, rel: &Path, out: &mut Vec<String>, v: &mut Verification) {
+    let Ok(entries) = fs::read_dir(dir.join(rel)) else {
+        return;
+    };
+    let mut names: BTreeMap<String, fs::Metadata> = BTreeMap::new();
+    for e in entries.flatten() {
+        if let Ok(m) = fs::symlink_metadata(e.path()) {
+            names.insert(e.file_name().to_string_lossy().into_owned(), m);
+        }
+    }
+    for (name, meta) in names {
+        let child = rel.join(&name);
+        if meta.is_dir() {
+            list_files(dir, &child, out, v);
+        } else {
+            out.push(child.to_string_lossy().into_owned());
+        }
+        let _ = &v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_names() {
+        for ok in ["summary.json.age", "targets/a.hdf.json.age"] {
+            assert!(is_safe_name(ok), "{ok}");
+        }
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "targets/../../x",
+            "",
+            "./a",
+            "a/",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+    }
+}
