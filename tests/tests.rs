@@ -7,4 +7,5 @@ mod interop;
 mod plan;
 mod probe;
 mod scan;
+mod seal;
 mod validate;

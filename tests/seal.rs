@@ -1,0 +1,621 @@
+//! Sealed bundles: interop with the `age` CLI and OpenSSL, and tamper tests
+//! (each must make `vigil verify` fail with a precise message).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_json::Value;
+use vigil::seal::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
+use vigil::seal::keys::{Signer, load_identities};
+
+use crate::util::{Run, TempDir, repo, vigil_in};
+
+/// A temp dir with a signing key, an age identity, a policy over one
+/// fixture rootfs encrypted to the identity (and `extra` recipients).
+struct Setup {
+    dir: TempDir,
+    policy: PathBuf,
+}
+
+fn tool(name: &str) -> bool {
+    let present = Command::new(name).arg("--version").output().is_ok()
+        || Command::new("which")
+            .arg(name)
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !present && std::env::var_os("VIGIL_REQUIRE_INTEROP").is_some() {
+        panic!("{name} is required (VIGIL_REQUIRE_INTEROP) but not installed");
+    }
+    present
+}
+
+fn setup(extra_recipients: &[String]) -> Setup {
+    let dir = TempDir::new("seal");
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "age", "--out", "auditor"]).code,
+        0
+    );
+    let recipient = std::fs::read_to_string(dir.path().join("auditor.pub"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut recipients = vec![recipient];
+    recipients.extend(extra_recipients.iter().cloned());
+    let list = recipients
+        .iter()
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let root = repo().join("fixtures/rootfs");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: sealed}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {r}/debian, name: debian}}\n    - {{rootfs: {r}/distroless, name: distroless}}\n  output: {{recipients: [{list}], signingKey: signer.key.pem}}\n",
+            r = root.display()
+        ),
+    );
+    Setup { dir, policy }
+}
+
+impl Setup {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run once; return the bundle directory.
+    fn run(&self) -> PathBuf {
+        let profiles = repo().join("policies/profiles");
+        let out = self.path().join("out");
+        let run = vigil_in(
+            self.path(),
+            &[
+                "run",
+                self.policy.to_str().unwrap(),
+                profiles.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        );
+        assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+        out.join("sealed")
+            .join(summary[0]["run_id"].as_str().unwrap())
+    }
+
+    fn verify(&self, bundle: &Path) -> Run {
+        vigil_in(
+            self.path(),
+            &[
+                "verify",
+                bundle.to_str().unwrap(),
+                "--trusted-key",
+                "signer.pub.pem",
+                "--identity",
+                "auditor.key",
+            ],
+        )
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    assert!(
+        Command::new("cp")
+            .args(["-a", from.to_str().unwrap(), to.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn assert_fails(run: &Run, file: &str, words: &str) {
+    assert_eq!(run.code, 1, "verify must fail\n{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(file) && l.contains(words));
+    assert!(
+        line.is_some(),
+        "expected a problem about {file} saying {words:?}:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_fresh_bundle_verifies_and_opens() {
+    let s = setup(&[]);
+    let bundle = s.run();
+    let mut names: Vec<String> = std::fs::read_dir(bundle.join("targets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "rootfs_debian.hdf.json.age",
+            "rootfs_distroless.hdf.json.age"
+        ]
+    );
+    assert!(bundle.join("summary.json.age").is_file());
+    let v = s.verify(&bundle);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(v.stdout.contains("3 plaintexts checked"), "{}", v.stdout);
+    // Signature-only verification needs no identity.
+    let v = vigil_in(
+        s.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let open = vigil_in(
+        s.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--identity",
+            "auditor.key",
+            "--trusted-key",
+            "signer.pub.pem",
+            "--target",
+            "rootfs/debian",
+            "--out",
+            "plain",
+        ],
+    );
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    assert!(
+        open.stdout.contains("rootfs/debian: 19 passed"),
+        "{}",
+        open.stdout
+    );
+    let hdf: Value = serde_json::from_slice(
+        &std::fs::read(s.path().join("plain/rootfs_debian.hdf.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(hdf["platform"]["target_id"], "rootfs/debian");
+    // The statement is an in-toto statement in a DSSE envelope.
+    let env: Envelope =
+        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
+            .unwrap();
+    assert_eq!(env.payload_type, IN_TOTO_PAYLOAD_TYPE);
+    let st: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(&env.payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(st["subject"].as_array().unwrap().len(), 3);
+    assert_eq!(st["predicate"]["policy"]["name"], "sealed");
+    assert_eq!(st["predicate"]["targets"][0]["counts"]["passed"], 19);
+}
+
+#[test]
+fn unsigned_runs_need_a_flag_and_never_verify() {
+    let s = setup(&[]);
+    std::fs::remove_file(s.path().join("signer.key.pem")).unwrap();
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        s.path(),
+        &[
+            "run",
+            s.policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(run.code, 2, "a missing key refuses the run");
+    assert!(run.stderr.contains("signer.key.pem"), "{}", run.stderr);
+    std::fs::write(
+        s.path().join("p2.yaml"),
+        std::fs::read_to_string(&s.policy)
+            .unwrap()
+            .replace(", signingKey: signer.key.pem", ""),
+    )
+    .unwrap();
+    let run = vigil_in(
+        s.path(),
+        &[
+            "run",
+            "p2.yaml",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+        ],
+    );
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("UNSIGNED"),
+        "the summary says so loudly: {}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("UNSIGNED"));
+    let bundle = std::fs::read_dir(s.path().join("out/sealed"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_fails(
+        &s.verify(&bundle),
+        "statement.dsse.json",
+        "no signature by a trusted key",
+    );
+}
+
+#[test]
+fn group_readable_keys_are_refused_without_leaking_them() {
+    let s = setup(&[]);
+    let key = std::fs::read_to_string(s.path().join("signer.key.pem")).unwrap();
+    std::fs::set_permissions(
+        s.path().join("signer.key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        s.path(),
+        &[
+            "run",
+            s.policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!run.stderr.contains(&body));
+}
+
+#[test]
+fn age_cli_interop_x25519_and_ssh() {
+    if !tool("age") || !tool("ssh-keygen") {
+        return;
+    }
+    let keys = TempDir::new("sshkeys");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@vigil", "-f"])
+        .arg(keys.path().join("id_ed25519"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ssh_pub = std::fs::read_to_string(keys.path().join("id_ed25519.pub"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let s = setup(&[ssh_pub.clone()]);
+    let bundle = s.run();
+    let file = bundle.join("targets/rootfs_debian.hdf.json.age");
+    for identity in [s.path().join("auditor.key"), keys.path().join("id_ed25519")] {
+        let out = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&identity)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "age -d -i {}: {}",
+            identity.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hdf: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(hdf["platform"]["target_id"], "rootfs/debian");
+    }
+    // vigil opens with the ssh key too.
+    let open = vigil_in(
+        s.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--identity",
+            keys.path().join("id_ed25519").to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    // And vigil decrypts what the age CLI made, binary and armored.
+    let plain = s.dir.write("plain.txt", "made by the age CLI\n");
+    let recipient = std::fs::read_to_string(s.path().join("auditor.pub")).unwrap();
+    for armor in [false, true] {
+        let mut cmd = Command::new("age");
+        cmd.args(["-r", recipient.trim()]);
+        if armor {
+            cmd.arg("-a");
+        }
+        let enc = cmd.arg(&plain).output().unwrap();
+        assert!(enc.status.success());
+        let ids = load_identities(&s.path().join("auditor.key")).unwrap();
+        let got =
+            vigil::seal::verify::decrypt(std::io::BufReader::new(&enc.stdout[..]), &ids).unwrap();
+        assert_eq!(got, b"made by the age CLI\n");
+    }
+}
+
+#[test]
+fn openssl_interop_both_ways() {
+    if !tool("openssl") {
+        return;
+    }
+    let s = setup(&[]);
+    let bundle = s.run();
+    // OpenSSL verifies vigil's signature over the PAE bytes.
+    let env: Envelope =
+        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
+            .unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&env.payload)
+        .unwrap();
+    let pae = s
+        .dir
+        .write("pae.bin", dsse::pae(&env.payload_type, &payload));
+    let sig = s.dir.write(
+        "sig.bin",
+        base64::engine::general_purpose::STANDARD
+            .decode(&env.signatures[0].sig)
+            .unwrap(),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            "signer.pub.pem",
+            "-rawin",
+            "-in",
+        ])
+        .arg(&pae)
+        .arg("-sigfile")
+        .arg(&sig)
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // vigil verifies an envelope OpenSSL signed with a key from `openssl genpkey`.
+    let dir = s.path();
+    assert!(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out", "ossl.key"])
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("openssl")
+            .args(["pkey", "-in", "ossl.key", "-pubout", "-out", "ossl.pub"])
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("openssl")
+            .args([
+                "pkeyutl", "-sign", "-inkey", "ossl.key", "-rawin", "-in", "pae.bin", "-out",
+                "ossl.sig"
+            ])
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut resigned = env.clone();
+    resigned.signatures = vec![dsse::EnvelopeSignature {
+        keyid: String::new(),
+        sig: base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(dir.join("ossl.sig")).unwrap()),
+    }];
+    std::fs::write(
+        bundle.join("statement.dsse.json"),
+        serde_json::to_vec(&resigned).unwrap(),
+    )
+    .unwrap();
+    let v = vigil_in(
+        dir,
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "ossl.pub",
+        ],
+    );
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    // vigil also loads OpenSSL's private key (PKCS#8) as a signing key.
+    std::fs::set_permissions(
+        dir.join("ossl.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(Signer::from_file(&dir.join("ossl.key")).is_ok());
+}
+
+/// Re-sign a modified statement with the trusted key (a compromised or
+/// careless signer), to test what the verifier does with hostile content.
+fn forge(s: &Setup, bundle: &Path, payload_type: &str, edit: impl Fn(&mut Value)) {
+    let env: Envelope =
+        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
+            .unwrap();
+    let mut st: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(&env.payload)
+            .unwrap(),
+    )
+    .unwrap();
+    edit(&mut st);
+    let signer = Signer::from_file(&s.path().join("signer.key.pem")).unwrap();
+    let forged = dsse::sign(payload_type, &serde_json::to_vec(&st).unwrap(), &signer);
+    std::fs::write(
+        bundle.join("statement.dsse.json"),
+        serde_json::to_vec(&forged).unwrap(),
+    )
+    .unwrap();
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = at.min(b.len() - 1);
+    b[i] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn tampering_is_detected_precisely() {
+    let s = setup(&[]);
+    let first = s.run();
+    let bundle = s.run(); // a second, newer run of the same policy
+    let case = |name: &str| -> PathBuf {
+        let p = s.path().join(format!("case-{name}"));
+        copy_dir(&bundle, &p);
+        p
+    };
+    let debian = "targets/rootfs_debian.hdf.json.age";
+
+    let b = case("bitflip");
+    flip(&b.join(debian), 300);
+    assert_fails(&s.verify(&b), debian, "sha256 mismatch");
+
+    let b = case("payload");
+    let mut env: Value =
+        serde_json::from_slice(&std::fs::read(b.join("statement.dsse.json")).unwrap()).unwrap();
+    let mut payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    payload[40] ^= 0x01;
+    env["payload"] = Value::String(base64::engine::general_purpose::STANDARD.encode(&payload));
+    std::fs::write(
+        b.join("statement.dsse.json"),
+        serde_json::to_vec(&env).unwrap(),
+    )
+    .unwrap();
+    assert_fails(
+        &s.verify(&b),
+        "statement.dsse.json",
+        "no signature by a trusted key",
+    );
+
+    let b = case("signature");
+    let mut env: Value =
+        serde_json::from_slice(&std::fs::read(b.join("statement.dsse.json")).unwrap()).unwrap();
+    let mut sig = base64::engine::general_purpose::STANDARD
+        .decode(env["signatures"][0]["sig"].as_str().unwrap())
+        .unwrap();
+    sig[5] ^= 0x80;
+    env["signatures"][0]["sig"] =
+        Value::String(base64::engine::general_purpose::STANDARD.encode(&sig));
+    std::fs::write(
+        b.join("statement.dsse.json"),
+        serde_json::to_vec(&env).unwrap(),
+    )
+    .unwrap();
+    assert_fails(
+        &s.verify(&b),
+        "statement.dsse.json",
+        "no signature by a trusted key",
+    );
+
+    let b = case("truncated");
+    let bytes = std::fs::read(b.join(debian)).unwrap();
+    std::fs::write(b.join(debian), &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails(&s.verify(&b), debian, "sha256 mismatch");
+
+    let b = case("swapped");
+    std::fs::copy(first.join(debian), b.join(debian)).unwrap();
+    assert_fails(&s.verify(&b), debian, "sha256 mismatch");
+
+    let b = case("dropped");
+    std::fs::remove_file(b.join(debian)).unwrap();
+    assert_fails(&s.verify(&b), debian, "missing");
+
+    let b = case("added");
+    std::fs::write(b.join("targets/extra.hdf.json.age"), "x").unwrap();
+    assert_fails(
+        &s.verify(&b),
+        "targets/extra.hdf.json.age",
+        "not named in the statement",
+    );
+
+    let b = case("replayed");
+    std::fs::copy(
+        first.join("statement.dsse.json"),
+        b.join("statement.dsse.json"),
+    )
+    .unwrap();
+    assert_fails(&s.verify(&b), debian, "sha256 mismatch");
+
+    let b = case("untrusted");
+    let other = TempDir::new("other-key");
+    vigil_in(other.path(), &["keygen", "signing", "--out", "k"]);
+    let v = vigil_in(
+        s.path(),
+        &[
+            "verify",
+            b.to_str().unwrap(),
+            "--trusted-key",
+            other.path().join("k.pub.pem").to_str().unwrap(),
+        ],
+    );
+    assert_fails(&v, "statement.dsse.json", "no signature by a trusted key");
+
+    let b = case("payload-type");
+    forge(&s, &b, "application/json", |_| {});
+    assert_fails(&s.verify(&b), "statement.dsse.json", "payloadType");
+
+    // A forged statement whose subjects point outside the bundle: refused
+    // by name, and the outside file is never read (its correct digest would
+    // otherwise make it "verify").
+    let canary = s.dir.write("canary.txt", "outside");
+    let canary_sha = vigil::facts::frame::hex(&sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        std::fs::read(&canary).unwrap(),
+    )));
+    for evil in ["../../canary.txt", &canary.display().to_string()] {
+        let b = case(&format!("evil-{}", evil.len()));
+        let sha = canary_sha.clone();
+        let name = evil.to_string();
+        forge(&s, &b, IN_TOTO_PAYLOAD_TYPE, move |st| {
+            st["subject"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"name": name, "digest": {"sha256": sha}}));
+        });
+        assert_fails(&s.verify(&b), evil, "not a plain relative path");
+    }
+
+    // A symlink standing in for a result file is refused, not followed.
+    let b = case("symlink");
+    std::fs::remove_file(b.join(debian)).unwrap();
+    std::os::unix::fs::symlink(first.join(debian), b.join(debian)).unwrap();
+    assert_fails(&s.verify(&b), debian, "not a regular file");
+
+    // Counts in the statement that do not match the HDF (a signer lying
+    // about results) are caught when decrypting.
+    let b = case("counts");
+    forge(&s, &b, IN_TOTO_PAYLOAD_TYPE, |st| {
+        st["predicate"]["targets"][0]["counts"]["failed"] = serde_json::json!(0);
+    });
+    assert_fails(&s.verify(&b), debian, "counts");
+}
