@@ -104,7 +104,8 @@ fn run_phase(phase: &str, dir: &Path) {
                     threshold: None,
                     progress: Box::new(|_, _, _| {}),
                 };
-                let summary = vigil::runner::run_policy(&set, policy, pp, &opts, &out).unwrap();
+                let (summary, _) =
+                    vigil::runner::run_policy(&set, policy, pp, &opts, &out).unwrap();
                 assert_eq!(summary.targets.len(), TARGETS);
                 assert!(!summary.has_errors());
                 best = best.min(t.elapsed().as_secs_f64());

@@ -32,7 +32,7 @@ fn hostile() -> TempDir {
     symlink("../../", base.join("root/usr/escape")).unwrap();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        &etc.join("fifo"),
+        etc.join("fifo"),
         rustix::fs::Mode::from_raw_mode(0o644),
     )
     .unwrap();

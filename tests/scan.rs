@@ -318,41 +318,31 @@ fn threshold_file_overrides_and_exit_codes() {
     let fx = rootfs_fixtures();
     let dir = TempDir::new("threshold");
     let policy = demo_policy(&dir, fx.path(), "");
+    let out = dir.path().join("out");
+    let run_with = |threshold: &std::path::Path| {
+        vigil_in(
+            dir.path(),
+            &[
+                "run",
+                policy.to_str().unwrap(),
+                &profiles(),
+                "--out",
+                out.to_str().unwrap(),
+                "--unsigned",
+                "--plaintext",
+                "--threshold",
+                threshold.to_str().unwrap(),
+            ],
+        )
+    };
     let lenient = dir.write(
         "lenient.yml",
         "compliance:\n  min: 50\nfailed.critical.max: 2\n",
     );
-    let out = dir.path().join("out");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            &profiles(),
-            "--out",
-            out.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-            "--threshold",
-            lenient.to_str().unwrap(),
-        ],
-    );
+    let run = run_with(&lenient);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let strict = dir.write("strict.json", "{\"passed\": {\"total\": {\"min\": 25}}}");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            &profiles(),
-            "--out",
-            out.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-            "--threshold",
-            strict.to_str().unwrap(),
-        ],
-    );
+    let run = run_with(&strict);
     assert_eq!(run.code, 1);
     assert!(
         run.stdout.contains("passed.total 24, min 25"),
@@ -360,20 +350,7 @@ fn threshold_file_overrides_and_exit_codes() {
         run.stdout
     );
     let bad = dir.write("bad.yml", "failed:\n  severe: {max: 0}\n");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            &profiles(),
-            "--out",
-            out.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-            "--threshold",
-            bad.to_str().unwrap(),
-        ],
-    );
+    let run = run_with(&bad);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("bad.yml") && run.stderr.contains("failed.severe.max"),

@@ -298,7 +298,7 @@ fn age_cli_interop_x25519_and_ssh() {
         .unwrap()
         .trim()
         .to_string();
-    let s = setup(&[ssh_pub.clone()]);
+    let s = setup(std::slice::from_ref(&ssh_pub));
     let bundle = s.run();
     let file = bundle.join("targets/rootfs_debian.hdf.json.age");
     for identity in [s.path().join("auditor.key"), keys.path().join("id_ed25519")] {
@@ -549,6 +549,11 @@ fn tampering_is_detected_precisely() {
     let b = case("dropped");
     std::fs::remove_file(b.join(debian)).unwrap();
     assert_fails(&s.verify(&b), debian, "missing");
+
+    // A run that died before writing its statement leaves nothing that verifies.
+    let b = case("no-statement");
+    std::fs::remove_file(b.join("statement.dsse.json")).unwrap();
+    assert_fails(&s.verify(&b), "statement.dsse.json", "missing");
 
     let b = case("added");
     std::fs::write(b.join("targets/extra.hdf.json.age"), "x").unwrap();

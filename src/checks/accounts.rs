@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{TestResult, list_some};
+use super::{TestResult, expected, list_some, subject_of};
 use crate::facts::compile::{GROUP, PASSWD, SHADOW};
 use crate::facts::parse::{GroupEntry, PasswdEntry, group, passwd, shadow};
 use crate::facts::{Facts, FileFact};
@@ -37,12 +37,7 @@ fn found(bad: &[String], what: &str) -> String {
 }
 
 pub(super) fn users(c: &UsersCheck, facts: &Facts) -> Vec<TestResult> {
-    let all = c.users == "all";
-    let subject = if all {
-        "Users".to_string()
-    } else {
-        format!("User {}", c.users)
-    };
+    let (subject, all) = subject_of("Users", "User", &c.users);
     let passwd_text = match text(facts, PASSWD) {
         Ok(t) => t,
         Err(e) => return vec![TestResult::error(format!("{subject} are inspected"), e)],
@@ -55,11 +50,7 @@ pub(super) fn users(c: &UsersCheck, facts: &Facts) -> Vec<TestResult> {
     let e = &c.expect;
     let mut out = Vec::new();
     if let Some(want) = e.exists {
-        let desc = if want {
-            format!("{subject} is expected to exist")
-        } else {
-            format!("{subject} is expected not to exist")
-        };
+        let desc = expected(&subject, want, "exist");
         let got = match selected.first() {
             Some(u) => format!("uid {}", u.uid),
             None if passwd_text.is_none() => "no /etc/passwd".into(),
@@ -161,12 +152,7 @@ pub(super) fn users(c: &UsersCheck, facts: &Facts) -> Vec<TestResult> {
 }
 
 pub(super) fn groups(c: &GroupsCheck, facts: &Facts) -> Vec<TestResult> {
-    let all = c.groups == "all";
-    let subject = if all {
-        "Groups".to_string()
-    } else {
-        format!("Group {}", c.groups)
-    };
+    let (subject, all) = subject_of("Groups", "Group", &c.groups);
     let group_text = match text(facts, GROUP) {
         Ok(t) => t,
         Err(e) => return vec![TestResult::error(format!("{subject} are inspected"), e)],
@@ -179,11 +165,7 @@ pub(super) fn groups(c: &GroupsCheck, facts: &Facts) -> Vec<TestResult> {
     let e = &c.expect;
     let mut out = Vec::new();
     if let Some(want) = e.exists {
-        let desc = if want {
-            format!("{subject} is expected to exist")
-        } else {
-            format!("{subject} is expected not to exist")
-        };
+        let desc = expected(&subject, want, "exist");
         let got = selected
             .first()
             .map_or_else(|| "no such group".to_string(), |g| format!("gid {}", g.gid));

@@ -2,7 +2,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Context, Status, TestResult, list_some, octal, parse_mode, principal_text, regex};
+use super::{
+    Context, Status, TestResult, expected, list_some, octal, parse_mode, principal_text, regex,
+};
 use crate::facts::{Facts, Kind, StatFact};
 use crate::policy::model::{DirectoryCheck, FileCheck, FileType};
 
@@ -37,11 +39,7 @@ pub(super) fn file(c: &FileCheck, facts: &Facts, ctx: &Context) -> Vec<TestResul
     let mut out = Vec::new();
     let exists = fact.exists();
     if let Some(want) = e.exists {
-        let desc = if want {
-            format!("{subject} is expected to exist")
-        } else {
-            format!("{subject} is expected not to exist")
-        };
+        let desc = expected(&subject, want, "exist");
         let got = if exists {
             "it exists"
         } else if fact.lstat.is_some() {

@@ -249,6 +249,25 @@ fn messages(results: &[TestResult]) -> String {
         .join("; ")
 }
 
+/// `"File /x is expected to exist"` / `"… is expected not to exist"` (and
+/// likewise for other predicates such as "be installed").
+fn expected(subject: &str, want: bool, predicate: &str) -> String {
+    if want {
+        format!("{subject} is expected to {predicate}")
+    } else {
+        format!("{subject} is expected not to {predicate}")
+    }
+}
+
+/// `("Users", true)` for `all`, `("User app", false)` for one name.
+fn subject_of(plural: &str, singular: &str, name: &str) -> (String, bool) {
+    if name == "all" {
+        (plural.to_string(), true)
+    } else {
+        (format!("{singular} {name}"), false)
+    }
+}
+
 /// `0o640` → `"0640"`.
 pub fn octal(mode: u32) -> String {
     format!("{mode:04o}")

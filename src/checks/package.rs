@@ -2,7 +2,7 @@
 //! databases, with each manager's own version ordering.
 
 use super::version::{Constraint, Scheme};
-use super::{Status, TestResult};
+use super::{Status, TestResult, expected};
 use crate::facts::compile::{APK_DB, DPKG_STATUS, DPKG_STATUS_D};
 use crate::facts::parse::{Package, apk, dpkg};
 use crate::facts::{Facts, FileFact};
@@ -88,11 +88,7 @@ pub(super) fn package(c: &PackageCheck, facts: &Facts) -> Vec<TestResult> {
     });
     let truncated = dbs.iter().any(|d| d.truncated);
     if let Some(want) = c.expect.installed {
-        let desc = if want {
-            format!("{subject} is expected to be installed")
-        } else {
-            format!("{subject} is expected not to be installed")
-        };
+        let desc = expected(&subject, want, "be installed");
         match found {
             Some((db, p)) => out.push(TestResult::check(
                 want,

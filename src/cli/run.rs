@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::report::output::RunOutput;
 use crate::report::threshold::Threshold;
-use crate::runner::{RunOptions, RunSummary, TargetSummary, output_dir, run_policy};
+use crate::runner::{Progress, RunOptions, RunSummary, output_dir, run_policy};
 use crate::seal::bundle::SealedDir;
 use crate::seal::keys::{Signer, parse_recipients};
 
@@ -214,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 /// A progress bar on a terminal, plain lines otherwise (both on stderr).
-fn progress(policy: &str, total: usize) -> Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync> {
+fn progress(policy: &str, total: usize) -> Progress {
     if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(

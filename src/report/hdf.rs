@@ -240,32 +240,23 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
 }
 
 fn waiver_data(w: &WaiverState) -> WaiverData<'_> {
-    match w {
-        WaiverState::Active {
-            justification,
-            approver,
-            expires,
-        } => WaiverData {
-            justification,
-            approver,
-            expiration_date: expires,
-            run: true,
-            skipped_due_to_waiver: true,
-            message: format!(
-                "Waived until {expires}, approved by {approver}; results are kept as evidence"
-            ),
-        },
-        WaiverState::Expired {
-            justification,
-            approver,
-            expires,
-        } => WaiverData {
-            justification,
-            approver,
-            expiration_date: expires,
-            run: true,
-            skipped_due_to_waiver: false,
-            message: format!("Waiver expired on {expires}; the control was evaluated normally"),
-        },
+    let message = if w.active {
+        format!(
+            "Waived until {}, approved by {}; results are kept as evidence",
+            w.expires, w.approver
+        )
+    } else {
+        format!(
+            "Waiver expired on {}; the control was evaluated normally",
+            w.expires
+        )
+    };
+    WaiverData {
+        justification: &w.justification,
+        approver: &w.approver,
+        expiration_date: &w.expires,
+        run: true,
+        skipped_due_to_waiver: w.active,
+        message,
     }
 }

@@ -9,32 +9,22 @@ use crate::policy::model::Waiver;
 
 /// How a waiver bears on one control of one target.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum WaiverState {
-    /// In force: the control counts as not applicable.
-    Active {
-        /// Why.
-        justification: String,
-        /// Who approved it.
-        approver: String,
-        /// Until when (as written in the policy).
-        expires: String,
-    },
-    /// Past its date: the control is evaluated normally.
-    Expired {
-        /// Why it had been granted.
-        justification: String,
-        /// Who approved it.
-        approver: String,
-        /// When it expired.
-        expires: String,
-    },
+pub struct WaiverState {
+    /// Why it was granted.
+    pub justification: String,
+    /// Who approved it.
+    pub approver: String,
+    /// Until when (as written in the policy).
+    pub expires: String,
+    /// In force (the control counts as not applicable); false when expired
+    /// (the control is evaluated normally and the waiver only reported).
+    pub active: bool,
 }
 
 impl WaiverState {
     /// Returns true if and only if the waiver is in force.
     pub fn is_active(&self) -> bool {
-        matches!(self, WaiverState::Active { .. })
+        self.active
     }
 }
 
@@ -54,18 +44,11 @@ pub fn find(
         // Expiry was validated when the policy loaded; an unparsable one
         // here is treated as expired (never silently in force).
         let active = crate::policy::lint::parse_expiry(&w.expires).is_ok_and(|t| t > now);
-        let state = if active {
-            WaiverState::Active {
-                justification: w.justification.clone(),
-                approver: w.approver.clone(),
-                expires: w.expires.clone(),
-            }
-        } else {
-            WaiverState::Expired {
-                justification: w.justification.clone(),
-                approver: w.approver.clone(),
-                expires: w.expires.clone(),
-            }
+        let state = WaiverState {
+            justification: w.justification.clone(),
+            approver: w.approver.clone(),
+            expires: w.expires.clone(),
+            active,
         };
         if active || best.is_none() {
             best = Some(state);
@@ -100,10 +83,7 @@ mod tests {
             w("C", "2030-01-01T00:00:00+02:00", &["rootfs/x"]),
         ];
         assert!(find(&ws, "A", "any", now).unwrap().is_active());
-        assert!(matches!(
-            find(&ws, "B", "any", now),
-            Some(WaiverState::Expired { .. })
-        ));
+        assert!(!find(&ws, "B", "any", now).unwrap().is_active(), "expired");
         assert!(find(&ws, "C", "rootfs/x", now).unwrap().is_active());
         assert_eq!(
             find(&ws, "C", "rootfs/y", now),

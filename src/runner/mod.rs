@@ -98,6 +98,9 @@ impl RunSummary {
     }
 }
 
+/// Called after each target with (its summary, targets done, total).
+pub type Progress = Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>;
+
 /// Settings that do not come from the policy.
 pub struct RunOptions {
     /// Run id (UUIDv7).
@@ -105,7 +108,7 @@ pub struct RunOptions {
     /// Threshold overriding the policy's (`--threshold FILE`).
     pub threshold: Option<Threshold>,
     /// Called after each target with (summary, done, total).
-    pub progress: Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>,
+    pub progress: Progress,
 }
 
 /// Errors that stop a run before any target is scanned.
