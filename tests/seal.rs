@@ -624,3 +624,36 @@ fn tampering_is_detected_precisely() {
     });
     assert_fails(&s.verify(&b), debian, "counts");
 }
+
+#[test]
+fn armored_bundles_verify_and_open_with_the_age_cli() {
+    let s = setup(&[]);
+    let text = std::fs::read_to_string(&s.policy).unwrap().replace(
+        "signingKey: signer.key.pem}",
+        "signingKey: signer.key.pem, armor: true}",
+    );
+    std::fs::write(&s.policy, text).unwrap();
+    let bundle = s.run();
+    let file = bundle.join("targets/rootfs_debian.hdf.json.age");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+    );
+    let v = s.verify(&bundle);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    if tool("age") {
+        let out = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(s.path().join("auditor.key"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
