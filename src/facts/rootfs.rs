@@ -322,7 +322,10 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
             });
         }
         if st.kind == Kind::Directory {
-            if depth + 1 > req.depth {
+            // Entries listed here are at level depth + 1; their children
+            // would be at depth + 2. `depth: N` lists levels 1..=N, like
+            // `find -mindepth 1 -maxdepth N`.
+            if depth + 2 > req.depth {
                 continue; // depth is a documented bound, not a truncation
             }
             match openat(
