@@ -3,6 +3,7 @@
 
 mod util;
 
+mod gather;
 mod interop;
 mod plan;
 mod probe;

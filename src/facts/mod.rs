@@ -12,6 +12,7 @@ pub mod frame;
 pub mod parse;
 pub mod resolve;
 pub mod rootfs;
+pub mod shell;
 
 use std::collections::{BTreeMap, BTreeSet};
 

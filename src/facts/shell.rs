@@ -1,0 +1,468 @@
+//! The shell gatherer: a POSIX `sh` script generated from a [`FactRequest`]
+//! that gathers every fact in ONE process inside the target container (one
+//! `pods/exec` for the api approach), and the strict parser of its output.
+//!
+//! The script needs only tools that both busybox and GNU coreutils provide:
+//! `stat -c`, `stat -L -c`, `readlink`, `head -c`, `base64 -w 0`, `find
+//! -xdev -maxdepth -perm -print0 -exec … +`, `tr`, `wc -c`. Everything that comes from the
+//! container (file contents, names, link targets) is base64-encoded on one
+//! line, so nothing a file contains can look like a record or a frame
+//! marker. The script writes nothing to files and does not rely on
+//! `/dev/null` (minimal images may lack it): diagnostics go to stderr,
+//! which the parser never reads. The output is wrapped in begin/end lines carrying a per-run
+//! nonce and the record count; the parser accepts exactly that shape and
+//! nothing else.
+//!
+//! Output records (one per line, fields separated by one space; `B()` is
+//! base64, `ST` is `<raw mode hex>:<uid>:<gid>:<size>` or `-`):
+//!
+//! ```text
+//! VIGIL-GATHER v1 <nonce>
+//! F B(path) ST(lstat) ST(stat) B(link)|-        a stat'ed path
+//! C B(path) 0|1 B(content)                      content (1: cut at the cap)
+//! E B(path) <reason>                            a per-fact error
+//! D B(dir) B(name) ST                           an entry of a read_dirs directory
+//! DC B(dir) B(name) 0|1 B(content)              its content
+//! WV B(walk) <visited> 0|1                      a walk: entries seen, missing
+//! W B(walk) ST B(entry path)                    a recorded walk entry
+//! VIGIL-GATHER-END <nonce> <records>
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+
+use super::{
+    Content, FactRequest, Facts, FileFact, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry,
+    WalkFact,
+};
+
+/// Why gatherer output was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatherError {
+    /// No begin line with the expected nonce.
+    #[error("no gatherer output with the expected nonce (is there a shell in the container?)")]
+    NoOutput,
+    /// The end line is missing (the stream was cut).
+    #[error("gatherer output is truncated (no end line)")]
+    Truncated,
+    /// The record count in the end line does not match.
+    #[error("gatherer output has {got} records, its end line says {want}")]
+    Count {
+        /// Records seen.
+        got: usize,
+        /// Records announced.
+        want: usize,
+    },
+    /// A line is not a well-formed record.
+    #[error("malformed gatherer record on line {0}")]
+    Malformed(usize),
+    /// A record names a path the request did not ask for.
+    #[error("gatherer record on line {0} is about a path that was not requested")]
+    Unrequested(usize),
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+/// Single-quote a string for sh.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Generate the script for `req`. The nonce must be letters, digits and `-`.
+pub fn script(req: &FactRequest) -> String {
+    let mut s = String::new();
+    let nonce = &req.nonce;
+    s.push_str(
+        "#!/bin/sh\n# vigil gatherer: one process, every fact.\nexport LC_ALL=C\numask 077\nn=0\n",
+    );
+    s.push_str("r() { n=$((n+1)); }\n");
+    s.push_str("st() { stat -c '%f:%u:%g:%s' \"$1\" || echo -; }\n");
+    s.push_str("stl() { stat -L -c '%f:%u:%g:%s' \"$1\" || echo -; }\n");
+    s.push_str("enc() { printf '%s' \"$1\" | base64 -w 0; }\n");
+    // content: $1 path, $2 b64 path, $3 cap, $4 record tag prefix args
+    s.push_str(
+        "cnt() { if [ ! -r \"$1\" ]; then echo \"E $2 permission-denied\"; r; return; fi\n  sz=$(stat -L -c %s \"$1\" || echo 0); t=0; [ \"$sz\" -gt \"$3\" ] && t=1\n  printf '%s %s %s ' \"$4\" \"$2\" \"$t\"; head -c \"$3\" \"$1\" | base64 -w 0; echo; r; }\n",
+    );
+    let _ = writeln!(s, "echo 'VIGIL-GATHER v1 {nonce}'");
+    for path in req
+        .stat
+        .iter()
+        .chain(req.read.iter().filter(|p| !req.stat.contains(*p)))
+    {
+        let cap = if ["/var/lib/dpkg/status", "/lib/apk/db/installed"].contains(&path.as_str()) {
+            MAX_PACKAGE_DB_BYTES.max(req.max_file_bytes)
+        } else {
+            req.max_file_bytes
+        };
+        let (q, b) = (quote(path), b64(path));
+        let _ = writeln!(s, "p={q}");
+        let _ = writeln!(s, "if [ -e \"$p\" ] || [ -L \"$p\" ]; then");
+        let _ = writeln!(
+            s,
+            "  if [ -L \"$p\" ]; then t=$(enc \"$(readlink \"$p\")\"); else t=-; fi"
+        );
+        let _ = writeln!(s, "  echo \"F {b} $(st \"$p\") $(stl \"$p\") $t\"; r");
+        if req.read.contains(path) {
+            let _ = writeln!(s, "  if [ -f \"$p\" ]; then cnt \"$p\" {b} {cap} C; fi");
+        }
+        let _ = writeln!(s, "else echo \"F {b} - - -\"; r; fi");
+    }
+    for dir in &req.read_dirs {
+        let (q, b) = (quote(dir), b64(dir));
+        let cap = req.max_file_bytes;
+        let _ = writeln!(
+            s,
+            "for f in {q}/* {q}/.[!.]*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue"
+        );
+        let _ = writeln!(
+            s,
+            "  nm=$(enc \"${{f##*/}}\"); echo \"D {b} $nm $(st \"$f\")\"; r"
+        );
+        let _ = writeln!(
+            s,
+            "  if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then cnt \"$f\" \"{b} $nm\" {cap} DC; fi; done"
+        );
+    }
+    // No globbing from here on: find's output is split into words below.
+    s.push_str("set -f\n");
+    for w in &req.walks {
+        let (q, b) = (quote(&w.path), b64(&w.path));
+        let filter = if w.all {
+            String::new()
+        } else {
+            "! -type l \\( -perm -4000 -o -perm -2000 -o -perm -0002 \\) ".to_string()
+        };
+        let _ = writeln!(s, "if [ -d {q} ] && [ ! -L {q} ]; then");
+        let _ = writeln!(
+            s,
+            "  v=$(find {q} -xdev -mindepth 1 -maxdepth {} -print0 | tr -dc '\\000' | wc -c); echo \"WV {b} $v 0\"; r",
+            w.depth
+        );
+        // Each recorded entry's name is encoded in a child shell: names are
+        // container-controlled and may hold newlines.
+        let _ = writeln!(
+            s,
+            "  for x in $(find {q} -xdev -mindepth 1 -maxdepth {} {filter}-exec sh -c 'for f; do printf \"%s:%s\\n\" \"$(stat -c %f:%u:%g:%s \"$f\")\" \"$(printf %s \"$f\" | base64 -w 0)\"; done' vigil {{}} +); do",
+            w.depth
+        );
+        let _ = writeln!(s, "    echo \"W {b} ${{x%:*}} ${{x##*:}}\"; r; done");
+        let _ = writeln!(s, "else echo \"WV {b} 0 1\"; r; fi");
+    }
+    let _ = writeln!(s, "echo \"VIGIL-GATHER-END {nonce} $n\"");
+    s
+}
+
+fn unb64(field: &str, line: usize) -> Result<Vec<u8>, GatherError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .map_err(|_| GatherError::Malformed(line))
+}
+
+fn unb64_str(field: &str, line: usize) -> Result<String, GatherError> {
+    String::from_utf8(unb64(field, line)?).map_err(|_| GatherError::Malformed(line))
+}
+
+fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, GatherError> {
+    if field == "-" {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = field.split(':').collect();
+    let [mode, uid, gid, size] = parts.as_slice() else {
+        return Err(GatherError::Malformed(line));
+    };
+    let raw = u32::from_str_radix(mode, 16).map_err(|_| GatherError::Malformed(line))?;
+    let kind = match raw & 0o170000 {
+        0o100000 => Kind::File,
+        0o040000 => Kind::Directory,
+        0o120000 => Kind::Symlink,
+        0o010000 => Kind::Fifo,
+        0o140000 => Kind::Socket,
+        0o020000 => Kind::Char,
+        0o060000 => Kind::Block,
+        _ => Kind::Unknown,
+    };
+    let num = |s: &str| s.parse::<u64>().map_err(|_| GatherError::Malformed(line));
+    Ok(Some(StatFact {
+        kind,
+        mode: raw & 0o7777,
+        uid: u32::try_from(num(uid)?).map_err(|_| GatherError::Malformed(line))?,
+        gid: u32::try_from(num(gid)?).map_err(|_| GatherError::Malformed(line))?,
+        size: num(size)?,
+    }))
+}
+
+/// Parse the gatherer's output for `req`. Bytes before the begin line (a
+/// login banner) are ignored; everything from it to the end line must be
+/// well-formed records about requested paths.
+pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
+    let text = String::from_utf8_lossy(output);
+    let begin = format!("VIGIL-GATHER v1 {}", req.nonce);
+    let end_prefix = format!("VIGIL-GATHER-END {} ", req.nonce);
+    let mut lines = text.lines().enumerate().skip_while(|(_, l)| *l != begin);
+    if lines.next().is_none() {
+        return Err(GatherError::NoOutput);
+    }
+    let mut facts = Facts::default();
+    for d in &req.read_dirs {
+        facts.dirs.insert(d.clone(), BTreeMap::new());
+    }
+    let mut records = 0usize;
+    for (i, line) in lines {
+        let n = i + 1;
+        if let Some(count) = line.strip_prefix(&end_prefix) {
+            let want: usize = count
+                .trim()
+                .parse()
+                .map_err(|_| GatherError::Malformed(n))?;
+            if want != records {
+                return Err(GatherError::Count { got: records, want });
+            }
+            return Ok(finish(req, facts));
+        }
+        records += 1;
+        let f: Vec<&str> = line.split(' ').collect();
+        let path = |k: usize| -> Result<String, GatherError> {
+            unb64_str(f.get(k).ok_or(GatherError::Malformed(n))?, n)
+        };
+        match (f.first().copied(), f.len()) {
+            (Some("F"), 5) => {
+                let p = path(1)?;
+                if !req.stat.contains(&p) && !req.read.contains(&p) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                let e = facts.files.entry(p).or_default();
+                e.lstat = parse_stat(f[2], n)?;
+                e.stat = parse_stat(f[3], n)?;
+                e.link_target = if f[4] == "-" {
+                    None
+                } else {
+                    Some(unb64_str(f[4], n)?)
+                };
+            }
+            (Some("C"), 4) => {
+                let p = path(1)?;
+                if !req.read.contains(&p) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                let e = facts.files.entry(p).or_default();
+                e.truncated = match f[2] {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(GatherError::Malformed(n)),
+                };
+                e.content = Some(Content::from_bytes(unb64(f[3], n)?));
+            }
+            (Some("E"), 3) => {
+                let p = path(1)?;
+                if !req.stat.contains(&p) && !req.read.contains(&p) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                facts.files.entry(p).or_default().error = Some(f[2].replace('-', " "));
+            }
+            (Some("D"), 4) => {
+                let d = path(1)?;
+                let name = path(2)?;
+                let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
+                let st = parse_stat(f[3], n)?;
+                let e = dir.entry(name).or_default();
+                e.lstat = st;
+                e.stat = st;
+            }
+            (Some("DC"), 5) => {
+                let d = path(1)?;
+                let name = path(2)?;
+                let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
+                let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
+                e.truncated = match f[3] {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(GatherError::Malformed(n)),
+                };
+                e.content = Some(Content::from_bytes(unb64(f[4], n)?));
+            }
+            (Some("WV"), 4) => {
+                let w = path(1)?;
+                let limit = req
+                    .walks
+                    .iter()
+                    .find(|x| x.path == w)
+                    .ok_or(GatherError::Unrequested(n))?
+                    .limit;
+                let visited: u64 = f[2].parse().map_err(|_| GatherError::Malformed(n))?;
+                let missing = match f[3] {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(GatherError::Malformed(n)),
+                };
+                let e = facts.walks.entry(w).or_default();
+                e.visited = visited.min(u64::from(limit));
+                e.truncated = visited > u64::from(limit);
+                e.missing = missing;
+            }
+            (Some("W"), 4) => {
+                let w = path(1)?;
+                if !req.walks.iter().any(|x| x.path == w) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                let stat = parse_stat(f[2], n)?.ok_or(GatherError::Malformed(n))?;
+                let entry = path(3)?;
+                if !entry.starts_with(&format!("{}/", w.trim_end_matches('/'))) {
+                    return Err(GatherError::Malformed(n));
+                }
+                facts
+                    .walks
+                    .entry(w)
+                    .or_default()
+                    .entries
+                    .push(WalkEntry { path: entry, stat });
+            }
+            _ => return Err(GatherError::Malformed(n)),
+        }
+    }
+    Err(GatherError::Truncated)
+}
+
+/// Sort walk entries and fill in facts for requested paths the output did not mention.
+fn finish(req: &FactRequest, mut facts: Facts) -> Facts {
+    for w in facts.walks.values_mut() {
+        w.entries.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    for p in req.stat.iter().chain(req.read.iter()) {
+        facts
+            .files
+            .entry(p.clone())
+            .or_insert_with(FileFact::default);
+    }
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> FactRequest {
+        serde_json::from_value(serde_json::json!({
+            "nonce": "abc-123", "max_file_bytes": 100,
+            "stat": ["/etc/passwd"], "read": ["/etc/passwd"], "read_dirs": [],
+            "walks": [{"path": "/usr", "depth": 3, "limit": 10, "all": false}],
+            "processes": false, "commands": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn parses_records_and_refuses_everything_else() {
+        let r = req();
+        let p = b64("/etc/passwd");
+        let u = b64("/usr");
+        let good = format!(
+            "banner\nVIGIL-GATHER v1 abc-123\nF {p} 81a4:0:0:5 81a4:0:0:5 -\nC {p} 0 {}\nWV {u} 12 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 4\n",
+            b64("root\n"),
+            b64("/usr/bin/su")
+        );
+        let f = parse(&r, good.as_bytes()).unwrap();
+        assert_eq!(
+            f.files["/etc/passwd"].content.as_ref().unwrap().text(),
+            "root\n"
+        );
+        assert_eq!(f.files["/etc/passwd"].stat.unwrap().mode, 0o644);
+        let w = &f.walks["/usr"];
+        assert_eq!((w.visited, w.truncated), (10, true), "12 > limit 10");
+        assert_eq!(w.entries[0].stat.mode, 0o4755);
+        // Variants that must be refused.
+        assert_eq!(parse(&r, b"no frame"), Err(GatherError::NoOutput));
+        assert_eq!(
+            parse(
+                &r,
+                good.replace("VIGIL-GATHER-END abc-123 4\n", "").as_bytes()
+            ),
+            Err(GatherError::Truncated)
+        );
+        assert!(matches!(
+            parse(
+                &r,
+                good.replace("END abc-123 4", "END abc-123 5").as_bytes()
+            ),
+            Err(GatherError::Count { .. })
+        ));
+        let other = good.replace(&p, &b64("/etc/shadow"));
+        assert!(matches!(
+            parse(&r, other.as_bytes()),
+            Err(GatherError::Unrequested(_))
+        ));
+        let forged_entry = good.replace(&b64("/usr/bin/su"), &b64("/etc/x"));
+        assert!(
+            matches!(
+                parse(&r, forged_entry.as_bytes()),
+                Err(GatherError::Malformed(_))
+            ),
+            "walk entries stay under the walk"
+        );
+        assert!(matches!(
+            parse(&r, good.replace("81a4:0:0:5 -", "81a4:0:0 -").as_bytes()),
+            Err(GatherError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(&r, good.replace("WV", "XX").as_bytes()),
+            Err(GatherError::Malformed(_))
+        ));
+    }
+
+    /// Property: whatever bytes a container returns, parsing never panics,
+    /// and anything it accepts only describes requested paths.
+    #[test]
+    fn mutated_output_never_panics_or_leaks_unrequested_paths() {
+        let r = req();
+        let p = b64("/etc/passwd");
+        let u = b64("/usr");
+        let good = format!(
+            "VIGIL-GATHER v1 abc-123\nF {p} 81a4:0:0:5 81a4:0:0:5 -\nC {p} 0 {}\nWV {u} 3 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 4\n",
+            b64("root\n"),
+            b64("/usr/bin/su")
+        )
+        .into_bytes();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b" :-=/+\nFCEDWVabc0123456789VIGIL-GATHER";
+        for _ in 0..20_000 {
+            let mut m = good.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % m.len();
+                match next() % 3 {
+                    0 => m[i] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        m.remove(i);
+                    }
+                    _ => m.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            if let Ok(f) = parse(&r, &m) {
+                assert!(f.files.keys().all(|k| k == "/etc/passwd"));
+                assert!(f.walks.keys().all(|k| k == "/usr"));
+                assert!(
+                    f.walks
+                        .values()
+                        .flat_map(|w| &w.entries)
+                        .all(|e| e.path.starts_with("/usr/"))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn quoting_survives_hostile_paths() {
+        assert_eq!(quote("/a'b"), "'/a'\\''b'");
+        let mut r = req();
+        r.stat.insert("/tmp/x'; rm -rf /; echo '".into());
+        assert!(script(&r).contains("p='/tmp/x'\\''; rm -rf /; echo '\\'''"));
+    }
+}

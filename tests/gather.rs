@@ -1,0 +1,213 @@
+//! The shell gatherer against real shells: busybox (in a chroot of the
+//! fixture root filesystems, as in alpine-like and minimal images) and the
+//! host's sh with GNU coreutils. Its facts must equal the rootfs
+//! collector's for the same root: the api approach and the local one see
+//! the same thing.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use vigil::facts::resolve::Root;
+use vigil::facts::{FactRequest, rootfs, shell};
+
+use crate::util::{TempDir, is_root, rootfs_fixtures};
+
+fn request(nonce: &str) -> FactRequest {
+    serde_json::from_value(json!({
+        "nonce": nonce,
+        "max_file_bytes": 4096,
+        "stat": ["/etc/passwd", "/etc/shadow", "/bin/sh", "/nope", "/usr/bin/env", "/etc/dangling"],
+        "read": ["/etc/passwd", "/etc/shadow", "/etc/os-release", "/lib/apk/db/installed", "/var/lib/dpkg/status", "/etc/big", "/etc/fifo", "/etc/odd name 'q'"],
+        "read_dirs": ["/var/lib/dpkg/status.d", "/nothere"],
+        "walks": [
+            {"path": "/usr", "depth": 4, "limit": 100000, "all": false},
+            {"path": "/etc", "depth": 2, "limit": 100000, "all": true},
+            {"path": "/missing", "depth": 2, "limit": 10, "all": false}
+        ],
+        "processes": false,
+        "commands": []
+    }))
+    .unwrap()
+}
+
+/// Put static busybox into a root as /bin/sh and its applets.
+fn install_busybox(root: &Path) {
+    let bin = root.join("bin");
+    let bin = if bin.is_symlink() {
+        root.join("usr/bin")
+    } else {
+        bin
+    };
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::fs::remove_file(bin.join("busybox"));
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in [
+        "sh", "stat", "readlink", "head", "base64", "find", "wc", "tr", "printf", "cat",
+    ] {
+        let link = bin.join(applet);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("busybox", &link).unwrap();
+    }
+}
+
+fn add_oddities(root: &Path) {
+    std::fs::write(root.join("etc/big"), vec![b'x'; 10_000]).unwrap();
+    std::fs::write(root.join("etc/odd name 'q'"), "quoted\n").unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &root.join("etc/fifo"),
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/nowhere", root.join("etc/dangling")).unwrap();
+    std::fs::write(root.join("etc/new\nline"), "n").unwrap();
+    let suid = root.join("usr/local/bin/suid\nname");
+    std::fs::create_dir_all(suid.parent().unwrap()).unwrap();
+    std::fs::write(&suid, "s").unwrap();
+    std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+}
+
+fn busybox_available() -> bool {
+    let ok = Path::new("/bin/busybox").is_file() && is_root();
+    if !ok && std::env::var_os("VIGIL_REQUIRE_INTEROP").is_some() {
+        panic!("the busybox gatherer test needs root and /bin/busybox (busybox-static)");
+    }
+    ok
+}
+
+#[test]
+fn busybox_gatherer_matches_the_rootfs_collector() {
+    if !busybox_available() {
+        return;
+    }
+    let fx = rootfs_fixtures();
+    for tree in ["alpine", "debian", "distroless"] {
+        let root = fx.path().join("rootfs").join(tree);
+        install_busybox(&root);
+        add_oddities(&root);
+        let req = request("n0nce-1");
+        let out = Command::new("chroot")
+            .arg(&root)
+            .args(["/bin/sh", "-c", &shell::script(&req)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tree}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if std::env::var_os("VIGIL_DEBUG_GATHER").is_some() {
+            eprintln!(
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .take(6)
+                    .map(|l| &l[..l.len().min(120)])
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            eprintln!(
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        let gathered = shell::parse(&req, &out.stdout)
+            .unwrap_or_else(|e| panic!("{tree}: {e}\n{}", String::from_utf8_lossy(&out.stdout)));
+        let collected = rootfs::collect_from(&Root::open(&root).unwrap(), &req).unwrap();
+        if let Some(d) = first_difference(&gathered, &collected) {
+            panic!("{tree}: the gatherer and the collector disagree on {d}");
+        }
+        assert!(
+            gathered.walks["/usr"]
+                .entries
+                .iter()
+                .any(|e| e.path == "/usr/local/bin/suid\nname"),
+            "{tree}"
+        );
+        assert!(gathered.files["/etc/big"].truncated);
+        assert!(gathered.files["/etc/fifo"].content.is_none());
+    }
+}
+
+#[test]
+fn gnu_gatherer_matches_the_collector_on_the_host() {
+    // The host's /bin/sh with GNU coreutils, over host paths that are stable
+    // while the test runs.
+    let req: FactRequest = serde_json::from_value(json!({
+        "nonce": "n0nce-2", "max_file_bytes": 65536,
+        "stat": ["/etc/passwd", "/bin/sh", "/nope"],
+        "read": ["/etc/passwd", "/etc/os-release", "/etc/hostname"],
+        "read_dirs": [],
+        "walks": [{"path": "/usr/bin", "depth": 1, "limit": 100000, "all": false}],
+        "processes": false, "commands": []
+    }))
+    .unwrap();
+    let out = Command::new("sh")
+        .args(["-c", &shell::script(&req)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gathered = shell::parse(&req, &out.stdout).unwrap();
+    let collected = rootfs::collect_from(&Root::open(Path::new("/")).unwrap(), &req).unwrap();
+    if let Some(d) = first_difference(&gathered, &collected) {
+        panic!("the gatherer and the collector disagree on {d}");
+    }
+}
+
+/// The first fact that differs, shown briefly (facts can be large).
+fn first_difference(a: &vigil::facts::Facts, b: &vigil::facts::Facts) -> Option<String> {
+    let short = |v: String| v.chars().take(400).collect::<String>();
+    let ja = serde_json::to_value(a).unwrap();
+    let jb = serde_json::to_value(b).unwrap();
+    for section in ["files", "dirs", "walks"] {
+        let (ma, mb) = (
+            ja[section].as_object().unwrap(),
+            jb[section].as_object().unwrap(),
+        );
+        for k in ma.keys().chain(mb.keys()) {
+            if ma.get(k) != mb.get(k) && section == "walks" {
+                let (wa, wb) = (&ma[k], &mb[k]);
+                let ea: Vec<&Value> = wa["entries"].as_array().unwrap().iter().collect();
+                let eb: Vec<&Value> = wb["entries"].as_array().unwrap().iter().collect();
+                let only_a: Vec<&&Value> = ea.iter().filter(|e| !eb.contains(e)).collect();
+                let only_b: Vec<&&Value> = eb.iter().filter(|e| !ea.contains(e)).collect();
+                return Some(format!(
+                    "walk {k}: visited {} vs {}, truncated {} vs {}, only gatherer {}, only collector {}",
+                    wa["visited"],
+                    wb["visited"],
+                    wa["truncated"],
+                    wb["truncated"],
+                    short(format!("{only_a:?}")),
+                    short(format!("{only_b:?}"))
+                ));
+            }
+            if ma.get(k) != mb.get(k) {
+                return Some(format!(
+                    "{section} {k:?}:\n gatherer:  {}\n collector: {}",
+                    short(format!("{:?}", ma.get(k))),
+                    short(format!("{:?}", mb.get(k)))
+                ));
+            }
+        }
+    }
+    (a != b).then(|| "something outside files, dirs and walks".to_string())
+}
+
+#[test]
+fn no_shell_is_reported_as_such() {
+    let dir = TempDir::new("noshell");
+    let req = request("n0nce-3");
+    // A distroless target has no /bin/sh: whatever the exec returns, it is
+    // not gatherer output.
+    assert_eq!(shell::parse(&req, b"OCI runtime exec failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory\n"), Err(shell::GatherError::NoOutput));
+    let _ = dir;
+}
