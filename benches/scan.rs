@@ -100,12 +100,20 @@ fn run_phase(phase: &str, dir: &Path) {
                     vigil::report::output::PlainDir::create(&dir.join("out"), "bench", &run_id)
                         .unwrap();
                 let opts = vigil::runner::RunOptions {
+                    cancel: Default::default(),
                     run_id,
                     threshold: None,
                     progress: Box::new(|_, _, _| {}),
                 };
-                let (summary, _) =
-                    vigil::runner::run_policy(&set, policy, pp, &opts, &out).unwrap();
+                let (summary, _) = vigil::runner::run_policy(
+                    &set,
+                    policy,
+                    pp,
+                    &opts,
+                    &out,
+                    &vigil::runner::LocalCollector,
+                )
+                .unwrap();
                 assert_eq!(summary.targets.len(), TARGETS);
                 assert!(!summary.has_errors());
                 best = best.min(t.elapsed().as_secs_f64());

@@ -7,8 +7,11 @@
 #![warn(missing_docs)]
 #![allow(clippy::result_large_err)]
 
+pub mod access;
+pub mod approach;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod diag;
 pub mod facts;
 pub mod inventory;

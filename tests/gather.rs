@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vigil::facts::resolve::Root;
 use vigil::facts::{FactRequest, rootfs, shell};
 
-use crate::util::{TempDir, is_root, rootfs_fixtures};
+use crate::util::{TempDir, install_busybox, is_root, rootfs_fixtures};
 
 fn request(nonce: &str) -> FactRequest {
     serde_json::from_value(json!({
@@ -31,32 +31,12 @@ fn request(nonce: &str) -> FactRequest {
     .unwrap()
 }
 
-/// Put static busybox into a root as /bin/sh and its applets.
-fn install_busybox(root: &Path) {
-    let bin = root.join("bin");
-    let bin = if bin.is_symlink() {
-        root.join("usr/bin")
-    } else {
-        bin
-    };
-    std::fs::create_dir_all(&bin).unwrap();
-    let _ = std::fs::remove_file(bin.join("busybox"));
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in [
-        "sh", "stat", "readlink", "head", "base64", "find", "wc", "tr", "printf", "cat",
-    ] {
-        let link = bin.join(applet);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink("busybox", &link).unwrap();
-    }
-}
-
 fn add_oddities(root: &Path) {
     std::fs::write(root.join("etc/big"), vec![b'x'; 10_000]).unwrap();
     std::fs::write(root.join("etc/odd name 'q'"), "quoted\n").unwrap();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        &root.join("etc/fifo"),
+        root.join("etc/fifo"),
         rustix::fs::Mode::from_raw_mode(0o644),
     )
     .unwrap();

@@ -3,8 +3,11 @@
 
 mod util;
 
+mod fakeapi;
+
 mod gather;
 mod interop;
+mod kube;
 mod plan;
 mod probe;
 mod scan;

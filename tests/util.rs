@@ -158,3 +158,23 @@ pub fn rootfs_fixtures() -> TempDir {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// Put static busybox into a root as /bin/sh and its applets.
+pub fn install_busybox(root: &Path) {
+    let bin = root.join("bin");
+    let bin = if bin.is_symlink() {
+        root.join("usr/bin")
+    } else {
+        bin
+    };
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::fs::remove_file(bin.join("busybox"));
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in [
+        "sh", "stat", "readlink", "head", "base64", "find", "wc", "tr", "printf", "cat",
+    ] {
+        let link = bin.join(applet);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("busybox", &link).unwrap();
+    }
+}

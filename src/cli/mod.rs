@@ -146,11 +146,72 @@ pub struct PlanInput {
     /// Run id used in per-run object names (a real run uses a fresh UUIDv7).
     #[arg(long, value_name = "ID", default_value = "plan")]
     run_id: String,
+    /// Accept a kubeconfig that disables TLS verification of the API server.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
+}
+
+/// A connection to the cluster for the live inventory and for runs.
+pub(crate) struct Session {
+    /// The runtime the cluster clients live on.
+    pub runtime: tokio::runtime::Runtime,
+    /// The caller's identity (lists pods, manages the run's access objects).
+    pub caller: crate::cluster::Cluster,
+}
+
+/// The kubeconfig context the selected policies' Kubernetes targets use, if
+/// any target is a Kubernetes one (all must use the same context).
+fn cluster_context(
+    set: &crate::policy::PolicySet,
+    only: &[String],
+) -> anyhow::Result<Option<Option<String>>> {
+    let mut found: Option<Option<String>> = None;
+    for p in set
+        .policies
+        .iter()
+        .filter(|p| only.is_empty() || only.contains(&p.value.metadata.name))
+    {
+        for t in p
+            .value
+            .spec
+            .targets
+            .iter()
+            .filter(|t| t.namespace.is_some())
+        {
+            match &found {
+                None => found = Some(t.cluster.clone()),
+                Some(c) if *c != t.cluster => {
+                    return Err(InvalidInput("targets name different kubeconfig contexts; run one context at a time (--policy NAME)".into()).into());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn connect(context: Option<&str>, insecure: bool) -> anyhow::Result<Session> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let caller = runtime
+        .block_on(crate::cluster::Cluster::connect(context, insecure))
+        .map_err(|e| match e {
+            crate::cluster::ClusterError::Config(_) => anyhow::Error::from(InvalidInput(format!(
+                "Kubernetes targets need a cluster: {e}; set KUBECONFIG, or pass --inventory FILE (the JSON of `kubectl get pods -A -o json`) to plan offline"
+            ))),
+            crate::cluster::ClusterError::InsecureConfig => anyhow::Error::from(InvalidInput(e.to_string())),
+            other => anyhow::Error::from(other),
+        })?;
+    Ok(Session { runtime, caller })
 }
 
 /// Load policies and the inventory and compute the plan; diagnostics go to
 /// stderr, and any error becomes [`InvalidInput`].
-fn load_plan(input: &PlanInput) -> anyhow::Result<(crate::policy::PolicySet, crate::plan::Plan)> {
+fn load_plan(
+    input: &PlanInput,
+) -> anyhow::Result<(crate::policy::PolicySet, crate::plan::Plan, Option<Session>)> {
     let (set, diags) = crate::policy::load(&input.paths);
     if report_diagnostics(&diags) {
         return Err(InvalidInput(
@@ -165,16 +226,27 @@ fn load_plan(input: &PlanInput) -> anyhow::Result<(crate::policy::PolicySet, cra
         ),
         None => None,
     };
-    let inventory = snapshot
+    // Without a snapshot, Kubernetes targets are resolved against the live cluster.
+    let session = match (&snapshot, cluster_context(&set, &input.only)?) {
+        (None, Some(context)) => Some(connect(context.as_deref(), input.insecure_skip_tls_verify)?),
+        _ => None,
+    };
+    let live = session
         .as_ref()
-        .map(|s| s as &dyn crate::inventory::Inventory);
+        .map(|s| crate::inventory::Live::new(s.caller.clone(), s.runtime.handle().clone()));
+    let inventory = match (&snapshot, &live) {
+        (Some(s), _) => Some(s as &dyn crate::inventory::Inventory),
+        (None, Some(l)) => Some(l as &dyn crate::inventory::Inventory),
+        _ => None,
+    };
     let options = crate::plan::PlanOptions {
         run_id: input.run_id.clone(),
     };
     match crate::plan::plan(&set, &input.only, inventory, &options) {
         Ok((plan, warnings)) => {
             report_diagnostics(&warnings);
-            Ok((set, plan))
+            drop(live);
+            Ok((set, plan, session))
         }
         Err(diags) => {
             report_diagnostics(&diags);

@@ -35,7 +35,7 @@ enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let (_, plan) = super::load_plan(&args.input)?;
+    let (_, plan, _) = super::load_plan(&args.input)?;
     let text = match args.format {
         Format::Text => render_text(&plan),
         Format::Json => serde_json::to_string_pretty(&plan)? + "\n",

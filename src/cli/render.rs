@@ -29,7 +29,7 @@ enum What {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.what {
         What::Rbac(input) => {
-            let (_, plan) = super::load_plan(&input)?;
+            let (_, plan, _) = super::load_plan(&input)?;
             print_stdout(&rbac_yaml(&plan)?)?;
             Ok(Exit::Success)
         }

@@ -10,7 +10,13 @@ use sha2::{Digest, Sha256};
 
 use crate::report::output::RunOutput;
 use crate::report::threshold::Threshold;
-use crate::runner::{Progress, RunOptions, RunSummary, output_dir, run_policy};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::access::RunAccess;
+use crate::approach::api::ApiCollector;
+use crate::policy::model::Approach;
+use crate::runner::{LocalCollector, Progress, RunOptions, RunSummary, output_dir, run_policy};
 use crate::seal::bundle::SealedDir;
 use crate::seal::keys::{Signer, parse_recipients};
 
@@ -88,6 +94,52 @@ pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
     })
 }
 
+/// Set up the run's access, scan, and clean up whatever happens (errors and
+/// SIGINT/SIGTERM included: a signal stops new scans, lets in-flight ones
+/// finish, then cleanup runs and the bundle is sealed).
+fn run_in_cluster(
+    session: &super::Session,
+    set: &crate::policy::PolicySet,
+    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
+    pp: &crate::plan::PolicyPlan,
+    opts: &RunOptions,
+    output: &SealedDir,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<(RunSummary, crate::report::output::Written)> {
+    let rt = &session.runtime;
+    let watcher = rt.spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        eprintln!("vigil: signal received: finishing scans in flight, starting no new ones, then cleaning up");
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut access = rt
+        .block_on(RunAccess::setup(&session.caller, &policy.value, pp))
+        .map_err(|e| anyhow::anyhow!("cannot set up the run's access: {e}"))?;
+    let collector = ApiCollector {
+        runtime: rt.handle().clone(),
+        access: &access,
+    };
+    let result = run_policy(set, policy, pp, opts, output, &collector);
+    let leftovers = rt.block_on(access.cleanup(&session.caller));
+    watcher.abort();
+    for l in &leftovers {
+        eprintln!("vigil: WARNING: cleanup failed: {l} (run `vigil gc` to remove leftovers)");
+    }
+    Ok(result?)
+}
+
 /// The signing key for a policy: `--signing-key`, else VIGIL_SIGNING_KEY,
 /// else the policy's `output.signingKey` (relative to the policy file).
 fn signer_for(
@@ -120,7 +172,7 @@ fn signer_for(
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args.threshold.as_ref().map(read_threshold).transpose()?;
-    let (set, plan) = super::load_plan(&args.input)?;
+    let (set, plan, session) = super::load_plan(&args.input)?;
     // Check every policy's keys and recipients before scanning anything.
     let mut prepared = Vec::new();
     for pp in &plan.policies {
@@ -158,12 +210,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 out.display()
             )
         })?;
+        let cancel = Arc::new(AtomicBool::new(false));
         let opts = RunOptions {
             run_id,
             threshold: threshold.clone(),
             progress: progress(&pp.policy, pp.targets.len()),
+            cancel: cancel.clone(),
         };
-        let (summary, summary_file) = run_policy(&set, policy, pp, &opts, &output)?;
+        let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
+        let (summary, summary_file) = match (&session, needs_cluster) {
+            (Some(session), true) => {
+                run_in_cluster(session, &set, policy, pp, &opts, &output, cancel)?
+            }
+            _ => run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?,
+        };
         let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
         output
             .seal(&summary, &summary_file, &policy_sha, signer.as_ref())

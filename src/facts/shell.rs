@@ -33,10 +33,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use super::{
-    Content, FactRequest, Facts, FileFact, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry,
-    WalkFact,
-};
+use super::{Content, FactRequest, Facts, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry};
 
 /// Why gatherer output was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -332,10 +329,7 @@ fn finish(req: &FactRequest, mut facts: Facts) -> Facts {
         w.entries.sort_by(|a, b| a.path.cmp(&b.path));
     }
     for p in req.stat.iter().chain(req.read.iter()) {
-        facts
-            .files
-            .entry(p.clone())
-            .or_insert_with(FileFact::default);
+        facts.files.entry(p.clone()).or_default();
     }
     facts
 }

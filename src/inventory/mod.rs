@@ -6,6 +6,7 @@
 //! same trait, so the planner cannot tell them apart. Local root
 //! filesystems need no inventory: the policy names their directories.
 
+mod live;
 mod snapshot;
 
 use std::borrow::Cow;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
+pub use live::Live;
 pub use snapshot::Snapshot;
 
 /// What kind of container a pod entry is.

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -101,6 +101,38 @@ impl RunSummary {
 /// Called after each target with (its summary, targets done, total).
 pub type Progress = Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>;
 
+/// Gathers the facts of one target, whatever the approach.
+pub trait Collector: Sync {
+    /// Collect `req` from `target`; the error says why it could not.
+    fn collect(
+        &self,
+        target: &PlannedTarget,
+        req: &FactRequest,
+    ) -> Result<crate::facts::Facts, String>;
+}
+
+/// Local root filesystems only; any other approach is an error result.
+#[derive(Debug, Default)]
+pub struct LocalCollector;
+
+impl Collector for LocalCollector {
+    fn collect(&self, t: &PlannedTarget, req: &FactRequest) -> Result<crate::facts::Facts, String> {
+        match (&t.approach, &t.rootfs) {
+            (Approach::Local, Some(root)) => rootfs::collect(root, req).map_err(|e| {
+                format!(
+                    "cannot open root {}: {}",
+                    root.display(),
+                    crate::policy::source::io_reason(&e)
+                )
+            }),
+            (approach, _) => Err(format!(
+                "the {} approach needs a connection to the cluster, which this run does not have",
+                approach.as_str()
+            )),
+        }
+    }
+}
+
 /// Settings that do not come from the policy.
 pub struct RunOptions {
     /// Run id (UUIDv7).
@@ -109,6 +141,9 @@ pub struct RunOptions {
     pub threshold: Option<Threshold>,
     /// Called after each target with (summary, done, total).
     pub progress: Progress,
+    /// Set by a signal handler: targets not started yet are recorded as
+    /// not scanned, in-flight ones finish.
+    pub cancel: std::sync::Arc<AtomicBool>,
 }
 
 /// Errors that stop a run before any target is scanned.
@@ -136,6 +171,7 @@ pub fn run_policy(
     plan: &PolicyPlan,
     opts: &RunOptions,
     output: &dyn RunOutput,
+    collector: &dyn Collector,
 ) -> Result<(RunSummary, Written), RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
@@ -182,6 +218,8 @@ pub fn run_policy(
                     threshold.as_ref(),
                     &opts.run_id,
                     output,
+                    collector,
+                    &opts.cancel,
                 );
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 (opts.progress)(&s, n, total);
@@ -220,6 +258,7 @@ pub fn run_policy(
     Ok((summary, written))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn scan_target(
     t: &PlannedTarget,
     profiles: &[PreparedProfile],
@@ -228,21 +267,15 @@ fn scan_target(
     threshold: Option<&Threshold>,
     run_id: &str,
     output: &dyn RunOutput,
+    collector: &dyn Collector,
+    cancel: &AtomicBool,
 ) -> TargetSummary {
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
-    let facts = match (&t.approach, &t.rootfs) {
-        (Approach::Local, Some(root)) => rootfs::collect(root, req).map_err(|e| {
-            format!(
-                "cannot open root {}: {}",
-                root.display(),
-                crate::policy::source::io_reason(&e)
-            )
-        }),
-        (approach, _) => Err(format!(
-            "the {} approach needs a connection to the cluster, which this build of vigil does not have yet",
-            approach.as_str()
-        )),
+    let facts = if cancel.load(Ordering::Relaxed) {
+        Err("not scanned: the run was interrupted (signal) before this target started".to_string())
+    } else {
+        collector.collect(t, req)
     };
     let ev = Evaluation {
         run_id,

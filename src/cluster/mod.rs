@@ -1,0 +1,443 @@
+//! The one place that holds a `kube::Client`: typed operations the rest of
+//! vigil calls (list pods, create and delete the run's access objects,
+//! TokenRequest, exec). Everything else stays free of Kubernetes clients, so
+//! it can be tested without one.
+//!
+//! Two identities are used, never mixed: the caller's (from the kubeconfig)
+//! only lists pods and manages the run's access objects; scans run with a
+//! short-lived token bound to the run ([`Cluster::scoped`]).
+
+use std::fmt;
+
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::io::AsyncReadExt;
+
+use crate::inventory::PodInfo;
+
+/// A bearer token. Never shown: `Debug` and `Display` print a placeholder.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// The secret value, for building a client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Cluster errors, rendered without tokens or request bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The kubeconfig could not be read or used.
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    /// The kubeconfig disables TLS verification.
+    #[error(
+        "the kubeconfig context disables TLS verification (insecure-skip-tls-verify); vigil refuses that unless --insecure-skip-tls-verify is given"
+    )]
+    InsecureConfig,
+    /// The API server refused (status code and reason).
+    #[error("{verb} {what}: the API server answered {code} ({reason})")]
+    Api {
+        /// What was attempted.
+        verb: &'static str,
+        /// The object.
+        what: String,
+        /// HTTP status.
+        code: u16,
+        /// Kubernetes reason.
+        reason: String,
+    },
+    /// Anything else on the way (connection, TLS, protocol).
+    #[error("{verb} {what}: {message}")]
+    Transport {
+        /// What was attempted.
+        verb: &'static str,
+        /// The object.
+        what: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ClusterError {
+    fn from_kube(verb: &'static str, what: impl Into<String>, e: kube::Error) -> ClusterError {
+        let what = what.into();
+        match e {
+            kube::Error::Api(s) => ClusterError::Api {
+                verb,
+                what,
+                code: s.code,
+                reason: s.reason.clone(),
+            },
+            other => ClusterError::Transport {
+                verb,
+                what,
+                message: redact_error(&other.to_string()),
+            },
+        }
+    }
+
+    /// Returns true if and only if the API server answered 403.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 403, .. })
+    }
+
+    /// Returns true if and only if the API server answered 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 404, .. })
+    }
+}
+
+/// Errors from libraries can quote request headers; cut anything after
+/// "Bearer" so a token can never reach a message.
+fn redact_error(s: &str) -> String {
+    match s.find("Bearer") {
+        Some(i) => format!("{}Bearer <redacted>", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A connection to one cluster, as one identity.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    config: kube::Config,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cluster({})", self.config.cluster_url)
+    }
+}
+
+impl Cluster {
+    /// Connect with the kubeconfig (KUBECONFIG or ~/.kube/config), the
+    /// given context or the current one. TLS verification stays on unless
+    /// `allow_insecure` is set.
+    pub async fn connect(
+        context: Option<&str>,
+        allow_insecure: bool,
+    ) -> Result<Cluster, ClusterError> {
+        Cluster::connect_with(None, context, allow_insecure).await
+    }
+
+    /// Like [`Cluster::connect`] with an explicit kubeconfig file.
+    pub async fn connect_with(
+        path: Option<&std::path::Path>,
+        context: Option<&str>,
+        allow_insecure: bool,
+    ) -> Result<Cluster, ClusterError> {
+        let kubeconfig = match path {
+            Some(p) => Kubeconfig::read_from(p),
+            None => Kubeconfig::read(),
+        }
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
+        if config.accept_invalid_certs && !allow_insecure {
+            return Err(ClusterError::InsecureConfig);
+        }
+        let client = kube::Client::try_from(config.clone())
+            .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
+        Ok(Cluster { client, config })
+    }
+
+    /// The same API server and CA, authenticated only by `token` (no client
+    /// certificate, no exec plugin, nothing else from the kubeconfig).
+    pub fn scoped(&self, token: &Token) -> Result<Cluster, ClusterError> {
+        let mut config = kube::Config::new(self.config.cluster_url.clone());
+        config.root_cert = self.config.root_cert.clone();
+        config.accept_invalid_certs = self.config.accept_invalid_certs;
+        config.tls_server_name = self.config.tls_server_name.clone();
+        config.auth_info.token = Some(token.expose().to_string().into());
+        let client = kube::Client::try_from(config.clone())
+            .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
+        Ok(Cluster { client, config })
+    }
+
+    /// Every pod in a namespace (the planner applies selectors itself).
+    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<PodInfo>, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::from_kube("list", format!("pods in {namespace}"), e))?;
+        let mut pods: Vec<PodInfo> = list.items.iter().filter_map(PodInfo::from_pod).collect();
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(pods)
+    }
+
+    /// Get one pod (what a scoped token may do on planned pods).
+    pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        api.get(name)
+            .await
+            .map_err(|e| ClusterError::from_kube("get", format!("pod {namespace}/{name}"), e))
+    }
+
+    /// Create a ServiceAccount.
+    pub async fn create_service_account(
+        &self,
+        sa: &ServiceAccount,
+    ) -> Result<ServiceAccount, ClusterError> {
+        let ns = sa.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &ns);
+        api.create(&PostParams::default(), sa).await.map_err(|e| {
+            ClusterError::from_kube(
+                "create",
+                format!("serviceaccount {ns}/{}", name_of(&sa.metadata)),
+                e,
+            )
+        })
+    }
+
+    /// Create a Role.
+    pub async fn create_role(&self, role: &Role) -> Result<Role, ClusterError> {
+        let ns = role.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Role> = Api::namespaced(self.client.clone(), &ns);
+        api.create(&PostParams::default(), role).await.map_err(|e| {
+            ClusterError::from_kube(
+                "create",
+                format!("role {ns}/{}", name_of(&role.metadata)),
+                e,
+            )
+        })
+    }
+
+    /// Create a RoleBinding.
+    pub async fn create_role_binding(&self, rb: &RoleBinding) -> Result<RoleBinding, ClusterError> {
+        let ns = rb.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
+        api.create(&PostParams::default(), rb).await.map_err(|e| {
+            ClusterError::from_kube(
+                "create",
+                format!("rolebinding {ns}/{}", name_of(&rb.metadata)),
+                e,
+            )
+        })
+    }
+
+    /// Create a Secret (the token's anchor).
+    pub async fn create_secret(&self, secret: &Secret) -> Result<Secret, ClusterError> {
+        let ns = secret.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        api.create(&PostParams::default(), secret)
+            .await
+            .map_err(|e| {
+                ClusterError::from_kube(
+                    "create",
+                    format!("secret {ns}/{}", name_of(&secret.metadata)),
+                    e,
+                )
+            })
+    }
+
+    /// Request a token for a ServiceAccount, bound to a Secret so that
+    /// deleting the Secret revokes it.
+    pub async fn request_token(
+        &self,
+        namespace: &str,
+        sa: &str,
+        ttl_seconds: i64,
+        audiences: &[String],
+        anchor: &Secret,
+    ) -> Result<Token, ClusterError> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let tr = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: audiences.to_vec(),
+                expiration_seconds: Some(ttl_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Secret".into()),
+                    name: anchor.metadata.name.clone(),
+                    uid: anchor.metadata.uid.clone(),
+                }),
+            },
+            ..TokenRequest::default()
+        };
+        let what = format!("token for serviceaccount {namespace}/{sa}");
+        let out: TokenRequest = api
+            .create_token_request(sa, &PostParams::default(), &tr)
+            .await
+            .map_err(|e| ClusterError::from_kube("create", what.clone(), e))?;
+        let token = out
+            .status
+            .map(|s| s.token)
+            .filter(|t| !t.is_empty())
+            .ok_or(ClusterError::Transport {
+                verb: "create",
+                what,
+                message: "the API server returned no token".into(),
+            })?;
+        Ok(Token(token))
+    }
+
+    /// Delete a namespaced object by kind and name; a missing object is fine.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ClusterError> {
+        let dp = DeleteParams::default();
+        let what = format!("{} {namespace}/{name}", kind.as_str());
+        let r = match kind {
+            Kind::ServiceAccount => {
+                Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ())
+            }
+            Kind::Role => Api::<Role>::namespaced(self.client.clone(), namespace)
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+            Kind::RoleBinding => Api::<RoleBinding>::namespaced(self.client.clone(), namespace)
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+            Kind::Secret => Api::<Secret>::namespaced(self.client.clone(), namespace)
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+        };
+        match r.map_err(|e| ClusterError::from_kube("delete", what, e)) {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Run `command` in a container with one `pods/exec`; collect stdout
+    /// (up to `max_bytes`), stderr (up to 64 KiB) and the exit status.
+    pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+        max_bytes: usize,
+    ) -> Result<ExecOutput, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("exec in {namespace}/{pod}/{container}");
+        let params = AttachParams::default()
+            .container(container)
+            .stdin(false)
+            .stdout(true)
+            .stderr(true);
+        let mut attached = api
+            .exec(pod, command, &params)
+            .await
+            .map_err(|e| ClusterError::from_kube("create", what.clone(), e))?;
+        let mut stdout = attached.stdout().ok_or(ClusterError::Transport {
+            verb: "create",
+            what: what.clone(),
+            message: "no stdout stream".into(),
+        })?;
+        let mut stderr = attached.stderr().ok_or(ClusterError::Transport {
+            verb: "create",
+            what: what.clone(),
+            message: "no stderr stream".into(),
+        })?;
+        let status = attached.take_status();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut out_limited = (&mut stdout).take(max_bytes as u64 + 1);
+        let mut err_limited = (&mut stderr).take(64 * 1024);
+        let (r1, r2) = tokio::join!(
+            out_limited.read_to_end(&mut out),
+            err_limited.read_to_end(&mut err)
+        );
+        r1.and(r2).map_err(|e| ClusterError::Transport {
+            verb: "create",
+            what: what.clone(),
+            message: format!("exec stream: {e}"),
+        })?;
+        let status = match status {
+            Some(s) => s.await,
+            None => None,
+        };
+        let _ = attached.join().await;
+        if out.len() > max_bytes {
+            return Err(ClusterError::Transport {
+                verb: "create",
+                what,
+                message: format!("output exceeded {max_bytes} bytes"),
+            });
+        }
+        let exit_code = status.as_ref().map(|s| {
+            if s.status.as_deref() == Some("Success") {
+                0
+            } else {
+                s.details
+                    .as_ref()
+                    .and_then(|d| d.causes.as_ref())
+                    .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+                    .and_then(|c| c.message.as_ref())
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(-1)
+            }
+        });
+        Ok(ExecOutput {
+            stdout: out,
+            stderr: err,
+            exit_code,
+            status_message: status.and_then(|s| s.message),
+        })
+    }
+}
+
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+/// The kinds of objects a run creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Kind {
+    ServiceAccount,
+    Role,
+    RoleBinding,
+    Secret,
+}
+
+impl Kind {
+    /// Lower-case kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ServiceAccount => "serviceaccount",
+            Kind::Role => "role",
+            Kind::RoleBinding => "rolebinding",
+            Kind::Secret => "secret",
+        }
+    }
+}
+
+/// What an exec returned.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error (capped).
+    pub stderr: Vec<u8>,
+    /// Exit code, when the API server sent a status.
+    pub exit_code: Option<i32>,
+    /// The status message (e.g. why the command could not start).
+    pub status_message: Option<String>,
+}

@@ -1,0 +1,58 @@
+//! The live cluster as an inventory: pods listed through the API (as the
+//! caller's identity), cached per namespace for the duration of a plan.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::runtime::Handle;
+
+use super::{Inventory, InventoryError, PodInfo};
+use crate::cluster::Cluster;
+
+/// Pods from a live cluster.
+pub struct Live {
+    cluster: Cluster,
+    runtime: Handle,
+    cache: Mutex<HashMap<String, Vec<PodInfo>>>,
+}
+
+impl Live {
+    /// Wrap a connected cluster; `runtime` runs its requests.
+    pub fn new(cluster: Cluster, runtime: Handle) -> Live {
+        Live {
+            cluster,
+            runtime,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Inventory for Live {
+    fn pods(
+        &self,
+        _cluster: Option<&str>,
+        namespace: &str,
+    ) -> Result<Cow<'_, [PodInfo]>, InventoryError> {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+        {
+            return Ok(Cow::Owned(p.clone()));
+        }
+        let pods = self
+            .runtime
+            .block_on(self.cluster.list_pods(namespace))
+            .map_err(|e| InventoryError::Read {
+                path: format!("cluster {:?}", self.cluster),
+                reason: e.to_string(),
+            })?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(namespace.to_string(), pods.clone());
+        Ok(Cow::Owned(pods))
+    }
+}

@@ -1,0 +1,733 @@
+//! A test Kubernetes API server: real HTTPS (a generated CA), real bearer
+//! tokens, RBAC enforced for the tokens it issues, TokenRequest with bound
+//! anchors (deleting the anchor Secret revokes the token), and `pods/exec`
+//! over WebSocket (`v5.channel.k8s.io` / `v4.channel.k8s.io`) that runs the
+//! command under `chroot` in the pod's fixture root filesystem.
+//!
+//! vigil talks to it through an ordinary kubeconfig, with the same `kube`
+//! code path it uses against a real cluster. Used in-process by the tests
+//! and standalone by `cargo run --example fake-apiserver`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// The admin token written into the kubeconfig (the "caller" identity).
+pub const ADMIN_TOKEN: &str = "fake-admin-token-not-secret";
+
+/// An issued ServiceAccount token.
+#[derive(Debug, Clone)]
+struct IssuedToken {
+    namespace: String,
+    service_account: String,
+    expires: Instant,
+    anchor_uid: Option<String>,
+}
+
+/// One API request, as the server saw it (for assertions).
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// `admin`, `system:serviceaccount:NS:NAME`, or `anonymous`.
+    pub identity: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Response status.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    /// (resource, namespace, name) → object.
+    objects: BTreeMap<(String, String, String), Value>,
+    tokens: HashMap<String, IssuedToken>,
+    log: Vec<Logged>,
+    rootfs: HashMap<(String, String), PathBuf>,
+}
+
+/// A running server.
+pub struct FakeApiServer {
+    /// Listening address.
+    pub addr: SocketAddr,
+    logged: Arc<std::sync::Condvar>,
+    /// A kubeconfig for the admin identity.
+    pub kubeconfig: PathBuf,
+    state: Arc<Mutex<State>>,
+    latency_ms: Arc<AtomicU64>,
+    _runtime: Option<tokio::runtime::Runtime>,
+    _dir: PathBuf,
+}
+
+impl FakeApiServer {
+    /// Start on 127.0.0.1 (a free port) with `pods` (Pod JSON objects) whose
+    /// exec runs in `rootfs[(ns, pod)]`. Writes the kubeconfig into `dir`.
+    pub fn start(
+        dir: &Path,
+        pods: Vec<Value>,
+        rootfs: HashMap<(String, String), PathBuf>,
+    ) -> FakeApiServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut server = runtime.block_on(Self::start_async(
+            dir,
+            pods,
+            rootfs,
+            "127.0.0.1:0".parse().unwrap(),
+        ));
+        server._runtime = Some(runtime);
+        server
+    }
+
+    /// Start inside an existing runtime.
+    pub async fn start_async(
+        dir: &Path,
+        pods: Vec<Value>,
+        rootfs: HashMap<(String, String), PathBuf>,
+        listen: SocketAddr,
+    ) -> FakeApiServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "vigil test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut server_params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        server_params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        let tls = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+
+        let mut state = State {
+            rootfs,
+            ..State::default()
+        };
+        for p in pods {
+            let ns = p["metadata"]["namespace"].as_str().unwrap().to_string();
+            let name = p["metadata"]["name"].as_str().unwrap().to_string();
+            state.objects.insert(("pods".into(), ns, name), p);
+        }
+        let state = Arc::new(Mutex::new(state));
+        let latency_ms = Arc::new(AtomicU64::new(0));
+
+        let kubeconfig = dir.join("kubeconfig");
+        let ca_pem = base64::engine::general_purpose::STANDARD.encode(ca_cert.pem());
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca_pem}\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: admin\ncurrent-context: fake\n"
+            ),
+        )
+        .unwrap();
+
+        let st = state.clone();
+        let lat = latency_ms.clone();
+        let logged = Arc::new(std::sync::Condvar::new());
+        let notify = logged.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let st = st.clone();
+                let lat = lat.clone();
+                let notify = notify.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, st.clone(), lat.clone(), notify.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        FakeApiServer {
+            addr,
+            logged,
+            kubeconfig,
+            state,
+            latency_ms,
+            _runtime: None,
+            _dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Add latency to every request.
+    pub fn set_latency(&self, d: Duration) {
+        self.latency_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Names of stored objects of a resource (`serviceaccounts`, `roles`, …).
+    pub fn objects(&self, resource: &str) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        st.objects
+            .keys()
+            .filter(|(r, _, _)| r == resource)
+            .map(|(_, ns, n)| format!("{ns}/{n}"))
+            .collect()
+    }
+
+    /// Every token the server issued.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().tokens.keys().cloned().collect()
+    }
+
+    /// Every token ever issued, valid or not (kept for leak searches).
+    pub fn request_log(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Block until the request log satisfies `pred` (woken by each request),
+    /// or fail after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Logged]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.state.lock().unwrap();
+        while !pred(&st.log) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for the API server log");
+            st = self.logged.wait_timeout(st, left).unwrap().0;
+        }
+    }
+
+    /// Returns true if and only if `token` still authenticates.
+    pub fn token_valid(&self, token: &str) -> bool {
+        let st = self.state.lock().unwrap();
+        authenticate(&st, Some(token)).is_some_and(|id| id != "anonymous")
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
+}
+
+fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+        .unwrap()
+}
+
+/// Identity for a bearer token, if it is valid.
+fn authenticate(st: &State, token: Option<&str>) -> Option<String> {
+    let token = token?;
+    if token == ADMIN_TOKEN {
+        return Some("admin".into());
+    }
+    let t = st.tokens.get(token)?;
+    if Instant::now() > t.expires {
+        return None;
+    }
+    if let Some(uid) = &t.anchor_uid {
+        let alive = st.objects.iter().any(|((r, ns, _), o)| {
+            r == "secrets" && ns == &t.namespace && o["metadata"]["uid"] == uid.as_str()
+        });
+        if !alive {
+            return None;
+        }
+    }
+    Some(format!(
+        "system:serviceaccount:{}:{}",
+        t.namespace, t.service_account
+    ))
+}
+
+/// RBAC for ServiceAccount identities: Roles bound to them in the namespace.
+fn authorize(
+    st: &State,
+    identity: &str,
+    ns: &str,
+    group: &str,
+    resource: &str,
+    verb: &str,
+    name: Option<&str>,
+) -> bool {
+    if identity == "admin" {
+        return true;
+    }
+    let Some(rest) = identity.strip_prefix("system:serviceaccount:") else {
+        return false;
+    };
+    let Some((sa_ns, sa)) = rest.split_once(':') else {
+        return false;
+    };
+    st.objects
+        .iter()
+        .filter(|((r, rns, _), _)| r == "rolebindings" && rns == ns)
+        .filter(|(_, rb)| {
+            rb["subjects"].as_array().into_iter().flatten().any(|s| {
+                s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == sa_ns
+            })
+        })
+        .filter_map(|(_, rb)| {
+            st.objects.get(&(
+                "roles".to_string(),
+                ns.to_string(),
+                rb["roleRef"]["name"].as_str()?.to_string(),
+            ))
+        })
+        .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
+        .any(|rule| {
+            let has = |field: &str, v: &str| {
+                rule[field]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == v || x == "*"))
+            };
+            has("apiGroups", group)
+                && has("resources", resource)
+                && has("verbs", verb)
+                && match rule["resourceNames"].as_array() {
+                    None => true,
+                    Some(names) if names.is_empty() => true,
+                    Some(names) => name.is_some_and(|n| names.iter().any(|x| x == n)),
+                }
+        })
+}
+
+fn matches_selector(obj: &Value, selector: Option<&str>) -> bool {
+    let Some(sel) = selector else { return true };
+    sel.split(',')
+        .filter(|s| !s.is_empty())
+        .all(|req| match req.split_once('=') {
+            Some((k, v)) => obj["metadata"]["labels"][k] == v,
+            None => !obj["metadata"]["labels"][req].is_null(),
+        })
+}
+
+fn query_params(uri: &hyper::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 3 <= b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    st: Arc<Mutex<State>>,
+    lat: Arc<AtomicU64>,
+    notify: Arc<std::sync::Condvar>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let ms = lat.load(Ordering::Relaxed);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let full = req.uri().to_string();
+    let identity = authenticate(&st.lock().unwrap(), token.as_deref());
+    let resp = route(req, &st, identity.as_deref()).await;
+    st.lock().unwrap().log.push(Logged {
+        identity: identity.unwrap_or_else(|| "anonymous".into()),
+        method: method.to_string(),
+        path: full,
+        status: resp.status().as_u16(),
+    });
+    notify.notify_all();
+    let _ = path;
+    Ok(resp)
+}
+
+async fn route(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let Some(identity) = identity else {
+        return respond(401, &status(401, "Unauthorized", "Unauthorized"));
+    };
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
+    // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", "namespaces", rest @ ..] => ("", rest.to_vec()),
+        [
+            "apis",
+            "rbac.authorization.k8s.io",
+            "v1",
+            "namespaces",
+            rest @ ..,
+        ] => ("rbac.authorization.k8s.io", rest.to_vec()),
+        _ => {
+            return respond(
+                404,
+                &status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            );
+        }
+    };
+    let (ns, resource, name, sub) = match rest.as_slice() {
+        [ns, res] => (ns.to_string(), res.to_string(), None, None),
+        [ns, res, name] => (
+            ns.to_string(),
+            res.to_string(),
+            Some(name.to_string()),
+            None,
+        ),
+        [ns, res, name, sub] => (
+            ns.to_string(),
+            res.to_string(),
+            Some(name.to_string()),
+            Some(sub.to_string()),
+        ),
+        _ => return respond(404, &status(404, "NotFound", "not found")),
+    };
+    let rbac_resource = match &sub {
+        Some(s) => format!("{resource}/{s}"),
+        None => resource.clone(),
+    };
+    let verb = match (req.method(), &name, &sub) {
+        (&Method::GET, _, Some(s)) if s == "exec" => "create",
+        (&Method::GET, Some(_), _) => "get",
+        (&Method::GET, None, _) => "list",
+        (&Method::POST, _, _) => "create",
+        (&Method::DELETE, _, _) => "delete",
+        (&Method::PATCH, _, _) => "patch",
+        _ => return respond(405, &status(405, "MethodNotAllowed", "method not allowed")),
+    };
+    let allowed = authorize(
+        &st.lock().unwrap(),
+        identity,
+        &ns,
+        group,
+        &rbac_resource,
+        verb,
+        name.as_deref(),
+    );
+    if !allowed {
+        let msg =
+            format!("{identity} cannot {verb} resource \"{rbac_resource}\" in namespace \"{ns}\"");
+        return respond(403, &status(403, "Forbidden", &msg));
+    }
+    if sub.as_deref() == Some("exec") && resource == "pods" {
+        return exec(req, st, &ns, name.as_deref().unwrap_or_default()).await;
+    }
+    if sub.as_deref() == Some("token") && resource == "serviceaccounts" {
+        let body = read_json(req).await;
+        return token_request(st, &ns, name.as_deref().unwrap_or_default(), body);
+    }
+    let query = query_params(req.uri());
+    match (verb, name) {
+        ("list", None) => {
+            let selector = query
+                .iter()
+                .find(|(k, _)| k == "labelSelector")
+                .map(|(_, v)| v.clone());
+            let st = st.lock().unwrap();
+            let items: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|((r, rns, _), o)| {
+                    r == &resource && rns == &ns && matches_selector(o, selector.as_deref())
+                })
+                .map(|(_, o)| o.clone())
+                .collect();
+            respond(
+                200,
+                &json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
+            )
+        }
+        ("get", Some(n)) => {
+            match st
+                .lock()
+                .unwrap()
+                .objects
+                .get(&(resource.clone(), ns.clone(), n.clone()))
+            {
+                Some(o) => respond(200, o),
+                None => respond(
+                    404,
+                    &status(404, "NotFound", &format!("{resource} \"{n}\" not found")),
+                ),
+            }
+        }
+        ("create", None) => {
+            let mut obj = read_json(req).await;
+            let n = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            obj["metadata"]["namespace"] = json!(ns);
+            obj["metadata"]["creationTimestamp"] = json!("2026-11-26T00:00:00Z");
+            let mut st = st.lock().unwrap();
+            let key = (resource.clone(), ns.clone(), n.clone());
+            if st.objects.contains_key(&key) {
+                return respond(
+                    409,
+                    &status(
+                        409,
+                        "AlreadyExists",
+                        &format!("{resource} \"{n}\" already exists"),
+                    ),
+                );
+            }
+            st.objects.insert(key, obj.clone());
+            respond(201, &obj)
+        }
+        ("delete", Some(n)) => {
+            match st
+                .lock()
+                .unwrap()
+                .objects
+                .remove(&(resource.clone(), ns.clone(), n.clone()))
+            {
+                Some(o) => respond(200, &o),
+                None => respond(
+                    404,
+                    &status(404, "NotFound", &format!("{resource} \"{n}\" not found")),
+                ),
+            }
+        }
+        _ => respond(
+            405,
+            &status(405, "MethodNotAllowed", "not supported by the test server"),
+        ),
+    }
+}
+
+async fn read_json(req: Request<Incoming>) -> Value {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+fn token_request(st: &Arc<Mutex<State>>, ns: &str, sa: &str, body: Value) -> Response<Full<Bytes>> {
+    let mut st = st.lock().unwrap();
+    if !st
+        .objects
+        .contains_key(&("serviceaccounts".into(), ns.into(), sa.into()))
+    {
+        return respond(
+            404,
+            &status(
+                404,
+                "NotFound",
+                &format!("serviceaccounts \"{sa}\" not found"),
+            ),
+        );
+    }
+    let secs = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+    if secs < 600 {
+        return respond(
+            422,
+            &status(422, "Invalid", "expirationSeconds must be at least 600"),
+        );
+    }
+    let anchor_uid = body["spec"]["boundObjectRef"]["uid"]
+        .as_str()
+        .map(str::to_string);
+    let token = format!("fake-sa-token-{}", uuid::Uuid::new_v4().simple());
+    st.tokens.insert(
+        token.clone(),
+        IssuedToken {
+            namespace: ns.into(),
+            service_account: sa.into(),
+            expires: Instant::now() + Duration::from_secs(secs as u64),
+            anchor_uid,
+        },
+    );
+    let mut out = body;
+    out["status"] = json!({"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"});
+    respond(201, &out)
+}
+
+async fn exec(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    ns: &str,
+    pod: &str,
+) -> Response<Full<Bytes>> {
+    let query = query_params(req.uri());
+    let command: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let container = query
+        .iter()
+        .find(|(k, _)| k == "container")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let (root, known) = {
+        let st = st.lock().unwrap();
+        let pod_obj = st
+            .objects
+            .get(&("pods".into(), ns.into(), pod.into()))
+            .cloned();
+        let known = pod_obj.as_ref().is_some_and(|p| {
+            p["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == container.as_str())
+        });
+        (
+            st.rootfs.get(&(ns.to_string(), pod.to_string())).cloned(),
+            known,
+        )
+    };
+    if !known {
+        return respond(
+            400,
+            &status(
+                400,
+                "BadRequest",
+                &format!("container {container} is not valid for pod {pod}"),
+            ),
+        );
+    }
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let protocols = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let protocol = if protocols.contains("v5.channel.k8s.io") {
+        "v5.channel.k8s.io"
+    } else {
+        "v4.channel.k8s.io"
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        let frame = |ch: u8, data: &[u8]| {
+            let mut v = vec![ch];
+            v.extend_from_slice(data);
+            Message::Binary(v.into())
+        };
+        let result = match root {
+            Some(root) => tokio::process::Command::new("chroot")
+                .arg(&root)
+                .args(&command)
+                .output()
+                .await
+                .ok(),
+            None => None,
+        };
+        let status_json = match &result {
+            Some(out) => {
+                for chunk in out.stdout.chunks(32 * 1024) {
+                    let _ = ws.send(frame(1, chunk)).await;
+                }
+                if !out.stderr.is_empty() {
+                    let _ = ws.send(frame(2, &out.stderr)).await;
+                }
+                match out.status.code() {
+                    Some(0) => json!({"metadata": {}, "status": "Success"}),
+                    code => {
+                        json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: {code:?}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}})
+                    }
+                }
+            }
+            None => {
+                json!({"metadata": {}, "status": "Failure", "message": "OCI runtime exec failed: no root filesystem for this pod", "reason": "InternalError"})
+            }
+        };
+        let _ = ws
+            .send(frame(3, &serde_json::to_vec(&status_json).unwrap()))
+            .await;
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-accept", accept)
+        .header("sec-websocket-protocol", protocol)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
