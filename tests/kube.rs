@@ -321,3 +321,123 @@ fn sigint_mid_run_finishes_cleanly() {
     assert_clean(&c);
     let _ = vigil_in;
 }
+
+fn run_with_kubeconfig(c: &Cluster, kubeconfig: &Path, args: &[&str]) -> crate::util::Run {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(c.dir.path())
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn gc_deletes_only_expired_leftovers() {
+    let Some(c) = cluster(false) else { return };
+    let leftover = |kind: &str, name: &str, expires: &str| {
+        let api_version = if kind == "Role" {
+            "rbac.authorization.k8s.io/v1"
+        } else {
+            "v1"
+        };
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": "team-a",
+            "labels": {"app.kubernetes.io/managed-by": "vigil"}, "annotations": {"vigil.dev/expires-at": expires}}})
+    };
+    c.server.insert(
+        "serviceaccounts",
+        leftover("ServiceAccount", "vigil-old-1", "2020-01-01T00:00:00Z"),
+    );
+    c.server.insert(
+        "secrets",
+        leftover("Secret", "vigil-old-1-anchor", "2020-01-01T00:00:00Z"),
+    );
+    c.server.insert(
+        "roles",
+        leftover("Role", "vigil-old-1", "2020-01-01T00:00:00Z"),
+    );
+    c.server.insert(
+        "serviceaccounts",
+        leftover("ServiceAccount", "vigil-running", "2099-01-01T00:00:00Z"),
+    );
+    let mut unrelated = leftover("ServiceAccount", "not-vigil", "2020-01-01T00:00:00Z");
+    unrelated["metadata"]["labels"] = json!({"app": "x"});
+    c.server.insert("serviceaccounts", unrelated);
+    let dry = run_with_kubeconfig(&c, &c.server.kubeconfig, &["gc", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("would delete secret team-a/vigil-old-1-anchor"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        c.server.objects("roles"),
+        vec!["team-a/vigil-old-1"],
+        "dry run deletes nothing"
+    );
+    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &["gc"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("deleted secret"),
+        "anchors go first: {}",
+        run.stdout
+    );
+    assert_eq!(
+        c.server.objects("serviceaccounts"),
+        vec!["team-a/not-vigil", "team-a/vigil-running"]
+    );
+    assert!(c.server.objects("roles").is_empty());
+}
+
+#[test]
+fn insecure_kubeconfigs_are_refused_unless_asked_for() {
+    let Some(c) = cluster(false) else { return };
+    let text = std::fs::read_to_string(&c.server.kubeconfig).unwrap();
+    let insecure = text
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                format!("{l}\n    insecure-skip-tls-verify: true")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = c.dir.write("insecure-kubeconfig", insecure);
+    let policy = policy(&c);
+    let profiles = repo().join("policies/profiles");
+    let args = ["plan", policy.to_str().unwrap(), profiles.to_str().unwrap()];
+    let run = run_with_kubeconfig(&c, &path, &args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--insecure-skip-tls-verify"),
+        "{}",
+        run.stderr
+    );
+    let mut with_flag = args.to_vec();
+    with_flag.push("--insecure-skip-tls-verify");
+    let run = run_with_kubeconfig(&c, &path, &with_flag);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("team-a/web-0/app"), "{}", run.stdout);
+    // And a kubeconfig without the CA fails TLS verification outright.
+    let no_ca = text
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = c.dir.write("no-ca-kubeconfig", no_ca);
+    let run = run_with_kubeconfig(&c, &path, &args);
+    assert_ne!(run.code, 0);
+    assert!(
+        !run.stderr.contains(crate::fakeapi::ADMIN_TOKEN),
+        "no credential in errors"
+    );
+}

@@ -59,25 +59,44 @@ impl RunAccess {
     ) -> Result<(), ClusterError> {
         let ttl = crate::policy::duration::parse(&policy.spec.access.token_ttl)
             .map_or(900, |d| d.as_secs() as i64);
+        // Leftovers (a run killed with SIGKILL) become collectable by `vigil
+        // gc` once no token of the run can be valid any more and the run's
+        // deadline has passed.
+        let deadline = crate::policy::duration::parse(&policy.spec.limits.run_deadline)
+            .map_or(1800, |d| d.as_secs() as i64);
+        let expires = (chrono::Utc::now() + chrono::Duration::seconds(ttl.max(deadline)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let stamp = |meta: &mut ObjectMeta| {
+            meta.annotations
+                .get_or_insert_with(Default::default)
+                .insert(
+                    crate::plan::rbac::EXPIRES_ANNOTATION.into(),
+                    expires.clone(),
+                );
+        };
         for ns_access in &plan.access {
             let ns = ns_access.namespace.clone();
             if policy.spec.access.mode == AccessMode::PerRun {
-                caller
-                    .create_service_account(&ns_access.service_account)
-                    .await?;
+                let mut sa = ns_access.service_account.clone();
+                stamp(&mut sa.metadata);
+                caller.create_service_account(&sa).await?;
                 self.created.push((
                     Kind::ServiceAccount,
                     ns.clone(),
                     plan.service_account.clone(),
                 ));
-                caller.create_role(&ns_access.role).await?;
+                let mut role = ns_access.role.clone();
+                stamp(&mut role.metadata);
+                caller.create_role(&role).await?;
                 self.created
                     .push((Kind::Role, ns.clone(), plan.service_account.clone()));
-                caller.create_role_binding(&ns_access.role_binding).await?;
+                let mut rb = ns_access.role_binding.clone();
+                stamp(&mut rb.metadata);
+                caller.create_role_binding(&rb).await?;
                 self.created
                     .push((Kind::RoleBinding, ns.clone(), plan.service_account.clone()));
             }
-            let anchor = Secret {
+            let mut anchor = Secret {
                 metadata: ObjectMeta {
                     name: Some(format!("{}-anchor", plan.service_account)),
                     namespace: Some(ns.clone()),
@@ -88,6 +107,7 @@ impl RunAccess {
                 type_: Some("Opaque".into()),
                 ..Secret::default()
             };
+            stamp(&mut anchor.metadata);
             let anchor = caller.create_secret(&anchor).await?;
             self.created.push((
                 Kind::Secret,
@@ -129,4 +149,39 @@ impl RunAccess {
         }
         failed
     }
+}
+
+/// Delete vigil-managed objects whose `vigil.dev/expires-at` has passed
+/// (leftovers of runs killed before they could clean up), anchors first.
+/// Returns (deleted, kept-because-not-expired) as `kind ns/name`.
+pub async fn gc(
+    caller: &Cluster,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> Result<(Vec<String>, Vec<String>), ClusterError> {
+    let mut deleted = Vec::new();
+    let mut kept = Vec::new();
+    for kind in [
+        Kind::Secret,
+        Kind::RoleBinding,
+        Kind::Role,
+        Kind::ServiceAccount,
+    ] {
+        for (ns, name, expires) in caller.list_managed(kind).await? {
+            let label = format!("{} {ns}/{name}", kind.as_str());
+            let expired = expires
+                .as_deref()
+                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                .is_some_and(|e| e < now);
+            if !expired {
+                kept.push(label);
+                continue;
+            }
+            if !dry_run {
+                caller.delete(kind, &ns, &name).await?;
+            }
+            deleted.push(label);
+        }
+    }
+    Ok((deleted, kept))
 }

@@ -2,6 +2,7 @@
 //! subcommand lives in its own file with its `Args` and a `run` that calls
 //! into the library.
 
+mod gc;
 mod keygen;
 mod open;
 mod plan;
@@ -69,6 +70,7 @@ enum Command {
     Verify(verify::Args),
     Open(open::Args),
     Keygen(keygen::Args),
+    Gc(gc::Args),
     Render(render::Args),
     Probe(probe::Args),
 }
@@ -93,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Open(a) => open::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Gc(a) => gc::run(a),
         Command::Render(a) => render::run(a),
         Command::Probe(a) => probe::run(a),
     };

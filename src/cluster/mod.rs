@@ -324,6 +324,53 @@ impl Cluster {
         }
     }
 
+    /// Every object of `kind` in any namespace carrying the vigil
+    /// managed-by label: (namespace, name, its `vigil.dev/expires-at`).
+    pub async fn list_managed(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
+        let lp = ListParams::default().labels(&format!(
+            "{}={}",
+            crate::plan::rbac::MANAGED_BY.0,
+            crate::plan::rbac::MANAGED_BY.1
+        ));
+        let what = format!("{}s managed by vigil", kind.as_str());
+        let metas: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> = match kind {
+            Kind::ServiceAccount => Api::<ServiceAccount>::all(self.client.clone())
+                .list(&lp)
+                .await
+                .map(|l| l.items.into_iter().map(|o| o.metadata).collect()),
+            Kind::Role => Api::<Role>::all(self.client.clone())
+                .list(&lp)
+                .await
+                .map(|l| l.items.into_iter().map(|o| o.metadata).collect()),
+            Kind::RoleBinding => Api::<RoleBinding>::all(self.client.clone())
+                .list(&lp)
+                .await
+                .map(|l| l.items.into_iter().map(|o| o.metadata).collect()),
+            Kind::Secret => Api::<Secret>::all(self.client.clone())
+                .list(&lp)
+                .await
+                .map(|l| l.items.into_iter().map(|o| o.metadata).collect()),
+        }
+        .map_err(|e| ClusterError::from_kube("list", what, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let exp = m
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(crate::plan::rbac::EXPIRES_ANNOTATION).cloned());
+                (
+                    m.namespace.unwrap_or_default(),
+                    m.name.unwrap_or_default(),
+                    exp,
+                )
+            })
+            .collect())
+    }
+
     /// Run `command` in a container with one `pods/exec`; collect stdout
     /// (up to `max_bytes`), stderr (up to 64 KiB) and the exit status.
     pub async fn exec(

@@ -191,6 +191,23 @@ impl FakeApiServer {
         }
     }
 
+    /// Store an object as if someone created it (e.g. a leftover of a killed run).
+    pub fn insert(&self, resource: &str, obj: Value) {
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert((resource.into(), ns, name), obj);
+    }
+
     /// Add latency to every request.
     pub fn set_latency(&self, d: Duration) {
         self.latency_ms
@@ -234,6 +251,19 @@ impl FakeApiServer {
         let st = self.state.lock().unwrap();
         authenticate(&st, Some(token)).is_some_and(|id| id != "anonymous")
     }
+}
+
+/// A list of `resource` with the apiVersion and kind clients expect.
+fn list(resource: &str, items: Vec<Value>) -> Value {
+    let (api_version, kind) = match resource {
+        "roles" => ("rbac.authorization.k8s.io/v1", "RoleList"),
+        "rolebindings" => ("rbac.authorization.k8s.io/v1", "RoleBindingList"),
+        "serviceaccounts" => ("v1", "ServiceAccountList"),
+        "secrets" => ("v1", "SecretList"),
+        "pods" => ("v1", "PodList"),
+        _ => ("v1", "List"),
+    };
+    json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": "1"}, "items": items})
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
@@ -410,6 +440,32 @@ async fn route(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
     // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
+    // Cluster-wide lists (admin only): /api/v1/{resource}, /apis/rbac…/v1/{resource}.
+    if let ["api", "v1", res] | ["apis", "rbac.authorization.k8s.io", "v1", res] = parts.as_slice()
+    {
+        if identity != "admin" || req.method() != Method::GET {
+            return respond(
+                403,
+                &status(
+                    403,
+                    "Forbidden",
+                    &format!("{identity} cannot list {res} at the cluster scope"),
+                ),
+            );
+        }
+        let selector = query_params(req.uri())
+            .into_iter()
+            .find(|(k, _)| k == "labelSelector")
+            .map(|(_, v)| v);
+        let st = st.lock().unwrap();
+        let items: Vec<Value> = st
+            .objects
+            .iter()
+            .filter(|((r, _, _), o)| r == res && matches_selector(o, selector.as_deref()))
+            .map(|(_, o)| o.clone())
+            .collect();
+        return respond(200, &list(res, items));
+    }
     let (group, rest) = match parts.as_slice() {
         ["api", "v1", "namespaces", rest @ ..] => ("", rest.to_vec()),
         [
@@ -496,10 +552,7 @@ async fn route(
                 })
                 .map(|(_, o)| o.clone())
                 .collect();
-            respond(
-                200,
-                &json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
-            )
+            respond(200, &list(&resource, items))
         }
         ("get", Some(n)) => {
             match st
