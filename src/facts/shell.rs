@@ -192,7 +192,8 @@ fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, GatherError>
     }))
 }
 
-/// Parse the gatherer's output for `req`. Bytes before the begin line (a
+/// Parse the gatherer's output for `req`.
+#[allow(clippy::explicit_counter_loop)] // `records` counts data lines only, not the end line Bytes before the begin line (a
 /// login banner) are ignored; everything from it to the end line must be
 /// well-formed records about requested paths.
 pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {

@@ -1,0 +1,137 @@
+//! Kubernetes scan benchmark against the test API server with 50 ms of
+//! latency injected on every request: 200 containers at concurrency 32.
+//! Prints exec calls per container, total API requests, wall time, and the
+//! latency bound. Needs root and /bin/busybox (busybox-static), like the
+//! tests: exec runs the gatherer under chroot on this machine.
+//!
+//! Run with `cargo bench --bench kube`.
+
+#[path = "../tests/fakeapi/mod.rs"]
+mod fakeapi;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CONTAINERS: usize = 200;
+const CONCURRENCY: usize = 32;
+const NAMESPACES: usize = 2;
+
+fn main() {
+    let latency_ms: u64 = std::env::var("VIGIL_BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    if !rustix::process::geteuid().is_root() || !Path::new("/bin/busybox").is_file() {
+        eprintln!(
+            "kube bench: needs root and /bin/busybox (apt-get install busybox-static); skipped"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vigil-bench-kube-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // One alpine-like root with busybox, shared by every pod.
+    let root = dir.join("root");
+    assert!(
+        Command::new("cp")
+            .args(["-a"])
+            .arg(repo.join("fixtures/rootfs/alpine"))
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = std::fs::remove_file(root.join("bin/busybox"));
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "stat", "readlink", "head", "base64", "find", "wc", "tr", "printf",
+    ] {
+        let _ = std::fs::remove_file(root.join("bin").join(applet));
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let mut pods = Vec::new();
+    let mut rootfs = HashMap::new();
+    for i in 0..CONTAINERS {
+        let ns = format!("bench-{}", i % NAMESPACES);
+        let name = format!("pod-{i:03}");
+        pods.push(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]}
+        }));
+        rootfs.insert((ns, name), root.clone());
+    }
+    let server = fakeapi::FakeApiServer::start(&dir, pods, rootfs);
+    let targets: String = (0..NAMESPACES).map(|n| format!("    - {{namespace: bench-{n}, selector: {{matchLabels: {{app: bench}}}}, approach: api}}\n")).collect();
+    std::fs::write(
+        dir.join("p.yaml"),
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: bench}}\nspec:\n  profiles: [container-baseline]\n  limits: {{concurrency: {CONCURRENCY}}}\n  targets:\n{targets}"),
+    )
+    .unwrap();
+    let vigil = std::env::var("VIGIL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo.join("target/release/vigil"));
+    assert!(
+        vigil.is_file(),
+        "build the binary first: cargo build --release (or set VIGIL_BIN)"
+    );
+    // Run once without latency (the floor: the gatherer scripts run under
+    // chroot on this same 2-core machine, which a real cluster's nodes would
+    // do), then with the injected latency.
+    let run = |n: usize| -> (f64, usize, usize) {
+        let before = server.request_log().len();
+        let t = Instant::now();
+        let out = Command::new(&vigil)
+            .args(["run", "p.yaml"])
+            .arg(repo.join("policies/profiles"))
+            .args([
+                "--out",
+                &format!("out{n}"),
+                "--unsigned",
+                "--plaintext",
+                "--format",
+                "json",
+            ])
+            .current_dir(&dir)
+            .env("KUBECONFIG", &server.kubeconfig)
+            .output()
+            .unwrap();
+        let wall = t.elapsed().as_secs_f64();
+        assert!(
+            out.status.code().is_some_and(|c| c == 0 || c == 1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = server.request_log();
+        let execs = log[before..]
+            .iter()
+            .filter(|l| l.path.contains("/exec?"))
+            .count();
+        (wall, log.len() - before, execs)
+    };
+    server.set_latency(Duration::ZERO);
+    let (floor, _, _) = run(0);
+    server.set_latency(Duration::from_millis(latency_ms));
+    let (wall, requests, execs) = run(1);
+    // The run's critical path: per namespace (sequentially) the pod list, the
+    // access objects (SA, Role, RoleBinding, anchor Secret) and the
+    // TokenRequest, then waves of execs, then 4 deletes per namespace.
+    let setup = NAMESPACES * 6;
+    let cleanup = NAMESPACES * 4;
+    let waves = CONTAINERS.div_ceil(CONCURRENCY);
+    let exec_bound = (CONTAINERS as f64 / CONCURRENCY as f64) * latency_ms as f64 / 1000.0;
+    let bound = (setup + cleanup) as f64 * latency_ms as f64 / 1000.0 + exec_bound;
+    println!(
+        "kube: {CONTAINERS} containers, concurrency {CONCURRENCY}, {latency_ms} ms per request: {:.2} exec calls per container, {requests} API requests ({execs} exec + {} others); wall {wall:.2} s; without latency {floor:.2} s (gatherer CPU on this machine); latency bound {bound:.2} s ({setup} setup + {cleanup} cleanup requests in sequence + {CONTAINERS}/{CONCURRENCY} x 1 exec x {latency_ms} ms over {waves} waves); latency cost {:.2} s = {:.2}x the bound; wall / bound = {:.2}",
+        execs as f64 / CONTAINERS as f64,
+        requests - execs,
+        wall - floor,
+        (wall - floor) / bound,
+        wall / bound
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
