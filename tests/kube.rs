@@ -441,3 +441,144 @@ fn insecure_kubeconfigs_are_refused_unless_asked_for() {
         "no credential in errors"
     );
 }
+
+/// Apply `vigil render rbac` output to the server as the platform team would.
+fn apply_rendered(c: &Cluster, yaml: &str) {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).unwrap();
+    for d in docs {
+        let resource = match d["kind"].as_str().unwrap() {
+            "ServiceAccount" => "serviceaccounts",
+            "Role" => "roles",
+            "RoleBinding" => "rolebindings",
+            other => panic!("unexpected {other}"),
+        };
+        c.server.insert(resource, d);
+    }
+}
+
+#[test]
+fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
+    let Some(c) = cluster(false) else { return };
+    let text = std::fs::read_to_string(policy(&c)).unwrap().replace(
+        "limits: {concurrency: 4}",
+        "access: {mode: provisioned}\n  limits: {concurrency: 4}",
+    );
+    let prov = c.dir.write("prov.yaml", text);
+    let profiles = repo().join("policies/profiles");
+    let render = run_with_kubeconfig(
+        &c,
+        &c.server.kubeconfig,
+        &[
+            "render",
+            "rbac",
+            prov.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    apply_rendered(&c, &render.stdout);
+    let run_args = [
+        "run",
+        prov.to_str().unwrap(),
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--unsigned",
+        "--plaintext",
+        "--format",
+        "json",
+    ];
+    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &run_args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        summary[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "scanned")
+    );
+    assert!(
+        !run.stderr.contains("holds more"),
+        "exact rights, no warning: {}",
+        run.stderr
+    );
+    // The provisioned objects stay; the run's anchors are gone and its tokens dead.
+    assert_eq!(
+        c.server.objects("serviceaccounts"),
+        vec!["team-a/vigil-live", "team-b/vigil-live"]
+    );
+    assert!(c.server.objects("secrets").is_empty());
+    assert!(
+        c.server
+            .issued_tokens()
+            .iter()
+            .all(|t| !c.server.token_valid(t))
+    );
+    let creates: Vec<_> = c
+        .server
+        .request_log()
+        .into_iter()
+        .filter(|l| {
+            l.method == "POST" && (l.path.contains("/roles") || l.path.contains("/rolebindings"))
+        })
+        .collect();
+    assert!(
+        creates.is_empty(),
+        "a provisioned run creates no RBAC: {creates:?}"
+    );
+
+    // Excess rights are reported.
+    c.server.insert(
+        "roles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "too-much", "namespace": "team-a"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+    );
+    c.server.insert(
+        "rolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "too-much", "namespace": "team-a"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "too-much"},
+        "subjects": [{"kind": "ServiceAccount", "name": "vigil-live", "namespace": "team-a"}]}),
+    );
+    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &run_args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds more than the plan needs") && run.stderr.contains("secrets"),
+        "{}",
+        run.stderr
+    );
+
+    // Missing rights refuse the run before any scan, and leave nothing behind.
+    let mut role: Value = serde_saphyr::from_multiple::<Value>(&render.stdout)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == "team-b")
+        .unwrap();
+    role["rules"][1]["resourceNames"] = json!(["web-0"]);
+    c.server.insert("roles", role);
+    let execs_before = c
+        .server
+        .request_log()
+        .iter()
+        .filter(|l| l.path.contains("/exec?"))
+        .count();
+    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &run_args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("do not cover the plan") && run.stderr.contains("web-1"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        c.server
+            .request_log()
+            .iter()
+            .filter(|l| l.path.contains("/exec?"))
+            .count(),
+        execs_before,
+        "nothing scanned"
+    );
+    assert!(c.server.objects("secrets").is_empty(), "anchors cleaned up");
+}

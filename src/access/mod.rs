@@ -18,6 +18,8 @@ use crate::policy::model::{AccessMode, ScanPolicy};
 pub struct RunAccess {
     created: Vec<(Kind, String, String)>,
     scoped: BTreeMap<String, Cluster>,
+    /// Provisioned rights that exceed what the plan needs.
+    pub warnings: Vec<String>,
 }
 
 impl RunAccess {
@@ -123,7 +125,31 @@ impl RunAccess {
                     &anchor,
                 )
                 .await?;
-            self.scoped.insert(ns, caller.scoped(&token)?);
+            let scoped = caller.scoped(&token)?;
+            if policy.spec.access.mode == AccessMode::Provisioned {
+                let held = scoped.own_rules(&ns).await?;
+                let (missing, excess) = compare_rules(&ns_access.role, &held);
+                if !missing.is_empty() {
+                    return Err(ClusterError::Transport {
+                        verb: "check",
+                        what: format!(
+                            "provisioned rights of serviceaccount {ns}/{}",
+                            plan.service_account
+                        ),
+                        message: format!(
+                            "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
+                            missing.join(", ")
+                        ),
+                    });
+                }
+                self.warnings.extend(excess.into_iter().map(|e| {
+                    format!(
+                        "serviceaccount {ns}/{} holds more than the plan needs: {e}",
+                        plan.service_account
+                    )
+                }));
+            }
+            self.scoped.insert(ns, scoped);
         }
         Ok(())
     }
@@ -184,4 +210,89 @@ pub async fn gc(
         }
     }
     Ok((deleted, kept))
+}
+
+/// Compare the rights a plan needs (its Role) with the rules an identity
+/// holds: (needed but missing, held but not needed).
+pub fn compare_rules(
+    needed: &k8s_openapi::api::rbac::v1::Role,
+    held: &[k8s_openapi::api::authorization::v1::ResourceRule],
+) -> (Vec<String>, Vec<String>) {
+    let has = |list: &[String], v: &str| list.iter().any(|x| x == v || x == "*");
+    let mut missing = Vec::new();
+    for rule in needed.rules.iter().flatten() {
+        for res in rule.resources.iter().flatten() {
+            for verb in &rule.verbs {
+                for name in rule.resource_names.iter().flatten() {
+                    let covered = held.iter().any(|h| {
+                        has(h.api_groups.as_deref().unwrap_or_default(), "")
+                            && has(h.resources.as_deref().unwrap_or_default(), res)
+                            && has(&h.verbs, verb)
+                            && h.resource_names
+                                .as_ref()
+                                .is_none_or(|n| n.is_empty() || n.contains(name))
+                    });
+                    if !covered {
+                        missing.push(format!("{verb} {res} {name}"));
+                    }
+                }
+            }
+        }
+    }
+    let needed_pods: Vec<&String> = needed
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.resource_names.iter().flatten())
+        .collect();
+    let needed_pairs: Vec<(String, String)> = needed
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| {
+            r.resources
+                .iter()
+                .flatten()
+                .flat_map(move |res| r.verbs.iter().map(move |v| (res.clone(), v.clone())))
+        })
+        .collect();
+    let mut excess = Vec::new();
+    for h in held {
+        // Self-review rights every identity has are not excess.
+        let resources = h.resources.as_deref().unwrap_or_default();
+        if resources.iter().all(|r| r.starts_with("selfsubject")) {
+            continue;
+        }
+        let unpinned = h.resource_names.as_ref().is_none_or(|n| n.is_empty());
+        let extra_names: Vec<&String> = h
+            .resource_names
+            .iter()
+            .flatten()
+            .filter(|n| !needed_pods.contains(n))
+            .collect();
+        let extra_pairs: Vec<String> = resources
+            .iter()
+            .flat_map(|r| h.verbs.iter().map(move |v| (r.clone(), v.clone())))
+            .filter(|p| !needed_pairs.contains(p))
+            .map(|(r, v)| format!("{v} {r}"))
+            .collect();
+        if unpinned {
+            excess.push(format!(
+                "{} on {} is not pinned to pods",
+                h.verbs.join(","),
+                resources.join(",")
+            ));
+        } else if !extra_names.is_empty() {
+            excess.push(format!(
+                "{} on {} includes unplanned pods {:?}",
+                h.verbs.join(","),
+                resources.join(","),
+                extra_names
+            ));
+        }
+        if !extra_pairs.is_empty() {
+            excess.push(format!("verbs not needed: {}", extra_pairs.join(", ")));
+        }
+    }
+    (missing, excess)
 }

@@ -127,6 +127,9 @@ fn run_in_cluster(
     let mut access = rt
         .block_on(RunAccess::setup(&session.caller, &policy.value, pp))
         .map_err(|e| anyhow::anyhow!("cannot set up the run's access: {e}"))?;
+    for w in &access.warnings {
+        eprintln!("vigil: warning: {w}");
+    }
     let collector = ApiCollector {
         runtime: rt.handle().clone(),
         access: &access,

@@ -324,6 +324,35 @@ impl Cluster {
         }
     }
 
+    /// The rules this identity holds in `namespace` (SelfSubjectRulesReview):
+    /// (apiGroups, resources, verbs, resourceNames) per rule.
+    pub async fn own_rules(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<k8s_openapi::api::authorization::v1::ResourceRule>, ClusterError> {
+        use k8s_openapi::api::authorization::v1::{
+            SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+        };
+        let api: Api<SelfSubjectRulesReview> = Api::all(self.client.clone());
+        let review = SelfSubjectRulesReview {
+            spec: SelfSubjectRulesReviewSpec {
+                namespace: Some(namespace.to_string()),
+            },
+            ..SelfSubjectRulesReview::default()
+        };
+        let out = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| {
+                ClusterError::from_kube(
+                    "create",
+                    format!("selfsubjectrulesreview in {namespace}"),
+                    e,
+                )
+            })?;
+        Ok(out.status.map(|s| s.resource_rules).unwrap_or_default())
+    }
+
     /// Every object of `kind` in any namespace carrying the vigil
     /// managed-by label: (namespace, name, its `vigil.dev/expires-at`).
     pub async fn list_managed(

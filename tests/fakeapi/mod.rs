@@ -302,6 +302,33 @@ fn authenticate(st: &State, token: Option<&str>) -> Option<String> {
     ))
 }
 
+/// The rules of every Role bound to a ServiceAccount identity in `ns`.
+fn rules_of(st: &State, identity: &str, ns: &str) -> Vec<Value> {
+    let Some(rest) = identity.strip_prefix("system:serviceaccount:") else {
+        return vec![];
+    };
+    let Some((sa_ns, sa)) = rest.split_once(':') else {
+        return vec![];
+    };
+    st.objects
+        .iter()
+        .filter(|((r, rns, _), _)| r == "rolebindings" && rns == ns)
+        .filter(|(_, rb)| {
+            rb["subjects"].as_array().into_iter().flatten().any(|s| {
+                s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == sa_ns
+            })
+        })
+        .filter_map(|(_, rb)| {
+            st.objects.get(&(
+                "roles".to_string(),
+                ns.to_string(),
+                rb["roleRef"]["name"].as_str()?.to_string(),
+            ))
+        })
+        .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 /// RBAC for ServiceAccount identities: Roles bound to them in the namespace.
 fn authorize(
     st: &State,
@@ -440,6 +467,26 @@ async fn route(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
     // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
+    // SelfSubjectRulesReview: the caller's own rules in a namespace.
+    if parts.as_slice()
+        == [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+        ]
+        && req.method() == Method::POST
+    {
+        let mut body = read_json(req).await;
+        let ns = body["spec"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let rules = rules_of(&st.lock().unwrap(), identity, &ns);
+        body["status"] =
+            json!({"resourceRules": rules, "nonResourceRules": [], "incomplete": false});
+        return respond(201, &body);
+    }
     // Cluster-wide lists (admin only): /api/v1/{resource}, /apis/rbac…/v1/{resource}.
     if let ["api", "v1", res] | ["apis", "rbac.authorization.k8s.io", "v1", res] = parts.as_slice()
     {
