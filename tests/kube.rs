@@ -582,3 +582,71 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
     );
     assert!(c.server.objects("secrets").is_empty(), "anchors cleaned up");
 }
+
+#[test]
+fn injected_faults_become_error_results_and_cleanup_still_runs() {
+    let Some(c) = cluster(false) else { return };
+    c.server.inject(crate::fakeapi::Faults {
+        exec_500: 1,
+        exec_429: 1,
+        exec_cut: 1,
+    });
+    // A short scan timeout bounds a stream that stalls instead of closing.
+    let text = std::fs::read_to_string(policy(&c)).unwrap().replace(
+        "limits: {concurrency: 4}",
+        "limits: {concurrency: 4, scanTimeout: 5s}",
+    );
+    std::fs::write(c.dir.path().join("p.yaml"), text).unwrap();
+    let run = crate::util::vigil_cmd_with_deadline(
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "run",
+                "p.yaml",
+                repo().join("policies/profiles").to_str().unwrap(),
+                "--out",
+                "out",
+                "--unsigned",
+                "--plaintext",
+                "--format",
+                "json",
+            ])
+            .env("KUBECONFIG", &c.server.kubeconfig),
+        c.dir.path(),
+        b"",
+        60,
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 12, "every target has exactly one result");
+    let errors: Vec<String> = targets
+        .iter()
+        .filter(|t| t["status"] == "error")
+        .map(|t| t["error"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("answered 500")),
+        "{errors:?}"
+    );
+    // A cut stream is never taken as complete: it ends as an error, at the
+    // latest when the scan timeout fires.
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("scanTimeout") || e.contains("truncated")),
+        "{errors:?}"
+    );
+    // The 429 was retried by the client (honouring Retry-After) and the scan succeeded.
+    let log = c.server.request_log();
+    let throttled = log
+        .iter()
+        .find(|l| l.status == 429)
+        .expect("one exec was throttled");
+    let path = throttled.path.clone();
+    assert!(
+        log.iter().any(|l| l.path == path && l.status == 101),
+        "the throttled exec was retried"
+    );
+    assert_clean(&c);
+}

@@ -94,9 +94,12 @@ pub fn vigil_with_deadline(cwd: &Path, args: &[&str], stdin: &[u8], secs: u64) -
 pub fn vigil_cmd_with_deadline(cmd: &mut Command, cwd: &Path, stdin: &[u8], secs: u64) -> Run {
     use std::io::Write;
     use std::process::Stdio;
+    // Scrub an inherited KUBECONFIG unless the test set one on purpose.
+    if !cmd.get_envs().any(|(k, _)| k == "KUBECONFIG") {
+        cmd.env_remove("KUBECONFIG");
+    }
     let mut child = cmd
         .current_dir(cwd)
-        .env_remove("KUBECONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -20,13 +20,24 @@ pub struct ApiCollector<'a> {
     pub runtime: Handle,
     /// The run's scoped clients.
     pub access: &'a RunAccess,
+    /// Bound on one target's exec (the policy's `limits.scanTimeout`): a
+    /// stream that stalls is an error result, never a hang.
+    pub scan_timeout: std::time::Duration,
 }
 
 impl Collector for ApiCollector<'_> {
     fn collect(&self, t: &PlannedTarget, req: &FactRequest) -> Result<Facts, String> {
         match t.approach {
             Approach::Local => LocalCollector.collect(t, req),
-            Approach::Api => self.runtime.block_on(self.exec(t, req)),
+            Approach::Api => self.runtime.block_on(async {
+                match tokio::time::timeout(self.scan_timeout, self.exec(t, req)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!(
+                        "the scan did not finish within scanTimeout ({})",
+                        crate::policy::duration::format(self.scan_timeout)
+                    )),
+                }
+            }),
             other => Err(format!(
                 "the {} approach is not available in this build; use api or local targets",
                 other.as_str()

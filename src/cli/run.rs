@@ -130,7 +130,10 @@ fn run_in_cluster(
     for w in &access.warnings {
         eprintln!("vigil: warning: {w}");
     }
+    let scan_timeout = crate::policy::duration::parse(&policy.value.spec.limits.scan_timeout)
+        .unwrap_or(std::time::Duration::from_secs(120));
     let collector = ApiCollector {
+        scan_timeout,
         runtime: rt.handle().clone(),
         access: &access,
     };

@@ -52,8 +52,20 @@ pub struct Logged {
     pub status: u16,
 }
 
+/// Faults to inject into the next requests.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Faults {
+    /// Answer this many exec requests with 500.
+    pub exec_500: u32,
+    /// Answer this many exec requests with 429 and `Retry-After: 1`.
+    pub exec_429: u32,
+    /// Cut this many exec streams after the first stdout chunk (no status).
+    pub exec_cut: u32,
+}
+
 #[derive(Default)]
 struct State {
+    faults: Faults,
     /// (resource, namespace, name) → object.
     objects: BTreeMap<(String, String, String), Value>,
     tokens: HashMap<String, IssuedToken>,
@@ -206,6 +218,11 @@ impl FakeApiServer {
             .unwrap()
             .objects
             .insert((resource.into(), ns, name), obj);
+    }
+
+    /// Inject faults into the next exec requests.
+    pub fn inject(&self, faults: Faults) {
+        self.state.lock().unwrap().faults = faults;
     }
 
     /// Add latency to every request.
@@ -577,7 +594,42 @@ async fn route(
         return respond(403, &status(403, "Forbidden", &msg));
     }
     if sub.as_deref() == Some("exec") && resource == "pods" {
-        return exec(req, st, &ns, name.as_deref().unwrap_or_default()).await;
+        // Decide under the lock, act after it (the guard must not live across an await).
+        let fault = {
+            let mut guard = st.lock().unwrap();
+            let f = &mut guard.faults;
+            if f.exec_500 > 0 {
+                f.exec_500 -= 1;
+                1
+            } else if f.exec_429 > 0 {
+                f.exec_429 -= 1;
+                2
+            } else if f.exec_cut > 0 {
+                f.exec_cut -= 1;
+                3
+            } else {
+                0
+            }
+        };
+        match fault {
+            1 => return respond(500, &status(500, "InternalError", "injected failure")),
+            2 => {
+                let mut r = respond(429, &status(429, "TooManyRequests", "injected throttling"));
+                r.headers_mut()
+                    .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+                return r;
+            }
+            _ => {
+                return exec(
+                    req,
+                    st,
+                    &ns,
+                    name.as_deref().unwrap_or_default(),
+                    fault == 3,
+                )
+                .await;
+            }
+        }
     }
     if sub.as_deref() == Some("token") && resource == "serviceaccounts" {
         let body = read_json(req).await;
@@ -715,6 +767,7 @@ async fn exec(
     st: &Arc<Mutex<State>>,
     ns: &str,
     pod: &str,
+    cut: bool,
 ) -> Response<Full<Bytes>> {
     let query = query_params(req.uri());
     let command: Vec<String> = query
@@ -798,6 +851,12 @@ async fn exec(
             None => None,
         };
         let status_json = match &result {
+            Some(out) if cut => {
+                // A stream cut midway: some stdout, then the connection drops.
+                let half = &out.stdout[..out.stdout.len() / 2];
+                let _ = ws.send(frame(1, half)).await;
+                return;
+            }
             Some(out) => {
                 for chunk in out.stdout.chunks(32 * 1024) {
                     let _ = ws.send(frame(1, chunk)).await;
