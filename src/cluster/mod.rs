@@ -123,7 +123,8 @@ impl fmt::Debug for Cluster {
 
 impl Cluster {
     /// Connect with the kubeconfig (KUBECONFIG or ~/.kube/config), the
-    /// given context or the current one. TLS verification stays on unless
+    /// given context or the current one; inside a pod without a kubeconfig,
+    /// with the in-cluster configuration. TLS verification stays on unless
     /// `allow_insecure` is set.
     pub async fn connect(
         context: Option<&str>,
@@ -141,15 +142,29 @@ impl Cluster {
         let kubeconfig = match path {
             Some(p) => Kubeconfig::read_from(p),
             None => Kubeconfig::read(),
-        }
-        .map_err(|e| ClusterError::Config(e.to_string()))?;
-        let options = KubeConfigOptions {
-            context: context.map(str::to_string),
-            ..KubeConfigOptions::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
+        let config = match kubeconfig {
+            Ok(kubeconfig) => {
+                let options = KubeConfigOptions {
+                    context: context.map(str::to_string),
+                    ..KubeConfigOptions::default()
+                };
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?
+            }
+            // Inside a pod (the in-cluster CronJob) there is no kubeconfig:
+            // use the pod's ServiceAccount and the cluster CA it mounts.
+            Err(_)
+                if path.is_none()
+                    && context.is_none()
+                    && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
+            {
+                kube::Config::incluster()
+                    .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?
+            }
+            Err(e) => return Err(ClusterError::Config(e.to_string())),
+        };
         if config.accept_invalid_certs && !allow_insecure {
             return Err(ClusterError::InsecureConfig);
         }
