@@ -359,43 +359,21 @@ fn authorize(
     if identity == "admin" {
         return true;
     }
-    let Some(rest) = identity.strip_prefix("system:serviceaccount:") else {
-        return false;
-    };
-    let Some((sa_ns, sa)) = rest.split_once(':') else {
-        return false;
-    };
-    st.objects
-        .iter()
-        .filter(|((r, rns, _), _)| r == "rolebindings" && rns == ns)
-        .filter(|(_, rb)| {
-            rb["subjects"].as_array().into_iter().flatten().any(|s| {
-                s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == sa_ns
-            })
-        })
-        .filter_map(|(_, rb)| {
-            st.objects.get(&(
-                "roles".to_string(),
-                ns.to_string(),
-                rb["roleRef"]["name"].as_str()?.to_string(),
-            ))
-        })
-        .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
-        .any(|rule| {
-            let has = |field: &str, v: &str| {
-                rule[field]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x == v || x == "*"))
-            };
-            has("apiGroups", group)
-                && has("resources", resource)
-                && has("verbs", verb)
-                && match rule["resourceNames"].as_array() {
-                    None => true,
-                    Some(names) if names.is_empty() => true,
-                    Some(names) => name.is_some_and(|n| names.iter().any(|x| x == n)),
-                }
-        })
+    rules_of(st, identity, ns).into_iter().any(|rule| {
+        let has = |field: &str, v: &str| {
+            rule[field]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == v || x == "*"))
+        };
+        has("apiGroups", group)
+            && has("resources", resource)
+            && has("verbs", verb)
+            && match rule["resourceNames"].as_array() {
+                None => true,
+                Some(names) if names.is_empty() => true,
+                Some(names) => name.is_some_and(|n| names.iter().any(|x| x == n)),
+            }
+    })
 }
 
 fn matches_selector(obj: &Value, selector: Option<&str>) -> bool {
