@@ -74,7 +74,7 @@ pub fn script(req: &FactRequest) -> String {
     let mut s = String::new();
     let nonce = &req.nonce;
     s.push_str(
-        "#!/bin/sh\n# vigil gatherer: one process, every fact.\nexport LC_ALL=C\numask 077\nn=0\n",
+        "#!/bin/sh\n# vigil gatherer: one process, every fact.\nexport LC_ALL=C\n# Standard locations first: no failed exec lookups per command.\nPATH=/bin:/usr/bin:/sbin:/usr/sbin:$PATH\numask 077\nn=0\n",
     );
     s.push_str("r() { n=$((n+1)); }\n");
     s.push_str("st() { stat -c '%f:%u:%g:%s' \"$1\" || echo -; }\n");
