@@ -192,7 +192,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
             &serde_json::to_vec_pretty(&summary).unwrap(),
         )
         .unwrap();
-    out.seal(&summary, &summary_file, "0", Some(&signer))
+    out.seal(&summary, &summary_file, "0", Some(&signer), None)
         .unwrap();
     let bundle = out.location().to_path_buf();
     let statement_mb = std::fs::metadata(bundle.join("statement.dsse.json"))

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod approach;
+pub mod audit;
 pub mod checks;
 pub mod cli;
 pub mod cluster;

@@ -198,11 +198,13 @@ fn the_scoped_token_is_forbidden_outside_the_plan() {
     )
     .unwrap();
     let pp = &plan.policies[0];
+    let audit = vigil::audit::AuditLog::new("t0k3nt3st");
     let mut access = rt
         .block_on(vigil::access::RunAccess::setup(
             &caller,
             &set.policies[0].value,
             pp,
+            &audit,
         ))
         .unwrap();
     let scoped = access.scoped("team-a").unwrap().clone();
@@ -230,7 +232,7 @@ fn the_scoped_token_is_forbidden_outside_the_plan() {
             .unwrap_err()
             .is_forbidden()
     );
-    let leftovers = rt.block_on(access.cleanup(&caller));
+    let leftovers = rt.block_on(access.cleanup(&caller, &audit));
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_clean(&c);
     // After cleanup the token no longer authenticates at all.
@@ -649,4 +651,108 @@ fn injected_faults_become_error_results_and_cleanup_still_runs() {
         "the throttled exec was retried"
     );
     assert_clean(&c);
+}
+
+#[test]
+fn the_audit_trail_is_chained_signed_and_verified() {
+    let Some(c) = cluster(false) else { return };
+    assert_eq!(
+        vigil_in(c.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let run = run_with_kubeconfig(
+        &c,
+        &c.server.kubeconfig,
+        &[
+            "run",
+            policy(&c).to_str().unwrap(),
+            repo().join("policies/profiles").to_str().unwrap(),
+            "--out",
+            "out",
+            "--plaintext",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let bundle = c
+        .dir
+        .path()
+        .join("out/live")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let log = std::fs::read(bundle.join("audit.jsonl")).unwrap();
+    let (head, n) =
+        vigil::audit::verify_chain(&log, summary[0]["run_id"].as_str().unwrap()).unwrap();
+    let entries: Vec<vigil::audit::Entry> = String::from_utf8_lossy(&log)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(n as usize, entries.len());
+    let count = |verb: &str, prefix: &str| {
+        entries
+            .iter()
+            .filter(|e| e.verb == verb && e.object.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count("create", "serviceaccount "), 2);
+    assert_eq!(count("create", "token for "), 2);
+    assert_eq!(count("exec", "pods/exec "), 12);
+    assert_eq!(count("delete", ""), 8);
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.verb == "exec")
+            .all(|e| e.identity.starts_with("system:serviceaccount:"))
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.verb != "exec")
+            .all(|e| e.identity == "caller")
+    );
+    let first_delete = entries.iter().position(|e| e.verb == "delete").unwrap();
+    assert!(
+        entries[first_delete].object.starts_with("secret "),
+        "anchors are deleted first"
+    );
+    // The signed statement carries the chain's head; verify checks it.
+    let env: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
+            .unwrap();
+    use base64::Engine as _;
+    let st: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["predicate"]["audit"]["final_hash"], head.as_str());
+    let verify = vigil_in(
+        c.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    // Editing the log breaks it.
+    let edited =
+        String::from_utf8_lossy(&log).replacen("\"outcome\":\"ok\"", "\"outcome\":\"ko\"", 1);
+    std::fs::write(bundle.join("audit.jsonl"), edited).unwrap();
+    let verify = vigil_in(
+        c.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 1);
+    assert!(verify.stderr.contains("audit.jsonl"), "{}", verify.stderr);
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::audit::AuditLog;
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::plan::PolicyPlan;
 use crate::policy::model::{AccessMode, ScanPolicy};
@@ -16,6 +17,7 @@ use crate::policy::model::{AccessMode, ScanPolicy};
 /// What a run created, and the scoped clients per namespace.
 #[derive(Debug, Default)]
 pub struct RunAccess {
+    service_account: String,
     created: Vec<(Kind, String, String)>,
     scoped: BTreeMap<String, Cluster>,
     /// Provisioned rights that exceed what the plan needs.
@@ -23,6 +25,11 @@ pub struct RunAccess {
 }
 
 impl RunAccess {
+    /// The identity scans in `namespace` run as.
+    pub fn identity(&self, namespace: &str) -> String {
+        format!("system:serviceaccount:{namespace}:{}", self.service_account)
+    }
+
     /// The client that scans in `namespace` (only the run's token).
     pub fn scoped(&self, namespace: &str) -> Option<&Cluster> {
         self.scoped.get(namespace)
@@ -42,12 +49,16 @@ impl RunAccess {
         caller: &Cluster,
         policy: &ScanPolicy,
         plan: &PolicyPlan,
+        audit: &AuditLog,
     ) -> Result<RunAccess, ClusterError> {
-        let mut access = RunAccess::default();
-        match access.create_all(caller, policy, plan).await {
+        let mut access = RunAccess {
+            service_account: plan.service_account.clone(),
+            ..RunAccess::default()
+        };
+        match access.create_all(caller, policy, plan, audit).await {
             Ok(()) => Ok(access),
             Err(e) => {
-                access.cleanup(caller).await;
+                access.cleanup(caller, audit).await;
                 Err(e)
             }
         }
@@ -58,6 +69,7 @@ impl RunAccess {
         caller: &Cluster,
         policy: &ScanPolicy,
         plan: &PolicyPlan,
+        audit: &AuditLog,
     ) -> Result<(), ClusterError> {
         let ttl = crate::policy::duration::parse(&policy.spec.access.token_ttl)
             .map_or(900, |d| d.as_secs() as i64);
@@ -81,7 +93,13 @@ impl RunAccess {
             if policy.spec.access.mode == AccessMode::PerRun {
                 let mut sa = ns_access.service_account.clone();
                 stamp(&mut sa.metadata);
-                caller.create_service_account(&sa).await?;
+                audited(
+                    audit,
+                    "create",
+                    format!("serviceaccount {ns}/{}", plan.service_account),
+                    caller.create_service_account(&sa),
+                )
+                .await?;
                 self.created.push((
                     Kind::ServiceAccount,
                     ns.clone(),
@@ -89,12 +107,24 @@ impl RunAccess {
                 ));
                 let mut role = ns_access.role.clone();
                 stamp(&mut role.metadata);
-                caller.create_role(&role).await?;
+                audited(
+                    audit,
+                    "create",
+                    format!("role {ns}/{}", plan.service_account),
+                    caller.create_role(&role),
+                )
+                .await?;
                 self.created
                     .push((Kind::Role, ns.clone(), plan.service_account.clone()));
                 let mut rb = ns_access.role_binding.clone();
                 stamp(&mut rb.metadata);
-                caller.create_role_binding(&rb).await?;
+                audited(
+                    audit,
+                    "create",
+                    format!("rolebinding {ns}/{}", plan.service_account),
+                    caller.create_role_binding(&rb),
+                )
+                .await?;
                 self.created
                     .push((Kind::RoleBinding, ns.clone(), plan.service_account.clone()));
             }
@@ -110,21 +140,34 @@ impl RunAccess {
                 ..Secret::default()
             };
             stamp(&mut anchor.metadata);
-            let anchor = caller.create_secret(&anchor).await?;
+            let anchor = audited(
+                audit,
+                "create",
+                format!("secret {ns}/{}-anchor", plan.service_account),
+                caller.create_secret(&anchor),
+            )
+            .await?;
             self.created.push((
                 Kind::Secret,
                 ns.clone(),
                 anchor.metadata.name.clone().unwrap_or_default(),
             ));
-            let token = caller
-                .request_token(
+            let token = audited(
+                audit,
+                "create",
+                format!(
+                    "token for serviceaccount {ns}/{} (ttl {ttl}s, bound to its anchor)",
+                    plan.service_account
+                ),
+                caller.request_token(
                     &ns,
                     &plan.service_account,
                     ttl,
                     &policy.spec.access.audiences,
                     &anchor,
-                )
-                .await?;
+                ),
+            )
+            .await?;
             let scoped = caller.scoped(&token)?;
             if policy.spec.access.mode == AccessMode::Provisioned {
                 let held = scoped.own_rules(&ns).await?;
@@ -157,7 +200,7 @@ impl RunAccess {
     /// Delete everything created, anchor Secrets first (revoking the tokens),
     /// then bindings, roles and service accounts. Returns what could not be
     /// deleted (for the summary and `vigil gc`).
-    pub async fn cleanup(&mut self, caller: &Cluster) -> Vec<String> {
+    pub async fn cleanup(&mut self, caller: &Cluster, audit: &AuditLog) -> Vec<String> {
         self.scoped.clear();
         let order = |k: &Kind| match k {
             Kind::Secret => 0,
@@ -169,7 +212,14 @@ impl RunAccess {
         objects.sort_by_key(|(k, _, _)| order(k));
         let mut failed = Vec::new();
         for (kind, ns, name) in objects {
-            if let Err(e) = caller.delete(kind, &ns, &name).await {
+            if let Err(e) = audited(
+                audit,
+                "delete",
+                format!("{} {ns}/{name}", kind.as_str()),
+                caller.delete(kind, &ns, &name),
+            )
+            .await
+            {
                 failed.push(e.to_string());
             }
         }
@@ -295,4 +345,24 @@ pub fn compare_rules(
         }
     }
     (missing, excess)
+}
+
+/// Run one caller operation and record it in the audit log.
+async fn audited<T>(
+    audit: &AuditLog,
+    verb: &str,
+    object: String,
+    op: impl std::future::Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    let started = std::time::Instant::now();
+    let r = op.await;
+    audit.record(
+        None,
+        "caller",
+        verb,
+        &object,
+        r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        started,
+    );
+    r
 }

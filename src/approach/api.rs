@@ -20,6 +20,8 @@ pub struct ApiCollector<'a> {
     pub runtime: Handle,
     /// The run's scoped clients.
     pub access: &'a RunAccess,
+    /// Where every exec is recorded.
+    pub audit: &'a crate::audit::AuditLog,
     /// Bound on one target's exec (the policy's `limits.scanTimeout`): a
     /// stream that stalls is an error result, never a hang.
     pub scan_timeout: std::time::Duration,
@@ -30,13 +32,25 @@ impl Collector for ApiCollector<'_> {
         match t.approach {
             Approach::Local => LocalCollector.collect(t, req),
             Approach::Api => self.runtime.block_on(async {
-                match tokio::time::timeout(self.scan_timeout, self.exec(t, req)).await {
+                let started = std::time::Instant::now();
+                let r = match tokio::time::timeout(self.scan_timeout, self.exec(t, req)).await {
                     Ok(r) => r,
                     Err(_) => Err(format!(
                         "the scan did not finish within scanTimeout ({})",
                         crate::policy::duration::format(self.scan_timeout)
                     )),
-                }
+                };
+                let ns = t.namespace.as_deref().unwrap_or_default();
+                let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
+                self.audit.record(
+                    None,
+                    &self.access.identity(ns),
+                    "exec",
+                    &format!("pods/exec {}", t.id),
+                    outcome,
+                    started,
+                );
+                r
             }),
             other => Err(format!(
                 "the {} approach is not available in this build; use api or local targets",

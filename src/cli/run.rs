@@ -105,8 +105,13 @@ fn run_in_cluster(
     opts: &RunOptions,
     output: &SealedDir,
     cancel: Arc<AtomicBool>,
-) -> anyhow::Result<(RunSummary, crate::report::output::Written)> {
+) -> anyhow::Result<(
+    RunSummary,
+    crate::report::output::Written,
+    Option<(crate::report::output::Written, String, u64)>,
+)> {
     let rt = &session.runtime;
+    let audit = crate::audit::AuditLog::new(&opts.run_id);
     let watcher = rt.spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
@@ -125,7 +130,7 @@ fn run_in_cluster(
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let mut access = rt
-        .block_on(RunAccess::setup(&session.caller, &policy.value, pp))
+        .block_on(RunAccess::setup(&session.caller, &policy.value, pp, &audit))
         .map_err(|e| anyhow::anyhow!("cannot set up the run's access: {e}"))?;
     for w in &access.warnings {
         eprintln!("vigil: warning: {w}");
@@ -133,17 +138,25 @@ fn run_in_cluster(
     let scan_timeout = crate::policy::duration::parse(&policy.value.spec.limits.scan_timeout)
         .unwrap_or(std::time::Duration::from_secs(120));
     let collector = ApiCollector {
+        audit: &audit,
         scan_timeout,
         runtime: rt.handle().clone(),
         access: &access,
     };
     let result = run_policy(set, policy, pp, opts, output, &collector);
-    let leftovers = rt.block_on(access.cleanup(&session.caller));
+    let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
     watcher.abort();
     for l in &leftovers {
         eprintln!("vigil: WARNING: cleanup failed: {l} (run `vigil gc` to remove leftovers)");
     }
-    Ok(result?)
+    let (summary, summary_file) = result?;
+    // The audit trail is sealed with the results; its chain head goes into
+    // the signed statement.
+    let (bytes, final_hash, entries) = audit.finish();
+    let written = output
+        .write("audit.jsonl", &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write the audit log: {e}"))?;
+    Ok((summary, summary_file, Some((written, final_hash, entries))))
 }
 
 /// The signing key for a policy: `--signing-key`, else VIGIL_SIGNING_KEY,
@@ -224,15 +237,24 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             cancel: cancel.clone(),
         };
         let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
-        let (summary, summary_file) = match (&session, needs_cluster) {
+        let (summary, summary_file, audit) = match (&session, needs_cluster) {
             (Some(session), true) => {
                 run_in_cluster(session, &set, policy, pp, &opts, &output, cancel)?
             }
-            _ => run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?,
+            _ => {
+                let (s, f) = run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?;
+                (s, f, None)
+            }
         };
         let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
         output
-            .seal(&summary, &summary_file, &policy_sha, signer.as_ref())
+            .seal(
+                &summary,
+                &summary_file,
+                &policy_sha,
+                signer.as_ref(),
+                audit.as_ref().map(|(w, h, n)| (w, h.clone(), *n)),
+            )
             .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot write the statement in {}: {e}",

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use super::dsse;
 use super::keys::Signer;
-use super::statement::{FileRef, PREDICATE_TYPE, STATEMENT_TYPE, Statement, Subject, predicate};
+use super::statement::{
+    AuditRef, FileRef, PREDICATE_TYPE, STATEMENT_TYPE, Statement, Subject, predicate,
+};
 use crate::facts::frame::hex;
 use crate::report::output::{RunOutput, Written, check_name};
 use crate::runner::RunSummary;
@@ -130,6 +132,7 @@ impl SealedDir {
         summary_file: &Written,
         policy_sha256: &str,
         signer: Option<&Signer>,
+        audit: Option<(&Written, String, u64)>,
     ) -> io::Result<PathBuf> {
         self.sync()?;
         let mut subject = self
@@ -147,6 +150,14 @@ impl SealedDir {
             },
             &|n| self.stored_name(n),
             self.encrypted(),
+            audit.map(|(w, final_hash, entries)| AuditRef {
+                log: FileRef {
+                    file: self.stored_name(&w.name),
+                    plaintext_sha256: w.sha256.clone(),
+                },
+                final_hash,
+                entries,
+            }),
         );
         let statement = Statement {
             statement_type: STATEMENT_TYPE.into(),

@@ -60,6 +60,9 @@ pub struct RunPredicate {
     pub summary: FileRef,
     /// Per target.
     pub targets: Vec<TargetResult>,
+    /// The audit trail of Kubernetes writes and execs, when the run made any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditRef>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -82,6 +85,18 @@ pub struct FileRef {
     pub file: String,
     /// sha256 of the plaintext.
     pub plaintext_sha256: String,
+}
+
+/// The sealed audit log and the hash its chain must end with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRef {
+    /// Stored name and plaintext digest.
+    pub log: FileRef,
+    /// sha256 of the last line (the chain's head).
+    pub final_hash: String,
+    /// Number of entries.
+    pub entries: u64,
 }
 
 /// One target's results.
@@ -136,6 +151,7 @@ pub fn predicate(
     summary_file: FileRef,
     stored: &dyn Fn(&str) -> String,
     encrypted: bool,
+    audit: Option<AuditRef>,
 ) -> RunPredicate {
     RunPredicate {
         run_id: summary.run_id.clone(),
@@ -166,5 +182,6 @@ pub fn predicate(
             })
             .collect(),
         verdict: summary.verdict.to_string(),
+        audit,
     }
 }

@@ -158,7 +158,11 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
     }
     // The predicate's own files must be subjects.
     let p = &statement.predicate;
-    for f in std::iter::once(&p.summary.file).chain(p.targets.iter().map(|t| &t.hdf.file)) {
+    let audit_file = p.audit.as_ref().map(|a| &a.log.file);
+    for f in std::iter::once(&p.summary.file)
+        .chain(p.targets.iter().map(|t| &t.hdf.file))
+        .chain(audit_file)
+    {
         if !named.contains(f) {
             v.problem(f, "named in the predicate but not a subject");
         }
@@ -167,6 +171,16 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
     if p.encrypted && identities.is_empty() {
         v.statement = Some(statement);
         return v;
+    }
+    if let Some(a) = &p.audit
+        && let Some(bytes) = plaintext(&root, &a.log.file, p.encrypted, identities, &mut v)
+        && check_digest(&a.log.file, &bytes, &a.log.plaintext_sha256, &mut v)
+    {
+        match crate::audit::verify_chain(&bytes, &p.run_id) {
+            Ok((head, n)) if head == a.final_hash && n == a.entries => {}
+            Ok((_, n)) => v.problem(&a.log.file, format!("audit chain ends elsewhere than the signed head ({n} entries, statement says {})", a.entries)),
+            Err(e) => v.problem(&a.log.file, format!("audit chain: {e}")),
+        }
     }
     let summary = p.summary.clone();
     if let Some(bytes) = plaintext(&root, &summary.file, p.encrypted, identities, &mut v) {

@@ -1,0 +1,183 @@
+//! The run's audit trail: one JSON line per Kubernetes write or exec, each
+//! carrying the sha256 of the line before it, so that removing, reordering
+//! or editing a line breaks the chain. The last hash goes into the signed
+//! statement; the log itself is sealed in the bundle and `vigil verify`
+//! checks the chain.
+//!
+//! Entries name the identity used (`caller` or the run's ServiceAccount),
+//! never a credential: a TokenRequest is recorded, the token is not.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::facts::frame::hex;
+
+/// The hash that starts every chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audited operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// sha256 of the previous line's bytes ([`GENESIS`] for the first).
+    pub prev: String,
+    /// Run id.
+    pub run_id: String,
+    /// Scan id, for operations on one target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_id: Option<String>,
+    /// RFC 3339 time the operation finished.
+    pub time: String,
+    /// `caller` or `system:serviceaccount:NS:NAME`.
+    pub identity: String,
+    /// `create`, `delete`, `exec`, …
+    pub verb: String,
+    /// `serviceaccount ns/name`, `token for serviceaccount ns/name`, `pods/exec ns/pod/container`.
+    pub object: String,
+    /// `ok`, or the error (never containing a credential).
+    pub outcome: String,
+    /// Milliseconds the operation took.
+    pub duration_ms: u64,
+}
+
+/// An append-only, hash-chained log kept in memory during a run.
+#[derive(Debug)]
+pub struct AuditLog {
+    run_id: String,
+    lines: Mutex<(Vec<String>, String)>,
+}
+
+impl AuditLog {
+    /// An empty log for a run.
+    pub fn new(run_id: &str) -> AuditLog {
+        AuditLog {
+            run_id: run_id.to_string(),
+            lines: Mutex::new((Vec::new(), GENESIS.to_string())),
+        }
+    }
+
+    /// Append an entry for an operation that started at `started`.
+    pub fn record(
+        &self,
+        scan_id: Option<&str>,
+        identity: &str,
+        verb: &str,
+        object: &str,
+        outcome: Result<(), String>,
+        started: Instant,
+    ) {
+        let mut guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let (lines, prev) = &mut *guard;
+        let entry = Entry {
+            seq: lines.len() as u64 + 1,
+            prev: prev.clone(),
+            run_id: self.run_id.clone(),
+            scan_id: scan_id.map(str::to_string),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            identity: identity.to_string(),
+            verb: verb.to_string(),
+            object: object.to_string(),
+            outcome: match outcome {
+                Ok(()) => "ok".into(),
+                Err(e) => e,
+            },
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        let line = serde_json::to_string(&entry).expect("entries serialize");
+        *prev = hex(&Sha256::digest(line.as_bytes()));
+        lines.push(line);
+    }
+
+    /// The log as JSONL and the final hash.
+    pub fn finish(&self) -> (Vec<u8>, String, u64) {
+        let guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for l in &guard.0 {
+            out.extend_from_slice(l.as_bytes());
+            out.push(b'\n');
+        }
+        (out, guard.1.clone(), guard.0.len() as u64)
+    }
+}
+
+/// Check a JSONL log's chain; returns the final hash and the entry count,
+/// or the first broken line.
+pub fn verify_chain(jsonl: &[u8], run_id: &str) -> Result<(String, u64), String> {
+    let text = std::str::from_utf8(jsonl).map_err(|_| "audit log is not UTF-8".to_string())?;
+    let mut prev = GENESIS.to_string();
+    let mut n = 0u64;
+    for (i, line) in text.lines().enumerate() {
+        let entry: Entry = serde_json::from_str(line)
+            .map_err(|e| format!("line {}: not an audit entry: {e}", i + 1))?;
+        if entry.prev != prev {
+            return Err(format!(
+                "line {}: the chain is broken (previous-line hash does not match)",
+                i + 1
+            ));
+        }
+        if entry.seq != i as u64 + 1 {
+            return Err(format!(
+                "line {}: sequence number {} out of order",
+                i + 1,
+                entry.seq
+            ));
+        }
+        if entry.run_id != run_id {
+            return Err(format!(
+                "line {}: entry of another run ({})",
+                i + 1,
+                entry.run_id
+            ));
+        }
+        prev = hex(&Sha256::digest(line.as_bytes()));
+        n += 1;
+    }
+    Ok((prev, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_detects_edits_drops_and_reorders() {
+        let log = AuditLog::new("r1");
+        for i in 0..4 {
+            log.record(
+                None,
+                "caller",
+                "create",
+                &format!("secret ns/s{i}"),
+                Ok(()),
+                Instant::now(),
+            );
+        }
+        let (bytes, last, n) = log.finish();
+        assert_eq!(verify_chain(&bytes, "r1").unwrap(), (last.clone(), 4));
+        assert_eq!(n, 4);
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let edited = text.replace("secret ns/s2", "secret ns/sX");
+        assert!(
+            verify_chain(edited.as_bytes(), "r1")
+                .unwrap_err()
+                .contains("line 4")
+        );
+        let dropped = [lines[0], lines[2], lines[3]].join("\n");
+        assert!(verify_chain(dropped.as_bytes(), "r1").is_err());
+        let swapped = [lines[1], lines[0], lines[2], lines[3]].join("\n");
+        assert!(verify_chain(swapped.as_bytes(), "r1").is_err());
+        let truncated = [lines[0], lines[1]].join("\n");
+        let (h, n) = verify_chain(truncated.as_bytes(), "r1").unwrap();
+        assert!(
+            h != last && n == 2,
+            "a truncated log verifies as a chain but not against the signed final hash"
+        );
+        assert!(verify_chain(text.as_bytes(), "other").is_err());
+    }
+}
