@@ -94,6 +94,9 @@ pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
     })
 }
 
+/// The audit log as written, its chain head and its entry count.
+type SealedAudit = (crate::report::output::Written, String, u64);
+
 /// Set up the run's access, scan, and clean up whatever happens (errors and
 /// SIGINT/SIGTERM included: a signal stops new scans, lets in-flight ones
 /// finish, then cleanup runs and the bundle is sealed).
@@ -108,7 +111,7 @@ fn run_in_cluster(
 ) -> anyhow::Result<(
     RunSummary,
     crate::report::output::Written,
-    Option<(crate::report::output::Written, String, u64)>,
+    Option<SealedAudit>,
 )> {
     let rt = &session.runtime;
     let audit = crate::audit::AuditLog::new(&opts.run_id);
