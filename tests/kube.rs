@@ -90,13 +90,7 @@ fn run_vigil(c: &Cluster, extra: &[&str]) -> crate::util::Run {
         "json",
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(&args)
-        .current_dir(c.dir.path())
-        .env("KUBECONFIG", &c.server.kubeconfig)
-        .output()
-        .unwrap();
-    out.into()
+    run_with_kubeconfig(c, &c.server.kubeconfig, &args)
 }
 
 fn assert_clean(c: &Cluster) {

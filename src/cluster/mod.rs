@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::inventory::PodInfo;
 
-/// A bearer token. Never shown: `Debug` and `Display` print a placeholder.
+/// A bearer token. Never shown: `Debug` prints `Token(<redacted>)`, and there is no `Display`.
 #[derive(Clone)]
 pub struct Token(String);
 
