@@ -7,6 +7,8 @@
 //! Entries name the identity used (`caller` or the run's ServiceAccount),
 //! never a credential: a TokenRequest is recorded, the token is not.
 
+pub mod redact;
+
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -84,7 +86,7 @@ impl AuditLog {
             object: object.to_string(),
             outcome: match outcome {
                 Ok(()) => "ok".into(),
-                Err(e) => e,
+                Err(e) => redact::redact(&e),
             },
             duration_ms: started.elapsed().as_millis() as u64,
         };

@@ -105,7 +105,10 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return Exit::Success.into();
             }
-            eprintln!("vigil: error: {e:#}");
+            eprintln!(
+                "vigil: error: {}",
+                crate::audit::redact::redact(&format!("{e:#}"))
+            );
             if e.downcast_ref::<InvalidInput>().is_some() {
                 Exit::Invalid.into()
             } else {
@@ -128,7 +131,8 @@ fn report_diagnostics(diags: &[Diagnostic]) -> bool {
     let stderr = std::io::stderr();
     let mut w = stderr.lock();
     for d in diags {
-        let _ = write!(w, "{}", d.render());
+        // A policy may quote a pasted key; its snippet must not show it.
+        let _ = write!(w, "{}", crate::audit::redact::redact(&d.render()));
         let _ = writeln!(w);
     }
     diags.iter().any(Diagnostic::is_error)

@@ -275,7 +275,10 @@ fn scan_target(
     let facts = if cancel.load(Ordering::Relaxed) {
         Err("not scanned: the run was interrupted (signal) before this target started".to_string())
     } else {
-        collector.collect(t, req)
+        // Errors end up in results and summaries: never let a secret through.
+        collector
+            .collect(t, req)
+            .map_err(|e| crate::audit::redact::redact(&e))
     };
     let ev = Evaluation {
         run_id,

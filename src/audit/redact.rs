@@ -1,0 +1,74 @@
+//! Redaction of secrets from anything shown to a user: bearer tokens, JWTs
+//! (ServiceAccount tokens are JWTs), PEM private key blocks and age secret
+//! keys. Applied to every error message `vigil` prints, as a last line of
+//! defence behind the types that never display secrets in the first place.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+fn patterns() -> &'static [(Regex, &'static str)] {
+    static P: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    P.get_or_init(|| {
+        [
+            (
+                r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)",
+                "<redacted private key>",
+            ),
+            (r"AGE-SECRET-KEY-1[0-9A-Za-z]+", "<redacted age secret key>"),
+            (r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*", "${1}<redacted>"),
+            (
+                r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+                "<redacted jwt>",
+            ),
+        ]
+        .into_iter()
+        .map(|(p, r)| (Regex::new(p).expect("redaction patterns compile"), r))
+        .collect()
+    })
+}
+
+/// `text` with every secret-looking part replaced.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    for (re, with) in patterns() {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_what_must_never_be_shown() {
+        let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl";
+        let cases = [
+            (
+                format!("Authorization: Bearer {jwt}"),
+                "Authorization: Bearer <redacted>",
+            ),
+            (
+                format!("token {jwt} rejected"),
+                "token <redacted jwt> rejected",
+            ),
+            (
+                "key AGE-SECRET-KEY-1QQPXYZ0123 leaked".to_string(),
+                "key <redacted age secret key> leaked",
+            ),
+            (
+                "x -----BEGIN PRIVATE KEY-----\nMC4CAQAw\n-----END PRIVATE KEY----- y".to_string(),
+                "x <redacted private key> y",
+            ),
+            ("bearer abc.def-ghi".to_string(), "bearer <redacted>"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(&input), want);
+        }
+        assert_eq!(
+            redact("nothing secret here: pods/exec team-a/web-0"),
+            "nothing secret here: pods/exec team-a/web-0"
+        );
+    }
+}
