@@ -256,3 +256,22 @@ fn help_explains_with_examples() {
         "missing argument is a usage error"
     );
 }
+
+#[test]
+fn secrets_pasted_into_a_policy_never_reach_the_output() {
+    let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl";
+    let dir = TempDir::new("redact");
+    dir.write(
+        "p.yaml",
+        format!("{HEAD}spec:\n  profiles: [a]\n  targets: [{{rootfs: x}}]\n  output:\n    recipients: [\"{jwt}\", \"AGE-SECRET-KEY-1QQPXYZ\"]\n"),
+    );
+    let run = vigil_in(dir.path(), &["validate", "p.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("invalid-recipient"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(jwt) && !run.stderr.contains("AGE-SECRET-KEY-1QQPXYZ"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("<redacted jwt>"), "{}", run.stderr);
+}
