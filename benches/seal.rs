@@ -185,6 +185,8 @@ fn verify_10k(dir: &Path, recipient: &str) {
         ended: chrono::Utc::now(),
         targets,
         verdict: "pass",
+        complete: true,
+        not_scanned: Vec::new(),
     };
     let summary_file = out
         .write(

@@ -315,6 +315,29 @@ fn sigint_mid_run_finishes_cleanly() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert_clean(&c);
+    // The sealed statement says the run is incomplete and names what was not scanned.
+    let bundle = c
+        .dir
+        .path()
+        .join("out/live")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let env: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
+            .unwrap();
+    use base64::Engine as _;
+    let st: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["predicate"]["complete"], false);
+    let not_scanned = st["predicate"]["not_scanned"].as_array().unwrap();
+    assert!(
+        !not_scanned.is_empty() && not_scanned.len() < 12,
+        "{not_scanned:?}"
+    );
+    assert_eq!(summary[0]["complete"], false);
     let _ = vigil_in;
 }
 

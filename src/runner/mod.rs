@@ -82,6 +82,11 @@ pub struct RunSummary {
     /// `pass` (every threshold held, no errors), `fail` (a threshold failed)
     /// or `error` (a target could not be scanned).
     pub verdict: &'static str,
+    /// False when a signal stopped the run before every target was started.
+    pub complete: bool,
+    /// Targets not scanned because of that signal.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_scanned: Vec<String>,
 }
 
 impl RunSummary {
@@ -97,6 +102,9 @@ impl RunSummary {
             .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
     }
 }
+
+/// How the error of a target skipped because of a signal starts.
+pub const NOT_SCANNED: &str = "not scanned:";
 
 /// Called after each target with (its summary, targets done, total).
 pub type Progress = Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>;
@@ -236,7 +244,20 @@ pub fn run_policy(
         ended: Utc::now(),
         targets,
         verdict: "pass",
+        complete: true,
+        not_scanned: Vec::new(),
     };
+    summary.not_scanned = summary
+        .targets
+        .iter()
+        .filter(|t| {
+            t.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(NOT_SCANNED))
+        })
+        .map(|t| t.id.clone())
+        .collect();
+    summary.complete = summary.not_scanned.is_empty();
     summary.verdict = if summary.has_errors() {
         "error"
     } else if summary.threshold_failed() {
@@ -273,7 +294,9 @@ fn scan_target(
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
     let facts = if cancel.load(Ordering::Relaxed) {
-        Err("not scanned: the run was interrupted (signal) before this target started".to_string())
+        Err(format!(
+            "{NOT_SCANNED} the run was interrupted (signal) before this target started"
+        ))
     } else {
         // Errors end up in results and summaries: never let a secret through.
         collector

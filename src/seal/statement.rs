@@ -54,6 +54,9 @@ pub struct RunPredicate {
     pub ended: String,
     /// Whether every planned target was scanned.
     pub complete: bool,
+    /// Targets a signal kept from being scanned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_scanned: Vec<String>,
     /// Whether result files are age-encrypted.
     pub encrypted: bool,
     /// The summary file (plaintext digest).
@@ -162,7 +165,8 @@ pub fn predicate(
         vigil_version: summary.vigil_version.to_string(),
         started: summary.started.to_rfc3339(),
         ended: summary.ended.to_rfc3339(),
-        complete: true,
+        complete: summary.complete,
+        not_scanned: summary.not_scanned.clone(),
         encrypted,
         summary: summary_file,
         targets: summary
