@@ -321,16 +321,7 @@ fn sigint_mid_run_finishes_cleanly() {
         .path()
         .join("out/live")
         .join(summary[0]["run_id"].as_str().unwrap());
-    let env: Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
-            .unwrap();
-    use base64::Engine as _;
-    let st: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(env["payload"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let st = crate::util::statement_payload(&bundle);
     assert_eq!(st["predicate"]["complete"], false);
     let not_scanned = st["predicate"]["not_scanned"].as_array().unwrap();
     assert!(
@@ -736,16 +727,7 @@ fn the_audit_trail_is_chained_signed_and_verified() {
         "anchors are deleted first"
     );
     // The signed statement carries the chain's head; verify checks it.
-    let env: Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
-            .unwrap();
-    use base64::Engine as _;
-    let st: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(env["payload"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let st = crate::util::statement_payload(&bundle);
     assert_eq!(st["predicate"]["audit"]["final_hash"], head.as_str());
     let verify = vigil_in(
         c.dir.path(),

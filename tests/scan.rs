@@ -21,6 +21,22 @@ fn demo_policy(dir: &TempDir, fixtures: &Path, extra: &str) -> PathBuf {
     )
 }
 
+/// `vigil run POLICY profiles/ --out OUT --unsigned --plaintext EXTRA…` in `dir`.
+fn run_demo(dir: &TempDir, policy: &Path, out: &Path, extra: &[&str]) -> crate::util::Run {
+    let profiles = profiles();
+    let mut args = vec![
+        "run",
+        policy.to_str().unwrap(),
+        &profiles,
+        "--out",
+        out.to_str().unwrap(),
+        "--unsigned",
+        "--plaintext",
+    ];
+    args.extend_from_slice(extra);
+    vigil_in(dir.path(), &args)
+}
+
 fn profiles() -> String {
     repo().join("policies/profiles").display().to_string()
 }
@@ -90,18 +106,7 @@ fn demo_scan_results_per_target() {
     let dir = TempDir::new("demo");
     let policy = demo_policy(&dir, fx.path(), "");
     let out = dir.path().join("out");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            &profiles(),
-            "--out",
-            out.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-        ],
-    );
+    let run = run_demo(&dir, &policy, &out, &[]);
     assert_eq!(
         run.code, 1,
         "alpine fails its threshold\n{}\n{}",
@@ -237,18 +242,7 @@ fn hdf_has_the_shape_of_a_real_inspec_result() {
     let dir = TempDir::new("shape");
     let policy = demo_policy(&dir, fx.path(), "");
     let out = dir.path().join("out");
-    vigil_in(
-        dir.path(),
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            &profiles(),
-            "--out",
-            out.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-        ],
-    );
+    run_demo(&dir, &policy, &out, &[]);
     let ours = hdf_files(&out).remove("rootfs_debian.hdf.json").unwrap();
     fn kind(v: &Value) -> &'static str {
         match v {

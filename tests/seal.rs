@@ -189,12 +189,7 @@ fn a_fresh_bundle_verifies_and_opens() {
         serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
             .unwrap();
     assert_eq!(env.payload_type, IN_TOTO_PAYLOAD_TYPE);
-    let st: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(&env.payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let st = crate::util::statement_payload(&bundle);
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(st["subject"].as_array().unwrap().len(), 3);
     assert_eq!(st["predicate"]["policy"]["name"], "sealed");
@@ -456,15 +451,7 @@ fn openssl_interop_both_ways() {
 /// Re-sign a modified statement with the trusted key (a compromised or
 /// careless signer), to test what the verifier does with hostile content.
 fn forge(s: &Setup, bundle: &Path, payload_type: &str, edit: impl Fn(&mut Value)) {
-    let env: Envelope =
-        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
-            .unwrap();
-    let mut st: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(&env.payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let mut st = crate::util::statement_payload(bundle);
     edit(&mut st);
     let signer = Signer::from_file(&s.path().join("signer.key.pem")).unwrap();
     let forged = dsse::sign(payload_type, &serde_json::to_vec(&st).unwrap(), &signer);

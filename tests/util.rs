@@ -181,3 +181,15 @@ pub fn install_busybox(root: &Path) {
         std::os::unix::fs::symlink("busybox", &link).unwrap();
     }
 }
+
+/// The in-toto statement inside a bundle's `statement.dsse.json` (not verified).
+pub fn statement_payload(bundle: &Path) -> serde_json::Value {
+    use base64::Engine as _;
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
+            .unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
