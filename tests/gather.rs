@@ -18,7 +18,7 @@ fn request(nonce: &str) -> FactRequest {
         "nonce": nonce,
         "max_file_bytes": 4096,
         "stat": ["/etc/passwd", "/etc/shadow", "/bin/sh", "/nope", "/usr/bin/env", "/etc/dangling"],
-        "read": ["/etc/passwd", "/etc/shadow", "/etc/os-release", "/lib/apk/db/installed", "/var/lib/dpkg/status", "/etc/big", "/etc/fifo", "/etc/odd name 'q'"],
+        "read": ["/etc/passwd", "/etc/shadow", "/etc/os-release", "/lib/apk/db/installed", "/var/lib/dpkg/status", "/etc/big", "/etc/fifo", "/etc/odd name 'q'", "/etc/new\nline", "/etc/dangling\r"],
         "read_dirs": ["/var/lib/dpkg/status.d", "/nothere"],
         "walks": [
             {"path": "/usr", "depth": 4, "limit": 100000, "all": false},
@@ -111,6 +111,18 @@ fn busybox_gatherer_matches_the_rootfs_collector() {
         );
         assert!(gathered.files["/etc/big"].truncated);
         assert!(gathered.files["/etc/fifo"].content.is_none());
+        // A name with a line break is stat'ed outside the stat blocks.
+        assert_eq!(
+            gathered.files["/etc/new\nline"]
+                .content
+                .as_ref()
+                .map(|c| c.text()),
+            Some("n".into()),
+            "{tree}"
+        );
+        let dangling = &gathered.files["/etc/dangling"];
+        assert_eq!(dangling.link_target.as_deref(), Some("/nowhere"));
+        assert!(dangling.lstat.is_some() && dangling.stat.is_none());
     }
 }
 

@@ -24,6 +24,13 @@ enum What {
     /// short-lived token for the ServiceAccount.
     #[command(after_help = AFTER_HELP)]
     Rbac(super::PlanInput),
+    /// The exact shell script the api approach runs in each container (one
+    /// per distinct profile list), for review before a run. A run uses a
+    /// fresh random nonce where this prints `NONCE`.
+    #[command(
+        after_help = "Examples:\n  vigil render gatherer policies/shop.yaml policies/profiles/ --inventory fixtures/cluster/snapshot.json\n  vigil render gatherer policies/ --inventory snapshot.json --policy payments > gather.sh"
+    )]
+    Gatherer(super::PlanInput),
     /// An audit.k8s.io/v1 Policy: RequestResponse for exec, ephemeral
     /// containers and logs; Metadata only for TokenRequest (tokens never
     /// reach audit logs).
@@ -54,6 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         What::Rbac(input) => {
             let (_, plan, _) = super::load_plan(&input)?;
             print_stdout(&rbac_yaml(&plan)?)?;
+            Ok(Exit::Success)
+        }
+        What::Gatherer(input) => {
+            let (set, plan, _) = super::load_plan(&input)?;
+            print_stdout(&gatherer_scripts(&set, &plan))?;
             Ok(Exit::Success)
         }
         What::AuditPolicy => {
@@ -115,4 +127,29 @@ pub fn rbac_yaml(plan: &crate::plan::Plan) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Every distinct gatherer script of `plan`, each headed by the policy and
+/// profiles it serves.
+fn gatherer_scripts(set: &crate::policy::PolicySet, plan: &crate::plan::Plan) -> String {
+    let mut out = String::new();
+    for p in &plan.policies {
+        let Some(policy) = set
+            .policies
+            .iter()
+            .find(|l| l.value.metadata.name == p.policy)
+        else {
+            continue;
+        };
+        for (profiles, (_, mut req)) in crate::runner::fact_requests(set, &policy.value.spec, p) {
+            req.nonce = "NONCE".into();
+            out.push_str(&format!(
+                "# vigil policy {}, profiles {}\n",
+                p.policy,
+                profiles.join(", ")
+            ));
+            out.push_str(&crate::facts::shell::script(&req));
+        }
+    }
+    out
 }

@@ -51,6 +51,18 @@ pub struct FactRequest {
     pub commands: BTreeSet<String>,
 }
 
+impl FactRequest {
+    /// The cap on bytes read from `path`: package databases are
+    /// legitimately larger than configuration files.
+    pub fn read_cap(&self, path: &str) -> u64 {
+        if [compile::DPKG_STATUS, compile::APK_DB].contains(&path) {
+            MAX_PACKAGE_DB_BYTES.max(self.max_file_bytes)
+        } else {
+            self.max_file_bytes
+        }
+    }
+}
+
 /// A bounded directory walk.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

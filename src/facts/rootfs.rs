@@ -24,12 +24,8 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
 
 use super::resolve::{Root, fstat};
 use super::{
-    Content, FactRequest, Facts, FileFact, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry,
-    WalkFact, WalkRequest,
+    Content, FactRequest, Facts, FileFact, Kind, StatFact, WalkEntry, WalkFact, WalkRequest,
 };
-
-/// Package database paths, which get the larger read cap.
-const PACKAGE_DBS: [&str; 2] = ["/var/lib/dpkg/status", "/lib/apk/db/installed"];
 
 /// Collect every requested fact from the root at `dir`. Fails only when the
 /// root itself cannot be opened.
@@ -44,11 +40,7 @@ pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
         if facts.files.contains_key(path) {
             continue;
         }
-        let cap = if PACKAGE_DBS.contains(&path.as_str()) {
-            MAX_PACKAGE_DB_BYTES.max(req.max_file_bytes)
-        } else {
-            req.max_file_bytes
-        };
+        let cap = req.read_cap(path);
         let want_content = req.read.contains(path);
         facts.files.insert(
             path.clone(),

@@ -18,22 +18,37 @@
 //!
 //! ```text
 //! VIGIL-GATHER v1 <nonce>
-//! F B(path) ST(lstat) ST(stat) B(link)|-        a stat'ed path
-//! C B(path) 0|1 B(content)                      content (1: cut at the cap)
+//! SB 0|1                                        begin of a stat block (0: lstat, 1: stat -L)
+//! ST <path>                                     in a block: one line per requested path that exists
+//! SE 0|1                                        end of the block
+//! K B(path) B(link)                             a requested path that is a symbolic link
+//! F B(path) ST(lstat) ST(stat) B(link)|-        a path stat'ed on its own (names with CR/LF)
+//! C B(path) B(content)                          content: up to cap + 1 bytes (more than cap: cut)
 //! E B(path) <reason>                            a per-fact error
 //! D B(dir) B(name) ST                           an entry of a read_dirs directory
-//! DC B(dir) B(name) 0|1 B(content)              its content
+//! DC B(dir) B(name) B(content)                  its content (up to cap + 1 bytes)
 //! WV B(walk) <visited> 0|1                      a walk: entries seen, missing
 //! W B(walk) ST B(entry path)                    a recorded walk entry
 //! VIGIL-GATHER-END <nonce> <records>
 //! ```
+//!
+//! Stat blocks are how the script stays cheap: two `stat` processes cover
+//! every requested path, where one per path would cost a fork and an exec
+//! each. Their lines carry the path raw, but those paths come from the
+//! policy, not the container: the parser accepts a block line only when it
+//! names a requested path (once per block), and paths that could break the
+//! line format (CR or LF) are stat'ed on their own into `F` records. Block
+//! lines are not counted in the end line's record count; a block that is
+//! not closed leaves the output without its end line, which is refused.
+//! Contents are read one byte past the cap so the parser can tell a cut
+//! file without another `stat` per file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use super::{Content, FactRequest, Facts, Kind, MAX_PACKAGE_DB_BYTES, StatFact, WalkEntry};
+use super::{Content, FactRequest, Facts, Kind, StatFact, WalkEntry};
 
 /// Why gatherer output was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +84,12 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// Whether a requested path can go in a stat block: block lines are split
+/// on line ends, so a path holding CR or LF is stat'ed on its own.
+fn batchable(path: &str) -> bool {
+    !path.contains(['\n', '\r'])
+}
+
 /// Generate the script for `req`. The nonce must be letters, digits and `-`.
 pub fn script(req: &FactRequest) -> String {
     let mut s = String::new();
@@ -80,37 +101,55 @@ pub fn script(req: &FactRequest) -> String {
     s.push_str("st() { stat -c '%f:%u:%g:%s' \"$1\" || echo -; }\n");
     s.push_str("stl() { stat -L -c '%f:%u:%g:%s' \"$1\" || echo -; }\n");
     s.push_str("enc() { printf '%s' \"$1\" | base64 -w 0; }\n");
-    // content: $1 path, $2 b64 path, $3 cap, $4 record tag prefix args
+    // content: $1 path, $2 record tag, $3 error record tag, $4 encoded
+    // name(s), $5 bytes to read
     s.push_str(
-        "cnt() { if [ ! -r \"$1\" ]; then echo \"E $2 permission-denied\"; r; return; fi\n  sz=$(stat -L -c %s \"$1\" || echo 0); t=0; [ \"$sz\" -gt \"$3\" ] && t=1\n  printf '%s %s %s ' \"$4\" \"$2\" \"$t\"; head -c \"$3\" \"$1\" | base64 -w 0; echo; r; }\n",
+        "cnt() { if [ ! -r \"$1\" ]; then echo \"$3 $4 permission-denied\"; r; return; fi\n  printf '%s %s ' \"$2\" \"$4\"; head -c \"$5\" \"$1\" | base64 -w 0; echo; r; }\n",
     );
     let _ = writeln!(s, "echo 'VIGIL-GATHER v1 {nonce}'");
-    for path in req
-        .stat
+    let paths: Vec<&String> = req.stat.union(&req.read).collect();
+    let batched: Vec<String> = paths
         .iter()
-        .chain(req.read.iter().filter(|p| !req.stat.contains(*p)))
-    {
-        let cap = if ["/var/lib/dpkg/status", "/lib/apk/db/installed"].contains(&path.as_str()) {
-            MAX_PACKAGE_DB_BYTES.max(req.max_file_bytes)
-        } else {
-            req.max_file_bytes
-        };
+        .filter(|p| batchable(p))
+        .map(|p| quote(p))
+        .collect();
+    if !batched.is_empty() {
+        let list = batched.join(" ");
+        for (flag, follow) in [("0", ""), ("1", "-L ")] {
+            let _ = writeln!(
+                s,
+                "echo 'SB {flag}'; r; stat {follow}-c '%f:%u:%g:%s %n' -- {list}; echo 'SE {flag}'; r"
+            );
+        }
+    }
+    for path in paths {
         let (q, b) = (quote(path), b64(path));
         let _ = writeln!(s, "p={q}");
-        let _ = writeln!(s, "if [ -e \"$p\" ] || [ -L \"$p\" ]; then");
-        let _ = writeln!(
-            s,
-            "  if [ -L \"$p\" ]; then t=$(enc \"$(readlink \"$p\")\"); else t=-; fi"
-        );
-        let _ = writeln!(s, "  echo \"F {b} $(st \"$p\") $(stl \"$p\") $t\"; r");
-        if req.read.contains(path) {
-            let _ = writeln!(s, "  if [ -f \"$p\" ]; then cnt \"$p\" {b} {cap} C; fi");
+        if batchable(path) {
+            let _ = writeln!(
+                s,
+                "if [ -L \"$p\" ]; then echo \"K {b} $(enc \"$(readlink \"$p\")\")\"; r; fi"
+            );
+        } else {
+            let _ = writeln!(s, "if [ -e \"$p\" ] || [ -L \"$p\" ]; then");
+            let _ = writeln!(
+                s,
+                "  if [ -L \"$p\" ]; then t=$(enc \"$(readlink \"$p\")\"); else t=-; fi"
+            );
+            let _ = writeln!(s, "  echo \"F {b} $(st \"$p\") $(stl \"$p\") $t\"; r");
+            let _ = writeln!(s, "else echo \"F {b} - - -\"; r; fi");
         }
-        let _ = writeln!(s, "else echo \"F {b} - - -\"; r; fi");
+        if req.read.contains(path) {
+            let _ = writeln!(
+                s,
+                "if [ -f \"$p\" ]; then cnt \"$p\" C E {b} {}; fi",
+                req.read_cap(path) + 1
+            );
+        }
     }
     for dir in &req.read_dirs {
         let (q, b) = (quote(dir), b64(dir));
-        let cap = req.max_file_bytes;
+        let cap = req.max_file_bytes + 1;
         let _ = writeln!(
             s,
             "for f in {q}/* {q}/.[!.]*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue"
@@ -121,7 +160,7 @@ pub fn script(req: &FactRequest) -> String {
         );
         let _ = writeln!(
             s,
-            "  if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then cnt \"$f\" \"{b} $nm\" {cap} DC; fi; done"
+            "  if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then cnt \"$f\" DC DE \"{b} $nm\" {cap}; fi; done"
         );
     }
     // No globbing from here on: find's output is split into words below.
@@ -209,8 +248,40 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
         facts.dirs.insert(d.clone(), BTreeMap::new());
     }
     let mut records = 0usize;
+    let mut blocks_seen = [false; 2];
+    // Inside a stat block: which one (0: lstat, 1: stat -L) and the paths
+    // it has named so far.
+    let mut block: Option<(bool, BTreeSet<&str>)> = None;
+    let requested = |p: &str| req.stat.contains(p) || req.read.contains(p);
     for (i, line) in lines {
         let n = i + 1;
+        if let Some((follow, seen)) = &mut block {
+            let end = if *follow { "SE 1" } else { "SE 0" };
+            if line == end {
+                block = None;
+                records += 1;
+                continue;
+            }
+            let (st, p) = line.split_once(' ').ok_or(GatherError::Malformed(n))?;
+            let (p, st) = (
+                req.stat
+                    .get(p)
+                    .or_else(|| req.read.get(p))
+                    .filter(|p| batchable(p))
+                    .ok_or(GatherError::Unrequested(n))?,
+                parse_stat(st, n)?.ok_or(GatherError::Malformed(n))?,
+            );
+            if !seen.insert(p) {
+                return Err(GatherError::Malformed(n));
+            }
+            let e = facts.files.entry(p.clone()).or_default();
+            if *follow {
+                e.stat = Some(st);
+            } else {
+                e.lstat = Some(st);
+            }
+            continue;
+        }
         if let Some(count) = line.strip_prefix(&end_prefix) {
             let want: usize = count
                 .trim()
@@ -227,9 +298,28 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
             unb64_str(f.get(k).ok_or(GatherError::Malformed(n))?, n)
         };
         match (f.first().copied(), f.len()) {
+            (Some("SB"), 2) => {
+                let follow = match f[1] {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(GatherError::Malformed(n)),
+                };
+                if blocks_seen[usize::from(follow)] {
+                    return Err(GatherError::Malformed(n));
+                }
+                blocks_seen[usize::from(follow)] = true;
+                block = Some((follow, BTreeSet::new()));
+            }
+            (Some("K"), 3) => {
+                let p = path(1)?;
+                if !requested(&p) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                facts.files.entry(p).or_default().link_target = Some(path(2)?);
+            }
             (Some("F"), 5) => {
                 let p = path(1)?;
-                if !req.stat.contains(&p) && !req.read.contains(&p) {
+                if !requested(&p) {
                     return Err(GatherError::Unrequested(n));
                 }
                 let e = facts.files.entry(p).or_default();
@@ -241,18 +331,15 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                     Some(unb64_str(f[4], n)?)
                 };
             }
-            (Some("C"), 4) => {
+            (Some("C"), 3) => {
                 let p = path(1)?;
                 if !req.read.contains(&p) {
                     return Err(GatherError::Unrequested(n));
                 }
+                let (content, truncated) = capped(unb64(f[2], n)?, req.read_cap(&p));
                 let e = facts.files.entry(p).or_default();
-                e.truncated = match f[2] {
-                    "0" => false,
-                    "1" => true,
-                    _ => return Err(GatherError::Malformed(n)),
-                };
-                e.content = Some(Content::from_bytes(unb64(f[3], n)?));
+                e.truncated = truncated;
+                e.content = Some(content);
             }
             (Some("E"), 3) => {
                 let p = path(1)?;
@@ -270,17 +357,21 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 e.lstat = st;
                 e.stat = st;
             }
-            (Some("DC"), 5) => {
+            (Some("DC"), 4) => {
                 let d = path(1)?;
                 let name = path(2)?;
                 let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
                 let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
-                e.truncated = match f[3] {
-                    "0" => false,
-                    "1" => true,
-                    _ => return Err(GatherError::Malformed(n)),
-                };
-                e.content = Some(Content::from_bytes(unb64(f[4], n)?));
+                let (content, truncated) = capped(unb64(f[3], n)?, req.max_file_bytes);
+                e.truncated = truncated;
+                e.content = Some(content);
+            }
+            (Some("DE"), 4) => {
+                let d = path(1)?;
+                let name = path(2)?;
+                let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
+                let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
+                e.error = Some(f[3].replace('-', " "));
             }
             (Some("WV"), 4) => {
                 let w = path(1)?;
@@ -324,6 +415,15 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
     Err(GatherError::Truncated)
 }
 
+/// Content read up to one byte past `cap`: more than `cap` bytes means the
+/// file was cut.
+fn capped(mut bytes: Vec<u8>, cap: u64) -> (Content, bool) {
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let truncated = bytes.len() > cap;
+    bytes.truncate(cap);
+    (Content::from_bytes(bytes), truncated)
+}
+
 /// Sort walk entries and fill in facts for requested paths the output did not mention.
 fn finish(req: &FactRequest, mut facts: Facts) -> Facts {
     for w in facts.walks.values_mut() {
@@ -355,7 +455,7 @@ mod tests {
         let p = b64("/etc/passwd");
         let u = b64("/usr");
         let good = format!(
-            "banner\nVIGIL-GATHER v1 abc-123\nF {p} 81a4:0:0:5 81a4:0:0:5 -\nC {p} 0 {}\nWV {u} 12 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 4\n",
+            "banner\nVIGIL-GATHER v1 abc-123\nSB 0\n81a4:0:0:5 /etc/passwd\nSE 0\nSB 1\n81a4:0:0:5 /etc/passwd\nSE 1\nC {p} {}\nWV {u} 12 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 7\n",
             b64("root\n"),
             b64("/usr/bin/su")
         );
@@ -373,14 +473,14 @@ mod tests {
         assert_eq!(
             parse(
                 &r,
-                good.replace("VIGIL-GATHER-END abc-123 4\n", "").as_bytes()
+                good.replace("VIGIL-GATHER-END abc-123 7\n", "").as_bytes()
             ),
             Err(GatherError::Truncated)
         );
         assert!(matches!(
             parse(
                 &r,
-                good.replace("END abc-123 4", "END abc-123 5").as_bytes()
+                good.replace("END abc-123 7", "END abc-123 8").as_bytes()
             ),
             Err(GatherError::Count { .. })
         ));
@@ -389,6 +489,57 @@ mod tests {
             parse(&r, other.as_bytes()),
             Err(GatherError::Unrequested(_))
         ));
+        // Stat blocks: only requested paths, each once, each block once,
+        // and a block must be closed.
+        for (from, to) in [
+            ("0:5 /etc/passwd\nSE 0", "0:5 /etc/shadow\nSE 0"),
+            ("0:5 /etc/passwd\nSE 0", "0:5 /etc/passwd \nSE 0"),
+        ] {
+            assert!(
+                matches!(
+                    parse(&r, good.replace(from, to).as_bytes()),
+                    Err(GatherError::Unrequested(_))
+                ),
+                "{to:?}"
+            );
+        }
+        for (from, to) in [
+            ("SE 0\n", "81a4:0:0:5 /etc/passwd\nSE 0\n"),
+            ("SB 1\n", "SB 0\n"),
+            ("81a4:0:0:5 /etc/passwd\nSE 0", "81a4:0:0 /etc/passwd\nSE 0"),
+            ("81a4:0:0:5 /etc/passwd\nSE 0", "- /etc/passwd\nSE 0"),
+            ("SB 0", "SB 2"),
+        ] {
+            assert!(
+                matches!(
+                    parse(&r, good.replace(from, to).as_bytes()),
+                    Err(GatherError::Malformed(_))
+                ),
+                "{to:?}"
+            );
+        }
+        assert!(
+            parse(&r, good.replace("SE 1\n", "").as_bytes()).is_err(),
+            "an unclosed block refuses the records after it"
+        );
+        let cut = &good[..good.find("SE 1").unwrap()];
+        assert_eq!(parse(&r, cut.as_bytes()), Err(GatherError::Truncated));
+        // Content is read one byte past the cap: 101 bytes with a cap of 100 is cut.
+        let long = good.replace(&b64("root\n"), &b64(&"x".repeat(101)));
+        let f = parse(&r, long.as_bytes()).unwrap();
+        let passwd = &f.files["/etc/passwd"];
+        assert!(passwd.truncated);
+        assert_eq!(passwd.content.as_ref().unwrap().text().len(), 100);
+        assert!(
+            !parse(
+                &r,
+                good.replace(&b64("root\n"), &b64(&"x".repeat(100)))
+                    .as_bytes()
+            )
+            .unwrap()
+            .files["/etc/passwd"]
+                .truncated
+        );
         let forged_entry = good.replace(&b64("/usr/bin/su"), &b64("/etc/x"));
         assert!(
             matches!(
@@ -397,10 +548,6 @@ mod tests {
             ),
             "walk entries stay under the walk"
         );
-        assert!(matches!(
-            parse(&r, good.replace("81a4:0:0:5 -", "81a4:0:0 -").as_bytes()),
-            Err(GatherError::Malformed(_))
-        ));
         assert!(matches!(
             parse(&r, good.replace("WV", "XX").as_bytes()),
             Err(GatherError::Malformed(_))
@@ -415,7 +562,7 @@ mod tests {
         let p = b64("/etc/passwd");
         let u = b64("/usr");
         let good = format!(
-            "VIGIL-GATHER v1 abc-123\nF {p} 81a4:0:0:5 81a4:0:0:5 -\nC {p} 0 {}\nWV {u} 3 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 4\n",
+            "VIGIL-GATHER v1 abc-123\nSB 0\n81a4:0:0:5 /etc/passwd\nSE 0\nF {p} 81a4:0:0:5 81a4:0:0:5 -\nC {p} {}\nWV {u} 3 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 6\n",
             b64("root\n"),
             b64("/usr/bin/su")
         )
@@ -427,7 +574,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let alphabet = b" :-=/+\nFCEDWVabc0123456789VIGIL-GATHER";
+        let alphabet = b" :-=/+\nFCEDWVSBKabc0123456789VIGIL-GATHER";
         for _ in 0..20_000 {
             let mut m = good.clone();
             for _ in 0..(next() % 4 + 1) {

@@ -171,6 +171,31 @@ pub enum RunError {
     },
 }
 
+/// The prepared profiles and the fact request of each distinct profile list
+/// in `plan`: targets that evaluate the same profiles gather the same facts.
+pub fn fact_requests<'a>(
+    set: &'a PolicySet,
+    spec: &crate::policy::model::PolicySpec,
+    plan: &PolicyPlan,
+) -> BTreeMap<Vec<String>, (Vec<PreparedProfile<'a>>, FactRequest)> {
+    let mut requests = BTreeMap::new();
+    for t in &plan.targets {
+        requests.entry(t.profiles.clone()).or_insert_with(|| {
+            let profiles: Vec<&Loaded<Profile>> =
+                t.profiles.iter().filter_map(|n| set.profile(n)).collect();
+            let req = compile(
+                profiles.iter().flat_map(|p| p.value.controls.iter()),
+                spec.limits.max_file_bytes,
+            );
+            (
+                profiles.into_iter().map(PreparedProfile::new).collect(),
+                req,
+            )
+        });
+    }
+    requests
+}
+
 /// Scan every target of `plan` and write the results through `output`.
 /// Returns the summary and the summary file as written.
 pub fn run_policy(
@@ -191,22 +216,7 @@ pub fn run_policy(
             .as_ref()
             .and_then(|t| Threshold::parse(t).ok()),
     };
-    // One fact request per distinct profile list.
-    let mut requests: BTreeMap<Vec<String>, (Vec<PreparedProfile>, FactRequest)> = BTreeMap::new();
-    for t in &plan.targets {
-        requests.entry(t.profiles.clone()).or_insert_with(|| {
-            let profiles: Vec<&Loaded<Profile>> =
-                t.profiles.iter().filter_map(|n| set.profile(n)).collect();
-            let req = compile(
-                profiles.iter().flat_map(|p| p.value.controls.iter()),
-                spec.limits.max_file_bytes,
-            );
-            (
-                profiles.into_iter().map(PreparedProfile::new).collect(),
-                req,
-            )
-        });
-    }
+    let requests = fact_requests(set, spec, plan);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(spec.limits.concurrency.max(1) as usize)
         .build()
