@@ -88,113 +88,29 @@ impl RunAccess {
                     expires.clone(),
                 );
         };
-        for ns_access in &plan.access {
-            let ns = ns_access.namespace.clone();
-            if policy.spec.access.mode == AccessMode::PerRun {
-                let mut sa = ns_access.service_account.clone();
-                stamp(&mut sa.metadata);
-                audited(
-                    audit,
-                    "create",
-                    format!("serviceaccount {ns}/{}", plan.service_account),
-                    caller.create_service_account(&sa),
-                )
-                .await?;
-                self.created.push((
-                    Kind::ServiceAccount,
-                    ns.clone(),
-                    plan.service_account.clone(),
-                ));
-                let mut role = ns_access.role.clone();
-                stamp(&mut role.metadata);
-                audited(
-                    audit,
-                    "create",
-                    format!("role {ns}/{}", plan.service_account),
-                    caller.create_role(&role),
-                )
-                .await?;
-                self.created
-                    .push((Kind::Role, ns.clone(), plan.service_account.clone()));
-                let mut rb = ns_access.role_binding.clone();
-                stamp(&mut rb.metadata);
-                audited(
-                    audit,
-                    "create",
-                    format!("rolebinding {ns}/{}", plan.service_account),
-                    caller.create_role_binding(&rb),
-                )
-                .await?;
-                self.created
-                    .push((Kind::RoleBinding, ns.clone(), plan.service_account.clone()));
-            }
-            let mut anchor = Secret {
-                metadata: ObjectMeta {
-                    name: Some(format!("{}-anchor", plan.service_account)),
-                    namespace: Some(ns.clone()),
-                    labels: ns_access.service_account.metadata.labels.clone(),
-                    annotations: ns_access.service_account.metadata.annotations.clone(),
-                    ..ObjectMeta::default()
-                },
-                type_: Some("Opaque".into()),
-                ..Secret::default()
-            };
-            stamp(&mut anchor.metadata);
-            let anchor = audited(
-                audit,
-                "create",
-                format!("secret {ns}/{}-anchor", plan.service_account),
-                caller.create_secret(&anchor),
-            )
-            .await?;
-            self.created.push((
-                Kind::Secret,
-                ns.clone(),
-                anchor.metadata.name.clone().unwrap_or_default(),
-            ));
-            let token = audited(
-                audit,
-                "create",
-                format!(
-                    "token for serviceaccount {ns}/{} (ttl {ttl}s, bound to its anchor)",
-                    plan.service_account
-                ),
-                caller.request_token(
-                    &ns,
-                    &plan.service_account,
-                    ttl,
-                    &policy.spec.access.audiences,
-                    &anchor,
-                ),
-            )
-            .await?;
-            let scoped = caller.scoped(&token)?;
-            if policy.spec.access.mode == AccessMode::Provisioned {
-                let held = scoped.own_rules(&ns).await?;
-                let (missing, excess) = compare_rules(&ns_access.role, &held);
-                if !missing.is_empty() {
-                    return Err(ClusterError::Transport {
-                        verb: "check",
-                        what: format!(
-                            "provisioned rights of serviceaccount {ns}/{}",
-                            plan.service_account
-                        ),
-                        message: format!(
-                            "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
-                            missing.join(", ")
-                        ),
-                    });
+        // Namespaces are set up concurrently, and within one the four objects
+        // too (a RoleBinding may name a Role that is not there yet): the
+        // critical path is one round of creates and one TokenRequest.
+        let results = futures_util::future::join_all(
+            plan.access
+                .iter()
+                .map(|a| setup_namespace(caller, policy, plan, a, ttl, &stamp, audit)),
+        )
+        .await;
+        let mut first_error = None;
+        for (ns, created, result) in results {
+            self.created.extend(created);
+            match result {
+                Ok((scoped, warnings)) => {
+                    self.warnings.extend(warnings);
+                    self.scoped.insert(ns, scoped);
                 }
-                self.warnings.extend(excess.into_iter().map(|e| {
-                    format!(
-                        "serviceaccount {ns}/{} holds more than the plan needs: {e}",
-                        plan.service_account
-                    )
-                }));
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            self.scoped.insert(ns, scoped);
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Delete everything created, anchor Secrets first (revoking the tokens),
@@ -202,29 +118,176 @@ impl RunAccess {
     /// deleted (for the summary and `vigil gc`).
     pub async fn cleanup(&mut self, caller: &Cluster, audit: &AuditLog) -> Vec<String> {
         self.scoped.clear();
-        let order = |k: &Kind| match k {
-            Kind::Secret => 0,
-            Kind::RoleBinding => 1,
-            Kind::Role => 2,
-            Kind::ServiceAccount => 3,
-        };
-        let mut objects = std::mem::take(&mut self.created);
-        objects.sort_by_key(|(k, _, _)| order(k));
+        let objects = std::mem::take(&mut self.created);
+        // Anchors first, all at once: that revokes every token of the run.
+        // Then the rest, also at once.
+        let (anchors, rest): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|(k, _, _)| *k == Kind::Secret);
         let mut failed = Vec::new();
-        for (kind, ns, name) in objects {
-            if let Err(e) = audited(
-                audit,
-                "delete",
-                format!("{} {ns}/{name}", kind.as_str()),
-                caller.delete(kind, &ns, &name),
-            )
-            .await
-            {
-                failed.push(e.to_string());
-            }
+        for round in [anchors, rest] {
+            let results = futures_util::future::join_all(round.iter().map(|(kind, ns, name)| {
+                audited(
+                    audit,
+                    "delete",
+                    format!("{} {ns}/{name}", kind.as_str()),
+                    caller.delete(*kind, ns, name),
+                )
+            }))
+            .await;
+            failed.extend(
+                results
+                    .into_iter()
+                    .filter_map(|r| r.err().map(|e| e.to_string())),
+            );
         }
         failed
     }
+}
+
+/// Create one namespace's objects and request its token. Returns the
+/// namespace, what was created (also on failure, for cleanup) and the
+/// scoped client with any warnings about excess provisioned rights.
+#[allow(clippy::type_complexity)]
+async fn setup_namespace(
+    caller: &Cluster,
+    policy: &ScanPolicy,
+    plan: &PolicyPlan,
+    ns_access: &crate::plan::rbac::NamespaceAccess,
+    ttl: i64,
+    stamp: &(dyn Fn(&mut ObjectMeta) + Sync),
+    audit: &AuditLog,
+) -> (
+    String,
+    Vec<(Kind, String, String)>,
+    Result<(Cluster, Vec<String>), ClusterError>,
+) {
+    let ns = ns_access.namespace.clone();
+    let sa_name = &plan.service_account;
+    let per_run = policy.spec.access.mode == AccessMode::PerRun;
+    let mut sa = ns_access.service_account.clone();
+    stamp(&mut sa.metadata);
+    let mut role = ns_access.role.clone();
+    stamp(&mut role.metadata);
+    let mut rb = ns_access.role_binding.clone();
+    stamp(&mut rb.metadata);
+    let mut anchor = Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("{sa_name}-anchor")),
+            namespace: Some(ns.clone()),
+            labels: ns_access.service_account.metadata.labels.clone(),
+            annotations: ns_access.service_account.metadata.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    };
+    stamp(&mut anchor.metadata);
+    let create = |kind: Kind| {
+        format!(
+            "{} {ns}/{}",
+            kind.as_str(),
+            if kind == Kind::Secret {
+                format!("{sa_name}-anchor")
+            } else {
+                sa_name.clone()
+            }
+        )
+    };
+    let rbac = async {
+        if !per_run {
+            return [None, None, None];
+        }
+        let (a, b, c) = tokio::join!(
+            audited(
+                audit,
+                "create",
+                create(Kind::ServiceAccount),
+                caller.create_service_account(&sa)
+            ),
+            audited(
+                audit,
+                "create",
+                create(Kind::Role),
+                caller.create_role(&role)
+            ),
+            audited(
+                audit,
+                "create",
+                create(Kind::RoleBinding),
+                caller.create_role_binding(&rb)
+            ),
+        );
+        [
+            Some((Kind::ServiceAccount, a.map(drop))),
+            Some((Kind::Role, b.map(drop))),
+            Some((Kind::RoleBinding, c.map(drop))),
+        ]
+    };
+    let (rbac, anchor) = tokio::join!(
+        rbac,
+        audited(
+            audit,
+            "create",
+            create(Kind::Secret),
+            caller.create_secret(&anchor)
+        )
+    );
+    let mut created = Vec::new();
+    let mut error = None;
+    for (kind, r) in rbac.into_iter().flatten() {
+        match r {
+            Ok(()) => created.push((kind, ns.clone(), sa_name.clone())),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    let anchor = match anchor {
+        Ok(a) => {
+            created.push((
+                Kind::Secret,
+                ns.clone(),
+                a.metadata.name.clone().unwrap_or_default(),
+            ));
+            a
+        }
+        Err(e) => return (ns, created, Err(error.unwrap_or(e))),
+    };
+    if let Some(e) = error {
+        return (ns, created, Err(e));
+    }
+    let result = async {
+        let token = audited(
+            audit,
+            "create",
+            format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
+            caller.request_token(&ns, sa_name, ttl, &policy.spec.access.audiences, &anchor),
+        )
+        .await?;
+        let scoped = caller.scoped(&token)?;
+        let mut warnings = Vec::new();
+        if !per_run {
+            let held = scoped.own_rules(&ns).await?;
+            let (missing, excess) = compare_rules(&ns_access.role, &held);
+            if !missing.is_empty() {
+                return Err(ClusterError::Transport {
+                    verb: "check",
+                    what: format!("provisioned rights of serviceaccount {ns}/{sa_name}"),
+                    message: format!(
+                        "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
+                        missing.join(", ")
+                    ),
+                });
+            }
+            warnings.extend(excess.into_iter().map(|e| {
+                format!("serviceaccount {ns}/{sa_name} holds more than the plan needs: {e}")
+            }));
+        }
+        Ok((scoped, warnings))
+    }
+    .await;
+    (ns, created, result)
 }
 
 /// Delete vigil-managed objects whose `vigil.dev/expires-at` has passed

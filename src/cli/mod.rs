@@ -241,6 +241,15 @@ fn load_plan(
     let live = session
         .as_ref()
         .map(|s| crate::inventory::Live::new(s.caller.clone(), s.runtime.handle().clone()));
+    if let Some(live) = &live {
+        live.prefetch(
+            set.policies
+                .iter()
+                .filter(|p| input.only.is_empty() || input.only.contains(&p.value.metadata.name))
+                .flat_map(|p| &p.value.spec.targets)
+                .filter_map(|t| t.namespace.as_deref()),
+        );
+    }
     let inventory = match (&snapshot, &live) {
         (Some(s), _) => Some(s as &dyn crate::inventory::Inventory),
         (None, Some(l)) => Some(l as &dyn crate::inventory::Inventory),

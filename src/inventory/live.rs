@@ -28,6 +28,27 @@ impl Live {
     }
 }
 
+impl Live {
+    /// List `namespaces` concurrently and keep what succeeds; a namespace
+    /// that fails is listed again (and its error reported) when the planner
+    /// asks for it. Planning then waits for one round trip, not one per
+    /// namespace.
+    pub fn prefetch<'a>(&self, namespaces: impl IntoIterator<Item = &'a str>) {
+        let mut unique: Vec<&str> = namespaces.into_iter().collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let listed = self.runtime.block_on(futures_util::future::join_all(
+            unique.iter().map(|ns| self.cluster.list_pods(ns)),
+        ));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        for (ns, pods) in unique.into_iter().zip(listed) {
+            if let Ok(pods) = pods {
+                cache.insert(ns.to_string(), pods);
+            }
+        }
+    }
+}
+
 impl Inventory for Live {
     fn pods(
         &self,
