@@ -145,9 +145,19 @@ fn a_run_scans_live_pods_with_only_the_scoped_token_and_cleans_up() {
         .filter(|l| l.method == "DELETE")
         .map(|l| l.path.as_str())
         .collect();
-    assert_eq!(deletes.len(), 8, "4 objects in each of 2 namespaces: {deletes:?}");
-    let anchors_done = deletes.iter().rposition(|p| p.contains("/secrets/")).unwrap();
-    let others_start = deletes.iter().position(|p| !p.contains("/secrets/")).unwrap();
+    assert_eq!(
+        deletes.len(),
+        8,
+        "4 objects in each of 2 namespaces: {deletes:?}"
+    );
+    let anchors_done = deletes
+        .iter()
+        .rposition(|p| p.contains("/secrets/"))
+        .unwrap();
+    let others_start = deletes
+        .iter()
+        .position(|p| !p.contains("/secrets/"))
+        .unwrap();
     assert!(anchors_done < others_start, "{deletes:?}");
     assert_clean(&c);
     // No token anywhere in what vigil printed or wrote.

@@ -7,49 +7,82 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput};
-use crate::facts::{FactRequest, frame, rootfs};
+use crate::facts::{FactRequest, frame, procfs, rootfs};
 
 const AFTER_HELP: &str = "\
 Examples:
   vigil probe --root fixtures/rootfs/debian --request request.json
   echo '{\"nonce\":\"n1\",\"max_file_bytes\":1048576,\"stat\":[\"/etc/passwd\"],\"read\":[],\"read_dirs\":[],\"walks\":[],\"processes\":false,\"commands\":[]}' \\
     | vigil probe --root / --request -
+  # In an ephemeral container targeting a container (its PID 1):
+  vigil probe --pid 1 --request-json '{...}'
+  # In a sidecar of a pod with shareProcessNamespace: true:
+  vigil probe --container-id 4f1c2a9be0d3... --request-json '{...}'
 
 Prints one frame: `VIGIL-FACTS v1 <nonce> <length>`, the facts as JSON, and
-`VIGIL-END <nonce> <sha256>`.";
+`VIGIL-END <nonce> <sha256>`. With --pid or --container-id the target's
+filesystem is read through /proc/<pid>/root with the same inside-the-root
+resolution as --root, and its processes are listed.";
 
-/// Gather facts from a root filesystem and print them as one framed JSON document.
+/// Gather facts from a root filesystem or a running process's root and
+/// print them as one framed JSON document.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["root", "pid", "container_id"])))]
+#[command(group(clap::ArgGroup::new("req").required(true).args(["request", "request_json"])))]
 pub struct Args {
     /// The root filesystem to read (every path resolves inside it).
     #[arg(long, value_name = "DIR")]
-    root: PathBuf,
+    root: Option<PathBuf>,
+    /// Read the root of this process (`/proc/PID/root`) and list the
+    /// processes of its PID namespace.
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Find the container with this ID (from the pod status, runtime prefix
+    /// optional) among the processes of a shared PID namespace, by their
+    /// cgroups, and read its root.
+    #[arg(long, value_name = "ID")]
+    container_id: Option<String>,
+    /// The proc filesystem to use (tests give a constructed tree).
+    #[arg(long = "proc", value_name = "DIR", default_value = "/proc")]
+    proc_dir: PathBuf,
     /// The fact request as JSON: a file, or - for standard input.
     #[arg(long, value_name = "FILE")]
-    request: PathBuf,
+    request: Option<PathBuf>,
+    /// The fact request as a JSON argument (for containers without stdin).
+    #[arg(long, value_name = "JSON")]
+    request_json: Option<String>,
 }
 
 /// Requests larger than this are refused (a real one is a few KiB).
 const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+fn read_request(args: &Args) -> anyhow::Result<Vec<u8>> {
+    if let Some(json) = &args.request_json {
+        return Ok(json.clone().into_bytes());
+    }
+    let path = args.request.as_deref().unwrap_or(std::path::Path::new("-"));
     let mut bytes = Vec::new();
-    let read = if args.request.as_os_str() == "-" {
+    let read = if path.as_os_str() == "-" {
         std::io::stdin()
             .take(MAX_REQUEST_BYTES + 1)
             .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(&args.request)
+        std::fs::File::open(path)
             .and_then(|f| f.take(MAX_REQUEST_BYTES + 1).read_to_end(&mut bytes))
     };
     read.map_err(|e| {
         InvalidInput(format!(
             "cannot read request {}: {}",
-            args.request.display(),
+            path.display(),
             crate::policy::source::io_reason(&e)
         ))
     })?;
+    Ok(bytes)
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let bytes = read_request(&args)?;
     if bytes.len() as u64 > MAX_REQUEST_BYTES {
         return Err(InvalidInput(format!(
             "request is larger than {} MiB",
@@ -69,13 +102,32 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             InvalidInput("the request needs a nonce of letters, digits and '-'".into()).into(),
         );
     }
-    let facts = rootfs::collect(&args.root, &req).map_err(|e| {
+    // The root to read, and the processes to list (none for a plain root).
+    let (root, pids): (PathBuf, Option<Option<Vec<u32>>>) =
+        match (&args.root, args.pid, &args.container_id) {
+            (Some(root), _, _) => (root.clone(), None),
+            (None, Some(pid), _) => (args.proc_dir.join(pid.to_string()).join("root"), Some(None)),
+            (None, None, Some(id)) => {
+                let mine = procfs::container_pids(&args.proc_dir, id)?;
+                (
+                    args.proc_dir.join(mine[0].to_string()).join("root"),
+                    Some(Some(mine)),
+                )
+            }
+            (None, None, None) => unreachable!("clap requires one target"),
+        };
+    let mut facts = rootfs::collect(&root, &req).map_err(|e| {
         anyhow::anyhow!(
             "cannot open root {}: {}",
-            args.root.display(),
+            root.display(),
             crate::policy::source::io_reason(&e)
         )
     })?;
+    if req.processes
+        && let Some(only) = pids
+    {
+        facts.processes = Some(procfs::processes(&args.proc_dir, only.as_deref())?);
+    }
     let out = frame::encode(&req.nonce, &facts);
     use std::io::Write;
     let stdout = std::io::stdout();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::access::RunAccess;
-use crate::approach::api::ApiCollector;
+use crate::approach::KubeCollector;
 use crate::policy::model::Approach;
 use crate::runner::{LocalCollector, Progress, RunOptions, RunSummary, output_dir, run_policy};
 use crate::seal::bundle::SealedDir;
@@ -140,11 +140,12 @@ fn run_in_cluster(
     }
     let scan_timeout = crate::policy::duration::parse(&policy.value.spec.limits.scan_timeout)
         .unwrap_or(std::time::Duration::from_secs(120));
-    let collector = ApiCollector {
+    let collector = KubeCollector {
         audit: &audit,
         scan_timeout,
         runtime: rt.handle().clone(),
         access: &access,
+        debug: policy.value.spec.debug.as_ref(),
     };
     let result = run_policy(set, policy, pp, opts, output, &collector);
     let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));

@@ -206,6 +206,108 @@ impl Cluster {
             .map_err(|e| ClusterError::from_kube("get", format!("pod {namespace}/{name}"), e))
     }
 
+    /// Add an ephemeral container to a pod (strategic merge patch of the
+    /// `ephemeralcontainers` subresource, which appends to the list).
+    pub async fn add_ephemeral_container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &k8s_openapi::api::core::v1::EphemeralContainer,
+    ) -> Result<Pod, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let patch = serde_json::json!({"spec": {"ephemeralContainers": [container]}});
+        api.patch_ephemeral_containers(
+            pod,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(patch),
+        )
+        .await
+        .map_err(|e| {
+            ClusterError::from_kube(
+                "patch",
+                format!("pods/ephemeralcontainers {namespace}/{pod}"),
+                e,
+            )
+        })
+    }
+
+    /// Watch one pod from `resource_version` until `done` returns a value
+    /// for one of its states. The API server may end a watch at any time;
+    /// the watch is then resumed from the last version seen. Callers bound
+    /// the wait with a timeout.
+    pub async fn wait_for_pod<T>(
+        &self,
+        namespace: &str,
+        pod: &str,
+        resource_version: &str,
+        mut done: impl FnMut(&Pod) -> Option<T>,
+    ) -> Result<T, ClusterError> {
+        use futures_util::StreamExt;
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("pod {namespace}/{pod}");
+        let params = kube::api::WatchParams::default()
+            .fields(&format!("metadata.name={pod}"))
+            .timeout(290);
+        let mut version = resource_version.to_string();
+        loop {
+            let stream = api
+                .watch(&params, &version)
+                .await
+                .map_err(|e| ClusterError::from_kube("watch", what.clone(), e))?;
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                let event = event.map_err(|e| ClusterError::from_kube("watch", what.clone(), e))?;
+                match event {
+                    kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) => {
+                        if let Some(v) = &p.metadata.resource_version {
+                            version.clone_from(v);
+                        }
+                        if let Some(t) = done(&p) {
+                            return Ok(t);
+                        }
+                    }
+                    kube::api::WatchEvent::Deleted(_) => {
+                        return Err(ClusterError::Transport {
+                            verb: "watch",
+                            what,
+                            message: "the pod was deleted".into(),
+                        });
+                    }
+                    kube::api::WatchEvent::Bookmark(b) => {
+                        version = b.metadata.resource_version;
+                    }
+                    kube::api::WatchEvent::Error(e) => {
+                        return Err(ClusterError::Api {
+                            verb: "watch",
+                            what,
+                            code: e.code,
+                            reason: e.reason,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The log of one container, at most `max_bytes`.
+    pub async fn container_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        max_bytes: usize,
+    ) -> Result<String, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::LogParams {
+            container: Some(container.to_string()),
+            limit_bytes: Some(max_bytes as i64),
+            ..kube::api::LogParams::default()
+        };
+        api.logs(pod, &params).await.map_err(|e| {
+            ClusterError::from_kube("get", format!("pods/log {namespace}/{pod}/{container}"), e)
+        })
+    }
+
     /// Create a ServiceAccount.
     pub async fn create_service_account(
         &self,

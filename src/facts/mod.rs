@@ -10,6 +10,7 @@
 pub mod compile;
 pub mod frame;
 pub mod parse;
+pub mod procfs;
 pub mod resolve;
 pub mod rootfs;
 pub mod shell;

@@ -43,6 +43,10 @@ pub struct ContainerInfo {
     pub run_as_user: Option<i64>,
     /// The container is running now (from `status.containerStatuses`).
     pub running: bool,
+    /// `containerID` from the container's status (`containerd://…`), used
+    /// by the sidecar approach to find its processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
 /// The facts about a pod that planning needs.
@@ -76,6 +80,17 @@ impl PodInfo {
         let pod_uid = spec
             .and_then(|s| s.security_context.as_ref())
             .and_then(|c| c.run_as_user);
+        let ids: std::collections::HashMap<&str, &str> = status
+            .into_iter()
+            .flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+                    .chain(s.ephemeral_container_statuses.iter().flatten())
+            })
+            .filter_map(|cs| Some((cs.name.as_str(), cs.container_id.as_deref()?)))
+            .collect();
         let running: Vec<&str> = status
             .into_iter()
             .flat_map(|s| {
@@ -108,6 +123,7 @@ impl PodInfo {
                             .and_then(|s| s.run_as_user)
                             .or(pod_uid),
                         running: running.contains(&c.name.as_str()),
+                        container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
                     });
                 }
             }
@@ -122,6 +138,7 @@ impl PodInfo {
                         .and_then(|s| s.run_as_user)
                         .or(pod_uid),
                     running: running.contains(&c.name.as_str()),
+                    container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
                 });
             }
         }

@@ -77,7 +77,8 @@ pub struct PlannedLimits {
 pub struct PlannedTarget {
     /// `namespace/pod/container`, or `rootfs/<name>`.
     pub id: String,
-    /// The approach that will reach it (never `auto`).
+    /// The approach that will reach it; `auto` is decided at run time (api,
+    /// or debug when the container has no shell).
     pub approach: Approach,
     /// Why this approach (for `auto`).
     pub reason: String,
@@ -104,6 +105,12 @@ pub struct PlannedTarget {
     /// `runAsUser` of the target container when the spec tells it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<i64>,
+    /// The container's runtime ID from the pod status (sidecar approach).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// The vigil sidecar container of the pod (sidecar approach).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<String>,
     /// Root directory (rootfs targets), resolved against the policy file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<PathBuf>,
@@ -211,6 +218,8 @@ fn plan_policy(
                 node: None,
                 image: None,
                 run_as_user: None,
+                container_id: None,
+                sidecar: None,
                 rootfs: Some(root),
             });
             continue;
@@ -371,13 +380,15 @@ fn select_pod(
             node: pod.node.clone(),
             image: Some(c.image.clone()),
             run_as_user: c.run_as_user,
+            container_id: c.container_id.clone(),
+            sidecar: (approach == Approach::Sidecar).then(|| sidecar_name.to_string()),
             rootfs: None,
         });
     }
 }
 
 /// Images with no shell: exec cannot run the gatherer in them.
-fn looks_shell_less(image: &str) -> bool {
+pub fn looks_shell_less(image: &str) -> bool {
     let name = image
         .split('@')
         .next()
@@ -437,19 +448,24 @@ fn choose_approach(
                     Approach::Sidecar,
                     "pod carries a vigil sidecar and shares its process namespace".into(),
                 ))
+            } else if has_debug_image {
+                // Decided per target at run time: the one exec tells whether
+                // the container has a shell.
+                Ok((
+                    Approach::Auto,
+                    if looks_shell_less(&c.image) {
+                        "image looks shell-less (distroless/static): ephemeral debug container"
+                    } else {
+                        "one exec into the container; an ephemeral debug container if it has no shell"
+                    }
+                    .into(),
+                ))
             } else if looks_shell_less(&c.image) {
-                if has_debug_image {
-                    Ok((
-                        Approach::Debug,
-                        "image has no shell (distroless/static); ephemeral debug container".into(),
-                    ))
-                } else {
-                    Err("image has no shell and the policy sets no spec.debug.image".into())
-                }
+                Err("image has no shell and the policy sets no spec.debug.image".into())
             } else {
                 Ok((
                     Approach::Api,
-                    "image has a shell; one exec into the container".into(),
+                    "image has a shell; one exec into the container (no spec.debug.image to fall back to)".into(),
                 ))
             }
         }

@@ -7,7 +7,8 @@
 //! | approach | rules |
 //! |---|---|
 //! | api, sidecar | `get pods`, `create pods/exec` |
-//! | debug | `get pods`, `patch pods/ephemeralcontainers`, `get pods/log` |
+//! | debug | `get`/`watch pods`, `patch pods/ephemeralcontainers`, `get pods/log` |
+//! | auto | both of the above (the run decides per target) |
 //!
 //! No rule ever uses `*`, and no rule is left unpinned: upstream tools grant
 //! exec on every pod of a namespace; vigil grants it on the planned pods only.
@@ -78,10 +79,18 @@ pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] 
         Approach::Api | Approach::Sidecar => &[("pods", "get"), ("pods/exec", "create")],
         Approach::Debug => &[
             ("pods", "get"),
+            ("pods", "watch"),
             ("pods/ephemeralcontainers", "patch"),
             ("pods/log", "get"),
         ],
-        Approach::Local | Approach::Auto => &[],
+        Approach::Auto => &[
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods", "watch"),
+            ("pods/ephemeralcontainers", "patch"),
+            ("pods/log", "get"),
+        ],
+        Approach::Local => &[],
     }
 }
 

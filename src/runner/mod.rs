@@ -109,14 +109,26 @@ pub const NOT_SCANNED: &str = "not scanned:";
 /// Called after each target with (its summary, targets done, total).
 pub type Progress = Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>;
 
+/// What a collector gathered, and through which approach: for `auto`, the
+/// one it settled on, which the results and the statement record.
+#[derive(Debug)]
+pub struct Gathered {
+    /// The facts.
+    pub facts: crate::facts::Facts,
+    /// The approach that gathered them.
+    pub approach: Approach,
+}
+
 /// Gathers the facts of one target, whatever the approach.
 pub trait Collector: Sync {
-    /// Collect `req` from `target`; the error says why it could not.
+    /// Collect `req` from `target` for scan `scan_id`; the error says why it
+    /// could not.
     fn collect(
         &self,
         target: &PlannedTarget,
         req: &FactRequest,
-    ) -> Result<crate::facts::Facts, String>;
+        scan_id: &str,
+    ) -> Result<Gathered, String>;
 }
 
 /// Local root filesystems only; any other approach is an error result.
@@ -124,15 +136,20 @@ pub trait Collector: Sync {
 pub struct LocalCollector;
 
 impl Collector for LocalCollector {
-    fn collect(&self, t: &PlannedTarget, req: &FactRequest) -> Result<crate::facts::Facts, String> {
+    fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, String> {
         match (&t.approach, &t.rootfs) {
-            (Approach::Local, Some(root)) => rootfs::collect(root, req).map_err(|e| {
-                format!(
-                    "cannot open root {}: {}",
-                    root.display(),
-                    crate::policy::source::io_reason(&e)
-                )
-            }),
+            (Approach::Local, Some(root)) => rootfs::collect(root, req)
+                .map(|facts| Gathered {
+                    facts,
+                    approach: Approach::Local,
+                })
+                .map_err(|e| {
+                    format!(
+                        "cannot open root {}: {}",
+                        root.display(),
+                        crate::policy::source::io_reason(&e)
+                    )
+                }),
             (approach, _) => Err(format!(
                 "the {} approach needs a connection to the cluster, which this run does not have",
                 approach.as_str()
@@ -310,14 +327,16 @@ fn scan_target(
     } else {
         // Errors end up in results and summaries: never let a secret through.
         collector
-            .collect(t, req)
+            .collect(t, req, &scan_id)
             .map_err(|e| crate::audit::redact::redact(&e))
     };
+    let approach = facts.as_ref().map_or(t.approach, |g| g.approach);
+    let facts = facts.map(|g| g.facts);
     let ev = Evaluation {
         run_id,
         scan_id: &scan_id,
         target_id: &t.id,
-        approach: t.approach,
+        approach,
         profiles,
         waivers,
         now: Utc::now(),
@@ -353,7 +372,7 @@ fn scan_target(
     TargetSummary {
         id: t.id.clone(),
         scan_id,
-        approach: t.approach,
+        approach,
         status: if error.is_some() { "error" } else { "scanned" },
         error,
         compliance: counts.compliance(),

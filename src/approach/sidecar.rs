@@ -1,0 +1,45 @@
+//! The sidecar approach: the pod carries a vigil scanner sidecar and shares
+//! its process namespace (`vigil render sidecar` prints the patch). One
+//! `pods/exec` into the sidecar runs `vigil probe --container-id ID`, which
+//! finds the target container's processes by their cgroups (see
+//! `facts::procfs`) and reads `/proc/<pid>/root`.
+
+use super::{MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
+use crate::facts::{FactRequest, Facts, procfs};
+
+/// Exec the probe in the pod's sidecar.
+pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, String> {
+    let (ns, pod, container) = scan.coordinates()?;
+    let t = scan.target;
+    let sidecar = t.sidecar.as_deref().unwrap_or("vigil-scanner");
+    let id = t.container_id.as_deref().map(procfs::bare_container_id).ok_or_else(|| {
+        format!("the pod status gives no containerID for {container} (is it running?); the sidecar finds a container by its ID")
+    })?;
+    let mut req = req.clone();
+    req.nonce = random_nonce();
+    let command = probe_command(&["--container-id", id], &req);
+    let out = scan
+        .audited(
+            "exec",
+            format!("pods/exec {ns}/{pod}/{sidecar} (probe for {container})"),
+            async {
+                scan.client
+                    .exec(ns, pod, sidecar, command, MAX_OUTPUT)
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await?;
+    decode_probe_output(&req.nonce, &out.stdout).map_err(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr.trim();
+        if stderr.is_empty() {
+            e
+        } else {
+            format!(
+                "{e}; stderr: {:?}",
+                stderr.chars().take(300).collect::<String>()
+            )
+        }
+    })
+}
