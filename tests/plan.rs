@@ -324,14 +324,17 @@ fn payments_rules_match_the_approaches() {
     assert_eq!(
         summary,
         vec![
-            ("pods".into(), "get".into(), all),
+            // auto: the api pods may turn out shell-less, so they get the
+            // debug rights too; the distroless workers need no exec.
+            ("pods".into(), "get".into(), all.clone()),
+            ("pods".into(), "watch".into(), all.clone()),
             (
                 "pods/ephemeralcontainers".into(),
                 "patch".into(),
-                workers.clone()
+                all.clone()
             ),
             ("pods/exec".into(), "create".into(), api),
-            ("pods/log".into(), "get".into(), workers),
+            ("pods/log".into(), "get".into(), all),
         ]
     );
     // Per-run objects carry the run id and the policy's extra labels.

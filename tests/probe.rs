@@ -218,3 +218,136 @@ fn probe_refuses_bad_requests() {
         "an unreadable root is a failed run, not bad input"
     );
 }
+
+/// A proc tree as a pod with a shared process namespace shows it: PID 1 the
+/// pause container, 7 and 8 the target (the hostile root), 9 another container.
+fn proc_tree(dir: &TempDir) -> std::path::PathBuf {
+    let proc = dir.path().join("proc");
+    let target = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let other = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    for (pid, id, root, uid, cmdline) in [
+        (
+            1,
+            "f".repeat(64),
+            dir.path().join("secret"),
+            65535,
+            "/pause",
+        ),
+        (
+            7,
+            target.to_string(),
+            dir.path().join("root"),
+            1000,
+            "app-server\0--port\08080",
+        ),
+        (
+            8,
+            target.to_string(),
+            dir.path().join("root"),
+            1000,
+            "app-worker\0\u{1b}[31m",
+        ),
+        (
+            9,
+            other.to_string(),
+            dir.path().join("secret"),
+            0,
+            "sidecar",
+        ),
+    ] {
+        let p = proc.join(pid.to_string());
+        std::fs::create_dir_all(&p).unwrap();
+        symlink(root, p.join("root")).unwrap();
+        std::fs::write(
+            p.join("cgroup"),
+            format!("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-{id}.scope\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("status"),
+            format!("Name:\tx\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+        )
+        .unwrap();
+        std::fs::write(p.join("cmdline"), cmdline).unwrap();
+    }
+    // Not a process.
+    std::fs::create_dir_all(proc.join("sys")).unwrap();
+    proc
+}
+
+#[test]
+fn probe_finds_a_container_by_id_in_a_shared_pid_namespace_and_stays_inside() {
+    let dir = hostile();
+    let proc = proc_tree(&dir);
+    let mut req = request();
+    req.processes = true;
+    let json = serde_json::to_string(&req).unwrap();
+    let run = vigil_with_deadline(
+        dir.path(),
+        &[
+            "probe",
+            "--container-id",
+            "containerd://0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--proc",
+            proc.to_str().unwrap(),
+            "--request-json",
+            &json,
+        ],
+        b"",
+        20,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains(CANARY));
+    let facts = frame::decode("t3st-n0nce", run.stdout.as_bytes()).expect("one valid frame");
+    assert_contained(&facts, !is_root());
+    // Only the target container's processes, by cgroup.
+    let procs = facts.processes.unwrap();
+    let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    assert_eq!(pids, [7, 8]);
+    assert_eq!(procs[0].cmdline, "app-server --port 8080");
+    assert_eq!(procs[0].uid, 1000);
+
+    // --pid: the target's own PID namespace, every process listed.
+    let run = vigil_with_deadline(
+        dir.path(),
+        &[
+            "probe",
+            "--pid",
+            "7",
+            "--proc",
+            proc.to_str().unwrap(),
+            "--request-json",
+            &json,
+        ],
+        b"",
+        20,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let facts = frame::decode("t3st-n0nce", run.stdout.as_bytes()).unwrap();
+    assert_contained(&facts, !is_root());
+    assert_eq!(facts.processes.unwrap().len(), 4);
+
+    // Ids that are too short to be safe, and ids nobody has.
+    for (id, code, want) in [
+        ("0123", 2, "at least 12 hex digits"),
+        ("not-hex-at-all-but-long", 2, "at least 12 hex digits"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 3, "no process"),
+    ] {
+        let run = vigil_with_deadline(
+            dir.path(),
+            &[
+                "probe",
+                "--container-id",
+                id,
+                "--proc",
+                proc.to_str().unwrap(),
+                "--request-json",
+                &json,
+            ],
+            b"",
+            20,
+        );
+        assert_eq!(run.code, code, "{id}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{}", run.stderr);
+    }
+}

@@ -5,6 +5,7 @@ mod util;
 
 mod fakeapi;
 
+mod approaches;
 mod e2e;
 mod gather;
 mod interop;

@@ -108,7 +108,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             (Some(root), _, _) => (root.clone(), None),
             (None, Some(pid), _) => (args.proc_dir.join(pid.to_string()).join("root"), Some(None)),
             (None, None, Some(id)) => {
-                let mine = procfs::container_pids(&args.proc_dir, id)?;
+                let mine = procfs::container_pids(&args.proc_dir, id).map_err(|e| match e {
+                    procfs::ProcError::BadId(_) => anyhow::Error::from(InvalidInput(e.to_string())),
+                    other => other.into(),
+                })?;
                 (
                     args.proc_dir.join(mine[0].to_string()).join("root"),
                     Some(Some(mine)),

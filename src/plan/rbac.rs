@@ -109,7 +109,16 @@ pub fn build(
             continue;
         };
         let rules = by_ns.entry((t.cluster.clone(), ns.clone())).or_default();
-        for &(resource, verb) in rules_for(t.approach) {
+        // An `auto` target whose image looks shell-less goes straight to the
+        // debug approach: it needs no exec right.
+        let approach = if t.approach == Approach::Auto
+            && t.image.as_deref().is_some_and(super::looks_shell_less)
+        {
+            Approach::Debug
+        } else {
+            t.approach
+        };
+        for &(resource, verb) in rules_for(approach) {
             rules
                 .entry((resource, verb))
                 .or_default()

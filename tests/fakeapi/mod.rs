@@ -4,6 +4,17 @@
 //! over WebSocket (`v5.channel.k8s.io` / `v4.channel.k8s.io`) that runs the
 //! command under `chroot` in the pod's fixture root filesystem.
 //!
+//! Ephemeral containers (`PATCH pods/{pod}/ephemeralcontainers`) and
+//! commands exec'd into a scanner sidecar run the real `vigil probe` binary
+//! (set with [`FakeApiServer::set_probe_binary`]) with `--proc` pointing at
+//! a constructed proc tree for the pod: `<pid>/root` links to the fixture
+//! root, `<pid>/cgroup` carries the container ID, as a kubelet and a
+//! container runtime would arrange it. Ephemeral containers move Waiting →
+//! Running → Terminated, observable through `?watch=true` (one pod, by
+//! `fieldSelector=metadata.name=`), and their output is served by
+//! `pods/{pod}/log`. As in Kubernetes, `resources` on an ephemeral
+//! container is refused.
+//!
 //! vigil talks to it through an ordinary kubeconfig, with the same `kube`
 //! code path it uses against a real cluster. Used in-process by the tests
 //! and standalone by `cargo run --example fake-apiserver`.
@@ -71,6 +82,32 @@ struct State {
     tokens: HashMap<String, IssuedToken>,
     log: Vec<Logged>,
     rootfs: HashMap<(String, String), PathBuf>,
+    /// The vigil binary that scanner images run.
+    probe_bin: Option<PathBuf>,
+    /// (namespace, pod, container) → log.
+    logs: HashMap<(String, String, String), Vec<u8>>,
+    /// Bumped on every pod change; pods carry it as resourceVersion.
+    version: u64,
+    changes: Option<tokio::sync::watch::Sender<u64>>,
+    /// Where constructed proc trees live.
+    dir: PathBuf,
+}
+
+impl State {
+    /// Record a change to a pod: a new resourceVersion, and wake watchers.
+    fn touch(&mut self, ns: &str, pod: &str) {
+        self.version += 1;
+        let v = self.version;
+        if let Some(p) =
+            self.objects
+                .get_mut(&("pods".to_string(), ns.to_string(), pod.to_string()))
+        {
+            p["metadata"]["resourceVersion"] = json!(v.to_string());
+        }
+        if let Some(tx) = &self.changes {
+            tx.send_replace(v);
+        }
+    }
 }
 
 /// A running server.
@@ -145,11 +182,15 @@ impl FakeApiServer {
 
         let mut state = State {
             rootfs,
+            version: 1,
+            changes: Some(tokio::sync::watch::channel(1).0),
+            dir: dir.to_path_buf(),
             ..State::default()
         };
-        for p in pods {
+        for mut p in pods {
             let ns = p["metadata"]["namespace"].as_str().unwrap().to_string();
             let name = p["metadata"]["name"].as_str().unwrap().to_string();
+            p["metadata"]["resourceVersion"] = json!("1");
             state.objects.insert(("pods".into(), ns, name), p);
         }
         let state = Arc::new(Mutex::new(state));
@@ -218,6 +259,21 @@ impl FakeApiServer {
             .unwrap()
             .objects
             .insert((resource.into(), ns, name), obj);
+    }
+
+    /// The vigil binary scanner images run (ephemeral containers, sidecars).
+    pub fn set_probe_binary(&self, path: &Path) {
+        self.state.lock().unwrap().probe_bin = Some(path.to_path_buf());
+    }
+
+    /// A stored pod, as the API would return it.
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .get(&("pods".into(), ns.into(), name.into()))
+            .cloned()
     }
 
     /// Inject faults into the next exec requests.
@@ -548,8 +604,17 @@ async fn route(
         Some(s) => format!("{resource}/{s}"),
         None => resource.clone(),
     };
+    let watching = query_params(req.uri())
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    // A watch or list of one object by name is authorized against that name.
+    let field_name = query_params(req.uri())
+        .into_iter()
+        .find(|(k, _)| k == "fieldSelector")
+        .and_then(|(_, v)| v.strip_prefix("metadata.name=").map(str::to_string));
     let verb = match (req.method(), &name, &sub) {
         (&Method::GET, _, Some(s)) if s == "exec" => "create",
+        (&Method::GET, None, _) if watching => "watch",
         (&Method::GET, Some(_), _) => "get",
         (&Method::GET, None, _) => "list",
         (&Method::POST, _, _) => "create",
@@ -564,7 +629,7 @@ async fn route(
         group,
         &rbac_resource,
         verb,
-        name.as_deref(),
+        name.as_deref().or(field_name.as_deref()),
     );
     if !allowed {
         let msg =
@@ -608,6 +673,61 @@ async fn route(
                 .await;
             }
         }
+    }
+    if verb == "watch" && resource == "pods" {
+        let Some(pod) = field_name else {
+            return respond(
+                400,
+                &status(
+                    400,
+                    "BadRequest",
+                    "the test server watches one pod by fieldSelector metadata.name",
+                ),
+            );
+        };
+        let query = query_params(req.uri());
+        let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
+        let since: u64 = param("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let timeout = param("timeoutSeconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30u64);
+        return watch_pod(st, &ns, &pod, since, Duration::from_secs(timeout)).await;
+    }
+    if resource == "pods" && sub.as_deref() == Some("ephemeralcontainers") && verb == "patch" {
+        let body = read_json(req).await;
+        return add_ephemeral(st, &ns, name.as_deref().unwrap_or_default(), body);
+    }
+    if resource == "pods" && sub.as_deref() == Some("log") {
+        let container = query_params(req.uri())
+            .into_iter()
+            .find(|(k, _)| k == "container")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let pod = name.unwrap_or_default();
+        return match st
+            .lock()
+            .unwrap()
+            .logs
+            .get(&(ns.clone(), pod.clone(), container.clone()))
+        {
+            Some(log) => Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(log.clone())))
+                .unwrap(),
+            None => respond(
+                400,
+                &status(
+                    400,
+                    "BadRequest",
+                    &format!(
+                        "container \"{container}\" in pod \"{pod}\" is waiting to start or has no log"
+                    ),
+                ),
+            ),
+        };
     }
     if sub.as_deref() == Some("token") && resource == "serviceaccounts" {
         let body = read_json(req).await;
@@ -758,7 +878,7 @@ async fn exec(
         .find(|(k, _)| k == "container")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let (root, known) = {
+    let (root, known, probe) = {
         let st = st.lock().unwrap();
         let pod_obj = st
             .objects
@@ -771,10 +891,17 @@ async fn exec(
                 .flatten()
                 .any(|c| c["name"] == container.as_str())
         });
-        (
-            st.rootfs.get(&(ns.to_string(), pod.to_string())).cloned(),
-            known,
-        )
+        let root = st.rootfs.get(&(ns.to_string(), pod.to_string())).cloned();
+        // A command for the scanner image's probe (a sidecar) runs the real
+        // probe over the pod's shared proc tree.
+        let probe = match (&st.probe_bin, &root, &pod_obj) {
+            (Some(bin), Some(r), Some(p)) if is_probe_command(&command) => Some((
+                bin.clone(),
+                proc_tree(&st.dir, p, r, None, Some(&container)),
+            )),
+            _ => None,
+        };
+        (root, known, probe)
     };
     if !known {
         return respond(
@@ -819,8 +946,16 @@ async fn exec(
             v.extend_from_slice(data);
             Message::Binary(v.into())
         };
-        let result = match root {
-            Some(root) => {
+        let result = match (root, probe) {
+            (_, Some((bin, tree))) => Some(
+                tokio::process::Command::new(bin)
+                    .args(&command[1..])
+                    .arg("--proc")
+                    .arg(&tree)
+                    .output()
+                    .await,
+            ),
+            (Some(root), None) => {
                 let root = std::ffi::CString::new(root.into_os_string().into_encoded_bytes())
                     .expect("fixture roots have no NUL");
                 // chroot(2) in the child rather than the chroot(1) binary:
@@ -840,7 +975,7 @@ async fn exec(
                 }
                 Some(cmd.output().await)
             }
-            None => None,
+            (None, None) => None,
         };
         let status_json = match &result {
             Some(Ok(out)) if cut => {
@@ -886,4 +1021,365 @@ async fn exec(
         .header("sec-websocket-protocol", protocol)
         .body(Full::new(Bytes::new()))
         .unwrap()
+}
+
+/// Answer a watch of one pod: wait until the pod has a resourceVersion
+/// above `since` (or the timeout ends the watch, as a real server may), then
+/// send its current state as one event. The latest state, not every
+/// intermediate one: what a client waiting for a condition needs.
+async fn watch_pod(
+    st: &Arc<Mutex<State>>,
+    ns: &str,
+    pod: &str,
+    since: u64,
+    timeout: Duration,
+) -> Response<Full<Bytes>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut rx = st
+        .lock()
+        .unwrap()
+        .changes
+        .as_ref()
+        .expect("the server tracks changes")
+        .subscribe();
+    loop {
+        let current = st
+            .lock()
+            .unwrap()
+            .objects
+            .get(&("pods".into(), ns.into(), pod.into()))
+            .cloned();
+        let Some(current) = current else {
+            let event = json!({"type": "DELETED", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns}}});
+            return watch_body(&[event]);
+        };
+        let version: u64 = current["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if version > since {
+            return watch_body(&[json!({"type": "MODIFIED", "object": current})]);
+        }
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
+            return watch_body(&[]);
+        }
+    }
+}
+
+fn watch_body(events: &[Value]) -> Response<Full<Bytes>> {
+    let mut body = Vec::new();
+    for e in events {
+        body.extend_from_slice(&serde_json::to_vec(e).unwrap());
+        body.push(b'\n');
+    }
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+fn container_status(name: &str, state: Value) -> Value {
+    json!({"name": name, "ready": false, "restartCount": 0, "image": "", "imageID": "", "state": state})
+}
+
+/// `PATCH pods/{pod}/ephemeralcontainers` (strategic merge: the listed
+/// containers are appended). Validates as the API server does, then runs
+/// the container in the background.
+fn add_ephemeral(
+    st: &Arc<Mutex<State>>,
+    ns: &str,
+    pod: &str,
+    body: Value,
+) -> Response<Full<Bytes>> {
+    let mut guard = st.lock().unwrap();
+    let key = ("pods".to_string(), ns.to_string(), pod.to_string());
+    let Some(current) = guard.objects.get(&key).cloned() else {
+        return respond(
+            404,
+            &status(404, "NotFound", &format!("pods \"{pod}\" not found")),
+        );
+    };
+    let existing: Vec<String> = current["spec"]["ephemeralContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    let app: Vec<String> = current["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    let added: Vec<Value> = body["spec"]["ephemeralContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let invalid = |msg: String| respond(422, &status(422, "Invalid", &msg));
+    for (i, c) in added.iter().enumerate() {
+        let field = format!("spec.ephemeralContainers[{i}]");
+        let Some(name) = c["name"].as_str() else {
+            return invalid(format!("{field}.name: Required value"));
+        };
+        if existing.iter().any(|e| e == name) {
+            return invalid(format!(
+                "{field}: Forbidden: existing ephemeral containers \"{name}\" may not be changed"
+            ));
+        }
+        if c["image"].as_str().is_none_or(str::is_empty) {
+            return invalid(format!("{field}.image: Required value"));
+        }
+        if c["resources"].as_object().is_some_and(|r| !r.is_empty()) {
+            return invalid(format!(
+                "{field}.resources: Forbidden: cannot be set for an Ephemeral Container"
+            ));
+        }
+        if let Some(t) = c["targetContainerName"].as_str()
+            && !app.iter().any(|a| a == t)
+        {
+            return invalid(format!("{field}.targetContainerName: Not found: \"{t}\""));
+        }
+    }
+    {
+        let pod_obj = guard.objects.get_mut(&key).unwrap();
+        let spec = &mut pod_obj["spec"];
+        if !spec["ephemeralContainers"].is_array() {
+            spec["ephemeralContainers"] = json!([]);
+        }
+        let list = spec["ephemeralContainers"].as_array_mut().unwrap();
+        list.extend(added.iter().cloned());
+        let status_obj = &mut pod_obj["status"];
+        if !status_obj["ephemeralContainerStatuses"].is_array() {
+            status_obj["ephemeralContainerStatuses"] = json!([]);
+        }
+        for c in &added {
+            status_obj["ephemeralContainerStatuses"]
+                .as_array_mut()
+                .unwrap()
+                .push(container_status(
+                    c["name"].as_str().unwrap(),
+                    json!({"waiting": {"reason": "ContainerCreating"}}),
+                ));
+        }
+    }
+    guard.touch(ns, pod);
+    let updated = guard.objects.get(&key).cloned().unwrap();
+    drop(guard);
+    for c in added {
+        tokio::spawn(run_ephemeral(
+            st.clone(),
+            ns.to_string(),
+            pod.to_string(),
+            c,
+        ));
+    }
+    respond(200, &updated)
+}
+
+fn set_ephemeral_state(st: &Arc<Mutex<State>>, ns: &str, pod: &str, name: &str, state: Value) {
+    let mut guard = st.lock().unwrap();
+    let key = ("pods".to_string(), ns.to_string(), pod.to_string());
+    if let Some(p) = guard.objects.get_mut(&key)
+        && let Some(list) = p["status"]["ephemeralContainerStatuses"].as_array_mut()
+        && let Some(s) = list.iter_mut().find(|s| s["name"] == name)
+    {
+        s["state"] = state;
+    }
+    guard.touch(ns, pod);
+}
+
+/// Run an ephemeral container: the scanner image runs the real probe with
+/// `--proc` at a proc tree in which the target container is PID 1.
+async fn run_ephemeral(st: Arc<Mutex<State>>, ns: String, pod: String, c: Value) {
+    let name = c["name"].as_str().unwrap_or_default().to_string();
+    let command: Vec<String> = c["command"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let (probe, tree) = {
+        let guard = st.lock().unwrap();
+        let pod_obj = guard
+            .objects
+            .get(&("pods".into(), ns.clone(), pod.clone()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let root = guard.rootfs.get(&(ns.clone(), pod.clone())).cloned();
+        let target = c["targetContainerName"].as_str().unwrap_or_default();
+        let tree = root.map(|r| proc_tree(&guard.dir, &pod_obj, &r, Some(target), None));
+        (guard.probe_bin.clone(), tree)
+    };
+    let (Some(probe), Some(tree), true) = (probe, tree, is_probe_command(&command)) else {
+        set_ephemeral_state(
+            &st,
+            &ns,
+            &pod,
+            &name,
+            json!({"waiting": {"reason": "ErrImagePull", "message": "the test server runs only the vigil scanner image's probe"}}),
+        );
+        return;
+    };
+    set_ephemeral_state(
+        &st,
+        &ns,
+        &pod,
+        &name,
+        json!({"running": {"startedAt": "2026-11-26T00:00:00Z"}}),
+    );
+    let out = tokio::process::Command::new(probe)
+        .args(&command[1..])
+        .arg("--proc")
+        .arg(&tree)
+        .output()
+        .await;
+    let (log, code) = match out {
+        Ok(o) => {
+            let mut log = o.stdout;
+            log.extend_from_slice(&o.stderr);
+            (log, o.status.code().unwrap_or(128))
+        }
+        Err(e) => (e.to_string().into_bytes(), 128),
+    };
+    st.lock()
+        .unwrap()
+        .logs
+        .insert((ns.clone(), pod.clone(), name.clone()), log);
+    set_ephemeral_state(
+        &st,
+        &ns,
+        &pod,
+        &name,
+        json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}),
+    );
+}
+
+/// The scanner image's entrypoint, as `approach::PROBE_BINARY` names it.
+fn is_probe_command(command: &[String]) -> bool {
+    command.first().is_some_and(|c| c == "/usr/local/bin/vigil")
+        && command.get(1).is_some_and(|c| c == "probe")
+}
+
+/// A 64-hex container ID from a container status, without the runtime prefix.
+fn status_container_id(pod: &Value, container: &str) -> Option<String> {
+    pod["status"]["containerStatuses"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == container)?["containerID"]
+        .as_str()
+        .map(|id| id.split_once("://").map_or(id, |(_, b)| b).to_string())
+}
+
+/// Build a proc tree for a pod, as the probe would see it:
+/// - `target: Some(c)`: the PID namespace of container `c` (an ephemeral
+///   container targeting it): PID 1 is `c`'s entrypoint;
+/// - `target: None`: the pod's shared PID namespace: PID 1 is the pause
+///   container, then one process per container, each in a cgroup named
+///   after its container ID; `own` is the container the probe runs in
+///   (its root is not the fixture's).
+fn proc_tree(
+    dir: &Path,
+    pod: &Value,
+    root: &Path,
+    target: Option<&str>,
+    own: Option<&str>,
+) -> PathBuf {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("0000");
+    // One tree per container start or exec: concurrent scans of a pod never
+    // share one.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tree = dir.join("proc").join(ns).join(name).join(format!(
+        "{}-{}",
+        target.map_or_else(|| "shared".to_string(), |t| format!("target-{t}")),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let empty = dir.join("proc").join("empty-root");
+    std::fs::create_dir_all(&empty).unwrap();
+    let add = |pid: u32, root: &Path, cgroup: String, proc_name: &str, user: i64, cmdline: &str| {
+        let p = tree.join(pid.to_string());
+        std::fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::symlink(root, p.join("root")).unwrap();
+        std::fs::write(p.join("cgroup"), format!("0::{cgroup}\n")).unwrap();
+        std::fs::write(
+            p.join("status"),
+            format!("Name:\t{proc_name}\nState:\tS (sleeping)\nPid:\t{pid}\nUid:\t{user}\t{user}\t{user}\t{user}\n"),
+        )
+        .unwrap();
+        std::fs::write(p.join("cmdline"), cmdline.replace(' ', "\0") + "\0").unwrap();
+    };
+    let slice = format!(
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice",
+        uid.replace('-', "_")
+    );
+    let containers: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let user_of = |c: &Value| {
+        c["securityContext"]["runAsUser"]
+            .as_i64()
+            .or(pod["spec"]["securityContext"]["runAsUser"].as_i64())
+            .unwrap_or(0)
+    };
+    let command_of = |c: &Value| {
+        c["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_else(|| c["name"].as_str().unwrap_or("app").to_string())
+    };
+    match target {
+        Some(t) => {
+            let c = containers
+                .iter()
+                .find(|c| c["name"] == t)
+                .cloned()
+                .unwrap_or(Value::Null);
+            let id = status_container_id(pod, t).unwrap_or_else(|| "0".repeat(64));
+            add(
+                1,
+                root,
+                format!("{slice}/cri-containerd-{id}.scope"),
+                t,
+                user_of(&c),
+                &command_of(&c),
+            );
+        }
+        None => {
+            add(
+                1,
+                &empty,
+                format!("{slice}/cri-containerd-{}.scope", "f".repeat(64)),
+                "pause",
+                65535,
+                "/pause",
+            );
+            for (i, c) in containers.iter().enumerate() {
+                let cname = c["name"].as_str().unwrap_or_default();
+                let Some(id) = status_container_id(pod, cname) else {
+                    continue;
+                };
+                let croot = if Some(cname) == own { &empty } else { root };
+                add(
+                    10 + i as u32,
+                    croot,
+                    format!("{slice}/cri-containerd-{id}.scope"),
+                    cname,
+                    user_of(c),
+                    &command_of(c),
+                );
+            }
+        }
+    }
+    tree
 }

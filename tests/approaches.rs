@@ -1,0 +1,470 @@
+//! The debug, sidecar and auto approaches against the test API server:
+//! ephemeral containers and sidecars run the real `vigil probe` binary over
+//! constructed proc trees of the fixture roots.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::fakeapi::FakeApiServer;
+use crate::util::{
+    TempDir, install_busybox, is_root, repo, rootfs_fixtures, statement_payload, vigil_in,
+};
+
+const SCANNER: &str = "registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn id(n: u8) -> String {
+    format!("containerd://{}", format!("{n:02x}").repeat(32))
+}
+
+/// A pod with one `app` container (uid 1000) and, when `sidecar`, the
+/// vigil scanner sidecar with a shared process namespace.
+fn pod(name: &str, image: &str, n: u8, sidecar: bool) -> Value {
+    let mut containers = vec![
+        json!({"name": "app", "image": image, "command": ["app-server", "--port", "8080"], "securityContext": {"runAsUser": 1000}}),
+    ];
+    let mut statuses = vec![
+        json!({"name": "app", "ready": true, "restartCount": 0, "image": image, "imageID": "", "containerID": id(n), "state": {"running": {}}}),
+    ];
+    if sidecar {
+        containers.push(json!({"name": "vigil-scanner", "image": SCANNER}));
+        statuses.push(json!({"name": "vigil-scanner", "ready": true, "restartCount": 0, "image": SCANNER, "imageID": "", "containerID": id(n + 100), "state": {"running": {}}}));
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "mixed", "labels": {"app": name}, "uid": format!("uid-{name}")},
+        "spec": {"nodeName": "node-1", "shareProcessNamespace": sidecar, "containers": containers},
+        "status": {"phase": "Running", "containerStatuses": statuses}
+    })
+}
+
+struct Setup {
+    _fixtures: TempDir,
+    dir: TempDir,
+    server: FakeApiServer,
+    debian: PathBuf,
+}
+
+/// In namespace `mixed`, all on the debian-like fixture (with a busybox
+/// shell) unless said otherwise:
+/// - `via-api`, `via-debug`: ordinary pods;
+/// - `via-sidecar`: carries the scanner sidecar;
+/// - `distroless-0`: the distroless fixture, an image that says so;
+/// - `noshell-0`: the distroless fixture behind an ordinary image name
+///   (only the exec can tell it has no shell).
+fn setup() -> Option<Setup> {
+    if !is_root() || !Path::new("/bin/busybox").is_file() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "the approach tests need root and busybox-static"
+        );
+        return None;
+    }
+    let fx = rootfs_fixtures();
+    let roots = fx.path().join("rootfs");
+    install_busybox(&roots.join("debian"));
+    let debian = roots.join("debian");
+    let distroless = roots.join("distroless");
+    let pods = vec![
+        pod("via-api", "registry.example/web:1", 1, false),
+        pod("via-debug", "registry.example/web:1", 2, false),
+        pod("via-sidecar", "registry.example/web:1", 3, true),
+        pod(
+            "distroless-0",
+            "gcr.io/distroless/static@sha256:2222222222222222222222222222222222222222222222222222222222222222",
+            4,
+            false,
+        ),
+        pod("noshell-0", "registry.example/app:1", 5, false),
+    ];
+    let mut rootfs: HashMap<(String, String), PathBuf> = HashMap::new();
+    for name in ["via-api", "via-debug", "via-sidecar"] {
+        rootfs.insert(("mixed".into(), name.into()), debian.clone());
+    }
+    for name in ["distroless-0", "noshell-0"] {
+        rootfs.insert(("mixed".into(), name.into()), distroless.clone());
+    }
+    let dir = TempDir::new("approaches");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    server.set_probe_binary(Path::new(env!("CARGO_BIN_EXE_vigil")));
+    Some(Setup {
+        _fixtures: fx,
+        dir,
+        server,
+        debian,
+    })
+}
+
+/// The baseline plus a process control, which only debug and sidecar can see.
+fn write_policy(s: &Setup, targets: &str) -> PathBuf {
+    s.dir.write(
+        "profile.yaml",
+        "apiVersion: vigil/v1\nkind: Profile\nmetadata: {name: processes}\ncontrols:\n  - id: P-1\n    title: the app server runs as a non-root user\n    impact: 0.5\n    check: {process: '^app-server', expect: {running: true, user: 1000}}\n",
+    );
+    s.dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: mixed}}\nspec:\n  profiles: [container-baseline, processes]\n  debug: {{image: \"{SCANNER}\"}}\n  limits: {{concurrency: 4, scanTimeout: 60s}}\n  targets:\n{targets}"),
+    )
+}
+
+fn run(s: &Setup, extra: &[&str]) -> (crate::util::Run, Value) {
+    let profiles = repo().join("policies/profiles");
+    let mut args = vec![
+        "run",
+        "p.yaml",
+        "profile.yaml",
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--plaintext",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(&args)
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    (out, summary)
+}
+
+/// control id → status, per target, from the HDF files of a run.
+fn control_statuses(s: &Setup, summary: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
+    let run_id = summary[0]["run_id"].as_str().unwrap();
+    let dir = s.dir.path().join("out/mixed").join(run_id).join("targets");
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let hdf: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        let target = hdf["platform"]["target_id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.file_name().to_string_lossy().into_owned());
+        let mut controls = BTreeMap::new();
+        for p in hdf["profiles"].as_array().unwrap() {
+            for c in p["controls"].as_array().unwrap() {
+                let statuses: Vec<&str> = c["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["status"].as_str().unwrap())
+                    .collect();
+                let st = if statuses.contains(&"failed") {
+                    "failed"
+                } else if statuses.contains(&"error") {
+                    "error"
+                } else if statuses.iter().all(|s| *s == "skipped") {
+                    "skipped"
+                } else {
+                    "passed"
+                };
+                controls.insert(c["id"].as_str().unwrap().to_string(), st.to_string());
+            }
+        }
+        out.insert(target, controls);
+    }
+    out
+}
+
+fn target<'a>(summary: &'a Value, id: &str) -> &'a Value {
+    summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no target {id} in {summary}"))
+}
+
+#[test]
+fn every_approach_gives_the_same_results_on_the_same_root() {
+    let Some(s) = setup() else { return };
+    write_policy(
+        &s,
+        &format!(
+            "    - {{namespace: mixed, pods: [via-api], approach: api}}\n    - {{namespace: mixed, pods: [via-debug], approach: debug}}\n    - {{namespace: mixed, pods: [via-sidecar], approach: sidecar}}\n    - {{rootfs: {}, name: local-debian}}\n",
+            s.debian.display()
+        ),
+    );
+    let (out, summary) = run(&s, &["--unsigned"]);
+    for (id, approach) in [
+        ("mixed/via-api/app", "api"),
+        ("mixed/via-debug/app", "debug"),
+        ("mixed/via-sidecar/app", "sidecar"),
+        ("rootfs/local-debian", "local"),
+    ] {
+        let t = target(&summary, id);
+        assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+        assert_eq!(t["approach"], approach, "{t}");
+    }
+    let results = control_statuses(&s, &summary);
+    let local = &results["rootfs/local-debian"];
+    assert!(local.len() >= 25, "{local:?}");
+    for id in [
+        "mixed/via-api/app",
+        "mixed/via-debug/app",
+        "mixed/via-sidecar/app",
+    ] {
+        let remote = &results[id];
+        for (control, status) in local {
+            if control == "P-1" {
+                continue;
+            }
+            assert_eq!(&remote[control], status, "{id} {control}");
+        }
+    }
+    // Processes: invisible to api and local, seen by debug and sidecar
+    // (the sidecar only sees the target container's processes, by cgroup).
+    assert_eq!(local["P-1"], "skipped");
+    assert_eq!(results["mixed/via-api/app"]["P-1"], "skipped");
+    assert_eq!(results["mixed/via-debug/app"]["P-1"], "passed");
+    assert_eq!(results["mixed/via-sidecar/app"]["P-1"], "passed");
+
+    // The ephemeral container: named after the scan, hardened, targeting
+    // the container, no resources (the API refuses them), and it stays in
+    // the pod (Kubernetes cannot remove it).
+    let pod = s.server.pod("mixed", "via-debug").unwrap();
+    let ecs = pod["spec"]["ephemeralContainers"].as_array().unwrap();
+    assert_eq!(ecs.len(), 1);
+    let ec = &ecs[0];
+    let scan_id = target(&summary, "mixed/via-debug/app")["scan_id"]
+        .as_str()
+        .unwrap()
+        .replace('-', "");
+    assert_eq!(
+        ec["name"],
+        format!("vigil-{}", &scan_id[scan_id.len() - 12..])
+    );
+    assert_eq!(ec["targetContainerName"], "app");
+    assert_eq!(ec["image"], SCANNER);
+    let sc = &ec["securityContext"];
+    assert_eq!(sc["runAsUser"], 1000);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert!(ec.get("resources").is_none());
+    assert_eq!(
+        pod["status"]["ephemeralContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    // Every call ran as the run's ServiceAccount; nothing left behind.
+    let log = s.server.request_log();
+    for l in &log {
+        if l.path.contains("/ephemeralcontainers")
+            || l.path.contains("/log?")
+            || l.path.contains("watch=")
+            || l.path.contains("/exec?")
+        {
+            assert!(l.identity.starts_with("system:serviceaccount:"), "{l:?}");
+            assert!(l.status < 300 || l.status == 101, "{l:?}");
+        }
+    }
+    assert!(log.iter().any(
+        |l| l.path.contains("via-sidecar/exec?") && l.path.contains("container=vigil-scanner")
+    ));
+    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
+        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
+    }
+}
+
+#[test]
+fn auto_moves_shell_less_containers_to_debug_and_records_the_decision() {
+    let Some(s) = setup() else { return };
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-api, distroless-0, noshell-0], approach: auto}\n",
+    );
+    // The plan shows auto, with the reason, and grants both approaches'
+    // verbs, pinned to the pods.
+    let plan = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "plan",
+            "p.yaml",
+            "profile.yaml",
+            repo().join("policies/profiles").to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let targets = plan["policies"][0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3);
+    assert!(
+        targets.iter().all(|t| t["approach"] == "auto"),
+        "{targets:?}"
+    );
+    let rules = plan["policies"][0]["access"][0]["role"]["rules"]
+        .as_array()
+        .unwrap();
+    // The image that says it is distroless gets no exec right.
+    let names = |res: &str, verb: &str| -> Vec<String> {
+        rules
+            .iter()
+            .find(|r| r["resources"][0] == res && r["verbs"][0] == verb)
+            .map(|r| serde_json::from_value(r["resourceNames"].clone()).unwrap())
+            .unwrap_or_default()
+    };
+    assert_eq!(names("pods/exec", "create"), ["noshell-0", "via-api"]);
+    for (res, verb) in [
+        ("pods/ephemeralcontainers", "patch"),
+        ("pods/log", "get"),
+        ("pods", "watch"),
+    ] {
+        assert_eq!(
+            names(res, verb),
+            ["distroless-0", "noshell-0", "via-api"],
+            "{res} {verb}"
+        );
+    }
+
+    assert_eq!(
+        vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let (out, summary) = run(&s, &["--signing-key", "signer.key.pem"]);
+    let api = target(&summary, "mixed/via-api/app");
+    assert_eq!(
+        (api["status"].as_str(), api["approach"].as_str()),
+        (Some("scanned"), Some("api"))
+    );
+    for id in ["mixed/distroless-0/app", "mixed/noshell-0/app"] {
+        let t = target(&summary, id);
+        assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+        assert_eq!(t["approach"], "debug", "{t}");
+    }
+    // Distroless results are real: the dpkg status.d records are read.
+    let results = control_statuses(&s, &summary);
+    assert!(
+        results["mixed/distroless-0/app"]
+            .values()
+            .any(|v| v == "passed")
+    );
+    // Only the ordinary-looking image paid for an exec first.
+    let log = s.server.request_log();
+    assert!(log.iter().any(|l| l.path.contains("noshell-0/exec?")));
+    assert!(!log.iter().any(|l| l.path.contains("distroless-0/exec?")));
+    // The signed statement records the approach per target.
+    let bundle = s
+        .dir
+        .path()
+        .join("out/mixed")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let statement = statement_payload(&bundle);
+    let approaches: BTreeMap<String, String> = statement["predicate"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["approach"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(approaches["mixed/via-api/app"], "api");
+    assert_eq!(approaches["mixed/distroless-0/app"], "debug");
+    assert_eq!(approaches["mixed/noshell-0/app"], "debug");
+    let verify = vigil_in(
+        s.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}
+
+#[test]
+fn the_new_verbs_are_pinned_to_the_planned_pods() {
+    let Some(s) = setup() else { return };
+    // The run's Role for a debug target, then its token used on another pod.
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+    );
+    let (set, diags) = vigil::policy::load(&[
+        s.dir.path().join("p.yaml"),
+        s.dir.path().join("profile.yaml"),
+        repo().join("policies/profiles"),
+    ]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caller = rt
+        .block_on(vigil::cluster::Cluster::connect_with(
+            Some(&s.server.kubeconfig),
+            None,
+            false,
+        ))
+        .unwrap();
+    let inventory = vigil::inventory::Live::new(caller.clone(), rt.handle().clone());
+    let (plan, _) = vigil::plan::plan(
+        &set,
+        &[],
+        Some(&inventory),
+        &vigil::plan::PlanOptions::default(),
+    )
+    .unwrap();
+    let audit = vigil::audit::AuditLog::new("test-run");
+    let mut access = rt
+        .block_on(vigil::access::RunAccess::setup(
+            &caller,
+            &set.policies[0].value,
+            &plan.policies[0],
+            &audit,
+        ))
+        .unwrap();
+    let scoped = access.scoped("mixed").unwrap().clone();
+    let ec = k8s_openapi::api::core::v1::EphemeralContainer {
+        name: "vigil-intruder".into(),
+        image: Some(SCANNER.into()),
+        target_container_name: Some("app".into()),
+        command: Some(vec!["/usr/local/bin/vigil".into(), "probe".into()]),
+        ..Default::default()
+    };
+    let denied = rt
+        .block_on(scoped.add_ephemeral_container("mixed", "via-api", &ec))
+        .unwrap_err();
+    assert!(denied.is_forbidden(), "{denied}");
+    let denied = rt
+        .block_on(scoped.container_log("mixed", "via-api", "app", 1024))
+        .unwrap_err();
+    assert!(denied.is_forbidden(), "{denied}");
+    let denied = rt
+        .block_on(scoped.exec("mixed", "via-debug", "app", vec!["/bin/sh".into()], 1024))
+        .unwrap_err();
+    assert!(
+        denied.is_forbidden(),
+        "a debug target grants no exec: {denied}"
+    );
+    // The planned pod is allowed; resources on an ephemeral container are refused as by Kubernetes.
+    let mut with_resources = ec.clone();
+    with_resources.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+        limits: Some(
+            [(
+                "cpu".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("100m".into()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    let invalid = rt
+        .block_on(scoped.add_ephemeral_container("mixed", "via-debug", &with_resources))
+        .unwrap_err();
+    assert!(invalid.to_string().contains("422"), "{invalid}");
+    rt.block_on(scoped.add_ephemeral_container("mixed", "via-debug", &ec))
+        .unwrap();
+    rt.block_on(access.cleanup(&caller, &audit));
+}
