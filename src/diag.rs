@@ -176,6 +176,7 @@ pub enum Code {
     MissingScannerImage,
     InventoryFailed,
     TargetMatchesNothing,
+    IgnoredSetting,
 }
 
 impl Code {
@@ -213,6 +214,7 @@ impl Code {
         Code::MissingScannerImage,
         Code::InventoryFailed,
         Code::TargetMatchesNothing,
+        Code::IgnoredSetting,
     ];
 
     /// The stable kebab-case spelling.
@@ -250,6 +252,7 @@ impl Code {
             Code::MissingScannerImage => "missing-scanner-image",
             Code::InventoryFailed => "inventory-failed",
             Code::TargetMatchesNothing => "target-matches-nothing",
+            Code::IgnoredSetting => "ignored-setting",
         }
     }
 }

@@ -54,14 +54,16 @@ fn payments_selects_exactly_the_running_backend_containers() {
     let plan = plan_json(&[]);
     let p = policy(&plan, "payments");
     let expected: Vec<(String, String)> = [
-        ("payments/api-7d9f4-abcde/api", "api"),
-        ("payments/api-7d9f4-abcde/envoy", "api"),
-        ("payments/api-7d9f4-fghij/api", "api"),
-        ("payments/api-7d9f4-fghij/envoy", "api"),
-        ("payments/api-7d9f4-klmno/api", "api"),
-        ("payments/api-7d9f4-klmno/envoy", "api"),
-        ("payments/worker-5c6b7-aaaaa/worker", "debug"),
-        ("payments/worker-5c6b7-bbbbb/worker", "debug"),
+        // auto: decided per target at run time (api, or debug when the
+        // container has no shell).
+        ("payments/api-7d9f4-abcde/api", "auto"),
+        ("payments/api-7d9f4-abcde/envoy", "auto"),
+        ("payments/api-7d9f4-fghij/api", "auto"),
+        ("payments/api-7d9f4-fghij/envoy", "auto"),
+        ("payments/api-7d9f4-klmno/api", "auto"),
+        ("payments/api-7d9f4-klmno/envoy", "auto"),
+        ("payments/worker-5c6b7-aaaaa/worker", "auto"),
+        ("payments/worker-5c6b7-bbbbb/worker", "auto"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -78,6 +80,10 @@ fn payments_selects_exactly_the_running_backend_containers() {
     assert_eq!(p["serviceAccount"], "vigil-payments-plan");
     let worker = &p["targets"][6];
     assert_eq!(worker["runAsUser"], 65532);
+    assert!(
+        worker["reason"].as_str().unwrap().contains("shell-less"),
+        "{worker}"
+    );
     assert!(worker["node"].as_str().is_some());
 }
 
@@ -86,14 +92,14 @@ fn shop_uses_set_based_selectors_sidecars_and_container_filters() {
     let plan = plan_json(&[]);
     let p = policy(&plan, "shop");
     let expected: Vec<(String, String)> = [
-        ("monitoring/prometheus-0/prometheus", "api"),
+        ("monitoring/prometheus-0/prometheus", "auto"),
         ("shop/checkout-5d4c3-ppppp/checkout", "sidecar"),
-        ("shop/crashy-1a2b3-ccccc/helper", "api"),
-        ("shop/debugged-3b2a1-nnnnn/app", "api"),
-        ("shop/frontend-6f7d8-q1w2e/nginx", "api"),
-        ("shop/frontend-6f7d8-r3t4y/nginx", "api"),
-        ("shop/frontend-6f7d8-u5i6o/nginx", "api"),
-        ("shop/redis-0/redis", "api"),
+        ("shop/crashy-1a2b3-ccccc/helper", "auto"),
+        ("shop/debugged-3b2a1-nnnnn/app", "auto"),
+        ("shop/frontend-6f7d8-q1w2e/nginx", "auto"),
+        ("shop/frontend-6f7d8-r3t4y/nginx", "auto"),
+        ("shop/frontend-6f7d8-u5i6o/nginx", "auto"),
+        ("shop/redis-0/redis", "auto"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -275,6 +281,7 @@ fn rendered_rbac_is_exact_and_pinned() {
                 assert_eq!(res.len(), 1);
                 let allowed = [
                     ("pods", "get"),
+                    ("pods", "watch"),
                     ("pods/exec", "create"),
                     ("pods/ephemeralcontainers", "patch"),
                     ("pods/log", "get"),
@@ -316,7 +323,7 @@ fn payments_rules_match_the_approaches() {
         "api-7d9f4-fghij".into(),
         "api-7d9f4-klmno".into(),
     ];
-    let workers = vec![
+    let workers = [
         "worker-5c6b7-aaaaa".to_string(),
         "worker-5c6b7-bbbbb".into(),
     ];
@@ -367,4 +374,122 @@ fn bad_inventory_is_a_clear_error() {
     let run = vigil_in(dir.path(), &["plan", policies.to_str().unwrap()]);
     assert_eq!(run.code, 2, "kubernetes targets without an inventory");
     assert!(run.stderr.contains("--inventory"), "{}", run.stderr);
+}
+
+#[test]
+fn rendered_sidecar_patch_is_hardened_and_takes_the_policy_settings() {
+    let dir = TempDir::new("sidecar");
+    let image = format!("registry.example/vigil@sha256:{}", "ab".repeat(32));
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: side}}\nspec:\n  profiles: [container-baseline]\n  sidecar: {{container: scanner, image: \"{image}\", resources: {{limits: {{memory: 128Mi}}}}}}\n  targets:\n    - {{namespace: web, approach: sidecar}}\n"),
+    );
+    let profiles = crate::util::repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "render",
+            "sidecar",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--run-as-user",
+            "101",
+            "--workload",
+            "deployment/web",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let patch: Value = serde_saphyr::from_str(&run.stdout).unwrap();
+    assert_eq!(patch["kind"], "Deployment");
+    assert_eq!(patch["metadata"]["name"], "web");
+    let spec: k8s_openapi::api::core::v1::PodSpec =
+        serde_json::from_value(patch["spec"]["template"]["spec"].clone()).unwrap();
+    assert_eq!(spec.share_process_namespace, Some(true));
+    let [c] = spec.containers.as_slice() else {
+        panic!("one container")
+    };
+    assert_eq!(c.name, "scanner");
+    assert_eq!(c.image.as_deref(), Some(image.as_str()));
+    assert_eq!(
+        c.command.as_ref().unwrap(),
+        &["/usr/local/bin/vigil", "idle"]
+    );
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.run_as_user, Some(101));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let res = c.resources.as_ref().unwrap();
+    assert_eq!(
+        res.limits.as_ref().unwrap()["memory"].0,
+        "128Mi",
+        "the policy's limit"
+    );
+    assert_eq!(
+        res.limits.as_ref().unwrap()["cpu"].0,
+        "500m",
+        "a default limit"
+    );
+    assert!(res.requests.as_ref().unwrap().contains_key("memory"));
+
+    // Bad input names what to fix.
+    for (args, want) in [
+        (
+            vec![
+                "render",
+                "sidecar",
+                "--image",
+                "registry.example/vigil:latest",
+            ],
+            "not pinned by digest",
+        ),
+        (vec!["render", "sidecar"], "no scanner image"),
+        (
+            vec![
+                "render",
+                "sidecar",
+                "--image",
+                &image,
+                "--workload",
+                "pod/web",
+            ],
+            "KIND/NAME",
+        ),
+    ] {
+        let run = vigil_in(dir.path(), &args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn idle_waits_for_sigterm() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("idle")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It says when its signal handlers are in place.
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("waiting"), "{line}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it waits rather than exiting"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a clean exit on SIGTERM");
 }

@@ -19,9 +19,7 @@
 //!   the probe bounds itself instead (read caps, walk limits, the scan
 //!   timeout).
 
-use k8s_openapi::api::core::v1::{
-    Capabilities, EphemeralContainer, Pod, SeccompProfile, SecurityContext,
-};
+use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, SecurityContext};
 
 use super::{MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
 use crate::facts::{FactRequest, Facts};
@@ -58,20 +56,14 @@ pub fn ephemeral_container(
         target_container_name: Some(target_container.to_string()),
         command: Some(probe_command(&["--pid", "1"], req)),
         termination_message_policy: Some("File".into()),
-        security_context: Some(SecurityContext {
-            run_as_user,
-            run_as_non_root: Some(run_as_user != Some(0)),
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            read_only_root_filesystem: Some(true),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                localhost_profile: None,
-            }),
-            ..SecurityContext::default()
+        security_context: Some(match run_as_user {
+            Some(uid) => crate::plan::manifests::hardened_security_context(uid),
+            None => SecurityContext {
+                run_as_user: None,
+                // The image's own non-root user (65532 in vigil's image).
+                run_as_non_root: Some(true),
+                ..crate::plan::manifests::hardened_security_context(65532)
+            },
         }),
         ..EphemeralContainer::default()
     }

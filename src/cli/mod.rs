@@ -3,6 +3,7 @@
 //! into the library.
 
 mod gc;
+mod idle;
 mod keygen;
 mod open;
 mod plan;
@@ -73,6 +74,7 @@ enum Command {
     Gc(gc::Args),
     Render(render::Args),
     Probe(probe::Args),
+    Idle(idle::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -98,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Gc(a) => gc::run(a),
         Command::Render(a) => render::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Idle(a) => idle::run(a),
     };
     match result {
         Ok(code) => code.into(),

@@ -31,6 +31,12 @@ enum What {
         after_help = "Examples:\n  vigil render gatherer policies/shop.yaml policies/profiles/ --inventory fixtures/cluster/snapshot.json\n  vigil render gatherer policies/ --inventory snapshot.json --policy payments > gather.sh"
     )]
     Gatherer(super::PlanInput),
+    /// A strategic merge patch that adds the hardened vigil scanner sidecar
+    /// to a workload and turns on shareProcessNamespace (for `approach:
+    /// sidecar`). Takes the container name, image and resources from a
+    /// policy's spec.sidecar, or from --container/--image.
+    #[command(after_help = SIDECAR_HELP)]
+    Sidecar(SidecarArgs),
     /// An audit.k8s.io/v1 Policy: RequestResponse for exec, ephemeral
     /// containers and logs; Metadata only for TokenRequest (tokens never
     /// reach audit logs).
@@ -56,6 +62,127 @@ enum What {
     },
 }
 
+const SIDECAR_HELP: &str = "\
+Examples:
+  vigil render sidecar policies/shop.yaml --run-as-user 101 > patch.yaml
+  kubectl patch deployment web --patch-file patch.yaml
+  vigil render sidecar --container vigil-scanner \\
+    --image registry.example/vigil@sha256:<64 hex> --workload deployment/web > kustomize-patch.yaml
+
+The sidecar must run as the uid of the containers it scans (--run-as-user):
+reading another process's /proc/<pid>/root needs the same uid or
+CAP_SYS_PTRACE, which vigil never asks for. Changing a pod template
+restarts the workload's pods.";
+
+/// Options of `vigil render sidecar`.
+#[derive(Debug, clap::Args)]
+pub struct SidecarArgs {
+    /// Policy files or directories (the sidecar settings come from spec.sidecar).
+    #[arg(value_name = "POLICY")]
+    paths: Vec<std::path::PathBuf>,
+    /// The policy to take spec.sidecar from, when the files hold several.
+    #[arg(long = "policy", value_name = "NAME")]
+    only: Option<String>,
+    /// The sidecar's container name (default: the policy's, or vigil-scanner).
+    #[arg(long, value_name = "NAME")]
+    container: Option<String>,
+    /// The scanner image, pinned by digest (default: the policy's spec.sidecar.image).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// The uid the sidecar runs as: the uid of the containers it scans.
+    #[arg(long, value_name = "UID", default_value_t = 65532)]
+    run_as_user: i64,
+    /// Make a kustomize patch for this workload: KIND/NAME, e.g. deployment/web.
+    #[arg(long, value_name = "KIND/NAME")]
+    workload: Option<String>,
+}
+
+fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
+    use crate::policy::model::Resources;
+    let invalid = |m: String| anyhow::Error::from(super::InvalidInput(m));
+    let mut container = None;
+    let mut image = None;
+    let mut resources = Resources::default();
+    if !args.paths.is_empty() {
+        let (set, diags) = crate::policy::load(&args.paths);
+        if super::report_diagnostics(&diags) {
+            return Err(invalid(
+                "the policies are invalid; fix the errors above".into(),
+            ));
+        }
+        let candidates: Vec<_> = set
+            .policies
+            .iter()
+            .filter(|p| {
+                args.only
+                    .as_ref()
+                    .is_none_or(|n| &p.value.metadata.name == n)
+            })
+            .collect();
+        let [policy] = candidates.as_slice() else {
+            return Err(invalid(format!(
+                "{} policies match; name one with --policy",
+                candidates.len()
+            )));
+        };
+        if let Some(s) = &policy.value.spec.sidecar {
+            container = Some(s.container.clone());
+            image.clone_from(&s.image);
+            resources = s.resources.clone();
+        }
+    }
+    let container = args
+        .container
+        .or(container)
+        .unwrap_or_else(|| "vigil-scanner".into());
+    if !crate::policy::selector::is_dns_label(&container) {
+        return Err(invalid(format!("{container:?} is not a container name")));
+    }
+    let image = args.image.or(image).ok_or_else(|| {
+        invalid(
+            "no scanner image: set spec.sidecar.image in the policy or pass --image IMAGE@sha256:…"
+                .into(),
+        )
+    })?;
+    if !crate::policy::lint::is_pinned(&image) {
+        return Err(invalid(format!(
+            "image {image:?} is not pinned by digest; use NAME@sha256:<64 hex digits>"
+        )));
+    }
+    if args.run_as_user < 0 {
+        return Err(invalid("--run-as-user must be 0 or more".into()));
+    }
+    let workload = match &args.workload {
+        None => None,
+        Some(w) => {
+            let (kind, name) = w
+                .split_once('/')
+                .and_then(|(k, n)| {
+                    let kind = crate::plan::manifests::WORKLOAD_KINDS
+                        .iter()
+                        .find(|(lower, _)| lower.eq_ignore_ascii_case(k))?
+                        .1;
+                    crate::policy::selector::is_dns_subdomain(n).then_some((kind, n))
+                })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "--workload {w:?} is not KIND/NAME with KIND one of deployment, statefulset, daemonset, replicaset"
+                    ))
+                })?;
+            Some((kind, name))
+        }
+    };
+    let patch = crate::plan::manifests::sidecar_patch(
+        &container,
+        &image,
+        args.run_as_user,
+        &resources,
+        workload,
+    );
+    print_stdout(&serde_saphyr::to_string(&patch)?)?;
+    Ok(Exit::Success)
+}
+
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.what {
         What::Rbac(input) => {
@@ -68,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             print_stdout(&gatherer_scripts(&set, &plan))?;
             Ok(Exit::Success)
         }
+        What::Sidecar(a) => sidecar(a),
         What::AuditPolicy => {
             print_stdout(&serde_saphyr::to_string(
                 &crate::plan::manifests::audit_policy(),

@@ -74,3 +74,94 @@ mod tests {
         assert_eq!(spec.egress.unwrap().len(), 2);
     }
 }
+
+/// Default requests and limits for the scanner sidecar when the policy sets
+/// none: it idles between scans, and a scan reads a bounded amount.
+const SIDECAR_DEFAULTS: [(&str, &str, &str); 2] =
+    [("cpu", "10m", "500m"), ("memory", "32Mi", "256Mi")];
+
+/// The workload kinds a sidecar patch can name.
+pub const WORKLOAD_KINDS: [(&str, &str); 4] = [
+    ("deployment", "Deployment"),
+    ("statefulset", "StatefulSet"),
+    ("daemonset", "DaemonSet"),
+    ("replicaset", "ReplicaSet"),
+];
+
+/// The hardened securityContext vigil gives every container it adds: the
+/// uid (a scanner reading another container's `/proc/<pid>/root` needs the
+/// same uid, or CAP_SYS_PTRACE, which vigil never asks for), non-root
+/// unless that uid is 0, no privilege escalation, every capability
+/// dropped, a read-only root filesystem, the RuntimeDefault seccomp profile.
+pub fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1::SecurityContext {
+    use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
+    SecurityContext {
+        run_as_user: Some(run_as_user),
+        run_as_non_root: Some(run_as_user != 0),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        read_only_root_filesystem: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// A strategic merge patch that adds the scanner sidecar to a workload's
+/// pod template and turns on `shareProcessNamespace`. With `workload`
+/// (`(kind, name)`, e.g. `("Deployment", "web")`) it carries apiVersion,
+/// kind and name, as a kustomize patch needs; without, it is the body for
+/// `kubectl patch deployment NAME --patch-file`.
+pub fn sidecar_patch(
+    container: &str,
+    image: &str,
+    run_as_user: i64,
+    resources: &crate::policy::model::Resources,
+    workload: Option<(&str, &str)>,
+) -> Value {
+    use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let pick = |set: &std::collections::BTreeMap<String, String>, limit: bool| {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, request, lim) in SIDECAR_DEFAULTS {
+            let v = set
+                .get(name)
+                .map_or(if limit { lim } else { request }, String::as_str);
+            out.insert(name.to_string(), Quantity(v.to_string()));
+        }
+        for (k, v) in set {
+            out.insert(k.clone(), Quantity(v.clone()));
+        }
+        out
+    };
+    let sidecar = Container {
+        name: container.to_string(),
+        image: Some(image.to_string()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec![crate::approach::PROBE_BINARY.into(), "idle".into()]),
+        resources: Some(ResourceRequirements {
+            requests: Some(pick(&resources.requests, false)),
+            limits: Some(pick(&resources.limits, true)),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(hardened_security_context(run_as_user)),
+        ..Container::default()
+    };
+    let mut patch = json!({
+        "spec": {"template": {"spec": {
+            "shareProcessNamespace": true,
+            "containers": [sidecar],
+        }}}
+    });
+    if let Some((kind, name)) = workload {
+        patch["apiVersion"] = json!("apps/v1");
+        patch["kind"] = json!(kind);
+        patch["metadata"] = json!({"name": name});
+    }
+    patch
+}

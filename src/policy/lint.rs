@@ -260,6 +260,16 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
     // Images pinned by digest.
     if let Some(d) = &spec.debug {
         pinned(p, &d.image, "/spec/debug/image", out);
+        if !d.resources.limits.is_empty() || !d.resources.requests.is_empty() {
+            out.push(p.at_value(
+                Diagnostic::warning(
+                    Code::IgnoredSetting,
+                    "Kubernetes refuses resources on ephemeral containers; spec.debug.resources cannot apply",
+                )
+                .with_hint("remove it; ephemeral containers use the pod's spare resources, and the probe bounds itself (read caps, walk limits, scanTimeout)"),
+                "/spec/debug/resources",
+            ));
+        }
     }
     if let Some(s) = &spec.sidecar
         && let Some(image) = &s.image

@@ -607,6 +607,9 @@ pub struct SidecarSpec {
     pub container: String,
     /// The image the sidecar must run, pinned by digest (checked when set).
     pub image: Option<String>,
+    /// Requests and limits `vigil render sidecar` gives the sidecar.
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 fn default_sidecar() -> String {
