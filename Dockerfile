@@ -1,0 +1,30 @@
+# The vigil scanner image: one static binary on an empty base, no shell,
+# running as 65532. Ephemeral debug containers run `vigil probe --pid 1`,
+# scanner sidecars run `vigil idle` and are exec'd into with `vigil probe
+# --container-id ID`; in-cluster runs use the same binary.
+#
+#   docker build -t registry.example/vigil:0.1.0 .
+#   docker push registry.example/vigil:0.1.0
+#   docker inspect --format '{{index .RepoDigests 0}}' registry.example/vigil:0.1.0
+#
+# Policies reference the image by that digest (spec.debug.image,
+# spec.sidecar.image): `vigil validate` refuses tags. Pin the builder image
+# below by digest too in your own build pipeline.
+# scripts/check-static-image.sh builds the same binary without Docker and
+# runs it from an empty root as uid 65532.
+
+FROM rust:1.89-bookworm AS build
+WORKDIR /src
+COPY . .
+# A static glibc build: no loader or libraries needed at run time. The probe
+# and the sidecar resolve no host names; in-cluster runs reach the API
+# server by the address Kubernetes gives them.
+ENV RUSTFLAGS="-C target-feature=+crt-static" \
+    CARGO_PROFILE_RELEASE_DEBUG=0
+RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && strip target/x86_64-unknown-linux-gnu/release/vigil
+
+FROM scratch
+COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/vigil /usr/local/bin/vigil
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/vigil", "probe"]
