@@ -12,6 +12,7 @@ mod interop;
 mod kube;
 mod plan;
 mod probe;
+mod runner;
 mod scan;
 mod seal;
 mod validate;

@@ -7,14 +7,17 @@
 //!   file; a target that cannot be scanned is recorded as an error (its
 //!   controls carry the reason), never dropped.
 //! - One failing target never stops the others.
-//! - CPU work runs on a rayon pool of `limits.concurrency` threads.
+//! - `limits.concurrency` worker threads take targets through an
+//!   [`admission::Admission`] that also holds `perNamespace` and `perNode`.
 
-use std::collections::BTreeMap;
+pub mod admission;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::facts::{FactRequest, compile::compile, rootfs};
@@ -234,34 +237,59 @@ pub fn run_policy(
             .and_then(|t| Threshold::parse(t).ok()),
     };
     let requests = fact_requests(set, spec, plan);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(spec.limits.concurrency.max(1) as usize)
-        .build()
-        .map_err(|e| RunError::Pool(e.to_string()))?;
+    // The plan's batch order interleaves namespaces and nodes.
+    let index: HashMap<&str, usize> = plan
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    let order: Vec<usize> = plan
+        .batches
+        .iter()
+        .flatten()
+        .filter_map(|id| index.get(id.as_str()).copied())
+        .collect();
+    let admission = admission::Admission::new(
+        &plan.targets,
+        &order,
+        spec.limits.per_namespace,
+        spec.limits.per_node,
+    );
     let done = AtomicUsize::new(0);
     let total = plan.targets.len();
-    let mut targets: Vec<TargetSummary> = pool.install(|| {
-        plan.targets
-            .par_iter()
-            .map(|t| {
-                let (profiles, req) = &requests[&t.profiles];
-                let s = scan_target(
-                    t,
-                    profiles,
-                    req,
-                    &spec.waivers,
-                    threshold.as_ref(),
-                    &opts.run_id,
-                    output,
-                    collector,
-                    &opts.cancel,
-                );
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                (opts.progress)(&s, n, total);
-                s
-            })
-            .collect()
-    });
+    let workers = (spec.limits.concurrency.max(1) as usize).min(total.max(1));
+    let results: Mutex<Vec<TargetSummary>> = Mutex::new(Vec::with_capacity(total));
+    std::thread::scope(|scope| -> Result<(), RunError> {
+        for w in 0..workers {
+            std::thread::Builder::new()
+                .name(format!("vigil-scan-{w}"))
+                .spawn_scoped(scope, || {
+                    while let Some(i) = admission.next() {
+                        let t = &plan.targets[i];
+                        let (profiles, req) = &requests[&t.profiles];
+                        let s = scan_target(
+                            t,
+                            profiles,
+                            req,
+                            &spec.waivers,
+                            threshold.as_ref(),
+                            &opts.run_id,
+                            output,
+                            collector,
+                            &opts.cancel,
+                        );
+                        admission.done(i);
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        (opts.progress)(&s, n, total);
+                        results.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                    }
+                })
+                .map_err(|e| RunError::Pool(e.to_string()))?;
+        }
+        Ok(())
+    })?;
+    let mut targets = results.into_inner().unwrap_or_else(|e| e.into_inner());
     targets.sort_by(|a, b| a.id.cmp(&b.id));
     let mut summary = RunSummary {
         run_id: opts.run_id.clone(),

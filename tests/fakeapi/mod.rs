@@ -74,8 +74,45 @@ pub struct Faults {
     pub exec_cut: u32,
 }
 
+/// Counts one running exec under its keys; leaving (drop) uncounts it.
+struct InFlight {
+    st: Arc<Mutex<State>>,
+    keys: [String; 3],
+}
+
+impl InFlight {
+    fn enter(st: &Arc<Mutex<State>>, keys: &[String; 3]) -> InFlight {
+        let mut g = st.lock().unwrap();
+        for k in keys {
+            let n = g.inflight.entry(k.clone()).or_default();
+            *n += 1;
+            let n = *n;
+            let peak = g.peaks.entry(k.clone()).or_default();
+            *peak = (*peak).max(n);
+        }
+        InFlight {
+            st: st.clone(),
+            keys: keys.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut g = self.st.lock().unwrap();
+        for k in &self.keys {
+            if let Some(n) = g.inflight.get_mut(k) {
+                *n -= 1;
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
+    /// Execs running now, and the most ever at once, by `all`, `ns:NS`, `node:NODE`.
+    inflight: HashMap<String, u32>,
+    peaks: HashMap<String, u32>,
     faults: Faults,
     /// (resource, namespace, name) → object.
     objects: BTreeMap<(String, String, String), Value>,
@@ -259,6 +296,12 @@ impl FakeApiServer {
             .unwrap()
             .objects
             .insert((resource.into(), ns, name), obj);
+    }
+
+    /// The most execs that ever ran at once, by `all`, `ns:NAMESPACE` and
+    /// `node:NODE`.
+    pub fn exec_peaks(&self) -> HashMap<String, u32> {
+        self.state.lock().unwrap().peaks.clone()
     }
 
     /// The vigil binary scanner images run (ephemeral containers, sidecars).
@@ -878,12 +921,17 @@ async fn exec(
         .find(|(k, _)| k == "container")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let (root, known, probe) = {
+    let (root, known, probe, node) = {
         let st = st.lock().unwrap();
         let pod_obj = st
             .objects
             .get(&("pods".into(), ns.into(), pod.into()))
             .cloned();
+        let node = pod_obj
+            .as_ref()
+            .and_then(|p| p["spec"]["nodeName"].as_str())
+            .unwrap_or("unscheduled")
+            .to_string();
         let known = pod_obj.as_ref().is_some_and(|p| {
             p["spec"]["containers"]
                 .as_array()
@@ -901,7 +949,7 @@ async fn exec(
             )),
             _ => None,
         };
-        (root, known, probe)
+        (root, known, probe, node)
     };
     if !known {
         return respond(
@@ -931,10 +979,18 @@ async fn exec(
         "v4.channel.k8s.io"
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let counted = st.clone();
+    let keys = [
+        "all".to_string(),
+        format!("ns:{ns}"),
+        format!("node:{node}"),
+    ];
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             return;
         };
+        // Simultaneous execs, counted while the command runs and streams.
+        let _running = InFlight::enter(&counted, &keys);
         let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,

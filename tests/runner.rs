@@ -1,0 +1,113 @@
+//! The runner under load and faults, against the test API server: limits
+//! that hold (counted on the server side), the shared API rate limit,
+//! retries on transient errors only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fakeapi::FakeApiServer;
+use crate::util::{TempDir, install_busybox, is_root, repo, rootfs_fixtures};
+
+struct Setup {
+    _fixtures: TempDir,
+    dir: TempDir,
+    server: FakeApiServer,
+}
+
+/// `n` pods over `namespaces` namespaces and `nodes` nodes, all alpine-like
+/// with a busybox shell.
+fn setup(n: usize, namespaces: usize, nodes: usize) -> Option<Setup> {
+    if !is_root() || !Path::new("/bin/busybox").is_file() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "the runner tests need root and busybox-static"
+        );
+        return None;
+    }
+    let fx = rootfs_fixtures();
+    let root = fx.path().join("rootfs/alpine");
+    install_busybox(&root);
+    let mut pods = Vec::new();
+    let mut rootfs: HashMap<(String, String), PathBuf> = HashMap::new();
+    for i in 0..n {
+        let ns = format!("ns-{}", i % namespaces);
+        let name = format!("pod-{i:04}");
+        pods.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "load"}, "uid": format!("uid-{i}")},
+            "spec": {"nodeName": format!("node-{}", i % nodes), "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]}
+        }));
+        rootfs.insert((ns, name), root.clone());
+    }
+    let dir = TempDir::new("runner");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    Some(Setup {
+        _fixtures: fx,
+        dir,
+        server,
+    })
+}
+
+fn write_policy(s: &Setup, namespaces: usize, limits: &str) {
+    let targets: String = (0..namespaces)
+        .map(|i| format!("    - {{namespace: ns-{i}, selector: {{matchLabels: {{app: load}}}}, approach: api}}\n"))
+        .collect();
+    s.dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: load}}\nspec:\n  profiles: [container-baseline]\n  limits: {limits}\n  targets:\n{targets}"),
+    );
+}
+
+fn run(s: &Setup) -> (crate::util::Run, Value) {
+    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    (out, summary)
+}
+
+#[test]
+fn concurrency_caps_hold_on_the_server_side() {
+    let Some(s) = setup(36, 2, 3) else { return };
+    write_policy(&s, 2, "{concurrency: 8, perNamespace: 3, perNode: 2}");
+    // Latency on every request makes the execs overlap.
+    s.server.set_latency(Duration::from_millis(40));
+    let (_, summary) = run(&s);
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 36);
+    assert!(
+        targets.iter().all(|t| t["status"] == "scanned"),
+        "{summary}"
+    );
+    let peaks = s.server.exec_peaks();
+    for ns in 0..2 {
+        let p = peaks[&format!("ns:ns-{ns}")];
+        assert!(p <= 3, "namespace ns-{ns}: {p} execs at once");
+    }
+    for node in 0..3 {
+        let p = peaks[&format!("node:node-{node}")];
+        assert!(p <= 2, "node-{node}: {p} execs at once");
+    }
+    assert!(peaks["all"] <= 8);
+    // The caps were reached, not merely respected by running one at a time.
+    assert!(peaks["all"] >= 4, "{peaks:?}");
+}
