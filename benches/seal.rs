@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use vigil::report::output::{RunOutput, Written};
 use vigil::seal::bundle::SealedDir;
 use vigil::seal::keys::{Signer, parse_recipients};
@@ -63,10 +62,6 @@ fn seal_gib(dir: &Path, recipient: &str) {
         .collect();
     let total_mib = (FILES * FILE_BYTES) >> 20;
     // vigil: read each file and seal it through the bundle writer, 2 threads.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
     let out = SealedDir::create(
         &dir.join("sealed"),
         "bench",
@@ -77,12 +72,19 @@ fn seal_gib(dir: &Path, recipient: &str) {
     .unwrap();
     flush();
     let t = Instant::now();
-    pool.install(|| {
-        inputs.par_iter().enumerate().for_each(|(i, p)| {
-            let bytes = std::fs::read(p).unwrap();
-            out.write(&format!("targets/t{i:02}.hdf.json"), &bytes)
-                .unwrap();
-        })
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = inputs.get(i) else { break };
+                    let bytes = std::fs::read(p).unwrap();
+                    out.write(&format!("targets/t{i:02}.hdf.json"), &bytes)
+                        .unwrap();
+                }
+            });
+        }
     });
     let vigil_s = t.elapsed().as_secs_f64();
     // age CLI, one process after another.
@@ -154,7 +156,6 @@ fn verify_10k(dir: &Path, recipient: &str) {
     .unwrap();
     let hdf = content(7)[..4096].to_vec();
     let targets: Vec<TargetSummary> = (0..TARGETS)
-        .into_par_iter()
         .map(|i| {
             let id = format!("ns-{:02}/pod-{i:05}/main", i % 20);
             let name = format!("targets/{}", vigil::report::hdf_file_name(&id).display());

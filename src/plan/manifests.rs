@@ -47,34 +47,6 @@ pub fn network_policy(namespace: &str, api_server_cidr: &str, api_server_port: u
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::networking::v1::NetworkPolicy;
-
-    #[test]
-    fn token_requests_are_logged_without_bodies_and_first() {
-        let p = audit_policy();
-        let rules = p["rules"].as_array().unwrap();
-        assert_eq!(rules[0]["level"], "Metadata");
-        assert_eq!(
-            rules[0]["resources"][0]["resources"][0],
-            "serviceaccounts/token"
-        );
-        assert!(!serde_json::to_string(&p).unwrap().contains("*"));
-    }
-
-    #[test]
-    fn network_policy_has_the_kubernetes_shape() {
-        let np: NetworkPolicy =
-            serde_json::from_value(network_policy("vigil", "10.0.0.1/32", 6443)).unwrap();
-        let spec = np.spec.unwrap();
-        assert_eq!(spec.policy_types.unwrap(), vec!["Ingress", "Egress"]);
-        assert_eq!(spec.ingress.unwrap().len(), 0, "no ingress at all");
-        assert_eq!(spec.egress.unwrap().len(), 2);
-    }
-}
-
 /// Default requests and limits for the scanner sidecar when the policy sets
 /// none: it idles between scans, and a scan reads a bounded amount.
 const SIDECAR_DEFAULTS: [(&str, &str, &str); 2] =
@@ -164,4 +136,32 @@ pub fn sidecar_patch(
         patch["metadata"] = json!({"name": name});
     }
     patch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+    #[test]
+    fn token_requests_are_logged_without_bodies_and_first() {
+        let p = audit_policy();
+        let rules = p["rules"].as_array().unwrap();
+        assert_eq!(rules[0]["level"], "Metadata");
+        assert_eq!(
+            rules[0]["resources"][0]["resources"][0],
+            "serviceaccounts/token"
+        );
+        assert!(!serde_json::to_string(&p).unwrap().contains("*"));
+    }
+
+    #[test]
+    fn network_policy_has_the_kubernetes_shape() {
+        let np: NetworkPolicy =
+            serde_json::from_value(network_policy("vigil", "10.0.0.1/32", 6443)).unwrap();
+        let spec = np.spec.unwrap();
+        assert_eq!(spec.policy_types.unwrap(), vec!["Ingress", "Egress"]);
+        assert_eq!(spec.ingress.unwrap().len(), 0, "no ingress at all");
+        assert_eq!(spec.egress.unwrap().len(), 2);
+    }
 }
