@@ -9,8 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 const TARGETS: usize = 200;
 const CONCURRENCY: u32 = 4;
 const RUNS: usize = 5;
@@ -60,24 +58,31 @@ fn run_phase(phase: &str, dir: &Path) {
                 profiles.iter().flat_map(|p| p.value.controls.iter()),
                 1 << 20,
             );
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(CONCURRENCY as usize)
-                .build()
-                .unwrap();
             let mut best = f64::MAX;
             for _ in 0..RUNS {
                 let t = Instant::now();
-                let n: usize = pool.install(|| {
-                    pp.targets
-                        .par_iter()
-                        .map(|t| {
-                            vigil::facts::rootfs::collect(t.rootfs.as_ref().unwrap(), &req)
-                                .unwrap()
-                                .files
-                                .len()
-                        })
-                        .sum()
+                // The same worker shape as the runner: CONCURRENCY threads
+                // taking the next target.
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let n = std::sync::atomic::AtomicUsize::new(0);
+                std::thread::scope(|s| {
+                    for _ in 0..CONCURRENCY {
+                        s.spawn(|| {
+                            while let Some(t) = pp
+                                .targets
+                                .get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                            {
+                                let files =
+                                    vigil::facts::rootfs::collect(t.rootfs.as_ref().unwrap(), &req)
+                                        .unwrap()
+                                        .files
+                                        .len();
+                                n.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        });
+                    }
                 });
+                let n = n.into_inner();
                 assert!(n > 0);
                 best = best.min(t.elapsed().as_secs_f64());
             }
