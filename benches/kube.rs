@@ -69,7 +69,7 @@ fn main() {
     let targets: String = (0..NAMESPACES).map(|n| format!("    - {{namespace: bench-{n}, selector: {{matchLabels: {{app: bench}}}}, approach: api}}\n")).collect();
     std::fs::write(
         dir.join("p.yaml"),
-        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: bench}}\nspec:\n  profiles: [container-baseline]\n  limits: {{concurrency: {CONCURRENCY}}}\n  targets:\n{targets}"),
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: bench}}\nspec:\n  profiles: [container-baseline]\n  limits: {{concurrency: {CONCURRENCY}, apiQps: 1000}}\n  targets:\n{targets}"),
     )
     .unwrap();
     let vigil = std::env::var("VIGIL_BIN")

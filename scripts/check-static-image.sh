@@ -2,17 +2,20 @@
 # Build vigil the way the Dockerfile does (static, no debug info), put it
 # alone into an empty root like the image's `scratch` base, and run the
 # probe from there as uid 65532 against a constructed proc tree whose PID 1
-# root is the distroless fixture. Needs root (chroot). Takes a few minutes.
+# root is the distroless fixture. Needs root (chroot). Takes a few minutes;
+# VIGIL_STATIC_TARGET_DIR keeps the build between runs.
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
   cargo build --release --locked --target x86_64-unknown-linux-gnu \
-  --manifest-path "$repo/Cargo.toml" --target-dir "$work/target"
-bin="$work/target/x86_64-unknown-linux-gnu/release/vigil"
+  --manifest-path "$repo/Cargo.toml" --target-dir "${VIGIL_STATIC_TARGET_DIR:-$work/target}"
+bin="$work/vigil"
+cp "${VIGIL_STATIC_TARGET_DIR:-$work/target}/x86_64-unknown-linux-gnu/release/vigil" "$bin"
 strip "$bin"
-if ldd "$bin" >/dev/null 2>&1; then echo "not a static binary" >&2; exit 1; fi
+# A static binary names no shared library.
+if ldd "$bin" 2>&1 | grep -q '=>'; then echo "not a static binary" >&2; exit 1; fi
 root="$work/root"
 mkdir -p "$root/usr/local/bin" "$root/proc-fake/1"
 cp "$bin" "$root/usr/local/bin/vigil"

@@ -88,7 +88,11 @@ fn run(s: &Setup) -> (crate::util::Run, Value) {
 #[test]
 fn concurrency_caps_hold_on_the_server_side() {
     let Some(s) = setup(36, 2, 3) else { return };
-    write_policy(&s, 2, "{concurrency: 8, perNamespace: 3, perNode: 2}");
+    write_policy(
+        &s,
+        2,
+        "{concurrency: 8, perNamespace: 3, perNode: 2, apiQps: 1000}",
+    );
     // Latency on every request makes the execs overlap.
     s.server.set_latency(Duration::from_millis(40));
     let (_, summary) = run(&s);
@@ -110,4 +114,40 @@ fn concurrency_caps_hold_on_the_server_side() {
     assert!(peaks["all"] <= 8);
     // The caps were reached, not merely respected by running one at a time.
     assert!(peaks["all"] >= 4, "{peaks:?}");
+}
+
+#[test]
+fn the_request_rate_seen_by_the_server_stays_within_the_limit() {
+    let Some(s) = setup(30, 2, 3) else { return };
+    // 20 requests per second; the limiter's burst is ⌈20/10⌉ = 2.
+    write_policy(&s, 2, "{concurrency: 16, apiQps: 20}");
+    let (_, summary) = run(&s);
+    assert!(
+        summary[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "scanned")
+    );
+    let mut at: Vec<std::time::Instant> = s.server.request_log().iter().map(|l| l.at).collect();
+    at.sort();
+    // 2 lists + 8 creates + 2 tokens + 30 execs + 8 deletes.
+    assert_eq!(at.len(), 50);
+    for (i, &a) in at.iter().enumerate() {
+        for window in [0.0, 0.5, 1.0] {
+            let n = at[i..]
+                .iter()
+                .take_while(|&&b| (b - a).as_secs_f64() <= window)
+                .count();
+            // Requests leave vigil within the limit; a few milliseconds of
+            // scheduling on the way can bunch two of them: one of tolerance.
+            assert!(
+                n as f64 <= 2.0 + 20.0 * window + 1.0,
+                "{n} requests within {window} s"
+            );
+        }
+    }
+    // The limit is used, not undershot: 50 requests take about 50/20 s.
+    let span = (*at.last().unwrap() - at[0]).as_secs_f64();
+    assert!(span >= 2.2, "{span}");
 }

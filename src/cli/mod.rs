@@ -238,7 +238,21 @@ fn load_plan(
     };
     // Without a snapshot, Kubernetes targets are resolved against the live cluster.
     let session = match (&snapshot, cluster_context(&set, &input.only)?) {
-        (None, Some(context)) => Some(connect(context.as_deref(), input.insecure_skip_tls_verify)?),
+        (None, Some(context)) => {
+            let mut s = connect(context.as_deref(), input.insecure_skip_tls_verify)?;
+            // One rate limit for everything this process asks of the API
+            // server: the strictest apiQps of the selected policies.
+            let qps = set
+                .policies
+                .iter()
+                .filter(|p| input.only.is_empty() || input.only.contains(&p.value.metadata.name))
+                .map(|p| p.value.spec.limits.api_qps)
+                .fold(f64::INFINITY, f64::min);
+            if qps.is_finite() {
+                s.caller = s.caller.with_rate_limit(qps);
+            }
+            Some(s)
+        }
         _ => None,
     };
     let live = session

@@ -7,6 +7,8 @@
 //! only lists pods and manages the run's access objects; scans run with a
 //! short-lived token bound to the run ([`Cluster::scoped`]).
 
+pub mod limit;
+
 use std::fmt;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -113,6 +115,9 @@ fn redact_error(s: &str) -> String {
 pub struct Cluster {
     client: kube::Client,
     config: kube::Config,
+    /// The run's API rate limit, shared with every scoped client made from
+    /// this one.
+    limit: Option<std::sync::Arc<limit::RateLimit>>,
 }
 
 impl fmt::Debug for Cluster {
@@ -170,7 +175,11 @@ impl Cluster {
         }
         let client = kube::Client::try_from(config.clone())
             .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
-        Ok(Cluster { client, config })
+        Ok(Cluster {
+            client,
+            config,
+            limit: None,
+        })
     }
 
     /// The same API server and CA, authenticated only by `token` (no client
@@ -183,11 +192,29 @@ impl Cluster {
         config.auth_info.token = Some(token.expose().to_string().into());
         let client = kube::Client::try_from(config.clone())
             .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
-        Ok(Cluster { client, config })
+        Ok(Cluster {
+            client,
+            config,
+            limit: self.limit.clone(),
+        })
+    }
+
+    /// Limit every request of this client and of the scoped clients made
+    /// from it to `qps` on average (see [`limit`]).
+    pub fn with_rate_limit(mut self, qps: f64) -> Cluster {
+        self.limit = Some(std::sync::Arc::new(limit::RateLimit::new(qps)));
+        self
+    }
+
+    async fn throttle(&self) {
+        if let Some(l) = &self.limit {
+            l.acquire().await;
+        }
     }
 
     /// Every pod in a namespace (the planner applies selectors itself).
     pub async fn list_pods(&self, namespace: &str) -> Result<Vec<PodInfo>, ClusterError> {
+        self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let list = api
             .list(&ListParams::default())
@@ -200,6 +227,7 @@ impl Cluster {
 
     /// Get one pod (what a scoped token may do on planned pods).
     pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, ClusterError> {
+        self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.get(name)
             .await
@@ -214,6 +242,7 @@ impl Cluster {
         pod: &str,
         container: &k8s_openapi::api::core::v1::EphemeralContainer,
     ) -> Result<Pod, ClusterError> {
+        self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let patch = serde_json::json!({"spec": {"ephemeralContainers": [container]}});
         api.patch_ephemeral_containers(
@@ -250,6 +279,7 @@ impl Cluster {
             .timeout(290);
         let mut version = resource_version.to_string();
         loop {
+            self.throttle().await;
             let stream = api
                 .watch(&params, &version)
                 .await
@@ -297,6 +327,7 @@ impl Cluster {
         container: &str,
         max_bytes: usize,
     ) -> Result<String, ClusterError> {
+        self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let params = kube::api::LogParams {
             container: Some(container.to_string()),
@@ -313,6 +344,7 @@ impl Cluster {
         &self,
         sa: &ServiceAccount,
     ) -> Result<ServiceAccount, ClusterError> {
+        self.throttle().await;
         let ns = sa.metadata.namespace.clone().unwrap_or_default();
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), sa).await.map_err(|e| {
@@ -326,6 +358,7 @@ impl Cluster {
 
     /// Create a Role.
     pub async fn create_role(&self, role: &Role) -> Result<Role, ClusterError> {
+        self.throttle().await;
         let ns = role.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Role> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), role).await.map_err(|e| {
@@ -339,6 +372,7 @@ impl Cluster {
 
     /// Create a RoleBinding.
     pub async fn create_role_binding(&self, rb: &RoleBinding) -> Result<RoleBinding, ClusterError> {
+        self.throttle().await;
         let ns = rb.metadata.namespace.clone().unwrap_or_default();
         let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), rb).await.map_err(|e| {
@@ -352,6 +386,7 @@ impl Cluster {
 
     /// Create a Secret (the token's anchor).
     pub async fn create_secret(&self, secret: &Secret) -> Result<Secret, ClusterError> {
+        self.throttle().await;
         let ns = secret.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), secret)
@@ -375,6 +410,7 @@ impl Cluster {
         audiences: &[String],
         anchor: &Secret,
     ) -> Result<Token, ClusterError> {
+        self.throttle().await;
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
         let tr = TokenRequest {
             spec: TokenRequestSpec {
@@ -413,6 +449,7 @@ impl Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<(), ClusterError> {
+        self.throttle().await;
         let dp = DeleteParams::default();
         let what = format!("{} {namespace}/{name}", kind.as_str());
         let r = match kind {
@@ -447,6 +484,7 @@ impl Cluster {
         &self,
         namespace: &str,
     ) -> Result<Vec<k8s_openapi::api::authorization::v1::ResourceRule>, ClusterError> {
+        self.throttle().await;
         use k8s_openapi::api::authorization::v1::{
             SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
         };
@@ -476,6 +514,7 @@ impl Cluster {
         &self,
         kind: Kind,
     ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
+        self.throttle().await;
         let lp = ListParams::default().labels(&format!(
             "{}={}",
             crate::plan::rbac::MANAGED_BY.0,
@@ -527,6 +566,7 @@ impl Cluster {
         command: Vec<String>,
         max_bytes: usize,
     ) -> Result<ExecOutput, ClusterError> {
+        self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("exec in {namespace}/{pod}/{container}");
         let params = AttachParams::default()

@@ -61,6 +61,8 @@ pub struct Logged {
     pub path: String,
     /// Response status.
     pub status: u16,
+    /// When the request arrived (before any injected latency).
+    pub at: Instant,
 }
 
 /// Faults to inject into the next requests.
@@ -523,6 +525,7 @@ async fn handle(
     lat: Arc<AtomicU64>,
     notify: Arc<std::sync::Condvar>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let arrived = Instant::now();
     let ms = lat.load(Ordering::Relaxed);
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -543,6 +546,7 @@ async fn handle(
         method: method.to_string(),
         path: full,
         status: resp.status().as_u16(),
+        at: arrived,
     });
     notify.notify_all();
     let _ = path;
