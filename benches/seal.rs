@@ -175,6 +175,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 threshold: None,
                 hdf: w,
                 duration: 0.01,
+                attempts: 1,
             }
         })
         .collect();
@@ -188,6 +189,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
         verdict: "pass",
         complete: true,
         not_scanned: Vec::new(),
+        stats: Default::default(),
     };
     let summary_file = out
         .write(

@@ -151,3 +151,103 @@ fn the_request_rate_seen_by_the_server_stays_within_the_limit() {
     let span = (*at.last().unwrap() - at[0]).as_secs_f64();
     assert!(span >= 2.2, "{span}");
 }
+
+#[test]
+fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
+    let Some(s) = setup(200, 4, 5) else { return };
+    write_policy(
+        &s,
+        4,
+        "{concurrency: 32, apiQps: 1000, retries: 4, scanTimeout: 60s}",
+    );
+    // 10% of the execs answer 500, 5% 429 with Retry-After, 2% are cut
+    // midway; ten requests are a second late.
+    s.server.inject(crate::fakeapi::Faults {
+        exec_500: 20,
+        exec_429: 10,
+        exec_cut: 4,
+        latency_spikes: 10,
+    });
+    assert_eq!(
+        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--plaintext",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 200);
+    let not_scanned: Vec<&Value> = targets
+        .iter()
+        .filter(|t| t["status"] != "scanned")
+        .collect();
+    assert!(not_scanned.is_empty(), "{not_scanned:?}");
+    // Each injected fault cost exactly one attempt, and was retried.
+    let attempts: u64 = targets
+        .iter()
+        .map(|t| t["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(attempts, 200 + 34);
+    assert_eq!(summary[0]["stats"]["retries"], 34);
+    assert_eq!(summary[0]["complete"], true);
+    // The server saw every failure and a successful exec for every target.
+    let log = s.server.request_log();
+    let count = |status: u16| {
+        log.iter()
+            .filter(|l| l.path.contains("/exec?") && l.status == status)
+            .count()
+    };
+    assert_eq!(count(500), 20);
+    assert_eq!(count(429), 10);
+    assert_eq!(
+        count(101),
+        200 + 4,
+        "every target once, plus the 4 cut streams"
+    );
+    // Nothing left behind; the sealed statement says complete and verifies.
+    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
+        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
+    }
+    let bundle = s
+        .dir
+        .path()
+        .join("out/load")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let statement = crate::util::statement_payload(&bundle);
+    assert_eq!(statement["predicate"]["complete"], true);
+    let verify = crate::util::vigil_in(
+        s.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    // The audit log has every attempt.
+    let audit = std::fs::read_to_string(bundle.join("audit.jsonl")).unwrap();
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("\"verb\":\"exec\""))
+            .count(),
+        234
+    );
+}

@@ -15,18 +15,13 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
         .audited(
             "exec",
             format!("pods/exec {ns}/{pod}/{container} (gatherer)"),
-            async {
-                scan.client
-                    .exec(
-                        ns,
-                        pod,
-                        container,
-                        vec!["/bin/sh".into(), "-c".into(), script],
-                        MAX_OUTPUT,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
-            },
+            scan.client.exec(
+                ns,
+                pod,
+                container,
+                vec!["/bin/sh".into(), "-c".into(), script],
+                MAX_OUTPUT,
+            ),
         )
         .await?;
     match shell::parse(&req, &out.stdout) {
@@ -41,6 +36,11 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             });
             Err(GatherError::NoShell(why))
         }
+        // The stream was cut midway: another attempt may get it whole.
+        Err(e @ shell::GatherError::Truncated) => Err(GatherError::Transient(
+            format!("gatherer output refused: {e}"),
+            None,
+        )),
         Err(e) => Err(GatherError::Other(format!("gatherer output refused: {e}"))),
     }
 }

@@ -21,7 +21,7 @@
 
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, SecurityContext};
 
-use super::{MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
+use super::{GatherError, MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
 use crate::facts::{FactRequest, Facts};
 use crate::policy::model::ScannerSpec;
 
@@ -99,22 +99,22 @@ pub async fn gather(
     scan: &Scan<'_>,
     req: &FactRequest,
     spec: &ScannerSpec,
-) -> Result<Facts, String> {
+) -> Result<Facts, GatherError> {
     let (ns, pod, container) = scan.coordinates()?;
     let mut req = req.clone();
     req.nonce = random_nonce();
-    let name = container_name(scan.scan_id);
+    // A retried scan adds a new container: ephemeral containers cannot be
+    // changed or reused.
+    let name = match scan.attempt {
+        1 => container_name(scan.scan_id),
+        n => format!("{}-{n}", container_name(scan.scan_id)),
+    };
     let ec = ephemeral_container(&name, container, scan.target.run_as_user, spec, &req);
     let patched = scan
         .audited(
             "patch",
             format!("pods/ephemeralcontainers {ns}/{pod} (add {name} targeting {container})"),
-            async {
-                scan.client
-                    .add_ephemeral_container(ns, pod, &ec)
-                    .await
-                    .map_err(|e| e.to_string())
-            },
+            scan.client.add_ephemeral_container(ns, pod, &ec),
         )
         .await?;
     let version = patched
@@ -126,28 +126,23 @@ pub async fn gather(
         .audited(
             "watch",
             format!("pods {ns}/{pod} (until {name} terminates)"),
-            async {
-                scan.client
-                    .wait_for_pod(ns, pod, &version, |p| outcome(p, &name))
-                    .await
-                    .map_err(|e| e.to_string())
-            },
-        )
-        .await??;
-    let log = scan
-        .audited("get", format!("pods/log {ns}/{pod}/{name}"), async {
             scan.client
-                .container_log(ns, pod, &name, MAX_OUTPUT)
-                .await
-                .map_err(|e| e.to_string())
-        })
+                .wait_for_pod(ns, pod, &version, |p| outcome(p, &name)),
+        )
+        .await?
+        .map_err(GatherError::Other)?;
+    let log = scan
+        .audited(
+            "get",
+            format!("pods/log {ns}/{pod}/{name}"),
+            scan.client.container_log(ns, pod, &name, MAX_OUTPUT),
+        )
         .await?;
-    decode_probe_output(&req.nonce, log.as_bytes()).map_err(|e| {
-        if exit == 0 {
-            e
-        } else {
-            format!("the debug container exited with code {exit}: {e}")
+    decode_probe_output(&req.nonce, log.as_bytes()).map_err(|e| match e {
+        GatherError::Other(m) if exit != 0 => {
+            GatherError::Other(format!("the debug container exited with code {exit}: {m}"))
         }
+        other => other,
     })
 }
 

@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use crate::access::RunAccess;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError};
 use crate::facts::{FactRequest, Facts};
 use crate::plan::PlannedTarget;
 use crate::policy::model::{Approach, ScannerSpec};
-use crate::runner::{Collector, Gathered, LocalCollector};
+use crate::runner::{Collector, Failure, Gathered, LocalCollector};
 
 /// Output larger than this is refused (a big image's facts are a few MiB;
 /// the cap bounds what a hostile container can make vigil hold).
@@ -40,13 +40,25 @@ pub const PROBE_BINARY: &str = "/usr/local/bin/vigil";
 pub enum GatherError {
     /// The container has no usable shell (the api approach's exec said so).
     NoShell(String),
-    /// Anything else, said in a sentence.
+    /// Worth another attempt: 429, 5xx, a reset connection, a cut stream;
+    /// with the wait the server asked for, if it said.
+    Transient(String, Option<Duration>),
+    /// Anything else, said in a sentence; a retry would not help.
     Other(String),
 }
 
 impl From<String> for GatherError {
     fn from(s: String) -> Self {
         GatherError::Other(s)
+    }
+}
+
+impl From<ClusterError> for GatherError {
+    fn from(e: ClusterError) -> Self {
+        match e.transient() {
+            Some(after) => GatherError::Transient(e.to_string(), after),
+            None => GatherError::Other(e.to_string()),
+        }
     }
 }
 
@@ -57,9 +69,29 @@ impl std::fmt::Display for GatherError {
                 f,
                 "the container has no usable shell (/bin/sh) for the api approach ({why}); distroless images need the debug approach (set spec.debug.image and approach: auto or debug)"
             ),
-            GatherError::Other(s) => f.write_str(s),
+            GatherError::Transient(s, _) | GatherError::Other(s) => f.write_str(s),
         }
     }
+}
+
+/// The wait before attempt `attempt + 1`: exponential from 250 ms, capped
+/// at 8 s, with full jitter (a uniformly random part of it) so that many
+/// scans failing together do not retry together; never shorter than what
+/// the server asked for, and at least 1 s after a 429 that did not say
+/// (the API server's own default).
+pub fn backoff(attempt: u32, server_asked: Option<Duration>, throttled: bool) -> Duration {
+    let cap = Duration::from_millis(250)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(5))
+        .min(Duration::from_secs(8));
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    let jittered = cap.mul_f64(u64::from_le_bytes(b) as f64 / u64::MAX as f64);
+    let floor = server_asked.unwrap_or(if throttled {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    });
+    jittered.max(floor)
 }
 
 /// Collects Kubernetes targets through the API, local ones from disk.
@@ -76,6 +108,8 @@ pub struct KubeCollector<'a> {
     pub scan_timeout: Duration,
     /// The scanner image for ephemeral containers (`spec.debug`).
     pub debug: Option<&'a ScannerSpec>,
+    /// Attempts after the first for transient errors (`limits.retries`).
+    pub retries: u32,
 }
 
 /// One target's scan in progress: its scoped client and audit identity.
@@ -86,6 +120,8 @@ pub struct Scan<'a> {
     pub scan_id: &'a str,
     /// The scoped client for the target's namespace.
     pub client: &'a Cluster,
+    /// This attempt (1 for the first).
+    pub attempt: u32,
     collector: &'a KubeCollector<'a>,
 }
 
@@ -95,20 +131,25 @@ impl Scan<'_> {
         &self,
         verb: &str,
         object: String,
-        op: impl std::future::Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
+        op: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, GatherError> {
         let started = Instant::now();
         let r = op.await;
         let ns = self.target.namespace.as_deref().unwrap_or_default();
+        let object = if self.attempt > 1 {
+            format!("{object} (attempt {})", self.attempt)
+        } else {
+            object
+        };
         self.collector.audit.record(
             Some(self.scan_id),
             &self.collector.access.identity(ns),
             verb,
             &object,
-            r.as_ref().map(|_| ()).map_err(Clone::clone),
+            r.as_ref().map(|_| ()).map_err(ToString::to_string),
             started,
         );
-        r
+        r.map_err(GatherError::from)
     }
 
     /// The target's namespace, pod and container.
@@ -125,57 +166,39 @@ impl Scan<'_> {
 }
 
 impl KubeCollector<'_> {
-    async fn gather(
+    /// One attempt with the target's approach (for `auto`: api, then debug
+    /// if the container has no shell).
+    async fn attempt(
         &self,
-        t: &PlannedTarget,
+        scan: &Scan<'_>,
         req: &FactRequest,
-        scan_id: &str,
-    ) -> Result<Gathered, String> {
-        let ns = t.namespace.as_deref().unwrap_or_default();
-        let client = self
-            .access
-            .scoped(ns)
-            .ok_or_else(|| format!("no scoped access for namespace {ns}"))?;
-        let scan = Scan {
-            target: t,
-            scan_id,
-            client,
-            collector: self,
-        };
-        let scan = &scan;
+    ) -> Result<(Facts, Approach), GatherError> {
+        let t = scan.target;
         let debug = |why: Option<String>| async move {
             let Some(spec) = self.debug else {
-                return Err(match why {
-                    Some(w) => w,
-                    None => "the debug approach needs spec.debug.image".into(),
-                });
+                return Err(GatherError::Other(why.unwrap_or_else(|| {
+                    "the debug approach needs spec.debug.image".into()
+                })));
             };
-            let facts: Facts = debug::gather(scan, req, spec)
-                .await
-                .map_err(|e| match &why {
-                    Some(w) => format!("{w}; then the debug approach failed: {e}"),
-                    None => e.to_string(),
-                })?;
-            Ok(Gathered {
-                facts,
-                approach: Approach::Debug,
-            })
+            match debug::gather(scan, req, spec).await {
+                Ok(facts) => Ok((facts, Approach::Debug)),
+                Err(e) => Err(match why {
+                    None => e,
+                    Some(w) => match e {
+                        GatherError::Transient(m, a) => GatherError::Transient(
+                            format!("{w}; then the debug approach failed: {m}"),
+                            a,
+                        ),
+                        other => GatherError::Other(format!(
+                            "{w}; then the debug approach failed: {other}"
+                        )),
+                    },
+                }),
+            }
         };
         match t.approach {
-            Approach::Api => api::gather(scan, req)
-                .await
-                .map(|facts| Gathered {
-                    facts,
-                    approach: Approach::Api,
-                })
-                .map_err(|e| e.to_string()),
-            Approach::Sidecar => sidecar::gather(scan, req)
-                .await
-                .map(|facts| Gathered {
-                    facts,
-                    approach: Approach::Sidecar,
-                })
-                .map_err(|e| e.to_string()),
+            Approach::Api => Ok((api::gather(scan, req).await?, Approach::Api)),
+            Approach::Sidecar => Ok((sidecar::gather(scan, req).await?, Approach::Sidecar)),
             Approach::Debug => debug(None).await,
             Approach::Auto => {
                 let shell_less = t
@@ -186,15 +209,57 @@ impl KubeCollector<'_> {
                     return debug(None).await;
                 }
                 match api::gather(scan, req).await {
-                    Ok(facts) => Ok(Gathered {
-                        facts,
-                        approach: Approach::Api,
-                    }),
+                    Ok(facts) => Ok((facts, Approach::Api)),
                     Err(e @ GatherError::NoShell(_)) => debug(Some(e.to_string())).await,
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e),
                 }
             }
-            Approach::Local => Err("a local target reached the cluster collector".into()),
+            Approach::Local => Err(GatherError::Other(
+                "a local target reached the cluster collector".into(),
+            )),
+        }
+    }
+
+    /// Attempts until one succeeds, an error is not transient, or the
+    /// retries are spent.
+    async fn gather(
+        &self,
+        t: &PlannedTarget,
+        req: &FactRequest,
+        scan_id: &str,
+        attempts: &std::sync::atomic::AtomicU32,
+    ) -> Result<Gathered, String> {
+        let ns = t.namespace.as_deref().unwrap_or_default();
+        let client = self
+            .access
+            .scoped(ns)
+            .ok_or_else(|| format!("no scoped access for namespace {ns}"))?;
+        loop {
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let scan = Scan {
+                target: t,
+                scan_id,
+                client,
+                attempt,
+                collector: self,
+            };
+            match self.attempt(&scan, req).await {
+                Ok((facts, approach)) => {
+                    return Ok(Gathered {
+                        facts,
+                        approach,
+                        attempts: attempt,
+                    });
+                }
+                Err(GatherError::Transient(message, asked)) if attempt <= self.retries => {
+                    let wait = backoff(attempt, asked, message.contains("429"));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(GatherError::Transient(message, _)) => {
+                    return Err(format!("{message} (gave up after {attempt} attempts)"));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
         }
     }
 }
@@ -205,18 +270,26 @@ impl Collector for KubeCollector<'_> {
         t: &PlannedTarget,
         req: &FactRequest,
         scan_id: &str,
-    ) -> Result<Gathered, String> {
+    ) -> Result<Gathered, Failure> {
         if t.approach == Approach::Local {
             return LocalCollector.collect(t, req, scan_id);
         }
-        self.runtime.block_on(async {
-            match tokio::time::timeout(self.scan_timeout, self.gather(t, req, scan_id)).await {
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let r = self.runtime.block_on(async {
+            match tokio::time::timeout(self.scan_timeout, self.gather(t, req, scan_id, &attempts))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(format!(
-                    "the scan did not finish within scanTimeout ({})",
+                    "the scan {} ({})",
+                    crate::runner::TIMEOUT_MARK,
                     crate::policy::duration::format(self.scan_timeout)
                 )),
             }
+        });
+        r.map_err(|message| Failure {
+            message,
+            attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
@@ -239,8 +312,9 @@ pub fn probe_command(target: &[&str], req: &FactRequest) -> Vec<String> {
 }
 
 /// Decode the probe's framed output, or say what the container printed
-/// instead (capped, for the error result).
-pub fn decode_probe_output(nonce: &str, output: &[u8]) -> Result<Facts, String> {
+/// instead (capped, for the error result). Output cut inside the frame is
+/// worth another attempt (a stream cut midway).
+pub fn decode_probe_output(nonce: &str, output: &[u8]) -> Result<Facts, GatherError> {
     crate::facts::frame::decode(nonce, output).map_err(|e| {
         let text = String::from_utf8_lossy(output);
         let tail: String = text
@@ -252,6 +326,11 @@ pub fn decode_probe_output(nonce: &str, output: &[u8]) -> Result<Facts, String> 
             .into_iter()
             .rev()
             .collect();
-        format!("probe output refused ({e}); it printed: {tail:?}")
+        let message = format!("probe output refused ({e}); it printed: {tail:?}");
+        if matches!(e, crate::facts::frame::FrameError::Truncated) {
+            GatherError::Transient(message, None)
+        } else {
+            GatherError::Other(message)
+        }
     })
 }

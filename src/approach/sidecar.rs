@@ -4,11 +4,11 @@
 //! finds the target container's processes by their cgroups (see
 //! `facts::procfs`) and reads `/proc/<pid>/root`.
 
-use super::{MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
+use super::{GatherError, MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
 use crate::facts::{FactRequest, Facts, procfs};
 
 /// Exec the probe in the pod's sidecar.
-pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, String> {
+pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherError> {
     let (ns, pod, container) = scan.coordinates()?;
     let t = scan.target;
     let sidecar = t.sidecar.as_deref().unwrap_or("vigil-scanner");
@@ -22,24 +22,18 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, String>
         .audited(
             "exec",
             format!("pods/exec {ns}/{pod}/{sidecar} (probe for {container})"),
-            async {
-                scan.client
-                    .exec(ns, pod, sidecar, command, MAX_OUTPUT)
-                    .await
-                    .map_err(|e| e.to_string())
-            },
+            scan.client.exec(ns, pod, sidecar, command, MAX_OUTPUT),
         )
         .await?;
     decode_probe_output(&req.nonce, &out.stdout).map_err(|e| {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr = stderr.trim();
-        if stderr.is_empty() {
-            e
-        } else {
-            format!(
-                "{e}; stderr: {:?}",
+        match e {
+            GatherError::Other(m) if !stderr.is_empty() => GatherError::Other(format!(
+                "{m}; stderr: {:?}",
                 stderr.chars().take(300).collect::<String>()
-            )
+            )),
+            other => other,
         }
     })
 }

@@ -146,6 +146,7 @@ fn run_in_cluster(
         runtime: rt.handle().clone(),
         access: &access,
         debug: policy.value.spec.debug.as_ref(),
+        retries: policy.value.spec.limits.retries,
     };
     let result = run_policy(set, policy, pp, opts, output, &collector);
     let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
@@ -400,6 +401,20 @@ fn table(s: &RunSummary, unsigned: bool) -> String {
             verdict
         );
     }
+    let approaches: Vec<String> = s
+        .stats
+        .approaches
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  {} targets ({}); {} retries, {} timeouts",
+        s.targets.len(),
+        approaches.join(", "),
+        s.stats.retries,
+        s.stats.timeouts
+    );
     let _ = writeln!(out, "  verdict: {}\n", s.verdict);
     out
 }

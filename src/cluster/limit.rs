@@ -61,6 +61,10 @@ impl RateLimit {
     }
 }
 
+fn burst_for(qps: f64) -> u32 {
+    ((qps / 10.0).ceil() as u32).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,8 +105,4 @@ mod tests {
         let last = starts.last().copied().unwrap();
         assert!((4.8..=5.0).contains(&last), "{last}");
     }
-}
-
-fn burst_for(qps: f64) -> u32 {
-    ((qps / 10.0).ceil() as u32).max(1)
 }

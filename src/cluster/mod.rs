@@ -59,6 +59,16 @@ pub enum ClusterError {
         code: u16,
         /// Kubernetes reason.
         reason: String,
+        /// `details.retryAfterSeconds` (429 and some 5xx).
+        retry_after: Option<u32>,
+    },
+    /// A container sent more than vigil accepts (not retried).
+    #[error("{what}: output exceeded {max_bytes} bytes")]
+    TooLarge {
+        /// The call.
+        what: String,
+        /// The cap.
+        max_bytes: usize,
     },
     /// Anything else on the way (connection, TLS, protocol).
     #[error("{verb} {what}: {message}")]
@@ -81,12 +91,43 @@ impl ClusterError {
                 what,
                 code: s.code,
                 reason: s.reason.clone(),
+                retry_after: s
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .filter(|&n| n > 0),
+            },
+            // An exec refused before the WebSocket upgrade.
+            kube::Error::UpgradeConnection(
+                kube::client::UpgradeConnectionError::ProtocolSwitch(code),
+            ) => ClusterError::Api {
+                verb,
+                what,
+                code: code.as_u16(),
+                reason: code.canonical_reason().unwrap_or_default().to_string(),
+                retry_after: None,
             },
             other => ClusterError::Transport {
                 verb,
                 what,
                 message: redact_error(&other.to_string()),
             },
+        }
+    }
+
+    /// For an error worth retrying, how long the server asked to wait (if it
+    /// said); `None` for errors a retry cannot fix (401, 403, 404, 409,
+    /// 422, bad configuration). Transient: 429, 5xx, and transport failures
+    /// (a reset connection, an exec stream cut midway).
+    pub fn transient(&self) -> Option<Option<std::time::Duration>> {
+        match self {
+            ClusterError::Api {
+                code, retry_after, ..
+            } if *code == 429 || (500..600).contains(code) => {
+                Some(retry_after.map(|s| std::time::Duration::from_secs(u64::from(s))))
+            }
+            ClusterError::Transport { .. } => Some(None),
+            _ => None,
         }
     }
 
@@ -190,6 +231,9 @@ impl Cluster {
         config.accept_invalid_certs = self.config.accept_invalid_certs;
         config.tls_server_name = self.config.tls_server_name.clone();
         config.auth_info.token = Some(token.expose().to_string().into());
+        // Scans retry themselves (counted, with backoff and jitter, see
+        // `approach`); the client must not retry behind their back.
+        config.default_retry = false;
         let client = kube::Client::try_from(config.clone())
             .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
         Ok(Cluster {
@@ -312,6 +356,7 @@ impl Cluster {
                             what,
                             code: e.code,
                             reason: e.reason,
+                            retry_after: None,
                         });
                     }
                 }
@@ -593,10 +638,34 @@ impl Cluster {
         let mut err = Vec::new();
         let mut out_limited = (&mut stdout).take(max_bytes as u64 + 1);
         let mut err_limited = (&mut stderr).take(64 * 1024);
-        let (r1, r2) = tokio::join!(
-            out_limited.read_to_end(&mut out),
-            err_limited.read_to_end(&mut err)
-        );
+        let (r1, r2) = {
+            let mut reads = std::pin::pin!(async {
+                tokio::join!(
+                    out_limited.read_to_end(&mut out),
+                    err_limited.read_to_end(&mut err)
+                )
+            });
+            // When the connection breaks, kube's message loop ends with an
+            // error but leaves the output pipes open: wait on both, so a cut
+            // stream is an error at once instead of a read that never ends.
+            let mut joined = std::pin::pin!(attached.join());
+            tokio::select! {
+                r = &mut reads => {
+                    let _ = joined.await;
+                    r
+                }
+                j = &mut joined => {
+                    if let Err(e) = j {
+                        return Err(ClusterError::Transport {
+                            verb: "create",
+                            what,
+                            message: format!("exec stream cut: {}", redact_error(&e.to_string())),
+                        });
+                    }
+                    reads.await
+                }
+            }
+        };
         r1.and(r2).map_err(|e| ClusterError::Transport {
             verb: "create",
             what: what.clone(),
@@ -606,13 +675,8 @@ impl Cluster {
             Some(s) => s.await,
             None => None,
         };
-        let _ = attached.join().await;
         if out.len() > max_bytes {
-            return Err(ClusterError::Transport {
-                verb: "create",
-                what,
-                message: format!("output exceeded {max_bytes} bytes"),
-            });
+            return Err(ClusterError::TooLarge { what, max_bytes });
         }
         let exit_code = status.as_ref().map(|s| {
             if s.status.as_deref() == Some("Success") {

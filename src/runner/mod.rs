@@ -65,7 +65,37 @@ pub struct TargetSummary {
     pub hdf: Written,
     /// Seconds the scan took.
     pub duration: f64,
+    /// Attempts made (more than 1 after transient errors; 0 when never started).
+    pub attempts: u32,
 }
+
+/// What happened over a whole run, beyond the per-target results.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    /// Attempts beyond the first, over every target.
+    pub retries: u32,
+    /// Targets that ended because a scan hit scanTimeout.
+    pub timeouts: usize,
+    /// Targets per approach actually used.
+    pub approaches: BTreeMap<&'static str, usize>,
+}
+
+impl RunStats {
+    fn of(targets: &[TargetSummary]) -> RunStats {
+        let mut st = RunStats::default();
+        for t in targets {
+            st.retries += t.attempts.saturating_sub(1);
+            if t.error.as_deref().is_some_and(|e| e.contains(TIMEOUT_MARK)) {
+                st.timeouts += 1;
+            }
+            *st.approaches.entry(t.approach.as_str()).or_default() += 1;
+        }
+        st
+    }
+}
+
+/// Errors of scans that ran out of time contain this.
+pub const TIMEOUT_MARK: &str = "did not finish within scanTimeout";
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +120,8 @@ pub struct RunSummary {
     /// Targets not scanned because of that signal.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_scanned: Vec<String>,
+    /// Retries, timeouts, approaches.
+    pub stats: RunStats,
 }
 
 impl RunSummary {
@@ -120,6 +152,26 @@ pub struct Gathered {
     pub facts: crate::facts::Facts,
     /// The approach that gathered them.
     pub approach: Approach,
+    /// Attempts it took (1 unless transient errors were retried).
+    pub attempts: u32,
+}
+
+/// Why a target could not be gathered, after how many attempts.
+#[derive(Debug)]
+pub struct Failure {
+    /// A sentence for the result.
+    pub message: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            attempts: 1,
+        }
+    }
 }
 
 /// Gathers the facts of one target, whatever the approach.
@@ -131,7 +183,7 @@ pub trait Collector: Sync {
         target: &PlannedTarget,
         req: &FactRequest,
         scan_id: &str,
-    ) -> Result<Gathered, String>;
+    ) -> Result<Gathered, Failure>;
 }
 
 /// Local root filesystems only; any other approach is an error result.
@@ -139,24 +191,25 @@ pub trait Collector: Sync {
 pub struct LocalCollector;
 
 impl Collector for LocalCollector {
-    fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, String> {
+    fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, Failure> {
         match (&t.approach, &t.rootfs) {
             (Approach::Local, Some(root)) => rootfs::collect(root, req)
                 .map(|facts| Gathered {
                     facts,
                     approach: Approach::Local,
+                    attempts: 1,
                 })
                 .map_err(|e| {
-                    format!(
+                    Failure::from(format!(
                         "cannot open root {}: {}",
                         root.display(),
                         crate::policy::source::io_reason(&e)
-                    )
+                    ))
                 }),
-            (approach, _) => Err(format!(
+            (approach, _) => Err(Failure::from(format!(
                 "the {} approach needs a connection to the cluster, which this run does not have",
                 approach.as_str()
-            )),
+            ))),
         }
     }
 }
@@ -301,7 +354,9 @@ pub fn run_policy(
         verdict: "pass",
         complete: true,
         not_scanned: Vec::new(),
+        stats: RunStats::default(),
     };
+    summary.stats = RunStats::of(&summary.targets);
     summary.not_scanned = summary
         .targets
         .iter()
@@ -348,18 +403,25 @@ fn scan_target(
 ) -> TargetSummary {
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
-    let facts = if cancel.load(Ordering::Relaxed) {
-        Err(format!(
-            "{NOT_SCANNED} the run was interrupted (signal) before this target started"
-        ))
+    let gathered = if cancel.load(Ordering::Relaxed) {
+        Err(Failure {
+            message: format!(
+                "{NOT_SCANNED} the run was interrupted (signal) before this target started"
+            ),
+            attempts: 0,
+        })
     } else {
         // Errors end up in results and summaries: never let a secret through.
-        collector
-            .collect(t, req, &scan_id)
-            .map_err(|e| crate::audit::redact::redact(&e))
+        collector.collect(t, req, &scan_id).map_err(|f| Failure {
+            message: crate::audit::redact::redact(&f.message),
+            ..f
+        })
     };
-    let approach = facts.as_ref().map_or(t.approach, |g| g.approach);
-    let facts = facts.map(|g| g.facts);
+    let (approach, attempts) = match &gathered {
+        Ok(g) => (g.approach, g.attempts),
+        Err(f) => (t.approach, f.attempts),
+    };
+    let facts = gathered.map(|g| g.facts).map_err(|f| f.message);
     let ev = Evaluation {
         run_id,
         scan_id: &scan_id,
@@ -401,6 +463,7 @@ fn scan_target(
         id: t.id.clone(),
         scan_id,
         approach,
+        attempts,
         status: if error.is_some() { "error" } else { "scanned" },
         error,
         compliance: counts.compliance(),

@@ -74,6 +74,8 @@ pub struct Faults {
     pub exec_429: u32,
     /// Cut this many exec streams after the first stdout chunk (no status).
     pub exec_cut: u32,
+    /// Delay this many requests (of any kind) by a further second.
+    pub latency_spikes: u32,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.
@@ -526,6 +528,16 @@ async fn handle(
     notify: Arc<std::sync::Condvar>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let arrived = Instant::now();
+    let spike = {
+        let mut g = st.lock().unwrap();
+        let n = &mut g.faults.latency_spikes;
+        let hit = *n > 0;
+        *n = n.saturating_sub(1);
+        hit
+    };
+    if spike {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let ms = lat.load(Ordering::Relaxed);
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -704,7 +716,9 @@ async fn route(
         match fault {
             1 => return respond(500, &status(500, "InternalError", "injected failure")),
             2 => {
-                let mut r = respond(429, &status(429, "TooManyRequests", "injected throttling"));
+                let mut body = status(429, "TooManyRequests", "injected throttling");
+                body["details"] = json!({"retryAfterSeconds": 1});
+                let mut r = respond(429, &body);
                 r.headers_mut()
                     .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
                 return r;
@@ -1039,9 +1053,13 @@ async fn exec(
         };
         let status_json = match &result {
             Some(Ok(out)) if cut => {
-                // A stream cut midway: some stdout, then the connection drops.
+                // A stream cut midway: some stdout, then the stream ends
+                // without the status a finished command sends.
                 let half = &out.stdout[..out.stdout.len() / 2];
                 let _ = ws.send(frame(1, half)).await;
+                // The connection goes away under the WebSocket: no close
+                // frame, no status.
+                let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
                 return;
             }
             Some(Ok(out)) => {
