@@ -109,6 +109,7 @@ fn run_phase(phase: &str, dir: &Path) {
                     run_id,
                     threshold: None,
                     progress: Box::new(|_, _, _| {}),
+                    deadline: None,
                 };
                 let (summary, _) = vigil::runner::run_policy(
                     &set,

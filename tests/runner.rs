@@ -167,6 +167,7 @@ fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
         exec_429: 10,
         exec_cut: 4,
         latency_spikes: 10,
+        exec_hang: 0,
     });
     assert_eq!(
         crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
@@ -250,4 +251,164 @@ fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
             .count(),
         234
     );
+}
+
+fn spawn_run(s: &Setup, signed: bool) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["run", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .args(["--out", "out", "--plaintext", "--format", "json"]);
+    if signed {
+        cmd.args(["--signing-key", "signer.key.pem"]);
+    } else {
+        cmd.arg("--unsigned");
+    }
+    cmd.current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt(child: &std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+}
+
+fn execs(log: &[crate::fakeapi::Logged]) -> usize {
+    log.iter().filter(|l| l.path.contains("/exec?")).count()
+}
+
+#[test]
+fn sigint_at_half_of_a_200_target_run_seals_an_incomplete_bundle_that_verifies() {
+    let Some(s) = setup(200, 4, 5) else { return };
+    write_policy(&s, 4, "{concurrency: 8, apiQps: 1000}");
+    s.server.set_latency(Duration::from_millis(20));
+    assert_eq!(
+        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let child = spawn_run(&s, true);
+    s.server
+        .wait_for(Duration::from_secs(120), |log| execs(log) >= 100);
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let summary: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 200, "every planned target has a result");
+    let scanned = targets.iter().filter(|t| t["status"] == "scanned").count();
+    let not_scanned: Vec<&str> = summary[0]["not_scanned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!((100..200).contains(&scanned), "{scanned} scanned");
+    assert_eq!(
+        scanned + not_scanned.len(),
+        200,
+        "scanned or listed, nothing lost"
+    );
+    // Scans in flight finished: they were given the grace period.
+    assert!(!stderr.contains("vigil: second signal"), "{stderr}");
+    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
+        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
+    }
+    let bundle = s
+        .dir
+        .path()
+        .join("out/load")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let st = crate::util::statement_payload(&bundle);
+    assert_eq!(st["predicate"]["complete"], false);
+    let listed: Vec<&str> = st["predicate"]["not_scanned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, not_scanned);
+    let verify = crate::util::vigil_in(
+        s.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}
+
+#[test]
+fn a_second_signal_stops_scans_in_flight_and_still_cleans_up() {
+    let Some(s) = setup(8, 1, 1) else { return };
+    write_policy(&s, 1, "{concurrency: 4, apiQps: 1000, scanTimeout: 5m}");
+    // Every exec hangs: scans stay in flight.
+    s.server.inject(crate::fakeapi::Faults {
+        exec_hang: 100,
+        ..Default::default()
+    });
+    let mut child = spawn_run(&s, false);
+    s.server.wait_for_arrivals(Duration::from_secs(60), |paths| {
+        paths.iter().filter(|p| p.contains("/exec?")).count() >= 4
+    });
+    // Read stderr as it comes, to send the second signal only once the
+    // first has been taken.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let started = std::time::Instant::now();
+    interrupt(&child);
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("vigil reports the signal");
+        if line.contains("signal received") {
+            break;
+        }
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = lines.join().unwrap();
+    assert!(stderr.contains("vigil: second signal"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped long before the 30 s grace period: {:?}",
+        started.elapsed()
+    );
+    let summary: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 8);
+    assert_eq!(
+        summary[0]["not_scanned"].as_array().unwrap().len(),
+        8,
+        "{summary}"
+    );
+    assert!(
+        targets.iter().any(|t| t["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped in flight"))),
+        "{summary}"
+    );
+    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
+        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
+    }
 }

@@ -110,6 +110,9 @@ pub struct KubeCollector<'a> {
     pub debug: Option<&'a ScannerSpec>,
     /// Attempts after the first for transient errors (`limits.retries`).
     pub retries: u32,
+    /// Becomes true when scans in flight must stop (a second signal, or the
+    /// end of the grace period after the first).
+    pub abort: tokio::sync::watch::Receiver<bool>,
 }
 
 /// One target's scan in progress: its scoped client and audit identity.
@@ -275,15 +278,20 @@ impl Collector for KubeCollector<'_> {
             return LocalCollector.collect(t, req, scan_id);
         }
         let attempts = std::sync::atomic::AtomicU32::new(0);
+        let mut abort = self.abort.clone();
         let r = self.runtime.block_on(async {
-            match tokio::time::timeout(self.scan_timeout, self.gather(t, req, scan_id, &attempts))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(format!(
-                    "the scan {} ({})",
-                    crate::runner::TIMEOUT_MARK,
-                    crate::policy::duration::format(self.scan_timeout)
+            tokio::select! {
+                r = tokio::time::timeout(self.scan_timeout, self.gather(t, req, scan_id, &attempts)) => match r {
+                    Ok(r) => r,
+                    Err(_) => Err(format!(
+                        "the scan {} ({})",
+                        crate::runner::TIMEOUT_MARK,
+                        crate::policy::duration::format(self.scan_timeout)
+                    )),
+                },
+                _ = abort.wait_for(|a| *a) => Err(format!(
+                    "{} stopped in flight after a signal (second signal or end of the grace period)",
+                    crate::runner::NOT_SCANNED
                 )),
             }
         });

@@ -97,9 +97,13 @@ pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
 /// The audit log as written, its chain head and its entry count.
 type SealedAudit = (crate::report::output::Written, String, u64);
 
+/// How long scans in flight may go on after SIGINT/SIGTERM.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Set up the run's access, scan, and clean up whatever happens (errors and
-/// SIGINT/SIGTERM included: a signal stops new scans, lets in-flight ones
-/// finish, then cleanup runs and the bundle is sealed).
+/// SIGINT/SIGTERM included: a signal stops new scans and gives in-flight
+/// ones a grace period — a second signal ends it — then cleanup runs and
+/// the bundle is sealed).
 fn run_in_cluster(
     session: &super::Session,
     set: &crate::policy::PolicySet,
@@ -115,22 +119,34 @@ fn run_in_cluster(
 )> {
     let rt = &session.runtime;
     let audit = crate::audit::AuditLog::new(&opts.run_id);
+    // First signal: start nothing new; in-flight scans get a grace period.
+    // A second signal, or the end of the grace period, aborts them. Cleanup
+    // and sealing run either way.
+    let (abort_tx, abort) = tokio::sync::watch::channel(false);
     let watcher = rt.spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        let mut signal = async || match term.as_mut() {
+            Some(t) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = t.recv() => {}
                 }
-                None => std::future::pending::<()>().await,
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-        eprintln!("vigil: signal received: finishing scans in flight, starting no new ones, then cleaning up");
+        signal().await;
+        eprintln!(
+            "vigil: signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
+            GRACE.as_secs()
+        );
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::select! {
+            _ = signal() => eprintln!("vigil: second signal: stopping the scans in flight, then cleanup"),
+            _ = tokio::time::sleep(GRACE) => eprintln!("vigil: grace period over: stopping the scans in flight, then cleanup"),
+        }
+        let _ = abort_tx.send(true);
     });
     let mut access = rt
         .block_on(RunAccess::setup(&session.caller, &policy.value, pp, &audit))
@@ -147,6 +163,7 @@ fn run_in_cluster(
         access: &access,
         debug: policy.value.spec.debug.as_ref(),
         retries: policy.value.spec.limits.retries,
+        abort,
     };
     let result = run_policy(set, policy, pp, opts, output, &collector);
     let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
@@ -240,6 +257,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             threshold: threshold.clone(),
             progress: progress(&pp.policy, pp.targets.len()),
             cancel: cancel.clone(),
+            deadline: crate::policy::duration::parse(&policy.value.spec.limits.run_deadline)
+                .map(|d| std::time::Instant::now() + d),
         };
         let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
         let (summary, summary_file, audit) = match (&session, needs_cluster) {

@@ -225,6 +225,9 @@ pub struct RunOptions {
     /// Set by a signal handler: targets not started yet are recorded as
     /// not scanned, in-flight ones finish.
     pub cancel: std::sync::Arc<AtomicBool>,
+    /// The policy's runDeadline from the start: targets not started by then
+    /// are recorded as not scanned.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Errors that stop a run before any target is scanned.
@@ -331,6 +334,7 @@ pub fn run_policy(
                             output,
                             collector,
                             &opts.cancel,
+                            opts.deadline,
                         );
                         admission.done(i);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -400,14 +404,20 @@ fn scan_target(
     output: &dyn RunOutput,
     collector: &dyn Collector,
     cancel: &AtomicBool,
+    deadline: Option<std::time::Instant>,
 ) -> TargetSummary {
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
-    let gathered = if cancel.load(Ordering::Relaxed) {
+    let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+    let gathered = if cancel.load(Ordering::Relaxed) || late {
         Err(Failure {
-            message: format!(
-                "{NOT_SCANNED} the run was interrupted (signal) before this target started"
-            ),
+            message: if late {
+                format!(
+                    "{NOT_SCANNED} the run deadline (runDeadline) passed before this target started"
+                )
+            } else {
+                format!("{NOT_SCANNED} the run was interrupted (signal) before this target started")
+            },
             attempts: 0,
         })
     } else {

@@ -76,6 +76,8 @@ pub struct Faults {
     pub exec_cut: u32,
     /// Delay this many requests (of any kind) by a further second.
     pub latency_spikes: u32,
+    /// Never answer this many exec requests (a node that hangs).
+    pub exec_hang: u32,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.
@@ -114,6 +116,9 @@ impl Drop for InFlight {
 
 #[derive(Default)]
 struct State {
+    /// Paths and queries of requests as they arrive (the log has them
+    /// when answered).
+    arrivals: Vec<String>,
     /// Execs running now, and the most ever at once, by `all`, `ns:NS`, `node:NODE`.
     inflight: HashMap<String, u32>,
     peaks: HashMap<String, u32>,
@@ -366,6 +371,18 @@ impl FakeApiServer {
         }
     }
 
+    /// Block until the requests that arrived so far (answered or not)
+    /// satisfy `pred`, or fail after `timeout`.
+    pub fn wait_for_arrivals(&self, timeout: Duration, pred: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.state.lock().unwrap();
+        while !pred(&st.arrivals) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for requests to arrive");
+            st = self.logged.wait_timeout(st, left).unwrap().0;
+        }
+    }
+
     /// Returns true if and only if `token` still authenticates.
     pub fn token_valid(&self, token: &str) -> bool {
         let st = self.state.lock().unwrap();
@@ -528,6 +545,8 @@ async fn handle(
     notify: Arc<std::sync::Condvar>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let arrived = Instant::now();
+    st.lock().unwrap().arrivals.push(req.uri().to_string());
+    notify.notify_all();
     let spike = {
         let mut g = st.lock().unwrap();
         let n = &mut g.faults.latency_spikes;
@@ -709,12 +728,19 @@ async fn route(
             } else if f.exec_cut > 0 {
                 f.exec_cut -= 1;
                 3
+            } else if f.exec_hang > 0 {
+                f.exec_hang -= 1;
+                4
             } else {
                 0
             }
         };
         match fault {
             1 => return respond(500, &status(500, "InternalError", "injected failure")),
+            4 => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return respond(504, &status(504, "Timeout", "injected hang"));
+            }
             2 => {
                 let mut body = status(429, "TooManyRequests", "injected throttling");
                 body["details"] = json!({"retryAfterSeconds": 1});
