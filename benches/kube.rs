@@ -146,5 +146,86 @@ fn main() {
         wall - floor,
         (wall - floor) / bound
     );
+    drop(server);
+    load(&dir, &root, &vigil, &repo);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The load figures: 2,000 targets at concurrency 64 against the test
+/// server (no injected latency, no rate limit to speak of): throughput,
+/// vigil's peak RSS and the p50/p99 scan latency.
+fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
+    const TARGETS: usize = 2000;
+    const NS: usize = 8;
+    let mut pods = Vec::new();
+    let mut rootfs = HashMap::new();
+    for i in 0..TARGETS {
+        let ns = format!("load-{}", i % NS);
+        let name = format!("pod-{i:04}");
+        pods.push(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "load"}},
+            "spec": {"nodeName": format!("node-{}", i % 20), "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]}
+        }));
+        rootfs.insert((ns, name), root.to_path_buf());
+    }
+    let sub = dir.join("load");
+    std::fs::create_dir_all(&sub).unwrap();
+    let server = fakeapi::FakeApiServer::start(&sub, pods, rootfs);
+    let targets: String = (0..NS)
+        .map(|n| format!("    - {{namespace: load-{n}, selector: {{matchLabels: {{app: load}}}}, approach: api}}\n"))
+        .collect();
+    std::fs::write(
+        sub.join("p.yaml"),
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: load}}\nspec:\n  profiles: [container-baseline]\n  limits: {{concurrency: 64, apiQps: 10000}}\n  targets:\n{targets}"),
+    )
+    .unwrap();
+    let rss_file = sub.join("rss.txt");
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(vigil)
+        .args(["run", "p.yaml"])
+        .arg(repo.join("policies/profiles"))
+        .args(["--out", "out", "--unsigned", "--plaintext", "--format", "json"])
+        .current_dir(&sub)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .expect("/usr/bin/time is installed (apt-get install time)");
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.code().is_some_and(|c| c == 0 || c == 1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut durations: Vec<f64> = summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["duration"].as_f64().unwrap())
+        .collect();
+    let scanned = summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "scanned")
+        .count();
+    durations.sort_by(f64::total_cmp);
+    let pct = |p: f64| durations[((durations.len() as f64 - 1.0) * p).round() as usize];
+    let rss_kb: u64 = std::fs::read_to_string(&rss_file)
+        .unwrap()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    println!(
+        "load: {TARGETS} targets ({scanned} scanned) in {NS} namespaces at concurrency 64: wall {wall:.1} s = {:.0} targets/s; vigil peak RSS {} MB (goal < 300 MB); scan latency p50 {:.0} ms, p99 {:.0} ms",
+        TARGETS as f64 / wall,
+        rss_kb / 1024,
+        pct(0.5) * 1000.0,
+        pct(0.99) * 1000.0,
+    );
 }
