@@ -189,7 +189,14 @@ fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         .arg(vigil)
         .args(["run", "p.yaml"])
         .arg(repo.join("policies/profiles"))
-        .args(["--out", "out", "--unsigned", "--plaintext", "--format", "json"])
+        .args([
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ])
         .current_dir(&sub)
         .env("KUBECONFIG", &server.kubeconfig)
         .output()

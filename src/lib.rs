@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod diag;
 pub mod facts;
 pub mod inventory;
+pub mod log;
 pub mod plan;
 pub mod policy;
 pub mod report;

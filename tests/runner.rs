@@ -317,7 +317,7 @@ fn sigint_at_half_of_a_200_target_run_seals_an_incomplete_bundle_that_verifies()
         "scanned or listed, nothing lost"
     );
     // Scans in flight finished: they were given the grace period.
-    assert!(!stderr.contains("vigil: second signal"), "{stderr}");
+    assert!(!stderr.contains("warning: second signal"), "{stderr}");
     for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
         assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
     }
@@ -357,9 +357,10 @@ fn a_second_signal_stops_scans_in_flight_and_still_cleans_up() {
         ..Default::default()
     });
     let mut child = spawn_run(&s, false);
-    s.server.wait_for_arrivals(Duration::from_secs(60), |paths| {
-        paths.iter().filter(|p| p.contains("/exec?")).count() >= 4
-    });
+    s.server
+        .wait_for_arrivals(Duration::from_secs(60), |paths| {
+            paths.iter().filter(|p| p.contains("/exec?")).count() >= 4
+        });
     // Read stderr as it comes, to send the second signal only once the
     // first has been taken.
     let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -387,7 +388,7 @@ fn a_second_signal_stops_scans_in_flight_and_still_cleans_up() {
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let stderr = lines.join().unwrap();
-    assert!(stderr.contains("vigil: second signal"), "{stderr}");
+    assert!(stderr.contains("vigil: warning: second signal"), "{stderr}");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "stopped long before the 30 s grace period: {:?}",
@@ -411,4 +412,124 @@ fn a_second_signal_stops_scans_in_flight_and_still_cleans_up() {
     for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
         assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
     }
+}
+
+/// Canaries in a token, a kubeconfig, an error body and a file's content:
+/// none reaches stdout, stderr (JSON log lines) or the results' errors.
+#[test]
+fn canaries_never_reach_logs_errors_or_results() {
+    let Some(s) = setup(6, 1, 1) else { return };
+    // A pod whose "shell" prints a secret file to stderr and fails: its
+    // output lands in the error vigil reports for it.
+    let leaky = s.dir.path().join("leaky-root");
+    assert!(
+        Command::new("cp")
+            .args(["-a"])
+            .arg(s._fixtures.path().join("rootfs/alpine"))
+            .arg(&leaky)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(leaky.join("etc/site-secret"), "SITE-SECRET-424242\n").unwrap();
+    let _ = std::fs::remove_file(leaky.join("bin/sh"));
+    std::fs::write(
+        leaky.join("bin/sh"),
+        "#!/bin/busybox sh\n/bin/busybox cat /etc/site-secret >&2\nexit 127\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        leaky.join("bin/sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    s.server.set_rootfs("ns-0", "pod-0000", &leaky);
+    // The kubeconfig carries a second, unused user with a canary password.
+    let kubeconfig = std::fs::read_to_string(&s.server.kubeconfig)
+        .unwrap()
+        .replace(
+            "users:\n",
+            "users:\n- name: unused\n  user:\n    password: CANARY-KUBECONFIG-9911\n",
+        );
+    let kc = s.dir.write("kubeconfig-canary", kubeconfig);
+    // One exec answers 500 with a body quoting a canary.
+    s.server.inject(crate::fakeapi::Faults {
+        exec_500: 1,
+        ..Default::default()
+    });
+    let text = String::from(
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: load}\nspec:\n  profiles: [container-baseline]\n  redact: ['SITE-SECRET-[0-9]+']\n  limits: {concurrency: 2, apiQps: 1000, retries: 1}\n  targets:\n    - {namespace: ns-0, selector: {matchLabels: {app: load}}, approach: api}\n"
+    );
+    s.dir.write("p.yaml", text);
+    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+            "--log-format",
+            "json",
+        ])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &kc)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    // Every stderr line is a JSON object.
+    for line in out.stderr.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let leaky_error = summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "ns-0/pod-0000/app")
+        .unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        leaky_error.contains("<redacted>"),
+        "the file content reached the error, redacted: {leaky_error}"
+    );
+    let mut written = String::new();
+    for e in std::fs::read_dir(s.dir.path().join("out/load"))
+        .unwrap()
+        .flatten()
+    {
+        for f in walk(&e.path()) {
+            written.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
+        }
+    }
+    let mut canaries = vec![
+        "SITE-SECRET-424242".to_string(),
+        "CANARY-KUBECONFIG-9911".to_string(),
+        crate::fakeapi::ERROR_BODY_CANARY.to_string(),
+    ];
+    canaries.extend(s.server.issued_tokens());
+    for c in &canaries {
+        assert!(!out.stdout.contains(c.as_str()), "{c} on stdout");
+        assert!(!out.stderr.contains(c.as_str()), "{c} on stderr");
+        assert!(!written.contains(c.as_str()), "{c} in the results");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -27,13 +27,18 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     match shell::parse(&req, &out.stdout) {
         Ok(facts) => Ok(facts),
         Err(shell::GatherError::NoOutput) => {
-            let why = out.status_message.unwrap_or_else(|| {
-                String::from_utf8_lossy(&out.stderr)
-                    .trim()
-                    .chars()
-                    .take(200)
-                    .collect()
-            });
+            // What the runtime said, and what the container printed (which
+            // is the container's: it goes through redaction like any error).
+            let stderr: String = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(200)
+                .collect();
+            let why = match (out.status_message, stderr.is_empty()) {
+                (Some(m), true) => m,
+                (Some(m), false) => format!("{m}; stderr: {stderr:?}"),
+                (None, _) => stderr,
+            };
             Err(GatherError::NoShell(why))
         }
         // The stream was cut midway: another attempt may get it whole.

@@ -1,9 +1,11 @@
 //! Redaction of secrets from anything shown to a user: bearer tokens, JWTs
-//! (ServiceAccount tokens are JWTs), PEM private key blocks and age secret
-//! keys. Applied to every error message `vigil` prints, as a last line of
-//! defence behind the types that never display secrets in the first place.
+//! (ServiceAccount tokens are JWTs), PEM private key blocks, age secret
+//! keys, and the patterns policies add (`spec.redact`). Applied to every log
+//! line (the log writer passes each one through it), every error message
+//! and every result error, as a last line of defence behind the types that
+//! never display secrets in the first place.
 
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use regex::Regex;
 
@@ -28,11 +30,32 @@ fn patterns() -> &'static [(Regex, &'static str)] {
     })
 }
 
+fn extra() -> &'static RwLock<Vec<Regex>> {
+    static E: OnceLock<RwLock<Vec<Regex>>> = OnceLock::new();
+    E.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Also redact these patterns from now on (a policy's `spec.redact`,
+/// validated when it was loaded; one that does not compile is skipped).
+pub fn add_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) {
+    let mut e = extra().write().unwrap_or_else(|e| e.into_inner());
+    for p in patterns {
+        if let Ok(re) = Regex::new(p)
+            && !e.iter().any(|x| x.as_str() == p)
+        {
+            e.push(re);
+        }
+    }
+}
+
 /// `text` with every secret-looking part replaced.
 pub fn redact(text: &str) -> String {
     let mut out = text.to_string();
     for (re, with) in patterns() {
         out = re.replace_all(&out, *with).into_owned();
+    }
+    for re in extra().read().unwrap_or_else(|e| e.into_inner()).iter() {
+        out = re.replace_all(&out, "<redacted>").into_owned();
     }
     out
 }

@@ -59,6 +59,10 @@ Exit codes: 0 success, 1 threshold or verification failed,
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, after_help = AFTER_HELP, max_term_width = 100)]
 struct Cli {
+    /// How progress, warnings and errors are written to stderr: text lines,
+    /// or one JSON object per line. Both are passed through secret redaction.
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: crate::log::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    crate::log::init(cli.log_format);
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
@@ -108,10 +113,8 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return Exit::Success.into();
             }
-            eprintln!(
-                "vigil: error: {}",
-                crate::audit::redact::redact(&format!("{e:#}"))
-            );
+            // The log writer redacts too; this keeps the message itself clean.
+            tracing::error!("{}", crate::audit::redact::redact(&format!("{e:#}")));
             if e.downcast_ref::<InvalidInput>().is_some() {
                 Exit::Invalid.into()
             } else {
@@ -230,6 +233,12 @@ fn load_plan(
         )
         .into());
     }
+    // Site-specific secret patterns apply from here on, to every message.
+    crate::audit::redact::add_patterns(
+        set.policies
+            .iter()
+            .flat_map(|p| p.value.spec.redact.iter().map(String::as_str)),
+    );
     let snapshot = match &input.inventory {
         Some(path) => Some(
             crate::inventory::Snapshot::from_path(path).map_err(|e| InvalidInput(e.to_string()))?,

@@ -137,14 +137,15 @@ fn run_in_cluster(
             }
         };
         signal().await;
-        eprintln!(
-            "vigil: signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
+        tracing::warn!(
+            grace_seconds = GRACE.as_secs(),
+            "signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
             GRACE.as_secs()
         );
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
-            _ = signal() => eprintln!("vigil: second signal: stopping the scans in flight, then cleanup"),
-            _ = tokio::time::sleep(GRACE) => eprintln!("vigil: grace period over: stopping the scans in flight, then cleanup"),
+            _ = signal() => tracing::warn!("second signal: stopping the scans in flight, then cleanup"),
+            _ = tokio::time::sleep(GRACE) => tracing::warn!("grace period over: stopping the scans in flight, then cleanup"),
         }
         let _ = abort_tx.send(true);
     });
@@ -152,7 +153,7 @@ fn run_in_cluster(
         .block_on(RunAccess::setup(&session.caller, &policy.value, pp, &audit))
         .map_err(|e| anyhow::anyhow!("cannot set up the run's access: {e}"))?;
     for w in &access.warnings {
-        eprintln!("vigil: warning: {w}");
+        tracing::warn!("{w}");
     }
     let scan_timeout = crate::policy::duration::parse(&policy.value.spec.limits.scan_timeout)
         .unwrap_or(std::time::Duration::from_secs(120));
@@ -169,7 +170,7 @@ fn run_in_cluster(
     let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
     watcher.abort();
     for l in &leftovers {
-        eprintln!("vigil: WARNING: cleanup failed: {l} (run `vigil gc` to remove leftovers)");
+        tracing::warn!("cleanup failed: {l} (run `vigil gc` to remove leftovers)");
     }
     let (summary, summary_file) = result?;
     // The audit trail is sealed with the results; its chain head goes into
@@ -291,14 +292,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "NOT ENCRYPTED"
         };
         match &signer {
-            Some(s) => eprintln!(
-                "vigil: {}: sealed bundle {} ({enc}, signed by {})",
+            Some(s) => tracing::info!(
+                policy = %pp.policy,
+                bundle = %output.location().display(),
+                "{}: sealed bundle {} ({enc}, signed by {})",
                 pp.policy,
                 output.location().display(),
                 crate::seal::keys::keyid(&s.verifying_key())
             ),
-            None => eprintln!(
-                "vigil: {}: WARNING: bundle {} is UNSIGNED ({enc}); `vigil verify` rejects it and nobody can tell whether it was altered",
+            None => tracing::warn!(
+                policy = %pp.policy,
+                bundle = %output.location().display(),
+                "{}: bundle {} is UNSIGNED ({enc}); `vigil verify` rejects it and nobody can tell whether it was altered",
                 pp.policy,
                 output.location().display()
             ),
@@ -353,9 +358,16 @@ fn progress(policy: &str, total: usize) -> Progress {
         Box::new(move |s, done, total| {
             let c = &s.counts;
             match &s.error {
-                Some(e) => eprintln!("vigil: {policy} [{done}/{total}] {}: error: {e}", s.id),
-                None => eprintln!(
-                    "vigil: {policy} [{done}/{total}] {}: {} passed, {} failed, {} skipped, {} error, {}%",
+                Some(e) => tracing::warn!(
+                    policy = %policy, done, total, target = %s.id, approach = s.approach.as_str(),
+                    attempts = s.attempts, error = %e,
+                    "{policy} [{done}/{total}] {}: {e}", s.id
+                ),
+                None => tracing::info!(
+                    policy = %policy, done, total, target = %s.id, approach = s.approach.as_str(),
+                    attempts = s.attempts, passed = c.passed, failed = c.failed, skipped = c.skipped,
+                    errors = c.error, compliance = s.compliance, duration = s.duration,
+                    "{policy} [{done}/{total}] {}: {} passed, {} failed, {} skipped, {} error, {}%",
                     s.id, c.passed, c.failed, c.skipped, c.error, s.compliance
                 ),
             }

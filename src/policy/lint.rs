@@ -257,6 +257,24 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
         ));
     }
 
+    // Redaction patterns.
+    for (i, pattern) in spec.redact.iter().enumerate() {
+        if let Err(e) = regex::Regex::new(pattern) {
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::InvalidRegex,
+                        format!("invalid redaction pattern: {}", first_line(&e.to_string())),
+                    )
+                    .with_hint(
+                        "regexes use Rust `regex` syntax (no look-around or backreferences)",
+                    ),
+                    &format!("/spec/redact/{i}"),
+                ),
+            );
+        }
+    }
+
     // Images pinned by digest.
     if let Some(d) = &spec.debug {
         pinned(p, &d.image, "/spec/debug/image", out);

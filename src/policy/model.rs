@@ -436,6 +436,9 @@ pub struct PolicySpec {
     /// Profiles applied to every target (unless a target names its own).
     pub profiles: Vec<String>,
     pub targets: Vec<Target>,
+    /// Site-specific secret patterns redacted from logs, errors and results.
+    #[serde(default)]
+    pub redact: Vec<String>,
     #[serde(default)]
     pub access: Access,
     pub debug: Option<ScannerSpec>,

@@ -41,6 +41,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 /// The admin token written into the kubeconfig (the "caller" identity).
 pub const ADMIN_TOKEN: &str = "fake-admin-token-not-secret";
 
+/// What the injected 500s quote in their body (for leak searches).
+pub const ERROR_BODY_CANARY: &str = "CANARY-ERROR-BODY-5150";
+
 /// An issued ServiceAccount token.
 #[derive(Debug, Clone)]
 struct IssuedToken {
@@ -305,6 +308,15 @@ impl FakeApiServer {
             .unwrap()
             .objects
             .insert((resource.into(), ns, name), obj);
+    }
+
+    /// Serve the pod `ns/name` from another root filesystem.
+    pub fn set_rootfs(&self, ns: &str, name: &str, root: &Path) {
+        self.state
+            .lock()
+            .unwrap()
+            .rootfs
+            .insert((ns.to_string(), name.to_string()), root.to_path_buf());
     }
 
     /// The most execs that ever ran at once, by `all`, `ns:NAMESPACE` and
@@ -736,7 +748,17 @@ async fn route(
             }
         };
         match fault {
-            1 => return respond(500, &status(500, "InternalError", "injected failure")),
+            1 => {
+                // The body quotes something it should not, as some proxies do.
+                return respond(
+                    500,
+                    &status(
+                        500,
+                        "InternalError",
+                        &format!("injected failure; upstream said: {ERROR_BODY_CANARY}"),
+                    ),
+                );
+            }
             4 => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return respond(504, &status(504, "Timeout", "injected hang"));
@@ -932,7 +954,12 @@ fn token_request(st: &Arc<Mutex<State>>, ns: &str, sa: &str, body: Value) -> Res
     let anchor_uid = body["spec"]["boundObjectRef"]["uid"]
         .as_str()
         .map(str::to_string);
-    let token = format!("fake-sa-token-{}", uuid::Uuid::new_v4().simple());
+    // Shaped like a real ServiceAccount token (a JWT), with a recognisable
+    // marker for leak searches.
+    let token = format!(
+        "eyJhbGciOiJSUzI1NiJ9.eyJjYW5hcnkiOiJ2aWdpbCJ9.fake-sa-token-{}",
+        uuid::Uuid::new_v4().simple()
+    );
     st.tokens.insert(
         token.clone(),
         IssuedToken {
