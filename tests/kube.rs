@@ -769,4 +769,38 @@ fn the_audit_trail_is_chained_signed_and_verified() {
     );
     assert_eq!(verify.code, 1);
     assert!(verify.stderr.contains("audit.jsonl"), "{}", verify.stderr);
+    // So do deleting one line and swapping two.
+    let text = String::from_utf8_lossy(&log).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut deleted = lines.clone();
+    deleted.remove(3);
+    let mut swapped = lines.clone();
+    swapped.swap(2, 3);
+    for (what, changed) in [("deleted", deleted), ("reordered", swapped)] {
+        std::fs::write(bundle.join("audit.jsonl"), changed.join("\n") + "\n").unwrap();
+        let verify = vigil_in(
+            c.dir.path(),
+            &[
+                "verify",
+                bundle.to_str().unwrap(),
+                "--trusted-key",
+                "signer.pub.pem",
+            ],
+        );
+        assert_eq!(verify.code, 1, "{what}");
+        assert!(
+            verify.stderr.contains("audit.jsonl"),
+            "{what}: {}",
+            verify.stderr
+        );
+        // The chain alone also tells.
+        assert!(
+            vigil::audit::verify_chain(
+                (changed.join("\n") + "\n").as_bytes(),
+                summary[0]["run_id"].as_str().unwrap()
+            )
+            .is_err(),
+            "{what}"
+        );
+    }
 }

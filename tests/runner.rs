@@ -458,7 +458,7 @@ fn canaries_never_reach_logs_errors_or_results() {
         ..Default::default()
     });
     let text = String::from(
-        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: load}\nspec:\n  profiles: [container-baseline]\n  redact: ['SITE-SECRET-[0-9]+']\n  limits: {concurrency: 2, apiQps: 1000, retries: 1}\n  targets:\n    - {namespace: ns-0, selector: {matchLabels: {app: load}}, approach: api}\n"
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: load}\nspec:\n  profiles: [container-baseline]\n  redact: ['SITE-SECRET-[0-9]+']\n  limits: {concurrency: 2, apiQps: 1000, retries: 1}\n  targets:\n    - {namespace: ns-0, selector: {matchLabels: {app: load}}, approach: api}\n",
     );
     s.dir.write("p.yaml", text);
     let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
