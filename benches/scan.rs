@@ -108,7 +108,7 @@ fn run_phase(phase: &str, dir: &Path) {
                     cancel: Default::default(),
                     run_id,
                     threshold: None,
-                    progress: Box::new(|_, _, _| {}),
+                    progress: Box::new(|_, _| {}),
                     deadline: None,
                 };
                 let (summary, _) = vigil::runner::run_policy(

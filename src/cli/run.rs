@@ -343,28 +343,33 @@ fn progress(policy: &str, total: usize) -> Progress {
         );
         bar.set_prefix(policy.to_string());
         let failed = Mutex::new(0usize);
-        Box::new(move |s, done, total| {
+        Box::new(move |s, tally| {
             if s.status == "error" {
                 *failed.lock().unwrap_or_else(|e| e.into_inner()) += 1;
             }
-            bar.set_position(done as u64);
-            bar.set_message(format!("errors {}", failed.lock().map_or(0, |g| *g)));
-            if done == total {
+            bar.set_position(tally.done as u64);
+            bar.set_message(format!(
+                "failed {} in flight {}",
+                failed.lock().map_or(0, |g| *g),
+                tally.in_flight
+            ));
+            if tally.done == tally.total {
                 bar.finish_and_clear();
             }
         })
     } else {
         let policy = policy.to_string();
-        Box::new(move |s, done, total| {
+        Box::new(move |s, tally| {
+            let (done, total, in_flight) = (tally.done, tally.total, tally.in_flight);
             let c = &s.counts;
             match &s.error {
                 Some(e) => tracing::warn!(
-                    policy = %policy, done, total, target = %s.id, approach = s.approach.as_str(),
+                    policy = %policy, done, total, in_flight, target = %s.id, approach = s.approach.as_str(),
                     attempts = s.attempts, error = %e,
                     "{policy} [{done}/{total}] {}: {e}", s.id
                 ),
                 None => tracing::info!(
-                    policy = %policy, done, total, target = %s.id, approach = s.approach.as_str(),
+                    policy = %policy, done, total, in_flight, target = %s.id, approach = s.approach.as_str(),
                     attempts = s.attempts, passed = c.passed, failed = c.failed, skipped = c.skipped,
                     errors = c.error, compliance = s.compliance, duration = s.duration,
                     "{policy} [{done}/{total}] {}: {} passed, {} failed, {} skipped, {} error, {}%",

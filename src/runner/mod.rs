@@ -142,7 +142,18 @@ impl RunSummary {
 pub const NOT_SCANNED: &str = "not scanned:";
 
 /// Called after each target with (its summary, targets done, total).
-pub type Progress = Box<dyn Fn(&TargetSummary, usize, usize) + Send + Sync>;
+pub type Progress = Box<dyn Fn(&TargetSummary, Tally) + Send + Sync>;
+
+/// Where a run stands when a target ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    /// Targets done, this one included.
+    pub done: usize,
+    /// Targets being scanned now.
+    pub in_flight: usize,
+    /// Targets in the plan.
+    pub total: usize,
+}
 
 /// What a collector gathered, and through which approach: for `auto`, the
 /// one it settled on, which the results and the statement record.
@@ -313,6 +324,7 @@ pub fn run_policy(
         spec.limits.per_node,
     );
     let done = AtomicUsize::new(0);
+    let taken = AtomicUsize::new(0);
     let total = plan.targets.len();
     let workers = (spec.limits.concurrency.max(1) as usize).min(total.max(1));
     let results: Mutex<Vec<TargetSummary>> = Mutex::new(Vec::with_capacity(total));
@@ -322,6 +334,7 @@ pub fn run_policy(
                 .name(format!("vigil-scan-{w}"))
                 .spawn_scoped(scope, || {
                     while let Some(i) = admission.next() {
+                        taken.fetch_add(1, Ordering::Relaxed);
                         let t = &plan.targets[i];
                         let (profiles, req) = &requests[&t.profiles];
                         let s = scan_target(
@@ -338,7 +351,15 @@ pub fn run_policy(
                         );
                         admission.done(i);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        (opts.progress)(&s, n, total);
+                        let in_flight = taken.load(Ordering::Relaxed).saturating_sub(n);
+                        (opts.progress)(
+                            &s,
+                            Tally {
+                                done: n,
+                                in_flight,
+                                total,
+                            },
+                        );
                         results.lock().unwrap_or_else(|e| e.into_inner()).push(s);
                     }
                 })
