@@ -190,6 +190,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
         complete: true,
         not_scanned: Vec::new(),
         stats: Default::default(),
+        imported: None,
     };
     let summary_file = out
         .write(

@@ -121,3 +121,62 @@ fn inspecjs_reads_vigil_hdf_as_vigil_does() {
     assert_eq!(debian["controls"]["CB-20"]["status"], "Not Applicable");
     assert_eq!(debian["controls"]["CB-20"]["waived"], true);
 }
+
+/// `vigil import` of the real InSpec sample counts its controls as
+/// inspecjs (Heimdall, SAF CLI) does.
+#[test]
+fn imported_sample_counts_agree_with_inspecjs() {
+    let Some(modules) = inspecjs() else { return };
+    let dir = TempDir::new("import-inspecjs");
+    let sample = repo().join("fixtures/hdf/inspec-nginx-results.json");
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: imported}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "import",
+            sample.to_str().unwrap(),
+            "--policy",
+            "p.yaml",
+            "--policy",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let t = &summary["targets"][0];
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop/inspecjs-summary.js"))
+        .arg(&sample)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let js = &theirs[sample.to_str().unwrap()];
+    assert_eq!(js["compliance"], t["compliance"]);
+    for (status, saf) in [
+        ("passed", "Passed"),
+        ("failed", "Failed"),
+        ("skipped", "Not Reviewed"),
+        ("no_impact", "Not Applicable"),
+        ("error", "Profile Error"),
+    ] {
+        assert_eq!(
+            js["counts"][saf].as_u64().unwrap_or(0),
+            t["counts"][status].as_u64().unwrap(),
+            "{status}"
+        );
+    }
+}

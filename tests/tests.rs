@@ -8,6 +8,7 @@ mod fakeapi;
 mod approaches;
 mod e2e;
 mod gather;
+mod import;
 mod interop;
 mod kube;
 mod plan;

@@ -217,7 +217,7 @@ impl KubeCollector<'_> {
                     Err(e) => Err(e),
                 }
             }
-            Approach::Local => Err(GatherError::Other(
+            Approach::Local | Approach::Imported => Err(GatherError::Other(
                 "a local target reached the cluster collector".into(),
             )),
         }

@@ -4,6 +4,7 @@
 
 mod gc;
 mod idle;
+mod import;
 mod keygen;
 mod open;
 mod plan;
@@ -79,6 +80,7 @@ enum Command {
     Render(render::Args),
     Probe(probe::Args),
     Idle(idle::Args),
+    Import(import::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -106,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Render(a) => render::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Idle(a) => idle::run(a),
+        Command::Import(a) => import::run(a),
     };
     match result {
         Ok(code) => code.into(),

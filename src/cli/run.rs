@@ -188,7 +188,17 @@ fn signer_for(
     args: &Args,
     policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
 ) -> anyhow::Result<Option<Signer>> {
-    let loaded = if let Some(path) = &args.signing_key {
+    load_signer(args.signing_key.as_deref(), args.unsigned, policy)
+}
+
+/// The signing key: `signing_key`, else VIGIL_SIGNING_KEY, else the
+/// policy's `output.signingKey`; none only when `unsigned` allows it.
+pub(super) fn load_signer(
+    signing_key: Option<&std::path::Path>,
+    unsigned: bool,
+    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
+) -> anyhow::Result<Option<Signer>> {
+    let loaded = if let Some(path) = signing_key {
         Some(Signer::from_file(path))
     } else if let Some(r) = Signer::from_env() {
         Some(r)
@@ -203,7 +213,7 @@ fn signer_for(
     };
     match loaded {
         Some(r) => Ok(Some(r.map_err(|e| InvalidInput(e.to_string()))?)),
-        None if args.unsigned => Ok(None),
+        None if unsigned => Ok(None),
         None => Err(InvalidInput(format!(
             "policy {} has no signing key: set output.signingKey, pass --signing-key FILE or VIGIL_SIGNING_KEY, or run with --unsigned",
             policy.value.metadata.name

@@ -422,7 +422,10 @@ fn choose_approach(
         Approach::Sidecar => Err(
             "approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into(),
         ),
-        Approach::Local => Err("approach local cannot reach a Kubernetes container".into()),
+        Approach::Local | Approach::Imported => Err(format!(
+            "approach {} cannot reach a Kubernetes container",
+            wanted.as_str()
+        )),
         Approach::Auto => {
             if let Some(asked) = pod.annotations.get(APPROACH_ANNOTATION) {
                 return match asked.as_str() {

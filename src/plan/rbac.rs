@@ -90,7 +90,7 @@ pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] 
             ("pods/ephemeralcontainers", "patch"),
             ("pods/log", "get"),
         ],
-        Approach::Local => &[],
+        Approach::Local | Approach::Imported => &[],
     }
 }
 

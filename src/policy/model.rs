@@ -471,6 +471,9 @@ pub enum Approach {
     Sidecar,
     /// A root filesystem on this machine.
     Local,
+    /// Results produced elsewhere and sealed by `vigil import` (never in a
+    /// policy: the schema does not allow it).
+    Imported,
 }
 
 impl Approach {
@@ -482,6 +485,7 @@ impl Approach {
             Approach::Debug => "debug",
             Approach::Sidecar => "sidecar",
             Approach::Local => "local",
+            Approach::Imported => "imported",
         }
     }
 }

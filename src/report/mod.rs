@@ -2,6 +2,7 @@
 //! document, summaries, SAF thresholds and waivers.
 
 pub mod hdf;
+pub mod import;
 pub mod output;
 pub mod summary;
 pub mod threshold;

@@ -40,6 +40,19 @@ pub struct StatusCounts {
     pub error: usize,
 }
 
+impl From<&crate::report::summary::Counts> for StatusCounts {
+    fn from(counts: &crate::report::summary::Counts) -> StatusCounts {
+        let n = |st: ControlStatus| counts.count(st.as_str(), "total");
+        StatusCounts {
+            passed: n(ControlStatus::Passed),
+            failed: n(ControlStatus::Failed),
+            skipped: n(ControlStatus::Skipped),
+            no_impact: n(ControlStatus::NoImpact),
+            error: n(ControlStatus::Error),
+        }
+    }
+}
+
 /// One target's line in the run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSummary {
@@ -122,6 +135,23 @@ pub struct RunSummary {
     pub not_scanned: Vec<String>,
     /// Retries, timeouts, approaches.
     pub stats: RunStats,
+    /// Set when the results were produced elsewhere and imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+}
+
+/// Results produced elsewhere (`vigil import`): who sealed them and from what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imported {
+    /// Who imported them: the signing key's id (or `unsigned`), and the
+    /// operator's own label when given.
+    pub by: String,
+    /// Where they came from (`--source`), e.g. a CI job URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The original file names.
+    pub files: Vec<String>,
 }
 
 impl RunSummary {
@@ -367,11 +397,31 @@ pub fn run_policy(
         }
         Ok(())
     })?;
-    let mut targets = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let targets = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    finish(
+        &opts.run_id,
+        &policy.value.metadata.name,
+        started,
+        targets,
+        None,
+        output,
+    )
+}
+
+/// Sort the targets, derive the run's stats, completeness and verdict, and
+/// write `summary.json` after syncing everything written before it.
+pub fn finish(
+    run_id: &str,
+    policy: &str,
+    started: DateTime<Utc>,
+    mut targets: Vec<TargetSummary>,
+    imported: Option<Imported>,
+    output: &dyn RunOutput,
+) -> Result<(RunSummary, Written), RunError> {
     targets.sort_by(|a, b| a.id.cmp(&b.id));
     let mut summary = RunSummary {
-        run_id: opts.run_id.clone(),
-        policy: policy.value.metadata.name.clone(),
+        run_id: run_id.to_string(),
+        policy: policy.to_string(),
         vigil_version: env!("CARGO_PKG_VERSION"),
         started,
         ended: Utc::now(),
@@ -380,6 +430,7 @@ pub fn run_policy(
         complete: true,
         not_scanned: Vec::new(),
         stats: RunStats::default(),
+        imported,
     };
     summary.stats = RunStats::of(&summary.targets);
     summary.not_scanned = summary
@@ -465,17 +516,7 @@ fn scan_target(
     };
     let report = evaluate_target(&ev, facts.as_ref().map_err(String::as_str));
     let counts = report.counts();
-    let mut sc = StatusCounts::default();
-    for st in ControlStatus::ALL {
-        let n = counts.count(st.as_str(), "total");
-        match st {
-            ControlStatus::Passed => sc.passed = n,
-            ControlStatus::Failed => sc.failed = n,
-            ControlStatus::Skipped => sc.skipped = n,
-            ControlStatus::NoImpact => sc.no_impact = n,
-            ControlStatus::Error => sc.error = n,
-        }
-    }
+    let sc = StatusCounts::from(&counts);
     let name = format!("targets/{}", hdf_file_name(&t.id).display());
     let bytes = hdf::to_vec(&report);
     let (hdf_written, write_error) = match output.write(&name, &bytes) {
@@ -509,4 +550,83 @@ fn scan_target(
 pub fn output_dir(policy: &ScanPolicy, out: Option<&PathBuf>) -> PathBuf {
     out.cloned()
         .unwrap_or_else(|| PathBuf::from(&policy.spec.output.dir))
+}
+
+/// Seal HDF documents produced elsewhere as one run: each file becomes a
+/// target (its `platform.target_id`, else `imported/<file name>`), counted
+/// with Heimdall's rules, judged by `threshold`, written as it came.
+/// Returns an error naming the file when one is not HDF or two describe the
+/// same target.
+pub fn import(
+    run_id: &str,
+    policy: &str,
+    files: &[(String, Vec<u8>)],
+    threshold: Option<&Threshold>,
+    imported: Imported,
+    output: &dyn RunOutput,
+) -> Result<(RunSummary, Written), ImportError> {
+    let started = Utc::now();
+    let mut targets: Vec<TargetSummary> = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let doc = crate::report::import::read(bytes).map_err(|reason| ImportError::Invalid {
+            file: name.clone(),
+            reason,
+        })?;
+        let stem = std::path::Path::new(name)
+            .file_name()
+            .map(|f| f.to_string_lossy().trim_end_matches(".json").to_string())
+            .unwrap_or_else(|| name.clone());
+        let id = doc.target_id.unwrap_or_else(|| format!("imported/{stem}"));
+        if targets.iter().any(|t| t.id == id) {
+            return Err(ImportError::Duplicate {
+                file: name.clone(),
+                id,
+            });
+        }
+        let hdf_name = format!("targets/{}", hdf_file_name(&id).display());
+        let hdf = output.write(&hdf_name, bytes).map_err(|source| {
+            ImportError::Run(RunError::Write {
+                name: hdf_name.clone(),
+                source,
+            })
+        })?;
+        targets.push(TargetSummary {
+            id,
+            scan_id: uuid::Uuid::now_v7().to_string(),
+            approach: Approach::Imported,
+            status: "scanned",
+            error: None,
+            counts: StatusCounts::from(&doc.counts),
+            compliance: doc.counts.compliance(),
+            threshold: threshold.map(|th| th.evaluate(&doc.counts)),
+            hdf,
+            duration: 0.0,
+            attempts: 0,
+        });
+    }
+    finish(run_id, policy, started, targets, Some(imported), output).map_err(ImportError::Run)
+}
+
+/// Why an import was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A file is not HDF.
+    #[error("{file}: {reason}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two files describe the same target.
+    #[error("{file}: describes target {id} again; import one report per target")]
+    Duplicate {
+        /// The second file.
+        file: String,
+        /// The target.
+        id: String,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
 }

@@ -66,6 +66,10 @@ pub struct RunPredicate {
     /// The audit trail of Kubernetes writes and execs, when the run made any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditRef>,
+    /// Set when the results were produced elsewhere and sealed by `vigil
+    /// import`: who imported them, from where, which files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::runner::Imported>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -187,5 +191,6 @@ pub fn predicate(
             .collect(),
         verdict: summary.verdict.to_string(),
         audit,
+        imported: summary.imported.clone(),
     }
 }

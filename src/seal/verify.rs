@@ -195,9 +195,12 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
         }
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(hdf) => {
-                if hdf["platform"]["run_id"] != p.run_id.as_str()
-                    || hdf["platform"]["target_id"] != t.id.as_str()
-                {
+                // vigil's own results name their run and target; imported
+                // reports were produced elsewhere (the signed statement says
+                // so) and carry their producer's identifiers.
+                let bound = hdf["platform"]["run_id"] == p.run_id.as_str()
+                    && hdf["platform"]["target_id"] == t.id.as_str();
+                if !bound && t.approach != "imported" {
                     v.problem(&t.hdf.file, "HDF belongs to another run or target");
                 }
                 let counts = recount(&hdf);
@@ -355,38 +358,10 @@ pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u
     Ok(out)
 }
 
-/// Count controls of an HDF document with Heimdall's status rules.
+/// Count controls of an HDF document with Heimdall's status rules (the same
+/// code that counts imported results).
 pub fn recount(hdf: &serde_json::Value) -> Counts {
-    use crate::report::summary::{ControlStatus, control_status};
-    let mut c = Counts::default();
-    for p in hdf["profiles"].as_array().into_iter().flatten() {
-        for ctl in p["controls"].as_array().into_iter().flatten() {
-            let results: Vec<crate::checks::TestResult> = ctl["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| crate::checks::TestResult {
-                    status: match r["status"].as_str() {
-                        Some("passed") => crate::checks::Status::Passed,
-                        Some("failed") => crate::checks::Status::Failed,
-                        Some("skipped") => crate::checks::Status::Skipped,
-                        _ => crate::checks::Status::Error,
-                    },
-                    code_desc: String::new(),
-                    message: String::new(),
-                })
-                .collect();
-            let waived = ctl["waiver_data"]["skipped_due_to_waiver"] == true;
-            match control_status(&results, ctl["impact"].as_f64().unwrap_or(0.5), waived) {
-                ControlStatus::Passed => c.passed += 1,
-                ControlStatus::Failed => c.failed += 1,
-                ControlStatus::Skipped => c.skipped += 1,
-                ControlStatus::NoImpact => c.no_impact += 1,
-                ControlStatus::Error => c.error += 1,
-            }
-        }
-    }
-    c
+    (&crate::runner::StatusCounts::from(&crate::report::import::tally(hdf))).into()
 }
 
 /// Every entry under `dir` (not following links), as relative names.

@@ -1,0 +1,185 @@
+//! `vigil import`: seal and sign HDF reports produced elsewhere (a CI job
+//! that ran InSpec, a Heimdall export), so that offline verification covers
+//! them too. The statement records that they were imported, by whom and
+//! from where.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::{Exit, InvalidInput, print_stdout};
+use crate::report::output::RunOutput;
+use crate::seal::bundle::SealedDir;
+use crate::seal::keys::{keyid, parse_recipients};
+
+const AFTER_HELP: &str = "\
+Examples:
+  vigil import results/*.json --policy policies/payments.yaml --policy policies/profiles/ \\
+    --signing-key signer.key.pem --source https://ci.example/job/1234
+  vigil verify results/payments/<run-id> --trusted-key signer.pub.pem
+
+The policy gives the output directory, the age recipients, the signing key
+and the threshold (or --threshold FILE). Each report becomes one target:
+its platform.target_id when it has one, else imported/<file name>. Reports
+are sealed as they came; vigil's waivers do not apply to them (their own
+waiver_data does).";
+
+/// Reports larger than this are refused.
+const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Seal and sign HDF reports produced elsewhere.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// HDF / InSpec JSON reports.
+    #[arg(required = true, value_name = "HDF")]
+    reports: Vec<PathBuf>,
+    /// Policy (and profile) files or directories; exactly one ScanPolicy,
+    /// or name it with --name.
+    #[arg(long = "policy", required = true, value_name = "PATH")]
+    policy: Vec<PathBuf>,
+    /// The policy to use when the files hold several.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Results directory (default: the policy's `output.dir`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A SAF CLI threshold file that replaces the policy's threshold.
+    #[arg(long, value_name = "FILE")]
+    threshold: Option<PathBuf>,
+    /// Where the reports come from (a CI job URL, a ticket), recorded in the statement.
+    #[arg(long, value_name = "TEXT")]
+    source: Option<String>,
+    /// Who imports them (a person or a pipeline), recorded next to the signing key's id.
+    #[arg(long, value_name = "TEXT")]
+    by: Option<String>,
+    /// Ed25519 signing key (PKCS#8 PEM); overrides `output.signingKey` and VIGIL_SIGNING_KEY.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Seal without a signature (`vigil verify` will reject the bundle).
+    #[arg(long)]
+    unsigned: bool,
+    /// Write unencrypted (allowed only when the policy names no recipients).
+    #[arg(long)]
+    plaintext: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let threshold = args
+        .threshold
+        .as_ref()
+        .map(super::run::read_threshold)
+        .transpose()?;
+    let (set, diags) = crate::policy::load(&args.policy);
+    if super::report_diagnostics(&diags) {
+        return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
+    }
+    let candidates: Vec<_> = set
+        .policies
+        .iter()
+        .filter(|p| {
+            args.name
+                .as_ref()
+                .is_none_or(|n| &p.value.metadata.name == n)
+        })
+        .collect();
+    let [policy] = candidates.as_slice() else {
+        return Err(InvalidInput(format!(
+            "{} policies match; pass one policy, or name it with --name",
+            candidates.len()
+        ))
+        .into());
+    };
+    let spec = &policy.value.spec;
+    let threshold = match threshold {
+        Some(t) => Some(t),
+        None => spec
+            .threshold
+            .as_ref()
+            .and_then(|t| crate::report::threshold::Threshold::parse(t).ok()),
+    };
+    let signer = super::run::load_signer(args.signing_key.as_deref(), args.unsigned, policy)?;
+    let recipients = parse_recipients(&spec.output.recipients).map_err(InvalidInput)?;
+    if recipients.is_empty() && !args.plaintext {
+        return Err(InvalidInput(format!(
+            "policy {} names no output.recipients: the results would be readable by anyone; add a recipient, or pass --plaintext",
+            policy.value.metadata.name
+        ))
+        .into());
+    }
+    // Read every report before writing anything.
+    let mut files = Vec::new();
+    for path in &args.reports {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_REPORT_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| {
+                InvalidInput(format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    crate::policy::source::io_reason(&e)
+                ))
+            })?;
+        if bytes.len() as u64 > MAX_REPORT_BYTES {
+            return Err(InvalidInput(format!(
+                "{} is larger than {} MiB",
+                path.display(),
+                MAX_REPORT_BYTES >> 20
+            ))
+            .into());
+        }
+        crate::report::import::read(&bytes)
+            .map_err(|e| InvalidInput(format!("{}: {e}", path.display())))?;
+        files.push((path.display().to_string(), bytes));
+    }
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let name = &policy.value.metadata.name;
+    let out = crate::runner::output_dir(&policy.value, args.out.as_ref());
+    let output =
+        SealedDir::create(&out, name, &run_id, recipients, spec.output.armor).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create results directory under {}: {e}",
+                out.display()
+            )
+        })?;
+    let key = signer
+        .as_ref()
+        .map_or_else(|| "unsigned".to_string(), |s| keyid(&s.verifying_key()));
+    let imported = crate::runner::Imported {
+        by: match &args.by {
+            Some(who) => format!("{who} ({key})"),
+            None => key,
+        },
+        source: args.source.clone(),
+        files: files.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let (summary, summary_file) =
+        crate::runner::import(&run_id, name, &files, threshold.as_ref(), imported, &output)
+            .map_err(|e| match e {
+                crate::runner::ImportError::Run(r) => anyhow::Error::from(r),
+                other => anyhow::Error::from(InvalidInput(other.to_string())),
+            })?;
+    let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
+    output
+        .seal(&summary, &summary_file, &policy_sha, signer.as_ref(), None)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the statement in {}: {e}",
+                output.location().display()
+            )
+        })?;
+    tracing::info!(
+        policy = %name,
+        bundle = %output.location().display(),
+        "{name}: imported {} report(s) into {}",
+        files.len(),
+        output.location().display()
+    );
+    print_stdout(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+    Ok(if summary.threshold_failed() {
+        Exit::Failed
+    } else {
+        Exit::Success
+    })
+}

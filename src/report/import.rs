@@ -1,0 +1,91 @@
+//! Reading HDF produced elsewhere (InSpec/CINC Auditor JSON reports,
+//! Heimdall exports): shape checks, the target it describes, and its
+//! controls counted with the same Heimdall status rules as vigil's own
+//! results. `vigil verify` recounts with the same code.
+
+use serde_json::Value;
+
+use super::summary::{ControlStatus, Counts, control_status};
+use crate::checks::{Status, TestResult};
+
+/// An HDF document that passed the shape checks.
+#[derive(Debug)]
+pub struct ImportedHdf {
+    /// `platform.target_id` when the document names one.
+    pub target_id: Option<String>,
+    /// Its controls, counted.
+    pub counts: Counts,
+}
+
+/// Why a document is not usable HDF.
+fn shape(msg: impl Into<String>) -> String {
+    format!("not an HDF/InSpec JSON report: {}", msg.into())
+}
+
+/// Check the shape of an HDF document and count its controls.
+pub fn read(bytes: &[u8]) -> Result<ImportedHdf, String> {
+    let hdf: Value = serde_json::from_slice(bytes).map_err(|e| shape(e.to_string()))?;
+    let profiles = hdf["profiles"]
+        .as_array()
+        .ok_or_else(|| shape("no `profiles` array"))?;
+    for (i, p) in profiles.iter().enumerate() {
+        let controls = p["controls"]
+            .as_array()
+            .ok_or_else(|| shape(format!("profiles[{i}] has no `controls` array")))?;
+        for (j, c) in controls.iter().enumerate() {
+            if !c["id"].is_string() {
+                return Err(shape(format!(
+                    "profiles[{i}].controls[{j}] has no string `id`"
+                )));
+            }
+            if !c["results"].is_array() {
+                return Err(shape(format!(
+                    "profiles[{i}].controls[{j}] has no `results` array"
+                )));
+            }
+            if !c["impact"].is_number() && !c["impact"].is_null() {
+                return Err(shape(format!(
+                    "profiles[{i}].controls[{j}].impact is not a number"
+                )));
+            }
+        }
+    }
+    Ok(ImportedHdf {
+        target_id: hdf["platform"]["target_id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        counts: tally(&hdf),
+    })
+}
+
+/// Count the controls of an HDF document with Heimdall's status rules: a
+/// control with an error result is an error; waived or impact 0 is "not
+/// applicable"; no results is an error; then failed, passed, skipped.
+pub fn tally(hdf: &Value) -> Counts {
+    let mut counts = Counts::default();
+    for p in hdf["profiles"].as_array().into_iter().flatten() {
+        for ctl in p["controls"].as_array().into_iter().flatten() {
+            let results: Vec<TestResult> = ctl["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| TestResult {
+                    status: match r["status"].as_str() {
+                        Some("passed") => Status::Passed,
+                        Some("failed") => Status::Failed,
+                        Some("skipped") => Status::Skipped,
+                        _ => Status::Error,
+                    },
+                    code_desc: String::new(),
+                    message: String::new(),
+                })
+                .collect();
+            let waived = ctl["waiver_data"]["skipped_due_to_waiver"] == true;
+            let impact = ctl["impact"].as_f64().unwrap_or(0.5);
+            let status: ControlStatus = control_status(&results, impact, waived);
+            counts.add(ctl["id"].as_str().unwrap_or_default(), status, impact);
+        }
+    }
+    counts
+}

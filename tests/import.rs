@@ -1,0 +1,226 @@
+//! `vigil import`: HDF produced elsewhere, sealed and signed so that
+//! offline verification covers it.
+
+use serde_json::Value;
+
+use crate::util::{TempDir, repo, statement_payload, vigil_in};
+
+fn setup() -> (TempDir, std::path::PathBuf) {
+    let dir = TempDir::new("import");
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let age = vigil_in(dir.path(), &["keygen", "age", "--out", "reader"]);
+    assert_eq!(age.code, 0, "{}", age.stderr);
+    let recipient = age.stdout.trim().to_string();
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: nginx}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{namespace: web}}\n  threshold: {{compliance: {{min: 90}}, failed: {{critical: {{max: 0}}}}}}\n  output: {{recipients: [\"{recipient}\"]}}\n"),
+    );
+    let sample = dir.path().join("nginx.json");
+    std::fs::copy(
+        repo().join("fixtures/hdf/inspec-nginx-results.json"),
+        &sample,
+    )
+    .unwrap();
+    (dir, sample)
+}
+
+fn import(dir: &TempDir, extra: &[&str]) -> crate::util::Run {
+    let profiles = repo().join("policies/profiles");
+    let mut args = vec![
+        "import",
+        "nginx.json",
+        "--policy",
+        "p.yaml",
+        "--policy",
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--signing-key",
+        "signer.key.pem",
+        "--source",
+        "https://ci.example/job/42",
+        "--by",
+        "alice",
+    ];
+    args.extend_from_slice(extra);
+    vigil_in(dir.path(), &args)
+}
+
+#[test]
+fn an_imported_report_is_sealed_signed_and_verifies() {
+    let (dir, _) = setup();
+    let run = import(&dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let t = &summary["targets"][0];
+    assert_eq!(t["id"], "imported/nginx");
+    assert_eq!(t["approach"], "imported");
+    // The sample's own counts (Heimdall rules; the interop test checks them against inspecjs).
+    assert_eq!(t["counts"]["passed"], 37);
+    assert_eq!(t["counts"]["failed"], 0);
+    assert_eq!(t["counts"]["skipped"], 3);
+    assert_eq!(t["counts"]["no_impact"], 1);
+    assert_eq!(t["compliance"], 93);
+    assert_eq!(t["threshold"]["passed"], true);
+    let bundle = dir
+        .path()
+        .join("out/nginx")
+        .join(summary["run_id"].as_str().unwrap());
+    let st = statement_payload(&bundle);
+    let imported = &st["predicate"]["imported"];
+    assert!(
+        imported["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("alice (SHA256:"),
+        "{imported}"
+    );
+    assert_eq!(imported["source"], "https://ci.example/job/42");
+    assert!(
+        imported["files"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("nginx.json")
+    );
+    assert_eq!(st["predicate"]["targets"][0]["approach"], "imported");
+    // Encrypted for the reader; verify with the identity rechecks the counts.
+    let verify = vigil_in(
+        dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "reader.key",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    // The report inside is the one imported, byte for byte.
+    let out = dir.path().join("opened");
+    let open = vigil_in(
+        dir.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--identity",
+            "reader.key",
+            "--trusted-key",
+            "signer.pub.pem",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    let opened: Vec<_> = walk(&out);
+    let original = std::fs::read(dir.path().join("nginx.json")).unwrap();
+    assert!(
+        opened.iter().any(|p| std::fs::read(p).unwrap() == original),
+        "{opened:?}"
+    );
+}
+
+#[test]
+fn a_tampered_import_fails_verification() {
+    let (dir, _) = setup();
+    let run = import(&dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let bundle = dir
+        .path()
+        .join("out/nginx")
+        .join(summary["run_id"].as_str().unwrap());
+    let target = walk(&bundle.join("targets")).remove(0);
+    let mut bytes = std::fs::read(&target).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 1;
+    std::fs::write(&target, bytes).unwrap();
+    let verify = vigil_in(
+        dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    assert!(verify.stderr.contains("targets/"), "{}", verify.stderr);
+}
+
+#[test]
+fn reports_that_are_not_hdf_are_refused_with_the_file_named() {
+    let (dir, _) = setup();
+    dir.write(
+        "bad.json",
+        r#"{"profiles": [{"controls": [{"id": 1, "results": []}]}]}"#,
+    );
+    dir.write("notjson.json", "<html>");
+    let profiles = repo().join("policies/profiles");
+    for (file, want) in [
+        ("bad.json", "controls[0] has no string `id`"),
+        ("notjson.json", "not an HDF/InSpec JSON report"),
+    ] {
+        let run = vigil_in(
+            dir.path(),
+            &[
+                "import",
+                file,
+                "--policy",
+                "p.yaml",
+                "--policy",
+                profiles.to_str().unwrap(),
+                "--out",
+                "out",
+                "--signing-key",
+                "signer.key.pem",
+            ],
+        );
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(file) && run.stderr.contains(want),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !dir.path().join("out").exists(),
+        "nothing written for refused input"
+    );
+    // The same target twice.
+    std::fs::copy(dir.path().join("nginx.json"), dir.path().join("again.json")).unwrap();
+    let twice = vigil_in(
+        dir.path(),
+        &[
+            "import",
+            "nginx.json",
+            "nginx.json",
+            "--policy",
+            "p.yaml",
+            "--policy",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--signing-key",
+            "signer.key.pem",
+        ],
+    );
+    assert_eq!(twice.code, 2, "{}", twice.stderr);
+    assert!(twice.stderr.contains("again"), "{}", twice.stderr);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
