@@ -224,3 +224,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn threshold_verdicts_on_the_sample_follow_saf_semantics() {
+    let (dir, _) = setup();
+    for (threshold, passes) in [
+        ("compliance: {min: 90}", true),
+        ("compliance: {min: 95}", false),
+        ("skipped: {total: {max: 2}}", false),
+        ("failed: {critical: {max: 0}}", true),
+    ] {
+        let file = dir.write("t.yml", threshold);
+        let run = import(&dir, &["--threshold", file.to_str().unwrap()]);
+        assert_eq!(
+            run.code,
+            if passes { 0 } else { 1 },
+            "{threshold}: {}",
+            run.stderr
+        );
+        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            summary["targets"][0]["threshold"]["passed"], passes,
+            "{threshold}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod fakeapi;
 
 mod approaches;
 mod e2e;
+mod external;
 mod gather;
 mod import;
 mod interop;

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod debug;
+pub mod external;
 pub mod sidecar;
 
 use std::time::{Duration, Instant};

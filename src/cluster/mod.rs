@@ -159,6 +159,9 @@ pub struct Cluster {
     /// The run's API rate limit, shared with every scoped client made from
     /// this one.
     limit: Option<std::sync::Arc<limit::RateLimit>>,
+    /// The scoped token, for scoped clients (an external scanner gets it in
+    /// a kubeconfig of its own).
+    token: Option<Token>,
 }
 
 impl fmt::Debug for Cluster {
@@ -220,6 +223,7 @@ impl Cluster {
             client,
             config,
             limit: None,
+            token: None,
         })
     }
 
@@ -240,7 +244,49 @@ impl Cluster {
             client,
             config,
             limit: self.limit.clone(),
+            token: Some(token.clone()),
         })
+    }
+
+    /// A kubeconfig that carries only this scoped client's identity: the API
+    /// server's address and CA, and the run's token (no client certificate,
+    /// no exec plugin, nothing else from the caller's kubeconfig). For an
+    /// external scanner; the caller writes it to a private 0600 file.
+    /// `None` for the caller's own client.
+    pub fn scoped_kubeconfig(&self, namespace: &str) -> Option<String> {
+        use base64::Engine as _;
+        let token = self.token.as_ref()?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut pem = String::new();
+        for der in self.config.root_cert.iter().flatten() {
+            pem.push_str("-----BEGIN CERTIFICATE-----\n");
+            let encoded = b64.encode(der);
+            for chunk in encoded.as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+                pem.push('\n');
+            }
+            pem.push_str("-----END CERTIFICATE-----\n");
+        }
+        let mut cluster = serde_json::json!({"server": self.config.cluster_url.to_string()});
+        if !pem.is_empty() {
+            cluster["certificate-authority-data"] = b64.encode(pem).into();
+        }
+        if let Some(name) = &self.config.tls_server_name {
+            cluster["tls-server-name"] = name.clone().into();
+        }
+        if self.config.accept_invalid_certs {
+            cluster["insecure-skip-tls-verify"] = true.into();
+        }
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "vigil", "cluster": cluster}],
+            "users": [{"name": "vigil-scan", "user": {"token": token.expose()}}],
+            "contexts": [{"name": "vigil", "context": {"cluster": "vigil", "user": "vigil-scan", "namespace": namespace}}],
+            "current-context": "vigil",
+        });
+        // JSON is YAML; kubectl and train-kubernetes read it as such.
+        Some(serde_json::to_string_pretty(&doc).expect("kubeconfigs serialize"))
     }
 
     /// Limit every request of this client and of the scoped clients made

@@ -360,14 +360,28 @@ fn select_pod(
             });
             continue;
         }
-        let (approach, reason) =
-            match choose_approach(t.approach, pod, c, has_sidecar, spec.debug.is_some()) {
-                Ok(x) => x,
-                Err(reason) => {
-                    skipped.push(Skipped { id, reason });
-                    continue;
-                }
-            };
+        let chosen = match &spec.scanner {
+            // An external scanner reaches containers through exec only.
+            Some(ext) => match t.approach {
+                Approach::Api | Approach::Auto => Ok((
+                    Approach::Api,
+                    format!("external scanner {} runs over exec", ext.kind.binary()),
+                )),
+                other => Err(format!(
+                    "approach {} cannot carry the external scanner ({}), which reaches containers through exec only",
+                    other.as_str(),
+                    ext.kind.binary()
+                )),
+            },
+            None => choose_approach(t.approach, pod, c, has_sidecar, spec.debug.is_some()),
+        };
+        let (approach, reason) = match chosen {
+            Ok(x) => x,
+            Err(reason) => {
+                skipped.push(Skipped { id, reason });
+                continue;
+            }
+        };
         targets.entry(id.clone()).or_insert(PlannedTarget {
             id,
             approach,

@@ -257,6 +257,37 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
         ));
     }
 
+    // An external scanner: its profile must exist, and it reaches
+    // Kubernetes containers only.
+    if let Some(ext) = &spec.scanner {
+        let base = p.base_dir();
+        for (file, ptr) in std::iter::once((&ext.profile, "/spec/scanner/profile"))
+            .chain(ext.waivers.iter().map(|w| (w, "/spec/scanner/waivers")))
+        {
+            if !base.join(file).exists() {
+                out.push(
+                    p.at_value(
+                        Diagnostic::error(Code::ReadFailed, format!("`{file}` does not exist"))
+                            .with_hint("paths are relative to the policy file"),
+                        ptr,
+                    ),
+                );
+            }
+        }
+        for (i, t) in spec.targets.iter().enumerate() {
+            if t.is_rootfs() {
+                out.push(p.at_value(
+                    Diagnostic::error(
+                        Code::ApproachMismatch,
+                        "spec.scanner runs over Kubernetes exec; it cannot scan a rootfs target",
+                    )
+                    .with_hint("scan root filesystems with vigil's own controls, in a policy without spec.scanner"),
+                    &format!("/spec/targets/{i}"),
+                ));
+            }
+        }
+    }
+
     // Redaction patterns.
     for (i, pattern) in spec.redact.iter().enumerate() {
         if let Err(e) = regex::Regex::new(pattern) {

@@ -439,6 +439,9 @@ pub struct PolicySpec {
     /// Site-specific secret patterns redacted from logs, errors and results.
     #[serde(default)]
     pub redact: Vec<String>,
+    /// An existing CINC Auditor / InSpec profile to run instead of vigil's
+    /// own controls.
+    pub scanner: Option<ExternalScanner>,
     #[serde(default)]
     pub access: Access,
     pub debug: Option<ScannerSpec>,
@@ -602,6 +605,43 @@ pub struct ScannerSpec {
     pub image: String,
     #[serde(default)]
     pub resources: Resources,
+}
+
+/// `spec.scanner`: an external InSpec-compatible scanner.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalScanner {
+    /// `cinc-auditor` or `inspec`.
+    pub kind: ScannerKind,
+    /// Profile directory or archive (relative to the policy file).
+    pub profile: String,
+    /// Profile inputs.
+    #[serde(default)]
+    pub inputs: serde_json::Map<String, Value>,
+    /// InSpec waiver file (relative to the policy file).
+    pub waivers: Option<String>,
+    /// The executable (default: the kind's name on PATH).
+    pub binary: Option<String>,
+}
+
+/// Which external scanner.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScannerKind {
+    /// CINC Auditor (the free distribution of InSpec).
+    CincAuditor,
+    /// Chef InSpec.
+    Inspec,
+}
+
+impl ScannerKind {
+    /// The executable's usual name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            ScannerKind::CincAuditor => "cinc-auditor",
+            ScannerKind::Inspec => "inspec",
+        }
+    }
 }
 
 /// `spec.sidecar`: how vigil finds the scanner sidecar in a pod.

@@ -334,6 +334,40 @@ pub fn run_policy(
             .and_then(|t| Threshold::parse(t).ok()),
     };
     let requests = fact_requests(set, spec, plan);
+    let targets = scan_all(plan, &spec.limits, opts, &|t: &PlannedTarget| {
+        let (profiles, req) = &requests[&t.profiles];
+        scan_target(
+            t,
+            profiles,
+            req,
+            &spec.waivers,
+            threshold.as_ref(),
+            &opts.run_id,
+            output,
+            collector,
+            &opts.cancel,
+            opts.deadline,
+        )
+    })?;
+    finish(
+        &opts.run_id,
+        &policy.value.metadata.name,
+        started,
+        targets,
+        None,
+        output,
+    )
+}
+
+/// Scan every target of `plan` with `scan` on `limits.concurrency` worker
+/// threads, through an admission that holds the per-namespace and per-node
+/// caps; report progress after each.
+fn scan_all(
+    plan: &PolicyPlan,
+    limits: &crate::policy::model::Limits,
+    opts: &RunOptions,
+    scan: &(dyn Fn(&PlannedTarget) -> TargetSummary + Sync),
+) -> Result<Vec<TargetSummary>, RunError> {
     // The plan's batch order interleaves namespaces and nodes.
     let index: HashMap<&str, usize> = plan
         .targets
@@ -347,16 +381,12 @@ pub fn run_policy(
         .flatten()
         .filter_map(|id| index.get(id.as_str()).copied())
         .collect();
-    let admission = admission::Admission::new(
-        &plan.targets,
-        &order,
-        spec.limits.per_namespace,
-        spec.limits.per_node,
-    );
+    let admission =
+        admission::Admission::new(&plan.targets, &order, limits.per_namespace, limits.per_node);
     let done = AtomicUsize::new(0);
     let taken = AtomicUsize::new(0);
     let total = plan.targets.len();
-    let workers = (spec.limits.concurrency.max(1) as usize).min(total.max(1));
+    let workers = (limits.concurrency.max(1) as usize).min(total.max(1));
     let results: Mutex<Vec<TargetSummary>> = Mutex::new(Vec::with_capacity(total));
     std::thread::scope(|scope| -> Result<(), RunError> {
         for w in 0..workers {
@@ -366,19 +396,7 @@ pub fn run_policy(
                     while let Some(i) = admission.next() {
                         taken.fetch_add(1, Ordering::Relaxed);
                         let t = &plan.targets[i];
-                        let (profiles, req) = &requests[&t.profiles];
-                        let s = scan_target(
-                            t,
-                            profiles,
-                            req,
-                            &spec.waivers,
-                            threshold.as_ref(),
-                            &opts.run_id,
-                            output,
-                            collector,
-                            &opts.cancel,
-                            opts.deadline,
-                        );
+                        let s = scan(t);
                         admission.done(i);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         let in_flight = taken.load(Ordering::Relaxed).saturating_sub(n);
@@ -397,15 +415,7 @@ pub fn run_policy(
         }
         Ok(())
     })?;
-    let targets = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    finish(
-        &opts.run_id,
-        &policy.value.metadata.name,
-        started,
-        targets,
-        None,
-        output,
-    )
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Sort the targets, derive the run's stats, completeness and verdict, and
@@ -629,4 +639,122 @@ pub enum ImportError {
     /// Writing failed.
     #[error(transparent)]
     Run(#[from] RunError),
+}
+
+/// An external scanner's work for one target and scan id: its HDF report.
+pub type ExternalScan<'a> = dyn Fn(&PlannedTarget, &str) -> Result<Vec<u8>, Failure> + Sync + 'a;
+
+/// Run an external scanner (`spec.scanner`) over every target of `plan`:
+/// `scan` returns the HDF report it produced for a target, or why not.
+/// Reports are counted with Heimdall's rules and judged by the threshold
+/// like vigil's own results; each is bound to its run, target and scan in
+/// its `platform` block.
+pub fn run_external(
+    policy: &Loaded<ScanPolicy>,
+    plan: &PolicyPlan,
+    opts: &RunOptions,
+    output: &dyn RunOutput,
+    scan: &ExternalScan<'_>,
+) -> Result<(RunSummary, Written), RunError> {
+    let started = Utc::now();
+    let spec = &policy.value.spec;
+    let threshold = match &opts.threshold {
+        Some(t) => Some(t.clone()),
+        None => spec
+            .threshold
+            .as_ref()
+            .and_then(|t| Threshold::parse(t).ok()),
+    };
+    let targets = scan_all(plan, &spec.limits, opts, &|t: &PlannedTarget| {
+        let scan_id = uuid::Uuid::now_v7().to_string();
+        let begun = std::time::Instant::now();
+        let late = opts
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d);
+        let result = if opts.cancel.load(Ordering::Relaxed) || late {
+            Err(Failure {
+                message: format!(
+                    "{NOT_SCANNED} the run was interrupted or its deadline passed before this target started"
+                ),
+                attempts: 0,
+            })
+        } else {
+            scan(t, &scan_id).map_err(|f| Failure {
+                message: crate::audit::redact::redact(&f.message),
+                ..f
+            })
+        };
+        let (report, error, attempts) = match result.and_then(|bytes| {
+            bind_report(&bytes, &opts.run_id, &t.id, &scan_id).map_err(Failure::from)
+        }) {
+            Ok(bytes) => (bytes, None, 1),
+            Err(f) => (
+                bind_report(br#"{"profiles": []}"#, &opts.run_id, &t.id, &scan_id)
+                    .expect("an empty report binds"),
+                Some(f.message),
+                f.attempts,
+            ),
+        };
+        let counts = crate::report::import::tally(
+            &serde_json::from_slice(&report).expect("bound reports are JSON"),
+        );
+        let name = format!("targets/{}", hdf_file_name(&t.id).display());
+        let (hdf, write_error) = match output.write(&name, &report) {
+            Ok(w) => (w, None),
+            Err(e) => (
+                Written {
+                    name: name.clone(),
+                    sha256: String::new(),
+                    size: 0,
+                },
+                Some(format!("cannot write {name}: {e}")),
+            ),
+        };
+        let error = error.or(write_error);
+        TargetSummary {
+            id: t.id.clone(),
+            scan_id,
+            approach: t.approach,
+            status: if error.is_some() { "error" } else { "scanned" },
+            threshold: if error.is_some() {
+                None
+            } else {
+                threshold.as_ref().map(|th| th.evaluate(&counts))
+            },
+            error,
+            counts: StatusCounts::from(&counts),
+            compliance: counts.compliance(),
+            hdf,
+            duration: begun.elapsed().as_secs_f64(),
+            attempts,
+        }
+    })?;
+    finish(
+        &opts.run_id,
+        &policy.value.metadata.name,
+        started,
+        targets,
+        None,
+        output,
+    )
+}
+
+/// An HDF report with vigil's run, target and scan ids in its `platform`
+/// block (what `vigil verify` checks), everything else as the scanner
+/// wrote it.
+fn bind_report(
+    bytes: &[u8],
+    run_id: &str,
+    target_id: &str,
+    scan_id: &str,
+) -> Result<Vec<u8>, String> {
+    crate::report::import::read(bytes)?;
+    let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if !doc["platform"].is_object() {
+        doc["platform"] = serde_json::json!({"name": "unknown", "release": ""});
+    }
+    doc["platform"]["target_id"] = target_id.into();
+    doc["platform"]["run_id"] = run_id.into();
+    doc["platform"]["scan_id"] = scan_id.into();
+    Ok(serde_json::to_vec(&doc).expect("JSON values serialize"))
 }
