@@ -191,6 +191,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
         not_scanned: Vec::new(),
         stats: Default::default(),
         imported: None,
+        plan: None,
     };
     let summary_file = out
         .write(

@@ -208,6 +208,7 @@ fn the_scoped_token_is_forbidden_outside_the_plan() {
         Some(&live),
         &vigil::plan::PlanOptions {
             run_id: "t0k3nt3st".into(),
+            shard: None,
         },
     )
     .unwrap();

@@ -533,3 +533,78 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Three processes, one shard each, against the same server: together they
+/// scan exactly what one process scans, target for target, and each
+/// statement names the same plan and its own shard.
+#[test]
+fn shards_run_in_separate_processes_cover_the_plan_exactly() {
+    let Some(s) = setup(24, 2, 3) else { return };
+    write_policy(&s, 2, "{concurrency: 4, apiQps: 1000}");
+    assert_eq!(
+        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let run = |extra: &[&str]| -> Value {
+        let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "p.yaml"])
+            .arg(repo().join("policies/profiles"))
+            .args([
+                "--out",
+                "out",
+                "--plaintext",
+                "--signing-key",
+                "signer.key.pem",
+                "--format",
+                "json",
+            ])
+            .args(extra)
+            .current_dir(s.dir.path())
+            .env("KUBECONFIG", &s.server.kubeconfig)
+            .output()
+            .unwrap()
+            .into();
+        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()[0].clone()
+    };
+    let whole = run(&[]);
+    let counts = |v: &Value| -> std::collections::BTreeMap<String, Value> {
+        v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["id"].as_str().unwrap().to_string(), t["counts"].clone()))
+            .collect()
+    };
+    let mut union = std::collections::BTreeMap::new();
+    // The three shard processes run at the same time, as an Indexed Job's pods would.
+    let parts: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let run = &run;
+                scope.spawn(move || run(&["--shard", &format!("{i}/3")]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, part) in parts.iter().enumerate() {
+        assert_eq!(part["plan"]["sha256"], whole["plan"]["sha256"], "one plan");
+        assert_eq!(part["plan"]["targets"], 24);
+        assert_eq!(part["plan"]["shard"]["index"], i as u64);
+        for (id, c) in counts(part) {
+            assert!(union.insert(id.clone(), c).is_none(), "{id} in two shards");
+        }
+        let bundle = s
+            .dir
+            .path()
+            .join("out/load")
+            .join(part["run_id"].as_str().unwrap());
+        let st = crate::util::statement_payload(&bundle);
+        assert_eq!(st["predicate"]["plan"]["shard"]["count"], 3);
+    }
+    assert_eq!(
+        union,
+        counts(&whole),
+        "the shards together are the whole run"
+    );
+}

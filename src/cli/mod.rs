@@ -165,6 +165,10 @@ pub struct PlanInput {
     /// Accept a kubeconfig that disables TLS verification of the API server.
     #[arg(long)]
     insecure_skip_tls_verify: bool,
+    /// Only shard I of N (0-based): the targets whose stable hash falls in
+    /// it, e.g. `--shard $JOB_COMPLETION_INDEX/4` in an Indexed Job.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
 }
 
 /// A connection to the cluster for the live inventory and for runs.
@@ -286,6 +290,12 @@ fn load_plan(
     };
     let options = crate::plan::PlanOptions {
         run_id: input.run_id.clone(),
+        shard: input
+            .shard
+            .as_deref()
+            .map(crate::plan::shard::Shard::parse)
+            .transpose()
+            .map_err(InvalidInput)?,
     };
     match crate::plan::plan(&set, &input.only, inventory, &options) {
         Ok((plan, warnings)) => {

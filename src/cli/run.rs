@@ -244,6 +244,12 @@ pub(super) fn load_signer(
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args.threshold.as_ref().map(read_threshold).transpose()?;
+    // One run id for this invocation: it names the per-run access objects
+    // (planned below), the bundles and the audit log, so concurrent runs —
+    // shards of one plan included — never collide.
+    let mut args = args;
+    let run_id = uuid::Uuid::now_v7().to_string();
+    args.input.run_id = run_id.clone();
     let (set, plan, session) = super::load_plan(&args.input)?;
     // Check every policy's keys and recipients before scanning anything.
     let mut prepared = Vec::new();
@@ -267,7 +273,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let mut summaries = Vec::new();
     for (pp, policy, signer, recipients) in prepared {
-        let run_id = uuid::Uuid::now_v7().to_string();
+        let run_id = run_id.clone();
         let out = output_dir(&policy.value, args.out.as_ref());
         let output = SealedDir::create(
             &out,

@@ -7,6 +7,7 @@
 mod batch;
 pub mod manifests;
 pub mod rbac;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,13 @@ pub struct Plan {
 pub struct PolicyPlan {
     /// Policy name.
     pub policy: String,
+    /// SHA-256 over the whole plan's target ids (all shards).
+    pub plan_sha256: String,
+    /// Targets in the whole plan (all shards).
+    pub planned_targets: usize,
+    /// The shard this plan covers, when sharded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<shard::Shard>,
     /// How access is obtained.
     pub access_mode: AccessMode,
     /// ServiceAccount the scans run as.
@@ -130,12 +138,15 @@ pub struct Skipped {
 pub struct PlanOptions {
     /// Run id used in per-run object names and labels.
     pub run_id: String,
+    /// Plan only this shard's targets (`--shard I/N`).
+    pub shard: Option<shard::Shard>,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             run_id: "plan".into(),
+            shard: None,
         }
     }
 }
@@ -263,13 +274,23 @@ fn plan_policy(
     if diags.iter().any(Diagnostic::is_error) {
         return (None, diags);
     }
-    let targets: Vec<PlannedTarget> = targets.into_values().collect();
+    let mut targets: Vec<PlannedTarget> = targets.into_values().collect();
+    // The whole plan's digest, then this shard's part of it (RBAC and
+    // batches cover the shard's targets only).
+    let plan_sha256 = shard::plan_digest(targets.iter().map(|t| t.id.as_str()));
+    let planned_targets = targets.len();
+    if let Some(sh) = &options.shard {
+        targets.retain(|t| sh.holds(&t.id));
+    }
     skipped.sort_by(|a: &Skipped, b: &Skipped| a.id.cmp(&b.id));
     skipped.dedup();
     let service_account = rbac::service_account_name(&p.value, &options.run_id);
     let access = rbac::build(&p.value, &service_account, &options.run_id, &targets);
     let limits = &spec.limits;
     let plan = PolicyPlan {
+        plan_sha256,
+        planned_targets,
+        shard: options.shard,
         policy: p.value.metadata.name.clone(),
         access_mode: spec.access.mode,
         service_account,

@@ -138,6 +138,33 @@ pub struct RunSummary {
     /// Set when the results were produced elsewhere and imported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
+    /// The plan this run scanned (all of it, or one shard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRef>,
+}
+
+/// Which plan a run scanned: the digest of the whole plan's target ids, how
+/// many targets it has, and the shard when the run covered one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRef {
+    /// `PolicyPlan::plan_sha256`.
+    pub sha256: String,
+    /// Targets in the whole plan.
+    pub targets: usize,
+    /// The shard scanned, when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::plan::shard::Shard>,
+}
+
+impl PlanRef {
+    fn of(plan: &PolicyPlan) -> PlanRef {
+        PlanRef {
+            sha256: plan.plan_sha256.clone(),
+            targets: plan.planned_targets,
+            shard: plan.shard,
+        }
+    }
 }
 
 /// Results produced elsewhere (`vigil import`): who sealed them and from what.
@@ -355,6 +382,7 @@ pub fn run_policy(
         started,
         targets,
         None,
+        Some(PlanRef::of(plan)),
         output,
     )
 }
@@ -426,6 +454,7 @@ pub fn finish(
     started: DateTime<Utc>,
     mut targets: Vec<TargetSummary>,
     imported: Option<Imported>,
+    plan: Option<PlanRef>,
     output: &dyn RunOutput,
 ) -> Result<(RunSummary, Written), RunError> {
     targets.sort_by(|a, b| a.id.cmp(&b.id));
@@ -441,6 +470,7 @@ pub fn finish(
         not_scanned: Vec::new(),
         stats: RunStats::default(),
         imported,
+        plan,
     };
     summary.stats = RunStats::of(&summary.targets);
     summary.not_scanned = summary
@@ -614,7 +644,16 @@ pub fn import(
             attempts: 0,
         });
     }
-    finish(run_id, policy, started, targets, Some(imported), output).map_err(ImportError::Run)
+    finish(
+        run_id,
+        policy,
+        started,
+        targets,
+        Some(imported),
+        None,
+        output,
+    )
+    .map_err(ImportError::Run)
 }
 
 /// Why an import was refused.
@@ -735,6 +774,7 @@ pub fn run_external(
         started,
         targets,
         None,
+        Some(PlanRef::of(plan)),
         output,
     )
 }

@@ -70,6 +70,9 @@ pub struct RunPredicate {
     /// import`: who imported them, from where, which files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<crate::runner::Imported>,
+    /// The plan scanned: its digest, size, and the shard when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::runner::PlanRef>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -192,5 +195,6 @@ pub fn predicate(
         verdict: summary.verdict.to_string(),
         audit,
         imported: summary.imported.clone(),
+        plan: summary.plan.clone(),
     }
 }
