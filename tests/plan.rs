@@ -493,3 +493,217 @@ fn idle_waits_for_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a clean exit on SIGTERM");
 }
+
+/// Split multi-document YAML into JSON values.
+fn documents(text: &str) -> Vec<Value> {
+    text.split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+        .collect()
+}
+
+fn assert_hardened_pod(spec: &k8s_openapi::api::core::v1::PodSpec, image: &str) {
+    let psc = spec.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.run_as_user, Some(10001));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let [c] = spec.containers.as_slice() else {
+        panic!("one container")
+    };
+    assert_eq!(c.image.as_deref(), Some(image));
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.run_as_user, Some(10001));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let res = c.resources.as_ref().unwrap();
+    for key in ["cpu", "memory"] {
+        assert!(
+            res.requests.as_ref().unwrap().contains_key(key),
+            "request {key}"
+        );
+        assert!(
+            res.limits.as_ref().unwrap().contains_key(key),
+            "limit {key}"
+        );
+    }
+    let volumes = spec.volumes.as_ref().unwrap();
+    let key = volumes.iter().find(|v| v.name == "signing-key").unwrap();
+    assert_eq!(key.secret.as_ref().unwrap().default_mode, Some(0o400));
+    let mounts = c.volume_mounts.as_ref().unwrap();
+    assert_eq!(
+        mounts
+            .iter()
+            .find(|m| m.name == "signing-key")
+            .unwrap()
+            .read_only,
+        Some(true)
+    );
+    assert_eq!(
+        mounts
+            .iter()
+            .find(|m| m.name == "policy")
+            .unwrap()
+            .read_only,
+        Some(true)
+    );
+    assert!(volumes.iter().any(|v| {
+        v.persistent_volume_claim
+            .as_ref()
+            .is_some_and(|p| p.claim_name == "vigil-results")
+    }));
+}
+
+#[test]
+fn rendered_cronjob_and_job_are_hardened_field_by_field() {
+    let image = format!("registry.example/vigil@sha256:{}", "cd".repeat(32));
+    let common = [
+        "--namespace",
+        "vigil",
+        "--image",
+        &image,
+        "--pvc",
+        "vigil-results",
+        "--signing-secret",
+        "vigil-signing-key",
+        "--api-server-cidr",
+        "10.0.0.1/32",
+    ];
+    let mut args = vec![
+        "render",
+        "cronjob",
+        "policies/shop.yaml",
+        "policies/profiles/",
+    ];
+    args.extend_from_slice(&common);
+    let run = vigil(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let docs = documents(&run.stdout);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "Role",
+            "RoleBinding",
+            "CronJob",
+            "NetworkPolicy"
+        ]
+    );
+    let cj: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(docs[5].clone()).unwrap();
+    let spec = cj.spec.unwrap();
+    assert_eq!(spec.schedule, "30 3 * * 1-5");
+    assert_eq!(spec.time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    assert!(spec.starting_deadline_seconds.is_some());
+    let job = spec.job_template.spec.unwrap();
+    assert_eq!(job.backoff_limit, Some(0));
+    // runDeadline (30m by default) plus time to clean up and seal.
+    assert_eq!(job.active_deadline_seconds, Some(1800 + 300));
+    assert_hardened_pod(job.template.spec.as_ref().unwrap(), &image);
+    // shop is provisioned: the runner only requests the provisioned ServiceAccount's token.
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();
+    let rules = role.rules.unwrap();
+    assert!(rules.iter().all(|r| !r.verbs.contains(&"*".to_string())));
+    let token = rules
+        .iter()
+        .find(|r| r.resources.as_ref().unwrap()[0] == "serviceaccounts/token")
+        .unwrap();
+    assert_eq!(
+        token.resource_names.as_deref(),
+        Some(&["vigil-shop".to_string()][..])
+    );
+    assert!(!rules.iter().any(|r| {
+        r.resources
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|x| x == "pods/exec")
+    }));
+    let np: k8s_openapi::api::networking::v1::NetworkPolicy =
+        serde_json::from_value(docs[6].clone()).unwrap();
+    assert_eq!(np.spec.unwrap().ingress.unwrap_or_default().len(), 0);
+
+    // The sharded Job: Indexed, one pod per shard, each given its index.
+    let mut args = vec![
+        "render",
+        "job",
+        "policies/payments.yaml",
+        "policies/profiles/",
+        "--shards",
+        "4",
+    ];
+    args.extend_from_slice(&common[..8]);
+    let run = vigil(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let docs = documents(&run.stdout);
+    let job_doc = docs.iter().find(|d| d["kind"] == "Job").unwrap();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(job_doc.clone()).unwrap();
+    let spec = job.spec.unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(4)));
+    let pod = spec.template.spec.unwrap();
+    assert_hardened_pod(&pod, &image);
+    let container_args = pod.containers[0].args.clone().unwrap();
+    assert!(
+        container_args
+            .windows(2)
+            .any(|w| w == ["--shard", "$(JOB_COMPLETION_INDEX)/4"]),
+        "{container_args:?}"
+    );
+    // payments is per-run: the runner may create the per-run objects, and
+    // holds the scan verbs it grants (Kubernetes' escalation rule).
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();
+    let pairs: Vec<(String, String)> = role
+        .rules
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.verbs
+                .iter()
+                .map(move |v| (r.resources.as_ref().unwrap().join(","), v.clone()))
+        })
+        .collect();
+    for want in [
+        ("pods", "list"),
+        ("roles,rolebindings", "create"),
+        ("serviceaccounts/token", "create"),
+        ("pods/exec", "create"),
+        ("pods/ephemeralcontainers", "patch"),
+    ] {
+        assert!(
+            pairs.iter().any(|(r, v)| r == want.0 && v == want.1),
+            "{want:?} in {pairs:?}"
+        );
+    }
+
+    // Bad input names what to fix.
+    let run = vigil(&[
+        "render",
+        "cronjob",
+        "policies/shop.yaml",
+        "policies/profiles/",
+        "--namespace",
+        "vigil",
+        "--image",
+        "vigil:latest",
+        "--pvc",
+        "r",
+        "--signing-secret",
+        "k",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("pinned by digest"), "{}", run.stderr);
+}

@@ -37,6 +37,21 @@ enum What {
     /// policy's spec.sidecar, or from --container/--image.
     #[command(after_help = SIDECAR_HELP)]
     Sidecar(SidecarArgs),
+    /// A CronJob that runs a policy on its schedule in the cluster, with the
+    /// runner's ServiceAccount, Roles and RoleBindings (and a NetworkPolicy
+    /// with --api-server-cidr), all hardened.
+    #[command(after_help = INCLUSTER_HELP)]
+    Cronjob(InClusterArgs),
+    /// An Indexed Job that runs a policy in --shards pods, each scanning its
+    /// shard (`--shard $(JOB_COMPLETION_INDEX)/N`), with the runner's RBAC.
+    #[command(after_help = INCLUSTER_HELP)]
+    Job {
+        #[command(flatten)]
+        args: InClusterArgs,
+        /// How many pods (shards).
+        #[arg(long, value_name = "N")]
+        shards: u32,
+    },
     /// An audit.k8s.io/v1 Policy: RequestResponse for exec, ephemeral
     /// containers and logs; Metadata only for TokenRequest (tokens never
     /// reach audit logs).
@@ -73,6 +88,164 @@ The sidecar must run as the uid of the containers it scans (--run-as-user):
 reading another process's /proc/<pid>/root needs the same uid or
 CAP_SYS_PTRACE, which vigil never asks for. Changing a pod template
 restarts the workload's pods.";
+
+const INCLUSTER_HELP: &str = "\
+Examples:
+  vigil render cronjob policies/payments.yaml policies/profiles/ --namespace vigil \\
+    --image registry.example/vigil@sha256:<64 hex> --pvc vigil-results --signing-secret vigil-signing-key \\
+    --api-server-cidr 10.0.0.1/32 | kubectl apply -f -
+  vigil render job policies/payments.yaml policies/profiles/ --shards 4 --namespace vigil --image … --pvc … --signing-secret …
+
+The runner reads the policy and its profiles from the ConfigMap
+vigil-policy-<policy> (kubectl create configmap vigil-policy-payments
+--from-file=policies/payments.yaml --from-file=policies/profiles/) and the
+signing key `signing.key.pem` from the Secret; results go to the PVC.";
+
+/// Options of `vigil render cronjob` and `vigil render job`.
+#[derive(Debug, clap::Args)]
+pub struct InClusterArgs {
+    /// Policy (and profile) files or directories.
+    #[arg(required = true, value_name = "POLICY")]
+    paths: Vec<std::path::PathBuf>,
+    /// The policy to render, when the files hold several.
+    #[arg(long = "policy", value_name = "NAME")]
+    only: Option<String>,
+    /// Namespace the runner lives in.
+    #[arg(long, value_name = "NS")]
+    namespace: String,
+    /// The vigil image, pinned by digest.
+    #[arg(long, value_name = "IMAGE")]
+    image: String,
+    /// PersistentVolumeClaim for the results.
+    #[arg(long, value_name = "NAME")]
+    pvc: String,
+    /// Secret holding the signing key as `signing.key.pem`.
+    #[arg(long, value_name = "NAME")]
+    signing_secret: String,
+    /// Add the NetworkPolicy: the API server's address range.
+    #[arg(long, value_name = "CIDR")]
+    api_server_cidr: Option<String>,
+    /// The API server's port.
+    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    api_server_port: u16,
+}
+
+fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
+    let invalid = |m: String| anyhow::Error::from(super::InvalidInput(m));
+    let (set, diags) = crate::policy::load(&args.paths);
+    if super::report_diagnostics(&diags) {
+        return Err(invalid(
+            "the policies are invalid; fix the errors above".into(),
+        ));
+    }
+    let candidates: Vec<_> = set
+        .policies
+        .iter()
+        .filter(|p| {
+            args.only
+                .as_ref()
+                .is_none_or(|n| &p.value.metadata.name == n)
+        })
+        .collect();
+    let [policy] = candidates.as_slice() else {
+        return Err(invalid(format!(
+            "{} policies match; name one with --policy",
+            candidates.len()
+        )));
+    };
+    let policy = &policy.value;
+    if !crate::policy::selector::is_dns_label(&args.namespace) {
+        return Err(invalid(format!(
+            "{:?} is not a namespace name",
+            args.namespace
+        )));
+    }
+    for (what, name) in [
+        ("--pvc", &args.pvc),
+        ("--signing-secret", &args.signing_secret),
+    ] {
+        if !crate::policy::selector::is_dns_subdomain(name) {
+            return Err(invalid(format!(
+                "{what} {name:?} is not a Kubernetes object name"
+            )));
+        }
+    }
+    if !crate::policy::lint::is_pinned(&args.image) {
+        return Err(invalid(format!(
+            "--image {:?} is not pinned by digest; use NAME@sha256:<64 hex digits>",
+            args.image
+        )));
+    }
+    if policy.spec.targets.iter().any(|t| t.is_rootfs()) {
+        return Err(invalid(format!(
+            "policy {} has rootfs targets, which an in-cluster runner cannot reach",
+            policy.metadata.name
+        )));
+    }
+    let ic = crate::plan::incluster::InCluster {
+        namespace: args.namespace.clone(),
+        image: args.image.clone(),
+        pvc: args.pvc.clone(),
+        signing_secret: args.signing_secret.clone(),
+    };
+    let mut docs: Vec<String> = Vec::new();
+    let (sa, roles) = crate::plan::incluster::runner_rbac(policy, &ic);
+    docs.push(serde_saphyr::to_string(&sa)?);
+    for (role, binding) in &roles {
+        docs.push(serde_saphyr::to_string(role)?);
+        docs.push(serde_saphyr::to_string(binding)?);
+    }
+    match shards {
+        None => {
+            let cj = crate::plan::incluster::cronjob(policy, &ic).ok_or_else(|| {
+                invalid(format!(
+                    "policy {} has no spec.schedule; a CronJob needs one (or use `vigil render job`)",
+                    policy.metadata.name
+                ))
+            })?;
+            docs.push(serde_saphyr::to_string(&cj)?);
+        }
+        Some(n) => {
+            if n == 0 || n > 1024 {
+                return Err(invalid("--shards must be between 1 and 1024".into()));
+            }
+            docs.push(serde_saphyr::to_string(
+                &crate::plan::incluster::sharded_job(policy, &ic, n),
+            )?);
+        }
+    }
+    if let Some(cidr) = &args.api_server_cidr {
+        check_cidr(cidr)?;
+        docs.push(serde_saphyr::to_string(
+            &crate::plan::manifests::network_policy(&args.namespace, cidr, args.api_server_port),
+        )?);
+    }
+    let mut out = String::new();
+    for d in docs {
+        out.push_str("---\n");
+        out.push_str(&d);
+        if !d.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    print_stdout(&out)?;
+    Ok(Exit::Success)
+}
+
+/// `--api-server-cidr` must be an address range such as 10.0.0.1/32.
+fn check_cidr(cidr: &str) -> anyhow::Result<()> {
+    let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
+        ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(super::InvalidInput(format!(
+            "--api-server-cidr {cidr:?} is not a CIDR such as 10.0.0.1/32"
+        ))
+        .into())
+    }
+}
 
 /// Options of `vigil render sidecar`.
 #[derive(Debug, clap::Args)]
@@ -196,6 +369,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         What::Sidecar(a) => sidecar(a),
+        What::Cronjob(a) => in_cluster(a, None),
+        What::Job { args, shards } => in_cluster(args, Some(shards)),
         What::AuditPolicy => {
             print_stdout(&serde_saphyr::to_string(
                 &crate::plan::manifests::audit_policy(),
@@ -212,15 +387,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     super::InvalidInput(format!("{namespace:?} is not a namespace name")).into(),
                 );
             }
-            let cidr_ok = api_server_cidr.split_once('/').is_some_and(|(ip, bits)| {
-                ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
-            });
-            if !cidr_ok {
-                return Err(super::InvalidInput(format!(
-                    "--api-server-cidr {api_server_cidr:?} is not a CIDR such as 10.0.0.1/32"
-                ))
-                .into());
-            }
+            check_cidr(&api_server_cidr)?;
             let np = crate::plan::manifests::network_policy(
                 &namespace,
                 &api_server_cidr,

@@ -5,6 +5,7 @@
 //! rules are sorted), so a plan diffs cleanly in a pull request.
 
 mod batch;
+pub mod incluster;
 pub mod manifests;
 pub mod rbac;
 pub mod shard;

@@ -61,7 +61,10 @@ pub fn service_account_name(policy: &ScanPolicy, run_id: &str) -> String {
         AccessMode::PerRun => {
             // The tail of the run id: a UUIDv7 starts with a timestamp that
             // runs started in the same minute share, and ends in random bits.
-            let alnum: Vec<char> = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+            let alnum: Vec<char> = run_id
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect();
             let short: String = alnum[alnum.len().saturating_sub(8)..].iter().collect();
             format!(
                 "vigil-{}-{}",

@@ -1,0 +1,381 @@
+//! Running vigil in the cluster: a CronJob for scheduled runs, an Indexed
+//! Job for sharded runs, the runner's ServiceAccount and Roles — all as
+//! typed Kubernetes objects, hardened as the threat model asks.
+//!
+//! The runner pod: non-root (uid 10001), read-only root filesystem, no
+//! privilege escalation, every capability dropped, seccomp RuntimeDefault,
+//! requests and limits, the image by digest, the policy from a ConfigMap,
+//! the signing key from a Secret mounted read-only (mode 0400), results on
+//! a PersistentVolumeClaim, `/tmp` an emptyDir (private directories of
+//! external scanners).
+//!
+//! The runner's rights, per target namespace:
+//! - always: `list pods`; `create`/`delete` Secrets (the per-run anchor);
+//! - per-run access: `create`/`delete` ServiceAccounts, Roles and
+//!   RoleBindings, `create serviceaccounts/token`, and — because Kubernetes
+//!   lets an identity grant only rights it holds itself — the scan verbs of
+//!   the policy's approaches, on all pods of the namespace (the pods are not
+//!   known when this is rendered). For the smallest runner, use
+//!   `access.mode: provisioned`;
+//! - provisioned access: `create serviceaccounts/token` pinned to the one
+//!   provisioned ServiceAccount, nothing on pods beyond `list`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, ServiceAccount, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::policy::model::{AccessMode, Approach, ScanPolicy};
+
+/// The runner's uid (not 0, not the scanner image's 65532).
+pub const RUNNER_UID: i64 = 10001;
+
+/// Where the runner pod finds things.
+const POLICY_DIR: &str = "/etc/vigil/policy";
+const KEY_DIR: &str = "/etc/vigil/keys";
+const RESULTS_DIR: &str = "/results";
+
+/// What the rendering needs beyond the policy.
+#[derive(Debug, Clone)]
+pub struct InCluster {
+    /// Namespace the runner lives in.
+    pub namespace: String,
+    /// The vigil image, pinned by digest.
+    pub image: String,
+    /// The PersistentVolumeClaim results go to.
+    pub pvc: String,
+    /// The Secret holding `signing.key.pem`.
+    pub signing_secret: String,
+}
+
+fn labels(policy: &str) -> BTreeMap<String, String> {
+    [
+        ("app.kubernetes.io/name".to_string(), "vigil".to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "vigil".to_string(),
+        ),
+        ("vigil.dev/policy".to_string(), policy.to_string()),
+    ]
+    .into()
+}
+
+fn meta(name: &str, namespace: &str, policy: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels(policy)),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The ConfigMap the runner reads the policy (and its profiles) from.
+pub fn policy_configmap_name(policy: &str) -> String {
+    format!("vigil-policy-{policy}")
+}
+
+/// The runner's ServiceAccount name.
+pub fn runner_name(policy: &str) -> String {
+    format!("vigil-runner-{policy}")
+}
+
+/// The runner pod's template; `extra_args` are appended to `vigil run`.
+fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> PodTemplateSpec {
+    let name = &policy.metadata.name;
+    let q = |s: &str| Quantity(s.to_string());
+    let mut args = vec![
+        "run".to_string(),
+        POLICY_DIR.to_string(),
+        "--out".to_string(),
+        RESULTS_DIR.to_string(),
+        "--signing-key".to_string(),
+        format!("{KEY_DIR}/signing.key.pem"),
+        "--log-format".to_string(),
+        "json".to_string(),
+    ];
+    args.extend(extra_args.iter().cloned());
+    let container = Container {
+        name: "vigil".into(),
+        image: Some(ic.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec![crate::approach::PROBE_BINARY.into()]),
+        args: Some(args),
+        resources: Some(ResourceRequirements {
+            requests: Some(
+                [
+                    ("cpu".to_string(), q("100m")),
+                    ("memory".to_string(), q("128Mi")),
+                ]
+                .into(),
+            ),
+            limits: Some(
+                [
+                    ("cpu".to_string(), q("1")),
+                    ("memory".to_string(), q("512Mi")),
+                ]
+                .into(),
+            ),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(super::manifests::hardened_security_context(RUNNER_UID)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "policy".into(),
+                mount_path: POLICY_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "signing-key".into(),
+                mount_path: KEY_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "results".into(),
+                mount_path: RESULTS_DIR.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(name)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            service_account_name: Some(runner_name(name)),
+            // In-cluster config reads the runner's own (projected, rotated) token.
+            automount_service_account_token: Some(true),
+            restart_policy: Some("Never".into()),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(RUNNER_UID),
+                run_as_group: Some(RUNNER_UID),
+                fs_group: Some(RUNNER_UID),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
+                }),
+                ..PodSecurityContext::default()
+            }),
+            containers: vec![container],
+            volumes: Some(vec![
+                Volume {
+                    name: "policy".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: policy_configmap_name(name),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "signing-key".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(ic.signing_secret.clone()),
+                        default_mode: Some(0o400),
+                        ..SecretVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "results".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: ic.pvc.clone(),
+                        read_only: Some(false),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "tmp".into(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        size_limit: Some(q("256Mi")),
+                        ..EmptyDirVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+            ]),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+/// Seconds the Job may run: the run deadline plus time to clean up and seal.
+fn active_deadline(policy: &ScanPolicy) -> i64 {
+    crate::policy::duration::parse(&policy.spec.limits.run_deadline)
+        .map_or(1800, |d| d.as_secs() as i64)
+        + 300
+}
+
+/// A CronJob running the policy on its schedule. `None` when the policy
+/// has no schedule.
+pub fn cronjob(policy: &ScanPolicy, ic: &InCluster) -> Option<CronJob> {
+    let schedule = policy.spec.schedule.as_ref()?;
+    let timezone = match schedule {
+        crate::policy::model::Schedule::Detailed(d) => d.timezone.clone(),
+        crate::policy::model::Schedule::Cron(_) => None,
+    };
+    let name = &policy.metadata.name;
+    Some(CronJob {
+        metadata: meta(&format!("vigil-{name}"), &ic.namespace, name),
+        spec: Some(CronJobSpec {
+            schedule: schedule.cron().to_string(),
+            time_zone: timezone,
+            // Never two runs of one policy at once.
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(600),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(name)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(JobSpec {
+                    // A failed run is reported, not retried at once.
+                    backoff_limit: Some(0),
+                    active_deadline_seconds: Some(active_deadline(policy)),
+                    ttl_seconds_after_finished: Some(86_400),
+                    template: pod_template(policy, ic, &[]),
+                    ..JobSpec::default()
+                }),
+            },
+            ..CronJobSpec::default()
+        }),
+        ..CronJob::default()
+    })
+}
+
+/// An Indexed Job running the policy in `shards` pods, each scanning
+/// `--shard $(JOB_COMPLETION_INDEX)/shards`.
+pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32) -> Job {
+    let name = &policy.metadata.name;
+    Job {
+        metadata: meta(&format!("vigil-{name}-sharded"), &ic.namespace, name),
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(shards as i32),
+            parallelism: Some(shards as i32),
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(active_deadline(policy)),
+            ttl_seconds_after_finished: Some(86_400),
+            template: pod_template(
+                policy,
+                ic,
+                &[
+                    "--shard".to_string(),
+                    format!("$(JOB_COMPLETION_INDEX)/{shards}"),
+                ],
+            ),
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
+
+/// The runner's ServiceAccount, and per target namespace its Role and
+/// RoleBinding (see the module docs for why each rule is there).
+pub fn runner_rbac(
+    policy: &ScanPolicy,
+    ic: &InCluster,
+) -> (ServiceAccount, Vec<(Role, RoleBinding)>) {
+    let name = &policy.metadata.name;
+    let runner = runner_name(name);
+    let sa = ServiceAccount {
+        metadata: meta(&runner, &ic.namespace, name),
+        ..ServiceAccount::default()
+    };
+    let namespaces: BTreeSet<&str> = policy
+        .spec
+        .targets
+        .iter()
+        .filter_map(|t| t.namespace.as_deref())
+        .collect();
+    let rule = |resources: &[&str], verbs: &[&str], names: Option<Vec<String>>| PolicyRule {
+        api_groups: Some(vec![if resources.iter().any(|r| r.starts_with("role")) {
+            "rbac.authorization.k8s.io".to_string()
+        } else {
+            String::new()
+        }]),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        resource_names: names,
+        ..PolicyRule::default()
+    };
+    let mut rules = vec![
+        rule(&["pods"], &["list"], None),
+        rule(&["secrets"], &["create", "delete"], None),
+    ];
+    match policy.spec.access.mode {
+        AccessMode::PerRun => {
+            rules.push(rule(&["serviceaccounts"], &["create", "delete"], None));
+            rules.push(rule(&["serviceaccounts/token"], &["create"], None));
+            rules.push(rule(
+                &["roles", "rolebindings"],
+                &["create", "delete"],
+                None,
+            ));
+            // Only rights it holds may be granted: the scan verbs.
+            let mut scan: BTreeSet<(&str, &str)> = BTreeSet::new();
+            let approaches: BTreeSet<Approach> =
+                policy.spec.targets.iter().map(|t| t.approach).collect();
+            for a in approaches {
+                let a = if a == Approach::Auto && policy.spec.debug.is_none() {
+                    Approach::Api
+                } else {
+                    a
+                };
+                scan.extend(super::rbac::rules_for(a).iter().copied());
+            }
+            for (res, verb) in scan {
+                rules.push(rule(&[res], &[verb], None));
+            }
+        }
+        AccessMode::Provisioned => {
+            let provisioned = super::rbac::service_account_name(policy, "");
+            rules.push(rule(
+                &["serviceaccounts/token"],
+                &["create"],
+                Some(vec![provisioned]),
+            ));
+        }
+    }
+    let roles = namespaces
+        .into_iter()
+        .map(|ns| {
+            let role = Role {
+                metadata: meta(&runner, ns, name),
+                rules: Some(rules.clone()),
+            };
+            let binding = RoleBinding {
+                metadata: meta(&runner, ns, name),
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "Role".into(),
+                    name: runner.clone(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: runner.clone(),
+                    namespace: Some(ic.namespace.clone()),
+                    ..Subject::default()
+                }]),
+            };
+            (role, binding)
+        })
+        .collect();
+    (sa, roles)
+}
