@@ -607,4 +607,88 @@ fn shards_run_in_separate_processes_cover_the_plan_exactly() {
         counts(&whole),
         "the shards together are the whole run"
     );
+
+    // Merged: one bundle whose signed statement covers every target.
+    let bundle = |v: &Value| {
+        s.dir
+            .path()
+            .join("out/load")
+            .join(v["run_id"].as_str().unwrap())
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let shard_dirs: Vec<String> = parts.iter().map(bundle).collect();
+    let profiles = repo().join("policies/profiles");
+    let merge = |dirs: &[&str]| {
+        let mut args = vec!["merge"];
+        args.extend_from_slice(dirs);
+        args.extend_from_slice(&[
+            "--policy",
+            "p.yaml",
+            "--policy",
+            profiles.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--signing-key",
+            "signer.key.pem",
+            "--plaintext",
+            "--out",
+            "merged",
+        ]);
+        crate::util::vigil_in(s.dir.path(), &args)
+    };
+    let all: Vec<&str> = shard_dirs.iter().map(String::as_str).collect();
+    let merged = merge(&all);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let merged_dir = PathBuf::from(merged.stdout.trim());
+    let merged_dir = if merged_dir.is_absolute() {
+        merged_dir
+    } else {
+        s.dir.path().join(merged_dir)
+    };
+    let verify = crate::util::vigil_in(
+        s.dir.path(),
+        &[
+            "verify",
+            merged_dir.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    let st = crate::util::statement_payload(&merged_dir);
+    let merged_ids: std::collections::BTreeSet<String> = st["predicate"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(merged_ids.len(), 24);
+    assert!(
+        merged_ids.iter().eq(counts(&whole).keys()),
+        "target for target"
+    );
+    assert_eq!(st["predicate"]["shards"].as_array().unwrap().len(), 3);
+    assert_eq!(st["predicate"]["complete"], true);
+    // Refused: a shard twice, a missing shard, a bundle that is no shard.
+    let whole_dir = bundle(&whole);
+    for (dirs, want) in [
+        (vec![all[0], all[0], all[1], all[2]], "given twice"),
+        (vec![all[0], all[1]], "shards missing: 2 of 3"),
+        (
+            vec![all[0], all[1], all[2], whole_dir.as_str()],
+            "not a shard",
+        ),
+    ] {
+        let r = merge(&dirs);
+        assert_eq!(r.code, 2, "{want}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+    }
+    // Another policy (even one changed by a byte) is foreign.
+    let text = std::fs::read_to_string(s.dir.path().join("p.yaml")).unwrap();
+    std::fs::write(s.dir.path().join("p.yaml"), format!("{text}# changed\n")).unwrap();
+    let r = merge(&all);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("another policy"), "{}", r.stderr);
 }

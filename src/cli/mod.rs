@@ -6,6 +6,7 @@ mod gc;
 mod idle;
 mod import;
 mod keygen;
+mod merge;
 mod open;
 mod plan;
 mod probe;
@@ -81,6 +82,7 @@ enum Command {
     Probe(probe::Args),
     Idle(idle::Args),
     Import(import::Args),
+    Merge(merge::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -109,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Probe(a) => probe::run(a),
         Command::Idle(a) => idle::run(a),
         Command::Import(a) => import::run(a),
+        Command::Merge(a) => merge::run(a),
     };
     match result {
         Ok(code) => code.into(),

@@ -125,6 +125,49 @@ impl SealedDir {
         Ok(hex(&w.hasher.finalize()))
     }
 
+    /// Take a file over as it is (already sealed elsewhere: `vigil merge`
+    /// carries shard files over without re-encrypting them), under its
+    /// stored name, and name it in the statement.
+    pub fn adopt(&self, stored: &str, bytes: &[u8]) -> io::Result<()> {
+        if !super::verify::is_safe_name(stored) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unsafe name {stored:?}"),
+            ));
+        }
+        let path = self.root.join(stored);
+        fs::create_dir_all(path.parent().unwrap_or(&self.root))?;
+        crate::report::output::write_atomic(&path, bytes)?;
+        self.subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Subject {
+                name: stored.to_string(),
+                digest: [("sha256".to_string(), hex(&Sha256::digest(bytes)))]
+                    .into_iter()
+                    .collect(),
+            });
+        Ok(())
+    }
+
+    /// Seal a merged run: the statement over every file written or adopted,
+    /// with `pred` as built by the merge.
+    pub fn seal_merged(
+        &self,
+        pred: super::statement::RunPredicate,
+        signer: Option<&Signer>,
+    ) -> io::Result<PathBuf> {
+        self.sync()?;
+        let mut subject = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        subject.sort_by(|a, b| a.name.cmp(&b.name));
+        self.seal_predicate(subject, pred, signer)
+    }
+
+    /// Sync everything written, then write the signed statement (last).
     /// Sync, then write the statement (signed when `signer` is given) last.
     pub fn seal(
         &self,
@@ -159,6 +202,16 @@ impl SealedDir {
                 entries,
             }),
         );
+        self.seal_predicate(subject, pred, signer)
+    }
+
+    /// Write the statement over `subject` with `pred`, signed by `signer`.
+    fn seal_predicate(
+        &self,
+        subject: Vec<Subject>,
+        pred: super::statement::RunPredicate,
+        signer: Option<&Signer>,
+    ) -> io::Result<PathBuf> {
         let statement = Statement {
             statement_type: STATEMENT_TYPE.into(),
             subject,

@@ -8,5 +8,6 @@
 pub mod bundle;
 pub mod dsse;
 pub mod keys;
+pub mod merge;
 pub mod statement;
 pub mod verify;

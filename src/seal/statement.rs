@@ -73,6 +73,10 @@ pub struct RunPredicate {
     /// The plan scanned: its digest, size, and the shard when sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::runner::PlanRef>,
+    /// For a merged run: the shard runs it was made of, their signed
+    /// statements and audit trails (carried over under `shards/<index>/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRef>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -128,6 +132,21 @@ pub struct TargetResult {
     pub threshold_passed: Option<bool>,
     /// The HDF file and its plaintext digest.
     pub hdf: FileRef,
+}
+
+/// One shard run inside a merged run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRef {
+    /// The shard's index.
+    pub index: u32,
+    /// The shard run's id (its audit chain is bound to it).
+    pub run_id: String,
+    /// The shard's own signed statement, carried over.
+    pub statement: String,
+    /// The shard's audit trail, carried over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditRef>,
 }
 
 /// Control counts (mirrors [`StatusCounts`]).
@@ -196,5 +215,6 @@ pub fn predicate(
         audit,
         imported: summary.imported.clone(),
         plan: summary.plan.clone(),
+        shards: Vec::new(),
     }
 }

@@ -172,14 +172,22 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
         v.statement = Some(statement);
         return v;
     }
-    if let Some(a) = &p.audit
-        && let Some(bytes) = plaintext(&root, &a.log.file, p.encrypted, identities, &mut v)
-        && check_digest(&a.log.file, &bytes, &a.log.plaintext_sha256, &mut v)
-    {
-        match crate::audit::verify_chain(&bytes, &p.run_id) {
-            Ok((head, n)) if head == a.final_hash && n == a.entries => {}
-            Ok((_, n)) => v.problem(&a.log.file, format!("audit chain ends elsewhere than the signed head ({n} entries, statement says {})", a.entries)),
-            Err(e) => v.problem(&a.log.file, format!("audit chain: {e}")),
+    // The run's audit trail, and in a merged run each shard's, each bound
+    // to its own run id.
+    let audits = p.audit.iter().map(|a| (a, p.run_id.as_str())).chain(
+        p.shards
+            .iter()
+            .filter_map(|sh| sh.audit.as_ref().map(|a| (a, sh.run_id.as_str()))),
+    );
+    for (a, run_id) in audits {
+        if let Some(bytes) = plaintext(&root, &a.log.file, p.encrypted, identities, &mut v)
+            && check_digest(&a.log.file, &bytes, &a.log.plaintext_sha256, &mut v)
+        {
+            match crate::audit::verify_chain(&bytes, run_id) {
+                Ok((head, n)) if head == a.final_hash && n == a.entries => {}
+                Ok((_, n)) => v.problem(&a.log.file, format!("audit chain ends elsewhere than the signed head ({n} entries, statement says {})", a.entries)),
+                Err(e) => v.problem(&a.log.file, format!("audit chain: {e}")),
+            }
         }
     }
     let summary = p.summary.clone();
@@ -198,8 +206,12 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
                 // vigil's own results name their run and target; imported
                 // reports were produced elsewhere (the signed statement says
                 // so) and carry their producer's identifiers.
-                let bound = hdf["platform"]["run_id"] == p.run_id.as_str()
-                    && hdf["platform"]["target_id"] == t.id.as_str();
+                // (In a merged run, a target's run is one of its shards.)
+                let run_ok = hdf["platform"]["run_id"] == p.run_id.as_str()
+                    || p.shards
+                        .iter()
+                        .any(|sh| hdf["platform"]["run_id"] == sh.run_id.as_str());
+                let bound = run_ok && hdf["platform"]["target_id"] == t.id.as_str();
                 if !bound && t.approach != "imported" {
                     v.problem(&t.hdf.file, "HDF belongs to another run or target");
                 }
