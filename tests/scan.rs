@@ -425,3 +425,93 @@ fn missing_rootfs_is_invalid_input() {
         run.stderr
     );
 }
+
+#[test]
+fn schedule_lists_fire_times_and_catches_up_a_missed_run() {
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("schedule");
+    let policy = demo_policy(
+        &dir,
+        fx.path(),
+        "  schedule: {cron: \"0 0 1 1 *\", timezone: Europe/Berlin, catchUp: one}\n  output: {keep: 1}\n",
+    );
+    let profiles = profiles();
+    let list = crate::util::vigil_in(
+        dir.path(),
+        &[
+            "schedule",
+            "--list",
+            policy.to_str().unwrap(),
+            profiles.as_str(),
+        ],
+    );
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(
+        list.stdout
+            .starts_with("demo: `0 0 1 1 *` (Europe/Berlin): "),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains("-01-01T00:00:00+01:00"),
+        "{}",
+        list.stdout
+    );
+    // The last fire it knows of is years old: with catchUp: one it runs at
+    // once, as a `vigil run` child, then waits for the next New Year.
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("demo")).unwrap();
+    assert_eq!(
+        crate::util::vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    std::fs::write(
+        out.join("demo/.vigil-schedule"),
+        "2020-01-01T00:00:00+00:00",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "schedule",
+            policy.to_str().unwrap(),
+            profiles.as_str(),
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--plaintext", "--signing-key", "signer.key.pem"])
+        .current_dir(dir.path())
+        .env_remove("VIGIL_SIGNING_KEY")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    {
+        use std::io::BufRead;
+        for line in reader.lines().map_while(Result::ok) {
+            let done = line.contains("run finished");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let text = seen.join("\n");
+    assert!(text.contains("(catching up)"), "{text}");
+    // One sealed bundle, and the state file moved on.
+    let bundles: Vec<_> = std::fs::read_dir(out.join("demo"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("statement.dsse.json").is_file())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{text}");
+    let last = std::fs::read_to_string(out.join("demo/.vigil-schedule")).unwrap();
+    assert!(!last.starts_with("2020"), "{last}");
+}

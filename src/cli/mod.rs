@@ -12,6 +12,7 @@ mod plan;
 mod probe;
 mod render;
 mod run;
+mod schedule;
 mod validate;
 mod verify;
 
@@ -83,6 +84,7 @@ enum Command {
     Idle(idle::Args),
     Import(import::Args),
     Merge(merge::Args),
+    Schedule(schedule::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -112,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Idle(a) => idle::run(a),
         Command::Import(a) => import::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Schedule(a) => schedule::run(a),
     };
     match result {
         Ok(code) => code.into(),
