@@ -10,8 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Exit, InvalidInput, print_stdout};
 use crate::report::output::RunOutput;
-use crate::seal::bundle::SealedDir;
-use crate::seal::keys::{keyid, parse_recipients};
+use crate::seal::keys::keyid;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -71,26 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .as_ref()
         .map(super::run::read_threshold)
         .transpose()?;
-    let (set, diags) = crate::policy::load(&args.policy);
-    if super::report_diagnostics(&diags) {
-        return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
-    }
-    let candidates: Vec<_> = set
-        .policies
-        .iter()
-        .filter(|p| {
-            args.name
-                .as_ref()
-                .is_none_or(|n| &p.value.metadata.name == n)
-        })
-        .collect();
-    let [policy] = candidates.as_slice() else {
-        return Err(InvalidInput(format!(
-            "{} policies match; pass one policy, or name it with --name",
-            candidates.len()
-        ))
-        .into());
-    };
+    let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--name")?;
+    let policy = &set.policies[index];
     let spec = &policy.value.spec;
     let threshold = match threshold {
         Some(t) => Some(t),
@@ -100,14 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .and_then(|t| crate::report::threshold::Threshold::parse(t).ok()),
     };
     let signer = super::run::load_signer(args.signing_key.as_deref(), args.unsigned, policy)?;
-    let recipients = parse_recipients(&spec.output.recipients).map_err(InvalidInput)?;
-    if recipients.is_empty() && !args.plaintext {
-        return Err(InvalidInput(format!(
-            "policy {} names no output.recipients: the results would be readable by anyone; add a recipient, or pass --plaintext",
-            policy.value.metadata.name
-        ))
-        .into());
-    }
+    let recipients = super::run::recipients_for(policy, args.plaintext)?;
     // Read every report before writing anything.
     let mut files = Vec::new();
     for path in &args.reports {
@@ -135,14 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;
-    let out = crate::runner::output_dir(&policy.value, args.out.as_ref());
-    let output =
-        SealedDir::create(&out, name, &run_id, recipients, spec.output.armor).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create results directory under {}: {e}",
-                out.display()
-            )
-        })?;
+    let output = super::run::open_bundle(policy, args.out.as_ref(), &run_id, recipients)?;
     let key = signer
         .as_ref()
         .map_or_else(|| "unsigned".to_string(), |s| keyid(&s.verifying_key()));

@@ -6,8 +6,6 @@ use sha2::{Digest, Sha256};
 
 use super::{Exit, InvalidInput};
 use crate::report::output::RunOutput;
-use crate::seal::bundle::SealedDir;
-use crate::seal::keys::{load_public_key, parse_recipients};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -52,58 +50,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let trusted = args
-        .trusted_keys
-        .iter()
-        .map(|p| load_public_key(p).map_err(|e| InvalidInput(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (set, diags) = crate::policy::load(&args.policy);
-    if super::report_diagnostics(&diags) {
-        return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
-    }
-    let candidates: Vec<_> = set
-        .policies
-        .iter()
-        .filter(|p| {
-            args.name
-                .as_ref()
-                .is_none_or(|n| &p.value.metadata.name == n)
-        })
-        .collect();
-    let [policy] = candidates.as_slice() else {
-        return Err(InvalidInput(format!(
-            "{} policies match; pass one policy, or name it with --name",
-            candidates.len()
-        ))
-        .into());
-    };
+    let trusted = super::load_trusted(&args.trusted_keys)?;
+    let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--name")?;
+    let policy = &set.policies[index];
     let signer = super::run::load_signer(args.signing_key.as_deref(), args.unsigned, policy)?;
-    let recipients =
-        parse_recipients(&policy.value.spec.output.recipients).map_err(InvalidInput)?;
-    if recipients.is_empty() && !args.plaintext {
-        return Err(InvalidInput(format!(
-            "policy {} names no output.recipients; merging plaintext shards needs --plaintext",
-            policy.value.metadata.name
-        ))
-        .into());
-    }
+    let recipients = super::run::recipients_for(policy, args.plaintext)?;
     let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;
-    let out = crate::runner::output_dir(&policy.value, args.out.as_ref());
-    let output = SealedDir::create(
-        &out,
-        name,
-        &run_id,
-        recipients,
-        policy.value.spec.output.armor,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create results directory under {}: {e}",
-            out.display()
-        )
-    })?;
+    let output = super::run::open_bundle(policy, args.out.as_ref(), &run_id, recipients)?;
     let merged = crate::seal::merge::merge(
         &args.bundles,
         &trusted,

@@ -153,6 +153,45 @@ fn report_diagnostics(diags: &[Diagnostic]) -> bool {
     diags.iter().any(Diagnostic::is_error)
 }
 
+/// Load policy files and pick the one policy a command works on: the only
+/// one, or the one called `name`. Returns the set and the policy's index.
+fn load_one_policy(
+    paths: &[std::path::PathBuf],
+    name: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
+    let (set, diags) = crate::policy::load(paths);
+    if report_diagnostics(&diags) {
+        return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
+    }
+    let matching: Vec<usize> = set
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| name.is_none_or(|n| p.value.metadata.name == n))
+        .map(|(i, _)| i)
+        .collect();
+    match matching.as_slice() {
+        [i] => Ok((set, *i)),
+        _ => Err(InvalidInput(format!(
+            "{} policies match; pass one policy, or name it with {flag}",
+            matching.len()
+        ))
+        .into()),
+    }
+}
+
+/// The trusted signing keys named on the command line.
+fn load_trusted(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    paths
+        .iter()
+        .map(|p| {
+            crate::seal::keys::load_public_key(p)
+                .map_err(|e| anyhow::Error::from(InvalidInput(e.to_string())))
+        })
+        .collect()
+}
+
 /// Inputs shared by `plan` and `render`.
 #[derive(Debug, clap::Args)]
 pub struct PlanInput {

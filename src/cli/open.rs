@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::seal::keys::{load_identities, load_public_key};
+use crate::seal::keys::load_identities;
 use crate::seal::verify::{decrypt, recount, verify};
 
 const AFTER_HELP: &str = "\
@@ -51,11 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         )
         .into());
     }
-    let trusted = args
-        .trusted_keys
-        .iter()
-        .map(|p| load_public_key(p).map_err(|e| InvalidInput(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let trusted = super::load_trusted(&args.trusted_keys)?;
     let v = verify(&args.bundle, &trusted, &identities);
     if !v.ok() && !args.no_verify {
         for pr in &v.problems {

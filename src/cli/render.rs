@@ -132,27 +132,8 @@ pub struct InClusterArgs {
 
 fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
     let invalid = |m: String| anyhow::Error::from(super::InvalidInput(m));
-    let (set, diags) = crate::policy::load(&args.paths);
-    if super::report_diagnostics(&diags) {
-        return Err(invalid(
-            "the policies are invalid; fix the errors above".into(),
-        ));
-    }
-    let candidates: Vec<_> = set
-        .policies
-        .iter()
-        .filter(|p| {
-            args.only
-                .as_ref()
-                .is_none_or(|n| &p.value.metadata.name == n)
-        })
-        .collect();
-    let [policy] = candidates.as_slice() else {
-        return Err(invalid(format!(
-            "{} policies match; name one with --policy",
-            candidates.len()
-        )));
-    };
+    let (set, index) = super::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
+    let policy = &set.policies[index];
     let policy = &policy.value;
     if !crate::policy::selector::is_dns_label(&args.namespace) {
         return Err(invalid(format!(
@@ -277,27 +258,8 @@ fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
     let mut image = None;
     let mut resources = Resources::default();
     if !args.paths.is_empty() {
-        let (set, diags) = crate::policy::load(&args.paths);
-        if super::report_diagnostics(&diags) {
-            return Err(invalid(
-                "the policies are invalid; fix the errors above".into(),
-            ));
-        }
-        let candidates: Vec<_> = set
-            .policies
-            .iter()
-            .filter(|p| {
-                args.only
-                    .as_ref()
-                    .is_none_or(|n| &p.value.metadata.name == n)
-            })
-            .collect();
-        let [policy] = candidates.as_slice() else {
-            return Err(invalid(format!(
-                "{} policies match; name one with --policy",
-                candidates.len()
-            )));
-        };
+        let (set, index) = super::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
+        let policy = &set.policies[index];
         if let Some(s) = &policy.value.spec.sidecar {
             container = Some(s.container.clone());
             image.clone_from(&s.image);

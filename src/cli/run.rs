@@ -202,6 +202,46 @@ fn run_in_cluster(
     Ok((summary, summary_file, Some((written, final_hash, entries))))
 }
 
+/// The age/ssh recipients of a policy's results; none only with `plaintext`.
+pub(super) fn recipients_for(
+    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
+    plaintext: bool,
+) -> anyhow::Result<Vec<Box<dyn age::Recipient + Send + Sync>>> {
+    let recipients =
+        parse_recipients(&policy.value.spec.output.recipients).map_err(InvalidInput)?;
+    if recipients.is_empty() && !plaintext {
+        return Err(InvalidInput(format!(
+            "policy {} names no output.recipients: results would be readable by anyone; add an age or ssh recipient, or pass --plaintext",
+            policy.value.metadata.name
+        ))
+        .into());
+    }
+    Ok(recipients)
+}
+
+/// Create the bundle directory `OUT/<policy>/<run-id>/` for a run.
+pub(super) fn open_bundle(
+    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
+    out: Option<&PathBuf>,
+    run_id: &str,
+    recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+) -> anyhow::Result<SealedDir> {
+    let out = output_dir(&policy.value, out);
+    SealedDir::create(
+        &out,
+        &policy.value.metadata.name,
+        run_id,
+        recipients,
+        policy.value.spec.output.armor,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create results directory under {}: {e}",
+            out.display()
+        )
+    })
+}
+
 /// The signing key for a policy: `--signing-key`, else VIGIL_SIGNING_KEY,
 /// else the policy's `output.signingKey` (relative to the policy file).
 fn signer_for(
@@ -260,34 +300,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .find(|p| p.value.metadata.name == pp.policy)
             .expect("planned policies come from the set");
         let signer = signer_for(&args, policy)?;
-        let recipients =
-            parse_recipients(&policy.value.spec.output.recipients).map_err(InvalidInput)?;
-        if recipients.is_empty() && !args.plaintext {
-            return Err(InvalidInput(format!(
-                "policy {} names no output.recipients: results would be readable by anyone; add an age or ssh recipient, or pass --plaintext",
-                pp.policy
-            ))
-            .into());
-        }
+        let recipients = recipients_for(policy, args.plaintext)?;
         prepared.push((pp, policy, signer, recipients));
     }
     let mut summaries = Vec::new();
     for (pp, policy, signer, recipients) in prepared {
         let run_id = run_id.clone();
-        let out = output_dir(&policy.value, args.out.as_ref());
-        let output = SealedDir::create(
-            &out,
-            &pp.policy,
-            &run_id,
-            recipients,
-            policy.value.spec.output.armor,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create results directory under {}: {e}",
-                out.display()
-            )
-        })?;
+        let output = open_bundle(policy, args.out.as_ref(), &run_id, recipients)?;
         let cancel = Arc::new(AtomicBool::new(false));
         let opts = RunOptions {
             run_id,

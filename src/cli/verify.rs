@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::seal::keys::{load_identities, load_public_key};
+use crate::seal::keys::load_identities;
 use crate::seal::verify::verify;
 
 const AFTER_HELP: &str = "\
@@ -32,11 +32,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let trusted = args
-        .trusted_keys
-        .iter()
-        .map(|p| load_public_key(p).map_err(|e| InvalidInput(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let trusted = super::load_trusted(&args.trusted_keys)?;
     let mut identities = Vec::new();
     for p in &args.identities {
         identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);

@@ -352,14 +352,7 @@ pub fn run_policy(
 ) -> Result<(RunSummary, Written), RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
-    let threshold = match &opts.threshold {
-        Some(t) => Some(t.clone()),
-        // Validated at load time; a policy that got here parses.
-        None => spec
-            .threshold
-            .as_ref()
-            .and_then(|t| Threshold::parse(t).ok()),
-    };
+    let threshold = threshold_for(opts, spec);
     let requests = fact_requests(set, spec, plan);
     let targets = scan_all(plan, &spec.limits, opts, &|t: &PlannedTarget| {
         let (profiles, req) = &requests[&t.profiles];
@@ -385,6 +378,18 @@ pub fn run_policy(
         Some(PlanRef::of(plan)),
         output,
     )
+}
+
+/// The threshold a run judges by: `--threshold`, else the policy's
+/// (validated at load time; a policy that got here parses).
+fn threshold_for(opts: &RunOptions, spec: &crate::policy::model::PolicySpec) -> Option<Threshold> {
+    match &opts.threshold {
+        Some(t) => Some(t.clone()),
+        None => spec
+            .threshold
+            .as_ref()
+            .and_then(|t| Threshold::parse(t).ok()),
+    }
 }
 
 /// Scan every target of `plan` with `scan` on `limits.concurrency` worker
@@ -697,13 +702,7 @@ pub fn run_external(
 ) -> Result<(RunSummary, Written), RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
-    let threshold = match &opts.threshold {
-        Some(t) => Some(t.clone()),
-        None => spec
-            .threshold
-            .as_ref()
-            .and_then(|t| Threshold::parse(t).ok()),
-    };
+    let threshold = threshold_for(opts, spec);
     let targets = scan_all(plan, &spec.limits, opts, &|t: &PlannedTarget| {
         let scan_id = uuid::Uuid::now_v7().to_string();
         let begun = std::time::Instant::now();

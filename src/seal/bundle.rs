@@ -125,6 +125,17 @@ impl SealedDir {
         Ok(hex(&w.hasher.finalize()))
     }
 
+    /// Every file written or adopted so far, by name.
+    fn sorted_subjects(&self) -> Vec<Subject> {
+        let mut subject = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        subject.sort_by(|a, b| a.name.cmp(&b.name));
+        subject
+    }
+
     /// Take a file over as it is (already sealed elsewhere: `vigil merge`
     /// carries shard files over without re-encrypting them), under its
     /// stored name, and name it in the statement.
@@ -158,12 +169,7 @@ impl SealedDir {
         signer: Option<&Signer>,
     ) -> io::Result<PathBuf> {
         self.sync()?;
-        let mut subject = self
-            .subjects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        subject.sort_by(|a, b| a.name.cmp(&b.name));
+        let subject = self.sorted_subjects();
         self.seal_predicate(subject, pred, signer)
     }
 
@@ -178,12 +184,7 @@ impl SealedDir {
         audit: Option<(&Written, String, u64)>,
     ) -> io::Result<PathBuf> {
         self.sync()?;
-        let mut subject = self
-            .subjects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        subject.sort_by(|a, b| a.name.cmp(&b.name));
+        let subject = self.sorted_subjects();
         let pred = predicate(
             summary,
             policy_sha256,
