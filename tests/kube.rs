@@ -94,9 +94,7 @@ fn run_vigil(c: &Cluster, extra: &[&str]) -> crate::util::Run {
 }
 
 fn assert_clean(c: &Cluster) {
-    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
-        assert_eq!(c.server.objects(r), Vec::<String>::new(), "{r} left behind");
-    }
+    c.server.assert_no_access_objects();
     for t in c.server.issued_tokens() {
         assert!(!c.server.token_valid(&t), "a run token still authenticates");
     }

@@ -222,9 +222,7 @@ fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
         "every target once, plus the 4 cut streams"
     );
     // Nothing left behind; the sealed statement says complete and verifies.
-    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
-        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
-    }
+    s.server.assert_no_access_objects();
     let bundle = s
         .dir
         .path()
@@ -318,9 +316,7 @@ fn sigint_at_half_of_a_200_target_run_seals_an_incomplete_bundle_that_verifies()
     );
     // Scans in flight finished: they were given the grace period.
     assert!(!stderr.contains("warning: second signal"), "{stderr}");
-    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
-        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
-    }
+    s.server.assert_no_access_objects();
     let bundle = s
         .dir
         .path()
@@ -409,9 +405,7 @@ fn a_second_signal_stops_scans_in_flight_and_still_cleans_up() {
             .is_some_and(|e| e.contains("stopped in flight"))),
         "{summary}"
     );
-    for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
-        assert_eq!(s.server.objects(r), Vec::<String>::new(), "{r} left behind");
-    }
+    s.server.assert_no_access_objects();
 }
 
 /// Canaries in a token, a kubeconfig, an error body and a file's content:

@@ -361,6 +361,14 @@ impl FakeApiServer {
             .collect()
     }
 
+    /// Panic unless no ServiceAccount, Role, RoleBinding or Secret is stored
+    /// (every access object of a run was cleaned up).
+    pub fn assert_no_access_objects(&self) {
+        for r in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
+            assert_eq!(self.objects(r), Vec::<String>::new(), "{r} left behind");
+        }
+    }
+
     /// Every token the server issued.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state.lock().unwrap().tokens.keys().cloned().collect()
