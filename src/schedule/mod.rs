@@ -458,6 +458,41 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn jitter_delays_each_fire_within_its_bound() {
+        let clock = Clock::starting_at(utc("2026-11-26T12:00:30Z"));
+        let (log, events) = recorder(clock);
+        let mut p = plan("* * * * *", Tz::UTC, false);
+        p.jitter = Duration::from_secs(20);
+        daemon(
+            vec![p],
+            clock,
+            BTreeMap::new(),
+            slow_run(Duration::from_secs(1)),
+            events,
+            tokio::time::sleep(Duration::from_secs(10 * 60)),
+        )
+        .await;
+        let starts: Vec<(DateTime<Utc>, DateTime<Utc>)> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(e, at)| match e {
+                Event::Started { fire, .. } => Some((*fire, *at)),
+                _ => None,
+            })
+            .collect();
+        assert!(starts.len() >= 9, "{starts:?}");
+        for (fire, at) in &starts {
+            let late = (*at - *fire).num_milliseconds();
+            assert!((0..20_000).contains(&late), "{fire} started {late} ms late");
+        }
+        // Not all at the same offset: it is random.
+        let offsets: std::collections::BTreeSet<i64> =
+            starts.iter().map(|(f, a)| (*a - *f).num_milliseconds()).collect();
+        assert!(offsets.len() > 1, "{offsets:?}");
+    }
+
     #[test]
     fn retention_keeps_the_newest_sealed_bundles_and_waits_for_the_newest_to_seal() {
         let dir = std::env::temp_dir().join(format!("vigil-retain-{}", std::process::id()));
