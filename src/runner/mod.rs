@@ -291,7 +291,7 @@ pub struct RunOptions {
     /// Called after each target with (summary, done, total).
     pub progress: Progress,
     /// Set by a signal handler: targets not started yet are recorded as
-    /// not scanned, in-flight ones finish.
+    /// not scanned; in-flight ones get the collector's grace period.
     pub cancel: std::sync::Arc<AtomicBool>,
     /// The policy's runDeadline from the start: targets not started by then
     /// are recorded as not scanned.
