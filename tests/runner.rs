@@ -686,3 +686,76 @@ fn shards_run_in_separate_processes_cover_the_plan_exactly() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("another policy"), "{}", r.stderr);
 }
+
+/// `vigil schedule` forwards SIGTERM to the run in flight, which stops its
+/// hanging scans after the policy's grace period, cleans up and seals an
+/// incomplete bundle; the scheduler then exits.
+#[test]
+fn schedule_forwards_sigterm_to_the_run_in_flight() {
+    let Some(s) = setup(4, 1, 1) else { return };
+    s.server.inject(crate::fakeapi::Faults {
+        exec_hang: 100,
+        ..Default::default()
+    });
+    s.dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: load}\nspec:\n  profiles: [container-baseline]\n  schedule: {cron: \"0 0 1 1 *\", catchUp: one}\n  limits: {concurrency: 4, apiQps: 1000, gracePeriod: 1s}\n  targets:\n    - {namespace: ns-0, selector: {matchLabels: {app: load}}, approach: api}\n",
+    );
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(out.join("load")).unwrap();
+    // A fire was missed while down: the run starts at once.
+    std::fs::write(
+        out.join("load/.vigil-schedule"),
+        "2020-01-01T00:00:00+00:00",
+    )
+    .unwrap();
+    assert_eq!(
+        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["schedule", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--plaintext", "--signing-key", "signer.key.pem"])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run's scans are hanging in the pods.
+    s.server
+        .wait_for_arrivals(Duration::from_secs(60), |paths| {
+            paths.iter().filter(|p| p.contains("/exec?")).count() >= 4
+        });
+    let started = std::time::Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("grace period over"),
+        "the run got the signal: {stderr}"
+    );
+    s.server.assert_no_access_objects();
+    let sealed: Vec<PathBuf> = std::fs::read_dir(out.join("load"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("statement.dsse.json").is_file())
+        .collect();
+    assert_eq!(sealed.len(), 1, "{stderr}");
+    let st = crate::util::statement_payload(&sealed[0]);
+    assert_eq!(st["predicate"]["complete"], false);
+}

@@ -97,7 +97,8 @@ pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
 /// The audit log as written, its chain head and its entry count.
 type SealedAudit = (crate::report::output::Written, String, u64);
 
-/// How long scans in flight may go on after SIGINT/SIGTERM.
+/// How long scans in flight may go on after SIGINT/SIGTERM, unless the
+/// policy's `limits.gracePeriod` says otherwise.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Set up the run's access, scan, and clean up whatever happens (errors and
@@ -123,6 +124,14 @@ fn run_in_cluster(
     // A second signal, or the end of the grace period, aborts them. Cleanup
     // and sealing run either way.
     let (abort_tx, abort) = tokio::sync::watch::channel(false);
+    let grace = policy
+        .value
+        .spec
+        .limits
+        .grace_period
+        .as_deref()
+        .and_then(crate::policy::duration::parse)
+        .unwrap_or(GRACE);
     let watcher = rt.spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let mut signal = async || match term.as_mut() {
@@ -138,14 +147,14 @@ fn run_in_cluster(
         };
         signal().await;
         tracing::warn!(
-            grace_seconds = GRACE.as_secs(),
+            grace_seconds = grace.as_secs(),
             "signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
-            GRACE.as_secs()
+            grace.as_secs()
         );
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
             _ = signal() => tracing::warn!("second signal: stopping the scans in flight, then cleanup"),
-            _ = tokio::time::sleep(GRACE) => tracing::warn!("grace period over: stopping the scans in flight, then cleanup"),
+            _ = tokio::time::sleep(grace) => tracing::warn!("grace period over: stopping the scans in flight, then cleanup"),
         }
         let _ = abort_tx.send(true);
     });

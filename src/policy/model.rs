@@ -678,6 +678,8 @@ pub struct Limits {
     pub scan_timeout: String,
     #[serde(default = "default_deadline")]
     pub run_deadline: String,
+    /// How long scans in flight may go on after SIGINT/SIGTERM.
+    pub grace_period: Option<String>,
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// Cap on bytes read from one file in a target (e.g. `1Mi`).
@@ -713,6 +715,7 @@ impl Default for Limits {
             api_qps: default_qps(),
             scan_timeout: default_scan_timeout(),
             run_deadline: default_deadline(),
+            grace_period: None,
             retries: default_retries(),
             max_file_bytes: default_read_cap(),
         }

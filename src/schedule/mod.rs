@@ -488,8 +488,10 @@ mod tests {
             assert!((0..20_000).contains(&late), "{fire} started {late} ms late");
         }
         // Not all at the same offset: it is random.
-        let offsets: std::collections::BTreeSet<i64> =
-            starts.iter().map(|(f, a)| (*a - *f).num_milliseconds()).collect();
+        let offsets: std::collections::BTreeSet<i64> = starts
+            .iter()
+            .map(|(f, a)| (*a - *f).num_milliseconds())
+            .collect();
         assert!(offsets.len() > 1, "{offsets:?}");
     }
 
