@@ -2,12 +2,13 @@
 //! scoped identity (lists, creates, deletes, TokenRequest, exec, patch,
 //! watch, log), takes its turn from the same limiter.
 //!
-//! The limiter is a virtual scheduling clock (GCRA): each request reserves
-//! the next slot, `1/qps` after the previous one, and may run up to
-//! `burst - 1` slots early. Over any interval of `t` seconds at most
-//! `burst + qps × t` requests start. The burst is `⌈qps / 10⌉`, at least 1:
-//! a run's concurrent setup may start a couple of requests together, never
-//! a flood.
+//! The limiter is a token bucket: it holds at most `burst` tokens, refills
+//! at `qps` per second, and a request starts only by taking a token at the
+//! moment it starts. So over any interval of `t` seconds at most
+//! `burst + qps × t` requests start — also after the process was stalled
+//! (a reserving scheduler would let every request whose slot passed during
+//! the stall go at once). The burst is `⌈qps / 10⌉`, at least 1: a run's
+//! concurrent setup may start a couple of requests together, never a flood.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,9 +18,10 @@ use tokio::time::Instant;
 /// A shared token bucket.
 #[derive(Debug)]
 pub struct RateLimit {
-    interval: Duration,
+    qps: f64,
     burst: u32,
-    next: Mutex<Option<Instant>>,
+    /// Tokens held, and when they were counted.
+    bucket: Mutex<(f64, Instant)>,
 }
 
 impl RateLimit {
@@ -31,10 +33,11 @@ impl RateLimit {
         } else {
             1000.0
         };
+        let burst = burst_for(qps);
         RateLimit {
-            interval: Duration::from_secs_f64(1.0 / qps),
-            burst: burst_for(qps),
-            next: Mutex::new(None),
+            qps,
+            burst,
+            bucket: Mutex::new((f64::from(burst), Instant::now())),
         }
     }
 
@@ -43,20 +46,24 @@ impl RateLimit {
         self.burst
     }
 
-    /// Wait for this request's turn.
+    /// Wait for this request's turn: take a token, or sleep until one is
+    /// due and try again.
     pub async fn acquire(&self) {
-        let start = {
-            let mut tat = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let theoretical = tat.unwrap_or(now);
-            // May start up to `burst - 1` intervals before its theoretical time.
-            let early = self.interval * (self.burst - 1);
-            let start = now.max(theoretical.checked_sub(early).unwrap_or(now));
-            *tat = Some(theoretical.max(start) + self.interval);
-            start
-        };
-        if start > Instant::now() {
-            tokio::time::sleep_until(start).await;
+        loop {
+            let wait = {
+                let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                let (tokens, counted) = *bucket;
+                let tokens =
+                    (tokens + (now - counted).as_secs_f64() * self.qps).min(f64::from(self.burst));
+                if tokens >= 1.0 {
+                    *bucket = (tokens - 1.0, now);
+                    return;
+                }
+                *bucket = (tokens, now);
+                Duration::from_secs_f64((1.0 - tokens) / self.qps)
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -104,5 +111,29 @@ mod tests {
         // And the rate is used: 100 requests take about 100/20 s.
         let last = starts.last().copied().unwrap();
         assert!((4.8..=5.0).contains(&last), "{last}");
+    }
+
+    /// After a pause (a stalled process), requests waiting do not all go
+    /// at once: at most the burst does.
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_does_not_release_a_flood() {
+        let limit = std::sync::Arc::new(RateLimit::new(10.0));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let l = limit.clone();
+            tasks.push(tokio::spawn(async move {
+                l.acquire().await;
+                Instant::now() - t0
+            }));
+        }
+        let mut at_once = 0;
+        for t in tasks {
+            if t.await.unwrap().is_zero() {
+                at_once += 1;
+            }
+        }
+        assert_eq!(at_once, limit.burst() as usize);
     }
 }
