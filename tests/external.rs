@@ -315,10 +315,21 @@ fn the_kubeconfig_is_gone_after_sigint() {
         .spawn()
         .unwrap();
     // Both scans are hanging in the scanner: each says so through the FIFO.
-    for _ in 0..2 {
-        let said = std::fs::read_to_string(s.capture.join("started")).unwrap();
-        assert!(!said.trim().is_empty());
-    }
+    // One read may carry both lines (both writers open the FIFO before the
+    // reader); read until two scanners have said so. On a thread, so that a
+    // scanner that never starts fails the test instead of hanging it.
+    let fifo = s.capture.join("started");
+    let (said_tx, said_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = 0;
+        while said < 2 {
+            said += std::fs::read_to_string(&fifo).unwrap().lines().count();
+        }
+        let _ = said_tx.send(said);
+    });
+    said_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("both scanners start");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let reader = std::io::BufReader::new(child.stderr.take().unwrap());
     std::thread::spawn(move || {
