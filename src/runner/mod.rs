@@ -380,6 +380,23 @@ pub fn run_policy(
     )
 }
 
+/// Write a target's HDF result; a failed write is recorded (the target's
+/// error says so), never lost silently.
+fn write_result(output: &dyn RunOutput, target: &str, bytes: &[u8]) -> (Written, Option<String>) {
+    let name = format!("targets/{}", hdf_file_name(target).display());
+    match output.write(&name, bytes) {
+        Ok(w) => (w, None),
+        Err(e) => (
+            Written {
+                name: name.clone(),
+                sha256: String::new(),
+                size: 0,
+            },
+            Some(format!("cannot write {name}: {e}")),
+        ),
+    }
+}
+
 /// The threshold a run judges by: `--threshold`, else the policy's
 /// (validated at load time; a policy that got here parses).
 fn threshold_for(opts: &RunOptions, spec: &crate::policy::model::PolicySpec) -> Option<Threshold> {
@@ -562,19 +579,7 @@ fn scan_target(
     let report = evaluate_target(&ev, facts.as_ref().map_err(String::as_str));
     let counts = report.counts();
     let sc = StatusCounts::from(&counts);
-    let name = format!("targets/{}", hdf_file_name(&t.id).display());
-    let bytes = hdf::to_vec(&report);
-    let (hdf_written, write_error) = match output.write(&name, &bytes) {
-        Ok(w) => (w, None),
-        Err(e) => (
-            Written {
-                name: name.clone(),
-                sha256: String::new(),
-                size: 0,
-            },
-            Some(format!("cannot write {name}: {e}")),
-        ),
-    };
+    let (hdf_written, write_error) = write_result(output, &t.id, &hdf::to_vec(&report));
     let error = facts.err().or(write_error);
     TargetSummary {
         id: t.id.clone(),
@@ -736,18 +741,7 @@ pub fn run_external(
         let counts = crate::report::import::tally(
             &serde_json::from_slice(&report).expect("bound reports are JSON"),
         );
-        let name = format!("targets/{}", hdf_file_name(&t.id).display());
-        let (hdf, write_error) = match output.write(&name, &report) {
-            Ok(w) => (w, None),
-            Err(e) => (
-                Written {
-                    name: name.clone(),
-                    sha256: String::new(),
-                    size: 0,
-                },
-                Some(format!("cannot write {name}: {e}")),
-            ),
-        };
+        let (hdf, write_error) = write_result(output, &t.id, &report);
         let error = error.or(write_error);
         TargetSummary {
             id: t.id.clone(),
