@@ -110,29 +110,9 @@ fn write_policy(s: &Setup, targets: &str) -> PathBuf {
 }
 
 fn run(s: &Setup, extra: &[&str]) -> (crate::util::Run, Value) {
-    let profiles = repo().join("policies/profiles");
-    let mut args = vec![
-        "run",
-        "p.yaml",
-        "profile.yaml",
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--plaintext",
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["profile.yaml"];
     args.extend_from_slice(extra);
-    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(&args)
-        .current_dir(s.dir.path())
-        .env("KUBECONFIG", &s.server.kubeconfig)
-        .output()
-        .unwrap()
-        .into();
-    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
-    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
-    (out, summary)
+    crate::util::run_json(s.dir.path(), &s.server.kubeconfig, &args)
 }
 
 /// control id → status, per target, from the HDF files of a run.
@@ -325,10 +305,7 @@ fn auto_moves_shell_less_containers_to_debug_and_records_the_decision() {
         );
     }
 
-    assert_eq!(
-        vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(s.dir.path());
     let (out, summary) = run(&s, &["--signing-key", "signer.key.pem"]);
     let api = target(&summary, "mixed/via-api/app");
     assert_eq!(

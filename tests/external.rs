@@ -91,22 +91,13 @@ fn write_policy(s: &Setup, timeout: &str) {
 }
 
 fn command(s: &Setup) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(["run", "p.yaml"])
-        .arg(repo().join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--plaintext",
-            "--signing-key",
-            "signer.key.pem",
-            "--format",
-            "json",
-        ])
-        .current_dir(s.dir.path())
-        .env("KUBECONFIG", &s.server.kubeconfig)
-        // A secret in vigil's own environment must not reach the scanner.
-        .env("AWS_SECRET_ACCESS_KEY", "CANARY-INHERITED-ENV");
+    let mut cmd = crate::util::run_cmd(
+        s.dir.path(),
+        &s.server.kubeconfig,
+        &["--signing-key", "signer.key.pem"],
+    );
+    // A secret in vigil's own environment must not reach the scanner.
+    cmd.env("AWS_SECRET_ACCESS_KEY", "CANARY-INHERITED-ENV");
     cmd
 }
 
@@ -130,10 +121,7 @@ fn calls(s: &Setup) -> Vec<(String, PathBuf)> {
 }
 
 fn keygen(s: &Setup) {
-    assert_eq!(
-        vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(s.dir.path());
 }
 
 #[test]

@@ -7,10 +7,7 @@ use crate::util::{TempDir, repo, statement_payload, vigil_in};
 
 fn setup() -> (TempDir, std::path::PathBuf) {
     let dir = TempDir::new("import");
-    assert_eq!(
-        vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(dir.path());
     let age = vigil_in(dir.path(), &["keygen", "age", "--out", "reader"]);
     assert_eq!(age.code, 0, "{}", age.stderr);
     let recipient = age.stdout.trim().to_string();

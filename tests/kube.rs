@@ -678,10 +678,7 @@ fn without_retries_injected_faults_become_error_results_and_cleanup_still_runs()
 #[test]
 fn the_audit_trail_is_chained_signed_and_verified() {
     let Some(c) = cluster(false) else { return };
-    assert_eq!(
-        vigil_in(c.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(c.dir.path());
     let run = run_with_kubeconfig(
         &c,
         &c.server.kubeconfig,

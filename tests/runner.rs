@@ -64,25 +64,7 @@ fn write_policy(s: &Setup, namespaces: usize, limits: &str) {
 }
 
 fn run(s: &Setup) -> (crate::util::Run, Value) {
-    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "p.yaml"])
-        .arg(repo().join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(s.dir.path())
-        .env("KUBECONFIG", &s.server.kubeconfig)
-        .output()
-        .unwrap()
-        .into();
-    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
-    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
-    (out, summary)
+    crate::util::run_json(s.dir.path(), &s.server.kubeconfig, &["--unsigned"])
 }
 
 #[test]
@@ -169,29 +151,12 @@ fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
         latency_spikes: 10,
         exec_hang: 0,
     });
-    assert_eq!(
-        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
+    crate::util::signing_key(s.dir.path());
+    let (_, summary) = crate::util::run_json(
+        s.dir.path(),
+        &s.server.kubeconfig,
+        &["--signing-key", "signer.key.pem"],
     );
-    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "p.yaml"])
-        .arg(repo().join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--plaintext",
-            "--signing-key",
-            "signer.key.pem",
-            "--format",
-            "json",
-        ])
-        .current_dir(s.dir.path())
-        .env("KUBECONFIG", &s.server.kubeconfig)
-        .output()
-        .unwrap()
-        .into();
-    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
-    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
     let targets = summary[0]["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 200);
     let not_scanned: Vec<&Value> = targets
@@ -252,17 +217,12 @@ fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
 }
 
 fn spawn_run(s: &Setup, signed: bool) -> std::process::Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(["run", "p.yaml"])
-        .arg(repo().join("policies/profiles"))
-        .args(["--out", "out", "--plaintext", "--format", "json"]);
-    if signed {
-        cmd.args(["--signing-key", "signer.key.pem"]);
+    let key: &[&str] = if signed {
+        &["--signing-key", "signer.key.pem"]
     } else {
-        cmd.arg("--unsigned");
-    }
-    cmd.current_dir(s.dir.path())
-        .env("KUBECONFIG", &s.server.kubeconfig)
+        &["--unsigned"]
+    };
+    crate::util::run_cmd(s.dir.path(), &s.server.kubeconfig, key)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -286,10 +246,7 @@ fn sigint_at_half_of_a_200_target_run_seals_an_incomplete_bundle_that_verifies()
     let Some(s) = setup(200, 4, 5) else { return };
     write_policy(&s, 4, "{concurrency: 8, apiQps: 1000}");
     s.server.set_latency(Duration::from_millis(20));
-    assert_eq!(
-        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(s.dir.path());
     let child = spawn_run(&s, true);
     s.server
         .wait_for(Duration::from_secs(120), |log| execs(log) >= 100);
@@ -455,24 +412,11 @@ fn canaries_never_reach_logs_errors_or_results() {
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: load}\nspec:\n  profiles: [container-baseline]\n  redact: ['SITE-SECRET-[0-9]+']\n  limits: {concurrency: 2, apiQps: 1000, retries: 1}\n  targets:\n    - {namespace: ns-0, selector: {matchLabels: {app: load}}, approach: api}\n",
     );
     s.dir.write("p.yaml", text);
-    let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "p.yaml"])
-        .arg(repo().join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-            "--log-format",
-            "json",
-        ])
-        .current_dir(s.dir.path())
-        .env("KUBECONFIG", &kc)
-        .output()
-        .unwrap()
-        .into();
+    let out: crate::util::Run =
+        crate::util::run_cmd(s.dir.path(), &kc, &["--unsigned", "--log-format", "json"])
+            .output()
+            .unwrap()
+            .into();
     assert_eq!(out.code, 3, "{}", out.stderr);
     // Every stderr line is a JSON object.
     for line in out.stderr.lines() {
@@ -535,31 +479,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn shards_run_in_separate_processes_cover_the_plan_exactly() {
     let Some(s) = setup(24, 2, 3) else { return };
     write_policy(&s, 2, "{concurrency: 4, apiQps: 1000}");
-    assert_eq!(
-        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(s.dir.path());
     let run = |extra: &[&str]| -> Value {
-        let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["run", "p.yaml"])
-            .arg(repo().join("policies/profiles"))
-            .args([
-                "--out",
-                "out",
-                "--plaintext",
-                "--signing-key",
-                "signer.key.pem",
-                "--format",
-                "json",
-            ])
-            .args(extra)
-            .current_dir(s.dir.path())
-            .env("KUBECONFIG", &s.server.kubeconfig)
-            .output()
-            .unwrap()
-            .into();
-        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
-        serde_json::from_str::<Value>(&out.stdout).unwrap()[0].clone()
+        let mut args = vec!["--signing-key", "signer.key.pem"];
+        args.extend_from_slice(extra);
+        crate::util::run_json(s.dir.path(), &s.server.kubeconfig, &args).1[0].clone()
     };
     let whole = run(&[]);
     let counts = |v: &Value| -> std::collections::BTreeMap<String, Value> {
@@ -709,10 +633,7 @@ fn schedule_forwards_sigterm_to_the_run_in_flight() {
         "2020-01-01T00:00:00+00:00",
     )
     .unwrap();
-    assert_eq!(
-        crate::util::vigil_in(s.dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(s.dir.path());
     let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["schedule", "p.yaml"])
         .arg(repo().join("policies/profiles"))

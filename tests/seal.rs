@@ -32,10 +32,7 @@ fn tool(name: &str) -> bool {
 
 fn setup(extra_recipients: &[String]) -> Setup {
     let dir = TempDir::new("seal");
-    assert_eq!(
-        vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
-        0
-    );
+    crate::util::signing_key(dir.path());
     assert_eq!(
         vigil_in(dir.path(), &["keygen", "age", "--out", "auditor"]).code,
         0

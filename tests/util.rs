@@ -193,3 +193,32 @@ pub fn statement_payload(bundle: &Path) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&payload).unwrap()
 }
+
+/// A signing key pair in `dir`: `signer.key.pem` and `signer.pub.pem`.
+pub fn signing_key(dir: &Path) {
+    let r = vigil_in(dir, &["keygen", "signing", "--out", "signer"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// `vigil run p.yaml policies/profiles/ --out out --plaintext --format json
+/// EXTRA…` in `dir`, against the cluster of `kubeconfig`.
+pub fn run_cmd(dir: &Path, kubeconfig: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["run", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .args(["--out", "out", "--plaintext", "--format", "json"])
+        .args(extra)
+        .current_dir(dir)
+        .env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
+/// [`run_cmd`] to completion: it must exit 0 (pass) or 1 (a threshold
+/// failed); returns the output and the summaries it printed.
+pub fn run_json(dir: &Path, kubeconfig: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let out: Run = run_cmd(dir, kubeconfig, extra).output().unwrap().into();
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let summary =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    (out, summary)
+}
