@@ -90,7 +90,14 @@ impl Diagnostic {
         self.snippet = text
             .lines()
             .nth(pos.line.saturating_sub(1) as usize)
-            .map(|l| l.chars().take(240).collect());
+            // A bounded excerpt, redacted: the "line" may be anything a
+            // file held (a key, a token) when the file was not a policy.
+            .map(|l| {
+                crate::audit::redact::redact(&l.chars().take(240).collect::<String>())
+                    .chars()
+                    .take(240)
+                    .collect()
+            });
         self
     }
 

@@ -21,5 +21,6 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod runner;
+pub mod safeio;
 pub mod schedule;
 pub mod seal;

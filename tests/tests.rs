@@ -9,6 +9,7 @@ mod approaches;
 mod e2e;
 mod external;
 mod gather;
+mod hostile;
 mod import;
 mod interop;
 mod kube;

@@ -239,8 +239,8 @@ impl ExternalRun<'_> {
                 MAX_REPORT_BYTES >> 20
             ));
         }
-        let bytes =
-            std::fs::read(&report).map_err(|e| format!("cannot read {binary}'s report: {e}"))?;
+        let bytes = crate::safeio::read(&report, MAX_REPORT_BYTES, "report")
+            .map_err(|e| format!("{binary}: {e}"))?;
         crate::report::import::read(&bytes).map_err(|e| format!("{binary}'s report: {e}"))?;
         Ok(bytes)
     }

@@ -3,17 +3,13 @@
 use std::collections::BTreeMap;
 
 use super::{TestResult, expected, list_some, subject_of};
+use crate::facts::Facts;
 use crate::facts::compile::{GROUP, PASSWD, SHADOW};
 use crate::facts::parse::{GroupEntry, PasswdEntry, group, passwd, shadow};
-use crate::facts::{Facts, FileFact};
 use crate::policy::model::{GroupsCheck, UsersCheck};
 
 fn text<'a>(facts: &'a Facts, path: &str) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
-    match facts.files.get(path) {
-        Some(FileFact { error: Some(e), .. }) => Err(format!("{path} could not be read: {e}")),
-        Some(f) => Ok(f.content.as_ref().map(|c| c.text())),
-        None => Ok(None),
-    }
+    facts.content_of(path).map(|c| c.map(|c| c.text()))
 }
 
 /// Duplicated keys of a list, shown as `key (a, b)`.

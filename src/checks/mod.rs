@@ -29,6 +29,9 @@ pub enum Status {
     Error,
 }
 
+/// Most characters of found values or reasons copied into one message.
+const MAX_FOUND_CHARS: usize = 240;
+
 /// One evaluated expectation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestResult {
@@ -49,9 +52,11 @@ impl TestResult {
         }
     }
 
-    /// A passed or failed result from a boolean.
+    /// A passed or failed result from a boolean. What was found comes from
+    /// the target (a config value, an os-release field, a version), so it
+    /// enters the message only as a short, escaped excerpt.
     fn check(ok: bool, code_desc: String, got: impl Into<String>) -> TestResult {
-        let got = got.into();
+        let got = crate::safeio::excerpt(&got.into(), MAX_FOUND_CHARS);
         let message = format!("{code_desc}, got {got}");
         TestResult::new(
             if ok { Status::Passed } else { Status::Failed },
@@ -61,7 +66,8 @@ impl TestResult {
     }
 
     fn error(code_desc: String, why: impl Into<String>) -> TestResult {
-        let message = format!("{code_desc}, but {}", why.into());
+        let why = crate::safeio::excerpt(&why.into(), MAX_FOUND_CHARS);
+        let message = format!("{code_desc}, but {why}");
         TestResult::new(Status::Error, code_desc, message)
     }
 

@@ -3,9 +3,9 @@
 
 use super::version::{Constraint, Scheme};
 use super::{Status, TestResult, expected};
+use crate::facts::Facts;
 use crate::facts::compile::{APK_DB, DPKG_STATUS, DPKG_STATUS_D};
 use crate::facts::parse::{Package, apk, dpkg};
-use crate::facts::{Facts, FileFact};
 use crate::policy::model::{PackageCheck, PackageManager};
 
 /// The installed packages of a target and the scheme their versions follow.
@@ -16,29 +16,34 @@ struct Db {
     truncated: bool,
 }
 
-fn content(f: &FileFact) -> Option<String> {
-    f.content.as_ref().map(|c| c.text().into_owned())
-}
-
-fn databases(facts: &Facts, manager: PackageManager) -> Vec<Db> {
+/// The package databases of a target. `Err` when a database that exists
+/// could not be read: then "not installed" would be a guess, not evidence.
+fn databases(facts: &Facts, manager: PackageManager) -> Result<Vec<Db>, String> {
     let mut out = Vec::new();
     if matches!(manager, PackageManager::Auto | PackageManager::Dpkg) {
         let mut packages = Vec::new();
         let mut found = false;
         let mut truncated = false;
         if let Some(f) = facts.files.get(DPKG_STATUS)
-            && let Some(text) = content(f)
+            && let Some(c) = f
+                .evidence()
+                .map_err(|why| format!("{DPKG_STATUS}: {why}"))?
         {
             found = true;
             truncated |= f.truncated;
-            packages.extend(dpkg(&text));
+            packages.extend(dpkg(&c.text()));
         }
-        if let Some(dir) = facts.dirs.get(DPKG_STATUS_D) {
-            for f in dir.values() {
-                if let Some(text) = content(f) {
+        if let Some(dir) = facts.dir_of(DPKG_STATUS_D)? {
+            for (name, f) in dir {
+                let c = f
+                    .evidence()
+                    .map_err(|why| format!("{DPKG_STATUS_D}/{name}: {why}"))?;
+                // Only regular files are entries (a symlink in status.d is
+                // listed by lstat and is no database).
+                if let Some(c) = c {
                     found = true;
                     truncated |= f.truncated;
-                    packages.extend(dpkg(&text));
+                    packages.extend(dpkg(&c.text()));
                 }
             }
         }
@@ -53,21 +58,29 @@ fn databases(facts: &Facts, manager: PackageManager) -> Vec<Db> {
     }
     if matches!(manager, PackageManager::Auto | PackageManager::Apk)
         && let Some(f) = facts.files.get(APK_DB)
-        && let Some(text) = content(f)
+        && let Some(c) = f.evidence().map_err(|why| format!("{APK_DB}: {why}"))?
     {
         out.push(Db {
             scheme: Scheme::Apk,
             source: "apk",
-            packages: apk(&text),
+            packages: apk(&c.text()),
             truncated: f.truncated,
         });
     }
-    out
+    Ok(out)
 }
 
 pub(super) fn package(c: &PackageCheck, facts: &Facts) -> Vec<TestResult> {
     let subject = format!("Package {}", c.package);
-    let dbs = databases(facts, c.manager);
+    let dbs = match databases(facts, c.manager) {
+        Ok(dbs) => dbs,
+        Err(why) => {
+            return vec![TestResult::error(
+                format!("{subject} is inspected"),
+                format!("the package database could not be read ({why})"),
+            )];
+        }
+    };
     let mut out = Vec::new();
     if dbs.is_empty() {
         let desc = match c.expect.installed {

@@ -8,10 +8,24 @@ use crate::facts::parse;
 use crate::policy::model::{CommandCheck, ConfigCheck, ConfigFormat, OsCheck, ProcessCheck};
 
 pub(super) fn os(c: &OsCheck, facts: &Facts) -> Vec<TestResult> {
-    let release = OS_RELEASE
-        .iter()
-        .find_map(|p| facts.files.get(*p).and_then(|f| f.content.as_ref()))
-        .map(|c| parse::os_release(&c.text()));
+    // The first os-release that exists is the evidence; one that exists
+    // but cannot be read is an error, not "absent".
+    let mut release = None;
+    for p in OS_RELEASE {
+        match facts.content_of(p) {
+            Ok(Some(c)) => {
+                release = Some(parse::os_release(&c.text()));
+                break;
+            }
+            Ok(None) => {}
+            Err(why) => {
+                return vec![TestResult::error(
+                    "OS release is expected to be readable".into(),
+                    why,
+                )];
+            }
+        }
+    }
     let e = &c.expect;
     let Some(rel) = release else {
         return vec![TestResult::check(
@@ -67,14 +81,11 @@ pub(super) fn os(c: &OsCheck, facts: &Facts) -> Vec<TestResult> {
 
 pub(super) fn config(c: &ConfigCheck, facts: &Facts) -> Vec<TestResult> {
     let subject = format!("Config {}", c.config);
-    let fact = facts.files.get(&c.config);
-    if let Some(why) = fact.and_then(|f| f.error.as_ref()) {
-        return vec![TestResult::error(
-            format!("{subject} is read"),
-            format!("it could not be read: {why}"),
-        )];
-    }
-    let Some(content) = fact.and_then(|f| f.content.as_ref()) else {
+    let content = match facts.content_of(&c.config) {
+        Ok(c) => c,
+        Err(why) => return vec![TestResult::error(format!("{subject} is read"), why)],
+    };
+    let Some(content) = content else {
         return vec![TestResult::check(
             false,
             format!("{subject} is expected to exist"),

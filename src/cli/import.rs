@@ -3,7 +3,6 @@
 //! them too. The statement records that they were imported, by whom and
 //! from where.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
@@ -85,24 +84,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     // Read every report before writing anything.
     let mut files = Vec::new();
     for path in &args.reports {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_REPORT_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(|e| {
-                InvalidInput(format!(
-                    "cannot read {}: {}",
-                    path.display(),
-                    crate::policy::source::io_reason(&e)
-                ))
-            })?;
-        if bytes.len() as u64 > MAX_REPORT_BYTES {
-            return Err(InvalidInput(format!(
-                "{} is larger than {} MiB",
-                path.display(),
-                MAX_REPORT_BYTES >> 20
-            ))
-            .into());
-        }
+        let bytes = crate::safeio::read(path, MAX_REPORT_BYTES, "report")
+            .map_err(|e| InvalidInput(e.to_string()))?;
         crate::report::import::read(&bytes)
             .map_err(|e| InvalidInput(format!("{}: {e}", path.display())))?;
         files.push((path.display().to_string(), bytes));

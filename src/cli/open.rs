@@ -67,7 +67,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Some(s) => s,
         None => {
             // --no-verify on a bundle whose statement is unreadable.
-            let bytes = std::fs::read(args.bundle.join(crate::seal::bundle::STATEMENT_FILE))?;
+            let bytes = crate::safeio::read(
+                &args.bundle.join(crate::seal::bundle::STATEMENT_FILE),
+                crate::seal::verify::MAX_STATEMENT_BYTES,
+                "statement",
+            )?;
             let env: crate::seal::dsse::Envelope = serde_json::from_slice(&bytes)?;
             let payload =
                 base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &env.payload)?;
@@ -102,12 +106,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         let bytes = if p.encrypted {
             decrypt(
-                std::io::BufReader::new(std::fs::File::open(&path)?),
+                &crate::safeio::read(&path, crate::seal::verify::MAX_PLAINTEXT_BYTES, "result")?[..],
                 &identities,
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?
         } else {
-            std::fs::read(&path)?
+            crate::safeio::read(&path, crate::seal::verify::MAX_PLAINTEXT_BYTES, "result")?
         };
         let hdf: serde_json::Value = serde_json::from_slice(&bytes)?;
         let c = recount(&hdf);

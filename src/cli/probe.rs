@@ -68,14 +68,14 @@ fn read_request(args: &Args) -> anyhow::Result<Vec<u8>> {
             .take(MAX_REQUEST_BYTES + 1)
             .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_REQUEST_BYTES + 1).read_to_end(&mut bytes))
+        return crate::safeio::read(path, MAX_REQUEST_BYTES, "request")
+            .map_err(|e| InvalidInput(e.to_string()).into());
     };
     read.map_err(|e| {
         InvalidInput(format!(
             "cannot read request {}: {}",
             path.display(),
-            crate::policy::source::io_reason(&e)
+            crate::safeio::io_reason(&e)
         ))
     })?;
     Ok(bytes)
@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         anyhow::anyhow!(
             "cannot open root {}: {}",
             root.display(),
-            crate::policy::source::io_reason(&e)
+            crate::safeio::io_reason(&e)
         )
     })?;
     if req.processes

@@ -67,15 +67,13 @@ enum Format {
     Json,
 }
 
+/// Threshold files larger than this are refused (a real one is a few lines).
+const MAX_THRESHOLD_BYTES: u64 = 1024 * 1024;
+
 /// Read a SAF threshold file.
 pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        InvalidInput(format!(
-            "cannot read threshold file {}: {}",
-            path.display(),
-            crate::policy::source::io_reason(&e)
-        ))
-    })?;
+    let text = crate::safeio::read_to_string(path, MAX_THRESHOLD_BYTES, "threshold file")
+        .map_err(|e| InvalidInput(e.to_string()))?;
     let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
         InvalidInput(format!(
             "threshold file {} is not YAML/JSON: {}",

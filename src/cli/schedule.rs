@@ -103,7 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let last: BTreeMap<String, chrono::DateTime<chrono::Utc>> = plans
         .iter()
         .filter_map(|p| {
-            let text = std::fs::read_to_string(state(&p.policy)).ok()?;
+            let text =
+                crate::safeio::read_to_string(&state(&p.policy), 4096, "schedule state").ok()?;
             let t = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
             Some((p.policy.clone(), t.with_timezone(&chrono::Utc)))
         })

@@ -203,6 +203,26 @@ impl FileFact {
     pub fn exists(&self) -> bool {
         self.stat.is_some()
     }
+
+    /// The content as evidence: `Ok(None)` only when the path really does
+    /// not exist; an error, a path that is not a regular file (a FIFO, a
+    /// directory, a device where a database should be) or content that was
+    /// requested but not collected is `Err(why)`, never "absent". This is
+    /// the one rule by which checks read file content, whichever collector
+    /// produced the fact.
+    pub fn evidence(&self) -> Result<Option<&Content>, String> {
+        if let Some(why) = &self.error {
+            return Err(format!("it could not be read: {why}"));
+        }
+        match (&self.stat, &self.content) {
+            (_, Some(c)) => Ok(Some(c)),
+            (None, None) => Ok(None),
+            (Some(st), None) if st.kind != Kind::File => {
+                Err(format!("it is a {}, not a regular file", st.kind.as_str()))
+            }
+            (Some(_), None) => Err("its content was not collected".into()),
+        }
+    }
 }
 
 /// One entry found by a walk.
@@ -233,6 +253,10 @@ pub struct WalkFact {
     /// Per-entry errors (path, reason).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<(String, String)>,
+    /// Mount points of pseudo filesystems (procfs, sysfs, …) met by the walk
+    /// and not entered: their entries describe the kernel, not the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pseudo_skipped: Vec<String>,
 }
 
 /// A running process.
@@ -257,6 +281,26 @@ pub struct CommandFact {
     pub stdout: String,
 }
 
+impl Facts {
+    /// The content of a requested file as evidence ([`FileFact::evidence`]);
+    /// a path the collector returned nothing for is an error too.
+    pub fn content_of(&self, path: &str) -> Result<Option<&Content>, String> {
+        match self.files.get(path) {
+            Some(f) => f.evidence().map_err(|why| format!("{path}: {why}")),
+            None => Err(format!("{path}: the collector returned no fact for it")),
+        }
+    }
+
+    /// The files of a `read_dirs` directory as evidence: `Err` when the
+    /// directory could not be listed completely.
+    pub fn dir_of(&self, dir: &str) -> Result<Option<&BTreeMap<String, FileFact>>, String> {
+        if let Some(why) = self.dir_errors.get(dir) {
+            return Err(format!("{dir} could not be listed: {why}"));
+        }
+        Ok(self.dirs.get(dir))
+    }
+}
+
 /// Everything gathered from one target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +309,11 @@ pub struct Facts {
     pub files: BTreeMap<String, FileFact>,
     /// Per `read_dirs` entry: file name → fact.
     pub dirs: BTreeMap<String, BTreeMap<String, FileFact>>,
+    /// Per `read_dirs` entry that exists but could not be listed completely
+    /// (permission denied, not a directory, too many entries): why. Its
+    /// files are then not evidence of anything.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dir_errors: BTreeMap<String, String>,
     /// Per walked path.
     pub walks: BTreeMap<String, WalkFact>,
     /// Processes, when the collector can see them (`None`: it cannot).

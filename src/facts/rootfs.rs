@@ -14,6 +14,9 @@
 //! - A permission error, a symlink loop or a vanished file is an error on
 //!   that one fact, never a failed collection.
 //! - Walks never follow symlinks and stop at their depth and entry limits.
+//! - Pseudo filesystems (procfs, sysfs, cgroupfs, …) are never evidence: a
+//!   path resolving onto one is an error, a walk does not enter one, and a
+//!   path whose content is wanted but is not a regular file is an error.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -48,9 +51,15 @@ pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
         );
     }
     for dir in &req.read_dirs {
-        facts
-            .dirs
-            .insert(dir.clone(), read_dir(root, dir, req.max_file_bytes));
+        match read_dir(root, dir, req.max_file_bytes) {
+            Ok(Some(files)) => {
+                facts.dirs.insert(dir.clone(), files);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                facts.dir_errors.insert(dir.clone(), why);
+            }
+        }
     }
     for w in &req.walks {
         facts.walks.insert(w.path.clone(), walk(root, w));
@@ -98,10 +107,28 @@ fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
 }
 
+/// Why a descriptor on a pseudo filesystem is not evidence.
+fn pseudo(fd: &OwnedFd) -> Option<String> {
+    crate::safeio::pseudo_filesystem(fd).map(|fs| {
+        format!("it resolves into a pseudo filesystem ({fs}), which is not part of the image")
+    })
+}
+
 /// lstat, stat (followed), link text and, when `cap` is given, content.
+///
+/// A path that resolves onto a pseudo filesystem (procfs, sysfs, …) is an
+/// error, never a fact: in a live root, `/etc/os-release → /proc/self/environ`
+/// resolves inside the root to procfs's `self`, the scanner itself, and
+/// `RESOLVE_NO_MAGICLINKS` does not stop that (`/proc/self` is an ordinary
+/// procfs symlink). The check is `fstatfs` on the opened descriptor, under
+/// both resolvers.
 fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
     let mut fact = FileFact::default();
     match root.parent_of(path) {
+        Ok((parent, _)) if pseudo(&parent).is_some() => {
+            fact.error = pseudo(&parent);
+            return fact;
+        }
         Ok((parent, name)) => match statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let sf = stat_fact(&st);
@@ -134,19 +161,32 @@ fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
             return fact;
         }
     };
-    let Ok(st) = fstat(&handle) else { return fact };
+    if let Some(why) = pseudo(&handle) {
+        fact.error = Some(why);
+        return fact;
+    }
+    let st = match fstat(&handle) {
+        Ok(st) => st,
+        Err(e) => {
+            fact.error = Some(reason(&e));
+            return fact;
+        }
+    };
     let sf = stat_fact(&st);
     fact.stat = Some(sf);
-    if let Some(cap) = cap
-        && sf.kind == Kind::File
-    {
-        match read_capped(root, path, &st, cap) {
-            Ok((bytes, truncated)) => {
-                fact.content = Some(Content::from_bytes(bytes));
-                fact.truncated = truncated;
-            }
-            Err(e) => fact.error = Some(reason(&e)),
+    let Some(cap) = cap else { return fact };
+    if sf.kind != Kind::File {
+        // Content was asked for (a database, a config file) and this is a
+        // FIFO, a directory or a device: never opened, and not evidence.
+        fact.error = Some(format!("it is a {}, not a regular file", sf.kind.as_str()));
+        return fact;
+    }
+    match read_capped(root, path, &st, cap) {
+        Ok((bytes, truncated)) => {
+            fact.content = Some(Content::from_bytes(bytes));
+            fact.truncated = truncated;
         }
+        Err(e) => fact.error = Some(reason(&e)),
     }
     fact
 }
@@ -185,24 +225,38 @@ fn read_fd_capped(
     Ok((bytes, truncated))
 }
 
+/// Most entries read from one `read_dirs` directory; more is an error,
+/// not a silent cut (a package missed is a package "not installed").
+const MAX_DIR_ENTRIES: usize = 10_000;
+
 /// Read every regular file directly inside `dir` (no recursion).
-fn read_dir(root: &Root, dir: &str, cap: u64) -> BTreeMap<String, FileFact> {
+/// `Ok(None)` when the directory does not exist; `Err` when it exists but
+/// cannot be listed completely.
+fn read_dir(
+    root: &Root,
+    dir: &str,
+    cap: u64,
+) -> Result<Option<BTreeMap<String, FileFact>>, String> {
     let mut out = BTreeMap::new();
-    let Ok(dfd) = root.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY) else {
-        return out;
+    let dfd = match root.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(fd) => fd,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(reason(&e)),
     };
-    let Ok(mut entries) = Dir::read_from(&dfd) else {
-        return out;
-    };
+    if let Some(why) = pseudo(&dfd) {
+        return Err(why);
+    }
+    let mut entries = Dir::read_from(&dfd).map_err(|e| reason(&e.into()))?;
     let mut count = 0;
-    while let Some(Ok(entry)) = entries.read() {
+    while let Some(entry) = entries.read() {
+        let entry = entry.map_err(|e| reason(&e.into()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == "." || name == ".." {
             continue;
         }
         count += 1;
-        if count > 10_000 {
-            break;
+        if count > MAX_DIR_ENTRIES {
+            return Err(format!("more than {MAX_DIR_ENTRIES} entries"));
         }
         let mut fact = FileFact::default();
         match statat(&dfd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -233,11 +287,13 @@ fn read_dir(root: &Root, dir: &str, cap: u64) -> BTreeMap<String, FileFact> {
                     }
                 }
             }
+            // Vanished between the listing and the stat: not an entry.
+            Err(rustix::io::Errno::NOENT) => continue,
             Err(e) => fact.error = Some(reason(&e.into())),
         }
         out.insert(name, fact);
     }
-    out
+    Ok(Some(out))
 }
 
 /// Returns true if and only if an entry is worth recording in a walk that
@@ -260,6 +316,10 @@ fn walk(root: &Root, req: &WalkRequest) -> WalkFact {
             return fact;
         }
     };
+    if let Some(why) = pseudo(&start) {
+        fact.errors.push((req.path.clone(), why));
+        return fact;
+    }
     let base = req.path.trim_end_matches('/').to_string();
     walk_dir(&start, &base, 0, req, &mut fact);
     fact.entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -302,6 +362,8 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
         let path = format!("{dpath}/{}", name.to_string_lossy());
         let st = match statat(dfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => stat_fact(&st),
+            // Vanished since the listing (a live root): not an entry.
+            Err(rustix::io::Errno::NOENT) => continue,
             Err(e) => {
                 fact.errors.push((path, reason(&e.into())));
                 continue;
@@ -326,9 +388,61 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             ) {
+                // A mount of procfs, sysfs, cgroupfs, … (live roots): its
+                // entries describe the kernel, not the image; not entered.
+                Ok(fd) if crate::safeio::pseudo_filesystem(&fd).is_some() => {
+                    fact.pseudo_skipped.push(path);
+                }
                 Ok(fd) => walk_dir(&fd, &path, depth + 1, req, fact),
+                Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => fact.errors.push((path, reason(&e.into()))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine's own `/` is a live root: procfs and sysfs are mounted.
+    /// Under both resolvers, a link into them, a direct path, a listed
+    /// directory and a walk never return their content.
+    #[test]
+    fn pseudo_filesystems_are_refused_under_both_resolvers() {
+        let dir = std::env::temp_dir().join(format!("vigil-live-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/proc/self/environ", dir.join("os-release")).unwrap();
+        let link = dir.join("os-release").display().to_string();
+        let mut req = FactRequest {
+            max_file_bytes: 4096,
+            ..FactRequest::default()
+        };
+        for p in [link.as_str(), "/proc/self/environ", "/sys/kernel/mm"] {
+            req.stat.insert(p.into());
+            req.read.insert(p.into());
+        }
+        req.read_dirs.insert("/proc/self".into());
+        for root in [
+            Root::open(Path::new("/")).unwrap(),
+            Root::open_without_openat2(Path::new("/")).unwrap(),
+        ] {
+            let facts = collect_from(&root, &req).unwrap();
+            for (path, f) in &facts.files {
+                assert!(f.content.is_none(), "{path}");
+                assert!(
+                    f.error
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("pseudo filesystem"),
+                    "{path}: {f:?} (openat2: {})",
+                    root.uses_openat2()
+                );
+                assert!(f.evidence().is_err());
+            }
+            assert!(facts.dir_of("/proc/self").is_err());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -63,16 +63,8 @@ impl Snapshot {
             path: shown.clone(),
             reason,
         };
-        let meta =
-            std::fs::metadata(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
-        if meta.len() > MAX_SNAPSHOT_BYTES {
-            return Err(read_err(format!(
-                "larger than {} MiB",
-                MAX_SNAPSHOT_BYTES >> 20
-            )));
-        }
-        let bytes =
-            std::fs::read(path).map_err(|e| read_err(crate::policy::source::io_reason(&e)))?;
+        let bytes = crate::safeio::read(path, MAX_SNAPSHOT_BYTES, "inventory")
+            .map_err(|e| read_err(e.problem.to_string()))?;
         Snapshot::from_slice(&bytes).map_err(|reason| InventoryError::Parse {
             path: shown,
             reason,

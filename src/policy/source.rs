@@ -3,11 +3,10 @@
 //! Inputs are files or directories; directories are walked recursively for
 //! `*.yaml` / `*.yml` (sorted, so diagnostics come out in a stable order).
 //! Symlinked directories are not followed, so a link cycle cannot make the
-//! walk loop. Files are read with a size cap and must be UTF-8.
+//! walk loop; symlinked files are followed only inside the directory, and
+//! kubelet ConfigMap internals (`..data`, `..<timestamp>`) are skipped. Files are read with a size cap and must be UTF-8.
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic};
@@ -36,9 +35,22 @@ fn is_yaml(path: &Path) -> bool {
 
 /// Expand inputs into the list of files to read. Problems (missing path,
 /// unreadable directory, a directory with no YAML) become diagnostics.
+///
+/// Inside a given directory:
+/// - entries whose names start with `..` are skipped: the kubelet lays a
+///   ConfigMap volume out as `..<timestamp>/` plus a `..data` symlink to it
+///   and one symlink per key, so each key would otherwise be read twice
+///   (kubernetes/kubernetes `pkg/volume/util/atomic_writer.go`);
+/// - a symlink is followed only when it stays inside that directory (a
+///   policy repository's pull request cannot point vigil at `/proc/self/…`
+///   or at the CI runner's files); a path named on the command line is
+///   taken as given, as the user chose it;
+/// - each file is loaded once, by its canonical path, however many links
+///   lead to it.
 pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for input in inputs {
         match fs::metadata(input) {
             Err(e) => diags.push(
@@ -51,7 +63,8 @@ pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
             ),
             Ok(meta) if meta.is_dir() => {
                 let before = files.len();
-                walk(input, &mut files, &mut diags);
+                let top = fs::canonicalize(input).unwrap_or_else(|_| input.clone());
+                walk(input, &top, &mut files, &mut seen, &mut diags);
                 if files.len() == before {
                     diags.push(
                         Diagnostic::error(
@@ -65,7 +78,11 @@ pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
                     );
                 }
             }
-            Ok(meta) if meta.is_file() => files.push(input.clone()),
+            Ok(meta) if meta.is_file() => {
+                if seen.insert(fs::canonicalize(input).unwrap_or_else(|_| input.clone())) {
+                    files.push(input.clone());
+                }
+            }
             // FIFOs, sockets and devices: reading could block or never end.
             Ok(_) => diags.push(
                 Diagnostic::error(Code::ReadFailed, "not a regular file")
@@ -77,7 +94,13 @@ pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     (files, diags)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+fn walk(
+    dir: &Path,
+    top: &Path,
+    files: &mut Vec<PathBuf>,
+    seen: &mut std::collections::BTreeSet<PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -91,7 +114,20 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
             return;
         }
     };
-    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut children = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) if e.file_name().as_encoded_bytes().starts_with(b"..") => {}
+            Ok(e) => children.push(e.path()),
+            Err(e) => diags.push(
+                Diagnostic::error(
+                    Code::ReadFailed,
+                    format!("cannot list directory: {}", io_reason(&e)),
+                )
+                .in_file(dir),
+            ),
+        }
+    }
     children.sort();
     for child in children {
         // symlink_metadata: do not follow links into directories (cycles).
@@ -99,53 +135,68 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
             continue;
         };
         if meta.is_dir() {
-            walk(&child, files, diags);
-        } else if is_yaml(&child)
-            && (meta.is_file() || fs::metadata(&child).is_ok_and(|m| m.is_file()))
-        {
+            walk(&child, top, files, seen, diags);
+            continue;
+        }
+        if !is_yaml(&child) {
+            continue;
+        }
+        let Ok(real) = fs::canonicalize(&child) else {
+            continue; // a dangling link names no file
+        };
+        if meta.file_type().is_symlink() && !real.starts_with(top) {
+            diags.push(
+                Diagnostic::error(
+                    Code::ReadFailed,
+                    "symlink leads out of the policy directory; refusing to follow it",
+                )
+                .in_file(&child)
+                .with_hint("name the file on the command line if it really is a policy"),
+            );
+            continue;
+        }
+        if fs::metadata(&real).is_ok_and(|m| m.is_file()) && seen.insert(real) {
             files.push(child);
         }
     }
 }
 
-/// Read one file with the size cap and the UTF-8 check.
+/// Read one file with the size cap and the UTF-8 check. Special files and
+/// files on pseudo filesystems are refused ([`crate::safeio`]).
 pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
-    let fail = |e: std::io::Error| {
-        Diagnostic::error(
-            Code::ReadFailed,
-            format!("cannot read file: {}", io_reason(&e)),
-        )
-        .in_file(path)
-        .with_hint("check the file exists and is readable")
-    };
-    // O_NONBLOCK: if the path was swapped for a FIFO after the walk, opening
-    // it must not wait for a writer.
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(fail)?;
-    // Re-check on the open handle: the path may have been swapped for a FIFO.
-    if !file.metadata().map_err(fail)?.is_file() {
-        return Err(Diagnostic::error(Code::ReadFailed, "not a regular file").in_file(path));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(fail)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
-            Code::FileTooLarge,
-            format!(
-                "file is larger than the {} KiB limit for policy files",
-                MAX_FILE_BYTES / 1024
+    let bytes =
+        crate::safeio::read(path, MAX_FILE_BYTES, "policy file").map_err(|e| match e.problem {
+            crate::safeio::Problem::TooLarge(_) => Diagnostic::error(
+                Code::FileTooLarge,
+                format!(
+                    "file is larger than the {} KiB limit for policy files",
+                    MAX_FILE_BYTES / 1024
+                ),
+            )
+            .in_file(path)
+            .with_hint(
+                "split the policy into several files, or check that this is the file you meant",
             ),
-        )
-        .in_file(path)
-        .with_hint(
-            "split the policy into several files, or check that this is the file you meant",
-        ));
-    }
+            crate::safeio::Problem::Io(reason) => {
+                Diagnostic::error(Code::ReadFailed, format!("cannot read file: {reason}"))
+                    .in_file(path)
+                    .with_hint("check the file exists and is readable")
+            }
+            crate::safeio::Problem::NotRegular(kind) => {
+                Diagnostic::error(Code::ReadFailed, format!("not a regular file ({kind})"))
+                    .in_file(path)
+                    .with_hint("pass policy files or directories")
+            }
+            crate::safeio::Problem::Pseudo(fs) => Diagnostic::error(
+                Code::ReadFailed,
+                format!("file is on a pseudo filesystem ({fs}); refusing to read it"),
+            )
+            .in_file(path)
+            .with_hint("policies are ordinary files; check where this path points"),
+            crate::safeio::Problem::Silent => Diagnostic::error(Code::ReadFailed, e.to_string())
+                .in_file(path)
+                .with_hint("pass policy files or directories"),
+        })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -172,14 +223,7 @@ pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
     })
 }
 
-/// An I/O error's reason without the path (the diagnostic carries the path).
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
+use crate::safeio::io_reason;
 
 #[cfg(test)]
 mod tests {
@@ -209,5 +253,63 @@ mod tests {
         let d = read(&path).unwrap_err();
         assert_eq!((d.code, d.line, d.column), ("not-utf8", 2, 5));
         fs::remove_file(&path).unwrap();
+    }
+    #[test]
+    fn configmap_volume_layout_loads_each_key_once_and_follows_a_swap() {
+        // The kubelet's atomic writer: ..<ts>/ holds the files, ..data
+        // points at it, and each key is a symlink through ..data.
+        let dir = std::env::temp_dir().join(format!("vigil-cm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("..2026_11_30_10_00_00.1")).unwrap();
+        fs::write(dir.join("..2026_11_30_10_00_00.1/policy.yaml"), "a: 1").unwrap();
+        fs::write(dir.join("..2026_11_30_10_00_00.1/profile.yaml"), "b: 1").unwrap();
+        std::os::unix::fs::symlink("..2026_11_30_10_00_00.1", dir.join("..data")).unwrap();
+        for key in ["policy.yaml", "profile.yaml"] {
+            std::os::unix::fs::symlink(format!("..data/{key}"), dir.join(key)).unwrap();
+        }
+        let (files, diags) = collect_paths(std::slice::from_ref(&dir));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(
+            files,
+            vec![dir.join("policy.yaml"), dir.join("profile.yaml")]
+        );
+        // An update: a new timestamped dir, ..data swapped, the old one gone.
+        fs::create_dir_all(dir.join("..2026_11_30_11_00_00.2")).unwrap();
+        fs::write(dir.join("..2026_11_30_11_00_00.2/policy.yaml"), "a: 2").unwrap();
+        fs::write(dir.join("..2026_11_30_11_00_00.2/profile.yaml"), "b: 2").unwrap();
+        std::os::unix::fs::symlink("..2026_11_30_11_00_00.2", dir.join("..data_tmp")).unwrap();
+        fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        fs::remove_dir_all(dir.join("..2026_11_30_10_00_00.1")).unwrap();
+        let (files, diags) = collect_paths(std::slice::from_ref(&dir));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(files.len(), 2);
+        assert_eq!(read(&files[0]).unwrap().text, "a: 2");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn links_out_of_the_directory_and_pseudo_files_are_refused_without_echo() {
+        let dir = std::env::temp_dir().join(format!("vigil-evil-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("ok.yaml"), "a: 1").unwrap();
+        std::os::unix::fs::symlink("/proc/self/environ", dir.join("evil.yaml")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("host.yaml")).unwrap();
+        let (files, diags) = collect_paths(std::slice::from_ref(&dir));
+        assert_eq!(files, vec![dir.join("ok.yaml")]);
+        assert_eq!(diags.len(), 2, "{diags:?}");
+        assert!(
+            diags
+                .iter()
+                .all(|d| d.code == "read-failed" && d.snippet.is_none())
+        );
+        // Named explicitly, the pseudo file is still refused, and nothing of
+        // it is echoed.
+        let d = read(&dir.join("evil.yaml")).unwrap_err();
+        assert!(d.message.contains("pseudo filesystem"), "{}", d.message);
+        assert!(!d.render().contains("PATH="));
+        let d = read(Path::new("/dev/zero")).unwrap_err();
+        assert!(d.message.contains("character device"), "{}", d.message);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

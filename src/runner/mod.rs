@@ -271,7 +271,7 @@ impl Collector for LocalCollector {
                     Failure::from(format!(
                         "cannot open root {}: {}",
                         root.display(),
-                        crate::policy::source::io_reason(&e)
+                        crate::safeio::io_reason(&e)
                     ))
                 }),
             (approach, _) => Err(Failure::from(format!(

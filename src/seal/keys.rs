@@ -94,7 +94,7 @@ impl Signer {
     pub fn from_file(path: &Path) -> Result<Signer, KeyError> {
         let meta = fs::metadata(path).map_err(|e| KeyError::Read {
             path: path.into(),
-            reason: crate::policy::source::io_reason(&e),
+            reason: crate::safeio::io_reason(&e),
         })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
@@ -103,10 +103,7 @@ impl Signer {
                 mode,
             });
         }
-        let text = fs::read_to_string(path).map_err(|e| KeyError::Read {
-            path: path.into(),
-            reason: crate::policy::source::io_reason(&e),
-        })?;
+        let text = read_key_text(path, "signing key")?;
         Signer::from_pem(&text, &path.display().to_string())
     }
 
@@ -153,6 +150,26 @@ impl Signer {
     }
 }
 
+/// Key files larger than this are refused while reading: a PEM key is a
+/// few hundred bytes, an identity file with many keys a few KiB.
+pub const MAX_KEY_FILE_BYTES: u64 = 256 * 1024;
+
+/// Read a key file under [`crate::safeio`]'s rules (capped, no devices, no
+/// pseudo files, FIFOs with a deadline).
+fn read_key_bytes(path: &Path, what: &'static str) -> Result<Vec<u8>, KeyError> {
+    crate::safeio::read(path, MAX_KEY_FILE_BYTES, what).map_err(|e| KeyError::Read {
+        path: path.into(),
+        reason: e.problem.to_string(),
+    })
+}
+
+fn read_key_text(path: &Path, what: &'static str) -> Result<String, KeyError> {
+    String::from_utf8(read_key_bytes(path, what)?).map_err(|_| KeyError::Read {
+        path: path.into(),
+        reason: "not UTF-8 text".into(),
+    })
+}
+
 /// SPKI PEM of a public key.
 pub fn spki_pem(key: &VerifyingKey) -> String {
     let mut der = SPKI_PREFIX.to_vec();
@@ -162,10 +179,7 @@ pub fn spki_pem(key: &VerifyingKey) -> String {
 
 /// Read a trusted public key (SPKI PEM).
 pub fn load_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let text = fs::read_to_string(path).map_err(|e| KeyError::Read {
-        path: path.into(),
-        reason: crate::policy::source::io_reason(&e),
-    })?;
+    let text = read_key_text(path, "trusted key")?;
     VerifyingKey::from_public_key_pem(text.trim()).map_err(|_| KeyError::Invalid {
         source_name: path.display().to_string(),
         what: "an Ed25519 public key (SPKI PEM)",
@@ -201,7 +215,7 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     let err = |e: io::Error| KeyError::Write {
         path: path.into(),
-        reason: crate::policy::source::io_reason(&e),
+        reason: crate::safeio::io_reason(&e),
     };
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -236,10 +250,7 @@ pub fn write_age_identity(prefix: &Path) -> Result<(PathBuf, PathBuf, String), K
 /// Identities to decrypt with: age identity files (`AGE-SECRET-KEY-1…`) or
 /// unencrypted ssh private keys (ed25519, rsa).
 pub fn load_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, KeyError> {
-    let bytes = fs::read(path).map_err(|e| KeyError::Read {
-        path: path.into(),
-        reason: crate::policy::source::io_reason(&e),
-    })?;
+    let bytes = read_key_bytes(path, "identity file")?;
     let invalid = || KeyError::Invalid {
         source_name: path.display().to_string(),
         what: "an age identity file or an unencrypted ssh private key",

@@ -142,8 +142,12 @@ pub fn merge(
                 });
             }
         }
-        let statement_bytes = std::fs::read(dir.join(super::bundle::STATEMENT_FILE))
-            .map_err(|e| MergeError::Io(format!("{}: {e}", name(dir))))?;
+        let statement_bytes = crate::safeio::read(
+            &dir.join(super::bundle::STATEMENT_FILE),
+            super::verify::MAX_STATEMENT_BYTES,
+            "statement",
+        )
+        .map_err(|e| MergeError::Io(e.to_string()))?;
         shards.insert(
             shard.index,
             Shard {
@@ -202,8 +206,12 @@ pub fn merge(
     let mut refs = Vec::new();
     for (index, sh) in &shards {
         for s in &sh.statement.subject {
-            let bytes = std::fs::read(sh.dir.join(&s.name))
-                .map_err(|e| MergeError::Io(format!("{}: {e}", sh.dir.join(&s.name).display())))?;
+            let bytes = crate::safeio::read(
+                &sh.dir.join(&s.name),
+                super::verify::MAX_PLAINTEXT_BYTES,
+                "bundle file",
+            )
+            .map_err(|e| MergeError::Io(e.to_string()))?;
             output.adopt(&moved(*index, &s.name), &bytes).map_err(io)?;
         }
         let statement_file = format!("shards/{index}/{}", super::bundle::STATEMENT_FILE);

@@ -24,9 +24,9 @@ use crate::facts::frame::hex;
 use crate::facts::resolve::Root;
 
 /// Largest statement accepted (a 10,000-target statement is ~5 MB).
-const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest decrypted result accepted.
-const MAX_PLAINTEXT_BYTES: u64 = 1024 * 1024 * 1024;
+pub const MAX_PLAINTEXT_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// One thing wrong, with the file it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
                 ".",
                 format!(
                     "cannot open bundle directory: {}",
-                    crate::policy::source::io_reason(&e)
+                    crate::safeio::io_reason(&e)
                 ),
             );
             return v;
@@ -259,14 +259,11 @@ pub fn is_safe_name(name: &str) -> bool {
 
 /// Open `name` inside the root; it must be a regular file, not a link.
 fn open_regular(root: &Root, name: &str) -> Result<fs::File, String> {
-    let (parent, last) = root.parent_of(name).map_err(|e| {
-        format!(
-            "missing or unreadable: {}",
-            crate::policy::source::io_reason(&e)
-        )
-    })?;
+    let (parent, last) = root
+        .parent_of(name)
+        .map_err(|e| format!("missing or unreadable: {}", crate::safeio::io_reason(&e)))?;
     let st = statat(&parent, last.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|e| format!("missing: {}", crate::policy::source::io_reason(&e.into())))?;
+        .map_err(|e| format!("missing: {}", crate::safeio::io_reason(&e.into())))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err("not a regular file (links and special files are refused)".into());
     }
@@ -276,12 +273,7 @@ fn open_regular(root: &Root, name: &str) -> Result<fs::File, String> {
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| {
-        format!(
-            "cannot open: {}",
-            crate::policy::source::io_reason(&e.into())
-        )
-    })?;
+    .map_err(|e| format!("cannot open: {}", crate::safeio::io_reason(&e.into())))?;
     Ok(fs::File::from(fd))
 }
 

@@ -1,0 +1,260 @@
+//! Hostile inputs, one class per test: pseudo filesystems in a live root,
+//! unreadable evidence, unbounded and never-ending inputs, terminal
+//! injection, impossible thresholds. Each varies the example of its class
+//! (which pseudo filesystem, which way a file is unreadable, which device).
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use vigil::facts::frame;
+
+use crate::util::{
+    TempDir, is_root, repo, rootfs_fixtures, vigil_cmd_with_deadline, vigil_with_deadline,
+};
+
+const SECRET: &str = "CANARY-SCANNER-ENVIRONMENT";
+
+/// The probe on the machine's own `/` (a live root, procfs and sysfs
+/// mounted): links into them, direct paths and a walk over `/` never yield
+/// a byte of the scanner's own process, and are errors or skipped mounts.
+#[test]
+fn live_root_pseudo_filesystems_are_never_evidence() {
+    let dir = TempDir::new("live-root");
+    let links = dir.path().join("etc");
+    std::fs::create_dir_all(&links).unwrap();
+    let targets = [
+        ("os-release", "/proc/self/environ"),
+        ("cmdline", "/proc/self/cmdline"),
+        ("status", "/proc/self/status"),
+        ("mountinfo", "/proc/1/mountinfo"),
+        ("kernel", "/sys/kernel/mm/transparent_hugepage/enabled"),
+    ];
+    let mut read = Vec::new();
+    for (name, target) in targets {
+        symlink(target, links.join(name)).unwrap();
+        read.push(links.join(name).display().to_string());
+    }
+    read.push("/proc/self/environ".into());
+    read.push("/proc/1/environ".into());
+    let req = json!({
+        "nonce": "n0nce", "max_file_bytes": 65536,
+        "stat": read, "read": read, "read_dirs": ["/proc/self", "/sys/kernel"],
+        "walks": [{"path": "/", "depth": 2, "limit": 200000, "all": false},
+                  {"path": "/proc", "depth": 2, "limit": 100, "all": true}],
+        "processes": false, "commands": []
+    });
+    // (Both resolvers: the unit test in src/facts/rootfs.rs.)
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(["probe", "--root", "/", "--request-json", &req.to_string()])
+            .env(
+                "VIGIL_SIGNING_KEY",
+                format!("-----BEGIN PRIVATE KEY-----{SECRET}"),
+            )
+            .env("VIGIL_CANARY", SECRET);
+        let run = vigil_cmd_with_deadline(&mut cmd, dir.path(), b"", 60);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            !run.stdout.contains(SECRET),
+            "the scanner's environment leaked"
+        );
+        let facts = frame::decode("n0nce", run.stdout.as_bytes()).unwrap();
+        for path in &read {
+            let f = &facts.files[path];
+            assert!(
+                f.content.is_none(),
+                "{path}: content read from a pseudo file"
+            );
+            let why = f.error.as_deref().unwrap_or_default();
+            assert!(why.contains("pseudo filesystem"), "{path}: {f:?}");
+        }
+        for d in ["/proc/self", "/sys/kernel"] {
+            assert!(facts.dirs.get(d).is_none(), "{d} listed");
+            assert!(facts.dir_errors[d].contains("pseudo filesystem"));
+        }
+        let root_walk = &facts.walks["/"];
+        for m in ["/proc", "/sys"] {
+            assert!(
+                root_walk.pseudo_skipped.iter().any(|p| p == m),
+                "{root_walk:?}"
+            );
+        }
+        assert!(
+            root_walk
+                .entries
+                .iter()
+                .all(|e| !e.path.starts_with("/proc/") && !e.path.starts_with("/sys/"))
+        );
+        let proc_walk = &facts.walks["/proc"];
+        assert!(proc_walk.entries.is_empty() && !proc_walk.errors.is_empty());
+    }
+}
+
+/// A debian-like root whose package database exists but cannot be read,
+/// in every way it can be unreadable: the package controls and "No SSH
+/// server" are errors, never passed and never skipped.
+#[test]
+fn unreadable_evidence_is_an_error_never_a_pass() {
+    let fixtures = rootfs_fixtures();
+    let root = fixtures.path().join("rootfs/debian");
+    let status = root.join("var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).unwrap();
+    assert!(!text.contains("Package: openssh-server"));
+    std::fs::write(
+        &status,
+        format!(
+            "{text}\nPackage: openssh-server\nStatus: install ok installed\nVersion: 1:9.2p1-2\n"
+        ),
+    )
+    .unwrap();
+    let original = std::fs::read(&status).unwrap();
+    let dir = TempDir::new("unreadable");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: debian}}\n",
+            root.display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    // Each way of being unreadable; the mode-000 one needs a non-root
+    // scanner, so it runs only when setpriv can drop root.
+    type Make = fn(&Path, &[u8]);
+    let cases: Vec<(&str, Make, bool)> = vec![
+        (
+            "fifo",
+            |p, _| {
+                std::fs::remove_file(p).unwrap();
+                rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o644))
+                    .unwrap();
+            },
+            false,
+        ),
+        (
+            "directory",
+            |p, _| {
+                std::fs::remove_file(p).unwrap();
+                std::fs::create_dir(p).unwrap();
+            },
+            false,
+        ),
+        (
+            "symlink loop",
+            |p, _| {
+                std::fs::remove_file(p).unwrap();
+                symlink("status", p).unwrap();
+            },
+            false,
+        ),
+        (
+            "mode 000",
+            |p, _| {
+                std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0))
+                    .unwrap();
+            },
+            true,
+        ),
+    ];
+    for (name, make, needs_nobody) in cases {
+        make(&status, &original);
+        let out = dir.path().join(format!("out-{}", name.replace(' ', "-")));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let args = [
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
+        ];
+        let run = if needs_nobody && is_root() {
+            // The os-release goes unreadable too: permission denied is
+            // "unreadable", not "absent".
+            std::fs::set_permissions(
+                root.join("etc/os-release"),
+                std::os::unix::fs::PermissionsExt::from_mode(0),
+            )
+            .unwrap();
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_vigil"))
+                .args(args);
+            vigil_cmd_with_deadline(&mut cmd, dir.path(), b"", 60)
+        } else {
+            vigil_with_deadline(dir.path(), &args, b"", 60)
+        };
+        assert!(
+            run.code == 1 || run.code == 0,
+            "{name}: {} {}",
+            run.code,
+            run.stderr
+        );
+        let hdf = only_hdf(&out);
+        let controls = hdf["profiles"][0]["controls"].as_array().unwrap();
+        let status_of = |id: &str| {
+            let c = controls.iter().find(|c| c["id"] == id).unwrap();
+            let r: Vec<&str> = c["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["status"].as_str().unwrap())
+                .collect();
+            (
+                r,
+                c["results"][0]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        };
+        for id in ["CB-13", "CB-14", "CB-22"] {
+            let (r, msg) = status_of(id);
+            assert_eq!(r, ["error"], "{name}: {id}: {msg}");
+            assert!(
+                msg.contains("package database could not be read"),
+                "{name}: {msg}"
+            );
+        }
+        if needs_nobody && is_root() {
+            let (r, msg) = status_of("CB-21");
+            assert_eq!(r, ["error"], "{name}: os-release: {msg}");
+            assert!(msg.contains("permission denied"), "{msg}");
+            std::fs::set_permissions(
+                root.join("etc/os-release"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        // Restore the database for the next case.
+        let _ = std::fs::remove_file(&status).or_else(|_| std::fs::remove_dir(&status));
+        std::fs::write(&status, &original).unwrap();
+    }
+}
+
+/// The HDF file of the one target of a run under `out`.
+fn only_hdf(out: &Path) -> Value {
+    let policy_dir = std::fs::read_dir(out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let run_dir = std::fs::read_dir(policy_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let target = std::fs::read_dir(run_dir.join("targets"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    serde_json::from_slice(&std::fs::read(target).unwrap()).unwrap()
+}
