@@ -609,6 +609,118 @@ fn tampering_is_detected_precisely() {
     assert_fails(&s.verify(&b), debian, "counts");
 }
 
+/// Files the verifier cannot see are files it cannot vouch for: an extra
+/// file in a directory it may not list (verify run unprivileged), or below
+/// a chain of directories longer than PATH_MAX, fails verification.
+#[test]
+fn hidden_files_fail_verification() {
+    let s = setup(&[]);
+    let bundle = s.run();
+    let trusted = s.path().join("signer.pub.pem");
+    // An unlistable directory holding an extra file.
+    let b1 = s.path().join("b1");
+    copy_dir(&bundle, &b1);
+    std::fs::create_dir(b1.join("hidden")).unwrap();
+    std::fs::write(b1.join("hidden/extra"), "added").unwrap();
+    std::fs::set_permissions(
+        b1.join("hidden"),
+        std::os::unix::fs::PermissionsExt::from_mode(0),
+    )
+    .unwrap();
+    let run: Run = if crate::util::is_root() {
+        // Root lists anything; verify as nobody, who can read the bundle
+        // (owned by it) but not the root-owned mode-000 directory.
+        for e in std::fs::read_dir(&b1).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap() != "hidden" {
+                assert!(
+                    Command::new("chown")
+                        .args(["-R", "65534:65534"])
+                        .arg(&p)
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+            }
+        }
+        assert!(
+            Command::new("chown")
+                .args(["65534:65534"])
+                .arg(&b1)
+                .status()
+                .unwrap()
+                .success()
+        );
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "verify",
+                b1.to_str().unwrap(),
+                "--trusted-key",
+                trusted.to_str().unwrap(),
+            ])
+            .current_dir("/")
+            .output()
+            .unwrap()
+            .into()
+    } else {
+        vigil_in(
+            s.path(),
+            &[
+                "verify",
+                b1.to_str().unwrap(),
+                "--trusted-key",
+                "signer.pub.pem",
+            ],
+        )
+    };
+    assert_fails(&run, "hidden", "cannot");
+    std::fs::set_permissions(
+        b1.join("hidden"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // 2,100 nested directories with a file at the bottom.
+    let b2 = s.path().join("b2");
+    copy_dir(&bundle, &b2);
+    let mut fd = rustix::fs::open(
+        &b2,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    for _ in 0..2100 {
+        rustix::fs::mkdirat(&fd, "d", rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
+        fd = rustix::fs::openat(
+            &fd,
+            "d",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+    }
+    let f = rustix::fs::openat(
+        &fd,
+        "extra",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    drop(f);
+    let run = s.verify(&b2);
+    assert_fails(&run, "d/d/d", "deeper");
+    // Removing a 2,100-deep tree needs descriptors too: `rm -rf` does it.
+    assert!(
+        Command::new("rm")
+            .args(["-rf"])
+            .arg(&b2)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 #[test]
 fn armored_bundles_verify_and_open_with_the_age_cli() {
     let s = setup(&[]);

@@ -225,6 +225,12 @@ impl FileFact {
     }
 }
 
+/// Why content requested from a path of kind `kind` is not evidence; every
+/// collector says it in these words, so their facts compare equal.
+pub fn not_a_regular_file(kind: Kind) -> String {
+    format!("it is a {}, not a regular file", kind.as_str())
+}
+
 /// One entry found by a walk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

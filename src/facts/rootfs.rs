@@ -52,10 +52,11 @@ pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
     }
     for dir in &req.read_dirs {
         match read_dir(root, dir, req.max_file_bytes) {
-            Ok(Some(files)) => {
-                facts.dirs.insert(dir.clone(), files);
+            // A missing directory lists as empty, as the shell gatherer
+            // reports it.
+            Ok(files) => {
+                facts.dirs.insert(dir.clone(), files.unwrap_or_default());
             }
-            Ok(None) => {}
             Err(why) => {
                 facts.dir_errors.insert(dir.clone(), why);
             }
@@ -178,7 +179,7 @@ fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
     if sf.kind != Kind::File {
         // Content was asked for (a database, a config file) and this is a
         // FIFO, a directory or a device: never opened, and not evidence.
-        fact.error = Some(format!("it is a {}, not a regular file", sf.kind.as_str()));
+        fact.error = Some(super::not_a_regular_file(sf.kind));
         return fact;
     }
     match read_capped(root, path, &st, cap) {
@@ -442,6 +443,7 @@ mod tests {
                 assert!(f.evidence().is_err());
             }
             assert!(facts.dir_of("/proc/self").is_err());
+            assert!(!facts.dirs.contains_key("/proc/self"));
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -432,6 +432,16 @@ fn finish(req: &FactRequest, mut facts: Facts) -> Facts {
     for p in req.stat.iter().chain(req.read.iter()) {
         facts.files.entry(p.clone()).or_default();
     }
+    // Content asked for from a FIFO, a directory or a device: an error, as
+    // the rootfs collector reports it, never an empty "absent" fact.
+    for p in &req.read {
+        let f = facts.files.get_mut(p).expect("inserted above");
+        if let (Some(st), None, None) = (f.stat, &f.content, &f.error)
+            && st.kind != super::Kind::File
+        {
+            f.error = Some(super::not_a_regular_file(st.kind));
+        }
+    }
     facts
 }
 

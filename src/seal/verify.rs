@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 
 use ed25519_dalek::VerifyingKey;
@@ -147,7 +148,21 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
     }
     // Nothing outside the statement.
     let mut found = Vec::new();
-    list_files(dir, Path::new(""), &mut found, &mut v);
+    match rustix::fs::openat(
+        root.fd(),
+        ".",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => list_files(&fd, "", 0, &mut found, &mut v),
+        Err(e) => v.problem(
+            ".",
+            format!(
+                "cannot list the bundle: {}",
+                crate::safeio::io_reason(&e.into())
+            ),
+        ),
+    }
     for f in found {
         if f != STATEMENT_FILE && !named.contains(&f) {
             v.problem(
@@ -368,25 +383,72 @@ pub fn recount(hdf: &serde_json::Value) -> Counts {
     (&crate::runner::StatusCounts::from(&crate::report::import::tally(hdf))).into()
 }
 
-/// Every entry under `dir` (not following links), as relative names.
-fn list_files(dir: &Path, rel: &Path, out: &mut Vec<String>, v: &mut Verification) {
-    let Ok(entries) = fs::read_dir(dir.join(rel)) else {
+/// Deepest directory nesting a bundle may have: `shards/<i>/targets/<file>`
+/// is three levels; anything deeper is not vigil's and is a problem, so a
+/// file cannot hide below a chain of directories longer than `PATH_MAX`.
+const MAX_BUNDLE_DEPTH: usize = 8;
+
+/// Every entry under the directory `dfd` (not following links), as relative
+/// names, walked by descriptor (`openat`), so no path length limits it.
+/// Anything that cannot be listed is a problem: a file the verifier cannot
+/// see is a file it cannot vouch for.
+fn list_files(dfd: &OwnedFd, rel: &str, depth: usize, out: &mut Vec<String>, v: &mut Verification) {
+    use rustix::fs::{Dir, Mode, openat};
+    let shown = if rel.is_empty() { "." } else { rel };
+    if depth > MAX_BUNDLE_DEPTH {
+        v.problem(
+            shown,
+            format!("directories nested deeper than {MAX_BUNDLE_DEPTH} levels; no bundle has them"),
+        );
         return;
+    }
+    let reason = |e: rustix::io::Errno| crate::safeio::io_reason(&e.into());
+    let mut entries = match Dir::read_from(dfd) {
+        Ok(d) => d,
+        Err(e) => {
+            v.problem(shown, format!("cannot list directory: {}", reason(e)));
+            return;
+        }
     };
-    let mut names: BTreeMap<String, fs::Metadata> = BTreeMap::new();
-    for e in entries.flatten() {
-        if let Ok(m) = fs::symlink_metadata(e.path()) {
-            names.insert(e.file_name().to_string_lossy().into_owned(), m);
+    let mut names = Vec::new();
+    while let Some(entry) = entries.read() {
+        match entry {
+            Ok(e) if matches!(e.file_name().to_bytes(), b"." | b"..") => {}
+            Ok(e) => names.push(e.file_name().to_owned()),
+            Err(e) => {
+                v.problem(shown, format!("cannot list directory: {}", reason(e)));
+                return;
+            }
         }
     }
-    for (name, meta) in names {
-        let child = rel.join(&name);
-        if meta.is_dir() {
-            list_files(dir, &child, out, v);
+    names.sort();
+    for name in names {
+        let text = name.to_string_lossy();
+        let child = if rel.is_empty() {
+            text.into_owned()
         } else {
-            out.push(child.to_string_lossy().into_owned());
+            format!("{rel}/{text}")
+        };
+        let kind = match statat(dfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => FileType::from_raw_mode(st.st_mode),
+            Err(e) => {
+                v.problem(&child, format!("cannot inspect: {}", reason(e)));
+                continue;
+            }
+        };
+        if kind != FileType::Directory {
+            out.push(child);
+            continue;
         }
-        let _ = &v;
+        match openat(
+            dfd,
+            name.as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => list_files(&fd, &child, depth + 1, out, v),
+            Err(e) => v.problem(&child, format!("cannot open directory: {}", reason(e))),
+        }
     }
 }
 
