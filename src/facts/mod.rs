@@ -23,6 +23,14 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Cap for package databases, which are legitimately larger than config files.
 pub const MAX_PACKAGE_DB_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes of file content one target's facts may carry in all. A collector
+/// reads no more (what is left is an error on the facts that wanted it, so
+/// no control passes on it), which keeps a frame below
+/// [`frame::MAX_FRAME_BYTES`] and the probe's memory bounded whatever the
+/// per-file caps and the number of files.
+pub const MAX_CONTENT_BYTES: u64 = 40 * 1024 * 1024;
+/// Largest ratio of encoded content to bytes read ([`Content::from_bytes`]).
+pub const ENCODED_RATIO: f64 = 1.34;
 /// Default depth of a directory walk.
 pub const DEFAULT_WALK_DEPTH: u32 = 16;
 /// Default cap on entries visited by one walk.
@@ -137,12 +145,27 @@ pub enum Content {
 }
 
 impl Content {
-    /// Wrap raw bytes.
+    /// Wrap raw bytes: as text when it is UTF-8 that JSON carries at most a
+    /// third larger, otherwise as base64 (4/3 of the bytes). A file of NULs
+    /// or quotes therefore never travels as `\u0000` escapes six times its
+    /// size: an encoded fact is at most [`ENCODED_RATIO`] of what was read.
     pub fn from_bytes(bytes: Vec<u8>) -> Content {
+        use base64::Engine as _;
+        let text_is_compact = |s: &str| {
+            let extra: usize = s
+                .bytes()
+                .map(|b| match b {
+                    b'"' | b'\\' | b'\n' | b'\t' | b'\r' | 0x08 | 0x0c => 1,
+                    0..0x20 => 5,
+                    _ => 0,
+                })
+                .sum();
+            extra * 3 <= s.len()
+        };
         match String::from_utf8(bytes) {
-            Ok(s) => Content::Text(s),
+            Ok(s) if text_is_compact(&s) => Content::Text(s),
+            Ok(s) => Content::Base64(base64::engine::general_purpose::STANDARD.encode(s)),
             Err(e) => {
-                use base64::Engine as _;
                 Content::Base64(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))
             }
         }

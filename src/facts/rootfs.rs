@@ -36,9 +36,11 @@ pub fn collect(dir: &Path, req: &FactRequest) -> io::Result<Facts> {
     collect_from(&Root::open(dir)?, req)
 }
 
-/// Collect from an already opened root.
+/// Collect from an already opened root. All content read is charged to
+/// one budget of [`super::MAX_CONTENT_BYTES`].
 pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
     let mut facts = Facts::default();
+    let mut budget = Budget(super::MAX_CONTENT_BYTES);
     for path in req.stat.iter().chain(req.read.iter()) {
         if facts.files.contains_key(path) {
             continue;
@@ -47,11 +49,11 @@ pub fn collect_from(root: &Root, req: &FactRequest) -> io::Result<Facts> {
         let want_content = req.read.contains(path);
         facts.files.insert(
             path.clone(),
-            file_fact(root, path, want_content.then_some(cap)),
+            file_fact(root, path, want_content.then_some(cap), &mut budget),
         );
     }
     for dir in &req.read_dirs {
-        match read_dir(root, dir, req.max_file_bytes) {
+        match read_dir(root, dir, req.max_file_bytes, &mut budget) {
             // A missing directory lists as empty, as the shell gatherer
             // reports it.
             Ok(files) => {
@@ -108,6 +110,29 @@ fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
 }
 
+/// Content bytes a collection may still read.
+struct Budget(u64);
+
+impl Budget {
+    /// Read one file within `cap` and what is left of the budget. A file
+    /// that the budget cuts where its own cap would not is an error.
+    fn read(
+        &mut self,
+        cap: u64,
+        read: impl FnOnce(u64) -> io::Result<(Vec<u8>, bool)>,
+    ) -> Result<(Vec<u8>, bool), String> {
+        let (bytes, truncated) = read(cap.min(self.0)).map_err(|e| reason(&e))?;
+        if truncated && self.0 < cap {
+            return Err(format!(
+                "not read: the facts of one target carry at most {} of file content",
+                crate::safeio::human_bytes(super::MAX_CONTENT_BYTES)
+            ));
+        }
+        self.0 -= bytes.len() as u64;
+        Ok((bytes, truncated))
+    }
+}
+
 /// Why a descriptor on a pseudo filesystem is not evidence.
 fn pseudo(fd: &OwnedFd) -> Option<String> {
     crate::safeio::pseudo_filesystem(fd).map(|fs| {
@@ -123,7 +148,7 @@ fn pseudo(fd: &OwnedFd) -> Option<String> {
 /// `RESOLVE_NO_MAGICLINKS` does not stop that (`/proc/self` is an ordinary
 /// procfs symlink). The check is `fstatfs` on the opened descriptor, under
 /// both resolvers.
-fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
+fn file_fact(root: &Root, path: &str, cap: Option<u64>, budget: &mut Budget) -> FileFact {
     let mut fact = FileFact::default();
     match root.parent_of(path) {
         Ok((parent, _)) if pseudo(&parent).is_some() => {
@@ -182,12 +207,12 @@ fn file_fact(root: &Root, path: &str, cap: Option<u64>) -> FileFact {
         fact.error = Some(super::not_a_regular_file(sf.kind));
         return fact;
     }
-    match read_capped(root, path, &st, cap) {
+    match budget.read(cap, |cap| read_capped(root, path, &st, cap)) {
         Ok((bytes, truncated)) => {
             fact.content = Some(Content::from_bytes(bytes));
             fact.truncated = truncated;
         }
-        Err(e) => fact.error = Some(reason(&e)),
+        Err(why) => fact.error = Some(why),
     }
     fact
 }
@@ -237,6 +262,7 @@ fn read_dir(
     root: &Root,
     dir: &str,
     cap: u64,
+    budget: &mut Budget,
 ) -> Result<Option<BTreeMap<String, FileFact>>, String> {
     let mut out = BTreeMap::new();
     let dfd = match root.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY) {
@@ -276,15 +302,17 @@ fn read_dir(
                             | OFlags::NOCTTY,
                         Mode::empty(),
                     );
-                    match opened
-                        .map_err(io::Error::from)
-                        .and_then(|fd| read_fd_capped(fd, Some(&st), cap))
-                    {
+                    let read = budget.read(cap, |cap| {
+                        opened
+                            .map_err(io::Error::from)
+                            .and_then(|fd| read_fd_capped(fd, Some(&st), cap))
+                    });
+                    match read {
                         Ok((bytes, truncated)) => {
                             fact.content = Some(Content::from_bytes(bytes));
                             fact.truncated = truncated;
                         }
-                        Err(e) => fact.error = Some(reason(&e)),
+                        Err(why) => fact.error = Some(why),
                     }
                 }
             }
@@ -405,6 +433,87 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// For any root of files made of NULs, quotes, control characters,
+    /// text or random bytes, and any caps, the encoded frame stays within
+    /// ENCODED_RATIO × the bytes read plus a constant per fact.
+    #[test]
+    fn frame_size_is_bounded_by_the_bytes_read() {
+        let dir = std::env::temp_dir().join(format!("vigil-amp-{}", std::process::id()));
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..24 {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("etc")).unwrap();
+            let mut req = FactRequest {
+                nonce: "n".into(),
+                max_file_bytes: 1024 + next() % (256 * 1024),
+                ..FactRequest::default()
+            };
+            let files = 1 + next() % 12;
+            for i in 0..files {
+                let len = (next() % (300 * 1024)) as usize;
+                let fill: Vec<u8> = match (round + i) % 6 {
+                    0 => vec![0; len],
+                    1 => vec![b'"'; len],
+                    2 => (0..len).map(|_| (next() % 32) as u8).collect(),
+                    3 => (0..len).map(|_| next() as u8).collect(),
+                    4 => "plain text line\n".repeat(len / 16 + 1).into_bytes(),
+                    _ => vec![b'\\'; len],
+                };
+                let p = format!("/etc/f{i}");
+                std::fs::write(dir.join(&p[1..]), &fill).unwrap();
+                req.stat.insert(p.clone());
+                req.read.insert(p);
+            }
+            let facts = collect(&dir, &req).unwrap();
+            let read: usize = facts
+                .files
+                .values()
+                .filter_map(|f| f.content.as_ref())
+                .map(|c| c.bytes().len())
+                .sum();
+            let frame = super::super::frame::encode("n", &facts);
+            let bound = (read as f64 * crate::facts::ENCODED_RATIO) as usize + 512 * files as usize;
+            assert!(
+                frame.len() <= bound,
+                "round {round}: {} > {bound}",
+                frame.len()
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// More content than one target may carry: what the budget cuts is an
+    /// error, never a silently short fact.
+    #[test]
+    fn the_content_budget_makes_errors_not_truncations() {
+        let dir = std::env::temp_dir().join(format!("vigil-budget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        let f = std::fs::File::create(dir.join("etc/sparse")).unwrap();
+        f.set_len(super::super::MAX_CONTENT_BYTES * 4).unwrap();
+        std::fs::write(dir.join("etc/small"), "x").unwrap();
+        let mut req = FactRequest {
+            max_file_bytes: 256 * 1024 * 1024,
+            ..FactRequest::default()
+        };
+        for p in ["/etc/sparse", "/etc/small"] {
+            req.stat.insert(p.into());
+            req.read.insert(p.into());
+        }
+        let facts = collect(&dir, &req).unwrap();
+        let sparse = &facts.files["/etc/sparse"];
+        assert!(sparse.content.is_none());
+        assert!(sparse.error.as_deref().unwrap().contains("at most 40 MiB"));
+        assert!(facts.files["/etc/small"].content.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// The machine's own `/` is a live root: procfs and sysfs are mounted.
     /// Under both resolvers, a link into them, a direct path, a listed
