@@ -43,6 +43,9 @@ impl Drop for Line {
             return;
         }
         let text = crate::audit::redact::redact(&String::from_utf8_lossy(&self.0));
+        // Untrusted text (target names, container output, imported ids)
+        // reaches messages: no escape sequence reaches the terminal.
+        let text = crate::safeio::printable_block(&text);
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }

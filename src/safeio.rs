@@ -284,6 +284,24 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Like [`printable`], but keeps line breaks and tabs: for whole blocks of
+/// output (a log line, a rendered diagnostic) whose layout vigil made,
+/// with untrusted text inside.
+pub fn printable_block(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// At most `max` characters of `s`, cut on a character boundary with `…`,
 /// and printable: the form in which file content may appear in a result
 /// message or a diagnostic.
@@ -388,6 +406,7 @@ mod tests {
         );
         assert_eq!(printable("x\u{202e}y\u{9b}"), "x\\u{202e}y\\u{9b}");
         assert_eq!(excerpt("abcdef", 3), "abc…");
+        assert_eq!(printable_block("a\tb\n\x1b[1mc\n"), "a\tb\n\\u{1b}[1mc\n");
         assert_eq!(excerpt("ab\x07", 10), "ab\\u{7}");
     }
 

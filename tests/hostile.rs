@@ -258,3 +258,76 @@ fn only_hdf(out: &Path) -> Value {
         .path();
     serde_json::from_slice(&std::fs::read(target).unwrap()).unwrap()
 }
+
+/// Control characters in a directory name (the target id of a rootfs
+/// target) never reach the terminal raw: not in the table, not in the
+/// progress lines, not in `open`.
+#[test]
+fn control_characters_in_target_names_are_escaped() {
+    let fixtures = rootfs_fixtures();
+    let evil = fixtures
+        .path()
+        .join("rootfs/ev\x1b[2J\x1b]0;owned\x07il\u{9b}31m");
+    std::fs::rename(fixtures.path().join("rootfs/alpine"), &evil).unwrap();
+    let dir = TempDir::new("escape");
+    crate::util::signing_key(dir.path());
+    assert_eq!(
+        crate::util::vigil_in(dir.path(), &["keygen", "age", "--out", "auditor"]).code,
+        0
+    );
+    let recipient = std::fs::read_to_string(dir.path().join("auditor.pub")).unwrap();
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: esc}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: \"{}\"}}\n  output: {{signingKey: signer.key.pem, recipients: [\"{}\"]}}\n",
+            evil.display().to_string().replace('\x1b', "\\e").replace('\x07', "\\a").replace('\u{9b}', "\\u009b"),
+            recipient.trim()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_with_deadline(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+        b"",
+        60,
+    );
+    assert!(run.code <= 1, "{}", run.stderr);
+    for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains('\x1b') && !text.contains('\x07') && !text.contains('\u{9b}'),
+            "{name} carries raw control characters: {text:?}"
+        );
+    }
+    assert!(run.stdout.contains("\\u{1b}[2J"), "{}", run.stdout);
+    let bundle = std::fs::read_dir(dir.path().join("out/esc"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let open = vigil_with_deadline(
+        dir.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "auditor.key",
+        ],
+        b"",
+        30,
+    );
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    assert!(
+        !open.stdout.contains('\x1b') && open.stdout.contains("\\u{1b}"),
+        "{}",
+        open.stdout
+    );
+}

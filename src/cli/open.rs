@@ -1,5 +1,6 @@
 //! `vigil open`: verify a bundle, then decrypt its results.
 
+use crate::safeio::printable;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -55,7 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let v = verify(&args.bundle, &trusted, &identities);
     if !v.ok() && !args.no_verify {
         for pr in &v.problems {
-            eprintln!("vigil: open: {}: {}", pr.file, pr.message);
+            eprintln!(
+                "vigil: open: {}: {}",
+                printable(&pr.file),
+                printable(&pr.message)
+            );
         }
         eprintln!(
             "vigil: open: refusing to open {}: it does not verify (use --no-verify for forensics)",
@@ -82,14 +87,16 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(t) = &args.target
         && !p.targets.iter().any(|x| &x.id == t)
     {
-        return Err(InvalidInput(format!("the bundle has no target {t}")).into());
+        return Err(InvalidInput(format!("the bundle has no target {}", printable(t))).into());
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)?;
     }
     let mut out = format!(
         "policy {} run {} verdict {}\n",
-        p.policy.name, p.run_id, p.verdict
+        printable(&p.policy.name),
+        printable(&p.run_id),
+        printable(&p.verdict.to_string())
     );
     for t in p
         .targets
@@ -118,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let _ = writeln!(
             out,
             "  {}: {} passed, {} failed, {} skipped, {} n/a, {} error, compliance {}%{}",
-            t.id,
+            printable(&t.id),
             c.passed,
             c.failed,
             c.skipped,

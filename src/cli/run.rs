@@ -428,19 +428,23 @@ fn progress(policy: &str, total: usize) -> Progress {
                 Some(e) => tracing::warn!(
                     policy = %policy, done, total, in_flight, target = %s.id, approach = s.approach.as_str(),
                     attempts = s.attempts, error = %e,
-                    "{policy} [{done}/{total}] {}: {e}", s.id
+                    "{policy} [{done}/{total}] {}: {}", printable(&s.id), printable(e)
                 ),
                 None => tracing::info!(
                     policy = %policy, done, total, in_flight, target = %s.id, approach = s.approach.as_str(),
                     attempts = s.attempts, passed = c.passed, failed = c.failed, skipped = c.skipped,
                     errors = c.error, compliance = s.compliance, duration = s.duration,
                     "{policy} [{done}/{total}] {}: {} passed, {} failed, {} skipped, {} error, {}%",
-                    s.id, c.passed, c.failed, c.skipped, c.error, s.compliance
+                    printable(&s.id), c.passed, c.failed, c.skipped, c.error, s.compliance
                 ),
             }
         })
     }
 }
+
+/// Untrusted text (target ids from directory names and imported reports,
+/// error messages quoting containers) as it may appear on a terminal.
+use crate::safeio::printable;
 
 fn table(s: &RunSummary, unsigned: bool) -> String {
     let mut out = String::new();
@@ -453,14 +457,14 @@ fn table(s: &RunSummary, unsigned: bool) -> String {
     let _ = writeln!(
         out,
         "policy {} run {} ({} targets)",
-        s.policy,
-        s.run_id,
+        printable(&s.policy),
+        printable(&s.run_id),
         s.targets.len()
     );
     let w = s
         .targets
         .iter()
-        .map(|t| t.id.len())
+        .map(|t| printable(&t.id).chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
@@ -472,7 +476,7 @@ fn table(s: &RunSummary, unsigned: bool) -> String {
     for t in &s.targets {
         let c = &t.counts;
         let verdict = match (&t.error, &t.threshold) {
-            (Some(e), _) => format!("error: {e}"),
+            (Some(e), _) => format!("error: {}", printable(e)),
             (None, None) => "none".into(),
             (None, Some(v)) if v.passed => "pass".into(),
             (None, Some(v)) => {
@@ -488,7 +492,7 @@ fn table(s: &RunSummary, unsigned: bool) -> String {
         let _ = writeln!(
             out,
             "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>9}%  {}",
-            t.id,
+            printable(&t.id),
             t.approach.as_str(),
             c.passed,
             c.failed,

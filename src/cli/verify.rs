@@ -62,7 +62,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Ok(Exit::Success)
     } else {
         for pr in &v.problems {
-            eprintln!("vigil: verify: {}: {}", pr.file, pr.message);
+            eprintln!(
+                "vigil: verify: {}: {}",
+                crate::safeio::printable(&pr.file),
+                crate::safeio::printable(&pr.message)
+            );
         }
         eprintln!(
             "vigil: verify: {} FAILED ({} problem(s))",

@@ -58,10 +58,38 @@ impl Threshold {
         };
         flatten(obj, &mut Vec::new(), &mut String::new(), &mut flat);
         let mut t = Threshold::default();
+        // Per prefix: the largest min and the smallest max, with where each
+        // stands, to refuse a range nothing can fall in.
+        let mut ranges: BTreeMap<String, [Option<(f64, String)>; 2]> = BTreeMap::new();
         for (key, pointer, v) in flat {
             match classify(&key, v) {
-                Ok((prefix, bound)) => t.rules.entry(prefix).or_default().push(bound),
+                Ok((prefix, bound)) => {
+                    let r = ranges.entry(prefix.clone()).or_default();
+                    match bound {
+                        Bound::Min(n) if r[0].as_ref().is_none_or(|(m, _)| n > *m) => {
+                            r[0] = Some((n, pointer))
+                        }
+                        Bound::Max(n) if r[1].as_ref().is_none_or(|(m, _)| n < *m) => {
+                            r[1] = Some((n, pointer))
+                        }
+                        _ => {}
+                    }
+                    t.rules.entry(prefix).or_default().push(bound)
+                }
                 Err(message) => errors.push(ThresholdError { pointer, message }),
+            }
+        }
+        for (prefix, r) in ranges {
+            if let [Some((min, pointer)), Some((max, _))] = r
+                && min > max
+            {
+                errors.push(ThresholdError {
+                    pointer,
+                    message: format!(
+                        "`{prefix}.min` {min} is greater than `{prefix}.max` {max}: no result can \
+                         meet this threshold; swap or correct the bounds"
+                    ),
+                });
             }
         }
         if errors.is_empty() {
@@ -261,6 +289,21 @@ mod tests {
         let eval = |t: serde_json::Value| Threshold::parse(&t).unwrap().evaluate(&c);
         assert!(!eval(json!({"compliance.min": 21})).passed, "1 of 5 = 20%");
         assert!(eval(json!({"compliance": {"min": 20, "max": 20}})).passed);
+        // A range nothing can meet is refused, in any spelling.
+        for impossible in [
+            json!({"compliance": {"min": 90, "max": 10}}),
+            json!({"compliance.min": 50.5, "compliance.max": 50}),
+            json!({"failed": {"critical": {"min": 3}}, "failed.critical.max": 1}),
+        ] {
+            let errs = Threshold::parse(&impossible).unwrap_err();
+            assert_eq!(errs.len(), 1, "{impossible}");
+            assert!(
+                errs[0].message.contains("is greater than"),
+                "{}",
+                errs[0].message
+            );
+            assert!(errs[0].pointer.contains("min"), "{}", errs[0].pointer);
+        }
         assert!(eval(json!({"failed.critical.max": 1, "failed.total.max": 2})).passed);
         assert!(!eval(json!({"failed.critical.max": 0})).passed);
         assert!(eval(json!({"failed.medium.min": 1, "skipped.low.min": 1})).passed);

@@ -8,7 +8,7 @@
 //! with a stolen key) statement and are treated as hostile: they must be
 //! plain relative paths, and are opened inside the bundle directory only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
