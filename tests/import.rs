@@ -246,3 +246,58 @@ fn threshold_verdicts_on_the_sample_follow_saf_semantics() {
         );
     }
 }
+
+/// A failed import leaves nothing behind: no bundle, no staging directory.
+/// A target id that cannot name a file is invalid input (exit 2), as is a
+/// second report for the same target.
+#[test]
+fn failed_imports_leave_no_debris() {
+    let (dir, sample) = setup();
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&sample).unwrap()).unwrap();
+    doc["platform"]["target_id"] = "x".repeat(5000).into();
+    std::fs::write(dir.path().join("long.json"), doc.to_string()).unwrap();
+    let profiles = repo().join("policies/profiles");
+    for reports in [
+        vec!["long.json"],
+        vec!["nginx.json", "nginx.json"],
+        vec!["nginx.json", "long.json"],
+    ] {
+        let mut args = vec!["import"];
+        args.extend(&reports);
+        args.extend([
+            "--policy",
+            "p.yaml",
+            "--policy",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--signing-key",
+            "signer.key.pem",
+        ]);
+        let run = vigil_in(dir.path(), &args);
+        assert_eq!(run.code, 2, "{reports:?}: {}", run.stderr);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("out/nginx"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{reports:?} left {left:?}");
+    }
+    assert!(
+        vigil_in(
+            dir.path(),
+            &[
+                "import",
+                "long.json",
+                "--policy",
+                "p.yaml",
+                "--policy",
+                profiles.to_str().unwrap(),
+                "--out",
+                "out",
+                "--signing-key",
+                "signer.key.pem"
+            ]
+        )
+        .stderr
+        .contains("cannot name a result file")
+    );
+}

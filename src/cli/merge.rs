@@ -80,8 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         Err(e) => {
-            // Nothing half-merged stays behind.
-            let _ = std::fs::remove_dir_all(output.location());
+            // Nothing half-merged stays behind: the unsealed staging
+            // directory goes when `output` drops.
             Err(InvalidInput(e.to_string()).into())
         }
     }

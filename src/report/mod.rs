@@ -236,18 +236,60 @@ fn platform(facts: &Facts) -> (String, String) {
     )
 }
 
-/// File name for a target's HDF: the id with `/` replaced, made safe for
-/// every filesystem (`payments/api-0/api` → `payments_api-0_api.hdf.json`).
+/// File name for a target's HDF: `/` becomes `_`, letters, digits, `-`
+/// and `.` stay, and every other byte is escaped as `~xx` (hex), so the
+/// mapping is injective: two ids never share a file (`rootfs/a_b` →
+/// `rootfs_a~5fb`, `rootfs/a/b` → `rootfs_a_b`).
 pub fn hdf_file_name(target_id: &str) -> PathBuf {
-    let safe: String = target_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut safe = String::with_capacity(target_id.len());
+    for b in target_id.bytes() {
+        match b {
+            b'/' => safe.push('_'),
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' => safe.push(b as char),
+            b => safe.push_str(&format!("~{b:02x}")),
+        }
+    }
     PathBuf::from(format!("{safe}.hdf.json"))
+}
+
+/// Longest file name a target's result may have (Linux's `NAME_MAX`, less
+/// room for `.age` and a temporary prefix).
+pub const MAX_HDF_FILE_NAME: usize = 255 - ".age".len() - ".tmp".len() - 1;
+
+/// Returns true if and only if `target_id` makes a file name that every
+/// Linux filesystem accepts.
+pub fn fits_a_file_name(target_id: &str) -> bool {
+    !target_id.is_empty() && hdf_file_name(target_id).as_os_str().len() <= MAX_HDF_FILE_NAME
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `rootfs/a_b` and `rootfs/a/b` once shared a file, and the
+    /// second result silently replaced the first.
+    #[test]
+    fn file_names_never_collide() {
+        let ids = [
+            "rootfs/a_b",
+            "rootfs/a/b",
+            "rootfs/a~5fb",
+            "rootfs/a b",
+            "rootfs/a.b",
+            "ns/pod/c",
+            "ns_pod/c",
+            "ns/pod_c",
+            "é",
+            "~c3~a9",
+        ];
+        let names: std::collections::BTreeSet<_> = ids.iter().map(|i| hdf_file_name(i)).collect();
+        assert_eq!(names.len(), ids.len(), "{names:?}");
+        assert_eq!(
+            hdf_file_name("payments/api-0/api"),
+            PathBuf::from("payments_api-0_api.hdf.json")
+        );
+        assert!(fits_a_file_name("rootfs/debian"));
+        assert!(!fits_a_file_name(&"x".repeat(300)));
+        assert!(!fits_a_file_name(""));
+    }
 }

@@ -627,6 +627,16 @@ pub fn import(
             .map(|f| f.to_string_lossy().trim_end_matches(".json").to_string())
             .unwrap_or_else(|| name.clone());
         let id = doc.target_id.unwrap_or_else(|| format!("imported/{stem}"));
+        if !crate::report::fits_a_file_name(&id) {
+            return Err(ImportError::Invalid {
+                file: name.clone(),
+                reason: format!(
+                    "its target id ({} characters) cannot name a result file; give the report \
+                     a shorter platform.target_id",
+                    id.chars().count()
+                ),
+            });
+        }
         if targets.iter().any(|t| t.id == id) {
             return Err(ImportError::Duplicate {
                 file: name.clone(),

@@ -263,7 +263,19 @@ pub fn retain(dir: &Path, keep: usize) -> std::io::Result<Vec<String>> {
     let mut newest_any: Option<String> = None;
     for e in std::fs::read_dir(dir)?.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        if !e.file_type().is_ok_and(|t| t.is_dir()) || uuid::Uuid::parse_str(&name).is_err() {
+        // A run in progress writes into `.<run-id>.partial` (see
+        // `seal::bundle::SealedDir`): it counts as the newest, unsealed.
+        let staged = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".partial"));
+        let id = staged.unwrap_or(&name);
+        if !e.file_type().is_ok_and(|t| t.is_dir()) || uuid::Uuid::parse_str(id).is_err() {
+            continue;
+        }
+        if staged.is_some() {
+            if newest_any.as_ref().is_none_or(|n| id > n.as_str()) {
+                newest_any = Some(id.to_string());
+            }
             continue;
         }
         if newest_any.as_ref().is_none_or(|n| &name > n) {

@@ -27,8 +27,21 @@ use crate::runner::RunSummary;
 pub const STATEMENT_FILE: &str = "statement.dsse.json";
 
 /// Where a sealed run writes.
+///
+/// # Guarantees
+///
+/// A bundle appears whole or not at all: files are written into a hidden
+/// staging directory beside the destination (`.<run-id>.partial`), which
+/// is renamed into place (`RENAME_NOREPLACE`) only once the statement is
+/// written. A `SealedDir` dropped before that (a failed import or merge)
+/// removes its staging directory; one killed by SIGKILL leaves only the
+/// hidden `.partial` directory, never a bundle that looks finished.
 pub struct SealedDir {
+    /// The staging directory every file is written into.
     root: PathBuf,
+    /// Where the bundle appears when sealed.
+    dest: PathBuf,
+    sealed: std::sync::atomic::AtomicBool,
     recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
     armor: bool,
     subjects: Mutex<Vec<Subject>>,
@@ -72,11 +85,20 @@ impl SealedDir {
         recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
         armor: bool,
     ) -> io::Result<SealedDir> {
-        let root = out.join(policy).join(run_id);
+        let dest = out.join(policy).join(run_id);
+        let root = out.join(policy).join(format!(".{run_id}.partial"));
         fs::create_dir_all(out.join(policy))?;
+        if fs::symlink_metadata(&dest).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists; runs never overwrite", dest.display()),
+            ));
+        }
         fs::create_dir(&root)?;
         Ok(SealedDir {
             root,
+            dest,
+            sealed: std::sync::atomic::AtomicBool::new(false),
             recipients,
             armor,
             subjects: Mutex::new(Vec::new()),
@@ -236,7 +258,35 @@ impl SealedDir {
             &path,
             &serde_json::to_vec_pretty(&envelope).expect("envelope serializes"),
         )?;
-        Ok(path)
+        self.sync()?;
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.root,
+            rustix::fs::CWD,
+            &self.dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!(
+                    "cannot move the sealed bundle into place at {}: {}",
+                    self.dest.display(),
+                    crate::safeio::io_reason(&e.into())
+                ),
+            )
+        })?;
+        self.sealed.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.dest.join(STATEMENT_FILE))
+    }
+}
+
+impl Drop for SealedDir {
+    /// An unsealed bundle is debris: remove the staging directory.
+    fn drop(&mut self) {
+        if !self.sealed.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -280,7 +330,7 @@ impl RunOutput for SealedDir {
     }
 
     fn location(&self) -> &Path {
-        &self.root
+        &self.dest
     }
 
     fn sync(&self) -> io::Result<()> {
