@@ -331,3 +331,99 @@ fn control_characters_in_target_names_are_escaped() {
         open.stdout
     );
 }
+
+/// SIGINT during a local run of 40 targets: no new scans start, the bundle
+/// is sealed, it verifies, and the targets never started are recorded as
+/// not scanned (exit 3), never lost.
+#[test]
+fn sigint_seals_an_incomplete_local_run_that_verifies() {
+    use std::io::BufRead;
+    let dir = TempDir::new("sigint-local");
+    crate::util::signing_key(dir.path());
+    // One root with enough files that each scan takes a while.
+    let root = dir.path().join("big");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/rootfs/debian/etc/os-release"),
+        root.join("etc/os-release"),
+    )
+    .unwrap();
+    for d in 0..40 {
+        let sub = root.join(format!("usr/share/d{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..250 {
+            std::fs::write(sub.join(format!("f{f}")), "x").unwrap();
+        }
+    }
+    let targets: String = (0..40)
+        .map(|i| format!("    - {{rootfs: {}, name: t{i}}}\n", root.display()))
+        .collect();
+    let policy = dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: sig}}\nspec:\n  profiles: [container-baseline]\n  targets:\n{targets}  limits: {{concurrency: 1}}\n  output: {{signingKey: signer.key.pem}}\n"),
+    );
+    let profiles = repo().join("policies/profiles");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", policy.to_str().unwrap(), profiles.to_str().unwrap()])
+        .args(["--out", "out", "--plaintext", "--format", "json"])
+        .current_dir(dir.path())
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut sent = false;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if !sent && line.contains("[1/40]") {
+                rustix::process::kill_process(
+                    rustix::process::Pid::from_raw(pid as i32).unwrap(),
+                    rustix::process::Signal::INT,
+                )
+                .unwrap();
+                sent = true;
+            }
+            lines.push(line);
+        }
+        (sent, lines)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the run ends after SIGINT")
+        .unwrap();
+    let (sent, lines) = reader.join().unwrap();
+    assert!(sent, "no progress line: {lines:?}");
+    assert_eq!(out.status.code(), Some(3), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("signal received")),
+        "{lines:?}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(t.len(), 40, "every planned target is recorded");
+    let not_scanned = t.iter().filter(|t| t["status"] != "scanned").count();
+    assert!(
+        not_scanned > 0 && not_scanned < 40,
+        "{not_scanned} not scanned"
+    );
+    let bundle = dir
+        .path()
+        .join("out/sig")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let verify = crate::util::vigil_in(
+        dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+}

@@ -99,6 +99,100 @@ type SealedAudit = (crate::report::output::Written, String, u64);
 /// policy's `limits.gracePeriod` says otherwise.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// SIGINT and SIGTERM, registered before the first scan starts (so an
+/// early signal never meets the default handler, which would kill the run
+/// with no statement).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register(rt: &tokio::runtime::Handle) -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _guard = rt.enter();
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    /// The one signal path of every run: the first signal starts no new
+    /// scans; in-flight ones get `grace` — a second signal, or the end of
+    /// the grace period, sends `abort`. Cleanup and sealing run either way.
+    async fn watch(
+        mut self,
+        cancel: Arc<AtomicBool>,
+        grace: std::time::Duration,
+        abort: tokio::sync::watch::Sender<bool>,
+    ) {
+        self.next().await;
+        tracing::warn!(
+            grace_seconds = grace.as_secs(),
+            "signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
+            grace.as_secs()
+        );
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::select! {
+            _ = self.next() => tracing::warn!("second signal: stopping the scans in flight, then cleanup"),
+            _ = tokio::time::sleep(grace) => tracing::warn!("grace period over: stopping the scans in flight, then cleanup"),
+        }
+        let _ = abort.send(true);
+    }
+}
+
+/// Watch signals for a local run, which has no runtime of its own: a small
+/// one on a thread of its own, stopped when the returned guard drops. Local
+/// scans are bounded reads that finish on their own; the bundle is sealed
+/// with every target not started marked as not scanned.
+struct LocalSignals {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LocalSignals {
+    fn start(cancel: Arc<AtomicBool>, grace: std::time::Duration) -> anyhow::Result<LocalSignals> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let signals = Signals::register(rt.handle())?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("vigil-signals".into())
+            .spawn(move || {
+                let (abort_tx, _abort) = tokio::sync::watch::channel(false);
+                rt.block_on(async move {
+                    tokio::select! {
+                        _ = signals.watch(cancel, grace, abort_tx) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })?;
+        Ok(LocalSignals {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for LocalSignals {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Set up the run's access, scan, and clean up whatever happens (errors and
 /// SIGINT/SIGTERM included: a signal stops new scans and gives in-flight
 /// ones a grace period — a second signal ends it — then cleanup runs and
@@ -130,32 +224,8 @@ fn run_in_cluster(
         .as_deref()
         .and_then(crate::policy::duration::parse)
         .unwrap_or(GRACE);
-    let watcher = rt.spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut signal = async || match term.as_mut() {
-            Some(t) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = t.recv() => {}
-                }
-            }
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        };
-        signal().await;
-        tracing::warn!(
-            grace_seconds = grace.as_secs(),
-            "signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
-            grace.as_secs()
-        );
-        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        tokio::select! {
-            _ = signal() => tracing::warn!("second signal: stopping the scans in flight, then cleanup"),
-            _ = tokio::time::sleep(grace) => tracing::warn!("grace period over: stopping the scans in flight, then cleanup"),
-        }
-        let _ = abort_tx.send(true);
-    });
+    let signals = Signals::register(rt.handle())?;
+    let watcher = rt.spawn(signals.watch(cancel, grace, abort_tx));
     let mut access = rt
         .block_on(RunAccess::setup(&session.caller, &policy.value, pp, &audit))
         .map_err(|e| anyhow::anyhow!("cannot set up the run's access: {e}"))?;
@@ -329,6 +399,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 run_in_cluster(session, &set, policy, pp, &opts, &output, cancel)?
             }
             _ => {
+                let grace = policy
+                    .value
+                    .spec
+                    .limits
+                    .grace_period
+                    .as_deref()
+                    .and_then(crate::policy::duration::parse)
+                    .unwrap_or(GRACE);
+                let _signals = LocalSignals::start(cancel, grace)?;
                 let (s, f) = run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?;
                 (s, f, None)
             }
