@@ -427,3 +427,28 @@ fn sigint_seals_an_incomplete_local_run_that_verifies() {
     );
     assert_eq!(verify.code, 0, "{}", verify.stderr);
 }
+
+/// `keygen` refuses before writing anything when either file of the pair
+/// exists: no orphan private key is left beside a foreign public key.
+#[test]
+fn keygen_never_leaves_half_a_pair() {
+    let dir = TempDir::new("keygen-pair");
+    for (kind, key, public) in [
+        ("signing", "k.key.pem", "k.pub.pem"),
+        ("age", "k.key", "k.pub"),
+    ] {
+        dir.write(public, "someone else's public key\n");
+        let r = crate::util::vigil_in(dir.path(), &["keygen", kind, "--out", "k"]);
+        assert_eq!(r.code, 2, "{kind}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(public) && r.stderr.contains("already exists"),
+            "{}",
+            r.stderr
+        );
+        assert!(!dir.path().join(key).exists(), "{kind}: orphan private key");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(public)).unwrap(),
+            "someone else's public key\n"
+        );
+    }
+}

@@ -609,6 +609,22 @@ fn shards_run_in_separate_processes_cover_the_plan_exactly() {
     let r = merge(&all);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("another policy"), "{}", r.stderr);
+    // A shard that does not verify is a failed verification (exit 1, as
+    // `vigil verify` says it), not bad input.
+    std::fs::write(s.dir.path().join("p.yaml"), &text).unwrap();
+    let targets = s.dir.path().join(all[0]).join("targets");
+    let victim = std::fs::read_dir(&targets)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&victim, bytes).unwrap();
+    let r = merge(&all);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
 }
 
 /// `vigil schedule` forwards SIGTERM to the run in flight, which stops its

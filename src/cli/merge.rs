@@ -82,6 +82,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Err(e) => {
             // Nothing half-merged stays behind: the unsealed staging
             // directory goes when `output` drops.
+            // A shard that does not verify is a failed verification (exit
+            // 1), like `vigil verify`; anything else is bad input (2).
+            if let crate::seal::merge::MergeError::NotVerified { .. } = e {
+                tracing::error!("{}", crate::safeio::printable(&e.to_string()));
+                return Ok(Exit::Failed);
+            }
             Err(InvalidInput(e.to_string()).into())
         }
     }

@@ -144,6 +144,7 @@ impl Signer {
     pub fn write(&self, prefix: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
         let key_path = with_suffix(prefix, ".key.pem");
         let pub_path = with_suffix(prefix, ".pub.pem");
+        refuse_existing(&[&key_path, &pub_path])?;
         write_new(&key_path, self.to_pkcs8_v1_pem().as_bytes(), 0o600)?;
         write_new(&pub_path, spki_pem(&self.verifying_key()).as_bytes(), 0o644)?;
         Ok((key_path, pub_path))
@@ -211,6 +212,21 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Refuse before writing anything when any file of a key pair exists, so
+/// that a refused `keygen` never leaves half a pair behind.
+fn refuse_existing(paths: &[&Path]) -> Result<(), KeyError> {
+    for p in paths {
+        if fs::symlink_metadata(p).is_ok() {
+            return Err(KeyError::Write {
+                path: p.to_path_buf(),
+                reason: "it already exists; keygen never overwrites a key (choose another --out)"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Create a file that must not exist yet, with `mode` from the start.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     let err = |e: io::Error| KeyError::Write {
@@ -242,6 +258,7 @@ pub fn write_age_identity(prefix: &Path) -> Result<(PathBuf, PathBuf, String), K
     );
     let key_path = with_suffix(prefix, ".key");
     let pub_path = with_suffix(prefix, ".pub");
+    refuse_existing(&[&key_path, &pub_path])?;
     write_new(&key_path, key_text.as_bytes(), 0o600)?;
     write_new(&pub_path, format!("{recipient}\n").as_bytes(), 0o644)?;
     Ok((key_path, pub_path, recipient))
