@@ -452,3 +452,121 @@ fn keygen_never_leaves_half_a_pair() {
         );
     }
 }
+
+/// Every input a user names — keys, identities, thresholds, inventories,
+/// requests, reports, policies — given an endless device or a FIFO nobody
+/// writes to: exit 2 within seconds, with a message naming the file.
+#[test]
+fn endless_and_silent_inputs_are_refused_for_every_flag() {
+    let dir = TempDir::new("inputs");
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("bundle")).unwrap();
+    let r = repo();
+    let s = |p: &str| r.join(p).display().to_string();
+    let (demo, profiles) = (s("policies/demo.yaml"), s("policies/profiles"));
+    // A policy with no keys of its own, for import --unsigned --plaintext.
+    let bare = dir
+        .write(
+            "bare.yaml",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: bare}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
+        )
+        .display()
+        .to_string();
+    let public = s("fixtures/keys/demo-signing.pub.pem");
+    let rootfs = s("fixtures/rootfs/debian");
+    let mut cases: Vec<(&str, Vec<String>)> = Vec::new();
+    for bad in ["/dev/zero".to_string(), fifo.display().to_string()] {
+        let b = bad.clone();
+        let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        cases.push(("trusted key", v(&["verify", "bundle", "--trusted-key", &b])));
+        cases.push((
+            "identity",
+            v(&["open", "bundle", "--trusted-key", &public, "--identity", &b]),
+        ));
+        cases.push((
+            "threshold",
+            v(&["run", &demo, &profiles, "--threshold", &b, "--out", "o"]),
+        ));
+        cases.push((
+            "signing key",
+            v(&["run", &demo, &profiles, "--signing-key", &b, "--out", "o"]),
+        ));
+        cases.push((
+            "inventory",
+            v(&["plan", &demo, &profiles, "--inventory", &b]),
+        ));
+        cases.push(("request", v(&["probe", "--root", &rootfs, "--request", &b])));
+        cases.push((
+            "report",
+            v(&[
+                "import",
+                &b,
+                "--policy",
+                &bare,
+                "--policy",
+                &profiles,
+                "--unsigned",
+                "--plaintext",
+                "--out",
+                "o",
+            ]),
+        ));
+        cases.push(("policy", v(&["validate", &b])));
+    }
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = cases
+        .into_iter()
+        .map(|(what, args)| {
+            let cwd = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                (what, args.clone(), vigil_with_deadline(&cwd, &a, b"", 30))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (what, args, run) = h.join().unwrap();
+        assert_eq!(run.code, 2, "{what} {args:?}: {}", run.stderr);
+        let named = args.iter().any(|a| {
+            (a.starts_with("/dev/") || a.ends_with("/fifo")) && run.stderr.contains(a.as_str())
+        });
+        assert!(named, "{what}: the file is not named: {}", run.stderr);
+        assert!(
+            ["character device", "sent nothing", "not a regular file"]
+                .iter()
+                .any(|w| run.stderr.contains(w)),
+            "{what} {args:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(25));
+}
+
+/// Process substitution keeps working: a key handed over as `<(cat key)`
+/// (a pipe under /dev/fd) is read, where a silent FIFO is refused.
+#[test]
+fn process_substitution_still_works_for_keys() {
+    let dir = TempDir::new("procsub");
+    let key = repo().join("fixtures/keys/demo-signing.pub.pem");
+    let script = format!(
+        "exec \"$0\" verify bundle --trusted-key <(cat '{}')",
+        key.display()
+    );
+    std::fs::create_dir_all(dir.path().join("bundle")).unwrap();
+    let out = Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_vigil")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The key was read: what fails is the (empty) bundle, not the key.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("statement.dsse.json"), "{stderr}");
+    assert!(!stderr.contains("trusted key"), "{stderr}");
+}

@@ -2,6 +2,7 @@
 
 use crate::safeio::printable;
 use std::fmt::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
@@ -90,7 +91,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         return Err(InvalidInput(format!("the bundle has no target {}", printable(t))).into());
     }
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)?;
+        // Plaintext results: a private directory, private files.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                InvalidInput(format!(
+                    "cannot create {}: {}",
+                    printable(&dir.display().to_string()),
+                    crate::safeio::io_reason(&e)
+                ))
+            })?;
     }
     let mut out = format!(
         "policy {} run {} verdict {}\n",
@@ -141,12 +153,24 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         if let Some(dir) = &args.out {
             let name = crate::report::hdf_file_name(&t.id);
             let dest = dir.join(name);
+            let shown = printable(&dest.display().to_string()).into_owned();
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&dest)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dest.display()))?;
-            std::io::Write::write_all(&mut f, &bytes)?;
+                .map_err(|e| {
+                    let why = crate::safeio::io_reason(&e);
+                    match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => InvalidInput(format!(
+                            "cannot create {shown}: {why}; open never overwrites (choose an empty --out directory)"
+                        )),
+                        _ => InvalidInput(format!("cannot create {shown}: {why}")),
+                    }
+                })?;
+            std::io::Write::write_all(&mut f, &bytes).map_err(|e| {
+                anyhow::anyhow!("cannot write {shown}: {}", crate::safeio::io_reason(&e))
+            })?;
         }
     }
     print_stdout(&out)?;

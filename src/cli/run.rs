@@ -313,8 +313,9 @@ pub(super) fn open_bundle(
     )
     .map_err(|e| {
         anyhow::anyhow!(
-            "cannot create results directory under {}: {e}",
-            out.display()
+            "cannot create the bundle directory under {}: {}",
+            crate::safeio::printable(&out.display().to_string()),
+            crate::safeio::io_reason(&e)
         )
     })
 }

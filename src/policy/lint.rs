@@ -208,12 +208,21 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             super::model::Schedule::Cron(_) => "/spec/schedule",
             super::model::Schedule::Detailed(_) => "/spec/schedule/cron",
         };
-        if let Err(e) = parse_cron(s.cron()) {
-            out.push(p.at_value(
+        match parse_cron(s.cron()) {
+            Err(e) => out.push(p.at_value(
                 Diagnostic::error(Code::InvalidCron, format!("invalid cron expression `{}`: {e}", s.cron()))
                     .with_hint("use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\", or @hourly/@daily/@weekly/@monthly"),
                 ptr,
-            ));
+            )),
+            Ok(cron) if !fires(&cron) => out.push(p.at_value(
+                Diagnostic::warning(
+                    Code::CronNeverFires,
+                    format!("cron expression `{}` never fires (no such date)", s.cron()),
+                )
+                .with_hint("check the day of month against the month (February has at most 29 days; April, June, September and November 30)"),
+                ptr,
+            )),
+            Ok(_) => {}
         }
         if let super::model::Schedule::Detailed(d) = s
             && let Some(tz) = &d.timezone
@@ -515,6 +524,18 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Returns true if and only if `cron` fires at least once in the next 400
+/// years (one full Gregorian cycle: a date that exists at all exists in it).
+pub fn fires(cron: &croner::Cron) -> bool {
+    use chrono::TimeZone as _;
+    let from = chrono::Utc
+        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date");
+    cron.find_next_occurrence(&from, true)
+        .is_ok_and(|t| t < from + chrono::Duration::days(366 * 400))
+}
+
 /// An IANA timezone name the zone database knows (`UTC`, `Europe/Berlin`).
 fn chrono_tz_like(tz: &str) -> Result<(), ()> {
     tz.parse::<chrono_tz::Tz>().map(drop).map_err(drop)
@@ -580,6 +601,18 @@ mod tests {
     #[test]
     fn cron_forms() {
         assert!(parse_cron("0 2 * * *").is_ok());
+        let started = std::time::Instant::now();
+        for (expr, ok) in [
+            ("0 2 * * *", true),
+            ("0 0 29 2 *", true),
+            ("0 0 29 2 1", true),
+            ("0 0 30 2 *", false),
+            ("0 0 31 4,6,9,11 *", false),
+            ("0 0 31 2,4 *", false),
+        ] {
+            assert_eq!(fires(&parse_cron(expr).unwrap()), ok, "{expr}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert!(parse_cron("@daily").is_ok());
         assert!(parse_cron("*/15 * * * MON-FRI").is_ok());
         assert!(

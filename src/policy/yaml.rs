@@ -134,14 +134,27 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         .collect())
 }
 
-/// serde-saphyr appends " at line X column Y" to its messages; positions are
-/// rendered separately, so strip that tail.
+/// serde-saphyr appends " at line X column Y" to its messages (and, for
+/// aliases, "(defined at …) (used at …)"); positions are rendered
+/// separately, so strip exactly that tail — never text in the middle — and
+/// say in words what a budget breach means.
 fn clean_message(message: &str) -> String {
-    let trimmed = match message.rfind(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    };
-    trimmed.trim().to_string()
+    use std::sync::OnceLock;
+    static TAIL: OnceLock<regex::Regex> = OnceLock::new();
+    let tail = TAIL.get_or_init(|| {
+        regex::Regex::new(r"(?:\s*\(?(?:defined|used)? ?at line \d+,? column \d+\)?)+\s*$")
+            .expect("valid regex")
+    });
+    let trimmed = tail.replace(message, "");
+    let trimmed = trimmed.trim();
+    if let Some(rest) = trimmed.strip_prefix("budget breached: ") {
+        let what = rest.split([' ', '{']).next().unwrap_or(rest);
+        return format!(
+            "the YAML is too large once parsed ({what} budget exceeded); aliases that expand \
+             exponentially (an \"alias bomb\"), very deep nesting and huge documents are refused"
+        );
+    }
+    trimmed.to_string()
 }
 
 /// Escape one JSON pointer segment (RFC 6901).
@@ -322,6 +335,26 @@ mod tests {
         }
         let e = parse_documents(&text).unwrap_err();
         assert!(e.position.is_some(), "{e:?}");
+        // Whole words, no cut-off "(used" tail, no library internals.
+        assert!(e.message.contains("alias bomb"), "{}", e.message);
+        assert!(
+            !e.message.contains("(used") && !e.message.contains('{'),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn only_the_position_tail_is_stripped() {
+        assert_eq!(clean_message("bad thing at line 3 column 4"), "bad thing");
+        assert_eq!(
+            clean_message("x (defined at line 8, column 9) (used at line 9 column 10)"),
+            "x"
+        );
+        assert_eq!(
+            clean_message("key `at line 2` is odd at line 5 column 1"),
+            "key `at line 2` is odd"
+        );
     }
 
     #[test]

@@ -92,18 +92,30 @@ impl Signer {
 
     /// Load a PKCS#8 PEM key (v1 or v2) from a file that only its owner can read.
     pub fn from_file(path: &Path) -> Result<Signer, KeyError> {
-        let meta = fs::metadata(path).map_err(|e| KeyError::Read {
+        use rustix::fs::{FileType, Mode, OFlags};
+        let fail = |reason: String| KeyError::Read {
             path: path.into(),
-            reason: crate::safeio::io_reason(&e),
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+            reason,
+        };
+        // One descriptor for the mode check and the read, so the file that
+        // was checked is the file that is read.
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(crate::safeio::io_reason(&e.into())))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| fail(crate::safeio::io_reason(&e.into())))?;
+        let mode = st.st_mode & 0o777;
+        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && mode & 0o077 != 0 {
             return Err(KeyError::Permissions {
                 path: path.into(),
                 mode,
             });
         }
-        let text = read_key_text(path, "signing key")?;
+        let bytes =
+            crate::safeio::read_fd(fd, MAX_KEY_FILE_BYTES).map_err(|p| fail(p.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
         Signer::from_pem(&text, &path.display().to_string())
     }
 
