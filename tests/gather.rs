@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vigil::facts::resolve::Root;
 use vigil::facts::{FactRequest, rootfs, shell};
 
-use crate::util::{TempDir, install_busybox, is_root, rootfs_fixtures};
+use crate::util::{TempDir, install_busybox, install_gnu_userland, is_root, repo, rootfs_fixtures};
 
 fn request(nonce: &str) -> FactRequest {
     serde_json::from_value(json!({
@@ -202,4 +202,126 @@ fn no_shell_is_reported_as_such() {
     // not gatherer output.
     assert_eq!(shell::parse(&req, b"OCI runtime exec failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory\n"), Err(shell::GatherError::NoOutput));
     let _ = dir;
+}
+
+/// No false pass: in a root where a tool the gatherer needs is missing (or
+/// `stat` fails for every path), the output still parses, and no control
+/// of the container baseline that depends on that tool passes — while with
+/// every tool present, such controls do pass (so the test can fail).
+#[test]
+fn a_missing_or_broken_tool_never_makes_a_control_pass() {
+    use vigil::checks::{Context, Status, evaluate, overall};
+    use vigil::facts::compile::compile;
+    if !busybox_available() {
+        return;
+    }
+    let (set, diags) = vigil::policy::load(&[repo().join("policies/profiles")]);
+    assert!(diags.iter().all(|d| !d.is_error()));
+    let controls = &set.profile("container-baseline").unwrap().value.controls;
+    let mut req = compile(controls.iter(), 65536);
+    req.nonce = "n0nce-t".into();
+    let all = ["stat", "base64", "head", "readlink", "find", "tr", "wc"];
+    let fx = rootfs_fixtures();
+    let root = fx.path().join("rootfs/debian");
+    install_gnu_userland(&root, &all);
+    let gather = |root: &Path| {
+        let out = Command::new("chroot")
+            .arg(root)
+            .args(["/bin/sh", "-c", &shell::script(&req)])
+            .output()
+            .unwrap();
+        shell::parse(&req, &out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: a missing tool must never make the output unparsable\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let passed = |facts: &vigil::facts::Facts, c: &vigil::policy::model::Control| {
+        overall(&evaluate(
+            c,
+            facts,
+            &Context::new(vigil::policy::model::Approach::Api),
+        )) == Status::Passed
+    };
+    // Which facts each tool serves: facts about what exists (absence is
+    // the shell's own `test`, which needs no tool).
+    let truth = rootfs::collect(&root, &req).unwrap();
+    let exists = |p: &String| truth.files[p].lstat.is_some();
+    let symlink = |p: &String| {
+        truth.files[p]
+            .lstat
+            .is_some_and(|l| l.kind == vigil::facts::Kind::Symlink)
+    };
+    let dir_has_files = |d: &String| truth.dirs.get(d).is_some_and(|e| !e.is_empty());
+    let walked =
+        |r: &vigil::facts::FactRequest| r.walks.iter().any(|w| !truth.walks[&w.path].missing);
+    let depends = |tool: &str, c: &vigil::policy::model::Control| {
+        let r = compile(std::iter::once(c), 65536);
+        match tool {
+            "stat" | "base64" => {
+                r.stat.union(&r.read).any(exists)
+                    || r.read_dirs.iter().any(dir_has_files)
+                    || walked(&r)
+            }
+            // passwd and group read only to resolve `root` need no content
+            // (uid/gid 0 is root); read as tables (users, groups) they do.
+            "head" => {
+                r.read
+                    .iter()
+                    .any(|p| p != "/etc/passwd" && p != "/etc/group" && exists(p))
+                    || r.read_dirs.iter().any(dir_has_files)
+                    || reads_accounts(&c.check)
+            }
+            "readlink" => r.stat.union(&r.read).any(symlink),
+            _ => walked(&r),
+        }
+    };
+    let full = gather(&root);
+    let mut exercised = 0;
+    for (tool, broken) in all.iter().map(|t| (*t, false)).chain([("stat", true)]) {
+        let bin = root.join("usr/bin").join(tool);
+        let saved = std::fs::read(&bin).unwrap();
+        std::fs::remove_file(&bin).unwrap();
+        if broken {
+            std::fs::write(&bin, "#!/bin/sh\nexit 1\n").unwrap();
+            std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let facts = gather(&root);
+        for c in controls.iter().filter(|c| depends(tool, c)) {
+            assert!(
+                !passed(&facts, c),
+                "{} passed with `{tool}` {}: {:?}",
+                c.id,
+                if broken { "failing" } else { "missing" },
+                evaluate(
+                    c,
+                    &facts,
+                    &Context::new(vigil::policy::model::Approach::Api)
+                )
+            );
+            exercised += usize::from(passed(&full, c));
+        }
+        let _ = std::fs::remove_file(&bin);
+        std::fs::write(&bin, saved).unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    assert!(
+        exercised > 20,
+        "only {exercised} dependent controls pass with every tool present"
+    );
+}
+
+/// Returns true if and only if a check reads the users or groups tables.
+fn reads_accounts(check: &vigil::policy::model::Check) -> bool {
+    use vigil::policy::model::Check;
+    match check {
+        Check::Users(_) | Check::Groups(_) => true,
+        Check::All(a) => a.all.iter().any(reads_accounts),
+        Check::Any(a) => a.any.iter().any(reads_accounts),
+        Check::None(a) => a.none.iter().any(reads_accounts),
+        _ => false,
+    }
 }

@@ -182,6 +182,41 @@ pub fn install_busybox(root: &Path) {
     }
 }
 
+/// A minimal GNU userland in `root`: the host's dash as `/bin/sh` plus only
+/// the named tools (GNU coreutils/findutils), each with the shared
+/// libraries `ldd` lists. Unlike busybox — whose shell runs its applets
+/// even without their links — a tool left out here is really missing.
+/// `root/bin` must be a directory or a link to `usr/bin`.
+pub fn install_gnu_userland(root: &Path, tools: &[&str]) {
+    let which = |t: &str| -> PathBuf {
+        let out = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .unwrap();
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let bin = root.join("usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mut binaries = vec![(which("dash"), bin.join("sh"))];
+    binaries.extend(tools.iter().map(|t| (which(t), bin.join(t))));
+    for (from, to) in binaries {
+        assert!(from.is_absolute(), "{from:?} is not installed on the host");
+        let _ = std::fs::remove_file(&to);
+        std::fs::copy(&from, &to).unwrap();
+        let ldd = Command::new("ldd").arg(&from).output().unwrap();
+        for lib in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            let dest = root.join(lib.trim_start_matches('/'));
+            if !dest.exists() {
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(lib, &dest).unwrap();
+            }
+        }
+    }
+}
+
 /// The in-toto statement inside a bundle's `statement.dsse.json` (not verified).
 pub fn statement_payload(bundle: &Path) -> serde_json::Value {
     use base64::Engine as _;

@@ -100,19 +100,20 @@ pub(super) fn file(c: &FileCheck, facts: &Facts, ctx: &Context) -> Vec<TestResul
             octal(st.mode),
         ));
     }
-    if let Some(p) = &e.owner {
-        out.push(TestResult::check(
-            names.is(st.uid, p, true),
-            format!("{subject} owner is expected to be {}", principal_text(p)),
-            names.show(st.uid, true),
-        ));
-    }
-    if let Some(p) = &e.group {
-        out.push(TestResult::check(
-            names.is(st.gid, p, false),
-            format!("{subject} group is expected to be {}", principal_text(p)),
-            names.show(st.gid, false),
-        ));
+    for (p, id, user, what) in [
+        (&e.owner, st.uid, true, "owner"),
+        (&e.group, st.gid, false, "group"),
+    ] {
+        let Some(p) = p else { continue };
+        let desc = format!("{subject} {what} is expected to be {}", principal_text(p));
+        match names.unresolvable(p, user) {
+            Some(why) => out.push(TestResult::error(desc, why)),
+            None => out.push(TestResult::check(
+                names.is(id, p, user),
+                desc,
+                names.show(id, user),
+            )),
+        }
     }
     content(&subject, fact, st, e, &mut out);
     out
@@ -220,12 +221,36 @@ pub(super) fn directory(c: &DirectoryCheck, facts: &Facts, ctx: &Context) -> Vec
         .entries
         .iter()
         .filter(|en| en.stat.kind != Kind::Symlink);
+    // An owner name the target's passwd cannot resolve: an error, pushed
+    // after the rules.
+    let owner_unresolved = e.owner.as_ref().and_then(|p| {
+        names.unresolvable(p, true).map(|why| {
+            TestResult::error(
+                format!(
+                    "{subject} entries are expected to be owned by {}",
+                    principal_text(p)
+                ),
+                why,
+            )
+        })
+    });
+    // Entries that vanished while the root was walked are not evidence of
+    // anything; the message says they were skipped.
+    let vanished = if walk.vanished.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} vanished during the walk and were skipped: {})",
+            walk.vanished.len(),
+            list_some(&walk.vanished, 3)
+        )
+    };
     let mut rule = |desc: String, bad: Vec<String>| {
         let ok = bad.is_empty();
         let got = if ok {
-            format!("none in {} entries", walk.visited)
+            format!("none in {} entries{vanished}", walk.visited)
         } else {
-            format!("{}: {}", bad.len(), list_some(&bad, 10))
+            format!("{}: {}{vanished}", bad.len(), list_some(&bad, 10))
         };
         out.push(TestResult::check(ok, desc, got));
     };
@@ -274,7 +299,9 @@ pub(super) fn directory(c: &DirectoryCheck, facts: &Facts, ctx: &Context) -> Vec
             bad,
         );
     }
-    if let Some(p) = &e.owner {
+    if let Some(p) = &e.owner
+        && owner_unresolved.is_none()
+    {
         let bad = files
             .clone()
             .filter(|en| !names.is(en.stat.uid, p, true))
@@ -303,6 +330,7 @@ pub(super) fn directory(c: &DirectoryCheck, facts: &Facts, ctx: &Context) -> Vec
             bad,
         );
     }
+    out.extend(owner_unresolved);
     if walk.truncated {
         out.push(TestResult::error(
             format!("{subject} is walked completely"),

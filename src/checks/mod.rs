@@ -297,29 +297,56 @@ fn principal_text(p: &Principal) -> String {
 pub(crate) struct Names {
     users: Vec<(u32, String)>,
     groups: Vec<(u32, String)>,
+    /// Why passwd could not be read, when it could not.
+    users_unreadable: Option<String>,
+    /// Why group could not be read, when it could not.
+    groups_unreadable: Option<String>,
 }
 
 impl Names {
     fn from_facts(facts: &Facts) -> Names {
-        let text = |p: &str| {
-            facts
-                .files
-                .get(p)
-                .and_then(|f| f.content.as_ref())
-                .map(|c| c.text().into_owned())
-                .unwrap_or_default()
+        // Absent tables are empty; unreadable ones are remembered, so that
+        // a name that cannot be resolved is an error, never "nobody has it".
+        let text = |p: &str| match facts.files.get(p).map(|f| f.evidence()) {
+            Some(Ok(Some(c))) => (c.text().into_owned(), None),
+            Some(Err(why)) => (String::new(), Some(format!("{p}: {why}"))),
+            _ => (String::new(), None),
         };
-        let users = crate::facts::parse::passwd(&text(crate::facts::compile::PASSWD))
+        let (passwd, users_unreadable) = text(crate::facts::compile::PASSWD);
+        let (group, groups_unreadable) = text(crate::facts::compile::GROUP);
+        let users = crate::facts::parse::passwd(&passwd)
             .0
             .into_iter()
             .map(|e| (e.uid, e.name))
             .collect();
-        let groups = crate::facts::parse::group(&text(crate::facts::compile::GROUP))
+        let groups = crate::facts::parse::group(&group)
             .0
             .into_iter()
             .map(|e| (e.gid, e.name))
             .collect();
-        Names { users, groups }
+        Names {
+            users,
+            groups,
+            users_unreadable,
+            groups_unreadable,
+        }
+    }
+
+    /// Why `p` cannot be resolved on this target, if it cannot: a name
+    /// other than root while the table that would resolve it was
+    /// unreadable. (uid and gid 0 are root without any table.)
+    fn unresolvable(&self, p: &Principal, user: bool) -> Option<String> {
+        let Principal::Name(name) = p else {
+            return None;
+        };
+        let why = if user {
+            &self.users_unreadable
+        } else {
+            &self.groups_unreadable
+        };
+        why.as_ref()
+            .filter(|_| name != "root")
+            .map(|w| format!("the name {name} cannot be resolved ({w})"))
     }
 
     /// `root (0)` style display of an id.

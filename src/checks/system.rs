@@ -199,6 +199,19 @@ pub(super) fn process(c: &ProcessCheck, facts: &Facts, ctx: &Context) -> Vec<Tes
             },
         ));
     }
+    for (u, not) in [(&e.user, ""), (&e.not_user, "not ")] {
+        if let Some(u) = u
+            && let Some(why) = names.unresolvable(u, true)
+        {
+            return vec![TestResult::error(
+                format!(
+                    "{subject} are expected {not}to run as {}",
+                    principal_text(u)
+                ),
+                why,
+            )];
+        }
+    }
     if let Some(u) = &e.user {
         let bad: Vec<String> = matching
             .iter()

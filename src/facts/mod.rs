@@ -282,6 +282,11 @@ pub struct WalkFact {
     /// Per-entry errors (path, reason).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<(String, String)>,
+    /// Entries listed by the walk that were gone when they were inspected
+    /// (a live root changes while it is walked): skipped, and named in the
+    /// result's message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vanished: Vec<String>,
     /// Mount points of pseudo filesystems (procfs, sysfs, …) met by the walk
     /// and not entered: their entries describe the kernel, not the image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -392,7 +392,10 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
         let st = match statat(dfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => stat_fact(&st),
             // Vanished since the listing (a live root): not an entry.
-            Err(rustix::io::Errno::NOENT) => continue,
+            Err(rustix::io::Errno::NOENT) => {
+                fact.vanished.push(path);
+                continue;
+            }
             Err(e) => {
                 fact.errors.push((path, reason(&e.into())));
                 continue;

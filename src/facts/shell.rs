@@ -24,11 +24,15 @@
 //! K B(path) B(link)                             a requested path that is a symbolic link
 //! F B(path) ST(lstat) ST(stat) B(link)|-        a path stat'ed on its own (names with CR/LF)
 //! C B(path) B(content)                          content: up to cap + 1 bytes (more than cap: cut)
+//! X <tool>                                      a tool the script needs is missing
+//! P B(path)                                     the shell's own test says the path exists
 //! E B(path) <reason>                            a per-fact error
 //! D B(dir) B(name) ST                           an entry of a read_dirs directory
 //! DC B(dir) B(name) B(content)                  its content (up to cap + 1 bytes)
 //! WV B(walk) <visited> 0|1                      a walk: entries seen, missing
-//! W B(walk) ST B(entry path)                    a recorded walk entry
+//! W B(walk) ST|-|! B(entry path)               a recorded walk entry (`-`: gone when stat'ed;
+//!                                               `!`: still there, but `stat` failed)
+//! WE B(walk) <reason>                           the walk's `find` failed
 //! VIGIL-GATHER-END <nonce> <records>
 //! ```
 //!
@@ -42,6 +46,18 @@
 //! not closed leaves the output without its end line, which is refused.
 //! Contents are read one byte past the cap so the parser can tell a cut
 //! file without another `stat` per file.
+//!
+//! # No false pass
+//!
+//! A tool that is missing or a command that fails must never read as
+//! "absent" or "empty". The script checks every tool it needs with
+//! `command -v` (an `X` record each missing one), captures the exit status
+//! of `head`, `base64` and `find` (the POSIX pipe-status idiom: the status
+//! travels on fd 5 while the data goes to fd 4, the script's stdout), and
+//! reports, for every requested path, whether the shell's builtin `test`
+//! sees it (`P`): a path the shell sees but `stat` reported nothing about
+//! is an error. The parser then marks exactly the facts that depended on a
+//! missing tool as errors ([`finish`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -90,12 +106,34 @@ fn batchable(path: &str) -> bool {
     !path.contains(['\n', '\r'])
 }
 
+/// The tools the script for `req` runs, beyond the shell's builtins.
+fn tools(req: &FactRequest) -> Vec<&'static str> {
+    let files = !req.stat.is_empty() || !req.read.is_empty();
+    let mut t = Vec::new();
+    if files || !req.read_dirs.is_empty() || !req.walks.is_empty() {
+        t.extend(["stat", "base64"]);
+    }
+    if req.stat.union(&req.read).any(|p| batchable(p)) {
+        t.push("readlink");
+    }
+    if !req.read.is_empty() || !req.read_dirs.is_empty() {
+        t.push("head");
+    }
+    if !req.walks.is_empty() {
+        t.extend(["find", "tr", "wc"]);
+    }
+    t
+}
+
+/// Every tool [`tools`] may name: the parser accepts `X` only for these.
+const KNOWN_TOOLS: [&str; 7] = ["stat", "base64", "readlink", "head", "find", "tr", "wc"];
+
 /// Generate the script for `req`. The nonce must be letters, digits and `-`.
 pub fn script(req: &FactRequest) -> String {
     let mut s = String::new();
     let nonce = &req.nonce;
     s.push_str(
-        "#!/bin/sh\n# vigil gatherer: one process, every fact.\nexport LC_ALL=C\n# Standard locations first: no failed exec lookups per command.\nPATH=/bin:/usr/bin:/sbin:/usr/sbin:$PATH\numask 077\nn=0\n",
+        "#!/bin/sh\n# vigil gatherer: one process, every fact.\nexport LC_ALL=C\n# Standard locations first: no failed exec lookups per command.\nPATH=/bin:/usr/bin:/sbin:/usr/sbin:$PATH\numask 077\nn=0\n# fd 4: the real stdout, for data piped past a status capture.\nexec 4>&1\n",
     );
     s.push_str("r() { n=$((n+1)); }\n");
     s.push_str("st() { stat -c '%f:%u:%g:%s' \"$1\" || echo -; }\n");
@@ -103,10 +141,19 @@ pub fn script(req: &FactRequest) -> String {
     s.push_str("enc() { printf '%s' \"$1\" | base64 -w 0; }\n");
     // content: $1 path, $2 record tag, $3 error record tag, $4 encoded
     // name(s), $5 bytes to read
+    // head's status comes back on fd 5, base64's as the substitution's.
     s.push_str(
-        "cnt() { if [ ! -r \"$1\" ]; then echo \"$3 $4 permission-denied\"; r; return; fi\n  printf '%s %s ' \"$2\" \"$4\"; head -c \"$5\" \"$1\" | base64 -w 0; echo; r; }\n",
+        "cnt() { if [ ! -r \"$1\" ]; then echo \"$3 $4 permission-denied\"; r; return; fi\n  printf '%s %s ' \"$2\" \"$4\"; hs=$( { { head -c \"$5\" \"$1\"; echo $? >&5; } | base64 -w 0 >&4; } 5>&1 ); bs=$?; echo; r\n  if [ \"$hs\" != 0 ] || [ \"$bs\" != 0 ]; then echo \"$3 $4 read-failed\"; r; fi; }\n",
     );
     let _ = writeln!(s, "echo 'VIGIL-GATHER v1 {nonce}'");
+    let needed = tools(req);
+    if !needed.is_empty() {
+        let _ = writeln!(
+            s,
+            "for t in {}; do command -v \"$t\" >&2 || {{ echo \"X $t\"; r; eval \"no_$t=1\"; }}; done",
+            needed.join(" ")
+        );
+    }
     let paths: Vec<&String> = req.stat.union(&req.read).collect();
     let batched: Vec<String> = paths
         .iter()
@@ -128,10 +175,13 @@ pub fn script(req: &FactRequest) -> String {
         if batchable(path) {
             let _ = writeln!(
                 s,
-                "if [ -L \"$p\" ]; then echo \"K {b} $(enc \"$(readlink \"$p\")\")\"; r; fi"
+                "if [ -L \"$p\" ]; then echo \"P {b}\"; r; if t=$(readlink \"$p\"); then echo \"K {b} $(enc \"$t\")\"; else echo \"E {b} readlink-failed\"; fi; r; elif [ -e \"$p\" ]; then echo \"P {b}\"; r; fi"
             );
         } else {
-            let _ = writeln!(s, "if [ -e \"$p\" ] || [ -L \"$p\" ]; then");
+            let _ = writeln!(
+                s,
+                "if [ -e \"$p\" ] || [ -L \"$p\" ]; then echo \"P {b}\"; r"
+            );
             let _ = writeln!(
                 s,
                 "  if [ -L \"$p\" ]; then t=$(enc \"$(readlink \"$p\")\"); else t=-; fi"
@@ -150,9 +200,11 @@ pub fn script(req: &FactRequest) -> String {
     for dir in &req.read_dirs {
         let (q, b) = (quote(dir), b64(dir));
         let cap = req.max_file_bytes + 1;
+        // Without base64 no name can be sent (the `X` record marks the
+        // directory an error); the listing is skipped, not sent empty.
         let _ = writeln!(
             s,
-            "for f in {q}/* {q}/.[!.]*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue"
+            "[ -n \"$no_base64\" ] || for f in {q}/* {q}/.[!.]*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue"
         );
         let _ = writeln!(
             s,
@@ -175,14 +227,18 @@ pub fn script(req: &FactRequest) -> String {
         let _ = writeln!(s, "if [ -d {q} ] && [ ! -L {q} ]; then");
         let _ = writeln!(
             s,
-            "  v=$(find {q} -xdev -mindepth 1 -maxdepth {} -print0 | tr -dc '\\000' | wc -c); echo \"WV {b} $v 0\"; r",
+            "  fs=$( {{ {{ find {q} -xdev -mindepth 1 -maxdepth {} -print0; echo $? >&5; }} | tr -dc '\\000' | wc -c | {{ read v; echo \"WV {b} ${{v:-0}} 0\"; }} >&4; }} 5>&1 ); r",
             w.depth
+        );
+        let _ = writeln!(
+            s,
+            "  if [ \"$fs\" != 0 ]; then echo \"WE {b} find-failed\"; r; fi"
         );
         // Each recorded entry's name is encoded in a child shell: names are
         // container-controlled and may hold newlines.
         let _ = writeln!(
             s,
-            "  for x in $(find {q} -xdev -mindepth 1 -maxdepth {} {filter}-exec sh -c 'for f; do printf \"%s:%s\\n\" \"$(stat -c %f:%u:%g:%s \"$f\")\" \"$(printf %s \"$f\" | base64 -w 0)\"; done' vigil {{}} +); do",
+            "  [ -n \"$no_base64$no_find\" ] || for x in $(find {q} -xdev -mindepth 1 -maxdepth {} {filter}-exec sh -c 'for f; do s=$(stat -c %f:%u:%g:%s \"$f\") || {{ s=-; [ -e \"$f\" ] || [ -L \"$f\" ] && s=!; }}; printf \"%s:%s\\n\" \"$s\" \"$(printf %s \"$f\" | base64 -w 0)\"; done' vigil {{}} +); do",
             w.depth
         );
         let _ = writeln!(s, "    echo \"W {b} ${{x%:*}} ${{x##*:}}\"; r; done");
@@ -248,6 +304,8 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
         facts.dirs.insert(d.clone(), BTreeMap::new());
     }
     let mut records = 0usize;
+    let mut missing: BTreeSet<&'static str> = BTreeSet::new();
+    let mut seen_by_shell: BTreeSet<String> = BTreeSet::new();
     let mut blocks_seen = [false; 2];
     // Inside a stat block: which one (0: lstat, 1: stat -L) and the paths
     // it has named so far.
@@ -290,7 +348,7 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
             if want != records {
                 return Err(GatherError::Count { got: records, want });
             }
-            return Ok(finish(req, facts));
+            return Ok(finish(req, facts, &missing, &seen_by_shell));
         }
         records += 1;
         let f: Vec<&str> = line.split(' ').collect();
@@ -309,6 +367,32 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 }
                 blocks_seen[usize::from(follow)] = true;
                 block = Some((follow, BTreeSet::new()));
+            }
+            (Some("X"), 2) => {
+                let tool = KNOWN_TOOLS
+                    .iter()
+                    .find(|t| **t == f[1])
+                    .ok_or(GatherError::Malformed(n))?;
+                missing.insert(tool);
+            }
+            (Some("P"), 2) => {
+                let p = path(1)?;
+                if !requested(&p) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                seen_by_shell.insert(p);
+            }
+            (Some("WE"), 3) => {
+                let w = path(1)?;
+                if !req.walks.iter().any(|x| x.path == w) {
+                    return Err(GatherError::Unrequested(n));
+                }
+                facts
+                    .walks
+                    .entry(w.clone())
+                    .or_default()
+                    .errors
+                    .push((w, f[2].replace('-', " ")));
             }
             (Some("K"), 3) => {
                 let p = path(1)?;
@@ -356,6 +440,10 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 let e = dir.entry(name).or_default();
                 e.lstat = st;
                 e.stat = st;
+                if st.is_none() {
+                    // Listed by the shell, but `stat` said nothing.
+                    e.error = Some("stat failed".into());
+                }
             }
             (Some("DC"), 4) => {
                 let d = path(1)?;
@@ -397,17 +485,19 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 if !req.walks.iter().any(|x| x.path == w) {
                     return Err(GatherError::Unrequested(n));
                 }
-                let stat = parse_stat(f[2], n)?.ok_or(GatherError::Malformed(n))?;
+                let failed = f[2] == "!";
+                let stat = if failed { None } else { parse_stat(f[2], n)? };
                 let entry = path(3)?;
                 if !entry.starts_with(&format!("{}/", w.trim_end_matches('/'))) {
                     return Err(GatherError::Malformed(n));
                 }
-                facts
-                    .walks
-                    .entry(w)
-                    .or_default()
-                    .entries
-                    .push(WalkEntry { path: entry, stat });
+                let walk = facts.walks.entry(w).or_default();
+                match stat {
+                    Some(stat) => walk.entries.push(WalkEntry { path: entry, stat }),
+                    None if failed => walk.errors.push((entry, "stat failed".into())),
+                    // Found by `find`, gone when `stat` looked: skipped.
+                    None => walk.vanished.push(entry),
+                }
             }
             _ => return Err(GatherError::Malformed(n)),
         }
@@ -424,13 +514,80 @@ fn capped(mut bytes: Vec<u8>, cap: u64) -> (Content, bool) {
     (Content::from_bytes(bytes), truncated)
 }
 
-/// Sort walk entries and fill in facts for requested paths the output did not mention.
-fn finish(req: &FactRequest, mut facts: Facts) -> Facts {
+/// Sort walk entries, fill in facts for requested paths the output did not
+/// mention, and turn every fact that depended on a missing tool or a failed
+/// `stat` into an error.
+fn finish(
+    req: &FactRequest,
+    mut facts: Facts,
+    missing: &BTreeSet<&'static str>,
+    seen_by_shell: &BTreeSet<String>,
+) -> Facts {
     for w in facts.walks.values_mut() {
         w.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        w.vanished.sort();
     }
     for p in req.stat.iter().chain(req.read.iter()) {
         facts.files.entry(p.clone()).or_default();
+    }
+    let no = |tools: &[&str]| -> Option<String> {
+        let gone: Vec<&str> = tools
+            .iter()
+            .copied()
+            .filter(|t| missing.contains(t))
+            .collect();
+        (!gone.is_empty()).then(|| {
+            format!(
+                "the container has no `{}`, which gathering this needs",
+                gone.join("`, `")
+            )
+        })
+    };
+    let set = |slot: &mut Option<String>, why: &Option<String>| {
+        if slot.is_none() {
+            slot.clone_from(why);
+        }
+    };
+    // A path the shell's own `test` does not see is absent whatever tools
+    // are missing; only facts about paths that exist needed them.
+    for (p, f) in facts
+        .files
+        .iter_mut()
+        .filter(|(p, _)| seen_by_shell.contains(*p))
+    {
+        let tools: &[&str] = if req.read.contains(p) {
+            &["stat", "base64", "head"]
+        } else {
+            &["stat", "base64"]
+        };
+        set(&mut f.error, &no(tools));
+        if f.lstat.is_some_and(|l| l.kind == Kind::Symlink) {
+            set(&mut f.error, &no(&["readlink"]));
+        }
+        if f.lstat.is_none() {
+            set(
+                &mut f.error,
+                &Some("the shell sees it, but `stat` reported nothing about it".into()),
+            );
+        }
+    }
+    // A directory the shell's glob found empty (or absent) needs no tool to
+    // be known empty; one with entries does.
+    for d in &req.read_dirs {
+        if let Some(why) = no(&["stat", "base64", "head"])
+            && facts.dirs.get(d).is_some_and(|entries| !entries.is_empty())
+        {
+            facts.dirs.remove(d);
+            facts.dir_errors.insert(d.clone(), why);
+        }
+    }
+    if let Some(why) = no(&["stat", "base64", "find", "tr", "wc"]) {
+        for w in &req.walks {
+            let walk = facts.walks.entry(w.path.clone()).or_default();
+            if !walk.missing {
+                walk.errors.push((w.path.clone(), why.clone()));
+            }
+        }
     }
     // Content asked for from a FIFO, a directory or a device: an error, as
     // the rootfs collector reports it, never an empty "absent" fact.
