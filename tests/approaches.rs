@@ -443,3 +443,71 @@ fn the_new_verbs_are_pinned_to_the_planned_pods() {
         .unwrap();
     rt.block_on(access.cleanup(&caller, &audit));
 }
+
+/// An exec whose shell dies (killed as by the OOM killer) or prints nothing
+/// is an error result under `auto`, never "no shell": no ephemeral
+/// container is added to the pod for it.
+#[test]
+fn auto_never_takes_a_dead_or_silent_shell_for_a_missing_one() {
+    if !is_root() || !Path::new("/bin/busybox").is_file() {
+        assert!(std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none());
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let roots = fx.path().join("rootfs");
+    let mut rootfs: HashMap<(String, String), PathBuf> = HashMap::new();
+    let mut pods = Vec::new();
+    for (i, (name, body)) in [("killed-0", "kill -9 $$"), ("silent-0", "exit 0")]
+        .iter()
+        .enumerate()
+    {
+        let root = fx.path().join(name);
+        assert!(
+            Command::new("cp")
+                .arg("-a")
+                .arg(roots.join("debian"))
+                .arg(&root)
+                .status()
+                .unwrap()
+                .success()
+        );
+        install_busybox(&root);
+        let sh = root.join("usr/bin/sh");
+        std::fs::remove_file(&sh).unwrap();
+        std::fs::write(&sh, format!("#!/usr/bin/busybox sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&sh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        pods.push(pod(name, "registry.example/app:1", 10 + i as u8, false));
+        rootfs.insert(("mixed".into(), name.to_string()), root);
+    }
+    let dir = TempDir::new("deadshell");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    server.set_probe_binary(Path::new(env!("CARGO_BIN_EXE_vigil")));
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: mixed}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{SCANNER}\"}}\n  limits: {{retries: 0, scanTimeout: 30s}}\n  targets:\n    - {{namespace: mixed, pods: [killed-0, silent-0], approach: auto}}\n"),
+    );
+    let out: crate::util::Run =
+        crate::util::run_cmd(dir.path(), &server.kubeconfig, &["--unsigned"])
+            .output()
+            .unwrap()
+            .into();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    for (id, why) in [
+        ("mixed/killed-0/app", "137"),
+        ("mixed/silent-0/app", "no output"),
+    ] {
+        let t = target(&summary, id);
+        assert_ne!(t["status"], "scanned", "{t}");
+        let err = t["error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains(why) && !err.contains("no usable shell"),
+            "{id}: {err}"
+        );
+    }
+    let log = server.request_log();
+    assert!(
+        !log.iter().any(|l| l.path.contains("ephemeralcontainers")),
+        "an ephemeral container was added for a shell that exists"
+    );
+}

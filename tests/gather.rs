@@ -325,3 +325,55 @@ fn reads_accounts(check: &vigil::policy::model::Check) -> bool {
         _ => false,
     }
 }
+
+/// A profile with enough paths that the script passes Linux's 128 KiB
+/// per-argument limit: sent as argument chunks and joined by the shell, it
+/// runs and gives the same facts, with dash and with busybox.
+#[test]
+fn an_over_long_script_runs_as_argument_chunks() {
+    let mut req = request("n0nce-long");
+    for i in 0..400 {
+        req.stat
+            .insert(format!("/etc/not-there-{i:05}-{}", "x".repeat(20)));
+    }
+    let script = shell::script(&req);
+    assert!(script.len() > 128 * 1024, "{}", script.len());
+    let argv = vigil::approach::api::command(&script).unwrap();
+    assert!(argv.len() > 4);
+    // dash, on the host's own root.
+    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    let chunked = shell::parse(&req, &out.stdout).unwrap();
+    // One argument of that size is what Linux refuses (E2BIG)…
+    let e = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(7), "{e}");
+    // …so the reference reads the script on stdin, locally.
+    let mut child = Command::new("sh")
+        .arg("-s")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    let whole = shell::parse(&req, &child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(chunked, whole);
+    assert!(
+        chunked.walks["/usr"].visited > 0,
+        "walks split words again after the join"
+    );
+    // busybox, in a fixture root.
+    if busybox_available() {
+        let fx = rootfs_fixtures();
+        let root = fx.path().join("rootfs/alpine");
+        install_busybox(&root);
+        let out = Command::new("chroot")
+            .arg(&root)
+            .args(&argv)
+            .output()
+            .unwrap();
+        let facts = shell::parse(&req, &out.stdout).unwrap();
+        assert!(facts.files["/etc/os-release"].content.is_some());
+    }
+}

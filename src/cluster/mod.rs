@@ -741,6 +741,7 @@ impl Cluster {
             stdout: out,
             stderr: err,
             exit_code,
+            status_reason: status.as_ref().and_then(|s| s.reason.clone()),
             status_message: status.and_then(|s| s.message),
         })
     }
@@ -783,4 +784,9 @@ pub struct ExecOutput {
     pub exit_code: Option<i32>,
     /// The status message (e.g. why the command could not start).
     pub status_message: Option<String>,
+    /// The status reason: `NonZeroExitCode` when the command ran and
+    /// failed, `InternalError` when the runtime could not run it (the
+    /// kubelet's `ServeExec`, kubernetes/kubernetes
+    /// `staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go`).
+    pub status_reason: Option<String>,
 }

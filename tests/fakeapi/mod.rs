@@ -1130,7 +1130,12 @@ async fn exec(
                 if !out.stderr.is_empty() {
                     let _ = ws.send(frame(2, &out.stderr)).await;
                 }
-                match out.status.code() {
+                // A command killed by a signal (an OOM kill) exits 128 + the
+                // signal, as the runtimes report it.
+                let code = out.status.code().or_else(|| {
+                    std::os::unix::process::ExitStatusExt::signal(&out.status).map(|s| 128 + s)
+                });
+                match code {
                     Some(0) => json!({"metadata": {}, "status": "Success"}),
                     code => {
                         json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: {code:?}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}})
@@ -1138,13 +1143,21 @@ async fn exec(
                 }
             }
             Some(Err(e)) => {
-                // What containerd reports when the binary is missing.
+                // What containerd reports when the binary is missing, as
+                // the kubelet wraps it: not an exit code but
+                // `apierrors.NewInternalError` (ServeExec in
+                // staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go).
                 let program = command.first().map_or("", String::as_str);
-                json!({"metadata": {}, "status": "Failure", "message": format!("OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {}: unknown", if e.kind() == std::io::ErrorKind::NotFound { "no such file or directory".to_string() } else { e.to_string() }), "reason": "InternalError"})
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("stat {program}: no such file or directory")
+                } else {
+                    e.to_string()
+                };
+                internal_error(&format!(
+                    "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {why}: unknown"
+                ))
             }
-            None => {
-                json!({"metadata": {}, "status": "Failure", "message": "OCI runtime exec failed: no root filesystem for this pod", "reason": "InternalError"})
-            }
+            None => internal_error("no root filesystem for this pod"),
         };
         let _ = ws
             .send(frame(3, &serde_json::to_vec(&status_json).unwrap()))
@@ -1160,6 +1173,20 @@ async fn exec(
         .header("sec-websocket-protocol", protocol)
         .body(Full::new(Bytes::new()))
         .unwrap()
+}
+
+/// The status the kubelet writes when the runtime cannot run an exec:
+/// `apierrors.NewInternalError(fmt.Errorf("error executing command in
+/// container: %v", err))` (kubernetes/kubernetes
+/// `staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go`,
+/// `staging/src/k8s.io/apimachinery/pkg/api/errors/errors.go`).
+fn internal_error(runtime_error: &str) -> Value {
+    let err = format!("error executing command in container: {runtime_error}");
+    json!({
+        "metadata": {}, "status": "Failure", "code": 500, "reason": "InternalError",
+        "message": format!("Internal error occurred: {err}"),
+        "details": {"causes": [{"message": err}]}
+    })
 }
 
 /// Answer a watch of one pod: wait until the pod has a resourceVersion
