@@ -511,3 +511,112 @@ fn auto_never_takes_a_dead_or_silent_shell_for_a_missing_one() {
         "an ephemeral container was added for a shell that exists"
     );
 }
+
+/// A container that lies: its `stat` forges every file as a root-owned
+/// 0600 regular file. Through `api` the forgery wins — and the result says
+/// its evidence is `api`, the target's own word; through `debug` on the
+/// same root the probe reads the truth, with evidence `probe`.
+#[test]
+fn a_lying_userland_fools_api_evidence_but_not_the_probe() {
+    if !is_root() || !Path::new("/bin/busybox").is_file() {
+        assert!(std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none());
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let root = fx.path().join("rootfs/debian");
+    crate::util::install_gnu_userland(&root, &["base64", "head", "readlink", "find", "tr", "wc"]);
+    std::fs::write(
+        root.join("usr/bin/stat"),
+        "#!/bin/sh\n# forged: every path is a root-owned 0600 regular file\nfmt=\nwhile [ $# -gt 0 ]; do case $1 in -L) shift;; -c) fmt=$2; shift 2;; --) shift; break;; *) break;; esac; done\nfor p; do case $fmt in *%n*) echo \"8180:0:0:0 $p\";; *) echo 8180:0:0:0;; esac; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("usr/bin/stat"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let pods = vec![
+        pod("liar-api", "registry.example/app:1", 21, false),
+        pod("liar-debug", "registry.example/app:1", 22, false),
+    ];
+    let mut rootfs: HashMap<(String, String), PathBuf> = HashMap::new();
+    for name in ["liar-api", "liar-debug"] {
+        rootfs.insert(("mixed".into(), name.into()), root.clone());
+    }
+    let dir = TempDir::new("liar");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    server.set_probe_binary(Path::new(env!("CARGO_BIN_EXE_vigil")));
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: mixed}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{SCANNER}\"}}\n  targets:\n    - {{namespace: mixed, pods: [liar-api], approach: api}}\n    - {{namespace: mixed, pods: [liar-debug], approach: debug}}\n"),
+    );
+    crate::util::signing_key(dir.path());
+    let (_, summary) = crate::util::run_json(
+        dir.path(),
+        &server.kubeconfig,
+        &["--signing-key", "signer.key.pem"],
+    );
+    let evidence = |id: &str| {
+        target(&summary, id)["evidence"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(evidence("mixed/liar-api/app"), "api");
+    assert_eq!(evidence("mixed/liar-debug/app"), "probe");
+    let run = dir
+        .path()
+        .join("out/mixed")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let hdf = |id: &str| -> Value {
+        let name = vigil::report::hdf_file_name(id);
+        serde_json::from_slice(&std::fs::read(run.join("targets").join(name)).unwrap()).unwrap()
+    };
+    let world_writable = |h: &Value| -> String {
+        let c = h["profiles"][0]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "CB-11")
+            .unwrap();
+        let r: Vec<&str> = c["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        if r.contains(&"failed") {
+            "failed".into()
+        } else {
+            r.join(",")
+        }
+    };
+    let (api, debug) = (hdf("mixed/liar-api/app"), hdf("mixed/liar-debug/app"));
+    assert_eq!(api["platform"]["evidence"], "api");
+    assert_eq!(debug["platform"]["evidence"], "probe");
+    assert!(
+        !world_writable(&api).contains("failed"),
+        "the forgery should fool api: {}",
+        world_writable(&api)
+    );
+    assert_eq!(
+        world_writable(&debug),
+        "failed",
+        "the probe reads the truth"
+    );
+    // The signed statement carries the evidence level per target.
+    let st = statement_payload(&run);
+    let levels: BTreeMap<String, String> = st["predicate"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().into(),
+                t["evidence"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(levels["mixed/liar-api/app"], "api");
+    assert_eq!(levels["mixed/liar-debug/app"], "probe");
+}

@@ -707,3 +707,66 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("pinned by digest"), "{}", run.stderr);
 }
+
+/// A workload's `vigil.dev/approach` annotation is obeyed only when the
+/// policy says `allowPodOverride: true`; otherwise the plan says it was
+/// ignored. `evidence: probe` makes `auto` use the debug approach for an
+/// image with a shell, and refuses an explicit `api`.
+#[test]
+fn pod_overrides_and_evidence_floors_are_the_policys_choice() {
+    let dir = TempDir::new("override");
+    let snapshot = crate::util::repo().join(SNAPSHOT);
+    let profiles = crate::util::repo().join("policies/profiles");
+    let plan_of = |extra: &str, approach: &str| {
+        dir.write(
+            "p.yaml",
+            format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ov}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"registry.example/vigil@sha256:{}\"}}\n  targets:\n    - {{namespace: shop, pods: [search-77aa1-mmmmm], approach: {approach}}}\n{extra}", "a".repeat(64)),
+        );
+        vigil_in(
+            dir.path(),
+            &[
+                "plan",
+                "p.yaml",
+                profiles.to_str().unwrap(),
+                "--inventory",
+                snapshot.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        )
+    };
+    let target = |run: &crate::util::Run| -> (String, String) {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+        let t = &plan["policies"][0]["targets"][0];
+        (
+            t["approach"].as_str().unwrap().into(),
+            t["reason"].as_str().unwrap().into(),
+        )
+    };
+    // Default: the annotation asks for debug and is not obeyed.
+    let (approach, reason) = target(&plan_of("", "auto"));
+    assert_eq!(approach, "auto");
+    assert!(
+        reason.contains("vigil.dev/approach=debug ignored (spec.allowPodOverride is false)"),
+        "{reason}"
+    );
+    // Allowed: obeyed.
+    let (approach, reason) = target(&plan_of("  allowPodOverride: true\n", "auto"));
+    assert_eq!(
+        (approach.as_str(), reason.as_str()),
+        ("debug", "pod annotation vigil.dev/approach=debug")
+    );
+    // evidence: probe — auto goes to debug although the image has a shell.
+    let (approach, reason) = target(&plan_of("  evidence: probe\n", "auto"));
+    assert_eq!(approach, "debug");
+    assert!(reason.contains("probe evidence"), "{reason}");
+    // …and an explicit api is refused where it is written.
+    let run = plan_of("  evidence: probe\n", "api");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error[evidence-too-weak]") && run.stderr.contains("p.yaml:8:63"),
+        "{}",
+        run.stderr
+    );
+}

@@ -395,7 +395,17 @@ fn select_pod(
                     ext.kind.binary()
                 )),
             },
-            None => choose_approach(t.approach, pod, c, has_sidecar, spec.debug.is_some()),
+            None => choose_approach(
+                t.approach,
+                pod,
+                c,
+                Means {
+                    has_sidecar,
+                    has_debug_image: spec.debug.is_some(),
+                    allow_pod_override: spec.allow_pod_override,
+                    need_probe: spec.evidence == crate::policy::model::MinEvidence::Probe,
+                },
+            ),
         };
         let (approach, reason) = match chosen {
             Ok(x) => x,
@@ -441,15 +451,32 @@ pub fn looks_shell_less(image: &str) -> bool {
     .any(|m| name.contains(m))
 }
 
+/// What a policy and a pod offer for choosing an approach.
+#[derive(Debug, Clone, Copy)]
+struct Means {
+    has_sidecar: bool,
+    has_debug_image: bool,
+    allow_pod_override: bool,
+    need_probe: bool,
+}
+
 /// Resolve `auto` and check explicit approaches against the pod.
 fn choose_approach(
     wanted: Approach,
     pod: &PodInfo,
     c: &ContainerInfo,
-    has_sidecar: bool,
-    has_debug_image: bool,
+    means: Means,
 ) -> Result<(Approach, String), String> {
+    let Means {
+        has_sidecar,
+        has_debug_image,
+        allow_pod_override,
+        need_probe,
+    } = means;
     match wanted {
+        Approach::Api if need_probe => {
+            Err("approach api cannot give the probe evidence the policy requires".into())
+        }
         Approach::Api => Ok((Approach::Api, "policy asks for api".into())),
         Approach::Debug => Ok((Approach::Debug, "policy asks for debug".into())),
         Approach::Sidecar if has_sidecar => {
@@ -463,8 +490,14 @@ fn choose_approach(
             wanted.as_str()
         )),
         Approach::Auto => {
-            if let Some(asked) = pod.annotations.get(APPROACH_ANNOTATION) {
+            let asked = pod.annotations.get(APPROACH_ANNOTATION);
+            if let Some(asked) = asked
+                && allow_pod_override
+            {
                 return match asked.as_str() {
+                    "api" if need_probe => Err(format!(
+                        "pod annotation {APPROACH_ANNOTATION}=api asks for api, which cannot give the probe evidence the policy requires"
+                    )),
                     "api" => Ok((
                         Approach::Api,
                         format!("pod annotation {APPROACH_ANNOTATION}=api"),
@@ -482,31 +515,63 @@ fn choose_approach(
                     )),
                 };
             }
-            if has_sidecar {
-                Ok((
-                    Approach::Sidecar,
-                    "pod carries a vigil sidecar and shares its process namespace".into(),
-                ))
-            } else if has_debug_image {
-                // Decided per target at run time: the one exec tells whether
-                // the container has a shell.
-                Ok((
-                    Approach::Auto,
-                    if looks_shell_less(&c.image) {
-                        "image looks shell-less (distroless/static): ephemeral debug container"
-                    } else {
-                        "one exec into the container; an ephemeral debug container if it has no shell"
-                    }
-                    .into(),
-                ))
-            } else if looks_shell_less(&c.image) {
-                Err("image has no shell and the policy sets no spec.debug.image".into())
-            } else {
-                Ok((
-                    Approach::Api,
-                    "image has a shell; one exec into the container (no spec.debug.image to fall back to)".into(),
-                ))
-            }
+            // An annotation the policy does not let the workload use: said
+            // in the plan, never obeyed.
+            let ignored = asked
+                .map(|a| {
+                    format!(
+                        "; pod annotation {APPROACH_ANNOTATION}={} ignored (spec.allowPodOverride is false)",
+                        crate::safeio::excerpt(a, 40)
+                    )
+                })
+                .unwrap_or_default();
+            let chosen = auto_approach(c, has_sidecar, has_debug_image, need_probe);
+            chosen.map(|(a, why)| (a, format!("{why}{ignored}")))
         }
+    }
+}
+
+/// `auto` without an annotation to follow.
+fn auto_approach(
+    c: &ContainerInfo,
+    has_sidecar: bool,
+    has_debug_image: bool,
+    need_probe: bool,
+) -> Result<(Approach, String), String> {
+    if need_probe && !has_sidecar {
+        return if has_debug_image {
+            Ok((
+                Approach::Debug,
+                "policy requires probe evidence: ephemeral debug container".into(),
+            ))
+        } else {
+            Err("the policy requires probe evidence, but sets no spec.debug.image and the pod has no vigil sidecar".into())
+        };
+    }
+    if has_sidecar {
+        Ok((
+            Approach::Sidecar,
+            "pod carries a vigil sidecar and shares its process namespace".into(),
+        ))
+    } else if has_debug_image {
+        // Decided per target at run time: the one exec tells whether
+        // the container has a shell.
+        Ok((
+            Approach::Auto,
+            if looks_shell_less(&c.image) {
+                "image looks shell-less (distroless/static): ephemeral debug container"
+            } else {
+                "one exec into the container; an ephemeral debug container if it has no shell"
+            }
+            .into(),
+        ))
+    } else if looks_shell_less(&c.image) {
+        Err("image has no shell and the policy sets no spec.debug.image".into())
+    } else {
+        Ok((
+            Approach::Api,
+            "image has a shell; one exec into the container (no spec.debug.image to fall back to)"
+                .into(),
+        ))
     }
 }

@@ -200,6 +200,28 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             resolve(name, format!("/spec/targets/{t}/profiles/{i}"), out);
         }
         target_fit(p, target, t, out);
+        // `evidence: probe` and a way of scanning that cannot give it.
+        if spec.evidence == super::model::MinEvidence::Probe && target.rootfs.is_none() {
+            let why = if spec.scanner.is_some() {
+                Some("an external scanner reports through exec: its facts are its own word")
+            } else if target.approach == super::model::Approach::Api {
+                Some(
+                    "approach api gathers facts through the target's own shell, which can lie about itself",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                out.push(p.at_value(
+                    Diagnostic::error(
+                        Code::EvidenceTooWeak,
+                        format!("the policy requires evidence: probe, but {why}"),
+                    )
+                    .with_hint("use approach debug, sidecar or auto (with spec.debug.image), or lower spec.evidence to api"),
+                    &format!("/spec/targets/{t}/approach"),
+                ));
+            }
+        }
     }
 
     // Schedule.

@@ -455,6 +455,58 @@ pub struct PolicySpec {
     pub waivers: Vec<Waiver>,
     #[serde(default)]
     pub output: Output,
+    /// Honour the pod annotation `vigil.dev/approach` under `auto`. Off by
+    /// default: it lets a workload's owner choose how the workload is
+    /// scanned — `api`, where its own `sh` reports on itself.
+    #[serde(default)]
+    pub allow_pod_override: bool,
+    /// The least trustworthy evidence this policy accepts (`api`, the
+    /// default, accepts any; `probe` refuses the api approach).
+    #[serde(default)]
+    pub evidence: MinEvidence,
+}
+
+/// How far a result's facts can be trusted, from how they were obtained.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// Read by vigil from a filesystem on this machine.
+    Local,
+    /// Read by vigil's own probe binary inside the pod (debug, sidecar).
+    Probe,
+    /// Reported by the target's own userland (its `sh`, `stat`, `find`),
+    /// which can lie about itself.
+    Api,
+    /// Another tool's word (an external scanner run by vigil).
+    External,
+    /// Another tool's word, produced elsewhere and imported.
+    Imported,
+}
+
+impl Evidence {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Local => "local",
+            Evidence::Probe => "probe",
+            Evidence::Api => "api",
+            Evidence::External => "external",
+            Evidence::Imported => "imported",
+        }
+    }
+}
+
+/// `spec.evidence`: the floor a policy sets.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MinEvidence {
+    /// Any evidence vigil can gather.
+    #[default]
+    Api,
+    /// Only facts read by vigil itself (probe or local): `auto` uses the
+    /// debug approach (or a sidecar) even for images with a shell, and
+    /// `api` targets are refused.
+    Probe,
 }
 
 /// How a target is reached.
@@ -480,6 +532,17 @@ pub enum Approach {
 }
 
 impl Approach {
+    /// The evidence level of facts gathered this way (an unresolved `auto`
+    /// counts as its weakest outcome, `api`).
+    pub fn evidence(self) -> Evidence {
+        match self {
+            Approach::Local => Evidence::Local,
+            Approach::Debug | Approach::Sidecar => Evidence::Probe,
+            Approach::Api | Approach::Auto => Evidence::Api,
+            Approach::Imported => Evidence::Imported,
+        }
+    }
+
     /// Lower-case name as written in policies.
     pub fn as_str(self) -> &'static str {
         match self {

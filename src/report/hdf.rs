@@ -37,6 +37,8 @@ struct Platform<'a> {
     run_id: &'a str,
     scan_id: &'a str,
     approach: &'static str,
+    /// How far the facts can be trusted (see `policy::model::Evidence`).
+    evidence: &'static str,
 }
 
 #[derive(Serialize)]
@@ -227,6 +229,7 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
             run_id: &r.run_id,
             scan_id: &r.scan_id,
             approach: r.approach.as_str(),
+            evidence: r.approach.evidence().as_str(),
         },
         profiles,
         statistics: Statistics {

@@ -62,6 +62,9 @@ pub struct TargetSummary {
     pub scan_id: String,
     /// Approach used.
     pub approach: Approach,
+    /// How far its facts can be trusted: `local`, `probe`, `api`,
+    /// `external` or `imported`.
+    pub evidence: crate::policy::model::Evidence,
     /// `scanned`, or `error` when the target could not be scanned at all.
     pub status: &'static str,
     /// Why it could not be scanned.
@@ -585,6 +588,7 @@ fn scan_target(
         id: t.id.clone(),
         scan_id,
         approach,
+        evidence: approach.evidence(),
         attempts,
         status: if error.is_some() { "error" } else { "scanned" },
         error,
@@ -654,6 +658,7 @@ pub fn import(
             id,
             scan_id: uuid::Uuid::now_v7().to_string(),
             approach: Approach::Imported,
+            evidence: crate::policy::model::Evidence::Imported,
             status: "scanned",
             error: None,
             counts: StatusCounts::from(&doc.counts),
@@ -757,6 +762,7 @@ pub fn run_external(
             id: t.id.clone(),
             scan_id,
             approach: t.approach,
+            evidence: crate::policy::model::Evidence::External,
             status: if error.is_some() { "error" } else { "scanned" },
             threshold: if error.is_some() {
                 None
@@ -797,6 +803,8 @@ fn bind_report(
         doc["platform"] = serde_json::json!({"name": "unknown", "release": ""});
     }
     doc["platform"]["target_id"] = target_id.into();
+    // The report is the external scanner's word about the target.
+    doc["platform"]["evidence"] = crate::policy::model::Evidence::External.as_str().into();
     doc["platform"]["run_id"] = run_id.into();
     doc["platform"]["scan_id"] = scan_id.into();
     Ok(serde_json::to_vec(&doc).expect("JSON values serialize"))

@@ -121,6 +121,9 @@ pub struct TargetResult {
     pub id: String,
     /// Approach.
     pub approach: String,
+    /// Evidence level: `local`, `probe`, `api`, `external`, `imported`.
+    #[serde(default)]
+    pub evidence: String,
     /// `scanned` or `error`.
     pub status: String,
     /// Control counts.
@@ -201,6 +204,7 @@ pub fn predicate(
             .map(|t| TargetResult {
                 id: t.id.clone(),
                 approach: t.approach.as_str().to_string(),
+                evidence: t.evidence.as_str().to_string(),
                 status: t.status.to_string(),
                 counts: (&t.counts).into(),
                 compliance: t.compliance,
