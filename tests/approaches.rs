@@ -317,6 +317,20 @@ fn auto_moves_shell_less_containers_to_debug_and_records_the_decision() {
         assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
         assert_eq!(t["approach"], "debug", "{t}");
     }
+    // The debug containers' logs, which the kubelet keeps for the pod's
+    // lifetime, hold only ciphertext: no frame, no file content.
+    let logs = s.server.container_logs();
+    assert!(!logs.is_empty());
+    for log in &logs {
+        let text = String::from_utf8_lossy(log);
+        assert!(
+            text.contains("-----BEGIN AGE ENCRYPTED FILE-----"),
+            "{text:.200}"
+        );
+        for plain in ["VIGIL-FACTS", "root:x:0:0", "Package:", "files"] {
+            assert!(!text.contains(plain), "{plain} in a pod log");
+        }
+    }
     // Distroless results are real: the dpkg status.d records are read.
     let results = control_statuses(&s, &summary);
     assert!(

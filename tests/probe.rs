@@ -351,3 +351,83 @@ fn probe_finds_a_container_by_id_in_a_shared_pid_namespace_and_stays_inside() {
         assert!(run.stderr.contains(want), "{}", run.stderr);
     }
 }
+
+/// The probe makes itself non-dumpable before it reads anything: a process
+/// of its own uid (the target's, in the debug and sidecar approaches)
+/// cannot read its environment or memory. A real kernel check, as an
+/// unprivileged uid.
+#[test]
+fn the_probe_is_not_dumpable_by_its_own_uid() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "the dumpable test needs root to run both sides as another uid"
+        );
+        return;
+    }
+    let dir = TempDir::new("dumpable");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let fifo = dir.path().join("request");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o666),
+    )
+    .unwrap();
+    let nobody = |cmd: &mut Command| {
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    };
+    let mut probe = Command::new("setpriv");
+    nobody(&mut probe);
+    let mut probe = probe
+        .arg(env!("CARGO_BIN_EXE_vigil"))
+        .args(["probe", "--root", "/", "--request"])
+        .arg(&fifo)
+        .env("VIGIL_CANARY", "CANARY-IN-THE-PROBE-ENVIRONMENT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", probe.id()));
+    // Non-dumpable processes have their /proc entries owned by root; wait
+    // (bounded) for the probe to get there, then try to read as its uid.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    // (Before setpriv has dropped to nobody and exec'd vigil, the entries
+    // belong to root too: wait for the probe itself first.)
+    while std::time::Instant::now() < deadline {
+        let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+        let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
+        let is_probe = String::from_utf8_lossy(&cmdline).contains("probe")
+            && status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.contains("65534"));
+        let owner = std::fs::metadata(proc_dir.join("environ"))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or(u32::MAX);
+        if is_probe && owner == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut reader = Command::new("setpriv");
+    nobody(&mut reader);
+    let read = reader
+        .arg("cat")
+        .arg(proc_dir.join("environ"))
+        .output()
+        .unwrap();
+    let leaked = String::from_utf8_lossy(&read.stdout).contains("CANARY-IN-THE-PROBE");
+    // Let the probe finish: send its request.
+    std::fs::write(&fifo, br#"{"nonce":"n","max_file_bytes":1024,"stat":[],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[]}"#).unwrap();
+    let status = probe.wait().unwrap();
+    assert!(!leaked, "a same-uid process read the probe's environment");
+    assert!(
+        !read.status.success(),
+        "reading /proc/<probe>/environ as its uid must fail"
+    );
+    assert!(status.success());
+}

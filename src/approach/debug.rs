@@ -21,7 +21,9 @@
 
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, SecurityContext};
 
-use super::{GatherError, MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
+use super::{
+    GatherError, MAX_OUTPUT, Scan, decode_encrypted_probe_output, probe_command, random_nonce,
+};
 use crate::facts::{FactRequest, Facts};
 use crate::policy::model::ScannerSpec;
 
@@ -41,20 +43,28 @@ pub fn container_name(scan_id: &str) -> String {
     format!("vigil-{}", &hex[hex.len().saturating_sub(12)..]).to_ascii_lowercase()
 }
 
-/// The hardened ephemeral container for one scan.
+/// The hardened ephemeral container for one scan. The probe encrypts its
+/// output to `recipient`, the scan's one-time key: the container's log —
+/// kept by the kubelet for the pod's lifetime, readable with `get
+/// pods/log` and shipped by node log collectors — holds only ciphertext.
 pub fn ephemeral_container(
     name: &str,
     target_container: &str,
     run_as_user: Option<i64>,
     spec: &ScannerSpec,
     req: &FactRequest,
+    recipient: &age::x25519::Recipient,
 ) -> EphemeralContainer {
+    let recipient = recipient.to_string();
     EphemeralContainer {
         name: name.to_string(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         target_container_name: Some(target_container.to_string()),
-        command: Some(probe_command(&["--pid", "1"], req)),
+        command: Some(probe_command(
+            &["--pid", "1", "--recipient", &recipient],
+            req,
+        )),
         termination_message_policy: Some("File".into()),
         security_context: Some(match run_as_user {
             Some(uid) => crate::plan::manifests::hardened_security_context(uid),
@@ -109,7 +119,16 @@ pub async fn gather(
         1 => container_name(scan.scan_id),
         n => format!("{}-{n}", container_name(scan.scan_id)),
     };
-    let ec = ephemeral_container(&name, container, scan.target.run_as_user, spec, &req);
+    // A one-time key for this scan's output, in memory only.
+    let identity = age::x25519::Identity::generate();
+    let ec = ephemeral_container(
+        &name,
+        container,
+        scan.target.run_as_user,
+        spec,
+        &req,
+        &identity.to_public(),
+    );
     let patched = scan
         .audited(
             "patch",
@@ -138,12 +157,22 @@ pub async fn gather(
             scan.client.container_log(ns, pod, &name, MAX_OUTPUT),
         )
         .await?;
-    decode_probe_output(&req.nonce, log.as_bytes()).map_err(|e| match e {
-        GatherError::Other(m) if exit != 0 => {
-            GatherError::Other(format!("the debug container exited with code {exit}: {m}"))
-        }
-        other => other,
-    })
+    // A frame counts only from a probe that finished: exit 0.
+    if exit != 0 {
+        let tail: String = log
+            .trim()
+            .chars()
+            .rev()
+            .take(300)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(GatherError::Other(format!(
+            "the debug container exited with code {exit}; its output is not taken as evidence; it printed: {tail:?}"
+        )));
+    }
+    decode_encrypted_probe_output(&req.nonce, log.as_bytes(), &identity)
 }
 
 #[cfg(test)]
@@ -164,7 +193,8 @@ mod tests {
             resources: Default::default(),
         };
         let req = FactRequest::default();
-        let ec = ephemeral_container("vigil-x", "app", Some(1000), &spec, &req);
+        let key = age::x25519::Identity::generate().to_public();
+        let ec = ephemeral_container("vigil-x", "app", Some(1000), &spec, &req, &key);
         assert_eq!(ec.target_container_name.as_deref(), Some("app"));
         assert!(ec.resources.is_none(), "the API refuses resources here");
         let sc = ec.security_context.unwrap();
@@ -174,12 +204,19 @@ mod tests {
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
         assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
-        let root = ephemeral_container("vigil-x", "app", Some(0), &spec, &req);
+        let root = ephemeral_container("vigil-x", "app", Some(0), &spec, &req, &key);
         assert_eq!(root.security_context.unwrap().run_as_non_root, Some(false));
         let cmd = ec.command.unwrap();
         assert_eq!(
-            &cmd[..4],
-            &[super::super::PROBE_BINARY, "probe", "--pid", "1"]
+            &cmd[..6],
+            &[
+                super::super::PROBE_BINARY,
+                "probe",
+                "--pid",
+                "1",
+                "--recipient",
+                &key.to_string()
+            ]
         );
     }
 }

@@ -324,7 +324,26 @@ pub fn probe_command(target: &[&str], req: &FactRequest) -> Vec<String> {
 /// instead (capped, for the error result). Output cut inside the frame is
 /// worth another attempt (a stream cut midway).
 pub fn decode_probe_output(nonce: &str, output: &[u8]) -> Result<Facts, GatherError> {
-    crate::facts::frame::decode(nonce, output).map_err(|e| {
+    decode_probe_frame(output, crate::facts::frame::decode(nonce, output))
+}
+
+/// Decrypt the probe's output with the scan's one-time identity, then
+/// decode its frame; output that is not encrypted to it is refused.
+pub fn decode_encrypted_probe_output(
+    nonce: &str,
+    output: &[u8],
+    identity: &age::x25519::Identity,
+) -> Result<Facts, GatherError> {
+    let decoded = crate::facts::frame::decrypt(output, identity)
+        .and_then(|plain| crate::facts::frame::decode(nonce, &plain));
+    decode_probe_frame(output, decoded)
+}
+
+fn decode_probe_frame(
+    output: &[u8],
+    decoded: Result<Facts, crate::facts::frame::FrameError>,
+) -> Result<Facts, GatherError> {
+    decoded.map_err(|e| {
         let text = String::from_utf8_lossy(output);
         let tail: String = text
             .trim()

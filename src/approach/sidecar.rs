@@ -25,15 +25,21 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             scan.client.exec(ns, pod, sidecar, command, MAX_OUTPUT),
         )
         .await?;
-    decode_probe_output(&req.nonce, &out.stdout).map_err(|e| {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stderr = stderr.trim();
-        match e {
-            GatherError::Other(m) if !stderr.is_empty() => GatherError::Other(format!(
-                "{m}; stderr: {:?}",
-                stderr.chars().take(300).collect::<String>()
-            )),
-            other => other,
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr: String = stderr.trim().chars().take(300).collect();
+    // A frame counts only from a probe that finished: exit 0.
+    if out.exit_code != Some(0) {
+        let code = out
+            .exit_code
+            .map_or("no exit status".to_string(), |c| format!("exit code {c}"));
+        return Err(GatherError::Other(format!(
+            "the probe in the sidecar did not finish cleanly ({code}); its output is not taken as evidence; stderr: {stderr:?}"
+        )));
+    }
+    decode_probe_output(&req.nonce, &out.stdout).map_err(|e| match e {
+        GatherError::Other(m) if !stderr.is_empty() => {
+            GatherError::Other(format!("{m}; stderr: {stderr:?}"))
         }
+        other => other,
     })
 }

@@ -52,6 +52,11 @@ pub struct Args {
     /// The fact request as a JSON argument (for containers without stdin).
     #[arg(long, value_name = "JSON")]
     request_json: Option<String>,
+    /// Encrypt the output to this age X25519 recipient (ASCII armored): the
+    /// debug approach passes a one-time key, so facts never sit in
+    /// plaintext in the pod's log.
+    #[arg(long, value_name = "AGE1…")]
+    recipient: Option<String>,
 }
 
 /// Requests larger than this are refused (a real one is a few KiB).
@@ -82,6 +87,21 @@ fn read_request(args: &Args) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // First of all: processes of the same uid (the target's, in the debug
+    // and sidecar approaches) may not ptrace the probe or read its /proc
+    // entries (environ, mem). What remains is the window between exec and
+    // this call, before the probe has read anything.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| anyhow::anyhow!("cannot make the probe non-dumpable: {e}"))?;
+    let recipient = args
+        .recipient
+        .as_deref()
+        .map(|r| {
+            r.parse::<age::x25519::Recipient>().map_err(|_| {
+                InvalidInput("--recipient is not an age X25519 recipient (age1…)".into())
+            })
+        })
+        .transpose()?;
     let bytes = read_request(&args)?;
     if bytes.len() as u64 > MAX_REQUEST_BYTES {
         return Err(InvalidInput(format!(
@@ -131,7 +151,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     {
         facts.processes = Some(procfs::processes(&args.proc_dir, only.as_deref())?);
     }
-    let out = frame::encode(&req.nonce, &facts);
+    let mut out = frame::encode(&req.nonce, &facts);
+    if let Some(r) = &recipient {
+        out = frame::encrypt(&out, r);
+    }
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();

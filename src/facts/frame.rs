@@ -47,6 +47,55 @@ pub enum FrameError {
     /// Something other than the frame followed it.
     #[error("unexpected output after the frame")]
     TrailingData,
+    /// The output should have been encrypted to this scan's key and was
+    /// not, or does not decrypt.
+    #[error("output is not encrypted to this scan's key")]
+    NotDecryptable,
+}
+
+/// The armor lines of an age file (`age -a`).
+const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+const ARMOR_END: &[u8] = b"-----END AGE ENCRYPTED FILE-----";
+
+/// Encrypt an encoded frame to a scan's one-time X25519 recipient, ASCII
+/// armored (a container log is text). The probe writes this instead of the
+/// frame when the runner gives it a recipient: facts, file contents
+/// included, then never sit in plaintext in a pod's log, where anyone with
+/// `get pods/log` and every node log shipper could read them.
+pub fn encrypt(frame: &[u8], recipient: &age::x25519::Recipient) -> Vec<u8> {
+    use std::io::Write as _;
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+            .expect("one recipient");
+    let mut out = Vec::with_capacity(frame.len() * 4 / 3 + 512);
+    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .expect("writing to memory");
+    let mut w = encryptor.wrap_output(armored).expect("writing to memory");
+    w.write_all(frame).expect("writing to memory");
+    w.finish()
+        .and_then(|a| a.finish())
+        .expect("writing to memory");
+    out
+}
+
+/// Find the one armored age block in `output` (a log may hold other lines)
+/// and decrypt it with the scan's identity.
+pub fn decrypt(output: &[u8], identity: &age::x25519::Identity) -> Result<Vec<u8>, FrameError> {
+    let start = find(output, ARMOR_BEGIN).ok_or(FrameError::NotDecryptable)?;
+    let end = find(&output[start..], ARMOR_END).ok_or(FrameError::Truncated)? + start;
+    let block = &output[start..end + ARMOR_END.len()];
+    let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(block))
+        .map_err(|_| FrameError::NotDecryptable)?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|_| FrameError::NotDecryptable)?;
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&mut reader, MAX_FRAME_BYTES as u64 + 4096),
+        &mut plain,
+    )
+    .map_err(|_| FrameError::NotDecryptable)?;
+    Ok(plain)
 }
 
 /// Encode facts as one frame.
@@ -120,6 +169,30 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encrypted_frames_round_trip_only_with_the_scans_key() {
+        let facts = Facts::default();
+        let frame = encode("n0", &facts);
+        let id = age::x25519::Identity::generate();
+        let sealed = encrypt(&frame, &id.to_public());
+        let text = String::from_utf8(sealed.clone()).unwrap();
+        assert!(
+            text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----") && !text.contains("VIGIL-FACTS")
+        );
+        // Around it, a log may carry other lines.
+        let log = [b"probe starting\n".as_slice(), &sealed, b"\n"].concat();
+        assert_eq!(decrypt(&log, &id).unwrap(), frame);
+        assert_eq!(decode("n0", &decrypt(&log, &id).unwrap()).unwrap(), facts);
+        let other = age::x25519::Identity::generate();
+        assert_eq!(decrypt(&log, &other), Err(FrameError::NotDecryptable));
+        // A plaintext frame where ciphertext was expected is refused.
+        assert_eq!(decrypt(&frame, &id), Err(FrameError::NotDecryptable));
+        assert_eq!(
+            decrypt(&sealed[..sealed.len() - 40], &id),
+            Err(FrameError::Truncated)
+        );
+    }
     use crate::facts::FileFact;
 
     fn sample() -> Facts {

@@ -379,6 +379,12 @@ impl FakeApiServer {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// Every container log the kubelet side keeps (ephemeral containers'
+    /// output), as anyone with `get pods/log` could read it.
+    pub fn container_logs(&self) -> Vec<Vec<u8>> {
+        self.state.lock().unwrap().logs.values().cloned().collect()
+    }
+
     /// Block until the request log satisfies `pred` (woken by each request),
     /// or fail after `timeout`.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Logged]) -> bool) {
