@@ -634,3 +634,114 @@ fn a_lying_userland_fools_api_evidence_but_not_the_probe() {
     assert_eq!(levels["mixed/liar-api/app"], "api");
     assert_eq!(levels["mixed/liar-debug/app"], "probe");
 }
+
+/// Through the api approach and the test server: a container without
+/// `stat`, `find` or `base64`, or whose `stat` fails for every path, gets
+/// `error` — never `passed` — for every control that needed the tool, while
+/// the same root with every tool passes them.
+#[test]
+fn missing_tools_in_a_container_make_errors_never_passes() {
+    use vigil::facts::compile::compile;
+    if !is_root() || !Path::new("/bin/busybox").is_file() {
+        assert!(std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none());
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let debian = fx.path().join("rootfs/debian");
+    let all = ["stat", "base64", "head", "readlink", "find", "tr", "wc"];
+    let variants: [(&str, Option<&str>, bool); 5] = [
+        ("full-0", None, false),
+        ("nostat-0", Some("stat"), false),
+        ("nofind-0", Some("find"), false),
+        ("nobase64-0", Some("base64"), false),
+        ("statfails-0", Some("stat"), true),
+    ];
+    let mut rootfs: HashMap<(String, String), PathBuf> = HashMap::new();
+    let mut pods = Vec::new();
+    for (i, (name, without, broken)) in variants.iter().enumerate() {
+        let root = fx.path().join(name);
+        assert!(
+            Command::new("cp")
+                .arg("-a")
+                .arg(&debian)
+                .arg(&root)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let tools: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|t| Some(*t) != *without || *broken)
+            .collect();
+        crate::util::install_gnu_userland(&root, &tools);
+        if *broken {
+            std::fs::write(root.join("usr/bin/stat"), "#!/bin/sh\nexit 1\n").unwrap();
+        }
+        pods.push(pod(name, "registry.example/app:1", 30 + i as u8, false));
+        rootfs.insert(("mixed".into(), name.to_string()), root);
+    }
+    let dir = TempDir::new("notools");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    let names: Vec<&str> = variants.iter().map(|v| v.0).collect();
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: mixed}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{namespace: mixed, pods: [{}], approach: api}}\n", names.join(", ")),
+    );
+    let (_, summary) = crate::util::run_json(dir.path(), &server.kubeconfig, &["--unsigned"]);
+    let run = dir
+        .path()
+        .join("out/mixed")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let statuses = |pod: &str| -> BTreeMap<String, String> {
+        let name = vigil::report::hdf_file_name(&format!("mixed/{pod}/app"));
+        let hdf: Value =
+            serde_json::from_slice(&std::fs::read(run.join("targets").join(name)).unwrap())
+                .unwrap();
+        hdf["profiles"][0]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let r: Vec<&str> = c["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["status"].as_str().unwrap())
+                    .collect();
+                let s = ["error", "failed", "passed"]
+                    .into_iter()
+                    .find(|s| r.contains(s))
+                    .unwrap_or("skipped");
+                (c["id"].as_str().unwrap().to_string(), s.to_string())
+            })
+            .collect()
+    };
+    let (set, _) = vigil::policy::load(&[repo().join("policies/profiles")]);
+    let controls = &set.profile("container-baseline").unwrap().value.controls;
+    let truth = vigil::facts::rootfs::collect(&debian, &compile(controls.iter(), 65536)).unwrap();
+    let full = statuses("full-0");
+    for (name, without, broken) in &variants[1..] {
+        let tool = without.unwrap();
+        let got = statuses(name);
+        let mut dependent = 0;
+        for c in controls
+            .iter()
+            .filter(|c| crate::util::depends_on_tool(tool, c, &truth))
+        {
+            assert_ne!(
+                got[&c.id], "passed",
+                "{name}: {} passed without a working `{tool}` (broken: {broken})",
+                c.id
+            );
+            assert_eq!(got[&c.id], "error", "{name}: {}", c.id);
+            dependent += 1;
+        }
+        assert!(dependent > 0, "{name}: no control depends on `{tool}`");
+    }
+    // With every tool, the same root passes plenty: the test can fail.
+    assert!(
+        full.values().filter(|s| *s == "passed").count() > 15,
+        "{full:?}"
+    );
+}

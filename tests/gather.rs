@@ -244,38 +244,9 @@ fn a_missing_or_broken_tool_never_makes_a_control_pass() {
             &Context::new(vigil::policy::model::Approach::Api),
         )) == Status::Passed
     };
-    // Which facts each tool serves: facts about what exists (absence is
-    // the shell's own `test`, which needs no tool).
     let truth = rootfs::collect(&root, &req).unwrap();
-    let exists = |p: &String| truth.files[p].lstat.is_some();
-    let symlink = |p: &String| {
-        truth.files[p]
-            .lstat
-            .is_some_and(|l| l.kind == vigil::facts::Kind::Symlink)
-    };
-    let dir_has_files = |d: &String| truth.dirs.get(d).is_some_and(|e| !e.is_empty());
-    let walked =
-        |r: &vigil::facts::FactRequest| r.walks.iter().any(|w| !truth.walks[&w.path].missing);
     let depends = |tool: &str, c: &vigil::policy::model::Control| {
-        let r = compile(std::iter::once(c), 65536);
-        match tool {
-            "stat" | "base64" => {
-                r.stat.union(&r.read).any(exists)
-                    || r.read_dirs.iter().any(dir_has_files)
-                    || walked(&r)
-            }
-            // passwd and group read only to resolve `root` need no content
-            // (uid/gid 0 is root); read as tables (users, groups) they do.
-            "head" => {
-                r.read
-                    .iter()
-                    .any(|p| p != "/etc/passwd" && p != "/etc/group" && exists(p))
-                    || r.read_dirs.iter().any(dir_has_files)
-                    || reads_accounts(&c.check)
-            }
-            "readlink" => r.stat.union(&r.read).any(symlink),
-            _ => walked(&r),
-        }
+        crate::util::depends_on_tool(tool, c, &truth)
     };
     let full = gather(&root);
     let mut exercised = 0;
@@ -312,18 +283,6 @@ fn a_missing_or_broken_tool_never_makes_a_control_pass() {
         exercised > 20,
         "only {exercised} dependent controls pass with every tool present"
     );
-}
-
-/// Returns true if and only if a check reads the users or groups tables.
-fn reads_accounts(check: &vigil::policy::model::Check) -> bool {
-    use vigil::policy::model::Check;
-    match check {
-        Check::Users(_) | Check::Groups(_) => true,
-        Check::All(a) => a.all.iter().any(reads_accounts),
-        Check::Any(a) => a.any.iter().any(reads_accounts),
-        Check::None(a) => a.none.iter().any(reads_accounts),
-        _ => false,
-    }
 }
 
 /// A profile with enough paths that the script passes Linux's 128 KiB
@@ -376,4 +335,56 @@ fn an_over_long_script_runs_as_argument_chunks() {
         let facts = shell::parse(&req, &out.stdout).unwrap();
         assert!(facts.files["/etc/os-release"].content.is_some());
     }
+}
+
+/// A file that vanishes while a live root is walked (here: deleted just
+/// before `stat` looks at it) is skipped and named, never a refused scan
+/// and never an error that stops the walk.
+#[test]
+fn a_file_vanishing_during_a_walk_is_skipped_and_named() {
+    if !busybox_available() {
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let root = fx.path().join("rootfs/debian");
+    install_gnu_userland(
+        &root,
+        &[
+            "stat", "base64", "head", "readlink", "find", "tr", "wc", "rm",
+        ],
+    );
+    std::fs::rename(root.join("usr/bin/stat"), root.join("usr/bin/stat.real")).unwrap();
+    std::fs::write(
+        root.join("usr/bin/stat"),
+        "#!/bin/sh\nfor a; do last=$a; done\ncase $last in */vanish-*) rm -f \"$last\";; esac\nexec /usr/bin/stat.real \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("usr/bin/stat"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/vanish-me"), "gone soon").unwrap();
+    std::fs::set_permissions(
+        root.join("etc/vanish-me"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let req: FactRequest = serde_json::from_value(json!({
+        "nonce": "n0nce-v", "max_file_bytes": 4096, "stat": [], "read": [], "read_dirs": [],
+        "walks": [{"path": "/etc", "depth": 2, "limit": 1000, "all": false}],
+        "processes": false, "commands": []
+    }))
+    .unwrap();
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args(["/bin/sh", "-c", &shell::script(&req)])
+        .output()
+        .unwrap();
+    let facts = shell::parse(&req, &out.stdout).expect("a vanished file never refuses the scan");
+    let walk = &facts.walks["/etc"];
+    assert_eq!(walk.vanished, ["/etc/vanish-me"]);
+    assert!(walk.errors.is_empty(), "{:?}", walk.errors);
+    assert!(walk.entries.iter().all(|e| e.path != "/etc/vanish-me"));
+    assert!(!root.join("etc/vanish-me").exists());
 }

@@ -257,3 +257,55 @@ pub fn run_json(dir: &Path, kubeconfig: &Path, extra: &[&str]) -> (Run, serde_js
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
     (out, summary)
 }
+
+/// Returns true if and only if control `c` needs the gatherer's `tool` to
+/// be evaluated on a root whose true facts are `truth` (the rootfs
+/// collector's): facts about what exists need the tools; absence is the
+/// shell's own `test`, which needs none.
+pub fn depends_on_tool(
+    tool: &str,
+    c: &vigil::policy::model::Control,
+    truth: &vigil::facts::Facts,
+) -> bool {
+    let r = vigil::facts::compile::compile(std::iter::once(c), 65536);
+    let exists = |p: &String| truth.files.get(p).is_some_and(|f| f.lstat.is_some());
+    let symlink = |p: &String| {
+        truth.files.get(p).is_some_and(|f| {
+            f.lstat
+                .is_some_and(|l| l.kind == vigil::facts::Kind::Symlink)
+        })
+    };
+    let dir_has_files = |d: &String| truth.dirs.get(d).is_some_and(|e| !e.is_empty());
+    let walked = r
+        .walks
+        .iter()
+        .any(|w| truth.walks.get(&w.path).is_some_and(|t| !t.missing));
+    match tool {
+        "stat" | "base64" => {
+            r.stat.union(&r.read).any(exists) || r.read_dirs.iter().any(dir_has_files) || walked
+        }
+        // passwd and group read only to resolve `root` need no content
+        // (uid/gid 0 is root); read as tables (users, groups) they do.
+        "head" => {
+            r.read
+                .iter()
+                .any(|p| p != "/etc/passwd" && p != "/etc/group" && exists(p))
+                || r.read_dirs.iter().any(dir_has_files)
+                || reads_accounts(&c.check)
+        }
+        "readlink" => r.stat.union(&r.read).any(symlink),
+        _ => walked,
+    }
+}
+
+/// Returns true if and only if a check reads the users or groups tables.
+fn reads_accounts(check: &vigil::policy::model::Check) -> bool {
+    use vigil::policy::model::Check;
+    match check {
+        Check::Users(_) | Check::Groups(_) => true,
+        Check::All(a) => a.all.iter().any(reads_accounts),
+        Check::Any(a) => a.any.iter().any(reads_accounts),
+        Check::None(a) => a.none.iter().any(reads_accounts),
+        _ => false,
+    }
+}
