@@ -770,3 +770,44 @@ fn pod_overrides_and_evidence_floors_are_the_policys_choice() {
         run.stderr
     );
 }
+
+/// Regression (architecture issue, bug 2): two rootfs targets that resolve
+/// to the same id — two directories both named `debian`, or one `name:`
+/// used twice — once lost one target silently. Now: `duplicate-target`,
+/// exit 2, with both positions.
+#[test]
+fn duplicate_target_ids_are_an_error_not_a_lost_target() {
+    let dir = TempDir::new("duptarget");
+    std::fs::create_dir_all(dir.path().join("a/debian")).unwrap();
+    std::fs::create_dir_all(dir.path().join("b/debian")).unwrap();
+    let profiles = crate::util::repo().join("policies/profiles");
+    for (targets, line) in [
+        ("    - {rootfs: a/debian}\n    - {rootfs: b/debian}\n", 7),
+        (
+            "    - {rootfs: a/debian, name: x}\n    - {rootfs: b/debian, name: x}\n",
+            7,
+        ),
+    ] {
+        dir.write(
+            "p.yaml",
+            format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: dup}}\nspec:\n  profiles: [container-baseline]\n  targets:\n{targets}"),
+        );
+        let run = vigil_in(dir.path(), &["plan", "p.yaml", profiles.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("error[duplicate-target]"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("p.yaml:{}:", line + 1)),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("at line {line}")),
+            "{}",
+            run.stderr
+        );
+    }
+}

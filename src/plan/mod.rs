@@ -196,6 +196,9 @@ fn plan_policy(
     let mut targets: BTreeMap<String, PlannedTarget> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut diags = Vec::new();
+    // Where each rootfs target id was first defined: a second target with
+    // the same id would overwrite the first's result.
+    let mut rootfs_ids: BTreeMap<String, String> = BTreeMap::new();
     for (i, t) in spec.targets.iter().enumerate() {
         let profiles = if t.profiles.is_empty() {
             spec.profiles.clone()
@@ -218,6 +221,27 @@ fn plan_policy(
                     .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned())
             });
             let id = format!("rootfs/{name}");
+            let here = if t.name.is_some() {
+                format!("{ptr}/name")
+            } else {
+                format!("{ptr}/rootfs")
+            };
+            if let Some(first) = rootfs_ids.get(&id) {
+                let at = p.doc.value_position(first);
+                diags.push(p.at_value(
+                    Diagnostic::error(
+                        Code::DuplicateTarget,
+                        format!(
+                            "target id `{id}` is already used by the target at line {}, column {}; each would overwrite the other's result",
+                            at.line, at.column
+                        ),
+                    )
+                    .with_hint("give one of them a distinct `name:`"),
+                    &here,
+                ));
+                continue;
+            }
+            rootfs_ids.insert(id.clone(), here);
             targets.entry(id.clone()).or_insert(PlannedTarget {
                 id,
                 approach: Approach::Local,
