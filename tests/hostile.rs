@@ -195,23 +195,19 @@ fn unreadable_evidence_is_an_error_never_a_pass() {
             run.stderr
         );
         let hdf = only_hdf(&out);
-        let controls = hdf["profiles"][0]["controls"].as_array().unwrap();
-        let status_of = |id: &str| {
-            let c = controls.iter().find(|c| c["id"] == id).unwrap();
-            let r: Vec<&str> = c["results"]
+        let statuses = crate::util::hdf_statuses(&hdf);
+        let message = |id: &str| {
+            hdf["profiles"][0]["controls"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| r["status"].as_str().unwrap())
-                .collect();
-            (
-                r,
-                c["results"][0]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-            )
+                .find(|c| c["id"] == id)
+                .unwrap()["results"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
         };
+        let status_of = |id: &str| (vec![statuses[id].as_str()], message(id));
         for id in ["CB-13", "CB-14", "CB-22"] {
             let (r, msg) = status_of(id);
             assert_eq!(r, ["error"], "{name}: {id}: {msg}");

@@ -309,3 +309,26 @@ fn reads_accounts(check: &vigil::policy::model::Check) -> bool {
         _ => false,
     }
 }
+
+/// control id → the status its results add up to (error, then failed,
+/// then passed, else skipped), for the first profile of an HDF document.
+pub fn hdf_statuses(hdf: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    hdf["profiles"][0]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let r: Vec<&str> = c["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["status"].as_str().unwrap())
+                .collect();
+            let s = ["error", "failed", "passed"]
+                .into_iter()
+                .find(|s| r.contains(s))
+                .unwrap_or("skipped");
+            (c["id"].as_str().unwrap().to_string(), s.to_string())
+        })
+        .collect()
+}

@@ -159,15 +159,7 @@ pub async fn gather(
         .await?;
     // A frame counts only from a probe that finished: exit 0.
     if exit != 0 {
-        let tail: String = log
-            .trim()
-            .chars()
-            .rev()
-            .take(300)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let tail = super::output_tail(log.as_bytes());
         return Err(GatherError::Other(format!(
             "the debug container exited with code {exit}; its output is not taken as evidence; it printed: {tail:?}"
         )));

@@ -339,21 +339,21 @@ pub fn decode_encrypted_probe_output(
     decode_probe_frame(output, decoded)
 }
 
+/// The last 300 characters a container printed, for an error result (it
+/// passes redaction like every error, and is escaped when printed).
+pub fn output_tail(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let text = text.trim();
+    let start = text.char_indices().rev().nth(299).map_or(0, |(i, _)| i);
+    text[start..].to_string()
+}
+
 fn decode_probe_frame(
     output: &[u8],
     decoded: Result<Facts, crate::facts::frame::FrameError>,
 ) -> Result<Facts, GatherError> {
     decoded.map_err(|e| {
-        let text = String::from_utf8_lossy(output);
-        let tail: String = text
-            .trim()
-            .chars()
-            .rev()
-            .take(300)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let tail = output_tail(output);
         let message = format!("probe output refused ({e}); it printed: {tail:?}");
         if matches!(e, crate::facts::frame::FrameError::Truncated) {
             GatherError::Transient(message, None)

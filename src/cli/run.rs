@@ -99,6 +99,20 @@ type SealedAudit = (crate::report::output::Written, String, u64);
 /// policy's `limits.gracePeriod` says otherwise.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The policy's `limits.gracePeriod`, or [`GRACE`].
+fn grace_period(
+    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
+) -> std::time::Duration {
+    policy
+        .value
+        .spec
+        .limits
+        .grace_period
+        .as_deref()
+        .and_then(crate::policy::duration::parse)
+        .unwrap_or(GRACE)
+}
+
 /// SIGINT and SIGTERM, registered before the first scan starts (so an
 /// early signal never meets the default handler, which would kill the run
 /// with no statement).
@@ -216,14 +230,7 @@ fn run_in_cluster(
     // A second signal, or the end of the grace period, aborts them. Cleanup
     // and sealing run either way.
     let (abort_tx, abort) = tokio::sync::watch::channel(false);
-    let grace = policy
-        .value
-        .spec
-        .limits
-        .grace_period
-        .as_deref()
-        .and_then(crate::policy::duration::parse)
-        .unwrap_or(GRACE);
+    let grace = grace_period(policy);
     let signals = Signals::register(rt.handle())?;
     let watcher = rt.spawn(signals.watch(cancel, grace, abort_tx));
     let mut access = rt
@@ -400,15 +407,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 run_in_cluster(session, &set, policy, pp, &opts, &output, cancel)?
             }
             _ => {
-                let grace = policy
-                    .value
-                    .spec
-                    .limits
-                    .grace_period
-                    .as_deref()
-                    .and_then(crate::policy::duration::parse)
-                    .unwrap_or(GRACE);
-                let _signals = LocalSignals::start(cancel, grace)?;
+                let _signals = LocalSignals::start(cancel, grace_period(policy))?;
                 let (s, f) = run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?;
                 (s, f, None)
             }
