@@ -610,9 +610,13 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
     assert!(spec.starting_deadline_seconds.is_some());
     let job = spec.job_template.spec.unwrap();
     assert_eq!(job.backoff_limit, Some(0));
-    // runDeadline (30m by default) plus time to clean up and seal.
-    assert_eq!(job.active_deadline_seconds, Some(1800 + 300));
-    assert_hardened_pod(job.template.spec.as_ref().unwrap(), &image);
+    // runDeadline (30m by default), then the grace period (30 s by
+    // default) and a minute to clean up and seal; the kubelet waits as long
+    // after SIGTERM.
+    assert_eq!(job.active_deadline_seconds, Some(1800 + 30 + 60));
+    let pod = job.template.spec.as_ref().unwrap();
+    assert_eq!(pod.termination_grace_period_seconds, Some(30 + 60));
+    assert_hardened_pod(pod, &image);
     // shop is provisioned: the runner only requests the provisioned ServiceAccount's token.
     let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();
     let rules = role.rules.unwrap();
@@ -634,7 +638,17 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
     }));
     let np: k8s_openapi::api::networking::v1::NetworkPolicy =
         serde_json::from_value(docs[6].clone()).unwrap();
-    assert_eq!(np.spec.unwrap().ingress.unwrap_or_default().len(), 0);
+    let np = np.spec.unwrap();
+    assert_eq!(np.ingress.unwrap_or_default().len(), 0);
+    // The Service port and the endpoint port: plugins apply the policy
+    // after the Service address is translated.
+    let ports: Vec<String> = np.egress.unwrap()[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| serde_json::to_string(&p.port).unwrap())
+        .collect();
+    assert_eq!(ports, ["443", "6443"]);
 
     // The sharded Job: Indexed, one pod per shard, each given its index.
     let mut args = vec![

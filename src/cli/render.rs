@@ -62,7 +62,7 @@ enum What {
     /// A NetworkPolicy for in-cluster vigil pods: no ingress, egress to the
     /// API server and cluster DNS only.
     #[command(
-        after_help = "Example:\n  vigil render networkpolicy --namespace vigil --api-server-cidr 10.0.0.1/32 --api-server-port 443"
+        after_help = "Example:\n  vigil render networkpolicy --namespace vigil --api-server-cidr 10.0.0.1/32"
     )]
     Networkpolicy {
         /// Namespace vigil runs in.
@@ -71,9 +71,11 @@ enum What {
         /// The API server's address range (e.g. 10.0.0.1/32).
         #[arg(long, value_name = "CIDR")]
         api_server_cidr: String,
-        /// The API server's port.
-        #[arg(long, value_name = "PORT", default_value_t = 443)]
-        api_server_port: u16,
+        /// The API server's ports, repeatable: the `kubernetes` Service's
+        /// (443) and its endpoints' (often 6443), since most network plugins
+        /// apply NetworkPolicy after the Service address is translated.
+        #[arg(long, value_name = "PORT", default_values_t = [443, 6443])]
+        api_server_port: Vec<u16>,
     },
 }
 
@@ -125,9 +127,10 @@ pub struct InClusterArgs {
     /// Add the NetworkPolicy: the API server's address range.
     #[arg(long, value_name = "CIDR")]
     api_server_cidr: Option<String>,
-    /// The API server's port.
-    #[arg(long, value_name = "PORT", default_value_t = 443)]
-    api_server_port: u16,
+    /// The API server's ports, repeatable (default: 443 and 6443; see
+    /// `render networkpolicy`).
+    #[arg(long, value_name = "PORT", default_values_t = [443, 6443])]
+    api_server_port: Vec<u16>,
 }
 
 fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
@@ -198,7 +201,7 @@ fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> 
     if let Some(cidr) = &args.api_server_cidr {
         check_cidr(cidr)?;
         docs.push(serde_saphyr::to_string(
-            &crate::plan::manifests::network_policy(&args.namespace, cidr, args.api_server_port),
+            &crate::plan::manifests::network_policy(&args.namespace, cidr, &args.api_server_port),
         )?);
     }
     let mut out = String::new();
@@ -353,7 +356,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             let np = crate::plan::manifests::network_policy(
                 &namespace,
                 &api_server_cidr,
-                api_server_port,
+                &api_server_port,
             );
             print_stdout(&serde_saphyr::to_string(&np)?)?;
             Ok(Exit::Success)

@@ -158,6 +158,7 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
         }),
         spec: Some(PodSpec {
             service_account_name: Some(runner_name(name)),
+            termination_grace_period_seconds: Some(termination_grace(policy)),
             // In-cluster config reads the runner's own (projected, rotated) token.
             automount_service_account_token: Some(true),
             restart_policy: Some("Never".into()),
@@ -213,11 +214,35 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
     }
 }
 
-/// Seconds the Job may run: the run deadline plus time to clean up and seal.
+/// Seconds a stopping runner needs beyond the grace period its scans get:
+/// delete the run's access objects, write the audit trail, seal and sign.
+pub const CLEANUP_SECONDS: i64 = 60;
+
+/// The policy's grace period for scans in flight after SIGTERM, seconds.
+fn grace_seconds(policy: &ScanPolicy) -> i64 {
+    policy
+        .spec
+        .limits
+        .grace_period
+        .as_deref()
+        .and_then(crate::policy::duration::parse)
+        .map_or(30, |d| d.as_secs() as i64)
+}
+
+/// Seconds the kubelet waits after SIGTERM before SIGKILL: the policy's
+/// grace period plus cleanup and sealing, so a stopped run still cleans up
+/// and leaves a sealed bundle (the default 30 s would cut it short).
+fn termination_grace(policy: &ScanPolicy) -> i64 {
+    grace_seconds(policy) + CLEANUP_SECONDS
+}
+
+/// Seconds the Job may run: the run deadline, then the grace period and
+/// cleanup the runner takes after it (when the Job controller's SIGTERM
+/// comes, the runner is already past `runDeadline`).
 fn active_deadline(policy: &ScanPolicy) -> i64 {
     crate::policy::duration::parse(&policy.spec.limits.run_deadline)
         .map_or(1800, |d| d.as_secs() as i64)
-        + 300
+        + termination_grace(policy)
 }
 
 /// A CronJob running the policy on its schedule. `None` when the policy

@@ -27,7 +27,18 @@ pub fn audit_policy() -> Value {
 /// A NetworkPolicy for vigil's in-cluster pods (label
 /// `app.kubernetes.io/name: vigil`): no ingress; egress only to the API
 /// server and to cluster DNS.
-pub fn network_policy(namespace: &str, api_server_cidr: &str, api_server_port: u16) -> Value {
+/// The NetworkPolicy for in-cluster vigil pods. Most network plugins apply
+/// a NetworkPolicy after the Service address is translated, so the rule
+/// must name the API server's *endpoint* address and port (often 6443),
+/// not only the `kubernetes` Service's 443: every port in `ports` is
+/// allowed (the CLI renders 443 and 6443 unless told otherwise).
+pub fn network_policy(namespace: &str, api_server_cidr: &str, ports: &[u16]) -> Value {
+    let ports: Vec<Value> = ports
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|p| json!({"protocol": "TCP", "port": p}))
+        .collect();
     json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -37,7 +48,7 @@ pub fn network_policy(namespace: &str, api_server_cidr: &str, api_server_port: u
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [],
             "egress": [
-                {"to": [{"ipBlock": {"cidr": api_server_cidr}}], "ports": [{"protocol": "TCP", "port": api_server_port}]},
+                {"to": [{"ipBlock": {"cidr": api_server_cidr}}], "ports": ports},
                 {
                     "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
@@ -158,10 +169,19 @@ mod tests {
     #[test]
     fn network_policy_has_the_kubernetes_shape() {
         let np: NetworkPolicy =
-            serde_json::from_value(network_policy("vigil", "10.0.0.1/32", 6443)).unwrap();
+            serde_json::from_value(network_policy("vigil", "10.0.0.1/32", &[6443, 443, 443]))
+                .unwrap();
         let spec = np.spec.unwrap();
         assert_eq!(spec.policy_types.unwrap(), vec!["Ingress", "Egress"]);
         assert_eq!(spec.ingress.unwrap().len(), 0, "no ingress at all");
-        assert_eq!(spec.egress.unwrap().len(), 2);
+        let egress = spec.egress.unwrap();
+        assert_eq!(egress.len(), 2);
+        let ports: Vec<String> = egress[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| format!("{:?}", p.port))
+            .collect();
+        assert_eq!(ports.len(), 2, "443 and 6443, once each: {ports:?}");
     }
 }
