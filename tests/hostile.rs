@@ -566,3 +566,21 @@ fn process_substitution_still_works_for_keys() {
     assert!(stderr.contains("statement.dsse.json"), "{stderr}");
     assert!(!stderr.contains("trusted key"), "{stderr}");
 }
+
+/// `keygen --out dir/name` creates a missing `dir/`, private (0700).
+#[test]
+fn keygen_creates_a_private_key_directory() {
+    let dir = TempDir::new("keygen-dir");
+    let r = crate::util::vigil_in(
+        dir.path(),
+        &["keygen", "signing", "--out", "keys/nested/signer"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for d in ["keys", "keys/nested"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join(d)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700, "{d}");
+    }
+    assert!(dir.path().join("keys/nested/signer.key.pem").is_file());
+}

@@ -160,7 +160,27 @@ fn load_one_policy(
     name: Option<&str>,
     flag: &str,
 ) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
-    let (set, diags) = crate::policy::load(paths);
+    pick_policy(crate::policy::load(paths), name, flag)
+}
+
+/// [`load_one_policy`] for commands that use no profile (`render sidecar`
+/// reads only the policy's sidecar settings): profiles that are not loaded,
+/// and waivers naming their controls, are no error there.
+fn load_one_policy_without_profiles(
+    paths: &[std::path::PathBuf],
+    name: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
+    let (set, mut diags) = crate::policy::load(paths);
+    diags.retain(|d| !matches!(d.code, "unresolved-profile" | "unknown-control"));
+    pick_policy((set, diags), name, flag)
+}
+
+fn pick_policy(
+    (set, diags): (crate::policy::PolicySet, Vec<Diagnostic>),
+    name: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
     if report_diagnostics(&diags) {
         return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
     }

@@ -54,17 +54,28 @@ fn render_text(plan: &Plan) -> String {
 }
 
 fn policy_text(p: &PolicyPlan, out: &mut String) {
+    // Access is worth a line only for targets in a cluster; a provisioned
+    // ServiceAccount is used, not created.
+    let in_cluster = p
+        .targets
+        .iter()
+        .any(|t| t.approach != crate::policy::model::Approach::Local);
+    let access = match (in_cluster, p.access_mode) {
+        (false, _) => "local targets only: no Kubernetes access".to_string(),
+        (true, crate::policy::model::AccessMode::PerRun) => format!(
+            "creates ServiceAccount {} for the run (token TTL {})",
+            p.service_account, p.token_ttl
+        ),
+        (true, crate::policy::model::AccessMode::Provisioned) => format!(
+            "uses the pre-applied ServiceAccount {} (token TTL {})",
+            p.service_account, p.token_ttl
+        ),
+    };
     let _ = writeln!(
         out,
-        "policy {}: {} target(s), access {} as ServiceAccount {}, token TTL {}",
+        "policy {}: {} target(s), {access}",
         p.policy,
         p.targets.len(),
-        serde_json::to_value(p.access_mode)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        p.service_account,
-        p.token_ttl
     );
     let id_w = p
         .targets

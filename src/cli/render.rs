@@ -261,12 +261,17 @@ fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
     let mut image = None;
     let mut resources = Resources::default();
     if !args.paths.is_empty() {
-        let (set, index) = super::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
+        let (set, index) =
+            super::load_one_policy_without_profiles(&args.paths, args.only.as_deref(), "--policy")?;
         let policy = &set.policies[index];
         if let Some(s) = &policy.value.spec.sidecar {
             container = Some(s.container.clone());
             image.clone_from(&s.image);
             resources = s.resources.clone();
+        }
+        // The sidecar runs the same scanner image as the debug approach.
+        if image.is_none() {
+            image = policy.value.spec.debug.as_ref().map(|d| d.image.clone());
         }
     }
     let container = args
@@ -278,7 +283,7 @@ fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
     }
     let image = args.image.or(image).ok_or_else(|| {
         invalid(
-            "no scanner image: set spec.sidecar.image in the policy or pass --image IMAGE@sha256:…"
+            "no scanner image: set spec.sidecar.image (or spec.debug.image) in the policy or pass --image IMAGE@sha256:…"
                 .into(),
         )
     })?;

@@ -227,6 +227,22 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 /// Refuse before writing anything when any file of a key pair exists, so
 /// that a refused `keygen` never leaves half a pair behind.
 fn refuse_existing(paths: &[&Path]) -> Result<(), KeyError> {
+    // `--out keys/signer` where keys/ does not exist yet: create it, private
+    // (0700), as `ssh-keygen` leaves ~/.ssh.
+    if let Some(dir) = paths.first().and_then(|p| p.parent())
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| KeyError::Write {
+                path: dir.to_path_buf(),
+                reason: crate::safeio::io_reason(&e),
+            })?;
+    }
     for p in paths {
         if fs::symlink_metadata(p).is_ok() {
             return Err(KeyError::Write {
