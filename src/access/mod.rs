@@ -173,7 +173,7 @@ async fn setup_namespace(
     stamp(&mut rb.metadata);
     let mut anchor = Secret {
         metadata: ObjectMeta {
-            name: Some(format!("{sa_name}-anchor")),
+            name: Some(ns_access.anchor.clone()),
             namespace: Some(ns.clone()),
             labels: ns_access.service_account.metadata.labels.clone(),
             annotations: ns_access.service_account.metadata.annotations.clone(),
@@ -188,7 +188,7 @@ async fn setup_namespace(
             "{} {ns}/{}",
             kind.as_str(),
             if kind == Kind::Secret {
-                format!("{sa_name}-anchor")
+                ns_access.anchor.clone()
             } else {
                 sa_name.clone()
             }

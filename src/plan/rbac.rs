@@ -47,6 +47,10 @@ pub struct NamespaceAccess {
     pub role: Role,
     /// The binding between them.
     pub role_binding: RoleBinding,
+    /// The anchor Secret the run's token is bound to: unique per run in
+    /// both modes, so that runs sharing a provisioned ServiceAccount (the
+    /// shards of one sharded Job, run at once) never collide on it.
+    pub anchor: String,
 }
 
 /// The ServiceAccount name for a policy: fixed for `provisioned` (so the
@@ -58,20 +62,30 @@ pub fn service_account_name(policy: &ScanPolicy, run_id: &str) -> String {
             .service_account
             .clone()
             .unwrap_or_else(|| format!("vigil-{}", policy.metadata.name)),
-        AccessMode::PerRun => {
-            // The tail of the run id: a UUIDv7 starts with a timestamp that
-            // runs started in the same minute share, and ends in random bits.
-            let alnum: Vec<char> = run_id
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .collect();
-            let short: String = alnum[alnum.len().saturating_sub(8)..].iter().collect();
-            format!(
-                "vigil-{}-{}",
-                policy.metadata.name,
-                short.to_ascii_lowercase()
-            )
-        }
+        AccessMode::PerRun => format!("vigil-{}-{}", policy.metadata.name, run_suffix(run_id)),
+    }
+}
+
+/// The tail of a run id, 8 lower-case characters: a UUIDv7 starts with a
+/// timestamp that runs started in the same minute share, and ends in
+/// random bits.
+fn run_suffix(run_id: &str) -> String {
+    let alnum: Vec<char> = run_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    alnum[alnum.len().saturating_sub(8)..]
+        .iter()
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// The anchor Secret's name: `<sa>-anchor`, and in provisioned mode, where
+/// the ServiceAccount is shared by every run, with the run's suffix too.
+pub fn anchor_name(policy: &ScanPolicy, sa_name: &str, run_id: &str) -> String {
+    match policy.spec.access.mode {
+        AccessMode::PerRun => format!("{sa_name}-anchor"),
+        AccessMode::Provisioned => format!("{sa_name}-anchor-{}", run_suffix(run_id)),
     }
 }
 
@@ -185,6 +199,7 @@ pub fn build(
                 service_account,
                 role,
                 role_binding,
+                anchor: anchor_name(policy, sa_name, run_id),
             }
         })
         .collect()
