@@ -753,3 +753,96 @@ fn armored_bundles_verify_and_open_with_the_age_cli() {
         );
     }
 }
+
+/// A signing key mounted as the kubelet mounts a Secret for a pod with
+/// `fsGroup` (mode 0440, group the pod's, on a read-only mount) is loaded;
+/// the same mode on a writable disk, with another group, or readable by
+/// others is refused. Real read-only mounts, in a private mount namespace,
+/// read as the runner's uid and group.
+#[test]
+fn a_secret_volume_key_is_accepted_only_as_the_kubelet_mounts_it() {
+    if !crate::util::is_root() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "needs root for mounts"
+        );
+        return;
+    }
+    let dir = TempDir::new("secretvol");
+    crate::util::signing_key(dir.path());
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let fx = crate::util::rootfs_fixtures();
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: sv}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: t}}\n",
+            fx.path().join("rootfs/debian").display()
+        ),
+    );
+    let script = r#"set -e
+D=$1; KEY=$2; MODE=$3; GROUP=$4; RO=$5; shift 5
+mount -t tmpfs tmpfs "$D"
+cp "$KEY" "$D/signing.key.pem"
+chown 0:"$GROUP" "$D/signing.key.pem"
+chmod "$MODE" "$D/signing.key.pem"
+if [ "$RO" = ro ]; then mount -o remount,ro "$D"; fi
+exec setpriv --reuid=10001 --regid=10001 --groups=10001 "$@" --signing-key "$D/signing.key.pem"
+"#;
+    let profiles = repo().join("policies/profiles");
+    for (i, (mode, group, ro, accepted)) in [
+        ("0440", "10001", "ro", true),
+        ("0440", "10001", "rw", false),
+        ("0440", "4242", "ro", false),
+        ("0444", "10001", "ro", false),
+        ("0460", "10001", "ro", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mnt = dir.path().join(format!("keys{i}"));
+        let out = dir.path().join(format!("out{i}"));
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let run: Run = Command::new("unshare")
+            .args(["-m", "sh", "-c", script, "sh"])
+            .arg(&mnt)
+            .arg(dir.path().join("signer.key.pem"))
+            .args([mode, group, ro])
+            .arg(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "run",
+                policy.to_str().unwrap(),
+                profiles.to_str().unwrap(),
+                "--plaintext",
+                "--out",
+            ])
+            .arg(&out)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+            .into();
+        if accepted {
+            assert!(
+                run.code == 0 || run.code == 1,
+                "{mode} {group} {ro}: {}",
+                run.stderr
+            );
+        } else {
+            assert_eq!(run.code, 2, "{mode} {group} {ro}: {}", run.stderr);
+            // (In another group, the kernel already refuses the open.)
+            assert!(
+                run.stderr.contains("readable by group or others")
+                    || run.stderr.contains("permission denied"),
+                "{}",
+                run.stderr
+            );
+            assert!(!run.stderr.contains("BEGIN PRIVATE KEY"));
+        }
+    }
+}

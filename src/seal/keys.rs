@@ -43,7 +43,7 @@ pub enum KeyError {
     },
     /// A private key file is readable by group or others.
     #[error(
-        "private key {path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`"
+        "private key {path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}` (group read is accepted only on a read-only mount in one of vigil's own groups, as a Kubernetes Secret volume with fsGroup)"
     )]
     Permissions {
         /// File.
@@ -107,7 +107,10 @@ impl Signer {
         .map_err(|e| fail(crate::safeio::io_reason(&e.into())))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| fail(crate::safeio::io_reason(&e.into())))?;
         let mode = st.st_mode & 0o777;
-        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && mode & 0o077 != 0 {
+        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && mode & 0o077 != 0
+            && !kubelet_secret(&fd, &st)
+        {
             return Err(KeyError::Permissions {
                 path: path.into(),
                 mode,
@@ -161,6 +164,21 @@ impl Signer {
         write_new(&pub_path, spki_pem(&self.verifying_key()).as_bytes(), 0o644)?;
         Ok((key_path, pub_path))
     }
+}
+
+/// Returns true if and only if a group-readable key file is a Secret as the
+/// kubelet mounts it for a pod with `fsGroup`: group read only (0440: the
+/// kubelet adds group read to `defaultMode`, kubernetes/kubernetes#57923),
+/// nothing for others, on a read-only mount, and its group one of this
+/// process's own. A 0640 key on a workstation's writable disk still fails.
+fn kubelet_secret(fd: &std::os::fd::OwnedFd, st: &rustix::fs::Stat) -> bool {
+    let mode = st.st_mode & 0o777;
+    let group_read_only = mode & 0o077 == 0o040;
+    let read_only_mount = rustix::fs::fstatvfs(fd)
+        .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    let own_group = rustix::process::getgid().as_raw() == st.st_gid
+        || rustix::process::getgroups().is_ok_and(|gs| gs.iter().any(|g| g.as_raw() == st.st_gid));
+    group_read_only && read_only_mount && own_group
 }
 
 /// Key files larger than this are refused while reading: a PEM key is a
