@@ -616,6 +616,26 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
     assert_eq!(job.active_deadline_seconds, Some(1800 + 30 + 60));
     let pod = job.template.spec.as_ref().unwrap();
     assert_eq!(pod.termination_grace_period_seconds, Some(30 + 60));
+    // No automounted token: a projected one with an explicit lifetime, at
+    // the path in-cluster configuration reads.
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let sa: ServiceAccount = serde_json::from_value(docs[0].clone()).unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
+    let projected = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find_map(|v| v.projected.clone())
+        .unwrap();
+    let token = projected.sources.as_ref().unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(token.expiration_seconds, Some(1800 + 30 + 60));
+    let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+    assert!(mounts.iter().any(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+        && m.read_only == Some(true)));
     assert_hardened_pod(pod, &image);
     // shop is provisioned: the runner only requests the provisioned ServiceAccount's token.
     let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();

@@ -24,9 +24,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
-    SecretVolumeSource, ServiceAccount, Volume, VolumeMount,
+    ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection,
+    DownwardAPIVolumeFile, EmptyDirVolumeSource, KeyToPath, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    ServiceAccount, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -148,6 +150,12 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
                 mount_path: "/tmp".into(),
                 ..VolumeMount::default()
             },
+            VolumeMount {
+                name: "api-token".into(),
+                mount_path: SERVICE_ACCOUNT_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
         ]),
         ..Container::default()
     };
@@ -159,8 +167,9 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
         spec: Some(PodSpec {
             service_account_name: Some(runner_name(name)),
             termination_grace_period_seconds: Some(termination_grace(policy)),
-            // In-cluster config reads the runner's own (projected, rotated) token.
-            automount_service_account_token: Some(true),
+            // No automounted token: the runner's API credentials are the
+            // projected volume below, with an explicit lifetime.
+            automount_service_account_token: Some(false),
             restart_policy: Some("Never".into()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
@@ -208,9 +217,65 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
                     }),
                     ..Volume::default()
                 },
+                api_token_volume(policy),
             ]),
             ..PodSpec::default()
         }),
+    }
+}
+
+/// Where in-cluster configuration looks for the token, CA and namespace
+/// (kube-rs `kube-client/src/config/incluster_config.rs`, as client-go).
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The runner's API credentials: the shape of the volume the API server
+/// injects for automounted tokens (kube-api-access, KEP-1205: a bound
+/// token, the cluster CA from `kube-root-ca.crt`, the namespace from the
+/// downward API), but with the token's lifetime set from the policy — the
+/// Job's deadline, at least the API server's 10-minute minimum; the kubelet
+/// renews it at 80% of that.
+fn api_token_volume(policy: &ScanPolicy) -> Volume {
+    Volume {
+        name: "api-token".into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o440),
+            sources: Some(vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "token".into(),
+                        expiration_seconds: Some(active_deadline(policy).max(600)),
+                        audience: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "kube-root-ca.crt".into(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".into(),
+                            path: "ca.crt".into(),
+                            mode: None,
+                        }]),
+                        optional: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: "namespace".into(),
+                            field_ref: Some(ObjectFieldSelector {
+                                api_version: Some("v1".into()),
+                                field_path: "metadata.namespace".into(),
+                            }),
+                            ..DownwardAPIVolumeFile::default()
+                        }]),
+                    }),
+                    ..VolumeProjection::default()
+                },
+            ]),
+        }),
+        ..Volume::default()
     }
 }
 
@@ -321,6 +386,8 @@ pub fn runner_rbac(
     let runner = runner_name(name);
     let sa = ServiceAccount {
         metadata: meta(&runner, &ic.namespace, name),
+        // Its token reaches the runner only through the projected volume.
+        automount_service_account_token: Some(false),
         ..ServiceAccount::default()
     };
     let namespaces: BTreeSet<&str> = policy
