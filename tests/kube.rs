@@ -206,7 +206,7 @@ fn the_scoped_token_is_forbidden_outside_the_plan() {
         Some(&live),
         &vigil::plan::PlanOptions {
             run_id: "t0k3nt3st".into(),
-            shard: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -880,4 +880,56 @@ fn provisioned_shards_run_at_once_without_colliding() {
         "{:?}",
         c.server.objects("secrets")
     );
+}
+
+/// With `--stable-names` (in-cluster runs) the run's objects are named
+/// after its slot; a leftover of an interrupted run under those names is
+/// deleted and created again, not a 409, and the run cleans up after
+/// itself.
+#[test]
+fn stable_names_replace_the_leftovers_of_an_interrupted_run() {
+    let Some(c) = cluster(false) else { return };
+    // What a run killed by SIGKILL leaves: its ServiceAccount and anchor.
+    for (kind, name) in [
+        ("serviceaccounts", "vigil-live-run"),
+        ("secrets", "vigil-live-run-anchor"),
+    ] {
+        c.server.insert(
+            kind,
+            json!({"apiVersion": "v1", "kind": if kind == "secrets" { "Secret" } else { "ServiceAccount" },
+                   "metadata": {"name": name, "namespace": "team-a",
+                                "labels": {"app.kubernetes.io/managed-by": "vigil"}}}),
+        );
+    }
+    let run = run_vigil(&c, &["--stable-names"]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        summary[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "scanned")
+    );
+    let log = c.server.request_log();
+    let deletes: Vec<String> = log
+        .iter()
+        .filter(|l| l.method == "DELETE")
+        .map(|l| l.path.clone())
+        .collect();
+    assert!(
+        deletes
+            .iter()
+            .filter(|p| p.contains("/serviceaccounts/vigil-live-run"))
+            .count()
+            >= 2,
+        "the leftover was replaced, then the run's own deleted: {deletes:?}\n{}",
+        run.stderr
+    );
+    assert!(
+        c.server.objects("serviceaccounts").is_empty(),
+        "{:?}",
+        c.server.objects("serviceaccounts")
+    );
+    assert!(c.server.objects("secrets").is_empty());
 }

@@ -634,8 +634,10 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
         .unwrap();
     assert_eq!(token.expiration_seconds, Some(1800 + 30 + 60));
     let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
-    assert!(mounts.iter().any(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
-        && m.read_only == Some(true)));
+    assert!(mounts.iter().any(
+        |m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+            && m.read_only == Some(true)
+    ));
     assert_hardened_pod(pod, &image);
     // shop is provisioned: the runner only requests the provisioned ServiceAccount's token.
     let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();
@@ -721,6 +723,30 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
             pairs.iter().any(|(r, v)| r == want.0 && v == want.1),
             "{want:?} in {pairs:?}"
         );
+    }
+    // Every right Kubernetes can pin by name is pinned to the access
+    // objects of the four shard slots; only create, list and the scan verbs
+    // (on pods not known when this is rendered) are not.
+    assert!(container_args.iter().any(|a| a == "--stable-names"));
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();
+    let accounts: Vec<String> = (0..4).map(|i| format!("vigil-payments-s{i}")).collect();
+    let anchors: Vec<String> = accounts.iter().map(|a| format!("{a}-anchor")).collect();
+    for r in role.rules.unwrap() {
+        let res = r.resources.clone().unwrap().join(",");
+        let names = r.resource_names.clone();
+        for v in &r.verbs {
+            match (res.as_str(), v.as_str()) {
+                ("secrets", "delete") => assert_eq!(names.as_ref(), Some(&anchors), "{r:?}"),
+                ("serviceaccounts", "delete")
+                | ("roles,rolebindings", "delete")
+                | ("serviceaccounts/token", "create") => {
+                    assert_eq!(names.as_ref(), Some(&accounts), "{r:?}")
+                }
+                (_, "create") | ("pods", "list") => {}
+                (res, _) if res.starts_with("pods/") || res == "pods" => {}
+                other => panic!("an unpinned right the runner should not hold: {other:?}"),
+            }
+        }
     }
 
     // Bad input names what to fix.

@@ -165,6 +165,7 @@ async fn setup_namespace(
     let ns = ns_access.namespace.clone();
     let sa_name = &plan.service_account;
     let per_run = policy.spec.access.mode == AccessMode::PerRun;
+    let stable = plan.stable_names;
     let mut sa = ns_access.service_account.clone();
     stamp(&mut sa.metadata);
     let mut role = ns_access.role.clone();
@@ -199,23 +200,45 @@ async fn setup_namespace(
             return [None, None, None];
         }
         let (a, b, c) = tokio::join!(
-            audited(
+            replacing_leftover(
+                stable,
+                caller,
                 audit,
-                "create",
-                create(Kind::ServiceAccount),
-                caller.create_service_account(&sa)
+                Kind::ServiceAccount,
+                &ns,
+                sa_name,
+                || {
+                    audited(
+                        audit,
+                        "create",
+                        create(Kind::ServiceAccount),
+                        caller.create_service_account(&sa),
+                    )
+                }
             ),
-            audited(
+            replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || {
+                audited(
+                    audit,
+                    "create",
+                    create(Kind::Role),
+                    caller.create_role(&role),
+                )
+            }),
+            replacing_leftover(
+                stable,
+                caller,
                 audit,
-                "create",
-                create(Kind::Role),
-                caller.create_role(&role)
-            ),
-            audited(
-                audit,
-                "create",
-                create(Kind::RoleBinding),
-                caller.create_role_binding(&rb)
+                Kind::RoleBinding,
+                &ns,
+                sa_name,
+                || {
+                    audited(
+                        audit,
+                        "create",
+                        create(Kind::RoleBinding),
+                        caller.create_role_binding(&rb),
+                    )
+                }
             ),
         );
         [
@@ -226,11 +249,21 @@ async fn setup_namespace(
     };
     let (rbac, anchor) = tokio::join!(
         rbac,
-        audited(
+        replacing_leftover(
+            stable,
+            caller,
             audit,
-            "create",
-            create(Kind::Secret),
-            caller.create_secret(&anchor)
+            Kind::Secret,
+            &ns,
+            &ns_access.anchor,
+            || {
+                audited(
+                    audit,
+                    "create",
+                    create(Kind::Secret),
+                    caller.create_secret(&anchor),
+                )
+            }
         )
     );
     let mut created = Vec::new();
@@ -288,6 +321,41 @@ async fn setup_namespace(
     }
     .await;
     (ns, created, result)
+}
+
+/// Create an object; with stable names (in-cluster runs, one at a time per
+/// slot), a 409 means a leftover of a run interrupted before its cleanup
+/// (SIGKILL, a lost node): delete it and create again. Without stable
+/// names a 409 stays an error: names carry the run id and never collide.
+async fn replacing_leftover<T, F, Fut>(
+    stable: bool,
+    caller: &Cluster,
+    audit: &AuditLog,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    create: F,
+) -> Result<T, ClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    match create().await {
+        Err(ClusterError::Api { code: 409, .. }) if stable => {
+            audited(
+                audit,
+                "delete",
+                format!(
+                    "{} {ns}/{name} (a leftover of an interrupted run)",
+                    kind.as_str()
+                ),
+                caller.delete(kind, ns, name),
+            )
+            .await?;
+            create().await
+        }
+        r => r,
+    }
 }
 
 /// Delete vigil-managed objects whose `vigil.dev/expires-at` has passed

@@ -234,6 +234,12 @@ pub struct PlanInput {
     /// it, e.g. `--shard $JOB_COMPLETION_INDEX/4` in an Indexed Job.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Name the run's access objects after its slot (`run`, or `s<I>` with
+    /// --shard), not its id, and replace leftovers of an interrupted run:
+    /// for in-cluster runs (one at a time per slot), whose runner's Role is
+    /// pinned to those names. Set by `vigil render cronjob|job`.
+    #[arg(long)]
+    stable_names: bool,
 }
 
 /// A connection to the cluster for the live inventory and for runs.
@@ -361,6 +367,7 @@ fn load_plan(
             .map(crate::plan::shard::Shard::parse)
             .transpose()
             .map_err(InvalidInput)?,
+        stable_names: input.stable_names,
     };
     match crate::plan::plan(&set, &input.only, inventory, &options) {
         Ok((plan, warnings)) => {

@@ -173,7 +173,13 @@ fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> 
         signing_secret: args.signing_secret.clone(),
     };
     let mut docs: Vec<String> = Vec::new();
-    let (sa, roles) = crate::plan::incluster::runner_rbac(policy, &ic);
+    // The run slots this runner's runs use: one for a CronJob (one run at
+    // a time), one per shard for an Indexed Job.
+    let slots: Vec<Option<u32>> = match shards {
+        None => vec![None],
+        Some(n) => (0..n).map(Some).collect(),
+    };
+    let (sa, roles) = crate::plan::incluster::runner_rbac(policy, &ic, &slots);
     docs.push(serde_saphyr::to_string(&sa)?);
     for (role, binding) in &roles {
         docs.push(serde_saphyr::to_string(role)?);

@@ -101,6 +101,9 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
         format!("{KEY_DIR}/signing.key.pem"),
         "--log-format".to_string(),
         "json".to_string(),
+        // Access objects named after the run's slot, so the runner's Role
+        // can pin its rights to them (see `runner_rbac`).
+        "--stable-names".to_string(),
     ];
     args.extend(extra_args.iter().cloned());
     let container = Container {
@@ -377,10 +380,16 @@ pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32) -> Job {
 }
 
 /// The runner's ServiceAccount, and per target namespace its Role and
-/// RoleBinding (see the module docs for why each rule is there).
+/// RoleBinding (see the module docs for why each rule is there). `slots`
+/// are the run slots the rendered Job or CronJob uses (`None`: the single
+/// slot of a CronJob; `Some(i)`: shard i): every right Kubernetes can pin
+/// by name — `delete`, and token requests — is pinned to the access
+/// objects of exactly those slots. `create` cannot be pinned (the name of
+/// an object to create is not known to the authorizer before it exists).
 pub fn runner_rbac(
     policy: &ScanPolicy,
     ic: &InCluster,
+    slots: &[Option<u32>],
 ) -> (ServiceAccount, Vec<(Role, RoleBinding)>) {
     let name = &policy.metadata.name;
     let runner = runner_name(name);
@@ -407,42 +416,62 @@ pub fn runner_rbac(
         resource_names: names,
         ..PolicyRule::default()
     };
+    // The access objects of every slot, as the runner names them.
+    let keys: Vec<String> = slots.iter().map(|s| super::slot_name(*s)).collect();
+    let accounts: Vec<String> = keys
+        .iter()
+        .map(|k| super::rbac::service_account_name(policy, k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let anchors: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let sa = super::rbac::service_account_name(policy, k);
+            super::rbac::anchor_name(policy, &sa, k)
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut rules = vec![
         rule(&["pods"], &["list"], None),
-        rule(&["secrets"], &["create", "delete"], None),
+        rule(&["secrets"], &["create"], None),
+        rule(&["secrets"], &["delete"], Some(anchors)),
+        rule(
+            &["serviceaccounts/token"],
+            &["create"],
+            Some(accounts.clone()),
+        ),
     ];
-    match policy.spec.access.mode {
-        AccessMode::PerRun => {
-            rules.push(rule(&["serviceaccounts"], &["create", "delete"], None));
-            rules.push(rule(&["serviceaccounts/token"], &["create"], None));
-            rules.push(rule(
-                &["roles", "rolebindings"],
-                &["create", "delete"],
-                None,
-            ));
-            // Only rights it holds may be granted: the scan verbs.
-            let mut scan: BTreeSet<(&str, &str)> = BTreeSet::new();
-            let approaches: BTreeSet<Approach> =
-                policy.spec.targets.iter().map(|t| t.approach).collect();
-            for a in approaches {
-                let a = if a == Approach::Auto && policy.spec.debug.is_none() {
-                    Approach::Api
-                } else {
-                    a
-                };
-                scan.extend(super::rbac::rules_for(a).iter().copied());
-            }
-            for (res, verb) in scan {
-                rules.push(rule(&[res], &[verb], None));
-            }
+    if policy.spec.access.mode == AccessMode::PerRun {
+        rules.push(rule(&["serviceaccounts"], &["create"], None));
+        rules.push(rule(
+            &["serviceaccounts"],
+            &["delete"],
+            Some(accounts.clone()),
+        ));
+        rules.push(rule(&["roles", "rolebindings"], &["create"], None));
+        rules.push(rule(
+            &["roles", "rolebindings"],
+            &["delete"],
+            Some(accounts),
+        ));
+        // Only rights it holds may be granted (RBAC escalation
+        // prevention): the scan verbs, on every pod of the namespace,
+        // since the pods are not known when this is rendered.
+        let mut scan: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let approaches: BTreeSet<Approach> =
+            policy.spec.targets.iter().map(|t| t.approach).collect();
+        for a in approaches {
+            let a = if a == Approach::Auto && policy.spec.debug.is_none() {
+                Approach::Api
+            } else {
+                a
+            };
+            scan.extend(super::rbac::rules_for(a).iter().copied());
         }
-        AccessMode::Provisioned => {
-            let provisioned = super::rbac::service_account_name(policy, "");
-            rules.push(rule(
-                &["serviceaccounts/token"],
-                &["create"],
-                Some(vec![provisioned]),
-            ));
+        for (res, verb) in scan {
+            rules.push(rule(&[res], &[verb], None));
         }
     }
     let roles = namespaces

@@ -58,6 +58,10 @@ pub struct PolicyPlan {
     /// Containers a target selector matched but that will not be scanned, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Per-run objects are named after the run's slot, not its id: a
+    /// leftover with the same name is one of an interrupted run, replaced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stable_names: bool,
     /// Per-namespace RBAC objects (empty for rootfs-only policies).
     pub access: Vec<NamespaceAccess>,
     /// Waves of target ids that the limits allow at once.
@@ -141,6 +145,29 @@ pub struct PlanOptions {
     pub run_id: String,
     /// Plan only this shard's targets (`--shard I/N`).
     pub shard: Option<shard::Shard>,
+    /// Name per-run objects after the run's slot (`run`, or `s<I>` for
+    /// shard I) instead of the run id: in-cluster runs, one at a time per
+    /// slot, whose runner's Role can then pin its rights to those names.
+    pub stable_names: bool,
+}
+
+impl PlanOptions {
+    /// What per-run object names are made from: the run id, or the slot.
+    pub fn name_key(&self) -> String {
+        match (self.stable_names, &self.shard) {
+            (false, _) => self.run_id.clone(),
+            (true, Some(sh)) => slot_name(Some(sh.index)),
+            (true, None) => slot_name(None),
+        }
+    }
+}
+
+/// The stable name of a run slot: `s<I>` for shard I, `run` otherwise.
+pub fn slot_name(shard: Option<u32>) -> String {
+    match shard {
+        Some(i) => format!("s{i}"),
+        None => "run".into(),
+    }
 }
 
 impl Default for PlanOptions {
@@ -148,6 +175,7 @@ impl Default for PlanOptions {
         PlanOptions {
             run_id: "plan".into(),
             shard: None,
+            stable_names: false,
         }
     }
 }
@@ -309,8 +337,15 @@ fn plan_policy(
     }
     skipped.sort_by(|a: &Skipped, b: &Skipped| a.id.cmp(&b.id));
     skipped.dedup();
-    let service_account = rbac::service_account_name(&p.value, &options.run_id);
-    let access = rbac::build(&p.value, &service_account, &options.run_id, &targets);
+    let name_key = options.name_key();
+    let service_account = rbac::service_account_name(&p.value, &name_key);
+    let access = rbac::build(
+        &p.value,
+        &service_account,
+        &options.run_id,
+        &name_key,
+        &targets,
+    );
     let limits = &spec.limits;
     let plan = PolicyPlan {
         plan_sha256,
@@ -318,6 +353,7 @@ fn plan_policy(
         shard: options.shard,
         policy: p.value.metadata.name.clone(),
         access_mode: spec.access.mode,
+        stable_names: options.stable_names,
         service_account,
         token_ttl: spec.access.token_ttl.clone(),
         batches: batches(&targets, limits),

@@ -82,10 +82,10 @@ fn run_suffix(run_id: &str) -> String {
 
 /// The anchor Secret's name: `<sa>-anchor`, and in provisioned mode, where
 /// the ServiceAccount is shared by every run, with the run's suffix too.
-pub fn anchor_name(policy: &ScanPolicy, sa_name: &str, run_id: &str) -> String {
+pub fn anchor_name(policy: &ScanPolicy, sa_name: &str, name_key: &str) -> String {
     match policy.spec.access.mode {
         AccessMode::PerRun => format!("{sa_name}-anchor"),
-        AccessMode::Provisioned => format!("{sa_name}-anchor-{}", run_suffix(run_id)),
+        AccessMode::Provisioned => format!("{sa_name}-anchor-{}", run_suffix(name_key)),
     }
 }
 
@@ -115,6 +115,7 @@ pub fn build(
     policy: &ScanPolicy,
     sa_name: &str,
     run_id: &str,
+    name_key: &str,
     targets: &[PlannedTarget],
 ) -> Vec<NamespaceAccess> {
     // (cluster, namespace) → (resource, verb) → pod names
@@ -199,7 +200,7 @@ pub fn build(
                 service_account,
                 role,
                 role_binding,
-                anchor: anchor_name(policy, sa_name, run_id),
+                anchor: anchor_name(policy, sa_name, name_key),
             }
         })
         .collect()
