@@ -9,16 +9,14 @@
 //! a PersistentVolumeClaim, `/tmp` an emptyDir (private directories of
 //! external scanners).
 //!
-//! The runner's rights, per target namespace:
-//! - always: `list pods`; `create`/`delete` Secrets (the per-run anchor);
-//! - per-run access: `create`/`delete` ServiceAccounts, Roles and
-//!   RoleBindings, `create serviceaccounts/token`, and — because Kubernetes
-//!   lets an identity grant only rights it holds itself — the scan verbs of
-//!   the policy's approaches, on all pods of the namespace (the pods are not
-//!   known when this is rendered). For the smallest runner, use
-//!   `access.mode: provisioned`;
-//! - provisioned access: `create serviceaccounts/token` pinned to the one
-//!   provisioned ServiceAccount, nothing on pods beyond `list`.
+//! The runner's rights, per target namespace (table and trade-offs in
+//! `docs/operations.md`): `list pods`; `create` Secrets (the anchors) and,
+//! in per-run mode, ServiceAccounts, Roles and RoleBindings — `create`
+//! cannot be pinned; `delete` and token requests pinned by `resourceNames`
+//! to the access objects of the rendered run slots (`--stable-names`); in
+//! per-run mode also the scan verbs on all pods of the namespace, because
+//! Kubernetes lets an identity grant only rights it holds. Provisioned mode
+//! needs only token requests for the one provisioned ServiceAccount.
 
 use std::collections::{BTreeMap, BTreeSet};
 
