@@ -11,6 +11,7 @@ mod external;
 mod gather;
 mod hostile;
 mod import;
+mod incluster;
 mod interop;
 mod kube;
 mod plan;

@@ -201,18 +201,25 @@ pub fn install_gnu_userland(root: &Path, tools: &[&str]) {
     binaries.extend(tools.iter().map(|t| (which(t), bin.join(t))));
     for (from, to) in binaries {
         assert!(from.is_absolute(), "{from:?} is not installed on the host");
-        let _ = std::fs::remove_file(&to);
-        std::fs::copy(&from, &to).unwrap();
-        let ldd = Command::new("ldd").arg(&from).output().unwrap();
-        for lib in String::from_utf8_lossy(&ldd.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-        {
-            let dest = root.join(lib.trim_start_matches('/'));
-            if !dest.exists() {
-                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                std::fs::copy(lib, &dest).unwrap();
-            }
+        install_binary(root, &from, &to);
+    }
+}
+
+/// Copy a host binary to `to` inside `root`, with the shared libraries
+/// `ldd` lists at their own paths, so that it runs under `chroot root`.
+pub fn install_binary(root: &Path, from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(to);
+    std::fs::copy(from, to).unwrap();
+    let ldd = Command::new("ldd").arg(from).output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let dest = root.join(lib.trim_start_matches('/'));
+        if !dest.exists() {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(lib, &dest).unwrap();
         }
     }
 }
