@@ -2,6 +2,7 @@
 //! target selection, exact rights, deterministic output.
 
 use std::collections::BTreeSet;
+use std::process::Command;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -869,5 +870,97 @@ fn duplicate_target_ids_are_an_error_not_a_lost_target() {
             "{}",
             run.stderr
         );
+    }
+}
+
+/// Every object `vigil render` prints passes the Kubernetes schema check
+/// (PyPI `kubernetes-validate`, strict: no unknown fields) for 1.30 and for
+/// the newest version it knows.
+#[test]
+fn rendered_objects_pass_the_kubernetes_schemas() {
+    // As a module: no console-script shim needed (pyenv adds those only
+    // after a rehash).
+    let validate = || {
+        let mut c = Command::new("python3");
+        c.args(["-m", "kubernetes_validate"]);
+        c
+    };
+    let present = validate()
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "kubernetes-validate (PyPI) is required (VIGIL_REQUIRE_INTEROP) but not installed"
+        );
+        return;
+    }
+    let dir = TempDir::new("k8s-validate");
+    let image = format!("registry.example/vigil@sha256:{}", "2".repeat(64));
+    let common = [
+        "--namespace",
+        "vigil",
+        "--image",
+        image.as_str(),
+        "--pvc",
+        "r",
+        "--signing-secret",
+        "s",
+        "--api-server-cidr",
+        "10.0.0.1/32",
+    ];
+    let renders: Vec<Vec<&str>> = vec![
+        [
+            &[
+                "render",
+                "cronjob",
+                "policies/shop.yaml",
+                "policies/profiles/",
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+        [
+            &[
+                "render",
+                "job",
+                "policies/payments.yaml",
+                "policies/profiles/",
+                "--shards",
+                "3",
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+        vec!["render", "rbac", "policies/", "--inventory", SNAPSHOT],
+        vec![
+            "render",
+            "networkpolicy",
+            "--namespace",
+            "vigil",
+            "--api-server-cidr",
+            "10.0.0.1/32",
+        ],
+    ];
+    for (i, args) in renders.iter().enumerate() {
+        let run = vigil(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        let file = dir.write(&format!("r{i}.yaml"), &run.stdout);
+        for version in [Some("1.30.0"), None] {
+            let mut cmd = validate();
+            cmd.arg("--strict");
+            if let Some(v) = version {
+                cmd.args(["-k", v]);
+            }
+            let out = cmd.arg(&file).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{args:?} against {version:?}:\n{text}"
+            );
+            assert!(text.contains("passed"), "{text}");
+        }
     }
 }
