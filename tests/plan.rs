@@ -964,3 +964,52 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
         }
     }
 }
+
+/// The plan says what access a run needs as it is: none for local-only
+/// policies; a ServiceAccount it creates (per-run) or uses (provisioned).
+/// `render sidecar` reads only the policy's scanner settings: it runs as
+/// its help shows, without the profiles.
+#[test]
+fn plan_wording_and_render_sidecar_without_profiles() {
+    let run = vigil(&["plan", "policies/demo.yaml", "policies/profiles/"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = run.stdout.lines().next().unwrap();
+    assert!(
+        first.ends_with("local targets only: no Kubernetes access"),
+        "{first}"
+    );
+    assert!(!run.stdout.contains("ServiceAccount") && !run.stdout.contains("token TTL"));
+    let run = vigil(&["plan", "policies/", "--inventory", SNAPSHOT]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "policy payments: 8 target(s), creates ServiceAccount vigil-payments-plan for the run"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("policy shop: 8 target(s), uses the pre-applied ServiceAccount vigil-shop"),
+        "{}",
+        run.stdout
+    );
+    // As in `vigil render sidecar --help`.
+    let run = vigil(&[
+        "render",
+        "sidecar",
+        "policies/shop.yaml",
+        "--run-as-user",
+        "101",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("shareProcessNamespace: true"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("registry.example/vigil@sha256:1111"),
+        "falls back to spec.debug.image"
+    );
+}
