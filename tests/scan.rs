@@ -512,3 +512,73 @@ fn schedule_lists_fire_times_and_catches_up_a_missed_run() {
     let last = std::fs::read_to_string(out.join("demo/.vigil-schedule")).unwrap();
     assert!(!last.starts_with("2020"), "{last}");
 }
+
+/// What failed is on the screen and in the summary: under a target that
+/// fails its threshold, its failed and error controls (id, status,
+/// severity, title; the message under it), at most N then "and M more";
+/// `--details none|all`; the JSON summary lists them; `vigil open` shows
+/// the same; targets sort naturally (host2 before host10).
+#[test]
+fn failed_controls_are_shown_where_people_look() {
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("findings");
+    let root = fx.path().join("rootfs");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {r}/alpine, name: host10}}\n    - {{rootfs: {r}/debian, name: host2}}\n  threshold: {{compliance: {{min: 75}}}}\n",
+            r = root.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    let run = run_demo(&dir, &policy, &out, &["--details-limit", "3"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let text = &run.stdout;
+    let (h2, h10) = (
+        text.find("  rootfs/host2 ").unwrap(),
+        text.find("  rootfs/host10 ").unwrap(),
+    );
+    assert!(h2 < h10, "natural order:\n{text}");
+    let alpine = &text[h10..];
+    assert!(
+        alpine.contains("      threshold: compliance 54%, min 75%"),
+        "{text}"
+    );
+    assert!(alpine.contains("      CB-05 failed (critical) Only root has uid 0\n          Users with uid 0 are expected to be only root, got 1 other uid-0 accounts: toor\n"), "{text}");
+    assert!(alpine.contains("      and 8 more\n"), "{text}");
+    // host2 passes its threshold: nothing listed under it by default.
+    assert!(!text[h2..h10].contains("failed ("), "{text}");
+    let table_width = text
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("      "))
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap();
+    assert!(table_width <= 100, "{table_width}\n{text}");
+    // --details all lists host2's failures too; none lists nothing.
+    let all = run_demo(&dir, &policy, &out, &["--details", "all"]);
+    let host2 = &all.stdout
+        [all.stdout.find("  rootfs/host2 ").unwrap()..all.stdout.find("  rootfs/host10 ").unwrap()];
+    assert!(host2.contains("failed ("), "{}", all.stdout);
+    let none = run_demo(&dir, &policy, &out, &["--details", "none"]);
+    assert!(
+        !none.stdout.contains("failed (") && !none.stdout.contains("      CB-"),
+        "{}",
+        none.stdout
+    );
+    // The JSON summary carries them, with ids.
+    let json = run_demo(&dir, &policy, &out, &["--format", "json"]);
+    let summary: Value = serde_json::from_str(&json.stdout).unwrap();
+    let t = &summary[0]["targets"][1];
+    assert_eq!(t["id"], "rootfs/host10");
+    let ids: Vec<&str> = t["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 11);
+    assert_eq!(&ids[..2], ["CB-05", "CB-06"]);
+    assert_eq!(t["findings"][0]["severity"], "critical");
+}

@@ -40,6 +40,14 @@ pub struct Args {
     /// Open without verifying (for forensics on a broken bundle).
     #[arg(long)]
     no_verify: bool,
+    /// Which failed and error controls to list under each target: of
+    /// targets that fail their threshold or have errors (failed), of every
+    /// target (all), or none.
+    #[arg(long, value_enum, default_value_t = crate::report::findings::Details::Failed)]
+    details: crate::report::findings::Details,
+    /// At most this many controls listed per target ("and N more").
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    details_limit: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -150,6 +158,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 None => "",
             }
         );
+        let show = match args.details {
+            crate::report::findings::Details::None => false,
+            crate::report::findings::Details::Failed => {
+                t.threshold_passed == Some(false) || c.error > 0
+            }
+            crate::report::findings::Details::All => true,
+        };
+        if show {
+            out.push_str(&crate::report::findings::render(
+                &crate::report::findings::findings(&hdf),
+                args.details_limit,
+            ));
+        }
         if let Some(dir) = &args.out {
             let name = crate::report::hdf_file_name(&t.id);
             let dest = dir.join(name);

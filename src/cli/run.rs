@@ -1,6 +1,5 @@
 //! `vigil run`: scan the planned targets and write results.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -57,6 +56,14 @@ pub struct Args {
     /// Write results unencrypted (allowed only when the policy names no recipients).
     #[arg(long)]
     plaintext: bool,
+    /// Which failed and error controls to list under each target: of
+    /// targets that fail their threshold or have errors (failed), of every
+    /// target (all), or none.
+    #[arg(long, value_enum, default_value_t = crate::report::findings::Details::Failed)]
+    details: crate::report::findings::Details,
+    /// At most this many controls listed per target ("and N more").
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    details_limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -454,7 +461,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let text = match args.format {
         Format::Text => summaries
             .iter()
-            .map(|(s, unsigned)| table(s, *unsigned))
+            .map(|(s, unsigned)| {
+                crate::report::text::table(s, *unsigned, args.details, args.details_limit)
+            })
             .collect::<String>(),
         Format::Json => {
             serde_json::to_string_pretty(&summaries.iter().map(|(s, _)| s).collect::<Vec<_>>())?
@@ -524,78 +533,3 @@ fn progress(policy: &str, total: usize) -> Progress {
 /// Untrusted text (target ids from directory names and imported reports,
 /// error messages quoting containers) as it may appear on a terminal.
 use crate::safeio::printable;
-
-fn table(s: &RunSummary, unsigned: bool) -> String {
-    let mut out = String::new();
-    if unsigned {
-        let _ = writeln!(
-            out,
-            "!! UNSIGNED RUN: these results carry no signature and cannot be verified !!"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "policy {} run {} ({} targets)",
-        printable(&s.policy),
-        printable(&s.run_id),
-        s.targets.len()
-    );
-    let w = s
-        .targets
-        .iter()
-        .map(|t| printable(&t.id).chars().count())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let _ = writeln!(
-        out,
-        "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>10}  THRESHOLD",
-        "TARGET", "APPROACH", "PASSED", "FAILED", "SKIPPED", "N/A", "ERROR", "COMPLIANCE"
-    );
-    for t in &s.targets {
-        let c = &t.counts;
-        let verdict = match (&t.error, &t.threshold) {
-            (Some(e), _) => format!("error: {}", printable(e)),
-            (None, None) => "none".into(),
-            (None, Some(v)) if v.passed => "pass".into(),
-            (None, Some(v)) => {
-                let failed: Vec<&str> = v
-                    .checks
-                    .iter()
-                    .filter(|c| !c.passed)
-                    .map(|c| c.detail.as_str())
-                    .collect();
-                format!("fail ({})", failed.join("; "))
-            }
-        };
-        let _ = writeln!(
-            out,
-            "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>9}%  {}",
-            printable(&t.id),
-            t.approach.as_str(),
-            c.passed,
-            c.failed,
-            c.skipped,
-            c.no_impact,
-            c.error,
-            t.compliance,
-            verdict
-        );
-    }
-    let approaches: Vec<String> = s
-        .stats
-        .approaches
-        .iter()
-        .map(|(a, n)| format!("{a} {n}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "  {} targets ({}); {} retries, {} timeouts",
-        s.targets.len(),
-        approaches.join(", "),
-        s.stats.retries,
-        s.stats.timeouts
-    );
-    let _ = writeln!(out, "  verdict: {}\n", s.verdict);
-    out
-}

@@ -5,8 +5,7 @@
 
 use serde_json::Value;
 
-use super::summary::{ControlStatus, Counts, control_status};
-use crate::checks::{Status, TestResult};
+use super::summary::Counts;
 
 /// An HDF document that passed the shape checks.
 #[derive(Debug)]
@@ -64,28 +63,8 @@ pub fn read(bytes: &[u8]) -> Result<ImportedHdf, String> {
 /// applicable"; no results is an error; then failed, passed, skipped.
 pub fn tally(hdf: &Value) -> Counts {
     let mut counts = Counts::default();
-    for p in hdf["profiles"].as_array().into_iter().flatten() {
-        for ctl in p["controls"].as_array().into_iter().flatten() {
-            let results: Vec<TestResult> = ctl["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| TestResult {
-                    status: match r["status"].as_str() {
-                        Some("passed") => Status::Passed,
-                        Some("failed") => Status::Failed,
-                        Some("skipped") => Status::Skipped,
-                        _ => Status::Error,
-                    },
-                    code_desc: String::new(),
-                    message: String::new(),
-                })
-                .collect();
-            let waived = ctl["waiver_data"]["skipped_due_to_waiver"] == true;
-            let impact = ctl["impact"].as_f64().unwrap_or(0.5);
-            let status: ControlStatus = control_status(&results, impact, waived);
-            counts.add(ctl["id"].as_str().unwrap_or_default(), status, impact);
-        }
+    for c in super::findings::hdf_controls(hdf) {
+        counts.add(c.id, c.status, c.impact);
     }
     counts
 }

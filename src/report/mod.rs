@@ -1,10 +1,12 @@
 //! Results: evaluating a target's controls into a [`TargetReport`], its HDF
 //! document, summaries, SAF thresholds and waivers.
 
+pub mod findings;
 pub mod hdf;
 pub mod import;
 pub mod output;
 pub mod summary;
+pub mod text;
 pub mod threshold;
 pub mod waiver;
 

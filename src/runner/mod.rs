@@ -83,6 +83,9 @@ pub struct TargetSummary {
     pub duration: f64,
     /// Attempts made (more than 1 after transient errors; 0 when never started).
     pub attempts: u32,
+    /// Its failed and error controls (errors first, then by severity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::report::findings::Finding>,
 }
 
 /// What happened over a whole run, beyond the per-target results.
@@ -482,7 +485,7 @@ pub fn finish(
     plan: Option<PlanRef>,
     output: &dyn RunOutput,
 ) -> Result<(RunSummary, Written), RunError> {
-    targets.sort_by(|a, b| a.id.cmp(&b.id));
+    targets.sort_by(|a, b| crate::report::findings::natural_cmp(&a.id, &b.id));
     let mut summary = RunSummary {
         run_id: run_id.to_string(),
         policy: policy.to_string(),
@@ -582,7 +585,9 @@ fn scan_target(
     let report = evaluate_target(&ev, facts.as_ref().map_err(String::as_str));
     let counts = report.counts();
     let sc = StatusCounts::from(&counts);
-    let (hdf_written, write_error) = write_result(output, &t.id, &hdf::to_vec(&report));
+    let hdf_bytes = hdf::to_vec(&report);
+    let findings = crate::report::findings::findings_of(&hdf_bytes);
+    let (hdf_written, write_error) = write_result(output, &t.id, &hdf_bytes);
     let error = facts.err().or(write_error);
     TargetSummary {
         id: t.id.clone(),
@@ -597,6 +602,7 @@ fn scan_target(
         counts: sc,
         hdf: hdf_written,
         duration: report.duration,
+        findings,
     }
 }
 
@@ -667,6 +673,7 @@ pub fn import(
             hdf,
             duration: 0.0,
             attempts: 0,
+            findings: crate::report::findings::findings_of(bytes),
         });
     }
     finish(
@@ -772,6 +779,7 @@ pub fn run_external(
             error,
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
+            findings: crate::report::findings::findings_of(&report),
             hdf,
             duration: begun.elapsed().as_secs_f64(),
             attempts,

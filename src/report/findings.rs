@@ -1,0 +1,254 @@
+//! What failed, where people look: the failed and error controls of a
+//! target, read from its HDF document (vigil's own, an external scanner's
+//! or an imported one) with the same Heimdall status rules that count it,
+//! and rendered under the target's row by `vigil run` and `vigil open`.
+
+use std::cmp::Ordering;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::summary::{ControlStatus, control_status, severity};
+use crate::checks::{Status, TestResult};
+
+/// One control of an HDF document with its Heimdall status.
+#[derive(Debug, Clone)]
+pub struct HdfControl<'a> {
+    /// Control id.
+    pub id: &'a str,
+    /// Title (may be empty).
+    pub title: &'a str,
+    /// Impact (0.5 when the document gives none).
+    pub impact: f64,
+    /// Heimdall's status for it.
+    pub status: ControlStatus,
+    /// The message of its first error (or else failed) result.
+    pub message: &'a str,
+}
+
+/// Every control of every profile of an HDF document, in document order.
+pub fn hdf_controls(hdf: &Value) -> Vec<HdfControl<'_>> {
+    let mut out = Vec::new();
+    for p in hdf["profiles"].as_array().into_iter().flatten() {
+        for ctl in p["controls"].as_array().into_iter().flatten() {
+            let raw: Vec<&Value> = ctl["results"].as_array().into_iter().flatten().collect();
+            let results: Vec<TestResult> = raw
+                .iter()
+                .map(|r| TestResult {
+                    status: match r["status"].as_str() {
+                        Some("passed") => Status::Passed,
+                        Some("failed") => Status::Failed,
+                        Some("skipped") => Status::Skipped,
+                        _ => Status::Error,
+                    },
+                    code_desc: String::new(),
+                    message: String::new(),
+                })
+                .collect();
+            let waived = ctl["waiver_data"]["skipped_due_to_waiver"] == true;
+            let impact = ctl["impact"].as_f64().unwrap_or(0.5);
+            let first = |s: Status| {
+                results
+                    .iter()
+                    .zip(&raw)
+                    .find(|(t, _)| t.status == s)
+                    .map(|(_, r)| {
+                        r["message"]
+                            .as_str()
+                            .or(r["exception"].as_str())
+                            .or(r["code_desc"].as_str())
+                            .unwrap_or_default()
+                    })
+            };
+            out.push(HdfControl {
+                id: ctl["id"].as_str().unwrap_or_default(),
+                title: ctl["title"].as_str().unwrap_or_default(),
+                impact,
+                status: control_status(&results, impact, waived),
+                message: first(Status::Error)
+                    .or_else(|| first(Status::Failed))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// A failed or error control, as the run summary lists it and the terminal
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Control id.
+    pub id: String,
+    /// `failed` or `error`.
+    pub status: &'static str,
+    /// Severity from impact (`critical` … `none`).
+    pub severity: &'static str,
+    /// The control's title.
+    pub title: String,
+    /// The first line of the message that says why (an escaped excerpt).
+    pub message: String,
+}
+
+/// Most characters of a message kept in a finding.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// The failed and error controls of an HDF document: errors first, then by
+/// severity (critical first), then by id in natural order.
+pub fn findings(hdf: &Value) -> Vec<Finding> {
+    let mut out: Vec<(f64, Finding)> = hdf_controls(hdf)
+        .into_iter()
+        .filter_map(|c| {
+            let status = match c.status {
+                ControlStatus::Failed => "failed",
+                ControlStatus::Error => "error",
+                _ => return None,
+            };
+            let line = c.message.lines().next().unwrap_or_default();
+            Some((
+                c.impact,
+                Finding {
+                    id: crate::safeio::excerpt(c.id, 80),
+                    status,
+                    severity: severity(c.impact),
+                    title: crate::safeio::excerpt(c.title, 120),
+                    message: crate::safeio::excerpt(line, MAX_MESSAGE_CHARS),
+                },
+            ))
+        })
+        .collect();
+    out.sort_by(|(ia, a), (ib, b)| {
+        (b.status == "error")
+            .cmp(&(a.status == "error"))
+            .then(ib.partial_cmp(ia).unwrap_or(Ordering::Equal))
+            .then_with(|| natural_cmp(&a.id, &b.id))
+    });
+    out.into_iter().map(|(_, f)| f).collect()
+}
+
+/// Findings of an HDF file's bytes (none when they are not JSON).
+pub fn findings_of(bytes: &[u8]) -> Vec<Finding> {
+    serde_json::from_slice::<Value>(bytes)
+        .map(|v| findings(&v))
+        .unwrap_or_default()
+}
+
+/// Which findings to print under a target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Details {
+    /// None.
+    None,
+    /// The failed and error controls of targets that fail their threshold
+    /// or have errors.
+    #[default]
+    Failed,
+    /// The failed and error controls of every target.
+    All,
+}
+
+/// The lines printed under a target's row: at most `limit` findings, then
+/// "and N more". `show` says whether this target's findings are printed.
+pub fn render(findings: &[Finding], limit: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for f in findings.iter().take(limit) {
+        // The control on one line; why, under it (the message is the long
+        // part: on its own line it reads whole, and wraps if it must).
+        let _ = write!(out, "      {} {} ({})", f.id, f.status, f.severity);
+        if !f.title.is_empty() {
+            let _ = write!(out, " {}", f.title);
+        }
+        out.push('\n');
+        if !f.message.is_empty() {
+            let _ = writeln!(out, "          {}", f.message);
+        }
+    }
+    if findings.len() > limit {
+        let _ = writeln!(out, "      and {} more", findings.len() - limit);
+    }
+    out
+}
+
+/// Compare strings with runs of digits compared as numbers, so `host2`
+/// sorts before `host10`.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (x.first(), y.first()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let nx = x.iter().take_while(|b| b.is_ascii_digit()).count();
+                let ny = y.iter().take_while(|b| b.is_ascii_digit()).count();
+                let (dx, dy) = (&x[..nx], &y[..ny]);
+                let tx = dx.iter().skip_while(|b| **b == b'0').count();
+                let ty = dy.iter().skip_while(|b| **b == b'0').count();
+                let ord = tx.cmp(&ty).then_with(|| dx[nx - tx..].cmp(&dy[ny - ty..]));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                x = &x[nx..];
+                y = &y[ny..];
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(d);
+                }
+                x = &x[1..];
+                y = &y[1..];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["host10", "host2", "host1", "a", "host02x", "host2a"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["a", "host1", "host2", "host02x", "host2a", "host10"]);
+    }
+
+    #[test]
+    fn findings_are_the_failed_and_error_controls_in_order() {
+        let hdf = json!({"profiles": [{"controls": [
+            {"id": "C-10", "title": "ten", "impact": 0.5, "results": [{"status": "failed", "message": "got x\nsecond line"}]},
+            {"id": "C-2", "title": "two", "impact": 0.5, "results": [{"status": "failed", "message": "got y"}]},
+            {"id": "C-9", "title": "nine", "impact": 0.9, "results": [{"status": "passed"}, {"status": "failed", "message": "bad"}]},
+            {"id": "E-1", "title": "err", "impact": 0.3, "results": [{"status": "error", "message": "walk stopped after 100000 entries"}]},
+            {"id": "P-1", "title": "ok", "impact": 0.9, "results": [{"status": "passed"}]},
+            {"id": "W-1", "title": "waived", "impact": 0.9, "waiver_data": {"skipped_due_to_waiver": true}, "results": [{"status": "failed"}]}
+        ]}]});
+        let f = findings(&hdf);
+        let ids: Vec<&str> = f.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["E-1", "C-9", "C-2", "C-10"]);
+        assert_eq!(f[0].message, "walk stopped after 100000 entries");
+        assert_eq!(f[1].severity, "critical");
+        assert_eq!(f[3].message, "got x", "first line only");
+        let text = render(&f, 2);
+        assert!(
+            text.contains(
+                "      E-1 error (low) err\n          walk stopped after 100000 entries\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("      and 2 more\n"), "{text}");
+    }
+
+    #[test]
+    fn hostile_text_is_escaped() {
+        let hdf = json!({"profiles": [{"controls": [
+            {"id": "X\u{1b}[2J", "title": "t\u{7}", "impact": 0.5, "results": [{"status": "failed", "message": "m\u{1b}]0;x"}]}
+        ]}]});
+        let text = render(&findings(&hdf), 10);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+    }
+}

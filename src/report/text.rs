@@ -1,0 +1,100 @@
+//! A run summary as text for a terminal: one row per target (fitting 100
+//! columns for ids up to 30 characters), and under it what needs reading —
+//! the threshold checks that failed, why the target could not be scanned,
+//! and its failed and error controls. Every piece of text that came from a
+//! target or a report is escaped.
+
+use std::fmt::Write as _;
+
+use super::findings::{Details, render};
+use crate::runner::RunSummary;
+use crate::safeio::printable;
+
+/// The summary table of one policy's run.
+pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> String {
+    let mut out = String::new();
+    if unsigned {
+        let _ = writeln!(
+            out,
+            "!! UNSIGNED RUN: these results carry no signature and cannot be verified !!"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "policy {} run {} ({} targets)",
+        printable(&s.policy),
+        printable(&s.run_id),
+        s.targets.len()
+    );
+    let w = s
+        .targets
+        .iter()
+        .map(|t| printable(&t.id).chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>10}  THRESHOLD",
+        "TARGET", "APPROACH", "PASSED", "FAILED", "SKIPPED", "N/A", "ERROR", "COMPLIANCE"
+    );
+    for t in &s.targets {
+        let c = &t.counts;
+        let verdict = match (&t.error, &t.threshold) {
+            (Some(_), _) => "error",
+            (None, None) => "none",
+            (None, Some(v)) if v.passed => "pass",
+            (None, Some(_)) => "fail",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>9}%  {verdict}",
+            printable(&t.id),
+            t.approach.as_str(),
+            c.passed,
+            c.failed,
+            c.skipped,
+            c.no_impact,
+            c.error,
+            t.compliance,
+        );
+        if let Some(e) = &t.error {
+            let _ = writeln!(out, "      error: {}", printable(e));
+        }
+        let mut threshold_failed = false;
+        if let Some(v) = t.threshold.as_ref().filter(|v| !v.passed) {
+            threshold_failed = true;
+            let failed: Vec<&str> = v
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.detail.as_str())
+                .collect();
+            let _ = writeln!(out, "      threshold: {}", failed.join("; "));
+        }
+        let show = match details {
+            Details::None => false,
+            Details::Failed => threshold_failed || c.error > 0 || t.error.is_some(),
+            Details::All => true,
+        };
+        if show {
+            out.push_str(&render(&t.findings, limit));
+        }
+    }
+    let approaches: Vec<String> = s
+        .stats
+        .approaches
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  {} targets ({}); {} retries, {} timeouts",
+        s.targets.len(),
+        approaches.join(", "),
+        s.stats.retries,
+        s.stats.timeouts
+    );
+    let _ = writeln!(out, "  verdict: {}\n", s.verdict);
+    out
+}
