@@ -106,8 +106,18 @@ where
     }
 }
 
+/// The format chosen at start-up (text until [`init`] says otherwise).
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Returns true if and only if stderr carries JSON lines: then everything
+/// vigil says there (diagnostics included) must be one JSON object a line.
+pub fn is_json() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
+}
+
 /// Install the global subscriber (once; later calls do nothing).
 pub fn init(format: LogFormat) {
+    let _ = FORMAT.set(format);
     let builder = tracing_subscriber::fmt()
         .with_writer(RedactingStderr)
         .with_max_level(Level::INFO);

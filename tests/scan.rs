@@ -582,3 +582,25 @@ fn failed_controls_are_shown_where_people_look() {
     assert_eq!(&ids[..2], ["CB-05", "CB-06"]);
     assert_eq!(t["findings"][0]["severity"], "critical");
 }
+
+/// `--log-format json`: every line is one JSON object with no key given
+/// twice (the target id is `target_id`; `target` is tracing's own).
+#[test]
+fn json_log_lines_have_unique_keys() {
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("jsonlog");
+    let policy = demo_policy(&dir, fx.path(), "");
+    let out = dir.path().join("out");
+    let run = run_demo(&dir, &policy, &out, &["--log-format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines.len() >= 3, "{}", run.stderr);
+    for l in lines {
+        crate::util::json_without_duplicate_keys(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert!(v.is_object());
+        if v["message"].as_str().is_some_and(|m| m.contains("] rootfs/")) {
+            assert!(v["target_id"].as_str().unwrap().starts_with("rootfs/"), "{l}");
+        }
+    }
+}

@@ -339,3 +339,43 @@ pub fn hdf_statuses(hdf: &serde_json::Value) -> std::collections::BTreeMap<Strin
         })
         .collect()
 }
+
+/// Parse a JSON value, refusing objects with a key given twice
+/// (`serde_json::Value` would keep the last one silently).
+pub fn json_without_duplicate_keys(text: &str) -> Result<(), String> {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Unique;
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Unique;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Unique, A::Error> {
+                    let mut seen = std::collections::BTreeSet::new();
+                    while let Some(k) = m.next_key::<String>()? {
+                        if !seen.insert(k.clone()) {
+                            return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                        }
+                        m.next_value::<Unique>()?;
+                    }
+                    Ok(Unique)
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Unique, A::Error> {
+                    while s.next_element::<Unique>()?.is_some() {}
+                    Ok(Unique)
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<Unique, E> { Ok(Unique) }
+                fn visit_i64<E>(self, _: i64) -> Result<Unique, E> { Ok(Unique) }
+                fn visit_u64<E>(self, _: u64) -> Result<Unique, E> { Ok(Unique) }
+                fn visit_f64<E>(self, _: f64) -> Result<Unique, E> { Ok(Unique) }
+                fn visit_str<E>(self, _: &str) -> Result<Unique, E> { Ok(Unique) }
+                fn visit_unit<E>(self) -> Result<Unique, E> { Ok(Unique) }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    serde_json::from_str::<Unique>(text).map(drop).map_err(|e| e.to_string())
+}

@@ -143,6 +143,19 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Print diagnostics to stderr (human form). Returns true if and only if
 /// any of them is an error.
 fn report_diagnostics(diags: &[Diagnostic]) -> bool {
+    if crate::log::is_json() {
+        // One JSON line each, with the diagnostic's fields.
+        for d in diags {
+            let file = d.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
+            let hint = d.hint.as_deref().unwrap_or_default();
+            if d.is_error() {
+                tracing::error!(code = d.code, file = %file, line = d.line, column = d.column, hint = %hint, "{}", d.message);
+            } else {
+                tracing::warn!(code = d.code, file = %file, line = d.line, column = d.column, hint = %hint, "{}", d.message);
+            }
+        }
+        return diags.iter().any(Diagnostic::is_error);
+    }
     let stderr = std::io::stderr();
     let mut w = stderr.lock();
     for d in diags {

@@ -514,12 +514,12 @@ fn progress(policy: &str, total: usize) -> Progress {
             let c = &s.counts;
             match &s.error {
                 Some(e) => tracing::warn!(
-                    policy = %policy, done, total, in_flight, target = %s.id, approach = s.approach.as_str(),
+                    policy = %policy, done, total, in_flight, target_id = %s.id, approach = s.approach.as_str(),
                     attempts = s.attempts, error = %e,
                     "{policy} [{done}/{total}] {}: {}", printable(&s.id), printable(e)
                 ),
                 None => tracing::info!(
-                    policy = %policy, done, total, in_flight, target = %s.id, approach = s.approach.as_str(),
+                    policy = %policy, done, total, in_flight, target_id = %s.id, approach = s.approach.as_str(),
                     attempts = s.attempts, passed = c.passed, failed = c.failed, skipped = c.skipped,
                     errors = c.error, compliance = s.compliance, duration = s.duration,
                     "{policy} [{done}/{total}] {}: {} passed, {} failed, {} skipped, {} error, {}%",
