@@ -599,8 +599,14 @@ fn json_log_lines_have_unique_keys() {
         crate::util::json_without_duplicate_keys(l).unwrap_or_else(|e| panic!("{e}: {l}"));
         let v: Value = serde_json::from_str(l).unwrap();
         assert!(v.is_object());
-        if v["message"].as_str().is_some_and(|m| m.contains("] rootfs/")) {
-            assert!(v["target_id"].as_str().unwrap().starts_with("rootfs/"), "{l}");
+        if v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("] rootfs/"))
+        {
+            assert!(
+                v["target_id"].as_str().unwrap().starts_with("rootfs/"),
+                "{l}"
+            );
         }
     }
 }

@@ -846,3 +846,34 @@ exec setpriv --reuid=10001 --regid=10001 --groups=10001 "$@" --signing-key "$D/s
         }
     }
 }
+
+/// `vigil open` with an identity that is not a recipient says so, once,
+/// naming the identity, as invalid input — not one failure per file.
+#[test]
+fn open_with_the_wrong_identity_says_so_once() {
+    let s = setup(&[]);
+    let bundle = s.run();
+    assert_eq!(
+        vigil_in(s.path(), &["keygen", "age", "--out", "stranger"]).code,
+        0
+    );
+    let run = vigil_in(
+        s.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "stranger.key",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("none of the given identities (stranger.key) is a recipient"),
+        "{}",
+        run.stderr
+    );
+}

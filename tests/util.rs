@@ -367,15 +367,29 @@ pub fn json_without_duplicate_keys(text: &str) -> Result<(), String> {
                     while s.next_element::<Unique>()?.is_some() {}
                     Ok(Unique)
                 }
-                fn visit_bool<E>(self, _: bool) -> Result<Unique, E> { Ok(Unique) }
-                fn visit_i64<E>(self, _: i64) -> Result<Unique, E> { Ok(Unique) }
-                fn visit_u64<E>(self, _: u64) -> Result<Unique, E> { Ok(Unique) }
-                fn visit_f64<E>(self, _: f64) -> Result<Unique, E> { Ok(Unique) }
-                fn visit_str<E>(self, _: &str) -> Result<Unique, E> { Ok(Unique) }
-                fn visit_unit<E>(self) -> Result<Unique, E> { Ok(Unique) }
+                fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
+                fn visit_unit<E>(self) -> Result<Unique, E> {
+                    Ok(Unique)
+                }
             }
             d.deserialize_any(V)
         }
     }
-    serde_json::from_str::<Unique>(text).map(drop).map_err(|e| e.to_string())
+    serde_json::from_str::<Unique>(text)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

@@ -146,7 +146,11 @@ fn report_diagnostics(diags: &[Diagnostic]) -> bool {
     if crate::log::is_json() {
         // One JSON line each, with the diagnostic's fields.
         for d in diags {
-            let file = d.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
+            let file = d
+                .file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default();
             let hint = d.hint.as_deref().unwrap_or_default();
             if d.is_error() {
                 tracing::error!(code = d.code, file = %file, line = d.line, column = d.column, hint = %hint, "{}", d.message);

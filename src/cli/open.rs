@@ -62,6 +62,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .into());
     }
     let trusted = super::load_trusted(&args.trusted_keys)?;
+    // The wrong key is said once, not as one failure per file.
+    if let Some(summary) = encrypted_summary(&args.bundle)
+        && crate::seal::verify::is_recipient(&summary, &identities) == Some(false)
+    {
+        let given: Vec<String> = args
+            .identities
+            .iter()
+            .map(|p| printable(&p.display().to_string()).into_owned())
+            .collect();
+        return Err(InvalidInput(format!(
+            "none of the given identities ({}) is a recipient of {}; pass the age identity or ssh key the results were encrypted to (the policy's output.recipients)",
+            given.join(", "),
+            printable(&args.bundle.display().to_string())
+        ))
+        .into());
+    }
     let v = verify(&args.bundle, &trusted, &identities);
     if !v.ok() && !args.no_verify {
         for pr in &v.problems {
@@ -196,4 +212,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     print_stdout(&out)?;
     Ok(Exit::Success)
+}
+
+/// The bundle's encrypted summary file, if it has one.
+fn encrypted_summary(bundle: &std::path::Path) -> Option<PathBuf> {
+    let p = bundle.join(format!("{}.age", crate::seal::bundle::SUMMARY_FILE));
+    p.is_file().then_some(p)
 }

@@ -525,9 +525,9 @@ pub fn finish(
         source,
     })?;
     let written = output
-        .write("summary.json", &bytes)
+        .write(crate::seal::bundle::SUMMARY_FILE, &bytes)
         .map_err(|source| RunError::Write {
-            name: "summary.json".into(),
+            name: crate::seal::bundle::SUMMARY_FILE.into(),
             source,
         })?;
     Ok((summary, written))

@@ -26,6 +26,9 @@ use crate::runner::RunSummary;
 /// The statement's file name.
 pub const STATEMENT_FILE: &str = "statement.dsse.json";
 
+/// The run summary's file name (plaintext name; `.age` when encrypted).
+pub const SUMMARY_FILE: &str = "summary.json";
+
 /// Where a sealed run writes.
 ///
 /// # Guarantees

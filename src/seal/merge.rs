@@ -258,7 +258,7 @@ pub fn merge(
     });
     let written = output
         .write(
-            "summary.json",
+            super::bundle::SUMMARY_FILE,
             &serde_json::to_vec_pretty(&summary).expect("summaries serialize"),
         )
         .map_err(io)?;

@@ -353,6 +353,20 @@ fn plaintext(
     }
 }
 
+/// Returns `Some(false)` when none of `identities` is a recipient of the age
+/// file at `path` (age's own `NoMatchingKeys`), `Some(true)` when one is,
+/// and `None` when that cannot be told (not an age file, unreadable).
+pub fn is_recipient(path: &Path, identities: &Identities) -> Option<bool> {
+    let bytes = crate::safeio::read(path, MAX_PLAINTEXT_BYTES, "bundle file").ok()?;
+    let decryptor =
+        age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&bytes[..])).ok()?;
+    match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
+        Ok(_) => Some(true),
+        Err(age::DecryptError::NoMatchingKeys) => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// Decrypt an age file (binary or armored) with any of the identities.
 pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u8>, String> {
     let armored = age::armor::ArmoredReader::new(input);
