@@ -610,3 +610,43 @@ fn json_log_lines_have_unique_keys() {
         }
     }
 }
+
+/// `validate` warns (exit 0) about a rootfs that is not on this machine;
+/// `run --run-id` is refused rather than silently ignored.
+#[test]
+fn rootfs_warnings_and_run_id_refusal() {
+    let dir = TempDir::new("rfwarn");
+    let policy = dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: r}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {rootfs: nowhere/root}\n",
+    );
+    let profiles = profiles();
+    let v = vigil_in(
+        dir.path(),
+        &["validate", policy.to_str().unwrap(), &profiles],
+    );
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stderr.contains(
+            "warning[invalid-target]: rootfs `nowhere/root` is not a directory on this machine"
+        ),
+        "{}",
+        v.stderr
+    );
+    let r = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            &profiles,
+            "--run-id",
+            "mine",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--run-id is for plan and render"),
+        "{}",
+        r.stderr
+    );
+}

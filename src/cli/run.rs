@@ -380,6 +380,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     // (planned below), the bundles and the audit log, so concurrent runs —
     // shards of one plan included — never collide.
     let mut args = args;
+    if args.input.run_id != "plan" {
+        return Err(InvalidInput(
+            "vigil run takes a fresh UUIDv7 run id for every run (it names the bundle and the access objects, so two runs never collide); --run-id is for plan and render".into(),
+        )
+        .into());
+    }
     let run_id = uuid::Uuid::now_v7().to_string();
     args.input.run_id = run_id.clone();
     let (set, plan, session) = super::load_plan(&args.input)?;

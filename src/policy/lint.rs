@@ -421,6 +421,20 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
 fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagnostic>) {
     let base = format!("/spec/targets/{i}");
     let spec = &p.value.spec;
+    // A warning, not an error: the policy may be validated in a policy
+    // repository's CI and run on the machine that has the root.
+    if let Some(dir) = &t.rootfs
+        && !p.base_dir().join(dir).is_dir()
+    {
+        out.push(p.at_value(
+            Diagnostic::warning(
+                Code::InvalidTarget,
+                format!("rootfs `{}` is not a directory on this machine", crate::safeio::excerpt(dir, 200)),
+            )
+            .with_hint("paths are relative to the policy file; `vigil run` here would refuse it (fine if the policy runs elsewhere)"),
+            &format!("{base}/rootfs"),
+        ));
+    }
     if t.is_rootfs() {
         let k8s_fields: Vec<&str> = [
             ("namespace", t.namespace.is_some()),

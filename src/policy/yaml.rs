@@ -147,6 +147,13 @@ fn clean_message(message: &str) -> String {
     });
     let trimmed = tail.replace(message, "");
     let trimmed = trimmed.trim();
+    // The library's advice to its own callers is not the user's.
+    if let Some(key) = trimmed
+        .strip_prefix("duplicate mapping key: ")
+        .and_then(|k| k.split(", set DuplicateKeyPolicy").next())
+    {
+        return format!("duplicate key `{key}`: given twice in one mapping; keep one");
+    }
     if let Some(rest) = trimmed.strip_prefix("budget breached: ") {
         let what = rest.split([' ', '{']).next().unwrap_or(rest);
         return format!(
@@ -341,6 +348,15 @@ mod tests {
             !e.message.contains("(used") && !e.message.contains('{'),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_said_in_the_users_terms() {
+        let e = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "duplicate key `a`: given twice in one mapping; keep one"
         );
     }
 
