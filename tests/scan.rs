@@ -650,3 +650,43 @@ fn rootfs_warnings_and_run_id_refusal() {
         r.stderr
     );
 }
+
+/// Where SAF CLI 1.5.3 would judge a threshold otherwise, `validate` says
+/// so (a warning with the exact difference), and so does `run --threshold`.
+#[test]
+fn saf_differences_are_warned_about() {
+    let dir = TempDir::new("safdiff");
+    let fx = rootfs_fixtures();
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: d}}\n  threshold: {{compliance.max: 0, failed: {{high: {{controls: []}}}}}}\n",
+            fx.path().join("rootfs/debian").display()
+        ),
+    );
+    let profiles = profiles();
+    let v = vigil_in(
+        dir.path(),
+        &["validate", policy.to_str().unwrap(), &profiles],
+    );
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert_eq!(
+        v.stderr.matches("warning[saf-difference]").count(),
+        2,
+        "{}",
+        v.stderr
+    );
+    assert!(
+        v.stderr.contains("SAF CLI ignores `compliance.max: 0`"),
+        "{}",
+        v.stderr
+    );
+    let t = dir.write("t.yaml", "no_impact: {total: {max: 5}}\n");
+    let out = dir.path().join("out");
+    let r = run_demo(&dir, &policy, &out, &["--threshold", t.to_str().unwrap()]);
+    assert!(
+        r.stderr.contains("SAF CLI never checks `no_impact.total`"),
+        "{}",
+        r.stderr
+    );
+}

@@ -88,6 +88,17 @@ pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
             e.without_snippet()
         ))
     })?;
+    for (pointer, why) in crate::report::threshold::saf_differences(&value, 1) {
+        tracing::warn!(
+            "threshold file {}{}: {why}",
+            crate::safeio::printable(&path.display().to_string()),
+            if pointer.is_empty() {
+                String::new()
+            } else {
+                format!(" at {pointer}")
+            }
+        );
+    }
     Threshold::parse(&value).map_err(|errs| {
         let msgs: Vec<String> = errs.iter().map(|e| e.message.clone()).collect();
         InvalidInput(format!(

@@ -392,15 +392,40 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
     }
 
     // Threshold.
-    if let Some(t) = &spec.threshold
-        && let Err(errs) = Threshold::parse(t)
-    {
-        for e in errs {
-            out.push(p.at_key(
-                Diagnostic::error(Code::InvalidThreshold, e.message)
-                    .with_hint("see the SAF CLI threshold format: compliance.min, failed.critical.max, passed.total.min, ..."),
-                &format!("/spec/threshold{}", e.pointer),
-            ));
+    if let Some(t) = &spec.threshold {
+        match Threshold::parse(t) {
+            Err(errs) => {
+                for e in errs {
+                    out.push(p.at_key(
+                        Diagnostic::error(Code::InvalidThreshold, e.message)
+                            .with_hint("see the SAF CLI threshold format: compliance.min, failed.critical.max, passed.total.min, ..."),
+                        &format!("/spec/threshold{}", e.pointer),
+                    ));
+                }
+            }
+            Ok(_) => {
+                // Where `saf validate threshold` would judge otherwise.
+                let profiles = spec
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        if t.profiles.is_empty() {
+                            spec.profiles.len()
+                        } else {
+                            t.profiles.len()
+                        }
+                    })
+                    .max()
+                    .unwrap_or(0);
+                for (pointer, why) in crate::report::threshold::saf_differences(t, profiles) {
+                    out.push(p.at_key(
+                        Diagnostic::warning(Code::SafDifference, why).with_hint(
+                            "vigil keeps the plain meaning; see docs/controls.md, Thresholds",
+                        ),
+                        &format!("/spec/threshold{pointer}"),
+                    ));
+                }
+            }
         }
     }
 

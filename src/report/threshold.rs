@@ -12,7 +12,9 @@ use serde_json::Value;
 /// Control statuses a threshold can count (SAF names).
 pub const STATUSES: [&str; 5] = ["passed", "failed", "skipped", "no_impact", "error"];
 /// Severity bands, plus `total`.
-pub const SEVERITIES: [&str; 5] = ["total", "critical", "high", "medium", "low"];
+/// `none` is impact below 0.1 (impact-0 controls count as `no_impact`),
+/// which SAF CLI accepts too (`no_impact.none.max`).
+pub const SEVERITIES: [&str; 6] = ["total", "critical", "high", "medium", "low", "none"];
 
 /// One bound: `min`, `max` or an expected `controls` list.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +102,60 @@ impl Threshold {
     }
 }
 
+/// Where SAF CLI 1.5.3's `saf validate threshold` gives another verdict
+/// than vigil for this threshold, each as (JSON pointer, what differs).
+/// vigil keeps the plain meaning of every key; these say, for a gate moved
+/// from SAF to vigil (or checked by both), where the verdicts can part.
+/// `profiles` is how many profiles the results carry (SAF reads only the
+/// first profile of an HDF file).
+pub fn saf_differences(value: &Value, profiles: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(obj) = value.as_object() else {
+        return out;
+    };
+    let mut flat = Vec::new();
+    flatten(obj, &mut Vec::new(), &mut String::new(), &mut flat);
+    let has_controls = flat.iter().any(|(k, _, _)| k.ends_with(".controls"));
+    for (key, pointer, v) in &flat {
+        if key == "compliance.max" && v.as_f64() == Some(0.0) {
+            out.push((
+                pointer.clone(),
+                "SAF CLI ignores `compliance.max: 0` (0 is false there); vigil enforces it".into(),
+            ));
+        }
+        if key.starts_with("no_impact.total") {
+            out.push((
+                pointer.clone(),
+                "SAF CLI never checks `no_impact.total`; vigil does".into(),
+            ));
+        }
+        if key.ends_with(".controls") && v.as_array().is_some_and(|a| a.is_empty()) {
+            out.push((pointer.clone(), "SAF CLI always fails an empty `controls` list; vigil reads it as \"no controls with this status and severity\"".into()));
+        }
+        if has_controls && key == "compliance.min" && pointer.contains("compliance.min") {
+            out.push((pointer.clone(), "SAF CLI skips a flat `compliance.min` when the threshold also has a `controls` list; vigil checks it".into()));
+        }
+    }
+    // Flat `a.b.min` and `a.b.max` for the same `a.b`: SAF keeps only one.
+    let flat_keys: Vec<&(String, String, &Value)> = flat
+        .iter()
+        .filter(|(k, p, _)| p.trim_start_matches('/') == crate::policy::yaml::escape_segment(k))
+        .collect();
+    for (key, pointer, _) in &flat_keys {
+        if let Some(prefix) = key.strip_suffix(".max")
+            && flat_keys
+                .iter()
+                .any(|(k, _, _)| k == &format!("{prefix}.min"))
+        {
+            out.push((pointer.clone(), format!("SAF CLI keeps only the last of the flat keys `{prefix}.min` and `{prefix}.max`; vigil checks both")));
+        }
+    }
+    if profiles > 1 && !flat.is_empty() {
+        out.push((String::new(), format!("SAF CLI evaluates a threshold over the first profile of an HDF file only; vigil over all {profiles} profiles of a target")));
+    }
+    out
+}
+
 /// One evaluated rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Check {
@@ -123,7 +179,7 @@ pub struct Verdict {
 impl Threshold {
     /// Evaluate every rule against a target's counts (SAF semantics: `min`
     /// and `max` are inclusive; `controls` must match the set of control ids
-    /// exactly; an empty `controls` list is ignored).
+    /// exactly, so an empty list means "no such controls").
     pub fn evaluate(&self, counts: &crate::report::summary::Counts) -> Verdict {
         let mut checks = Vec::new();
         for (prefix, bounds) in &self.rules {
@@ -150,7 +206,6 @@ impl Threshold {
                         actual == *m,
                         format!("{prefix} {actual}, expected exactly {m}"),
                     ),
-                    Bound::Controls(ids) if ids.is_empty() => continue,
                     Bound::Controls(ids) => {
                         let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
                         let got = counts.ids(status, sev);
@@ -309,10 +364,12 @@ mod tests {
         assert!(eval(json!({"failed.medium.min": 1, "skipped.low.min": 1})).passed);
         assert!(!eval(json!({"error.high.max": 0})).passed);
         assert!(eval(json!({"no_impact.total.min": 1})).passed);
-        assert!(
-            Threshold::parse(&json!({"no_impact.none.max": 1})).is_err(),
-            "none is not a SAF severity key"
-        );
+        // SAF accepts severity `none` (impact < 0.1): so does vigil.
+        assert!(eval(json!({"no_impact.none.max": 1})).passed);
+        // An empty controls list means "none": 1 of 5 failed here.
+        assert!(!eval(json!({"failed": {"total": {"controls": []}}})).passed);
+        assert!(eval(json!({"no_impact": {"critical": {"controls": []}}})).passed);
+        assert!(eval(json!({"no_impact": {"none": {"min": 0}}})).passed);
         assert!(
             eval(json!({"passed": {"total": 1}})).passed,
             "legacy exact total"
@@ -325,10 +382,6 @@ mod tests {
         assert!(
             !eval(json!({"failed": {"total": {"controls": ["B"]}}})).passed,
             "C unexpected"
-        );
-        assert!(
-            eval(json!({"failed": {"total": {"controls": []}}})).passed,
-            "empty list ignored"
         );
     }
 
@@ -355,5 +408,37 @@ mod tests {
                 "/passed.total.min"
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod saf_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_documented_saf_quirk_is_named() {
+        let d = saf_differences(
+            &json!({
+                "compliance.max": 0, "compliance.min": 50,
+                "no_impact": {"total": {"max": 3}},
+                "failed.high.min": 0, "failed.high.max": 2,
+                "passed": {"critical": {"controls": []}}
+            }),
+            2,
+        );
+        let text: Vec<&str> = d.iter().map(|(_, m)| m.as_str()).collect();
+        for want in [
+            "compliance.max: 0",
+            "no_impact.total",
+            "empty `controls`",
+            "flat `compliance.min`",
+            "`failed.high.min` and `failed.high.max`",
+            "first profile",
+        ] {
+            assert!(text.iter().any(|m| m.contains(want)), "{want}: {text:?}");
+        }
+        // Nested min and max of one key are fine for SAF.
+        assert!(saf_differences(&json!({"failed": {"high": {"min": 0, "max": 2}}}), 1).is_empty());
     }
 }
