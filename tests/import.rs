@@ -301,3 +301,58 @@ fn failed_imports_leave_no_debris() {
         .contains("cannot name a result file")
     );
 }
+
+/// Imported reports count as Heimdall counts them: a result with a
+/// backtrace is an error, tagged severities win over impact, and a failed
+/// control of impact below 0.1 is counted with a warning that the SAF CLI
+/// summary leaves it out.
+#[test]
+fn imported_reports_count_as_heimdall_does() {
+    let (dir, _) = setup();
+    dir.write(
+        "r.json",
+        r#"{"platform": {"name": "x", "release": "1", "target_id": "imported/r"}, "profiles": [{"name": "p", "controls": [
+            {"id": "BT", "impact": 0.5, "results": [{"status": "passed", "code_desc": "d", "backtrace": ["boom.rb:1"]}]},
+            {"id": "TAG", "impact": 0.5, "tags": {"severity": "critical"}, "results": [{"status": "failed", "code_desc": "d"}]},
+            {"id": "LOW", "impact": 0.05, "results": [{"status": "failed", "code_desc": "d"}]}
+        ]}]}"#,
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "import",
+            "r.json",
+            "--policy",
+            "p.yaml",
+            "--policy",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--signing-key",
+            "signer.key.pem",
+        ],
+    );
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "control LOW failed with impact 0.05 (severity none): the SAF CLI summary leaves it out"
+        ),
+        "{}",
+        run.stderr
+    );
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let t = &summary["targets"][0];
+    assert_eq!(t["counts"]["error"], 1, "{t}");
+    assert_eq!(t["counts"]["failed"], 2, "{t}");
+    let severities: Vec<(&str, &str)> = t["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        severities,
+        [("BT", "medium"), ("TAG", "critical"), ("LOW", "none")]
+    );
+}

@@ -86,8 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     for path in &args.reports {
         let bytes = crate::safeio::read(path, MAX_REPORT_BYTES, "report")
             .map_err(|e| InvalidInput(e.to_string()))?;
-        crate::report::import::read(&bytes)
+        let doc = crate::report::import::read(&bytes)
             .map_err(|e| InvalidInput(format!("{}: {e}", path.display())))?;
+        for w in &doc.warnings {
+            tracing::warn!(
+                "{}: {w}",
+                crate::safeio::printable(&path.display().to_string())
+            );
+        }
         files.push((path.display().to_string(), bytes));
     }
     let run_id = uuid::Uuid::now_v7().to_string();

@@ -20,6 +20,10 @@ pub struct HdfControl<'a> {
     pub title: &'a str,
     /// Impact (0.5 when the document gives none).
     pub impact: f64,
+    /// Severity as Heimdall reads it: `tags.severityoverride`, then
+    /// `tags.severity` (when either is a known severity), then impact
+    /// (inspecjs `compat_inspec_1_0.js`, `compute_severity`).
+    pub severity: &'static str,
     /// Heimdall's status for it.
     pub status: ControlStatus,
     /// The message of its first error (or else failed) result.
@@ -35,7 +39,11 @@ pub fn hdf_controls(hdf: &Value) -> Vec<HdfControl<'_>> {
             let results: Vec<TestResult> = raw
                 .iter()
                 .map(|r| TestResult {
+                    // A result with a backtrace is an error, whatever its
+                    // status says: InSpec writes one when a resource raised
+                    // (inspecjs `compute_segments`; `[]` counts, as in JS).
                     status: match r["status"].as_str() {
+                        _ if !r["backtrace"].is_null() => Status::Error,
                         Some("passed") => Status::Passed,
                         Some("failed") => Status::Failed,
                         Some("skipped") => Status::Skipped,
@@ -60,10 +68,19 @@ pub fn hdf_controls(hdf: &Value) -> Vec<HdfControl<'_>> {
                             .unwrap_or_default()
                     })
             };
+            let tagged = |tag: &str| {
+                let t = ctl["tags"][tag].as_str()?.to_ascii_lowercase();
+                ["none", "low", "medium", "high", "critical"]
+                    .into_iter()
+                    .find(|s| *s == t)
+            };
             out.push(HdfControl {
                 id: ctl["id"].as_str().unwrap_or_default(),
                 title: ctl["title"].as_str().unwrap_or_default(),
                 impact,
+                severity: tagged("severityoverride")
+                    .or_else(|| tagged("severity"))
+                    .unwrap_or_else(|| severity(impact)),
                 status: control_status(&results, impact, waived),
                 message: first(Status::Error)
                     .or_else(|| first(Status::Failed))
@@ -110,7 +127,7 @@ pub fn findings(hdf: &Value) -> Vec<Finding> {
                 Finding {
                     id: crate::safeio::excerpt(c.id, 80),
                     status,
-                    severity: severity(c.impact),
+                    severity: c.severity,
                     title: crate::safeio::excerpt(c.title, 120),
                     message: crate::safeio::excerpt(line, MAX_MESSAGE_CHARS),
                 },
@@ -211,7 +228,7 @@ mod tests {
     fn natural_order() {
         let mut v = vec!["host10", "host2", "host1", "a", "host02x", "host2a"];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["a", "host1", "host2", "host02x", "host2a", "host10"]);
+        assert_eq!(v, ["a", "host1", "host2", "host2a", "host02x", "host10"]);
     }
 
     #[test]
@@ -250,5 +267,40 @@ mod tests {
             !text.contains('\u{1b}') && !text.contains('\u{7}'),
             "{text:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod heimdall_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Heimdall's (inspecjs) rules: a backtrace makes a result an error;
+    /// severityoverride, then severity, then impact.
+    #[test]
+    fn backtraces_and_severity_tags_count_as_heimdall_counts_them() {
+        let hdf = json!({"profiles": [{"controls": [
+            {"id": "B", "impact": 0.5, "results": [{"status": "passed", "backtrace": ["x.rb:1"]}]},
+            {"id": "E", "impact": 0.5, "results": [{"status": "passed", "backtrace": []}]},
+            {"id": "N", "impact": 0.5, "results": [{"status": "passed", "backtrace": null}]},
+            {"id": "S", "impact": 0.5, "tags": {"severity": "High"}, "results": [{"status": "failed"}]},
+            {"id": "O", "impact": 0.5, "tags": {"severity": "low", "severityoverride": "critical"}, "results": [{"status": "failed"}]},
+            {"id": "U", "impact": 0.95, "tags": {"severity": "moderate"}, "results": [{"status": "failed"}]}
+        ]}]});
+        let c = hdf_controls(&hdf);
+        let st: Vec<ControlStatus> = c.iter().map(|c| c.status).collect();
+        assert_eq!(
+            &st[..3],
+            [
+                ControlStatus::Error,
+                ControlStatus::Error,
+                ControlStatus::Passed
+            ]
+        );
+        let sev: Vec<&str> = c.iter().map(|c| c.severity).collect();
+        assert_eq!(&sev[3..], ["high", "critical", "critical"]);
+        let counts = crate::report::import::tally(&hdf);
+        assert_eq!(counts.count("failed", "high"), 1);
+        assert_eq!(counts.count("failed", "critical"), 2);
     }
 }

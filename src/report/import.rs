@@ -14,6 +14,9 @@ pub struct ImportedHdf {
     pub target_id: Option<String>,
     /// Its controls, counted.
     pub counts: Counts,
+    /// Where the SAF CLI's summary of this document will differ from its
+    /// count (said at import, never silently).
+    pub warnings: Vec<String>,
 }
 
 /// Why a document is not usable HDF.
@@ -55,6 +58,19 @@ pub fn read(bytes: &[u8]) -> Result<ImportedHdf, String> {
             .filter(|s| !s.is_empty())
             .map(str::to_string),
         counts: tally(&hdf),
+        warnings: super::findings::hdf_controls(&hdf)
+            .into_iter()
+            .filter(|c| {
+                c.status == super::summary::ControlStatus::Failed && c.impact > 0.0 && c.impact < 0.1
+            })
+            .map(|c| {
+                format!(
+                    "control {} failed with impact {} (severity none): the SAF CLI summary leaves it out; vigil counts it",
+                    crate::safeio::excerpt(c.id, 80),
+                    c.impact
+                )
+            })
+            .collect(),
     })
 }
 
@@ -64,7 +80,7 @@ pub fn read(bytes: &[u8]) -> Result<ImportedHdf, String> {
 pub fn tally(hdf: &Value) -> Counts {
     let mut counts = Counts::default();
     for c in super::findings::hdf_controls(hdf) {
-        counts.add(c.id, c.status, c.impact);
+        counts.add_with_severity(c.id, c.status, c.severity);
     }
     counts
 }

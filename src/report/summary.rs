@@ -99,7 +99,13 @@ pub struct Counts {
 impl Counts {
     /// Add one control.
     pub fn add(&mut self, id: &str, status: ControlStatus, impact: f64) {
-        for sev in ["total", severity(impact)] {
+        self.add_with_severity(id, status, severity(impact));
+    }
+
+    /// Count a control whose severity is known (an HDF document's own
+    /// `severityoverride` or `severity` tag, as Heimdall reads it).
+    pub fn add_with_severity(&mut self, id: &str, status: ControlStatus, severity: &'static str) {
+        for sev in ["total", severity] {
             self.controls
                 .entry(format!("{}.{sev}", status.as_str()))
                 .or_default()
