@@ -43,7 +43,14 @@ struct Platform<'a> {
 
 #[derive(Serialize)]
 struct Statistics {
+    #[serde(serialize_with = "decimal_seconds")]
     duration: f64,
+}
+
+/// Seconds as plain decimal JSON: rounded to 0.1 ms, so that no value is
+/// written in exponent form (`9.02e-7`), which Heimdall shows as "9.02es".
+fn decimal_seconds<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 10_000.0).round() / 10_000.0)
 }
 
 #[derive(Serialize)]
@@ -113,6 +120,7 @@ struct Tags<'a> {
 struct HdfResult<'a> {
     status: &'static str,
     code_desc: &'a str,
+    #[serde(serialize_with = "decimal_seconds")]
     run_time: f64,
     start_time: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,5 +269,28 @@ fn waiver_data(w: &WaiverState) -> WaiverData<'_> {
         run: true,
         skipped_due_to_waiver: w.active,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Serialize)]
+    struct T {
+        #[serde(serialize_with = "super::decimal_seconds")]
+        t: f64,
+    }
+
+    #[test]
+    fn run_times_are_plain_decimals() {
+        for (v, want) in [
+            (9.02e-7, "0.0"),
+            (0.00004, "0.0"),
+            (0.00006, "0.0001"),
+            (0.0123456, "0.0123"),
+            (12.5, "12.5"),
+        ] {
+            let got = serde_json::to_string(&T { t: v }).unwrap();
+            assert_eq!(got, format!("{{\"t\":{want}}}"), "{v}");
+        }
     }
 }
