@@ -275,3 +275,39 @@ fn secrets_pasted_into_a_policy_never_reach_the_output() {
     );
     assert!(run.stderr.contains("<redacted jwt>"), "{}", run.stderr);
 }
+
+/// Shell completions and the man page come from the same definitions as
+/// `--help`: every shell's script names the subcommands, bash's parses,
+/// and the man page is roff that names them too.
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let r = vigil(&["completions", shell]);
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        for sub in ["validate", "verify", "render", "schedule"] {
+            assert!(r.stdout.contains(sub), "{shell}: {sub}");
+        }
+        if shell == "bash" {
+            let dir = crate::util::TempDir::new("completions");
+            let f = dir.write("vigil.bash", &r.stdout);
+            let ok = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&f)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "bash -n rejects the completions");
+        }
+    }
+    let man = vigil(&["man"]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(
+        man.stdout.contains(".TH vigil 1") && man.stdout.contains("verify"),
+        "{}",
+        &man.stdout[..200]
+    );
+    assert_eq!(
+        vigil(&["completions", "tcsh"]).code,
+        2,
+        "unknown shells are usage errors"
+    );
+}

@@ -2,6 +2,7 @@
 //! subcommand lives in its own file with its `Args` and a `run` that calls
 //! into the library.
 
+mod completions;
 mod gc;
 mod idle;
 mod import;
@@ -85,6 +86,8 @@ enum Command {
     Import(import::Args),
     Merge(merge::Args),
     Schedule(schedule::Args),
+    Completions(completions::Args),
+    Man(completions::ManArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -115,6 +118,8 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Schedule(a) => schedule::run(a),
+        Command::Completions(a) => completions::run(a, <Cli as clap::CommandFactory>::command()),
+        Command::Man(a) => completions::man(a, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(code) => code.into(),
