@@ -4,7 +4,8 @@
 //! cargo run --example fake-apiserver -- --fixtures DIR --listen 127.0.0.1:6443
 //! ```
 //!
-//! `DIR` holds `pods.json` (the JSON of `kubectl get pods -A -o json`) and,
+//! `DIR` holds `pods.json` or `snapshot.json` (the JSON of `kubectl get pods
+//! -A -o json`; `fixtures/cluster` is a ready one) and,
 //! for each pod, a root filesystem at `DIR/rootfs/<namespace>/<pod>/` that
 //! exec chroots into (give it a static busybox at `bin/sh` for the api
 //! approach; running exec needs root). Prints the path of a kubeconfig for
@@ -16,9 +17,38 @@ mod fakeapi;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+const HELP: &str = "\
+usage: fake-apiserver --fixtures DIR [--listen 127.0.0.1:PORT]
+
+The test Kubernetes API server of vigil's suite, standalone: real HTTPS
+(a generated CA), bearer tokens, RBAC for the tokens it issues,
+TokenRequest, SelfSubjectRulesReview and pods/exec over WebSocket.
+
+A fixtures directory holds:
+  pods.json (or snapshot.json)   the JSON of `kubectl get pods -A -o json`
+  rootfs/<namespace>/<pod>/       optional: a root filesystem per pod that
+                                  exec chroots into (give it a static busybox
+                                  at bin/sh; running exec needs root)
+
+A ready one ships with vigil: fixtures/cluster (pods, no roots):
+  cargo run --example fake-apiserver -- --fixtures fixtures/cluster
+
+Prints the address and the KUBECONFIG of its admin identity, then serves
+until interrupted.";
+
+/// Exit 2 with a message naming what to fix.
+fn fail(message: String) -> ! {
+    eprintln!("fake-apiserver: {message}\n(see --help)");
+    std::process::exit(2);
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{HELP}");
+        return;
+    }
     let arg = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -26,16 +56,26 @@ async fn main() {
             .cloned()
     };
     let Some(fixtures) = arg("--fixtures").map(PathBuf::from) else {
-        eprintln!("usage: fake-apiserver --fixtures DIR [--listen 127.0.0.1:PORT]");
-        std::process::exit(2);
+        fail("--fixtures DIR is required".into());
     };
     let listen = arg("--listen")
         .unwrap_or_else(|| "127.0.0.1:0".into())
         .parse()
-        .expect("--listen takes HOST:PORT");
-    let list: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixtures.join("pods.json")).expect("DIR/pods.json"))
-            .expect("pods.json is JSON");
+        .unwrap_or_else(|_| fail("--listen takes HOST:PORT, e.g. 127.0.0.1:6443".into()));
+    let list_file = ["pods.json", "snapshot.json"]
+        .iter()
+        .map(|f| fixtures.join(f))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            fail(format!(
+                "{} holds neither pods.json nor snapshot.json (the JSON of `kubectl get pods -A -o json`)",
+                fixtures.display()
+            ))
+        });
+    let bytes = std::fs::read(&list_file)
+        .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", list_file.display())));
+    let list: serde_json::Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| fail(format!("{} is not JSON: {e}", list_file.display())));
     let pods: Vec<serde_json::Value> = list["items"].as_array().cloned().unwrap_or_default();
     let mut rootfs = HashMap::new();
     for p in &pods {

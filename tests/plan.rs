@@ -1013,3 +1013,54 @@ fn plan_wording_and_render_sidecar_without_profiles() {
         "falls back to spec.debug.image"
     );
 }
+
+/// The standalone test API server runs as its docs say: `--help` says what
+/// a fixtures directory holds, a wrong one is exit 2 (no panic), and the
+/// shipped `fixtures/cluster` serves a live inventory that `vigil plan`
+/// reads.
+#[test]
+fn the_standalone_test_api_server_runs_as_documented() {
+    use std::io::BufRead;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .unwrap()
+        .join("examples/fake-apiserver");
+    assert!(bin.is_file(), "cargo test builds the examples: {bin:?}");
+    let help = Command::new(&bin).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("pods.json (or snapshot.json)"));
+    let bad = Command::new(&bin)
+        .args(["--fixtures", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither pods.json nor snapshot.json"));
+    let mut server = Command::new(&bin)
+        .args(["--fixtures", "fixtures/cluster"])
+        .current_dir(crate::util::repo())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let _listening = lines.next().unwrap().unwrap();
+    let kubeconfig = lines.next().unwrap().unwrap();
+    let kubeconfig = kubeconfig
+        .strip_prefix("export KUBECONFIG=")
+        .unwrap()
+        .to_string();
+    let plan = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["plan", "policies/payments.yaml", "policies/profiles/"])
+        .current_dir(crate::util::repo())
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("policy payments: 8 target(s)"));
+}
