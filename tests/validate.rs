@@ -311,3 +311,69 @@ fn completions_and_man_page_are_generated() {
         "unknown shells are usage errors"
     );
 }
+
+/// `schemas/vigil.schema.json` validates any vigil document, choosing by
+/// `kind` (what editors use for files holding both): every example in
+/// `policies/` passes, and broken documents of either kind do not.
+#[test]
+fn one_schema_validates_any_vigil_document() {
+    let load = |f: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(crate::util::repo().join("schemas").join(f)).unwrap(),
+        )
+        .unwrap()
+    };
+    let registry = jsonschema::Registry::new()
+        .add(
+            "https://vigil.dev/schemas/v1/policy.schema.json",
+            load("policy.schema.json"),
+        )
+        .unwrap()
+        .add(
+            "https://vigil.dev/schemas/v1/profile.schema.json",
+            load("profile.schema.json"),
+        )
+        .unwrap()
+        .prepare()
+        .unwrap();
+    let v = jsonschema::options()
+        .with_registry(&registry)
+        .build(&load("vigil.schema.json"))
+        .unwrap();
+    let mut files = vec![];
+    for dir in ["policies", "policies/profiles"] {
+        for e in std::fs::read_dir(crate::util::repo().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &files {
+        for doc in
+            serde_saphyr::from_multiple::<serde_json::Value>(&std::fs::read_to_string(f).unwrap())
+                .unwrap()
+        {
+            if doc.is_null() {
+                continue;
+            }
+            let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{f:?}: {errors:?}");
+            seen.insert(doc["kind"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        seen,
+        ["Profile", "ScanPolicy"].map(String::from).into(),
+        "both kinds checked"
+    );
+    for bad in [
+        serde_json::json!({"apiVersion": "vigil/v1", "kind": "Profile", "metadata": {"name": "p"}, "controls": [], "spec": {}}),
+        serde_json::json!({"apiVersion": "vigil/v1", "kind": "ScanPolicy", "metadata": {"name": "p"}, "spec": {"profiles": ["x"], "targets": [], "threshold": {"compliance": {"min": 120}}}}),
+        serde_json::json!({"apiVersion": "vigil/v1", "metadata": {"name": "p"}}),
+        serde_json::json!({"apiVersion": "vigil/v1", "kind": "Policy"}),
+    ] {
+        assert!(!v.is_valid(&bad), "{bad}");
+    }
+}
