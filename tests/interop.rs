@@ -180,3 +180,102 @@ fn imported_sample_counts_agree_with_inspecjs() {
         );
     }
 }
+
+/// `vigil run --report junit=… --report markdown=…`: the JUnit file is read
+/// by `junitparser` (PyPI, what CI systems' JUnit readers agree with) with
+/// one suite per target and counts equal to the run's; the markdown names
+/// the verdict and the failed controls.
+#[test]
+fn ci_reports_are_read_by_junitparser() {
+    let present = Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "junitparser (PyPI) is required (VIGIL_REQUIRE_INTEROP) but not installed"
+        );
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("reports");
+    let r = fx.path().join("rootfs");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {0}/alpine, name: alpine}}\n    - {{rootfs: {0}/debian, name: debian}}\n  threshold: {{compliance: {{min: 80}}}}\n",
+            r.display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+            "--report",
+            "junit=r.xml",
+            "--report",
+            "markdown=r.md",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let script = "import sys, json, junitparser\nx = junitparser.JUnitXml.fromfile(sys.argv[1])\nprint(json.dumps({s.name: [s.tests, s.failures, s.errors, s.skipped] for s in x}))";
+    let out = Command::new("python3")
+        .args(["-c", script, "r.xml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let suites: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for t in summary[0]["targets"].as_array().unwrap() {
+        let c = &t["counts"];
+        let name = format!("ci/{}", t["id"].as_str().unwrap());
+        let total = ["passed", "failed", "skipped", "no_impact", "error"]
+            .iter()
+            .map(|k| c[k].as_u64().unwrap())
+            .sum::<u64>();
+        let want = serde_json::json!([
+            total,
+            c["failed"],
+            c["error"],
+            c["skipped"].as_u64().unwrap() + c["no_impact"].as_u64().unwrap()
+        ]);
+        assert_eq!(suites[&name], want, "{name}: {suites}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("r.md")).unwrap();
+    assert!(
+        md.contains("verdict **fail**") && md.contains("CB-05 failed (critical)"),
+        "{md}"
+    );
+    // Reports never overwrite.
+    let again = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--report",
+            "junit=r.xml",
+        ],
+    );
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+}

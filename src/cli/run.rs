@@ -64,6 +64,10 @@ pub struct Args {
     /// At most this many controls listed per target ("and N more").
     #[arg(long, value_name = "N", default_value_t = 10)]
     details_limit: usize,
+    /// Also write a CI report, in plaintext (the sealed bundle stays the
+    /// record): junit=PATH (JUnit XML) or markdown=PATH; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=PATH")]
+    reports: Vec<crate::report::ci::Request>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -397,6 +401,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    crate::report::ci::check_paths(&args.reports).map_err(InvalidInput)?;
     let run_id = uuid::Uuid::now_v7().to_string();
     args.input.run_id = run_id.clone();
     let (set, plan, session) = super::load_plan(&args.input)?;
@@ -488,6 +493,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
     };
     print_stdout(&text)?;
+    let all: Vec<&RunSummary> = summaries.iter().map(|(s, _)| s).collect();
+    crate::report::ci::write(&args.reports, &all)?;
     Ok(if summaries.iter().any(|(s, _)| s.has_errors()) {
         Exit::RunErrors
     } else if summaries.iter().any(|(s, _)| s.threshold_failed()) {

@@ -97,7 +97,7 @@ pub fn hdf_controls(hdf: &Value) -> Vec<HdfControl<'_>> {
 pub struct Finding {
     /// Control id.
     pub id: String,
-    /// `failed` or `error`.
+    /// `failed` or `error` (in [`all_controls`]: any control status).
     pub status: &'static str,
     /// Severity from impact (`critical` … `none`).
     pub severity: &'static str,
@@ -110,29 +110,30 @@ pub struct Finding {
 /// Most characters of a message kept in a finding.
 const MAX_MESSAGE_CHARS: usize = 200;
 
+/// Every control of an HDF document as a [`Finding`] (any status), in
+/// document order: what CI report formats list, one test case each.
+pub fn all_controls(hdf: &Value) -> Vec<Finding> {
+    hdf_controls(hdf).iter().map(finding).collect()
+}
+
+fn finding(c: &HdfControl<'_>) -> Finding {
+    let line = c.message.lines().next().unwrap_or_default();
+    Finding {
+        id: crate::safeio::excerpt(c.id, 80),
+        status: c.status.as_str(),
+        severity: c.severity,
+        title: crate::safeio::excerpt(c.title, 120),
+        message: crate::safeio::excerpt(line, MAX_MESSAGE_CHARS),
+    }
+}
+
 /// The failed and error controls of an HDF document: errors first, then by
 /// severity (critical first), then by id in natural order.
 pub fn findings(hdf: &Value) -> Vec<Finding> {
     let mut out: Vec<(f64, Finding)> = hdf_controls(hdf)
-        .into_iter()
-        .filter_map(|c| {
-            let status = match c.status {
-                ControlStatus::Failed => "failed",
-                ControlStatus::Error => "error",
-                _ => return None,
-            };
-            let line = c.message.lines().next().unwrap_or_default();
-            Some((
-                c.impact,
-                Finding {
-                    id: crate::safeio::excerpt(c.id, 80),
-                    status,
-                    severity: c.severity,
-                    title: crate::safeio::excerpt(c.title, 120),
-                    message: crate::safeio::excerpt(line, MAX_MESSAGE_CHARS),
-                },
-            ))
-        })
+        .iter()
+        .filter(|c| matches!(c.status, ControlStatus::Failed | ControlStatus::Error))
+        .map(|c| (c.impact, finding(c)))
         .collect();
     out.sort_by(|(ia, a), (ib, b)| {
         (b.status == "error")
@@ -143,10 +144,11 @@ pub fn findings(hdf: &Value) -> Vec<Finding> {
     out.into_iter().map(|(_, f)| f).collect()
 }
 
-/// Findings of an HDF file's bytes (none when they are not JSON).
-pub fn findings_of(bytes: &[u8]) -> Vec<Finding> {
+/// The findings and every control of an HDF file's bytes (none when they
+/// are not JSON), from one parse.
+pub fn findings_of(bytes: &[u8]) -> (Vec<Finding>, Vec<Finding>) {
     serde_json::from_slice::<Value>(bytes)
-        .map(|v| findings(&v))
+        .map(|v| (findings(&v), all_controls(&v)))
         .unwrap_or_default()
 }
 

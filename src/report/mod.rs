@@ -1,6 +1,7 @@
 //! Results: evaluating a target's controls into a [`TargetReport`], its HDF
 //! document, summaries, SAF thresholds and waivers.
 
+pub mod ci;
 pub mod findings;
 pub mod hdf;
 pub mod import;

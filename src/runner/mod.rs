@@ -24,6 +24,7 @@ use crate::facts::{FactRequest, compile::compile, rootfs};
 use crate::plan::{PlannedTarget, PolicyPlan};
 use crate::policy::model::{Approach, Profile, ScanPolicy};
 use crate::policy::{Loaded, PolicySet};
+use crate::report::findings::findings_of;
 use crate::report::output::{RunOutput, Written};
 use crate::report::summary::ControlStatus;
 use crate::report::threshold::{Threshold, Verdict};
@@ -86,6 +87,9 @@ pub struct TargetSummary {
     /// Its failed and error controls (errors first, then by severity).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::report::findings::Finding>,
+    /// Every control, for CI report formats (not in the JSON summary).
+    #[serde(skip)]
+    pub controls: Vec<crate::report::findings::Finding>,
 }
 
 /// What happened over a whole run, beyond the per-target results.
@@ -586,7 +590,7 @@ fn scan_target(
     let counts = report.counts();
     let sc = StatusCounts::from(&counts);
     let hdf_bytes = hdf::to_vec(&report);
-    let findings = crate::report::findings::findings_of(&hdf_bytes);
+    let (findings, controls) = crate::report::findings::findings_of(&hdf_bytes);
     let (hdf_written, write_error) = write_result(output, &t.id, &hdf_bytes);
     let error = facts.err().or(write_error);
     TargetSummary {
@@ -603,6 +607,7 @@ fn scan_target(
         hdf: hdf_written,
         duration: report.duration,
         findings,
+        controls,
     }
 }
 
@@ -653,6 +658,7 @@ pub fn import(
                 id,
             });
         }
+        let (findings, controls) = findings_of(bytes);
         let hdf_name = format!("targets/{}", hdf_file_name(&id).display());
         let hdf = output.write(&hdf_name, bytes).map_err(|source| {
             ImportError::Run(RunError::Write {
@@ -673,7 +679,8 @@ pub fn import(
             hdf,
             duration: 0.0,
             attempts: 0,
-            findings: crate::report::findings::findings_of(bytes),
+            findings,
+            controls,
         });
     }
     finish(
@@ -765,6 +772,7 @@ pub fn run_external(
         );
         let (hdf, write_error) = write_result(output, &t.id, &report);
         let error = error.or(write_error);
+        let (findings, controls) = findings_of(&report);
         TargetSummary {
             id: t.id.clone(),
             scan_id,
@@ -779,7 +787,8 @@ pub fn run_external(
             error,
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
-            findings: crate::report::findings::findings_of(&report),
+            findings,
+            controls,
             hdf,
             duration: begun.elapsed().as_secs_f64(),
             attempts,

@@ -1,0 +1,339 @@
+//! Results in the formats CI systems read: JUnit XML (one `<testsuites>`,
+//! a suite per target, a test case per control) and a markdown summary for
+//! `$GITHUB_STEP_SUMMARY` and merge-request comments.
+//!
+//! These are plaintext copies written only where the user asks
+//! (`--report FORMAT=PATH`); the sealed bundle stays the record.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::findings::{Finding, render};
+use crate::runner::RunSummary;
+
+/// A report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JUnit XML.
+    Junit,
+    /// Markdown.
+    Markdown,
+}
+
+/// One `--report FORMAT=PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The format.
+    pub format: Format,
+    /// Where to write it.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for Request {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Request, String> {
+        let (format, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: use FORMAT=PATH, e.g. junit=results.xml"))?;
+        let format = match format {
+            "junit" => Format::Junit,
+            "markdown" | "md" => Format::Markdown,
+            other => {
+                return Err(format!(
+                    "unknown report format `{other}`; use junit or markdown"
+                ));
+            }
+        };
+        if path.is_empty() {
+            return Err(format!("`{s}`: the path is empty"));
+        }
+        Ok(Request {
+            format,
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// One target's controls, as a report shows them.
+#[derive(Debug, Clone)]
+pub struct TargetControls<'a> {
+    /// The policy the target belongs to.
+    pub policy: &'a str,
+    /// Target id.
+    pub id: &'a str,
+    /// Why it could not be scanned, if so.
+    pub error: Option<&'a str>,
+    /// Every control.
+    pub controls: &'a [Finding],
+}
+
+/// Text safe inside XML: the five entities escaped, and characters XML 1.0
+/// cannot carry (other control characters) shown as `\u{..}`.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: `<testsuites>`, a `<testsuite>` per target (classname the
+/// target), a `<testcase>` per control; failed controls carry `<failure>`,
+/// error controls and unscanned targets `<error>`, skipped and
+/// not-applicable ones `<skipped>`.
+pub fn junit(targets: &[TargetControls<'_>]) -> String {
+    let mut out =
+        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vigil\">\n");
+    for t in targets {
+        let count = |s: &str| t.controls.iter().filter(|c| c.status == s).count();
+        let (failures, mut errors) = (count("failed"), count("error"));
+        let skipped = count("skipped") + count("no_impact");
+        let mut tests = t.controls.len();
+        if t.error.is_some() {
+            errors += 1;
+            tests += 1;
+        }
+        let suite = format!("{}/{}", t.policy, t.id);
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\">",
+            xml(&suite)
+        );
+        if let Some(e) = t.error {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{}\" name=\"scan\">\n      <error message=\"{}\"/>\n    </testcase>",
+                xml(&suite),
+                xml(e)
+            );
+        }
+        for c in t.controls {
+            let name = if c.title.is_empty() {
+                c.id.clone()
+            } else {
+                format!("{} {}", c.id, c.title)
+            };
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml(&suite),
+                xml(&name)
+            );
+            match c.status {
+                "failed" => {
+                    let _ = write!(
+                        out,
+                        ">\n      <failure message=\"{}\" type=\"{}\"/>\n    </testcase>\n",
+                        xml(&c.message),
+                        c.severity
+                    );
+                }
+                "error" => {
+                    let _ = write!(
+                        out,
+                        ">\n      <error message=\"{}\" type=\"{}\"/>\n    </testcase>\n",
+                        xml(&c.message),
+                        c.severity
+                    );
+                }
+                "skipped" | "no_impact" => {
+                    let _ = write!(
+                        out,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                        if c.status == "no_impact" {
+                            "not applicable"
+                        } else {
+                            "not reviewed"
+                        }
+                    );
+                }
+                _ => out.push_str("/>\n"),
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// A markdown summary: the verdict, a table, and the failed and error
+/// controls of every target that has them.
+pub fn markdown(summaries: &[&RunSummary]) -> String {
+    // Table cells: no pipes or line breaks from target text.
+    let cell = |s: &str| crate::safeio::printable(s).replace('|', "\\|");
+    let mut out = String::new();
+    for s in summaries {
+        let _ = writeln!(
+            out,
+            "## vigil: policy `{}` — verdict **{}**\n\nRun `{}`\n",
+            cell(&s.policy),
+            s.verdict,
+            cell(&s.run_id)
+        );
+        out.push_str("| target | approach | evidence | passed | failed | skipped | n/a | error | compliance | threshold |\n");
+        out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+        for t in &s.targets {
+            let c = &t.counts;
+            let verdict = match (&t.error, &t.threshold) {
+                (Some(_), _) => "error",
+                (None, None) => "none",
+                (None, Some(v)) if v.passed => "pass",
+                (None, Some(_)) => "**fail**",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {}% | {verdict} |",
+                cell(&t.id),
+                t.approach.as_str(),
+                t.evidence.as_str(),
+                c.passed,
+                c.failed,
+                c.skipped,
+                c.no_impact,
+                c.error,
+                t.compliance
+            );
+        }
+        for t in s
+            .targets
+            .iter()
+            .filter(|t| !t.findings.is_empty() || t.error.is_some())
+        {
+            let _ = writeln!(out, "\n### `{}`\n", cell(&t.id));
+            if let Some(e) = &t.error {
+                let _ = writeln!(out, "could not be scanned: {}\n", cell(e));
+            }
+            if !t.findings.is_empty() {
+                out.push_str("```text\n");
+                out.push_str(&render(&t.findings, 50));
+                out.push_str("```\n");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Refuse, before a run, report paths that exist (reports never overwrite)
+/// or whose directory does not.
+pub fn check_paths(requests: &[Request]) -> Result<(), String> {
+    for r in requests {
+        let shown = crate::safeio::printable(&r.path.display().to_string()).into_owned();
+        if std::fs::symlink_metadata(&r.path).is_ok() {
+            return Err(format!(
+                "report {shown} already exists; reports never overwrite (choose another path)"
+            ));
+        }
+        if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(format!("report {shown}: its directory does not exist"));
+        }
+    }
+    Ok(())
+}
+
+/// Write every requested report for the run summaries (mode 0600: they are
+/// plaintext results).
+pub fn write(requests: &[Request], summaries: &[&RunSummary]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    for r in requests {
+        let text = match r.format {
+            Format::Junit => {
+                let targets: Vec<TargetControls<'_>> = summaries
+                    .iter()
+                    .flat_map(|s| {
+                        s.targets.iter().map(|t| TargetControls {
+                            policy: &s.policy,
+                            id: &t.id,
+                            error: t.error.as_deref(),
+                            controls: &t.controls,
+                        })
+                    })
+                    .collect();
+                junit(&targets)
+            }
+            Format::Markdown => markdown(summaries),
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&r.path)
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot write report {}: {}",
+                        r.path.display(),
+                        crate::safeio::io_reason(&e)
+                    ),
+                )
+            })?;
+        f.write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(id: &str, status: &'static str, message: &str) -> Finding {
+        Finding {
+            id: id.into(),
+            status,
+            severity: "high",
+            title: format!("title <{id}>"),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn junit_counts_and_escapes() {
+        let controls = [
+            f("A", "passed", ""),
+            f("B", "failed", "got \"x\" & <y>"),
+            f("C", "error", "walk stopped"),
+            f("D", "skipped", ""),
+            f("E", "no_impact", ""),
+        ];
+        let xml = junit(&[TargetControls {
+            policy: "p",
+            id: "ns/pod\u{1b}/c",
+            error: None,
+            controls: &controls,
+        }]);
+        assert!(
+            xml.contains("tests=\"5\" failures=\"1\" errors=\"1\" skipped=\"2\""),
+            "{xml}"
+        );
+        assert!(xml.contains("got &quot;x&quot; &amp; &lt;y&gt;"), "{xml}");
+        assert!(xml.contains("name=\"B title &lt;B&gt;\""), "{xml}");
+        assert!(!xml.contains('\u{1b}'), "{xml}");
+    }
+
+    #[test]
+    fn report_requests_parse() {
+        let r: Request = "junit=out/r.xml".parse().unwrap();
+        assert_eq!(
+            (r.format, r.path),
+            (Format::Junit, PathBuf::from("out/r.xml"))
+        );
+        assert!("sarif=x".parse::<Request>().is_err());
+        assert!("junit".parse::<Request>().is_err());
+    }
+}
