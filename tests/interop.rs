@@ -279,3 +279,113 @@ fn ci_reports_are_read_by_junitparser() {
     assert_eq!(again.code, 2, "{}", again.stderr);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
 }
+
+/// `--report sarif=…` validates against the official SARIF 2.1.0 JSON
+/// Schema (as Microsoft's jest-sarif ships it; `.ci/run` fetches it), and
+/// every result has a rule, a location in the profile where its control is
+/// defined (file and line), and a fingerprint from target and control.
+#[test]
+fn sarif_reports_pass_the_official_schema() {
+    let schema_path = std::env::var_os("VIGIL_SARIF_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/interop/sarif-2.1.0-rtm.5.json"));
+    if !schema_path.is_file() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "the SARIF 2.1.0 schema is required (VIGIL_REQUIRE_INTEROP) but not at {schema_path:?}"
+        );
+        return;
+    }
+    let mut schema: Value = serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
+    // The `language` pattern of the published schema ends in a bare `]`,
+    // a literal in ECMAScript regexes and an error in Rust's: escape that
+    // one character wherever the pattern stands, which keeps its meaning.
+    fn escape_language(v: &mut Value, n: &mut usize) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "pattern" && x == "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$" {
+                        *x = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}\\]?$".into();
+                        *n += 1;
+                    } else {
+                        escape_language(x, n);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| escape_language(x, n)),
+            _ => {}
+        }
+    }
+    let mut escaped = 0;
+    escape_language(&mut schema, &mut escaped);
+    assert!(
+        escaped >= 1,
+        "the schema changed: look again at its patterns"
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("sarif");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: alpine}}\n",
+            fx.path().join("rootfs/alpine").display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--report",
+            "sarif=r.sarif",
+        ],
+    );
+    assert!(run.code <= 1, "{}", run.stderr);
+    let log: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.sarif")).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&log)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // The schema check is not vacuous: a log without its version fails.
+    let mut broken = log.clone();
+    broken.as_object_mut().unwrap().remove("version");
+    assert!(!validator.is_valid(&broken));
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 11, "alpine's failed controls");
+    let baseline = std::fs::read_to_string(profiles.join("container-baseline.yaml")).unwrap();
+    for r in results {
+        let id = r["ruleId"].as_str().unwrap();
+        let loc = &r["locations"][0]["physicalLocation"];
+        let uri = loc["artifactLocation"]["uri"].as_str().unwrap();
+        assert!(uri.ends_with("container-baseline.yaml"), "{uri}");
+        let line = loc["region"]["startLine"].as_u64().unwrap() as usize;
+        assert!(
+            baseline
+                .lines()
+                .nth(line - 1)
+                .unwrap()
+                .contains(&format!("id: {id}")),
+            "{id} at line {line}"
+        );
+        assert_eq!(
+            r["partialFingerprints"]["vigilTargetControl/v1"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+        let rule =
+            &log["runs"][0]["tool"]["driver"]["rules"][r["ruleIndex"].as_u64().unwrap() as usize];
+        assert_eq!(rule["id"], id);
+        assert!(rule["properties"]["security-severity"].is_string());
+    }
+}

@@ -65,7 +65,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 10)]
     details_limit: usize,
     /// Also write a CI report, in plaintext (the sealed bundle stays the
-    /// record): junit=PATH (JUnit XML) or markdown=PATH; repeatable.
+    /// record): junit=PATH (JUnit XML), sarif=PATH (SARIF 2.1.0) or
+    /// markdown=PATH; repeatable.
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     reports: Vec<crate::report::ci::Request>,
 }
@@ -494,7 +495,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     print_stdout(&text)?;
     let all: Vec<&RunSummary> = summaries.iter().map(|(s, _)| s).collect();
-    crate::report::ci::write(&args.reports, &all)?;
+    let policy_files = set
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.value.metadata.name.clone(),
+                p.source.path.display().to_string(),
+            )
+        })
+        .collect();
+    crate::report::ci::write(
+        &args.reports,
+        &all,
+        &crate::report::ci::locations(&set),
+        &policy_files,
+    )?;
     Ok(if summaries.iter().any(|(s, _)| s.has_errors()) {
         Exit::RunErrors
     } else if summaries.iter().any(|(s, _)| s.threshold_failed()) {

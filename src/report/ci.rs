@@ -18,6 +18,8 @@ pub enum Format {
     Junit,
     /// Markdown.
     Markdown,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
 }
 
 /// One `--report FORMAT=PATH`.
@@ -39,9 +41,10 @@ impl std::str::FromStr for Request {
         let format = match format {
             "junit" => Format::Junit,
             "markdown" | "md" => Format::Markdown,
+            "sarif" => Format::Sarif,
             other => {
                 return Err(format!(
-                    "unknown report format `{other}`; use junit or markdown"
+                    "unknown report format `{other}`; use junit, sarif or markdown"
                 ));
             }
         };
@@ -226,6 +229,114 @@ pub fn markdown(summaries: &[&RunSummary]) -> String {
     out
 }
 
+/// Where a control is defined: the profile file as given and the line of
+/// its `id` (SARIF results point there).
+pub type Locations = std::collections::BTreeMap<String, (String, u32)>;
+
+/// The locations of every control of the loaded profiles.
+pub fn locations(set: &crate::policy::PolicySet) -> Locations {
+    let mut out = Locations::new();
+    for p in &set.profiles {
+        for (i, c) in p.value.controls.iter().enumerate() {
+            let line = p
+                .doc
+                .value_position(&format!("/controls/{i}/id"))
+                .line
+                .max(1);
+            out.entry(c.id.clone())
+                .or_insert_with(|| (p.source.path.display().to_string(), line));
+        }
+    }
+    out
+}
+
+/// SARIF's `security-severity` (GitHub maps it to critical ≥ 9, high ≥ 7,
+/// medium ≥ 4, low > 0).
+fn security_severity(severity: &str) -> &'static str {
+    match severity {
+        "critical" => "9.5",
+        "high" => "8.0",
+        "medium" => "5.5",
+        "low" => "3.0",
+        _ => "0.0",
+    }
+}
+
+/// SARIF 2.1.0: a rule per failed or error control (title, severity), a
+/// result per failed or error control of each target, located at the
+/// control's definition (else the policy's source), fingerprinted by target
+/// and control so a code-scanning alert follows the same finding across
+/// runs.
+pub fn sarif(
+    summaries: &[&RunSummary],
+    locations: &Locations,
+    policy_files: &std::collections::BTreeMap<String, String>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut rules: Vec<serde_json::Value> = Vec::new();
+    let mut rule_index: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut results = Vec::new();
+    for s in summaries {
+        for t in &s.targets {
+            for f in &t.findings {
+                let idx = *rule_index.entry(f.id.clone()).or_insert_with(|| {
+                    rules.push(serde_json::json!({
+                        "id": f.id,
+                        "name": f.id,
+                        "shortDescription": {"text": if f.title.is_empty() { f.id.clone() } else { f.title.clone() }},
+                        "fullDescription": {"text": if f.title.is_empty() { f.id.clone() } else { f.title.clone() }},
+                        "properties": {"security-severity": security_severity(f.severity), "tags": ["security", "compliance"]}
+                    }));
+                    rules.len() - 1
+                });
+                let (uri, line) = locations.get(&f.id).cloned().unwrap_or_else(|| {
+                    (
+                        policy_files
+                            .get(&s.policy)
+                            .cloned()
+                            .unwrap_or_else(|| "vigil-policy".into()),
+                        1,
+                    )
+                });
+                let level = match (f.status, f.severity) {
+                    ("error", _) | (_, "critical" | "high") => "error",
+                    (_, "medium") => "warning",
+                    _ => "note",
+                };
+                let fingerprint = crate::facts::frame::hex(&Sha256::digest(
+                    format!("{}\0{}\0{}", s.policy, t.id, f.id).as_bytes(),
+                ));
+                results.push(serde_json::json!({
+                    "ruleId": f.id,
+                    "ruleIndex": idx,
+                    "level": level,
+                    "message": {"text": format!("{} {} on {}: {}", f.id, f.status, crate::safeio::printable(&t.id), f.message)},
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": uri},
+                        "region": {"startLine": line}
+                    }}],
+                    "partialFingerprints": {"vigilTargetControl/v1": fingerprint},
+                    "properties": {"target": t.id, "policy": s.policy, "evidence": t.evidence.as_str()}
+                }));
+            }
+        }
+    }
+    let log = serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "vigil",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://vigil.dev",
+                "rules": rules
+            }},
+            "results": results
+        }]
+    });
+    serde_json::to_string_pretty(&log).expect("SARIF serializes") + "\n"
+}
+
 /// Refuse, before a run, report paths that exist (reports never overwrite)
 /// or whose directory does not.
 pub fn check_paths(requests: &[Request]) -> Result<(), String> {
@@ -247,7 +358,12 @@ pub fn check_paths(requests: &[Request]) -> Result<(), String> {
 
 /// Write every requested report for the run summaries (mode 0600: they are
 /// plaintext results).
-pub fn write(requests: &[Request], summaries: &[&RunSummary]) -> std::io::Result<()> {
+pub fn write(
+    requests: &[Request],
+    summaries: &[&RunSummary],
+    locations: &Locations,
+    policy_files: &std::collections::BTreeMap<String, String>,
+) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     for r in requests {
@@ -267,6 +383,7 @@ pub fn write(requests: &[Request], summaries: &[&RunSummary]) -> std::io::Result
                 junit(&targets)
             }
             Format::Markdown => markdown(summaries),
+            Format::Sarif => sarif(summaries, locations, policy_files),
         };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -333,7 +450,8 @@ mod tests {
             (r.format, r.path),
             (Format::Junit, PathBuf::from("out/r.xml"))
         );
-        assert!("sarif=x".parse::<Request>().is_err());
+        assert_eq!("sarif=x".parse::<Request>().unwrap().format, Format::Sarif);
+        assert!("html=x".parse::<Request>().is_err());
         assert!("junit".parse::<Request>().is_err());
     }
 }
