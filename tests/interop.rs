@@ -389,3 +389,186 @@ fn sarif_reports_pass_the_official_schema() {
         assert!(rule["properties"]["security-severity"].is_string());
     }
 }
+
+/// The SAF CLI binary, if installed (`.ci/run` installs @mitre/saf 1.5.3).
+fn saf() -> Option<PathBuf> {
+    let bin = std::env::var_os("VIGIL_SAF_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/interop/saf/node_modules/.bin/saf"));
+    if bin.is_file() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+        "the SAF CLI is required (VIGIL_REQUIRE_INTEROP) but not at {bin:?}"
+    );
+    None
+}
+
+/// vigil's threshold verdicts against `saf validate threshold` (SAF CLI
+/// 1.5.3) over a matrix of HDF files (the real InSpec sample, a vigil
+/// result) and threshold shapes: every verdict agrees, or the difference
+/// is one vigil names (`saf_differences`, a `saf-difference` warning) —
+/// and each documented quirk really is one.
+#[test]
+fn threshold_verdicts_agree_with_the_saf_cli() {
+    let Some(saf) = saf() else { return };
+    use vigil::report::threshold::{Threshold, saf_differences};
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("saf-oracle");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: o}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: alpine}}\n",
+            fx.path().join("rootfs/alpine").display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+        ],
+    );
+    assert!(run.code <= 1, "{}", run.stderr);
+    let ours = std::fs::read_dir(dir.path().join("out/o"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("targets/rootfs_alpine.hdf.json");
+    let hdfs = [repo().join("fixtures/hdf/inspec-nginx-results.json"), ours];
+    let shapes: Vec<(&str, bool)> = vec![
+        ("compliance: {min: 80}", false),
+        ("compliance: {min: 40}", false),
+        ("failed: {critical: {max: 0}}", false),
+        ("failed: {high: {max: 3}}", false),
+        ("passed: {total: {min: 10}}", false),
+        ("error: {total: {max: 0}}", false),
+        ("skipped: {total: {max: 0}}", false),
+        ("compliance: {max: 0}", true),
+        ("failed: {high: {controls: []}}", true),
+        ("no_impact: {total: {max: 0}}", true),
+    ];
+    let mut jobs = Vec::new();
+    for (h, hdf) in hdfs.iter().enumerate() {
+        for (i, (shape, quirk)) in shapes.iter().enumerate() {
+            let file = dir.write(&format!("t{h}-{i}.yaml"), format!("{shape}\n"));
+            let (saf, hdf, shape, quirk) = (saf.clone(), hdf.clone(), shape.to_string(), *quirk);
+            jobs.push(std::thread::spawn(move || {
+                let out = Command::new(&saf)
+                    .args(["validate", "threshold", "-i"])
+                    .arg(&hdf)
+                    .arg("-T")
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                (
+                    hdf,
+                    shape,
+                    quirk,
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).to_string()
+                        + &String::from_utf8_lossy(&out.stderr),
+                )
+            }));
+        }
+    }
+    let mut differing_quirks = 0;
+    for j in jobs {
+        let (hdf, shape, quirk, saf_passed, saf_said) = j.join().unwrap();
+        let value: Value = serde_saphyr::from_str(&shape).unwrap();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&hdf).unwrap()).unwrap();
+        let ours = Threshold::parse(&value)
+            .unwrap()
+            .evaluate(&vigil::report::import::tally(&doc))
+            .passed;
+        let named = !saf_differences(&value, 1).is_empty();
+        assert_eq!(
+            named, quirk,
+            "{shape}: the quirk list and the test disagree"
+        );
+        if ours != saf_passed {
+            assert!(
+                named,
+                "{shape} on {hdf:?}: vigil {ours}, SAF {saf_passed}, and no saf-difference names why\n{saf_said}"
+            );
+            differing_quirks += 1;
+        }
+    }
+    assert!(
+        differing_quirks > 0,
+        "no documented quirk showed on this data: the oracle is not exercised"
+    );
+}
+
+/// SAF CLI's converters read vigil's HDF: the DISA checklist (hdf2ckl) and
+/// the CSV (hdf2csv) name every control.
+#[test]
+fn saf_converters_read_vigil_results() {
+    let Some(saf) = saf() else { return };
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("saf-convert");
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: o}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: debian}}\n",
+            fx.path().join("rootfs/debian").display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+        ],
+    );
+    assert!(run.code <= 1, "{}", run.stderr);
+    let hdf_path = std::fs::read_dir(dir.path().join("out/o"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("targets/rootfs_debian.hdf.json");
+    let hdf: Value = serde_json::from_slice(&std::fs::read(&hdf_path).unwrap()).unwrap();
+    let ids: Vec<String> = hdf["profiles"][0]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() >= 20);
+    for (cmd, out) in [("hdf2ckl", "r.ckl"), ("hdf2csv", "r.csv")] {
+        let o = Command::new(&saf)
+            .args(["convert", cmd, "-i"])
+            .arg(&hdf_path)
+            .args(["-o", out])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join(out)).unwrap();
+        for id in &ids {
+            assert!(text.contains(id.as_str()), "{cmd} lost control {id}");
+        }
+    }
+}
