@@ -690,3 +690,36 @@ fn saf_differences_are_warned_about() {
         r.stderr
     );
 }
+
+/// Progress lines number targets in completion order: with many scans at
+/// once, `[i/n]` counts up by one, line after line.
+#[test]
+fn progress_lines_count_up_in_order() {
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("progress");
+    let targets: String = (0..30)
+        .map(|i| {
+            format!(
+                "    - {{rootfs: {}, name: t{i}}}\n",
+                fx.path().join("rootfs/distroless").display()
+            )
+        })
+        .collect();
+    let policy = dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: demo}}\nspec:\n  profiles: [container-baseline]\n  targets:\n{targets}  limits: {{concurrency: 4}}\n"),
+    );
+    let out = dir.path().join("out");
+    let run = run_demo(&dir, &policy, &out, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let numbers: Vec<usize> = run
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" [")
+                .and_then(|(_, r)| r.split_once("/30]"))
+                .map(|(n, _)| n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(numbers, (1..=30).collect::<Vec<_>>(), "{}", run.stderr);
+}

@@ -443,7 +443,6 @@ fn scan_all(
         .collect();
     let admission =
         admission::Admission::new(&plan.targets, &order, limits.per_namespace, limits.per_node);
-    let done = AtomicUsize::new(0);
     let taken = AtomicUsize::new(0);
     let total = plan.targets.len();
     let workers = (limits.concurrency.max(1) as usize).min(total.max(1));
@@ -458,7 +457,11 @@ fn scan_all(
                         let t = &plan.targets[i];
                         let s = scan(t);
                         admission.done(i);
-                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        // Number and report under one lock: "[i/n]" lines
+                        // then come in completion order, never [6/n]
+                        // before [5/n].
+                        let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
+                        let n = results.len() + 1;
                         let in_flight = taken.load(Ordering::Relaxed).saturating_sub(n);
                         (opts.progress)(
                             &s,
@@ -468,7 +471,7 @@ fn scan_all(
                                 total,
                             },
                         );
-                        results.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                        results.push(s);
                     }
                 })
                 .map_err(|e| RunError::Pool(e.to_string()))?;
