@@ -377,3 +377,182 @@ fn one_schema_validates_any_vigil_document() {
         assert!(!v.is_valid(&bad), "{bad}");
     }
 }
+
+/// Every `--help` example is a whole line, pasteable as written (clap wraps
+/// long lines mid-command, so none may be longer than it wraps), and every
+/// example that names no placeholder runs as written in a copy of the
+/// repository: exit 0, or 1 where a threshold fails.
+#[test]
+fn help_examples_are_whole_lines_and_run_as_written() {
+    let help = |args: &[&str]| vigil(&[args, &["--help"][..]].concat()).stdout;
+    let commands = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .filter(|c| c != "help")
+            .collect()
+    };
+    let mut paths: Vec<Vec<String>> = vec![vec![]];
+    for c in commands(&help(&[])) {
+        paths.push(vec![c.clone()]);
+        for sub in commands(&help(&[&c])) {
+            paths.push(vec![c.clone(), sub]);
+        }
+    }
+    assert!(paths.len() > 20, "{paths:?}");
+    let mut examples: Vec<(String, Vec<String>)> = Vec::new();
+    for p in &paths {
+        let args: Vec<&str> = p.iter().map(String::as_str).collect();
+        let text = help(&args);
+        let mut block = Vec::new();
+        let mut inside = false;
+        for line in text.lines() {
+            if line.starts_with("Example") {
+                inside = true;
+                continue;
+            }
+            if inside && line.trim().is_empty() {
+                break;
+            }
+            if inside {
+                let body = line
+                    .strip_prefix("  ")
+                    .unwrap_or_else(|| panic!("{p:?}: {line:?}"));
+                let whole = ["vigil ", "kubectl ", "# "]
+                    .iter()
+                    .any(|s| body.starts_with(s))
+                    || body.split_once('=').is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    });
+                assert!(
+                    whole && !body.ends_with('\\'),
+                    "{p:?}: an example wrapped mid-command: {line:?}"
+                );
+                block.push(body.to_string());
+            }
+        }
+        examples.push((p.join(" "), block));
+    }
+    // A copy of the repository's policies and fixtures, with the files the
+    // examples name.
+    let dir = crate::util::TempDir::new("help-examples");
+    for d in ["policies", "fixtures"] {
+        assert!(
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(crate::util::repo().join(d))
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    std::fs::set_permissions(
+        dir.path().join("fixtures/keys/demo-signing.key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("fixtures/cluster/snapshot.json"),
+        dir.path().join("snapshot.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("fixtures/hdf/inspec-nginx-results.json"),
+        dir.path().join("report.json"),
+    )
+    .unwrap();
+    dir.write("threshold.yml", "compliance: {min: 50}\n");
+    dir.write("request.json", r#"{"nonce":"n1","max_file_bytes":4096,"stat":["/etc/passwd"],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[]}"#);
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
+        0
+    );
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // What cannot run here, and why.
+    let skip = |l: &str| -> Option<&str> {
+        if [
+            "RUN_ID",
+            "RUN_DIR",
+            "BUNDLE",
+            "SHARD_0",
+            "MERGED_RUN",
+            "{...}",
+            "...",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
+        {
+            Some("names a placeholder")
+        } else if l.contains("kubectl") {
+            Some("needs a cluster")
+        } else if l.starts_with("vigil gc") || l.contains("--pid") || l.contains("--container-id") {
+            Some("needs a cluster or a pod")
+        } else if l.contains("/etc/")
+            || l.contains("~/")
+            || l.contains("${")
+            || l.contains("man ./")
+        {
+            Some("writes to system paths")
+        } else if l.starts_with("vigil schedule policies/") {
+            Some("a daemon")
+        } else {
+            None
+        }
+    };
+    let mut ran = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for (cmd, block) in &examples {
+        let mut vars = String::new();
+        for line in block {
+            if line.starts_with('#') {
+                continue;
+            }
+            if !line.starts_with("vigil ") {
+                vars.push_str(line);
+                vars.push('\n');
+                continue;
+            }
+            if skip(line).is_some() || !seen.insert(line.clone()) {
+                continue;
+            }
+            // Outputs the examples write go to fresh names.
+            for f in [
+                "keys",
+                "results",
+                "rbac.yaml",
+                "gather.sh",
+                "patch.yaml",
+                "kustomize-patch.yaml",
+            ] {
+                let _ = std::fs::remove_dir_all(dir.path().join(f));
+                let _ = std::fs::remove_file(dir.path().join(f));
+            }
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("{vars}{line}")])
+                .current_dir(dir.path())
+                .env("PATH", &path)
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap();
+            let code = out.status.code();
+            assert!(
+                matches!(code, Some(0 | 1)),
+                "`vigil {cmd} --help` example `{line}` exits {code:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 20, "only {ran} examples ran");
+}

@@ -13,9 +13,9 @@ use crate::seal::keys::keyid;
 
 const AFTER_HELP: &str = "\
 Examples:
-  vigil import results/*.json --policy policies/payments.yaml --policy policies/profiles/ \\
-    --signing-key signer.key.pem --source https://ci.example/job/1234
-  vigil verify results/payments/<run-id> --trusted-key signer.pub.pem
+  P=\"--policy policies/payments.yaml --policy policies/profiles/\"
+  vigil import report.json $P --signing-key signer.key.pem --source https://ci.example/job/1
+  vigil verify results/payments/RUN_ID --trusted-key signer.pub.pem
 
 The policy gives the output directory, the age recipients, the signing key
 and the threshold (or --threshold FILE). Each report becomes one target:

@@ -9,10 +9,9 @@ use crate::report::output::RunOutput;
 
 const AFTER_HELP: &str = "\
 Examples:
-  vigil merge results/payments/<shard-0-run> results/payments/<shard-1-run> \\
-    --policy policies/payments.yaml --policy policies/profiles/ \\
-    --trusted-key signer.pub.pem --signing-key signer.key.pem
-  vigil verify results/payments/<merged-run> --trusted-key signer.pub.pem
+  P=\"--policy policies/payments.yaml --policy policies/profiles/\"
+  vigil merge SHARD_0 SHARD_1 $P --trusted-key signer.pub.pem --signing-key signer.key.pem
+  vigil verify results/payments/MERGED_RUN --trusted-key signer.pub.pem
 
 Every shard bundle must verify, come from this policy (same digest) and the
 same plan, and the shards must be disjoint and complete. Shard files are

@@ -11,8 +11,9 @@ use crate::seal::verify::{decrypt, recount, verify};
 
 const AFTER_HELP: &str = "\
 Examples:
-  vigil open results/demo/<run-id> --identity fixtures/keys/demo-age.key --trusted-key fixtures/keys/demo-signing.pub.pem
-  vigil open BUNDLE --identity auditor.key --trusted-key signer.pub.pem --target rootfs/alpine --out /tmp/alpine
+  K=\"--identity fixtures/keys/demo-age.key --trusted-key fixtures/keys/demo-signing.pub.pem\"
+  vigil open results/demo/RUN_ID $K
+  vigil open RUN_DIR --identity auditor.key --trusted-key signer.pub.pem --target rootfs/alpine
 
 Prints each target's summary; with --out, writes the decrypted HDF files
 there (never overwriting). Refuses a bundle that does not verify unless

@@ -12,8 +12,7 @@ use crate::facts::{FactRequest, frame, procfs, rootfs};
 const AFTER_HELP: &str = "\
 Examples:
   vigil probe --root fixtures/rootfs/debian --request request.json
-  echo '{\"nonce\":\"n1\",\"max_file_bytes\":1048576,\"stat\":[\"/etc/passwd\"],\"read\":[],\"read_dirs\":[],\"walks\":[],\"processes\":false,\"commands\":[]}' \\
-    | vigil probe --root / --request -
+  vigil probe --root / --request - < request.json
   # In an ephemeral container targeting a container (its PID 1):
   vigil probe --pid 1 --request-json '{...}'
   # In a sidecar of a pod with shareProcessNamespace: true:

@@ -28,7 +28,7 @@ enum What {
     /// per distinct profile list), for review before a run. A run uses a
     /// fresh random nonce where this prints `NONCE`.
     #[command(
-        after_help = "Examples:\n  vigil render gatherer policies/shop.yaml policies/profiles/ --inventory fixtures/cluster/snapshot.json\n  vigil render gatherer policies/ --inventory snapshot.json --policy payments > gather.sh"
+        after_help = "Examples:\n  vigil render gatherer policies/ --inventory fixtures/cluster/snapshot.json --policy shop\n  vigil render gatherer policies/ --inventory snapshot.json --policy payments > gather.sh"
     )]
     Gatherer(super::PlanInput),
     /// A strategic merge patch that adds the hardened vigil scanner sidecar
@@ -83,8 +83,7 @@ const SIDECAR_HELP: &str = "\
 Examples:
   vigil render sidecar policies/shop.yaml --run-as-user 101 > patch.yaml
   kubectl patch deployment web --patch-file patch.yaml
-  vigil render sidecar --container vigil-scanner \\
-    --image registry.example/vigil@sha256:<64 hex> --workload deployment/web > kustomize-patch.yaml
+  vigil render sidecar policies/shop.yaml --workload deployment/web > kustomize-patch.yaml
 
 The sidecar must run as the uid of the containers it scans (--run-as-user):
 reading another process's /proc/<pid>/root needs the same uid or
@@ -93,10 +92,10 @@ restarts the workload's pods.";
 
 const INCLUSTER_HELP: &str = "\
 Examples:
-  vigil render cronjob policies/payments.yaml policies/profiles/ --namespace vigil \\
-    --image registry.example/vigil@sha256:<64 hex> --pvc vigil-results --signing-secret vigil-signing-key \\
-    --api-server-cidr 10.0.0.1/32 | kubectl apply -f -
-  vigil render job policies/payments.yaml policies/profiles/ --shards 4 --namespace vigil --image … --pvc … --signing-secret …
+  IMAGE=registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111
+  F=\"--namespace vigil --image $IMAGE --pvc vigil-results --signing-secret vigil-signing-key\"
+  vigil render cronjob policies/shop.yaml policies/profiles/ $F --api-server-cidr 10.0.0.1/32
+  vigil render job policies/payments.yaml policies/profiles/ --shards 4 $F | kubectl apply -f -
 
 The runner reads the policy and its profiles from the ConfigMap
 vigil-policy-<policy> (kubectl create configmap vigil-policy-payments

@@ -8,7 +8,7 @@ use crate::seal::verify::verify;
 
 const AFTER_HELP: &str = "\
 Examples:
-  vigil verify results/demo/<run-id> --trusted-key fixtures/keys/demo-signing.pub.pem
+  vigil verify results/demo/RUN_ID --trusted-key fixtures/keys/demo-signing.pub.pem
   vigil verify BUNDLE --trusted-key old.pub.pem --trusted-key new.pub.pem --identity auditor.key
 
 Exit 0 only when a trusted key signed the statement, every file it names is
