@@ -556,3 +556,84 @@ fn help_examples_are_whole_lines_and_run_as_written() {
     }
     assert!(ran >= 20, "only {ran} examples ran");
 }
+
+/// The README's commands run as written (in a copy of the repository, with
+/// `cargo run --release --` standing for the built `vigil`): each exits 0,
+/// or 1 where the text says a threshold fails. `cargo test` itself, and the
+/// commands that need a cluster, are the ones left out, and say so.
+#[test]
+fn readme_commands_run_as_written() {
+    let readme = std::fs::read_to_string(crate::util::repo().join("README.md")).unwrap();
+    let dir = crate::util::TempDir::new("readme");
+    for d in ["policies", "fixtures", "schemas"] {
+        assert!(
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(crate::util::repo().join(d))
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut ran = 0;
+    let mut in_block = false;
+    let mut vars = String::new();
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            vars.clear();
+            continue;
+        }
+        let l = line.trim();
+        if !in_block || l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.replace("cargo run --release -- ", "vigil ");
+        if l.starts_with("cargo test") {
+            continue; // this very suite
+        }
+        if l.starts_with("vigil run policies/payments") || l.starts_with("vigil gc") {
+            continue; // needs a cluster (tests/kube.rs runs these paths)
+        }
+        if l.split_once('=')
+            .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_uppercase()))
+        {
+            vars.push_str(&l);
+            vars.push('\n');
+            continue;
+        }
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("{vars}{l}")])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        if l.starts_with("age -d") {
+            // A pipe's status is its last command's: check what came out.
+            assert!(
+                out.stdout.starts_with(b"{\""),
+                "README: `{l}` printed no decrypted HDF"
+            );
+        }
+        let threshold_fails = l.contains("run policies/demo.yaml");
+        assert!(
+            code == Some(0) || (threshold_fails && code == Some(1)),
+            "README: `{l}` exits {code:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 10, "only {ran} README commands ran");
+}
