@@ -405,22 +405,14 @@ fn saf() -> Option<PathBuf> {
     None
 }
 
-/// vigil's threshold verdicts against `saf validate threshold` (SAF CLI
-/// 1.5.3) over a matrix of HDF files (the real InSpec sample, a vigil
-/// result) and threshold shapes: every verdict agrees, or the difference
-/// is one vigil names (`saf_differences`, a `saf-difference` warning) —
-/// and each documented quirk really is one.
-#[test]
-fn threshold_verdicts_agree_with_the_saf_cli() {
-    let Some(saf) = saf() else { return };
-    use vigil::report::threshold::{Threshold, saf_differences};
-    let fx = rootfs_fixtures();
-    let dir = TempDir::new("saf-oracle");
+/// Scan one fixture root (`alpine`, `debian`, …) with the container
+/// baseline, unsigned and in plaintext, in `dir`; returns its HDF file.
+fn scanned_fixture(dir: &TempDir, fx: &TempDir, tree: &str) -> PathBuf {
     let policy = dir.write(
         "p.yaml",
         format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: o}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: alpine}}\n",
-            fx.path().join("rootfs/alpine").display()
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: o}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: {tree}}}\n",
+            fx.path().join("rootfs").join(tree).display()
         ),
     );
     let profiles = repo().join("policies/profiles");
@@ -437,13 +429,27 @@ fn threshold_verdicts_agree_with_the_saf_cli() {
         ],
     );
     assert!(run.code <= 1, "{}", run.stderr);
-    let ours = std::fs::read_dir(dir.path().join("out/o"))
+    std::fs::read_dir(dir.path().join("out/o"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path()
-        .join("targets/rootfs_alpine.hdf.json");
+        .join(format!("targets/rootfs_{tree}.hdf.json"))
+}
+
+/// vigil's threshold verdicts against `saf validate threshold` (SAF CLI
+/// 1.5.3) over a matrix of HDF files (the real InSpec sample, a vigil
+/// result) and threshold shapes: every verdict agrees, or the difference
+/// is one vigil names (`saf_differences`, a `saf-difference` warning) —
+/// and each documented quirk really is one.
+#[test]
+fn threshold_verdicts_agree_with_the_saf_cli() {
+    let Some(saf) = saf() else { return };
+    use vigil::report::threshold::{Threshold, saf_differences};
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("saf-oracle");
+    let ours = scanned_fixture(&dir, &fx, "alpine");
     let hdfs = [repo().join("fixtures/hdf/inspec-nginx-results.json"), ours];
     let shapes: Vec<(&str, bool)> = vec![
         ("compliance: {min: 80}", false),
@@ -516,34 +522,7 @@ fn saf_converters_read_vigil_results() {
     let Some(saf) = saf() else { return };
     let fx = rootfs_fixtures();
     let dir = TempDir::new("saf-convert");
-    let policy = dir.write(
-        "p.yaml",
-        format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: o}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: debian}}\n",
-            fx.path().join("rootfs/debian").display()
-        ),
-    );
-    let profiles = repo().join("policies/profiles");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-        ],
-    );
-    assert!(run.code <= 1, "{}", run.stderr);
-    let hdf_path = std::fs::read_dir(dir.path().join("out/o"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join("targets/rootfs_debian.hdf.json");
+    let hdf_path = scanned_fixture(&dir, &fx, "debian");
     let hdf: Value = serde_json::from_slice(&std::fs::read(&hdf_path).unwrap()).unwrap();
     let ids: Vec<String> = hdf["profiles"][0]["controls"]
         .as_array()

@@ -437,18 +437,7 @@ fn help_examples_are_whole_lines_and_run_as_written() {
     }
     // A copy of the repository's policies and fixtures, with the files the
     // examples name.
-    let dir = crate::util::TempDir::new("help-examples");
-    for d in ["policies", "fixtures"] {
-        assert!(
-            std::process::Command::new("cp")
-                .arg("-a")
-                .arg(crate::util::repo().join(d))
-                .arg(dir.path())
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
+    let (dir, path) = docs_sandbox("help-examples");
     std::fs::set_permissions(
         dir.path().join("fixtures/keys/demo-signing.key.pem"),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
@@ -469,15 +458,6 @@ fn help_examples_are_whole_lines_and_run_as_written() {
     assert_eq!(
         vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
         0
-    );
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
     );
     // What cannot run here, and why.
     let skip = |l: &str| -> Option<&str> {
@@ -564,27 +544,7 @@ fn help_examples_are_whole_lines_and_run_as_written() {
 #[test]
 fn readme_commands_run_as_written() {
     let readme = std::fs::read_to_string(crate::util::repo().join("README.md")).unwrap();
-    let dir = crate::util::TempDir::new("readme");
-    for d in ["policies", "fixtures", "schemas"] {
-        assert!(
-            std::process::Command::new("cp")
-                .arg("-a")
-                .arg(crate::util::repo().join(d))
-                .arg(dir.path())
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let (dir, path) = docs_sandbox("readme");
     let mut ran = 0;
     let mut in_block = false;
     let mut vars = String::new();
@@ -636,4 +596,30 @@ fn readme_commands_run_as_written() {
         ran += 1;
     }
     assert!(ran >= 10, "only {ran} README commands ran");
+}
+
+/// A copy of the repository's policies, fixtures and schemas to run
+/// documented commands in as written, and a PATH where `vigil` is the
+/// binary under test.
+fn docs_sandbox(name: &str) -> (crate::util::TempDir, String) {
+    let dir = crate::util::TempDir::new(name);
+    for d in ["policies", "fixtures", "schemas"] {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(crate::util::repo().join(d))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (dir, path)
 }

@@ -189,11 +189,9 @@ pub fn markdown(summaries: &[&RunSummary]) -> String {
         out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
         for t in &s.targets {
             let c = &t.counts;
-            let verdict = match (&t.error, &t.threshold) {
-                (Some(_), _) => "error",
-                (None, None) => "none",
-                (None, Some(v)) if v.passed => "pass",
-                (None, Some(_)) => "**fail**",
+            let verdict = match t.threshold_word() {
+                "fail" => "**fail**",
+                w => w,
             };
             let _ = writeln!(
                 out,

@@ -40,12 +40,7 @@ pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> 
     );
     for t in &s.targets {
         let c = &t.counts;
-        let verdict = match (&t.error, &t.threshold) {
-            (Some(_), _) => "error",
-            (None, None) => "none",
-            (None, Some(v)) if v.passed => "pass",
-            (None, Some(_)) => "fail",
-        };
+        let verdict = t.threshold_word();
         let _ = writeln!(
             out,
             "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>9}%  {verdict}",

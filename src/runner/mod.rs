@@ -191,6 +191,19 @@ pub struct Imported {
     pub files: Vec<String>,
 }
 
+impl TargetSummary {
+    /// One word for its threshold outcome: `error` (not scanned), `none`
+    /// (no threshold), `pass` or `fail`.
+    pub fn threshold_word(&self) -> &'static str {
+        match (&self.error, &self.threshold) {
+            (Some(_), _) => "error",
+            (None, None) => "none",
+            (None, Some(v)) if v.passed => "pass",
+            (None, Some(_)) => "fail",
+        }
+    }
+}
+
 impl RunSummary {
     /// Returns true if and only if some target could not be scanned.
     pub fn has_errors(&self) -> bool {
