@@ -164,6 +164,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 id,
                 scan_id: format!("scan-{i}"),
                 approach: vigil::policy::model::Approach::Api,
+                evidence: vigil::policy::model::Evidence::Api,
                 status: "scanned",
                 error: None,
                 counts: StatusCounts {
@@ -176,6 +177,8 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 hdf: w,
                 duration: 0.01,
                 attempts: 1,
+                findings: Vec::new(),
+                controls: Vec::new(),
             }
         })
         .collect();
