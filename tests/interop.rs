@@ -551,3 +551,107 @@ fn saf_converters_read_vigil_results() {
         }
     }
 }
+
+/// `vigil open --report` writes the same reports from a sealed bundle: the
+/// JUnit file is read by junitparser with the statement's counts, the SARIF
+/// passes the official schema, the markdown names the verdict.
+#[test]
+fn open_writes_the_same_ci_reports_from_a_bundle() {
+    let schema_path = std::env::var_os("VIGIL_SARIF_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/interop/sarif-2.1.0-rtm.5.json"));
+    let junitparser = Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !schema_path.is_file() || !junitparser {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+            "junitparser and the SARIF schema are required"
+        );
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("open-reports");
+    crate::util::signing_key(dir.path());
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "age", "--out", "auditor"]).code,
+        0
+    );
+    let recipient = std::fs::read_to_string(dir.path().join("auditor.pub")).unwrap();
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: alpine}}\n  threshold: {{compliance: {{min: 80}}}}\n  output: {{signingKey: signer.key.pem, recipients: [\"{}\"]}}\n",
+            fx.path().join("rootfs/alpine").display(),
+            recipient.trim()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let bundle = std::fs::read_dir(dir.path().join("out/ci"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let open = vigil_in(
+        dir.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "auditor.key",
+            "--report",
+            "junit=o.xml",
+            "--report",
+            "sarif=o.sarif",
+            "--report",
+            "markdown=o.md",
+        ],
+    );
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    let script = "import sys, json, junitparser\nx = junitparser.JUnitXml.fromfile(sys.argv[1])\nprint(json.dumps({s.name: [s.tests, s.failures, s.errors, s.skipped] for s in x}))";
+    let out = Command::new("python3")
+        .args(["-c", script, "o.xml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let suites: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        suites["ci/rootfs/alpine"],
+        serde_json::json!([24, 11, 0, 0]),
+        "{suites}"
+    );
+    let mut schema: Value = serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
+    let text = serde_json::to_string(&schema)
+        .unwrap()
+        .replace("{2}]?$", "{2}\\\\]?$");
+    schema = serde_json::from_str(&text).unwrap();
+    let log: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o.sarif")).unwrap()).unwrap();
+    assert!(jsonschema::validator_for(&schema).unwrap().is_valid(&log));
+    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 11);
+    let md = std::fs::read_to_string(dir.path().join("o.md")).unwrap();
+    assert!(
+        md.contains("verdict **fail**") && md.contains("CB-05 failed (critical)"),
+        "{md}"
+    );
+}

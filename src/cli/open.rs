@@ -49,6 +49,10 @@ pub struct Args {
     /// At most this many controls listed per target ("and N more").
     #[arg(long, value_name = "N", default_value_t = 10)]
     details_limit: usize,
+    /// Also write a CI report of the opened results, in plaintext:
+    /// junit=PATH, sarif=PATH or markdown=PATH; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=PATH")]
+    reports: Vec<crate::report::ci::Request>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -129,6 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 ))
             })?;
     }
+    crate::report::ci::check_paths(&args.reports).map_err(InvalidInput)?;
+    let mut report_targets = Vec::new();
     let mut out = format!(
         "policy {} run {} verdict {}\n",
         printable(&p.policy.name),
@@ -182,11 +188,30 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             }
             crate::report::findings::Details::All => true,
         };
+        let findings = crate::report::findings::findings(&hdf);
         if show {
             out.push_str(&crate::report::findings::render(
-                &crate::report::findings::findings(&hdf),
+                &findings,
                 args.details_limit,
             ));
+        }
+        if !args.reports.is_empty() {
+            report_targets.push(crate::report::ci::ReportTarget {
+                id: t.id.clone(),
+                approach: t.approach.clone(),
+                evidence: t.evidence.clone(),
+                counts: [c.passed, c.failed, c.skipped, c.no_impact, c.error],
+                compliance: t.compliance,
+                threshold: match (t.status.as_str(), t.threshold_passed) {
+                    ("error", _) => "error",
+                    (_, Some(true)) => "pass",
+                    (_, Some(false)) => "fail",
+                    (_, None) => "none",
+                },
+                error: (t.status == "error").then(|| "it could not be scanned".to_string()),
+                controls: crate::report::findings::all_controls(&hdf),
+                findings,
+            });
         }
         if let Some(dir) = &args.out {
             let name = crate::report::hdf_file_name(&t.id);
@@ -212,6 +237,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
     }
     print_stdout(&out)?;
+    if !args.reports.is_empty() {
+        // SARIF locates results at the bundle's signed statement: the
+        // profiles' sources are not in a bundle.
+        let statement = args.bundle.join(crate::seal::bundle::STATEMENT_FILE);
+        let runs = [crate::report::ci::ReportRun {
+            policy: p.policy.name.clone(),
+            run_id: p.run_id.clone(),
+            verdict: p.verdict.to_string(),
+            targets: report_targets,
+        }];
+        let files = [(p.policy.name.clone(), statement.display().to_string())].into();
+        crate::report::ci::write(&args.reports, &runs, &Default::default(), &files)?;
+    }
     Ok(Exit::Success)
 }
 

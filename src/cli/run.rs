@@ -494,7 +494,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
     };
     print_stdout(&text)?;
-    let all: Vec<&RunSummary> = summaries.iter().map(|(s, _)| s).collect();
+    let all: Vec<crate::report::ci::ReportRun> = summaries.iter().map(|(s, _)| s.into()).collect();
     let policy_files = set
         .policies
         .iter()

@@ -58,6 +58,75 @@ impl std::str::FromStr for Request {
     }
 }
 
+/// A run as the reports show it: built from a run's summary (`vigil run`)
+/// or from a bundle's signed statement and decrypted results (`vigil
+/// open`), so both commands write the same reports.
+#[derive(Debug, Clone)]
+pub struct ReportRun {
+    /// Policy name.
+    pub policy: String,
+    /// Run id.
+    pub run_id: String,
+    /// The run's verdict.
+    pub verdict: String,
+    /// Its targets.
+    pub targets: Vec<ReportTarget>,
+}
+
+/// One target of a [`ReportRun`].
+#[derive(Debug, Clone)]
+pub struct ReportTarget {
+    /// Target id.
+    pub id: String,
+    /// Approach.
+    pub approach: String,
+    /// Evidence level.
+    pub evidence: String,
+    /// passed, failed, skipped, n/a, error.
+    pub counts: [usize; 5],
+    /// Compliance, percent.
+    pub compliance: u32,
+    /// `pass`, `fail`, `none` or `error`.
+    pub threshold: &'static str,
+    /// Why it could not be scanned, if so.
+    pub error: Option<String>,
+    /// Failed and error controls.
+    pub findings: Vec<Finding>,
+    /// Every control.
+    pub controls: Vec<Finding>,
+}
+
+impl From<&RunSummary> for ReportRun {
+    fn from(s: &RunSummary) -> ReportRun {
+        ReportRun {
+            policy: s.policy.clone(),
+            run_id: s.run_id.clone(),
+            verdict: s.verdict.to_string(),
+            targets: s
+                .targets
+                .iter()
+                .map(|t| ReportTarget {
+                    id: t.id.clone(),
+                    approach: t.approach.as_str().into(),
+                    evidence: t.evidence.as_str().into(),
+                    counts: [
+                        t.counts.passed,
+                        t.counts.failed,
+                        t.counts.skipped,
+                        t.counts.no_impact,
+                        t.counts.error,
+                    ],
+                    compliance: t.compliance,
+                    threshold: t.threshold_word(),
+                    error: t.error.clone(),
+                    findings: t.findings.clone(),
+                    controls: t.controls.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One target's controls, as a report shows them.
 #[derive(Debug, Clone)]
 pub struct TargetControls<'a> {
@@ -173,11 +242,11 @@ pub fn junit(targets: &[TargetControls<'_>]) -> String {
 
 /// A markdown summary: the verdict, a table, and the failed and error
 /// controls of every target that has them.
-pub fn markdown(summaries: &[&RunSummary]) -> String {
+pub fn markdown(runs: &[ReportRun]) -> String {
     // Table cells: no pipes or line breaks from target text.
     let cell = |s: &str| crate::safeio::printable(s).replace('|', "\\|");
     let mut out = String::new();
-    for s in summaries {
+    for s in runs {
         let _ = writeln!(
             out,
             "## vigil: policy `{}` — verdict **{}**\n\nRun `{}`\n",
@@ -188,22 +257,17 @@ pub fn markdown(summaries: &[&RunSummary]) -> String {
         out.push_str("| target | approach | evidence | passed | failed | skipped | n/a | error | compliance | threshold |\n");
         out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
         for t in &s.targets {
-            let c = &t.counts;
-            let verdict = match t.threshold_word() {
+            let [passed, failed, skipped, no_impact, error] = t.counts;
+            let verdict = match t.threshold {
                 "fail" => "**fail**",
                 w => w,
             };
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {}% | {verdict} |",
+                "| `{}` | {} | {} | {passed} | {failed} | {skipped} | {no_impact} | {error} | {}% | {verdict} |",
                 cell(&t.id),
-                t.approach.as_str(),
-                t.evidence.as_str(),
-                c.passed,
-                c.failed,
-                c.skipped,
-                c.no_impact,
-                c.error,
+                t.approach,
+                t.evidence,
                 t.compliance
             );
         }
@@ -266,7 +330,7 @@ fn security_severity(severity: &str) -> &'static str {
 /// and control so a code-scanning alert follows the same finding across
 /// runs.
 pub fn sarif(
-    summaries: &[&RunSummary],
+    summaries: &[ReportRun],
     locations: &Locations,
     policy_files: &std::collections::BTreeMap<String, String>,
 ) -> String {
@@ -314,7 +378,7 @@ pub fn sarif(
                         "region": {"startLine": line}
                     }}],
                     "partialFingerprints": {"vigilTargetControl/v1": fingerprint},
-                    "properties": {"target": t.id, "policy": s.policy, "evidence": t.evidence.as_str()}
+                    "properties": {"target": t.id, "policy": s.policy, "evidence": t.evidence}
                 }));
             }
         }
@@ -358,7 +422,7 @@ pub fn check_paths(requests: &[Request]) -> Result<(), String> {
 /// plaintext results).
 pub fn write(
     requests: &[Request],
-    summaries: &[&RunSummary],
+    runs: &[ReportRun],
     locations: &Locations,
     policy_files: &std::collections::BTreeMap<String, String>,
 ) -> std::io::Result<()> {
@@ -367,7 +431,7 @@ pub fn write(
     for r in requests {
         let text = match r.format {
             Format::Junit => {
-                let targets: Vec<TargetControls<'_>> = summaries
+                let targets: Vec<TargetControls<'_>> = runs
                     .iter()
                     .flat_map(|s| {
                         s.targets.iter().map(|t| TargetControls {
@@ -380,8 +444,8 @@ pub fn write(
                     .collect();
                 junit(&targets)
             }
-            Format::Markdown => markdown(summaries),
-            Format::Sarif => sarif(summaries, locations, policy_files),
+            Format::Markdown => markdown(runs),
+            Format::Sarif => sarif(runs, locations, policy_files),
         };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
