@@ -380,8 +380,10 @@ fn one_schema_validates_any_vigil_document() {
 
 /// Every `--help` example is a whole line, pasteable as written (clap wraps
 /// long lines mid-command, so none may be longer than it wraps), and every
-/// example that names no placeholder runs as written in a copy of the
-/// repository: exit 0, or 1 where a threshold fails.
+/// example runs as written in a copy of the repository, `results/P/RUN_ID`
+/// being a real bundle of policy P: exit 0, or 1 where a run's threshold
+/// fails. Left out: examples naming other placeholders (a shard, a key to
+/// rotate to), a cluster, a pod, system paths or the schedule daemon.
 #[test]
 fn help_examples_are_whole_lines_and_run_as_written() {
     let help = |args: &[&str]| vigil(&[args, &["--help"][..]].concat()).stdout;
@@ -459,19 +461,35 @@ fn help_examples_are_whole_lines_and_run_as_written() {
         vigil_in(dir.path(), &["keygen", "signing", "--out", "signer"]).code,
         0
     );
+    // Bundles for `results/<policy>/RUN_ID`: a demo run and an import.
+    let made = |args: &[&str]| {
+        let out = vigil_in(dir.path(), args);
+        assert!(matches!(out.code, 0 | 1), "{args:?}: {}", out.stderr);
+    };
+    made(&[
+        "run",
+        "policies/demo.yaml",
+        "policies/profiles/",
+        "--out",
+        "made",
+    ]);
+    made(&[
+        "import",
+        "report.json",
+        "--policy",
+        "policies/payments.yaml",
+        "--policy",
+        "policies/profiles/",
+        "--signing-key",
+        "signer.key.pem",
+        "--out",
+        "made",
+    ]);
     // What cannot run here, and why.
     let skip = |l: &str| -> Option<&str> {
-        if [
-            "RUN_ID",
-            "RUN_DIR",
-            "BUNDLE",
-            "SHARD_0",
-            "MERGED_RUN",
-            "{...}",
-            "...",
-        ]
-        .iter()
-        .any(|p| l.contains(p))
+        if ["RUN_DIR", "BUNDLE", "SHARD_0", "MERGED_RUN", "{...}", "..."]
+            .iter()
+            .any(|p| l.contains(p))
         {
             Some("names a placeholder")
         } else if l.contains("kubectl") {
@@ -490,7 +508,7 @@ fn help_examples_are_whole_lines_and_run_as_written() {
             None
         }
     };
-    let mut ran = 0;
+    let (mut ran, mut with_bundle) = (0, 0);
     let mut seen = std::collections::BTreeSet::new();
     for (cmd, block) in &examples {
         let mut vars = String::new();
@@ -510,6 +528,7 @@ fn help_examples_are_whole_lines_and_run_as_written() {
             for f in [
                 "keys",
                 "results",
+                "hdf",
                 "rbac.yaml",
                 "gather.sh",
                 "patch.yaml",
@@ -517,6 +536,29 @@ fn help_examples_are_whole_lines_and_run_as_written() {
             ] {
                 let _ = std::fs::remove_dir_all(dir.path().join(f));
                 let _ = std::fs::remove_file(dir.path().join(f));
+            }
+            // `results/<policy>/RUN_ID`: that policy's bundle, put back.
+            let mut line = line.clone();
+            if let Some((head, _)) = line.split_once("/RUN_ID") {
+                let policy = head.rsplit('/').next().unwrap();
+                let run = std::fs::read_dir(dir.path().join("made").join(policy))
+                    .unwrap_or_else(|e| panic!("`{line}`: no {policy} bundle: {e}"))
+                    .next()
+                    .unwrap()
+                    .unwrap()
+                    .file_name()
+                    .into_string()
+                    .unwrap();
+                std::fs::create_dir_all(dir.path().join("results")).unwrap();
+                let ok = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(dir.path().join("made").join(policy))
+                    .arg(dir.path().join("results"))
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+                line = line.replace("RUN_ID", &run);
+                with_bundle += 1;
             }
             let out = std::process::Command::new("sh")
                 .args(["-c", &format!("{vars}{line}")])
@@ -537,6 +579,7 @@ fn help_examples_are_whole_lines_and_run_as_written() {
         }
     }
     assert!(ran >= 20, "only {ran} examples ran");
+    assert_eq!(with_bundle, 4, "examples run on a bundle");
 }
 
 /// The commands in the README and in `docs/*.md` run as written, in a copy

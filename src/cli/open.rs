@@ -13,7 +13,7 @@ const AFTER_HELP: &str = "\
 Examples:
   K=\"--identity fixtures/keys/demo-age.key --trusted-key fixtures/keys/demo-signing.pub.pem\"
   vigil open results/demo/RUN_ID $K
-  vigil open RUN_DIR --identity auditor.key --trusted-key signer.pub.pem --target rootfs/alpine
+  vigil open results/demo/RUN_ID $K --target rootfs/alpine --out hdf/
 
 Prints each target's summary; with --out, writes the decrypted HDF files
 there (never overwriting). Refuses a bundle that does not verify unless
