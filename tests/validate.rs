@@ -381,9 +381,10 @@ fn one_schema_validates_any_vigil_document() {
 /// Every `--help` example is a whole line, pasteable as written (clap wraps
 /// long lines mid-command, so none may be longer than it wraps), and every
 /// example runs as written in a copy of the repository, `results/P/RUN_ID`
-/// being a real bundle of policy P: exit 0, or 1 where a run's threshold
-/// fails. Left out: examples naming other placeholders (a shard, a key to
-/// rotate to), a cluster, a pod, system paths or the schedule daemon.
+/// being a real bundle of policy P, `SHARD_k` the demo policy's shard k and
+/// `MERGED_RUN` what the merge before wrote: exit 0, or 1 where a run's
+/// threshold fails. Left out: examples needing a cluster or a pod, writing
+/// to system paths, or starting the schedule daemon.
 #[test]
 fn help_examples_are_whole_lines_and_run_as_written() {
     let help = |args: &[&str]| vigil(&[args, &["--help"][..]].concat()).stdout;
@@ -485,9 +486,35 @@ fn help_examples_are_whole_lines_and_run_as_written() {
         "--out",
         "made",
     ]);
+    // Shard bundles for `SHARD_k`: the demo policy in two shards.
+    let mut shard_bundles = Vec::new();
+    for k in 0..2 {
+        let before: Vec<_> = std::fs::read_dir(dir.path().join("made-shards/demo"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let shard = format!("{k}/2");
+        made(&[
+            "run",
+            "policies/demo.yaml",
+            "policies/profiles/",
+            "--shard",
+            &shard,
+            "--out",
+            "made-shards",
+        ]);
+        let new: Vec<_> = std::fs::read_dir(dir.path().join("made-shards/demo"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| !before.contains(n))
+            .collect();
+        assert_eq!(new.len(), 1, "shard {shard}: {new:?}");
+        shard_bundles.push(format!("made-shards/demo/{}", new[0].to_string_lossy()));
+    }
     // What cannot run here, and why.
     let skip = |l: &str| -> Option<&str> {
-        if ["RUN_DIR", "BUNDLE", "SHARD_0", "MERGED_RUN", "{...}", "..."]
+        if ["RUN_DIR", "BUNDLE", "{...}", "..."]
             .iter()
             .any(|p| l.contains(p))
         {
@@ -534,11 +561,31 @@ fn help_examples_are_whole_lines_and_run_as_written() {
                 "patch.yaml",
                 "kustomize-patch.yaml",
             ] {
+                // ... but for the merged bundle the line before wrote.
+                if f == "results" && line.contains("MERGED_RUN") {
+                    continue;
+                }
                 let _ = std::fs::remove_dir_all(dir.path().join(f));
                 let _ = std::fs::remove_file(dir.path().join(f));
             }
-            // `results/<policy>/RUN_ID`: that policy's bundle, put back.
+            // `results/<policy>/RUN_ID`: that policy's bundle, put back;
+            // `SHARD_k`: shard k; `MERGED_RUN`: what the merge wrote.
             let mut line = line.clone();
+            for (k, b) in shard_bundles.iter().enumerate() {
+                line = line.replace(&format!("SHARD_{k}"), b);
+            }
+            if let Some((head, _)) = line.split_once("/MERGED_RUN") {
+                let bundles = dir.path().join(head.rsplit(' ').next().unwrap());
+                let mut runs = std::fs::read_dir(&bundles)
+                    .unwrap_or_else(|e| panic!("`{line}`: no merged bundle: {e}"));
+                let run = runs.next().unwrap().unwrap().file_name();
+                assert!(
+                    runs.next().is_none(),
+                    "`{line}`: more than the merged bundle"
+                );
+                line = line.replace("MERGED_RUN", &run.to_string_lossy());
+                with_bundle += 1;
+            }
             if let Some((head, _)) = line.split_once("/RUN_ID") {
                 let policy = head.rsplit('/').next().unwrap();
                 let run = std::fs::read_dir(dir.path().join("made").join(policy))
@@ -579,7 +626,7 @@ fn help_examples_are_whole_lines_and_run_as_written() {
         }
     }
     assert!(ran >= 20, "only {ran} examples ran");
-    assert_eq!(with_bundle, 4, "examples run on a bundle");
+    assert_eq!(with_bundle, 7, "examples run on a bundle");
 }
 
 /// The commands in the README and in `docs/*.md` run as written, in a copy

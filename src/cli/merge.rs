@@ -9,9 +9,10 @@ use crate::report::output::RunOutput;
 
 const AFTER_HELP: &str = "\
 Examples:
-  P=\"--policy policies/payments.yaml --policy policies/profiles/\"
-  vigil merge SHARD_0 SHARD_1 $P --trusted-key signer.pub.pem --signing-key signer.key.pem
-  vigil verify results/payments/MERGED_RUN --trusted-key signer.pub.pem
+  P=\"--policy policies/demo.yaml --policy policies/profiles/\" K=fixtures/keys/demo-signing
+  vigil run policies/demo.yaml policies/profiles/ --shard 0/2   # and --shard 1/2
+  vigil merge SHARD_0 SHARD_1 $P --trusted-key $K.pub.pem --signing-key $K.key.pem
+  vigil verify results/demo/MERGED_RUN --trusted-key $K.pub.pem
 
 Every shard bundle must verify, come from this policy (same digest) and the
 same plan, and the shards must be disjoint and complete. Shard files are

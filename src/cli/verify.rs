@@ -8,8 +8,10 @@ use crate::seal::verify::verify;
 
 const AFTER_HELP: &str = "\
 Examples:
-  vigil verify results/demo/RUN_ID --trusted-key fixtures/keys/demo-signing.pub.pem
-  vigil verify BUNDLE --trusted-key old.pub.pem --trusted-key new.pub.pem --identity auditor.key
+  K=fixtures/keys/demo-signing.pub.pem
+  vigil verify results/demo/RUN_ID --trusted-key $K
+  vigil verify results/demo/RUN_ID --trusted-key signer.pub.pem --trusted-key $K   # key rotation
+  vigil verify results/demo/RUN_ID --trusted-key $K --identity fixtures/keys/demo-age.key
 
 Exit 0 only when a trusted key signed the statement, every file it names is
 present with its digest, and nothing else is in the bundle; with --identity,
