@@ -184,17 +184,6 @@ async fn setup_namespace(
         ..Secret::default()
     };
     stamp(&mut anchor.metadata);
-    let create = |kind: Kind| {
-        format!(
-            "{} {ns}/{}",
-            kind.as_str(),
-            if kind == Kind::Secret {
-                ns_access.anchor.clone()
-            } else {
-                sa_name.clone()
-            }
-        )
-    };
     let rbac = async {
         if !per_run {
             return [None, None, None];
@@ -207,23 +196,10 @@ async fn setup_namespace(
                 Kind::ServiceAccount,
                 &ns,
                 sa_name,
-                || {
-                    audited(
-                        audit,
-                        "create",
-                        create(Kind::ServiceAccount),
-                        caller.create_service_account(&sa),
-                    )
-                }
+                || caller.create_service_account(&sa)
             ),
-            replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || {
-                audited(
-                    audit,
-                    "create",
-                    create(Kind::Role),
-                    caller.create_role(&role),
-                )
-            }),
+            replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || caller
+                .create_role(&role)),
             replacing_leftover(
                 stable,
                 caller,
@@ -231,14 +207,7 @@ async fn setup_namespace(
                 Kind::RoleBinding,
                 &ns,
                 sa_name,
-                || {
-                    audited(
-                        audit,
-                        "create",
-                        create(Kind::RoleBinding),
-                        caller.create_role_binding(&rb),
-                    )
-                }
+                || caller.create_role_binding(&rb)
             ),
         );
         [
@@ -256,14 +225,7 @@ async fn setup_namespace(
             Kind::Secret,
             &ns,
             &ns_access.anchor,
-            || {
-                audited(
-                    audit,
-                    "create",
-                    create(Kind::Secret),
-                    caller.create_secret(&anchor),
-                )
-            }
+            || caller.create_secret(&anchor)
         )
     );
     let mut created = Vec::new();
@@ -323,7 +285,7 @@ async fn setup_namespace(
     (ns, created, result)
 }
 
-/// Create an object; with stable names (in-cluster runs, one at a time per
+/// Create an object (audited); with stable names (in-cluster runs, one at a time per
 /// slot), a 409 means a leftover of a run interrupted before its cleanup
 /// (SIGKILL, a lost node): delete it and create again. Without stable
 /// names a 409 stays an error: names carry the run id and never collide.
@@ -340,6 +302,8 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClusterError>>,
 {
+    let what = format!("{} {ns}/{name}", kind.as_str());
+    let create = || audited(audit, "create", what.clone(), create());
     match create().await {
         Err(ClusterError::Api { code: 409, .. }) if stable => {
             audited(
