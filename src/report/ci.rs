@@ -243,8 +243,7 @@ pub fn junit(targets: &[TargetControls<'_>]) -> String {
 /// A markdown summary: the verdict, a table, and the failed and error
 /// controls of every target that has them.
 pub fn markdown(runs: &[ReportRun]) -> String {
-    // Table cells: no pipes or line breaks from target text.
-    let cell = |s: &str| crate::safeio::printable(s).replace('|', "\\|");
+    let cell = markdown_text;
     let mut out = String::new();
     for s in runs {
         let _ = writeln!(
@@ -264,7 +263,7 @@ pub fn markdown(runs: &[ReportRun]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {passed} | {failed} | {skipped} | {no_impact} | {error} | {}% | {verdict} |",
+                "| {} | {} | {} | {passed} | {failed} | {skipped} | {no_impact} | {error} | {}% | {verdict} |",
                 cell(&t.id),
                 t.approach,
                 t.evidence,
@@ -276,19 +275,43 @@ pub fn markdown(runs: &[ReportRun]) -> String {
             .iter()
             .filter(|t| !t.findings.is_empty() || t.error.is_some())
         {
-            let _ = writeln!(out, "\n### `{}`\n", cell(&t.id));
+            let _ = writeln!(out, "\n### {}\n", cell(&t.id));
             if let Some(e) = &t.error {
                 let _ = writeln!(out, "could not be scanned: {}\n", cell(e));
             }
             if !t.findings.is_empty() {
-                out.push_str("```text\n");
-                out.push_str(&render(&t.findings, 50));
-                out.push_str("```\n");
+                out.push_str(&markdown_fence(&render(&t.findings, 50)));
             }
         }
         out.push('\n');
     }
     out
+}
+
+/// Untrusted text (target ids, policy names, messages) as literal
+/// markdown: control characters made visible, and every ASCII punctuation
+/// character backslash-escaped (CommonMark allows it before any of them),
+/// so nothing in it can open a link, an image, HTML, emphasis or a table
+/// cell.
+fn markdown_text(s: &str) -> String {
+    let mut out = String::new();
+    for c in crate::safeio::printable(s).chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A fenced code block around untrusted text: the fence is longer than any
+/// run of backticks inside, so the text cannot close it (CommonMark: a
+/// closing fence is at least as long as the opening one).
+fn markdown_fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    format!("{fence}text\n{text}{newline}{fence}\n")
 }
 
 /// Where a control is defined: the profile file as given and the line of
@@ -479,6 +502,20 @@ mod tests {
             title: format!("title <{id}>"),
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn markdown_keeps_hostile_text_literal() {
+        let text = markdown_text("a|b ![x](http://e/) <img> `c` *d*\n");
+        assert_eq!(
+            text,
+            "a\\|b \\!\\[x\\]\\(http\\:\\/\\/e\\/\\) \\<img\\> \\`c\\` \\*d\\*\\\\u\\{a\\}"
+        );
+        let fenced = markdown_fence("x\n```\n# out\n``````\n");
+        let fence = "```````";
+        assert!(fenced.starts_with(&format!("{fence}text\n")), "{fenced}");
+        assert!(fenced.ends_with(&format!("\n{fence}\n")), "{fenced}");
+        assert_eq!(markdown_fence("y"), "```text\ny\n```\n");
     }
 
     #[test]
