@@ -288,11 +288,14 @@ fn auto_moves_shell_less_containers_to_debug_and_records_the_decision() {
     let names = |res: &str, verb: &str| -> Vec<String> {
         rules
             .iter()
-            .find(|r| r["resources"][0] == res && r["verbs"][0] == verb)
+            .find(|r| {
+                r["resources"][0] == res && r["verbs"].as_array().unwrap().iter().any(|v| v == verb)
+            })
             .map(|r| serde_json::from_value(r["resourceNames"].clone()).unwrap())
             .unwrap_or_default()
     };
     assert_eq!(names("pods/exec", "create"), ["noshell-0", "via-api"]);
+    assert_eq!(names("pods/exec", "get"), ["noshell-0", "via-api"]);
     for (res, verb) in [
         ("pods/ephemeralcontainers", "patch"),
         ("pods/log", "get"),

@@ -933,3 +933,86 @@ fn stable_names_replace_the_leftovers_of_an_interrupted_run() {
     );
     assert!(c.server.objects("secrets").is_empty());
 }
+
+/// Exec `true` in `ns/pod` as the bearer of `token`: the HTTP status the
+/// API server answered the upgrade with (101 when it was allowed).
+fn exec_status(c: &Cluster, token: &str, ns: &str, pod: &str) -> u16 {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&c.server.kubeconfig).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        config.auth_info.token = Some(token.to_string().into());
+        let client = kube::Client::try_from(config).unwrap();
+        let pods: Api<Pod> = Api::namespaced(client, ns);
+        let params = AttachParams::default().container("app").stderr(false);
+        match pods.exec(pod, ["true"], &params).await {
+            Ok(mut attached) => {
+                let _ = attached.take_status().unwrap().await;
+                101
+            }
+            Err(kube::Error::Api(status)) => status.code,
+            Err(e) => panic!("exec: {e:?}"),
+        }
+    })
+}
+
+/// A WebSocket exec is an HTTP GET upgrade: the API server authorizes it as
+/// `get` on `pods/exec`, and from 1.35 as `create` too. A Role with only
+/// `create` (what vigil granted before) is refused on every version.
+#[test]
+fn websocket_exec_needs_get_and_from_1_35_create_on_pods_exec() {
+    let Some(c) = cluster(false) else { return };
+    let mut statuses = Vec::new();
+    for (sa, verbs) in [
+        ("only-create", json!(["create"])),
+        ("only-get", json!(["get"])),
+        ("both", json!(["get", "create"])),
+    ] {
+        let meta = json!({"name": sa, "namespace": "team-a"});
+        c.server
+            .insert("serviceaccounts", json!({"metadata": meta}));
+        c.server.insert(
+            "roles",
+            json!({"metadata": meta, "rules": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs, "resourceNames": ["web-0"]}]}),
+        );
+        c.server.insert(
+            "rolebindings",
+            json!({"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa}, "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": "team-a"}]}),
+        );
+        let token = c.server.issue_token("team-a", sa);
+        for minor in [34, 35] {
+            c.server.set_kubernetes_minor(minor);
+            statuses.push((sa, minor, exec_status(&c, &token, "team-a", "web-0")));
+        }
+        // Pinned by name: another pod is refused.
+        assert_eq!(exec_status(&c, &token, "team-a", "web-1"), 403);
+    }
+    assert_eq!(
+        statuses,
+        [
+            ("only-create", 34, 403),
+            ("only-create", 35, 403),
+            ("only-get", 34, 101),
+            ("only-get", 35, 403),
+            ("both", 34, 101),
+            ("both", 35, 101),
+        ]
+    );
+    // vigil's own per-run Roles work on both versions.
+    for minor in [34, 35] {
+        c.server.set_kubernetes_minor(minor);
+        let run = run_vigil(&c, &[]);
+        assert!(matches!(run.code, 0 | 1), "1.{minor}: {}", run.stderr);
+        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+        for t in summary[0]["targets"].as_array().unwrap() {
+            assert_eq!(t["status"], "scanned", "1.{minor}: {t}");
+        }
+    }
+}

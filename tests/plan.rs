@@ -283,6 +283,7 @@ fn rendered_rbac_is_exact_and_pinned() {
                 let allowed = [
                     ("pods", "get"),
                     ("pods", "watch"),
+                    ("pods/exec", "get"),
                     ("pods/exec", "create"),
                     ("pods/ephemeralcontainers", "patch"),
                     ("pods/log", "get"),
@@ -314,7 +315,7 @@ fn payments_rules_match_the_approaches() {
         .map(|r| {
             (
                 r.resources.as_ref().unwrap()[0].clone(),
-                r.verbs[0].clone(),
+                r.verbs.join(","),
                 r.resource_names.clone().unwrap(),
             )
         })
@@ -334,14 +335,15 @@ fn payments_rules_match_the_approaches() {
         vec![
             // auto: the api pods may turn out shell-less, so they get the
             // debug rights too; the distroless workers need no exec.
-            ("pods".into(), "get".into(), all.clone()),
-            ("pods".into(), "watch".into(), all.clone()),
+            ("pods".into(), "get,watch".into(), all.clone()),
             (
                 "pods/ephemeralcontainers".into(),
                 "patch".into(),
                 all.clone()
             ),
-            ("pods/exec".into(), "create".into(), api),
+            // A WebSocket exec is authorized as `get`, and from 1.35 as
+            // `create` too.
+            ("pods/exec".into(), "get,create".into(), api),
             ("pods/log".into(), "get".into(), all),
         ]
     );

@@ -6,9 +6,14 @@
 //!
 //! | approach | rules |
 //! |---|---|
-//! | api, sidecar | `get pods`, `create pods/exec` |
+//! | api, sidecar | `get pods`, `get`+`create pods/exec` |
 //! | debug | `get`/`watch pods`, `patch pods/ephemeralcontainers`, `get pods/log` |
 //! | auto | both of the above (the run decides per target) |
+//!
+//! Exec needs both verbs on `pods/exec`: a WebSocket exec is an HTTP GET
+//! upgrade, authorized as `get`, and from Kubernetes 1.35 also as `create`
+//! (feature gate `AuthorizePodWebsocketUpgradeCreatePermission`,
+//! kubernetes/kubernetes#134577).
 //!
 //! No rule ever uses `*`, and no rule is left unpinned: upstream tools grant
 //! exec on every pod of a namespace; vigil grants it on the planned pods only.
@@ -92,7 +97,11 @@ pub fn anchor_name(policy: &ScanPolicy, sa_name: &str, name_key: &str) -> String
 /// (resource, verb) pairs an approach needs on the pod it scans.
 pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] {
     match approach {
-        Approach::Api | Approach::Sidecar => &[("pods", "get"), ("pods/exec", "create")],
+        Approach::Api | Approach::Sidecar => &[
+            ("pods", "get"),
+            ("pods/exec", "get"),
+            ("pods/exec", "create"),
+        ],
         Approach::Debug => &[
             ("pods", "get"),
             ("pods", "watch"),
@@ -101,6 +110,7 @@ pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] 
         ],
         Approach::Auto => &[
             ("pods", "get"),
+            ("pods/exec", "get"),
             ("pods/exec", "create"),
             ("pods", "watch"),
             ("pods/ephemeralcontainers", "patch"),
@@ -165,15 +175,23 @@ pub fn build(
                 automount_service_account_token: Some(false),
                 ..ServiceAccount::default()
             };
+            // One rule per resource and pod set, with its verbs.
+            let mut merged: BTreeMap<(&str, BTreeSet<String>), Vec<String>> = BTreeMap::new();
+            for ((resource, verb), pods) in rules {
+                merged
+                    .entry((resource, pods))
+                    .or_default()
+                    .push(verb.to_string());
+            }
             let role = Role {
                 metadata: meta.clone(),
                 rules: Some(
-                    rules
+                    merged
                         .into_iter()
-                        .map(|((resource, verb), pods)| PolicyRule {
+                        .map(|((resource, pods), verbs)| PolicyRule {
                             api_groups: Some(vec![String::new()]),
                             resources: Some(vec![resource.to_string()]),
-                            verbs: vec![verb.to_string()],
+                            verbs,
                             resource_names: Some(pods.into_iter().collect()),
                             ..PolicyRule::default()
                         })

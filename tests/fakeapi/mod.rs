@@ -140,6 +140,9 @@ struct State {
     changes: Option<tokio::sync::watch::Sender<u64>>,
     /// Where constructed proc trees live.
     dir: PathBuf,
+    /// The emulated Kubernetes minor version (1.N): from 1.35 a WebSocket
+    /// exec needs `create` on `pods/exec` as well as `get`.
+    minor: u32,
 }
 
 impl State {
@@ -234,6 +237,7 @@ impl FakeApiServer {
             version: 1,
             changes: Some(tokio::sync::watch::channel(1).0),
             dir: dir.to_path_buf(),
+            minor: 35,
             ..State::default()
         };
         for mut p in pods {
@@ -291,6 +295,27 @@ impl FakeApiServer {
             _runtime: None,
             _dir: dir.to_path_buf(),
         }
+    }
+
+    /// Emulate Kubernetes 1.`minor` where versions differ (default 1.35).
+    pub fn set_kubernetes_minor(&self, minor: u32) {
+        self.state.lock().unwrap().minor = minor;
+    }
+
+    /// A token for ServiceAccount `ns/sa`, valid for an hour, as if a
+    /// TokenRequest had returned it (for tests that call the API themselves).
+    pub fn issue_token(&self, ns: &str, sa: &str) -> String {
+        let token = format!("fake-sa-token-{}", uuid::Uuid::new_v4().simple());
+        self.state.lock().unwrap().tokens.insert(
+            token.clone(),
+            IssuedToken {
+                namespace: ns.into(),
+                service_account: sa.into(),
+                expires: Instant::now() + Duration::from_secs(3600),
+                anchor_uid: None,
+            },
+        );
+        token
     }
 
     /// Store an object as if someone created it (e.g. a leftover of a killed run).
@@ -717,7 +742,9 @@ async fn route(
         .find(|(k, _)| k == "fieldSelector")
         .and_then(|(_, v)| v.strip_prefix("metadata.name=").map(str::to_string));
     let verb = match (req.method(), &name, &sub) {
-        (&Method::GET, _, Some(s)) if s == "exec" => "create",
+        // A WebSocket exec is an HTTP GET upgrade, which the request-info
+        // resolver maps to `get` (apiserver endpoints/request/requestinfo.go).
+        (&Method::GET, _, Some(s)) if s == "exec" => "get",
         (&Method::GET, None, _) if watching => "watch",
         (&Method::GET, Some(_), _) => "get",
         (&Method::GET, None, _) => "list",
@@ -726,19 +753,32 @@ async fn route(
         (&Method::PATCH, _, _) => "patch",
         _ => return respond(405, &status(405, "MethodNotAllowed", "method not allowed")),
     };
-    let allowed = authorize(
-        &st.lock().unwrap(),
-        identity,
-        &ns,
-        group,
-        &rbac_resource,
-        verb,
-        name.as_deref().or(field_name.as_deref()),
-    );
-    if !allowed {
-        let msg =
-            format!("{identity} cannot {verb} resource \"{rbac_resource}\" in namespace \"{ns}\"");
-        return respond(403, &status(403, "Forbidden", &msg));
+    // From 1.35 (AuthorizePodWebsocketUpgradeCreatePermission, beta and on
+    // by default; kubernetes/kubernetes#134577) the upgrade is checked for
+    // `create` too, as a SPDY POST always was.
+    let websocket_create =
+        verb == "get" && sub.as_deref() == Some("exec") && st.lock().unwrap().minor >= 35;
+    let verbs: &[&str] = if websocket_create {
+        &["get", "create"]
+    } else {
+        std::slice::from_ref(&verb)
+    };
+    for verb in verbs {
+        let allowed = authorize(
+            &st.lock().unwrap(),
+            identity,
+            &ns,
+            group,
+            &rbac_resource,
+            verb,
+            name.as_deref().or(field_name.as_deref()),
+        );
+        if !allowed {
+            let msg = format!(
+                "{identity} cannot {verb} resource \"{rbac_resource}\" in namespace \"{ns}\""
+            );
+            return respond(403, &status(403, "Forbidden", &msg));
+        }
     }
     if sub.as_deref() == Some("exec") && resource == "pods" {
         // Decide under the lock, act after it (the guard must not live across an await).
