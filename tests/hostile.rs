@@ -71,7 +71,7 @@ fn live_root_pseudo_filesystems_are_never_evidence() {
             assert!(why.contains("pseudo filesystem"), "{path}: {f:?}");
         }
         for d in ["/proc/self", "/sys/kernel"] {
-            assert!(facts.dirs.get(d).is_none(), "{d} listed");
+            assert!(!facts.dirs.contains_key(d), "{d} listed");
             assert!(facts.dir_errors[d].contains("pseudo filesystem"));
         }
         let root_walk = &facts.walks["/"];
@@ -151,7 +151,7 @@ fn unreadable_evidence_is_an_error_never_a_pass() {
         (
             "mode 000",
             |p, _| {
-                std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0))
+                std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o000))
                     .unwrap();
             },
             true,
@@ -177,7 +177,7 @@ fn unreadable_evidence_is_an_error_never_a_pass() {
             // "unreadable", not "absent".
             std::fs::set_permissions(
                 root.join("etc/os-release"),
-                std::os::unix::fs::PermissionsExt::from_mode(0),
+                std::os::unix::fs::PermissionsExt::from_mode(0o000),
             )
             .unwrap();
             let mut cmd = Command::new("setpriv");

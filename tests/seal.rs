@@ -624,7 +624,7 @@ fn hidden_files_fail_verification() {
     std::fs::write(b1.join("hidden/extra"), "added").unwrap();
     std::fs::set_permissions(
         b1.join("hidden"),
-        std::os::unix::fs::PermissionsExt::from_mode(0),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .unwrap();
     let run: Run = if crate::util::is_root() {

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args
         .threshold
         .as_ref()
-        .map(super::run::read_threshold)
+        .map(|p| super::run::read_threshold(p))
         .transpose()?;
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--name")?;
     let policy = &set.policies[index];

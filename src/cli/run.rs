@@ -83,7 +83,7 @@ enum Format {
 const MAX_THRESHOLD_BYTES: u64 = 1024 * 1024;
 
 /// Read a SAF threshold file.
-pub fn read_threshold(path: &PathBuf) -> anyhow::Result<Threshold> {
+pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
     let text = crate::safeio::read_to_string(path, MAX_THRESHOLD_BYTES, "threshold file")
         .map_err(|e| InvalidInput(e.to_string()))?;
     let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
@@ -391,7 +391,7 @@ pub(super) fn load_signer(
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let threshold = args.threshold.as_ref().map(read_threshold).transpose()?;
+    let threshold = args.threshold.as_ref().map(|p| read_threshold(p)).transpose()?;
     // One run id for this invocation: it names the per-run access objects
     // (planned below), the bundles and the audit log, so concurrent runs —
     // shards of one plan included — never collide.
