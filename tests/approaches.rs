@@ -19,17 +19,18 @@ fn id(n: u8) -> String {
     format!("containerd://{}", format!("{n:02x}").repeat(32))
 }
 
-/// A pod with one `app` container (uid 1000) and, when `sidecar`, the
+/// A pod with one `app` container (uid and gid 1000) and, when `sidecar`, the
 /// vigil scanner sidecar with a shared process namespace.
 fn pod(name: &str, image: &str, n: u8, sidecar: bool) -> Value {
     let mut containers = vec![
-        json!({"name": "app", "image": image, "command": ["app-server", "--port", "8080"], "securityContext": {"runAsUser": 1000}}),
+        json!({"name": "app", "image": image, "command": ["app-server", "--port", "8080"], "securityContext": {"runAsUser": 1000, "runAsGroup": 1000}}),
     ];
     let mut statuses = vec![
         json!({"name": "app", "ready": true, "restartCount": 0, "image": image, "imageID": "", "containerID": id(n), "state": {"running": {}}}),
     ];
     if sidecar {
-        containers.push(json!({"name": "vigil-scanner", "image": SCANNER}));
+        // As `vigil render sidecar --run-as-user 1000` adds it.
+        containers.push(json!({"name": "vigil-scanner", "image": SCANNER, "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "capabilities": {"drop": ["ALL"]}}}));
         statuses.push(json!({"name": "vigil-scanner", "ready": true, "restartCount": 0, "image": SCANNER, "imageID": "", "containerID": id(n + 100), "state": {"running": {}}}));
     }
     json!({
@@ -707,5 +708,193 @@ fn missing_tools_in_a_container_make_errors_never_passes() {
     assert!(
         full.values().filter(|s| *s == "passed").count() > 15,
         "{full:?}"
+    );
+}
+
+/// A pod in `mixed` on the debian-like root, its `app` container with
+/// `security` as securityContext, `user` as the kubelet's
+/// `status.containerStatuses[].user`, and `shared` as shareProcessNamespace.
+fn add_pod(s: &Setup, name: &str, n: u8, security: Value, user: Value, shared: bool) {
+    let mut p = pod(name, "registry.example/web:1", n, false);
+    p["spec"]["containers"][0]["securityContext"] = security;
+    p["spec"]["shareProcessNamespace"] = json!(shared);
+    if !user.is_null() {
+        p["status"]["containerStatuses"][0]["user"] = user;
+    }
+    p["metadata"]["resourceVersion"] = json!("1");
+    s.server.insert("pods", p);
+    s.server.set_rootfs("mixed", name, &s.debian);
+}
+
+/// The kernel lets the probe read the target's `/proc/<pid>/root` only with
+/// the same uid and gid and at least the target's capabilities: the test
+/// server enforces that check, and models `pause` as PID 1 of a pod with a
+/// shared process namespace. vigil's ephemeral container runs as its
+/// target (ids from the kubelet's status, else the spec), mirrors a root
+/// target's capabilities, finds the target by container ID, and says so
+/// plainly when the ids are unknown.
+#[test]
+fn the_debug_probe_runs_as_its_target_and_finds_it_by_container_id() {
+    let Some(s) = setup() else { return };
+    let root = json!({"linux": {"uid": 0, "gid": 0, "supplementalGroups": [0]}});
+    add_pod(&s, "root-reported", 11, Value::Null, root.clone(), false);
+    add_pod(
+        &s,
+        "root-narrow",
+        12,
+        json!({"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}),
+        root,
+        false,
+    );
+    add_pod(&s, "unknown-ids", 13, Value::Null, Value::Null, false);
+    add_pod(
+        &s,
+        "shared-pid",
+        14,
+        json!({"runAsUser": 1000, "runAsGroup": 1000}),
+        Value::Null,
+        true,
+    );
+
+    // The test server's kernel: the wrong gid, or a root target's
+    // capabilities missing, is EACCES; pause is PID 1 in a shared pod.
+    let probe = |pid_args: &[&str], sc: Value| -> Value {
+        let mut command = vec!["/usr/local/bin/vigil", "probe"];
+        command.extend_from_slice(pid_args);
+        command.extend(["--request-json", r#"{"nonce":"n","max_file_bytes":4096,"stat":["/etc/os-release"],"read":[],"read_dirs":[],"walks":[],"processes":false,"commands":[]}"#]);
+        json!({"name": format!("check-{}", uuid::Uuid::new_v4().simple()), "image": SCANNER, "targetContainerName": "app", "command": command, "securityContext": sc})
+    };
+    let app_id = |n: u8| format!("{n:02x}").repeat(32);
+    let cases = [
+        (
+            "via-debug",
+            vec!["--pid", "1"],
+            json!({"runAsUser": 1000, "runAsGroup": 1000, "capabilities": {"drop": ["ALL"]}}),
+            true,
+        ),
+        (
+            "via-debug",
+            vec!["--pid", "1"],
+            json!({"runAsUser": 1000, "capabilities": {"drop": ["ALL"]}}),
+            false,
+        ),
+        (
+            "root-reported",
+            vec!["--pid", "1"],
+            json!({"runAsUser": 0, "runAsGroup": 0, "capabilities": {"drop": ["ALL"]}}),
+            false,
+        ),
+        (
+            "root-reported",
+            vec!["--pid", "1"],
+            json!({"runAsUser": 0, "runAsGroup": 0}),
+            true,
+        ),
+    ];
+    for (pod, args, sc, readable) in cases {
+        let (code, log) = s
+            .server
+            .run_ephemeral_container("mixed", pod, probe(&args, sc.clone()));
+        assert_eq!(code == 0, readable, "{pod} {sc}: exit {code}: {log}");
+        if !readable {
+            assert!(log.contains("ermission denied"), "{pod} {sc}: {log}");
+        }
+    }
+    let shared_sc =
+        json!({"runAsUser": 1000, "runAsGroup": 1000, "capabilities": {"drop": ["ALL"]}});
+    let (_, pause) = s.server.run_ephemeral_container(
+        "mixed",
+        "shared-pid",
+        probe(&["--pid", "1"], shared_sc.clone()),
+    );
+    let by_id = app_id(14);
+    let (code, app) = s.server.run_ephemeral_container(
+        "mixed",
+        "shared-pid",
+        probe(&["--container-id", &by_id], shared_sc),
+    );
+    assert_eq!(code, 0, "{app}");
+    assert!(
+        !pause.contains("\"lstat\"") && app.contains("\"lstat\""),
+        "PID 1 is pause:\n{pause}\nthe app:\n{app}"
+    );
+
+    // A sidecar rendered with the uid but not the gid of its targets.
+    let mut p = pod("sidecar-gid", "registry.example/web:1", 15, true);
+    p["spec"]["containers"][1]["securityContext"] = json!({"runAsUser": 1000});
+    p["metadata"]["resourceVersion"] = json!("1");
+    s.server.insert("pods", p);
+    s.server.set_rootfs("mixed", "sidecar-gid", &s.debian);
+
+    // vigil's debug scans.
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [root-reported, root-narrow, unknown-ids, shared-pid], approach: debug}\n    - {namespace: mixed, pods: [sidecar-gid], approach: sidecar}\n",
+    );
+    let out: crate::util::Run = crate::util::run_cmd(
+        s.dir.path(),
+        &s.server.kubeconfig,
+        &["profile.yaml", "--unsigned"],
+    )
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(out.code, 3, "a target could not be scanned: {}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    for id in ["root-reported", "root-narrow", "shared-pid"] {
+        let t = target(&summary, &format!("mixed/{id}/app"));
+        assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+        assert_eq!(t["counts"]["error"], 0, "{t}");
+    }
+    let unknown = target(&summary, "mixed/unknown-ids/app");
+    let err = unknown["error"].as_str().unwrap_or_default();
+    assert!(
+        unknown["status"] != "scanned" && err.contains("uid and gid") && err.contains("runAsGroup"),
+        "{unknown}"
+    );
+    let sidecar = target(&summary, "mixed/sidecar-gid/app");
+    let err = sidecar["error"].as_str().unwrap_or_default();
+    assert!(
+        sidecar["status"] != "scanned"
+            && err.contains("permission denied")
+            && err.contains("uid and gid"),
+        "{sidecar}"
+    );
+    // Each ran as its target, with a root target's own capabilities.
+    let sc = |pod: &str| {
+        s.server.pod("mixed", pod).unwrap()["spec"]["ephemeralContainers"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["securityContext"]
+            .clone()
+    };
+    assert_eq!(
+        (
+            sc("root-reported")["runAsUser"].clone(),
+            sc("root-reported")["runAsGroup"].clone()
+        ),
+        (json!(0), json!(0))
+    );
+    assert!(
+        sc("root-reported")["capabilities"].is_null(),
+        "{}",
+        sc("root-reported")
+    );
+    assert_eq!(
+        sc("root-narrow")["capabilities"],
+        json!({"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]})
+    );
+    assert_eq!(
+        (
+            sc("shared-pid")["runAsUser"].clone(),
+            sc("shared-pid")["runAsGroup"].clone()
+        ),
+        (json!(1000), json!(1000))
+    );
+    assert_eq!(sc("shared-pid")["capabilities"]["drop"], json!(["ALL"]));
+    assert!(
+        s.server.pod("mixed", "unknown-ids").unwrap()["spec"]["ephemeralContainers"].is_null(),
+        "no container that could not read its target"
     );
 }

@@ -343,7 +343,7 @@ fn payments_rules_match_the_approaches() {
             ),
             // A WebSocket exec is authorized as `get`, and from 1.35 as
             // `create` too.
-            ("pods/exec".into(), "get,create".into(), api),
+            ("pods/exec".into(), "create,get".into(), api),
             ("pods/log".into(), "get".into(), all),
         ]
     );
@@ -419,6 +419,11 @@ fn rendered_sidecar_patch_is_hardened_and_takes_the_policy_settings() {
     );
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.run_as_user, Some(101));
+    assert_eq!(
+        sc.run_as_group,
+        Some(101),
+        "the gid defaults to the uid's number"
+    );
     assert_eq!(sc.run_as_non_root, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));

@@ -1,13 +1,28 @@
-//! The debug approach: add an ephemeral container running `vigil probe --pid
-//! 1` to the target's pod, targeting the container (so it shares its PID
-//! namespace and PID 1 is the target's entrypoint), wait for it to
-//! terminate, and read the framed facts from its log.
+//! The debug approach: add an ephemeral container running `vigil probe
+//! --container-id ID` to the target's pod, targeting the container, wait
+//! for it to terminate, and read the framed facts from its log.
 //!
-//! The ephemeral container runs with a strict securityContext: the target's
-//! uid when the pod spec tells it (reading `/proc/1/root` of a process with
-//! the same uid needs no capability), `runAsNonRoot` unless that uid is 0,
-//! no privilege escalation, every capability dropped, a read-only root
-//! filesystem and the RuntimeDefault seccomp profile.
+//! The probe finds the target by its container ID, never as PID 1: in a pod
+//! with `shareProcessNamespace: true` an ephemeral container joins the
+//! pod's PID namespace, where PID 1 is the `pause` container.
+//!
+//! Linux lets one process read another's `/proc/<pid>/root` only if it
+//! passes the ptrace access check (`__ptrace_may_access` in
+//! `kernel/ptrace.c`): the same uid *and* gid, and — `cap_ptrace_access_check`
+//! in `security/commoncap.c` — the target's permitted capabilities a subset
+//! of its own; or `CAP_SYS_PTRACE`, which vigil never asks for. So the
+//! ephemeral container runs as exactly the target's uid and gid (from the
+//! kubelet's `status.containerStatuses[].user.linux`, else the pod spec's
+//! `runAsUser`/`runAsGroup`); when they are unknown the scan is an error
+//! result that says so, not a container that cannot read its target. A
+//! non-root target has no permitted capabilities after exec, so the probe
+//! drops them all; a root target keeps its capability set (the runtime
+//! default, or what its spec adds and drops), and the probe mirrors it —
+//! never more than the target already holds.
+//!
+//! Otherwise the ephemeral container is strict: `runAsNonRoot` unless the
+//! uid is 0, no privilege escalation, a read-only root filesystem and the
+//! RuntimeDefault seccomp profile.
 //!
 //! Two limits of Kubernetes itself, said plainly:
 //! - an ephemeral container can never be removed from a pod; it stays as a
@@ -24,7 +39,8 @@ use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, SecurityContext};
 use super::{
     GatherError, MAX_OUTPUT, Scan, decode_encrypted_probe_output, probe_command, random_nonce,
 };
-use crate::facts::{FactRequest, Facts};
+use crate::facts::{FactRequest, Facts, procfs};
+use crate::plan::PlannedTarget;
 use crate::policy::model::ScannerSpec;
 
 /// Waiting reasons that mean the container will not start by itself.
@@ -43,40 +59,58 @@ pub fn container_name(scan_id: &str) -> String {
     format!("vigil-{}", &hex[hex.len().saturating_sub(12)..]).to_ascii_lowercase()
 }
 
-/// The hardened ephemeral container for one scan. The probe encrypts its
-/// output to `recipient`, the scan's one-time key: the container's log —
-/// kept by the kubelet for the pod's lifetime, readable with `get
-/// pods/log` and shipped by node log collectors — holds only ciphertext.
+/// The identity and capabilities the probe needs to read the target's
+/// root (see the module doc), or why they cannot be known.
+pub fn scanner_security_context(target: &PlannedTarget) -> Result<SecurityContext, String> {
+    let container = target.container.as_deref().unwrap_or_default();
+    let (Some(uid), Some(gid)) = (target.run_as_user, target.run_as_group) else {
+        return Err(format!(
+            "the debug approach needs the uid and gid that {container} runs as: Linux lets the probe read another container's /proc/PID/root only with the same uid and gid (the ptrace access check), and neither the pod status (status.containerStatuses[].user, Kubernetes 1.31+) nor the pod spec (runAsUser and runAsGroup) tells them; set both in the container's securityContext, or scan it with the api or sidecar approach"
+        ));
+    };
+    let mut sc = crate::plan::manifests::hardened_security_context(uid);
+    sc.run_as_group = Some(gid);
+    if uid == 0 {
+        // A root target's permitted set is its bounding set: the runtime
+        // default adjusted by its spec. Hold the same, no more.
+        sc.capabilities = target.capabilities.clone();
+    }
+    Ok(sc)
+}
+
+/// The ephemeral container for one scan. The probe encrypts its output to
+/// `recipient`, the scan's one-time key: the container's log — kept by the
+/// kubelet for the pod's lifetime, readable with `get pods/log` and shipped
+/// by node log collectors — holds only ciphertext.
 pub fn ephemeral_container(
     name: &str,
-    target_container: &str,
-    run_as_user: Option<i64>,
+    target: &PlannedTarget,
     spec: &ScannerSpec,
     req: &FactRequest,
     recipient: &age::x25519::Recipient,
-) -> EphemeralContainer {
+) -> Result<EphemeralContainer, String> {
+    let container = target.container.as_deref().unwrap_or_default();
+    let id = target
+        .container_id
+        .as_deref()
+        .map(procfs::bare_container_id)
+        .ok_or_else(|| {
+            format!("the pod status gives no containerID for {container} (is it running?); the debug probe finds its target by that ID")
+        })?;
     let recipient = recipient.to_string();
-    EphemeralContainer {
+    Ok(EphemeralContainer {
         name: name.to_string(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        target_container_name: Some(target_container.to_string()),
+        target_container_name: Some(container.to_string()),
         command: Some(probe_command(
-            &["--pid", "1", "--recipient", &recipient],
+            &["--container-id", id, "--recipient", &recipient],
             req,
         )),
         termination_message_policy: Some("File".into()),
-        security_context: Some(match run_as_user {
-            Some(uid) => crate::plan::manifests::hardened_security_context(uid),
-            None => SecurityContext {
-                run_as_user: None,
-                // The image's own non-root user (65532 in vigil's image).
-                run_as_non_root: Some(true),
-                ..crate::plan::manifests::hardened_security_context(65532)
-            },
-        }),
+        security_context: Some(scanner_security_context(target)?),
         ..EphemeralContainer::default()
-    }
+    })
 }
 
 /// How the ephemeral container ended: its exit code, or why it never ran.
@@ -121,14 +155,7 @@ pub async fn gather(
     };
     // A one-time key for this scan's output, in memory only.
     let identity = age::x25519::Identity::generate();
-    let ec = ephemeral_container(
-        &name,
-        container,
-        scan.target.run_as_user,
-        spec,
-        &req,
-        &identity.to_public(),
-    );
+    let ec = ephemeral_container(&name, scan.target, spec, &req, &identity.to_public())?;
     let patched = scan
         .audited(
             "patch",
@@ -170,6 +197,7 @@ pub async fn gather(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Capabilities;
 
     #[test]
     fn names_come_from_the_random_tail_of_the_scan_id() {
@@ -178,37 +206,95 @@ mod tests {
         assert!(a.len() <= 63);
     }
 
+    fn target(uid: Option<i64>, gid: Option<i64>, caps: Option<Capabilities>) -> PlannedTarget {
+        PlannedTarget {
+            id: "ns/p/app".into(),
+            approach: crate::policy::model::Approach::Debug,
+            reason: String::new(),
+            profiles: vec![],
+            cluster: None,
+            namespace: Some("ns".into()),
+            pod: Some("p".into()),
+            container: Some("app".into()),
+            node: None,
+            image: None,
+            run_as_user: uid,
+            run_as_group: gid,
+            capabilities: caps,
+            container_id: Some("containerd://4f1c2a9be0d3".into()),
+            sidecar: None,
+            rootfs: None,
+        }
+    }
+
     #[test]
-    fn the_container_is_hardened_and_targets_the_container() {
+    fn the_container_runs_as_the_target_and_finds_it_by_container_id() {
         let spec = ScannerSpec {
             image: "registry.example/vigil@sha256:00".into(),
             resources: Default::default(),
         };
         let req = FactRequest::default();
         let key = age::x25519::Identity::generate().to_public();
-        let ec = ephemeral_container("vigil-x", "app", Some(1000), &spec, &req, &key);
+        let ec = ephemeral_container(
+            "vigil-x",
+            &target(Some(1000), Some(3000), None),
+            &spec,
+            &req,
+            &key,
+        )
+        .unwrap();
         assert_eq!(ec.target_container_name.as_deref(), Some("app"));
         assert!(ec.resources.is_none(), "the API refuses resources here");
         let sc = ec.security_context.unwrap();
-        assert_eq!(sc.run_as_user, Some(1000));
+        assert_eq!((sc.run_as_user, sc.run_as_group), (Some(1000), Some(3000)));
         assert_eq!(sc.run_as_non_root, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
         assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
-        let root = ephemeral_container("vigil-x", "app", Some(0), &spec, &req, &key);
-        assert_eq!(root.security_context.unwrap().run_as_non_root, Some(false));
         let cmd = ec.command.unwrap();
         assert_eq!(
             &cmd[..6],
             &[
                 super::super::PROBE_BINARY,
                 "probe",
-                "--pid",
-                "1",
+                "--container-id",
+                "4f1c2a9be0d3",
                 "--recipient",
                 &key.to_string()
             ]
         );
+        // Root: the target's own capability set, no more.
+        let caps = Capabilities {
+            add: Some(vec!["NET_ADMIN".into()]),
+            drop: Some(vec!["MKNOD".into()]),
+        };
+        let root = ephemeral_container(
+            "vigil-x",
+            &target(Some(0), Some(0), Some(caps.clone())),
+            &spec,
+            &req,
+            &key,
+        )
+        .unwrap()
+        .security_context
+        .unwrap();
+        assert_eq!(root.run_as_non_root, Some(false));
+        assert_eq!(root.capabilities, Some(caps));
+        let default = scanner_security_context(&target(Some(0), Some(0), None)).unwrap();
+        assert_eq!(
+            default.capabilities, None,
+            "the runtime default, as the target"
+        );
+        // Unknown ids, or no container ID: an error that says which.
+        for (uid, gid) in [(None, None), (Some(1000), None), (None, Some(1000))] {
+            let e = ephemeral_container("vigil-x", &target(uid, gid, None), &spec, &req, &key)
+                .unwrap_err();
+            assert!(e.contains("uid and gid") && e.contains("runAsGroup"), "{e}");
+        }
+        let mut no_id = target(Some(1), Some(1), None);
+        no_id.container_id = None;
+        let e = ephemeral_container("vigil-x", &no_id, &spec, &req, &key).unwrap_err();
+        assert!(e.contains("containerID"), "{e}");
     }
 }

@@ -139,8 +139,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             (None, None, None) => unreachable!("clap requires one target"),
         };
     let mut facts = rootfs::collect(&root, &req).map_err(|e| {
+        // The kernel's ptrace access check on /proc/<pid>/root.
+        let hint = if pids.is_some() && e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (the probe may read another process's root only as its uid and gid, holding at least its capabilities)"
+        } else {
+            ""
+        };
         anyhow::anyhow!(
-            "cannot open root {}: {}",
+            "cannot open root {}: {}{hint}",
             root.display(),
             crate::safeio::io_reason(&e)
         )

@@ -85,8 +85,9 @@ Examples:
   kubectl patch deployment web --patch-file patch.yaml
   vigil render sidecar policies/shop.yaml --workload deployment/web > kustomize-patch.yaml
 
-The sidecar must run as the uid of the containers it scans (--run-as-user):
-reading another process's /proc/<pid>/root needs the same uid or
+The sidecar must run as the uid and gid of the containers it scans
+(--run-as-user, --run-as-group): reading another process's /proc/<pid>/root
+needs the same uid and gid (and, for root, at least its capabilities) or
 CAP_SYS_PTRACE, which vigil never asks for. Changing a pod template
 restarts the workload's pods.";
 
@@ -251,9 +252,14 @@ pub struct SidecarArgs {
     /// The scanner image, pinned by digest (default: the policy's spec.sidecar.image).
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
-    /// The uid the sidecar runs as: the uid of the containers it scans.
+    /// The uid the sidecar runs as: the uid of the containers it scans
+    /// (Linux lets it read their roots only as their uid and gid).
     #[arg(long, value_name = "UID", default_value_t = 65532)]
     run_as_user: i64,
+    /// The gid the sidecar runs as: the gid of the containers it scans
+    /// (default: the same number as --run-as-user).
+    #[arg(long, value_name = "GID")]
+    run_as_group: Option<i64>,
     /// Make a kustomize patch for this workload: KIND/NAME, e.g. deployment/web.
     #[arg(long, value_name = "KIND/NAME")]
     workload: Option<String>,
@@ -297,8 +303,11 @@ fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
             "image {image:?} is not pinned by digest; use NAME@sha256:<64 hex digits>"
         )));
     }
-    if args.run_as_user < 0 {
-        return Err(invalid("--run-as-user must be 0 or more".into()));
+    let run_as_group = args.run_as_group.unwrap_or(args.run_as_user);
+    if args.run_as_user < 0 || run_as_group < 0 {
+        return Err(invalid(
+            "--run-as-user and --run-as-group must be 0 or more".into(),
+        ));
     }
     let workload = match &args.workload {
         None => None,
@@ -323,7 +332,7 @@ fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
     let patch = crate::plan::manifests::sidecar_patch(
         &container,
         &image,
-        args.run_as_user,
+        (args.run_as_user, run_as_group),
         &resources,
         workload,
     );

@@ -391,7 +391,11 @@ pub(super) fn load_signer(
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let threshold = args.threshold.as_ref().map(|p| read_threshold(p)).transpose()?;
+    let threshold = args
+        .threshold
+        .as_ref()
+        .map(|p| read_threshold(p))
+        .transpose()?;
     // One run id for this invocation: it names the per-run access objects
     // (planned below), the bundles and the audit log, so concurrent runs —
     // shards of one plan included — never collide.

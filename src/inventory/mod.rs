@@ -39,8 +39,17 @@ pub struct ContainerInfo {
     pub image: String,
     /// App, init or ephemeral.
     pub kind: ContainerKind,
+    /// The uid its processes run as: what the kubelet reports in
+    /// `status.containerStatuses[].user.linux` (Kubernetes 1.31+), else
     /// `runAsUser` from the container's or the pod's securityContext.
     pub run_as_user: Option<i64>,
+    /// The gid, from the same places (`runAsGroup` in the spec). Unknown
+    /// when only the image says it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
+    /// `securityContext.capabilities` of the container, as the spec sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<k8s_openapi::api::core::v1::Capabilities>,
     /// The container is running now (from `status.containerStatuses`).
     pub running: bool,
     /// `containerID` from the container's status (`containerd://…`), used
@@ -77,9 +86,34 @@ impl PodInfo {
         let meta = &pod.metadata;
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
-        let pod_uid = spec
-            .and_then(|s| s.security_context.as_ref())
-            .and_then(|c| c.run_as_user);
+        let pod_sc = spec.and_then(|s| s.security_context.as_ref());
+        let pod_uid = pod_sc.and_then(|c| c.run_as_user);
+        let pod_gid = pod_sc.and_then(|c| c.run_as_group);
+        // The ids the kubelet reports the runtime used (KEP-3619).
+        let reported: std::collections::HashMap<&str, (i64, i64)> = status
+            .into_iter()
+            .flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+                    .chain(s.ephemeral_container_statuses.iter().flatten())
+            })
+            .filter_map(|cs| {
+                let linux = cs.user.as_ref()?.linux.as_ref()?;
+                Some((cs.name.as_str(), (linux.uid, linux.gid)))
+            })
+            .collect();
+        let user =
+            |name: &str, sc: Option<&k8s_openapi::api::core::v1::SecurityContext>| match reported
+                .get(name)
+            {
+                Some(&(uid, gid)) => (Some(uid), Some(gid)),
+                None => (
+                    sc.and_then(|s| s.run_as_user).or(pod_uid),
+                    sc.and_then(|s| s.run_as_group).or(pod_gid),
+                ),
+            };
         let ids: std::collections::HashMap<&str, &str> = status
             .into_iter()
             .flat_map(|s| {
@@ -113,30 +147,34 @@ impl PodInfo {
                 ),
             ] {
                 for c in list {
+                    let (run_as_user, run_as_group) = user(&c.name, c.security_context.as_ref());
                     containers.push(ContainerInfo {
                         name: c.name.clone(),
                         image: c.image.clone().unwrap_or_default(),
                         kind,
-                        run_as_user: c
+                        run_as_user,
+                        run_as_group,
+                        capabilities: c
                             .security_context
                             .as_ref()
-                            .and_then(|s| s.run_as_user)
-                            .or(pod_uid),
+                            .and_then(|s| s.capabilities.clone()),
                         running: running.contains(&c.name.as_str()),
                         container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
                     });
                 }
             }
             for c in spec.ephemeral_containers.iter().flatten() {
+                let (run_as_user, run_as_group) = user(&c.name, c.security_context.as_ref());
                 containers.push(ContainerInfo {
                     name: c.name.clone(),
                     image: c.image.clone().unwrap_or_default(),
                     kind: ContainerKind::Ephemeral,
-                    run_as_user: c
+                    run_as_user,
+                    run_as_group,
+                    capabilities: c
                         .security_context
                         .as_ref()
-                        .and_then(|s| s.run_as_user)
-                        .or(pod_uid),
+                        .and_then(|s| s.capabilities.clone()),
                     running: running.contains(&c.name.as_str()),
                     container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
                 });

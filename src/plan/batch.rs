@@ -75,6 +75,8 @@ mod tests {
             node: Some(node.into()),
             image: None,
             run_as_user: None,
+            run_as_group: None,
+            capabilities: None,
             container_id: None,
             sidecar: None,
             rootfs: None,

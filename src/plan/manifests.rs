@@ -73,7 +73,8 @@ pub const WORKLOAD_KINDS: [(&str, &str); 4] = [
 
 /// The hardened securityContext vigil gives every container it adds: the
 /// uid (a scanner reading another container's `/proc/<pid>/root` needs the
-/// same uid, or CAP_SYS_PTRACE, which vigil never asks for), non-root
+/// same uid and gid, or CAP_SYS_PTRACE, which vigil never asks for; callers
+/// set the gid), non-root
 /// unless that uid is 0, no privilege escalation, every capability
 /// dropped, a read-only root filesystem, the RuntimeDefault seccomp profile.
 pub fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1::SecurityContext {
@@ -103,11 +104,11 @@ pub fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1
 pub fn sidecar_patch(
     container: &str,
     image: &str,
-    run_as_user: i64,
+    (run_as_user, run_as_group): (i64, i64),
     resources: &crate::policy::model::Resources,
     workload: Option<(&str, &str)>,
 ) -> Value {
-    use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
+    use k8s_openapi::api::core::v1::{Container, ResourceRequirements, SecurityContext};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     let pick = |set: &std::collections::BTreeMap<String, String>, limit: bool| {
         let mut out = std::collections::BTreeMap::new();
@@ -132,7 +133,10 @@ pub fn sidecar_patch(
             limits: Some(pick(&resources.limits, true)),
             ..ResourceRequirements::default()
         }),
-        security_context: Some(hardened_security_context(run_as_user)),
+        security_context: Some(SecurityContext {
+            run_as_group: Some(run_as_group),
+            ..hardened_security_context(run_as_user)
+        }),
         ..Container::default()
     };
     let mut patch = json!({

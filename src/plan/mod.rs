@@ -115,9 +115,16 @@ pub struct PlannedTarget {
     /// Image (Kubernetes targets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// `runAsUser` of the target container when the spec tells it.
+    /// The uid the target container runs as, when the pod status or spec
+    /// tells it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<i64>,
+    /// Its gid, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
+    /// Its `securityContext.capabilities`, when the spec sets them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<k8s_openapi::api::core::v1::Capabilities>,
     /// The container's runtime ID from the pod status (sidecar approach).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
@@ -282,6 +289,8 @@ fn plan_policy(
                 node: None,
                 image: None,
                 run_as_user: None,
+                run_as_group: None,
+                capabilities: None,
                 container_id: None,
                 sidecar: None,
                 rootfs: Some(root),
@@ -486,6 +495,8 @@ fn select_pod(
             node: pod.node.clone(),
             image: Some(c.image.clone()),
             run_as_user: c.run_as_user,
+            run_as_group: c.run_as_group,
+            capabilities: c.capabilities.clone(),
             container_id: c.container_id.clone(),
             sidecar: (approach == Approach::Sidecar).then(|| sidecar_name.to_string()),
             rootfs: None,

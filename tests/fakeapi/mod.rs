@@ -318,6 +318,45 @@ impl FakeApiServer {
         token
     }
 
+    /// Add ephemeral container `c` (JSON) to pod `ns/name` as an admin would,
+    /// and wait until it terminates: its exit code and log.
+    pub fn run_ephemeral_container(&self, ns: &str, pod: &str, c: Value) -> (i64, String) {
+        let name = c["name"].as_str().unwrap().to_string();
+        let st = self.state.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut changes = st.lock().unwrap().changes.as_ref().unwrap().subscribe();
+            let resp = add_ephemeral(&st, ns, pod, json!({"spec": {"ephemeralContainers": [c]}}));
+            assert_eq!(resp.status(), 200, "the patch was refused");
+            loop {
+                let done = {
+                    let g = st.lock().unwrap();
+                    let p = &g.objects[&("pods".to_string(), ns.to_string(), pod.to_string())];
+                    let state = p["status"]["ephemeralContainerStatuses"]
+                        .as_array()
+                        .and_then(|l| l.iter().find(|s| s["name"] == name.as_str()))
+                        .map(|s| s["state"].clone())
+                        .unwrap_or(Value::Null);
+                    state["terminated"]["exitCode"].as_i64().map(|code| {
+                        let key = (ns.to_string(), pod.to_string(), name.clone());
+                        (code, String::from_utf8_lossy(&g.logs[&key]).into_owned())
+                    })
+                };
+                if let Some(done) = done {
+                    return done;
+                }
+                // A task that panicked never terminates its container.
+                tokio::time::timeout(Duration::from_secs(60), changes.changed())
+                    .await
+                    .expect("the ephemeral container never terminated")
+                    .unwrap();
+            }
+        })
+    }
+
     /// Store an object as if someone created it (e.g. a leftover of a killed run).
     pub fn insert(&self, resource: &str, obj: Value) {
         let ns = obj["metadata"]["namespace"]
@@ -1068,10 +1107,37 @@ async fn exec(
         // A command for the scanner image's probe (a sidecar) runs the real
         // probe over the pod's shared proc tree.
         let probe = match (&st.probe_bin, &root, &pod_obj) {
-            (Some(bin), Some(r), Some(p)) if is_probe_command(&command) => Some((
-                bin.clone(),
-                proc_tree(&st.dir, p, r, None, Some(&container)),
-            )),
+            (Some(bin), Some(r), Some(p)) if is_probe_command(&command) => {
+                // The container the probe is asked for, by its ID.
+                let wanted = command
+                    .iter()
+                    .skip_while(|a| *a != "--container-id")
+                    .nth(1)
+                    .cloned()
+                    .unwrap_or_default();
+                let target = p["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str())
+                    .find(|c| {
+                        status_container_id(p, c).is_some_and(|id| id.starts_with(wanted.as_str()))
+                    })
+                    .unwrap_or_default()
+                    .to_string();
+                let scanner = p["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["name"] == container.as_str())
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                Some((
+                    bin.clone(),
+                    proc_tree(&st.dir, p, r, None, Some(&container)),
+                    target.is_empty() || probe_may_read(p, &scanner, &target),
+                ))
+            }
             _ => None,
         };
         (root, known, probe, node)
@@ -1128,11 +1194,8 @@ async fn exec(
             Message::Binary(v.into())
         };
         let result = match (root, probe) {
-            (_, Some((bin, tree))) => Some(
-                tokio::process::Command::new(bin)
-                    .args(&command[1..])
-                    .arg("--proc")
-                    .arg(&tree)
+            (_, Some((bin, tree, may_read))) => Some(
+                probe_process(&bin, &command[1..], &tree, may_read)
                     .output()
                     .await,
             ),
@@ -1404,8 +1467,149 @@ fn set_ephemeral_state(st: &Arc<Mutex<State>>, ns: &str, pod: &str, name: &str, 
     guard.touch(ns, pod);
 }
 
+/// The capabilities containerd gives a container by default
+/// (`defaultUnixCaps` in containerd's `pkg/oci/spec.go`).
+const DEFAULT_CAPS: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// Who a container's first process is: uid, gid and permitted
+/// capabilities, as the runtime sets them up from the pod spec (the image
+/// default user is `image_user`). A non-root process has no permitted
+/// capabilities after exec; root has its bounding set, the runtime default
+/// adjusted by `capabilities.drop` and `.add`.
+fn process_credentials(
+    pod: &Value,
+    c: &Value,
+    image_user: (i64, i64),
+) -> (i64, i64, std::collections::BTreeSet<String>) {
+    let sc = &c["securityContext"];
+    let psc = &pod["spec"]["securityContext"];
+    let uid = sc["runAsUser"]
+        .as_i64()
+        .or(psc["runAsUser"].as_i64())
+        .unwrap_or(image_user.0);
+    let gid = sc["runAsGroup"]
+        .as_i64()
+        .or(psc["runAsGroup"].as_i64())
+        .unwrap_or(image_user.1);
+    let names = |k: &str| -> Vec<String> {
+        sc["capabilities"][k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let mut caps: std::collections::BTreeSet<String> =
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for d in names("drop") {
+        if d == "ALL" {
+            caps.clear();
+        }
+        caps.remove(&d);
+    }
+    caps.extend(names("add"));
+    if uid != 0 {
+        caps.clear();
+    }
+    (uid, gid, caps)
+}
+
+/// Whether a process with `scanner` credentials may open `/proc/<pid>/root`
+/// of one with `target` credentials: the ptrace access check
+/// (`__ptrace_may_access` in `kernel/ptrace.c`: same uid and gid, and
+/// `cap_ptrace_access_check` in `security/commoncap.c`: the target's
+/// permitted capabilities a subset of the caller's), or CAP_SYS_PTRACE.
+fn ptrace_may_read(
+    scanner: &(i64, i64, std::collections::BTreeSet<String>),
+    target: &(i64, i64, std::collections::BTreeSet<String>),
+) -> bool {
+    scanner.2.contains("SYS_PTRACE")
+        || (scanner.0 == target.0 && scanner.1 == target.1 && target.2.is_subset(&scanner.2))
+}
+
+/// Whether a probe running as container `scanner` (its spec) may read the
+/// root of container `target` of `pod`: the target's ids as the kubelet
+/// reports them, else from its spec (fixture images run as root, vigil's
+/// scanner image as 65532).
+fn probe_may_read(pod: &Value, scanner: &Value, target: &str) -> bool {
+    let target_spec = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["name"] == target)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let reported = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["name"] == target)
+        .and_then(|x| {
+            let l = &x["user"]["linux"];
+            Some((l["uid"].as_i64()?, l["gid"].as_i64()?))
+        });
+    let mut target_creds = process_credentials(pod, &target_spec, (0, 0));
+    if let Some((uid, gid)) = reported {
+        (target_creds.0, target_creds.1) = (uid, gid);
+    }
+    ptrace_may_read(
+        &process_credentials(pod, scanner, (65532, 65532)),
+        &target_creds,
+    )
+}
+
+/// The probe command for a proc tree. When the kernel would refuse it the
+/// target's root, every `<pid>/root` leads behind a directory nobody may
+/// search and the probe runs as nobody: even an O_PATH open of the root
+/// fails with EACCES, as the kernel's check on following the link does.
+fn probe_process(
+    bin: &Path,
+    args: &[String],
+    tree: &Path,
+    may_read: bool,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.args(args).arg("--proc").arg(tree);
+    if !may_read {
+        let denied = tree.join("denied");
+        std::fs::create_dir_all(denied.join("root")).unwrap();
+        std::fs::set_permissions(&denied, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
+        let pids = std::fs::read_dir(tree).unwrap().flatten();
+        for e in pids.filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()) {
+            let link = e.path().join("root");
+            if std::fs::symlink_metadata(&link).is_ok() {
+                std::fs::remove_file(&link).unwrap();
+                std::os::unix::fs::symlink(denied.join("root"), &link).unwrap();
+            }
+        }
+        cmd.uid(65534).gid(65534);
+    }
+    cmd
+}
+
 /// Run an ephemeral container: the scanner image runs the real probe with
-/// `--proc` at a proc tree in which the target container is PID 1.
+/// `--proc` at a proc tree for the pod — the target container's PID
+/// namespace, where its entrypoint is PID 1, or, in a pod with
+/// `shareProcessNamespace: true`, the pod's, where PID 1 is `pause`. The
+/// kernel's ptrace access check decides whether the probe may open the
+/// target's root: when it may not, the root is a directory the probe (then
+/// run as nobody) cannot open, so it fails with EACCES as on a node.
 async fn run_ephemeral(st: Arc<Mutex<State>>, ns: String, pod: String, c: Value) {
     let name = c["name"].as_str().unwrap_or_default().to_string();
     let command: Vec<String> = c["command"]
@@ -1414,7 +1618,7 @@ async fn run_ephemeral(st: Arc<Mutex<State>>, ns: String, pod: String, c: Value)
         .flatten()
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
-    let (probe, tree) = {
+    let (probe, tree, allowed) = {
         let guard = st.lock().unwrap();
         let pod_obj = guard
             .objects
@@ -1423,8 +1627,13 @@ async fn run_ephemeral(st: Arc<Mutex<State>>, ns: String, pod: String, c: Value)
             .unwrap_or(Value::Null);
         let root = guard.rootfs.get(&(ns.clone(), pod.clone())).cloned();
         let target = c["targetContainerName"].as_str().unwrap_or_default();
-        let tree = root.map(|r| proc_tree(&guard.dir, &pod_obj, &r, Some(target), None));
-        (guard.probe_bin.clone(), tree)
+        let shared = pod_obj["spec"]["shareProcessNamespace"] == true;
+        let tree = root.map(|r| {
+            let target = (!shared).then_some(target);
+            proc_tree(&guard.dir, &pod_obj, &r, target, None)
+        });
+        let allowed = probe_may_read(&pod_obj, &c, target);
+        (guard.probe_bin.clone(), tree, allowed)
     };
     let (Some(probe), Some(tree), true) = (probe, tree, is_probe_command(&command)) else {
         set_ephemeral_state(
@@ -1443,12 +1652,8 @@ async fn run_ephemeral(st: Arc<Mutex<State>>, ns: String, pod: String, c: Value)
         &name,
         json!({"running": {"startedAt": "2026-11-26T00:00:00Z"}}),
     );
-    let out = tokio::process::Command::new(probe)
-        .args(&command[1..])
-        .arg("--proc")
-        .arg(&tree)
-        .output()
-        .await;
+    let mut cmd = probe_process(&probe, &command[1..], &tree, allowed);
+    let out = cmd.output().await;
     let (log, code) = match out {
         Ok(o) => {
             let mut log = o.stdout;
