@@ -1016,3 +1016,64 @@ fn websocket_exec_needs_get_and_from_1_35_create_on_pods_exec() {
         }
     }
 }
+
+/// A kubeconfig that exists but cannot be loaded is an error naming it:
+/// never a silent fall back to the in-cluster identity, which in a CI pod
+/// would scan another cluster. Without any kubeconfig outside a pod, the
+/// error says where one is looked for.
+#[test]
+fn a_broken_kubeconfig_is_an_error_naming_it_never_the_in_cluster_identity() {
+    let dir = TempDir::new("broken-kubeconfig");
+    let broken = dir.write(
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: {not: a list}\n",
+    );
+    let policy = dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, approach: api}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let plan = |env: &[(&str, &std::ffi::OsStr)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(["plan"]).arg(&policy).arg(&profiles);
+        cmd.env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let in_pod: [(&str, &std::ffi::OsStr); 2] = [
+        ("KUBERNETES_SERVICE_HOST", "10.0.0.1".as_ref()),
+        ("KUBERNETES_SERVICE_PORT", "443".as_ref()),
+    ];
+    // KUBECONFIG names a broken file, inside a pod.
+    let (code, err) = plan(&[&in_pod[..], &[("KUBECONFIG", broken.as_os_str())]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&broken.display().to_string()) && !err.contains("serviceaccount"),
+        "{err}"
+    );
+    // ~/.kube/config is the broken file.
+    std::fs::create_dir_all(dir.path().join(".kube")).unwrap();
+    std::fs::copy(&broken, dir.path().join(".kube/config")).unwrap();
+    let (code, err) = plan(&in_pod);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(".kube/config") && !err.contains("serviceaccount"),
+        "{err}"
+    );
+    // No kubeconfig anywhere, outside a pod.
+    std::fs::remove_dir_all(dir.path().join(".kube")).unwrap();
+    let (code, err) = plan(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no kubeconfig") && err.contains("KUBECONFIG"),
+        "{err}"
+    );
+}

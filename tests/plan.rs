@@ -1071,3 +1071,34 @@ fn the_standalone_test_api_server_runs_as_documented() {
     );
     assert!(String::from_utf8_lossy(&plan.stdout).contains("policy payments: 8 target(s)"));
 }
+
+/// The rendered audit policy ends with a catch-all: a request no rule
+/// matches is not audited (`DefaultAuditLevel` is `None` in the API
+/// server's policy checker), so installing vigil's rules alone would switch
+/// off auditing of everything else. `--as-rules` prints only vigil's rules,
+/// to merge ahead of an existing policy's.
+#[test]
+fn the_audit_policy_keeps_everything_else_audited() {
+    let dir = TempDir::new("audit-policy");
+    let policy = vigil_in(dir.path(), &["render", "audit-policy"]);
+    assert_eq!(policy.code, 0, "{}", policy.stderr);
+    let policy: Value = serde_saphyr::from_str(&policy.stdout).unwrap();
+    assert_eq!(policy["apiVersion"], "audit.k8s.io/v1");
+    let rules = policy["rules"].as_array().unwrap();
+    assert_eq!(
+        rules.last().unwrap(),
+        &serde_json::json!({"level": "Metadata"}),
+        "a catch-all last"
+    );
+    // Tokens first: the first matching rule wins, and TokenRequest's
+    // response carries the token.
+    assert_eq!(rules[0]["level"], "Metadata");
+    assert_eq!(
+        rules[0]["resources"][0]["resources"][0],
+        "serviceaccounts/token"
+    );
+    let merged = vigil_in(dir.path(), &["render", "audit-policy", "--as-rules"]);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let only: Value = serde_saphyr::from_str(&merged.stdout).unwrap();
+    assert_eq!(only.as_array().unwrap()[..], rules[..rules.len() - 1]);
+}

@@ -54,11 +54,16 @@ enum What {
     },
     /// An audit.k8s.io/v1 Policy: RequestResponse for exec, ephemeral
     /// containers and logs; Metadata only for TokenRequest (tokens never
-    /// reach audit logs).
+    /// reach audit logs); Metadata for everything else (a catch-all last).
     #[command(
-        after_help = "Example:\n  vigil render audit-policy > /etc/kubernetes/audit-policy.yaml"
+        after_help = "A request that no rule matches is not audited, so the whole policy ends with a\ncatch-all at Metadata. To keep an existing policy, render only vigil's rules\n(--as-rules) and put them first in its `rules:` list (the first match wins).\n\nExamples:\n  vigil render audit-policy > audit-policy.yaml\n  vigil render audit-policy --as-rules > vigil-audit-rules.yaml"
     )]
-    AuditPolicy,
+    AuditPolicy {
+        /// Print only vigil's rules (a YAML list) to merge into an existing
+        /// policy, ahead of its own rules.
+        #[arg(long)]
+        as_rules: bool,
+    },
     /// A NetworkPolicy for in-cluster vigil pods: no ingress, egress to the
     /// API server and cluster DNS only.
     #[command(
@@ -355,10 +360,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         What::Sidecar(a) => sidecar(a),
         What::Cronjob(a) => in_cluster(a, None),
         What::Job { args, shards } => in_cluster(args, Some(shards)),
-        What::AuditPolicy => {
-            print_stdout(&serde_saphyr::to_string(
-                &crate::plan::manifests::audit_policy(),
-            )?)?;
+        What::AuditPolicy { as_rules } => {
+            let doc = if as_rules {
+                crate::plan::manifests::audit_rules()
+            } else {
+                crate::plan::manifests::audit_policy()
+            };
+            print_stdout(&serde_saphyr::to_string(&doc)?)?;
             Ok(Exit::Success)
         }
         What::Networkpolicy {

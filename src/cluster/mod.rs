@@ -188,31 +188,55 @@ impl Cluster {
         context: Option<&str>,
         allow_insecure: bool,
     ) -> Result<Cluster, ClusterError> {
-        let kubeconfig = match path {
-            Some(p) => Kubeconfig::read_from(p),
-            None => Kubeconfig::read(),
+        // Where a kubeconfig comes from. One that exists but cannot be
+        // loaded is an error naming it, never a silent fall back to the
+        // in-cluster identity (in a CI pod that would scan another cluster).
+        let from_env = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty());
+        let home = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".kube").join("config"));
+        let source = match (path, &from_env, &home) {
+            (Some(p), _, _) => Some(p.display().to_string()),
+            (None, Some(v), _) => Some(format!("KUBECONFIG={}", v.to_string_lossy())),
+            (None, None, Some(h)) if h.exists() => Some(h.display().to_string()),
+            _ => None,
         };
-        let config = match kubeconfig {
-            Ok(kubeconfig) => {
+        let config = match &source {
+            Some(source) => {
+                let kubeconfig = match path {
+                    Some(p) => Kubeconfig::read_from(p),
+                    None => Kubeconfig::read(),
+                }
+                .map_err(|e| {
+                    ClusterError::Config(format!(
+                        "cannot load the kubeconfig ({source}): {}",
+                        redact_error(&e.to_string())
+                    ))
+                })?;
                 let options = KubeConfigOptions {
                     context: context.map(str::to_string),
                     ..KubeConfigOptions::default()
                 };
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
-                    .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?
+                    .map_err(|e| {
+                        ClusterError::Config(format!(
+                            "kubeconfig ({source}): {}",
+                            redact_error(&e.to_string())
+                        ))
+                    })?
             }
             // Inside a pod (the in-cluster CronJob) there is no kubeconfig:
             // use the pod's ServiceAccount and the cluster CA it mounts.
-            Err(_)
-                if path.is_none()
-                    && context.is_none()
-                    && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
-            {
+            None if context.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
                 kube::Config::incluster()
                     .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?
             }
-            Err(e) => return Err(ClusterError::Config(e.to_string())),
+            None => {
+                return Err(ClusterError::Config(
+                    "no kubeconfig: set KUBECONFIG or create ~/.kube/config (inside a pod, the in-cluster ServiceAccount is used)"
+                        .into(),
+                ));
+            }
         };
         if config.accept_invalid_certs && !allow_insecure {
             return Err(ClusterError::InsecureConfig);

@@ -3,24 +3,38 @@
 
 use serde_json::{Value, json};
 
-/// An `audit.k8s.io/v1` Policy: full request and response for the calls
+/// The audit rules vigil needs: full request and response for the calls
 /// that reach into containers (exec, ephemeral containers, logs), metadata
 /// only for TokenRequest so that issued tokens never land in audit logs,
-/// and metadata for the access objects vigil creates.
+/// and metadata for the access objects vigil creates. The API server uses
+/// the first rule that matches a request, so these go before any others.
+pub fn audit_rules() -> Value {
+    json!([
+        // First match wins: keep tokens out of the log before anything else.
+        {"level": "Metadata", "resources": [{"group": "", "resources": ["serviceaccounts/token"]}]},
+        {"level": "RequestResponse", "resources": [{"group": "", "resources": ["pods/exec", "pods/ephemeralcontainers", "pods/log"]}]},
+        {"level": "Metadata", "resources": [
+            {"group": "", "resources": ["serviceaccounts", "secrets"]},
+            {"group": "rbac.authorization.k8s.io", "resources": ["roles", "rolebindings"]}
+        ]}
+    ])
+}
+
+/// A whole `audit.k8s.io/v1` Policy: [`audit_rules`], then a catch-all at
+/// `Metadata`. A request no rule matches is not logged at all
+/// (`staging/src/k8s.io/apiserver/pkg/audit/policy/checker.go`), so a
+/// policy of only vigil's rules, installed as *the* policy, would switch
+/// off auditing of everything else.
 pub fn audit_policy() -> Value {
+    let mut rules = audit_rules();
+    if let Some(list) = rules.as_array_mut() {
+        list.push(json!({"level": "Metadata"}));
+    }
     json!({
         "apiVersion": "audit.k8s.io/v1",
         "kind": "Policy",
         "omitStages": ["RequestReceived"],
-        "rules": [
-            // First match wins: keep tokens out of the log before anything else.
-            {"level": "Metadata", "resources": [{"group": "", "resources": ["serviceaccounts/token"]}]},
-            {"level": "RequestResponse", "resources": [{"group": "", "resources": ["pods/exec", "pods/ephemeralcontainers", "pods/log"]}]},
-            {"level": "Metadata", "resources": [
-                {"group": "", "resources": ["serviceaccounts", "secrets"]},
-                {"group": "rbac.authorization.k8s.io", "resources": ["roles", "rolebindings"]}
-            ]}
-        ]
+        "rules": rules
     })
 }
 
