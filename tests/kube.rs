@@ -1077,3 +1077,145 @@ fn a_broken_kubeconfig_is_an_error_naming_it_never_the_in_cluster_identity() {
         "{err}"
     );
 }
+
+/// New Roles and RoleBindings reach the API server's authorizer only after
+/// its informer caches catch up. The run confirms its token's rights with
+/// SelfSubjectAccessReviews (backing off) before the first scan, so no
+/// scan meets a 403 while they settle.
+#[test]
+fn the_run_waits_until_its_new_rights_take_effect() {
+    let Some(c) = cluster(false) else { return };
+    c.server
+        .set_rbac_propagation_delay(Duration::from_millis(1500));
+    let run = run_vigil(&c, &[]);
+    assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    for t in summary[0]["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "scanned", "{t}");
+    }
+    let log = c.server.request_log();
+    let reviews: Vec<_> = log
+        .iter()
+        .filter(|l| l.path.contains("selfsubjectaccessreviews"))
+        .collect();
+    assert!(
+        reviews.len() > 6,
+        "the reviews were repeated while the rights settled: {}",
+        reviews.len()
+    );
+    let bound = log
+        .iter()
+        .filter(|l| l.path.contains("/rolebindings") && l.method == "POST")
+        .map(|l| l.at)
+        .max()
+        .unwrap();
+    for l in log.iter().filter(|l| l.path.contains("/exec?")) {
+        assert_eq!(l.status, 101, "{l:?}");
+        assert!(
+            l.at >= bound + Duration::from_millis(1500),
+            "an exec before the rights took effect"
+        );
+    }
+    assert_clean(&c);
+}
+
+/// The API server's RBAC escalation prevention, for a caller that is not
+/// cluster-admin: a Role may grant only rights the caller holds (unless it
+/// may `escalate`), and a RoleBinding may name only an existing Role whose
+/// rights the caller holds (unless it may `bind`). vigil creates the Role
+/// before its binding, so a namespace deployer with just the rights it
+/// hands out can run it.
+#[test]
+fn a_caller_without_escalate_or_bind_can_run_vigil() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::{Api, PostParams};
+    let Some(c) = cluster(false) else { return };
+    let rule = |res: &[&str], verbs: &[&str], group: &str| json!({"apiGroups": [group], "resources": res, "verbs": verbs});
+    let rbac = "rbac.authorization.k8s.io";
+    let deployer = json!({"metadata": {"name": "deployer", "namespace": "team-a"}, "rules": [
+        rule(&["serviceaccounts", "secrets"], &["create", "delete"], ""),
+        rule(&["serviceaccounts/token"], &["create"], ""),
+        rule(&["roles", "rolebindings"], &["create", "delete"], rbac),
+        rule(&["pods"], &["get", "list", "watch"], ""),
+        rule(&["pods/exec"], &["get", "create"], ""),
+    ]});
+    c.server.insert(
+        "serviceaccounts",
+        json!({"metadata": {"name": "deployer", "namespace": "team-a"}}),
+    );
+    c.server.insert("roles", deployer);
+    c.server.insert("rolebindings", json!({"metadata": {"name": "deployer", "namespace": "team-a"}, "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "deployer"}, "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "team-a"}]}));
+    let token = c.server.issue_token("team-a", "deployer");
+    let text = std::fs::read_to_string(&c.server.kubeconfig).unwrap();
+    let kubeconfig = c.dir.write(
+        "deployer-kubeconfig",
+        text.replace(crate::fakeapi::ADMIN_TOKEN, &token),
+    );
+
+    // What the API server refuses such a caller.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codes = rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let roles: Api<Role> = Api::namespaced(client.clone(), "team-a");
+        let bindings: Api<RoleBinding> = Api::namespaced(client, "team-a");
+        fn code<T>(r: Result<T, kube::Error>) -> u16 {
+            match r {
+                Ok(_) => 201,
+                Err(kube::Error::Api(s)) => s.code,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let role = |name: &str, rules: Value| -> Role {
+            serde_json::from_value(json!({"metadata": {"name": name}, "rules": [rules]})).unwrap()
+        };
+        let binding = |name: &str, role: &str| -> RoleBinding {
+            serde_json::from_value(json!({"metadata": {"name": name}, "roleRef": {"apiGroup": rbac, "kind": "Role", "name": role}, "subjects": [{"kind": "ServiceAccount", "name": "x", "namespace": "team-a"}]})).unwrap()
+        };
+        let pp = PostParams::default();
+        vec![
+            // Rights it holds, pinned or not: allowed.
+            code(roles.create(&pp, &role("held", rule(&["pods/exec"], &["create"], ""))).await),
+            // Rights it does not hold (delete pods): forbidden.
+            code(roles.create(&pp, &role("more", rule(&["pods"], &["delete"], ""))).await),
+            // A binding to a Role that does not exist: not found.
+            code(bindings.create(&pp, &binding("b-missing", "absent")).await),
+            // A binding to a Role it holds the rights of: allowed.
+            code(bindings.create(&pp, &binding("b-held", "held")).await),
+        ]
+    });
+    assert_eq!(codes, [201, 403, 404, 201]);
+
+    // vigil as that caller, with the authorizer's caches a moment behind.
+    c.server
+        .set_rbac_propagation_delay(Duration::from_millis(500));
+    let policy = policy(&c);
+    c.dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let args = [
+        "run",
+        policy.to_str().unwrap(),
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--unsigned",
+        "--plaintext",
+        "--format",
+        "json",
+    ];
+    let run = run_with_kubeconfig(&c, &kubeconfig, &args);
+    assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 6);
+    for t in targets {
+        assert_eq!(t["status"], "scanned", "{t}");
+    }
+}

@@ -184,36 +184,49 @@ async fn setup_namespace(
         ..Secret::default()
     };
     stamp(&mut anchor.metadata);
+    // The ServiceAccount, the Role and the anchor at once; the RoleBinding
+    // after its Role: a caller without `bind` may bind only a Role that
+    // exists and whose rights it holds (rolebinding/policybased/storage.go).
     let rbac = async {
         if !per_run {
             return [None, None, None];
         }
-        let (a, b, c) = tokio::join!(
-            replacing_leftover(
-                stable,
-                caller,
-                audit,
-                Kind::ServiceAccount,
-                &ns,
-                sa_name,
-                || caller.create_service_account(&sa)
-            ),
-            replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || caller
-                .create_role(&role)),
-            replacing_leftover(
-                stable,
-                caller,
-                audit,
-                Kind::RoleBinding,
-                &ns,
-                sa_name,
-                || caller.create_role_binding(&rb)
-            ),
+        let create_sa = replacing_leftover(
+            stable,
+            caller,
+            audit,
+            Kind::ServiceAccount,
+            &ns,
+            sa_name,
+            || caller.create_service_account(&sa),
         );
+        let role_then_binding = async {
+            let role = replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || {
+                caller.create_role(&role)
+            })
+            .await;
+            let binding = match &role {
+                Ok(_) => Some(
+                    replacing_leftover(
+                        stable,
+                        caller,
+                        audit,
+                        Kind::RoleBinding,
+                        &ns,
+                        sa_name,
+                        || caller.create_role_binding(&rb),
+                    )
+                    .await,
+                ),
+                Err(_) => None,
+            };
+            (role, binding)
+        };
+        let (a, (b, c)) = tokio::join!(create_sa, role_then_binding);
         [
             Some((Kind::ServiceAccount, a.map(drop))),
             Some((Kind::Role, b.map(drop))),
-            Some((Kind::RoleBinding, c.map(drop))),
+            c.map(|c| (Kind::RoleBinding, c.map(drop))),
         ]
     };
     let (rbac, anchor) = tokio::join!(
@@ -261,28 +274,116 @@ async fn setup_namespace(
         )
         .await?;
         let scoped = caller.scoped(&token)?;
+        // Before the first scan: the token really holds its rights. New
+        // bindings reach the authorizer's cache after a moment, and a
+        // provisioned identity may lack some; a SelfSubjectAccessReview
+        // per right decides (per run: one name per rule, since a Role
+        // becomes visible whole; provisioned: every pod).
+        let checks = rights_to_check(&ns_access.role, per_run);
+        let missing = audited(
+            audit,
+            "check",
+            format!(
+                "rights of serviceaccount {ns}/{sa_name} ({} selfsubjectaccessreviews, until granted)",
+                checks.len()
+            ),
+            await_rights(&scoped, &ns, &checks),
+        )
+        .await?;
+        if !missing.is_empty() {
+            let message = if per_run {
+                format!(
+                    "the run's Role did not take effect within {}s; still missing: {} (is an admission webhook or another authorizer denying them?)",
+                    RIGHTS_SETTLE.as_secs(),
+                    missing.join(", ")
+                )
+            } else {
+                format!(
+                    "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
+                    missing.join(", ")
+                )
+            };
+            return Err(ClusterError::Transport {
+                verb: "check",
+                what: format!("rights of serviceaccount {ns}/{sa_name}"),
+                message,
+            });
+        }
         let mut warnings = Vec::new();
         if !per_run {
-            let held = scoped.own_rules(&ns).await?;
-            let (missing, excess) = compare_rules(&ns_access.role, &held);
-            if !missing.is_empty() {
-                return Err(ClusterError::Transport {
-                    verb: "check",
-                    what: format!("provisioned rights of serviceaccount {ns}/{sa_name}"),
-                    message: format!(
-                        "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
-                        missing.join(", ")
-                    ),
-                });
-            }
+            let (held, incomplete) = scoped.own_rules(&ns).await?;
+            let (_, excess) = compare_rules(&ns_access.role, &held);
             warnings.extend(excess.into_iter().map(|e| {
                 format!("serviceaccount {ns}/{sa_name} holds more than the plan needs: {e}")
             }));
+            if incomplete {
+                warnings.push(format!(
+                    "serviceaccount {ns}/{sa_name}: the API server's rules review is incomplete (an authorizer cannot list rules), so rights beyond the plan may go unreported"
+                ));
+            }
         }
         Ok((scoped, warnings))
     }
     .await;
     (ns, created, result)
+}
+
+/// How long a run waits for its new rights to reach the authorizer.
+pub const RIGHTS_SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The (verb, resource, pod) rights to confirm for a Role: every one, or
+/// (`sample`) one pod per rule.
+fn rights_to_check(
+    role: &k8s_openapi::api::rbac::v1::Role,
+    sample: bool,
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for rule in role.rules.iter().flatten() {
+        let names = rule.resource_names.as_deref().unwrap_or_default();
+        let names = if sample {
+            &names[..names.len().min(1)]
+        } else {
+            names
+        };
+        for res in rule.resources.iter().flatten() {
+            for verb in &rule.verbs {
+                for name in names {
+                    out.push((verb.clone(), res.clone(), name.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Ask until every right is granted or [`RIGHTS_SETTLE`] has passed, with
+/// backoff (0.1 s doubling to 2 s); returns what is still missing.
+async fn await_rights(
+    scoped: &Cluster,
+    ns: &str,
+    checks: &[(String, String, String)],
+) -> Result<Vec<String>, ClusterError> {
+    let started = tokio::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        let answers = futures_util::future::join_all(
+            checks
+                .iter()
+                .map(|(verb, res, name)| scoped.can_i(ns, verb, "", res, Some(name))),
+        )
+        .await;
+        let mut missing = Vec::new();
+        for ((verb, res, name), allowed) in checks.iter().zip(answers) {
+            if !allowed? {
+                missing.push(format!("{verb} {res} {name}"));
+            }
+        }
+        if missing.is_empty() || started.elapsed() + wait > RIGHTS_SETTLE {
+            return Ok(missing);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(2));
+    }
 }
 
 /// Create an object (audited); with stable names (in-cluster runs, one at a time per

@@ -593,12 +593,14 @@ impl Cluster {
         }
     }
 
-    /// The rules this identity holds in `namespace` (SelfSubjectRulesReview):
+    /// The rules this identity holds in `namespace`, and whether the list
+    /// is incomplete (SelfSubjectRulesReview; for reporting only, never
+    /// for authorization decisions):
     /// (apiGroups, resources, verbs, resourceNames) per rule.
     pub async fn own_rules(
         &self,
         namespace: &str,
-    ) -> Result<Vec<k8s_openapi::api::authorization::v1::ResourceRule>, ClusterError> {
+    ) -> Result<(Vec<k8s_openapi::api::authorization::v1::ResourceRule>, bool), ClusterError> {
         self.throttle().await;
         use k8s_openapi::api::authorization::v1::{
             SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
@@ -620,7 +622,61 @@ impl Cluster {
                     e,
                 )
             })?;
-        Ok(out.status.map(|s| s.resource_rules).unwrap_or_default())
+        // `incomplete`: an authorizer could not list its rules; the list
+        // is then a lower bound.
+        Ok(out
+            .status
+            .map(|s| (s.resource_rules, s.incomplete))
+            .unwrap_or_default())
+    }
+
+    /// Whether this identity may `verb` the `resource` (`pods/exec` names
+    /// a subresource) called `name` in `namespace`: a
+    /// SelfSubjectAccessReview, the API's answer for authorization
+    /// decisions (a SelfSubjectRulesReview is documented as unfit for them).
+    pub async fn can_i(
+        &self,
+        namespace: &str,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        name: Option<&str>,
+    ) -> Result<bool, ClusterError> {
+        self.throttle().await;
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let (resource, subresource) = match resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub.to_string())),
+            None => (resource, None),
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    verb: Some(verb.to_string()),
+                    group: Some(group.to_string()),
+                    resource: Some(resource.to_string()),
+                    subresource,
+                    name: name.map(str::to_string),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let out = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| {
+                ClusterError::from_kube(
+                    "create",
+                    format!("selfsubjectaccessreview ({verb} {resource} in {namespace})"),
+                    e,
+                )
+            })?;
+        Ok(out.status.is_some_and(|s| s.allowed))
     }
 
     /// Every object of `kind` in any namespace carrying the vigil

@@ -143,6 +143,10 @@ struct State {
     /// The emulated Kubernetes minor version (1.N): from 1.35 a WebSocket
     /// exec needs `create` on `pods/exec` as well as `get`.
     minor: u32,
+    /// How long a created Role or RoleBinding takes to reach the
+    /// authorizer's cache, and when each was created.
+    rbac_delay: Duration,
+    rbac_created: HashMap<(String, String, String), Instant>,
 }
 
 impl State {
@@ -295,6 +299,12 @@ impl FakeApiServer {
             _runtime: None,
             _dir: dir.to_path_buf(),
         }
+    }
+
+    /// Roles and RoleBindings created from now on reach the authorizer
+    /// after `delay` (the RBAC authorizer reads informer caches).
+    pub fn set_rbac_propagation_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().rbac_delay = delay;
     }
 
     /// Emulate Kubernetes 1.`minor` where versions differ (default 1.35).
@@ -529,8 +539,28 @@ fn authenticate(st: &State, token: Option<&str>) -> Option<String> {
     ))
 }
 
-/// The rules of every Role bound to a ServiceAccount identity in `ns`.
+/// Whether an RBAC object has reached the authorizer's cache.
+fn rbac_visible(st: &State, key: &(String, String, String)) -> bool {
+    st.rbac_created
+        .get(key)
+        .is_none_or(|at| at.elapsed() >= st.rbac_delay)
+}
+
+/// The rules of every Role bound to a ServiceAccount identity in `ns`, as
+/// the authorizer sees them (new objects only after the propagation delay).
 fn rules_of(st: &State, identity: &str, ns: &str) -> Vec<Value> {
+    rules_from(st, identity, ns, true)
+}
+
+/// The same rules read from storage, as the RBAC registry's escalation
+/// checks resolve them (`pkg/registry/rbac/rest/storage_rbac.go` gives
+/// them a rule resolver over the registries, not the authorizer's cache).
+fn stored_rules_of(st: &State, identity: &str, ns: &str) -> Vec<Value> {
+    rules_from(st, identity, ns, false)
+}
+
+fn rules_from(st: &State, identity: &str, ns: &str, cached: bool) -> Vec<Value> {
+    let visible = |k: &(String, String, String)| !cached || rbac_visible(st, k);
     let Some(rest) = identity.strip_prefix("system:serviceaccount:") else {
         return vec![];
     };
@@ -539,21 +569,83 @@ fn rules_of(st: &State, identity: &str, ns: &str) -> Vec<Value> {
     };
     st.objects
         .iter()
-        .filter(|((r, rns, _), _)| r == "rolebindings" && rns == ns)
+        .filter(|(k, _)| k.0 == "rolebindings" && k.1 == ns && visible(k))
         .filter(|(_, rb)| {
             rb["subjects"].as_array().into_iter().flatten().any(|s| {
                 s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == sa_ns
             })
         })
         .filter_map(|(_, rb)| {
-            st.objects.get(&(
+            let key = (
                 "roles".to_string(),
                 ns.to_string(),
                 rb["roleRef"]["name"].as_str()?.to_string(),
-            ))
+            );
+            visible(&key).then(|| st.objects.get(&key))?
         })
         .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
         .collect()
+}
+
+/// Whether `held` rules grant one (group, resource, verb, name) request.
+fn rules_allow(
+    held: &[Value],
+    group: &str,
+    resource: &str,
+    verb: &str,
+    name: Option<&str>,
+) -> bool {
+    held.iter().any(|rule| {
+        let has = |field: &str, v: &str| {
+            rule[field]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == v || x == "*"))
+        };
+        has("apiGroups", group)
+            && has("resources", resource)
+            && has("verbs", verb)
+            && match rule["resourceNames"].as_array() {
+                None => true,
+                Some(names) if names.is_empty() => true,
+                Some(names) => name.is_some_and(|n| names.iter().any(|x| x == n)),
+            }
+    })
+}
+
+/// Whether `held` covers every right `rules` grant: RBAC escalation
+/// prevention (`ConfirmNoEscalation` in
+/// `pkg/registry/rbac/validation/rule.go`). A rule without resourceNames
+/// is covered only by held rules without them.
+fn rules_cover(held: &[Value], rules: &[Value]) -> bool {
+    let list = |r: &Value, k: &str| -> Vec<String> {
+        r[k].as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    rules.iter().all(|rule| {
+        let names = list(rule, "resourceNames");
+        let names: Vec<Option<&str>> = if names.is_empty() {
+            vec![None]
+        } else {
+            names.iter().map(|n| Some(n.as_str())).collect()
+        };
+        list(rule, "apiGroups").iter().all(|g| {
+            list(rule, "resources").iter().all(|r| {
+                list(rule, "verbs").iter().all(|v| {
+                    names.iter().all(|n| match n {
+                        Some(_) => rules_allow(held, g, r, v, *n),
+                        // Unpinned: only an unpinned held rule covers it.
+                        None => held.iter().any(|h| {
+                            h["resourceNames"].as_array().is_none_or(Vec::is_empty)
+                                && rules_allow(std::slice::from_ref(h), g, r, v, None)
+                        }),
+                    })
+                })
+            })
+        })
+    })
 }
 
 /// RBAC for ServiceAccount identities: Roles bound to them in the namespace.
@@ -569,21 +661,7 @@ fn authorize(
     if identity == "admin" {
         return true;
     }
-    rules_of(st, identity, ns).into_iter().any(|rule| {
-        let has = |field: &str, v: &str| {
-            rule[field]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x == v || x == "*"))
-        };
-        has("apiGroups", group)
-            && has("resources", resource)
-            && has("verbs", verb)
-            && match rule["resourceNames"].as_array() {
-                None => true,
-                Some(names) if names.is_empty() => true,
-                Some(names) => name.is_some_and(|n| names.iter().any(|x| x == n)),
-            }
-    })
+    rules_allow(&rules_of(st, identity, ns), group, resource, verb, name)
 }
 
 fn matches_selector(obj: &Value, selector: Option<&str>) -> bool {
@@ -686,6 +764,36 @@ async fn route(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
     // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
+    // SelfSubjectAccessReview: may the caller do one thing?
+    if parts.as_slice()
+        == [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ]
+        && req.method() == Method::POST
+    {
+        let mut body = read_json(req).await;
+        let a = body["spec"]["resourceAttributes"].clone();
+        let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+        let resource = match field("subresource").as_str() {
+            "" => field("resource"),
+            sub => format!("{}/{sub}", field("resource")),
+        };
+        let name = field("name");
+        let allowed = authorize(
+            &st.lock().unwrap(),
+            identity,
+            &field("namespace"),
+            &field("group"),
+            &resource,
+            &field("verb"),
+            (!name.is_empty()).then_some(name.as_str()),
+        );
+        body["status"] = json!({"allowed": allowed});
+        return respond(201, &body);
+    }
     // SelfSubjectRulesReview: the caller's own rules in a namespace.
     if parts.as_slice()
         == [
@@ -978,6 +1086,13 @@ async fn route(
             obj["metadata"]["creationTimestamp"] = json!("2026-11-26T00:00:00Z");
             let mut st = st.lock().unwrap();
             let key = (resource.clone(), ns.clone(), n.clone());
+            // RBAC escalation prevention, for callers other than the admin
+            // (system:masters may escalate).
+            if identity != "admin" && (resource == "roles" || resource == "rolebindings") {
+                if let Err(resp) = check_rbac_create(&st, identity, &ns, &resource, &obj) {
+                    return resp;
+                }
+            }
             if st.objects.contains_key(&key) {
                 return respond(
                     409,
@@ -987,6 +1102,9 @@ async fn route(
                         &format!("{resource} \"{n}\" already exists"),
                     ),
                 );
+            }
+            if resource == "roles" || resource == "rolebindings" {
+                st.rbac_created.insert(key.clone(), Instant::now());
             }
             st.objects.insert(key, obj.clone());
             respond(201, &obj)
@@ -1009,6 +1127,63 @@ async fn route(
             405,
             &status(405, "MethodNotAllowed", "not supported by the test server"),
         ),
+    }
+}
+
+/// What the API server checks when a caller without `escalate` creates a
+/// Role, or one without `bind` a RoleBinding
+/// (`pkg/registry/rbac/role/policybased/storage.go`,
+/// `pkg/registry/rbac/rolebinding/policybased/storage.go`): it must hold
+/// every right granted; a binding's Role must exist (else NotFound).
+fn check_rbac_create(
+    st: &State,
+    identity: &str,
+    ns: &str,
+    resource: &str,
+    obj: &Value,
+) -> Result<(), Response<Full<Bytes>>> {
+    let held = stored_rules_of(st, identity, ns);
+    let rbac = "rbac.authorization.k8s.io";
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let rules = if resource == "roles" {
+        if rules_allow(&held, rbac, "roles", "escalate", Some(name)) {
+            return Ok(());
+        }
+        obj["rules"].as_array().cloned().unwrap_or_default()
+    } else {
+        let role = obj["roleRef"]["name"].as_str().unwrap_or_default();
+        if obj["roleRef"]["kind"] == "Role" && rules_allow(&held, rbac, "roles", "bind", Some(role))
+        {
+            return Ok(());
+        }
+        let key = ("roles".to_string(), ns.to_string(), role.to_string());
+        match st.objects.get(&key) {
+            Some(r) => r["rules"].as_array().cloned().unwrap_or_default(),
+            None => {
+                return Err(respond(
+                    404,
+                    &status(
+                        404,
+                        "NotFound",
+                        &format!("roles.{rbac} \"{role}\" not found"),
+                    ),
+                ));
+            }
+        }
+    };
+    if rules_cover(&held, &rules) {
+        Ok(())
+    } else {
+        Err(respond(
+            403,
+            &status(
+                403,
+                "Forbidden",
+                &format!(
+                    "{resource}.{rbac} \"{name}\" is forbidden: user \"{identity}\" is attempting to grant RBAC permissions not currently held"
+                ),
+            ),
+        ))
     }
 }
 
