@@ -1088,10 +1088,11 @@ async fn route(
             let key = (resource.clone(), ns.clone(), n.clone());
             // RBAC escalation prevention, for callers other than the admin
             // (system:masters may escalate).
-            if identity != "admin" && (resource == "roles" || resource == "rolebindings") {
-                if let Err(resp) = check_rbac_create(&st, identity, &ns, &resource, &obj) {
-                    return resp;
-                }
+            if identity != "admin"
+                && (resource == "roles" || resource == "rolebindings")
+                && let Err(resp) = check_rbac_create(&st, identity, &ns, &resource, &obj)
+            {
+                return *resp;
             }
             if st.objects.contains_key(&key) {
                 return respond(
@@ -1141,7 +1142,7 @@ fn check_rbac_create(
     ns: &str,
     resource: &str,
     obj: &Value,
-) -> Result<(), Response<Full<Bytes>>> {
+) -> Result<(), Box<Response<Full<Bytes>>>> {
     let held = stored_rules_of(st, identity, ns);
     let rbac = "rbac.authorization.k8s.io";
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
@@ -1160,21 +1161,21 @@ fn check_rbac_create(
         match st.objects.get(&key) {
             Some(r) => r["rules"].as_array().cloned().unwrap_or_default(),
             None => {
-                return Err(respond(
+                return Err(Box::new(respond(
                     404,
                     &status(
                         404,
                         "NotFound",
                         &format!("roles.{rbac} \"{role}\" not found"),
                     ),
-                ));
+                )));
             }
         }
     };
     if rules_cover(&held, &rules) {
         Ok(())
     } else {
-        Err(respond(
+        Err(Box::new(respond(
             403,
             &status(
                 403,
@@ -1183,7 +1184,7 @@ fn check_rbac_create(
                     "{resource}.{rbac} \"{name}\" is forbidden: user \"{identity}\" is attempting to grant RBAC permissions not currently held"
                 ),
             ),
-        ))
+        )))
     }
 }
 
