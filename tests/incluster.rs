@@ -226,6 +226,7 @@ fn runner_token(server: &FakeApiServer) -> String {
             .request_token("vigil", "vigil-runner-live", 3600, &[], &anchor)
             .await
             .unwrap()
+            .0
             .expose()
             .to_string()
     })

@@ -248,7 +248,10 @@ fn the_scoped_token_is_forbidden_outside_the_plan() {
     let leftovers = rt.block_on(access.cleanup(&caller, &audit));
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_clean(&c);
-    // After cleanup the token no longer authenticates at all.
+    // After cleanup the token no longer authenticates at all (once the API
+    // server's token cache forgets it: see
+    // `revocation_takes_effect_within_the_token_cache_time`).
+    c.server.set_token_cache_ttl(Duration::ZERO);
     let e = rt
         .block_on(scoped.exec("team-a", "web-0", "app", vec!["true".into()], 16))
         .unwrap_err();
@@ -1218,4 +1221,104 @@ fn a_caller_without_escalate_or_bind_can_run_vigil() {
     for t in targets {
         assert_eq!(t["status"], "scanned", "{t}");
     }
+}
+
+/// A run longer than its token's life renews the token at 80% of it (a new
+/// token bound to the same anchor), and new scans take the new one: no
+/// request ever carries an expired token. The test server runs token time
+/// 300× faster: a 10-minute token lives 2 s and is renewed after 1.6 s; 12
+/// scans one at a time, each exec at least 300 ms, outlive two renewals.
+#[test]
+fn a_long_run_renews_its_token_before_it_expires() {
+    let Some(c) = cluster(false) else { return };
+    c.server.set_time_scale(300.0);
+    c.server.set_latency(Duration::from_millis(300));
+    let policy = c.dir.write(
+        "long.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: long}\nspec:\n  profiles: [container-baseline]\n  access: {tokenTTL: 10m}\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n    - {namespace: team-b, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {concurrency: 1}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let args = [
+        "run",
+        policy.to_str().unwrap(),
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--unsigned",
+        "--plaintext",
+        "--format",
+        "json",
+    ];
+    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &args);
+    assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    for t in summary[0]["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "scanned", "{t}");
+    }
+    let log = c.server.request_log();
+    for ns in ["team-a", "team-b"] {
+        let tokens = log
+            .iter()
+            .filter(|l| l.path.contains("/token") && l.path.contains(ns))
+            .count();
+        assert!(
+            tokens >= 3,
+            "{ns}: the first token and at least two renewals: {tokens}"
+        );
+    }
+    assert!(
+        !log.iter().any(|l| l.status == 401),
+        "a request with an expired token: {:?}",
+        log.iter().filter(|l| l.status == 401).collect::<Vec<_>>()
+    );
+    let execs: Vec<_> = log.iter().filter(|l| l.path.contains("/exec?")).collect();
+    assert_eq!(execs.len(), 12);
+    assert!(
+        execs.last().unwrap().at - execs[0].at > Duration::from_secs(2),
+        "the scans outlived the first token"
+    );
+    assert_clean(&c);
+}
+
+/// Deleting the anchor revokes the run's tokens within the API server's
+/// token cache time (10 s by default, 1 s here), not at once: a token used
+/// just before cleanup keeps working until the cache forgets it.
+#[test]
+fn revocation_takes_effect_within_the_token_cache_time() {
+    let Some(c) = cluster(false) else { return };
+    c.server.set_token_cache_ttl(Duration::from_secs(1));
+    let meta = json!({"name": "cached", "namespace": "team-a"});
+    c.server
+        .insert("serviceaccounts", json!({"metadata": meta}));
+    c.server.insert(
+        "roles",
+        json!({"metadata": meta, "rules": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]}]}),
+    );
+    c.server.insert(
+        "rolebindings",
+        json!({"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cached"}, "subjects": [{"kind": "ServiceAccount", "name": "cached", "namespace": "team-a"}]}),
+    );
+    c.server.insert(
+        "secrets",
+        json!({"metadata": {"name": "cached-anchor", "namespace": "team-a", "uid": "anchor-uid-1"}}),
+    );
+    let token = c
+        .server
+        .issue_token_bound("team-a", "cached", "anchor-uid-1");
+    assert_eq!(exec_status(&c, &token, "team-a", "web-0"), 101);
+    c.server.remove("secrets", "team-a", "cached-anchor");
+    assert!(!c.server.token_valid(&token), "revoked");
+    let revoked_at = std::time::Instant::now();
+    assert_eq!(
+        exec_status(&c, &token, "team-a", "web-0"),
+        101,
+        "still cached right after the anchor went"
+    );
+    // Once the cached success is older than its TTL, the token is refused.
+    let mut code = 101;
+    while revoked_at.elapsed() < Duration::from_secs(5) && code == 101 {
+        std::thread::sleep(Duration::from_millis(200));
+        code = exec_status(&c, &token, "team-a", "web-0");
+    }
+    assert_eq!(code, 401);
 }

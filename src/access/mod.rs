@@ -19,10 +19,27 @@ use crate::policy::model::{AccessMode, ScanPolicy};
 pub struct RunAccess {
     service_account: String,
     created: Vec<(Kind, String, String)>,
-    scoped: BTreeMap<String, Cluster>,
+    /// The current client per namespace; [`RunAccess::keep_tokens_fresh`]
+    /// swaps in one with a new token before the old one expires.
+    scoped: std::sync::Mutex<BTreeMap<String, Cluster>>,
+    /// Per namespace: what a new token is bound to, and when the current
+    /// one should be replaced.
+    renewals: std::sync::Mutex<BTreeMap<String, Renewal>>,
+    ttl: i64,
+    audiences: Vec<String>,
     /// Provisioned rights that exceed what the plan needs.
     pub warnings: Vec<String>,
 }
+
+/// When a namespace's token is due for renewal, and its anchor.
+#[derive(Debug, Clone)]
+struct Renewal {
+    anchor: Secret,
+    due: tokio::time::Instant,
+}
+
+/// A token is renewed when this share of its lifetime has passed.
+const RENEW_AT: f64 = 0.8;
 
 impl RunAccess {
     /// The identity scans in `namespace` run as.
@@ -30,9 +47,72 @@ impl RunAccess {
         format!("system:serviceaccount:{namespace}:{}", self.service_account)
     }
 
-    /// The client that scans in `namespace` (only the run's token).
-    pub fn scoped(&self, namespace: &str) -> Option<&Cluster> {
-        self.scoped.get(namespace)
+    /// The client that scans in `namespace` (only the run's token): the
+    /// newest one. A scan holds its clone; one started later gets the next.
+    pub fn scoped(&self, namespace: &str) -> Option<Cluster> {
+        self.scoped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+            .cloned()
+    }
+
+    /// Until `stop` turns true: request a new bound token for each
+    /// namespace when [`RENEW_AT`] of the current one's lifetime has
+    /// passed, and hand it to scans that start from then on. A failed
+    /// renewal is logged and retried while the old token still lives.
+    pub async fn keep_tokens_fresh(
+        &self,
+        caller: &Cluster,
+        audit: &AuditLog,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let next = {
+                let r = self.renewals.lock().unwrap_or_else(|e| e.into_inner());
+                r.iter()
+                    .min_by_key(|(_, r)| r.due)
+                    .map(|(ns, r)| (ns.clone(), r.clone()))
+            };
+            let Some((ns, renewal)) = next else { return };
+            tokio::select! {
+                _ = tokio::time::sleep_until(renewal.due) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let sa = &self.service_account;
+            let result = audited(
+                audit,
+                "create",
+                format!(
+                    "token for serviceaccount {ns}/{sa} (renewal; ttl {}s, bound to its anchor)",
+                    self.ttl
+                ),
+                caller.request_token(&ns, sa, self.ttl, &self.audiences, &renewal.anchor),
+            )
+            .await
+            .and_then(|(token, lifetime)| Ok((caller.scoped(&token)?, lifetime)));
+            let due = match result {
+                Ok((client, lifetime)) => {
+                    self.scoped
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ns.clone(), client);
+                    tokio::time::Instant::now() + lifetime.mul_f64(RENEW_AT)
+                }
+                Err(e) => {
+                    tracing::warn!("renewing the token for {ns}/{sa} failed, retrying in 5s: {e}");
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(5)
+                }
+            };
+            if let Some(r) = self
+                .renewals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&ns)
+            {
+                r.due = due;
+            }
+        }
     }
 
     /// Objects created so far, as `kind ns/name`.
@@ -53,6 +133,9 @@ impl RunAccess {
     ) -> Result<RunAccess, ClusterError> {
         let mut access = RunAccess {
             service_account: plan.service_account.clone(),
+            ttl: crate::policy::duration::parse(&policy.spec.access.token_ttl)
+                .map_or(900, |d| d.as_secs() as i64),
+            audiences: policy.spec.access.audiences.clone(),
             ..RunAccess::default()
         };
         match access.create_all(caller, policy, plan, audit).await {
@@ -71,8 +154,7 @@ impl RunAccess {
         plan: &PolicyPlan,
         audit: &AuditLog,
     ) -> Result<(), ClusterError> {
-        let ttl = crate::policy::duration::parse(&policy.spec.access.token_ttl)
-            .map_or(900, |d| d.as_secs() as i64);
+        let ttl = self.ttl;
         // Leftovers (a run killed with SIGKILL) become collectable by `vigil
         // gc` once no token of the run can be valid any more and the run's
         // deadline has passed.
@@ -101,9 +183,16 @@ impl RunAccess {
         for (ns, created, result) in results {
             self.created.extend(created);
             match result {
-                Ok((scoped, warnings)) => {
+                Ok((scoped, warnings, renewal)) => {
                     self.warnings.extend(warnings);
-                    self.scoped.insert(ns, scoped);
+                    self.scoped
+                        .get_mut()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ns.clone(), scoped);
+                    self.renewals
+                        .get_mut()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ns, renewal);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -117,7 +206,14 @@ impl RunAccess {
     /// then bindings, roles and service accounts. Returns what could not be
     /// deleted (for the summary and `vigil gc`).
     pub async fn cleanup(&mut self, caller: &Cluster, audit: &AuditLog) -> Vec<String> {
-        self.scoped.clear();
+        self.scoped
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.renewals
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let objects = std::mem::take(&mut self.created);
         // Anchors first, all at once: that revokes every token of the run.
         // Then the rest, also at once.
@@ -160,7 +256,7 @@ async fn setup_namespace(
 ) -> (
     String,
     Vec<(Kind, String, String)>,
-    Result<(Cluster, Vec<String>), ClusterError>,
+    Result<(Cluster, Vec<String>, Renewal), ClusterError>,
 ) {
     let ns = ns_access.namespace.clone();
     let sa_name = &plan.service_account;
@@ -266,13 +362,17 @@ async fn setup_namespace(
         return (ns, created, Err(e));
     }
     let result = async {
-        let token = audited(
+        let (token, lifetime) = audited(
             audit,
             "create",
             format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
             caller.request_token(&ns, sa_name, ttl, &policy.spec.access.audiences, &anchor),
         )
         .await?;
+        let renewal = Renewal {
+            anchor: anchor.clone(),
+            due: tokio::time::Instant::now() + lifetime.mul_f64(RENEW_AT),
+        };
         let scoped = caller.scoped(&token)?;
         // Before the first scan: the token really holds its rights. New
         // bindings reach the authorizer's cache after a moment, and a
@@ -322,7 +422,7 @@ async fn setup_namespace(
                 ));
             }
         }
-        Ok((scoped, warnings))
+        Ok((scoped, warnings, renewal))
     }
     .await;
     (ns, created, result)

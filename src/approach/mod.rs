@@ -234,16 +234,17 @@ impl KubeCollector<'_> {
         attempts: &std::sync::atomic::AtomicU32,
     ) -> Result<Gathered, String> {
         let ns = t.namespace.as_deref().unwrap_or_default();
-        let client = self
-            .access
-            .scoped(ns)
-            .ok_or_else(|| format!("no scoped access for namespace {ns}"))?;
         loop {
+            // Each attempt takes the newest token (see `keep_tokens_fresh`).
+            let client = self
+                .access
+                .scoped(ns)
+                .ok_or_else(|| format!("no scoped access for namespace {ns}"))?;
             let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let scan = Scan {
                 target: t,
                 scan_id,
-                client,
+                client: &client,
                 attempt,
                 collector: self,
             };

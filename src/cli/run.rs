@@ -264,36 +264,54 @@ fn run_in_cluster(
     }
     let scan_timeout = crate::policy::duration::parse(&policy.value.spec.limits.scan_timeout)
         .unwrap_or(std::time::Duration::from_secs(120));
-    let result = match &policy.value.spec.scanner {
-        // An existing InSpec profile, run by the team's own scanner over
-        // this run's access.
-        Some(scanner) => {
-            let external = crate::approach::external::ExternalRun {
-                runtime: rt.handle().clone(),
-                access: &access,
-                audit: &audit,
-                scan_timeout,
-                scanner,
-                base_dir: policy.base_dir(),
-                abort,
-            };
-            crate::runner::run_external(policy, pp, opts, output, &|t, scan_id| {
-                external.scan(t, scan_id)
-            })
+    // Tokens are renewed in the background while scans run.
+    let (stop_renewal, renewal_stopped) = tokio::sync::watch::channel(false);
+    let result = std::thread::scope(|scope| {
+        let access = &access;
+        scope.spawn(|| {
+            rt.block_on(access.keep_tokens_fresh(&session.caller, &audit, renewal_stopped))
+        });
+        // Stops the renewer however the scans end (a panic included), so
+        // the scope can join it.
+        struct StopOnDrop(tokio::sync::watch::Sender<bool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.send(true);
+            }
         }
-        None => {
-            let collector = KubeCollector {
-                audit: &audit,
-                scan_timeout,
-                runtime: rt.handle().clone(),
-                access: &access,
-                debug: policy.value.spec.debug.as_ref(),
-                retries: policy.value.spec.limits.retries,
-                abort,
-            };
-            run_policy(set, policy, pp, opts, output, &collector)
-        }
-    };
+        let _stop = StopOnDrop(stop_renewal);
+        let result = match &policy.value.spec.scanner {
+            // An existing InSpec profile, run by the team's own scanner over
+            // this run's access.
+            Some(scanner) => {
+                let external = crate::approach::external::ExternalRun {
+                    runtime: rt.handle().clone(),
+                    access,
+                    audit: &audit,
+                    scan_timeout,
+                    scanner,
+                    base_dir: policy.base_dir(),
+                    abort,
+                };
+                crate::runner::run_external(policy, pp, opts, output, &|t, scan_id| {
+                    external.scan(t, scan_id)
+                })
+            }
+            None => {
+                let collector = KubeCollector {
+                    audit: &audit,
+                    scan_timeout,
+                    runtime: rt.handle().clone(),
+                    access,
+                    debug: policy.value.spec.debug.as_ref(),
+                    retries: policy.value.spec.limits.retries,
+                    abort,
+                };
+                run_policy(set, policy, pp, opts, output, &collector)
+            }
+        };
+        result
+    });
     let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
     watcher.abort();
     for l in &leftovers {

@@ -524,7 +524,7 @@ impl Cluster {
         ttl_seconds: i64,
         audiences: &[String],
         anchor: &Secret,
-    ) -> Result<Token, ClusterError> {
+    ) -> Result<(Token, std::time::Duration), ClusterError> {
         self.throttle().await;
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
         let tr = TokenRequest {
@@ -545,16 +545,22 @@ impl Cluster {
             .create_token_request(sa, &PostParams::default(), &tr)
             .await
             .map_err(|e| ClusterError::from_kube("create", what.clone(), e))?;
-        let token = out
+        let status = out
             .status
-            .map(|s| s.token)
-            .filter(|t| !t.is_empty())
+            .filter(|s| !s.token.is_empty())
             .ok_or(ClusterError::Transport {
                 verb: "create",
                 what,
                 message: "the API server returned no token".into(),
             })?;
-        Ok(Token(token))
+        // How long it lives: what was asked, or less if the API server says
+        // it expires sooner (measured on this clock, so a clock ahead of the
+        // server's only renews early).
+        let asked = std::time::Duration::from_secs(ttl_seconds.max(0) as u64);
+        let left_ms =
+            status.expiration_timestamp.0.as_millisecond() - chrono::Utc::now().timestamp_millis();
+        let left = std::time::Duration::from_millis(left_ms.max(0) as u64);
+        Ok((Token(status.token), asked.min(left)))
     }
 
     /// Delete a namespaced object by kind and name; a missing object is fine.

@@ -147,6 +147,13 @@ struct State {
     /// authorizer's cache, and when each was created.
     rbac_delay: Duration,
     rbac_created: HashMap<(String, String, String), Instant>,
+    /// Token lifetimes are divided by this (tests: a 600 s token lives
+    /// seconds).
+    time_scale: f64,
+    /// How long a successful token authentication is cached (the API
+    /// server's token cache: 10 s), and the cache.
+    token_cache_ttl: Duration,
+    token_cache: HashMap<String, (Instant, String)>,
 }
 
 impl State {
@@ -242,6 +249,8 @@ impl FakeApiServer {
             changes: Some(tokio::sync::watch::channel(1).0),
             dir: dir.to_path_buf(),
             minor: 35,
+            time_scale: 1.0,
+            token_cache_ttl: Duration::from_secs(10),
             ..State::default()
         };
         for mut p in pods {
@@ -307,6 +316,19 @@ impl FakeApiServer {
         self.state.lock().unwrap().rbac_delay = delay;
     }
 
+    /// Token lifetimes pass `scale` times faster (a 600 s token asked for
+    /// lives 600/`scale` seconds, and its expirationTimestamp says so).
+    pub fn set_time_scale(&self, scale: f64) {
+        self.state.lock().unwrap().time_scale = scale;
+    }
+
+    /// How long a successful token authentication is cached (default 10 s,
+    /// as the API server's token cache): a revoked token keeps working
+    /// that long after its last use.
+    pub fn set_token_cache_ttl(&self, ttl: Duration) {
+        self.state.lock().unwrap().token_cache_ttl = ttl;
+    }
+
     /// Emulate Kubernetes 1.`minor` where versions differ (default 1.35).
     pub fn set_kubernetes_minor(&self, minor: u32) {
         self.state.lock().unwrap().minor = minor;
@@ -365,6 +387,25 @@ impl FakeApiServer {
                     .unwrap();
             }
         })
+    }
+
+    /// [`Self::issue_token`], bound to the Secret with `anchor_uid`: the
+    /// token dies with it.
+    pub fn issue_token_bound(&self, ns: &str, sa: &str, anchor_uid: &str) -> String {
+        let token = self.issue_token(ns, sa);
+        if let Some(t) = self.state.lock().unwrap().tokens.get_mut(&token) {
+            t.anchor_uid = Some(anchor_uid.to_string());
+        }
+        token
+    }
+
+    /// Delete an object as if someone deleted it.
+    pub fn remove(&self, resource: &str, ns: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .remove(&(resource.into(), ns.into(), name.into()));
     }
 
     /// Store an object as if someone created it (e.g. a leftover of a killed run).
@@ -484,6 +525,9 @@ impl FakeApiServer {
     }
 
     /// Returns true if and only if `token` still authenticates.
+    /// Whether the token itself is still valid (not expired, its anchor
+    /// alive), the authentication cache aside: false means revoked, once
+    /// the cache forgets it.
     pub fn token_valid(&self, token: &str) -> bool {
         let st = self.state.lock().unwrap();
         authenticate(&st, Some(token)).is_some_and(|id| id != "anonymous")
@@ -513,6 +557,27 @@ fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
         .unwrap()
+}
+
+/// Identity for a bearer token through the API server's authentication
+/// cache: a success is remembered for `token_cache_ttl`
+/// (`pkg/kubeapiserver/authenticator/config.go` wraps the token
+/// authenticators in `token/cache` with a 10 s success TTL), so deleting a
+/// token's bound object revokes it within that time, not at once. Expiry
+/// is checked on every request.
+fn authenticate_cached(st: &mut State, token: Option<&str>) -> Option<String> {
+    let t = token?;
+    let fresh = |st: &State| st.tokens.get(t).is_none_or(|i| Instant::now() <= i.expires);
+    if let Some((at, id)) = st.token_cache.get(t)
+        && at.elapsed() < st.token_cache_ttl
+        && fresh(st)
+    {
+        return Some(id.clone());
+    }
+    let id = authenticate(st, token)?;
+    st.token_cache
+        .insert(t.to_string(), (Instant::now(), id.clone()));
+    Some(id)
 }
 
 /// Identity for a bearer token, if it is valid.
@@ -715,6 +780,15 @@ async fn handle(
     let arrived = Instant::now();
     st.lock().unwrap().arrivals.push(req.uri().to_string());
     notify.notify_all();
+    // Authentication happens as the request arrives (the injected latency
+    // stands for the work after it).
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let identity = authenticate_cached(&mut st.lock().unwrap(), token.as_deref());
     let spike = {
         let mut g = st.lock().unwrap();
         let n = &mut g.faults.latency_spikes;
@@ -729,16 +803,9 @@ async fn handle(
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let token = req
-        .headers()
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::to_string);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let full = req.uri().to_string();
-    let identity = authenticate(&st.lock().unwrap(), token.as_deref());
     let resp = route(req, &st, identity.as_deref()).await;
     st.lock().unwrap().log.push(Logged {
         identity: identity.unwrap_or_else(|| "anonymous".into()),
@@ -1229,17 +1296,19 @@ fn token_request(st: &Arc<Mutex<State>>, ns: &str, sa: &str, body: Value) -> Res
         "eyJhbGciOiJSUzI1NiJ9.eyJjYW5hcnkiOiJ2aWdpbCJ9.fake-sa-token-{}",
         uuid::Uuid::new_v4().simple()
     );
+    let lifetime = Duration::from_secs(secs as u64).div_f64(st.time_scale);
     st.tokens.insert(
         token.clone(),
         IssuedToken {
             namespace: ns.into(),
             service_account: sa.into(),
-            expires: Instant::now() + Duration::from_secs(secs as u64),
+            expires: Instant::now() + lifetime,
             anchor_uid,
         },
     );
+    let expiration = chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap();
     let mut out = body;
-    out["status"] = json!({"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"});
+    out["status"] = json!({"token": token, "expirationTimestamp": expiration.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
     respond(201, &out)
 }
 
