@@ -280,7 +280,7 @@ fn run_in_cluster(
             }
         }
         let _stop = StopOnDrop(stop_renewal);
-        let result = match &policy.value.spec.scanner {
+        match &policy.value.spec.scanner {
             // An existing InSpec profile, run by the team's own scanner over
             // this run's access.
             Some(scanner) => {
@@ -309,8 +309,7 @@ fn run_in_cluster(
                 };
                 run_policy(set, policy, pp, opts, output, &collector)
             }
-        };
-        result
+        }
     });
     let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
     watcher.abort();
