@@ -9,8 +9,8 @@ use crate::schedule::{Clock, Event, Plan, RunFuture};
 
 const AFTER_HELP: &str = "\
 Examples:
-  vigil schedule --list policies/ 
-  vigil schedule policies/ --signing-key /etc/vigil/signing.key.pem
+  vigil schedule --list policies/
+  vigil schedule policies/ --signing-key signer.key.pem --out results
 
 Each run is a `vigil run` child process (it gets this command's --out,
 --signing-key, --plaintext). A run due while the previous one of the same
