@@ -1322,3 +1322,109 @@ fn revocation_takes_effect_within_the_token_cache_time() {
     }
     assert_eq!(code, 401);
 }
+
+/// `kubectl` works against the test API server as against a real one:
+/// discovery and version, listing pods in every namespace, `auth can-i`
+/// (SelfSubjectAccessReview), `auth whoami` (SelfSubjectReview), and `exec`
+/// over WebSocket with stdout, stdin and the command's exit code.
+#[test]
+fn kubectl_works_against_the_test_server() {
+    let Some(c) = cluster(false) else { return };
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_KUBECTL").is_none(),
+            "kubectl is required here"
+        );
+        eprintln!("kubectl not installed: skipping");
+        return;
+    }
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
+            .env("KUBECONFIG", &c.server.kubeconfig)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = kubectl(&["version", "-o", "json"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["serverVersion"]["minor"], "35", "{v}");
+    let (code, out, err) = kubectl(&["get", "pods", "-A", "-o", "name"], None);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("pod/web-0") && out.contains("pod/other-0"),
+        "{out}"
+    );
+    let (code, out, err) = kubectl(
+        &["auth", "can-i", "create", "pods/exec", "-n", "team-a"],
+        None,
+    );
+    assert_eq!((code, out.trim()), (Some(0), "yes"), "{err}");
+    let (code, out, err) = kubectl(&["auth", "whoami", "-o", "json"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let who: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(who["status"]["userInfo"]["username"], "admin");
+    // A ServiceAccount with no rights: can-i says no (exit 1).
+    c.server.insert(
+        "serviceaccounts",
+        json!({"metadata": {"name": "nobody", "namespace": "team-a"}}),
+    );
+    let token = c.server.issue_token("team-a", "nobody");
+    let (code, out, _) = kubectl(
+        &[
+            "auth", "can-i", "get", "pods", "-n", "team-a", "--token", &token,
+        ],
+        None,
+    );
+    assert_eq!((code, out.trim()), (Some(1), "no"));
+    // exec: output, exit code, stdin.
+    let (code, out, err) = kubectl(
+        &[
+            "exec",
+            "-n",
+            "team-a",
+            "web-0",
+            "-c",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exit 3",
+        ],
+        None,
+    );
+    assert_eq!((code, out.as_str()), (Some(3), "hi\n"), "{err}");
+    let (code, out, err) = kubectl(
+        &[
+            "exec", "-i", "-n", "team-a", "web-0", "-c", "app", "--", "cat",
+        ],
+        Some("from stdin\n"),
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "from stdin\n"), "{err}");
+}

@@ -604,6 +604,95 @@ fn authenticate(st: &State, token: Option<&str>) -> Option<String> {
     ))
 }
 
+/// The discovery documents clients read before anything else (`kubectl`
+/// among them): `/version`, `/api`, `/apis` and each group version's
+/// resources, for what the test server serves. Legacy (unaggregated)
+/// discovery, which clients fall back to when the answer is plain JSON
+/// (`staging/src/k8s.io/client-go/discovery/discovery_client.go`).
+fn discovery(path: &str, minor: u32) -> Option<Value> {
+    let resource = |name: &str, kind: &str, namespaced: bool, verbs: &[&str], short: &[&str]| json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs, "shortNames": short});
+    let list = |gv: &str, resources: Vec<Value>| json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources});
+    let crud = ["create", "delete", "get", "list", "patch", "watch"];
+    Some(match path.trim_end_matches('/') {
+        "/version" => json!({
+            "major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0"),
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64"
+        }),
+        "/api" => {
+            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+        }
+        "/apis" => {
+            let group = |name: &str| json!({"name": name, "versions": [{"groupVersion": format!("{name}/v1"), "version": "v1"}], "preferredVersion": {"groupVersion": format!("{name}/v1"), "version": "v1"}});
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                group("rbac.authorization.k8s.io"), group("authorization.k8s.io"), group("authentication.k8s.io")
+            ]})
+        }
+        "/api/v1" => list(
+            "v1",
+            vec![
+                resource("pods", "Pod", true, &crud, &["po"]),
+                resource("pods/exec", "PodExecOptions", true, &["create", "get"], &[]),
+                resource("pods/log", "Pod", true, &["get"], &[]),
+                resource(
+                    "pods/ephemeralcontainers",
+                    "Pod",
+                    true,
+                    &["get", "patch", "update"],
+                    &[],
+                ),
+                resource("serviceaccounts", "ServiceAccount", true, &crud, &["sa"]),
+                resource(
+                    "serviceaccounts/token",
+                    "TokenRequest",
+                    true,
+                    &["create"],
+                    &[],
+                ),
+                resource("secrets", "Secret", true, &crud, &[]),
+                resource("configmaps", "ConfigMap", true, &crud, &["cm"]),
+            ],
+        ),
+        "/apis/rbac.authorization.k8s.io/v1" => list(
+            "rbac.authorization.k8s.io/v1",
+            vec![
+                resource("roles", "Role", true, &crud, &[]),
+                resource("rolebindings", "RoleBinding", true, &crud, &[]),
+            ],
+        ),
+        "/apis/authorization.k8s.io/v1" => list(
+            "authorization.k8s.io/v1",
+            vec![
+                resource(
+                    "selfsubjectaccessreviews",
+                    "SelfSubjectAccessReview",
+                    false,
+                    &["create"],
+                    &[],
+                ),
+                resource(
+                    "selfsubjectrulesreviews",
+                    "SelfSubjectRulesReview",
+                    false,
+                    &["create"],
+                    &[],
+                ),
+            ],
+        ),
+        "/apis/authentication.k8s.io/v1" => list(
+            "authentication.k8s.io/v1",
+            vec![resource(
+                "selfsubjectreviews",
+                "SelfSubjectReview",
+                false,
+                &["create"],
+                &[],
+            )],
+        ),
+        _ => return None,
+    })
+}
+
 /// Whether an RBAC object has reached the authorizer's cache.
 fn rbac_visible(st: &State, key: &(String, String, String)) -> bool {
     st.rbac_created
@@ -828,7 +917,30 @@ async fn route(
         return respond(401, &status(401, "Unauthorized", "Unauthorized"));
     };
     let path = req.uri().path().to_string();
+    if req.method() == Method::GET
+        && let Some(doc) = discovery(&path, st.lock().unwrap().minor)
+    {
+        return respond(200, &doc);
+    }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // SelfSubjectReview: who the caller is (`kubectl auth whoami`).
+    if parts.as_slice() == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
+        && req.method() == Method::POST
+    {
+        let mut body = read_json(req).await;
+        let groups = if identity == "admin" {
+            json!(["system:masters", "system:authenticated"])
+        } else {
+            let ns = identity.split(':').nth(2).unwrap_or_default();
+            json!([
+                "system:serviceaccounts",
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated"
+            ])
+        };
+        body["status"] = json!({"userInfo": {"username": identity, "groups": groups}});
+        return respond(201, &body);
+    }
     // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
     // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
     // SelfSubjectAccessReview: may the caller do one thing?
@@ -1330,6 +1442,9 @@ async fn exec(
         .find(|(k, _)| k == "container")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    let stdin_wanted = query
+        .iter()
+        .any(|(k, v)| k == "stdin" && (v == "true" || v == "1"));
     let (root, known, probe, node) = {
         let st = st.lock().unwrap();
         let pod_obj = st
@@ -1438,12 +1553,10 @@ async fn exec(
             v.extend_from_slice(data);
             Message::Binary(v.into())
         };
-        let result = match (root, probe) {
-            (_, Some((bin, tree, may_read))) => Some(
-                probe_process(&bin, &command[1..], &tree, may_read)
-                    .output()
-                    .await,
-            ),
+        let command_to_run = match (root, probe) {
+            (_, Some((bin, tree, may_read))) => {
+                Some(probe_process(&bin, &command[1..], &tree, may_read))
+            }
             (Some(root), None) => {
                 let root = std::ffi::CString::new(root.into_os_string().into_encoded_bytes())
                     .expect("fixture roots have no NUL");
@@ -1462,61 +1575,56 @@ async fn exec(
                         Ok(())
                     });
                 }
-                Some(cmd.output().await)
+                Some(cmd)
             }
             (None, None) => None,
         };
-        let status_json = match &result {
-            Some(Ok(out)) if cut => {
-                // A stream cut midway: some stdout, then the stream ends
-                // without the status a finished command sends.
-                let half = &out.stdout[..out.stdout.len() / 2];
-                let _ = ws.send(frame(1, half)).await;
-                // The connection goes away under the WebSocket: no close
-                // frame, no status.
-                let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
-                return;
-            }
-            Some(Ok(out)) => {
-                for chunk in out.stdout.chunks(32 * 1024) {
-                    let _ = ws.send(frame(1, chunk)).await;
-                }
-                if !out.stderr.is_empty() {
-                    let _ = ws.send(frame(2, &out.stderr)).await;
-                }
-                // A command killed by a signal (an OOM kill) exits 128 + the
-                // signal, as the runtimes report it.
-                let code = out.status.code().or_else(|| {
-                    std::os::unix::process::ExitStatusExt::signal(&out.status).map(|s| 128 + s)
-                });
-                match code {
-                    Some(0) => json!({"metadata": {}, "status": "Success"}),
-                    code => {
-                        json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: {code:?}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}})
+        let status_json = match command_to_run {
+            None => internal_error("no root filesystem for this pod"),
+            Some(cmd) => match stream_command(&mut ws, cmd, stdin_wanted, protocol, cut).await {
+                // A stream cut midway: the connection went away under the
+                // WebSocket, with no close frame and no status.
+                StreamEnd::Cut => return,
+                StreamEnd::Exited(status) => {
+                    // A command killed by a signal (an OOM kill) exits 128 +
+                    // the signal, as the runtimes report it.
+                    let code = status.code().or_else(|| {
+                        std::os::unix::process::ExitStatusExt::signal(&status).map(|s| 128 + s)
+                    });
+                    match code {
+                        Some(0) => json!({"metadata": {}, "status": "Success"}),
+                        code => {
+                            json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: {code:?}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}})
+                        }
                     }
                 }
-            }
-            Some(Err(e)) => {
-                // What containerd reports when the binary is missing, as
-                // the kubelet wraps it: not an exit code but
-                // `apierrors.NewInternalError` (ServeExec in
-                // staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go).
-                let program = command.first().map_or("", String::as_str);
-                let why = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("stat {program}: no such file or directory")
-                } else {
-                    e.to_string()
-                };
-                internal_error(&format!(
-                    "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {why}: unknown"
-                ))
-            }
-            None => internal_error("no root filesystem for this pod"),
+                StreamEnd::NotStarted(e) => {
+                    // What containerd reports when the binary is missing, as
+                    // the kubelet wraps it: not an exit code but
+                    // `apierrors.NewInternalError` (ServeExec in
+                    // staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go).
+                    let program = command.first().map_or("", String::as_str);
+                    let why = if e.kind() == std::io::ErrorKind::NotFound {
+                        format!("stat {program}: no such file or directory")
+                    } else {
+                        e.to_string()
+                    };
+                    internal_error(&format!(
+                        "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {why}: unknown"
+                    ))
+                }
+            },
         };
         let _ = ws
             .send(frame(3, &serde_json::to_vec(&status_json).unwrap()))
             .await;
-        let _ = ws.close(None).await;
+        // A normal closure, as the API server's WebSocket stream ends.
+        let _ = ws
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
         while let Some(Ok(_)) = ws.next().await {}
     });
     Response::builder()
@@ -1534,6 +1642,101 @@ async fn exec(
 /// container: %v", err))` (kubernetes/kubernetes
 /// `staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go`,
 /// `staging/src/k8s.io/apimachinery/pkg/api/errors/errors.go`).
+/// How a streamed command ended.
+enum StreamEnd {
+    /// It ran and exited.
+    Exited(std::process::ExitStatus),
+    /// It could not be started.
+    NotStarted(std::io::Error),
+    /// The stream was cut (an injected fault): nothing more is sent.
+    Cut,
+}
+
+/// Run `cmd` and stream it over the exec WebSocket as the kubelet does:
+/// stdout on channel 1 and stderr on channel 2 as they are produced (a
+/// send waits for the client: backpressure), and, with `stdin`, channel 0
+/// from the client into the command; under `v5.channel.k8s.io` a
+/// `[255, 0]` message closes stdin (KEP-4006). With `cut`, the connection
+/// goes away after half of the first stdout chunk.
+async fn stream_command<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    mut cmd: tokio::process::Command,
+    stdin: bool,
+    protocol: &str,
+    cut: bool,
+) -> StreamEnd
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    cmd.stdin(if stdin {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    })
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return StreamEnd::NotStarted(e),
+    };
+    let frame = |ch: u8, data: &[u8]| {
+        let mut v = vec![ch];
+        v.extend_from_slice(data);
+        Message::Binary(v.into())
+    };
+    let mut input = child.stdin.take();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let (mut out_done, mut err_done, mut client_done) = (false, false, false);
+    let (mut obuf, mut ebuf) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    while !(out_done && err_done) {
+        tokio::select! {
+            n = out.read(&mut obuf), if !out_done => match n {
+                Ok(0) | Err(_) => out_done = true,
+                Ok(n) if cut => {
+                    let _ = ws.send(frame(1, &obuf[..n / 2])).await;
+                    let _ = child.kill().await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
+                    return StreamEnd::Cut;
+                }
+                Ok(n) => {
+                    let _ = ws.send(frame(1, &obuf[..n])).await;
+                }
+            },
+            n = err.read(&mut ebuf), if !err_done => match n {
+                Ok(0) | Err(_) => err_done = true,
+                Ok(n) => {
+                    let _ = ws.send(frame(2, &ebuf[..n])).await;
+                }
+            },
+            msg = ws.next(), if !client_done => match msg {
+                Some(Ok(Message::Binary(data))) => match data.first() {
+                    Some(0) => {
+                        if let Some(i) = input.as_mut() && i.write_all(&data[1..]).await.is_err() {
+                            input = None;
+                        }
+                    }
+                    Some(255) if protocol == "v5.channel.k8s.io" && data.get(1) == Some(&0) => {
+                        input = None;
+                    }
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    client_done = true;
+                    input = None;
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    drop(input);
+    match child.wait().await {
+        Ok(status) => StreamEnd::Exited(status),
+        Err(e) => StreamEnd::NotStarted(e),
+    }
+}
+
 fn internal_error(runtime_error: &str) -> Value {
     let err = format!("error executing command in container: {runtime_error}");
     json!({
