@@ -1428,3 +1428,60 @@ fn kubectl_works_against_the_test_server() {
     );
     assert_eq!((code, out.as_str()), (Some(0), "from stdin\n"), "{err}");
 }
+
+/// A container that floods stderr (10 MiB) no longer stalls its exec until
+/// `scanTimeout`: stderr beyond its 64 KiB is read and dropped, the command
+/// finishes, and the scan is an error result at once (it printed no
+/// frame), while the other targets scan normally.
+#[test]
+fn a_container_flooding_stderr_is_an_error_result_at_once() {
+    let Some(c) = cluster(false) else { return };
+    let flood = c.dir.path().join("flood-root");
+    std::fs::create_dir_all(flood.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", flood.join("bin/busybox")).unwrap();
+    std::fs::write(
+        flood.join("bin/sh"),
+        "#!/bin/busybox sh\n/bin/busybox yes 'an error, again and again' | /bin/busybox head -c 10485760 >&2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        flood.join("bin/sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    c.server.set_rootfs("team-a", "web-0", &flood);
+    let policy = c.dir.write(
+        "flood.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: flood}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {scanTimeout: 120s, retries: 0}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let started = std::time::Instant::now();
+    let run = run_with_kubeconfig(
+        &c,
+        &c.server.kubeconfig,
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(took < Duration::from_secs(30), "the run took {took:?}");
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    for t in summary[0]["targets"].as_array().unwrap() {
+        if t["id"] == "team-a/web-0/app" {
+            assert_ne!(t["status"], "scanned", "{t}");
+            assert!(!t["error"].as_str().unwrap_or_default().is_empty(), "{t}");
+        } else {
+            assert_eq!(t["status"], "scanned", "{t}");
+        }
+    }
+    eprintln!("a 10 MiB stderr flood: the run took {took:?}");
+}

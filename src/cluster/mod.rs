@@ -768,23 +768,58 @@ impl Cluster {
         let status = attached.take_status();
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let mut out_limited = (&mut stdout).take(max_bytes as u64 + 1);
-        let mut err_limited = (&mut stderr).take(64 * 1024);
+        // stdout up to the cap: one byte more ends the exec at once (the
+        // connection is aborted), an error now rather than at scanTimeout.
+        // stderr: the first 64 KiB are kept and the rest is read and
+        // dropped, so a chatty stderr never stalls the stream behind it.
+        let read_stdout = async {
+            let mut limited = (&mut stdout).take(max_bytes as u64 + 1);
+            limited.read_to_end(&mut out).await
+        };
+        let drain_stderr = async {
+            let mut chunk = vec![0u8; 16 * 1024];
+            loop {
+                let n = stderr.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                let room = (64 * 1024usize).saturating_sub(err.len());
+                err.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        };
         let (r1, r2) = {
             let mut reads = std::pin::pin!(async {
-                tokio::join!(
-                    out_limited.read_to_end(&mut out),
-                    err_limited.read_to_end(&mut err)
-                )
+                let mut read_stdout = std::pin::pin!(read_stdout);
+                let mut drain_stderr = std::pin::pin!(drain_stderr);
+                let (mut r1, mut r2, mut over) = (None, None, false);
+                while r1.is_none() || r2.is_none() {
+                    tokio::select! {
+                        r = &mut read_stdout, if r1.is_none() => {
+                            over = matches!(r, Ok(n) if n as u64 > max_bytes as u64);
+                            r1 = Some(r.map(|_| ()));
+                            if over {
+                                // Too much: stop waiting for the rest.
+                                r2 = Some(Ok(()));
+                            }
+                        }
+                        r = &mut drain_stderr, if r2.is_none() => r2 = Some(r),
+                    }
+                }
+                (r1.unwrap_or(Ok(())), r2.unwrap_or(Ok(())), over)
             });
             // When the connection breaks, kube's message loop ends with an
             // error but leaves the output pipes open: wait on both, so a cut
             // stream is an error at once instead of a read that never ends.
             let mut joined = std::pin::pin!(attached.join());
             tokio::select! {
-                r = &mut reads => {
+                (r1, r2, over) = &mut reads => {
+                    if over {
+                        // Returning drops the exec: its background task
+                        // fails on its next write and the connection closes.
+                        return Err(ClusterError::TooLarge { what, max_bytes });
+                    }
                     let _ = joined.await;
-                    r
+                    (r1, r2)
                 }
                 j = &mut joined => {
                     if let Err(e) = j {
@@ -794,7 +829,8 @@ impl Cluster {
                             message: format!("exec stream cut: {}", redact_error(&e.to_string())),
                         });
                     }
-                    reads.await
+                    let (r1, r2, _) = reads.await;
+                    (r1, r2)
                 }
             }
         };
