@@ -1485,3 +1485,102 @@ fn a_container_flooding_stderr_is_an_error_result_at_once() {
     }
     eprintln!("a 10 MiB stderr flood: the run took {took:?}");
 }
+
+/// TokenRequest as the API server does it: tokens are JWTs with `aud`,
+/// `exp`, the `kubernetes.io` claims and a credential id (`jti`, KEP-4193);
+/// binding to a missing Secret is NotFound and to a recreated one (another
+/// UID) a Conflict; a token whose audiences leave out the API server's own
+/// is refused on every call, and vigil says why.
+#[test]
+fn token_requests_are_checked_as_kubernetes_checks_them() {
+    use base64::Engine as _;
+    let Some(c) = cluster(false) else { return };
+    // vigil's own run: its tokens are real JWTs.
+    let run = run_vigil(&c, &[]);
+    assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
+    let token = c.server.issued_tokens().pop().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], json!([crate::fakeapi::API_AUDIENCE]));
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    assert!(
+        claims["kubernetes.io"]["secret"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-anchor")
+    );
+
+    // Bound objects: missing, or recreated under another UID.
+    c.server.insert(
+        "serviceaccounts",
+        json!({"metadata": {"name": "tr", "namespace": "team-a"}}),
+    );
+    c.server.insert(
+        "secrets",
+        json!({"metadata": {"name": "tr-anchor", "namespace": "team-a", "uid": "uid-now"}}),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caller = rt
+        .block_on(vigil::cluster::Cluster::connect_with(
+            Some(&c.server.kubeconfig),
+            None,
+            false,
+        ))
+        .unwrap();
+    let anchor = |name: &str, uid: &str| -> k8s_openapi::api::core::v1::Secret {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "team-a", "uid": uid}}),
+        )
+        .unwrap()
+    };
+    let code = |a: k8s_openapi::api::core::v1::Secret| match rt.block_on(caller.request_token(
+        "team-a",
+        "tr",
+        600,
+        &[],
+        &a,
+    )) {
+        Ok(_) => 201,
+        Err(vigil::cluster::ClusterError::Api { code, .. }) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(code(anchor("tr-anchor", "uid-now")), 201);
+    assert_eq!(code(anchor("gone-anchor", "uid-x")), 404);
+    assert_eq!(code(anchor("tr-anchor", "uid-before")), 409);
+    c.server.remove("secrets", "team-a", "tr-anchor");
+    c.server.remove("serviceaccounts", "team-a", "tr");
+
+    // Audiences without the API server's: every call 401, and vigil says so.
+    c.dir.write(
+        "aud.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: aud}\nspec:\n  profiles: [container-baseline]\n  access: {audiences: [vault]}\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let aud = c.dir.path().join("aud.yaml");
+    let run = run_with_kubeconfig(
+        &c,
+        &c.server.kubeconfig,
+        &[
+            "run",
+            aud.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+        ],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("access.audiences") && run.stderr.contains("401"),
+        "{}",
+        run.stderr
+    );
+    assert_clean(&c);
+}

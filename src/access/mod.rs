@@ -389,7 +389,21 @@ async fn setup_namespace(
             ),
             await_rights(&scoped, &ns, &checks),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The API refuses a token whose audiences leave out its own.
+            ClusterError::Api { code: 401, .. } if !policy.spec.access.audiences.is_empty() => {
+                ClusterError::Transport {
+                    verb: "check",
+                    what: format!("the token of serviceaccount {ns}/{sa_name}"),
+                    message: format!(
+                        "the API server refused it (401): access.audiences {:?} leave out the API server's own audience, which every token used against the API must carry; add it (often https://kubernetes.default.svc.cluster.local, the cluster's service account issuer) or remove access.audiences",
+                        policy.spec.access.audiences
+                    ),
+                }
+            }
+            other => other,
+        })?;
         if !missing.is_empty() {
             let message = if per_run {
                 format!(

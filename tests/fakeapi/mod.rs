@@ -51,7 +51,13 @@ struct IssuedToken {
     service_account: String,
     expires: Instant,
     anchor_uid: Option<String>,
+    /// The `aud` claim.
+    audiences: Vec<String>,
 }
+
+/// The API server's own audience (`--api-audiences`, by default its
+/// issuer): a token must carry it to authenticate to the API.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// One API request, as the server saw it (for assertions).
 #[derive(Debug, Clone)]
@@ -345,6 +351,7 @@ impl FakeApiServer {
                 service_account: sa.into(),
                 expires: Instant::now() + Duration::from_secs(3600),
                 anchor_uid: None,
+                audiences: vec![API_AUDIENCE.to_string()],
             },
         );
         token
@@ -587,7 +594,7 @@ fn authenticate(st: &State, token: Option<&str>) -> Option<String> {
         return Some("admin".into());
     }
     let t = st.tokens.get(token)?;
-    if Instant::now() > t.expires {
+    if Instant::now() > t.expires || !t.audiences.iter().any(|a| a == API_AUDIENCE) {
         return None;
     }
     if let Some(uid) = &t.anchor_uid {
@@ -1399,14 +1406,84 @@ fn token_request(st: &Arc<Mutex<State>>, ns: &str, sa: &str, body: Value) -> Res
             &status(422, "Invalid", "expirationSeconds must be at least 600"),
         );
     }
-    let anchor_uid = body["spec"]["boundObjectRef"]["uid"]
-        .as_str()
-        .map(str::to_string);
-    // Shaped like a real ServiceAccount token (a JWT), with a recognisable
-    // marker for leak searches.
+    // The bound object must exist, and be the one the caller names
+    // (`pkg/registry/core/serviceaccount/storage/token.go`).
+    let bound = &body["spec"]["boundObjectRef"];
+    let mut secret_claim = Value::Null;
+    let anchor_uid = if bound.is_null() {
+        None
+    } else {
+        if bound["kind"] != "Secret" {
+            return respond(
+                400,
+                &status(
+                    400,
+                    "BadRequest",
+                    "the test server binds tokens to Secrets only",
+                ),
+            );
+        }
+        let name = bound["name"].as_str().unwrap_or_default();
+        let Some(secret) =
+            st.objects
+                .get(&("secrets".to_string(), ns.to_string(), name.to_string()))
+        else {
+            return respond(
+                404,
+                &status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+            );
+        };
+        let uid = secret["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if let Some(asked) = bound["uid"].as_str()
+            && !asked.is_empty()
+            && asked != uid
+        {
+            return respond(
+                409,
+                &status(
+                    409,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on Secret \"{name}\": the UID in the bound object reference ({asked}) does not match the UID in record. The object might have been deleted and then recreated"
+                    ),
+                ),
+            );
+        }
+        secret_claim = json!({"name": name, "uid": uid});
+        Some(uid)
+    };
+    let audiences: Vec<String> = match body["spec"]["audiences"].as_array() {
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![API_AUDIENCE.to_string()],
+    };
+    // A JWT with the claims a real one carries (`pkg/serviceaccount/claims.go`),
+    // `jti` the credential id of KEP-4193; the signature is not one.
+    let now = chrono::Utc::now().timestamp();
+    let scaled = (secs as f64 / st.time_scale) as i64;
+    let sa_uid = st.objects[&(
+        "serviceaccounts".to_string(),
+        ns.to_string(),
+        sa.to_string(),
+    )]["metadata"]["uid"]
+        .clone();
+    let claims = json!({
+        "aud": audiences, "exp": now + scaled, "iat": now, "nbf": now,
+        "iss": API_AUDIENCE, "jti": uuid::Uuid::new_v4().to_string(),
+        "sub": format!("system:serviceaccount:{ns}:{sa}"),
+        "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": sa, "uid": sa_uid}, "secret": secret_claim},
+    });
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let token = format!(
-        "eyJhbGciOiJSUzI1NiJ9.eyJjYW5hcnkiOiJ2aWdpbCJ9.fake-sa-token-{}",
-        uuid::Uuid::new_v4().simple()
+        "{}.{}.{}",
+        b64.encode(br#"{"alg":"RS256","kid":"fake-apiserver"}"#),
+        b64.encode(serde_json::to_vec(&claims).unwrap()),
+        b64.encode(uuid::Uuid::new_v4().as_bytes()),
     );
     let lifetime = Duration::from_secs(secs as u64).div_f64(st.time_scale);
     st.tokens.insert(
@@ -1416,6 +1493,7 @@ fn token_request(st: &Arc<Mutex<State>>, ns: &str, sa: &str, body: Value) -> Res
             service_account: sa.into(),
             expires: Instant::now() + lifetime,
             anchor_uid,
+            audiences,
         },
     );
     let expiration = chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap();
