@@ -898,3 +898,39 @@ fn the_debug_probe_runs_as_its_target_and_finds_it_by_container_id() {
         "no container that could not read its target"
     );
 }
+
+/// A scanner image the node cannot pull ends the scan at once (not at
+/// `scanTimeout`) with an error that points at the pod's imagePullSecrets.
+#[test]
+fn an_unpullable_scanner_image_fails_fast_and_names_image_pull_secrets() {
+    let Some(s) = setup() else { return };
+    s.dir.write(
+        "profile.yaml",
+        "apiVersion: vigil/v1\nkind: Profile\nmetadata: {name: processes}\ncontrols: []\n",
+    );
+    // The test server's nodes pull only the scanner image's probe: any other
+    // command in it stands for an image they cannot pull.
+    s.dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: mixed}\nspec:\n  profiles: [container-baseline]\n  debug: {image: \"registry.example/private/vigil@sha256:3333333333333333333333333333333333333333333333333333333333333333\"}\n  limits: {scanTimeout: 120s, retries: 0}\n  targets:\n    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+    );
+    s.server
+        .inject_image_pull_failure("registry.example/private/vigil");
+    let started = std::time::Instant::now();
+    let out: crate::util::Run =
+        crate::util::run_cmd(s.dir.path(), &s.server.kubeconfig, &["--unsigned"])
+            .output()
+            .unwrap()
+            .into();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let err = target(&summary, "mixed/via-debug/app")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("ErrImagePull") && err.contains("imagePullSecrets"),
+        "{err}"
+    );
+}

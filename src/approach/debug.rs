@@ -129,8 +129,15 @@ fn outcome(pod: &Pod, name: &str) -> Option<Result<i32, String>> {
     if let Some(w) = &state.waiting {
         let reason = w.reason.as_deref().unwrap_or_default();
         if STUCK.contains(&reason) {
+            // A pull failure is the node's credentials: ephemeral
+            // containers pull with the pod's imagePullSecrets.
+            let hint = if reason.contains("ImagePull") || reason == "InvalidImageName" {
+                "; the node pulls the scanner image with the pod's imagePullSecrets: check that the image reference and digest exist and that those secrets (or the node's credentials) can read its registry"
+            } else {
+                ""
+            };
             return Some(Err(format!(
-                "the debug container cannot start: {reason}: {}",
+                "the debug container cannot start: {reason}: {}{hint}",
                 w.message.as_deref().unwrap_or_default()
             )));
         }

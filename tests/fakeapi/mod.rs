@@ -160,6 +160,8 @@ struct State {
     /// server's token cache: 10 s), and the cache.
     token_cache_ttl: Duration,
     token_cache: HashMap<String, (Instant, String)>,
+    /// Image prefixes nodes cannot pull.
+    unpullable: Vec<String>,
 }
 
 impl State {
@@ -333,6 +335,17 @@ impl FakeApiServer {
     /// that long after its last use.
     pub fn set_token_cache_ttl(&self, ttl: Duration) {
         self.state.lock().unwrap().token_cache_ttl = ttl;
+    }
+
+    /// Ephemeral containers whose image starts with `prefix` cannot be
+    /// pulled: they wait in ErrImagePull, as when the node lacks the
+    /// registry's credentials.
+    pub fn inject_image_pull_failure(&self, prefix: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .unpullable
+            .push(prefix.to_string());
     }
 
     /// Emulate Kubernetes 1.`minor` where versions differ (default 1.35).
@@ -2161,6 +2174,23 @@ async fn run_ephemeral(st: Arc<Mutex<State>>, ns: String, pod: String, c: Value)
         let allowed = probe_may_read(&pod_obj, &c, target);
         (guard.probe_bin.clone(), tree, allowed)
     };
+    let image = c["image"].as_str().unwrap_or_default().to_string();
+    if st
+        .lock()
+        .unwrap()
+        .unpullable
+        .iter()
+        .any(|p| image.starts_with(p.as_str()))
+    {
+        set_ephemeral_state(
+            &st,
+            &ns,
+            &pod,
+            &name,
+            json!({"waiting": {"reason": "ErrImagePull", "message": format!("failed to pull and unpack image \"{image}\": failed to resolve reference: pull access denied, repository does not exist or may require authorization")}}),
+        );
+        return;
+    }
     let (Some(probe), Some(tree), true) = (probe, tree, is_probe_command(&command)) else {
         set_ephemeral_state(
             &st,
