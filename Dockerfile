@@ -1,5 +1,6 @@
 # The vigil scanner image: one static binary on an empty base, no shell,
-# running as 65532. Ephemeral debug containers run `vigil probe --pid 1`,
+# running as 65532. Ephemeral debug containers run `vigil probe
+# --container-id ID` as their target's uid and gid,
 # scanner sidecars run `vigil idle` and are exec'd into with `vigil probe
 # --container-id ID`; in-cluster runs use the same binary.
 #

@@ -693,7 +693,8 @@ fn help_examples_are_whole_lines_and_run_as_written() {
 /// on SIGTERM with exit 0; `kubectl` lines run against the test API server
 /// (a `| kubectl apply` tail is cut and the vigil part runs: the test
 /// server serves no CronJobs or Jobs). Left out, each for its reason:
-/// `cargo test` (this suite), Docker and kind (a real cluster).
+/// `cargo test` (this suite), Docker, kind and `scripts/e2e-kind.sh` (a
+/// real cluster).
 #[test]
 fn documented_commands_run_as_written() {
     use std::collections::HashMap;
@@ -779,7 +780,7 @@ fn documented_commands_run_as_written() {
             // kubectl runs against the test API server where it is
             // installed; a kind cluster's lines need kind.
             let skip = l.contains("cargo test")
-                || ["docker ", "kind ", "kubectl --context kind-"]
+                || ["docker ", "kind ", "kubectl --context kind-", "scripts/e2e-kind.sh", "KEEP=1 scripts/e2e-kind.sh"]
                     .iter()
                     .any(|t| l.starts_with(t))
                 || (l.starts_with("kubectl ") && !kubectl);
@@ -961,4 +962,46 @@ fn docs_sandbox(name: &str) -> (crate::util::TempDir, String) {
         std::env::var("PATH").unwrap_or_default()
     );
     (dir, path)
+}
+
+/// The real-cluster harness and its workflow are well-formed: `bash -n`
+/// always; shellcheck, and action-validator (the GitHub Actions schema;
+/// `VIGIL_ACTION_VALIDATOR`), where installed — CI installs both. The
+/// validator must also refuse a broken workflow, so it is not a no-op.
+#[test]
+fn the_real_cluster_harness_is_well_formed() {
+    let script = crate::util::repo().join("scripts/e2e-kind.sh");
+    let workflow = crate::util::repo().join(".github/workflows/e2e-kind.yml");
+    let ok = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "bash -n {script:?}");
+    let validator = std::env::var("VIGIL_ACTION_VALIDATOR").unwrap_or("action-validator".into());
+    let dir = crate::util::TempDir::new("workflow");
+    let broken = dir.write(
+        "broken.yml",
+        "on: push\njobs:\n  e2e:\n    runs-on: [1, 2]\n    steps: nope\n",
+    );
+    if let Ok(out) = std::process::Command::new(&validator).arg(&broken).output() {
+        assert!(
+            !out.status.success(),
+            "{validator} accepted a broken workflow"
+        );
+    }
+    for (tool, file) in [("shellcheck", &script), (validator.as_str(), &workflow)] {
+        match std::process::Command::new(tool).arg(file).output() {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{tool} {file:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(_) => assert!(
+                std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+                "{tool} is required here"
+            ),
+        }
+    }
 }
