@@ -1584,3 +1584,134 @@ fn token_requests_are_checked_as_kubernetes_checks_them() {
     );
     assert_clean(&c);
 }
+
+/// `access.scope` for provisioned mode: `pods` (the default) pins the
+/// rendered Role to the pods of render time, so after a rollout runs are
+/// refused, naming the new pods, until it is rendered again; `namespace`
+/// grants the scan verbs on every pod of the namespace and survives the
+/// rollout, without a warning for the unpinned rules it chose.
+#[test]
+fn provisioned_scope_decides_whether_a_rollout_needs_a_re_render() {
+    let Some(c) = cluster(false) else { return };
+    let profiles = repo().join("policies/profiles");
+    let base = std::fs::read_to_string(policy(&c)).unwrap();
+    let render = |file: &Path| {
+        let r = run_with_kubeconfig(
+            &c,
+            &c.server.kubeconfig,
+            &[
+                "render",
+                "rbac",
+                file.to_str().unwrap(),
+                profiles.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    let run = |file: &Path| {
+        run_with_kubeconfig(
+            &c,
+            &c.server.kubeconfig,
+            &[
+                "run",
+                file.to_str().unwrap(),
+                profiles.to_str().unwrap(),
+                "--out",
+                "out",
+                "--unsigned",
+                "--plaintext",
+                "--format",
+                "json",
+            ],
+        )
+    };
+    let pinned = c.dir.write(
+        "pinned.yaml",
+        base.replace(
+            "limits: {concurrency: 4}",
+            "access: {mode: provisioned}\n  limits: {concurrency: 4}",
+        ),
+    );
+    let whole = c.dir.write(
+        "whole.yaml",
+        base.replace("metadata: {name: live}", "metadata: {name: whole}")
+            .replace(
+                "limits: {concurrency: 4}",
+                "access: {mode: provisioned, scope: namespace}\n  limits: {concurrency: 4}",
+            ),
+    );
+    let pinned_rbac = render(&pinned);
+    let whole_rbac = render(&whole);
+    let roles = |yaml: &str| -> Vec<Value> {
+        serde_saphyr::from_multiple::<Value>(yaml)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d["kind"] == "Role")
+            .collect()
+    };
+    for role in roles(&whole_rbac) {
+        for rule in role["rules"].as_array().unwrap() {
+            assert!(rule["resourceNames"].is_null(), "namespace scope: {rule}");
+        }
+    }
+    for role in roles(&pinned_rbac) {
+        for rule in role["rules"].as_array().unwrap() {
+            assert!(rule["resourceNames"].is_array(), "pods scope: {rule}");
+        }
+    }
+    apply_rendered(&c, &pinned_rbac);
+    apply_rendered(&c, &whole_rbac);
+    let r = run(&whole);
+    assert!(matches!(r.code, 0 | 1), "{}", r.stderr);
+    assert!(!r.stderr.contains("holds more"), "{}", r.stderr);
+
+    // A rollout: web-0 is replaced by web-9.
+    c.server.remove("pods", "team-a", "web-0");
+    c.server.insert("pods", pod("team-a", "web-9", "web"));
+    let root = c.server.rootfs_of("team-a", "web-1").unwrap();
+    c.server.set_rootfs("team-a", "web-9", &root);
+    let r = run(&pinned);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("do not cover the plan") && r.stderr.contains("web-9"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&whole);
+    assert!(matches!(r.code, 0 | 1), "{}", r.stderr);
+    let summary: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ids: Vec<&str> = summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["status"], "scanned", "{t}");
+            t["id"].as_str().unwrap()
+        })
+        .collect();
+    assert!(ids.contains(&"team-a/web-9/app"), "{ids:?}");
+
+    // `scope` means nothing for per-run access: validate says so.
+    let per_run = c.dir.write(
+        "per-run.yaml",
+        base.replace(
+            "limits: {concurrency: 4}",
+            "access: {scope: namespace}\n  limits: {concurrency: 4}",
+        ),
+    );
+    let v = vigil_in(
+        c.dir.path(),
+        &[
+            "validate",
+            per_run.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        v.stderr
+            .contains("access.scope applies to provisioned mode only"),
+        "{}",
+        v.stderr
+    );
+}

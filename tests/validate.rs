@@ -780,9 +780,15 @@ fn documented_commands_run_as_written() {
             // kubectl runs against the test API server where it is
             // installed; a kind cluster's lines need kind.
             let skip = l.contains("cargo test")
-                || ["docker ", "kind ", "kubectl --context kind-", "scripts/e2e-kind.sh", "KEEP=1 scripts/e2e-kind.sh"]
-                    .iter()
-                    .any(|t| l.starts_with(t))
+                || [
+                    "docker ",
+                    "kind ",
+                    "kubectl --context kind-",
+                    "scripts/e2e-kind.sh",
+                    "KEEP=1 scripts/e2e-kind.sh",
+                ]
+                .iter()
+                .any(|t| l.starts_with(t))
                 || (l.starts_with("kubectl ") && !kubectl);
             if skip {
                 continue;

@@ -402,7 +402,7 @@ pub fn rbac_yaml(plan: &crate::plan::Plan) -> anyhow::Result<String> {
             ));
             for doc in [
                 serde_saphyr::to_string(&a.service_account)?,
-                serde_saphyr::to_string(&a.role)?,
+                serde_saphyr::to_string(&crate::plan::rbac::granted_role(a))?,
                 serde_saphyr::to_string(&a.role_binding)?,
             ] {
                 out.push_str("---\n");

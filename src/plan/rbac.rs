@@ -52,6 +52,11 @@ pub struct NamespaceAccess {
     pub role: Role,
     /// The binding between them.
     pub role_binding: RoleBinding,
+    /// For provisioned access: whether the Role that `vigil render rbac`
+    /// prints grants the namespace rather than the planned pods (`role`
+    /// always says what the plan needs, pod by pod).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub grant_namespace: bool,
     /// The anchor Secret the run's token is bound to: unique per run in
     /// both modes, so that runs sharing a provisioned ServiceAccount (the
     /// shards of one sharded Job, run at once) never collide on it.
@@ -118,6 +123,37 @@ pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] 
         ],
         Approach::Local | Approach::Imported => &[],
     }
+}
+
+/// The Role to grant for `a`: its planned Role, or with
+/// `grant_namespace` the same rules on every pod (no `resourceNames`).
+pub fn granted_role(a: &NamespaceAccess) -> Role {
+    let mut role = a.role.clone();
+    if a.grant_namespace {
+        let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for rule in role.rules.iter().flatten() {
+            for res in rule.resources.iter().flatten() {
+                let verbs = merged.entry(res.clone()).or_default();
+                for v in &rule.verbs {
+                    if !verbs.contains(v) {
+                        verbs.push(v.clone());
+                    }
+                }
+            }
+        }
+        role.rules = Some(
+            merged
+                .into_iter()
+                .map(|(resource, verbs)| PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec![resource]),
+                    verbs,
+                    ..PolicyRule::default()
+                })
+                .collect(),
+        );
+    }
+    role
 }
 
 /// Build the per-namespace objects for the Kubernetes targets of a plan.
@@ -213,6 +249,8 @@ pub fn build(
                 }]),
             };
             NamespaceAccess {
+                grant_namespace: access.mode == AccessMode::Provisioned
+                    && access.scope == crate::policy::model::AccessScope::Namespace,
                 cluster,
                 namespace: ns,
                 service_account,

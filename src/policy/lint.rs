@@ -276,6 +276,15 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             "/spec/access/tokenTTL",
         ));
     }
+    if spec.access.scope == crate::policy::model::AccessScope::Namespace
+        && spec.access.mode == crate::policy::model::AccessMode::PerRun
+    {
+        out.push(p.at_value(
+            Diagnostic::warning(Code::IgnoredSetting, "access.scope applies to provisioned mode only")
+                .with_hint("a per-run Role is made for each run's pods, so it is always pinned to them; remove scope or set mode: provisioned"),
+            "/spec/access/scope",
+        ));
+    }
     if let (Some(scan), Some(deadline)) = (
         duration::parse(&spec.limits.scan_timeout),
         duration::parse(&spec.limits.run_deadline),

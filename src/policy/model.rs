@@ -608,6 +608,20 @@ pub enum AccessMode {
     Provisioned,
 }
 
+/// What a provisioned identity's Role grants the scan verbs on.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessScope {
+    /// The pods that existed when `vigil render rbac` ran (`resourceNames`):
+    /// least privilege, but a rollout, eviction or scale-up renames pods
+    /// and runs are refused until the Role is rendered and applied again.
+    #[default]
+    Pods,
+    /// Every pod of each target namespace: survives rollouts, but the
+    /// identity may exec into any pod there.
+    Namespace,
+}
+
 /// `spec.access`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -623,6 +637,10 @@ pub struct Access {
     pub audiences: Vec<String>,
     /// ServiceAccount name for `provisioned` (default `vigil-<policy>`).
     pub service_account: Option<String>,
+    /// For `provisioned`: pin the rendered Role to pods or grant the
+    /// namespace (per-run Roles are always pinned).
+    #[serde(default)]
+    pub scope: AccessScope,
     /// Extra labels on every object vigil creates.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -642,6 +660,7 @@ impl Default for Access {
             token_ttl: default_ttl(),
             audiences: Vec::new(),
             service_account: None,
+            scope: AccessScope::Pods,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
         }

@@ -445,6 +445,16 @@ impl FakeApiServer {
             .insert((resource.into(), ns, name), obj);
     }
 
+    /// The root filesystem pod `ns/name` is served from.
+    pub fn rootfs_of(&self, ns: &str, name: &str) -> Option<PathBuf> {
+        self.state
+            .lock()
+            .unwrap()
+            .rootfs
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
     /// Serve the pod `ns/name` from another root filesystem.
     pub fn set_rootfs(&self, ns: &str, name: &str, root: &Path) {
         self.state
