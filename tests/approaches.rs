@@ -934,3 +934,38 @@ fn an_unpullable_scanner_image_fails_fast_and_names_image_pull_secrets() {
         "{err}"
     );
 }
+
+/// Watching the pod until the ephemeral container ends: a 410 Gone (the
+/// version was compacted away) makes vigil read the pod afresh and watch on,
+/// as informers relist; bookmarks move its version forward.
+#[test]
+fn a_watch_that_meets_410_gone_reads_the_pod_and_watches_on() {
+    let Some(s) = setup() else { return };
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+    );
+    s.server.inject(crate::fakeapi::Faults {
+        watch_gone: 2,
+        ..Default::default()
+    });
+    let (out, summary) = run(&s, &["--unsigned"]);
+    let t = target(&summary, "mixed/via-debug/app");
+    assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+    let log = s.server.request_log();
+    let gets = log
+        .iter()
+        .filter(|l| {
+            l.method == "GET"
+                && l.path
+                    .starts_with("/api/v1/namespaces/mixed/pods/via-debug")
+                && !l.path.contains("/log")
+        })
+        .count();
+    assert!(gets >= 1, "the pod was read again after 410");
+    assert!(
+        log.iter()
+            .any(|l| l.path.contains("allowWatchBookmarks=true")),
+        "watches ask for bookmarks"
+    );
+}

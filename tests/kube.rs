@@ -624,6 +624,7 @@ fn without_retries_injected_faults_become_error_results_and_cleanup_still_runs()
         exec_cut: 1,
         latency_spikes: 0,
         exec_hang: 0,
+        ..Default::default()
     });
     // No retries; a short scan timeout bounds a stream that stalls instead
     // of closing.

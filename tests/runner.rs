@@ -151,6 +151,7 @@ fn a_fault_run_accounts_for_every_target_and_counts_the_retries() {
         exec_cut: 4,
         latency_spikes: 10,
         exec_hang: 0,
+        ..Default::default()
     });
     crate::util::signing_key(s.dir.path());
     let (_, summary) = crate::util::run_json(

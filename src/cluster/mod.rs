@@ -388,6 +388,8 @@ impl Cluster {
         use futures_util::StreamExt;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("pod {namespace}/{pod}");
+        // Bookmarks (on by default) keep the version fresh while nothing
+        // changes, so a re-watch rarely meets 410.
         let params = kube::api::WatchParams::default()
             .fields(&format!("metadata.name={pod}"))
             .timeout(290);
@@ -419,6 +421,21 @@ impl Cluster {
                     }
                     kube::api::WatchEvent::Bookmark(b) => {
                         version = b.metadata.resource_version;
+                    }
+                    // 410 Gone: the version is older than the server keeps
+                    // (etcd compaction). Read the pod afresh and watch on
+                    // from its version, as informers relist.
+                    kube::api::WatchEvent::Error(e) if e.code == 410 => {
+                        self.throttle().await;
+                        let p = api
+                            .get(pod)
+                            .await
+                            .map_err(|e| ClusterError::from_kube("get", what.clone(), e))?;
+                        if let Some(t) = done(&p) {
+                            return Ok(t);
+                        }
+                        version = p.metadata.resource_version.unwrap_or_default();
+                        break;
                     }
                     kube::api::WatchEvent::Error(e) => {
                         return Err(ClusterError::Api {

@@ -87,6 +87,9 @@ pub struct Faults {
     pub latency_spikes: u32,
     /// Never answer this many exec requests (a node that hangs).
     pub exec_hang: u32,
+    /// Answer this many pod watches with a 410 Gone ERROR event (the
+    /// version was compacted away).
+    pub watch_gone: u32,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.
@@ -1212,7 +1215,29 @@ async fn route(
         let timeout = param("timeoutSeconds")
             .and_then(|v| v.parse().ok())
             .unwrap_or(30u64);
-        return watch_pod(st, &ns, &pod, since, Duration::from_secs(timeout)).await;
+        let gone = {
+            let mut g = st.lock().unwrap();
+            let hit = g.faults.watch_gone > 0;
+            g.faults.watch_gone = g.faults.watch_gone.saturating_sub(1);
+            hit
+        };
+        if gone {
+            // `staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go`:
+            // a too old resourceVersion is an ERROR event with a 410 Status.
+            return watch_body(&[
+                json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": format!("too old resource version: {since}"), "reason": "Expired", "code": 410}}),
+            ]);
+        }
+        let bookmarks = param("allowWatchBookmarks").is_some_and(|v| v == "true");
+        return watch_pod(
+            st,
+            &ns,
+            &pod,
+            since,
+            Duration::from_secs(timeout),
+            bookmarks,
+        )
+        .await;
     }
     if resource == "pods" && sub.as_deref() == Some("ephemeralcontainers") && verb == "patch" {
         let body = read_json(req).await;
@@ -1857,6 +1882,7 @@ async fn watch_pod(
     pod: &str,
     since: u64,
     timeout: Duration,
+    bookmarks: bool,
 ) -> Response<Full<Bytes>> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut rx = st
@@ -1883,6 +1909,15 @@ async fn watch_pod(
             .unwrap_or(0);
         if version > since {
             return watch_body(&[json!({"type": "MODIFIED", "object": current})]);
+        }
+        // Nothing new for this pod, but the store moved on: a client that
+        // allows them gets a BOOKMARK with the current version (the watch
+        // cache sends them periodically, `cacher.go`), and resumes from it.
+        let global = st.lock().unwrap().version;
+        if bookmarks && global > since {
+            return watch_body(&[
+                json!({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": global.to_string()}}}),
+            ]);
         }
         if tokio::time::timeout_at(deadline, rx.changed())
             .await
