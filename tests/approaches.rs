@@ -969,3 +969,26 @@ fn a_watch_that_meets_410_gone_reads_the_pod_and_watches_on() {
         "watches ask for bookmarks"
     );
 }
+
+/// In a namespace that enforces the `restricted` Pod Security Standard,
+/// Pod Security Admission refuses ephemeral containers that break it;
+/// vigil's debug container for a non-root target meets it and scans.
+#[test]
+fn the_debug_container_meets_pod_security_restricted() {
+    let Some(s) = setup() else { return };
+    s.server.enforce_restricted("mixed");
+    let loose = json!({"name": "loose", "image": SCANNER, "targetContainerName": "app", "command": ["/usr/local/bin/vigil", "probe"], "securityContext": {"runAsUser": 1000}});
+    let (code, message) = s.server.try_add_ephemeral("mixed", "via-debug", loose);
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("restricted") && message.contains("allowPrivilegeEscalation"),
+        "{message}"
+    );
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+    );
+    let (out, summary) = run(&s, &["--unsigned"]);
+    let t = target(&summary, "mixed/via-debug/app");
+    assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+}

@@ -165,6 +165,8 @@ struct State {
     token_cache: HashMap<String, (Instant, String)>,
     /// Image prefixes nodes cannot pull.
     unpullable: Vec<String>,
+    /// Namespaces labelled `pod-security.kubernetes.io/enforce: restricted`.
+    restricted: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -340,6 +342,13 @@ impl FakeApiServer {
         self.state.lock().unwrap().token_cache_ttl = ttl;
     }
 
+    /// Label namespace `ns` `pod-security.kubernetes.io/enforce:
+    /// restricted`: Pod Security Admission refuses ephemeral containers
+    /// that break the restricted level.
+    pub fn enforce_restricted(&self, ns: &str) {
+        self.state.lock().unwrap().restricted.insert(ns.to_string());
+    }
+
     /// Ephemeral containers whose image starts with `prefix` cannot be
     /// pulled: they wait in ErrImagePull, as when the node lacks the
     /// registry's credentials.
@@ -371,6 +380,26 @@ impl FakeApiServer {
             },
         );
         token
+    }
+
+    /// Try to add ephemeral container `c` to pod `ns/pod`, as the API would
+    /// take the patch: its status code and message (nothing runs).
+    pub fn try_add_ephemeral(&self, ns: &str, pod: &str, c: Value) -> (u16, String) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _in = rt.enter();
+        let resp = add_ephemeral(
+            &self.state,
+            ns,
+            pod,
+            json!({"spec": {"ephemeralContainers": [c]}}),
+        );
+        let code = resp.status().as_u16();
+        let body = rt.block_on(resp.into_body().collect()).unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (code, v["message"].as_str().unwrap_or_default().to_string())
     }
 
     /// Add ephemeral container `c` (JSON) to pod `ns/name` as an admin would,
@@ -2003,6 +2032,26 @@ fn add_ephemeral(
             return invalid(format!("{field}.targetContainerName: Not found: \"{t}\""));
         }
     }
+    // Pod Security Admission on the ephemeralcontainers subresource, when
+    // the namespace enforces `restricted`.
+    if guard.restricted.contains(ns) {
+        for c in &added {
+            let why = restricted_violations(&current, c);
+            if !why.is_empty() {
+                return respond(
+                    403,
+                    &status(
+                        403,
+                        "Forbidden",
+                        &format!(
+                            "pods \"{pod}\" is forbidden: violates PodSecurity \"restricted:latest\": {}",
+                            why.join(", ")
+                        ),
+                    ),
+                );
+            }
+        }
+    }
     {
         let pod_obj = guard.objects.get_mut(&key).unwrap();
         let spec = &mut pod_obj["spec"];
@@ -2037,6 +2086,50 @@ fn add_ephemeral(
         ));
     }
     respond(200, &updated)
+}
+
+/// What the Pod Security Standards' `restricted` level refuses in a
+/// container of `pod` (`staging/src/k8s.io/pod-security-admission/policy/`:
+/// `check_allowPrivilegeEscalation.go`, `check_capabilities_restricted.go`,
+/// `check_runAsNonRoot.go`, `check_runAsUser.go`, `check_seccompProfile_restricted.go`).
+fn restricted_violations(pod: &Value, c: &Value) -> Vec<String> {
+    let sc = &c["securityContext"];
+    let psc = &pod["spec"]["securityContext"];
+    let name = c["name"].as_str().unwrap_or_default();
+    let mut why = Vec::new();
+    if sc["allowPrivilegeEscalation"] != false {
+        why.push(format!("allowPrivilegeEscalation != false (container \"{name}\" must set securityContext.allowPrivilegeEscalation=false)"));
+    }
+    let drops = sc["capabilities"]["drop"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|x| x == "ALL"));
+    let adds_ok = sc["capabilities"]["add"]
+        .as_array()
+        .is_none_or(|a| a.iter().all(|x| x == "NET_BIND_SERVICE"));
+    if !drops || !adds_ok {
+        why.push(format!("unrestricted capabilities (container \"{name}\" must set securityContext.capabilities.drop=[\"ALL\"] and add only NET_BIND_SERVICE)"));
+    }
+    let non_root = sc["runAsNonRoot"]
+        .as_bool()
+        .or(psc["runAsNonRoot"].as_bool())
+        == Some(true);
+    if !non_root {
+        why.push(format!(
+            "runAsNonRoot != true (container \"{name}\" must set securityContext.runAsNonRoot=true)"
+        ));
+    }
+    if sc["runAsUser"] == 0 || (sc["runAsUser"].is_null() && psc["runAsUser"] == 0) {
+        why.push(format!(
+            "runAsUser=0 (container \"{name}\" must not set runAsUser=0)"
+        ));
+    }
+    let seccomp = sc["seccompProfile"]["type"]
+        .as_str()
+        .or(psc["seccompProfile"]["type"].as_str());
+    if !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
+        why.push(format!("seccompProfile (container \"{name}\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"));
+    }
+    why
 }
 
 fn set_ephemeral_state(st: &Arc<Mutex<State>>, ns: &str, pod: &str, name: &str, state: Value) {
