@@ -126,6 +126,9 @@ impl Drop for InFlight {
     }
 }
 
+/// A recorded exec answer: stdout, stderr (nonce taken out), status.
+type Recorded = (Vec<u8>, Vec<u8>, Value);
+
 #[derive(Default)]
 struct State {
     /// Paths and queries of requests as they arrive (the log has them
@@ -167,6 +170,10 @@ struct State {
     unpullable: Vec<String>,
     /// Namespaces labelled `pod-security.kubernetes.io/enforce: restricted`.
     restricted: std::collections::BTreeSet<String>,
+    /// Replay mode: exec answers recorded per (root, command with its
+    /// nonce taken out) — stdout, stderr, status — served without starting
+    /// a process (benchmarks measure vigil, not the gatherers).
+    replay: Option<HashMap<String, Recorded>>,
 }
 
 impl State {
@@ -340,6 +347,13 @@ impl FakeApiServer {
     /// that long after its last use.
     pub fn set_token_cache_ttl(&self, ttl: Duration) {
         self.state.lock().unwrap().token_cache_ttl = ttl;
+    }
+
+    /// Replay mode on or off: from now on, the first exec of a command in a
+    /// root runs and is recorded; later ones are answered from the record,
+    /// with their own nonce, without starting a process.
+    pub fn set_replay(&self, on: bool) {
+        self.state.lock().unwrap().replay = on.then(HashMap::new);
     }
 
     /// Label namespace `ns` `pod-security.kubernetes.io/enforce:
@@ -1708,6 +1722,41 @@ async fn exec(
             v.extend_from_slice(data);
             Message::Binary(v.into())
         };
+        // Replay: the gatherer's answer for this root and command, with
+        // this exec's nonce put in.
+        let nonce = command
+            .iter()
+            .find_map(|a| a.split("VIGIL-GATHER v1 ").nth(1))
+            .map(|rest| rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>())
+            .filter(|n| !n.is_empty());
+        let replay_key = match (&root, &probe, &nonce) {
+            (Some(r), None, Some(n)) if counted.lock().unwrap().replay.is_some() => {
+                Some(format!("{}\0{}", r.display(), command.join("\0").replace(n.as_str(), "<NONCE>")))
+            }
+            _ => None,
+        };
+        let recorded = replay_key.as_ref().and_then(|k| {
+            counted.lock().unwrap().replay.as_ref().and_then(|m| m.get(k).cloned())
+        });
+        if let (Some((out, err, status)), Some(n)) = (recorded, &nonce) {
+            let swap = |b: &[u8]| String::from_utf8_lossy(b).replace("<NONCE>", n).into_bytes();
+            for chunk in swap(&out).chunks(32 * 1024) {
+                let _ = ws.send(frame(1, chunk)).await;
+            }
+            if !err.is_empty() {
+                let _ = ws.send(frame(2, &swap(&err))).await;
+            }
+            let _ = ws.send(frame(3, &serde_json::to_vec(&status).unwrap())).await;
+            let _ = ws
+                .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                    reason: "".into(),
+                }))
+                .await;
+            while let Some(Ok(_)) = ws.next().await {}
+            return;
+        }
+        let mut captured = replay_key.as_ref().map(|_| (Vec::new(), Vec::new()));
         let command_to_run = match (root, probe) {
             (_, Some((bin, tree, may_read))) => {
                 Some(probe_process(&bin, &command[1..], &tree, may_read))
@@ -1736,7 +1785,7 @@ async fn exec(
         };
         let status_json = match command_to_run {
             None => internal_error("no root filesystem for this pod"),
-            Some(cmd) => match stream_command(&mut ws, cmd, stdin_wanted, protocol, cut).await {
+            Some(cmd) => match stream_command(&mut ws, cmd, stdin_wanted, protocol, cut, captured.as_mut()).await {
                 // A stream cut midway: the connection went away under the
                 // WebSocket, with no close frame and no status.
                 StreamEnd::Cut => return,
@@ -1770,6 +1819,12 @@ async fn exec(
                 }
             },
         };
+        if let (Some(key), Some((out, err)), Some(n)) = (replay_key, captured, &nonce) {
+            let strip = |b: &[u8]| String::from_utf8_lossy(b).replace(n.as_str(), "<NONCE>").into_bytes();
+            if let Some(m) = counted.lock().unwrap().replay.as_mut() {
+                m.insert(key, (strip(&out), strip(&err), status_json.clone()));
+            }
+        }
         let _ = ws
             .send(frame(3, &serde_json::to_vec(&status_json).unwrap()))
             .await;
@@ -1819,6 +1874,7 @@ async fn stream_command<S>(
     stdin: bool,
     protocol: &str,
     cut: bool,
+    mut capture: Option<&mut (Vec<u8>, Vec<u8>)>,
 ) -> StreamEnd
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -1856,12 +1912,18 @@ where
                     return StreamEnd::Cut;
                 }
                 Ok(n) => {
+                    if let Some(c) = capture.as_mut() {
+                        c.0.extend_from_slice(&obuf[..n]);
+                    }
                     let _ = ws.send(frame(1, &obuf[..n])).await;
                 }
             },
             n = err.read(&mut ebuf), if !err_done => match n {
                 Ok(0) | Err(_) => err_done = true,
                 Ok(n) => {
+                    if let Some(c) = capture.as_mut() {
+                        c.1.extend_from_slice(&ebuf[..n]);
+                    }
                     let _ = ws.send(frame(2, &ebuf[..n])).await;
                 }
             },
