@@ -229,18 +229,7 @@ fn ci_reports_are_read_by_junitparser() {
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
-    let script = "import sys, json, junitparser\nx = junitparser.JUnitXml.fromfile(sys.argv[1])\nprint(json.dumps({s.name: [s.tests, s.failures, s.errors, s.skipped] for s in x}))";
-    let out = Command::new("python3")
-        .args(["-c", script, "r.xml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let suites: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let suites = junit_suites(dir.path(), "r.xml");
     for t in summary[0]["targets"].as_array().unwrap() {
         let c = &t["counts"];
         let name = format!("ci/{}", t["id"].as_str().unwrap());
@@ -623,18 +612,7 @@ fn open_writes_the_same_ci_reports_from_a_bundle() {
         ],
     );
     assert_eq!(open.code, 0, "{}", open.stderr);
-    let script = "import sys, json, junitparser\nx = junitparser.JUnitXml.fromfile(sys.argv[1])\nprint(json.dumps({s.name: [s.tests, s.failures, s.errors, s.skipped] for s in x}))";
-    let out = Command::new("python3")
-        .args(["-c", script, "o.xml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let suites: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let suites = junit_suites(dir.path(), "o.xml");
     assert_eq!(
         suites["ci/rootfs/alpine"],
         serde_json::json!([24, 11, 0, 0]),
@@ -654,4 +632,21 @@ fn open_writes_the_same_ci_reports_from_a_bundle() {
         md.contains("verdict **fail**") && md.contains("CB-05 failed (critical)"),
         "{md}"
     );
+}
+
+/// What junitparser (as CI systems read JUnit) makes of `file` in `dir`:
+/// suite name → [tests, failures, errors, skipped].
+fn junit_suites(dir: &std::path::Path, file: &str) -> Value {
+    let script = "import sys, json, junitparser\nx = junitparser.JUnitXml.fromfile(sys.argv[1])\nprint(json.dumps({s.name: [s.tests, s.failures, s.errors, s.skipped] for s in x}))";
+    let out = Command::new("python3")
+        .args(["-c", script, file])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

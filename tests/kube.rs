@@ -76,8 +76,18 @@ fn policy(c: &Cluster) -> PathBuf {
 }
 
 fn run_vigil(c: &Cluster, extra: &[&str]) -> crate::util::Run {
+    run_policy_as(c, &c.server.kubeconfig, &policy(c), extra)
+}
+
+/// `vigil run POLICY policies/profiles/ --out out --unsigned --plaintext
+/// --format json EXTRA…` with `kubeconfig`.
+fn run_policy_as(
+    c: &Cluster,
+    kubeconfig: &Path,
+    policy: &Path,
+    extra: &[&str],
+) -> crate::util::Run {
     let profiles = repo().join("policies/profiles");
-    let policy = policy(c);
     let mut args = vec![
         "run",
         policy.to_str().unwrap(),
@@ -90,7 +100,7 @@ fn run_vigil(c: &Cluster, extra: &[&str]) -> crate::util::Run {
         "json",
     ];
     args.extend_from_slice(extra);
-    run_with_kubeconfig(c, &c.server.kubeconfig, &args)
+    run_with_kubeconfig(c, kubeconfig, &args)
 }
 
 fn assert_clean(c: &Cluster) {
@@ -509,18 +519,8 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
     );
     assert_eq!(render.code, 0, "{}", render.stderr);
     apply_rendered(&c, &render.stdout);
-    let run_args = [
-        "run",
-        prov.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-    ];
-    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &run_args);
+    let run_prov = || run_policy_as(&c, &c.server.kubeconfig, &prov, &[]);
+    let run = run_prov();
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     assert!(
@@ -574,7 +574,7 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "too-much"},
         "subjects": [{"kind": "ServiceAccount", "name": "vigil-live", "namespace": "team-a"}]}),
     );
-    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &run_args);
+    let run = run_prov();
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("holds more than the plan needs") && run.stderr.contains("secrets"),
@@ -596,7 +596,7 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
         .iter()
         .filter(|l| l.path.contains("/exec?"))
         .count();
-    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &run_args);
+    let run = run_prov();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr.contains("do not cover the plan") && run.stderr.contains("web-1"),
@@ -1202,19 +1202,7 @@ fn a_caller_without_escalate_or_bind_can_run_vigil() {
         "p.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n",
     );
-    let profiles = repo().join("policies/profiles");
-    let args = [
-        "run",
-        policy.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-    ];
-    let run = run_with_kubeconfig(&c, &kubeconfig, &args);
+    let run = run_policy_as(&c, &kubeconfig, &policy, &[]);
     assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let targets = summary[0]["targets"].as_array().unwrap();
@@ -1238,19 +1226,7 @@ fn a_long_run_renews_its_token_before_it_expires() {
         "long.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: long}\nspec:\n  profiles: [container-baseline]\n  access: {tokenTTL: 10m}\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n    - {namespace: team-b, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {concurrency: 1}\n",
     );
-    let profiles = repo().join("policies/profiles");
-    let args = [
-        "run",
-        policy.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-    ];
-    let run = run_with_kubeconfig(&c, &c.server.kubeconfig, &args);
+    let run = run_policy_as(&c, &c.server.kubeconfig, &policy, &[]);
     assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     for t in summary[0]["targets"].as_array().unwrap() {
@@ -1455,23 +1431,8 @@ fn a_container_flooding_stderr_is_an_error_result_at_once() {
         "flood.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: flood}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {scanTimeout: 120s, retries: 0}\n",
     );
-    let profiles = repo().join("policies/profiles");
     let started = std::time::Instant::now();
-    let run = run_with_kubeconfig(
-        &c,
-        &c.server.kubeconfig,
-        &[
-            "run",
-            policy.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ],
-    );
+    let run = run_policy_as(&c, &c.server.kubeconfig, &policy, &[]);
     let took = started.elapsed();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(took < Duration::from_secs(30), "the run took {took:?}");
@@ -1610,23 +1571,7 @@ fn provisioned_scope_decides_whether_a_rollout_needs_a_re_render() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         r.stdout
     };
-    let run = |file: &Path| {
-        run_with_kubeconfig(
-            &c,
-            &c.server.kubeconfig,
-            &[
-                "run",
-                file.to_str().unwrap(),
-                profiles.to_str().unwrap(),
-                "--out",
-                "out",
-                "--unsigned",
-                "--plaintext",
-                "--format",
-                "json",
-            ],
-        )
-    };
+    let run = |file: &Path| run_policy_as(&c, &c.server.kubeconfig, file, &[]);
     let pinned = c.dir.write(
         "pinned.yaml",
         base.replace(

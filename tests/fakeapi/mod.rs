@@ -1727,29 +1727,47 @@ async fn exec(
         let nonce = command
             .iter()
             .find_map(|a| a.split("VIGIL-GATHER v1 ").nth(1))
-            .map(|rest| rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>())
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect::<String>()
+            })
             .filter(|n| !n.is_empty());
         let replay_key = match (&root, &probe, &nonce) {
-            (Some(r), None, Some(n)) if counted.lock().unwrap().replay.is_some() => {
-                Some(format!("{}\0{}", r.display(), command.join("\0").replace(n.as_str(), "<NONCE>")))
-            }
+            (Some(r), None, Some(n)) if counted.lock().unwrap().replay.is_some() => Some(format!(
+                "{}\0{}",
+                r.display(),
+                command.join("\0").replace(n.as_str(), "<NONCE>")
+            )),
             _ => None,
         };
         let recorded = replay_key.as_ref().and_then(|k| {
-            counted.lock().unwrap().replay.as_ref().and_then(|m| m.get(k).cloned())
+            counted
+                .lock()
+                .unwrap()
+                .replay
+                .as_ref()
+                .and_then(|m| m.get(k).cloned())
         });
         if let (Some((out, err, status)), Some(n)) = (recorded, &nonce) {
-            let swap = |b: &[u8]| String::from_utf8_lossy(b).replace("<NONCE>", n).into_bytes();
+            let swap = |b: &[u8]| {
+                String::from_utf8_lossy(b)
+                    .replace("<NONCE>", n)
+                    .into_bytes()
+            };
             for chunk in swap(&out).chunks(32 * 1024) {
                 let _ = ws.send(frame(1, chunk)).await;
             }
             if !err.is_empty() {
                 let _ = ws.send(frame(2, &swap(&err))).await;
             }
-            let _ = ws.send(frame(3, &serde_json::to_vec(&status).unwrap())).await;
+            let _ = ws
+                .send(frame(3, &serde_json::to_vec(&status).unwrap()))
+                .await;
             let _ = ws
                 .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                    code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                    code:
+                        tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
                     reason: "".into(),
                 }))
                 .await;
@@ -1785,42 +1803,50 @@ async fn exec(
         };
         let status_json = match command_to_run {
             None => internal_error("no root filesystem for this pod"),
-            Some(cmd) => match stream_command(&mut ws, cmd, stdin_wanted, protocol, cut, captured.as_mut()).await {
-                // A stream cut midway: the connection went away under the
-                // WebSocket, with no close frame and no status.
-                StreamEnd::Cut => return,
-                StreamEnd::Exited(status) => {
-                    // A command killed by a signal (an OOM kill) exits 128 +
-                    // the signal, as the runtimes report it.
-                    let code = status.code().or_else(|| {
-                        std::os::unix::process::ExitStatusExt::signal(&status).map(|s| 128 + s)
-                    });
-                    match code {
-                        Some(0) => json!({"metadata": {}, "status": "Success"}),
-                        code => {
-                            json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: {code:?}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}})
+            Some(cmd) => {
+                match stream_command(&mut ws, cmd, stdin_wanted, protocol, cut, captured.as_mut())
+                    .await
+                {
+                    // A stream cut midway: the connection went away under the
+                    // WebSocket, with no close frame and no status.
+                    StreamEnd::Cut => return,
+                    StreamEnd::Exited(status) => {
+                        // A command killed by a signal (an OOM kill) exits 128 +
+                        // the signal, as the runtimes report it.
+                        let code = status.code().or_else(|| {
+                            std::os::unix::process::ExitStatusExt::signal(&status).map(|s| 128 + s)
+                        });
+                        match code {
+                            Some(0) => json!({"metadata": {}, "status": "Success"}),
+                            code => {
+                                json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: {code:?}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}})
+                            }
                         }
                     }
+                    StreamEnd::NotStarted(e) => {
+                        // What containerd reports when the binary is missing, as
+                        // the kubelet wraps it: not an exit code but
+                        // `apierrors.NewInternalError` (ServeExec in
+                        // staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go).
+                        let program = command.first().map_or("", String::as_str);
+                        let why = if e.kind() == std::io::ErrorKind::NotFound {
+                            format!("stat {program}: no such file or directory")
+                        } else {
+                            e.to_string()
+                        };
+                        internal_error(&format!(
+                            "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {why}: unknown"
+                        ))
+                    }
                 }
-                StreamEnd::NotStarted(e) => {
-                    // What containerd reports when the binary is missing, as
-                    // the kubelet wraps it: not an exit code but
-                    // `apierrors.NewInternalError` (ServeExec in
-                    // staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go).
-                    let program = command.first().map_or("", String::as_str);
-                    let why = if e.kind() == std::io::ErrorKind::NotFound {
-                        format!("stat {program}: no such file or directory")
-                    } else {
-                        e.to_string()
-                    };
-                    internal_error(&format!(
-                        "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {why}: unknown"
-                    ))
-                }
-            },
+            }
         };
         if let (Some(key), Some((out, err)), Some(n)) = (replay_key, captured, &nonce) {
-            let strip = |b: &[u8]| String::from_utf8_lossy(b).replace(n.as_str(), "<NONCE>").into_bytes();
+            let strip = |b: &[u8]| {
+                String::from_utf8_lossy(b)
+                    .replace(n.as_str(), "<NONCE>")
+                    .into_bytes()
+            };
             if let Some(m) = counted.lock().unwrap().replay.as_mut() {
                 m.insert(key, (strip(&out), strip(&err), status_json.clone()));
             }
