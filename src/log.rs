@@ -94,6 +94,12 @@ where
         mut writer: format::Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
+        // Libraries (kube logs "failed with error client error (Connect)")
+        // say less than the error vigil reports for the same failure, with
+        // its context: on a terminal, only vigil speaks. JSON logs keep them.
+        if !event.metadata().target().starts_with("vigil") {
+            return Ok(());
+        }
         let prefix = match *event.metadata().level() {
             Level::ERROR => "error: ",
             Level::WARN => "warning: ",

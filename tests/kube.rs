@@ -1661,3 +1661,206 @@ fn provisioned_scope_decides_whether_a_rollout_needs_a_re_render() {
         v.stderr
     );
 }
+
+/// A forward proxy as corporate networks run them: HTTP `CONNECT` tunnels
+/// only, optionally behind Basic proxy authentication (RFC 9110 §9.3.6,
+/// §11.7.1). It records every tunnel's target and whether it was
+/// authorised.
+struct ConnectProxy {
+    addr: std::net::SocketAddr,
+    tunnels: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+}
+
+impl ConnectProxy {
+    fn start(required_auth: Option<&str>) -> ConnectProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = tunnels.clone();
+        let required = required_auth.map(str::to_string);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let seen = seen.clone();
+                let required = required.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        head.push(line.trim_end().to_string());
+                    }
+                    let mut client = client;
+                    let Some(target) = head
+                        .first()
+                        .and_then(|l| l.strip_prefix("CONNECT "))
+                        .and_then(|l| l.split(' ').next())
+                        .map(str::to_string)
+                    else {
+                        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+                        return;
+                    };
+                    let authorised = match &required {
+                        None => true,
+                        Some(want) => head.iter().any(|h| {
+                            h.to_ascii_lowercase().starts_with("proxy-authorization:")
+                                && h["proxy-authorization:".len()..].trim() == want
+                        }),
+                    };
+                    seen.lock().unwrap().push((target.clone(), authorised));
+                    if !authorised {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n",
+                        );
+                        return;
+                    }
+                    let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .unwrap();
+                    // The reader may hold bytes the client sent after the
+                    // request head (a TLS ClientHello): forward them first.
+                    let early = reader.buffer().to_vec();
+                    let mut up_w = upstream.try_clone().unwrap();
+                    let mut up_r = upstream;
+                    let mut down_w = client.try_clone().unwrap();
+                    let mut down_r = client;
+                    let t = std::thread::spawn(move || {
+                        let _ = up_w.write_all(&early);
+                        let _ = std::io::copy(&mut down_r, &mut up_w);
+                        let _ = up_w.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut up_r, &mut down_w);
+                    let _ = down_w.shutdown(std::net::Shutdown::Write);
+                    let _ = t.join();
+                });
+            }
+        });
+        ConnectProxy { addr, tunnels }
+    }
+
+    fn tunnels(&self) -> Vec<(String, bool)> {
+        self.tunnels.lock().unwrap().clone()
+    }
+}
+
+/// Corporate networks reach the API server through a forward proxy: the
+/// kubeconfig's `proxy-url` (with credentials), or `HTTPS_PROXY` less
+/// `NO_PROXY`, as kubectl reads them (client-go's `proxy-url`,
+/// `net/http.ProxyFromEnvironment`). Every request of the run, the scoped
+/// token's and the exec WebSockets included, goes through the tunnel; a
+/// proxy that refuses is an error naming the proxy, never its password.
+#[test]
+fn the_proxy_from_the_kubeconfig_or_the_environment_carries_every_request() {
+    use base64::Engine as _;
+    let Some(c) = cluster(false) else { return };
+    let server_addr = std::fs::read_to_string(&c.server.kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string))
+        .unwrap();
+    let policy = c.dir.write(
+        "proxied.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: proxied}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {concurrency: 3}\n",
+    );
+    let with_proxy_url = |name: &str, url: &str| {
+        let text = std::fs::read_to_string(&c.server.kubeconfig).unwrap().replace(
+            &format!("server: https://{server_addr}"),
+            &format!("server: https://{server_addr}\n    proxy-url: {url}"),
+        );
+        c.dir.write(name, &text)
+    };
+    let run = |kubeconfig: &Path, env: &[(&str, String)]| -> crate::util::Run {
+        let profiles = repo().join("policies/profiles");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.arg("run")
+            .arg(&policy)
+            .arg(&profiles)
+            .args(["--out", "out", "--unsigned", "--plaintext", "--format", "json"])
+            .current_dir(c.dir.path())
+            .env("KUBECONFIG", kubeconfig);
+        for v in ["HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"] {
+            cmd.env_remove(v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap().into()
+    };
+    let scanned = |run: &crate::util::Run| {
+        assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+        let targets = summary[0]["targets"].as_array().unwrap().clone();
+        assert_eq!(targets.len(), 6);
+        assert!(targets.iter().all(|t| t["status"] == "scanned"), "{targets:?}");
+    };
+
+    // proxy-url with credentials, percent-encoded as URLs require.
+    let proxy = ConnectProxy::start(Some(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("scan:p@ss")
+    )));
+    let kubeconfig = with_proxy_url(
+        "proxied-kubeconfig",
+        &format!("http://scan:p%40ss@{}", proxy.addr),
+    );
+    let before = c.server.request_log().len();
+    let r = run(&kubeconfig, &[]);
+    scanned(&r);
+    let tunnels = proxy.tunnels();
+    assert!(
+        tunnels.len() >= 2 && tunnels.iter().all(|(t, ok)| *t == server_addr && *ok),
+        "the caller's and the scoped token's clients both tunnel: {tunnels:?}"
+    );
+    let execs = c.server.request_log()[before..]
+        .iter()
+        .filter(|l| l.path.contains("/exec?"))
+        .count();
+    assert_eq!(execs, 6, "the exec WebSockets went through the tunnel too");
+    assert_clean(&c);
+
+    // The same proxy with a wrong password: a clear error, no password.
+    let kubeconfig = with_proxy_url(
+        "refused-kubeconfig",
+        &format!("http://scan:wr0ng-s3cret@{}", proxy.addr),
+    );
+    let r = run(&kubeconfig, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("wr0ng-s3cret") && !r.stdout.contains("wr0ng-s3cret"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("proxy authorization required")
+            && !r.stderr.contains("failed with error"),
+        "the proxy's refusal, said once: {}",
+        r.stderr
+    );
+
+    // HTTPS_PROXY from the environment, without credentials.
+    let open = ConnectProxy::start(None);
+    let proxy_env = ("HTTPS_PROXY", format!("http://{}", open.addr));
+    let r = run(&c.server.kubeconfig, &[proxy_env.clone()]);
+    scanned(&r);
+    assert!(open.tunnels().len() >= 2, "{:?}", open.tunnels());
+
+    // NO_PROXY naming the API server's address: no tunnel at all.
+    let bypassed = ConnectProxy::start(None);
+    let r = run(
+        &c.server.kubeconfig,
+        &[
+            ("HTTPS_PROXY", format!("http://{}", bypassed.addr)),
+            ("NO_PROXY", "localhost,127.0.0.1".into()),
+        ],
+    );
+    scanned(&r);
+    assert_eq!(bypassed.tunnels(), Vec::new());
+    assert_clean(&c);
+}

@@ -19,4 +19,5 @@ mod probe;
 mod runner;
 mod scan;
 mod seal;
+mod tls;
 mod validate;

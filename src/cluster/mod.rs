@@ -8,6 +8,7 @@
 //! short-lived token bound to the run ([`Cluster::scoped`]).
 
 pub mod limit;
+mod tls;
 
 use std::fmt;
 
@@ -70,6 +71,16 @@ pub enum ClusterError {
         /// The cap.
         max_bytes: usize,
     },
+    /// TLS refused a certificate (the server's, its CA's or the
+    /// kubeconfig's client certificate); not retried.
+    #[error("{what}: {message}")]
+    Certificate {
+        /// What was attempted.
+        what: String,
+        /// What rustls said, then (once the kubeconfig is known) which
+        /// certificate is at fault and what to change.
+        message: String,
+    },
     /// Anything else on the way (connection, TLS, protocol).
     #[error("{verb} {what}: {message}")]
     Transport {
@@ -107,11 +118,21 @@ impl ClusterError {
                 reason: code.canonical_reason().unwrap_or_default().to_string(),
                 retry_after: None,
             },
-            other => ClusterError::Transport {
-                verb,
-                what,
-                message: redact_error(&other.to_string()),
-            },
+            other => {
+                let message = redact_error(&tls::chain(&other));
+                if tls::refused_certificate(&message) {
+                    ClusterError::Certificate {
+                        what: format!("{verb} {what}"),
+                        message,
+                    }
+                } else {
+                    ClusterError::Transport {
+                        verb,
+                        what,
+                        message,
+                    }
+                }
+            }
         }
     }
 
@@ -145,10 +166,34 @@ impl ClusterError {
 /// Errors from libraries can quote request headers; cut anything after
 /// "Bearer" so a token can never reach a message.
 fn redact_error(s: &str) -> String {
+    let s = redact_userinfo(s);
     match s.find("Bearer") {
         Some(i) => format!("{}Bearer <redacted>", &s[..i]),
-        None => s.to_string(),
+        None => s,
     }
+}
+
+/// A proxy URL can carry a password (`http://user:secret@proxy:3128`) and
+/// kube quotes the URL in its errors: keep only the host.
+fn redact_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '"' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("<redacted>@");
+                rest = &tail[at + 1..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A connection to one cluster, as one identity.
@@ -241,14 +286,35 @@ impl Cluster {
         if config.accept_invalid_certs && !allow_insecure {
             return Err(ClusterError::InsecureConfig);
         }
-        let client = kube::Client::try_from(config.clone())
-            .map_err(|e| ClusterError::Config(redact_error(&e.to_string())))?;
+        // A client certificate rustls cannot parse (X.509 v1) fails here.
+        let client = kube::Client::try_from(config.clone()).map_err(|e| {
+            let message = redact_error(&tls::chain(&e));
+            ClusterError::Config(match tls::explain(&message, &config) {
+                Some(why) => format!("{why} ({message})"),
+                None => message,
+            })
+        })?;
         Ok(Cluster {
             client,
             config,
             limit: None,
             token: None,
         })
+    }
+
+    /// A kube error as a [`ClusterError`]; a refused certificate also
+    /// says which certificate of this client's configuration is at fault.
+    fn fail(&self, verb: &'static str, what: impl Into<String>, e: kube::Error) -> ClusterError {
+        match ClusterError::from_kube(verb, what, e) {
+            ClusterError::Certificate { what, message } => ClusterError::Certificate {
+                message: match tls::explain(&message, &self.config) {
+                    Some(why) => format!("{why} ({message})"),
+                    None => message,
+                },
+                what,
+            },
+            other => other,
+        }
     }
 
     /// The same API server and CA, authenticated only by `token` (no client
@@ -258,6 +324,9 @@ impl Cluster {
         config.root_cert = self.config.root_cert.clone();
         config.accept_invalid_certs = self.config.accept_invalid_certs;
         config.tls_server_name = self.config.tls_server_name.clone();
+        // The kubeconfig's proxy-url (or HTTPS_PROXY, less NO_PROXY), as
+        // kube resolved it for the caller's client.
+        config.proxy_url = self.config.proxy_url.clone();
         config.auth_info.token = Some(token.expose().to_string().into());
         // Scans retry themselves (counted, with backoff and jitter, see
         // `approach`); the client must not retry behind their back.
@@ -301,6 +370,9 @@ impl Cluster {
         if self.config.accept_invalid_certs {
             cluster["insecure-skip-tls-verify"] = true.into();
         }
+        if let Some(proxy) = &self.config.proxy_url {
+            cluster["proxy-url"] = proxy.to_string().into();
+        }
         let doc = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Config",
@@ -333,7 +405,7 @@ impl Cluster {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| ClusterError::from_kube("list", format!("pods in {namespace}"), e))?;
+            .map_err(|e| self.fail("list", format!("pods in {namespace}"), e))?;
         let mut pods: Vec<PodInfo> = list.items.iter().filter_map(PodInfo::from_pod).collect();
         pods.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(pods)
@@ -345,7 +417,7 @@ impl Cluster {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.get(name)
             .await
-            .map_err(|e| ClusterError::from_kube("get", format!("pod {namespace}/{name}"), e))
+            .map_err(|e| self.fail("get", format!("pod {namespace}/{name}"), e))
     }
 
     /// Add an ephemeral container to a pod (strategic merge patch of the
@@ -366,7 +438,7 @@ impl Cluster {
         )
         .await
         .map_err(|e| {
-            ClusterError::from_kube(
+            self.fail(
                 "patch",
                 format!("pods/ephemeralcontainers {namespace}/{pod}"),
                 e,
@@ -399,10 +471,10 @@ impl Cluster {
             let stream = api
                 .watch(&params, &version)
                 .await
-                .map_err(|e| ClusterError::from_kube("watch", what.clone(), e))?;
+                .map_err(|e| self.fail("watch", what.clone(), e))?;
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
-                let event = event.map_err(|e| ClusterError::from_kube("watch", what.clone(), e))?;
+                let event = event.map_err(|e| self.fail("watch", what.clone(), e))?;
                 match event {
                     kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) => {
                         if let Some(v) = &p.metadata.resource_version {
@@ -430,7 +502,7 @@ impl Cluster {
                         let p = api
                             .get(pod)
                             .await
-                            .map_err(|e| ClusterError::from_kube("get", what.clone(), e))?;
+                            .map_err(|e| self.fail("get", what.clone(), e))?;
                         if let Some(t) = done(&p) {
                             return Ok(t);
                         }
@@ -467,7 +539,7 @@ impl Cluster {
             ..kube::api::LogParams::default()
         };
         api.logs(pod, &params).await.map_err(|e| {
-            ClusterError::from_kube("get", format!("pods/log {namespace}/{pod}/{container}"), e)
+            self.fail("get", format!("pods/log {namespace}/{pod}/{container}"), e)
         })
     }
 
@@ -480,7 +552,7 @@ impl Cluster {
         let ns = sa.metadata.namespace.clone().unwrap_or_default();
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), sa).await.map_err(|e| {
-            ClusterError::from_kube(
+            self.fail(
                 "create",
                 format!("serviceaccount {ns}/{}", name_of(&sa.metadata)),
                 e,
@@ -494,7 +566,7 @@ impl Cluster {
         let ns = role.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Role> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), role).await.map_err(|e| {
-            ClusterError::from_kube(
+            self.fail(
                 "create",
                 format!("role {ns}/{}", name_of(&role.metadata)),
                 e,
@@ -508,7 +580,7 @@ impl Cluster {
         let ns = rb.metadata.namespace.clone().unwrap_or_default();
         let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
         api.create(&PostParams::default(), rb).await.map_err(|e| {
-            ClusterError::from_kube(
+            self.fail(
                 "create",
                 format!("rolebinding {ns}/{}", name_of(&rb.metadata)),
                 e,
@@ -524,7 +596,7 @@ impl Cluster {
         api.create(&PostParams::default(), secret)
             .await
             .map_err(|e| {
-                ClusterError::from_kube(
+                self.fail(
                     "create",
                     format!("secret {ns}/{}", name_of(&secret.metadata)),
                     e,
@@ -561,7 +633,7 @@ impl Cluster {
         let out: TokenRequest = api
             .create_token_request(sa, &PostParams::default(), &tr)
             .await
-            .map_err(|e| ClusterError::from_kube("create", what.clone(), e))?;
+            .map_err(|e| self.fail("create", what.clone(), e))?;
         let status = out
             .status
             .filter(|s| !s.token.is_empty())
@@ -610,7 +682,7 @@ impl Cluster {
                 .await
                 .map(|_| ()),
         };
-        match r.map_err(|e| ClusterError::from_kube("delete", what, e)) {
+        match r.map_err(|e| self.fail("delete", what, e)) {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
@@ -639,7 +711,7 @@ impl Cluster {
             .create(&PostParams::default(), &review)
             .await
             .map_err(|e| {
-                ClusterError::from_kube(
+                self.fail(
                     "create",
                     format!("selfsubjectrulesreview in {namespace}"),
                     e,
@@ -693,7 +765,7 @@ impl Cluster {
             .create(&PostParams::default(), &review)
             .await
             .map_err(|e| {
-                ClusterError::from_kube(
+                self.fail(
                     "create",
                     format!("selfsubjectaccessreview ({verb} {resource} in {namespace})"),
                     e,
@@ -733,7 +805,7 @@ impl Cluster {
                 .await
                 .map(|l| l.items.into_iter().map(|o| o.metadata).collect()),
         }
-        .map_err(|e| ClusterError::from_kube("list", what, e))?;
+        .map_err(|e| self.fail("list", what, e))?;
         Ok(metas
             .into_iter()
             .map(|m| {
@@ -771,7 +843,7 @@ impl Cluster {
         let mut attached = api
             .exec(pod, command, &params)
             .await
-            .map_err(|e| ClusterError::from_kube("create", what.clone(), e))?;
+            .map_err(|e| self.fail("create", what.clone(), e))?;
         let mut stdout = attached.stdout().ok_or(ClusterError::Transport {
             verb: "create",
             what: what.clone(),
@@ -928,4 +1000,28 @@ pub struct ExecOutput {
     /// kubelet's `ServeExec`, kubernetes/kubernetes
     /// `staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/exec.go`).
     pub status_reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_error;
+
+    #[test]
+    fn errors_never_carry_proxy_passwords_or_bearer_tokens() {
+        let cases = [
+            (
+                "configured proxy http://scan:s3cr%40t@10.0.0.1:3128/ requires the disabled feature",
+                "configured proxy http://<redacted>@10.0.0.1:3128/ requires the disabled feature",
+            ),
+            (
+                "proxy \"socks5://u:p@h:1080\" and https://api:6443/x",
+                "proxy \"socks5://<redacted>@h:1080\" and https://api:6443/x",
+            ),
+            ("header Authorization: Bearer abc.def", "header Authorization: Bearer <redacted>"),
+            ("no url here", "no url here"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(redact_error(raw), want);
+        }
+    }
 }
