@@ -136,3 +136,198 @@ fn e2e_real_cluster_every_approach() {
         String::from_utf8_lossy(&gc.stderr)
     );
 }
+
+/// Write a policy and check that `vigil validate` accepts it, so that an
+/// e2e test's policy is checked wherever the suite runs, cluster or not.
+fn validated(dir: &TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.write(name, text);
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("validate")
+        .arg(&path)
+        .arg(repo().join("policies/profiles"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// The caller's managed objects a run may leave in `vigil-e2e` whose names
+/// start with `prefix`.
+fn leftovers(kubeconfig: &std::ffi::OsStr, prefix: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caller = rt
+        .block_on(vigil::cluster::Cluster::connect_with(
+            Some(std::path::Path::new(kubeconfig)),
+            None,
+            false,
+        ))
+        .unwrap();
+    let mut left = Vec::new();
+    for kind in [
+        vigil::cluster::Kind::ServiceAccount,
+        vigil::cluster::Kind::Role,
+        vigil::cluster::Kind::RoleBinding,
+        vigil::cluster::Kind::Secret,
+    ] {
+        for (ns, name, _) in rt.block_on(caller.list_managed(kind)).unwrap() {
+            if ns == "vigil-e2e" && name.starts_with(prefix) {
+                left.push(format!("{kind:?} {ns}/{name}"));
+            }
+        }
+    }
+    left
+}
+
+/// Provisioned mode on a real cluster: `vigil render rbac` applied with
+/// kubectl, then a run that only requests tokens (it creates no RBAC), and
+/// whose anchors are gone afterwards while the provisioned objects stay.
+#[test]
+fn e2e_real_cluster_provisioned_mode() {
+    let dir = TempDir::new("e2e-provisioned");
+    let policy = validated(
+        &dir,
+        "prov.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e2e-prov}\nspec:\n  profiles: [container-baseline]\n  access: {mode: provisioned, scope: namespace}\n  targets:\n    - {namespace: vigil-e2e, pods: [web, deb], approach: api}\n",
+    );
+    let Some(kubeconfig) = std::env::var_os("VIGIL_E2E_KUBECONFIG") else {
+        eprintln!(
+            "note: VIGIL_E2E_KUBECONFIG is not set; the provisioned-mode test only validated its policy"
+        );
+        return;
+    };
+    let profiles = repo().join("policies/profiles");
+    let vigil = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let render = vigil(&[
+        "render",
+        "rbac",
+        policy.to_str().unwrap(),
+        profiles.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        render.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    let rendered = dir.write("rbac.yaml", String::from_utf8(render.stdout).unwrap());
+    let apply = Command::new("kubectl")
+        .args(["apply", "-f"])
+        .arg(&rendered)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("kubectl is installed (scripts/e2e-kind.sh needs it)");
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let out = vigil(&[
+        "run",
+        policy.to_str().unwrap(),
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--unsigned",
+        "--plaintext",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let targets = summary[0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert!(
+        targets.iter().all(|t| t["status"] == "scanned"),
+        "{targets:?}"
+    );
+    // The provisioned ServiceAccount, Role and RoleBinding stay; no anchor
+    // Secret does.
+    let left = leftovers(&kubeconfig, "vigil-e2e-prov");
+    assert!(
+        left.iter().all(|l| !l.starts_with("Secret")),
+        "the run's anchors are deleted: {left:?}"
+    );
+    let _ = Command::new("kubectl")
+        .args(["delete", "-f"])
+        .arg(&rendered)
+        .env("KUBECONFIG", &kubeconfig)
+        .output();
+}
+
+/// SIGINT on a real cluster: interrupted while its debug container starts
+/// (an image pull and a container start take seconds), the run ends with
+/// exit 3, a result for every target, and none of its objects left.
+#[test]
+fn e2e_real_cluster_sigint_cleans_up() {
+    let kubeconfig = std::env::var_os("VIGIL_E2E_KUBECONFIG");
+    let scanner = std::env::var("VIGIL_E2E_SCANNER")
+        .unwrap_or_else(|_| format!("localhost:5001/vigil@sha256:{}", "0".repeat(64)));
+    let dir = TempDir::new("e2e-sigint");
+    let policy = validated(
+        &dir,
+        "sigint.yaml",
+        &format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: e2e-int}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{scanner}\"}}\n  targets:\n    - {{namespace: vigil-e2e, pods: [static], approach: debug}}\n    - {{namespace: vigil-e2e, pods: [web, deb], approach: api}}\n  limits: {{concurrency: 1}}\n"
+        ),
+    );
+    let (Some(kubeconfig), Ok(_)) = (kubeconfig, std::env::var("VIGIL_E2E_SCANNER")) else {
+        eprintln!(
+            "note: VIGIL_E2E_KUBECONFIG and VIGIL_E2E_SCANNER are not both set; the SIGINT test only validated its policy"
+        );
+        return;
+    };
+    let profiles = repo().join("policies/profiles");
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the run's Role exists (the scans follow it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while leftovers(&kubeconfig, "vigil-e2e-int").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run created no objects within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signal received"), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary[0]["targets"].as_array().unwrap().len(), 3);
+    assert_eq!(summary[0]["complete"], false);
+    let left = leftovers(&kubeconfig, "vigil-e2e-int");
+    assert!(left.is_empty(), "left behind after SIGINT: {left:?}");
+}

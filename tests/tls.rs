@@ -36,9 +36,21 @@ fn csr(dir: &Path, name: &str, cn: &str) {
     openssl(
         dir,
         &[
-            "req", "-new", "-config", "c.cnf", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", &format!("{name}.key"), "-out",
-            &format!("{name}.csr"), "-subj", &format!("/CN={cn}"),
+            "req",
+            "-new",
+            "-config",
+            "c.cnf",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
         ],
     );
 }
@@ -48,9 +60,25 @@ fn self_signed(dir: &Path, name: &str, ext: &str) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-config", "c.cnf", "-extensions", ext, "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", &format!("{name}.key"), "-out",
-            &format!("{name}.pem"), "-subj", &format!("/CN={name}"), "-days", "2",
+            "req",
+            "-x509",
+            "-config",
+            "c.cnf",
+            "-extensions",
+            ext,
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "2",
         ],
     );
 }
@@ -59,8 +87,19 @@ fn self_signed(dir: &Path, name: &str, ext: &str) {
 /// X.509 v1 certificate (OpenSSL 3.0 writes v1 when there is none).
 fn issue(dir: &Path, name: &str, ca: &str, ext: Option<&str>, serial: &str) {
     let mut args = vec![
-        "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"), "-CAkey",
-        &format!("{ca}.key"), "-set_serial", serial, "-days", "2", "-out",
+        "x509",
+        "-req",
+        "-in",
+        &format!("{name}.csr"),
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-set_serial",
+        serial,
+        "-days",
+        "2",
+        "-out",
         &format!("{name}.pem"),
     ]
     .into_iter()
@@ -76,7 +115,11 @@ fn issue(dir: &Path, name: &str, ca: &str, ext: Option<&str>, serial: &str) {
         .current_dir(dir)
         .output()
         .unwrap();
-    let want = if ext.is_some() { "Version: 3" } else { "Version: 1" };
+    let want = if ext.is_some() {
+        "Version: 3"
+    } else {
+        "Version: 1"
+    };
     assert!(
         String::from_utf8_lossy(&text.stdout).contains(want),
         "openssl wrote {name}.pem with another X.509 version than {want}"
@@ -237,7 +280,10 @@ fn certificates_rustls_refuses_are_errors_that_name_the_certificate_and_the_fix(
         assert_eq!(code, 2, "{what}: {err}");
         assert!(err.contains(want), "{what}: expected «{want}» in: {err}");
         assert!(!err.contains("not-a-real-token"), "{err}");
-        eprintln!("{what}: {}", err.lines().find(|l| l.contains(want)).unwrap_or(""));
+        eprintln!(
+            "{what}: {}",
+            err.lines().find(|l| l.contains(want)).unwrap_or("")
+        );
     }
     // The control: the right CA, a v3 leaf. The handshake succeeds (this
     // server then closes), so no certificate is blamed.

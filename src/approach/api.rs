@@ -77,15 +77,37 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     let mut req = req.clone();
     req.nonce = random_nonce();
     let script = shell::script(&req);
-    let out = scan
+    // Parsed as it streams: a line no answer can have, or a record that is
+    // refused, ends the exec at once, and memory holds the facts kept, not
+    // the output.
+    let mut parser = shell::Parser::new(&req);
+    let mut refused: Option<shell::GatherError> = None;
+    let streamed = scan
         .audited(
             "exec",
             format!("pods/exec {ns}/{pod}/{container} (gatherer)"),
-            scan.client
-                .exec(ns, pod, container, command(&script)?, MAX_OUTPUT),
+            scan.client.exec_streaming(
+                ns,
+                pod,
+                container,
+                command(&script)?,
+                MAX_OUTPUT,
+                &mut |chunk| match parser.push(chunk) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        refused = Some(e);
+                        false
+                    }
+                },
+            ),
         )
-        .await?;
-    match shell::parse(&req, &out.stdout) {
+        .await;
+    if let Some(e) = refused {
+        return Err(GatherError::Other(format!("gatherer output refused: {e}")));
+    }
+    let out = streamed?;
+    let parsed = parser.finish();
+    match parsed {
         Ok(facts) => Ok(facts),
         Err(shell::GatherError::NoOutput) => {
             // What the runtime said, and what the container printed (which

@@ -81,6 +81,13 @@ pub enum ClusterError {
         /// certificate is at fault and what to change.
         message: String,
     },
+    /// The caller refused what a container sent and ended the exec (not
+    /// retried: the caller knows why).
+    #[error("{what}: output refused")]
+    Refused {
+        /// The call.
+        what: String,
+    },
     /// Anything else on the way (connection, TLS, protocol).
     #[error("{verb} {what}: {message}")]
     Transport {
@@ -538,9 +545,9 @@ impl Cluster {
             limit_bytes: Some(max_bytes as i64),
             ..kube::api::LogParams::default()
         };
-        api.logs(pod, &params).await.map_err(|e| {
-            self.fail("get", format!("pods/log {namespace}/{pod}/{container}"), e)
-        })
+        api.logs(pod, &params)
+            .await
+            .map_err(|e| self.fail("get", format!("pods/log {namespace}/{pod}/{container}"), e))
     }
 
     /// Create a ServiceAccount.
@@ -832,6 +839,39 @@ impl Cluster {
         command: Vec<String>,
         max_bytes: usize,
     ) -> Result<ExecOutput, ClusterError> {
+        let mut stdout = Vec::new();
+        let mut out = self
+            .exec_streaming(
+                namespace,
+                pod,
+                container,
+                command,
+                max_bytes,
+                &mut |chunk| {
+                    stdout.extend_from_slice(chunk);
+                    true
+                },
+            )
+            .await?;
+        out.stdout = stdout;
+        Ok(out)
+    }
+
+    /// Like [`Cluster::exec`], but stdout goes to `on_stdout` chunk by
+    /// chunk as it arrives (the returned `stdout` is empty), so a caller
+    /// that parses as it reads holds no more than it keeps. `on_stdout`
+    /// returning false ends the exec at once with
+    /// [`ClusterError::Refused`]; more than `max_bytes` in all ends it with
+    /// [`ClusterError::TooLarge`].
+    pub async fn exec_streaming(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+        max_bytes: usize,
+        on_stdout: &mut (dyn FnMut(&[u8]) -> bool + Send),
+    ) -> Result<ExecOutput, ClusterError> {
         self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("exec in {namespace}/{pod}/{container}");
@@ -855,15 +895,31 @@ impl Cluster {
             message: "no stderr stream".into(),
         })?;
         let status = attached.take_status();
-        let mut out = Vec::new();
         let mut err = Vec::new();
-        // stdout up to the cap: one byte more ends the exec at once (the
-        // connection is aborted), an error now rather than at scanTimeout.
-        // stderr: the first 64 KiB are kept and the rest is read and
-        // dropped, so a chatty stderr never stalls the stream behind it.
+        // stdout up to the cap: one byte more (or a chunk the caller
+        // refuses) ends the exec at once (the connection is aborted), an
+        // error now rather than at scanTimeout. stderr: the first 64 KiB
+        // are kept and the rest is read and dropped, so a chatty stderr
+        // never stalls the stream behind it.
         let read_stdout = async {
-            let mut limited = (&mut stdout).take(max_bytes as u64 + 1);
-            limited.read_to_end(&mut out).await
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
+            loop {
+                let n = stdout.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(None);
+                }
+                total = total.saturating_add(n);
+                if total > max_bytes {
+                    return Ok(Some(ClusterError::TooLarge {
+                        what: what.clone(),
+                        max_bytes,
+                    }));
+                }
+                if !on_stdout(&chunk[..n]) {
+                    return Ok(Some(ClusterError::Refused { what: what.clone() }));
+                }
+            }
         };
         let drain_stderr = async {
             let mut chunk = vec![0u8; 16 * 1024];
@@ -880,14 +936,13 @@ impl Cluster {
             let mut reads = std::pin::pin!(async {
                 let mut read_stdout = std::pin::pin!(read_stdout);
                 let mut drain_stderr = std::pin::pin!(drain_stderr);
-                let (mut r1, mut r2, mut over) = (None, None, false);
+                let (mut r1, mut r2, mut over) = (None, None, None);
                 while r1.is_none() || r2.is_none() {
                     tokio::select! {
                         r = &mut read_stdout, if r1.is_none() => {
-                            over = matches!(r, Ok(n) if n as u64 > max_bytes as u64);
-                            r1 = Some(r.map(|_| ()));
-                            if over {
-                                // Too much: stop waiting for the rest.
+                            r1 = Some(r.map(|stop| over = stop));
+                            if over.is_some() {
+                                // Too much, or refused: stop waiting for the rest.
                                 r2 = Some(Ok(()));
                             }
                         }
@@ -902,10 +957,10 @@ impl Cluster {
             let mut joined = std::pin::pin!(attached.join());
             tokio::select! {
                 (r1, r2, over) = &mut reads => {
-                    if over {
+                    if let Some(stop) = over {
                         // Returning drops the exec: its background task
                         // fails on its next write and the connection closes.
-                        return Err(ClusterError::TooLarge { what, max_bytes });
+                        return Err(stop);
                     }
                     let _ = joined.await;
                     (r1, r2)
@@ -914,11 +969,14 @@ impl Cluster {
                     if let Err(e) = j {
                         return Err(ClusterError::Transport {
                             verb: "create",
-                            what,
+                            what: what.clone(),
                             message: format!("exec stream cut: {}", redact_error(&e.to_string())),
                         });
                     }
-                    let (r1, r2, _) = reads.await;
+                    let (r1, r2, over) = reads.await;
+                    if let Some(stop) = over {
+                        return Err(stop);
+                    }
                     (r1, r2)
                 }
             }
@@ -932,9 +990,6 @@ impl Cluster {
             Some(s) => s.await,
             None => None,
         };
-        if out.len() > max_bytes {
-            return Err(ClusterError::TooLarge { what, max_bytes });
-        }
         let exit_code = status.as_ref().map(|s| {
             if s.status.as_deref() == Some("Success") {
                 0
@@ -949,7 +1004,7 @@ impl Cluster {
             }
         });
         Ok(ExecOutput {
-            stdout: out,
+            stdout: Vec::new(),
             stderr: err,
             exit_code,
             status_reason: status.as_ref().and_then(|s| s.reason.clone()),
@@ -1017,7 +1072,10 @@ mod tests {
                 "proxy \"socks5://u:p@h:1080\" and https://api:6443/x",
                 "proxy \"socks5://<redacted>@h:1080\" and https://api:6443/x",
             ),
-            ("header Authorization: Bearer abc.def", "header Authorization: Bearer <redacted>"),
+            (
+                "header Authorization: Bearer abc.def",
+                "header Authorization: Bearer <redacted>",
+            ),
             ("no url here", "no url here"),
         ];
         for (raw, want) in cases {

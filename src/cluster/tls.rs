@@ -159,7 +159,8 @@ fn client_certs(config: &kube::Config) -> Vec<Vec<u8>> {
             .decode(data.trim())
             .unwrap_or_default()
     } else if let Some(path) = &auth.client_certificate {
-        crate::safeio::read(std::path::Path::new(path), 1 << 20, "client certificate").unwrap_or_default()
+        crate::safeio::read(std::path::Path::new(path), 1 << 20, "client certificate")
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -204,7 +205,11 @@ pub(crate) fn explain(error_text: &str, config: &kube::Config) -> Option<String>
             } else if roots.iter().any(|s| !s.is_ca) {
                 format!(
                     "the kubeconfig's certificate-authority-data holds a certificate that is not a CA (no basicConstraints CA:TRUE), most likely the API server's own certificate. kubectl accepts that, rustls needs the CA that issued the server's certificate (kube-rs#1767). Put that CA there, for example the last certificate `openssl s_client -showcerts -connect {}` prints",
-                    config.cluster_url.authority().map(|a| a.as_str()).unwrap_or("HOST:PORT")
+                    config
+                        .cluster_url
+                        .authority()
+                        .map(|a| a.as_str())
+                        .unwrap_or("HOST:PORT")
                 )
             } else {
                 format!(

@@ -89,6 +89,15 @@ pub enum GatherError {
     /// A record names a path the request did not ask for.
     #[error("gatherer record on line {0} is about a path that was not requested")]
     Unrequested(usize),
+    /// A line is longer than any answer to the request can have.
+    #[error("gatherer output has a line longer than {0} bytes (no answer to this request has one)")]
+    LineTooLong(usize),
+    /// Too much output before the begin line for a banner.
+    #[error("more than {0} bytes of output before the gatherer's begin line")]
+    Preamble(usize),
+    /// More output than vigil keeps from one container.
+    #[error("gatherer output exceeds {0} bytes")]
+    TooLarge(usize),
 }
 
 fn b64(s: &str) -> String {
@@ -287,38 +296,187 @@ fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, GatherError>
     }))
 }
 
-/// Parse the gatherer's output for `req`.
-#[allow(clippy::explicit_counter_loop)] // `records` counts data lines only, not the end line Bytes before the begin line (a
-/// login banner) are ignored; everything from it to the end line must be
-/// well-formed records about requested paths.
-pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
-    let text = String::from_utf8_lossy(output);
-    let begin = format!("VIGIL-GATHER v1 {}", req.nonce);
-    let end_prefix = format!("VIGIL-GATHER-END {} ", req.nonce);
-    let mut lines = text.lines().enumerate().skip_while(|(_, l)| *l != begin);
-    if lines.next().is_none() {
-        return Err(GatherError::NoOutput);
+/// Largest decoded output the parser accepts from one container (the same
+/// bound as a probe's facts frame): a hostile shell cannot make vigil hold
+/// more.
+pub const MAX_GATHER_BYTES: usize = super::frame::MAX_FRAME_BYTES;
+
+/// Output accepted before the begin line (a login banner, a profile
+/// script's greeting); more is refused rather than read to the cap.
+pub const MAX_PREAMBLE_BYTES: usize = 64 * 1024;
+
+/// What a line did to the parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// More records are expected.
+    More,
+    /// The end line was accepted; the rest of the stream is not read.
+    Done,
+}
+
+/// The gatherer output parser, fed one line at a time while the exec
+/// streams (see [`Lines`]), so that memory stays bounded by the facts it
+/// keeps and a refused line ends the exec at once.
+pub struct Parser<'r> {
+    req: &'r FactRequest,
+    begin: String,
+    end_prefix: String,
+    started: bool,
+    done: bool,
+    line_no: usize,
+    kept_bytes: usize,
+    facts: Facts,
+    records: usize,
+    missing: BTreeSet<&'static str>,
+    seen_by_shell: BTreeSet<String>,
+    blocks_seen: [bool; 2],
+    /// Inside a stat block: which one (0: lstat, 1: stat -L) and the paths
+    /// it has named so far.
+    block: Option<(bool, BTreeSet<&'r str>)>,
+    /// The line being received (never more than its shape allows).
+    partial: Vec<u8>,
+    /// Before the begin line, a line already too long to be it is dropped
+    /// as it arrives, up to its end of line.
+    skipping: bool,
+    /// Bytes seen before the begin line.
+    preamble: usize,
+}
+
+impl<'r> Parser<'r> {
+    /// A parser for the answer to `req` (its nonce included).
+    pub fn new(req: &'r FactRequest) -> Parser<'r> {
+        let mut facts = Facts::default();
+        for d in &req.read_dirs {
+            facts.dirs.insert(d.clone(), BTreeMap::new());
+        }
+        Parser {
+            req,
+            begin: format!("VIGIL-GATHER v1 {}", req.nonce),
+            end_prefix: format!("VIGIL-GATHER-END {} ", req.nonce),
+            started: false,
+            done: false,
+            line_no: 0,
+            kept_bytes: 0,
+            facts,
+            records: 0,
+            missing: BTreeSet::new(),
+            seen_by_shell: BTreeSet::new(),
+            blocks_seen: [false; 2],
+            block: None,
+            partial: Vec::new(),
+            skipping: false,
+            preamble: 0,
+        }
     }
-    let mut facts = Facts::default();
-    for d in &req.read_dirs {
-        facts.dirs.insert(d.clone(), BTreeMap::new());
+
+    /// Feed a chunk of the stream as it arrives. Lines are checked against
+    /// the longest their record can be while they grow: before the begin
+    /// line nothing longer than it is kept, a content record (`C`, `DC`)
+    /// may be [`Parser::max_line`] long, any other record only as long as
+    /// three paths. So a flood without line ends is refused within a few
+    /// KiB, and never buffered.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Fed, GatherError> {
+        while !chunk.is_empty() {
+            if self.done {
+                return Ok(Fed::Done);
+            }
+            let (part, ended) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], true),
+                None => (chunk, false),
+            };
+            chunk = if ended { &chunk[part.len() + 1..] } else { &[] };
+            if !self.started {
+                self.preamble = self
+                    .preamble
+                    .saturating_add(part.len() + usize::from(ended));
+                if self.preamble > MAX_PREAMBLE_BYTES {
+                    return Err(GatherError::Preamble(MAX_PREAMBLE_BYTES));
+                }
+            }
+            if !self.skipping {
+                self.partial.extend_from_slice(part);
+                let room = self.room();
+                if self.partial.len() > room {
+                    if self.started {
+                        return Err(GatherError::LineTooLong(room));
+                    }
+                    self.partial.clear();
+                    self.skipping = true;
+                }
+            }
+            if ended {
+                if self.skipping {
+                    self.skipping = false;
+                    self.line_no += 1;
+                    continue;
+                }
+                let line = std::mem::take(&mut self.partial);
+                if self.line(trim_cr(&String::from_utf8_lossy(&line)))? == Fed::Done {
+                    return Ok(Fed::Done);
+                }
+            }
+        }
+        Ok(if self.done { Fed::Done } else { Fed::More })
     }
-    let mut records = 0usize;
-    let mut missing: BTreeSet<&'static str> = BTreeSet::new();
-    let mut seen_by_shell: BTreeSet<String> = BTreeSet::new();
-    let mut blocks_seen = [false; 2];
-    // Inside a stat block: which one (0: lstat, 1: stat -L) and the paths
-    // it has named so far.
-    let mut block: Option<(bool, BTreeSet<&str>)> = None;
-    let requested = |p: &str| req.stat.contains(p) || req.read.contains(p);
-    for (i, line) in lines {
-        let n = i + 1;
-        if let Some((follow, seen)) = &mut block {
+
+    /// The longest the line being received may grow, from what it starts
+    /// with.
+    fn room(&self) -> usize {
+        if !self.started {
+            // The begin line, and a `\r` a terminal may add.
+            return self.begin.len() + 1;
+        }
+        let p = &self.partial;
+        if p.starts_with(b"C ") || p.starts_with(b"DC ") || p.len() < 3 {
+            self.max_line()
+        } else {
+            3 * b64_len(4096) + 64
+        }
+    }
+
+    /// The longest line a well-formed answer to this request can have: a
+    /// content record of the largest cap, base64-encoded, with two paths of
+    /// `PATH_MAX` bytes. A longer line is refused before it is buffered.
+    pub fn max_line(&self) -> usize {
+        let b64 = |n: u64| b64_len(usize::try_from(n).unwrap_or(usize::MAX));
+        let content = self
+            .req
+            .read
+            .iter()
+            .map(|p| self.req.read_cap(p))
+            .chain((!self.req.read_dirs.is_empty()).then_some(self.req.max_file_bytes))
+            .max()
+            .unwrap_or(0);
+        b64(content.saturating_add(1))
+            .saturating_add(3 * b64(4096))
+            .saturating_add(64)
+    }
+
+    /// Take one line (without its end of line).
+    pub fn line(&mut self, line: &str) -> Result<Fed, GatherError> {
+        self.line_no += 1;
+        let n = self.line_no;
+        if self.done {
+            return Ok(Fed::Done);
+        }
+        if !self.started {
+            // Anything before the begin line (a shell's banner) is ignored.
+            self.started = line == self.begin;
+            return Ok(Fed::More);
+        }
+        self.kept_bytes = self.kept_bytes.saturating_add(line.len() + 1);
+        if self.kept_bytes > MAX_GATHER_BYTES * 4 / 3 + 4096 {
+            return Err(GatherError::TooLarge(MAX_GATHER_BYTES));
+        }
+        let req = self.req;
+        let end_prefix = self.end_prefix.as_str();
+        let requested = |p: &str| req.stat.contains(p) || req.read.contains(p);
+        if let Some((follow, seen)) = &mut self.block {
             let end = if *follow { "SE 1" } else { "SE 0" };
             if line == end {
-                block = None;
-                records += 1;
-                continue;
+                self.block = None;
+                self.records += 1;
+                return Ok(Fed::More);
             }
             let (st, p) = line.split_once(' ').ok_or(GatherError::Malformed(n))?;
             let (p, st) = (
@@ -332,25 +490,29 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
             if !seen.insert(p) {
                 return Err(GatherError::Malformed(n));
             }
-            let e = facts.files.entry(p.clone()).or_default();
+            let e = self.facts.files.entry(p.clone()).or_default();
             if *follow {
                 e.stat = Some(st);
             } else {
                 e.lstat = Some(st);
             }
-            continue;
+            return Ok(Fed::More);
         }
-        if let Some(count) = line.strip_prefix(&end_prefix) {
+        if let Some(count) = line.strip_prefix(end_prefix) {
             let want: usize = count
                 .trim()
                 .parse()
                 .map_err(|_| GatherError::Malformed(n))?;
-            if want != records {
-                return Err(GatherError::Count { got: records, want });
+            if want != self.records {
+                return Err(GatherError::Count {
+                    got: self.records,
+                    want,
+                });
             }
-            return Ok(finish(req, facts, &missing, &seen_by_shell));
+            self.done = true;
+            return Ok(Fed::Done);
         }
-        records += 1;
+        self.records += 1;
         let f: Vec<&str> = line.split(' ').collect();
         let path = |k: usize| -> Result<String, GatherError> {
             unb64_str(f.get(k).ok_or(GatherError::Malformed(n))?, n)
@@ -362,32 +524,32 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                     "1" => true,
                     _ => return Err(GatherError::Malformed(n)),
                 };
-                if blocks_seen[usize::from(follow)] {
+                if self.blocks_seen[usize::from(follow)] {
                     return Err(GatherError::Malformed(n));
                 }
-                blocks_seen[usize::from(follow)] = true;
-                block = Some((follow, BTreeSet::new()));
+                self.blocks_seen[usize::from(follow)] = true;
+                self.block = Some((follow, BTreeSet::new()));
             }
             (Some("X"), 2) => {
                 let tool = KNOWN_TOOLS
                     .iter()
                     .find(|t| **t == f[1])
                     .ok_or(GatherError::Malformed(n))?;
-                missing.insert(tool);
+                self.missing.insert(tool);
             }
             (Some("P"), 2) => {
                 let p = path(1)?;
                 if !requested(&p) {
                     return Err(GatherError::Unrequested(n));
                 }
-                seen_by_shell.insert(p);
+                self.seen_by_shell.insert(p);
             }
             (Some("WE"), 3) => {
                 let w = path(1)?;
                 if !req.walks.iter().any(|x| x.path == w) {
                     return Err(GatherError::Unrequested(n));
                 }
-                facts
+                self.facts
                     .walks
                     .entry(w.clone())
                     .or_default()
@@ -399,14 +561,14 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 if !requested(&p) {
                     return Err(GatherError::Unrequested(n));
                 }
-                facts.files.entry(p).or_default().link_target = Some(path(2)?);
+                self.facts.files.entry(p).or_default().link_target = Some(path(2)?);
             }
             (Some("F"), 5) => {
                 let p = path(1)?;
                 if !requested(&p) {
                     return Err(GatherError::Unrequested(n));
                 }
-                let e = facts.files.entry(p).or_default();
+                let e = self.facts.files.entry(p).or_default();
                 e.lstat = parse_stat(f[2], n)?;
                 e.stat = parse_stat(f[3], n)?;
                 e.link_target = if f[4] == "-" {
@@ -421,7 +583,7 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                     return Err(GatherError::Unrequested(n));
                 }
                 let (content, truncated) = capped(unb64(f[2], n)?, req.read_cap(&p));
-                let e = facts.files.entry(p).or_default();
+                let e = self.facts.files.entry(p).or_default();
                 e.truncated = truncated;
                 e.content = Some(content);
             }
@@ -430,12 +592,16 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 if !req.stat.contains(&p) && !req.read.contains(&p) {
                     return Err(GatherError::Unrequested(n));
                 }
-                facts.files.entry(p).or_default().error = Some(f[2].replace('-', " "));
+                self.facts.files.entry(p).or_default().error = Some(f[2].replace('-', " "));
             }
             (Some("D"), 4) => {
                 let d = path(1)?;
                 let name = path(2)?;
-                let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
+                let dir = self
+                    .facts
+                    .dirs
+                    .get_mut(&d)
+                    .ok_or(GatherError::Unrequested(n))?;
                 let st = parse_stat(f[3], n)?;
                 let e = dir.entry(name).or_default();
                 e.lstat = st;
@@ -448,7 +614,11 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
             (Some("DC"), 4) => {
                 let d = path(1)?;
                 let name = path(2)?;
-                let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
+                let dir = self
+                    .facts
+                    .dirs
+                    .get_mut(&d)
+                    .ok_or(GatherError::Unrequested(n))?;
                 let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
                 let (content, truncated) = capped(unb64(f[3], n)?, req.max_file_bytes);
                 e.truncated = truncated;
@@ -457,7 +627,11 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
             (Some("DE"), 4) => {
                 let d = path(1)?;
                 let name = path(2)?;
-                let dir = facts.dirs.get_mut(&d).ok_or(GatherError::Unrequested(n))?;
+                let dir = self
+                    .facts
+                    .dirs
+                    .get_mut(&d)
+                    .ok_or(GatherError::Unrequested(n))?;
                 let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
                 e.error = Some(f[3].replace('-', " "));
             }
@@ -470,15 +644,15 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                     .ok_or(GatherError::Unrequested(n))?
                     .limit;
                 let visited: u64 = f[2].parse().map_err(|_| GatherError::Malformed(n))?;
-                let missing = match f[3] {
+                let missing_dir = match f[3] {
                     "0" => false,
                     "1" => true,
                     _ => return Err(GatherError::Malformed(n)),
                 };
-                let e = facts.walks.entry(w).or_default();
+                let e = self.facts.walks.entry(w).or_default();
                 e.visited = visited.min(u64::from(limit));
                 e.truncated = visited > u64::from(limit);
-                e.missing = missing;
+                e.missing = missing_dir;
             }
             (Some("W"), 4) => {
                 let w = path(1)?;
@@ -491,7 +665,7 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
                 if !entry.starts_with(&format!("{}/", w.trim_end_matches('/'))) {
                     return Err(GatherError::Malformed(n));
                 }
-                let walk = facts.walks.entry(w).or_default();
+                let walk = self.facts.walks.entry(w).or_default();
                 match stat {
                     Some(stat) => walk.entries.push(WalkEntry { path: entry, stat }),
                     None if failed => walk.errors.push((entry, "stat failed".into())),
@@ -501,8 +675,45 @@ pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
             }
             _ => return Err(GatherError::Malformed(n)),
         }
+        Ok(Fed::More)
     }
-    Err(GatherError::Truncated)
+
+    /// The stream ended: a last line without an end of line still counts;
+    /// then the facts, once the end line has been accepted.
+    pub fn finish(mut self) -> Result<Facts, GatherError> {
+        if !self.done && !self.skipping && !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(trim_cr(&String::from_utf8_lossy(&line)))?;
+        }
+        if !self.started {
+            return Err(GatherError::NoOutput);
+        }
+        if !self.done {
+            return Err(GatherError::Truncated);
+        }
+        Ok(finish(
+            self.req,
+            self.facts,
+            &self.missing,
+            &self.seen_by_shell,
+        ))
+    }
+}
+
+/// Length of `n` bytes in base64 with padding.
+fn b64_len(n: usize) -> usize {
+    n.saturating_add(2) / 3 * 4
+}
+
+fn trim_cr(line: &str) -> &str {
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// Parse a whole gatherer output (see [`Parser::push`] for streaming).
+pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
+    let mut parser = Parser::new(req);
+    parser.push(output)?;
+    parser.finish()
 }
 
 /// Content read up to one byte past `cap`: more than `cap` bytes means the
@@ -614,6 +825,71 @@ mod tests {
             "processes": false, "commands": []
         }))
         .unwrap()
+    }
+
+    /// A valid answer to [`req`] with a banner before it.
+    fn good_output() -> String {
+        let p = b64("/etc/passwd");
+        let u = b64("/usr");
+        format!(
+            "banner\r\nVIGIL-GATHER v1 abc-123\nSB 0\n81a4:0:0:5 /etc/passwd\nSE 0\nSB 1\n81a4:0:0:5 /etc/passwd\nSE 1\nC {p} {}\nWV {u} 12 0\nW {u} 89ed:0:0:9 {}\nVIGIL-GATHER-END abc-123 7\n",
+            b64("root\n"),
+            b64("/usr/bin/su")
+        )
+    }
+
+    #[test]
+    fn streamed_in_any_chunks_it_parses_as_a_whole() {
+        let r = req();
+        let good = good_output();
+        let whole = parse(&r, good.as_bytes()).unwrap();
+        for size in [1, 2, 7, 64, 4096] {
+            let mut p = Parser::new(&r);
+            for chunk in good.as_bytes().chunks(size) {
+                p.push(chunk).unwrap();
+            }
+            assert_eq!(p.finish().unwrap(), whole, "chunks of {size}");
+        }
+        // Without the last end of line, the end line still counts.
+        assert_eq!(parse(&r, good.trim_end().as_bytes()).unwrap(), whole);
+    }
+
+    #[test]
+    fn floods_without_line_ends_are_refused_early_and_never_buffered() {
+        let r = req();
+        let spaces = vec![b' '; 1 << 20];
+        // After the begin line: refused within a few KiB.
+        let mut p = Parser::new(&r);
+        p.push(b"VIGIL-GATHER v1 abc-123\n").unwrap();
+        let mut fed = 0;
+        let err = loop {
+            match p.push(&spaces[..4096]) {
+                Ok(_) => fed += 4096,
+                Err(e) => break e,
+            }
+            assert!(fed < 64 * 1024, "a line of spaces kept growing");
+        };
+        assert!(matches!(err, GatherError::LineTooLong(_)), "{err}");
+        // A content record longer than any cap allows.
+        let mut p = Parser::new(&r);
+        p.push(b"VIGIL-GATHER v1 abc-123\nC ").unwrap();
+        let long = vec![b'A'; p.max_line() + 1];
+        assert!(matches!(p.push(&long), Err(GatherError::LineTooLong(_))));
+        // Before it: dropped as it arrives, and the answer after it counts;
+        // more than a banner's worth is refused.
+        let mut p = Parser::new(&r);
+        for _ in 0..15 {
+            p.push(&spaces[..4096]).unwrap();
+            assert!(p.partial.len() <= p.begin.len() + 1);
+        }
+        p.push(b"\n").unwrap();
+        p.push(good_output().as_bytes()).unwrap();
+        assert!(p.finish().is_ok());
+        let mut p = Parser::new(&r);
+        assert_eq!(
+            p.push(&spaces),
+            Err(GatherError::Preamble(MAX_PREAMBLE_BYTES))
+        );
     }
 
     #[test]
