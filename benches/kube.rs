@@ -154,12 +154,21 @@ fn main() {
     server.set_replay(true);
     server.set_latency(Duration::ZERO);
     let _ = run(2);
+    let (replay_floor, _, _) = run(3);
     server.set_latency(Duration::from_millis(latency_ms));
-    let (replay_wall, replay_requests, replay_execs) = run(3);
+    let (replay_wall, replay_requests, replay_execs) = run(4);
     println!(
         "  replay mode (no process started per exec): wall {replay_wall:.2} s = {:.2}x the bound; exec calls per container: {:.2}; API requests: {replay_requests}",
         replay_wall / bound,
         replay_execs as f64 / CONTAINERS as f64
+    );
+    // What the latency costs vigil, apart from its own local work (start,
+    // profiles, evaluation, 200 HDF files, sealing), which no schedule of
+    // requests can hide: the figure the 1.5x goal is about.
+    println!(
+        "  replay without latency: {replay_floor:.2} s (vigil's local work); latency cost {:.2} s = {:.2}x the bound",
+        replay_wall - replay_floor,
+        (replay_wall - replay_floor) / bound
     );
     drop(server);
     load(&dir, &root, &vigil, &repo);
