@@ -167,6 +167,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 evidence: vigil::policy::model::Evidence::Api,
                 status: "scanned",
                 error: None,
+                failure: None,
                 counts: StatusCounts {
                     passed: 20,
                     failed: 4,

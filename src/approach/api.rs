@@ -136,10 +136,9 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             }
         }
         // The stream was cut midway: another attempt may get it whole.
-        Err(e @ shell::GatherError::Truncated) => Err(GatherError::Transient(
-            format!("gatherer output refused: {e}"),
-            None,
-        )),
+        Err(e @ shell::GatherError::Truncated) => Err(GatherError::transient(format!(
+            "gatherer output refused: {e}"
+        ))),
         Err(e) => Err(GatherError::Other(format!("gatherer output refused: {e}"))),
     }
 }

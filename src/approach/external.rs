@@ -102,10 +102,10 @@ impl ExternalRun<'_> {
             &self.access.identity(ns),
             "exec",
             &format!("pods/exec {} (external scanner {binary})", t.id),
-            result.as_ref().map(|_| ()).map_err(Clone::clone),
+            result.as_ref().map(|_| ()).map_err(|f| f.message.clone()),
             started,
         );
-        result.map_err(Failure::from)
+        result
     }
 
     fn binary(&self) -> String {
@@ -115,7 +115,7 @@ impl ExternalRun<'_> {
             .unwrap_or_else(|| self.scanner.kind.binary().to_string())
     }
 
-    async fn run(&self, t: &PlannedTarget) -> Result<Vec<u8>, String> {
+    async fn run(&self, t: &PlannedTarget) -> Result<Vec<u8>, Failure> {
         let (Some(ns), Some(pod), Some(container)) = (&t.namespace, &t.pod, &t.container) else {
             return Err("the external scanner reaches Kubernetes containers only".into());
         };
@@ -199,18 +199,11 @@ impl ExternalRun<'_> {
             r = tokio::time::timeout(self.scan_timeout, waiting) => match r {
                 Ok(r) => r,
                 Err(_) => {
-                    return Err(format!(
-                        "the external scanner {} ({})",
-                        crate::runner::TIMEOUT_MARK,
-                        crate::policy::duration::format(self.scan_timeout)
-                    ));
+                    return Err(Failure::timeout("the external scanner", self.scan_timeout));
                 }
             },
             _ = abort.wait_for(|a| *a) => {
-                return Err(format!(
-                    "{} stopped in flight after a signal (second signal or end of the grace period)",
-                    crate::runner::NOT_SCANNED
-                ));
+                return Err(Failure::stopped_in_flight());
             }
         };
         let status = status.map_err(|e| format!("waiting for {binary}: {e}"))?;
@@ -223,21 +216,21 @@ impl ExternalRun<'_> {
             // InSpec: 0 all passed, 100 some failed, 101 some skipped.
             Some(0 | 100 | 101) => {}
             code => {
-                return Err(format!(
+                return Err(Failure::from(format!(
                     "the external scanner {binary} exited with {}: {}",
                     code.map_or_else(|| "a signal".to_string(), |c| format!("code {c}")),
                     last_words()
-                ));
+                )));
             }
         }
         let size = std::fs::metadata(&report)
             .map_err(|e| format!("{binary} wrote no report: {e}; it said: {}", last_words()))?
             .len();
         if size > MAX_REPORT_BYTES {
-            return Err(format!(
+            return Err(Failure::from(format!(
                 "{binary}'s report is larger than {} MiB",
                 MAX_REPORT_BYTES >> 20
-            ));
+            )));
         }
         let bytes = crate::safeio::read(&report, MAX_REPORT_BYTES, "report")
             .map_err(|e| format!("{binary}: {e}"))?;

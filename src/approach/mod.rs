@@ -33,19 +33,65 @@ use crate::runner::{Collector, Failure, Gathered, LocalCollector};
 /// the cap bounds what a hostile container can make vigil hold).
 pub const MAX_OUTPUT: usize = 256 * 1024 * 1024;
 
-/// Where the scanner image keeps the vigil binary (see `Dockerfile`).
-pub const PROBE_BINARY: &str = "/usr/local/bin/vigil";
+pub use crate::plan::manifests::PROBE_BINARY;
 
 /// Why one approach could not gather a target's facts.
 #[derive(Debug)]
 pub enum GatherError {
     /// The container has no usable shell (the api approach's exec said so).
     NoShell(String),
-    /// Worth another attempt: 429, 5xx, a reset connection, a cut stream;
-    /// with the wait the server asked for, if it said.
-    Transient(String, Option<Duration>),
+    /// Worth another attempt: 429, 5xx, a reset connection, a cut stream.
+    Transient {
+        /// What happened.
+        message: String,
+        /// The wait the server asked for, if it said.
+        after: Option<Duration>,
+        /// The server throttled the caller (429): back off longer.
+        throttled: bool,
+    },
+    /// The API server refused the run's identity (403).
+    Forbidden(String),
     /// Anything else, said in a sentence; a retry would not help.
     Other(String),
+}
+
+impl GatherError {
+    /// A transient error the server gave no wait for.
+    pub fn transient(message: String) -> GatherError {
+        GatherError::Transient {
+            message,
+            after: None,
+            throttled: false,
+        }
+    }
+
+    /// The same kind of error, its message prefixed by `context`.
+    fn context(self, context: &str) -> GatherError {
+        match self {
+            GatherError::Transient {
+                message,
+                after,
+                throttled,
+            } => GatherError::Transient {
+                message: format!("{context}{message}"),
+                after,
+                throttled,
+            },
+            GatherError::Forbidden(m) => GatherError::Forbidden(format!("{context}{m}")),
+            other => GatherError::Other(format!("{context}{other}")),
+        }
+    }
+
+    /// How the runner files it.
+    fn kind(&self) -> crate::runner::FailureKind {
+        use crate::runner::FailureKind;
+        match self {
+            GatherError::NoShell(_) => FailureKind::NoShell,
+            GatherError::Transient { .. } => FailureKind::Transient,
+            GatherError::Forbidden(_) => FailureKind::Forbidden,
+            GatherError::Other(_) => FailureKind::Other,
+        }
+    }
 }
 
 impl From<String> for GatherError {
@@ -57,7 +103,12 @@ impl From<String> for GatherError {
 impl From<ClusterError> for GatherError {
     fn from(e: ClusterError) -> Self {
         match e.transient() {
-            Some(after) => GatherError::Transient(e.to_string(), after),
+            Some(after) => GatherError::Transient {
+                message: e.to_string(),
+                after,
+                throttled: e.is_throttled(),
+            },
+            None if e.is_forbidden() => GatherError::Forbidden(e.to_string()),
             None => GatherError::Other(e.to_string()),
         }
     }
@@ -70,7 +121,9 @@ impl std::fmt::Display for GatherError {
                 f,
                 "the container has no usable shell (/bin/sh) for the api approach ({why}); distroless images need the debug approach (set spec.debug.image and approach: auto or debug)"
             ),
-            GatherError::Transient(s, _) | GatherError::Other(s) => f.write_str(s),
+            GatherError::Transient { message: s, .. }
+            | GatherError::Forbidden(s)
+            | GatherError::Other(s) => f.write_str(s),
         }
     }
 }
@@ -188,15 +241,7 @@ impl KubeCollector<'_> {
                 Ok(facts) => Ok((facts, Approach::Debug)),
                 Err(e) => Err(match why {
                     None => e,
-                    Some(w) => match e {
-                        GatherError::Transient(m, a) => GatherError::Transient(
-                            format!("{w}; then the debug approach failed: {m}"),
-                            a,
-                        ),
-                        other => GatherError::Other(format!(
-                            "{w}; then the debug approach failed: {other}"
-                        )),
-                    },
+                    Some(w) => e.context(&format!("{w}; then the debug approach failed: ")),
                 }),
             }
         };
@@ -232,14 +277,14 @@ impl KubeCollector<'_> {
         req: &FactRequest,
         scan_id: &str,
         attempts: &std::sync::atomic::AtomicU32,
-    ) -> Result<Gathered, String> {
+    ) -> Result<Gathered, Failure> {
         let ns = t.namespace.as_deref().unwrap_or_default();
         loop {
             // Each attempt takes the newest token (see `keep_tokens_fresh`).
             let client = self
                 .access
                 .scoped(ns)
-                .ok_or_else(|| format!("no scoped access for namespace {ns}"))?;
+                .ok_or_else(|| Failure::from(format!("no scoped access for namespace {ns}")))?;
             let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let scan = Scan {
                 target: t,
@@ -256,14 +301,18 @@ impl KubeCollector<'_> {
                         attempts: attempt,
                     });
                 }
-                Err(GatherError::Transient(message, asked)) if attempt <= self.retries => {
-                    let wait = backoff(attempt, asked, message.contains("429"));
-                    tokio::time::sleep(wait).await;
+                Err(GatherError::Transient {
+                    after, throttled, ..
+                }) if attempt <= self.retries => {
+                    tokio::time::sleep(backoff(attempt, after, throttled)).await;
                 }
-                Err(GatherError::Transient(message, _)) => {
-                    return Err(format!("{message} (gave up after {attempt} attempts)"));
+                Err(e @ GatherError::Transient { .. }) => {
+                    return Err(Failure::new(
+                        e.kind(),
+                        format!("{e} (gave up after {attempt} attempts)"),
+                    ));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Failure::new(e.kind(), e.to_string())),
             }
         }
     }
@@ -285,21 +334,14 @@ impl Collector for KubeCollector<'_> {
             tokio::select! {
                 r = tokio::time::timeout(self.scan_timeout, self.gather(t, req, scan_id, &attempts)) => match r {
                     Ok(r) => r,
-                    Err(_) => Err(format!(
-                        "the scan {} ({})",
-                        crate::runner::TIMEOUT_MARK,
-                        crate::policy::duration::format(self.scan_timeout)
-                    )),
+                    Err(_) => Err(Failure::timeout("the scan", self.scan_timeout)),
                 },
-                _ = abort.wait_for(|a| *a) => Err(format!(
-                    "{} stopped in flight after a signal (second signal or end of the grace period)",
-                    crate::runner::NOT_SCANNED
-                )),
+                _ = abort.wait_for(|a| *a) => Err(Failure::stopped_in_flight()),
             }
         });
-        r.map_err(|message| Failure {
-            message,
+        r.map_err(|f| Failure {
             attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
+            ..f
         })
     }
 }
@@ -357,7 +399,7 @@ fn decode_probe_frame(
         let tail = output_tail(output);
         let message = format!("probe output refused ({e}); it printed: {tail:?}");
         if matches!(e, crate::facts::frame::FrameError::Truncated) {
-            GatherError::Transient(message, None)
+            GatherError::transient(message)
         } else {
             GatherError::Other(message)
         }

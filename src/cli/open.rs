@@ -255,6 +255,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
 /// The bundle's encrypted summary file, if it has one.
 fn encrypted_summary(bundle: &std::path::Path) -> Option<PathBuf> {
-    let p = bundle.join(format!("{}.age", crate::seal::bundle::SUMMARY_FILE));
+    let p = bundle.join(format!(
+        "{}{}",
+        crate::seal::layout::SUMMARY_FILE,
+        crate::seal::layout::ENCRYPTED_SUFFIX
+    ));
     p.is_file().then_some(p)
 }

@@ -19,7 +19,11 @@ use kube::api::{Api, AttachParams, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::io::AsyncReadExt;
 
-use crate::inventory::PodInfo;
+/// Label every vigil-created object carries (used by `vigil gc`).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vigil");
+
+/// Annotation on per-run objects: when `vigil gc` may delete them (RFC 3339).
+pub const EXPIRES_ANNOTATION: &str = "vigil.dev/expires-at";
 
 /// A bearer token. Never shown: `Debug` prints `Token(<redacted>)`, and there is no `Display`.
 #[derive(Clone)]
@@ -157,6 +161,11 @@ impl ClusterError {
             ClusterError::Transport { .. } => Some(None),
             _ => None,
         }
+    }
+
+    /// Returns true if and only if the API server answered 429 (throttled).
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 429, .. })
     }
 
     /// Returns true if and only if the API server answered 403.
@@ -406,16 +415,14 @@ impl Cluster {
     }
 
     /// Every pod in a namespace (the planner applies selectors itself).
-    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<PodInfo>, ClusterError> {
+    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ClusterError> {
         self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let list = api
             .list(&ListParams::default())
             .await
             .map_err(|e| self.fail("list", format!("pods in {namespace}"), e))?;
-        let mut pods: Vec<PodInfo> = list.items.iter().filter_map(PodInfo::from_pod).collect();
-        pods.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(pods)
+        Ok(list.items)
     }
 
     /// Get one pod (what a scoped token may do on planned pods).
@@ -788,11 +795,7 @@ impl Cluster {
         kind: Kind,
     ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
         self.throttle().await;
-        let lp = ListParams::default().labels(&format!(
-            "{}={}",
-            crate::plan::rbac::MANAGED_BY.0,
-            crate::plan::rbac::MANAGED_BY.1
-        ));
+        let lp = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
         let what = format!("{}s managed by vigil", kind.as_str());
         let metas: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> = match kind {
             Kind::ServiceAccount => Api::<ServiceAccount>::all(self.client.clone())
@@ -819,7 +822,7 @@ impl Cluster {
                 let exp = m
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(crate::plan::rbac::EXPIRES_ANNOTATION).cloned());
+                    .and_then(|a| a.get(EXPIRES_ANNOTATION).cloned());
                 (
                     m.namespace.unwrap_or_default(),
                     m.name.unwrap_or_default(),

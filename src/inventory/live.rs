@@ -40,6 +40,7 @@ impl Live {
         let listed = self.runtime.block_on(futures_util::future::join_all(
             unique.iter().map(|ns| self.cluster.list_pods(ns)),
         ));
+        let listed = listed.into_iter().map(|r| r.map(infos));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for (ns, pods) in unique.into_iter().zip(listed) {
             if let Ok(pods) = pods {
@@ -66,6 +67,7 @@ impl Inventory for Live {
         let pods = self
             .runtime
             .block_on(self.cluster.list_pods(namespace))
+            .map(infos)
             .map_err(|e| InventoryError::Read {
                 path: format!("cluster {:?}", self.cluster),
                 reason: e.to_string(),
@@ -76,4 +78,11 @@ impl Inventory for Live {
             .insert(namespace.to_string(), pods.clone());
         Ok(Cow::Owned(pods))
     }
+}
+
+/// The planner's view of listed pods, by name.
+fn infos(pods: Vec<k8s_openapi::api::core::v1::Pod>) -> Vec<PodInfo> {
+    let mut infos: Vec<PodInfo> = pods.iter().filter_map(PodInfo::from_pod).collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    infos
 }

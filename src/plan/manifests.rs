@@ -3,6 +3,9 @@
 
 use serde_json::{Value, json};
 
+/// Where the scanner image keeps the vigil binary (see `Dockerfile`).
+pub const PROBE_BINARY: &str = "/usr/local/bin/vigil";
+
 /// The audit rules vigil needs: full request and response for the calls
 /// that reach into containers (exec, ephemeral containers, logs), metadata
 /// only for TokenRequest so that issued tokens never land in audit logs,
@@ -141,7 +144,7 @@ pub fn sidecar_patch(
         name: container.to_string(),
         image: Some(image.to_string()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec![crate::approach::PROBE_BINARY.into(), "idle".into()]),
+        command: Some(vec![PROBE_BINARY.into(), "idle".into()]),
         resources: Some(ResourceRequirements {
             requests: Some(pick(&resources.requests, false)),
             limits: Some(pick(&resources.limits, true)),

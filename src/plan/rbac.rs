@@ -28,14 +28,11 @@ use serde::Serialize;
 use super::PlannedTarget;
 use crate::policy::model::{AccessMode, Approach, ScanPolicy};
 
-/// Label every vigil-created object carries (used by `vigil gc`).
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vigil");
+pub use crate::cluster::{EXPIRES_ANNOTATION, MANAGED_BY};
 /// Label carrying the policy name.
 pub const POLICY_LABEL: &str = "vigil.dev/policy";
 /// Label carrying the run id (per-run objects only).
 pub const RUN_LABEL: &str = "vigil.dev/run-id";
-/// Annotation on per-run objects: when `vigil gc` may delete them (RFC 3339).
-pub const EXPIRES_ANNOTATION: &str = "vigil.dev/expires-at";
 
 /// The objects for one namespace.
 #[derive(Debug, Clone, Serialize, PartialEq)]

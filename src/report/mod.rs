@@ -6,6 +6,7 @@ pub mod findings;
 pub mod hdf;
 pub mod import;
 pub mod output;
+pub mod run;
 pub mod summary;
 pub mod text;
 pub mod threshold;

@@ -18,7 +18,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::facts::{FactRequest, compile::compile, rootfs};
 use crate::plan::{PlannedTarget, PolicyPlan};
@@ -26,200 +25,14 @@ use crate::policy::model::{Approach, Profile, ScanPolicy};
 use crate::policy::{Loaded, PolicySet};
 use crate::report::findings::findings_of;
 use crate::report::output::{RunOutput, Written};
-use crate::report::summary::ControlStatus;
-use crate::report::threshold::{Threshold, Verdict};
-use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf, hdf_file_name};
+use crate::report::threshold::Threshold;
+use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf};
 
-/// Per-status control counts of a target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
-pub struct StatusCounts {
-    pub passed: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub no_impact: usize,
-    pub error: usize,
-}
-
-impl From<&crate::report::summary::Counts> for StatusCounts {
-    fn from(counts: &crate::report::summary::Counts) -> StatusCounts {
-        let n = |st: ControlStatus| counts.count(st.as_str(), "total");
-        StatusCounts {
-            passed: n(ControlStatus::Passed),
-            failed: n(ControlStatus::Failed),
-            skipped: n(ControlStatus::Skipped),
-            no_impact: n(ControlStatus::NoImpact),
-            error: n(ControlStatus::Error),
-        }
-    }
-}
-
-/// One target's line in the run summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetSummary {
-    /// Target id.
-    pub id: String,
-    /// Scan id (UUIDv7).
-    pub scan_id: String,
-    /// Approach used.
-    pub approach: Approach,
-    /// How far its facts can be trusted: `local`, `probe`, `api`,
-    /// `external` or `imported`.
-    pub evidence: crate::policy::model::Evidence,
-    /// `scanned`, or `error` when the target could not be scanned at all.
-    pub status: &'static str,
-    /// Why it could not be scanned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Control counts.
-    pub counts: StatusCounts,
-    /// SAF compliance, percent.
-    pub compliance: u32,
-    /// Threshold verdict, when the policy (or `--threshold`) has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<Verdict>,
-    /// The HDF file written for it.
-    pub hdf: Written,
-    /// Seconds the scan took.
-    pub duration: f64,
-    /// Attempts made (more than 1 after transient errors; 0 when never started).
-    pub attempts: u32,
-    /// Its failed and error controls (errors first, then by severity).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<crate::report::findings::Finding>,
-    /// Every control, for CI report formats (not in the JSON summary).
-    #[serde(skip)]
-    pub controls: Vec<crate::report::findings::Finding>,
-}
-
-/// What happened over a whole run, beyond the per-target results.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunStats {
-    /// Attempts beyond the first, over every target.
-    pub retries: u32,
-    /// Targets that ended because a scan hit scanTimeout.
-    pub timeouts: usize,
-    /// Targets per approach actually used.
-    pub approaches: BTreeMap<&'static str, usize>,
-}
-
-impl RunStats {
-    fn of(targets: &[TargetSummary]) -> RunStats {
-        let mut st = RunStats::default();
-        for t in targets {
-            st.retries += t.attempts.saturating_sub(1);
-            if t.error.as_deref().is_some_and(|e| e.contains(TIMEOUT_MARK)) {
-                st.timeouts += 1;
-            }
-            *st.approaches.entry(t.approach.as_str()).or_default() += 1;
-        }
-        st
-    }
-}
-
-/// Errors of scans that ran out of time contain this.
-pub const TIMEOUT_MARK: &str = "did not finish within scanTimeout";
-
-/// The whole run.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    /// Run id (UUIDv7).
-    pub run_id: String,
-    /// Policy name.
-    pub policy: String,
-    /// vigil version.
-    pub vigil_version: &'static str,
-    /// Start.
-    pub started: DateTime<Utc>,
-    /// End.
-    pub ended: DateTime<Utc>,
-    /// Targets, sorted by id.
-    pub targets: Vec<TargetSummary>,
-    /// `pass` (every threshold held, no errors), `fail` (a threshold failed)
-    /// or `error` (a target could not be scanned).
-    pub verdict: &'static str,
-    /// False when a signal stopped the run before every target was started.
-    pub complete: bool,
-    /// Targets not scanned because of that signal.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_scanned: Vec<String>,
-    /// Retries, timeouts, approaches.
-    pub stats: RunStats,
-    /// Set when the results were produced elsewhere and imported.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub imported: Option<Imported>,
-    /// The plan this run scanned (all of it, or one shard).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<PlanRef>,
-}
-
-/// Which plan a run scanned: the digest of the whole plan's target ids, how
-/// many targets it has, and the shard when the run covered one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanRef {
-    /// `PolicyPlan::plan_sha256`.
-    pub sha256: String,
-    /// Targets in the whole plan.
-    pub targets: usize,
-    /// The shard scanned, when sharded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<crate::plan::shard::Shard>,
-}
-
-impl PlanRef {
-    fn of(plan: &PolicyPlan) -> PlanRef {
-        PlanRef {
-            sha256: plan.plan_sha256.clone(),
-            targets: plan.planned_targets,
-            shard: plan.shard,
-        }
-    }
-}
-
-/// Results produced elsewhere (`vigil import`): who sealed them and from what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Imported {
-    /// Who imported them: the signing key's id (or `unsigned`), and the
-    /// operator's own label when given.
-    pub by: String,
-    /// Where they came from (`--source`), e.g. a CI job URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// The original file names.
-    pub files: Vec<String>,
-}
-
-impl TargetSummary {
-    /// One word for its threshold outcome: `error` (not scanned), `none`
-    /// (no threshold), `pass` or `fail`.
-    pub fn threshold_word(&self) -> &'static str {
-        match (&self.error, &self.threshold) {
-            (Some(_), _) => "error",
-            (None, None) => "none",
-            (None, Some(v)) if v.passed => "pass",
-            (None, Some(_)) => "fail",
-        }
-    }
-}
-
-impl RunSummary {
-    /// Returns true if and only if some target could not be scanned.
-    pub fn has_errors(&self) -> bool {
-        self.targets.iter().any(|t| t.status == "error")
-    }
-
-    /// Returns true if and only if some threshold failed.
-    pub fn threshold_failed(&self) -> bool {
-        self.targets
-            .iter()
-            .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
-    }
-}
-
-/// How the error of a target skipped because of a signal starts.
-pub const NOT_SCANNED: &str = "not scanned:";
+// The run's result types live in `report::run` (sealing and merging read
+// them without depending on the runner).
+pub use crate::report::run::{
+    FailureKind, Imported, PlanRef, RunStats, RunSummary, StatusCounts, TargetSummary,
+};
 
 /// Called after each target with (its summary, targets done, total).
 pub type Progress = Box<dyn Fn(&TargetSummary, Tally) + Send + Sync>;
@@ -250,18 +63,61 @@ pub struct Gathered {
 /// Why a target could not be gathered, after how many attempts.
 #[derive(Debug)]
 pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
     /// A sentence for the result.
     pub message: String,
     /// Attempts made.
     pub attempts: u32,
 }
 
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
+impl Failure {
+    /// A failure of `kind`, after one attempt.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
         Failure {
-            message,
+            kind,
+            message: message.into(),
             attempts: 1,
         }
+    }
+
+    /// A scan of `what` that ran out of `scanTimeout`.
+    pub fn timeout(what: &str, limit: std::time::Duration) -> Failure {
+        Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "{what} did not finish within scanTimeout ({})",
+                crate::policy::duration::format(limit)
+            ),
+        )
+    }
+
+    /// A target not scanned (or stopped in flight), and why.
+    pub fn not_scanned(why: &str) -> Failure {
+        Failure {
+            attempts: 0,
+            ..Failure::new(FailureKind::NotScanned, format!("not scanned: {why}"))
+        }
+    }
+
+    /// Stopped in flight by a second signal or the end of the grace period.
+    pub fn stopped_in_flight() -> Failure {
+        Failure::new(
+            FailureKind::NotScanned,
+            "not scanned: stopped in flight after a signal (second signal or end of the grace period)",
+        )
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::new(FailureKind::Other, message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure::new(FailureKind::Other, message)
     }
 }
 
@@ -406,7 +262,7 @@ pub fn run_policy(
 /// Write a target's HDF result; a failed write is recorded (the target's
 /// error says so), never lost silently.
 fn write_result(output: &dyn RunOutput, target: &str, bytes: &[u8]) -> (Written, Option<String>) {
-    let name = format!("targets/{}", hdf_file_name(target).display());
+    let name = crate::seal::layout::target_result(target);
     match output.write(&name, bytes) {
         Ok(w) => (w, None),
         Err(e) => (
@@ -524,11 +380,7 @@ pub fn finish(
     summary.not_scanned = summary
         .targets
         .iter()
-        .filter(|t| {
-            t.error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(NOT_SCANNED))
-        })
+        .filter(|t| t.failure == Some(FailureKind::NotScanned))
         .map(|t| t.id.clone())
         .collect();
     summary.complete = summary.not_scanned.is_empty();
@@ -570,26 +422,36 @@ fn scan_target(
     let started = Utc::now();
     let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
     let gathered = if cancel.load(Ordering::Relaxed) || late {
-        Err(Failure {
-            message: if late {
-                format!(
-                    "{NOT_SCANNED} the run deadline (runDeadline) passed before this target started"
-                )
-            } else {
-                format!("{NOT_SCANNED} the run was interrupted (signal) before this target started")
-            },
-            attempts: 0,
-        })
+        Err(Failure::not_scanned(if late {
+            "the run deadline (runDeadline) passed before this target started"
+        } else {
+            "the run was interrupted (signal) before this target started"
+        }))
     } else {
+        // A collector that panics fails its own target, never the run (and
+        // with it the cleanup of the run's access).
+        let collected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            collector.collect(t, req, &scan_id)
+        }))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(Failure::from(format!(
+                "internal error while collecting (a bug in vigil, please report it): {why}"
+            )))
+        });
         // Errors end up in results and summaries: never let a secret through.
-        collector.collect(t, req, &scan_id).map_err(|f| Failure {
+        collected.map_err(|f| Failure {
             message: crate::audit::redact::redact(&f.message),
             ..f
         })
     };
-    let (approach, attempts) = match &gathered {
-        Ok(g) => (g.approach, g.attempts),
-        Err(f) => (t.approach, f.attempts),
+    let (approach, attempts, failure) = match &gathered {
+        Ok(g) => (g.approach, g.attempts, None),
+        Err(f) => (t.approach, f.attempts, Some(f.kind)),
     };
     let facts = gathered.map(|g| g.facts).map_err(|f| f.message);
     let ev = Evaluation {
@@ -608,6 +470,7 @@ fn scan_target(
     let hdf_bytes = hdf::to_vec(&report);
     let (findings, controls) = crate::report::findings::findings_of(&hdf_bytes);
     let (hdf_written, write_error) = write_result(output, &t.id, &hdf_bytes);
+    let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
     let error = facts.err().or(write_error);
     TargetSummary {
         id: t.id.clone(),
@@ -617,6 +480,7 @@ fn scan_target(
         attempts,
         status: if error.is_some() { "error" } else { "scanned" },
         error,
+        failure,
         compliance: counts.compliance(),
         threshold: threshold.map(|th| th.evaluate(&counts)),
         counts: sc,
@@ -675,7 +539,7 @@ pub fn import(
             });
         }
         let (findings, controls) = findings_of(bytes);
-        let hdf_name = format!("targets/{}", hdf_file_name(&id).display());
+        let hdf_name = crate::seal::layout::target_result(&id);
         let hdf = output.write(&hdf_name, bytes).map_err(|source| {
             ImportError::Run(RunError::Write {
                 name: hdf_name.clone(),
@@ -689,6 +553,7 @@ pub fn import(
             evidence: crate::policy::model::Evidence::Imported,
             status: "scanned",
             error: None,
+            failure: None,
             counts: StatusCounts::from(&doc.counts),
             compliance: doc.counts.compliance(),
             threshold: threshold.map(|th| th.evaluate(&doc.counts)),
@@ -760,33 +625,32 @@ pub fn run_external(
             .deadline
             .is_some_and(|d| std::time::Instant::now() >= d);
         let result = if opts.cancel.load(Ordering::Relaxed) || late {
-            Err(Failure {
-                message: format!(
-                    "{NOT_SCANNED} the run was interrupted or its deadline passed before this target started"
-                ),
-                attempts: 0,
-            })
+            Err(Failure::not_scanned(
+                "the run was interrupted or its deadline passed before this target started",
+            ))
         } else {
             scan(t, &scan_id).map_err(|f| Failure {
                 message: crate::audit::redact::redact(&f.message),
                 ..f
             })
         };
-        let (report, error, attempts) = match result.and_then(|bytes| {
+        let (report, error, attempts, failure) = match result.and_then(|bytes| {
             bind_report(&bytes, &opts.run_id, &t.id, &scan_id).map_err(Failure::from)
         }) {
-            Ok(bytes) => (bytes, None, 1),
+            Ok(bytes) => (bytes, None, 1, None),
             Err(f) => (
                 bind_report(br#"{"profiles": []}"#, &opts.run_id, &t.id, &scan_id)
                     .expect("an empty report binds"),
                 Some(f.message),
                 f.attempts,
+                Some(f.kind),
             ),
         };
         let counts = crate::report::import::tally(
             &serde_json::from_slice(&report).expect("bound reports are JSON"),
         );
         let (hdf, write_error) = write_result(output, &t.id, &report);
+        let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
         let error = error.or(write_error);
         let (findings, controls) = findings_of(&report);
         TargetSummary {
@@ -801,6 +665,7 @@ pub fn run_external(
                 threshold.as_ref().map(|th| th.evaluate(&counts))
             },
             error,
+            failure,
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
             findings,
@@ -842,3 +707,6 @@ fn bind_report(
     doc["platform"]["scan_id"] = scan_id.into();
     Ok(serde_json::to_vec(&doc).expect("JSON values serialize"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,13 +21,9 @@ use super::statement::{
 };
 use crate::facts::frame::hex;
 use crate::report::output::{RunOutput, Written, check_name};
-use crate::runner::RunSummary;
+use crate::report::run::RunSummary;
 
-/// The statement's file name.
-pub const STATEMENT_FILE: &str = "statement.dsse.json";
-
-/// The run summary's file name (plaintext name; `.age` when encrypted).
-pub const SUMMARY_FILE: &str = "summary.json";
+pub use super::layout::{STATEMENT_FILE, SUMMARY_FILE};
 
 /// Where a sealed run writes.
 ///
@@ -116,7 +112,7 @@ impl SealedDir {
     /// The name a plaintext name is stored under.
     pub fn stored_name(&self, name: &str) -> String {
         if self.encrypted() {
-            format!("{name}.age")
+            format!("{name}{}", super::layout::ENCRYPTED_SUFFIX)
         } else {
             name.to_string()
         }
@@ -165,7 +161,7 @@ impl SealedDir {
     /// carries shard files over without re-encrypting them), under its
     /// stored name, and name it in the statement.
     pub fn adopt(&self, stored: &str, bytes: &[u8]) -> io::Result<()> {
-        if !super::verify::is_safe_name(stored) {
+        if !super::layout::is_safe_name(stored) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("unsafe name {stored:?}"),

@@ -77,7 +77,7 @@ pub fn merge(
     signer: Option<&Signer>,
 ) -> Result<PathBuf, MergeError> {
     let mut shards: BTreeMap<u32, Shard> = BTreeMap::new();
-    let mut first: Option<(crate::runner::PlanRef, u32, bool)> = None;
+    let mut first: Option<(crate::report::run::PlanRef, u32, bool)> = None;
     let mut owner: BTreeMap<String, u32> = BTreeMap::new();
     for dir in bundles {
         let v = super::verify::verify(dir, trusted, &[]);
@@ -290,7 +290,7 @@ pub fn merge(
         audit: None,
         verdict: verdict.to_string(),
         imported: None,
-        plan: Some(crate::runner::PlanRef {
+        plan: Some(crate::report::run::PlanRef {
             shard: None,
             ..plan
         }),

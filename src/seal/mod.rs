@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod dsse;
 pub mod keys;
+pub mod layout;
 pub mod merge;
 pub mod statement;
 pub mod verify;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runner::{RunSummary, StatusCounts};
+use crate::report::run::{RunSummary, StatusCounts};
 
 /// in-toto Statement type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -69,10 +69,10 @@ pub struct RunPredicate {
     /// Set when the results were produced elsewhere and sealed by `vigil
     /// import`: who imported them, from where, which files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub imported: Option<crate::runner::Imported>,
+    pub imported: Option<crate::report::run::Imported>,
     /// The plan scanned: its digest, size, and the shard when sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<crate::runner::PlanRef>,
+    pub plan: Option<crate::report::run::PlanRef>,
     /// For a merged run: the shard runs it was made of, their signed
     /// statements and audit trails (carried over under `shards/<index>/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

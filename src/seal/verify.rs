@@ -12,14 +12,14 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
 use rustix::fs::{AtFlags, FileType, OFlags, statat};
 use sha2::{Digest, Sha256};
 
-use super::bundle::STATEMENT_FILE;
 use super::dsse::{self, Envelope};
+use super::layout::STATEMENT_FILE;
 use super::statement::{Counts, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
 use crate::facts::frame::hex;
 use crate::facts::resolve::Root;
@@ -261,16 +261,7 @@ fn check_digest(file: &str, bytes: &[u8], want: &str, v: &mut Verification) -> b
     true
 }
 
-/// Returns true if and only if `name` is `a/b/c` with normal components only.
-pub fn is_safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('\0')
-        && !name.contains('\\')
-        && Path::new(name)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-        && !name.ends_with('/')
-}
+pub use super::layout::is_safe_name;
 
 /// Open `name` inside the root; it must be a regular file, not a link.
 fn open_regular(root: &Root, name: &str) -> Result<fs::File, String> {
@@ -394,7 +385,7 @@ pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u
 /// Count controls of an HDF document with Heimdall's status rules (the same
 /// code that counts imported results).
 pub fn recount(hdf: &serde_json::Value) -> Counts {
-    (&crate::runner::StatusCounts::from(&crate::report::import::tally(hdf))).into()
+    (&crate::report::run::StatusCounts::from(&crate::report::import::tally(hdf))).into()
 }
 
 /// Deepest directory nesting a bundle may have: `shards/<i>/targets/<file>`

@@ -1,0 +1,223 @@
+//! The summary of a run: per-target outcomes, counts, stats and the plan
+//! it followed. The runner produces it; `seal` signs it and `merge` and
+//! `verify` read it back, none of them through the runner.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::plan::PolicyPlan;
+use crate::policy::model::Approach;
+use crate::report::output::Written;
+use crate::report::summary::ControlStatus;
+use crate::report::threshold::Verdict;
+
+/// Per-status control counts of a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct StatusCounts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub no_impact: usize,
+    pub error: usize,
+}
+
+impl From<&crate::report::summary::Counts> for StatusCounts {
+    fn from(counts: &crate::report::summary::Counts) -> StatusCounts {
+        let n = |st: ControlStatus| counts.count(st.as_str(), "total");
+        StatusCounts {
+            passed: n(ControlStatus::Passed),
+            failed: n(ControlStatus::Failed),
+            skipped: n(ControlStatus::Skipped),
+            no_impact: n(ControlStatus::NoImpact),
+            error: n(ControlStatus::Error),
+        }
+    }
+}
+
+/// One target's line in the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    /// Target id.
+    pub id: String,
+    /// Scan id (UUIDv7).
+    pub scan_id: String,
+    /// Approach used.
+    pub approach: Approach,
+    /// How far its facts can be trusted: `local`, `probe`, `api`,
+    /// `external` or `imported`.
+    pub evidence: crate::policy::model::Evidence,
+    /// `scanned`, or `error` when the target could not be scanned at all.
+    pub status: &'static str,
+    /// Why it could not be scanned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What kind of failure that was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// Control counts.
+    pub counts: StatusCounts,
+    /// SAF compliance, percent.
+    pub compliance: u32,
+    /// Threshold verdict, when the policy (or `--threshold`) has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Verdict>,
+    /// The HDF file written for it.
+    pub hdf: Written,
+    /// Seconds the scan took.
+    pub duration: f64,
+    /// Attempts made (more than 1 after transient errors; 0 when never started).
+    pub attempts: u32,
+    /// Its failed and error controls (errors first, then by severity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::report::findings::Finding>,
+    /// Every control, for CI report formats (not in the JSON summary).
+    #[serde(skip)]
+    pub controls: Vec<crate::report::findings::Finding>,
+}
+
+/// What happened over a whole run, beyond the per-target results.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    /// Attempts beyond the first, over every target.
+    pub retries: u32,
+    /// Targets that ended because a scan hit scanTimeout.
+    pub timeouts: usize,
+    /// Targets per approach actually used.
+    pub approaches: BTreeMap<&'static str, usize>,
+}
+
+impl RunStats {
+    pub(crate) fn of(targets: &[TargetSummary]) -> RunStats {
+        let mut st = RunStats::default();
+        for t in targets {
+            st.retries += t.attempts.saturating_sub(1);
+            if t.failure == Some(FailureKind::Timeout) {
+                st.timeouts += 1;
+            }
+            *st.approaches.entry(t.approach.as_str()).or_default() += 1;
+        }
+        st
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Run id (UUIDv7).
+    pub run_id: String,
+    /// Policy name.
+    pub policy: String,
+    /// vigil version.
+    pub vigil_version: &'static str,
+    /// Start.
+    pub started: DateTime<Utc>,
+    /// End.
+    pub ended: DateTime<Utc>,
+    /// Targets, sorted by id.
+    pub targets: Vec<TargetSummary>,
+    /// `pass` (every threshold held, no errors), `fail` (a threshold failed)
+    /// or `error` (a target could not be scanned).
+    pub verdict: &'static str,
+    /// False when a signal stopped the run before every target was started.
+    pub complete: bool,
+    /// Targets not scanned because of that signal.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_scanned: Vec<String>,
+    /// Retries, timeouts, approaches.
+    pub stats: RunStats,
+    /// Set when the results were produced elsewhere and imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+    /// The plan this run scanned (all of it, or one shard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRef>,
+}
+
+/// Which plan a run scanned: the digest of the whole plan's target ids, how
+/// many targets it has, and the shard when the run covered one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRef {
+    /// `PolicyPlan::plan_sha256`.
+    pub sha256: String,
+    /// Targets in the whole plan.
+    pub targets: usize,
+    /// The shard scanned, when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::plan::shard::Shard>,
+}
+
+impl PlanRef {
+    pub(crate) fn of(plan: &PolicyPlan) -> PlanRef {
+        PlanRef {
+            sha256: plan.plan_sha256.clone(),
+            targets: plan.planned_targets,
+            shard: plan.shard,
+        }
+    }
+}
+
+/// Results produced elsewhere (`vigil import`): who sealed them and from what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imported {
+    /// Who imported them: the signing key's id (or `unsigned`), and the
+    /// operator's own label when given.
+    pub by: String,
+    /// Where they came from (`--source`), e.g. a CI job URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The original file names.
+    pub files: Vec<String>,
+}
+
+impl TargetSummary {
+    /// One word for its threshold outcome: `error` (not scanned), `none`
+    /// (no threshold), `pass` or `fail`.
+    pub fn threshold_word(&self) -> &'static str {
+        match (&self.error, &self.threshold) {
+            (Some(_), _) => "error",
+            (None, None) => "none",
+            (None, Some(v)) if v.passed => "pass",
+            (None, Some(_)) => "fail",
+        }
+    }
+}
+
+impl RunSummary {
+    /// Returns true if and only if some target could not be scanned.
+    pub fn has_errors(&self) -> bool {
+        self.targets.iter().any(|t| t.status == "error")
+    }
+
+    /// Returns true if and only if some threshold failed.
+    pub fn threshold_failed(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
+    }
+}
+
+/// What ended a target that was not scanned: the runner counts timeouts,
+/// lists the targets never started and seals both by this, never by the
+/// text of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The scan ran out of `scanTimeout`.
+    Timeout,
+    /// Never started, or stopped in flight, because of a signal or the run
+    /// deadline.
+    NotScanned,
+    /// Errors worth retrying, still failing after the last retry.
+    Transient,
+    /// The container has no usable shell for the api approach.
+    NoShell,
+    /// The API server refused the run's identity (403).
+    Forbidden,
+    /// Anything else.
+    Other,
+}

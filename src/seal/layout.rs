@@ -1,0 +1,33 @@
+//! Every name inside a bundle, in one place: what the runner writes, what
+//! the seal signs, what `verify` and `open` read.
+
+use std::path::{Component, Path};
+
+/// The statement's file name.
+pub const STATEMENT_FILE: &str = "statement.dsse.json";
+
+/// The run summary's file name (plaintext name; `.age` when encrypted).
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// What an encrypted file's name adds to its plaintext name.
+pub const ENCRYPTED_SUFFIX: &str = ".age";
+
+/// Where a target's HDF result goes, by its id (the file name is
+/// injective: two ids never share a file).
+pub fn target_result(target_id: &str) -> String {
+    format!(
+        "targets/{}",
+        crate::report::hdf_file_name(target_id).display()
+    )
+}
+
+/// Returns true if and only if `name` is `a/b/c` with normal components only.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\0')
+        && !name.contains('\\')
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        && !name.ends_with('/')
+}
