@@ -133,8 +133,7 @@ impl RunAccess {
     ) -> Result<RunAccess, ClusterError> {
         let mut access = RunAccess {
             service_account: plan.service_account.clone(),
-            ttl: crate::policy::duration::parse(&policy.spec.access.token_ttl)
-                .map_or(900, |d| d.as_secs() as i64),
+            ttl: policy.spec.access.token_ttl().as_secs() as i64,
             audiences: policy.spec.access.audiences.clone(),
             ..RunAccess::default()
         };
@@ -158,8 +157,7 @@ impl RunAccess {
         // Leftovers (a run killed with SIGKILL) become collectable by `vigil
         // gc` once no token of the run can be valid any more and the run's
         // deadline has passed.
-        let deadline = crate::policy::duration::parse(&policy.spec.limits.run_deadline)
-            .map_or(1800, |d| d.as_secs() as i64);
+        let deadline = policy.spec.limits.run_deadline().as_secs() as i64;
         let expires = (chrono::Utc::now() + chrono::Duration::seconds(ttl.max(deadline)))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let stamp = |meta: &mut ObjectMeta| {

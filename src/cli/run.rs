@@ -118,24 +118,6 @@ pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
 /// The audit log as written, its chain head and its entry count.
 type SealedAudit = (crate::report::output::Written, String, u64);
 
-/// How long scans in flight may go on after SIGINT/SIGTERM, unless the
-/// policy's `limits.gracePeriod` says otherwise.
-const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The policy's `limits.gracePeriod`, or [`GRACE`].
-fn grace_period(
-    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
-) -> std::time::Duration {
-    policy
-        .value
-        .spec
-        .limits
-        .grace_period
-        .as_deref()
-        .and_then(crate::policy::duration::parse)
-        .unwrap_or(GRACE)
-}
-
 /// SIGINT and SIGTERM, registered before the first scan starts (so an
 /// early signal never meets the default handler, which would kill the run
 /// with no statement).
@@ -253,7 +235,7 @@ fn run_in_cluster(
     // A second signal, or the end of the grace period, aborts them. Cleanup
     // and sealing run either way.
     let (abort_tx, abort) = tokio::sync::watch::channel(false);
-    let grace = grace_period(policy);
+    let grace = policy.value.spec.limits.grace_period();
     let signals = Signals::register(rt.handle())?;
     let watcher = rt.spawn(signals.watch(cancel, grace, abort_tx));
     let mut access = rt
@@ -262,8 +244,7 @@ fn run_in_cluster(
     for w in &access.warnings {
         tracing::warn!("{w}");
     }
-    let scan_timeout = crate::policy::duration::parse(&policy.value.spec.limits.scan_timeout)
-        .unwrap_or(std::time::Duration::from_secs(120));
+    let scan_timeout = policy.value.spec.limits.scan_timeout();
     // Tokens are renewed in the background while scans run.
     let (stop_renewal, renewal_stopped) = tokio::sync::watch::channel(false);
     let result = std::thread::scope(|scope| {
@@ -449,8 +430,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             threshold: threshold.clone(),
             progress: progress(&pp.policy, pp.targets.len()),
             cancel: cancel.clone(),
-            deadline: crate::policy::duration::parse(&policy.value.spec.limits.run_deadline)
-                .map(|d| std::time::Instant::now() + d),
+            deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
         };
         let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
         let (summary, summary_file, audit) = match (&session, needs_cluster) {
@@ -458,7 +438,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 run_in_cluster(session, &set, policy, pp, &opts, &output, cancel)?
             }
             _ => {
-                let _signals = LocalSignals::start(cancel, grace_period(policy))?;
+                let _signals =
+                    LocalSignals::start(cancel, policy.value.spec.limits.grace_period())?;
                 let (s, f) = run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?;
                 (s, f, None)
             }

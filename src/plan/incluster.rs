@@ -286,13 +286,7 @@ pub const CLEANUP_SECONDS: i64 = 60;
 
 /// The policy's grace period for scans in flight after SIGTERM, seconds.
 fn grace_seconds(policy: &ScanPolicy) -> i64 {
-    policy
-        .spec
-        .limits
-        .grace_period
-        .as_deref()
-        .and_then(crate::policy::duration::parse)
-        .map_or(30, |d| d.as_secs() as i64)
+    policy.spec.limits.grace_period().as_secs() as i64
 }
 
 /// Seconds the kubelet waits after SIGTERM before SIGKILL: the policy's
@@ -306,9 +300,7 @@ fn termination_grace(policy: &ScanPolicy) -> i64 {
 /// cleanup the runner takes after it (when the Job controller's SIGTERM
 /// comes, the runner is already past `runDeadline`).
 fn active_deadline(policy: &ScanPolicy) -> i64 {
-    crate::policy::duration::parse(&policy.spec.limits.run_deadline)
-        .map_or(1800, |d| d.as_secs() as i64)
-        + termination_grace(policy)
+    policy.spec.limits.run_deadline().as_secs() as i64 + termination_grace(policy)
 }
 
 /// A CronJob running the policy on its schedule. `None` when the policy

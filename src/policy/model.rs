@@ -788,6 +788,46 @@ fn default_read_cap() -> u64 {
     1024 * 1024
 }
 
+/// A duration field as a [`std::time::Duration`]. Lint refuses a policy
+/// whose durations do not parse, so a loaded policy's parse; the default's
+/// value stands in only for one built without lint.
+fn duration_or(text: &str, default: fn() -> String) -> std::time::Duration {
+    super::duration::parse(text)
+        .or_else(|| super::duration::parse(&default()))
+        .expect("the defaults parse")
+}
+
+impl Limits {
+    /// How long one scan may take (`scanTimeout`).
+    pub fn scan_timeout(&self) -> std::time::Duration {
+        duration_or(&self.scan_timeout, default_scan_timeout)
+    }
+
+    /// How long the whole run may take (`runDeadline`).
+    pub fn run_deadline(&self) -> std::time::Duration {
+        duration_or(&self.run_deadline, default_deadline)
+    }
+
+    /// How long scans in flight may go on after a signal (`gracePeriod`).
+    pub fn grace_period(&self) -> std::time::Duration {
+        duration_or(
+            self.grace_period.as_deref().unwrap_or_default(),
+            default_grace_period,
+        )
+    }
+}
+
+impl Access {
+    /// How long a run's token lives (`tokenTTL`).
+    pub fn token_ttl(&self) -> std::time::Duration {
+        duration_or(&self.token_ttl, default_ttl)
+    }
+}
+
+fn default_grace_period() -> String {
+    "30s".to_string()
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
