@@ -7,6 +7,8 @@
 //!
 //! Run with `cargo bench --bench kube`.
 
+// The test server serves the whole suite; this program uses part of it.
+#[allow(dead_code)]
 #[path = "../tests/fakeapi/mod.rs"]
 mod fakeapi;
 

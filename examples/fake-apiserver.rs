@@ -11,6 +11,8 @@
 //! approach; running exec needs root). Prints the path of a kubeconfig for
 //! the admin identity, then serves until interrupted.
 
+// The test server serves the whole suite; this program uses part of it.
+#[allow(dead_code)]
 #[path = "../tests/fakeapi/mod.rs"]
 mod fakeapi;
 

@@ -84,4 +84,4 @@ YAML
 kubectl -n vigil-e2e wait --for=condition=Ready pod --all --timeout=180s
 
 VIGIL_E2E_KUBECONFIG="$kubeconfig" VIGIL_E2E_SCANNER="$scanner" \
-  cargo test --test integration e2e -- --nocapture
+  cargo test --test integration e2e -- --include-ignored --nocapture

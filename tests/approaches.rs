@@ -9,9 +9,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::fakeapi::FakeApiServer;
-use crate::util::{
-    TempDir, install_busybox, is_root, repo, rootfs_fixtures, statement_payload, vigil_in,
-};
+use crate::util::{TempDir, install_busybox, repo, rootfs_fixtures, statement_payload, vigil_in};
 
 const SCANNER: &str = "registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -56,11 +54,7 @@ struct Setup {
 /// - `noshell-0`: the distroless fixture behind an ordinary image name
 ///   (only the exec can tell it has no shell).
 fn setup() -> Option<Setup> {
-    if !is_root() || !Path::new("/bin/busybox").is_file() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "the approach tests need root and busybox-static"
-        );
+    if !crate::util::root_and_busybox() {
         return None;
     }
     let fx = rootfs_fixtures();
@@ -467,8 +461,7 @@ fn the_new_verbs_are_pinned_to_the_planned_pods() {
 /// container is added to the pod for it.
 #[test]
 fn auto_never_takes_a_dead_or_silent_shell_for_a_missing_one() {
-    if !is_root() || !Path::new("/bin/busybox").is_file() {
-        assert!(std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none());
+    if !crate::util::root_and_busybox() {
         return;
     }
     let fx = rootfs_fixtures();
@@ -536,8 +529,7 @@ fn auto_never_takes_a_dead_or_silent_shell_for_a_missing_one() {
 /// same root the probe reads the truth, with evidence `probe`.
 #[test]
 fn a_lying_userland_fools_api_evidence_but_not_the_probe() {
-    if !is_root() || !Path::new("/bin/busybox").is_file() {
-        assert!(std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none());
+    if !crate::util::root_and_busybox() {
         return;
     }
     let fx = rootfs_fixtures();
@@ -624,8 +616,7 @@ fn a_lying_userland_fools_api_evidence_but_not_the_probe() {
 #[test]
 fn missing_tools_in_a_container_make_errors_never_passes() {
     use vigil::facts::compile::compile;
-    if !is_root() || !Path::new("/bin/busybox").is_file() {
-        assert!(std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none());
+    if !crate::util::root_and_busybox() {
         return;
     }
     let fx = rootfs_fixtures();

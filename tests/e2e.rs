@@ -1,6 +1,8 @@
-//! End-to-end against a real cluster (kind, k3d), only when
-//! `VIGIL_E2E_KUBECONFIG` is set; see docs/kubernetes.md. CI machines have
-//! no cluster: the test API server suite (tests/kube.rs) is what CI runs.
+//! End-to-end against a real cluster (kind, k3d): ignored by `cargo test`
+//! (CI machines have no cluster; the test API server suite is what CI
+//! runs), run by `scripts/e2e-kind.sh` with `--include-ignored` and
+//! `VIGIL_E2E_KUBECONFIG`/`VIGIL_E2E_SCANNER` set; see docs/kubernetes.md.
+//! Their policies are validated everywhere.
 
 use std::process::Command;
 
@@ -8,17 +10,70 @@ use serde_json::Value;
 
 use crate::util::{TempDir, repo};
 
+/// The e2e policies, for a scanner image pinned by digest. Checked by
+/// [`e2e_policies_are_valid`] wherever the suite runs.
+fn policies(scanner: &str) -> [(&'static str, String); 4] {
+    [
+        (
+            "e2e.yaml",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e2e}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: vigil-e2e, selector: {matchLabels: {run: web}}, approach: api}\n".to_string(),
+        ),
+        (
+            "all.yaml",
+            format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: e2e-all}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{scanner}\"}}\n  sidecar: {{image: \"{scanner}\"}}\n  targets:\n    - {{namespace: vigil-e2e, pods: [web, deb], approach: api}}\n    - {{namespace: vigil-e2e, pods: [static], approach: auto}}\n    - {{namespace: vigil-e2e, pods: [shared], approach: sidecar}}\n"),
+        ),
+        (
+            "prov.yaml",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e2e-prov}\nspec:\n  profiles: [container-baseline]\n  access: {mode: provisioned, scope: namespace}\n  targets:\n    - {namespace: vigil-e2e, pods: [web, deb], approach: api}\n".to_string(),
+        ),
+        (
+            "sigint.yaml",
+            format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: e2e-int}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{scanner}\"}}\n  targets:\n    - {{namespace: vigil-e2e, pods: [static], approach: debug}}\n    - {{namespace: vigil-e2e, pods: [web, deb], approach: api}}\n  limits: {{concurrency: 1}}\n"),
+        ),
+    ]
+}
+
+/// The e2e test `name`'s policy, written into `dir`.
+fn policy(dir: &TempDir, name: &str, scanner: &str) -> std::path::PathBuf {
+    let (file, text) = policies(scanner)
+        .into_iter()
+        .find(|(f, _)| *f == name)
+        .expect("a known e2e policy");
+    dir.write(file, text)
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/e2e-kind.sh"))
+}
+
+/// The policies the real-cluster tests run are valid, checked here on
+/// every machine (the tests themselves need a cluster).
 #[test]
+fn e2e_policies_are_valid() {
+    let dir = TempDir::new("e2e-policies");
+    let scanner = format!("localhost:5001/vigil@sha256:{}", "0".repeat(64));
+    for (name, text) in policies(&scanner) {
+        let path = dir.write(name, text);
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("validate")
+            .arg(&path)
+            .arg(repo().join("policies/profiles"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a real cluster (VIGIL_E2E_KUBECONFIG)"]
 fn e2e_real_cluster_scan_and_cleanup() {
-    let Some(kubeconfig) = std::env::var_os("VIGIL_E2E_KUBECONFIG") else {
-        eprintln!("note: VIGIL_E2E_KUBECONFIG is not set; the real-cluster test does not run");
-        return;
-    };
+    let kubeconfig = env("VIGIL_E2E_KUBECONFIG");
     let dir = TempDir::new("e2e");
-    let policy = dir.write(
-        "e2e.yaml",
-        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e2e}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: vigil-e2e, selector: {matchLabels: {run: web}}, approach: api}\n",
-    );
+    let policy = policy(&dir, "e2e.yaml", "");
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args([
             "run",
@@ -76,21 +131,11 @@ fn e2e_real_cluster_scan_and_cleanup() {
 /// alpine and debian, auto on a shell-less pod (it moves to debug), the
 /// sidecar in a shared-PID pod; then nothing is left behind for `vigil gc`.
 #[test]
+#[ignore = "needs a real cluster (VIGIL_E2E_KUBECONFIG)"]
 fn e2e_real_cluster_every_approach() {
-    let (Some(kubeconfig), Some(scanner)) = (
-        std::env::var_os("VIGIL_E2E_KUBECONFIG"),
-        std::env::var("VIGIL_E2E_SCANNER").ok(),
-    ) else {
-        eprintln!(
-            "note: VIGIL_E2E_KUBECONFIG and VIGIL_E2E_SCANNER are not both set (scripts/e2e-kind.sh sets them); the every-approach test does not run"
-        );
-        return;
-    };
+    let (kubeconfig, scanner) = (env("VIGIL_E2E_KUBECONFIG"), env("VIGIL_E2E_SCANNER"));
     let dir = TempDir::new("e2e-approaches");
-    let policy = dir.write(
-        "e2e.yaml",
-        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: e2e-all}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{scanner}\"}}\n  sidecar: {{image: \"{scanner}\"}}\n  targets:\n    - {{namespace: vigil-e2e, pods: [web, deb], approach: api}}\n    - {{namespace: vigil-e2e, pods: [static], approach: auto}}\n    - {{namespace: vigil-e2e, pods: [shared], approach: sidecar}}\n"),
-    );
+    let policy = policy(&dir, "all.yaml", &scanner);
     let vigil = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(args)
@@ -137,27 +182,9 @@ fn e2e_real_cluster_every_approach() {
     );
 }
 
-/// Write a policy and check that `vigil validate` accepts it, so that an
-/// e2e test's policy is checked wherever the suite runs, cluster or not.
-fn validated(dir: &TempDir, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.write(name, text);
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("validate")
-        .arg(&path)
-        .arg(repo().join("policies/profiles"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
 /// The caller's managed objects a run may leave in `vigil-e2e` whose names
 /// start with `prefix`.
-fn leftovers(kubeconfig: &std::ffi::OsStr, prefix: &str) -> Vec<String> {
+fn leftovers(kubeconfig: &str, prefix: &str) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let caller = rt
         .block_on(vigil::cluster::Cluster::connect_with(
@@ -186,19 +213,11 @@ fn leftovers(kubeconfig: &std::ffi::OsStr, prefix: &str) -> Vec<String> {
 /// kubectl, then a run that only requests tokens (it creates no RBAC), and
 /// whose anchors are gone afterwards while the provisioned objects stay.
 #[test]
+#[ignore = "needs a real cluster (VIGIL_E2E_KUBECONFIG)"]
 fn e2e_real_cluster_provisioned_mode() {
+    let kubeconfig = env("VIGIL_E2E_KUBECONFIG");
     let dir = TempDir::new("e2e-provisioned");
-    let policy = validated(
-        &dir,
-        "prov.yaml",
-        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e2e-prov}\nspec:\n  profiles: [container-baseline]\n  access: {mode: provisioned, scope: namespace}\n  targets:\n    - {namespace: vigil-e2e, pods: [web, deb], approach: api}\n",
-    );
-    let Some(kubeconfig) = std::env::var_os("VIGIL_E2E_KUBECONFIG") else {
-        eprintln!(
-            "note: VIGIL_E2E_KUBECONFIG is not set; the provisioned-mode test only validated its policy"
-        );
-        return;
-    };
+    let policy = policy(&dir, "prov.yaml", "");
     let profiles = repo().join("policies/profiles");
     let vigil = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -270,24 +289,11 @@ fn e2e_real_cluster_provisioned_mode() {
 /// (an image pull and a container start take seconds), the run ends with
 /// exit 3, a result for every target, and none of its objects left.
 #[test]
+#[ignore = "needs a real cluster (VIGIL_E2E_KUBECONFIG)"]
 fn e2e_real_cluster_sigint_cleans_up() {
-    let kubeconfig = std::env::var_os("VIGIL_E2E_KUBECONFIG");
-    let scanner = std::env::var("VIGIL_E2E_SCANNER")
-        .unwrap_or_else(|_| format!("localhost:5001/vigil@sha256:{}", "0".repeat(64)));
+    let (kubeconfig, scanner) = (env("VIGIL_E2E_KUBECONFIG"), env("VIGIL_E2E_SCANNER"));
     let dir = TempDir::new("e2e-sigint");
-    let policy = validated(
-        &dir,
-        "sigint.yaml",
-        &format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: e2e-int}}\nspec:\n  profiles: [container-baseline]\n  debug: {{image: \"{scanner}\"}}\n  targets:\n    - {{namespace: vigil-e2e, pods: [static], approach: debug}}\n    - {{namespace: vigil-e2e, pods: [web, deb], approach: api}}\n  limits: {{concurrency: 1}}\n"
-        ),
-    );
-    let (Some(kubeconfig), Ok(_)) = (kubeconfig, std::env::var("VIGIL_E2E_SCANNER")) else {
-        eprintln!(
-            "note: VIGIL_E2E_KUBECONFIG and VIGIL_E2E_SCANNER are not both set; the SIGINT test only validated its policy"
-        );
-        return;
-    };
+    let policy = policy(&dir, "sigint.yaml", &scanner);
     let profiles = repo().join("policies/profiles");
     let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args([

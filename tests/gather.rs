@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vigil::facts::resolve::Root;
 use vigil::facts::{FactRequest, rootfs, shell};
 
-use crate::util::{TempDir, install_busybox, install_gnu_userland, is_root, repo, rootfs_fixtures};
+use crate::util::{TempDir, install_busybox, install_gnu_userland, repo, rootfs_fixtures};
 
 fn request(nonce: &str) -> FactRequest {
     serde_json::from_value(json!({
@@ -49,11 +49,7 @@ fn add_oddities(root: &Path) {
 }
 
 fn busybox_available() -> bool {
-    let ok = Path::new("/bin/busybox").is_file() && is_root();
-    if !ok && std::env::var_os("VIGIL_REQUIRE_INTEROP").is_some() {
-        panic!("the busybox gatherer test needs root and /bin/busybox (busybox-static)");
-    }
-    ok
+    crate::util::root_and_busybox()
 }
 
 #[test]

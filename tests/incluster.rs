@@ -16,7 +16,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::fakeapi::FakeApiServer;
-use crate::util::{TempDir, install_binary, install_busybox, is_root, repo, rootfs_fixtures};
+use crate::util::{TempDir, install_binary, install_busybox, repo, rootfs_fixtures};
 
 const IMAGE: &str = "registry.example/vigil@sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -412,14 +412,7 @@ fn scenario(mode: &str, shards: Option<u32>) {
 }
 
 fn ready() -> bool {
-    let ok = is_root() && Path::new("/bin/busybox").is_file();
-    if !ok {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "the pod emulation needs root (mounts, chroot) and busybox-static"
-        );
-    }
-    ok
+    crate::util::root_and_busybox()
 }
 
 #[test]

@@ -20,19 +20,14 @@ fn inspecjs() -> Option<PathBuf> {
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
-    if !present && std::env::var_os("VIGIL_REQUIRE_INTEROP").is_some() {
-        panic!(
-            "inspecjs is required (VIGIL_REQUIRE_INTEROP) but not installed in {}",
+    crate::util::prerequisite(
+        present,
+        &format!(
+            "inspecjs (npm) in {} and node (.ci/run installs them)",
             dir.display()
-        );
-    }
-    if !present {
-        eprintln!(
-            "note: inspecjs not installed in {}; run .ci/run to install it",
-            dir.display()
-        );
-    }
-    present.then_some(dir)
+        ),
+    )
+    .then_some(dir)
 }
 
 /// Heimdall's and the SAF CLI's reading of vigil's HDF (through inspecjs)
@@ -191,11 +186,7 @@ fn ci_reports_are_read_by_junitparser() {
         .args(["-c", "import junitparser"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !present {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "junitparser (PyPI) is required (VIGIL_REQUIRE_INTEROP) but not installed"
-        );
+    if !crate::util::prerequisite(present, "junitparser (PyPI)") {
         return;
     }
     let fx = rootfs_fixtures();
@@ -278,11 +269,10 @@ fn sarif_reports_pass_the_official_schema() {
     let schema_path = std::env::var_os("VIGIL_SARIF_SCHEMA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/interop/sarif-2.1.0-rtm.5.json"));
-    if !schema_path.is_file() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "the SARIF 2.1.0 schema is required (VIGIL_REQUIRE_INTEROP) but not at {schema_path:?}"
-        );
+    if !crate::util::prerequisite(
+        schema_path.is_file(),
+        &format!("the SARIF 2.1.0 schema at {}", schema_path.display()),
+    ) {
         return;
     }
     let mut schema: Value = serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
@@ -387,10 +377,7 @@ fn saf() -> Option<PathBuf> {
     if bin.is_file() {
         return Some(bin);
     }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-        "the SAF CLI is required (VIGIL_REQUIRE_INTEROP) but not at {bin:?}"
-    );
+    crate::util::prerequisite(false, &format!("the SAF CLI at {}", bin.display()));
     None
 }
 
@@ -553,11 +540,10 @@ fn open_writes_the_same_ci_reports_from_a_bundle() {
         .args(["-c", "import junitparser"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !schema_path.is_file() || !junitparser {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "junitparser and the SARIF schema are required"
-        );
+    if !crate::util::prerequisite(
+        schema_path.is_file() && junitparser,
+        "junitparser and the SARIF 2.1.0 schema",
+    ) {
         return;
     }
     let fx = rootfs_fixtures();

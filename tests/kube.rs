@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fakeapi::FakeApiServer;
-use crate::util::{TempDir, install_busybox, is_root, repo, rootfs_fixtures, vigil_in};
+use crate::util::{TempDir, install_busybox, repo, rootfs_fixtures, vigil_in};
 
 fn pod(ns: &str, name: &str, app: &str) -> Value {
     json!({
@@ -30,11 +30,7 @@ struct Cluster {
 /// static busybox shell), one unplanned pod in team-a, and a shell-less
 /// distroless pod in team-b when `with_distroless`.
 fn cluster(with_distroless: bool) -> Option<Cluster> {
-    if !is_root() || !Path::new("/bin/busybox").is_file() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "the cluster tests need root and busybox-static"
-        );
+    if !crate::util::root_and_busybox() {
         return None;
     }
     let fx = rootfs_fixtures();
@@ -1317,7 +1313,7 @@ fn kubectl_works_against_the_test_server() {
             std::env::var_os("VIGIL_REQUIRE_KUBECTL").is_none(),
             "kubectl is required here"
         );
-        eprintln!("kubectl not installed: skipping");
+        crate::util::skipped("kubectl");
         return;
     }
     let kubectl = |args: &[&str], stdin: Option<&str>| {
@@ -1448,13 +1444,10 @@ fn floods_on_stdout_or_stderr_are_error_results_at_once_in_bounded_memory() {
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: flood}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {scanTimeout: 120s, retries: 0}\n",
     );
     let time = Path::new("/usr/bin/time");
-    let measured = time.is_file();
-    if !measured {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "GNU time (/usr/bin/time) is needed to measure peak RSS"
-        );
-    }
+    let measured = crate::util::prerequisite(
+        time.is_file(),
+        "GNU time (/usr/bin/time) to measure peak RSS",
+    );
     let rss_file = c.dir.path().join("rss");
     let profiles = repo().join("policies/profiles");
     let mut cmd = if measured {
@@ -1831,15 +1824,7 @@ impl ConnectProxy {
 fn the_proxy_from_the_kubeconfig_or_the_environment_carries_every_request() {
     use base64::Engine as _;
     let Some(c) = cluster(false) else { return };
-    let server_addr = std::fs::read_to_string(&c.server.kubeconfig)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("server: https://")
-                .map(str::to_string)
-        })
-        .unwrap();
+    let server_addr = c.server.addr.to_string();
     let policy = c.dir.write(
         "proxied.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: proxied}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {concurrency: 3}\n",
@@ -1949,5 +1934,43 @@ fn the_proxy_from_the_kubeconfig_or_the_environment_carries_every_request() {
     );
     scanned(&r);
     assert_eq!(bypassed.tunnels(), Vec::new());
+    assert_clean(&c);
+}
+
+/// The test server's replay mode (what `cargo bench --bench kube` measures
+/// vigil with): the first exec of each command is recorded, later ones are
+/// answered from the recording without starting a process, and give the
+/// same results.
+#[test]
+fn replay_mode_answers_execs_from_a_recording_with_the_same_results() {
+    let Some(c) = cluster(false) else { return };
+    c.server.set_replay(true);
+    let counts = |run: &crate::util::Run| -> Vec<(String, Value)> {
+        assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+        let mut v: Vec<(String, Value)> = summary[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["id"].as_str().unwrap().to_string(), t["counts"].clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let recorded = counts(&run_vigil(&c, &[]));
+    // A replayed exec starts no process: give the debian-like pods a second
+    // uid-0 account, and the recording still answers as before.
+    let debian = c.server.rootfs_of("team-b", "web-0").unwrap();
+    let passwd = debian.join("etc/passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str("evil:x:0:0::/root:/bin/sh\n");
+    std::fs::write(&passwd, text).unwrap();
+    let replayed = counts(&run_vigil(&c, &[]));
+    assert_eq!(recorded.len(), 12);
+    assert_eq!(recorded, replayed);
+    // Live again, the new account is seen (so the replay did hide it).
+    c.server.set_replay(false);
+    let live = counts(&run_vigil(&c, &[]));
+    assert_ne!(live, recorded);
     assert_clean(&c);
 }

@@ -358,11 +358,7 @@ fn probe_finds_a_container_by_id_in_a_shared_pid_namespace_and_stays_inside() {
 /// unprivileged uid.
 #[test]
 fn the_probe_is_not_dumpable_by_its_own_uid() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "the dumpable test needs root to run both sides as another uid"
-        );
+    if !crate::util::prerequisite(crate::util::is_root(), "root") {
         return;
     }
     let dir = TempDir::new("dumpable");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fakeapi::FakeApiServer;
-use crate::util::{TempDir, install_busybox, is_root, repo, rootfs_fixtures};
+use crate::util::{TempDir, install_busybox, repo, rootfs_fixtures};
 
 struct Setup {
     _fixtures: TempDir,
@@ -21,11 +21,7 @@ struct Setup {
 /// `n` pods over `namespaces` namespaces and `nodes` nodes, all alpine-like
 /// with a busybox shell.
 fn setup(n: usize, namespaces: usize, nodes: usize) -> Option<Setup> {
-    if !is_root() || !Path::new("/bin/busybox").is_file() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "the runner tests need root and busybox-static"
-        );
+    if !crate::util::root_and_busybox() {
         return None;
     }
     let fx = rootfs_fixtures();

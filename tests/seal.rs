@@ -24,10 +24,7 @@ fn tool(name: &str) -> bool {
             .arg(name)
             .output()
             .is_ok_and(|o| o.status.success());
-    if !present && std::env::var_os("VIGIL_REQUIRE_INTEROP").is_some() {
-        panic!("{name} is required (VIGIL_REQUIRE_INTEROP) but not installed");
-    }
-    present
+    crate::util::prerequisite(present, name)
 }
 
 fn setup(extra_recipients: &[String]) -> Setup {
@@ -761,11 +758,7 @@ fn armored_bundles_verify_and_open_with_the_age_cli() {
 /// read as the runner's uid and group.
 #[test]
 fn a_secret_volume_key_is_accepted_only_as_the_kubelet_mounts_it() {
-    if !crate::util::is_root() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
-            "needs root for mounts"
-        );
+    if !crate::util::prerequisite(crate::util::is_root(), "root") {
         return;
     }
     let dir = TempDir::new("secretvol");

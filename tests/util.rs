@@ -393,3 +393,53 @@ pub fn json_without_duplicate_keys(text: &str) -> Result<(), String> {
         .map(drop)
         .map_err(|e| e.to_string())
 }
+
+/// A test's prerequisite: root, busybox-static, a reference tool. Present:
+/// true. Missing: with `VIGIL_REQUIRE_INTEROP` set (as CI sets it) the test
+/// fails saying what is missing; elsewhere the test says on stderr that it
+/// did not run and records that in `skipped-tests.txt` under Cargo's test
+/// scratch directory, which `.ci/run` counts and prints. A test never
+/// passes silently without running.
+pub fn prerequisite(present: bool, what: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var_os("VIGIL_REQUIRE_INTEROP").is_none(),
+        "{} needs {what} (VIGIL_REQUIRE_INTEROP is set)",
+        current_test()
+    );
+    skipped(what);
+    false
+}
+
+fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string()
+}
+
+/// Say that the running test did not run because `what` is missing: on
+/// stderr, and in `skipped-tests.txt`, which `.ci/run` counts and prints.
+pub fn skipped(what: &str) {
+    let test = current_test();
+    eprintln!("SKIPPED {test}: needs {what}");
+    use std::io::Write as _;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.txt"))
+    {
+        let _ = writeln!(f, "{test}: needs {what}");
+    }
+}
+
+/// Root and a static busybox, which the pod emulation needs (chroot,
+/// mounts, a shell in every fixture root).
+pub fn root_and_busybox() -> bool {
+    prerequisite(
+        is_root() && Path::new("/bin/busybox").is_file(),
+        "root and busybox-static",
+    )
+}

@@ -1,0 +1,527 @@
+//! Routing: one HTTP request to the handler of its resource, with authentication, authorization, faults and latency applied.
+
+use super::*;
+
+pub(super) fn matches_selector(obj: &Value, selector: Option<&str>) -> bool {
+    let Some(sel) = selector else { return true };
+    sel.split(',')
+        .filter(|s| !s.is_empty())
+        .all(|req| match req.split_once('=') {
+            Some((k, v)) => obj["metadata"]["labels"][k] == v,
+            None => !obj["metadata"]["labels"][req].is_null(),
+        })
+}
+
+pub(super) fn query_params(uri: &hyper::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+pub(super) fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 3 <= b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(super) async fn handle(
+    req: Request<Incoming>,
+    st: Arc<Mutex<State>>,
+    lat: Arc<AtomicU64>,
+    notify: Arc<std::sync::Condvar>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let arrived = Instant::now();
+    st.lock().unwrap().arrivals.push(req.uri().to_string());
+    notify.notify_all();
+    // Authentication happens as the request arrives (the injected latency
+    // stands for the work after it).
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let identity = authenticate_cached(&mut st.lock().unwrap(), token.as_deref());
+    let spike = {
+        let mut g = st.lock().unwrap();
+        let n = &mut g.faults.latency_spikes;
+        let hit = *n > 0;
+        *n = n.saturating_sub(1);
+        hit
+    };
+    if spike {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let ms = lat.load(Ordering::Relaxed);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let full = req.uri().to_string();
+    let resp = route(req, &st, identity.as_deref()).await;
+    st.lock().unwrap().log.push(Logged {
+        identity: identity.unwrap_or_else(|| "anonymous".into()),
+        method: method.to_string(),
+        path: full,
+        status: resp.status().as_u16(),
+        at: arrived,
+    });
+    notify.notify_all();
+    let _ = path;
+    Ok(resp)
+}
+
+pub(super) async fn route(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let Some(identity) = identity else {
+        return respond(401, &status(401, "Unauthorized", "Unauthorized"));
+    };
+    let path = req.uri().path().to_string();
+    if req.method() == Method::GET
+        && let Some(doc) = discovery(&path, st.lock().unwrap().minor)
+    {
+        return respond(200, &doc);
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // SelfSubjectReview: who the caller is (`kubectl auth whoami`).
+    if parts.as_slice() == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
+        && req.method() == Method::POST
+    {
+        let mut body = read_json(req).await;
+        let groups = if identity == "admin" {
+            json!(["system:masters", "system:authenticated"])
+        } else {
+            let ns = identity.split(':').nth(2).unwrap_or_default();
+            json!([
+                "system:serviceaccounts",
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated"
+            ])
+        };
+        body["status"] = json!({"userInfo": {"username": identity, "groups": groups}});
+        return respond(201, &body);
+    }
+    // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
+    // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
+    // SelfSubjectAccessReview: may the caller do one thing?
+    if parts.as_slice()
+        == [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ]
+        && req.method() == Method::POST
+    {
+        let mut body = read_json(req).await;
+        let a = body["spec"]["resourceAttributes"].clone();
+        let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+        let resource = match field("subresource").as_str() {
+            "" => field("resource"),
+            sub => format!("{}/{sub}", field("resource")),
+        };
+        let name = field("name");
+        let allowed = authorize(
+            &st.lock().unwrap(),
+            identity,
+            &field("namespace"),
+            &field("group"),
+            &resource,
+            &field("verb"),
+            (!name.is_empty()).then_some(name.as_str()),
+        );
+        body["status"] = json!({"allowed": allowed});
+        return respond(201, &body);
+    }
+    // SelfSubjectRulesReview: the caller's own rules in a namespace.
+    if parts.as_slice()
+        == [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+        ]
+        && req.method() == Method::POST
+    {
+        let mut body = read_json(req).await;
+        let ns = body["spec"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let rules = rules_of(&st.lock().unwrap(), identity, &ns);
+        body["status"] =
+            json!({"resourceRules": rules, "nonResourceRules": [], "incomplete": false});
+        return respond(201, &body);
+    }
+    // Cluster-wide lists (admin only): /api/v1/{resource}, /apis/rbac…/v1/{resource}.
+    if let ["api", "v1", res] | ["apis", "rbac.authorization.k8s.io", "v1", res] = parts.as_slice()
+    {
+        if identity != "admin" || req.method() != Method::GET {
+            return respond(
+                403,
+                &status(
+                    403,
+                    "Forbidden",
+                    &format!("{identity} cannot list {res} at the cluster scope"),
+                ),
+            );
+        }
+        let selector = query_params(req.uri())
+            .into_iter()
+            .find(|(k, _)| k == "labelSelector")
+            .map(|(_, v)| v);
+        let st = st.lock().unwrap();
+        let items: Vec<Value> = st
+            .objects
+            .iter()
+            .filter(|((r, _, _), o)| r == res && matches_selector(o, selector.as_deref()))
+            .map(|(_, o)| o.clone())
+            .collect();
+        return respond(200, &list(res, items));
+    }
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", "namespaces", rest @ ..] => ("", rest.to_vec()),
+        [
+            "apis",
+            "rbac.authorization.k8s.io",
+            "v1",
+            "namespaces",
+            rest @ ..,
+        ] => ("rbac.authorization.k8s.io", rest.to_vec()),
+        _ => {
+            return respond(
+                404,
+                &status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            );
+        }
+    };
+    let (ns, resource, name, sub) = match rest.as_slice() {
+        [ns, res] => (ns.to_string(), res.to_string(), None, None),
+        [ns, res, name] => (
+            ns.to_string(),
+            res.to_string(),
+            Some(name.to_string()),
+            None,
+        ),
+        [ns, res, name, sub] => (
+            ns.to_string(),
+            res.to_string(),
+            Some(name.to_string()),
+            Some(sub.to_string()),
+        ),
+        _ => return respond(404, &status(404, "NotFound", "not found")),
+    };
+    let rbac_resource = match &sub {
+        Some(s) => format!("{resource}/{s}"),
+        None => resource.clone(),
+    };
+    let watching = query_params(req.uri())
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    // A watch or list of one object by name is authorized against that name.
+    let field_name = query_params(req.uri())
+        .into_iter()
+        .find(|(k, _)| k == "fieldSelector")
+        .and_then(|(_, v)| v.strip_prefix("metadata.name=").map(str::to_string));
+    let verb = match (req.method(), &name, &sub) {
+        // A WebSocket exec is an HTTP GET upgrade, which the request-info
+        // resolver maps to `get` (apiserver endpoints/request/requestinfo.go).
+        (&Method::GET, _, Some(s)) if s == "exec" => "get",
+        (&Method::GET, None, _) if watching => "watch",
+        (&Method::GET, Some(_), _) => "get",
+        (&Method::GET, None, _) => "list",
+        (&Method::POST, _, _) => "create",
+        (&Method::DELETE, _, _) => "delete",
+        (&Method::PATCH, _, _) => "patch",
+        _ => return respond(405, &status(405, "MethodNotAllowed", "method not allowed")),
+    };
+    // From 1.35 (AuthorizePodWebsocketUpgradeCreatePermission, beta and on
+    // by default; kubernetes/kubernetes#134577) the upgrade is checked for
+    // `create` too, as a SPDY POST always was.
+    let websocket_create =
+        verb == "get" && sub.as_deref() == Some("exec") && st.lock().unwrap().minor >= 35;
+    let verbs: &[&str] = if websocket_create {
+        &["get", "create"]
+    } else {
+        std::slice::from_ref(&verb)
+    };
+    for verb in verbs {
+        let allowed = authorize(
+            &st.lock().unwrap(),
+            identity,
+            &ns,
+            group,
+            &rbac_resource,
+            verb,
+            name.as_deref().or(field_name.as_deref()),
+        );
+        if !allowed {
+            let msg = format!(
+                "{identity} cannot {verb} resource \"{rbac_resource}\" in namespace \"{ns}\""
+            );
+            return respond(403, &status(403, "Forbidden", &msg));
+        }
+    }
+    if sub.as_deref() == Some("exec") && resource == "pods" {
+        // Decide under the lock, act after it (the guard must not live across an await).
+        let fault = {
+            let mut guard = st.lock().unwrap();
+            let f = &mut guard.faults;
+            if f.exec_500 > 0 {
+                f.exec_500 -= 1;
+                1
+            } else if f.exec_429 > 0 {
+                f.exec_429 -= 1;
+                2
+            } else if f.exec_cut > 0 {
+                f.exec_cut -= 1;
+                3
+            } else if f.exec_hang > 0 {
+                f.exec_hang -= 1;
+                4
+            } else {
+                0
+            }
+        };
+        match fault {
+            1 => {
+                // The body quotes something it should not, as some proxies do.
+                return respond(
+                    500,
+                    &status(
+                        500,
+                        "InternalError",
+                        &format!("injected failure; upstream said: {ERROR_BODY_CANARY}"),
+                    ),
+                );
+            }
+            4 => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return respond(504, &status(504, "Timeout", "injected hang"));
+            }
+            2 => {
+                let mut body = status(429, "TooManyRequests", "injected throttling");
+                body["details"] = json!({"retryAfterSeconds": 1});
+                let mut r = respond(429, &body);
+                r.headers_mut()
+                    .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+                return r;
+            }
+            _ => {
+                return exec(
+                    req,
+                    st,
+                    &ns,
+                    name.as_deref().unwrap_or_default(),
+                    fault == 3,
+                )
+                .await;
+            }
+        }
+    }
+    if verb == "watch" && resource == "pods" {
+        let Some(pod) = field_name else {
+            return respond(
+                400,
+                &status(
+                    400,
+                    "BadRequest",
+                    "the test server watches one pod by fieldSelector metadata.name",
+                ),
+            );
+        };
+        let query = query_params(req.uri());
+        let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
+        let since: u64 = param("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let timeout = param("timeoutSeconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30u64);
+        let gone = {
+            let mut g = st.lock().unwrap();
+            let hit = g.faults.watch_gone > 0;
+            g.faults.watch_gone = g.faults.watch_gone.saturating_sub(1);
+            hit
+        };
+        if gone {
+            // `staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go`:
+            // a too old resourceVersion is an ERROR event with a 410 Status.
+            return watch_body(&[
+                json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": format!("too old resource version: {since}"), "reason": "Expired", "code": 410}}),
+            ]);
+        }
+        let bookmarks = param("allowWatchBookmarks").is_some_and(|v| v == "true");
+        return watch_pod(
+            st,
+            &ns,
+            &pod,
+            since,
+            Duration::from_secs(timeout),
+            bookmarks,
+        )
+        .await;
+    }
+    if resource == "pods" && sub.as_deref() == Some("ephemeralcontainers") && verb == "patch" {
+        let body = read_json(req).await;
+        return add_ephemeral(st, &ns, name.as_deref().unwrap_or_default(), body);
+    }
+    if resource == "pods" && sub.as_deref() == Some("log") {
+        let container = query_params(req.uri())
+            .into_iter()
+            .find(|(k, _)| k == "container")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let pod = name.unwrap_or_default();
+        return match st
+            .lock()
+            .unwrap()
+            .logs
+            .get(&(ns.clone(), pod.clone(), container.clone()))
+        {
+            Some(log) => Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(log.clone())))
+                .unwrap(),
+            None => respond(
+                400,
+                &status(
+                    400,
+                    "BadRequest",
+                    &format!(
+                        "container \"{container}\" in pod \"{pod}\" is waiting to start or has no log"
+                    ),
+                ),
+            ),
+        };
+    }
+    if sub.as_deref() == Some("token") && resource == "serviceaccounts" {
+        let body = read_json(req).await;
+        return token_request(st, &ns, name.as_deref().unwrap_or_default(), body);
+    }
+    let query = query_params(req.uri());
+    match (verb, name) {
+        ("list", None) => {
+            let selector = query
+                .iter()
+                .find(|(k, _)| k == "labelSelector")
+                .map(|(_, v)| v.clone());
+            let st = st.lock().unwrap();
+            let items: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|((r, rns, _), o)| {
+                    r == &resource && rns == &ns && matches_selector(o, selector.as_deref())
+                })
+                .map(|(_, o)| o.clone())
+                .collect();
+            respond(200, &list(&resource, items))
+        }
+        ("get", Some(n)) => {
+            match st
+                .lock()
+                .unwrap()
+                .objects
+                .get(&(resource.clone(), ns.clone(), n.clone()))
+            {
+                Some(o) => respond(200, o),
+                None => respond(
+                    404,
+                    &status(404, "NotFound", &format!("{resource} \"{n}\" not found")),
+                ),
+            }
+        }
+        ("create", None) => {
+            let mut obj = read_json(req).await;
+            let n = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            obj["metadata"]["namespace"] = json!(ns);
+            obj["metadata"]["creationTimestamp"] = json!("2026-11-26T00:00:00Z");
+            let mut st = st.lock().unwrap();
+            let key = (resource.clone(), ns.clone(), n.clone());
+            // RBAC escalation prevention, for callers other than the admin
+            // (system:masters may escalate).
+            if identity != "admin"
+                && (resource == "roles" || resource == "rolebindings")
+                && let Err(resp) = check_rbac_create(&st, identity, &ns, &resource, &obj)
+            {
+                return *resp;
+            }
+            if st.objects.contains_key(&key) {
+                return respond(
+                    409,
+                    &status(
+                        409,
+                        "AlreadyExists",
+                        &format!("{resource} \"{n}\" already exists"),
+                    ),
+                );
+            }
+            if resource == "roles" || resource == "rolebindings" {
+                st.rbac_created.insert(key.clone(), Instant::now());
+            }
+            st.objects.insert(key, obj.clone());
+            respond(201, &obj)
+        }
+        ("delete", Some(n)) => {
+            match st
+                .lock()
+                .unwrap()
+                .objects
+                .remove(&(resource.clone(), ns.clone(), n.clone()))
+            {
+                Some(o) => respond(200, &o),
+                None => respond(
+                    404,
+                    &status(404, "NotFound", &format!("{resource} \"{n}\" not found")),
+                ),
+            }
+        }
+        _ => respond(
+            405,
+            &status(405, "MethodNotAllowed", "not supported by the test server"),
+        ),
+    }
+}
+
+pub(super) async fn read_json(req: Request<Incoming>) -> Value {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
