@@ -165,7 +165,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 scan_id: format!("scan-{i}"),
                 approach: vigil::policy::model::Approach::Api,
                 evidence: vigil::policy::model::Evidence::Api,
-                status: "scanned",
+                status: vigil::runner::TargetStatus::Scanned,
                 error: None,
                 failure: None,
                 counts: StatusCounts {
@@ -190,7 +190,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
         started: chrono::Utc::now(),
         ended: chrono::Utc::now(),
         targets,
-        verdict: "pass",
+        verdict: vigil::runner::RunVerdict::Pass,
         complete: true,
         not_scanned: Vec::new(),
         stats: Default::default(),

@@ -536,7 +536,7 @@ fn progress(policy: &str, total: usize) -> Progress {
         bar.set_prefix(policy.to_string());
         let failed = Mutex::new(0usize);
         Box::new(move |s, tally| {
-            if s.status == "error" {
+            if s.status == crate::report::run::TargetStatus::Error {
                 *failed.lock().unwrap_or_else(|e| e.into_inner()) += 1;
             }
             bar.set_position(tally.done as u64);

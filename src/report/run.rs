@@ -50,7 +50,7 @@ pub struct TargetSummary {
     /// `external` or `imported`.
     pub evidence: crate::policy::model::Evidence,
     /// `scanned`, or `error` when the target could not be scanned at all.
-    pub status: &'static str,
+    pub status: TargetStatus,
     /// Why it could not be scanned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -120,7 +120,7 @@ pub struct RunSummary {
     pub targets: Vec<TargetSummary>,
     /// `pass` (every threshold held, no errors), `fail` (a threshold failed)
     /// or `error` (a target could not be scanned).
-    pub verdict: &'static str,
+    pub verdict: RunVerdict,
     /// False when a signal stopped the run before every target was started.
     pub complete: bool,
     /// Targets not scanned because of that signal.
@@ -190,7 +190,7 @@ impl TargetSummary {
 impl RunSummary {
     /// Returns true if and only if some target could not be scanned.
     pub fn has_errors(&self) -> bool {
-        self.targets.iter().any(|t| t.status == "error")
+        self.targets.iter().any(|t| t.status == TargetStatus::Error)
     }
 
     /// Returns true if and only if some threshold failed.
@@ -198,6 +198,50 @@ impl RunSummary {
         self.targets
             .iter()
             .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
+    }
+}
+
+/// Whether a target was scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetStatus {
+    /// Its controls were evaluated on gathered facts.
+    Scanned,
+    /// It could not be scanned at all (every control is `error`).
+    Error,
+}
+
+impl TargetStatus {
+    /// The word in summaries and statements.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Scanned => "scanned",
+            TargetStatus::Error => "error",
+        }
+    }
+}
+
+/// A run's verdict: `error` when any target could not be scanned, else
+/// `fail` when a threshold failed, else `pass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunVerdict {
+    /// Every target scanned, every threshold met.
+    Pass,
+    /// A threshold failed.
+    Fail,
+    /// A target could not be scanned.
+    Error,
+}
+
+impl RunVerdict {
+    /// The word in summaries and statements.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunVerdict::Pass => "pass",
+            RunVerdict::Fail => "fail",
+            RunVerdict::Error => "error",
+        }
     }
 }
 
@@ -220,4 +264,16 @@ pub enum FailureKind {
     Forbidden,
     /// Anything else.
     Other,
+}
+
+impl std::fmt::Display for TargetStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RunVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -31,7 +31,8 @@ use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf};
 // The run's result types live in `report::run` (sealing and merging read
 // them without depending on the runner).
 pub use crate::report::run::{
-    FailureKind, Imported, PlanRef, RunStats, RunSummary, StatusCounts, TargetSummary,
+    FailureKind, Imported, PlanRef, RunStats, RunSummary, RunVerdict, StatusCounts, TargetStatus,
+    TargetSummary,
 };
 
 /// Called after each target with (its summary, targets done, total).
@@ -369,7 +370,7 @@ pub fn finish(
         started,
         ended: Utc::now(),
         targets,
-        verdict: "pass",
+        verdict: RunVerdict::Pass,
         complete: true,
         not_scanned: Vec::new(),
         stats: RunStats::default(),
@@ -385,11 +386,11 @@ pub fn finish(
         .collect();
     summary.complete = summary.not_scanned.is_empty();
     summary.verdict = if summary.has_errors() {
-        "error"
+        RunVerdict::Error
     } else if summary.threshold_failed() {
-        "fail"
+        RunVerdict::Fail
     } else {
-        "pass"
+        RunVerdict::Pass
     };
     let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
     output.sync().map_err(|source| RunError::Write {
@@ -478,7 +479,11 @@ fn scan_target(
         approach,
         evidence: approach.evidence(),
         attempts,
-        status: if error.is_some() { "error" } else { "scanned" },
+        status: if error.is_some() {
+            TargetStatus::Error
+        } else {
+            TargetStatus::Scanned
+        },
         error,
         failure,
         compliance: counts.compliance(),
@@ -551,7 +556,7 @@ pub fn import(
             scan_id: uuid::Uuid::now_v7().to_string(),
             approach: Approach::Imported,
             evidence: crate::policy::model::Evidence::Imported,
-            status: "scanned",
+            status: TargetStatus::Scanned,
             error: None,
             failure: None,
             counts: StatusCounts::from(&doc.counts),
@@ -658,7 +663,11 @@ pub fn run_external(
             scan_id,
             approach: t.approach,
             evidence: crate::policy::model::Evidence::External,
-            status: if error.is_some() { "error" } else { "scanned" },
+            status: if error.is_some() {
+                TargetStatus::Error
+            } else {
+                TargetStatus::Scanned
+            },
             threshold: if error.is_some() {
                 None
             } else {

@@ -205,7 +205,7 @@ pub fn predicate(
                 id: t.id.clone(),
                 approach: t.approach.as_str().to_string(),
                 evidence: t.evidence.as_str().to_string(),
-                status: t.status.to_string(),
+                status: t.status.as_str().to_string(),
                 counts: (&t.counts).into(),
                 compliance: t.compliance,
                 threshold_passed: t.threshold.as_ref().map(|v| v.passed),
@@ -215,7 +215,7 @@ pub fn predicate(
                 },
             })
             .collect(),
-        verdict: summary.verdict.to_string(),
+        verdict: summary.verdict.as_str().to_string(),
         audit,
         imported: summary.imported.clone(),
         plan: summary.plan.clone(),
