@@ -196,7 +196,7 @@ fn no_shell_is_reported_as_such() {
     let req = request("n0nce-3");
     // A distroless target has no /bin/sh: whatever the exec returns, it is
     // not gatherer output.
-    assert_eq!(shell::parse(&req, b"OCI runtime exec failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory\n"), Err(shell::GatherError::NoOutput));
+    assert_eq!(shell::parse(&req, b"OCI runtime exec failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory\n"), Err(shell::OutputError::NoOutput));
     let _ = dir;
 }
 

@@ -81,7 +81,7 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     // refused, ends the exec at once, and memory holds the facts kept, not
     // the output.
     let mut parser = shell::Parser::new(&req);
-    let mut refused: Option<shell::GatherError> = None;
+    let mut refused: Option<shell::OutputError> = None;
     let streamed = scan
         .audited(
             "exec",
@@ -109,7 +109,7 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     let parsed = parser.finish();
     match parsed {
         Ok(facts) => Ok(facts),
-        Err(shell::GatherError::NoOutput) => {
+        Err(shell::OutputError::NoOutput) => {
             // What the runtime said, and what the container printed (which
             // is the container's: it goes through redaction like any error).
             let stderr: String = String::from_utf8_lossy(&out.stderr)
@@ -136,7 +136,7 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             }
         }
         // The stream was cut midway: another attempt may get it whole.
-        Err(e @ shell::GatherError::Truncated) => Err(GatherError::transient(format!(
+        Err(e @ shell::OutputError::Truncated) => Err(GatherError::transient(format!(
             "gatherer output refused: {e}"
         ))),
         Err(e) => Err(GatherError::Other(format!("gatherer output refused: {e}"))),

@@ -68,7 +68,7 @@ use super::{Content, FactRequest, Facts, Kind, StatFact, WalkEntry};
 
 /// Why gatherer output was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GatherError {
+pub enum OutputError {
     /// No begin line with the expected nonce.
     #[error("no gatherer output with the expected nonce (is there a shell in the container?)")]
     NoOutput,
@@ -257,25 +257,25 @@ pub fn script(req: &FactRequest) -> String {
     s
 }
 
-fn unb64(field: &str, line: usize) -> Result<Vec<u8>, GatherError> {
+fn unb64(field: &str, line: usize) -> Result<Vec<u8>, OutputError> {
     base64::engine::general_purpose::STANDARD
         .decode(field)
-        .map_err(|_| GatherError::Malformed(line))
+        .map_err(|_| OutputError::Malformed(line))
 }
 
-fn unb64_str(field: &str, line: usize) -> Result<String, GatherError> {
-    String::from_utf8(unb64(field, line)?).map_err(|_| GatherError::Malformed(line))
+fn unb64_str(field: &str, line: usize) -> Result<String, OutputError> {
+    String::from_utf8(unb64(field, line)?).map_err(|_| OutputError::Malformed(line))
 }
 
-fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, GatherError> {
+fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, OutputError> {
     if field == "-" {
         return Ok(None);
     }
     let parts: Vec<&str> = field.split(':').collect();
     let [mode, uid, gid, size] = parts.as_slice() else {
-        return Err(GatherError::Malformed(line));
+        return Err(OutputError::Malformed(line));
     };
-    let raw = u32::from_str_radix(mode, 16).map_err(|_| GatherError::Malformed(line))?;
+    let raw = u32::from_str_radix(mode, 16).map_err(|_| OutputError::Malformed(line))?;
     let kind = match raw & 0o170000 {
         0o100000 => Kind::File,
         0o040000 => Kind::Directory,
@@ -286,12 +286,12 @@ fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, GatherError>
         0o060000 => Kind::Block,
         _ => Kind::Unknown,
     };
-    let num = |s: &str| s.parse::<u64>().map_err(|_| GatherError::Malformed(line));
+    let num = |s: &str| s.parse::<u64>().map_err(|_| OutputError::Malformed(line));
     Ok(Some(StatFact {
         kind,
         mode: raw & 0o7777,
-        uid: u32::try_from(num(uid)?).map_err(|_| GatherError::Malformed(line))?,
-        gid: u32::try_from(num(gid)?).map_err(|_| GatherError::Malformed(line))?,
+        uid: u32::try_from(num(uid)?).map_err(|_| OutputError::Malformed(line))?,
+        gid: u32::try_from(num(gid)?).map_err(|_| OutputError::Malformed(line))?,
         size: num(size)?,
     }))
 }
@@ -375,7 +375,7 @@ impl<'r> Parser<'r> {
     /// may be [`Parser::max_line`] long, any other record only as long as
     /// three paths. So a flood without line ends is refused within a few
     /// KiB, and never buffered.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Fed, GatherError> {
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Fed, OutputError> {
         while !chunk.is_empty() {
             if self.done {
                 return Ok(Fed::Done);
@@ -390,7 +390,7 @@ impl<'r> Parser<'r> {
                     .preamble
                     .saturating_add(part.len() + usize::from(ended));
                 if self.preamble > MAX_PREAMBLE_BYTES {
-                    return Err(GatherError::Preamble(MAX_PREAMBLE_BYTES));
+                    return Err(OutputError::Preamble(MAX_PREAMBLE_BYTES));
                 }
             }
             if !self.skipping {
@@ -398,7 +398,7 @@ impl<'r> Parser<'r> {
                 let room = self.room();
                 if self.partial.len() > room {
                     if self.started {
-                        return Err(GatherError::LineTooLong(room));
+                        return Err(OutputError::LineTooLong(room));
                     }
                     self.partial.clear();
                     self.skipping = true;
@@ -453,7 +453,7 @@ impl<'r> Parser<'r> {
     }
 
     /// Take one line (without its end of line).
-    pub fn line(&mut self, line: &str) -> Result<Fed, GatherError> {
+    pub fn line(&mut self, line: &str) -> Result<Fed, OutputError> {
         self.line_no += 1;
         let n = self.line_no;
         if self.done {
@@ -466,7 +466,7 @@ impl<'r> Parser<'r> {
         }
         self.kept_bytes = self.kept_bytes.saturating_add(line.len() + 1);
         if self.kept_bytes > MAX_GATHER_BYTES * 4 / 3 + 4096 {
-            return Err(GatherError::TooLarge(MAX_GATHER_BYTES));
+            return Err(OutputError::TooLarge(MAX_GATHER_BYTES));
         }
         let req = self.req;
         let end_prefix = self.end_prefix.as_str();
@@ -478,17 +478,17 @@ impl<'r> Parser<'r> {
                 self.records += 1;
                 return Ok(Fed::More);
             }
-            let (st, p) = line.split_once(' ').ok_or(GatherError::Malformed(n))?;
+            let (st, p) = line.split_once(' ').ok_or(OutputError::Malformed(n))?;
             let (p, st) = (
                 req.stat
                     .get(p)
                     .or_else(|| req.read.get(p))
                     .filter(|p| batchable(p))
-                    .ok_or(GatherError::Unrequested(n))?,
-                parse_stat(st, n)?.ok_or(GatherError::Malformed(n))?,
+                    .ok_or(OutputError::Unrequested(n))?,
+                parse_stat(st, n)?.ok_or(OutputError::Malformed(n))?,
             );
             if !seen.insert(p) {
-                return Err(GatherError::Malformed(n));
+                return Err(OutputError::Malformed(n));
             }
             let e = self.facts.files.entry(p.clone()).or_default();
             if *follow {
@@ -502,9 +502,9 @@ impl<'r> Parser<'r> {
             let want: usize = count
                 .trim()
                 .parse()
-                .map_err(|_| GatherError::Malformed(n))?;
+                .map_err(|_| OutputError::Malformed(n))?;
             if want != self.records {
-                return Err(GatherError::Count {
+                return Err(OutputError::Count {
                     got: self.records,
                     want,
                 });
@@ -514,18 +514,18 @@ impl<'r> Parser<'r> {
         }
         self.records += 1;
         let f: Vec<&str> = line.split(' ').collect();
-        let path = |k: usize| -> Result<String, GatherError> {
-            unb64_str(f.get(k).ok_or(GatherError::Malformed(n))?, n)
+        let path = |k: usize| -> Result<String, OutputError> {
+            unb64_str(f.get(k).ok_or(OutputError::Malformed(n))?, n)
         };
         match (f.first().copied(), f.len()) {
             (Some("SB"), 2) => {
                 let follow = match f[1] {
                     "0" => false,
                     "1" => true,
-                    _ => return Err(GatherError::Malformed(n)),
+                    _ => return Err(OutputError::Malformed(n)),
                 };
                 if self.blocks_seen[usize::from(follow)] {
-                    return Err(GatherError::Malformed(n));
+                    return Err(OutputError::Malformed(n));
                 }
                 self.blocks_seen[usize::from(follow)] = true;
                 self.block = Some((follow, BTreeSet::new()));
@@ -534,20 +534,20 @@ impl<'r> Parser<'r> {
                 let tool = KNOWN_TOOLS
                     .iter()
                     .find(|t| **t == f[1])
-                    .ok_or(GatherError::Malformed(n))?;
+                    .ok_or(OutputError::Malformed(n))?;
                 self.missing.insert(tool);
             }
             (Some("P"), 2) => {
                 let p = path(1)?;
                 if !requested(&p) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 self.seen_by_shell.insert(p);
             }
             (Some("WE"), 3) => {
                 let w = path(1)?;
                 if !req.walks.iter().any(|x| x.path == w) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 self.facts
                     .walks
@@ -559,14 +559,14 @@ impl<'r> Parser<'r> {
             (Some("K"), 3) => {
                 let p = path(1)?;
                 if !requested(&p) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 self.facts.files.entry(p).or_default().link_target = Some(path(2)?);
             }
             (Some("F"), 5) => {
                 let p = path(1)?;
                 if !requested(&p) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 let e = self.facts.files.entry(p).or_default();
                 e.lstat = parse_stat(f[2], n)?;
@@ -580,7 +580,7 @@ impl<'r> Parser<'r> {
             (Some("C"), 3) => {
                 let p = path(1)?;
                 if !req.read.contains(&p) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 let (content, truncated) = capped(unb64(f[2], n)?, req.read_cap(&p));
                 let e = self.facts.files.entry(p).or_default();
@@ -590,7 +590,7 @@ impl<'r> Parser<'r> {
             (Some("E"), 3) => {
                 let p = path(1)?;
                 if !req.stat.contains(&p) && !req.read.contains(&p) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 self.facts.files.entry(p).or_default().error = Some(f[2].replace('-', " "));
             }
@@ -601,7 +601,7 @@ impl<'r> Parser<'r> {
                     .facts
                     .dirs
                     .get_mut(&d)
-                    .ok_or(GatherError::Unrequested(n))?;
+                    .ok_or(OutputError::Unrequested(n))?;
                 let st = parse_stat(f[3], n)?;
                 let e = dir.entry(name).or_default();
                 e.lstat = st;
@@ -618,8 +618,8 @@ impl<'r> Parser<'r> {
                     .facts
                     .dirs
                     .get_mut(&d)
-                    .ok_or(GatherError::Unrequested(n))?;
-                let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
+                    .ok_or(OutputError::Unrequested(n))?;
+                let e = dir.get_mut(&name).ok_or(OutputError::Malformed(n))?;
                 let (content, truncated) = capped(unb64(f[3], n)?, req.max_file_bytes);
                 e.truncated = truncated;
                 e.content = Some(content);
@@ -631,8 +631,8 @@ impl<'r> Parser<'r> {
                     .facts
                     .dirs
                     .get_mut(&d)
-                    .ok_or(GatherError::Unrequested(n))?;
-                let e = dir.get_mut(&name).ok_or(GatherError::Malformed(n))?;
+                    .ok_or(OutputError::Unrequested(n))?;
+                let e = dir.get_mut(&name).ok_or(OutputError::Malformed(n))?;
                 e.error = Some(f[3].replace('-', " "));
             }
             (Some("WV"), 4) => {
@@ -641,13 +641,13 @@ impl<'r> Parser<'r> {
                     .walks
                     .iter()
                     .find(|x| x.path == w)
-                    .ok_or(GatherError::Unrequested(n))?
+                    .ok_or(OutputError::Unrequested(n))?
                     .limit;
-                let visited: u64 = f[2].parse().map_err(|_| GatherError::Malformed(n))?;
+                let visited: u64 = f[2].parse().map_err(|_| OutputError::Malformed(n))?;
                 let missing_dir = match f[3] {
                     "0" => false,
                     "1" => true,
-                    _ => return Err(GatherError::Malformed(n)),
+                    _ => return Err(OutputError::Malformed(n)),
                 };
                 let e = self.facts.walks.entry(w).or_default();
                 e.visited = visited.min(u64::from(limit));
@@ -657,13 +657,13 @@ impl<'r> Parser<'r> {
             (Some("W"), 4) => {
                 let w = path(1)?;
                 if !req.walks.iter().any(|x| x.path == w) {
-                    return Err(GatherError::Unrequested(n));
+                    return Err(OutputError::Unrequested(n));
                 }
                 let failed = f[2] == "!";
                 let stat = if failed { None } else { parse_stat(f[2], n)? };
                 let entry = path(3)?;
                 if !entry.starts_with(&format!("{}/", w.trim_end_matches('/'))) {
-                    return Err(GatherError::Malformed(n));
+                    return Err(OutputError::Malformed(n));
                 }
                 let walk = self.facts.walks.entry(w).or_default();
                 match stat {
@@ -673,23 +673,23 @@ impl<'r> Parser<'r> {
                     None => walk.vanished.push(entry),
                 }
             }
-            _ => return Err(GatherError::Malformed(n)),
+            _ => return Err(OutputError::Malformed(n)),
         }
         Ok(Fed::More)
     }
 
     /// The stream ended: a last line without an end of line still counts;
     /// then the facts, once the end line has been accepted.
-    pub fn finish(mut self) -> Result<Facts, GatherError> {
+    pub fn finish(mut self) -> Result<Facts, OutputError> {
         if !self.done && !self.skipping && !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
             self.line(trim_cr(&String::from_utf8_lossy(&line)))?;
         }
         if !self.started {
-            return Err(GatherError::NoOutput);
+            return Err(OutputError::NoOutput);
         }
         if !self.done {
-            return Err(GatherError::Truncated);
+            return Err(OutputError::Truncated);
         }
         Ok(finish(
             self.req,
@@ -710,7 +710,7 @@ fn trim_cr(line: &str) -> &str {
 }
 
 /// Parse a whole gatherer output (see [`Parser::push`] for streaming).
-pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, GatherError> {
+pub fn parse(req: &FactRequest, output: &[u8]) -> Result<Facts, OutputError> {
     let mut parser = Parser::new(req);
     parser.push(output)?;
     parser.finish()
@@ -869,12 +869,12 @@ mod tests {
             }
             assert!(fed < 64 * 1024, "a line of spaces kept growing");
         };
-        assert!(matches!(err, GatherError::LineTooLong(_)), "{err}");
+        assert!(matches!(err, OutputError::LineTooLong(_)), "{err}");
         // A content record longer than any cap allows.
         let mut p = Parser::new(&r);
         p.push(b"VIGIL-GATHER v1 abc-123\nC ").unwrap();
         let long = vec![b'A'; p.max_line() + 1];
-        assert!(matches!(p.push(&long), Err(GatherError::LineTooLong(_))));
+        assert!(matches!(p.push(&long), Err(OutputError::LineTooLong(_))));
         // Before it: dropped as it arrives, and the answer after it counts;
         // more than a banner's worth is refused.
         let mut p = Parser::new(&r);
@@ -888,7 +888,7 @@ mod tests {
         let mut p = Parser::new(&r);
         assert_eq!(
             p.push(&spaces),
-            Err(GatherError::Preamble(MAX_PREAMBLE_BYTES))
+            Err(OutputError::Preamble(MAX_PREAMBLE_BYTES))
         );
     }
 
@@ -912,25 +912,25 @@ mod tests {
         assert_eq!((w.visited, w.truncated), (10, true), "12 > limit 10");
         assert_eq!(w.entries[0].stat.mode, 0o4755);
         // Variants that must be refused.
-        assert_eq!(parse(&r, b"no frame"), Err(GatherError::NoOutput));
+        assert_eq!(parse(&r, b"no frame"), Err(OutputError::NoOutput));
         assert_eq!(
             parse(
                 &r,
                 good.replace("VIGIL-GATHER-END abc-123 7\n", "").as_bytes()
             ),
-            Err(GatherError::Truncated)
+            Err(OutputError::Truncated)
         );
         assert!(matches!(
             parse(
                 &r,
                 good.replace("END abc-123 7", "END abc-123 8").as_bytes()
             ),
-            Err(GatherError::Count { .. })
+            Err(OutputError::Count { .. })
         ));
         let other = good.replace(&p, &b64("/etc/shadow"));
         assert!(matches!(
             parse(&r, other.as_bytes()),
-            Err(GatherError::Unrequested(_))
+            Err(OutputError::Unrequested(_))
         ));
         // Stat blocks: only requested paths, each once, each block once,
         // and a block must be closed.
@@ -941,7 +941,7 @@ mod tests {
             assert!(
                 matches!(
                     parse(&r, good.replace(from, to).as_bytes()),
-                    Err(GatherError::Unrequested(_))
+                    Err(OutputError::Unrequested(_))
                 ),
                 "{to:?}"
             );
@@ -956,7 +956,7 @@ mod tests {
             assert!(
                 matches!(
                     parse(&r, good.replace(from, to).as_bytes()),
-                    Err(GatherError::Malformed(_))
+                    Err(OutputError::Malformed(_))
                 ),
                 "{to:?}"
             );
@@ -966,7 +966,7 @@ mod tests {
             "an unclosed block refuses the records after it"
         );
         let cut = &good[..good.find("SE 1").unwrap()];
-        assert_eq!(parse(&r, cut.as_bytes()), Err(GatherError::Truncated));
+        assert_eq!(parse(&r, cut.as_bytes()), Err(OutputError::Truncated));
         // Content is read one byte past the cap: 101 bytes with a cap of 100 is cut.
         let long = good.replace(&b64("root\n"), &b64(&"x".repeat(101)));
         let f = parse(&r, long.as_bytes()).unwrap();
@@ -987,13 +987,13 @@ mod tests {
         assert!(
             matches!(
                 parse(&r, forged_entry.as_bytes()),
-                Err(GatherError::Malformed(_))
+                Err(OutputError::Malformed(_))
             ),
             "walk entries stay under the walk"
         );
         assert!(matches!(
             parse(&r, good.replace("WV", "XX").as_bytes()),
-            Err(GatherError::Malformed(_))
+            Err(OutputError::Malformed(_))
         ));
     }
 
