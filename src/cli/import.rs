@@ -40,9 +40,8 @@ pub struct Args {
     /// The policy to use when the files hold several.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// Results directory (default: the policy's `output.dir`).
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    seal: super::seal_args::SealArgs,
     /// A SAF CLI threshold file that replaces the policy's threshold.
     #[arg(long, value_name = "FILE")]
     threshold: Option<PathBuf>,
@@ -52,15 +51,6 @@ pub struct Args {
     /// Who imports them (a person or a pipeline), recorded next to the signing key's id.
     #[arg(long, value_name = "TEXT")]
     by: Option<String>,
-    /// Ed25519 signing key (PKCS#8 PEM); overrides `output.signingKey` and VIGIL_SIGNING_KEY.
-    #[arg(long, value_name = "FILE")]
-    signing_key: Option<PathBuf>,
-    /// Seal without a signature (`vigil verify` will reject the bundle).
-    #[arg(long)]
-    unsigned: bool,
-    /// Write unencrypted (allowed only when the policy names no recipients).
-    #[arg(long)]
-    plaintext: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -79,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .as_ref()
             .and_then(|t| crate::report::threshold::Threshold::parse(t).ok()),
     };
-    let signer = super::run::load_signer(args.signing_key.as_deref(), args.unsigned, policy)?;
-    let recipients = super::run::recipients_for(policy, args.plaintext)?;
+    let signer = args.seal.signer(policy)?;
+    let recipients = args.seal.recipients(policy)?;
     // Read every report before writing anything.
     let mut files = Vec::new();
     for path in &args.reports {
@@ -98,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;
-    let output = super::run::open_bundle(policy, args.out.as_ref(), &run_id, recipients)?;
+    let output = args.seal.open_bundle(policy, &run_id, recipients)?;
     let key = signer
         .as_ref()
         .map_or_else(|| "unsigned".to_string(), |s| keyid(&s.verifying_key()));

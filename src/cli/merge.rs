@@ -35,30 +35,20 @@ pub struct Args {
     /// A trusted Ed25519 public key the shards are signed with; repeat for rotation.
     #[arg(long = "trusted-key", required = true, value_name = "PUB")]
     trusted_keys: Vec<PathBuf>,
-    /// Results directory (default: the policy's `output.dir`).
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Ed25519 signing key for the merged statement.
-    #[arg(long, value_name = "FILE")]
-    signing_key: Option<PathBuf>,
-    /// Seal without a signature (`vigil verify` will reject the bundle).
-    #[arg(long)]
-    unsigned: bool,
-    /// The shards are plaintext (run with --plaintext).
-    #[arg(long)]
-    plaintext: bool,
+    #[command(flatten)]
+    seal: super::seal_args::SealArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = super::load_trusted(&args.trusted_keys)?;
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--name")?;
     let policy = &set.policies[index];
-    let signer = super::run::load_signer(args.signing_key.as_deref(), args.unsigned, policy)?;
-    let recipients = super::run::recipients_for(policy, args.plaintext)?;
+    let signer = args.seal.signer(policy)?;
+    let recipients = args.seal.recipients(policy)?;
     let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;
-    let output = super::run::open_bundle(policy, args.out.as_ref(), &run_id, recipients)?;
+    let output = args.seal.open_bundle(policy, &run_id, recipients)?;
     let merged = crate::seal::merge::merge(
         &args.bundles,
         &trusted,

@@ -14,6 +14,7 @@ mod probe;
 mod render;
 mod run;
 mod schedule;
+mod seal_args;
 mod validate;
 mod verify;
 

@@ -12,12 +12,8 @@ use crate::report::threshold::Threshold;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::access::RunAccess;
-use crate::approach::KubeCollector;
 use crate::policy::model::Approach;
-use crate::runner::{LocalCollector, Progress, RunOptions, RunSummary, output_dir, run_policy};
-use crate::seal::bundle::SealedDir;
-use crate::seal::keys::{Signer, parse_recipients};
+use crate::runner::{Progress, RunOptions};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -36,26 +32,14 @@ statement.dsse.json (an in-toto statement signed with ed25519). Check it with
 pub struct Args {
     #[command(flatten)]
     input: super::PlanInput,
-    /// Results directory (default: each policy's `output.dir`).
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    seal: super::seal_args::SealArgs,
     /// A SAF CLI threshold file (YAML or JSON) that replaces the policies' thresholds.
     #[arg(long, value_name = "FILE")]
     threshold: Option<PathBuf>,
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Ed25519 signing key (PKCS#8 PEM, mode 0600); overrides `output.signingKey`
-    /// and the VIGIL_SIGNING_KEY environment variable.
-    #[arg(long, value_name = "FILE")]
-    signing_key: Option<PathBuf>,
-    /// Run without a signing key: the bundle's statement carries no signature
-    /// and `vigil verify` will reject it.
-    #[arg(long)]
-    unsigned: bool,
-    /// Write results unencrypted (allowed only when the policy names no recipients).
-    #[arg(long)]
-    plaintext: bool,
     /// Which failed and error controls to list under each target: of
     /// targets that fail their threshold or have errors (failed), of every
     /// target (all), or none.
@@ -115,279 +99,6 @@ pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
     })
 }
 
-/// The audit log as written, its chain head and its entry count.
-type SealedAudit = (crate::report::output::Written, String, u64);
-
-/// SIGINT and SIGTERM, registered before the first scan starts (so an
-/// early signal never meets the default handler, which would kill the run
-/// with no statement).
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn register(rt: &tokio::runtime::Handle) -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let _guard = rt.enter();
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    async fn next(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-
-    /// The one signal path of every run: the first signal starts no new
-    /// scans; in-flight ones get `grace` — a second signal, or the end of
-    /// the grace period, sends `abort`. Cleanup and sealing run either way.
-    async fn watch(
-        mut self,
-        cancel: Arc<AtomicBool>,
-        grace: std::time::Duration,
-        abort: tokio::sync::watch::Sender<bool>,
-    ) {
-        self.next().await;
-        tracing::warn!(
-            grace_seconds = grace.as_secs(),
-            "signal received: starting no new scans; scans in flight get {}s to finish (a second signal stops them now), then cleanup",
-            grace.as_secs()
-        );
-        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        tokio::select! {
-            _ = self.next() => tracing::warn!("second signal: stopping the scans in flight, then cleanup"),
-            _ = tokio::time::sleep(grace) => tracing::warn!("grace period over: stopping the scans in flight, then cleanup"),
-        }
-        let _ = abort.send(true);
-    }
-}
-
-/// Watch signals for a local run, which has no runtime of its own: a small
-/// one on a thread of its own, stopped when the returned guard drops. Local
-/// scans are bounded reads that finish on their own; the bundle is sealed
-/// with every target not started marked as not scanned.
-struct LocalSignals {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LocalSignals {
-    fn start(cancel: Arc<AtomicBool>, grace: std::time::Duration) -> anyhow::Result<LocalSignals> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let signals = Signals::register(rt.handle())?;
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("vigil-signals".into())
-            .spawn(move || {
-                let (abort_tx, _abort) = tokio::sync::watch::channel(false);
-                rt.block_on(async move {
-                    tokio::select! {
-                        _ = signals.watch(cancel, grace, abort_tx) => {}
-                        _ = stopped => {}
-                    }
-                });
-            })?;
-        Ok(LocalSignals {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for LocalSignals {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Set up the run's access, scan, and clean up whatever happens (errors and
-/// SIGINT/SIGTERM included: a signal stops new scans and gives in-flight
-/// ones a grace period — a second signal ends it — then cleanup runs and
-/// the bundle is sealed).
-fn run_in_cluster(
-    session: &super::Session,
-    set: &crate::policy::PolicySet,
-    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
-    pp: &crate::plan::PolicyPlan,
-    opts: &RunOptions,
-    output: &SealedDir,
-    cancel: Arc<AtomicBool>,
-) -> anyhow::Result<(
-    RunSummary,
-    crate::report::output::Written,
-    Option<SealedAudit>,
-)> {
-    let rt = &session.runtime;
-    let audit = crate::audit::AuditLog::new(&opts.run_id);
-    // First signal: start nothing new; in-flight scans get a grace period.
-    // A second signal, or the end of the grace period, aborts them. Cleanup
-    // and sealing run either way.
-    let (abort_tx, abort) = tokio::sync::watch::channel(false);
-    let grace = policy.value.spec.limits.grace_period();
-    let signals = Signals::register(rt.handle())?;
-    let watcher = rt.spawn(signals.watch(cancel, grace, abort_tx));
-    let mut access = rt
-        .block_on(RunAccess::setup(&session.caller, &policy.value, pp, &audit))
-        .map_err(|e| anyhow::anyhow!("cannot set up the run's access: {e}"))?;
-    for w in &access.warnings {
-        tracing::warn!("{w}");
-    }
-    let scan_timeout = policy.value.spec.limits.scan_timeout();
-    // Tokens are renewed in the background while scans run.
-    let (stop_renewal, renewal_stopped) = tokio::sync::watch::channel(false);
-    let result = std::thread::scope(|scope| {
-        let access = &access;
-        scope.spawn(|| {
-            rt.block_on(access.keep_tokens_fresh(&session.caller, &audit, renewal_stopped))
-        });
-        // Stops the renewer however the scans end (a panic included), so
-        // the scope can join it.
-        struct StopOnDrop(tokio::sync::watch::Sender<bool>);
-        impl Drop for StopOnDrop {
-            fn drop(&mut self) {
-                let _ = self.0.send(true);
-            }
-        }
-        let _stop = StopOnDrop(stop_renewal);
-        match &policy.value.spec.scanner {
-            // An existing InSpec profile, run by the team's own scanner over
-            // this run's access.
-            Some(scanner) => {
-                let external = crate::approach::external::ExternalRun {
-                    runtime: rt.handle().clone(),
-                    access,
-                    audit: &audit,
-                    scan_timeout,
-                    scanner,
-                    base_dir: policy.base_dir(),
-                    abort,
-                };
-                crate::runner::run_external(policy, pp, opts, output, &|t, scan_id| {
-                    external.scan(t, scan_id)
-                })
-            }
-            None => {
-                let collector = KubeCollector {
-                    audit: &audit,
-                    scan_timeout,
-                    runtime: rt.handle().clone(),
-                    access,
-                    debug: policy.value.spec.debug.as_ref(),
-                    retries: policy.value.spec.limits.retries,
-                    abort,
-                };
-                run_policy(set, policy, pp, opts, output, &collector)
-            }
-        }
-    });
-    let leftovers = rt.block_on(access.cleanup(&session.caller, &audit));
-    watcher.abort();
-    for l in &leftovers {
-        tracing::warn!("cleanup failed: {l} (run `vigil gc` to remove leftovers)");
-    }
-    let (summary, summary_file) = result?;
-    // The audit trail is sealed with the results; its chain head goes into
-    // the signed statement.
-    let (bytes, final_hash, entries) = audit.finish();
-    let written = output
-        .write("audit.jsonl", &bytes)
-        .map_err(|e| anyhow::anyhow!("cannot write the audit log: {e}"))?;
-    Ok((summary, summary_file, Some((written, final_hash, entries))))
-}
-
-/// The age/ssh recipients of a policy's results; none only with `plaintext`.
-pub(super) fn recipients_for(
-    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
-    plaintext: bool,
-) -> anyhow::Result<Vec<Box<dyn age::Recipient + Send + Sync>>> {
-    let recipients =
-        parse_recipients(&policy.value.spec.output.recipients).map_err(InvalidInput)?;
-    if recipients.is_empty() && !plaintext {
-        return Err(InvalidInput(format!(
-            "policy {} names no output.recipients: results would be readable by anyone; add an age or ssh recipient, or pass --plaintext",
-            policy.value.metadata.name
-        ))
-        .into());
-    }
-    Ok(recipients)
-}
-
-/// Create the bundle directory `OUT/<policy>/<run-id>/` for a run.
-pub(super) fn open_bundle(
-    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
-    out: Option<&PathBuf>,
-    run_id: &str,
-    recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
-) -> anyhow::Result<SealedDir> {
-    let out = output_dir(&policy.value, out);
-    SealedDir::create(
-        &out,
-        &policy.value.metadata.name,
-        run_id,
-        recipients,
-        policy.value.spec.output.armor,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the bundle directory under {}: {}",
-            crate::safeio::printable(&out.display().to_string()),
-            crate::safeio::io_reason(&e)
-        )
-    })
-}
-
-/// The signing key for a policy: `--signing-key`, else VIGIL_SIGNING_KEY,
-/// else the policy's `output.signingKey` (relative to the policy file).
-fn signer_for(
-    args: &Args,
-    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
-) -> anyhow::Result<Option<Signer>> {
-    load_signer(args.signing_key.as_deref(), args.unsigned, policy)
-}
-
-/// The signing key: `signing_key`, else VIGIL_SIGNING_KEY, else the
-/// policy's `output.signingKey`; none only when `unsigned` allows it.
-pub(super) fn load_signer(
-    signing_key: Option<&std::path::Path>,
-    unsigned: bool,
-    policy: &crate::policy::Loaded<crate::policy::model::ScanPolicy>,
-) -> anyhow::Result<Option<Signer>> {
-    let loaded = if let Some(path) = signing_key {
-        Some(Signer::from_file(path))
-    } else if let Some(r) = Signer::from_env() {
-        Some(r)
-    } else {
-        policy
-            .value
-            .spec
-            .output
-            .signing_key
-            .as_ref()
-            .map(|k| Signer::from_file(&policy.base_dir().join(k)))
-    };
-    match loaded {
-        Some(r) => Ok(Some(r.map_err(|e| InvalidInput(e.to_string()))?)),
-        None if unsigned => Ok(None),
-        None => Err(InvalidInput(format!(
-            "policy {} has no signing key: set output.signingKey, pass --signing-key FILE or VIGIL_SIGNING_KEY, or run with --unsigned",
-            policy.value.metadata.name
-        ))
-        .into()),
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args
         .threshold
@@ -416,31 +127,34 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .iter()
             .find(|p| p.value.metadata.name == pp.policy)
             .expect("planned policies come from the set");
-        let signer = signer_for(&args, policy)?;
-        let recipients = recipients_for(policy, args.plaintext)?;
+        let signer = args.seal.signer(policy)?;
+        let recipients = args.seal.recipients(policy)?;
         prepared.push((pp, policy, signer, recipients));
     }
     let mut summaries = Vec::new();
     for (pp, policy, signer, recipients) in prepared {
         let run_id = run_id.clone();
-        let output = open_bundle(policy, args.out.as_ref(), &run_id, recipients)?;
-        let cancel = Arc::new(AtomicBool::new(false));
+        let output = args.seal.open_bundle(policy, &run_id, recipients)?;
         let opts = RunOptions {
             run_id,
             threshold: threshold.clone(),
             progress: progress(&pp.policy, pp.targets.len()),
-            cancel: cancel.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
             deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
         };
         let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
         let (summary, summary_file, audit) = match (&session, needs_cluster) {
-            (Some(session), true) => {
-                run_in_cluster(session, &set, policy, pp, &opts, &output, cancel)?
-            }
+            (Some(session), true) => crate::runner::lifecycle::run_in_cluster(
+                &session.runtime,
+                &session.caller,
+                &set,
+                policy,
+                pp,
+                &opts,
+                &output,
+            )?,
             _ => {
-                let _signals =
-                    LocalSignals::start(cancel, policy.value.spec.limits.grace_period())?;
-                let (s, f) = run_policy(&set, policy, pp, &opts, &output, &LocalCollector)?;
+                let (s, f) = crate::runner::lifecycle::run_local(&set, policy, pp, &opts, &output)?;
                 (s, f, None)
             }
         };

@@ -11,9 +11,9 @@
 //!   [`admission::Admission`] that also holds `perNamespace` and `perNode`.
 
 pub mod admission;
+pub mod lifecycle;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -496,11 +496,7 @@ fn scan_target(
     }
 }
 
-/// Where a policy's results go: `--out` if given, else the policy's `output.dir`.
-pub fn output_dir(policy: &ScanPolicy, out: Option<&PathBuf>) -> PathBuf {
-    out.cloned()
-        .unwrap_or_else(|| PathBuf::from(&policy.spec.output.dir))
-}
+pub use crate::seal::layout::output_dir;
 
 /// Seal HDF documents produced elsewhere as one run: each file becomes a
 /// target (its `platform.target_id`, else `imported/<file name>`), counted

@@ -31,3 +31,13 @@ pub fn is_safe_name(name: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
         && !name.ends_with('/')
 }
+
+/// Where a policy's bundles go: `--out` if given, else the policy's
+/// `output.dir`.
+pub fn output_dir(
+    policy: &crate::policy::model::ScanPolicy,
+    out: Option<&std::path::PathBuf>,
+) -> std::path::PathBuf {
+    out.cloned()
+        .unwrap_or_else(|| std::path::PathBuf::from(&policy.spec.output.dir))
+}

@@ -10,5 +10,6 @@ pub mod dsse;
 pub mod keys;
 pub mod layout;
 pub mod merge;
+pub mod options;
 pub mod statement;
 pub mod verify;
