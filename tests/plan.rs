@@ -1098,3 +1098,29 @@ fn the_audit_policy_keeps_everything_else_audited() {
     let only: Value = serde_saphyr::from_str(&merged.stdout).unwrap();
     assert_eq!(only.as_array().unwrap()[..], rules[..rules.len() - 1]);
 }
+
+/// One run talks to one cluster: targets that name two kubeconfig
+/// contexts are refused (exit 2) with the way out, snapshot or not.
+#[test]
+fn targets_in_two_contexts_are_refused() {
+    let dir = TempDir::new("contexts");
+    let policy = dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: two}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: payments, cluster: prod-eu, approach: api}\n    - {namespace: payments, cluster: prod-us, approach: api}\n",
+    );
+    let profiles = crate::util::repo().join("policies/profiles");
+    let snapshot = crate::util::repo().join(SNAPSHOT);
+    let run = vigil(&[
+        "plan",
+        policy.to_str().unwrap(),
+        profiles.to_str().unwrap(),
+        "--inventory",
+        snapshot.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("different kubeconfig contexts") && run.stderr.contains("--policy"),
+        "{}",
+        run.stderr
+    );
+}

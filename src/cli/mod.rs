@@ -265,60 +265,20 @@ pub struct PlanInput {
     stable_names: bool,
 }
 
-/// A connection to the cluster for the live inventory and for runs.
-pub(crate) struct Session {
-    /// The runtime the cluster clients live on.
-    pub runtime: tokio::runtime::Runtime,
-    /// The caller's identity (lists pods, manages the run's access objects).
-    pub caller: crate::cluster::Cluster,
-}
+pub(crate) use crate::runner::session::Session;
 
-/// The kubeconfig context the selected policies' Kubernetes targets use, if
-/// any target is a Kubernetes one (all must use the same context).
-fn cluster_context(
-    set: &crate::policy::PolicySet,
-    only: &[String],
-) -> anyhow::Result<Option<Option<String>>> {
-    let mut found: Option<Option<String>> = None;
-    for p in set
-        .policies
-        .iter()
-        .filter(|p| only.is_empty() || only.contains(&p.value.metadata.name))
-    {
-        for t in p
-            .value
-            .spec
-            .targets
-            .iter()
-            .filter(|t| t.namespace.is_some())
-        {
-            match &found {
-                None => found = Some(t.cluster.clone()),
-                Some(c) if *c != t.cluster => {
-                    return Err(InvalidInput("targets name different kubeconfig contexts; run one context at a time (--policy NAME)".into()).into());
-                }
-                _ => {}
-            }
-        }
+/// A session error as the CLI reports it (bad input exits 2).
+fn session_error(e: crate::runner::session::SessionError) -> anyhow::Error {
+    if e.is_bad_input() {
+        InvalidInput(e.to_string()).into()
+    } else {
+        e.into()
     }
-    Ok(found)
 }
 
+/// Connect as the kubeconfig's identity (for `vigil gc`).
 fn connect(context: Option<&str>, insecure: bool) -> anyhow::Result<Session> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let caller = runtime
-        .block_on(crate::cluster::Cluster::connect(context, insecure))
-        .map_err(|e| match e {
-            crate::cluster::ClusterError::Config(_) => anyhow::Error::from(InvalidInput(format!(
-                "Kubernetes targets need a cluster: {e}; set KUBECONFIG, or pass --inventory FILE (the JSON of `kubectl get pods -A -o json`) to plan offline"
-            ))),
-            crate::cluster::ClusterError::InsecureConfig => anyhow::Error::from(InvalidInput(e.to_string())),
-            other => anyhow::Error::from(other),
-        })?;
-    Ok(Session { runtime, caller })
+    Session::connect(context, insecure).map_err(session_error)
 }
 
 /// Load policies and the inventory and compute the plan; diagnostics go to
@@ -346,37 +306,17 @@ fn load_plan(
         ),
         None => None,
     };
+    // One context per run, snapshot or not.
+    crate::runner::session::cluster_context(&set, &input.only).map_err(session_error)?;
     // Without a snapshot, Kubernetes targets are resolved against the live cluster.
-    let session = match (&snapshot, cluster_context(&set, &input.only)?) {
-        (None, Some(context)) => {
-            let mut s = connect(context.as_deref(), input.insecure_skip_tls_verify)?;
-            // One rate limit for everything this process asks of the API
-            // server: the strictest apiQps of the selected policies.
-            let qps = set
-                .policies
-                .iter()
-                .filter(|p| input.only.is_empty() || input.only.contains(&p.value.metadata.name))
-                .map(|p| p.value.spec.limits.api_qps)
-                .fold(f64::INFINITY, f64::min);
-            if qps.is_finite() {
-                s.caller = s.caller.with_rate_limit(qps);
-            }
-            Some(s)
-        }
-        _ => None,
+    let session = match &snapshot {
+        None => Session::for_policies(&set, &input.only, input.insecure_skip_tls_verify)
+            .map_err(session_error)?,
+        Some(_) => None,
     };
     let live = session
         .as_ref()
-        .map(|s| crate::inventory::Live::new(s.caller.clone(), s.runtime.handle().clone()));
-    if let Some(live) = &live {
-        live.prefetch(
-            set.policies
-                .iter()
-                .filter(|p| input.only.is_empty() || input.only.contains(&p.value.metadata.name))
-                .flat_map(|p| &p.value.spec.targets)
-                .filter_map(|t| t.namespace.as_deref()),
-        );
-    }
+        .map(|s| s.live_inventory(&set, &input.only));
     let inventory = match (&snapshot, &live) {
         (Some(s), _) => Some(s as &dyn crate::inventory::Inventory),
         (None, Some(l)) => Some(l as &dyn crate::inventory::Inventory),

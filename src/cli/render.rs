@@ -139,107 +139,22 @@ pub struct InClusterArgs {
 }
 
 fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
-    let invalid = |m: String| anyhow::Error::from(super::InvalidInput(m));
     let (set, index) = super::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
-    let policy = &set.policies[index];
-    let policy = &policy.value;
-    if !crate::policy::selector::is_dns_label(&args.namespace) {
-        return Err(invalid(format!(
-            "{:?} is not a namespace name",
-            args.namespace
-        )));
-    }
-    for (what, name) in [
-        ("--pvc", &args.pvc),
-        ("--signing-secret", &args.signing_secret),
-    ] {
-        if !crate::policy::selector::is_dns_subdomain(name) {
-            return Err(invalid(format!(
-                "{what} {name:?} is not a Kubernetes object name"
-            )));
-        }
-    }
-    if !crate::policy::lint::is_pinned(&args.image) {
-        return Err(invalid(format!(
-            "--image {:?} is not pinned by digest; use NAME@sha256:<64 hex digits>",
-            args.image
-        )));
-    }
-    if policy.spec.targets.iter().any(|t| t.is_rootfs()) {
-        return Err(invalid(format!(
-            "policy {} has rootfs targets, which an in-cluster runner cannot reach",
-            policy.metadata.name
-        )));
-    }
-    let ic = crate::plan::incluster::InCluster {
-        namespace: args.namespace.clone(),
-        image: args.image.clone(),
-        pvc: args.pvc.clone(),
-        signing_secret: args.signing_secret.clone(),
+    let request = crate::plan::incluster::Request {
+        runner: crate::plan::incluster::InCluster {
+            namespace: args.namespace,
+            image: args.image,
+            pvc: args.pvc,
+            signing_secret: args.signing_secret,
+        },
+        shards,
+        api_server_cidr: args.api_server_cidr,
+        api_server_ports: args.api_server_port,
     };
-    let mut docs: Vec<String> = Vec::new();
-    // The run slots this runner's runs use: one for a CronJob (one run at
-    // a time), one per shard for an Indexed Job.
-    let slots: Vec<Option<u32>> = match shards {
-        None => vec![None],
-        Some(n) => (0..n).map(Some).collect(),
-    };
-    let (sa, roles) = crate::plan::incluster::runner_rbac(policy, &ic, &slots);
-    docs.push(serde_saphyr::to_string(&sa)?);
-    for (role, binding) in &roles {
-        docs.push(serde_saphyr::to_string(role)?);
-        docs.push(serde_saphyr::to_string(binding)?);
-    }
-    match shards {
-        None => {
-            let cj = crate::plan::incluster::cronjob(policy, &ic).ok_or_else(|| {
-                invalid(format!(
-                    "policy {} has no spec.schedule; a CronJob needs one (or use `vigil render job`)",
-                    policy.metadata.name
-                ))
-            })?;
-            docs.push(serde_saphyr::to_string(&cj)?);
-        }
-        Some(n) => {
-            if n == 0 || n > 1024 {
-                return Err(invalid("--shards must be between 1 and 1024".into()));
-            }
-            docs.push(serde_saphyr::to_string(
-                &crate::plan::incluster::sharded_job(policy, &ic, n),
-            )?);
-        }
-    }
-    if let Some(cidr) = &args.api_server_cidr {
-        check_cidr(cidr)?;
-        docs.push(serde_saphyr::to_string(
-            &crate::plan::manifests::network_policy(&args.namespace, cidr, &args.api_server_port),
-        )?);
-    }
-    let mut out = String::new();
-    for d in docs {
-        out.push_str("---\n");
-        out.push_str(&d);
-        if !d.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    print_stdout(&out)?;
+    let yaml = crate::plan::incluster::render(&set.policies[index].value, &request)
+        .map_err(|e| super::InvalidInput(e.to_string()))?;
+    print_stdout(&yaml)?;
     Ok(Exit::Success)
-}
-
-/// `--api-server-cidr` must be an address range such as 10.0.0.1/32.
-fn check_cidr(cidr: &str) -> anyhow::Result<()> {
-    let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
-        ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(super::InvalidInput(format!(
-            "--api-server-cidr {cidr:?} is not a CIDR such as 10.0.0.1/32"
-        ))
-        .into())
-    }
 }
 
 /// Options of `vigil render sidecar`.
@@ -379,7 +294,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     super::InvalidInput(format!("{namespace:?} is not a namespace name")).into(),
                 );
             }
-            check_cidr(&api_server_cidr)?;
+            if !crate::plan::manifests::is_cidr(&api_server_cidr) {
+                return Err(super::InvalidInput(format!(
+                    "--api-server-cidr {api_server_cidr:?} is not a CIDR such as 10.0.0.1/32"
+                ))
+                .into());
+            }
             let np = crate::plan::manifests::network_policy(
                 &namespace,
                 &api_server_cidr,

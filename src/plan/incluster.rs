@@ -34,6 +34,122 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::policy::model::{AccessMode, Approach, ScanPolicy};
 
+/// What `vigil render cronjob` (no `shards`) or `vigil render job`
+/// (`shards`) asks for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Where the runner lives and what it uses.
+    pub runner: InCluster,
+    /// An Indexed Job of this many shards; a CronJob when `None`.
+    pub shards: Option<u32>,
+    /// Add the egress NetworkPolicy: the API server's address range.
+    pub api_server_cidr: Option<String>,
+    /// The API server's ports, for that NetworkPolicy.
+    pub api_server_ports: Vec<u16>,
+}
+
+/// Why a runner cannot be rendered as asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RenderError(String);
+
+/// The runner's manifests as a YAML stream: its ServiceAccount, one Role
+/// and RoleBinding per run slot, the CronJob or Indexed Job, and the
+/// NetworkPolicy when asked for.
+pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError> {
+    let invalid = |m: String| RenderError(m);
+    let ic = &req.runner;
+    if !crate::policy::selector::is_dns_label(&ic.namespace) {
+        return Err(invalid(format!(
+            "{:?} is not a namespace name",
+            ic.namespace
+        )));
+    }
+    for (what, name) in [("--pvc", &ic.pvc), ("--signing-secret", &ic.signing_secret)] {
+        if !crate::policy::selector::is_dns_subdomain(name) {
+            return Err(invalid(format!(
+                "{what} {name:?} is not a Kubernetes object name"
+            )));
+        }
+    }
+    if !crate::policy::lint::is_pinned(&ic.image) {
+        return Err(invalid(format!(
+            "--image {:?} is not pinned by digest; use NAME@sha256:<64 hex digits>",
+            ic.image
+        )));
+    }
+    if policy.spec.targets.iter().any(|t| t.is_rootfs()) {
+        return Err(invalid(format!(
+            "policy {} has rootfs targets, which an in-cluster runner cannot reach",
+            policy.metadata.name
+        )));
+    }
+    if req.shards.is_some_and(|n| n == 0 || n > 1024) {
+        return Err(invalid("--shards must be between 1 and 1024".into()));
+    }
+    if let Some(cidr) = &req.api_server_cidr
+        && !super::manifests::is_cidr(cidr)
+    {
+        return Err(invalid(format!(
+            "--api-server-cidr {cidr:?} is not a CIDR such as 10.0.0.1/32"
+        )));
+    }
+    let yaml = |v: &dyn erased::Yaml| v.yaml();
+    let mut docs: Vec<String> = Vec::new();
+    // The run slots this runner's runs use: one for a CronJob (one run at
+    // a time), one per shard for an Indexed Job.
+    let slots: Vec<Option<u32>> = match req.shards {
+        None => vec![None],
+        Some(n) => (0..n).map(Some).collect(),
+    };
+    let (sa, roles) = runner_rbac(policy, ic, &slots);
+    docs.push(yaml(&sa));
+    for (role, binding) in &roles {
+        docs.push(yaml(role));
+        docs.push(yaml(binding));
+    }
+    match req.shards {
+        None => {
+            let cj = cronjob(policy, ic).ok_or_else(|| {
+                invalid(format!(
+                    "policy {} has no spec.schedule; a CronJob needs one (or use `vigil render job`)",
+                    policy.metadata.name
+                ))
+            })?;
+            docs.push(yaml(&cj));
+        }
+        Some(n) => docs.push(yaml(&sharded_job(policy, ic, n))),
+    }
+    if let Some(cidr) = &req.api_server_cidr {
+        docs.push(yaml(&super::manifests::network_policy(
+            &ic.namespace,
+            cidr,
+            &req.api_server_ports,
+        )));
+    }
+    let mut out = String::new();
+    for d in docs {
+        out.push_str("---\n");
+        out.push_str(&d);
+        if !d.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Serializing the typed manifests (k8s-openapi types always serialize).
+mod erased {
+    pub trait Yaml {
+        fn yaml(&self) -> String;
+    }
+    impl<T: serde::Serialize> Yaml for T {
+        fn yaml(&self) -> String {
+            serde_saphyr::to_string(self).expect("Kubernetes objects serialize")
+        }
+    }
+}
+
 /// The runner's uid (not 0, not the scanner image's 65532).
 pub const RUNNER_UID: i64 = 10001;
 

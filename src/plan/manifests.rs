@@ -41,6 +41,14 @@ pub fn audit_policy() -> Value {
     })
 }
 
+/// Returns true if and only if `cidr` is an address range such as
+/// `10.0.0.1/32` or `fd00::/8`.
+pub fn is_cidr(cidr: &str) -> bool {
+    cidr.split_once('/').is_some_and(|(ip, bits)| {
+        ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
+    })
+}
+
 /// A NetworkPolicy for vigil's in-cluster pods (label
 /// `app.kubernetes.io/name: vigil`): no ingress; egress only to the API
 /// server and to cluster DNS.
@@ -50,6 +58,7 @@ pub fn audit_policy() -> Value {
 /// not only the `kubernetes` Service's 443: every port in `ports` is
 /// allowed (the CLI renders 443 and 6443 unless told otherwise).
 pub fn network_policy(namespace: &str, api_server_cidr: &str, ports: &[u16]) -> Value {
+    debug_assert!(is_cidr(api_server_cidr));
     let ports: Vec<Value> = ports
         .iter()
         .collect::<std::collections::BTreeSet<_>>()

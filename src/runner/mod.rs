@@ -12,6 +12,7 @@
 
 pub mod admission;
 pub mod lifecycle;
+pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -1,0 +1,134 @@
+//! The connection a command holds to the cluster: the caller's client on a
+//! runtime of its own, rate-limited once for the whole process, and the
+//! live inventory read through it.
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::inventory::Live;
+use crate::policy::PolicySet;
+
+/// A connection to the cluster for the live inventory and for runs.
+pub struct Session {
+    /// The runtime the cluster clients live on.
+    pub runtime: tokio::runtime::Runtime,
+    /// The caller's identity (lists pods, manages the run's access objects).
+    pub caller: Cluster,
+}
+
+/// Why no session could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The selected policies' Kubernetes targets name different contexts.
+    #[error(
+        "targets name different kubeconfig contexts; run one context at a time (--policy NAME)"
+    )]
+    MixedContexts,
+    /// No usable kubeconfig (bad input: the user must point at a cluster).
+    #[error(
+        "Kubernetes targets need a cluster: {0}; set KUBECONFIG, or pass --inventory FILE (the JSON of `kubectl get pods -A -o json`) to plan offline"
+    )]
+    NoCluster(#[source] ClusterError),
+    /// The kubeconfig disables TLS verification and that was not allowed.
+    #[error(transparent)]
+    Insecure(ClusterError),
+    /// The runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Anything else on the way to the cluster.
+    #[error(transparent)]
+    Cluster(ClusterError),
+}
+
+impl SessionError {
+    /// Returns true if and only if the user's input (policies, kubeconfig)
+    /// is at fault, rather than the cluster or this machine.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            SessionError::MixedContexts | SessionError::NoCluster(_) | SessionError::Insecure(_)
+        )
+    }
+}
+
+fn selected<'a>(
+    set: &'a PolicySet,
+    only: &'a [String],
+) -> impl Iterator<Item = &'a crate::policy::model::ScanPolicy> {
+    set.policies
+        .iter()
+        .map(|p| &p.value)
+        .filter(move |p| only.is_empty() || only.contains(&p.metadata.name))
+}
+
+/// The kubeconfig context the selected policies' Kubernetes targets use, if
+/// any target is a Kubernetes one (all must use the same context).
+pub fn cluster_context(
+    set: &PolicySet,
+    only: &[String],
+) -> Result<Option<Option<String>>, SessionError> {
+    let mut found: Option<Option<String>> = None;
+    for t in selected(set, only)
+        .flat_map(|p| &p.spec.targets)
+        .filter(|t| t.namespace.is_some())
+    {
+        match &found {
+            None => found = Some(t.cluster.clone()),
+            Some(c) if *c != t.cluster => return Err(SessionError::MixedContexts),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+impl Session {
+    /// Connect as the kubeconfig's identity (`context`, else the current
+    /// one), on a runtime of two workers.
+    pub fn connect(context: Option<&str>, insecure: bool) -> Result<Session, SessionError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(SessionError::Runtime)?;
+        let caller = runtime
+            .block_on(Cluster::connect(context, insecure))
+            .map_err(|e| match e {
+                ClusterError::Config(_) => SessionError::NoCluster(e),
+                ClusterError::InsecureConfig => SessionError::Insecure(e),
+                other => SessionError::Cluster(other),
+            })?;
+        Ok(Session { runtime, caller })
+    }
+
+    /// The session the selected policies need: none when they have no
+    /// Kubernetes target; else connected to their context, with one rate
+    /// limit for everything this process asks of the API server (the
+    /// strictest `apiQps` of the selected policies).
+    pub fn for_policies(
+        set: &PolicySet,
+        only: &[String],
+        insecure: bool,
+    ) -> Result<Option<Session>, SessionError> {
+        let Some(context) = cluster_context(set, only)? else {
+            return Ok(None);
+        };
+        let mut session = Session::connect(context.as_deref(), insecure)?;
+        let qps = selected(set, only)
+            .map(|p| p.spec.limits.api_qps)
+            .fold(f64::INFINITY, f64::min);
+        if qps.is_finite() {
+            session.caller = session.caller.with_rate_limit(qps);
+        }
+        Ok(Some(session))
+    }
+
+    /// The live inventory, every target namespace of the selected policies
+    /// listed at once.
+    pub fn live_inventory(&self, set: &PolicySet, only: &[String]) -> Live {
+        let live = Live::new(self.caller.clone(), self.runtime.handle().clone());
+        live.prefetch(
+            selected(set, only)
+                .flat_map(|p| &p.spec.targets)
+                .filter_map(|t| t.namespace.as_deref()),
+        );
+        live
+    }
+}
