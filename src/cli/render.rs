@@ -186,76 +186,25 @@ pub struct SidecarArgs {
 }
 
 fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
-    use crate::policy::model::Resources;
-    let invalid = |m: String| anyhow::Error::from(super::InvalidInput(m));
-    let mut container = None;
-    let mut image = None;
-    let mut resources = Resources::default();
-    if !args.paths.is_empty() {
-        let (set, index) =
-            super::load_one_policy_without_profiles(&args.paths, args.only.as_deref(), "--policy")?;
-        let policy = &set.policies[index];
-        if let Some(s) = &policy.value.spec.sidecar {
-            container = Some(s.container.clone());
-            image.clone_from(&s.image);
-            resources = s.resources.clone();
-        }
-        // The sidecar runs the same scanner image as the debug approach.
-        if image.is_none() {
-            image = policy.value.spec.debug.as_ref().map(|d| d.image.clone());
-        }
-    }
-    let container = args
-        .container
-        .or(container)
-        .unwrap_or_else(|| "vigil-scanner".into());
-    if !crate::policy::selector::is_dns_label(&container) {
-        return Err(invalid(format!("{container:?} is not a container name")));
-    }
-    let image = args.image.or(image).ok_or_else(|| {
-        invalid(
-            "no scanner image: set spec.sidecar.image (or spec.debug.image) in the policy or pass --image IMAGE@sha256:…"
-                .into(),
-        )
-    })?;
-    if !crate::policy::lint::is_pinned(&image) {
-        return Err(invalid(format!(
-            "image {image:?} is not pinned by digest; use NAME@sha256:<64 hex digits>"
-        )));
-    }
-    let run_as_group = args.run_as_group.unwrap_or(args.run_as_user);
-    if args.run_as_user < 0 || run_as_group < 0 {
-        return Err(invalid(
-            "--run-as-user and --run-as-group must be 0 or more".into(),
-        ));
-    }
-    let workload = match &args.workload {
-        None => None,
-        Some(w) => {
-            let (kind, name) = w
-                .split_once('/')
-                .and_then(|(k, n)| {
-                    let kind = crate::plan::manifests::WORKLOAD_KINDS
-                        .iter()
-                        .find(|(lower, _)| lower.eq_ignore_ascii_case(k))?
-                        .1;
-                    crate::policy::selector::is_dns_subdomain(n).then_some((kind, n))
-                })
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "--workload {w:?} is not KIND/NAME with KIND one of deployment, statefulset, daemonset, replicaset"
-                    ))
-                })?;
-            Some((kind, name))
-        }
+    let set = if args.paths.is_empty() {
+        None
+    } else {
+        Some(super::load_one_policy_without_profiles(
+            &args.paths,
+            args.only.as_deref(),
+            "--policy",
+        )?)
     };
-    let patch = crate::plan::manifests::sidecar_patch(
-        &container,
-        &image,
-        (args.run_as_user, run_as_group),
-        &resources,
-        workload,
-    );
+    let policy = set.as_ref().map(|(set, i)| &set.policies[*i].value);
+    let request = crate::plan::manifests::SidecarRequest {
+        container: args.container,
+        image: args.image,
+        run_as_user: args.run_as_user,
+        run_as_group: args.run_as_group,
+        workload: args.workload,
+    };
+    let patch = crate::plan::manifests::render_sidecar(policy, request)
+        .map_err(|e| super::InvalidInput(e.to_string()))?;
     print_stdout(&serde_saphyr::to_string(&patch)?)?;
     Ok(Exit::Success)
 }

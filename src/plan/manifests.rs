@@ -179,6 +179,92 @@ pub fn sidecar_patch(
     patch
 }
 
+/// What `vigil render sidecar` asks for; unset fields come from the
+/// policy's `spec.sidecar` (then `spec.debug.image`), then the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SidecarRequest {
+    /// The sidecar's container name (default `vigil-scanner`).
+    pub container: Option<String>,
+    /// The scanner image, pinned by digest.
+    pub image: Option<String>,
+    /// The uid the sidecar runs as (the targets' uid).
+    pub run_as_user: i64,
+    /// The gid (default: the uid).
+    pub run_as_group: Option<i64>,
+    /// `KIND/NAME` of the workload to patch.
+    pub workload: Option<String>,
+}
+
+/// A sidecar request that cannot be rendered, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSidecar(String);
+
+/// The strategic-merge patch that adds vigil's sidecar (see
+/// [`sidecar_patch`]), from the request and the policy's settings.
+pub fn render_sidecar(
+    policy: Option<&crate::policy::model::ScanPolicy>,
+    req: SidecarRequest,
+) -> Result<Value, InvalidSidecar> {
+    let invalid = InvalidSidecar;
+    let settings = policy.and_then(|p| p.spec.sidecar.as_ref());
+    let container = req
+        .container
+        .or_else(|| settings.map(|s| s.container.clone()))
+        .unwrap_or_else(|| "vigil-scanner".into());
+    if !crate::policy::selector::is_dns_label(&container) {
+        return Err(invalid(format!("{container:?} is not a container name")));
+    }
+    // The sidecar runs the same scanner image as the debug approach.
+    let image = req
+        .image
+        .or_else(|| settings.and_then(|s| s.image.clone()))
+        .or_else(|| policy.and_then(|p| p.spec.debug.as_ref()).map(|d| d.image.clone()))
+        .ok_or_else(|| {
+            invalid(
+                "no scanner image: set spec.sidecar.image (or spec.debug.image) in the policy or pass --image IMAGE@sha256:…"
+                    .into(),
+            )
+        })?;
+    if !crate::policy::lint::is_pinned(&image) {
+        return Err(invalid(format!(
+            "image {image:?} is not pinned by digest; use NAME@sha256:<64 hex digits>"
+        )));
+    }
+    let run_as_group = req.run_as_group.unwrap_or(req.run_as_user);
+    if req.run_as_user < 0 || run_as_group < 0 {
+        return Err(invalid(
+            "--run-as-user and --run-as-group must be 0 or more".into(),
+        ));
+    }
+    let workload = match &req.workload {
+        None => None,
+        Some(w) => Some(
+            w.split_once('/')
+                .and_then(|(k, n)| {
+                    let kind = WORKLOAD_KINDS
+                        .iter()
+                        .find(|(lower, _)| lower.eq_ignore_ascii_case(k))?
+                        .1;
+                    crate::policy::selector::is_dns_subdomain(n).then_some((kind, n))
+                })
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "--workload {w:?} is not KIND/NAME with KIND one of deployment, statefulset, daemonset, replicaset"
+                    ))
+                })?,
+        ),
+    };
+    let resources = settings.map(|s| s.resources.clone()).unwrap_or_default();
+    Ok(sidecar_patch(
+        &container,
+        &image,
+        (req.run_as_user, run_as_group),
+        &resources,
+        workload,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
