@@ -6,6 +6,7 @@ mod completions;
 mod gc;
 mod idle;
 mod import;
+mod input;
 mod keygen;
 mod merge;
 mod open;
@@ -24,6 +25,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::diag::Diagnostic;
+use input::{PlanInput, connect, load_plan};
 
 /// Exit codes, documented in the README and kept by every command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,116 +235,6 @@ fn load_trusted(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<ed25519_dale
                 .map_err(|e| anyhow::Error::from(InvalidInput(e.to_string())))
         })
         .collect()
-}
-
-/// Inputs shared by `plan` and `render`.
-#[derive(Debug, clap::Args)]
-pub struct PlanInput {
-    /// Policy and profile files or directories.
-    #[arg(required = true, value_name = "POLICY")]
-    paths: Vec<std::path::PathBuf>,
-    /// Cluster snapshot: the JSON of `kubectl get pods -A -o json`.
-    #[arg(long, value_name = "FILE")]
-    inventory: Option<std::path::PathBuf>,
-    /// Only these policies (by metadata.name); all when not given.
-    #[arg(long = "policy", value_name = "NAME")]
-    only: Vec<String>,
-    /// Run id used in per-run object names (a real run uses a fresh UUIDv7).
-    #[arg(long, value_name = "ID", default_value = "plan")]
-    run_id: String,
-    /// Accept a kubeconfig that disables TLS verification of the API server.
-    #[arg(long)]
-    insecure_skip_tls_verify: bool,
-    /// Only shard I of N (0-based): the targets whose stable hash falls in
-    /// it, e.g. `--shard $JOB_COMPLETION_INDEX/4` in an Indexed Job.
-    #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
-    /// Name the run's access objects after its slot (`run`, or `s<I>` with
-    /// --shard), not its id, and replace leftovers of an interrupted run:
-    /// for in-cluster runs (one at a time per slot), whose runner's Role is
-    /// pinned to those names. Set by `vigil render cronjob|job`.
-    #[arg(long)]
-    stable_names: bool,
-}
-
-pub(crate) use crate::runner::session::Session;
-
-/// A session error as the CLI reports it (bad input exits 2).
-fn session_error(e: crate::runner::session::SessionError) -> anyhow::Error {
-    if e.is_bad_input() {
-        InvalidInput(e.to_string()).into()
-    } else {
-        e.into()
-    }
-}
-
-/// Connect as the kubeconfig's identity (for `vigil gc`).
-fn connect(context: Option<&str>, insecure: bool) -> anyhow::Result<Session> {
-    Session::connect(context, insecure).map_err(session_error)
-}
-
-/// Load policies and the inventory and compute the plan; diagnostics go to
-/// stderr, and any error becomes [`InvalidInput`].
-fn load_plan(
-    input: &PlanInput,
-) -> anyhow::Result<(crate::policy::PolicySet, crate::plan::Plan, Option<Session>)> {
-    let (set, diags) = crate::policy::load(&input.paths);
-    if report_diagnostics(&diags) {
-        return Err(InvalidInput(
-            "the policies are invalid; fix the errors above (`vigil validate` shows them too)"
-                .into(),
-        )
-        .into());
-    }
-    // Site-specific secret patterns apply from here on, to every message.
-    crate::audit::redact::add_patterns(
-        set.policies
-            .iter()
-            .flat_map(|p| p.value.spec.redact.iter().map(String::as_str)),
-    );
-    let snapshot = match &input.inventory {
-        Some(path) => Some(
-            crate::inventory::Snapshot::from_path(path).map_err(|e| InvalidInput(e.to_string()))?,
-        ),
-        None => None,
-    };
-    // One context per run, snapshot or not.
-    crate::runner::session::cluster_context(&set, &input.only).map_err(session_error)?;
-    // Without a snapshot, Kubernetes targets are resolved against the live cluster.
-    let session = match &snapshot {
-        None => Session::for_policies(&set, &input.only, input.insecure_skip_tls_verify)
-            .map_err(session_error)?,
-        Some(_) => None,
-    };
-    let live = session
-        .as_ref()
-        .map(|s| s.live_inventory(&set, &input.only));
-    let inventory = match (&snapshot, &live) {
-        (Some(s), _) => Some(s as &dyn crate::inventory::Inventory),
-        (None, Some(l)) => Some(l as &dyn crate::inventory::Inventory),
-        _ => None,
-    };
-    let options = crate::plan::PlanOptions {
-        run_id: input.run_id.clone(),
-        shard: input
-            .shard
-            .as_deref()
-            .map(crate::plan::shard::Shard::parse)
-            .transpose()
-            .map_err(InvalidInput)?,
-        stable_names: input.stable_names,
-    };
-    match crate::plan::plan(&set, &input.only, inventory, &options) {
-        Ok((plan, warnings)) => {
-            report_diagnostics(&warnings);
-            drop(live);
-            Ok((set, plan, session))
-        }
-        Err(diags) => {
-            report_diagnostics(&diags);
-            Err(InvalidInput("cannot plan; fix the errors above".into()).into())
-        }
-    }
 }
 
 /// Write to stdout, turning a closed pipe into a quiet exit.

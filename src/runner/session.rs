@@ -132,3 +132,113 @@ impl Session {
         live
     }
 }
+
+/// What a command plans from: the files, where the pods come from, and the
+/// plan's options.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    /// A `kubectl get pods -A -o json` snapshot; the live cluster otherwise.
+    pub inventory: Option<std::path::PathBuf>,
+    /// Only these policies (all when empty).
+    pub only: Vec<String>,
+    /// Accept a kubeconfig that disables TLS verification.
+    pub insecure: bool,
+    /// `I/N`: only shard I of N.
+    pub shard: Option<String>,
+    /// The plan's options but the shard.
+    pub run_id: String,
+    /// Name access objects after the run slot.
+    pub stable_names: bool,
+}
+
+/// A plan ready to run, with what it was made from.
+pub struct Planned {
+    /// The loaded policies and profiles.
+    pub set: PolicySet,
+    /// The plan.
+    pub plan: crate::plan::Plan,
+    /// Warnings from planning.
+    pub warnings: Vec<crate::diag::Diagnostic>,
+    /// The cluster session, when the plan has Kubernetes targets and no
+    /// snapshot stood in for the cluster.
+    pub session: Option<Session>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The policies are invalid (the diagnostics say where).
+    #[error("the policies are invalid")]
+    Policies(Vec<crate::diag::Diagnostic>),
+    /// The snapshot cannot be read.
+    #[error("{0}")]
+    Snapshot(String),
+    /// `--shard` is not `I/N`.
+    #[error("{0}")]
+    Shard(String),
+    /// No session to the cluster.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Planning failed (the diagnostics say where).
+    #[error("cannot plan")]
+    Plan(Vec<crate::diag::Diagnostic>),
+}
+
+/// Load the policies and profiles; their warnings on success. Their
+/// site-specific secret patterns apply from here on, to every message.
+pub fn load(
+    paths: &[std::path::PathBuf],
+) -> Result<(PolicySet, Vec<crate::diag::Diagnostic>), PlanError> {
+    let (set, diags) = crate::policy::load(paths);
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(PlanError::Policies(diags));
+    }
+    crate::audit::redact::add_patterns(
+        set.policies
+            .iter()
+            .flat_map(|p| p.value.spec.redact.iter().map(String::as_str)),
+    );
+    Ok((set, diags))
+}
+
+/// Read the pods (a snapshot, or the live cluster through a new session)
+/// and plan the loaded policies.
+pub fn plan(set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError> {
+    let snapshot = req
+        .inventory
+        .as_deref()
+        .map(crate::inventory::Snapshot::from_path)
+        .transpose()
+        .map_err(|e| PlanError::Snapshot(e.to_string()))?;
+    // One context per run, snapshot or not.
+    cluster_context(&set, &req.only)?;
+    let session = match &snapshot {
+        None => Session::for_policies(&set, &req.only, req.insecure)?,
+        Some(_) => None,
+    };
+    let live = session.as_ref().map(|s| s.live_inventory(&set, &req.only));
+    let inventory = match (&snapshot, &live) {
+        (Some(s), _) => Some(s as &dyn crate::inventory::Inventory),
+        (None, Some(l)) => Some(l as &dyn crate::inventory::Inventory),
+        _ => None,
+    };
+    let options = crate::plan::PlanOptions {
+        run_id: req.run_id.clone(),
+        shard: req
+            .shard
+            .as_deref()
+            .map(crate::plan::shard::Shard::parse)
+            .transpose()
+            .map_err(PlanError::Shard)?,
+        stable_names: req.stable_names,
+    };
+    let (plan, warnings) =
+        crate::plan::plan(&set, &req.only, inventory, &options).map_err(PlanError::Plan)?;
+    drop(live);
+    Ok(Planned {
+        set,
+        plan,
+        warnings,
+        session,
+    })
+}

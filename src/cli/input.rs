@@ -1,0 +1,91 @@
+//! What `plan`, `render` and `run` plan from (`PlanInput`), and the
+//! cluster session `gc` and runs use: arguments in, library calls out,
+//! diagnostics printed.
+
+use super::{InvalidInput, report_diagnostics};
+
+/// Inputs shared by `plan` and `render`.
+#[derive(Debug, clap::Args)]
+pub struct PlanInput {
+    /// Policy and profile files or directories.
+    #[arg(required = true, value_name = "POLICY")]
+    paths: Vec<std::path::PathBuf>,
+    /// Cluster snapshot: the JSON of `kubectl get pods -A -o json`.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<std::path::PathBuf>,
+    /// Only these policies (by metadata.name); all when not given.
+    #[arg(long = "policy", value_name = "NAME")]
+    only: Vec<String>,
+    /// Run id used in per-run object names (a real run uses a fresh UUIDv7).
+    #[arg(long, value_name = "ID", default_value = "plan")]
+    pub(super) run_id: String,
+    /// Accept a kubeconfig that disables TLS verification of the API server.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
+    /// Only shard I of N (0-based): the targets whose stable hash falls in
+    /// it, e.g. `--shard $JOB_COMPLETION_INDEX/4` in an Indexed Job.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Name the run's access objects after its slot (`run`, or `s<I>` with
+    /// --shard), not its id, and replace leftovers of an interrupted run:
+    /// for in-cluster runs (one at a time per slot), whose runner's Role is
+    /// pinned to those names. Set by `vigil render cronjob|job`.
+    #[arg(long)]
+    stable_names: bool,
+}
+
+pub(crate) use crate::runner::session::Session;
+
+/// A session error as the CLI reports it (bad input exits 2).
+pub(super) fn session_error(e: crate::runner::session::SessionError) -> anyhow::Error {
+    if e.is_bad_input() {
+        InvalidInput(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+/// Connect as the kubeconfig's identity (for `vigil gc`).
+pub(super) fn connect(context: Option<&str>, insecure: bool) -> anyhow::Result<Session> {
+    Session::connect(context, insecure).map_err(session_error)
+}
+
+/// Load policies and the inventory and compute the plan; diagnostics go to
+/// stderr, and any error becomes [`InvalidInput`].
+pub(super) fn load_plan(
+    input: &PlanInput,
+) -> anyhow::Result<(crate::policy::PolicySet, crate::plan::Plan, Option<Session>)> {
+    use crate::runner::session::PlanError;
+    let request = crate::runner::session::PlanRequest {
+        inventory: input.inventory.clone(),
+        only: input.only.clone(),
+        insecure: input.insecure_skip_tls_verify,
+        shard: input.shard.clone(),
+        run_id: input.run_id.clone(),
+        stable_names: input.stable_names,
+    };
+    let planned = crate::runner::session::load(&input.paths).and_then(|(set, warnings)| {
+        report_diagnostics(&warnings);
+        crate::runner::session::plan(set, &request)
+    });
+    match planned {
+        Ok(planned) => {
+            report_diagnostics(&planned.warnings);
+            Ok((planned.set, planned.plan, planned.session))
+        }
+        Err(PlanError::Policies(diags)) => {
+            report_diagnostics(&diags);
+            Err(InvalidInput(
+                "the policies are invalid; fix the errors above (`vigil validate` shows them too)"
+                    .into(),
+            )
+            .into())
+        }
+        Err(PlanError::Plan(diags)) => {
+            report_diagnostics(&diags);
+            Err(InvalidInput("cannot plan; fix the errors above".into()).into())
+        }
+        Err(PlanError::Session(e)) => Err(session_error(e)),
+        Err(e) => Err(InvalidInput(e.to_string()).into()),
+    }
+}
