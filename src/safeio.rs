@@ -316,6 +316,19 @@ pub fn excerpt(s: &str, max: usize) -> String {
     }
 }
 
+/// Create `path` for this user only (mode 0600), never replacing a file
+/// that exists, and write `bytes` to it.
+pub fn write_private_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

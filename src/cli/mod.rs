@@ -12,6 +12,7 @@ mod merge;
 mod open;
 mod plan;
 mod probe;
+mod progress;
 mod render;
 mod run;
 mod schedule;

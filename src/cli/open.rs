@@ -2,7 +2,7 @@
 
 use crate::safeio::printable;
 use std::fmt::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let trusted = super::load_trusted(&args.trusted_keys)?;
     // The wrong key is said once, not as one failure per file.
-    if let Some(summary) = encrypted_summary(&args.bundle)
+    if let Some(summary) = crate::seal::layout::encrypted_summary(&args.bundle)
         && crate::seal::verify::is_recipient(&summary, &identities) == Some(false)
     {
         let given: Vec<String> = args
@@ -100,18 +100,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let statement = match v.statement {
         Some(s) => s,
-        None => {
-            // --no-verify on a bundle whose statement is unreadable.
-            let bytes = crate::safeio::read(
-                &args.bundle.join(crate::seal::bundle::STATEMENT_FILE),
-                crate::seal::verify::MAX_STATEMENT_BYTES,
-                "statement",
-            )?;
-            let env: crate::seal::dsse::Envelope = serde_json::from_slice(&bytes)?;
-            let payload =
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &env.payload)?;
-            serde_json::from_slice(&payload)?
-        }
+        // --no-verify on a bundle whose statement did not verify.
+        None => crate::seal::verify::read_statement_unverified(&args.bundle)?,
     };
     let p = &statement.predicate;
     if let Some(t) = &args.target
@@ -217,22 +207,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             let name = crate::report::hdf_file_name(&t.id);
             let dest = dir.join(name);
             let shown = printable(&dest.display().to_string()).into_owned();
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dest)
-                .map_err(|e| {
-                    let why = crate::safeio::io_reason(&e);
-                    match e.kind() {
-                        std::io::ErrorKind::AlreadyExists => InvalidInput(format!(
-                            "cannot create {shown}: {why}; open never overwrites (choose an empty --out directory)"
-                        )),
-                        _ => InvalidInput(format!("cannot create {shown}: {why}")),
+            crate::safeio::write_private_new(&dest, &bytes).map_err(|e| {
+                let why = crate::safeio::io_reason(&e);
+                use std::io::ErrorKind::{AlreadyExists, NotFound, PermissionDenied};
+                match e.kind() {
+                    AlreadyExists => InvalidInput(format!(
+                        "cannot create {shown}: {why}; open never overwrites (choose an empty --out directory)"
+                    ))
+                    .into(),
+                    PermissionDenied | NotFound => {
+                        InvalidInput(format!("cannot create {shown}: {why}")).into()
                     }
-                })?;
-            std::io::Write::write_all(&mut f, &bytes).map_err(|e| {
-                anyhow::anyhow!("cannot write {shown}: {}", crate::safeio::io_reason(&e))
+                    _ => anyhow::anyhow!("cannot write {shown}: {why}"),
+                }
             })?;
         }
     }
@@ -251,14 +238,4 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         crate::report::ci::write(&args.reports, &runs, &Default::default(), &files)?;
     }
     Ok(Exit::Success)
-}
-
-/// The bundle's encrypted summary file, if it has one.
-fn encrypted_summary(bundle: &std::path::Path) -> Option<PathBuf> {
-    let p = bundle.join(format!(
-        "{}{}",
-        crate::seal::layout::SUMMARY_FILE,
-        crate::seal::layout::ENCRYPTED_SUFFIX
-    ));
-    p.is_file().then_some(p)
 }

@@ -1,8 +1,6 @@
 //! `vigil run`: scan the planned targets and write results.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use super::{Exit, InvalidInput, print_stdout};
 use sha2::{Digest, Sha256};
@@ -13,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::policy::model::Approach;
-use crate::runner::{Progress, RunOptions};
+use crate::runner::RunOptions;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -63,40 +61,15 @@ enum Format {
     Json,
 }
 
-/// Threshold files larger than this are refused (a real one is a few lines).
-const MAX_THRESHOLD_BYTES: u64 = 1024 * 1024;
-
-/// Read a SAF threshold file.
+/// A SAF threshold file (`--threshold FILE`), its departures from what
+/// the SAF CLI accepts warned about.
 pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
-    let text = crate::safeio::read_to_string(path, MAX_THRESHOLD_BYTES, "threshold file")
-        .map_err(|e| InvalidInput(e.to_string()))?;
-    let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
-        InvalidInput(format!(
-            "threshold file {} is not YAML/JSON: {}",
-            path.display(),
-            e.without_snippet()
-        ))
-    })?;
-    for (pointer, why) in crate::report::threshold::saf_differences(&value, 1) {
-        tracing::warn!(
-            "threshold file {}{}: {why}",
-            crate::safeio::printable(&path.display().to_string()),
-            if pointer.is_empty() {
-                String::new()
-            } else {
-                format!(" at {pointer}")
-            }
-        );
+    let (threshold, warnings) =
+        crate::report::threshold::read_file(path).map_err(|e| InvalidInput(e.to_string()))?;
+    for w in warnings {
+        tracing::warn!("{w}");
     }
-    Threshold::parse(&value).map_err(|errs| {
-        let msgs: Vec<String> = errs.iter().map(|e| e.message.clone()).collect();
-        InvalidInput(format!(
-            "threshold file {}: {}",
-            path.display(),
-            msgs.join("; ")
-        ))
-        .into()
-    })
+    Ok(threshold)
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -138,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let opts = RunOptions {
             run_id,
             threshold: threshold.clone(),
-            progress: progress(&pp.policy, pp.targets.len()),
+            progress: super::progress::progress(&pp.policy, pp.targets.len()),
             cancel: Arc::new(AtomicBool::new(false)),
             deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
         };
@@ -235,57 +208,3 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Exit::Success
     })
 }
-
-/// A progress bar on a terminal, plain lines otherwise (both on stderr).
-fn progress(policy: &str, total: usize) -> Progress {
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(total as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(policy.to_string());
-        let failed = Mutex::new(0usize);
-        Box::new(move |s, tally| {
-            if s.status == crate::report::run::TargetStatus::Error {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            }
-            bar.set_position(tally.done as u64);
-            bar.set_message(format!(
-                "failed {} in flight {}",
-                failed.lock().map_or(0, |g| *g),
-                tally.in_flight
-            ));
-            if tally.done == tally.total {
-                bar.finish_and_clear();
-            }
-        })
-    } else {
-        let policy = policy.to_string();
-        Box::new(move |s, tally| {
-            let (done, total, in_flight) = (tally.done, tally.total, tally.in_flight);
-            let c = &s.counts;
-            match &s.error {
-                Some(e) => tracing::warn!(
-                    policy = %policy, done, total, in_flight, target_id = %s.id, approach = s.approach.as_str(),
-                    attempts = s.attempts, error = %e,
-                    "{policy} [{done}/{total}] {}: {}", printable(&s.id), printable(e)
-                ),
-                None => tracing::info!(
-                    policy = %policy, done, total, in_flight, target_id = %s.id, approach = s.approach.as_str(),
-                    attempts = s.attempts, passed = c.passed, failed = c.failed, skipped = c.skipped,
-                    errors = c.error, compliance = s.compliance, duration = s.duration,
-                    "{policy} [{done}/{total}] {}: {} passed, {} failed, {} skipped, {} error, {}%",
-                    printable(&s.id), c.passed, c.failed, c.skipped, c.error, s.compliance
-                ),
-            }
-        })
-    }
-}
-
-/// Untrusted text (target ids from directory names and imported reports,
-/// error messages quoting containers) as it may appear on a terminal.
-use crate::safeio::printable;

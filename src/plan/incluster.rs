@@ -94,7 +94,6 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
             "--api-server-cidr {cidr:?} is not a CIDR such as 10.0.0.1/32"
         )));
     }
-    let yaml = |v: &dyn erased::Yaml| v.yaml();
     let mut docs: Vec<String> = Vec::new();
     // The run slots this runner's runs use: one for a CronJob (one run at
     // a time), one per shard for an Indexed Job.
@@ -103,10 +102,10 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
         Some(n) => (0..n).map(Some).collect(),
     };
     let (sa, roles) = runner_rbac(policy, ic, &slots);
-    docs.push(yaml(&sa));
+    docs.push(super::to_yaml(&sa));
     for (role, binding) in &roles {
-        docs.push(yaml(role));
-        docs.push(yaml(binding));
+        docs.push(super::to_yaml(role));
+        docs.push(super::to_yaml(binding));
     }
     match req.shards {
         None => {
@@ -116,12 +115,12 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
                     policy.metadata.name
                 ))
             })?;
-            docs.push(yaml(&cj));
+            docs.push(super::to_yaml(&cj));
         }
-        Some(n) => docs.push(yaml(&sharded_job(policy, ic, n))),
+        Some(n) => docs.push(super::to_yaml(&sharded_job(policy, ic, n))),
     }
     if let Some(cidr) = &req.api_server_cidr {
-        docs.push(yaml(&super::manifests::network_policy(
+        docs.push(super::to_yaml(&super::manifests::network_policy(
             &ic.namespace,
             cidr,
             &req.api_server_ports,
@@ -136,18 +135,6 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
         }
     }
     Ok(out)
-}
-
-/// Serializing the typed manifests (k8s-openapi types always serialize).
-mod erased {
-    pub trait Yaml {
-        fn yaml(&self) -> String;
-    }
-    impl<T: serde::Serialize> Yaml for T {
-        fn yaml(&self) -> String {
-            serde_saphyr::to_string(self).expect("Kubernetes objects serialize")
-        }
-    }
 }
 
 /// The runner's uid (not 0, not the scanner image's 65532).

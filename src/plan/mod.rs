@@ -187,6 +187,11 @@ impl Default for PlanOptions {
     }
 }
 
+/// A typed Kubernetes object as YAML (they always serialize).
+pub(crate) fn to_yaml<T: serde::Serialize>(object: &T) -> String {
+    serde_saphyr::to_string(object).expect("Kubernetes objects serialize")
+}
+
 /// Plan every policy in `set` (or only those named in `only`). Returns the
 /// plan with any warnings, or every error found.
 pub fn plan(

@@ -258,3 +258,29 @@ pub fn build(
         })
         .collect()
 }
+
+/// Multi-document YAML: per policy and namespace, its ServiceAccount, Role
+/// and RoleBinding (`vigil render rbac`).
+pub fn rbac_yaml(plan: &super::Plan) -> String {
+    let mut out = String::new();
+    for p in &plan.policies {
+        for a in &p.access {
+            out.push_str(&format!(
+                "# vigil policy {}, namespace {}\n",
+                p.policy, a.namespace
+            ));
+            for doc in [
+                super::to_yaml(&a.service_account),
+                super::to_yaml(&granted_role(a)),
+                super::to_yaml(&a.role_binding),
+            ] {
+                out.push_str("---\n");
+                out.push_str(&doc);
+                if !doc.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}

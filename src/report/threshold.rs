@@ -310,6 +310,46 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
     }
 }
 
+/// A threshold file that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ThresholdFileError(String);
+
+/// Read a SAF threshold file (YAML or JSON, at most 1 MiB): the threshold,
+/// and a warning for each place the SAF CLI would read it differently.
+pub fn read_file(path: &std::path::Path) -> Result<(Threshold, Vec<String>), ThresholdFileError> {
+    const MAX_THRESHOLD_BYTES: u64 = 1024 * 1024;
+    let text = crate::safeio::read_to_string(path, MAX_THRESHOLD_BYTES, "threshold file")
+        .map_err(|e| ThresholdFileError(e.to_string()))?;
+    let value: Value = serde_saphyr::from_str(&text).map_err(|e| {
+        ThresholdFileError(format!(
+            "threshold file {} is not YAML/JSON: {}",
+            path.display(),
+            e.without_snippet()
+        ))
+    })?;
+    let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
+    let warnings = saf_differences(&value, 1)
+        .into_iter()
+        .map(|(pointer, why)| {
+            if pointer.is_empty() {
+                format!("threshold file {shown}: {why}")
+            } else {
+                format!("threshold file {shown} at {pointer}: {why}")
+            }
+        })
+        .collect();
+    let threshold = Threshold::parse(&value).map_err(|errs| {
+        let msgs: Vec<String> = errs.iter().map(|e| e.message.clone()).collect();
+        ThresholdFileError(format!(
+            "threshold file {}: {}",
+            path.display(),
+            msgs.join("; ")
+        ))
+    })?;
+    Ok((threshold, warnings))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

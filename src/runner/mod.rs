@@ -714,5 +714,30 @@ fn bind_report(
     Ok(serde_json::to_vec(&doc).expect("JSON values serialize"))
 }
 
+/// Every distinct gatherer script of `plan`, each headed by the policy and
+/// profiles it serves (`vigil render gatherer`).
+pub fn gatherer_scripts(set: &PolicySet, plan: &crate::plan::Plan) -> String {
+    let mut out = String::new();
+    for p in &plan.policies {
+        let Some(policy) = set
+            .policies
+            .iter()
+            .find(|l| l.value.metadata.name == p.policy)
+        else {
+            continue;
+        };
+        for (profiles, (_, mut req)) in fact_requests(set, &policy.value.spec, p) {
+            req.nonce = "NONCE".into();
+            out.push_str(&format!(
+                "# vigil policy {}, profiles {}\n",
+                p.policy,
+                profiles.join(", ")
+            ));
+            out.push_str(&crate::facts::shell::script(&req));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

@@ -41,3 +41,9 @@ pub fn output_dir(
     out.cloned()
         .unwrap_or_else(|| std::path::PathBuf::from(&policy.spec.output.dir))
 }
+
+/// A bundle's encrypted summary file, if it has one.
+pub fn encrypted_summary(bundle: &Path) -> Option<std::path::PathBuf> {
+    let p = bundle.join(format!("{SUMMARY_FILE}{ENCRYPTED_SUFFIX}"));
+    p.is_file().then_some(p)
+}

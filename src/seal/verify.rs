@@ -457,6 +457,29 @@ fn list_files(dfd: &OwnedFd, rel: &str, depth: usize, out: &mut Vec<String>, v: 
     }
 }
 
+/// A statement that cannot be read even without verifying it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the statement: {0}")]
+pub struct UnreadableStatement(String);
+
+/// The bundle's statement, read without checking its signature (for
+/// `vigil open --no-verify`, forensics only).
+pub fn read_statement_unverified(
+    bundle: &Path,
+) -> Result<super::statement::Statement, UnreadableStatement> {
+    let bytes = crate::safeio::read(
+        &bundle.join(STATEMENT_FILE),
+        MAX_STATEMENT_BYTES,
+        "statement",
+    )
+    .map_err(|e| UnreadableStatement(e.to_string()))?;
+    let env: super::dsse::Envelope =
+        serde_json::from_slice(&bytes).map_err(|e| UnreadableStatement(e.to_string()))?;
+    let payload = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &env.payload)
+        .map_err(|e| UnreadableStatement(e.to_string()))?;
+    serde_json::from_slice(&payload).map_err(|e| UnreadableStatement(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,65 @@
+//! `vigil render cronjob|job`: the in-cluster runner's manifests.
+
+use super::super::{Exit, print_stdout};
+
+pub(super) const INCLUSTER_HELP: &str = "\
+Examples:
+  IMAGE=registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111
+  F=\"--namespace vigil --image $IMAGE --pvc vigil-results --signing-secret vigil-signing-key\"
+  vigil render cronjob policies/shop.yaml policies/profiles/ $F --api-server-cidr 10.0.0.1/32
+  vigil render job policies/payments.yaml policies/profiles/ --shards 4 $F | kubectl apply -f -
+
+The runner reads the policy and its profiles from the ConfigMap
+vigil-policy-<policy> (kubectl create configmap vigil-policy-payments
+--from-file=policies/payments.yaml --from-file=policies/profiles/) and the
+signing key `signing.key.pem` from the Secret; results go to the PVC.";
+
+/// Options of `vigil render cronjob` and `vigil render job`.
+#[derive(Debug, clap::Args)]
+pub struct InClusterArgs {
+    /// Policy (and profile) files or directories.
+    #[arg(required = true, value_name = "POLICY")]
+    paths: Vec<std::path::PathBuf>,
+    /// The policy to render, when the files hold several.
+    #[arg(long = "policy", value_name = "NAME")]
+    only: Option<String>,
+    /// Namespace the runner lives in.
+    #[arg(long, value_name = "NS")]
+    namespace: String,
+    /// The vigil image, pinned by digest.
+    #[arg(long, value_name = "IMAGE")]
+    image: String,
+    /// PersistentVolumeClaim for the results.
+    #[arg(long, value_name = "NAME")]
+    pvc: String,
+    /// Secret holding the signing key as `signing.key.pem`.
+    #[arg(long, value_name = "NAME")]
+    signing_secret: String,
+    /// Add the NetworkPolicy: the API server's address range.
+    #[arg(long, value_name = "CIDR")]
+    api_server_cidr: Option<String>,
+    /// The API server's ports, repeatable (default: 443 and 6443; see
+    /// `render networkpolicy`).
+    #[arg(long, value_name = "PORT", default_values_t = [443, 6443])]
+    api_server_port: Vec<u16>,
+}
+
+pub(super) fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
+    let (set, index) =
+        super::super::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
+    let request = crate::plan::incluster::Request {
+        runner: crate::plan::incluster::InCluster {
+            namespace: args.namespace,
+            image: args.image,
+            pvc: args.pvc,
+            signing_secret: args.signing_secret,
+        },
+        shards,
+        api_server_cidr: args.api_server_cidr,
+        api_server_ports: args.api_server_port,
+    };
+    let yaml = crate::plan::incluster::render(&set.policies[index].value, &request)
+        .map_err(|e| super::super::InvalidInput(e.to_string()))?;
+    print_stdout(&yaml)?;
+    Ok(Exit::Success)
+}
