@@ -64,10 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let spec = &policy.value.spec;
     let threshold = match threshold {
         Some(t) => Some(t),
-        None => spec
-            .threshold
-            .as_ref()
-            .and_then(|t| crate::report::threshold::Threshold::parse(t).ok()),
+        None => crate::report::threshold::Threshold::of_policy(spec),
     };
     let signer = args.seal.signer(policy)?;
     let recipients = args.seal.recipients(policy)?;

@@ -862,6 +862,19 @@ impl Schedule {
             Schedule::Detailed(d) => &d.cron,
         }
     }
+
+    /// The random delay before each run (`jitter`, a schema-checked
+    /// duration; none by default).
+    pub fn jitter(&self) -> std::time::Duration {
+        match self {
+            Schedule::Cron(_) => std::time::Duration::ZERO,
+            Schedule::Detailed(d) => d
+                .jitter
+                .as_deref()
+                .and_then(super::duration::parse)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Detailed schedule.

@@ -48,6 +48,14 @@ pub struct ThresholdError {
 }
 
 impl Threshold {
+    /// A policy's own threshold (`spec.threshold`, checked when the policy
+    /// was loaded), if it has one.
+    pub fn of_policy(spec: &crate::policy::model::PolicySpec) -> Option<Threshold> {
+        spec.threshold
+            .as_ref()
+            .and_then(|t| Threshold::parse(t).ok())
+    }
+
     /// Parse a threshold object; collects every problem.
     pub fn parse(value: &Value) -> Result<Threshold, Vec<ThresholdError>> {
         let mut flat = Vec::new();

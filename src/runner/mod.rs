@@ -283,10 +283,7 @@ fn write_result(output: &dyn RunOutput, target: &str, bytes: &[u8]) -> (Written,
 fn threshold_for(opts: &RunOptions, spec: &crate::policy::model::PolicySpec) -> Option<Threshold> {
     match &opts.threshold {
         Some(t) => Some(t.clone()),
-        None => spec
-            .threshold
-            .as_ref()
-            .and_then(|t| Threshold::parse(t).ok()),
+        None => Threshold::of_policy(spec),
     }
 }
 

@@ -45,8 +45,9 @@ impl Plan {
             return Ok(None);
         };
         let cron = crate::policy::lint::parse_cron(s.cron())?;
-        let (tz, catch_up, jitter) = match s {
-            Schedule::Cron(_) => (Tz::UTC, false, Duration::ZERO),
+        let jitter = s.jitter();
+        let (tz, catch_up) = match s {
+            Schedule::Cron(_) => (Tz::UTC, false),
             Schedule::Detailed(d) => (
                 match &d.timezone {
                     Some(name) => name
@@ -55,11 +56,6 @@ impl Plan {
                     None => Tz::UTC,
                 },
                 d.catch_up.as_deref() == Some("one"),
-                match &d.jitter {
-                    Some(j) => crate::policy::duration::parse(j)
-                        .ok_or_else(|| format!("jitter `{j}` is not a duration"))?,
-                    None => Duration::ZERO,
-                },
             ),
         };
         Ok(Some(Plan {
