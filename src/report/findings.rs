@@ -302,7 +302,16 @@ mod heimdall_tests {
         let sev: Vec<&str> = c.iter().map(|c| c.severity).collect();
         assert_eq!(&sev[3..], ["high", "critical", "critical"]);
         let counts = crate::report::import::tally(&hdf);
-        assert_eq!(counts.count("failed", "high"), 1);
-        assert_eq!(counts.count("failed", "critical"), 2);
+        assert_eq!(
+            counts.count(ControlStatus::Failed, super::super::summary::Severity::High),
+            1
+        );
+        assert_eq!(
+            counts.count(
+                ControlStatus::Failed,
+                super::super::summary::Severity::Critical
+            ),
+            2
+        );
     }
 }

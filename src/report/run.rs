@@ -26,7 +26,7 @@ pub struct StatusCounts {
 
 impl From<&crate::report::summary::Counts> for StatusCounts {
     fn from(counts: &crate::report::summary::Counts) -> StatusCounts {
-        let n = |st: ControlStatus| counts.count(st.as_str(), "total");
+        let n = |st: ControlStatus| counts.count(st, crate::report::summary::Severity::Total);
         StatusCounts {
             passed: n(ControlStatus::Passed),
             failed: n(ControlStatus::Failed),

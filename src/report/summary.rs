@@ -53,6 +53,11 @@ impl ControlStatus {
         ControlStatus::NoImpact,
         ControlStatus::Error,
     ];
+
+    /// The status a SAF name means.
+    pub fn from_name(name: &str) -> Option<ControlStatus> {
+        ControlStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 /// Compute a control's status from its results.
@@ -75,25 +80,75 @@ pub fn control_status(results: &[TestResult], impact: f64, waived: bool) -> Cont
 /// Severity band from impact (inspecjs): ≥0.9 critical, ≥0.7 high,
 /// ≥0.4 medium, ≥0.1 low, otherwise none.
 pub fn severity(impact: f64) -> &'static str {
-    if impact >= 0.9 {
-        "critical"
-    } else if impact >= 0.7 {
-        "high"
-    } else if impact >= 0.4 {
-        "medium"
-    } else if impact >= 0.1 {
-        "low"
-    } else {
-        "none"
+    Severity::of_impact(impact).as_str()
+}
+
+/// A severity band, or `total` (every band), as SAF thresholds name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Every band.
+    Total,
+    /// Impact 0.9 and up.
+    Critical,
+    /// 0.7 and up.
+    High,
+    /// 0.4 and up.
+    Medium,
+    /// 0.1 and up.
+    Low,
+    /// Below 0.1.
+    None,
+}
+
+impl Severity {
+    /// The band of an impact (inspecjs).
+    pub fn of_impact(impact: f64) -> Severity {
+        if impact >= 0.9 {
+            Severity::Critical
+        } else if impact >= 0.7 {
+            Severity::High
+        } else if impact >= 0.4 {
+            Severity::Medium
+        } else if impact >= 0.1 {
+            Severity::Low
+        } else {
+            Severity::None
+        }
+    }
+
+    /// The SAF name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Total => "total",
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::None => "none",
+        }
+    }
+
+    /// The band a SAF name means.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        [
+            Severity::Total,
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+            Severity::None,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
-/// Control counts of one target: `status.severity` → control ids
-/// (`severity` includes `total`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Control counts of one target: (status, severity) → control ids, where
+/// every control is also counted under [`Severity::Total`].
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
-    /// `passed.total`, `failed.critical`, … → the control ids.
-    pub controls: BTreeMap<String, Vec<String>>,
+    /// The control ids of each status and severity.
+    pub controls: BTreeMap<(ControlStatus, Severity), Vec<String>>,
 }
 
 impl Counts {
@@ -104,36 +159,36 @@ impl Counts {
 
     /// Count a control whose severity is known (an HDF document's own
     /// `severityoverride` or `severity` tag, as Heimdall reads it).
-    pub fn add_with_severity(&mut self, id: &str, status: ControlStatus, severity: &'static str) {
-        for sev in ["total", severity] {
+    pub fn add_with_severity(&mut self, id: &str, status: ControlStatus, severity: &str) {
+        let band = Severity::from_name(severity).unwrap_or(Severity::None);
+        for sev in [Severity::Total, band] {
             self.controls
-                .entry(format!("{}.{sev}", status.as_str()))
+                .entry((status, sev))
                 .or_default()
                 .push(id.to_string());
         }
     }
 
-    /// Number of controls with `status` and `severity` (or `total`).
-    pub fn count(&self, status: &str, severity: &str) -> usize {
-        self.controls
-            .get(&format!("{status}.{severity}"))
-            .map_or(0, Vec::len)
+    /// Number of controls with `status` and `severity`.
+    pub fn count(&self, status: ControlStatus, severity: Severity) -> usize {
+        self.controls.get(&(status, severity)).map_or(0, Vec::len)
     }
 
     /// Control ids with `status` and `severity`.
-    pub fn ids(&self, status: &str, severity: &str) -> &[String] {
+    pub fn ids(&self, status: ControlStatus, severity: Severity) -> &[String] {
         self.controls
-            .get(&format!("{status}.{severity}"))
+            .get(&(status, severity))
             .map_or(&[], Vec::as_slice)
     }
 
     /// SAF compliance, an integer percentage.
     pub fn compliance(&self) -> u32 {
-        let p = self.count("passed", "total");
+        let total_of = |s| self.count(s, Severity::Total);
+        let p = total_of(ControlStatus::Passed);
         let total = p
-            + self.count("failed", "total")
-            + self.count("skipped", "total")
-            + self.count("error", "total");
+            + total_of(ControlStatus::Failed)
+            + total_of(ControlStatus::Skipped)
+            + total_of(ControlStatus::Error);
         if total == 0 {
             return 0;
         }
@@ -217,7 +272,10 @@ mod tests {
             h.add(&format!("f{i}"), ControlStatus::Failed, 0.5);
         }
         assert_eq!(h.compliance(), 90, "89.5 rounds up like Math.round");
-        assert_eq!(h.count("failed", "medium"), 21);
-        assert_eq!(c.ids("passed", "critical"), ["a".to_string()]);
+        assert_eq!(h.count(ControlStatus::Failed, Severity::Medium), 21);
+        assert_eq!(
+            c.ids(ControlStatus::Passed, Severity::Critical),
+            ["a".to_string()]
+        );
     }
 }

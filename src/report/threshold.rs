@@ -47,6 +47,21 @@ pub struct ThresholdError {
     pub message: String,
 }
 
+/// `failed.critical`, `passed` (= `passed.total`) as a status and severity;
+/// `None` for names no count has (parsing already refused those).
+fn typed_prefix(
+    prefix: &str,
+) -> Option<(
+    crate::report::summary::ControlStatus,
+    crate::report::summary::Severity,
+)> {
+    let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
+    Some((
+        crate::report::summary::ControlStatus::from_name(status)?,
+        crate::report::summary::Severity::from_name(sev)?,
+    ))
+}
+
 impl Threshold {
     /// A policy's own threshold (`spec.threshold`, checked when the policy
     /// was loaded), if it has one.
@@ -194,8 +209,8 @@ impl Threshold {
             let (actual, unit) = if prefix == "compliance" {
                 (f64::from(counts.compliance()), "%")
             } else {
-                let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
-                (counts.count(status, sev) as f64, "")
+                let ids = typed_prefix(prefix).map_or(&[][..], |(st, sev)| counts.ids(st, sev));
+                (ids.len() as f64, "")
             };
             for b in bounds {
                 let (path, passed, detail) = match b {
@@ -215,8 +230,8 @@ impl Threshold {
                         format!("{prefix} {actual}, expected exactly {m}"),
                     ),
                     Bound::Controls(ids) => {
-                        let (status, sev) = prefix.split_once('.').unwrap_or((prefix, "total"));
-                        let got = counts.ids(status, sev);
+                        let got =
+                            typed_prefix(prefix).map_or(&[][..], |(st, sev)| counts.ids(st, sev));
                         let missing: Vec<&String> =
                             ids.iter().filter(|i| !got.contains(i)).collect();
                         let unexpected: Vec<&String> =
