@@ -4,6 +4,7 @@
 //! `VIGIL_E2E_KUBECONFIG`/`VIGIL_E2E_SCANNER` set; see docs/kubernetes.md.
 //! Their policies are validated everywhere.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -33,13 +34,29 @@ fn policies(scanner: &str) -> [(&'static str, String); 4] {
     ]
 }
 
-/// The e2e test `name`'s policy, written into `dir`.
+/// The e2e policy `name`, written into `dir` as `p.yaml` (what
+/// [`crate::util::run_cmd`] runs).
 fn policy(dir: &TempDir, name: &str, scanner: &str) -> std::path::PathBuf {
-    let (file, text) = policies(scanner)
+    let (_, text) = policies(scanner)
         .into_iter()
         .find(|(f, _)| *f == name)
         .expect("a known e2e policy");
-    dir.write(file, text)
+    dir.write("p.yaml", text)
+}
+
+/// `vigil run p.yaml … --unsigned --plaintext --format json` in `dir`
+/// against the real cluster; it must exit 0 or 1. The summaries it printed.
+fn run(dir: &TempDir, kubeconfig: &str) -> Value {
+    crate::util::run_json(dir.path(), Path::new(kubeconfig), &["--unsigned"]).1
+}
+
+/// The objects a per-run access of policy `name` in run `summary` may
+/// leave: its names are `vigil-<policy>-<run suffix>…`.
+fn run_prefix(name: &str, summary: &Value) -> String {
+    format!(
+        "vigil-{name}-{}",
+        vigil::plan::rbac::run_suffix(summary[0]["run_id"].as_str().unwrap())
+    )
 }
 
 fn env(name: &str) -> String {
@@ -73,26 +90,8 @@ fn e2e_policies_are_valid() {
 fn e2e_real_cluster_scan_and_cleanup() {
     let kubeconfig = env("VIGIL_E2E_KUBECONFIG");
     let dir = TempDir::new("e2e");
-    let policy = policy(&dir, "e2e.yaml", "");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "run",
-            policy.to_str().unwrap(),
-            repo().join("policies/profiles").to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(dir.path())
-        .env("KUBECONFIG", &kubeconfig)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{stderr}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    policy(&dir, "e2e.yaml", "");
+    let summary = run(&dir, &kubeconfig);
     let targets = summary[0]["targets"].as_array().unwrap();
     assert!(
         !targets.is_empty(),
@@ -102,28 +101,8 @@ fn e2e_real_cluster_scan_and_cleanup() {
         targets.iter().all(|t| t["status"] == "scanned"),
         "{targets:?}"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let caller = rt
-        .block_on(vigil::cluster::Cluster::connect_with(
-            Some(std::path::Path::new(&kubeconfig)),
-            None,
-            false,
-        ))
-        .unwrap();
-    for kind in [
-        vigil::cluster::Kind::ServiceAccount,
-        vigil::cluster::Kind::Role,
-        vigil::cluster::Kind::RoleBinding,
-        vigil::cluster::Kind::Secret,
-    ] {
-        let left: Vec<_> = rt
-            .block_on(caller.list_managed(kind))
-            .unwrap()
-            .into_iter()
-            .filter(|(ns, name, _)| ns == "vigil-e2e" && name.starts_with("vigil-e2e-"))
-            .collect();
-        assert!(left.is_empty(), "{kind:?} left behind: {left:?}");
-    }
+    let left = leftovers(&kubeconfig, &run_prefix("e2e", &summary));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Every approach against a real cluster set up by `scripts/e2e-kind.sh`
@@ -135,30 +114,8 @@ fn e2e_real_cluster_scan_and_cleanup() {
 fn e2e_real_cluster_every_approach() {
     let (kubeconfig, scanner) = (env("VIGIL_E2E_KUBECONFIG"), env("VIGIL_E2E_SCANNER"));
     let dir = TempDir::new("e2e-approaches");
-    let policy = policy(&dir, "all.yaml", &scanner);
-    let vigil = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-            .unwrap()
-    };
-    let profiles = repo().join("policies/profiles");
-    let out = vigil(&[
-        "run",
-        policy.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{stderr}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    policy(&dir, "all.yaml", &scanner);
+    let summary = run(&dir, &kubeconfig);
     let targets = summary[0]["targets"].as_array().unwrap();
     for (id, approach) in [
         ("vigil-e2e/web/web", "api"),
@@ -173,7 +130,11 @@ fn e2e_real_cluster_every_approach() {
         assert_eq!(t["status"], "scanned", "{t}");
         assert_eq!(t["approach"], approach, "{t}");
     }
-    let gc = vigil(&["gc", "--dry-run"]);
+    let gc = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["gc", "--dry-run"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
     assert_eq!(
         gc.status.code(),
         Some(0),
@@ -219,20 +180,13 @@ fn e2e_real_cluster_provisioned_mode() {
     let dir = TempDir::new("e2e-provisioned");
     let policy = policy(&dir, "prov.yaml", "");
     let profiles = repo().join("policies/profiles");
-    let vigil = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-            .unwrap()
-    };
-    let render = vigil(&[
-        "render",
-        "rbac",
-        policy.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-    ]);
+    let render = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["render", "rbac"])
+        .arg(&policy)
+        .arg(&profiles)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
     assert_eq!(
         render.status.code(),
         Some(0),
@@ -251,20 +205,7 @@ fn e2e_real_cluster_provisioned_mode() {
         "{}",
         String::from_utf8_lossy(&apply.stderr)
     );
-    let out = vigil(&[
-        "run",
-        policy.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{stderr}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = run(&dir, &kubeconfig);
     let targets = summary[0]["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2, "{targets:?}");
     assert!(
@@ -293,22 +234,8 @@ fn e2e_real_cluster_provisioned_mode() {
 fn e2e_real_cluster_sigint_cleans_up() {
     let (kubeconfig, scanner) = (env("VIGIL_E2E_KUBECONFIG"), env("VIGIL_E2E_SCANNER"));
     let dir = TempDir::new("e2e-sigint");
-    let policy = policy(&dir, "sigint.yaml", &scanner);
-    let profiles = repo().join("policies/profiles");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "run",
-            policy.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(dir.path())
-        .env("KUBECONFIG", &kubeconfig)
+    policy(&dir, "sigint.yaml", &scanner);
+    let child = crate::util::run_cmd(dir.path(), Path::new(&kubeconfig), &["--unsigned"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -334,6 +261,6 @@ fn e2e_real_cluster_sigint_cleans_up() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary[0]["targets"].as_array().unwrap().len(), 3);
     assert_eq!(summary[0]["complete"], false);
-    let left = leftovers(&kubeconfig, "vigil-e2e-int");
+    let left = leftovers(&kubeconfig, &run_prefix("e2e-int", &summary));
     assert!(left.is_empty(), "left behind after SIGINT: {left:?}");
 }

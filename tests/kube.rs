@@ -76,27 +76,37 @@ fn run_vigil(c: &Cluster, extra: &[&str]) -> crate::util::Run {
 }
 
 /// `vigil run POLICY policies/profiles/ --out out --unsigned --plaintext
-/// --format json EXTRA…` with `kubeconfig`.
+/// --format json EXTRA…` in the cluster's directory, with `kubeconfig`.
+fn run_policy_cmd(c: &Cluster, kubeconfig: &Path, policy: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("run")
+        .arg(policy)
+        .arg(repo().join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .current_dir(c.dir.path())
+        .env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
+/// [`run_policy_cmd`], run to its end.
 fn run_policy_as(
     c: &Cluster,
     kubeconfig: &Path,
     policy: &Path,
     extra: &[&str],
 ) -> crate::util::Run {
-    let profiles = repo().join("policies/profiles");
-    let mut args = vec![
-        "run",
-        policy.to_str().unwrap(),
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    run_with_kubeconfig(c, kubeconfig, &args)
+    run_policy_cmd(c, kubeconfig, policy, extra)
+        .output()
+        .unwrap()
+        .into()
 }
 
 fn assert_clean(c: &Cluster) {
@@ -481,6 +491,24 @@ fn insecure_kubeconfigs_are_refused_unless_asked_for() {
 }
 
 /// Apply `vigil render rbac` output to the server as the platform team would.
+/// `vigil render rbac POLICY policies/profiles/` against the test
+/// server's pods: the YAML it prints.
+fn render_rbac(c: &Cluster, policy: &Path) -> String {
+    let profiles = repo().join("policies/profiles");
+    let r = run_with_kubeconfig(
+        c,
+        &c.server.kubeconfig,
+        &[
+            "render",
+            "rbac",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+}
+
 fn apply_rendered(c: &Cluster, yaml: &str) {
     let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).unwrap();
     for d in docs {
@@ -502,19 +530,8 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
         "access: {mode: provisioned}\n  limits: {concurrency: 4}",
     );
     let prov = c.dir.write("prov.yaml", text);
-    let profiles = repo().join("policies/profiles");
-    let render = run_with_kubeconfig(
-        &c,
-        &c.server.kubeconfig,
-        &[
-            "render",
-            "rbac",
-            prov.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(render.code, 0, "{}", render.stderr);
-    apply_rendered(&c, &render.stdout);
+    let rendered = render_rbac(&c, &prov);
+    apply_rendered(&c, &rendered);
     let run_prov = || run_policy_as(&c, &c.server.kubeconfig, &prov, &[]);
     let run = run_prov();
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
@@ -579,7 +596,7 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
     );
 
     // Missing rights refuse the run before any scan, and leave nothing behind.
-    let mut role: Value = serde_saphyr::from_multiple::<Value>(&render.stdout)
+    let mut role: Value = serde_saphyr::from_multiple::<Value>(&rendered)
         .unwrap()
         .into_iter()
         .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == "team-b")
@@ -814,18 +831,7 @@ fn provisioned_shards_run_at_once_without_colliding() {
     );
     let prov = c.dir.write("prov.yaml", text);
     let profiles = repo().join("policies/profiles");
-    let render = run_with_kubeconfig(
-        &c,
-        &c.server.kubeconfig,
-        &[
-            "render",
-            "rbac",
-            prov.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(render.code, 0, "{}", render.stderr);
-    apply_rendered(&c, &render.stdout);
+    apply_rendered(&c, &render_rbac(&c, &prov));
     let children: Vec<_> = (0..3)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -1449,28 +1455,22 @@ fn floods_on_stdout_or_stderr_are_error_results_at_once_in_bounded_memory() {
         "GNU time (/usr/bin/time) to measure peak RSS",
     );
     let rss_file = c.dir.path().join("rss");
-    let profiles = repo().join("policies/profiles");
+    let vigil = run_policy_cmd(&c, &c.server.kubeconfig, &policy, &[]);
     let mut cmd = if measured {
-        let mut cmd = Command::new(time);
-        cmd.arg("-o").arg(&rss_file).args(["-f", "%M"]);
-        cmd.arg(env!("CARGO_BIN_EXE_vigil"));
-        cmd
+        // The same command, under GNU time.
+        let mut timed = Command::new(time);
+        timed
+            .arg("-o")
+            .arg(&rss_file)
+            .args(["-f", "%M"])
+            .arg(vigil.get_program())
+            .args(vigil.get_args())
+            .current_dir(c.dir.path())
+            .env("KUBECONFIG", &c.server.kubeconfig);
+        timed
     } else {
-        Command::new(env!("CARGO_BIN_EXE_vigil"))
+        vigil
     };
-    cmd.arg("run")
-        .arg(&policy)
-        .arg(&profiles)
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(c.dir.path())
-        .env("KUBECONFIG", &c.server.kubeconfig);
     let started = std::time::Instant::now();
     let run: crate::util::Run = cmd.output().unwrap().into();
     let took = started.elapsed();
@@ -1587,21 +1587,8 @@ fn token_requests_are_checked_as_kubernetes_checks_them() {
         "aud.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: aud}\nspec:\n  profiles: [container-baseline]\n  access: {audiences: [vault]}\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n",
     );
-    let profiles = repo().join("policies/profiles");
     let aud = c.dir.path().join("aud.yaml");
-    let run = run_with_kubeconfig(
-        &c,
-        &c.server.kubeconfig,
-        &[
-            "run",
-            aud.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-        ],
-    );
+    let run = run_policy_as(&c, &c.server.kubeconfig, &aud, &[]);
     assert_ne!(run.code, 0);
     assert!(
         run.stderr.contains("access.audiences") && run.stderr.contains("401"),
@@ -1621,20 +1608,7 @@ fn provisioned_scope_decides_whether_a_rollout_needs_a_re_render() {
     let Some(c) = cluster(false) else { return };
     let profiles = repo().join("policies/profiles");
     let base = std::fs::read_to_string(policy(&c)).unwrap();
-    let render = |file: &Path| {
-        let r = run_with_kubeconfig(
-            &c,
-            &c.server.kubeconfig,
-            &[
-                "render",
-                "rbac",
-                file.to_str().unwrap(),
-                profiles.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        r.stdout
-    };
+    let render = |file: &Path| render_rbac(&c, file);
     let run = |file: &Path| run_policy_as(&c, &c.server.kubeconfig, file, &[]);
     let pinned = c.dir.write(
         "pinned.yaml",
@@ -1839,21 +1813,7 @@ fn the_proxy_from_the_kubeconfig_or_the_environment_carries_every_request() {
         c.dir.write(name, &text)
     };
     let run = |kubeconfig: &Path, env: &[(&str, String)]| -> crate::util::Run {
-        let profiles = repo().join("policies/profiles");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.arg("run")
-            .arg(&policy)
-            .arg(&profiles)
-            .args([
-                "--out",
-                "out",
-                "--unsigned",
-                "--plaintext",
-                "--format",
-                "json",
-            ])
-            .current_dir(c.dir.path())
-            .env("KUBECONFIG", kubeconfig);
+        let mut cmd = run_policy_cmd(&c, kubeconfig, &policy, &[]);
         for v in ["HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"] {
             cmd.env_remove(v);
         }

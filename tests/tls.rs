@@ -31,56 +31,42 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A P-256 key `name.key` and `openssl req` with `mode` (`-new` for a CSR
+/// `name.csr`, or `-x509 -extensions EXT` for a self-signed `name.pem`).
+fn req(dir: &Path, name: &str, cn: &str, mode: &[&str], out: &str) {
+    let (key, out, subj) = (
+        format!("{name}.key"),
+        format!("{name}.{out}"),
+        format!("/CN={cn}"),
+    );
+    let mut args = vec!["req", "-config", "c.cnf"];
+    args.extend_from_slice(mode);
+    args.extend([
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &out,
+        "-subj",
+        &subj,
+        "-days",
+        "2",
+    ]);
+    openssl(dir, &args);
+}
+
 /// A P-256 key and a CSR for `cn`.
 fn csr(dir: &Path, name: &str, cn: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-config",
-            "c.cnf",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ],
-    );
+    req(dir, name, cn, &["-new"], "csr");
 }
 
 /// A self-signed certificate with the `ext` section of [`OPENSSL_CNF`].
 fn self_signed(dir: &Path, name: &str, ext: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-config",
-            "c.cnf",
-            "-extensions",
-            ext,
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-subj",
-            &format!("/CN={name}"),
-            "-days",
-            "2",
-        ],
-    );
+    req(dir, name, name, &["-x509", "-extensions", ext], "pem");
 }
 
 /// `name.csr` signed by `ca`; with `ext` None, no extensions at all: an

@@ -340,11 +340,28 @@ pub struct Parser<'r> {
     skipping: bool,
     /// Bytes seen before the begin line.
     preamble: usize,
+    /// The longest a content record of this request can be.
+    max_line: usize,
 }
+
+/// The longest a record other than a content record can be: three paths
+/// of `PATH_MAX` bytes, base64-encoded, and the rest of the record.
+const MAX_PLAIN_RECORD: usize = 3 * b64_len(4096) + 64;
 
 impl<'r> Parser<'r> {
     /// A parser for the answer to `req` (its nonce included).
     pub fn new(req: &'r FactRequest) -> Parser<'r> {
+        // A content record of the largest cap, base64-encoded, with its
+        // paths.
+        let content = req
+            .read
+            .iter()
+            .map(|p| req.read_cap(p))
+            .chain((!req.read_dirs.is_empty()).then_some(req.max_file_bytes))
+            .max()
+            .unwrap_or(0);
+        let max_line = b64_len(usize::try_from(content.saturating_add(1)).unwrap_or(usize::MAX))
+            .saturating_add(MAX_PLAIN_RECORD);
         let mut facts = Facts::default();
         for d in &req.read_dirs {
             facts.dirs.insert(d.clone(), BTreeMap::new());
@@ -366,6 +383,7 @@ impl<'r> Parser<'r> {
             partial: Vec::new(),
             skipping: false,
             preamble: 0,
+            max_line,
         }
     }
 
@@ -428,9 +446,9 @@ impl<'r> Parser<'r> {
         }
         let p = &self.partial;
         if p.starts_with(b"C ") || p.starts_with(b"DC ") || p.len() < 3 {
-            self.max_line()
+            self.max_line
         } else {
-            3 * b64_len(4096) + 64
+            MAX_PLAIN_RECORD
         }
     }
 
@@ -438,18 +456,7 @@ impl<'r> Parser<'r> {
     /// content record of the largest cap, base64-encoded, with two paths of
     /// `PATH_MAX` bytes. A longer line is refused before it is buffered.
     pub fn max_line(&self) -> usize {
-        let b64 = |n: u64| b64_len(usize::try_from(n).unwrap_or(usize::MAX));
-        let content = self
-            .req
-            .read
-            .iter()
-            .map(|p| self.req.read_cap(p))
-            .chain((!self.req.read_dirs.is_empty()).then_some(self.req.max_file_bytes))
-            .max()
-            .unwrap_or(0);
-        b64(content.saturating_add(1))
-            .saturating_add(3 * b64(4096))
-            .saturating_add(64)
+        self.max_line
     }
 
     /// Take one line (without its end of line).
@@ -612,27 +619,13 @@ impl<'r> Parser<'r> {
                 }
             }
             (Some("DC"), 4) => {
-                let d = path(1)?;
-                let name = path(2)?;
-                let dir = self
-                    .facts
-                    .dirs
-                    .get_mut(&d)
-                    .ok_or(OutputError::Unrequested(n))?;
-                let e = dir.get_mut(&name).ok_or(OutputError::Malformed(n))?;
+                let e = self.listed_entry(&path(1)?, &path(2)?, n)?;
                 let (content, truncated) = capped(unb64(f[3], n)?, req.max_file_bytes);
                 e.truncated = truncated;
                 e.content = Some(content);
             }
             (Some("DE"), 4) => {
-                let d = path(1)?;
-                let name = path(2)?;
-                let dir = self
-                    .facts
-                    .dirs
-                    .get_mut(&d)
-                    .ok_or(OutputError::Unrequested(n))?;
-                let e = dir.get_mut(&name).ok_or(OutputError::Malformed(n))?;
+                let e = self.listed_entry(&path(1)?, &path(2)?, n)?;
                 e.error = Some(f[3].replace('-', " "));
             }
             (Some("WV"), 4) => {
@@ -678,6 +671,22 @@ impl<'r> Parser<'r> {
         Ok(Fed::More)
     }
 
+    /// The entry `name` a `D` record already listed in requested directory
+    /// `dir`, for the record on line `n` about it.
+    fn listed_entry(
+        &mut self,
+        dir: &str,
+        name: &str,
+        n: usize,
+    ) -> Result<&mut super::FileFact, OutputError> {
+        self.facts
+            .dirs
+            .get_mut(dir)
+            .ok_or(OutputError::Unrequested(n))?
+            .get_mut(name)
+            .ok_or(OutputError::Malformed(n))
+    }
+
     /// The stream ended: a last line without an end of line still counts;
     /// then the facts, once the end line has been accepted.
     pub fn finish(mut self) -> Result<Facts, OutputError> {
@@ -701,7 +710,7 @@ impl<'r> Parser<'r> {
 }
 
 /// Length of `n` bytes in base64 with padding.
-fn b64_len(n: usize) -> usize {
+const fn b64_len(n: usize) -> usize {
     n.saturating_add(2) / 3 * 4
 }
 

@@ -89,8 +89,8 @@ impl PodInfo {
         let pod_sc = spec.and_then(|s| s.security_context.as_ref());
         let pod_uid = pod_sc.and_then(|c| c.run_as_user);
         let pod_gid = pod_sc.and_then(|c| c.run_as_group);
-        // The ids the kubelet reports the runtime used (KEP-3619).
-        let reported: std::collections::HashMap<&str, (i64, i64)> = status
+        // Every container's status, regular, init and ephemeral alike.
+        let statuses: Vec<&k8s_openapi::api::core::v1::ContainerStatus> = status
             .into_iter()
             .flat_map(|s| {
                 s.container_statuses
@@ -99,6 +99,10 @@ impl PodInfo {
                     .chain(s.init_container_statuses.iter().flatten())
                     .chain(s.ephemeral_container_statuses.iter().flatten())
             })
+            .collect();
+        // The ids the kubelet reports the runtime used (KEP-3619).
+        let reported: std::collections::HashMap<&str, (i64, i64)> = statuses
+            .iter()
             .filter_map(|cs| {
                 let linux = cs.user.as_ref()?.linux.as_ref()?;
                 Some((cs.name.as_str(), (linux.uid, linux.gid)))
@@ -114,15 +118,8 @@ impl PodInfo {
                     sc.and_then(|s| s.run_as_group).or(pod_gid),
                 ),
             };
-        let ids: std::collections::HashMap<&str, &str> = status
-            .into_iter()
-            .flat_map(|s| {
-                s.container_statuses
-                    .iter()
-                    .flatten()
-                    .chain(s.init_container_statuses.iter().flatten())
-                    .chain(s.ephemeral_container_statuses.iter().flatten())
-            })
+        let ids: std::collections::HashMap<&str, &str> = statuses
+            .iter()
             .filter_map(|cs| Some((cs.name.as_str(), cs.container_id.as_deref()?)))
             .collect();
         let running: Vec<&str> = status

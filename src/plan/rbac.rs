@@ -76,7 +76,7 @@ pub fn service_account_name(policy: &ScanPolicy, run_id: &str) -> String {
 /// The tail of a run id, 8 lower-case characters: a UUIDv7 starts with a
 /// timestamp that runs started in the same minute share, and ends in
 /// random bits.
-fn run_suffix(run_id: &str) -> String {
+pub fn run_suffix(run_id: &str) -> String {
     let alnum: Vec<char> = run_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
