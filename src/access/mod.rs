@@ -57,6 +57,27 @@ impl RunAccess {
             .cloned()
     }
 
+    /// Like [`RunAccess::scoped`], for a scan about to start: a token past
+    /// its renewal point (the renewer is fetching the next one) is not
+    /// handed out, so a scan never starts on a token in the last
+    /// `1 - RENEW_AT` of its life. Waits at most 10 s for the new one (a
+    /// failed renewal is retried every 5 s), then hands out what it has.
+    pub async fn scoped_for_scan(&self, namespace: &str) -> Option<Cluster> {
+        let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let overdue = self
+                .renewals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(namespace)
+                .is_some_and(|r| tokio::time::Instant::now() >= r.due);
+            if !overdue || tokio::time::Instant::now() >= give_up {
+                return self.scoped(namespace);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Until `stop` turns true: request a new bound token for each
     /// namespace when [`RENEW_AT`] of the current one's lifetime has
     /// passed, and hand it to scans that start from then on. A failed

@@ -283,7 +283,8 @@ impl KubeCollector<'_> {
             // Each attempt takes the newest token (see `keep_tokens_fresh`).
             let client = self
                 .access
-                .scoped(ns)
+                .scoped_for_scan(ns)
+                .await
                 .ok_or_else(|| Failure::from(format!("no scoped access for namespace {ns}")))?;
             let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let scan = Scan {
