@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::policy::yaml::Position;
+/// A line and column, both 1-based, as editors show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column (characters).
+    pub column: u32,
+}
 
 /// How bad a finding is. Errors make `vigil validate` exit 2; warnings do not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -93,7 +100,7 @@ impl Diagnostic {
             // A bounded excerpt, redacted: the "line" may be anything a
             // file held (a key, a token) when the file was not a policy.
             .map(|l| {
-                crate::audit::redact::redact(&l.chars().take(240).collect::<String>())
+                crate::redact::redact(&l.chars().take(240).collect::<String>())
                     .chars()
                     .take(240)
                     .collect()

@@ -1,7 +1,7 @@
 //! What vigil says on stderr while it works — progress, warnings, errors —
 //! as tracing events: text lines for people (`vigil: warning: …`) or JSON
 //! lines for machines (`--log-format json`). Every line goes through
-//! [`redact`](crate::audit::redact::redact) on its way out, whatever put it
+//! [`redact`](crate::redact::redact) on its way out, whatever put it
 //! there, so a secret that reaches a message never reaches the terminal or
 //! a log collector.
 
@@ -42,7 +42,7 @@ impl Drop for Line {
         if self.0.is_empty() {
             return;
         }
-        let text = crate::audit::redact::redact(&String::from_utf8_lossy(&self.0));
+        let text = crate::redact::redact(&String::from_utf8_lossy(&self.0));
         // Untrusted text (target names, container output, imported ids)
         // reaches messages: no escape sequence reaches the terminal.
         let text = crate::safeio::printable_block(&text);

@@ -422,7 +422,7 @@ fn scanned_fixture(dir: &TempDir, fx: &TempDir, tree: &str) -> PathBuf {
 #[test]
 fn threshold_verdicts_agree_with_the_saf_cli() {
     let Some(saf) = saf() else { return };
-    use vigil::report::threshold::{Threshold, saf_differences};
+    use vigil::policy::threshold::{Threshold, saf_differences};
     let fx = rootfs_fixtures();
     let dir = TempDir::new("saf-oracle");
     let ours = scanned_fixture(&dir, &fx, "alpine");

@@ -14,6 +14,7 @@ mod import;
 mod incluster;
 mod interop;
 mod kube;
+mod layering;
 mod plan;
 mod probe;
 mod runner;

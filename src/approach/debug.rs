@@ -61,12 +61,14 @@ pub fn container_name(scan_id: &str) -> String {
 
 /// The identity and capabilities the probe needs to read the target's
 /// root (see the module doc), or why they cannot be known.
-pub fn scanner_security_context(target: &PlannedTarget) -> Result<SecurityContext, String> {
+pub fn scanner_security_context(
+    target: &PlannedTarget,
+) -> Result<SecurityContext, super::GatherError> {
     let container = target.container.as_deref().unwrap_or_default();
     let (Some(uid), Some(gid)) = (target.run_as_user, target.run_as_group) else {
-        return Err(format!(
+        return Err(super::GatherError::Other(format!(
             "the debug approach needs the uid and gid that {container} runs as: Linux lets the probe read another container's /proc/PID/root only with the same uid and gid (the ptrace access check), and neither the pod status (status.containerStatuses[].user, Kubernetes 1.31+) nor the pod spec (runAsUser and runAsGroup) tells them; set both in the container's securityContext, or scan it with the api or sidecar approach"
-        ));
+        )));
     };
     let mut sc = crate::plan::manifests::hardened_security_context(uid);
     sc.run_as_group = Some(gid);
@@ -88,14 +90,14 @@ pub fn ephemeral_container(
     spec: &ScannerSpec,
     req: &FactRequest,
     recipient: &age::x25519::Recipient,
-) -> Result<EphemeralContainer, String> {
+) -> Result<EphemeralContainer, super::GatherError> {
     let container = target.container.as_deref().unwrap_or_default();
     let id = target
         .container_id
         .as_deref()
         .map(procfs::bare_container_id)
         .ok_or_else(|| {
-            format!("the pod status gives no containerID for {container} (is it running?); the debug probe finds its target by that ID")
+            super::GatherError::Other(format!("the pod status gives no containerID for {container} (is it running?); the debug probe finds its target by that ID"))
         })?;
     let recipient = recipient.to_string();
     Ok(EphemeralContainer {
@@ -296,12 +298,15 @@ mod tests {
         // Unknown ids, or no container ID: an error that says which.
         for (uid, gid) in [(None, None), (Some(1000), None), (None, Some(1000))] {
             let e = ephemeral_container("vigil-x", &target(uid, gid, None), &spec, &req, &key)
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("uid and gid") && e.contains("runAsGroup"), "{e}");
         }
         let mut no_id = target(Some(1), Some(1), None);
         no_id.container_id = None;
-        let e = ephemeral_container("vigil-x", &no_id, &spec, &req, &key).unwrap_err();
+        let e = ephemeral_container("vigil-x", &no_id, &spec, &req, &key)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("containerID"), "{e}");
     }
 }

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::runtime::Handle;
 
+use super::collector::Failure;
 use crate::access::RunAccess;
 use crate::plan::PlannedTarget;
 use crate::policy::model::{ExternalScanner, ScannerKind};
-use crate::runner::Failure;
 
 /// Reports larger than this are refused.
 const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;

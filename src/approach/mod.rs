@@ -14,9 +14,10 @@
 //! recorded in the audit log.
 
 pub mod api;
-pub mod debug;
-pub mod external;
-pub mod sidecar;
+pub mod collector;
+pub(crate) mod debug;
+pub(crate) mod external;
+pub(crate) mod sidecar;
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::facts::{FactRequest, Facts};
 use crate::plan::PlannedTarget;
 use crate::policy::model::{Approach, ScannerSpec};
-use crate::runner::{Collector, Failure, Gathered, LocalCollector};
+use collector::{Collector, Failure, Gathered, LocalCollector};
 
 /// Output larger than this is refused (a big image's facts are a few MiB;
 /// the cap bounds what a hostile container can make vigil hold).
@@ -83,8 +84,8 @@ impl GatherError {
     }
 
     /// How the runner files it.
-    fn kind(&self) -> crate::runner::FailureKind {
-        use crate::runner::FailureKind;
+    fn kind(&self) -> crate::report::run::FailureKind {
+        use crate::report::run::FailureKind;
         match self {
             GatherError::NoShell(_) => FailureKind::NoShell,
             GatherError::Transient { .. } => FailureKind::Transient,
@@ -210,14 +211,16 @@ impl Scan<'_> {
     }
 
     /// The target's namespace, pod and container.
-    pub fn coordinates(&self) -> Result<(&str, &str, &str), String> {
+    pub fn coordinates(&self) -> Result<(&str, &str, &str), GatherError> {
         match (
             &self.target.namespace,
             &self.target.pod,
             &self.target.container,
         ) {
             (Some(ns), Some(pod), Some(c)) => Ok((ns, pod, c)),
-            _ => Err("target has no namespace/pod/container".into()),
+            _ => Err(GatherError::Other(
+                "target has no namespace/pod/container".into(),
+            )),
         }
     }
 }
@@ -351,7 +354,7 @@ impl Collector for KubeCollector<'_> {
 pub fn random_nonce() -> String {
     let mut b = [0u8; 16];
     getrandom::getrandom(&mut b).expect("the OS random source is available");
-    crate::facts::frame::hex(&b)
+    crate::encoding::hex(&b)
 }
 
 /// The probe's command line for a request: the request travels as an

@@ -7,15 +7,13 @@
 //! Entries name the identity used (`caller` or the run's ServiceAccount),
 //! never a credential: a TokenRequest is recorded, the token is not.
 
-pub mod redact;
-
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::facts::frame::hex;
+use crate::encoding::hex;
 
 /// The hash that starts every chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -86,7 +84,7 @@ impl AuditLog {
             object: object.to_string(),
             outcome: match outcome {
                 Ok(()) => "ok".into(),
-                Err(e) => redact::redact(&e),
+                Err(e) => crate::redact::redact(&e),
             },
             duration_ms: started.elapsed().as_millis() as u64,
         };
@@ -107,34 +105,67 @@ impl AuditLog {
     }
 }
 
+/// Where and how a trail's hash chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// The trail is not text.
+    #[error("audit log is not UTF-8")]
+    NotUtf8,
+    /// A line is not an [`Entry`].
+    #[error("line {line}: not an audit entry: {reason}")]
+    NotAnEntry {
+        /// 1-based line number.
+        line: usize,
+        /// The JSON error.
+        reason: String,
+    },
+    /// The previous-line hash does not match: a line was edited, dropped
+    /// or moved.
+    #[error("line {0}: the chain is broken (previous-line hash does not match)")]
+    Broken(usize),
+    /// The sequence number is not the line number.
+    #[error("line {line}: sequence number {seq} out of order")]
+    OutOfOrder {
+        /// 1-based line number.
+        line: usize,
+        /// The entry's sequence number.
+        seq: u64,
+    },
+    /// The entry belongs to another run.
+    #[error("line {line}: entry of another run ({run_id})")]
+    OtherRun {
+        /// 1-based line number.
+        line: usize,
+        /// The entry's run id.
+        run_id: String,
+    },
+}
+
 /// Check a JSONL log's chain; returns the final hash and the entry count,
 /// or the first broken line.
-pub fn verify_chain(jsonl: &[u8], run_id: &str) -> Result<(String, u64), String> {
-    let text = std::str::from_utf8(jsonl).map_err(|_| "audit log is not UTF-8".to_string())?;
+pub fn verify_chain(jsonl: &[u8], run_id: &str) -> Result<(String, u64), ChainError> {
+    let text = std::str::from_utf8(jsonl).map_err(|_| ChainError::NotUtf8)?;
     let mut prev = GENESIS.to_string();
     let mut n = 0u64;
     for (i, line) in text.lines().enumerate() {
-        let entry: Entry = serde_json::from_str(line)
-            .map_err(|e| format!("line {}: not an audit entry: {e}", i + 1))?;
+        let entry: Entry = serde_json::from_str(line).map_err(|e| ChainError::NotAnEntry {
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
         if entry.prev != prev {
-            return Err(format!(
-                "line {}: the chain is broken (previous-line hash does not match)",
-                i + 1
-            ));
+            return Err(ChainError::Broken(i + 1));
         }
         if entry.seq != i as u64 + 1 {
-            return Err(format!(
-                "line {}: sequence number {} out of order",
-                i + 1,
-                entry.seq
-            ));
+            return Err(ChainError::OutOfOrder {
+                line: i + 1,
+                seq: entry.seq,
+            });
         }
         if entry.run_id != run_id {
-            return Err(format!(
-                "line {}: entry of another run ({})",
-                i + 1,
-                entry.run_id
-            ));
+            return Err(ChainError::OtherRun {
+                line: i + 1,
+                run_id: entry.run_id,
+            });
         }
         prev = hex(&Sha256::digest(line.as_bytes()));
         n += 1;
@@ -165,10 +196,9 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let edited = text.replace("secret ns/s2", "secret ns/sX");
-        assert!(
-            verify_chain(edited.as_bytes(), "r1")
-                .unwrap_err()
-                .contains("line 4")
+        assert_eq!(
+            verify_chain(edited.as_bytes(), "r1").unwrap_err(),
+            ChainError::Broken(4)
         );
         let dropped = [lines[0], lines[2], lines[3]].join("\n");
         assert!(verify_chain(dropped.as_bytes(), "r1").is_err());

@@ -9,7 +9,10 @@ use crate::facts::parse::{GroupEntry, PasswdEntry, group, passwd, shadow};
 use crate::policy::model::{GroupsCheck, UsersCheck};
 
 fn text<'a>(facts: &'a Facts, path: &str) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
-    facts.content_of(path).map(|c| c.map(|c| c.text()))
+    facts
+        .content_of(path)
+        .map(|c| c.map(|c| c.text()))
+        .map_err(|e| e.to_string())
 }
 
 /// Duplicated keys of a list, shown as `key (a, b)`.

@@ -194,7 +194,7 @@ fn content(
                 format!("the file is larger than the read cap{cut}"),
             ));
         } else {
-            let got = crate::facts::frame::hex(&Sha256::digest(body.bytes()));
+            let got = crate::encoding::hex(&Sha256::digest(body.bytes()));
             out.push(TestResult::check(&got == want, desc, got));
         }
     }

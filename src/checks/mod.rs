@@ -8,7 +8,7 @@ mod accounts;
 mod file;
 mod package;
 mod system;
-pub mod version;
+pub(crate) mod version;
 
 use serde::Serialize;
 

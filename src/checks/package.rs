@@ -27,17 +27,17 @@ fn databases(facts: &Facts, manager: PackageManager) -> Result<Vec<Db>, String> 
         if let Some(f) = facts.files.get(DPKG_STATUS)
             && let Some(c) = f
                 .evidence()
-                .map_err(|why| format!("{DPKG_STATUS}: {why}"))?
+                .map_err(|why| why.at(DPKG_STATUS).to_string())?
         {
             found = true;
             truncated |= f.truncated;
             packages.extend(dpkg(&c.text()));
         }
-        if let Some(dir) = facts.dir_of(DPKG_STATUS_D)? {
+        if let Some(dir) = facts.dir_of(DPKG_STATUS_D).map_err(|e| e.to_string())? {
             for (name, f) in dir {
                 let c = f
                     .evidence()
-                    .map_err(|why| format!("{DPKG_STATUS_D}/{name}: {why}"))?;
+                    .map_err(|why| why.at(format!("{DPKG_STATUS_D}/{name}")).to_string())?;
                 // Only regular files are entries (a symlink in status.d is
                 // listed by lstat and is no database).
                 if let Some(c) = c {
@@ -58,7 +58,7 @@ fn databases(facts: &Facts, manager: PackageManager) -> Result<Vec<Db>, String> 
     }
     if matches!(manager, PackageManager::Auto | PackageManager::Apk)
         && let Some(f) = facts.files.get(APK_DB)
-        && let Some(c) = f.evidence().map_err(|why| format!("{APK_DB}: {why}"))?
+        && let Some(c) = f.evidence().map_err(|why| why.at(APK_DB).to_string())?
     {
         out.push(Db {
             scheme: Scheme::Apk,

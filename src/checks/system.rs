@@ -21,7 +21,7 @@ pub(super) fn os(c: &OsCheck, facts: &Facts) -> Vec<TestResult> {
             Err(why) => {
                 return vec![TestResult::error(
                     "OS release is expected to be readable".into(),
-                    why,
+                    why.to_string(),
                 )];
             }
         }
@@ -83,7 +83,12 @@ pub(super) fn config(c: &ConfigCheck, facts: &Facts) -> Vec<TestResult> {
     let subject = format!("Config {}", c.config);
     let content = match facts.content_of(&c.config) {
         Ok(c) => c,
-        Err(why) => return vec![TestResult::error(format!("{subject} is read"), why)],
+        Err(why) => {
+            return vec![TestResult::error(
+                format!("{subject} is read"),
+                why.to_string(),
+            )];
+        }
     };
     let Some(content) = content else {
         return vec![TestResult::check(

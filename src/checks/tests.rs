@@ -195,7 +195,7 @@ fn file_expectations() {
         ),
         vec![Failed, Failed]
     );
-    let sha = crate::facts::frame::hex(&sha2::Sha256::digest(b"Welcome\nAuthorized use only\n"));
+    let sha = crate::encoding::hex(&sha2::Sha256::digest(b"Welcome\nAuthorized use only\n"));
     assert_eq!(
         statuses(&format!("{{file: /etc/motd, expect: {{sha256: '{sha}'}}}}")),
         vec![Passed]

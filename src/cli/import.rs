@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let spec = &policy.value.spec;
     let threshold = match threshold {
         Some(t) => Some(t),
-        None => crate::report::threshold::Threshold::of_policy(spec),
+        None => crate::policy::threshold::Threshold::of_policy(spec),
     };
     let signer = args.seal.signer(policy)?;
     let recipients = args.seal.recipients(policy)?;
@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 crate::runner::ImportError::Run(r) => anyhow::Error::from(r),
                 other => anyhow::Error::from(InvalidInput(other.to_string())),
             })?;
-    let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
+    let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
     output
         .seal(&summary, &summary_file, &policy_sha, signer.as_ref(), None)
         .map_err(|e| {

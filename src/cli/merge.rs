@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let policy = &set.policies[index];
     let signer = args.seal.signer(policy)?;
     let recipients = args.seal.recipients(policy)?;
-    let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
+    let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;
     let output = args.seal.open_bundle(policy, &run_id, recipients)?;

@@ -132,7 +132,7 @@ pub fn main() -> ExitCode {
                 return Exit::Success.into();
             }
             // The log writer redacts too; this keeps the message itself clean.
-            tracing::error!("{}", crate::audit::redact::redact(&format!("{e:#}")));
+            tracing::error!("{}", crate::redact::redact(&format!("{e:#}")));
             if e.downcast_ref::<InvalidInput>().is_some() {
                 Exit::Invalid.into()
             } else {
@@ -173,7 +173,7 @@ fn report_diagnostics(diags: &[Diagnostic]) -> bool {
     let mut w = stderr.lock();
     for d in diags {
         // A policy may quote a pasted key; its snippet must not show it.
-        let _ = write!(w, "{}", crate::audit::redact::redact(&d.render()));
+        let _ = write!(w, "{}", crate::redact::redact(&d.render()));
         let _ = writeln!(w);
     }
     diags.iter().any(Diagnostic::is_error)

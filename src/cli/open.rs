@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 ))
             })?;
     }
-    crate::report::ci::check_paths(&args.reports).map_err(InvalidInput)?;
+    crate::report::ci::check_paths(&args.reports).map_err(|e| InvalidInput(e.to_string()))?;
     let mut report_targets = Vec::new();
     let mut out = format!(
         "policy {} run {} verdict {}\n",

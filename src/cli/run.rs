@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use super::{Exit, InvalidInput, print_stdout};
 use sha2::{Digest, Sha256};
 
+use crate::policy::threshold::Threshold;
 use crate::report::output::RunOutput;
-use crate::report::threshold::Threshold;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -65,7 +65,7 @@ enum Format {
 /// the SAF CLI accepts warned about.
 pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
     let (threshold, warnings) =
-        crate::report::threshold::read_file(path).map_err(|e| InvalidInput(e.to_string()))?;
+        crate::policy::threshold::read_file(path).map_err(|e| InvalidInput(e.to_string()))?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         )
         .into());
     }
-    crate::report::ci::check_paths(&args.reports).map_err(InvalidInput)?;
+    crate::report::ci::check_paths(&args.reports).map_err(|e| InvalidInput(e.to_string()))?;
     let run_id = uuid::Uuid::now_v7().to_string();
     args.input.run_id = run_id.clone();
     let (set, plan, session) = super::load_plan(&args.input)?;
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 (s, f, None)
             }
         };
-        let policy_sha = crate::facts::frame::hex(&Sha256::digest(policy.source.text.as_bytes()));
+        let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
         output
             .seal(
                 &summary,

@@ -39,9 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let (set, diags) = crate::policy::load(&args.paths);
     let failed = diags.iter().any(|d| d.is_error());
     match args.format {
-        Format::Json => {
-            print_stdout(&(crate::audit::redact::redact(&diag::to_json(&diags)) + "\n"))?
-        }
+        Format::Json => print_stdout(&(crate::redact::redact(&diag::to_json(&diags)) + "\n"))?,
         Format::Human => {
             report_diagnostics(&diags);
             let errors = diags.iter().filter(|d| d.is_error()).count();

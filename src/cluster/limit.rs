@@ -42,6 +42,7 @@ impl RateLimit {
     }
 
     /// The burst allowed for `qps`.
+    #[cfg(test)]
     pub fn burst(&self) -> u32 {
         self.burst
     }

@@ -7,7 +7,7 @@
 //! only lists pods and manages the run's access objects; scans run with a
 //! short-lived token bound to the run ([`Cluster::scoped`]).
 
-pub mod limit;
+pub(crate) mod limit;
 mod tls;
 
 use std::fmt;

@@ -9,8 +9,8 @@
 
 pub mod compile;
 pub mod frame;
-pub mod parse;
-pub mod procfs;
+pub(crate) mod parse;
+pub(crate) mod procfs;
 pub mod resolve;
 pub mod rootfs;
 pub mod shell;
@@ -233,17 +233,56 @@ impl FileFact {
     /// requested but not collected is `Err(why)`, never "absent". This is
     /// the one rule by which checks read file content, whichever collector
     /// produced the fact.
-    pub fn evidence(&self) -> Result<Option<&Content>, String> {
+    pub fn evidence(&self) -> Result<Option<&Content>, EvidenceError> {
         if let Some(why) = &self.error {
-            return Err(format!("it could not be read: {why}"));
+            return Err(EvidenceError::Unreadable(why.clone()));
         }
         match (&self.stat, &self.content) {
             (_, Some(c)) => Ok(Some(c)),
             (None, None) => Ok(None),
-            (Some(st), None) if st.kind != Kind::File => {
-                Err(format!("it is a {}, not a regular file", st.kind.as_str()))
-            }
-            (Some(_), None) => Err("its content was not collected".into()),
+            (Some(st), None) if st.kind != Kind::File => Err(EvidenceError::NotRegular(st.kind)),
+            (Some(_), None) => Err(EvidenceError::NotCollected),
+        }
+    }
+}
+
+/// Why a fact is not evidence. Checks turn it into an `error` result, never
+/// "absent" (no false pass).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    /// The collector could not read the path.
+    #[error("it could not be read: {0}")]
+    Unreadable(String),
+    /// Content was requested from something that is not a regular file.
+    #[error("it is a {}, not a regular file", .0.as_str())]
+    NotRegular(Kind),
+    /// The path exists but its content is not among the facts.
+    #[error("its content was not collected")]
+    NotCollected,
+    /// The collector returned nothing for a requested path.
+    #[error("the collector returned no fact for it")]
+    NoFact,
+    /// A `read_dirs` directory could not be listed completely.
+    #[error("it could not be listed: {0}")]
+    Unlisted(String),
+}
+
+/// An [`EvidenceError`] at a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct PathEvidenceError {
+    /// The requested path.
+    pub path: String,
+    /// Why it is not evidence.
+    pub why: EvidenceError,
+}
+
+impl EvidenceError {
+    /// This error at `path`.
+    pub fn at(self, path: impl Into<String>) -> PathEvidenceError {
+        PathEvidenceError {
+            path: path.into(),
+            why: self,
         }
     }
 }
@@ -251,7 +290,7 @@ impl FileFact {
 /// Why content requested from a path of kind `kind` is not evidence; every
 /// collector says it in these words, so their facts compare equal.
 pub fn not_a_regular_file(kind: Kind) -> String {
-    format!("it is a {}, not a regular file", kind.as_str())
+    EvidenceError::NotRegular(kind).to_string()
 }
 
 /// One entry found by a walk.
@@ -318,18 +357,21 @@ pub struct CommandFact {
 impl Facts {
     /// The content of a requested file as evidence ([`FileFact::evidence`]);
     /// a path the collector returned nothing for is an error too.
-    pub fn content_of(&self, path: &str) -> Result<Option<&Content>, String> {
+    pub fn content_of(&self, path: &str) -> Result<Option<&Content>, PathEvidenceError> {
         match self.files.get(path) {
-            Some(f) => f.evidence().map_err(|why| format!("{path}: {why}")),
-            None => Err(format!("{path}: the collector returned no fact for it")),
+            Some(f) => f.evidence().map_err(|why| why.at(path)),
+            None => Err(EvidenceError::NoFact.at(path)),
         }
     }
 
     /// The files of a `read_dirs` directory as evidence: `Err` when the
     /// directory could not be listed completely.
-    pub fn dir_of(&self, dir: &str) -> Result<Option<&BTreeMap<String, FileFact>>, String> {
+    pub fn dir_of(
+        &self,
+        dir: &str,
+    ) -> Result<Option<&BTreeMap<String, FileFact>>, PathEvidenceError> {
         if let Some(why) = self.dir_errors.get(dir) {
-            return Err(format!("{dir} could not be listed: {why}"));
+            return Err(EvidenceError::Unlisted(why.clone()).at(dir));
         }
         Ok(self.dirs.get(dir))
     }

@@ -65,15 +65,15 @@ impl Snapshot {
         };
         let bytes = crate::safeio::read(path, MAX_SNAPSHOT_BYTES, "inventory")
             .map_err(|e| read_err(e.problem.to_string()))?;
-        Snapshot::from_slice(&bytes).map_err(|reason| InventoryError::Parse {
+        Snapshot::from_slice(&bytes).map_err(|e| InventoryError::Parse {
             path: shown,
-            reason,
+            reason: e.to_string(),
         })
     }
 
     /// Parse snapshot bytes; the error says where the JSON went wrong.
-    pub fn from_slice(bytes: &[u8]) -> Result<Snapshot, String> {
-        let list: PodList = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_slice(bytes: &[u8]) -> Result<Snapshot, serde_json::Error> {
+        let list: PodList = serde_json::from_slice(bytes)?;
         Ok(Snapshot::from_pods(list.items.0))
     }
 

@@ -211,7 +211,7 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
         name: "vigil".into(),
         image: Some(ic.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec![crate::approach::PROBE_BINARY.into()]),
+        command: Some(vec![super::manifests::PROBE_BINARY.into()]),
         args: Some(args),
         resources: Some(ResourceRequirements {
             requests: Some(

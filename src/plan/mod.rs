@@ -5,10 +5,10 @@
 //! rules are sorted), so a plan diffs cleanly in a pull request.
 
 mod batch;
-pub mod incluster;
-pub mod manifests;
+pub(crate) mod incluster;
+pub(crate) mod manifests;
 pub mod rbac;
-pub mod shard;
+pub(crate) mod shard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

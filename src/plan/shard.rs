@@ -17,10 +17,15 @@ pub struct Shard {
     pub count: u32,
 }
 
+/// A `--shard` value that is not `I/N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--shard {0:?} is not I/N with 0 <= I < N <= 1024 (e.g. 0/4)")]
+pub struct ShardError(String);
+
 impl Shard {
     /// Parse `I/N` (0 ≤ I < N ≤ 1024).
-    pub fn parse(s: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard {s:?} is not I/N with 0 <= I < N <= 1024 (e.g. 0/4)");
+    pub fn parse(s: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError(s.to_string());
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count): (u32, u32) = (
             i.trim().parse().map_err(|_| bad())?,
@@ -55,7 +60,7 @@ pub fn plan_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
         h.update(id.as_bytes());
         h.update(b"\n");
     }
-    crate::facts::frame::hex(&h.finalize())
+    crate::encoding::hex(&h.finalize())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! threshold keys, output recipients and approach/target fit. Every check
 //! runs and every finding is reported.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use super::model::{Approach, Check, Profile, ScanPolicy, Target};
 use super::{Loaded, PolicySet, duration};
 use crate::diag::{Code, Diagnostic};
-use crate::report::threshold::Threshold;
+use crate::policy::threshold::Threshold;
 
 /// Shortest token lifetime the TokenRequest API grants.
 pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(600);
@@ -378,7 +378,7 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             )),
             Ok(_) => {}
             Err(msg) => out.push(p.at_value(
-                Diagnostic::error(Code::InvalidWaiver, msg)
+                Diagnostic::error(Code::InvalidWaiver, msg.to_string())
                     .with_hint("write an RFC 3339 time with a timezone, e.g. 2027-01-31T00:00:00Z or 2027-01-31T00:00:00+01:00"),
                 &format!("{base}/expires"),
             )),
@@ -426,7 +426,7 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
                     })
                     .max()
                     .unwrap_or(0);
-                for (pointer, why) in crate::report::threshold::saf_differences(t, profiles) {
+                for (pointer, why) in crate::policy::threshold::saf_differences(t, profiles) {
                     out.push(p.at_key(
                         Diagnostic::warning(Code::SafDifference, why).with_hint(
                             "vigil keeps the plain meaning; see docs/controls.md, Thresholds",
@@ -442,7 +442,7 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
     for (i, r) in spec.output.recipients.iter().enumerate() {
         if let Err(msg) = check_recipient(r) {
             out.push(p.at_value(
-                Diagnostic::error(Code::InvalidRecipient, msg)
+                Diagnostic::error(Code::InvalidRecipient, msg.to_string())
                     .with_hint("use an age recipient (age1…, from `age-keygen -y` or `vigil keygen age`) or an ssh public key line (ssh-ed25519 … / ssh-rsa …)"),
                 &format!("/spec/output/recipients/{i}"),
             ));
@@ -580,18 +580,29 @@ pub fn is_pinned(image: &str) -> bool {
     })
 }
 
+/// A cron expression vigil does not accept, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// Not the standard five fields (seconds and years are refused).
+    #[error("expected 5 fields, found {0}")]
+    FieldCount(usize),
+    /// croner refused the expression.
+    #[error("{0}")]
+    Syntax(String),
+}
+
 /// Parse a standard 5-field cron expression or an `@` nickname.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, CronError> {
     let fields = expr.split_whitespace().count();
     if !expr.trim_start().starts_with('@') && fields != 5 {
-        return Err(format!("expected 5 fields, found {fields}"));
+        return Err(CronError::FieldCount(fields));
     }
     CronParser::builder()
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| e.to_string())
+        .map_err(|e| CronError::Syntax(e.to_string()))
 }
 
 /// Returns true if and only if `cron` fires at least once in the next 400
@@ -611,57 +622,72 @@ fn chrono_tz_like(tz: &str) -> Result<(), ()> {
     tz.parse::<chrono_tz::Tz>().map(drop).map_err(drop)
 }
 
+/// A waiver expiry that is not an unambiguous instant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpiryError {
+    /// A local date or time: which day it ends on depends on the machine.
+    #[error("waiver expiry `{0}` has no timezone")]
+    NoTimezone(String),
+    /// Not RFC 3339 at all.
+    #[error("waiver expiry `{text}` is not an RFC 3339 time: {reason}")]
+    NotRfc3339 {
+        /// The expiry as written.
+        text: String,
+        /// chrono's reason.
+        reason: String,
+    },
+}
+
 /// Parse a waiver expiry: RFC 3339 with an explicit offset or `Z`.
-pub fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+pub fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, ExpiryError> {
     match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => Ok(t.with_timezone(&chrono::Utc)),
         Err(_)
             if chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").is_ok()
                 || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() =>
         {
-            Err(format!("waiver expiry `{text}` has no timezone"))
+            Err(ExpiryError::NoTimezone(text.into()))
         }
-        Err(e) => Err(format!(
-            "waiver expiry `{text}` is not an RFC 3339 time: {e}"
-        )),
+        Err(e) => Err(ExpiryError::NotRfc3339 {
+            text: text.into(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// A recipient the `age` CLI cannot encrypt to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecipientError {
+    /// `age1…` that does not decode.
+    #[error("invalid age recipient: {0}")]
+    Age(String),
+    /// `ssh-ed25519 …` or `ssh-rsa …` that is not a valid public key.
+    #[error("not a valid ssh-ed25519 or ssh-rsa public key")]
+    Ssh,
+    /// Neither kind (the first 24 characters are shown).
+    #[error("`{0}…` is neither an age (age1…) nor an ssh-ed25519/ssh-rsa recipient")]
+    Unknown(String),
+}
+
+/// Parse a recipient as a policy or a flag lists it (`age1…`,
+/// `ssh-ed25519 …`, `ssh-rsa …`): the one parser lint and sealing share.
+pub fn parse_recipient(r: &str) -> Result<Box<dyn age::Recipient + Send + Sync>, RecipientError> {
+    if r.starts_with("age1") {
+        age::x25519::Recipient::from_str(r)
+            .map(|x| Box::new(x) as _)
+            .map_err(|e| RecipientError::Age(e.to_string()))
+    } else if r.starts_with("ssh-ed25519 ") || r.starts_with("ssh-rsa ") {
+        age::ssh::Recipient::from_str(r)
+            .map(|x| Box::new(x) as _)
+            .map_err(|_| RecipientError::Ssh)
+    } else {
+        Err(RecipientError::Unknown(r.chars().take(24).collect()))
     }
 }
 
 /// Check that a recipient is one the `age` CLI can encrypt to.
-pub fn check_recipient(r: &str) -> Result<(), String> {
-    if r.starts_with("age1") {
-        age::x25519::Recipient::from_str(r)
-            .map(|_| ())
-            .map_err(|e| format!("invalid age recipient: {e}"))
-    } else if r.starts_with("ssh-ed25519 ") || r.starts_with("ssh-rsa ") {
-        age::ssh::Recipient::from_str(r)
-            .map(|_| ())
-            .map_err(|_| "not a valid ssh-ed25519 or ssh-rsa public key".to_string())
-    } else {
-        let shown: String = r.chars().take(24).collect();
-        Err(format!(
-            "`{shown}…` is neither an age (age1…) nor an ssh-ed25519/ssh-rsa recipient"
-        ))
-    }
-}
-
-/// Control ids defined by the profiles a policy uses, for callers that need
-/// them outside linting.
-pub fn policy_controls<'a>(p: &ScanPolicy, set: &'a PolicySet) -> BTreeMap<&'a str, &'a str> {
-    let mut out = BTreeMap::new();
-    for name in p
-        .spec
-        .profiles
-        .iter()
-        .chain(p.spec.targets.iter().flat_map(|t| t.profiles.iter()))
-    {
-        if let Some(prof) = set.profile(name) {
-            for c in &prof.value.controls {
-                out.insert(c.id.as_str(), prof.value.metadata.name.as_str());
-            }
-        }
-    }
-    out
+fn check_recipient(r: &str) -> Result<(), RecipientError> {
+    parse_recipient(r).map(drop)
 }
 
 #[cfg(test)]
@@ -713,11 +739,13 @@ mod tests {
         assert!(
             parse_expiry("2027-01-31T00:00:00")
                 .unwrap_err()
+                .to_string()
                 .contains("no timezone")
         );
         assert!(
             parse_expiry("2027-01-31")
                 .unwrap_err()
+                .to_string()
                 .contains("no timezone")
         );
         assert!(parse_expiry("soon").is_err());

@@ -6,13 +6,14 @@
 //! Every stage collects findings instead of stopping at the first, so
 //! `vigil validate` reports everything wrong with a policy set in one pass.
 
-pub mod duration;
-pub mod lint;
+pub(crate) mod duration;
+pub(crate) mod lint;
 pub mod model;
-pub mod schema;
-pub mod selector;
-pub mod source;
-pub mod yaml;
+pub(crate) mod schema;
+pub(crate) mod selector;
+pub(crate) mod source;
+pub mod threshold;
+pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -21,14 +21,7 @@ use serde_saphyr::{Budget, DuplicateKeyPolicy, Options, Spanned};
 /// are a cheap way to exhaust a recursive consumer's stack.
 pub const MAX_DEPTH: usize = 48;
 
-/// A line and column, both 1-based, as editors show them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column (characters).
-    pub column: u32,
-}
+pub use crate::diag::Position;
 
 impl Position {
     fn from_location(loc: serde_saphyr::Location) -> Position {

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::findings::{Finding, render};
-use crate::runner::RunSummary;
+use crate::report::run::RunSummary;
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,7 +388,7 @@ pub fn sarif(
                     (_, "medium") => "warning",
                     _ => "note",
                 };
-                let fingerprint = crate::facts::frame::hex(&Sha256::digest(
+                let fingerprint = crate::encoding::hex(&Sha256::digest(
                     format!("{}\0{}\0{}", s.policy, t.id, f.id).as_bytes(),
                 ));
                 results.push(serde_json::json!({
@@ -422,20 +422,29 @@ pub fn sarif(
     serde_json::to_string_pretty(&log).expect("SARIF serializes") + "\n"
 }
 
+/// A report path refused before a run (the path is shown escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportPathError {
+    /// Reports never overwrite.
+    #[error("report {0} already exists; reports never overwrite (choose another path)")]
+    Exists(String),
+    /// Its directory is missing.
+    #[error("report {0}: its directory does not exist")]
+    NoDirectory(String),
+}
+
 /// Refuse, before a run, report paths that exist (reports never overwrite)
 /// or whose directory does not.
-pub fn check_paths(requests: &[Request]) -> Result<(), String> {
+pub fn check_paths(requests: &[Request]) -> Result<(), ReportPathError> {
     for r in requests {
         let shown = crate::safeio::printable(&r.path.display().to_string()).into_owned();
         if std::fs::symlink_metadata(&r.path).is_ok() {
-            return Err(format!(
-                "report {shown} already exists; reports never overwrite (choose another path)"
-            ));
+            return Err(ReportPathError::Exists(shown));
         }
         if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            return Err(format!("report {shown}: its directory does not exist"));
+            return Err(ReportPathError::NoDirectory(shown));
         }
     }
     Ok(())

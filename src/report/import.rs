@@ -20,12 +20,16 @@ pub struct ImportedHdf {
 }
 
 /// Why a document is not usable HDF.
-fn shape(msg: impl Into<String>) -> String {
-    format!("not an HDF/InSpec JSON report: {}", msg.into())
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an HDF/InSpec JSON report: {0}")]
+pub struct NotHdf(String);
+
+fn shape(msg: impl Into<String>) -> NotHdf {
+    NotHdf(msg.into())
 }
 
 /// Check the shape of an HDF document and count its controls.
-pub fn read(bytes: &[u8]) -> Result<ImportedHdf, String> {
+pub fn read(bytes: &[u8]) -> Result<ImportedHdf, NotHdf> {
     let hdf: Value = serde_json::from_slice(bytes).map_err(|e| shape(e.to_string()))?;
     let profiles = hdf["profiles"]
         .as_array()

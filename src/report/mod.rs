@@ -1,16 +1,16 @@
 //! Results: evaluating a target's controls into a [`TargetReport`], its HDF
 //! document, summaries, SAF thresholds and waivers.
 
-pub mod ci;
-pub mod findings;
-pub mod hdf;
+pub(crate) mod ci;
+pub(crate) mod findings;
+pub(crate) mod hdf;
 pub mod import;
 pub mod output;
-pub mod run;
-pub mod summary;
-pub mod text;
+pub(crate) mod run;
+pub(crate) mod summary;
+pub(crate) mod text;
 pub mod threshold;
-pub mod waiver;
+pub(crate) mod waiver;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -124,8 +124,7 @@ impl<'a> PreparedProfile<'a> {
         let controls = &profile.value.controls;
         PreparedProfile {
             profile,
-            sha256: crate::facts::frame::hex(&Sha256::digest(profile.source.text.as_bytes()))
-                .into(),
+            sha256: crate::encoding::hex(&Sha256::digest(profile.source.text.as_bytes())).into(),
             file: profile.source.path.display().to_string().into(),
             codes: controls
                 .iter()

@@ -94,7 +94,7 @@ impl RunOutput for PlainDir {
         write_atomic(&self.root.join(name), bytes)?;
         Ok(Written {
             name: name.to_string(),
-            sha256: crate::facts::frame::hex(&Sha256::digest(bytes)),
+            sha256: crate::encoding::hex(&Sha256::digest(bytes)),
             size: bytes.len() as u64,
         })
     }

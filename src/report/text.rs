@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::findings::{Details, render};
-use crate::runner::RunSummary;
+use crate::report::run::RunSummary;
 use crate::safeio::printable;
 
 /// The summary table of one policy's run.

@@ -10,9 +10,9 @@
 //! - `limits.concurrency` worker threads take targets through an
 //!   [`admission::Admission`] that also holds `perNamespace` and `perNode`.
 
-pub mod admission;
-pub mod lifecycle;
-pub mod session;
+pub(crate) mod admission;
+pub(crate) mod lifecycle;
+pub(crate) mod session;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use crate::facts::{FactRequest, compile::compile, rootfs};
+use crate::facts::{FactRequest, compile::compile};
 use crate::plan::{PlannedTarget, PolicyPlan};
 use crate::policy::model::{Approach, Profile, ScanPolicy};
+use crate::policy::threshold::Threshold;
 use crate::policy::{Loaded, PolicySet};
 use crate::report::findings::findings_of;
 use crate::report::output::{RunOutput, Written};
-use crate::report::threshold::Threshold;
 use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf};
 
 // The run's result types live in `report::run` (sealing and merging read
@@ -35,6 +35,8 @@ pub use crate::report::run::{
     FailureKind, Imported, PlanRef, RunStats, RunSummary, RunVerdict, StatusCounts, TargetStatus,
     TargetSummary,
 };
+
+pub use crate::approach::collector::{Collector, Failure, Gathered, LocalCollector};
 
 /// Called after each target with (its summary, targets done, total).
 pub type Progress = Box<dyn Fn(&TargetSummary, Tally) + Send + Sync>;
@@ -48,119 +50,6 @@ pub struct Tally {
     pub in_flight: usize,
     /// Targets in the plan.
     pub total: usize,
-}
-
-/// What a collector gathered, and through which approach: for `auto`, the
-/// one it settled on, which the results and the statement record.
-#[derive(Debug)]
-pub struct Gathered {
-    /// The facts.
-    pub facts: crate::facts::Facts,
-    /// The approach that gathered them.
-    pub approach: Approach,
-    /// Attempts it took (1 unless transient errors were retried).
-    pub attempts: u32,
-}
-
-/// Why a target could not be gathered, after how many attempts.
-#[derive(Debug)]
-pub struct Failure {
-    /// What kind of failure.
-    pub kind: FailureKind,
-    /// A sentence for the result.
-    pub message: String,
-    /// Attempts made.
-    pub attempts: u32,
-}
-
-impl Failure {
-    /// A failure of `kind`, after one attempt.
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            message: message.into(),
-            attempts: 1,
-        }
-    }
-
-    /// A scan of `what` that ran out of `scanTimeout`.
-    pub fn timeout(what: &str, limit: std::time::Duration) -> Failure {
-        Failure::new(
-            FailureKind::Timeout,
-            format!(
-                "{what} did not finish within scanTimeout ({})",
-                crate::policy::duration::format(limit)
-            ),
-        )
-    }
-
-    /// A target not scanned (or stopped in flight), and why.
-    pub fn not_scanned(why: &str) -> Failure {
-        Failure {
-            attempts: 0,
-            ..Failure::new(FailureKind::NotScanned, format!("not scanned: {why}"))
-        }
-    }
-
-    /// Stopped in flight by a second signal or the end of the grace period.
-    pub fn stopped_in_flight() -> Failure {
-        Failure::new(
-            FailureKind::NotScanned,
-            "not scanned: stopped in flight after a signal (second signal or end of the grace period)",
-        )
-    }
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::new(FailureKind::Other, message)
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(message: &str) -> Failure {
-        Failure::new(FailureKind::Other, message)
-    }
-}
-
-/// Gathers the facts of one target, whatever the approach.
-pub trait Collector: Sync {
-    /// Collect `req` from `target` for scan `scan_id`; the error says why it
-    /// could not.
-    fn collect(
-        &self,
-        target: &PlannedTarget,
-        req: &FactRequest,
-        scan_id: &str,
-    ) -> Result<Gathered, Failure>;
-}
-
-/// Local root filesystems only; any other approach is an error result.
-#[derive(Debug, Default)]
-pub struct LocalCollector;
-
-impl Collector for LocalCollector {
-    fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, Failure> {
-        match (&t.approach, &t.rootfs) {
-            (Approach::Local, Some(root)) => rootfs::collect(root, req)
-                .map(|facts| Gathered {
-                    facts,
-                    approach: Approach::Local,
-                    attempts: 1,
-                })
-                .map_err(|e| {
-                    Failure::from(format!(
-                        "cannot open root {}: {}",
-                        root.display(),
-                        crate::safeio::io_reason(&e)
-                    ))
-                }),
-            (approach, _) => Err(Failure::from(format!(
-                "the {} approach needs a connection to the cluster, which this run does not have",
-                approach.as_str()
-            ))),
-        }
-    }
 }
 
 /// Settings that do not come from the policy.
@@ -444,7 +333,7 @@ fn scan_target(
         });
         // Errors end up in results and summaries: never let a secret through.
         collected.map_err(|f| Failure {
-            message: crate::audit::redact::redact(&f.message),
+            message: crate::redact::redact(&f.message),
             ..f
         })
     };
@@ -514,7 +403,7 @@ pub fn import(
     for (name, bytes) in files {
         let doc = crate::report::import::read(bytes).map_err(|reason| ImportError::Invalid {
             file: name.clone(),
-            reason,
+            reason: reason.to_string(),
         })?;
         let stem = std::path::Path::new(name)
             .file_name()
@@ -629,7 +518,7 @@ pub fn run_external(
             ))
         } else {
             scan(t, &scan_id).map_err(|f| Failure {
-                message: crate::audit::redact::redact(&f.message),
+                message: crate::redact::redact(&f.message),
                 ..f
             })
         };
@@ -698,7 +587,7 @@ fn bind_report(
     target_id: &str,
     scan_id: &str,
 ) -> Result<Vec<u8>, String> {
-    crate::report::import::read(bytes)?;
+    crate::report::import::read(bytes).map_err(|e| e.to_string())?;
     let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if !doc["platform"].is_object() {
         doc["platform"] = serde_json::json!({"name": "unknown", "release": ""});

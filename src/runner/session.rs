@@ -174,8 +174,8 @@ pub enum PlanError {
     #[error("{0}")]
     Snapshot(String),
     /// `--shard` is not `I/N`.
-    #[error("{0}")]
-    Shard(String),
+    #[error(transparent)]
+    Shard(#[from] crate::plan::shard::ShardError),
     /// No session to the cluster.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -193,7 +193,7 @@ pub fn load(
     if diags.iter().any(|d| d.is_error()) {
         return Err(PlanError::Policies(diags));
     }
-    crate::audit::redact::add_patterns(
+    crate::redact::add_patterns(
         set.policies
             .iter()
             .flat_map(|p| p.value.spec.redact.iter().map(String::as_str)),

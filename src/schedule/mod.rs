@@ -38,9 +38,20 @@ pub struct Plan {
     pub jitter: Duration,
 }
 
+/// A schedule that cannot be planned (lint refuses both before a run).
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The cron expression.
+    #[error(transparent)]
+    Cron(#[from] crate::policy::lint::CronError),
+    /// The timezone name.
+    #[error("`{0}` is not an IANA timezone")]
+    Timezone(String),
+}
+
 impl Plan {
     /// Parse a policy's schedule; `None` when it has none.
-    pub fn of(policy: &ScanPolicy) -> Result<Option<Plan>, String> {
+    pub fn of(policy: &ScanPolicy) -> Result<Option<Plan>, ScheduleError> {
         let Some(s) = &policy.spec.schedule else {
             return Ok(None);
         };
@@ -52,7 +63,7 @@ impl Plan {
                 match &d.timezone {
                     Some(name) => name
                         .parse::<Tz>()
-                        .map_err(|_| format!("`{name}` is not an IANA timezone"))?,
+                        .map_err(|_| ScheduleError::Timezone(name.clone()))?,
                     None => Tz::UTC,
                 },
                 d.catch_up.as_deref() == Some("one"),

@@ -19,7 +19,7 @@ use super::keys::Signer;
 use super::statement::{
     AuditRef, FileRef, PREDICATE_TYPE, STATEMENT_TYPE, Statement, Subject, predicate,
 };
-use crate::facts::frame::hex;
+use crate::encoding::hex;
 use crate::report::output::{RunOutput, Written, check_name};
 use crate::report::run::RunSummary;
 

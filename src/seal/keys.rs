@@ -222,7 +222,7 @@ pub fn load_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
 pub fn keyid(key: &VerifyingKey) -> String {
     let mut der = SPKI_PREFIX.to_vec();
     der.extend_from_slice(key.as_bytes());
-    format!("SHA256:{}", crate::facts::frame::hex(&Sha256::digest(&der)))
+    format!("SHA256:{}", crate::encoding::hex(&Sha256::digest(&der)))
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -336,22 +336,9 @@ pub fn load_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send +
 /// Parse recipients as the policy lists them (`age1…`, `ssh-ed25519 …`, `ssh-rsa …`).
 pub fn parse_recipients(
     list: &[String],
-) -> Result<Vec<Box<dyn age::Recipient + Send + Sync>>, String> {
-    use std::str::FromStr;
+) -> Result<Vec<Box<dyn age::Recipient + Send + Sync>>, crate::policy::lint::RecipientError> {
     list.iter()
-        .map(
-            |r| -> Result<Box<dyn age::Recipient + Send + Sync>, String> {
-                if r.starts_with("age1") {
-                    age::x25519::Recipient::from_str(r)
-                        .map(|x| Box::new(x) as _)
-                        .map_err(|e| format!("invalid age recipient: {e}"))
-                } else {
-                    age::ssh::Recipient::from_str(r)
-                        .map(|x| Box::new(x) as _)
-                        .map_err(|_| "invalid ssh recipient".to_string())
-                }
-            },
-        )
+        .map(|r| crate::policy::lint::parse_recipient(r))
         .collect()
 }
 

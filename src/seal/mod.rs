@@ -8,8 +8,8 @@
 pub mod bundle;
 pub mod dsse;
 pub mod keys;
-pub mod layout;
-pub mod merge;
-pub mod options;
-pub mod statement;
+pub(crate) mod layout;
+pub(crate) mod merge;
+pub(crate) mod options;
+pub(crate) mod statement;
 pub mod verify;

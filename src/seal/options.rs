@@ -61,8 +61,8 @@ pub fn recipients(
     policy: &Loaded<ScanPolicy>,
     plaintext: bool,
 ) -> Result<Vec<Box<dyn age::Recipient + Send + Sync>>, SealOptionError> {
-    let recipients =
-        parse_recipients(&policy.value.spec.output.recipients).map_err(SealOptionError::Invalid)?;
+    let recipients = parse_recipients(&policy.value.spec.output.recipients)
+        .map_err(|e| SealOptionError::Invalid(e.to_string()))?;
     if recipients.is_empty() && !plaintext {
         return Err(SealOptionError::Invalid(format!(
             "policy {} names no output.recipients: results would be readable by anyone; add an age or ssh recipient, or pass --plaintext",

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::dsse::{self, Envelope};
 use super::layout::STATEMENT_FILE;
 use super::statement::{Counts, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
-use crate::facts::frame::hex;
+use crate::encoding::hex;
 use crate::facts::resolve::Root;
 
 /// Largest statement accepted (a 10,000-target statement is ~5 MB).
@@ -312,7 +312,7 @@ fn read_regular(root: &Root, name: &str, cap: u64, v: &mut Verification) -> Opti
             Some(bytes)
         }
         Err(why) => {
-            v.problem(name, why);
+            v.problem(name, why.to_string());
             None
         }
     }
@@ -338,7 +338,7 @@ fn plaintext(
     match decrypt(io::BufReader::new(f), identities) {
         Ok(bytes) => Some(bytes),
         Err(why) => {
-            v.problem(name, why);
+            v.problem(name, why.to_string());
             None
         }
     }
@@ -358,26 +358,41 @@ pub fn is_recipient(path: &Path, identities: &Identities) -> Option<bool> {
     }
 }
 
+/// Why an age file did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecryptError {
+    /// No age header.
+    #[error("not an age file: {0}")]
+    NotAge(String),
+    /// None of the identities is a recipient.
+    #[error("none of the identities can decrypt it")]
+    NoMatchingKeys,
+    /// The payload fails authentication.
+    #[error("decryption failed (corrupted or tampered)")]
+    Corrupted,
+    /// More plaintext than [`MAX_PLAINTEXT_BYTES`].
+    #[error("plaintext larger than vigil accepts")]
+    TooLarge,
+}
+
 /// Decrypt an age file (binary or armored) with any of the identities.
-pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u8>, String> {
+pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u8>, DecryptError> {
     let armored = age::armor::ArmoredReader::new(input);
     let decryptor =
-        age::Decryptor::new_buffered(armored).map_err(|e| format!("not an age file: {e}"))?;
+        age::Decryptor::new_buffered(armored).map_err(|e| DecryptError::NotAge(e.to_string()))?;
     let mut reader = decryptor
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => {
-                "none of the identities can decrypt it".to_string()
-            }
-            _ => "decryption failed (corrupted or tampered)".to_string(),
+            age::DecryptError::NoMatchingKeys => DecryptError::NoMatchingKeys,
+            _ => DecryptError::Corrupted,
         })?;
     let mut out = Vec::new();
     (&mut reader)
         .take(MAX_PLAINTEXT_BYTES + 1)
         .read_to_end(&mut out)
-        .map_err(|_| "decryption failed (corrupted or tampered)".to_string())?;
+        .map_err(|_| DecryptError::Corrupted)?;
     if out.len() as u64 > MAX_PLAINTEXT_BYTES {
-        return Err("plaintext larger than vigil accepts".into());
+        return Err(DecryptError::TooLarge);
     }
     Ok(out)
 }

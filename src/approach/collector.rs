@@ -1,0 +1,121 @@
+//! The contract between the runner and the approaches: a [`Collector`]
+//! gathers one target's facts or says why not, as a typed [`Failure`].
+//! The runner schedules collectors; it never needs to know how they work.
+
+use crate::facts::{FactRequest, rootfs};
+use crate::plan::PlannedTarget;
+use crate::policy::model::Approach;
+use crate::report::run::FailureKind;
+
+/// What a collector gathered, and through which approach: for `auto`, the
+/// one it settled on, which the results and the statement record.
+#[derive(Debug)]
+pub struct Gathered {
+    /// The facts.
+    pub facts: crate::facts::Facts,
+    /// The approach that gathered them.
+    pub approach: Approach,
+    /// Attempts it took (1 unless transient errors were retried).
+    pub attempts: u32,
+}
+
+/// Why a target could not be gathered, after how many attempts.
+#[derive(Debug)]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// A sentence for the result.
+    pub message: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl Failure {
+    /// A failure of `kind`, after one attempt.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            attempts: 1,
+        }
+    }
+
+    /// A scan of `what` that ran out of `scanTimeout`.
+    pub fn timeout(what: &str, limit: std::time::Duration) -> Failure {
+        Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "{what} did not finish within scanTimeout ({})",
+                crate::policy::duration::format(limit)
+            ),
+        )
+    }
+
+    /// A target not scanned (or stopped in flight), and why.
+    pub fn not_scanned(why: &str) -> Failure {
+        Failure {
+            attempts: 0,
+            ..Failure::new(FailureKind::NotScanned, format!("not scanned: {why}"))
+        }
+    }
+
+    /// Stopped in flight by a second signal or the end of the grace period.
+    pub fn stopped_in_flight() -> Failure {
+        Failure::new(
+            FailureKind::NotScanned,
+            "not scanned: stopped in flight after a signal (second signal or end of the grace period)",
+        )
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::new(FailureKind::Other, message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure::new(FailureKind::Other, message)
+    }
+}
+
+/// Gathers the facts of one target, whatever the approach.
+pub trait Collector: Sync {
+    /// Collect `req` from `target` for scan `scan_id`; the error says why it
+    /// could not.
+    fn collect(
+        &self,
+        target: &PlannedTarget,
+        req: &FactRequest,
+        scan_id: &str,
+    ) -> Result<Gathered, Failure>;
+}
+
+/// Local root filesystems only; any other approach is an error result.
+#[derive(Debug, Default)]
+pub struct LocalCollector;
+
+impl Collector for LocalCollector {
+    fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, Failure> {
+        match (&t.approach, &t.rootfs) {
+            (Approach::Local, Some(root)) => rootfs::collect(root, req)
+                .map(|facts| Gathered {
+                    facts,
+                    approach: Approach::Local,
+                    attempts: 1,
+                })
+                .map_err(|e| {
+                    Failure::from(format!(
+                        "cannot open root {}: {}",
+                        root.display(),
+                        crate::safeio::io_reason(&e)
+                    ))
+                }),
+            (approach, _) => Err(Failure::from(format!(
+                "the {} approach needs a connection to the cluster, which this run does not have",
+                approach.as_str()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The module graph follows the data flow: no import cycles between
+//! top-level modules, and the leaves (`seal`, `cluster`) import nothing
+//! from the modules that orchestrate them (docs/architecture.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Top-level module → the top-level modules its non-test code names as
+/// `crate::NAME`.
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Unit tests may reach anywhere; only the code itself counts.
+        let code = text.split("#[cfg(test)]\nmod ").next().unwrap();
+        let deps = graph.entry(module.clone()).or_default();
+        for (i, _) in code.match_indices("crate::") {
+            let name: String = code[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                deps.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+fn reaches(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![from.to_string()];
+    while let Some(m) = stack.pop() {
+        for d in graph.get(&m).into_iter().flatten() {
+            if d == to {
+                return true;
+            }
+            if seen.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn top_level_modules_have_no_import_cycles() {
+    let graph = module_graph();
+    assert!(graph.contains_key("runner") && graph.contains_key("seal"));
+    let cycles: Vec<String> = graph
+        .iter()
+        .flat_map(|(m, deps)| deps.iter().map(move |d| (m, d)))
+        .filter(|(m, d)| reaches(&graph, d, m))
+        .map(|(m, d)| format!("{m} -> {d}"))
+        .collect();
+    assert!(cycles.is_empty(), "import cycles through: {cycles:?}");
+}
+
+#[test]
+fn seal_and_cluster_import_nothing_from_runner_plan_or_inventory() {
+    let graph = module_graph();
+    for leaf in ["seal", "cluster"] {
+        let deps = &graph[leaf];
+        for upstream in ["runner", "plan", "inventory", "cli"] {
+            assert!(!deps.contains(upstream), "{leaf} imports {upstream}");
+        }
+    }
+}
