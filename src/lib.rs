@@ -18,6 +18,7 @@ pub(crate) mod encoding;
 pub mod facts;
 pub mod inventory;
 pub(crate) mod log;
+pub mod monitor;
 pub mod plan;
 pub mod policy;
 pub(crate) mod redact;

@@ -80,6 +80,9 @@ pub enum Problem {
     Io(String),
     /// A directory, device or socket.
     NotRegular(&'static str),
+    /// Not a regular file, where only one can be streamed (a pipe would
+    /// make a reader wait on its writer).
+    NotStreamable(&'static str),
     /// A file on a pseudo filesystem.
     Pseudo(&'static str),
     /// Larger than the cap.
@@ -106,6 +109,9 @@ impl fmt::Display for Problem {
             Problem::Io(reason) => f.write_str(reason),
             Problem::NotRegular(kind) => {
                 write!(f, "a {kind}, not a file; pass a regular file (or a pipe)")
+            }
+            Problem::NotStreamable(kind) => {
+                write!(f, "a {kind}, not a regular file; pass the file itself")
             }
             Problem::Pseudo(fs) => write!(
                 f,
@@ -173,6 +179,32 @@ pub fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputE
     )
     .map_err(|e| fail(Problem::Io(io_reason(&e.into()))))?;
     read_fd(fd, cap).map_err(fail)
+}
+
+/// Open `path` for streaming: only a regular file on a real filesystem (a
+/// FIFO, a device or a /proc file is refused before anything is read).
+/// For inputs too large to read whole, such as audit logs.
+pub fn open_regular(path: &Path, what: &'static str) -> Result<std::fs::File, InputError> {
+    let fail = |problem| InputError {
+        what,
+        path: path.to_path_buf(),
+        problem,
+    };
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| fail(Problem::Io(io_reason(&e.into()))))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| fail(Problem::Io(io_reason(&e.into()))))?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => match pseudo_filesystem(&fd) {
+            Some(fs) => Err(fail(Problem::Pseudo(fs))),
+            None => Ok(std::fs::File::from(fd)),
+        },
+        FileType::Fifo => Err(fail(Problem::NotStreamable("pipe"))),
+        other => Err(fail(Problem::NotStreamable(kind_name(other)))),
+    }
 }
 
 /// Like [`read`], for text that must be UTF-8.

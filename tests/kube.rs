@@ -20,16 +20,16 @@ fn pod(ns: &str, name: &str, app: &str) -> Value {
     })
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     _fixtures: TempDir,
-    dir: TempDir,
-    server: FakeApiServer,
+    pub(crate) dir: TempDir,
+    pub(crate) server: FakeApiServer,
 }
 
 /// 6 alpine-like pods in team-a, 6 debian-like in team-b (all with a
 /// static busybox shell), one unplanned pod in team-a, and a shell-less
 /// distroless pod in team-b when `with_distroless`.
-fn cluster(with_distroless: bool) -> Option<Cluster> {
+pub(crate) fn cluster(with_distroless: bool) -> Option<Cluster> {
     if !crate::util::root_and_busybox() {
         return None;
     }
@@ -64,7 +64,7 @@ fn cluster(with_distroless: bool) -> Option<Cluster> {
     })
 }
 
-fn policy(c: &Cluster) -> PathBuf {
+pub(crate) fn policy(c: &Cluster) -> PathBuf {
     c.dir.write(
         "p.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n    - {namespace: team-b, selector: {matchLabels: {app: web}}, approach: api}\n  limits: {concurrency: 4}\n",

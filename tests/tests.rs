@@ -15,6 +15,7 @@ mod incluster;
 mod interop;
 mod kube;
 mod layering;
+mod monitor;
 mod plan;
 mod probe;
 mod runner;

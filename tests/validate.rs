@@ -540,6 +540,8 @@ fn help_examples_are_whole_lines_and_run_as_written() {
             Some("needs a cluster with Deployments")
         } else if l.contains("--container-id") {
             Some("needs a container runtime's cgroups")
+        } else if l.contains("--audit-log") {
+            Some("needs a cluster run and its API server's audit log (docs/monitoring.md runs one)")
         } else {
             None
         }
@@ -726,6 +728,15 @@ fn documented_commands_run_as_written() {
         .collect();
     let server = crate::fakeapi::FakeApiServer::start(dir.path(), pods, roots);
     server.set_probe_binary(std::path::Path::new(env!("CARGO_BIN_EXE_vigil")));
+    // Its audit log, at the levels `vigil render audit-policy` asks for
+    // (docs/monitoring.md checks a run against it).
+    let policy = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["render", "audit-policy"])
+        .output()
+        .unwrap();
+    server.set_audit_policy(
+        serde_saphyr::from_str(&String::from_utf8(policy.stdout).unwrap()).unwrap(),
+    );
     let mut docs = vec![crate::util::repo().join("README.md")];
     let mut more: Vec<_> = std::fs::read_dir(crate::util::repo().join("docs"))
         .unwrap()
@@ -829,6 +840,10 @@ fn documented_commands_run_as_written() {
                 continue;
             }
             for l in &commands {
+                // `--audit-log audit.log`: the API server's log so far.
+                if l.contains("--audit-log audit.log") {
+                    std::fs::write(dir.path().join("audit.log"), server.audit_log()).unwrap();
+                }
                 let before = bundle_dirs(dir.path());
                 let out = std::process::Command::new("sh")
                     .args(["-c", &format!("{vars}{l}")])

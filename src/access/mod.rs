@@ -101,9 +101,8 @@ impl RunAccess {
                 _ = stop.wait_for(|s| *s) => return,
             }
             let sa = &self.service_account;
-            let result = audited(
+            let result = audited_token(
                 audit,
-                "create",
                 format!(
                     "token for serviceaccount {ns}/{sa} (renewal; ttl {}s, bound to its anchor)",
                     self.ttl
@@ -158,6 +157,7 @@ impl RunAccess {
             audiences: policy.spec.access.audiences.clone(),
             ..RunAccess::default()
         };
+        record_caller(caller, audit).await;
         match access.create_all(caller, policy, plan, audit).await {
             Ok(()) => Ok(access),
             Err(e) => {
@@ -381,9 +381,8 @@ async fn setup_namespace(
         return (ns, created, Err(e));
     }
     let result = async {
-        let (token, lifetime) = audited(
+        let (token, lifetime) = audited_token(
             audit,
-            "create",
             format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
             caller.request_token(&ns, sa_name, ttl, &policy.spec.access.audiences, &anchor),
         )
@@ -687,6 +686,62 @@ pub fn compare_rules(
         }
     }
     (missing, excess)
+}
+
+/// Request a token as the caller and record it in the audit log with its
+/// credential id (never the token), which ties the API server's events for
+/// every use of the token to this run.
+async fn audited_token(
+    audit: &AuditLog,
+    object: String,
+    op: impl std::future::Future<
+        Output = Result<(crate::cluster::Token, std::time::Duration), ClusterError>,
+    >,
+) -> Result<(crate::cluster::Token, std::time::Duration), ClusterError> {
+    let started = std::time::Instant::now();
+    let r = op.await;
+    let attributes = r
+        .as_ref()
+        .ok()
+        .and_then(|(token, _)| token.credential_id())
+        .map(|id| (crate::audit::CREDENTIAL_ID.to_string(), id))
+        .into_iter()
+        .collect();
+    audit.record_with(
+        None,
+        "caller",
+        "create",
+        &object,
+        r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        started,
+        attributes,
+    );
+    r
+}
+
+/// Record who the caller is (its username, never a credential), so that
+/// `vigil audit-check` knows the runner's requests in the API server's
+/// audit log. Best effort: a cluster without SelfSubjectReview only loses
+/// that line's username.
+async fn record_caller(caller: &Cluster, audit: &AuditLog) {
+    let started = std::time::Instant::now();
+    let r = caller.whoami().await;
+    let attributes = r
+        .as_ref()
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|u| ("username".to_string(), u.clone()))
+        .into_iter()
+        .collect();
+    audit.record_with(
+        None,
+        "caller",
+        "create",
+        "selfsubjectreview (who the caller is)",
+        r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        started,
+        attributes,
+    );
 }
 
 /// Run one caller operation and record it in the audit log.

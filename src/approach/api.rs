@@ -82,24 +82,32 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     // the output.
     let mut parser = shell::Parser::new(&req);
     let mut refused: Option<shell::OutputError> = None;
+    let argv = command(&script)?;
+    let attributes = [(
+        crate::audit::COMMAND_SHA256.to_string(),
+        crate::audit::command_sha256(&argv),
+    )]
+    .into();
     let streamed = scan
-        .audited(
+        .audited_with(
             "exec",
             format!("pods/exec {ns}/{pod}/{container} (gatherer)"),
-            scan.client.exec_streaming(
-                ns,
-                pod,
-                container,
-                command(&script)?,
-                MAX_OUTPUT,
-                &mut |chunk| match parser.push(chunk) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        refused = Some(e);
-                        false
-                    }
-                },
-            ),
+            attributes,
+            scan.client
+                .exec_streaming(
+                    ns,
+                    pod,
+                    container,
+                    argv,
+                    MAX_OUTPUT,
+                    &mut |chunk| match parser.push(chunk) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            refused = Some(e);
+                            false
+                        }
+                    },
+                ),
         )
         .await;
     if let Some(e) = refused {

@@ -165,10 +165,16 @@ pub async fn gather(
     // A one-time key for this scan's output, in memory only.
     let identity = age::x25519::Identity::generate();
     let ec = ephemeral_container(&name, scan.target, spec, &req, &identity.to_public())?;
+    let attributes = [(
+        crate::audit::IMAGE.to_string(),
+        ec.image.clone().unwrap_or_default(),
+    )]
+    .into();
     let patched = scan
-        .audited(
+        .audited_with(
             "patch",
             format!("pods/ephemeralcontainers {ns}/{pod} (add {name} targeting {container})"),
+            attributes,
             scan.client.add_ephemeral_container(ns, pod, &ec),
         )
         .await?;

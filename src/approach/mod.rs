@@ -191,6 +191,19 @@ impl Scan<'_> {
         object: String,
         op: impl std::future::Future<Output = Result<T, ClusterError>>,
     ) -> Result<T, GatherError> {
+        self.audited_with(verb, object, std::collections::BTreeMap::new(), op)
+            .await
+    }
+
+    /// [`Scan::audited`], recording `attributes` that tie the line to the
+    /// API server's event (see `audit::Entry::attributes`).
+    pub async fn audited_with<T>(
+        &self,
+        verb: &str,
+        object: String,
+        attributes: std::collections::BTreeMap<String, String>,
+        op: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, GatherError> {
         let started = Instant::now();
         let r = op.await;
         let ns = self.target.namespace.as_deref().unwrap_or_default();
@@ -199,13 +212,14 @@ impl Scan<'_> {
         } else {
             object
         };
-        self.collector.audit.record(
+        self.collector.audit.record_with(
             Some(self.scan_id),
             &self.collector.access.identity(ns),
             verb,
             &object,
             r.as_ref().map(|_| ()).map_err(ToString::to_string),
             started,
+            attributes,
         );
         r.map_err(GatherError::from)
     }

@@ -18,10 +18,16 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     let mut req = req.clone();
     req.nonce = random_nonce();
     let command = probe_command(&["--container-id", id], &req);
+    let attributes = [(
+        crate::audit::COMMAND_SHA256.to_string(),
+        crate::audit::command_sha256(&command),
+    )]
+    .into();
     let out = scan
-        .audited(
+        .audited_with(
             "exec",
             format!("pods/exec {ns}/{pod}/{sidecar} (probe for {container})"),
+            attributes,
             scan.client.exec(ns, pod, sidecar, command, MAX_OUTPUT),
         )
         .await?;

@@ -7,6 +7,7 @@
 //! Entries name the identity used (`caller` or the run's ServiceAccount),
 //! never a credential: a TokenRequest is recorded, the token is not.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -43,6 +44,30 @@ pub struct Entry {
     pub outcome: String,
     /// Milliseconds the operation took.
     pub duration_ms: u64,
+    /// What `vigil audit-check` needs to tie the API server's event for
+    /// this operation to this line: [`CREDENTIAL_ID`] of a minted token,
+    /// [`COMMAND_SHA256`] of an exec's argv, [`IMAGE`] of an ephemeral
+    /// container. Never a secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The credential id (`JTI=<uuid>`, KEP-4193) of a token vigil minted: the
+/// API server's TokenRequest event carries it as the
+/// `authentication.kubernetes.io/issued-credential-id` annotation, and every
+/// request made with the token as `user.extra["authentication.kubernetes.io/credential-id"]`.
+pub const CREDENTIAL_ID: &str = "credential_id";
+/// sha256 of an exec's argv as JSON (`["/bin/sh","-c",…]`): the API server
+/// logs the argv as `command=` query parameters.
+pub const COMMAND_SHA256: &str = "command_sha256";
+/// The image of an ephemeral container vigil added.
+pub const IMAGE: &str = "image";
+
+/// sha256 (hex) of an exec's argv, the form [`COMMAND_SHA256`] records.
+pub fn command_sha256(argv: &[String]) -> String {
+    hex(&Sha256::digest(
+        serde_json::to_vec(argv).expect("strings serialize"),
+    ))
 }
 
 /// An append-only, hash-chained log kept in memory during a run.
@@ -71,6 +96,29 @@ impl AuditLog {
         outcome: Result<(), String>,
         started: Instant,
     ) {
+        self.record_with(
+            scan_id,
+            identity,
+            verb,
+            object,
+            outcome,
+            started,
+            BTreeMap::new(),
+        );
+    }
+
+    /// [`AuditLog::record`] with [`Entry::attributes`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_with(
+        &self,
+        scan_id: Option<&str>,
+        identity: &str,
+        verb: &str,
+        object: &str,
+        outcome: Result<(), String>,
+        started: Instant,
+        attributes: BTreeMap<String, String>,
+    ) {
         let mut guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let (lines, prev) = &mut *guard;
         let entry = Entry {
@@ -87,6 +135,7 @@ impl AuditLog {
                 Err(e) => crate::redact::redact(&e),
             },
             duration_ms: started.elapsed().as_millis() as u64,
+            attributes,
         };
         let line = serde_json::to_string(&entry).expect("entries serialize");
         *prev = hex(&Sha256::digest(line.as_bytes()));

@@ -1,8 +1,9 @@
-//! What `plan`, `render` and `run` plan from (`PlanInput`), and the
-//! cluster session `gc` and runs use: arguments in, library calls out,
-//! diagnostics printed.
+//! What `plan`, `render` and `run` plan from (`PlanInput`), the cluster
+//! session `gc` and runs use, and the one policy `import`, `merge` and
+//! `render` pick: arguments in, library calls out, diagnostics printed.
 
 use super::{InvalidInput, report_diagnostics};
+use crate::diag::Diagnostic;
 
 /// Inputs shared by `plan` and `render`.
 #[derive(Debug, clap::Args)]
@@ -87,5 +88,53 @@ pub(super) fn load_plan(
         }
         Err(PlanError::Session(e)) => Err(session_error(e)),
         Err(e) => Err(InvalidInput(e.to_string()).into()),
+    }
+}
+
+/// Load policy files and pick the one policy a command works on: the only
+/// one, or the one called `name`. Returns the set and the policy's index.
+pub(super) fn load_one_policy(
+    paths: &[std::path::PathBuf],
+    name: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
+    pick_policy(crate::policy::load(paths), name, flag)
+}
+
+/// [`load_one_policy`] for commands that use no profile (`render sidecar`
+/// reads only the policy's sidecar settings): profiles that are not loaded,
+/// and waivers naming their controls, are no error there.
+pub(super) fn load_one_policy_without_profiles(
+    paths: &[std::path::PathBuf],
+    name: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
+    let (set, mut diags) = crate::policy::load(paths);
+    diags.retain(|d| !matches!(d.code, "unresolved-profile" | "unknown-control"));
+    pick_policy((set, diags), name, flag)
+}
+
+fn pick_policy(
+    (set, diags): (crate::policy::PolicySet, Vec<Diagnostic>),
+    name: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
+    if report_diagnostics(&diags) {
+        return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
+    }
+    let matching: Vec<usize> = set
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| name.is_none_or(|n| p.value.metadata.name == n))
+        .map(|(i, _)| i)
+        .collect();
+    match matching.as_slice() {
+        [i] => Ok((set, *i)),
+        _ => Err(InvalidInput(format!(
+            "{} policies match; pass one policy, or name it with {flag}",
+            matching.len()
+        ))
+        .into()),
     }
 }

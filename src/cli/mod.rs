@@ -2,11 +2,13 @@
 //! subcommand lives in its own file with its `Args` and a `run` that calls
 //! into the library.
 
+mod audit_check;
 mod completions;
 mod gc;
 mod idle;
 mod import;
 mod input;
+use input::load_one_policy;
 mod keygen;
 mod merge;
 mod open;
@@ -81,6 +83,7 @@ enum Command {
     Plan(plan::Args),
     Run(run::Args),
     Verify(verify::Args),
+    AuditCheck(audit_check::Args),
     Open(open::Args),
     Keygen(keygen::Args),
     Gc(gc::Args),
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(a),
         Command::Run(a) => run::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::AuditCheck(a) => audit_check::run(a),
         Command::Open(a) => open::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Gc(a) => gc::run(a),
@@ -177,54 +181,6 @@ fn report_diagnostics(diags: &[Diagnostic]) -> bool {
         let _ = writeln!(w);
     }
     diags.iter().any(Diagnostic::is_error)
-}
-
-/// Load policy files and pick the one policy a command works on: the only
-/// one, or the one called `name`. Returns the set and the policy's index.
-fn load_one_policy(
-    paths: &[std::path::PathBuf],
-    name: Option<&str>,
-    flag: &str,
-) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
-    pick_policy(crate::policy::load(paths), name, flag)
-}
-
-/// [`load_one_policy`] for commands that use no profile (`render sidecar`
-/// reads only the policy's sidecar settings): profiles that are not loaded,
-/// and waivers naming their controls, are no error there.
-fn load_one_policy_without_profiles(
-    paths: &[std::path::PathBuf],
-    name: Option<&str>,
-    flag: &str,
-) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
-    let (set, mut diags) = crate::policy::load(paths);
-    diags.retain(|d| !matches!(d.code, "unresolved-profile" | "unknown-control"));
-    pick_policy((set, diags), name, flag)
-}
-
-fn pick_policy(
-    (set, diags): (crate::policy::PolicySet, Vec<Diagnostic>),
-    name: Option<&str>,
-    flag: &str,
-) -> anyhow::Result<(crate::policy::PolicySet, usize)> {
-    if report_diagnostics(&diags) {
-        return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());
-    }
-    let matching: Vec<usize> = set
-        .policies
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| name.is_none_or(|n| p.value.metadata.name == n))
-        .map(|(i, _)| i)
-        .collect();
-    match matching.as_slice() {
-        [i] => Ok((set, *i)),
-        _ => Err(InvalidInput(format!(
-            "{} policies match; pass one policy, or name it with {flag}",
-            matching.len()
-        ))
-        .into()),
-    }
 }
 
 /// The trusted signing keys named on the command line.

@@ -34,6 +34,22 @@ impl Token {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The token's credential id as the API server logs it (`JTI=<jti>`,
+    /// KEP-4193, Kubernetes 1.29+): the `jti` claim of the JWT payload.
+    /// The claim is read, not verified: vigil only reads an id from a
+    /// token it was just handed over TLS. `None` for tokens without one.
+    pub fn credential_id(&self) -> Option<String> {
+        use base64::Engine as _;
+        let payload = self.0.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let jti = claims.get("jti")?.as_str()?;
+        (!jti.is_empty() && jti.len() <= 128 && jti.chars().all(|c| c.is_ascii_graphic()))
+            .then(|| format!("JTI={jti}"))
+    }
 }
 
 impl fmt::Debug for Token {
@@ -616,6 +632,23 @@ impl Cluster {
                     e,
                 )
             })
+    }
+
+    /// The caller's username, as the API server authenticates it
+    /// (SelfSubjectReview, authentication.k8s.io/v1, Kubernetes 1.28+).
+    pub async fn whoami(&self) -> Result<String, ClusterError> {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        self.throttle().await;
+        let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
+        let out = api
+            .create(&PostParams::default(), &SelfSubjectReview::default())
+            .await
+            .map_err(|e| self.fail("create", "selfsubjectreview", e))?;
+        Ok(out
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username)
+            .unwrap_or_default())
     }
 
     /// Request a token for a ServiceAccount, bound to a Secret so that

@@ -182,7 +182,8 @@ pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
                     .in_file(path)
                     .with_hint("check the file exists and is readable")
             }
-            crate::safeio::Problem::NotRegular(kind) => {
+            crate::safeio::Problem::NotRegular(kind)
+            | crate::safeio::Problem::NotStreamable(kind) => {
                 Diagnostic::error(Code::ReadFailed, format!("not a regular file ({kind})"))
                     .in_file(path)
                     .with_hint("pass policy files or directories")

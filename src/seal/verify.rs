@@ -49,6 +49,9 @@ pub struct Verification {
     pub signed_by: Option<String>,
     /// Files whose plaintext was checked (with an identity, or unencrypted).
     pub plaintext_checked: usize,
+    /// Audit trails (run id, JSON lines) whose digest and hash chain
+    /// verified against the statement: what `vigil audit-check` reads.
+    pub trails: Vec<(String, Vec<u8>)>,
 }
 
 impl Verification {
@@ -199,7 +202,9 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
             && check_digest(&a.log.file, &bytes, &a.log.plaintext_sha256, &mut v)
         {
             match crate::audit::verify_chain(&bytes, run_id) {
-                Ok((head, n)) if head == a.final_hash && n == a.entries => {}
+                Ok((head, n)) if head == a.final_hash && n == a.entries => {
+                    v.trails.push((run_id.to_string(), bytes));
+                }
                 Ok((_, n)) => v.problem(&a.log.file, format!("audit chain ends elsewhere than the signed head ({n} entries, statement says {})", a.entries)),
                 Err(e) => v.problem(&a.log.file, format!("audit chain: {e}")),
             }

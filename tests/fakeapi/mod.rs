@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+mod audit;
 mod auth;
 mod discovery;
 mod ephemeral;
@@ -102,6 +103,9 @@ pub struct Faults {
     pub latency_spikes: u32,
     /// Never answer this many exec requests (a node that hangs).
     pub exec_hang: u32,
+    /// Hold this many exec requests until [`FakeApiServer::release_held`]
+    /// (a scan kept in flight while a test acts).
+    pub exec_held: u32,
     /// Answer this many pod watches with a 410 Gone ERROR event (the
     /// version was compacted away).
     pub watch_gone: u32,
@@ -189,6 +193,12 @@ struct State {
     /// nonce taken out) — stdout, stderr, status — served without starting
     /// a process (benchmarks measure vigil, not the gatherers).
     replay: Option<HashMap<String, Recorded>>,
+    /// The audit Policy (`--audit-policy-file`), when auditing is on, and
+    /// the log backend's lines.
+    audit_policy: Option<Value>,
+    audit_log: Vec<String>,
+    /// Released, and the wake-up of held execs.
+    exec_gate: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
 }
 
 impl State {
@@ -313,7 +323,7 @@ impl FakeApiServer {
         let notify = logged.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+                let Ok((tcp, peer)) = listener.accept().await else {
                     continue;
                 };
                 let acceptor = acceptor.clone();
@@ -325,7 +335,7 @@ impl FakeApiServer {
                         return;
                     };
                     let service = hyper::service::service_fn(move |req| {
-                        handle(req, st.clone(), lat.clone(), notify.clone())
+                        handle(req, st.clone(), lat.clone(), notify.clone(), peer.ip())
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -544,6 +554,24 @@ impl FakeApiServer {
             .objects
             .get(&("pods".into(), ns.into(), name.into()))
             .cloned()
+    }
+
+    /// Let held execs go on (see [`Faults::exec_held`]).
+    pub fn release_held(&self) {
+        let gate = self.state.lock().unwrap().exec_gate.clone();
+        gate.0.store(true, Ordering::SeqCst);
+        gate.1.notify_waiters();
+    }
+
+    /// Turn on the audit log with this `audit.k8s.io/v1` Policy.
+    pub fn set_audit_policy(&self, policy: Value) {
+        self.state.lock().unwrap().audit_policy = Some(policy);
+    }
+
+    /// The audit log so far, as the log backend writes it (JSON lines).
+    pub fn audit_log(&self) -> String {
+        let g = self.state.lock().unwrap();
+        g.audit_log.iter().map(|l| format!("{l}\n")).collect()
     }
 
     /// Inject faults into the next exec requests.

@@ -49,8 +49,10 @@ pub(super) async fn handle(
     st: Arc<Mutex<State>>,
     lat: Arc<AtomicU64>,
     notify: Arc<std::sync::Condvar>,
+    peer: std::net::IpAddr,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let arrived = Instant::now();
+    let received = chrono::Utc::now();
     st.lock().unwrap().arrivals.push(req.uri().to_string());
     notify.notify_all();
     // Authentication happens as the request arrives (the injected latency
@@ -79,7 +81,48 @@ pub(super) async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let full = req.uri().to_string();
+    let uri = req.uri().clone();
+    let source_ips = super::audit::source_ips(req.headers(), peer);
+    let user_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
     let resp = route(req, &st, identity.as_deref()).await;
+    let policy = st.lock().unwrap().audit_policy.clone();
+    let resp = match policy {
+        None => resp,
+        Some(policy) => {
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let events = super::audit::events(
+                &policy,
+                super::audit::Seen {
+                    method: method.as_str(),
+                    uri: &uri,
+                    identity: identity.as_deref(),
+                    credential_id: identity
+                        .as_ref()
+                        .and(token.as_deref())
+                        .and_then(super::audit::credential_id),
+                    source_ips,
+                    user_agent,
+                    status: parts.status.as_u16(),
+                    response: serde_json::from_slice(&bytes).ok(),
+                    received,
+                },
+            );
+            st.lock()
+                .unwrap()
+                .audit_log
+                .extend(events.iter().map(|e| e.to_string()));
+            Response::from_parts(parts, Full::new(bytes))
+        }
+    };
     st.lock().unwrap().log.push(Logged {
         identity: identity.unwrap_or_else(|| "anonymous".into()),
         method: method.to_string(),
@@ -307,10 +350,23 @@ pub(super) async fn route(
             } else if f.exec_hang > 0 {
                 f.exec_hang -= 1;
                 4
+            } else if f.exec_held > 0 {
+                f.exec_held -= 1;
+                5
             } else {
                 0
             }
         };
+        if fault == 5 {
+            let gate = st.lock().unwrap().exec_gate.clone();
+            loop {
+                let woken = gate.1.notified();
+                if gate.0.load(Ordering::SeqCst) {
+                    break;
+                }
+                woken.await;
+            }
+        }
         match fault {
             1 => {
                 // The body quotes something it should not, as some proxies do.

@@ -46,7 +46,7 @@ pub struct InClusterArgs {
 
 pub(super) fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
     let (set, index) =
-        super::super::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
+        super::super::input::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
     let request = crate::plan::incluster::Request {
         runner: crate::plan::incluster::InCluster {
             namespace: args.namespace,

@@ -46,7 +46,7 @@ pub(super) fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
     let set = if args.paths.is_empty() {
         None
     } else {
-        Some(super::super::load_one_policy_without_profiles(
+        Some(super::super::input::load_one_policy_without_profiles(
             &args.paths,
             args.only.as_deref(),
             "--policy",

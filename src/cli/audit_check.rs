@@ -1,0 +1,85 @@
+//! `vigil audit-check`: reconcile the API server's audit log with a sealed run.
+
+use std::path::PathBuf;
+
+use super::{Exit, InvalidInput, print_stdout};
+use crate::monitor::{self, Severity};
+use crate::seal::keys::load_identities;
+use crate::seal::verify::verify;
+
+const AFTER_HELP: &str = "\
+Examples:
+  B=results/live/RUN_ID K=signer.pub.pem
+  vigil audit-check $B --audit-log audit.log --trusted-key $K --identity reader.key
+  vigil audit-check $B --audit-log old.log.gz --audit-log audit.log --trusted-key $K --fail-on high
+
+Every request made with the run's credentials (its tokens' credential ids,
+its ServiceAccounts) must match a line of the run's signed audit trail;
+everything else is a finding (docs/monitoring.md lists them). A log that does
+not cover the run, or lacks what a check needs, is a finding too.
+
+Exit 0 when clean, 1 when a finding is at or above --fail-on, 2 on bad input
+(a bundle that does not verify, an unreadable log).";
+
+/// Reconcile the API server's audit log with a sealed run.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The bundle directory (OUT/<policy>/<run-id>).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// An API server audit log (JSON lines, plain or gzip); repeat for rotated files.
+    #[arg(long = "audit-log", value_name = "FILE", required = true)]
+    logs: Vec<PathBuf>,
+    /// A trusted Ed25519 public key (SPKI PEM); repeat for key rotation.
+    #[arg(long = "trusted-key", value_name = "PUB", required = true)]
+    trusted_keys: Vec<PathBuf>,
+    /// An age identity to decrypt the run's audit trail (encrypted bundles).
+    #[arg(long = "identity", value_name = "KEY")]
+    identities: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Fail (exit 1) on findings at or above this severity.
+    #[arg(long = "fail-on", value_enum, default_value = "medium")]
+    fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FailOn {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let trusted = super::load_trusted(&args.trusted_keys)?;
+    let mut identities = Vec::new();
+    for p in &args.identities {
+        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
+    }
+    let v = verify(&args.bundle, &trusted, &identities);
+    let run = monitor::run_of(&v).map_err(|e| InvalidInput(e.to_string()))?;
+    let report = monitor::check(&run, &args.logs).map_err(|e| InvalidInput(e.to_string()))?;
+    match args.format {
+        Format::Table => print_stdout(&monitor::render_table(&report))?,
+        Format::Json => print_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?,
+    }
+    let fail_on = match args.fail_on {
+        FailOn::Low => Severity::Low,
+        FailOn::Medium => Severity::Medium,
+        FailOn::High => Severity::High,
+        FailOn::Critical => Severity::Critical,
+    };
+    Ok(match report.worst() {
+        Some(w) if w >= fail_on => Exit::Failed,
+        _ => Exit::Success,
+    })
+}

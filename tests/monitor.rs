@@ -1,0 +1,334 @@
+//! `vigil audit-check` against the test API server's own audit log (the
+//! audit.k8s.io/v1 format, at the levels `vigil render audit-policy` asks
+//! for): a clean run is clean, and each abnormal access injected into a real
+//! run is found with its code.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::kube::{Cluster, cluster, policy};
+use crate::util::{repo, vigil_in};
+
+/// The audit policy as a user installs it: `vigil render audit-policy`.
+fn rendered_audit_policy(dir: &Path) -> Value {
+    let r = vigil_in(dir, &["render", "audit-policy"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_saphyr::from_str(&r.stdout).unwrap()
+}
+
+/// `vigil run` (signed, plaintext) started in the background.
+fn start_run(c: &Cluster) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg(policy(c))
+        .arg(repo().join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--plaintext",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ])
+        .current_dir(c.dir.path())
+        .env("KUBECONFIG", &c.server.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for a run to end; its bundle directory.
+fn finish(c: &Cluster, child: std::process::Child) -> PathBuf {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    c.dir
+        .path()
+        .join("out/live")
+        .join(summary[0]["run_id"].as_str().unwrap())
+}
+
+/// `vigil audit-check BUNDLE --audit-log LOG… --format json`: exit code and
+/// the finding codes.
+fn audit_check(c: &Cluster, bundle: &Path, logs: &[&Path]) -> (i32, Vec<String>, Value) {
+    let mut args = vec![
+        "audit-check".to_string(),
+        bundle.display().to_string(),
+        "--trusted-key".into(),
+        "signer.pub.pem".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    for l in logs {
+        args.push("--audit-log".into());
+        args.push(l.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = vigil_in(c.dir.path(), &args);
+    assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    let codes = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    (r.code, codes, report)
+}
+
+/// A kube client with `token`, optionally claiming another source address
+/// (the API server takes `X-Forwarded-For` into `sourceIPs`).
+async fn client_with(c: &Cluster, token: &str, forwarded_for: Option<&str>) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&c.server.kubeconfig).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.auth_info.token = Some(token.to_string().into());
+    if let Some(ip) = forwarded_for {
+        config
+            .headers
+            .push(("x-forwarded-for".parse().unwrap(), ip.parse().unwrap()));
+    }
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A token the server issued for a ServiceAccount of `ns` (its claims name
+/// the namespace) that is not one of `before`.
+fn token_for(c: &Cluster, ns: &str, before: &[String]) -> String {
+    use base64::Engine as _;
+    c.server
+        .issued_tokens()
+        .into_iter()
+        .filter(|t| !before.contains(t))
+        .find(|t| {
+            let payload = t.split('.').nth(1).unwrap();
+            let claims: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            claims["kubernetes.io"]["namespace"] == ns
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+    use kube::api::{Api, AttachParams, ListParams, PostParams};
+    let Some(c) = cluster(false) else { return };
+    crate::util::signing_key(c.dir.path());
+    c.server
+        .set_audit_policy(rendered_audit_policy(c.dir.path()));
+
+    // 1. A clean run: exit 0, every trail line matched.
+    let bundle = finish(&c, start_run(&c));
+    let clean = c.dir.write("clean.log", c.server.audit_log());
+    let (code, codes, report) = audit_check(&c, &bundle, &[&clean]);
+    assert_eq!((code, codes.as_slice()), (0, &[][..]), "{report:#}");
+    assert!(report["run_events"].as_u64().unwrap() >= 12, "{report:#}");
+    assert_eq!(report["trail_matched"], report["trail_lines"], "{report:#}");
+    // The table says so too.
+    let r = vigil_in(
+        c.dir.path(),
+        &[
+            "audit-check",
+            bundle.to_str().unwrap(),
+            "--audit-log",
+            clean.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("clean: every use"), "{}", r.stdout);
+
+    // Rotated and gzipped: the same verdict from two files, one compressed.
+    let text = c.server.audit_log();
+    let lines: Vec<&str> = text.lines().collect();
+    let (older, newer) = lines.split_at(lines.len() / 2);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all((older.join("\n") + "\n").as_bytes()).unwrap();
+    let rotated = c.dir.path().join("audit.log.1.gz");
+    std::fs::write(&rotated, gz.finish().unwrap()).unwrap();
+    let current = c.dir.write("audit.log", &(newer.join("\n") + "\n"));
+    let (code, codes, _) = audit_check(&c, &bundle, &[&rotated, &current]);
+    assert_eq!((code, codes.as_slice()), (0, &[][..]));
+
+    // Only the newer half: the run's first requests are missing; never
+    // "clean" (coverage of the window itself: the unit tests).
+    let (code, codes, _) = audit_check(&c, &bundle, &[&current]);
+    assert_eq!(code, 1);
+    assert!(
+        codes.contains(&"trail-without-event".to_string()),
+        "{codes:?}"
+    );
+    // A log cut mid-line (rotation while writing) is said to be cut.
+    let cut = c.dir.write("cut.log", &text[..text.len() - 40]);
+    let (code, codes, _) = audit_check(&c, &bundle, &[&cut]);
+    assert_eq!(code, 1);
+    assert!(codes.contains(&"unreadable-log".to_string()), "{codes:?}");
+
+    // 2. A run with abuse injected while it scans.
+    c.server.set_token_cache_ttl(Duration::from_secs(120));
+    c.server.inject(crate::fakeapi::Faults {
+        exec_held: 1,
+        ..Default::default()
+    });
+    let earlier = c.server.issued_tokens();
+    let arrived = std::cell::Cell::new(0);
+    c.server.wait_for_arrivals(Duration::from_secs(1), |paths| {
+        arrived.replace(paths.len()) == 0
+    });
+    let child = start_run(&c);
+    // This run's first exec in team-a (held, or answered while another is).
+    c.server
+        .wait_for_arrivals(Duration::from_secs(60), |paths| {
+            paths[arrived.get()..]
+                .iter()
+                .any(|p| p.contains("/namespaces/team-a/pods/") && p.contains("/exec?"))
+        });
+    let token = token_for(&c, "team-a", &earlier);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The run's token, used as the run would not: a foreign command in a
+        // scanned pod, a read outside its rights, from another address.
+        let stolen = client_with(&c, &token, None).await;
+        let pods: Api<Pod> = Api::namespaced(stolen.clone(), "team-a");
+        let params = AttachParams::default().container("app").stderr(false);
+        let mut attached = pods
+            .exec("web-1", ["cat", "/etc/shadow"], &params)
+            .await
+            .unwrap();
+        let _ = attached.take_status().unwrap().await;
+        let secrets: Api<Secret> = Api::namespaced(stolen, "team-a");
+        assert!(secrets.list(&ListParams::default()).await.is_err());
+        let elsewhere = client_with(&c, &token, Some("10.66.6.6")).await;
+        let pods: Api<Pod> = Api::namespaced(elsewhere, "team-a");
+        let _ = pods.get("web-2").await;
+        // Another identity: a token for the run's ServiceAccount, and an
+        // exec into a scanned pod.
+        let admin = client_with(&c, crate::fakeapi::ADMIN_TOKEN, None).await;
+        let sa = c.server.objects("serviceaccounts");
+        let sa = sa.iter().find(|s| s.starts_with("team-a/vigil-")).unwrap();
+        let name = sa.split('/').nth(1).unwrap();
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "team-a");
+        accounts
+            .create_token_request(name, &PostParams::default(), &TokenRequest::default())
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(admin, "team-b");
+        let mut attached = pods.exec("web-3", ["id"], &params).await.unwrap();
+        let _ = attached.take_status().unwrap().await;
+    });
+    c.server.release_held();
+    let bundle = finish(&c, child);
+    // After the run: the token still authenticates for the cache's time.
+    rt.block_on(async {
+        let replay = client_with(&c, &token, None).await;
+        let pods: Api<Pod> = Api::namespaced(replay, "team-a");
+        let _ = pods.get("web-4").await;
+    });
+    let abused = c.dir.write("abused.log", c.server.audit_log());
+    let (code, codes, report) = audit_check(&c, &bundle, &[&abused]);
+    if std::env::var_os("VIGIL_SHOW_REPORT").is_some() {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&report["findings"]).unwrap()
+        );
+    }
+    assert_eq!(code, 1);
+    for want in [
+        "foreign-exec-command",
+        "forbidden-attempt",
+        "foreign-source",
+        "foreign-token-request",
+        "other-identity-access",
+        "credential-reuse",
+        "unrecorded-request",
+    ] {
+        assert!(
+            codes.iter().any(|c| c == want),
+            "{want} missing: {}",
+            serde_json::to_string_pretty(&report["findings"]).unwrap()
+        );
+    }
+    // No finding about the run's own requests: they all matched.
+    assert!(
+        !codes.iter().any(|c| c == "trail-without-event"),
+        "{report:#}"
+    );
+    // --fail-on critical still fails (foreign exec, reuse are critical);
+    // the JSON names each event by its auditID.
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == "foreign-exec-command")
+            .all(|f| f["audit_id"].is_string() && f["severity"] == "critical")
+    );
+}
+
+#[test]
+fn bad_input_is_exit_2_with_the_reason() {
+    let Some(c) = cluster(false) else { return };
+    crate::util::signing_key(c.dir.path());
+    c.server
+        .set_audit_policy(rendered_audit_policy(c.dir.path()));
+    let bundle = finish(&c, start_run(&c));
+    let junk = c.dir.write("junk.log", "hello\nworld\n");
+    for (log, want) in [
+        (
+            junk.to_str().unwrap(),
+            "none of its 2 lines is an audit.k8s.io/v1 Event",
+        ),
+        ("/dev/zero", "a character device, not a regular file"),
+        ("missing.log", "no such file"),
+    ] {
+        let r = vigil_in(
+            c.dir.path(),
+            &[
+                "audit-check",
+                bundle.to_str().unwrap(),
+                "--audit-log",
+                log,
+                "--trusted-key",
+                "signer.pub.pem",
+            ],
+        );
+        assert_eq!(r.code, 2, "{log}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{log}: {}", r.stderr);
+    }
+    // A tampered bundle is refused before any log is read.
+    let st = bundle.join("summary.json");
+    let mut bytes = std::fs::read(&st).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&st, bytes).unwrap();
+    let log = c.dir.write("audit.log", c.server.audit_log());
+    let r = vigil_in(
+        c.dir.path(),
+        &[
+            "audit-check",
+            bundle.to_str().unwrap(),
+            "--audit-log",
+            log.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+}
