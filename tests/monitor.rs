@@ -151,6 +151,8 @@ fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("clean: every use"), "{}", r.stdout);
+    attest_and_verify(&c, &bundle, &clean);
+    let first = bundle.clone();
 
     // Rotated and gzipped: the same verdict from two files, one compressed.
     let text = c.server.audit_log();
@@ -235,6 +237,25 @@ fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
     });
     c.server.release_held();
     let bundle = finish(&c, child);
+    // The first run's attestation moved into this bundle is refused.
+    let moved = bundle.join("audit-check.dsse.json");
+    std::fs::copy(first.join("audit-check.dsse.json"), &moved).unwrap();
+    let v = vigil_in(
+        c.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(v.code, 1, "{}", v.stdout);
+    assert!(
+        v.stderr.contains("an attestation of another run"),
+        "{}",
+        v.stderr
+    );
+    std::fs::remove_file(&moved).unwrap();
     // After the run: the token still authenticates for the cache's time.
     rt.block_on(async {
         let replay = client_with(&c, &token, None).await;
@@ -280,6 +301,90 @@ fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
             .filter(|f| f["code"] == "foreign-exec-command")
             .all(|f| f["audit_id"].is_string() && f["severity"] == "critical")
     );
+}
+
+/// `--attest` writes a signed statement over the run's statement into the
+/// bundle; `vigil verify` checks it, and refuses it edited or moved to
+/// another bundle. It is never replaced.
+fn attest_and_verify(c: &Cluster, bundle: &Path, log: &Path) {
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "audit-check",
+            bundle.to_str().unwrap(),
+            "--audit-log",
+            log.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ];
+        args.extend_from_slice(extra);
+        vigil_in(c.dir.path(), &args)
+    };
+    let r = check(&["--attest", "--signing-key", "signer.key.pem"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let attestation = bundle.join("audit-check.dsse.json");
+    let verify = || {
+        vigil_in(
+            c.dir.path(),
+            &[
+                "verify",
+                bundle.to_str().unwrap(),
+                "--trusted-key",
+                "signer.pub.pem",
+            ],
+        )
+    };
+    let v = verify();
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stdout.contains("audit-check attested: clean"),
+        "{}",
+        v.stdout
+    );
+    // The payload names the log's sha256 and the verdict.
+    let envelope: Value = serde_json::from_slice(&std::fs::read(&attestation).unwrap()).unwrap();
+    use base64::Engine as _;
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        payload["predicateType"],
+        "https://vigil.dev/attestations/audit-check/v1"
+    );
+    assert_eq!(payload["subject"][0]["name"], "statement.dsse.json");
+    assert_eq!(payload["predicate"]["verdict"], "clean");
+    assert_eq!(
+        payload["predicate"]["audit_logs"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    // Never replaced.
+    let again = check(&["--attest", "--signing-key", "signer.key.pem"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("never replaced"), "{}", again.stderr);
+    // Another verdict pasted in: the signature fails.
+    let original = std::fs::read(&attestation).unwrap();
+    let mut forged = envelope.clone();
+    forged["payload"] = base64::engine::general_purpose::STANDARD
+        .encode(
+            serde_json::to_vec(&{
+                let mut p = payload.clone();
+                p["predicate"]["verdict"] = "findings".into();
+                p
+            })
+            .unwrap(),
+        )
+        .into();
+    std::fs::write(&attestation, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let v = verify();
+    assert_eq!(v.code, 1, "{}", v.stdout);
+    assert!(v.stderr.contains("audit-check.dsse.json"), "{}", v.stderr);
+    std::fs::write(&attestation, original).unwrap();
+    assert_eq!(verify().code, 0);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
 use crate::monitor::{self, Severity};
-use crate::seal::keys::load_identities;
+use crate::seal::keys::{Signer, load_identities};
 use crate::seal::verify::verify;
 
 const AFTER_HELP: &str = "\
@@ -43,6 +43,13 @@ pub struct Args {
     /// Fail (exit 1) on findings at or above this severity.
     #[arg(long = "fail-on", value_enum, default_value = "medium")]
     fail_on: FailOn,
+    /// Write the result into the bundle as a signed statement
+    /// (audit-check.dsse.json, checked by `vigil verify`).
+    #[arg(long, requires = "signing_key")]
+    attest: bool,
+    /// The Ed25519 key that signs the attestation (PKCS#8 PEM).
+    #[arg(long = "signing-key", value_name = "KEY")]
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -65,6 +72,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     for p in &args.identities {
         identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
     }
+    let signer = match &args.signing_key {
+        Some(p) => Some(Signer::from_file(p).map_err(|e| InvalidInput(e.to_string()))?),
+        None => None,
+    };
     let v = verify(&args.bundle, &trusted, &identities);
     let run = monitor::run_of(&v).map_err(|e| InvalidInput(e.to_string()))?;
     let report = monitor::check(&run, &args.logs).map_err(|e| InvalidInput(e.to_string()))?;
@@ -78,8 +89,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         FailOn::High => Severity::High,
         FailOn::Critical => Severity::Critical,
     };
-    Ok(match report.worst() {
-        Some(w) if w >= fail_on => Exit::Failed,
-        _ => Exit::Success,
+    if let (true, Some(signer)) = (args.attest, &signer) {
+        let predicate = monitor::attestation_predicate(&report, fail_on);
+        let path = crate::seal::attest::write(&args.bundle, predicate, signer)
+            .map_err(|e| InvalidInput(e.to_string()))?;
+        eprintln!("vigil: audit-check: attested in {}", path.display());
+    }
+    Ok(match monitor::verdict(&report, fail_on) {
+        "clean" => Exit::Success,
+        _ => Exit::Failed,
     })
 }

@@ -59,7 +59,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         } else if p.encrypted {
             out.push_str(", contents not decrypted: pass --identity to check them");
         }
-        out.push_str(&format!("), verdict {}\n", p.verdict));
+        out.push_str(&format!("), verdict {}", p.verdict));
+        if let Some(check) = &v.audit_check {
+            out.push_str(&format!(
+                "; audit-check attested: {}",
+                check["verdict"].as_str().unwrap_or_default()
+            ));
+        }
+        out.push('\n');
         print_stdout(&out)?;
         Ok(Exit::Success)
     } else {

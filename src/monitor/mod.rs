@@ -747,6 +747,31 @@ pub fn run_of(v: &crate::seal::verify::Verification) -> Result<Run, BundleError>
     })
 }
 
+/// `clean` when no finding is at or above `fail_on`, else `findings`.
+pub fn verdict(r: &Report, fail_on: Severity) -> &'static str {
+    match r.worst() {
+        Some(w) if w >= fail_on => "findings",
+        _ => "clean",
+    }
+}
+
+/// The predicate of an audit-check attestation (`--attest`): the log
+/// files with their sha256, every finding, and the verdict.
+pub fn attestation_predicate(r: &Report, fail_on: Severity) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": r.run_id,
+        "checked_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "vigil_version": env!("CARGO_PKG_VERSION"),
+        "audit_logs": r.files,
+        "run_events": r.run_events,
+        "trail_matched": r.trail_matched,
+        "trail_lines": r.trail_lines,
+        "fail_on": fail_on.as_str(),
+        "findings": r.findings,
+        "verdict": verdict(r, fail_on),
+    })
+}
+
 /// The report as a table for the terminal.
 pub fn render_table(r: &Report) -> String {
     let mut out = format!(

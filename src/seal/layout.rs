@@ -6,6 +6,11 @@ use std::path::{Component, Path};
 /// The statement's file name.
 pub const STATEMENT_FILE: &str = "statement.dsse.json";
 
+/// The audit-check attestation's file name (`vigil audit-check --attest`):
+/// written after the seal, so it is not a subject of the run's statement;
+/// its own subject is that statement.
+pub const AUDIT_CHECK_FILE: &str = "audit-check.dsse.json";
+
 /// The run summary's file name (plaintext name; `.age` when encrypted).
 pub const SUMMARY_FILE: &str = "summary.json";
 

@@ -5,6 +5,7 @@
 //! CLI decrypts every result file, and `openssl pkeyutl -verify -rawin`
 //! verifies the signature over the DSSE PAE bytes with the SPKI public key.
 
+pub(crate) mod attest;
 pub mod bundle;
 pub mod dsse;
 pub mod keys;

@@ -19,7 +19,7 @@ use rustix::fs::{AtFlags, FileType, OFlags, statat};
 use sha2::{Digest, Sha256};
 
 use super::dsse::{self, Envelope};
-use super::layout::STATEMENT_FILE;
+use super::layout::{AUDIT_CHECK_FILE, STATEMENT_FILE};
 use super::statement::{Counts, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
 use crate::encoding::hex;
 use crate::facts::resolve::Root;
@@ -52,6 +52,9 @@ pub struct Verification {
     /// Audit trails (run id, JSON lines) whose digest and hash chain
     /// verified against the statement: what `vigil audit-check` reads.
     pub trails: Vec<(String, Vec<u8>)>,
+    /// The predicate of a verified `audit-check.dsse.json`, when the bundle
+    /// has one.
+    pub audit_check: Option<serde_json::Value>,
 }
 
 impl Verification {
@@ -166,7 +169,18 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
             ),
         ),
     }
+    let statement_sha256 = crate::encoding::hex(&Sha256::digest(&bytes));
     for f in found {
+        if f == AUDIT_CHECK_FILE {
+            match read_regular(&root, &f, MAX_STATEMENT_BYTES, &mut v)
+                .map(|b| super::attest::check(&b, &statement_sha256, trusted))
+            {
+                Some(Ok(predicate)) => v.audit_check = Some(predicate),
+                Some(Err(why)) => v.problem(&f, why),
+                None => {}
+            }
+            continue;
+        }
         if f != STATEMENT_FILE && !named.contains(&f) {
             v.problem(
                 &f,
