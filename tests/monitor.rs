@@ -437,3 +437,90 @@ fn bad_input_is_exit_2_with_the_reason() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
 }
+
+/// `spec.monitoring`: `vigil schedule` checks each run against the API
+/// server's log file (written as events happen, as the log backend does)
+/// and attests the result into the run's bundle.
+#[test]
+fn the_scheduler_checks_each_run_and_attests_it() {
+    use std::io::BufRead as _;
+    let Some(c) = cluster(false) else { return };
+    crate::util::signing_key(c.dir.path());
+    c.server
+        .set_audit_policy(rendered_audit_policy(c.dir.path()));
+    c.server.set_audit_log_file(&c.dir.path().join("audit.log"));
+    c.dir.write(
+        "sched.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  schedule: {cron: \"0 0 1 1 *\", catchUp: one}\n  monitoring: {auditLog: [audit.log]}\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n",
+    );
+    let out = c.dir.path().join("out");
+    std::fs::create_dir_all(out.join("live")).unwrap();
+    std::fs::write(
+        out.join("live/.vigil-schedule"),
+        "2020-01-01T00:00:00+00:00",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["schedule", "sched.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--plaintext", "--signing-key", "signer.key.pem"])
+        .current_dir(c.dir.path())
+        .env("KUBECONFIG", &c.server.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the scheduler's log until it says what the check found.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("audit-check") {
+            break;
+        }
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{seen}");
+    assert!(
+        seen.contains("audit-check clean, attested in the bundle"),
+        "{seen}"
+    );
+    let bundle = vigil::monitor::newest_bundle(&out.join("live")).unwrap();
+    let v = vigil_in(
+        c.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stdout.contains("audit-check attested: clean"),
+        "{}",
+        v.stdout
+    );
+    // Without --signing-key the scheduler refuses to start.
+    let r = vigil_in(
+        c.dir.path(),
+        &[
+            "schedule",
+            "sched.yaml",
+            repo().join("policies/profiles").to_str().unwrap(),
+            "--out",
+            "out",
+            "--plaintext",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("pass --signing-key"), "{}", r.stderr);
+}

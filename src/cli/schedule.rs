@@ -99,6 +99,30 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 .map(|k| (p.value.metadata.name.clone(), k))
         })
         .collect();
+    // spec.monitoring: audit-check after each run, attested with the key
+    // that signs the runs.
+    let monitoring: BTreeMap<String, crate::policy::model::Monitoring> = set
+        .policies
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.value.metadata.name.clone(),
+                p.value.spec.monitoring.clone()?,
+            ))
+        })
+        .collect();
+    let signer = match (&args.signing_key, monitoring.keys().next()) {
+        (Some(k), Some(_)) => Some(Arc::new(
+            crate::seal::keys::Signer::from_file(k).map_err(|e| InvalidInput(e.to_string()))?,
+        )),
+        (None, Some(policy)) => {
+            return Err(InvalidInput(format!(
+                "policy {policy} sets spec.monitoring: its audit-check is attested with the key that signs the runs; pass --signing-key"
+            ))
+            .into());
+        }
+        _ => None,
+    };
     let state = |policy: &str| out_dirs[policy].join(".vigil-schedule");
     let last: BTreeMap<String, chrono::DateTime<chrono::Utc>> = plans
         .iter()
@@ -115,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let (exe, paths, children) = (exe.clone(), args.paths.clone(), children.clone());
         let (out, key, plaintext) = (args.out.clone(), args.signing_key.clone(), args.plaintext);
         let (out_dirs, keep) = (out_dirs.clone(), keep.clone());
+        let (monitoring, signer) = (monitoring.clone(), signer.clone());
         Arc::new(move |policy: &str| -> RunFuture {
             let mut cmd = tokio::process::Command::new(&exe);
             cmd.arg("run").args(&paths).args(["--policy", policy]);
@@ -130,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             let children = children.clone();
             let dir = out_dirs[policy].clone();
             let keep = keep.get(policy).copied();
+            let monitor = monitoring.get(policy).cloned().zip(signer.clone());
             let policy = policy.to_string();
             Box::pin(async move {
                 let Ok(mut child) = cmd.spawn() else {
@@ -152,14 +178,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 }
                 // 0: pass, 1: a threshold failed — both sealed a bundle.
                 let ok = status.is_ok_and(|s| matches!(s.code(), Some(0 | 1)));
-                if ok && let Some(k) = keep {
-                    match crate::schedule::retain(&dir, k as usize) {
-                        Ok(gone) if !gone.is_empty() => {
-                            tracing::info!(policy = %policy, deleted = gone.len(), "retention: deleted {} old bundle(s), kept {k}", gone.len());
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(policy = %policy, "retention: {e}"),
-                    }
+                if ok {
+                    crate::schedule::after_run(&policy, dir, keep, monitor).await;
                 }
                 ok
             })

@@ -810,3 +810,51 @@ pub fn render_table(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests;
+
+impl From<crate::policy::model::FailOn> for Severity {
+    fn from(f: crate::policy::model::FailOn) -> Severity {
+        use crate::policy::model::FailOn;
+        match f {
+            FailOn::Low => Severity::Low,
+            FailOn::Medium => Severity::Medium,
+            FailOn::High => Severity::High,
+            FailOn::Critical => Severity::Critical,
+        }
+    }
+}
+
+/// The newest sealed bundle under a policy's output directory (run ids are
+/// UUIDv7: their order is their time).
+pub fn newest_bundle(dir: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(crate::seal::layout::STATEMENT_FILE).is_file())
+        .max()
+}
+
+/// `spec.monitoring` after a scheduled run: check the newest bundle under
+/// `dir` against the policy's audit logs and attest the result into it,
+/// signed by the key that signed the run. Returns the bundle, the report
+/// and the verdict.
+pub fn check_after_run(
+    dir: &std::path::Path,
+    m: &crate::policy::model::Monitoring,
+    signer: &crate::seal::keys::Signer,
+) -> Result<(PathBuf, Report, &'static str), String> {
+    let bundle =
+        newest_bundle(dir).ok_or_else(|| format!("no sealed bundle in {}", dir.display()))?;
+    let identities = match &m.identity {
+        Some(p) => crate::seal::keys::load_identities(p).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let v = crate::seal::verify::verify(&bundle, &[signer.verifying_key()], &identities);
+    let run = run_of(&v).map_err(|e| e.to_string())?;
+    let report = check(&run, &m.audit_log).map_err(|e| e.to_string())?;
+    let fail_on = Severity::from(m.fail_on);
+    crate::seal::attest::write(&bundle, attestation_predicate(&report, fail_on), signer)
+        .map_err(|e| e.to_string())?;
+    let verdict = verdict(&report, fail_on);
+    Ok((bundle, report, verdict))
+}

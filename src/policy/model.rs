@@ -464,6 +464,33 @@ pub struct PolicySpec {
     /// default, accepts any; `probe` refuses the api approach).
     #[serde(default)]
     pub evidence: MinEvidence,
+    /// Reconcile the API server's audit log after each scheduled run.
+    pub monitoring: Option<Monitoring>,
+}
+
+/// `spec.monitoring`: `vigil schedule` runs `audit-check` after each run.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Monitoring {
+    /// The API server's audit log files (plain or gzip).
+    pub audit_log: Vec<std::path::PathBuf>,
+    /// An age identity for encrypted bundles' trails.
+    pub identity: Option<std::path::PathBuf>,
+    /// Findings at or above this make the check fail.
+    #[serde(default)]
+    pub fail_on: FailOn,
+}
+
+/// A finding severity threshold.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum FailOn {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
 }
 
 /// How far a result's facts can be trusted, from how they were obtained.

@@ -306,6 +306,44 @@ pub fn retain(dir: &Path, keep: usize) -> std::io::Result<Vec<String>> {
     Ok(deleted)
 }
 
+/// After a scheduled run that sealed a bundle: retention (`output.keep`),
+/// then `spec.monitoring` (audit-check, attested with the run's key). Each
+/// outcome is logged; none stops the scheduler.
+pub async fn after_run(
+    policy: &str,
+    dir: std::path::PathBuf,
+    keep: Option<u32>,
+    monitor: Option<(
+        crate::policy::model::Monitoring,
+        std::sync::Arc<crate::seal::keys::Signer>,
+    )>,
+) {
+    if let Some(k) = keep {
+        match retain(&dir, k as usize) {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(policy = %policy, deleted = gone.len(), "retention: deleted {} old bundle(s), kept {k}", gone.len());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(policy = %policy, "retention: {e}"),
+        }
+    }
+    let Some((m, signer)) = monitor else { return };
+    let checked =
+        tokio::task::spawn_blocking(move || crate::monitor::check_after_run(&dir, &m, &signer))
+            .await;
+    match checked {
+        Ok(Ok((bundle, _, "clean"))) => {
+            tracing::info!(policy = %policy, bundle = %bundle.display(), "{policy}: audit-check clean, attested in the bundle");
+        }
+        Ok(Ok((bundle, report, _))) => {
+            let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+            tracing::warn!(policy = %policy, bundle = %bundle.display(), findings = ?codes, "{policy}: audit-check found {} finding(s): {codes:?}; attested in the bundle", codes.len());
+        }
+        Ok(Err(e)) => tracing::error!(policy = %policy, "{policy}: audit-check: {e}"),
+        Err(e) => tracing::error!(policy = %policy, "{policy}: audit-check: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,8 @@ struct State {
     /// the log backend's lines.
     audit_policy: Option<Value>,
     audit_log: Vec<String>,
+    /// The log backend's file (`--audit-log-path`), written as events happen.
+    audit_file: Option<std::fs::File>,
     /// Released, and the wake-up of held execs.
     exec_gate: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
 }
@@ -566,6 +568,12 @@ impl FakeApiServer {
     /// Turn on the audit log with this `audit.k8s.io/v1` Policy.
     pub fn set_audit_policy(&self, policy: Value) {
         self.state.lock().unwrap().audit_policy = Some(policy);
+    }
+
+    /// Also write the audit log to `path` as events happen, as the log
+    /// backend does (`--audit-log-path`).
+    pub fn set_audit_log_file(&self, path: &Path) {
+        self.state.lock().unwrap().audit_file = Some(std::fs::File::create(path).unwrap());
     }
 
     /// The audit log so far, as the log backend writes it (JSON lines).

@@ -116,10 +116,15 @@ pub(super) async fn handle(
                     received,
                 },
             );
-            st.lock()
-                .unwrap()
-                .audit_log
-                .extend(events.iter().map(|e| e.to_string()));
+            let mut g = st.lock().unwrap();
+            for e in &events {
+                let line = e.to_string();
+                if let Some(f) = g.audit_file.as_mut() {
+                    use std::io::Write as _;
+                    let _ = writeln!(f, "{line}");
+                }
+                g.audit_log.push(line);
+            }
             Response::from_parts(parts, Full::new(bytes))
         }
     };
