@@ -3,9 +3,11 @@
 //! with a cap on each line, so a log of any size needs only the memory of
 //! the events kept.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -249,12 +251,43 @@ pub struct ReadError {
 struct Hashing<R> {
     inner: R,
     hash: Sha256,
+    /// Bytes read from the file.
+    read: Rc<Cell<u64>>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// How far a gzip file may inflate: JSON lines compress 10 to 30 times; a
+/// file that inflates over [`MAX_INFLATION`] times its size (past the
+/// first 64 MiB) is a bomb, refused before it floods.
+const MAX_INFLATION: u64 = 200;
+
+/// Counts what a decoder inflates, and stops a bomb.
+struct Inflated<R> {
+    inner: R,
+    out: u64,
+    compressed: Rc<Cell<u64>>,
+    bomb: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Inflated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > (64 << 20).max(MAX_INFLATION * self.compressed.get()) {
+            self.bomb.set(true);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "inflates too far",
+            ));
+        }
         Ok(n)
     }
 }
@@ -269,9 +302,12 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Event)) -> Result<FileSummary
     };
     let file =
         crate::safeio::open_regular(path, "audit log").map_err(|e| err(e.problem.to_string()))?;
+    let compressed = Rc::new(Cell::new(0));
+    let bomb = Rc::new(Cell::new(false));
     let mut hashing = BufReader::new(Hashing {
         inner: file,
         hash: Sha256::new(),
+        read: compressed.clone(),
     });
     let gzip = hashing
         .fill_buf()
@@ -283,13 +319,21 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Event)) -> Result<FileSummary
         ..FileSummary::default()
     };
     let reader: Box<dyn BufRead + '_> = if gzip {
-        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(
-            &mut hashing,
-        )))
+        Box::new(BufReader::new(Inflated {
+            inner: flate2::bufread::MultiGzDecoder::new(&mut hashing),
+            out: 0,
+            compressed,
+            bomb: bomb.clone(),
+        }))
     } else {
         Box::new(&mut hashing)
     };
     read_lines(reader, &mut summary, each);
+    if bomb.get() {
+        return Err(err(format!(
+            "inflates to over {MAX_INFLATION} times its size: refused as a gzip bomb (audit logs compress far less)"
+        )));
+    }
     // Hash what is left unread (a gzip file read to a truncation point).
     let _ = std::io::copy(&mut hashing, &mut std::io::sink());
     summary.sha256 = crate::encoding::hex(&hashing.into_inner().hash.finalize());
@@ -376,6 +420,25 @@ mod tests {
         .unwrap();
         assert_eq!(e.exec_command(), vec!["/bin/sh", "-c", "echo hi&bye"]);
         assert_eq!(form_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_before_it_floods() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("vigil-bomb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bomb.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..72 {
+            gz.write_all(&zeros).unwrap();
+        }
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let started = std::time::Instant::now();
+        let e = read_file(&path, &mut |_| panic!("no events")).unwrap_err();
+        assert!(e.to_string().contains("gzip bomb"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
