@@ -937,6 +937,7 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
         ]
         .concat(),
         vec!["render", "rbac", "policies/", "--inventory", SNAPSHOT],
+        vec!["render", "admission-policy", "policies/payments.yaml"],
         vec![
             "render",
             "networkpolicy",
@@ -1122,5 +1123,44 @@ fn targets_in_two_contexts_are_refused() {
         run.stderr.contains("different kubeconfig contexts") && run.stderr.contains("--policy"),
         "{}",
         run.stderr
+    );
+}
+
+/// `render admission-policy` admits only pinned images, and says what is
+/// missing when it has none.
+#[test]
+fn admission_policy_needs_pinned_scanner_images() {
+    let run = vigil(&[
+        "render",
+        "admission-policy",
+        "--image",
+        "registry.example/vigil:latest",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not pinned by digest"),
+        "{}",
+        run.stderr
+    );
+    let run = vigil(&["render", "admission-policy", "policies/demo.yaml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no scanner image to admit"),
+        "{}",
+        run.stderr
+    );
+    let image = format!("registry.example/vigil@sha256:{}", "3".repeat(64));
+    let run = vigil(&[
+        "render",
+        "admission-policy",
+        "policies/payments.yaml",
+        "--image",
+        &image,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("'{image}'")), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("kind: ValidatingAdmissionPolicyBinding")
     );
 }

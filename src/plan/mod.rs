@@ -4,6 +4,7 @@
 //! A plan is computed offline and is deterministic (targets, namespaces and
 //! rules are sorted), so a plan diffs cleanly in a pull request.
 
+pub(crate) mod admission;
 mod batch;
 pub(crate) mod incluster;
 pub(crate) mod manifests;

@@ -2,9 +2,11 @@
 
 use super::{Exit, print_stdout};
 
+mod admission;
 mod incluster;
 mod sidecar;
 
+use admission::{ADMISSION_HELP, AdmissionArgs, admission};
 use incluster::{INCLUSTER_HELP, InClusterArgs, in_cluster};
 use sidecar::{SIDECAR_HELP, SidecarArgs, sidecar};
 
@@ -70,6 +72,10 @@ enum What {
         #[arg(long)]
         as_rules: bool,
     },
+    /// A ValidatingAdmissionPolicy and binding that hold vigil's identities
+    /// to what vigil adds: pinned scanner images, hardened, named vigil-*.
+    #[command(after_help = ADMISSION_HELP)]
+    AdmissionPolicy(AdmissionArgs),
     /// A NetworkPolicy for in-cluster vigil pods: no ingress, egress to the
     /// API server and cluster DNS only.
     #[command(
@@ -103,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         What::Sidecar(a) => sidecar(a),
+        What::AdmissionPolicy(a) => admission(a),
         What::Cronjob(a) => in_cluster(a, None),
         What::Job { args, shards } => in_cluster(args, Some(shards)),
         What::AuditPolicy { as_rules } => {
