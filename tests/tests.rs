@@ -18,6 +18,7 @@ mod layering;
 mod monitor;
 mod plan;
 mod probe;
+mod release;
 mod runner;
 mod scan;
 mod seal;
