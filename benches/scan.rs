@@ -105,6 +105,7 @@ fn run_phase(phase: &str, dir: &Path) {
                     vigil::report::output::PlainDir::create(&dir.join("out"), "bench", &run_id)
                         .unwrap();
                 let opts = vigil::runner::RunOptions {
+                    labels: Default::default(),
                     cancel: Default::default(),
                     run_id,
                     threshold: None,

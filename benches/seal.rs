@@ -184,6 +184,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
         })
         .collect();
     let summary = RunSummary {
+        labels: Default::default(),
         run_id: "run".into(),
         policy: "bench".into(),
         vigil_version: env!("CARGO_PKG_VERSION"),

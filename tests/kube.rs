@@ -1934,3 +1934,74 @@ fn replay_mode_answers_execs_from_a_recording_with_the_same_results() {
     assert_ne!(live, recorded);
     assert_clean(&c);
 }
+
+/// `--run-label KEY=VALUE` (a pipeline id): on every object the run
+/// creates, and in the signed statement; vigil's own keys and bad syntax
+/// are refused before anything is created.
+#[test]
+fn run_labels_mark_every_object_and_the_statement() {
+    let Some(c) = cluster(false) else { return };
+    c.server.inject(crate::fakeapi::Faults {
+        exec_held: 1,
+        ..Default::default()
+    });
+    let child = run_policy_cmd(
+        &c,
+        &c.server.kubeconfig,
+        &policy(&c),
+        &["--run-label", "ci.example.com/pipeline=4711"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    c.server
+        .wait_for_arrivals(Duration::from_secs(60), |paths| {
+            paths.iter().any(|p| p.contains("/exec?"))
+        });
+    let mut seen = 0;
+    for resource in ["serviceaccounts", "roles", "rolebindings", "secrets"] {
+        for id in c.server.objects(resource) {
+            let (ns, name) = id.split_once('/').unwrap();
+            if !name.starts_with("vigil-") {
+                continue;
+            }
+            let o = c.server.object(resource, ns, name).unwrap();
+            assert_eq!(
+                o["metadata"]["labels"]["ci.example.com/pipeline"], "4711",
+                "{resource} {id}: {o:#}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 8, "4 objects in each of 2 namespaces");
+    c.server.release_held();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary[0]["labels"]["ci.example.com/pipeline"], "4711");
+    let bundle = c
+        .dir
+        .path()
+        .join("out/live")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let st = crate::util::statement_payload(&bundle);
+    assert_eq!(st["predicate"]["labels"]["ci.example.com/pipeline"], "4711");
+    assert_clean(&c);
+    for (bad, want) in [
+        (
+            "app.kubernetes.io/managed-by=me",
+            "vigil sets that key itself",
+        ),
+        ("pipeline", "is not KEY=VALUE"),
+        ("ci/pipe line=1", "invalid"),
+    ] {
+        let r = run_vigil(&c, &["--run-label", bad]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{bad}: {}", r.stderr);
+    }
+}

@@ -151,6 +151,18 @@ impl RunAccess {
         plan: &PolicyPlan,
         audit: &AuditLog,
     ) -> Result<RunAccess, ClusterError> {
+        Self::setup_labelled(caller, policy, plan, audit, &BTreeMap::new()).await
+    }
+
+    /// [`RunAccess::setup`], with the run's labels (`--run-label`) on every
+    /// object it creates.
+    pub async fn setup_labelled(
+        caller: &Cluster,
+        policy: &ScanPolicy,
+        plan: &PolicyPlan,
+        audit: &AuditLog,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<RunAccess, ClusterError> {
         let mut access = RunAccess {
             service_account: plan.service_account.clone(),
             ttl: policy.spec.access.token_ttl().as_secs() as i64,
@@ -158,7 +170,7 @@ impl RunAccess {
             ..RunAccess::default()
         };
         record_caller(caller, audit).await;
-        match access.create_all(caller, policy, plan, audit).await {
+        match access.create_all(caller, policy, plan, audit, labels).await {
             Ok(()) => Ok(access),
             Err(e) => {
                 access.cleanup(caller, audit).await;
@@ -173,6 +185,7 @@ impl RunAccess {
         policy: &ScanPolicy,
         plan: &PolicyPlan,
         audit: &AuditLog,
+        labels: &BTreeMap<String, String>,
     ) -> Result<(), ClusterError> {
         let ttl = self.ttl;
         // Leftovers (a run killed with SIGKILL) become collectable by `vigil
@@ -182,6 +195,9 @@ impl RunAccess {
         let expires = (chrono::Utc::now() + chrono::Duration::seconds(ttl.max(deadline)))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let stamp = |meta: &mut ObjectMeta| {
+            meta.labels
+                .get_or_insert_with(Default::default)
+                .extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             meta.annotations
                 .get_or_insert_with(Default::default)
                 .insert(

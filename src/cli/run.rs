@@ -51,6 +51,11 @@ pub struct Args {
     /// markdown=PATH; repeatable.
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     reports: Vec<crate::report::ci::Request>,
+    /// A label for this run (a pipeline id, for example): put on every
+    /// Kubernetes object the run creates and recorded in the signed
+    /// statement; repeatable.
+    #[arg(long = "run-label", value_name = "KEY=VALUE", value_parser = crate::policy::selector::parse_run_label)]
+    run_labels: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -110,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let output = args.seal.open_bundle(policy, &run_id, recipients)?;
         let opts = RunOptions {
             run_id,
+            labels: args.run_labels.iter().cloned().collect(),
             threshold: threshold.clone(),
             progress: super::progress::progress(&pp.policy, pp.targets.len()),
             cancel: Arc::new(AtomicBool::new(false)),

@@ -143,6 +143,22 @@ impl LabelSelector {
     }
 }
 
+/// A label the caller puts on a run (`vigil run --run-label KEY=VALUE`):
+/// Kubernetes label syntax, and not one of vigil's own keys.
+pub fn parse_run_label(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--run-label {s:?} is not KEY=VALUE"))?;
+    validate_key(key)?;
+    validate_value(value)?;
+    if key == "app.kubernetes.io/managed-by" || key.starts_with("vigil.dev/") {
+        return Err(format!(
+            "--run-label {key:?}: vigil sets that key itself; choose your own (e.g. ci.example.com/pipeline)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
 /// A qualified name: `[prefix/]name`, name ≤ 63 chars of `[A-Za-z0-9._-]`
 /// starting and ending alphanumeric; prefix a DNS subdomain.
 fn validate_key(key: &str) -> Result<(), String> {

@@ -134,6 +134,9 @@ pub struct RunSummary {
     /// The plan this run scanned (all of it, or one shard).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanRef>,
+    /// `--run-label`s (a pipeline id, for example).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Which plan a run scanned: the digest of the whole plan's target ids, how

@@ -170,7 +170,13 @@ pub fn run_in_cluster(
     let signals = Signals::register(rt.handle()).map_err(LifecycleError::Signals)?;
     let watcher = rt.spawn(signals.watch(cancel, grace, abort_tx));
     let mut access = rt
-        .block_on(RunAccess::setup(caller, &policy.value, pp, &audit))
+        .block_on(RunAccess::setup_labelled(
+            caller,
+            &policy.value,
+            pp,
+            &audit,
+            &opts.labels,
+        ))
         .map_err(LifecycleError::Access)?;
     for w in &access.warnings {
         tracing::warn!("{w}");

@@ -56,6 +56,9 @@ pub struct Tally {
 pub struct RunOptions {
     /// Run id (UUIDv7).
     pub run_id: String,
+    /// `--run-label`s: on every object the run creates, and in the signed
+    /// statement (a pipeline id, for example).
+    pub labels: BTreeMap<String, String>,
     /// Threshold overriding the policy's (`--threshold FILE`).
     pub threshold: Option<Threshold>,
     /// Called after each target with (summary, done, total).
@@ -146,6 +149,7 @@ pub fn run_policy(
         targets,
         None,
         Some(PlanRef::of(plan)),
+        &opts.labels,
         output,
     )
 }
@@ -247,6 +251,7 @@ pub fn finish(
     mut targets: Vec<TargetSummary>,
     imported: Option<Imported>,
     plan: Option<PlanRef>,
+    labels: &BTreeMap<String, String>,
     output: &dyn RunOutput,
 ) -> Result<(RunSummary, Written), RunError> {
     targets.sort_by(|a, b| crate::report::findings::natural_cmp(&a.id, &b.id));
@@ -263,6 +268,7 @@ pub fn finish(
         stats: RunStats::default(),
         imported,
         plan,
+        labels: labels.clone(),
     };
     summary.stats = RunStats::of(&summary.targets);
     summary.not_scanned = summary
@@ -459,6 +465,7 @@ pub fn import(
         targets,
         Some(imported),
         None,
+        &BTreeMap::new(),
         output,
     )
     .map_err(ImportError::Run)
@@ -574,6 +581,7 @@ pub fn run_external(
         targets,
         None,
         Some(PlanRef::of(plan)),
+        &opts.labels,
         output,
     )
 }

@@ -83,6 +83,7 @@ fn run(
     let (set, plan) = planned(dir);
     let out = crate::report::output::PlainDir::create(&dir.join("out"), "life", "r1").unwrap();
     let opts = RunOptions {
+        labels: Default::default(),
         run_id: "r1".into(),
         threshold: None,
         progress: Box::new(|_, _| {}),

@@ -287,6 +287,13 @@ pub fn merge(
             plaintext_sha256: written.sha256,
         },
         targets,
+        // The labels every shard carries with the same value.
+        labels: predicates[0]
+            .labels
+            .iter()
+            .filter(|(k, v)| predicates.iter().all(|p| p.labels.get(*k) == Some(*v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         audit: None,
         verdict: verdict.to_string(),
         imported: None,

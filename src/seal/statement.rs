@@ -77,6 +77,9 @@ pub struct RunPredicate {
     /// statements and audit trails (carried over under `shards/<index>/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardRef>,
+    /// `--run-label`s: who ran it (a pipeline id, for example).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -219,6 +222,7 @@ pub fn predicate(
         audit,
         imported: summary.imported.clone(),
         plan: summary.plan.clone(),
+        labels: summary.labels.clone(),
         shards: Vec::new(),
     }
 }

@@ -558,6 +558,14 @@ impl FakeApiServer {
             .cloned()
     }
 
+    /// A stored object, by resource, namespace and name.
+    pub fn object(&self, resource: &str, ns: &str, name: &str) -> Option<Value> {
+        let st = self.state.lock().unwrap();
+        st.objects
+            .get(&(resource.to_string(), ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
     /// Let held execs go on (see [`Faults::exec_held`]).
     pub fn release_held(&self) {
         let gate = self.state.lock().unwrap().exec_gate.clone();
