@@ -16,6 +16,7 @@ mod interop;
 mod kube;
 mod layering;
 mod monitor;
+mod pipelines;
 mod plan;
 mod probe;
 mod release;
