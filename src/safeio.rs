@@ -172,13 +172,19 @@ pub fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputE
         path: path.to_path_buf(),
         problem,
     };
-    let fd = rustix::fs::open(
+    let fd = open_nonblocking(path).map_err(fail)?;
+    read_fd(fd, cap).map_err(fail)
+}
+
+/// Open without blocking on a FIFO with no writer, and without taking a
+/// terminal: what is behind the path is checked after it is open.
+fn open_nonblocking(path: &Path) -> Result<OwnedFd, Problem> {
+    rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )
-    .map_err(|e| fail(Problem::Io(io_reason(&e.into()))))?;
-    read_fd(fd, cap).map_err(fail)
+    .map_err(|e| Problem::Io(io_reason(&e.into())))
 }
 
 /// Open `path` for streaming: only a regular file on a real filesystem (a
@@ -190,12 +196,7 @@ pub fn open_regular(path: &Path, what: &'static str) -> Result<std::fs::File, In
         path: path.to_path_buf(),
         problem,
     };
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(|e| fail(Problem::Io(io_reason(&e.into()))))?;
+    let fd = open_nonblocking(path).map_err(fail)?;
     let st = rustix::fs::fstat(&fd).map_err(|e| fail(Problem::Io(io_reason(&e.into()))))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => match pseudo_filesystem(&fd) {

@@ -124,6 +124,21 @@ pub struct Finding {
     pub trail_line: Option<u64>,
 }
 
+impl Finding {
+    /// A finding about one event.
+    fn of(e: &Event, code: Code, severity: Severity, message: String) -> Finding {
+        Finding {
+            code,
+            severity,
+            message,
+            audit_id: Some(e.audit_id.clone()),
+            time: e.time(),
+            user: Some(crate::safeio::printable(e.acting_user()).into_owned()),
+            trail_line: None,
+        }
+    }
+}
+
 /// The run as the signed statement and trail describe it.
 #[derive(Debug)]
 pub struct Run {
@@ -329,15 +344,7 @@ pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
                 && (x.identity != "caller" || as_runner)
                 && matches(e, x, run_identity)
         });
-        let finding = |code, severity, message: String| Finding {
-            code,
-            severity,
-            message,
-            audit_id: Some(e.audit_id.clone()),
-            time: e.time(),
-            user: Some(crate::safeio::printable(e.acting_user()).into_owned()),
-            trail_line: None,
-        };
+        let finding = |code, severity, message| Finding::of(e, code, severity, message);
         let what = describe(e);
         match slot {
             Some((i, x)) => {
@@ -578,14 +585,8 @@ fn other_identity(e: &Event, t: &RunTrail, run: &Run, findings: &mut Vec<Finding
         .time()
         .is_some_and(|at| at >= run.started - slack && at <= run.ended + slack);
     if e.resource() == "serviceaccounts/token" {
-        foreign_token(e, t, findings, &|code, severity, message| Finding {
-            code,
-            severity,
-            message,
-            audit_id: Some(e.audit_id.clone()),
-            time: e.time(),
-            user: Some(crate::safeio::printable(e.acting_user()).into_owned()),
-            trail_line: None,
+        foreign_token(e, t, findings, &|code, severity, message| {
+            Finding::of(e, code, severity, message)
         });
         return;
     }
@@ -597,19 +598,16 @@ fn other_identity(e: &Event, t: &RunTrail, run: &Run, findings: &mut Vec<Finding
             "exec" | "attach" | "ephemeralcontainers" | "portforward"
         )
     {
-        findings.push(Finding {
-            code: Code::OtherIdentityAccess,
-            severity: Severity::Low,
-            message: format!(
+        findings.push(Finding::of(
+            e,
+            Code::OtherIdentityAccess,
+            Severity::Low,
+            format!(
                 "{} by {} while the run scanned the pod",
                 describe(e),
                 crate::safeio::printable(e.acting_user())
             ),
-            audit_id: Some(e.audit_id.clone()),
-            time: e.time(),
-            user: Some(crate::safeio::printable(e.acting_user()).into_owned()),
-            trail_line: None,
-        });
+        ));
     }
 }
 

@@ -147,9 +147,11 @@ pub fn run_policy(
         &policy.value.metadata.name,
         started,
         targets,
-        None,
-        Some(PlanRef::of(plan)),
-        &opts.labels,
+        Origin {
+            imported: None,
+            plan: Some(PlanRef::of(plan)),
+            labels: opts.labels.clone(),
+        },
         output,
     )
 }
@@ -242,6 +244,17 @@ fn scan_all(
     Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Where a run's results came from: an import, a plan (and shard), and
+/// the caller's labels.
+pub struct Origin {
+    /// Set for `vigil import`.
+    pub imported: Option<Imported>,
+    /// The plan scanned.
+    pub plan: Option<PlanRef>,
+    /// `--run-label`s.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Sort the targets, derive the run's stats, completeness and verdict, and
 /// write `summary.json` after syncing everything written before it.
 pub fn finish(
@@ -249,9 +262,7 @@ pub fn finish(
     policy: &str,
     started: DateTime<Utc>,
     mut targets: Vec<TargetSummary>,
-    imported: Option<Imported>,
-    plan: Option<PlanRef>,
-    labels: &BTreeMap<String, String>,
+    origin: Origin,
     output: &dyn RunOutput,
 ) -> Result<(RunSummary, Written), RunError> {
     targets.sort_by(|a, b| crate::report::findings::natural_cmp(&a.id, &b.id));
@@ -266,9 +277,9 @@ pub fn finish(
         complete: true,
         not_scanned: Vec::new(),
         stats: RunStats::default(),
-        imported,
-        plan,
-        labels: labels.clone(),
+        imported: origin.imported,
+        plan: origin.plan,
+        labels: origin.labels,
     };
     summary.stats = RunStats::of(&summary.targets);
     summary.not_scanned = summary
@@ -463,9 +474,11 @@ pub fn import(
         policy,
         started,
         targets,
-        Some(imported),
-        None,
-        &BTreeMap::new(),
+        Origin {
+            imported: Some(imported),
+            plan: None,
+            labels: BTreeMap::new(),
+        },
         output,
     )
     .map_err(ImportError::Run)
@@ -579,9 +592,11 @@ pub fn run_external(
         &policy.value.metadata.name,
         started,
         targets,
-        None,
-        Some(PlanRef::of(plan)),
-        &opts.labels,
+        Origin {
+            imported: None,
+            plan: Some(PlanRef::of(plan)),
+            labels: opts.labels.clone(),
+        },
         output,
     )
 }
