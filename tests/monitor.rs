@@ -14,7 +14,7 @@ use crate::kube::{Cluster, cluster, policy};
 use crate::util::{repo, vigil_in};
 
 /// The audit policy as a user installs it: `vigil render audit-policy`.
-fn rendered_audit_policy(dir: &Path) -> Value {
+pub(crate) fn rendered_audit_policy(dir: &Path) -> Value {
     let r = vigil_in(dir, &["render", "audit-policy"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     serde_saphyr::from_str(&r.stdout).unwrap()
@@ -58,6 +58,15 @@ fn finish(c: &Cluster, child: std::process::Child) -> PathBuf {
 /// `vigil audit-check BUNDLE --audit-log LOG… --format json`: exit code and
 /// the finding codes.
 fn audit_check(c: &Cluster, bundle: &Path, logs: &[&Path]) -> (i32, Vec<String>, Value) {
+    audit_check_in(c.dir.path(), bundle, logs)
+}
+
+/// [`audit_check`] in `dir` (where `signer.pub.pem` is).
+pub(crate) fn audit_check_in(
+    dir: &Path,
+    bundle: &Path,
+    logs: &[&Path],
+) -> (i32, Vec<String>, Value) {
     let mut args = vec![
         "audit-check".to_string(),
         bundle.display().to_string(),
@@ -71,7 +80,7 @@ fn audit_check(c: &Cluster, bundle: &Path, logs: &[&Path]) -> (i32, Vec<String>,
         args.push(l.display().to_string());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = vigil_in(c.dir.path(), &args);
+    let r = vigil_in(dir, &args);
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
     let codes = report["findings"]
