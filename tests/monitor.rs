@@ -95,7 +95,16 @@ pub(crate) fn audit_check_in(
 /// A kube client with `token`, optionally claiming another source address
 /// (the API server takes `X-Forwarded-For` into `sourceIPs`).
 async fn client_with(c: &Cluster, token: &str, forwarded_for: Option<&str>) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&c.server.kubeconfig).unwrap();
+    client_for(&c.server, token, forwarded_for).await
+}
+
+/// [`client_with`] for any test API server.
+pub(crate) async fn client_for(
+    server: &crate::fakeapi::FakeApiServer,
+    token: &str,
+    forwarded_for: Option<&str>,
+) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
@@ -106,6 +115,19 @@ async fn client_with(c: &Cluster, token: &str, forwarded_for: Option<&str>) -> k
             .push(("x-forwarded-for".parse().unwrap(), ip.parse().unwrap()));
     }
     kube::Client::try_from(config).unwrap()
+}
+
+/// `vigil verify BUNDLE --trusted-key signer.pub.pem` in the cluster's directory.
+fn verify(c: &Cluster, bundle: &Path) -> crate::util::Run {
+    vigil_in(
+        c.dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    )
 }
 
 /// A token the server issued for a ServiceAccount of `ns` (its claims name
@@ -249,15 +271,7 @@ fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
     // The first run's attestation moved into this bundle is refused.
     let moved = bundle.join("audit-check.dsse.json");
     std::fs::copy(first.join("audit-check.dsse.json"), &moved).unwrap();
-    let v = vigil_in(
-        c.dir.path(),
-        &[
-            "verify",
-            bundle.to_str().unwrap(),
-            "--trusted-key",
-            "signer.pub.pem",
-        ],
-    );
+    let v = verify(&c, &bundle);
     assert_eq!(v.code, 1, "{}", v.stdout);
     assert!(
         v.stderr.contains("an attestation of another run"),
@@ -331,18 +345,7 @@ fn attest_and_verify(c: &Cluster, bundle: &Path, log: &Path) {
     let r = check(&["--attest", "--signing-key", "signer.key.pem"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let attestation = bundle.join("audit-check.dsse.json");
-    let verify = || {
-        vigil_in(
-            c.dir.path(),
-            &[
-                "verify",
-                bundle.to_str().unwrap(),
-                "--trusted-key",
-                "signer.pub.pem",
-            ],
-        )
-    };
-    let v = verify();
+    let v = verify(c, bundle);
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(
         v.stdout.contains("audit-check attested: clean"),
@@ -389,11 +392,11 @@ fn attest_and_verify(c: &Cluster, bundle: &Path, log: &Path) {
         )
         .into();
     std::fs::write(&attestation, serde_json::to_vec(&forged).unwrap()).unwrap();
-    let v = verify();
+    let v = verify(c, bundle);
     assert_eq!(v.code, 1, "{}", v.stdout);
     assert!(v.stderr.contains("audit-check.dsse.json"), "{}", v.stderr);
     std::fs::write(&attestation, original).unwrap();
-    assert_eq!(verify().code, 0);
+    assert_eq!(verify(c, bundle).code, 0);
 }
 
 #[test]
@@ -503,15 +506,7 @@ fn the_scheduler_checks_each_run_and_attests_it() {
         "{seen}"
     );
     let bundle = vigil::monitor::newest_bundle(&out.join("live")).unwrap();
-    let v = vigil_in(
-        c.dir.path(),
-        &[
-            "verify",
-            bundle.to_str().unwrap(),
-            "--trusted-key",
-            "signer.pub.pem",
-        ],
-    );
+    let v = verify(&c, &bundle);
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(
         v.stdout.contains("audit-check attested: clean"),

@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         if let Some(check) = &v.audit_check {
             out.push_str(&format!(
                 "; audit-check attested: {}",
-                check["verdict"].as_str().unwrap_or_default()
+                crate::safeio::printable(check["verdict"].as_str().unwrap_or_default())
             ));
         }
         out.push('\n');
