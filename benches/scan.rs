@@ -111,6 +111,7 @@ fn run_phase(phase: &str, dir: &Path) {
                     threshold: None,
                     progress: Box::new(|_, _| {}),
                     deadline: None,
+                    scanner: Default::default(),
                 };
                 let (summary, _) = vigil::runner::run_policy(
                     &set,

@@ -185,6 +185,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
         .collect();
     let summary = RunSummary {
         labels: Default::default(),
+        scanner_images: Vec::new(),
         run_id: "run".into(),
         policy: "bench".into(),
         vigil_version: env!("CARGO_PKG_VERSION"),

@@ -1067,3 +1067,130 @@ fn audit_check_names_a_foreign_ephemeral_image_added_with_the_runs_token() {
         "{report:#}"
     );
 }
+
+#[test]
+fn a_scanner_image_is_verified_before_any_pod_sees_it_and_the_check_is_signed() {
+    use crate::registry::{Registry, openssl_key, openssl_sign, payload, tools};
+    if !tools() {
+        return;
+    }
+    let Some(s) = setup() else { return };
+    crate::util::signing_key(s.dir.path());
+    let reg = Registry::start("scanner-image");
+    let digest = reg.push_image("vigil/scanner", "v1", &[&s.debian]);
+    let image = format!("{}/vigil/scanner@{digest}", reg.host);
+    let (key, _) = openssl_key(s.dir.path(), "scanner", "p256");
+    let (_, stranger) = openssl_key(s.dir.path(), "stranger", "ed25519");
+    let body = payload(&image, &digest);
+    let sig = openssl_sign(s.dir.path(), &key, "p256", &body);
+    reg.put_signatures("vigil/scanner", &digest, &[(body, sig)]);
+    let policy = |key_file: &str| {
+        s.dir.write(
+            "p.yaml",
+            format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: mixed}}\nspec:\n  profiles: [container-baseline]\n  debug:\n    image: \"{image}\"\n    verify: {{key: {key_file}}}\n  limits: {{scanTimeout: 60s}}\n  targets:\n    - {{namespace: mixed, pods: [via-debug], approach: debug}}\n    - {{namespace: mixed, pods: [via-api], approach: api}}\n"),
+        );
+    };
+    let sealed = [
+        "--signing-key",
+        "signer.key.pem",
+        "--insecure-registry",
+        reg.host.as_str(),
+    ];
+
+    // Signed by the policy's key: both targets scanned, and the check is in
+    // the signed statement.
+    policy("scanner.pub");
+    let (_, summary) = crate::util::run_json(s.dir.path(), &s.server.kubeconfig, &sealed);
+    assert_eq!(
+        target(&summary, "mixed/via-debug/app")["status"],
+        "scanned",
+        "{summary}"
+    );
+    let run_id = summary[0]["run_id"].as_str().unwrap();
+    let statement = statement_payload(&s.dir.path().join("out/mixed").join(run_id));
+    let check = &statement["predicate"]["scanner_images"][0];
+    assert_eq!(check["role"], "debug");
+    assert_eq!(check["verified"]["digest"], digest.as_str());
+    assert_eq!(check["verified"]["algorithm"], "ecdsa-p256-sha256");
+    assert!(
+        check["verified"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(
+        check["verified"]["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    let r = vigil_in(
+        s.dir.path(),
+        &[
+            "verify",
+            &format!("out/mixed/{run_id}"),
+            "--trusted-key",
+            "signer.pub.pem",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "debug scanner image {image}: signed by key sha256:"
+        )),
+        "{}",
+        r.stdout
+    );
+    let ephemeral_images = || -> Vec<String> {
+        let pod = s.server.object("pods", "mixed", "via-debug").unwrap();
+        pod["spec"]["ephemeralContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["image"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ephemeral_images(), vec![image.clone()]);
+
+    // --scanner-key replaces the policy's key: a stranger's key refuses the
+    // image; the debug target is an error that says why, no ephemeral
+    // container is added, and the api target still runs.
+    let out: crate::util::Run = crate::util::run_cmd(
+        s.dir.path(),
+        &s.server.kubeconfig,
+        &[&sealed[..], &["--scanner-key", stranger.to_str().unwrap()]].concat(),
+    )
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let debug = target(&summary, "mixed/via-debug/app");
+    assert_eq!(debug["status"], "error", "{summary}");
+    assert!(
+        debug["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed its signature check"),
+        "{debug}"
+    );
+    assert_eq!(target(&summary, "mixed/via-api/app")["status"], "scanned");
+    assert_eq!(ephemeral_images().len(), 1, "no second probe was added");
+    let run_id = summary[0]["run_id"].as_str().unwrap();
+    let statement = statement_payload(&s.dir.path().join("out/mixed").join(run_id));
+    let refused = statement["predicate"]["scanner_images"][0]["refused"]
+        .as_str()
+        .unwrap();
+    assert!(refused.contains("another key"), "{refused}");
+
+    // A policy key that is not a key is found by validate, before any run.
+    s.dir.write("bad.pub", "not a key\n");
+    policy("bad.pub");
+    let r = vigil_in(s.dir.path(), &["validate", "p.yaml", "profile.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("invalid-scanner-key") && r.stderr.contains("bad.pub"),
+        "{}",
+        r.stderr
+    );
+}

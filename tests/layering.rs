@@ -90,3 +90,19 @@ fn seal_and_cluster_import_nothing_from_runner_plan_or_inventory() {
         }
     }
 }
+
+/// The registry client and cosign verification know nothing of policies,
+/// plans, clusters or runs: only the leaves (and cosign the registry).
+#[test]
+fn registry_and_cosign_import_only_leaves() {
+    let graph = module_graph();
+    let leaves = ["diag", "redact", "encoding", "safeio"];
+    for (module, also) in [("registry", None), ("cosign", Some("registry"))] {
+        for dep in &graph[module] {
+            assert!(
+                leaves.contains(&dep.as_str()) || Some(dep.as_str()) == also,
+                "{module} imports {dep}"
+            );
+        }
+    }
+}

@@ -19,6 +19,7 @@ mod monitor;
 mod pipelines;
 mod plan;
 mod probe;
+mod registry;
 mod release;
 mod runner;
 mod scan;

@@ -540,6 +540,8 @@ fn help_examples_are_whole_lines_and_run_as_written() {
             Some("needs a cluster with Deployments")
         } else if l.contains("--container-id") {
             Some("needs a container runtime's cgroups")
+        } else if l.starts_with("vigil verify-image") && !l.contains("--signature") {
+            Some("contacts the image's registry (tests/registry.rs runs one)")
         } else if l.contains("--audit-log") {
             Some("needs a cluster run and its API server's audit log (docs/monitoring.md runs one)")
         } else {

@@ -90,6 +90,12 @@ pub trait Collector: Sync {
         req: &FactRequest,
         scan_id: &str,
     ) -> Result<Gathered, Failure>;
+
+    /// The signature checks of the scanner images this collector runs
+    /// (none for collectors that add no image).
+    fn scanner_images(&self) -> Vec<crate::report::run::ScannerImageCheck> {
+        Vec::new()
+    }
 }
 
 /// Local root filesystems only; any other approach is an error result.

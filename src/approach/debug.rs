@@ -246,6 +246,7 @@ mod tests {
     fn the_container_runs_as_the_target_and_finds_it_by_container_id() {
         let spec = ScannerSpec {
             image: "registry.example/vigil@sha256:00".into(),
+            verify: None,
             resources: Default::default(),
         };
         let req = FactRequest::default();

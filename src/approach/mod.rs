@@ -163,6 +163,9 @@ pub struct KubeCollector<'a> {
     pub scan_timeout: Duration,
     /// The scanner image for ephemeral containers (`spec.debug`).
     pub debug: Option<&'a ScannerSpec>,
+    /// The scanner images' signature checks: a refused image is never
+    /// started (debug) or exec'd into (sidecar).
+    pub scanner_images: Vec<crate::report::run::ScannerImageCheck>,
     /// Attempts after the first for transient errors (`limits.retries`).
     pub retries: u32,
     /// Becomes true when scans in flight must stop (a second signal, or the
@@ -240,6 +243,21 @@ impl Scan<'_> {
 }
 
 impl KubeCollector<'_> {
+    /// Why the `role` scanner image may not be used, if it was refused.
+    fn refused(&self, role: &str) -> Result<(), GatherError> {
+        match self
+            .scanner_images
+            .iter()
+            .find(|c| c.role == role)
+            .and_then(|c| c.refused.as_ref())
+        {
+            Some(why) => Err(GatherError::Other(format!(
+                "the {role} scanner image failed its signature check, so it was not used: {why}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// One attempt with the target's approach (for `auto`: api, then debug
     /// if the container has no shell).
     async fn attempt(
@@ -254,6 +272,12 @@ impl KubeCollector<'_> {
                     "the debug approach needs spec.debug.image".into()
                 })));
             };
+            if let Err(e) = self.refused("debug") {
+                return Err(match why {
+                    None => e,
+                    Some(w) => e.context(&format!("{w}; ")),
+                });
+            }
             match debug::gather(scan, req, spec).await {
                 Ok(facts) => Ok((facts, Approach::Debug)),
                 Err(e) => Err(match why {
@@ -264,7 +288,10 @@ impl KubeCollector<'_> {
         };
         match t.approach {
             Approach::Api => Ok((api::gather(scan, req).await?, Approach::Api)),
-            Approach::Sidecar => Ok((sidecar::gather(scan, req).await?, Approach::Sidecar)),
+            Approach::Sidecar => {
+                self.refused("sidecar")?;
+                Ok((sidecar::gather(scan, req).await?, Approach::Sidecar))
+            }
             Approach::Debug => debug(None).await,
             Approach::Auto => {
                 let shell_less = t
@@ -361,6 +388,10 @@ impl Collector for KubeCollector<'_> {
             attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
             ..f
         })
+    }
+
+    fn scanner_images(&self) -> Vec<crate::report::run::ScannerImageCheck> {
+        self.scanner_images.clone()
     }
 }
 

@@ -17,10 +17,12 @@ mod probe;
 mod progress;
 mod render;
 mod run;
+mod scanner_args;
 mod schedule;
 mod seal_args;
 mod validate;
 mod verify;
+mod verify_image;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -83,6 +85,7 @@ enum Command {
     Plan(plan::Args),
     Run(run::Args),
     Verify(verify::Args),
+    VerifyImage(verify_image::Args),
     AuditCheck(audit_check::Args),
     Open(open::Args),
     Keygen(keygen::Args),
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(a),
         Command::Run(a) => run::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::VerifyImage(a) => verify_image::run(a),
         Command::AuditCheck(a) => audit_check::run(a),
         Command::Open(a) => open::run(a),
         Command::Keygen(a) => keygen::run(a),

@@ -32,6 +32,8 @@ pub struct Args {
     input: super::PlanInput,
     #[command(flatten)]
     seal: super::seal_args::SealArgs,
+    #[command(flatten)]
+    scanner: super::scanner_args::ScannerArgs,
     /// A SAF CLI threshold file (YAML or JSON) that replaces the policies' thresholds.
     #[arg(long, value_name = "FILE")]
     threshold: Option<PathBuf>,
@@ -96,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     crate::report::ci::check_paths(&args.reports).map_err(|e| InvalidInput(e.to_string()))?;
     let run_id = uuid::Uuid::now_v7().to_string();
     args.input.run_id = run_id.clone();
+    let scanner = args.scanner.trust()?;
     let (set, plan, session) = super::load_plan(&args.input)?;
     // Check every policy's keys and recipients before scanning anything.
     let mut prepared = Vec::new();
@@ -120,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             progress: super::progress::progress(&pp.policy, pp.targets.len()),
             cancel: Arc::new(AtomicBool::new(false)),
             deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
+            scanner: scanner.clone(),
         };
         let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
         let (summary, summary_file, audit) = match (&session, needs_cluster) {

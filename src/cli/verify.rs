@@ -67,6 +67,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
         out.push('\n');
+        for c in &p.scanner_images {
+            let how = match (&c.verified, &c.refused) {
+                (Some(v), _) => format!("signed by key {} ({})", v.key, v.source),
+                (_, Some(why)) => format!("REFUSED: {why}"),
+                _ => "not checked".into(),
+            };
+            out.push_str(&format!(
+                "  {} scanner image {}: {}\n",
+                c.role,
+                crate::safeio::printable(&c.image),
+                crate::safeio::printable(&how)
+            ));
+        }
         print_stdout(&out)?;
         Ok(Exit::Success)
     } else {

@@ -222,6 +222,7 @@ mod tests {
     fn pods(t: &PlannedTarget) -> (Value, Value) {
         let spec = ScannerSpec {
             image: IMAGE.into(),
+            verify: None,
             resources: Default::default(),
         };
         let key = age::x25519::Identity::generate().to_public();

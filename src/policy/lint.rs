@@ -365,6 +365,29 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
     {
         pinned(p, image, "/spec/sidecar/image", out);
     }
+    let verifies = [
+        spec.debug
+            .as_ref()
+            .and_then(|d| d.verify.as_ref())
+            .map(|v| (v, "/spec/debug/verify")),
+        spec.sidecar
+            .as_ref()
+            .and_then(|s| s.verify.as_ref())
+            .map(|v| (v, "/spec/sidecar/verify")),
+    ];
+    for (v, ptr) in verifies.into_iter().flatten() {
+        scanner_verify(p, v, ptr, out);
+    }
+    if let Some(s) = &spec.sidecar
+        && s.verify.is_some()
+        && s.image.is_none()
+    {
+        out.push(p.at_value(
+            Diagnostic::error(Code::MissingScannerImage, "spec.sidecar.verify needs spec.sidecar.image: the digest whose signature is checked")
+                .with_hint("set spec.sidecar.image to the sidecar image pinned by digest"),
+            "/spec/sidecar/verify",
+        ));
+    }
 
     // Waivers.
     let now = chrono::Utc::now();
@@ -556,6 +579,32 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
                 &format!("{base}/selector{}", e.pointer),
             ));
         }
+    }
+}
+
+/// A `verify` block's key must be a usable public key and its saved
+/// signature (if any) a readable file, before anything runs.
+fn scanner_verify(
+    p: &Loaded<ScanPolicy>,
+    v: &crate::policy::model::ImageVerify,
+    ptr: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Err(e) = crate::cosign::PublicKey::resolve(&v.key, p.base_dir()) {
+        out.push(p.at_value(
+            Diagnostic::error(Code::InvalidScannerKey, e.to_string())
+                .with_hint("give the signer's public key (cosign.pub, or `openssl pkey -pubout` output) as a path relative to the policy file"),
+            &format!("{ptr}/key"),
+        ));
+    }
+    if let Some(sig) = &v.signature
+        && let Err(e) = crate::safeio::read(&p.base_dir().join(sig), 4 << 20, "signature file")
+    {
+        out.push(p.at_value(
+            Diagnostic::error(Code::ReadFailed, e.to_string())
+                .with_hint("save the signature with `cosign download signature IMAGE > FILE`, relative to the policy file"),
+            &format!("{ptr}/signature"),
+        ));
     }
 }
 

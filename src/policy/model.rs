@@ -712,8 +712,23 @@ pub struct Resources {
 pub struct ScannerSpec {
     /// Pinned by digest (`…@sha256:<64 hex>`).
     pub image: String,
+    /// Verify the image's cosign signature before the first scan.
+    pub verify: Option<ImageVerify>,
     #[serde(default)]
     pub resources: Resources,
+}
+
+/// `spec.debug.verify` / `spec.sidecar.verify`: who must have signed the
+/// scanner image.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageVerify {
+    /// The signer's public key: a PEM file relative to the policy file, or
+    /// the PEM text itself.
+    pub key: String,
+    /// A saved signature (`cosign download signature`), relative to the
+    /// policy file: verify offline.
+    pub signature: Option<String>,
 }
 
 /// `spec.scanner`: an external InSpec-compatible scanner.
@@ -763,6 +778,8 @@ pub struct SidecarSpec {
     pub container: String,
     /// The image the sidecar must run, pinned by digest (checked when set).
     pub image: Option<String>,
+    /// Verify the sidecar image's cosign signature before the first scan.
+    pub verify: Option<ImageVerify>,
     /// Requests and limits `vigil render sidecar` gives the sidecar.
     #[serde(default)]
     pub resources: Resources,

@@ -137,6 +137,26 @@ pub struct RunSummary {
     /// `--run-label`s (a pipeline id, for example).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The scanner images' signature checks, made before any scan used them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scanner_images: Vec<ScannerImageCheck>,
+}
+
+/// A scanner image's cosign signature check (`spec.debug.verify`,
+/// `spec.sidecar.verify` or `--scanner-key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScannerImageCheck {
+    /// `debug` or `sidecar`.
+    pub role: String,
+    /// The image, as pinned.
+    pub image: String,
+    /// The signature that verified: digest, key, signature and source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::cosign::Verified>,
+    /// Why it did not verify; targets that need the image are then errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// Which plan a run scanned: the digest of the whole plan's target ids, how

@@ -162,6 +162,23 @@ pub fn run_in_cluster(
 ) -> Result<(RunSummary, Written, Option<SealedAudit>), LifecycleError> {
     let cancel = opts.cancel.clone();
     let audit = crate::audit::AuditLog::new(&opts.run_id);
+    // Before any pod sees a scanner image: who signed it.
+    let scanner_images = rt.block_on(super::scanner::check(policy, pp, &opts.scanner));
+    for c in &scanner_images {
+        match (&c.verified, &c.refused) {
+            (Some(v), _) => tracing::info!(
+                "{} scanner image {} verified: signed by key {}",
+                c.role,
+                v.image,
+                v.key
+            ),
+            (_, Some(why)) => tracing::error!(
+                "{} scanner image refused, its targets will be errors: {why}",
+                c.role
+            ),
+            _ => {}
+        }
+    }
     // First signal: start nothing new; in-flight scans get a grace period.
     // A second signal, or the end of the grace period, aborts them. Cleanup
     // and sealing run either way.
@@ -220,6 +237,7 @@ pub fn run_in_cluster(
                     runtime: rt.handle().clone(),
                     access,
                     debug: policy.value.spec.debug.as_ref(),
+                    scanner_images,
                     retries: policy.value.spec.limits.retries,
                     abort,
                 };

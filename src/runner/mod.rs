@@ -12,6 +12,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod lifecycle;
+pub mod scanner;
 pub(crate) mod session;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +70,8 @@ pub struct RunOptions {
     /// The policy's runDeadline from the start: targets not started by then
     /// are recorded as not scanned.
     pub deadline: Option<std::time::Instant>,
+    /// `--scanner-key` and friends: how scanner images are verified.
+    pub scanner: scanner::ScannerTrust,
 }
 
 /// Errors that stop a run before any target is scanned.
@@ -151,6 +154,7 @@ pub fn run_policy(
             imported: None,
             plan: Some(PlanRef::of(plan)),
             labels: opts.labels.clone(),
+            scanner_images: collector.scanner_images(),
         },
         output,
     )
@@ -253,6 +257,8 @@ pub struct Origin {
     pub plan: Option<PlanRef>,
     /// `--run-label`s.
     pub labels: BTreeMap<String, String>,
+    /// The scanner images' signature checks.
+    pub scanner_images: Vec<crate::report::run::ScannerImageCheck>,
 }
 
 /// Sort the targets, derive the run's stats, completeness and verdict, and
@@ -280,6 +286,7 @@ pub fn finish(
         imported: origin.imported,
         plan: origin.plan,
         labels: origin.labels,
+        scanner_images: origin.scanner_images,
     };
     summary.stats = RunStats::of(&summary.targets);
     summary.not_scanned = summary
@@ -478,6 +485,7 @@ pub fn import(
             imported: Some(imported),
             plan: None,
             labels: BTreeMap::new(),
+            scanner_images: Vec::new(),
         },
         output,
     )
@@ -596,6 +604,7 @@ pub fn run_external(
             imported: None,
             plan: Some(PlanRef::of(plan)),
             labels: opts.labels.clone(),
+            scanner_images: Vec::new(),
         },
         output,
     )

@@ -89,6 +89,7 @@ fn run(
         progress: Box::new(|_, _| {}),
         cancel: std::sync::Arc::new(AtomicBool::new(cancel)),
         deadline,
+        scanner: Default::default(),
     };
     run_policy(
         &set,

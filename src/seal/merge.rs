@@ -294,6 +294,15 @@ pub fn merge(
             .filter(|(k, v)| predicates.iter().all(|p| p.labels.get(*k) == Some(*v)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        // Every shard's scanner image checks, each once.
+        scanner_images: predicates.iter().fold(Vec::new(), |mut all, p| {
+            for c in &p.scanner_images {
+                if !all.contains(c) {
+                    all.push(c.clone());
+                }
+            }
+            all
+        }),
         audit: None,
         verdict: verdict.to_string(),
         imported: None,

@@ -80,6 +80,11 @@ pub struct RunPredicate {
     /// `--run-label`s: who ran it (a pipeline id, for example).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The scanner images' cosign signature checks: the digest that ran in
+    /// the scanned pods, the key that signed it and the signature's digest
+    /// (or why it was refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scanner_images: Vec<crate::report::run::ScannerImageCheck>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -223,6 +228,7 @@ pub fn predicate(
         imported: summary.imported.clone(),
         plan: summary.plan.clone(),
         labels: summary.labels.clone(),
+        scanner_images: summary.scanner_images.clone(),
         shards: Vec::new(),
     }
 }

@@ -1,0 +1,504 @@
+//! A real OCI registry (Debian's `docker-registry`, the Distribution
+//! registry server) on 127.0.0.1, images built by `umoci` and pushed by
+//! `skopeo`, and cosign signatures made by `openssl` and pushed with
+//! `curl` through the registry's HTTP API: none of it vigil's own code.
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::util::{TempDir, prerequisite, vigil_in};
+
+/// A registry server for one test, stopped on drop.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// Its storage root (to tamper with blobs behind its back).
+    pub storage: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether the registry tools are here (skipped, or failed under
+/// VIGIL_REQUIRE_INTEROP, when not).
+pub fn tools() -> bool {
+    ["docker-registry", "umoci", "skopeo", "openssl", "curl"]
+        .iter()
+        .all(|t| prerequisite(have(t), t))
+}
+
+impl Registry {
+    /// Start one; returns when it says it listens.
+    pub fn start(name: &str) -> Registry {
+        let dir = TempDir::new(name);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let storage = dir.path().join("storage");
+        let config = dir.write(
+            "registry.yml",
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: vigil-test\n",
+                storage.display()
+            ),
+        );
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start docker-registry");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("listening on")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("docker-registry did not start listening within 30 s");
+        Registry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            storage,
+            dir,
+        }
+    }
+
+    /// Build an image from `root` with umoci (one layer per entry of
+    /// `layers`: a directory copied over the previous ones), push it as
+    /// `repo:tag` with skopeo, and return its manifest digest.
+    pub fn push_image(&self, repo: &str, tag: &str, layers: &[&Path]) -> String {
+        let work = self
+            .dir
+            .path()
+            .join(format!("build-{}", repo.replace('/', "-")));
+        let layout = work.join("oci");
+        run("umoci", &["init", "--layout", &s(&layout)]);
+        let image = format!("{}:{tag}", s(&layout));
+        run("umoci", &["new", "--image", &image]);
+        for layer in layers {
+            let bundle = work.join("bundle");
+            let _ = std::fs::remove_dir_all(&bundle);
+            run(
+                "umoci",
+                &["unpack", "--rootless", "--image", &image, &s(&bundle)],
+            );
+            run(
+                "cp",
+                &["-a", &format!("{}/.", s(layer)), &s(&bundle.join("rootfs"))],
+            );
+            run("umoci", &["repack", "--image", &image, &s(&bundle)]);
+        }
+        let digest_file = work.join("digest");
+        run(
+            "skopeo",
+            &[
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--digestfile",
+                &s(&digest_file),
+                &format!("oci:{image}"),
+                &format!("docker://{}/{repo}:{tag}", self.host),
+            ],
+        );
+        std::fs::read_to_string(digest_file)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Upload `bytes` as a blob of `repo` (monolithic upload: POST, then
+    /// PUT with the digest) and return its digest.
+    pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        let location = curl(&[
+            "-sS",
+            "-X",
+            "POST",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%header{location}",
+            &format!("http://{}/v2/{repo}/blobs/uploads/", self.host),
+        ]);
+        let location = String::from_utf8(location).unwrap();
+        let url = if location.starts_with('/') {
+            format!("http://{}{location}", self.host)
+        } else {
+            location
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let file = self.dir.write("blob.tmp", bytes);
+        curl(&[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", s(&file)),
+            &format!("{url}{sep}digest={digest}"),
+        ]);
+        digest
+    }
+
+    /// Put a manifest under `reference` (a tag).
+    pub fn put_manifest(&self, repo: &str, reference: &str, manifest: &serde_json::Value) {
+        let file = self
+            .dir
+            .write("manifest.tmp", serde_json::to_vec(manifest).unwrap());
+        curl(&[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            &format!("@{}", s(&file)),
+            &format!("http://{}/v2/{repo}/manifests/{reference}", self.host),
+        ]);
+    }
+
+    /// Store a cosign signature of `image_digest` in `repo` as the cosign
+    /// spec lays it out: the payload as a blob, a manifest under the tag
+    /// `sha256-<hex>.sig` with one simple-signing layer per signature.
+    pub fn put_signatures(
+        &self,
+        repo: &str,
+        image_digest: &str,
+        signatures: &[(Vec<u8>, Vec<u8>)],
+    ) {
+        use base64::Engine as _;
+        let config = self.put_blob(repo, b"{}");
+        let layers: Vec<serde_json::Value> = signatures
+            .iter()
+            .map(|(payload, sig)| {
+                let digest = self.put_blob(repo, payload);
+                serde_json::json!({
+                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "size": payload.len(),
+                    "digest": digest,
+                    "annotations": {
+                        "dev.cosignproject.cosign/signature": base64::engine::general_purpose::STANDARD.encode(sig)
+                    }
+                })
+            })
+            .collect();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": config},
+            "layers": layers
+        });
+        self.put_manifest(
+            repo,
+            &format!("{}.sig", image_digest.replace(':', "-")),
+            &manifest,
+        );
+    }
+
+    /// The file the registry stores blob `digest` in.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn curl(args: &[&str]) -> Vec<u8> {
+    run("curl", args)
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A signing key made by openssl: `kind` is `p256` or `ed25519`. Returns
+/// (private key PEM path, public key PEM path).
+pub fn openssl_key(dir: &Path, name: &str, kind: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    match kind {
+        "p256" => run(
+            "openssl",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &s(&key),
+            ],
+        ),
+        _ => run(
+            "openssl",
+            &["genpkey", "-algorithm", "ed25519", "-out", &s(&key)],
+        ),
+    };
+    run(
+        "openssl",
+        &["pkey", "-in", &s(&key), "-pubout", "-out", &s(&public)],
+    );
+    (key, public)
+}
+
+/// Sign `payload` with openssl as cosign does: ECDSA over its SHA-256
+/// (DER), or pure Ed25519.
+pub fn openssl_sign(dir: &Path, key: &Path, kind: &str, payload: &[u8]) -> Vec<u8> {
+    let input = dir.join("payload.tmp");
+    std::fs::write(&input, payload).unwrap();
+    let out = dir.join("sig.tmp");
+    match kind {
+        "p256" => run(
+            "openssl",
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                &s(key),
+                "-out",
+                &s(&out),
+                &s(&input),
+            ],
+        ),
+        _ => run(
+            "openssl",
+            &[
+                "pkeyutl",
+                "-sign",
+                "-inkey",
+                &s(key),
+                "-rawin",
+                "-in",
+                &s(&input),
+                "-out",
+                &s(&out),
+            ],
+        ),
+    };
+    std::fs::read(out).unwrap()
+}
+
+/// A cosign simple-signing payload for `digest`.
+pub fn payload(reference: &str, digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    }))
+    .unwrap()
+}
+
+fn verify_image(reg: &Registry, image: &str, key: &Path) -> crate::util::Run {
+    vigil_in(
+        reg.dir.path(),
+        &[
+            "verify-image",
+            image,
+            "--key",
+            &s(key),
+            "--insecure-registry",
+            &reg.host,
+        ],
+    )
+}
+
+#[test]
+fn verify_image_against_a_real_registry_and_openssl_signatures() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start("verify-image");
+    let root = crate::util::rootfs_fixtures();
+    let digest = reg.push_image(
+        "vigil/scanner",
+        "v1",
+        &[&root.path().join("rootfs/distroless")],
+    );
+    let image = format!("{}/vigil/scanner@{digest}", reg.host);
+    let dir = reg.dir.path().to_path_buf();
+    let (p256_key, p256_pub) = openssl_key(&dir, "p256", "p256");
+    let (ed_key, ed_pub) = openssl_key(&dir, "ed", "ed25519");
+
+    // No signature yet.
+    let r = verify_image(&reg, &image, &p256_pub);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no cosign signature found"),
+        "{}",
+        r.stderr
+    );
+
+    // A valid P-256 signature passes; the Ed25519 key is another key.
+    let good = payload(&format!("{}/vigil/scanner", reg.host), &digest);
+    let sig = openssl_sign(&dir, &p256_key, "p256", &good);
+    reg.put_signatures("vigil/scanner", &digest, &[(good.clone(), sig.clone())]);
+    let r = verify_image(&reg, &image, &p256_pub);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!("verified: {image}")) && r.stdout.contains("ecdsa-p256-sha256"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("from tag {}.sig", digest.replace(':', "-"))),
+        "{}",
+        r.stdout
+    );
+    let r = verify_image(&reg, &image, &ed_pub);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("verifies with key") && r.stderr.contains("another key"),
+        "{}",
+        r.stderr
+    );
+
+    // An Ed25519 signature beside it: both keys now verify.
+    let ed_sig = openssl_sign(&dir, &ed_key, "ed25519", &good);
+    reg.put_signatures(
+        "vigil/scanner",
+        &digest,
+        &[(good.clone(), sig.clone()), (good.clone(), ed_sig)],
+    );
+    let r = verify_image(&reg, &image, &ed_pub);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("ed25519"), "{}", r.stdout);
+
+    // A signature by the key, for another digest.
+    let other = format!("sha256:{}", "ab".repeat(32));
+    let elsewhere = payload("x", &other);
+    let other_sig = openssl_sign(&dir, &p256_key, "p256", &elsewhere);
+    reg.put_signatures("vigil/scanner", &digest, &[(elsewhere, other_sig)]);
+    let r = verify_image(&reg, &image, &p256_pub);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("is for {other}, not the pinned {digest}")),
+        "{}",
+        r.stderr
+    );
+
+    // A tampered payload uploaded with the original signature.
+    let tampered = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("cosign container", "cosign  container");
+    reg.put_signatures(
+        "vigil/scanner",
+        &digest,
+        &[(tampered.into_bytes(), sig.clone())],
+    );
+    let r = verify_image(&reg, &image, &p256_pub);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("changed after signing"), "{}", r.stderr);
+
+    // The signed payload altered in the registry's storage: the blob no
+    // longer matches its digest.
+    reg.put_signatures("vigil/scanner", &digest, &[(good.clone(), sig)]);
+    assert_eq!(verify_image(&reg, &image, &p256_pub).code, 0);
+    let blob = reg.blob_file(&format!("sha256:{}", sha256_hex(&good)));
+    let altered = String::from_utf8(std::fs::read(&blob).unwrap())
+        .unwrap()
+        .replace(&reg.host, &reg.host.replace("127", "721"));
+    std::fs::write(&blob, altered).unwrap();
+    let r = verify_image(&reg, &image, &p256_pub);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not match its digest"),
+        "{}",
+        r.stderr
+    );
+
+    // A tag instead of a digest is bad input.
+    let r = verify_image(&reg, &format!("{}/vigil/scanner:v1", reg.host), &p256_pub);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not pinned by digest"), "{}", r.stderr);
+
+    // An unreachable registry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("127.0.0.1:{closed}/vigil/scanner@{digest}");
+    let r = vigil_in(
+        reg.dir.path(),
+        &[
+            "verify-image",
+            &unreachable,
+            "--key",
+            &s(&p256_pub),
+            "--insecure-registry",
+            &format!("127.0.0.1:{closed}"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("cannot reach registry 127.0.0.1:{closed}")),
+        "{}",
+        r.stderr
+    );
+
+    // Without --insecure-registry vigil speaks only HTTPS: the plain-HTTP
+    // registry is not reached.
+    let r = vigil_in(
+        reg.dir.path(),
+        &["verify-image", &image, "--key", &s(&p256_pub)],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot reach registry"), "{}", r.stderr);
+}
