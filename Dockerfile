@@ -4,17 +4,28 @@
 # scanner sidecars run `vigil idle` and are exec'd into with `vigil probe
 # --container-id ID`; in-cluster runs use the same binary.
 #
-#   docker build -t registry.example/vigil:0.1.0 .
+#   docker pull rust:1.89-bookworm
+#   BUILDER=$(docker inspect --format '{{index .RepoDigests 0}}' rust:1.89-bookworm)
+#   docker build --build-arg BUILDER="$BUILDER" -t registry.example/vigil:0.1.0 .
 #   docker push registry.example/vigil:0.1.0
 #   docker inspect --format '{{index .RepoDigests 0}}' registry.example/vigil:0.1.0
 #
-# Policies reference the image by that digest (spec.debug.image,
-# spec.sidecar.image): `vigil validate` refuses tags. Pin the builder image
-# below by digest too in your own build pipeline.
+# Every base image is pinned by digest: the final stage is `scratch`, and
+# the builder is the BUILDER build argument, which has no default and must
+# be NAME@sha256:<64 hex> (the build stops otherwise) — the digest you
+# tested with, recorded by your pipeline, never a tag that can move.
+# Policies reference the resulting image by its digest (spec.debug.image,
+# spec.sidecar.image): `vigil validate` refuses tags.
 # scripts/check-static-image.sh builds the same binary without Docker and
 # runs it from an empty root as uid 65532.
 
-FROM rust:1.89-bookworm AS build
+ARG BUILDER
+FROM ${BUILDER} AS build
+ARG BUILDER
+RUN case "${BUILDER}" in \
+      *@sha256:????????????????????????????????????????????????????????????????) ;; \
+      *) echo "BUILDER must be an image pinned by digest (NAME@sha256:<64 hex>), got '${BUILDER}'" >&2; exit 1 ;; \
+    esac
 WORKDIR /src
 COPY . .
 # A static glibc build: no loader or libraries needed at run time. The probe

@@ -58,7 +58,10 @@ kind get kubeconfig --name "$name" >"$kubeconfig"
 export KUBECONFIG="$kubeconfig"
 
 # The scanner image, pinned by the digest the registry gives it.
-docker build -t "localhost:${port}/vigil:e2e" .
+# The builder pinned by the digest pulled now (the Dockerfile refuses tags).
+docker pull -q rust:1.89-bookworm >/dev/null
+builder="$(docker inspect --format '{{index .RepoDigests 0}}' rust:1.89-bookworm)"
+docker build --build-arg BUILDER="${builder}" -t "localhost:${port}/vigil:e2e" .
 docker push "localhost:${port}/vigil:e2e" >/dev/null
 scanner="$(docker inspect --format '{{index .RepoDigests 0}}' "localhost:${port}/vigil:e2e")"
 

@@ -78,3 +78,51 @@ fn release_artifacts_verify_with_openssl_and_refuse_tampering() {
         }
     }
 }
+
+/// Every base image of the Dockerfile is pinned by digest: `scratch`, or
+/// the BUILDER argument, which the build refuses unless it is a digest
+/// (its guard is run here as the build would run it).
+#[test]
+fn the_dockerfile_pins_every_base_image_by_digest() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let froms: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(froms, ["${BUILDER}", "scratch"], "{text}");
+    assert!(
+        !text.contains("ARG BUILDER="),
+        "BUILDER must have no default"
+    );
+    // The RUN guard right after the builder's FROM, as sh runs it.
+    let start = text.find("RUN case").unwrap();
+    let guard = text[start + 4..]
+        .split("esac")
+        .next()
+        .unwrap()
+        .replace("\\\n", "\n")
+        + "esac";
+    let dir = TempDir::new("dockerfile");
+    let hex = "a".repeat(64);
+    for (builder, ok) in [
+        (format!("rust:1.89-bookworm@sha256:{hex}"), true),
+        (format!("rust@sha256:{hex}"), true),
+        ("rust:1.89-bookworm".to_string(), false),
+        (format!("rust@sha256:{}", &hex[..63]), false),
+        (String::new(), false),
+    ] {
+        let out = Command::new("sh")
+            .args(["-c", &guard])
+            .env("BUILDER", &builder)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "BUILDER={builder:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
