@@ -119,7 +119,7 @@ fn run_phase(phase: &str, dir: &Path) {
                     pp,
                     &opts,
                     &out,
-                    &vigil::runner::LocalCollector,
+                    &vigil::runner::LocalCollector::default(),
                 )
                 .unwrap();
                 assert_eq!(summary.targets.len(), TARGETS);

@@ -178,6 +178,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 hdf: w,
                 duration: 0.01,
                 attempts: 1,
+                image_digest: None,
                 findings: Vec::new(),
                 controls: Vec::new(),
             }

@@ -17,6 +17,7 @@ pub mod cosign;
 pub(crate) mod diag;
 pub(crate) mod encoding;
 pub mod facts;
+pub mod image;
 pub mod inventory;
 pub(crate) mod log;
 pub mod monitor;

@@ -10,6 +10,7 @@ mod e2e;
 mod external;
 mod gather;
 mod hostile;
+mod images;
 mod import;
 mod incluster;
 mod interop;

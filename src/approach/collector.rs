@@ -98,12 +98,51 @@ pub trait Collector: Sync {
     }
 }
 
-/// Local root filesystems only; any other approach is an error result.
+/// Local root filesystems and images only; any other approach is an
+/// error result.
 #[derive(Debug, Default)]
-pub struct LocalCollector;
+pub struct LocalCollector {
+    /// Registry hosts reached over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+}
+
+impl LocalCollector {
+    /// An image target: its layers indexed and read, never extracted, and
+    /// only when the image is still the digest that was planned.
+    fn image(&self, t: &PlannedTarget, req: &FactRequest) -> Result<Gathered, Failure> {
+        let spec = t
+            .image_source
+            .as_deref()
+            .ok_or("an image target without a source")?;
+        let source = crate::image::Source::parse(spec, std::path::Path::new("/"))
+            .map_err(|e| e.to_string())?;
+        let opened =
+            crate::image::open(&source, &self.insecure_registries).map_err(|e| e.to_string())?;
+        if let Some(planned) = &t.image_digest
+            && *planned != opened.resolved.digest
+        {
+            return Err(Failure::from(format!(
+                "{source} is now {}, not the {planned} that was planned; plan again",
+                opened.resolved.digest
+            )));
+        }
+        let scanned = opened.scan(&source, req).map_err(|e| e.to_string())?;
+        for why in &scanned.ignored {
+            tracing::warn!("{}: {why}", t.id);
+        }
+        Ok(Gathered {
+            facts: scanned.facts,
+            approach: Approach::Image,
+            attempts: 1,
+        })
+    }
+}
 
 impl Collector for LocalCollector {
     fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, Failure> {
+        if t.approach == Approach::Image {
+            return self.image(t, req);
+        }
         match (&t.approach, &t.rootfs) {
             (Approach::Local, Some(root)) => rootfs::collect(root, req)
                 .map(|facts| Gathered {

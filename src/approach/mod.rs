@@ -307,7 +307,7 @@ impl KubeCollector<'_> {
                     Err(e) => Err(e),
                 }
             }
-            Approach::Local | Approach::Imported => Err(GatherError::Other(
+            Approach::Local | Approach::Image | Approach::Imported => Err(GatherError::Other(
                 "a local target reached the cluster collector".into(),
             )),
         }
@@ -370,8 +370,8 @@ impl Collector for KubeCollector<'_> {
         req: &FactRequest,
         scan_id: &str,
     ) -> Result<Gathered, Failure> {
-        if t.approach == Approach::Local {
-            return LocalCollector.collect(t, req, scan_id);
+        if t.approach.is_local() {
+            return LocalCollector::default().collect(t, req, scan_id);
         }
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let mut abort = self.abort.clone();

@@ -33,6 +33,12 @@ pub struct PlanInput {
     /// pinned to those names. Set by `vigil render cronjob|job`.
     #[arg(long)]
     stable_names: bool,
+    /// Scan this image instead of the policies' targets (the policies
+    /// still give profiles, thresholds and output): oci-dir:PATH[:TAG],
+    /// oci-archive:FILE[:TAG], docker-archive:FILE or registry:REF@sha256:…;
+    /// repeatable.
+    #[arg(long = "image", value_name = "SOURCE")]
+    images: Vec<String>,
 }
 
 pub(crate) use crate::runner::session::Session;
@@ -64,6 +70,15 @@ pub(super) fn load_plan(
         shard: input.shard.clone(),
         run_id: input.run_id.clone(),
         stable_names: input.stable_names,
+        images: input
+            .images
+            .iter()
+            .map(|s| {
+                crate::image::Source::parse(s, std::path::Path::new("."))
+                    .map(|src| src.spec())
+                    .map_err(|e| InvalidInput(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
     };
     let planned = crate::runner::session::load(&input.paths).and_then(|(set, warnings)| {
         report_diagnostics(&warnings);

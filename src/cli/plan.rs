@@ -56,10 +56,7 @@ fn render_text(plan: &Plan) -> String {
 fn policy_text(p: &PolicyPlan, out: &mut String) {
     // Access is worth a line only for targets in a cluster; a provisioned
     // ServiceAccount is used, not created.
-    let in_cluster = p
-        .targets
-        .iter()
-        .any(|t| t.approach != crate::policy::model::Approach::Local);
+    let in_cluster = p.targets.iter().any(|t| !t.approach.is_local());
     let access = match (in_cluster, p.access_mode) {
         (false, _) => "local targets only: no Kubernetes access".to_string(),
         (true, crate::policy::model::AccessMode::PerRun) => format!(

@@ -10,7 +10,6 @@ use crate::report::output::RunOutput;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::policy::model::Approach;
 use crate::runner::RunOptions;
 
 const AFTER_HELP: &str = "\
@@ -125,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
             scanner: scanner.clone(),
         };
-        let needs_cluster = pp.targets.iter().any(|t| t.approach != Approach::Local);
+        let needs_cluster = pp.targets.iter().any(|t| !t.approach.is_local());
         let (summary, summary_file, audit) = match (&session, needs_cluster) {
             (Some(session), true) => crate::runner::lifecycle::run_in_cluster(
                 &session.runtime,

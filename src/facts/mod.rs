@@ -398,4 +398,36 @@ pub struct Facts {
     /// Command results, when the approach can run commands (`None`: it cannot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<BTreeMap<String, CommandFact>>,
+    /// The image's configuration, for image targets (`None`: not an image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageFacts>,
+}
+
+/// An image's configuration (`vigil run --image`, `image:` targets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFacts {
+    /// The source scanned, as written (`oci-dir:…`, `registry:…`).
+    pub reference: String,
+    /// The manifest digest scanned (for a legacy `docker save` archive,
+    /// the config digest: Docker's image ID).
+    pub digest: String,
+    /// The config's digest.
+    pub config_digest: String,
+    /// `config.User` (empty: root).
+    pub user: String,
+    /// `config.ExposedPorts` (`80/tcp`).
+    pub exposed_ports: Vec<String>,
+    /// Names of every `config.Env` variable (values are never kept).
+    pub env_names: Vec<String>,
+    /// Names of the variables whose name or value looks like a secret.
+    pub secret_env: Vec<String>,
+    /// A `HEALTHCHECK` other than `NONE`.
+    pub healthcheck: bool,
+    /// `config.Labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `created` (RFC 3339), when the config says.
+    pub created: Option<String>,
+    /// Layers.
+    pub layers: usize,
 }

@@ -215,6 +215,8 @@ mod tests {
             container_id: Some("containerd://4f1c2a9be0d3".into()),
             sidecar: None,
             rootfs: None,
+            image_source: None,
+            image_digest: None,
         }
     }
 

@@ -80,6 +80,8 @@ mod tests {
             container_id: None,
             sidecar: None,
             rootfs: None,
+            image_source: None,
+            image_digest: None,
         }
     }
 

@@ -135,6 +135,12 @@ pub struct PlannedTarget {
     /// Root directory (rootfs targets), resolved against the policy file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<PathBuf>,
+    /// The image source (image targets), its paths absolute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_source: Option<String>,
+    /// The image's digest as planned; a scan of other content is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// A container that matched a target but will not be scanned.
@@ -300,7 +306,65 @@ fn plan_policy(
                 container_id: None,
                 sidecar: None,
                 rootfs: Some(root),
+                image_source: None,
+                image_digest: None,
             });
+            continue;
+        }
+        if let Some(text) = &t.image {
+            let planned = crate::image::Source::parse(text, p.base_dir()).and_then(|source| {
+                let digest = crate::image::planned_digest(&source)?;
+                Ok((source, digest))
+            });
+            let (source, digest) = match planned {
+                Ok(x) => x,
+                Err(e) => {
+                    diags.push(p.at_value(
+                        Diagnostic::error(Code::InvalidTarget, e.to_string())
+                            .with_hint("image paths are relative to the policy file; see docs/images.md for the sources"),
+                        &format!("{ptr}/image"),
+                    ));
+                    continue;
+                }
+            };
+            let name = t.name.clone().unwrap_or_else(|| source.short_name());
+            let id = format!("image/{name}@{}", &digest[7..19]);
+            if let Some(first) = rootfs_ids.get(&id) {
+                let at = p.doc.value_position(first);
+                diags.push(p.at_value(
+                    Diagnostic::error(
+                        Code::DuplicateTarget,
+                        format!("target id `{id}` is already used by the target at line {}, column {}", at.line, at.column),
+                    )
+                    .with_hint("give one of them a distinct `name:`"),
+                    &format!("{ptr}/image"),
+                ));
+                continue;
+            }
+            rootfs_ids.insert(id.clone(), format!("{ptr}/image"));
+            targets.insert(
+                id.clone(),
+                PlannedTarget {
+                    id,
+                    approach: Approach::Image,
+                    reason: "image layers are read on this machine, without extraction".into(),
+                    profiles,
+                    cluster: None,
+                    namespace: None,
+                    pod: None,
+                    container: None,
+                    node: None,
+                    image: None,
+                    run_as_user: None,
+                    run_as_group: None,
+                    capabilities: None,
+                    container_id: None,
+                    sidecar: None,
+                    rootfs: None,
+                    image_source: Some(source.spec()),
+                    image_digest: Some(digest),
+                },
+            );
             continue;
         }
         let Some(ns) = &t.namespace else { continue };
@@ -506,6 +570,8 @@ fn select_pod(
             container_id: c.container_id.clone(),
             sidecar: (approach == Approach::Sidecar).then(|| sidecar_name.to_string()),
             rootfs: None,
+            image_source: None,
+            image_digest: None,
         });
     }
 }
@@ -562,7 +628,7 @@ fn choose_approach(
         Approach::Sidecar => Err(
             "approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into(),
         ),
-        Approach::Local | Approach::Imported => Err(format!(
+        Approach::Local | Approach::Image | Approach::Imported => Err(format!(
             "approach {} cannot reach a Kubernetes container",
             wanted.as_str()
         )),

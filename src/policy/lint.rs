@@ -492,6 +492,27 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
             &format!("{base}/rootfs"),
         ));
     }
+    if t.rootfs.is_some() && t.image.is_some() {
+        out.push(
+            p.at_value(
+                Diagnostic::error(
+                    Code::InvalidTarget,
+                    "a target is a rootfs or an image, not both",
+                )
+                .with_hint("split it into two targets"),
+                &format!("{base}/image"),
+            ),
+        );
+    }
+    if let Some(image) = &t.image
+        && let Err(e) = crate::image::Source::parse(image, p.base_dir())
+    {
+        out.push(p.at_value(
+            Diagnostic::error(Code::InvalidTarget, e.to_string())
+                .with_hint("write oci-dir:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE or registry:REF@sha256:<64 hex> (docs/images.md)"),
+            &format!("{base}/image"),
+        ));
+    }
     if t.is_rootfs() {
         let k8s_fields: Vec<&str> = [
             ("namespace", t.namespace.is_some()),

@@ -553,6 +553,9 @@ pub enum Approach {
     Sidecar,
     /// A root filesystem on this machine.
     Local,
+    /// An image's layers, read without extraction (never in a policy: image
+    /// targets get it).
+    Image,
     /// Results produced elsewhere and sealed by `vigil import` (never in a
     /// policy: the schema does not allow it).
     Imported,
@@ -563,11 +566,16 @@ impl Approach {
     /// counts as its weakest outcome, `api`).
     pub fn evidence(self) -> Evidence {
         match self {
-            Approach::Local => Evidence::Local,
+            Approach::Local | Approach::Image => Evidence::Local,
             Approach::Debug | Approach::Sidecar => Evidence::Probe,
             Approach::Api | Approach::Auto => Evidence::Api,
             Approach::Imported => Evidence::Imported,
         }
+    }
+
+    /// Scanned on this machine (a root filesystem or an image): no cluster.
+    pub fn is_local(self) -> bool {
+        matches!(self, Approach::Local | Approach::Image)
     }
 
     /// Lower-case name as written in policies.
@@ -578,6 +586,7 @@ impl Approach {
             Approach::Debug => "debug",
             Approach::Sidecar => "sidecar",
             Approach::Local => "local",
+            Approach::Image => "image",
             Approach::Imported => "imported",
         }
     }
@@ -608,7 +617,12 @@ pub struct Target {
     pub include_not_running: bool,
     /// A directory holding a container root filesystem (relative to the policy file).
     pub rootfs: Option<String>,
-    /// Name for a rootfs target (default: the directory's name).
+    /// An image scanned before it runs (`oci-dir:…`, `oci-archive:…`,
+    /// `docker-archive:…`, `registry:…@sha256:…`; paths relative to the
+    /// policy file).
+    pub image: Option<String>,
+    /// Name for a rootfs or image target (default: the directory's, file's
+    /// or repository's name).
     pub name: Option<String>,
     #[serde(default)]
     pub approach: Approach,
@@ -618,9 +632,10 @@ pub struct Target {
 }
 
 impl Target {
-    /// Returns true if and only if this target is a local root filesystem.
+    /// Returns true if and only if this target is a local root filesystem
+    /// or an image: scanned on this machine, no cluster involved.
     pub fn is_rootfs(&self) -> bool {
-        self.rootfs.is_some()
+        self.rootfs.is_some() || self.image.is_some()
     }
 }
 

@@ -254,8 +254,7 @@ impl Client {
         }
     }
 
-    /// GET `path` on `image`'s registry, authenticating when challenged and
-    /// following redirects; the body capped at `cap`.
+    /// GET `path` on `image`'s registry into memory, capped at `cap`.
     async fn get(
         &self,
         image: &Reference,
@@ -264,6 +263,54 @@ impl Client {
         cap: u64,
         what: &str,
     ) -> Result<Fetched, RegistryError> {
+        let mut bytes = Vec::new();
+        let (media_type, digest) = self
+            .get_into(image, path, accept, cap, what, &mut bytes)
+            .await?;
+        Ok(Fetched {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Stream the blob `digest` of `image`'s repository into `out`, at most
+    /// `cap` bytes; it is checked against its digest at the end, and when
+    /// it does not match the caller must discard what was written.
+    pub async fn blob_to(
+        &self,
+        image: &Reference,
+        digest: &str,
+        cap: u64,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), RegistryError> {
+        let what = format!("blob {digest}");
+        if !is_sha256_digest(digest) {
+            return Err(protocol(
+                image,
+                format!(
+                    "refusing to fetch {}: not a sha256 digest",
+                    crate::safeio::excerpt(digest, 80)
+                ),
+            ));
+        }
+        let path = format!("/v2/{}/blobs/{digest}", image.repository);
+        let (_, got) = self.get_into(image, &path, None, cap, &what, out).await?;
+        check_digest(image, &what, digest, &got)
+    }
+
+    /// GET `path` on `image`'s registry, authenticating when challenged and
+    /// following redirects; the body (capped at `cap`) goes to `out`.
+    /// Returns its media type and digest.
+    async fn get_into(
+        &self,
+        image: &Reference,
+        path: &str,
+        accept: Option<&str>,
+        cap: u64,
+        what: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(Option<String>, String), RegistryError> {
         let host = image.api_host();
         let mut uri: Uri = format!("{}://{host}{path}", self.scheme(host))
             .parse()
@@ -321,16 +368,14 @@ impl Client {
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-            let body = read_capped(image, resp.into_body(), cap, what).await?;
             if !status.is_success() {
+                let mut body = Vec::new();
+                // Error bodies are short; past 64 KiB the code is not worth reading.
+                let _ = read_capped(image, resp.into_body(), 64 * 1024, what, &mut body).await;
                 return Err(status_error(image, status, &body, what, &self.credentials));
             }
-            let digest = format!("sha256:{}", crate::encoding::hex(&Sha256::digest(&body)));
-            return Ok(Fetched {
-                bytes: body,
-                media_type,
-                digest,
-            });
+            let digest = read_capped(image, resp.into_body(), cap, what, out).await?;
+            return Ok((media_type, digest));
         }
     }
 
@@ -478,8 +523,15 @@ impl Client {
                     .map_err(|e| protocol(image, format!("cannot form the token request: {e}")))?;
                 let resp = self.send(image, req).await?;
                 let status = resp.status();
-                let body =
-                    read_capped(image, resp.into_body(), MAX_TOKEN, "the token response").await?;
+                let mut body = Vec::new();
+                read_capped(
+                    image,
+                    resp.into_body(),
+                    MAX_TOKEN,
+                    "the token response",
+                    &mut body,
+                )
+                .await?;
                 if !status.is_success() {
                     return Err(RegistryError::Denied {
                         host: realm_host,
@@ -574,8 +626,10 @@ async fn read_capped(
     mut body: hyper::body::Incoming,
     cap: u64,
     what: &str,
-) -> Result<Vec<u8>, RegistryError> {
-    let mut out = Vec::new();
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<String, RegistryError> {
+    let mut hash = Sha256::new();
+    let mut len = 0u64;
     loop {
         let frame = match tokio::time::timeout(TIMEOUT, body.frame()).await {
             Err(_) => {
@@ -584,7 +638,7 @@ async fn read_capped(
                     reason: format!("{what} stalled for {} s", TIMEOUT.as_secs()),
                 });
             }
-            Ok(None) => return Ok(out),
+            Ok(None) => return Ok(format!("sha256:{}", crate::encoding::hex(&hash.finalize()))),
             Ok(Some(Err(e))) => {
                 return Err(RegistryError::Unreachable {
                     host: image.registry.clone(),
@@ -594,14 +648,19 @@ async fn read_capped(
             Ok(Some(Ok(f))) => f,
         };
         if let Ok(data) = frame.into_data() {
-            if out.len() as u64 + data.len() as u64 > cap {
+            len += data.len() as u64;
+            if len > cap {
                 return Err(RegistryError::TooLarge {
                     host: image.registry.clone(),
                     what: what.to_string(),
                     cap: crate::safeio::human_bytes(cap),
                 });
             }
-            out.extend_from_slice(&data);
+            hash.update(&data);
+            out.write_all(&data).map_err(|e| RegistryError::Protocol {
+                host: image.registry.clone(),
+                message: format!("cannot store {what}: {}", crate::safeio::io_reason(&e)),
+            })?;
         }
     }
 }

@@ -39,6 +39,11 @@ struct Platform<'a> {
     approach: &'static str,
     /// How far the facts can be trusted (see `policy::model::Evidence`).
     evidence: &'static str,
+    /// Image targets: the source scanned and its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_digest: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -238,6 +243,8 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
             scan_id: &r.scan_id,
             approach: r.approach.as_str(),
             evidence: r.approach.evidence().as_str(),
+            image: r.image.as_ref().map(|i| i.0.as_str()),
+            image_digest: r.image.as_ref().map(|i| i.1.as_str()),
         },
         profiles,
         statistics: Statistics {

@@ -83,6 +83,8 @@ pub struct TargetReport {
     pub approach: Approach,
     /// os-release ID and VERSION_ID, when known.
     pub platform: (String, String),
+    /// For an image target: the source scanned and the digest read.
+    pub image: Option<(String, String)>,
     /// Profiles.
     pub profiles: Vec<ProfileOutcome>,
     /// When the scan started.
@@ -220,6 +222,10 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
         target_id: ev.target_id.to_string(),
         approach: ev.approach,
         platform,
+        image: facts
+            .ok()
+            .and_then(|f| f.image.as_ref())
+            .map(|i| (i.reference.clone(), i.digest.clone())),
         profiles,
         started: ev.started,
         duration: (Utc::now() - ev.started).num_microseconds().unwrap_or(0) as f64 / 1e6,

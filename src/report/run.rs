@@ -70,6 +70,9 @@ pub struct TargetSummary {
     pub duration: f64,
     /// Attempts made (more than 1 after transient errors; 0 when never started).
     pub attempts: u32,
+    /// Image targets: the digest actually scanned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// Its failed and error controls (errors first, then by severity).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::report::findings::Finding>,

@@ -135,6 +135,8 @@ mod tests {
             container_id: None,
             sidecar: None,
             rootfs: None,
+            image_source: None,
+            image_digest: None,
         }
     }
 

@@ -47,7 +47,10 @@ pub fn run_local(
     let _signals =
         LocalSignals::start(opts.cancel.clone(), policy.value.spec.limits.grace_period())
             .map_err(LifecycleError::Signals)?;
-    Ok(run_policy(set, policy, pp, opts, output, &LocalCollector)?)
+    let collector = LocalCollector {
+        insecure_registries: opts.scanner.insecure_registries.clone(),
+    };
+    Ok(run_policy(set, policy, pp, opts, output, &collector)?)
 }
 
 /// The audit log as written, its chain head and its entry count.

@@ -402,6 +402,7 @@ fn scan_target(
         counts: sc,
         hdf: hdf_written,
         duration: report.duration,
+        image_digest: report.image.as_ref().map(|i| i.1.clone()),
         findings,
         controls,
     }
@@ -472,6 +473,7 @@ pub fn import(
             hdf,
             duration: 0.0,
             attempts: 0,
+            image_digest: None,
             findings,
             controls,
         });
@@ -588,6 +590,7 @@ pub fn run_external(
             failure,
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
+            image_digest: None,
             findings,
             controls,
             hdf,

@@ -149,6 +149,9 @@ pub struct PlanRequest {
     pub run_id: String,
     /// Name access objects after the run slot.
     pub stable_names: bool,
+    /// `--image` sources (paths absolute): scanned instead of the
+    /// policies' targets.
+    pub images: Vec<String>,
 }
 
 /// A plan ready to run, with what it was made from.
@@ -203,7 +206,16 @@ pub fn load(
 
 /// Read the pods (a snapshot, or the live cluster through a new session)
 /// and plan the loaded policies.
-pub fn plan(set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError> {
+pub fn plan(mut set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError> {
+    if !req.images.is_empty() {
+        for p in &mut set.policies {
+            p.value.spec.targets = req
+                .images
+                .iter()
+                .filter_map(|s| serde_json::from_value(serde_json::json!({ "image": s })).ok())
+                .collect();
+        }
+    }
     let snapshot = req
         .inventory
         .as_deref()

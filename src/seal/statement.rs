@@ -143,6 +143,9 @@ pub struct TargetResult {
     pub threshold_passed: Option<bool>,
     /// The HDF file and its plaintext digest.
     pub hdf: FileRef,
+    /// Image targets: the image digest actually scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// One shard run inside a merged run.
@@ -221,6 +224,7 @@ pub fn predicate(
                     file: stored(&t.hdf.name),
                     plaintext_sha256: t.hdf.sha256.clone(),
                 },
+                image_digest: t.image_digest.clone(),
             })
             .collect(),
         verdict: summary.verdict.as_str().to_string(),

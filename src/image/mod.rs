@@ -1,0 +1,379 @@
+//! Scanning container images before they run, with no container daemon
+//! and no extraction: an OCI layout, an OCI or `docker save` archive, or a
+//! registry ([`source`]); the image picked and verified ([`manifest`]);
+//! its layers streamed once into an index of the final filesystem
+//! ([`index`]); facts served from that index under the rootfs collector's
+//! rules ([`collect`]), file content read from the layers only for the
+//! files the controls need.
+
+pub mod collect;
+pub mod index;
+pub mod manifest;
+pub mod source;
+
+use std::collections::BTreeMap;
+
+use crate::facts::{FactRequest, Facts, ImageFacts};
+use crate::registry::RegistryError;
+pub use source::Source;
+use source::Store;
+
+/// Why an image cannot be scanned. Each names what was being read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The source text is wrong.
+    #[error("image source {source_text:?}: {why}")]
+    Source {
+        /// As written.
+        source_text: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file of the layout could not be read.
+    #[error("cannot read {0}")]
+    Read(String),
+    /// Something the image names is not there.
+    #[error("missing from the image: {0}")]
+    Missing(String),
+    /// A document that is not what the OCI image spec says it must be.
+    #[error("invalid image: {0}")]
+    Invalid(String),
+    /// Bigger than vigil reads.
+    #[error("{what} is larger than {cap}; refused")]
+    TooLarge {
+        /// What.
+        what: String,
+        /// The cap, in words.
+        cap: String,
+    },
+    /// Content that is not what its digest says: never scanned.
+    #[error(
+        "{what} does not match its digest: expected {expected}, got {actual}; the image was altered, nothing from it is used"
+    )]
+    DigestMismatch {
+        /// What.
+        what: String,
+        /// The digest it is named by.
+        expected: String,
+        /// The digest of the bytes read.
+        actual: String,
+    },
+    /// A layer that is not a readable tar stream.
+    #[error("layer {layer}: {why}")]
+    Layer {
+        /// The layer's digest or name.
+        layer: String,
+        /// The reader's complaint.
+        why: String,
+    },
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// An opened image: its store and the image resolved in it.
+pub struct Opened {
+    store: Box<dyn Store>,
+    /// The image's digest, config and layers.
+    pub resolved: manifest::Resolved,
+}
+
+/// Open `source` and resolve its image (for a registry, the manifest and
+/// config are fetched; layers are fetched when scanned).
+pub fn open(source: &Source, insecure: &[String]) -> Result<Opened, ImageError> {
+    match source {
+        Source::OciDir { path, tag } => {
+            let store = source::DirStore::open(path)?;
+            let resolved = manifest::resolve(&store, tag.as_deref(), false)?;
+            Ok(Opened {
+                store: Box::new(store),
+                resolved,
+            })
+        }
+        Source::OciArchive { path, tag } => {
+            let store = source::TarStore::open(path)?;
+            let resolved = manifest::resolve(&store, tag.as_deref(), false)?;
+            Ok(Opened {
+                store: Box::new(store),
+                resolved,
+            })
+        }
+        Source::DockerArchive { path } => {
+            let store = source::TarStore::open(path)?;
+            let resolved = manifest::resolve(&store, None, true)?;
+            Ok(Opened {
+                store: Box::new(store),
+                resolved,
+            })
+        }
+        Source::Registry(reference) => open_registry(reference, insecure),
+    }
+}
+
+/// The digest an image target will be scanned at, known offline: a
+/// registry reference's own digest, or a local layout's manifest (read
+/// from its index; no layer is read).
+pub fn planned_digest(source: &Source) -> Result<String, ImageError> {
+    match source {
+        Source::Registry(r) => Ok(r.digest.clone()),
+        local => Ok(open(local, &[])?.resolved.digest),
+    }
+}
+
+/// What a scan read.
+#[derive(Debug)]
+pub struct Scanned {
+    /// The facts asked for.
+    pub facts: Facts,
+    /// Files in the final filesystem.
+    pub files: usize,
+    /// Entries ignored (climbing out of the image, links to nothing).
+    pub ignored: Vec<String>,
+}
+
+impl Opened {
+    /// Index the layers and gather `req`'s facts, with the image's own.
+    pub fn scan(&self, source: &Source, req: &FactRequest) -> Result<Scanned, ImageError> {
+        let layers = &self.resolved.layers;
+        let index = index::build(self.store.as_ref(), layers)?;
+        let wanted = collect::wanted(&index, req);
+        let contents = index::read_contents(self.store.as_ref(), layers, &wanted)?;
+        let mut facts = collect::facts(&index, req, &contents);
+        facts.image = Some(image_facts(source, &self.resolved)?);
+        Ok(Scanned {
+            facts,
+            files: index.nodes.len(),
+            ignored: index.ignored,
+        })
+    }
+}
+
+/// The image's configuration, as facts: user, ports, environment names
+/// that look like secrets (never their values), healthcheck, labels, age.
+pub fn image_facts(source: &Source, r: &manifest::Resolved) -> Result<ImageFacts, ImageError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct Inner {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+        #[serde(default)]
+        env: Option<Vec<String>>,
+        #[serde(default)]
+        healthcheck: Option<Health>,
+        #[serde(default)]
+        labels: Option<BTreeMap<String, String>>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct Health {
+        #[serde(default)]
+        test: Option<Vec<String>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        created: Option<String>,
+        #[serde(default)]
+        config: Option<Inner>,
+    }
+    let c: Config = serde_json::from_slice(&r.config).map_err(|e| {
+        ImageError::Invalid(format!("the image config is not JSON of its kind: {e}"))
+    })?;
+    let inner = c.config.unwrap_or_default();
+    let env = inner.env.unwrap_or_default();
+    let secret_env = env
+        .iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            looks_secret(k, v).then(|| crate::safeio::excerpt(k, 120))
+        })
+        .collect();
+    Ok(ImageFacts {
+        reference: source.to_string(),
+        digest: r.digest.clone(),
+        config_digest: r.config_digest.clone(),
+        user: inner.user.unwrap_or_default(),
+        exposed_ports: inner
+            .exposed_ports
+            .unwrap_or_default()
+            .into_keys()
+            .collect(),
+        env_names: env
+            .iter()
+            .map(|kv| {
+                crate::safeio::excerpt(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k), 120)
+            })
+            .collect(),
+        secret_env,
+        healthcheck: inner
+            .healthcheck
+            .and_then(|h| h.test)
+            .is_some_and(|t| t.first().is_some_and(|f| f != "NONE")),
+        labels: inner.labels.unwrap_or_default(),
+        created: c.created,
+        layers: r.layers.len(),
+    })
+}
+
+/// An environment variable that looks like it carries a secret: by its
+/// name (`*_PASSWORD`, `*TOKEN*`, `*SECRET*`, `*_KEY`, …) with a value, or
+/// by a value that is a known credential shape (the redactor's patterns).
+fn looks_secret(name: &str, value: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    let by_name = [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+        || n.ends_with("_KEY");
+    // A name that says secret with no value, or a file path, holds none.
+    let holds_value = !value.is_empty() && !value.starts_with('/');
+    (by_name && holds_value) || crate::redact::redact(value) != value
+}
+
+/// Bytes one blob of a registry image may have (a cap on what is downloaded).
+const MAX_BLOB_BYTES: u64 = 32 << 30;
+
+/// A registry image seen as a layout: `index.json` names the pinned
+/// digest; each blob is fetched when first opened (a manifest by the
+/// manifests endpoint, anything else as a blob), checked against its
+/// digest as it arrives, and kept in a private directory for the second
+/// pass, so only the chosen platform's blobs are ever downloaded.
+struct RegistryStore {
+    rt: tokio::runtime::Runtime,
+    client: crate::registry::Client,
+    reference: crate::registry::Reference,
+    dir: std::path::PathBuf,
+    cache: source::DirStore,
+    /// Digests known to be manifests (the pinned one, then an index's
+    /// children): fetched from the manifests endpoint, the rest as blobs.
+    manifests: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Store for RegistryStore {
+    fn open(&self, name: &str) -> Result<source::Member<'_>, ImageError> {
+        let io = |e: std::io::Error| {
+            ImageError::Read(format!(
+                "{}: {}",
+                self.dir.display(),
+                crate::safeio::io_reason(&e)
+            ))
+        };
+        if name == "index.json" {
+            let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"digest": self.reference.digest}]});
+            let bytes = index.to_string().into_bytes();
+            let len = bytes.len() as u64;
+            return Ok(Some((Box::new(std::io::Cursor::new(bytes)), len)));
+        }
+        let Some(hex) = name.strip_prefix("blobs/sha256/") else {
+            return Ok(None);
+        };
+        let digest = format!("sha256:{hex}");
+        if !crate::registry::is_sha256_digest(&digest) {
+            return Ok(None);
+        }
+        if let Some(found) = self.cache.open(name)? {
+            return Ok(Some(found));
+        }
+        let path = self.dir.join(name);
+        let is_manifest = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&digest);
+        if is_manifest {
+            let m = self
+                .rt
+                .block_on(self.client.manifest(&self.reference, &digest))?;
+            // An index's children are manifests too.
+            if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&m.bytes) {
+                let children = doc["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["digest"].as_str());
+                self.manifests
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(children.map(str::to_string));
+            }
+            std::fs::write(&path, &m.bytes).map_err(io)?;
+        } else {
+            let mut file = std::fs::File::create(&path).map_err(io)?;
+            let got = self.rt.block_on(self.client.blob_to(
+                &self.reference,
+                &digest,
+                MAX_BLOB_BYTES,
+                &mut file,
+            ));
+            if let Err(e) = got {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                return Err(match e {
+                    RegistryError::NotFound { .. } => {
+                        ImageError::Missing(format!("{digest} in {}", self.reference.name()))
+                    }
+                    e => e.into(),
+                });
+            }
+        }
+        self.cache.open(name)
+    }
+}
+
+impl Drop for RegistryStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn open_registry(
+    reference: &crate::registry::Reference,
+    insecure: &[String],
+) -> Result<Opened, ImageError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ImageError::Read(format!("cannot start the registry client: {e}")))?;
+    let credentials = crate::registry::Credentials::from_environment()
+        .map_err(|e| ImageError::Read(e.to_string()))?;
+    let client = crate::registry::Client::new(insecure, credentials)?;
+    let mut nonce = [0u8; 8];
+    getrandom::getrandom(&mut nonce).map_err(|e| ImageError::Read(e.to_string()))?;
+    let dir = std::env::temp_dir().join(format!("vigil-image-{}", crate::encoding::hex(&nonce)));
+    let made = {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)
+    };
+    made.and_then(|()| std::fs::create_dir_all(dir.join("blobs/sha256")))
+        .map_err(|e| {
+            ImageError::Read(format!(
+                "{}: {}",
+                dir.display(),
+                crate::safeio::io_reason(&e)
+            ))
+        })?;
+    let store = RegistryStore {
+        cache: source::DirStore::open(&dir)?,
+        rt,
+        client,
+        reference: reference.clone(),
+        dir,
+        manifests: std::sync::Mutex::new([reference.digest.clone()].into()),
+    };
+    let resolved = manifest::resolve(&store, None, false)?;
+    Ok(Opened {
+        store: Box::new(store),
+        resolved,
+    })
+}

@@ -1,0 +1,350 @@
+//! Image sources, named as skopeo and syft name them, and the blob stores
+//! behind them: an OCI layout directory, a tar archive (OCI or `docker
+//! save`), or a registry.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::ImageError;
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `oci-dir:PATH[:TAG]`: an OCI image layout directory.
+    OciDir {
+        /// The layout directory.
+        path: PathBuf,
+        /// `org.opencontainers.image.ref.name` to pick, when several.
+        tag: Option<String>,
+    },
+    /// `oci-archive:FILE[:TAG]`: a tar of an OCI image layout.
+    OciArchive {
+        /// The archive.
+        path: PathBuf,
+        /// Reference name to pick.
+        tag: Option<String>,
+    },
+    /// `docker-archive:FILE`: `docker save` output.
+    DockerArchive {
+        /// The archive.
+        path: PathBuf,
+    },
+    /// `registry:REF@sha256:…`.
+    Registry(crate::registry::Reference),
+}
+
+impl Source {
+    /// Parse `s`; relative paths are taken from `base` (and made absolute,
+    /// so that the source means the same file wherever it is used later).
+    pub fn parse(s: &str, base: &Path) -> Result<Source, ImageError> {
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        let base = &std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let bad = |why: &str| ImageError::Source {
+            source_text: crate::safeio::excerpt(s, 200),
+            why: why.to_string(),
+        };
+        let (kind, rest) = s.split_once(':').ok_or_else(|| {
+            bad("name the kind of source: oci-dir:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE or registry:REF@sha256:…")
+        })?;
+        if rest.is_empty() {
+            return Err(bad("the path or reference is empty"));
+        }
+        // `PATH:TAG`: the part after the last ':' is a tag when it looks
+        // like one (paths keep their colons otherwise).
+        let path_tag = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.rsplit_once(':') {
+                Some((p, t))
+                    if !p.is_empty()
+                        && !t.is_empty()
+                        && t.len() <= 128
+                        && t.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+                        }) =>
+                {
+                    (base.join(p), Some(t.to_string()))
+                }
+                _ => (base.join(rest), None),
+            }
+        };
+        match kind {
+            "oci-dir" | "oci" => {
+                let (path, tag) = path_tag(rest);
+                Ok(Source::OciDir { path, tag })
+            }
+            "oci-archive" => {
+                let (path, tag) = path_tag(rest);
+                Ok(Source::OciArchive { path, tag })
+            }
+            "docker-archive" => Ok(Source::DockerArchive {
+                path: base.join(rest),
+            }),
+            "registry" | "docker" => {
+                let r = rest.trim_start_matches("//");
+                crate::registry::Reference::parse(r)
+                    .map(Source::Registry)
+                    .map_err(|e| bad(&e.to_string()))
+            }
+            _ => Err(bad(
+                "unknown kind; use oci-dir:, oci-archive:, docker-archive: or registry:",
+            )),
+        }
+    }
+
+    /// The source as text `parse` reads back (paths absolute, unescaped).
+    pub fn spec(&self) -> String {
+        let tag = |t: &Option<String>| t.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
+        match self {
+            Source::OciDir { path, tag: t } => format!("oci-dir:{}{}", path.display(), tag(t)),
+            Source::OciArchive { path, tag: t } => {
+                format!("oci-archive:{}{}", path.display(), tag(t))
+            }
+            Source::DockerArchive { path } => format!("docker-archive:{}", path.display()),
+            Source::Registry(r) => format!("registry:{r}"),
+        }
+    }
+
+    /// A short name for target ids: the directory, file stem or repository.
+    pub fn short_name(&self) -> String {
+        let stem = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .map(|n| n.trim_end_matches(".tar").to_string())
+                .unwrap_or_else(|| "image".into())
+        };
+        match self {
+            Source::OciDir { path, tag } | Source::OciArchive { path, tag } => match tag {
+                Some(t) => format!("{}-{t}", stem(path)),
+                None => stem(path),
+            },
+            Source::DockerArchive { path } => stem(path),
+            Source::Registry(r) => r
+                .repository
+                .rsplit('/')
+                .next()
+                .unwrap_or("image")
+                .to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = |p: &Path| crate::safeio::printable(&p.display().to_string()).into_owned();
+        match self {
+            Source::OciDir { path, tag } => write!(
+                f,
+                "oci-dir:{}{}",
+                p(path),
+                tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+            ),
+            Source::OciArchive { path, tag } => write!(
+                f,
+                "oci-archive:{}{}",
+                p(path),
+                tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+            ),
+            Source::DockerArchive { path } => write!(f, "docker-archive:{}", p(path)),
+            Source::Registry(r) => write!(f, "registry:{r}"),
+        }
+    }
+}
+
+/// An opened member and its size; `None` when absent.
+pub type Member<'a> = Option<(Box<dyn Read + Send + 'a>, u64)>;
+
+/// A file of an image layout or archive, by name relative to its root.
+pub trait Store: Send + Sync {
+    /// Open `name` for streaming, with its size; `None` when absent.
+    fn open(&self, name: &str) -> Result<Member<'_>, ImageError>;
+
+    /// Read `name` whole, refusing it past `cap`; `None` when absent.
+    fn read(&self, name: &str, cap: u64) -> Result<Option<Vec<u8>>, ImageError> {
+        let Some((r, size)) = self.open(name)? else {
+            return Ok(None);
+        };
+        if size > cap {
+            return Err(ImageError::TooLarge {
+                what: name.to_string(),
+                cap: crate::safeio::human_bytes(cap),
+            });
+        }
+        let mut out = Vec::new();
+        r.take(cap + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| ImageError::Read(format!("{name}: {}", crate::safeio::io_reason(&e))))?;
+        if out.len() as u64 > cap {
+            return Err(ImageError::TooLarge {
+                what: name.to_string(),
+                cap: crate::safeio::human_bytes(cap),
+            });
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The blob of `digest` in an OCI layout: `blobs/<alg>/<hex>`.
+pub fn blob_name(digest: &str) -> Result<String, ImageError> {
+    if !crate::registry::is_sha256_digest(digest) {
+        return Err(ImageError::Invalid(format!(
+            "{}: not a sha256 digest",
+            crate::safeio::excerpt(digest, 80)
+        )));
+    }
+    Ok(format!("blobs/sha256/{}", &digest[7..]))
+}
+
+/// Split a member name into clean components; `None` when it climbs out
+/// (`..`) or is empty.
+pub fn clean(name: &str) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then_some(parts)
+}
+
+/// An OCI layout directory. Names resolve inside it (a symlink cannot lead
+/// out), and only regular files are opened: a FIFO or device in a hostile
+/// layout is refused, never read.
+pub struct DirStore {
+    root: crate::facts::resolve::Root,
+    shown: String,
+}
+
+impl DirStore {
+    /// Open the layout at `dir`.
+    pub fn open(dir: &Path) -> Result<DirStore, ImageError> {
+        let root = crate::facts::resolve::Root::open(dir).map_err(|e| {
+            ImageError::Read(format!(
+                "{}: {}",
+                crate::safeio::printable(&dir.display().to_string()),
+                crate::safeio::io_reason(&e)
+            ))
+        })?;
+        Ok(DirStore {
+            root,
+            shown: crate::safeio::printable(&dir.display().to_string()).into_owned(),
+        })
+    }
+}
+
+impl Store for DirStore {
+    fn open(&self, name: &str) -> Result<Member<'_>, ImageError> {
+        use rustix::fs::OFlags;
+        let fail = |why: String| ImageError::Read(format!("{}/{name}: {why}", self.shown));
+        let fd = match self.root.open_in(name, OFlags::RDONLY | OFlags::NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fail(crate::safeio::io_reason(&e))),
+        };
+        let st =
+            crate::facts::resolve::fstat(&fd).map_err(|e| fail(crate::safeio::io_reason(&e)))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(fail("not a regular file; refused".into()));
+        }
+        if crate::safeio::pseudo_filesystem(&fd).is_some() {
+            return Err(fail("on a pseudo filesystem; refused".into()));
+        }
+        Ok(Some((Box::new(std::fs::File::from(fd)), st.st_size as u64)))
+    }
+}
+
+/// A tar archive holding an image layout (`oci-archive`, `docker save`):
+/// its members are indexed once (offsets, no extraction) and read in place.
+pub struct TarStore {
+    path: PathBuf,
+    members: HashMap<String, (u64, u64)>,
+}
+
+/// Members an archive may hold (a layout has a few per layer).
+const MAX_MEMBERS: usize = 100_000;
+
+impl TarStore {
+    /// Index the archive at `path`.
+    pub fn open(path: &Path) -> Result<TarStore, ImageError> {
+        let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
+        let fail = |why: String| ImageError::Read(format!("{shown}: {why}"));
+        let file = crate::safeio::open_regular(path, "image archive")
+            .map_err(|e| ImageError::Read(e.to_string()))?;
+        let mut archive = tar::Archive::new(file);
+        let mut members = HashMap::new();
+        let mut links = Vec::new();
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| fail(e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| fail(format!("not a tar archive ({e})")))?;
+            if members.len() + links.len() > MAX_MEMBERS {
+                return Err(fail(format!("more than {MAX_MEMBERS} members")));
+            }
+            let name = entry.path_bytes();
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let Some(parts) = clean(&name) else { continue };
+            let key = parts.join("/");
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    members.insert(key, (entry.raw_file_position(), entry.size()));
+                }
+                // `docker save` (legacy) links duplicate layers.
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    if let Some(t) = entry.link_name_bytes() {
+                        let target = String::from_utf8_lossy(&t).into_owned();
+                        links.push((key, parts.len(), entry.header().entry_type(), target));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (key, depth, kind, target) in links {
+            // A symlink is relative to its directory; a hard link names a
+            // member from the archive's root. Neither may leave it.
+            let joined = if kind == tar::EntryType::Symlink && !target.starts_with('/') {
+                let dir: Vec<&str> = key.split('/').take(depth - 1).collect();
+                format!("{}/{target}", dir.join("/"))
+            } else {
+                target
+            };
+            let mut stack: Vec<&str> = Vec::new();
+            let mut escaped = false;
+            for c in joined.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => escaped |= stack.pop().is_none(),
+                    c => stack.push(c),
+                }
+            }
+            if !escaped && let Some(m) = members.get(&stack.join("/")).copied() {
+                members.insert(key, m);
+            }
+        }
+        Ok(TarStore {
+            path: path.to_path_buf(),
+            members,
+        })
+    }
+}
+
+impl Store for TarStore {
+    fn open(&self, name: &str) -> Result<Member<'_>, ImageError> {
+        let Some(parts) = clean(name) else {
+            return Ok(None);
+        };
+        let Some(&(offset, size)) = self.members.get(&parts.join("/")) else {
+            return Ok(None);
+        };
+        let mut f = crate::safeio::open_regular(&self.path, "image archive")
+            .map_err(|e| ImageError::Read(e.to_string()))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| ImageError::Read(crate::safeio::io_reason(&e)))?;
+        Ok(Some((Box::new(f.take(size)), size)))
+    }
+}
