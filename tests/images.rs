@@ -584,3 +584,126 @@ fn whiteouts_opaque_directories_and_links_follow_the_oci_image_spec() {
         );
     }
 }
+
+#[test]
+fn the_image_baseline_judges_the_config_and_never_records_a_secret_value() {
+    if !prerequisite(
+        Command::new("python3").arg("-V").output().is_ok(),
+        "python3",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("image-config");
+    let d = dir.path();
+    python_layout(
+        &d.join("layout"),
+        r#"[[member("etc/os-release", data=b"ID=inside\n")]]"#,
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(d.join("layout/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The policy's own target is a root; --image replaces it.
+    std::fs::create_dir_all(d.join("root/etc")).unwrap();
+    std::fs::write(
+        d.join("p.yaml"),
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: cfg}\nspec:\n  profiles: [image-baseline]\n  targets:\n    - {rootfs: root}\n",
+    )
+    .unwrap();
+    let profiles = repo().join("policies/profiles");
+    let r = vigil_in(
+        d,
+        &[
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--image",
+            "oci-dir:layout",
+            "--out",
+            "out",
+            "--plaintext",
+            "--unsigned",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(matches!(r.code, 0 | 1), "{}\n{}", r.stderr, r.stdout);
+    let all = results(&d.join("out"));
+    let (id, controls) = all.iter().next().unwrap();
+    assert_eq!(id, &format!("image/layout@{}", &digest[7..19]));
+    let status = |c: &str| controls[c][0].split(' ').next().unwrap().to_string();
+    // USER unset (root), DB_PASSWORD with a value, no healthcheck, port 22,
+    // the source label set, built 2026-01-02.
+    assert_eq!(status("IB-01"), "failed", "{:?}", controls["IB-01"]);
+    assert_eq!(status("IB-02"), "failed");
+    assert!(
+        controls["IB-02"][0].contains("DB_PASSWORD"),
+        "{:?}",
+        controls["IB-02"]
+    );
+    assert!(
+        !controls["IB-02"][0].contains("API_TOKEN") && !controls["IB-02"][0].contains("KEY_FILE"),
+        "{:?}",
+        controls["IB-02"]
+    );
+    assert_eq!(status("IB-03"), "failed");
+    assert_eq!(status("IB-04"), "failed");
+    assert_eq!(status("IB-05"), "passed");
+    // The secret's value is nowhere: not in stdout, stderr or any file.
+    let mut everything = r.stdout.clone() + &r.stderr;
+    for f in walk(&d.join("out")) {
+        everything.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
+    }
+    assert!(!everything.contains("hunter2"), "a secret value leaked");
+    // HDF's platform names the source and the digest scanned.
+    let hdf_file = walk(&d.join("out"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".json") && p.to_string_lossy().contains("targets"))
+        .unwrap();
+    let hdf: Value = serde_json::from_slice(&std::fs::read(hdf_file).unwrap()).unwrap();
+    assert_eq!(hdf["platform"]["image_digest"], digest.as_str());
+    assert!(
+        hdf["platform"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("oci-dir:")
+    );
+    // A container-baseline control on the same image works as on a root;
+    // an image control on a rootfs target is an error, never a pass.
+    let _ = std::fs::remove_dir_all(d.join("out"));
+    let r = vigil_in(
+        d,
+        &[
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--plaintext",
+            "--unsigned",
+        ],
+    );
+    assert!(matches!(r.code, 0 | 1), "{}", r.stderr);
+    let all = results(&d.join("out"));
+    assert!(
+        all["rootfs/root"]
+            .values()
+            .all(|v| v[0].starts_with("error")),
+        "{all:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod file;
+mod image;
 mod package;
 mod system;
 pub(crate) mod version;
@@ -135,6 +136,7 @@ pub fn evaluate_check(check: &Check, facts: &Facts, ctx: &Context) -> Vec<TestRe
         Check::Config(c) => system::config(c, facts),
         Check::Process(c) => system::process(c, facts, ctx),
         Check::Command(c) => system::command(c, facts, ctx),
+        Check::Image(c) => image::image(c, facts),
         Check::All(a) => a
             .all
             .iter()

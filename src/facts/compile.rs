@@ -80,6 +80,8 @@ fn add(check: &Check, req: &mut FactRequest) {
         Check::Groups(_) => {
             req.read.insert(GROUP.into());
         }
+        // Image facts come with every image scan; nothing to request.
+        Check::Image(_) => {}
         Check::Os(_) => {
             for p in OS_RELEASE {
                 req.read.insert(p.into());

@@ -94,6 +94,8 @@ pub enum Check {
     Process(ProcessCheck),
     /// A command's result (where the approach can run commands).
     Command(CommandCheck),
+    /// How an image is built: its configuration (image targets only).
+    Image(ImageCheck),
     /// Every sub-check passes.
     All(AllCheck),
     /// At least one sub-check passes.
@@ -282,6 +284,45 @@ pub struct GroupsExpect {
 #[allow(missing_docs)]
 pub enum OsSubject {
     Release,
+}
+
+/// What of an image an `image:` check reads.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum ImageSubject {
+    Config,
+}
+
+/// `image: config` check: the image's configuration (CIS Docker Benchmark
+/// section 4 style). Only image targets have it; elsewhere it is an error.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ImageCheck {
+    pub image: ImageSubject,
+    #[serde(default)]
+    pub expect: ImageExpect,
+}
+
+/// Image configuration expectations.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageExpect {
+    /// `User` is set and is not root (name `root` or uid 0).
+    pub non_root_user: Option<bool>,
+    /// No environment variable looks like it carries a secret.
+    pub no_secret_env: Option<bool>,
+    /// A `HEALTHCHECK` is set (not `NONE`).
+    pub healthcheck: Option<bool>,
+    /// Ports that must not be exposed (`22`, `22/tcp`).
+    #[serde(default)]
+    pub ports_not: Vec<String>,
+    /// Labels that must be present.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Built at most this many days ago.
+    pub max_age_days: Option<u32>,
 }
 
 /// `os:` check.
