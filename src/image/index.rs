@@ -58,6 +58,8 @@ pub struct FsIndex {
     /// Entries ignored, and why (a name climbing out of the image, a hard
     /// link to nothing).
     pub ignored: Vec<String>,
+    /// Content read on the way (see [`build`]), by (layer, ordinal).
+    pub prefetched: Contents,
 }
 
 fn dir_node() -> Node {
@@ -281,9 +283,17 @@ fn unreadable(store: &dyn Store, layer: &LayerRef, e: &io::Error) -> ImageError 
     layer_error(layer, e)
 }
 
-/// Index the layers, lowest first.
-pub fn build(store: &dyn Store, layers: &[LayerRef]) -> Result<FsIndex, ImageError> {
+/// Index the layers, lowest first. Entries whose path `prefetch` names
+/// (with a cap) have their content kept on the way, within the content
+/// budget, so that most scans need no second pass; it is used only after
+/// the layer's digests were checked (a mismatch fails the build).
+pub fn build(
+    store: &dyn Store,
+    layers: &[LayerRef],
+    prefetch: &dyn Fn(&str) -> Option<u64>,
+) -> Result<FsIndex, ImageError> {
     let mut index = FsIndex::default();
+    let mut budget = crate::facts::MAX_CONTENT_BYTES;
     index.nodes.insert("/".into(), dir_node());
     for (li, layer) in layers.iter().enumerate() {
         let (stream, stored, plain) = open_layer(store, layer)?;
@@ -352,7 +362,8 @@ pub fn build(store: &dyn Store, layers: &[LayerRef]) -> Result<FsIndex, ImageErr
                     .map(|t| String::from_utf8_lossy(&t).into_owned())
                     .filter(|t| t.len() <= MAX_PATH)
             };
-            let node = match h.entry_type() {
+            let kind = h.entry_type();
+            let node = match kind {
                 tar::EntryType::Regular
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => Node {
@@ -411,6 +422,21 @@ pub fn build(store: &dyn Store, layers: &[LayerRef]) -> Result<FsIndex, ImageErr
             if node.kind != Kind::Directory {
                 // A file replacing a directory of this layer hides its contents.
                 remove_below(&mut upper, &path);
+            }
+            if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous)
+                && let Some(cap) = prefetch(&path)
+                && cap.min(node.size) <= budget
+            {
+                let size = node.size;
+                let mut bytes = Vec::new();
+                entry
+                    .take(cap)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| unreadable(store, layer, &e))?;
+                budget -= bytes.len() as u64;
+                index
+                    .prefetched
+                    .insert((li, ordinal as u64), (bytes, size > cap));
             }
             upper.insert(path, node);
             if upper.len() + index.nodes.len() > MAX_NODES {
@@ -476,8 +502,22 @@ pub fn read_contents(
     store: &dyn Store,
     layers: &[LayerRef],
     wanted: &BTreeMap<(usize, u64), u64>,
+    prefetched: &mut Contents,
 ) -> Result<Contents, ImageError> {
     let mut out = HashMap::new();
+    let mut missing = BTreeMap::new();
+    for (at, cap) in wanted {
+        match prefetched.remove(at) {
+            // Whole, or cut no shorter than this cap: enough.
+            Some(c) if !c.1 || c.0.len() as u64 >= *cap => {
+                out.insert(*at, c);
+            }
+            _ => {
+                missing.insert(*at, *cap);
+            }
+        }
+    }
+    let wanted = &missing;
     let by_layer: BTreeSet<usize> = wanted.keys().map(|(l, _)| *l).collect();
     for li in by_layer {
         let layer = &layers[li];

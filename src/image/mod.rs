@@ -135,9 +135,22 @@ impl Opened {
     /// Index the layers and gather `req`'s facts, with the image's own.
     pub fn scan(&self, source: &Source, req: &FactRequest) -> Result<Scanned, ImageError> {
         let layers = &self.resolved.layers;
-        let index = index::build(self.store.as_ref(), layers)?;
+        let parent = |p: &str| match p.rfind('/') {
+            Some(0) | None => "/".to_string(),
+            Some(i) => p[..i].to_string(),
+        };
+        let prefetch = |path: &str| -> Option<u64> {
+            let read = req.read.contains(path).then(|| req.read_cap(path));
+            let listed = req
+                .read_dirs
+                .contains(&parent(path))
+                .then_some(req.max_file_bytes);
+            read.max(listed)
+        };
+        let mut index = index::build(self.store.as_ref(), layers, &prefetch)?;
         let wanted = collect::wanted(&index, req);
-        let contents = index::read_contents(self.store.as_ref(), layers, &wanted)?;
+        let contents =
+            index::read_contents(self.store.as_ref(), layers, &wanted, &mut index.prefetched)?;
         let mut facts = collect::facts(&index, req, &contents);
         facts.image = Some(image_facts(source, &self.resolved)?);
         Ok(Scanned {
