@@ -18,6 +18,7 @@ pub(crate) mod diag;
 pub(crate) mod encoding;
 pub mod facts;
 pub mod image;
+pub mod image_source;
 pub mod inventory;
 pub(crate) mod log;
 pub mod monitor;

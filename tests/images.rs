@@ -516,6 +516,37 @@ fn hostile_layers_are_contained_and_altered_images_refused() {
         r.stdout
     );
 
+    // A FIFO where a layer should be is refused, never read (no hang).
+    std::fs::remove_file(&layer_file).unwrap();
+    run("mkfifo", &[&s(&layer_file)]);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(d.join("out"));
+    let r = crate::util::vigil_with_deadline(
+        d,
+        &[
+            "run",
+            "p.yaml",
+            "hostile.yaml",
+            "--out",
+            "out",
+            "--plaintext",
+            "--unsigned",
+            "--format",
+            "json",
+        ],
+        b"",
+        60,
+    );
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.contains("not a regular file"), "{}", r.stdout);
+    std::fs::remove_file(&layer_file).unwrap();
+    std::fs::write(&layer_file, &original).unwrap();
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&i2).unwrap()).unwrap();
+
     // index.json names a manifest whose bytes are not its digest.
     std::fs::write(layout.join("blobs/sha256").join(&m2_digest[7..]), b"{}").unwrap();
     let r = vigil_in(d, &["plan", "p.yaml", "hostile.yaml"]);

@@ -22,13 +22,8 @@ use source::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The source text is wrong.
-    #[error("image source {source_text:?}: {why}")]
-    Source {
-        /// As written.
-        source_text: String,
-        /// What is wrong.
-        why: String,
-    },
+    #[error(transparent)]
+    Source(#[from] crate::image_source::SourceError),
     /// A file of the layout could not be read.
     #[error("cannot read {0}")]
     Read(String),
@@ -390,3 +385,6 @@ fn open_registry(
         resolved,
     })
 }
+
+#[cfg(test)]
+mod tests;

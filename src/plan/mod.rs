@@ -312,10 +312,12 @@ fn plan_policy(
             continue;
         }
         if let Some(text) = &t.image {
-            let planned = crate::image::Source::parse(text, p.base_dir()).and_then(|source| {
-                let digest = crate::image::planned_digest(&source)?;
-                Ok((source, digest))
-            });
+            let planned = crate::image::Source::parse(text, p.base_dir())
+                .map_err(crate::image::ImageError::from)
+                .and_then(|source| {
+                    let digest = crate::image::planned_digest(&source)?;
+                    Ok((source, digest))
+                });
             let (source, digest) = match planned {
                 Ok(x) => x,
                 Err(e) => {

@@ -505,7 +505,7 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
         );
     }
     if let Some(image) = &t.image
-        && let Err(e) = crate::image::Source::parse(image, p.base_dir())
+        && let Err(e) = crate::image_source::Source::parse(image, p.base_dir())
     {
         out.push(p.at_value(
             Diagnostic::error(Code::InvalidTarget, e.to_string())
