@@ -738,3 +738,201 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// An image scan, and a pod in the test API server running that image (its
+/// kubelet reports the image's digest as `imageID`) whose root has one
+/// package upgraded and one file added: `vigil drift` reports exactly
+/// those, and signs its report over both bundles' statements.
+#[test]
+fn drift_reports_what_changed_in_a_running_container() {
+    if !tools() || !crate::util::root_and_busybox() {
+        return;
+    }
+    let b = Built::new("image-drift");
+    let d = b.dir.path();
+    let fx = crate::util::rootfs_fixtures();
+    let debian = fx.path().join("rootfs/debian");
+    crate::util::install_busybox(&debian);
+    b.layer(|root| {
+        run("cp", &["-a", &format!("{}/.", s(&debian)), &s(root)]);
+        std::fs::create_dir_all(root.join("opt/app")).unwrap();
+        std::fs::write(root.join("opt/app/config.yaml"), "version: 1\n").unwrap();
+    });
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(b.layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The running container: the image's root, then changed at runtime.
+    let live = d.join("live");
+    run("cp", &["-a", &s(&b.root), &s(&live)]);
+    let status = live.join("var/lib/dpkg/status");
+    let db = std::fs::read_to_string(&status).unwrap();
+    assert!(db.contains("Version: 3.0.13-1~deb12u1"));
+    std::fs::write(
+        &status,
+        db.replace("Version: 3.0.13-1~deb12u1", "Version: 3.0.15-1~deb12u1"),
+    )
+    .unwrap();
+    std::fs::write(live.join("opt/app/added.sh"), "#!/bin/sh\n").unwrap();
+    let image_ref = format!("registry.example/app@{digest}");
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app-0", "namespace": "shop", "uid": "uid-app-0"},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": image_ref}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": image_ref,
+            "imageID": format!("docker-pullable://{image_ref}"), "containerID": format!("containerd://{}", "ab".repeat(32)), "state": {"running": {}}}]}
+    });
+    let roots = std::collections::HashMap::from([(
+        ("shop".to_string(), "app-0".to_string()),
+        live.clone(),
+    )]);
+    let server = crate::fakeapi::FakeApiServer::start(d, vec![pod], roots);
+    crate::util::signing_key(d);
+    std::fs::write(
+        d.join("drift.yaml"),
+        "apiVersion: vigil/v1\nkind: Profile\nmetadata: {name: drift}\ncontrols:\n  - {id: D-1, title: /opt/app is owned by root, impact: 0.5, check: {directory: /opt/app, expect: {owner: root}}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("p.yaml"),
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: shop}\nspec:\n  profiles: [container-baseline, drift]\n  targets:\n    - {namespace: shop, approach: api}\n",
+    )
+    .unwrap();
+    let profiles = repo().join("policies/profiles");
+    let sealed = [
+        "--signing-key",
+        "signer.key.pem",
+        "--plaintext",
+        "--format",
+        "json",
+    ];
+    let image_run = vigil_in(
+        d,
+        &[
+            &[
+                "run",
+                "p.yaml",
+                "drift.yaml",
+                profiles.to_str().unwrap(),
+                "--image",
+                "oci-dir:oci:v1",
+                "--out",
+                "img",
+            ][..],
+            &sealed[..],
+        ]
+        .concat(),
+    );
+    assert!(matches!(image_run.code, 0 | 1), "{}", image_run.stderr);
+    let runtime_run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(
+            [
+                &[
+                    "run",
+                    "p.yaml",
+                    "drift.yaml",
+                    profiles.to_str().unwrap(),
+                    "--out",
+                    "rt",
+                ][..],
+                &sealed[..],
+            ]
+            .concat(),
+        )
+        .current_dir(d)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert!(matches!(runtime_run.code, 0 | 1), "{}", runtime_run.stderr);
+    let bundle = |out: &str, summary: &str| {
+        let v: Value = serde_json::from_str(summary).unwrap();
+        format!("{out}/shop/{}", v[0]["run_id"].as_str().unwrap())
+    };
+    let (img, rt) = (
+        bundle("img", &image_run.stdout),
+        bundle("rt", &runtime_run.stdout),
+    );
+    let r = vigil_in(
+        d,
+        &[
+            "drift",
+            &img,
+            &rt,
+            "--trusted-key",
+            "signer.pub.pem",
+            "--format",
+            "json",
+            "--fail-on-drift",
+            "--out",
+            "drift.dsse.json",
+            "--signing-key",
+            "signer.key.pem",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.stdout);
+    let drifts: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(drifts.as_array().unwrap().len(), 1, "{drifts}");
+    let drift = &drifts[0];
+    assert_eq!(drift["runtime"]["target"], "shop/app-0/app");
+    assert_eq!(drift["image"]["digest"], digest.as_str());
+    assert_eq!(
+        drift["files_added"],
+        serde_json::json!(["/opt/app/added.sh"]),
+        "{drift}"
+    );
+    assert_eq!(drift["files_removed"], serde_json::json!([]), "{drift}");
+    assert_eq!(drift["files_modified"], serde_json::json!([]), "{drift}");
+    assert_eq!(
+        drift["packages_changed"],
+        serde_json::json!([{"name": "openssl", "image": "3.0.13-1~deb12u1", "runtime": "3.0.15-1~deb12u1"}]),
+        "{drift}"
+    );
+    assert_eq!(drift["packages_added"], serde_json::json!({}));
+    assert_eq!(drift["packages_removed"], serde_json::json!({}));
+    assert_eq!(drift["controls"], serde_json::json!([]), "{drift}");
+    // The signed report: an in-toto statement over both bundles' statements.
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(d.join("drift.dsse.json")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        payload["predicateType"],
+        "https://vigil.dev/attestations/drift/v1"
+    );
+    let statement_digest = |b: &str| {
+        crate::registry::sha256_hex(&std::fs::read(d.join(b).join("statement.dsse.json")).unwrap())
+    };
+    assert_eq!(
+        payload["subject"][0]["digest"]["sha256"],
+        statement_digest(&img).as_str()
+    );
+    assert_eq!(
+        payload["subject"][1]["digest"]["sha256"],
+        statement_digest(&rt).as_str()
+    );
+    assert_eq!(payload["predicate"]["drifted"], true);
+    // Text form; and without --fail-on-drift it reports but exits 0.
+    let r = vigil_in(d, &["drift", &img, &rt, "--trusted-key", "signer.pub.pem"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("DRIFTED")
+            && r.stdout
+                .contains("package  changed   openssl 3.0.13-1~deb12u1 -> 3.0.15-1~deb12u1"),
+        "{}",
+        r.stdout
+    );
+    // A bundle that does not verify is refused.
+    let r = vigil_in(
+        d,
+        &["drift", &img, &rt, "--trusted-key", "fixtures-nothing.pem"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}

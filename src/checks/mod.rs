@@ -119,6 +119,8 @@ fn regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     Ok(r)
 }
 
+pub use package::installed as installed_packages;
+
 /// Evaluate a control.
 pub fn evaluate(control: &Control, facts: &Facts, ctx: &Context) -> Vec<TestResult> {
     evaluate_check(&control.check, facts, ctx)

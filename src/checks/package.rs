@@ -16,6 +16,16 @@ struct Db {
     truncated: bool,
 }
 
+/// Every installed package of a target (dpkg and apk databases), name →
+/// version; `Err` when a database that exists could not be read.
+pub fn installed(facts: &Facts) -> Result<std::collections::BTreeMap<String, String>, String> {
+    Ok(databases(facts, PackageManager::Auto)?
+        .into_iter()
+        .flat_map(|db| db.packages)
+        .map(|p| (p.name, p.version))
+        .collect())
+}
+
 /// The package databases of a target. `Err` when a database that exists
 /// could not be read: then "not installed" would be a guess, not evidence.
 fn databases(facts: &Facts, manager: PackageManager) -> Result<Vec<Db>, String> {

@@ -4,6 +4,7 @@
 
 mod audit_check;
 mod completions;
+mod drift;
 mod gc;
 mod idle;
 mod import;
@@ -87,6 +88,7 @@ enum Command {
     Verify(verify::Args),
     VerifyImage(verify_image::Args),
     AuditCheck(audit_check::Args),
+    Drift(drift::Args),
     Open(open::Args),
     Keygen(keygen::Args),
     Gc(gc::Args),
@@ -121,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::VerifyImage(a) => verify_image::run(a),
         Command::AuditCheck(a) => audit_check::run(a),
+        Command::Drift(a) => drift::run(a),
         Command::Open(a) => open::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Gc(a) => gc::run(a),

@@ -56,6 +56,17 @@ pub struct ContainerInfo {
     /// by the sidecar approach to find its processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// The image digest the kubelet reports running (`imageID`, e.g.
+    /// `docker-pullable://reg/app@sha256:…`), as `sha256:<hex>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+/// The `sha256:<64 hex>` an `imageID` ends with, if it has one.
+pub fn image_digest(image_id: &str) -> Option<String> {
+    let i = image_id.rfind("sha256:")?;
+    let d = &image_id[i..];
+    crate::registry::is_sha256_digest(d).then(|| d.to_string())
 }
 
 /// The facts about a pod that planning needs.
@@ -122,6 +133,10 @@ impl PodInfo {
             .iter()
             .filter_map(|cs| Some((cs.name.as_str(), cs.container_id.as_deref()?)))
             .collect();
+        let image_digests: std::collections::HashMap<&str, String> = statuses
+            .iter()
+            .filter_map(|cs| Some((cs.name.as_str(), image_digest(&cs.image_id)?)))
+            .collect();
         let running: Vec<&str> = status
             .into_iter()
             .flat_map(|s| {
@@ -157,6 +172,7 @@ impl PodInfo {
                             .and_then(|s| s.capabilities.clone()),
                         running: running.contains(&c.name.as_str()),
                         container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
+                        image_digest: image_digests.get(c.name.as_str()).cloned(),
                     });
                 }
             }
@@ -174,6 +190,7 @@ impl PodInfo {
                         .and_then(|s| s.capabilities.clone()),
                     running: running.contains(&c.name.as_str()),
                     container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
+                    image_digest: image_digests.get(c.name.as_str()).cloned(),
                 });
             }
         }

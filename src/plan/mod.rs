@@ -573,7 +573,7 @@ fn select_pod(
             sidecar: (approach == Approach::Sidecar).then(|| sidecar_name.to_string()),
             rootfs: None,
             image_source: None,
-            image_digest: None,
+            image_digest: c.image_digest.clone(),
         });
     }
 }

@@ -116,6 +116,14 @@ pub fn all_controls(hdf: &Value) -> Vec<Finding> {
     hdf_controls(hdf).iter().map(finding).collect()
 }
 
+/// Control id → its status (Heimdall's rules), for every control.
+pub fn control_statuses(hdf: &Value) -> std::collections::BTreeMap<String, String> {
+    hdf_controls(hdf)
+        .iter()
+        .map(|c| (c.id.to_string(), c.status.as_str().to_string()))
+        .collect()
+}
+
 fn finding(c: &HdfControl<'_>) -> Finding {
     let line = c.message.lines().next().unwrap_or_default();
     Finding {

@@ -2,9 +2,11 @@
 //! document, summaries, SAF thresholds and waivers.
 
 pub(crate) mod ci;
+pub mod drift;
 pub(crate) mod findings;
 pub(crate) mod hdf;
 pub mod import;
+pub mod inventory;
 pub mod output;
 pub(crate) mod run;
 pub(crate) mod summary;

@@ -70,9 +70,14 @@ pub struct TargetSummary {
     pub duration: f64,
     /// Attempts made (more than 1 after transient errors; 0 when never started).
     pub attempts: u32,
-    /// Image targets: the digest actually scanned.
+    /// The image digest: for image targets the one scanned, for containers
+    /// the one their kubelet reports (`imageID`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// The inventory file written for it (`report::inventory`), when its
+    /// facts were gathered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Written>,
     /// Its failed and error controls (errors first, then by severity).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::report::findings::Finding>,

@@ -381,7 +381,24 @@ fn scan_target(
     let sc = StatusCounts::from(&counts);
     let hdf_bytes = hdf::to_vec(&report);
     let (findings, controls) = crate::report::findings::findings_of(&hdf_bytes);
-    let (hdf_written, write_error) = write_result(output, &t.id, &hdf_bytes);
+    let (hdf_written, mut write_error) = write_result(output, &t.id, &hdf_bytes);
+    // The inventory, for `vigil drift`: only what the facts showed.
+    let inventory = facts.as_ref().ok().map(|f| {
+        let bytes = serde_json::to_vec(&crate::report::inventory::Inventory::of(f, req))
+            .expect("inventories serialize");
+        let name = crate::seal::layout::target_inventory(&t.id);
+        output
+            .write(&name, &bytes)
+            .map_err(|e| format!("cannot write {name}: {e}"))
+    });
+    let inventory = match inventory {
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            write_error = write_error.or(Some(e));
+            None
+        }
+        None => None,
+    };
     let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
     let error = facts.err().or(write_error);
     TargetSummary {
@@ -402,7 +419,12 @@ fn scan_target(
         counts: sc,
         hdf: hdf_written,
         duration: report.duration,
-        image_digest: report.image.as_ref().map(|i| i.1.clone()),
+        image_digest: report
+            .image
+            .as_ref()
+            .map(|i| i.1.clone())
+            .or_else(|| t.image_digest.clone()),
+        inventory,
         findings,
         controls,
     }
@@ -474,6 +496,7 @@ pub fn import(
             duration: 0.0,
             attempts: 0,
             image_digest: None,
+            inventory: None,
             findings,
             controls,
         });
@@ -591,6 +614,7 @@ pub fn run_external(
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
             image_digest: None,
+            inventory: None,
             findings,
             controls,
             hdf,

@@ -26,6 +26,14 @@ pub fn target_result(target_id: &str) -> String {
     )
 }
 
+/// The stored name of a target's inventory (`report::inventory`): the
+/// HDF file's name with `.inv.json` (no longer, so any id that fits one
+/// fits the other).
+pub fn target_inventory(target_id: &str) -> String {
+    let hdf = target_result(target_id);
+    format!("{}.inv.json", hdf.trim_end_matches(".hdf.json"))
+}
+
 /// Returns true if and only if `name` is `a/b/c` with normal components only.
 pub fn is_safe_name(name: &str) -> bool {
     !name.is_empty()

@@ -221,6 +221,9 @@ pub fn merge(
         let p = &sh.statement.predicate;
         targets.extend(p.targets.iter().cloned().map(|mut t| {
             t.hdf.file = moved(*index, &t.hdf.file);
+            if let Some(inv) = &mut t.inventory {
+                inv.file = moved(*index, &inv.file);
+            }
             t
         }));
         refs.push(ShardRef {

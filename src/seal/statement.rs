@@ -143,9 +143,13 @@ pub struct TargetResult {
     pub threshold_passed: Option<bool>,
     /// The HDF file and its plaintext digest.
     pub hdf: FileRef,
-    /// Image targets: the image digest actually scanned.
+    /// The image digest: scanned (image targets) or reported by the
+    /// kubelet (containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// The target's inventory file and its plaintext digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<FileRef>,
 }
 
 /// One shard run inside a merged run.
@@ -225,6 +229,10 @@ pub fn predicate(
                     plaintext_sha256: t.hdf.sha256.clone(),
                 },
                 image_digest: t.image_digest.clone(),
+                inventory: t.inventory.as_ref().map(|w| FileRef {
+                    file: stored(&w.name),
+                    plaintext_sha256: w.sha256.clone(),
+                }),
             })
             .collect(),
         verdict: summary.verdict.as_str().to_string(),

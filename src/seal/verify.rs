@@ -193,6 +193,11 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
     let audit_file = p.audit.as_ref().map(|a| &a.log.file);
     for f in std::iter::once(&p.summary.file)
         .chain(p.targets.iter().map(|t| &t.hdf.file))
+        .chain(
+            p.targets
+                .iter()
+                .filter_map(|t| t.inventory.as_ref().map(|i| &i.file)),
+        )
         .chain(audit_file)
     {
         if !named.contains(f) {
@@ -229,6 +234,11 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
         check_digest(&summary.file, &bytes, &summary.plaintext_sha256, &mut v);
     }
     for t in &p.targets {
+        if let Some(inv) = &t.inventory
+            && let Some(bytes) = plaintext(&root, &inv.file, p.encrypted, identities, &mut v)
+        {
+            check_digest(&inv.file, &bytes, &inv.plaintext_sha256, &mut v);
+        }
         let Some(bytes) = plaintext(&root, &t.hdf.file, p.encrypted, identities, &mut v) else {
             continue;
         };
@@ -334,6 +344,30 @@ fn read_regular(root: &Root, name: &str, cap: u64, v: &mut Verification) -> Opti
             v.problem(name, why.to_string());
             None
         }
+    }
+}
+
+/// The plaintext of `file` of the bundle at `dir` (decrypted when the
+/// bundle is encrypted), checked against `file`'s digest in the
+/// statement. For commands that read a verified bundle's results.
+pub fn read_checked(
+    dir: &Path,
+    file: &super::statement::FileRef,
+    encrypted: bool,
+    identities: &Identities,
+) -> Result<Vec<u8>, String> {
+    let root = Root::open(dir)
+        .map_err(|e| format!("{}: {}", dir.display(), crate::safeio::io_reason(&e)))?;
+    let mut v = Verification::default();
+    let bytes = plaintext(&root, &file.file, encrypted, identities, &mut v);
+    match bytes {
+        Some(b) if check_digest(&file.file, &b, &file.plaintext_sha256, &mut v) => Ok(b),
+        _ => Err(v
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.file, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
     }
 }
 
