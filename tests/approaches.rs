@@ -116,6 +116,9 @@ fn control_statuses(s: &Setup, summary: &Value) -> BTreeMap<String, BTreeMap<Str
     let dir = s.dir.path().join("out/mixed").join(run_id).join("targets");
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if !e.file_name().to_string_lossy().ends_with(".hdf.json") {
+            continue; // the target's inventory
+        }
         let hdf: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
         let target = hdf["platform"]["target_id"]
             .as_str()

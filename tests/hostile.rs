@@ -248,10 +248,9 @@ fn only_hdf(out: &Path) -> Value {
         .path();
     let target = std::fs::read_dir(run_dir.join("targets"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".hdf.json"))
+        .unwrap();
     serde_json::from_slice(&std::fs::read(target).unwrap()).unwrap()
 }
 

@@ -141,6 +141,9 @@ fn results(out: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
                 .unwrap()
                 .flatten()
             {
+                if !f.file_name().to_string_lossy().ends_with(".hdf.json") {
+                    continue; // the target's inventory
+                }
                 let hdf: Value = serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
                 let mut controls = BTreeMap::new();
                 for p in hdf["profiles"].as_array().unwrap() {
@@ -691,7 +694,7 @@ fn the_image_baseline_judges_the_config_and_never_records_a_secret_value() {
     // HDF's platform names the source and the digest scanned.
     let hdf_file = walk(&d.join("out"))
         .into_iter()
-        .find(|p| p.to_string_lossy().ends_with(".json") && p.to_string_lossy().contains("targets"))
+        .find(|p| p.to_string_lossy().ends_with(".hdf.json"))
         .unwrap();
     let hdf: Value = serde_json::from_slice(&std::fs::read(hdf_file).unwrap()).unwrap();
     assert_eq!(hdf["platform"]["image_digest"], digest.as_str());

@@ -71,8 +71,9 @@ fn hdf_files(out: &Path) -> BTreeMap<String, Value> {
         .path();
     std::fs::read_dir(run_dir.join("targets"))
         .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".hdf.json"))
+        .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
                 serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
@@ -398,7 +399,15 @@ fn every_planned_target_gets_exactly_one_result() {
         .unwrap()
         .path();
     assert_eq!(
-        std::fs::read_dir(run_dir.join("targets")).unwrap().count(),
+        std::fs::read_dir(run_dir.join("targets"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".hdf.json"))
+            .count(),
         8
     );
     assert_eq!(summaries[0]["verdict"], "error");

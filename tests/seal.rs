@@ -134,13 +134,16 @@ fn a_fresh_bundle_verifies_and_opens() {
         names,
         vec![
             "rootfs_debian.hdf.json.age",
-            "rootfs_distroless.hdf.json.age"
+            "rootfs_debian.inv.json.age",
+            "rootfs_distroless.hdf.json.age",
+            "rootfs_distroless.inv.json.age"
         ]
     );
     assert!(bundle.join("summary.json.age").is_file());
     let v = s.verify(&bundle);
     assert_eq!(v.code, 0, "{}", v.stderr);
-    assert!(v.stdout.contains("3 plaintexts checked"), "{}", v.stdout);
+    // The summary, and each target's HDF and inventory.
+    assert!(v.stdout.contains("5 plaintexts checked"), "{}", v.stdout);
     // Signature-only verification needs no identity.
     let v = vigil_in(
         s.path(),
@@ -185,7 +188,8 @@ fn a_fresh_bundle_verifies_and_opens() {
     assert_eq!(env.payload_type, IN_TOTO_PAYLOAD_TYPE);
     let st = crate::util::statement_payload(&bundle);
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
-    assert_eq!(st["subject"].as_array().unwrap().len(), 3);
+    // summary, and each target's HDF and inventory
+    assert_eq!(st["subject"].as_array().unwrap().len(), 5);
     assert_eq!(st["predicate"]["policy"]["name"], "sealed");
     assert_eq!(st["predicate"]["targets"][0]["counts"]["passed"], 19);
 }
