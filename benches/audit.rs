@@ -18,6 +18,9 @@ const SA: &str = "system:serviceaccount:team-a:vigil-bench";
 const JTI: &str = "JTI=0b7d6f6e-0000-4000-8000-000000000001";
 const PODS: usize = 200;
 
+#[path = "common.rs"]
+mod common;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--check") {
@@ -169,12 +172,7 @@ fn measure(log: &Path) {
     let started = Instant::now();
     let report = check(&run, &[PathBuf::from(log)]).unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let hwm_kib: u64 = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let hwm_kib: u64 = common::peak_rss_kib();
     let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
     println!(
         "audit-check: {} MiB, {} events, {} of the run: {:.1} s, {:.0} MiB/s, peak RSS {} MiB (goal: under 100 MB for 1 GiB); findings {:?}",

@@ -14,6 +14,9 @@ use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 
+#[path = "common.rs"]
+mod common;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--scan-image") {
@@ -241,12 +244,7 @@ fn scan(image: Option<&Path>, root: Option<&Path>) {
         _ => unreachable!(),
     };
     let secs = t.elapsed().as_secs_f64();
-    let hwm_kib: u64 = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let hwm_kib: u64 = common::peak_rss_kib();
     println!(
         "{what}: {secs:.2} s, peak RSS {} MiB, {} files and {} walks in the facts",
         hwm_kib / 1024,

@@ -10,6 +10,9 @@ use std::time::Instant;
 use vigil::inventory::{Inventory, Snapshot};
 use vigil::plan::{PlanOptions, plan};
 
+#[path = "common.rs"]
+mod common;
+
 fn main() {
     // Data is generated in one process and each phase is measured in its own,
     // so that a phase's peak RSS is its own and not the generator's.
@@ -188,10 +191,5 @@ fn write_snapshot(path: &Path, n: usize) {
 
 /// Peak RSS of this process, in MB.
 fn peak_mb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
+    common::peak_rss_kib() / 1024
 }

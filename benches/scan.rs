@@ -13,6 +13,9 @@ const TARGETS: usize = 200;
 const CONCURRENCY: u32 = 4;
 const RUNS: usize = 5;
 
+#[path = "common.rs"]
+mod common;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--phase") {
@@ -179,10 +182,5 @@ fn prepare(dir: &Path) {
 }
 
 fn peak_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
+    common::peak_rss_kib() / 1024
 }

@@ -11,24 +11,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::registry::{Registry, tools};
+use crate::registry::{Registry, run, s, tools};
 use crate::util::{TempDir, is_root, prerequisite, repo, vigil_in};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// An image built layer by layer with umoci, and the same steps applied to
 /// a plain directory: the root the image's final filesystem must equal.
@@ -245,23 +229,7 @@ fn every_image_source_gives_the_extracted_roots_results() {
         ],
     );
     let reg = Registry::start("image-registry");
-    let digest_file = d.join("pushed");
-    run(
-        "skopeo",
-        &[
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            "--digestfile",
-            &s(&digest_file),
-            &format!("oci:{layout}"),
-            &format!("docker://{}/vigil/images:v1", reg.host),
-        ],
-    );
-    let pushed = std::fs::read_to_string(&digest_file)
-        .unwrap()
-        .trim()
-        .to_string();
+    let pushed = reg.push_layout(&layout, "vigil/images", "v1");
     policy(
         d,
         &format!(
@@ -298,6 +266,14 @@ fn every_image_source_gives_the_extracted_roots_results() {
             .unwrap()
             .ends_with(&pushed[7..19])
     );
+}
+
+/// Whether python3 is here (it writes the hand-made layouts).
+fn python() -> bool {
+    prerequisite(
+        Command::new("python3").arg("-V").output().is_ok(),
+        "python3",
+    )
 }
 
 /// Write an OCI layout by hand (Python's tarfile and hashlib): layers from
@@ -371,10 +347,7 @@ controls:
 
 #[test]
 fn hostile_layers_are_contained_and_altered_images_refused() {
-    if !prerequisite(
-        Command::new("python3").arg("-V").output().is_ok(),
-        "python3",
-    ) {
+    if !python() {
         return;
     }
     let dir = TempDir::new("image-hostile");
@@ -563,10 +536,7 @@ fn hostile_layers_are_contained_and_altered_images_refused() {
 
 #[test]
 fn whiteouts_opaque_directories_and_links_follow_the_oci_image_spec() {
-    if !prerequisite(
-        Command::new("python3").arg("-V").output().is_ok(),
-        "python3",
-    ) {
+    if !python() {
         return;
     }
     let dir = TempDir::new("image-whiteouts");
@@ -621,10 +591,7 @@ fn whiteouts_opaque_directories_and_links_follow_the_oci_image_spec() {
 
 #[test]
 fn the_image_baseline_judges_the_config_and_never_records_a_secret_value() {
-    if !prerequisite(
-        Command::new("python3").arg("-V").output().is_ok(),
-        "python3",
-    ) {
+    if !python() {
         return;
     }
     let dir = TempDir::new("image-config");

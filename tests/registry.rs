@@ -113,7 +113,16 @@ impl Registry {
             );
             run("umoci", &["repack", "--image", &image, &s(&bundle)]);
         }
-        let digest_file = work.join("digest");
+        self.push_layout(&image, repo, tag)
+    }
+
+    /// Push the OCI layout image `layout` (`DIR:TAG`) as `repo:tag` with
+    /// skopeo; returns the digest the registry gives it.
+    pub fn push_layout(&self, layout: &str, repo: &str, tag: &str) -> String {
+        let digest_file = self
+            .dir
+            .path()
+            .join(format!("digest-{}", repo.replace('/', "-")));
         run(
             "skopeo",
             &[
@@ -122,7 +131,7 @@ impl Registry {
                 "--dest-tls-verify=false",
                 "--digestfile",
                 &s(&digest_file),
-                &format!("oci:{image}"),
+                &format!("oci:{layout}"),
                 &format!("docker://{}/{repo}:{tag}", self.host),
             ],
         );
@@ -233,11 +242,13 @@ impl Registry {
     }
 }
 
-fn s(p: &Path) -> String {
+/// A path as an argument.
+pub fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+/// Run a tool; it must succeed. Returns its stdout.
+pub fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(cmd)
         .args(args)
         .output()

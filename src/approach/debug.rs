@@ -225,22 +225,14 @@ mod tests {
         PlannedTarget {
             id: "ns/p/app".into(),
             approach: crate::policy::model::Approach::Debug,
-            reason: String::new(),
-            profiles: vec![],
-            cluster: None,
             namespace: Some("ns".into()),
             pod: Some("p".into()),
             container: Some("app".into()),
-            node: None,
-            image: None,
             run_as_user: uid,
             run_as_group: gid,
             capabilities: caps,
             container_id: Some("containerd://4f1c2a9be0d3".into()),
-            sidecar: None,
-            rootfs: None,
-            image_source: None,
-            image_digest: None,
+            ..PlannedTarget::default()
         }
     }
 

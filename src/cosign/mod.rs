@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use key::{KeyError, PublicKey};
 
-use crate::registry::{Client, Reference, RegistryError};
+use crate::registry::{Client, Descriptor, Reference, RegistryError};
 
 /// The payload's media type in a signature manifest.
 const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -309,20 +309,6 @@ fn referrer_manifests(index: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    artifact_type: Option<String>,
-}
-
 /// The simple-signing layers of a signature manifest: each payload blob is
 /// fetched (checked against its digest) with the signature annotated on it.
 async fn signatures_in(
@@ -357,7 +343,7 @@ async fn signatures_in(
         let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(sig.trim()) else {
             continue;
         };
-        if layer.size > MAX_PAYLOAD {
+        if layer.size.unwrap_or(0) > MAX_PAYLOAD {
             return Err(RegistryError::TooLarge {
                 host: image.registry.clone(),
                 what: format!("signature payload {}", layer.digest),

@@ -8,6 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::ImageError;
 use super::source::{Store, blob_name};
+use crate::registry::Descriptor;
 
 /// Manifests and indexes: the distribution registry refuses bigger ones.
 const MAX_MANIFEST: u64 = 4 << 20;
@@ -39,28 +40,6 @@ pub struct LayerRef {
     pub digest: Option<String>,
     /// The digest of the uncompressed tar (`rootfs.diff_ids`), when known.
     pub diff_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: Option<u64>,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Platform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
 }
 
 #[derive(Deserialize)]

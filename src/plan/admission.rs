@@ -201,22 +201,14 @@ mod tests {
         PlannedTarget {
             id: "shop/web/app".into(),
             approach: crate::policy::model::Approach::Debug,
-            reason: String::new(),
-            profiles: vec![],
-            cluster: None,
             namespace: Some("shop".into()),
             pod: Some("web".into()),
             container: Some("app".into()),
-            node: None,
-            image: None,
             run_as_user: Some(uid),
             run_as_group: Some(uid),
             capabilities: caps,
             container_id: Some("containerd://4f1c2a9be0d3".into()),
-            sidecar: None,
-            rootfs: None,
-            image_source: None,
-            image_digest: None,
+            ..PlannedTarget::default()
         }
     }
 

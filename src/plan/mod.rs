@@ -86,7 +86,7 @@ pub struct PlannedLimits {
 }
 
 /// One container (or root filesystem) to scan.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedTarget {
     /// `namespace/pod/container`, or `rootfs/<name>`.
@@ -294,20 +294,8 @@ fn plan_policy(
                 approach: Approach::Local,
                 reason: "rootfs targets are scanned on this machine".into(),
                 profiles,
-                cluster: None,
-                namespace: None,
-                pod: None,
-                container: None,
-                node: None,
-                image: None,
-                run_as_user: None,
-                run_as_group: None,
-                capabilities: None,
-                container_id: None,
-                sidecar: None,
                 rootfs: Some(root),
-                image_source: None,
-                image_digest: None,
+                ..PlannedTarget::default()
             });
             continue;
         }
@@ -351,20 +339,9 @@ fn plan_policy(
                     approach: Approach::Image,
                     reason: "image layers are read on this machine, without extraction".into(),
                     profiles,
-                    cluster: None,
-                    namespace: None,
-                    pod: None,
-                    container: None,
-                    node: None,
-                    image: None,
-                    run_as_user: None,
-                    run_as_group: None,
-                    capabilities: None,
-                    container_id: None,
-                    sidecar: None,
-                    rootfs: None,
                     image_source: Some(source.spec()),
                     image_digest: Some(digest),
+                    ..PlannedTarget::default()
                 },
             );
             continue;

@@ -123,6 +123,41 @@ pub enum RegistryError {
     },
 }
 
+/// An OCI content descriptor, as manifests, indexes and referrers lists
+/// carry them (the fields vigil reads).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of what it points to.
+    #[serde(default)]
+    pub media_type: String,
+    /// Its digest.
+    pub digest: String,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// An artifact's type (OCI 1.1).
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// An index entry's platform.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+/// A descriptor's platform.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Platform {
+    /// `linux`, `unknown` (attestations), …
+    #[serde(default)]
+    pub os: String,
+    /// `amd64`, `arm64`, …
+    #[serde(default)]
+    pub architecture: String,
+}
+
 /// What a GET returned.
 #[derive(Debug)]
 pub struct Fetched {
@@ -205,20 +240,9 @@ impl Client {
         digest: &str,
         cap: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        let what = format!("blob {digest}");
-        if !is_sha256_digest(digest) {
-            return Err(RegistryError::Protocol {
-                host: image.registry.clone(),
-                message: format!(
-                    "refusing to fetch {}: not a sha256 digest",
-                    crate::safeio::excerpt(digest, 80)
-                ),
-            });
-        }
-        let path = format!("/v2/{}/blobs/{digest}", image.repository);
-        let f = self.get(image, &path, None, cap, &what).await?;
-        check_digest(image, &what, digest, &f.digest)?;
-        Ok(f.bytes)
+        let mut out = Vec::new();
+        self.blob_to(image, digest, cap, &mut out).await?;
+        Ok(out)
     }
 
     /// The OCI 1.1 referrers index of `digest`, filtered by `artifact_type`;

@@ -121,22 +121,11 @@ mod tests {
         PlannedTarget {
             id: format!("{ns}/p{i}/c"),
             approach: crate::policy::model::Approach::Api,
-            reason: String::new(),
-            profiles: vec![],
-            cluster: None,
             namespace: Some(ns.into()),
             pod: Some(format!("p{i}")),
             container: Some("c".into()),
             node: Some(node.into()),
-            image: None,
-            run_as_user: None,
-            run_as_group: None,
-            capabilities: None,
-            container_id: None,
-            sidecar: None,
-            rootfs: None,
-            image_source: None,
-            image_digest: None,
+            ..PlannedTarget::default()
         }
     }
 

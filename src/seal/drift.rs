@@ -43,17 +43,13 @@ fn sides(
 ) -> Result<(Statement, Vec<Side>), DriftError> {
     let shown = crate::safeio::printable(&bundle.display().to_string()).into_owned();
     let v = verify(bundle, trusted, identities);
+    let problems = v.problems_text();
     let statement = match (v.ok(), v.statement) {
         (true, Some(s)) => s,
         _ => {
             return Err(DriftError::Unverified {
                 bundle: shown,
-                problems: v
-                    .problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.file, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                problems,
             });
         }
     };

@@ -84,12 +84,7 @@ pub fn merge(
         let Some(statement) = v.statement.clone().filter(|_| v.ok()) else {
             return Err(MergeError::NotVerified {
                 bundle: name(dir),
-                problems: v
-                    .problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.file, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                problems: v.problems_text(),
             });
         };
         let p = &statement.predicate;

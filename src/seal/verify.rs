@@ -58,6 +58,15 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Every problem as `file: message`, joined by `; `.
+    pub fn problems_text(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| format!("{}: {}", p.file, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Returns true if and only if nothing is wrong.
     pub fn ok(&self) -> bool {
         self.problems.is_empty() && self.statement.is_some()
@@ -362,12 +371,7 @@ pub fn read_checked(
     let bytes = plaintext(&root, &file.file, encrypted, identities, &mut v);
     match bytes {
         Some(b) if check_digest(&file.file, &b, &file.plaintext_sha256, &mut v) => Ok(b),
-        _ => Err(v
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.file, p.message))
-            .collect::<Vec<_>>()
-            .join("; ")),
+        _ => Err(v.problems_text()),
     }
 }
 
