@@ -414,6 +414,10 @@ pub struct ImageFacts {
     pub digest: String,
     /// The config's digest.
     pub config_digest: String,
+    /// The digests of the indexes that lead to it (a multi-platform
+    /// image's), outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_digests: Vec<String>,
     /// `config.User` (empty: root).
     pub user: String,
     /// `config.ExposedPorts` (`80/tcp`).

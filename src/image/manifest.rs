@@ -29,6 +29,10 @@ pub struct Resolved {
     pub config_digest: String,
     /// Layers, lowest first.
     pub layers: Vec<LayerRef>,
+    /// The digests of the indexes followed to reach the manifest, outermost
+    /// first: a multi-platform image is pulled (and its containers report
+    /// their `imageID`) by its index digest.
+    pub indexes: Vec<String>,
 }
 
 /// A layer: where it is, and what it must hash to.
@@ -162,6 +166,7 @@ fn from_index(
         }
         None => pick(candidates, "index.json")?,
     };
+    let mut indexes = Vec::new();
     for _ in 0..MAX_DEPTH {
         let bytes = blob(store, &chosen, MAX_MANIFEST, "manifest")?;
         let doc: Document = parse(&bytes, &format!("manifest {}", chosen.digest))?;
@@ -176,6 +181,7 @@ fn from_index(
                     chosen.digest
                 )));
             }
+            indexes.push(chosen.digest.clone());
             chosen = pick(m, &chosen.digest)?;
             continue;
         }
@@ -205,6 +211,7 @@ fn from_index(
             config_digest: config.digest,
             config: config_bytes,
             layers,
+            indexes,
         });
     }
     Err(invalid(format!(
@@ -314,5 +321,6 @@ fn from_docker_manifest(store: &dyn Store) -> Result<Resolved, ImageError> {
         config,
         config_digest,
         layers,
+        indexes: Vec::new(),
     })
 }

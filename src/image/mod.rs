@@ -202,6 +202,7 @@ pub fn image_facts(source: &Source, r: &manifest::Resolved) -> Result<ImageFacts
         reference: source.to_string(),
         digest: r.digest.clone(),
         config_digest: r.config_digest.clone(),
+        index_digests: r.indexes.clone(),
         user: inner.user.unwrap_or_default(),
         exposed_ports: inner
             .exposed_ports

@@ -22,6 +22,10 @@ pub struct Inventory {
     /// Why the package databases could not be read, if they could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages_error: Option<String>,
+    /// Image scans: other digests naming the same image (the indexes a
+    /// multi-platform image is pulled by), for pairing with containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_digests: Vec<String>,
     /// What was looked at: each requested path, and each listed or fully
     /// walked directory as `DIR/` (everything under it was seen). A path
     /// outside the scope is not known to be absent.
@@ -121,6 +125,11 @@ impl Inventory {
             files,
             packages,
             packages_error,
+            index_digests: facts
+                .image
+                .as_ref()
+                .map(|i| i.index_digests.clone())
+                .unwrap_or_default(),
             scope,
         }
     }

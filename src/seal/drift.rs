@@ -92,7 +92,16 @@ pub fn drift(
 ) -> Result<(Vec<Drift>, [String; 2]), DriftError> {
     let (_, images) = sides(image, trusted, identities)?;
     let (_, containers) = sides(runtime, trusted, identities)?;
-    let by_digest: BTreeMap<&str, &Side> = images.iter().map(|s| (s.digest.as_str(), s)).collect();
+    // A container reports the digest it was pulled by: the manifest's, or
+    // a multi-platform image's index.
+    let by_digest: BTreeMap<&str, &Side> = images
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(s.digest.as_str())
+                .chain(s.inventory.index_digests.iter().map(String::as_str))
+                .map(move |d| (d, s))
+        })
+        .collect();
     let drifts = containers
         .iter()
         .filter_map(|c| {
