@@ -114,15 +114,42 @@ fn remove_below(nodes: &mut BTreeMap<String, Node>, path: &str) {
 struct Hashing<R> {
     inner: R,
     hash: Arc<Mutex<Sha256>>,
+    /// Bytes that came through.
+    count: Arc<std::sync::atomic::AtomicU64>,
+    /// For the decompressed end: the stored end's count, to stop a
+    /// decompression bomb.
+    stored: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+/// Decompressed bytes a layer may have before its ratio is watched.
+const BOMB_FREE: u64 = 1 << 30;
+/// Past [`BOMB_FREE`], the most a layer may inflate (real layers stay
+/// under 20×; zeros or repeated text go to 1000×).
+const BOMB_RATIO: u64 = 200;
+
+/// Returns true when `plain` decompressed bytes from `stored` bytes look
+/// like a decompression bomb.
+fn is_bomb(plain: u64, stored: u64) -> bool {
+    plain > BOMB_FREE && plain / stored.max(1) > BOMB_RATIO
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
         let n = self.inner.read(buf)?;
         self.hash
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .update(&buf[..n]);
+        let total = self.count.fetch_add(n as u64, Relaxed) + n as u64;
+        if let Some(stored) = &self.stored
+            && is_bomb(total, stored.load(Relaxed))
+        {
+            return Err(io::Error::other(format!(
+                "it inflates more than {BOMB_RATIO} times past {}: a decompression bomb; refused",
+                crate::safeio::human_bytes(BOMB_FREE)
+            )));
+        }
         Ok(n)
     }
 }
@@ -170,11 +197,14 @@ fn open_layer<'a>(store: &'a dyn Store, layer: &LayerRef) -> Result<LayerStream<
         .ok_or_else(|| ImageError::Missing(format!("layer {}", layer_label(layer))))?;
     let stored = Arc::new(Mutex::new(Sha256::new()));
     let plain = Arc::new(Mutex::new(Sha256::new()));
+    let stored_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut buffered = BufReader::with_capacity(
         256 * 1024,
         Hashing {
             inner: raw,
             hash: stored.clone(),
+            count: stored_count.clone(),
+            stored: None,
         },
     );
     let magic = buffered.fill_buf().map_err(|e| {
@@ -198,6 +228,8 @@ fn open_layer<'a>(store: &'a dyn Store, layer: &LayerRef) -> Result<LayerStream<
         Box::new(Hashing {
             inner: decompressed,
             hash: plain.clone(),
+            count: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            stored: Some(stored_count),
         }),
         stored,
         plain,
@@ -545,4 +577,20 @@ pub fn read_contents(
         })?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_that_inflates_past_the_ratio_is_a_bomb() {
+        assert!(!is_bomb(BOMB_FREE, 1), "the first GiB is free");
+        assert!(
+            !is_bomb(BOMB_FREE + 1, (BOMB_FREE + 1) / 20),
+            "a real layer"
+        );
+        assert!(is_bomb(BOMB_FREE + 1, (BOMB_FREE + 1) / (BOMB_RATIO + 1)));
+        assert!(is_bomb(4 * BOMB_FREE, 0));
+    }
 }

@@ -78,7 +78,11 @@ fn nested_indexes_lead_to_this_machines_platform() {
     m.0.insert("index.json".into(), serde_json::to_vec(&index).unwrap());
     let r = resolve(&m, None, false).unwrap();
     assert_eq!(r.digest, mine);
-    assert_eq!(r.indexes, vec![inner.clone()], "the index it was reached by");
+    assert_eq!(
+        r.indexes,
+        vec![inner.clone()],
+        "the index it was reached by"
+    );
     assert_eq!(r.layers.len(), 1);
     assert!(r.layers[0].diff_id.is_some() && r.layers[0].digest.is_some());
     assert_eq!(resolve(&m, Some("v1"), false).unwrap().digest, mine);
