@@ -201,7 +201,7 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
         }
         target_fit(p, target, t, out);
         // `evidence: probe` and a way of scanning that cannot give it.
-        if spec.evidence == super::model::MinEvidence::Probe && target.rootfs.is_none() {
+        if spec.evidence == super::model::MinEvidence::Probe && !target.is_rootfs() {
             let why = if spec.scanner.is_some() {
                 Some("an external scanner reports through exec: its facts are its own word")
             } else if target.approach == super::model::Approach::Api {
