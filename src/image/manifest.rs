@@ -14,6 +14,9 @@ use crate::registry::Descriptor;
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Image configs carry history and labels; still small.
 const MAX_CONFIG: u64 = 16 << 20;
+/// Layers an image may have (overlay filesystems stop at 128; Docker
+/// builds at 127).
+const MAX_LAYERS: usize = 1000;
 /// Index levels followed (an index of indexes of …).
 const MAX_DEPTH: usize = 4;
 
@@ -151,7 +154,9 @@ fn from_index(
         Some(t) => {
             let names: Vec<String> = candidates
                 .iter()
-                .filter_map(|d| d.annotations.get(REF_NAME).cloned())
+                .filter_map(|d| d.annotations.get(REF_NAME))
+                .take(20)
+                .map(|n| crate::safeio::excerpt(n, 80))
                 .collect();
             let i = candidates
                 .iter()
@@ -194,6 +199,13 @@ fn from_index(
             .map(|r| r.diff_ids)
             .unwrap_or_default();
         let layers = doc.layers.unwrap_or_default();
+        if layers.len() > MAX_LAYERS {
+            return Err(invalid(format!(
+                "manifest {} has {} layers; at most {MAX_LAYERS} are read",
+                chosen.digest,
+                layers.len()
+            )));
+        }
         let diff_ids_fit = diff_ids.len() == layers.len();
         let layers = layers
             .into_iter()
@@ -261,6 +273,8 @@ fn from_docker_manifest(store: &dyn Store) -> Result<Resolved, ImageError> {
         let tags: Vec<String> = entries
             .iter()
             .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+            .take(20)
+            .map(|t| crate::safeio::excerpt(&t, 80))
             .collect();
         return Err(invalid(format!(
             "manifest.json holds {} images ({}); save one image per archive",
@@ -295,6 +309,12 @@ fn from_docker_manifest(store: &dyn Store) -> Result<Resolved, ImageError> {
         .rootfs
         .map(|r| r.diff_ids)
         .unwrap_or_default();
+    if entry.layers.len() > MAX_LAYERS {
+        return Err(invalid(format!(
+            "manifest.json lists {} layers; at most {MAX_LAYERS} are read",
+            entry.layers.len()
+        )));
+    }
     if diff_ids.len() != entry.layers.len() {
         return Err(invalid(format!(
             "the config lists {} diff_ids for {} layers: the layers cannot be verified",
