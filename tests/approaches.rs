@@ -1100,9 +1100,41 @@ fn a_scanner_image_is_verified_before_any_pod_sees_it_and_the_check_is_signed() 
         reg.host.as_str(),
     ];
 
-    // Signed by the policy's key: both targets scanned, and the check is in
-    // the signed statement.
+    // Signed by the policy's key: the plan says the image will be checked,
+    // both targets are scanned, and the check is in the signed statement.
     policy("scanner.pub");
+    let fingerprint = vigil_in(
+        s.dir.path(),
+        &[
+            "verify-image",
+            &image,
+            "--key",
+            "scanner.pub",
+            "--insecure-registry",
+            &reg.host,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(fingerprint.code, 0, "{}", fingerprint.stderr);
+    let key_id = serde_json::from_str::<Value>(&fingerprint.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let planned: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["plan", "p.yaml"])
+        .arg(repo().join("policies/profiles"))
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert!(
+        planned.stdout.contains(&format!("debug scanner image {image}: its cosign signature is checked with key {key_id} before use")),
+        "{}\n{}",
+        planned.stdout,
+        planned.stderr
+    );
     let (_, summary) = crate::util::run_json(s.dir.path(), &s.server.kubeconfig, &sealed);
     assert_eq!(
         target(&summary, "mixed/via-debug/app")["status"],

@@ -122,6 +122,19 @@ fn policy_text(p: &PolicyPlan, out: &mut String) {
             );
         }
     }
+    for s in &p.scanner_images {
+        let check = match (&s.key, &s.signature) {
+            (Some(k), Some(sig)) if sig == "registry" => {
+                format!("its cosign signature is checked with key {k} before use")
+            }
+            (Some(k), Some(sig)) => format!(
+                "its cosign signature ({}) is checked with key {k} before use",
+                crate::safeio::printable(sig)
+            ),
+            _ => "its signature is not checked (set verify, or run with --scanner-key)".into(),
+        };
+        let _ = writeln!(out, "  {} scanner image {}: {check}", s.role, s.image);
+    }
     let mut lim = format!("concurrency {}", p.limits.concurrency);
     if let Some(n) = p.limits.per_namespace {
         let _ = write!(lim, ", perNamespace {n}");

@@ -69,6 +69,60 @@ pub struct PolicyPlan {
     pub batches: Vec<Vec<String>>,
     /// The limits the batches were computed from.
     pub limits: PlannedLimits,
+    /// The scanner images the targets will start or exec into, and how
+    /// each is verified before use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scanner_images: Vec<PlannedScannerImage>,
+}
+
+/// A scanner image a run will use, and its signature check.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedScannerImage {
+    /// `debug` or `sidecar`.
+    pub role: String,
+    /// The image, pinned.
+    pub image: String,
+    /// The fingerprint of the key its cosign signature must verify with
+    /// (`spec.debug.verify` / `spec.sidecar.verify`); none when the policy
+    /// asks for no check (`vigil run --scanner-key` can still).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Where the signature comes from: `registry`, or the saved file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// The scanner images `targets` will use under `spec`.
+fn scanner_images(p: &Loaded<ScanPolicy>, targets: &[PlannedTarget]) -> Vec<PlannedScannerImage> {
+    let spec = &p.value.spec;
+    let uses = |a: &[Approach]| targets.iter().any(|t| a.contains(&t.approach));
+    let mut wanted = Vec::new();
+    if let Some(d) = &spec.debug
+        && uses(&[Approach::Debug, Approach::Auto])
+    {
+        wanted.push(("debug", d.image.clone(), d.verify.as_ref()));
+    }
+    if let Some(s) = &spec.sidecar
+        && let Some(image) = &s.image
+        && uses(&[Approach::Sidecar])
+    {
+        wanted.push(("sidecar", image.clone(), s.verify.as_ref()));
+    }
+    wanted
+        .into_iter()
+        .map(|(role, image, verify)| PlannedScannerImage {
+            role: role.into(),
+            image,
+            key: verify.map(
+                |v| match crate::cosign::PublicKey::resolve(&v.key, p.base_dir()) {
+                    Ok(k) => k.fingerprint,
+                    Err(e) => format!("unusable: {e}"),
+                },
+            ),
+            signature: verify.map(|v| v.signature.clone().unwrap_or_else(|| "registry".into())),
+        })
+        .collect()
 }
 
 /// The limits that shape a run.
@@ -405,7 +459,9 @@ fn plan_policy(
         &targets,
     );
     let limits = &spec.limits;
+    let scanner_images = scanner_images(p, &targets);
     let plan = PolicyPlan {
+        scanner_images,
         plan_sha256,
         planned_targets,
         shard: options.shard,
