@@ -796,26 +796,15 @@ fn drift_reports_what_changed_in_a_running_container() {
         .concat(),
     );
     assert!(matches!(image_run.code, 0 | 1), "{}", image_run.stderr);
-    let runtime_run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(
-            [
-                &[
-                    "run",
-                    "p.yaml",
-                    "drift.yaml",
-                    profiles.to_str().unwrap(),
-                    "--out",
-                    "rt",
-                ][..],
-                &sealed[..],
-            ]
-            .concat(),
-        )
-        .current_dir(d)
-        .env("KUBECONFIG", &server.kubeconfig)
-        .output()
-        .unwrap()
-        .into();
+    // The cluster run: `vigil run p.yaml policies/profiles/ --out out …`.
+    let runtime_run: crate::util::Run = crate::util::run_cmd(
+        d,
+        &server.kubeconfig,
+        &["drift.yaml", "--signing-key", "signer.key.pem"],
+    )
+    .output()
+    .unwrap()
+    .into();
     assert!(matches!(runtime_run.code, 0 | 1), "{}", runtime_run.stderr);
     let bundle = |out: &str, summary: &str| {
         let v: Value = serde_json::from_str(summary).unwrap();
@@ -823,7 +812,7 @@ fn drift_reports_what_changed_in_a_running_container() {
     };
     let (img, rt) = (
         bundle("img", &image_run.stdout),
-        bundle("rt", &runtime_run.stdout),
+        bundle("out", &runtime_run.stdout),
     );
     let r = vigil_in(
         d,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::cosign::PublicKey;
 use crate::plan::PolicyPlan;
 use crate::policy::Loaded;
-use crate::policy::model::{Approach, ImageVerify, ScanPolicy};
+use crate::policy::model::{ImageVerify, ScanPolicy};
 use crate::registry::{Client, Credentials, Reference};
 use crate::report::run::ScannerImageCheck;
 
@@ -36,20 +36,15 @@ pub async fn check(
     pp: &PolicyPlan,
     trust: &ScannerTrust,
 ) -> Vec<ScannerImageCheck> {
+    // The plan says which scanner images the targets use.
     let spec = &policy.value.spec;
-    let uses = |a: &[Approach]| pp.targets.iter().any(|t| a.contains(&t.approach));
-    let mut wanted = Vec::new();
-    if let Some(d) = &spec.debug
-        && uses(&[Approach::Debug, Approach::Auto])
-    {
-        wanted.push(("debug", d.image.clone(), d.verify.as_ref()));
-    }
-    if let Some(s) = &spec.sidecar
-        && let Some(image) = &s.image
-        && uses(&[Approach::Sidecar])
-    {
-        wanted.push(("sidecar", image.clone(), s.verify.as_ref()));
-    }
+    let wanted = pp.scanner_images.iter().map(|s| {
+        let verify = match s.role.as_str() {
+            "debug" => spec.debug.as_ref().and_then(|d| d.verify.as_ref()),
+            _ => spec.sidecar.as_ref().and_then(|d| d.verify.as_ref()),
+        };
+        (s.role.as_str(), s.image.clone(), verify)
+    });
     let mut out = Vec::new();
     for (role, image, verify) in wanted {
         let key = match (&trust.key, verify) {
