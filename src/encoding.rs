@@ -12,8 +12,49 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A file name's bytes as text that maps back to exactly those bytes:
+/// UTF-8 as it is, a backslash as `\\`, and each byte that is not part of
+/// valid UTF-8 as `\xNN`. Two different names never give the same text (a
+/// lossy conversion turns both `a<ff>` and `a<fe>` into `a\u{fffd}`, so one
+/// file would hide another in facts and inventories). Every collector
+/// renders names through this one function, so a name reads the same from
+/// a root, a shell gatherer and an image.
+pub fn name_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes)
+        && !s.contains('\\')
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn name_text_is_one_to_one() {
+        use super::name_text;
+        assert_eq!(name_text(b"passwd"), "passwd");
+        assert_eq!(name_text("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(name_text(b"a\xff"), "a\\xff");
+        assert_eq!(name_text(b"a\\xff"), "a\\\\xff");
+        assert_ne!(name_text(b"a\xff"), name_text(b"a\xfe"));
+        assert_ne!(name_text(b"a\xff"), name_text(b"a\\xff"));
+        assert_eq!(name_text(b"systemd\\x2d"), "systemd\\\\x2d");
+    }
+
     #[test]
     fn hex_is_lower_case_and_two_digits_per_byte() {
         assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");

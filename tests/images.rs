@@ -403,7 +403,8 @@ fn hostile_layers_are_contained_and_altered_images_refused() {
             controls[id]
         );
     }
-    assert!(r.stderr.contains("climbs out of the image"), "{}", r.stderr);
+    // `../../../../x` is cleaned inside the image, as umoci and containerd
+    // clean it: it names `/x` there, never a host path.
     assert_eq!(std::fs::read_to_string(&canary).unwrap(), "CANARY secret\n");
     // Nothing was written anywhere: no extraction.
     assert!(!d.join("abs-file").exists() && !Path::new("/abs-file").exists());
@@ -846,7 +847,7 @@ fn drift_reports_what_changed_in_a_running_container() {
     assert_eq!(drift["files_modified"], serde_json::json!([]), "{drift}");
     assert_eq!(
         drift["packages_changed"],
-        serde_json::json!([{"name": "openssl", "image": "3.0.13-1~deb12u1", "runtime": "3.0.15-1~deb12u1"}]),
+        serde_json::json!([{"name": "openssl:amd64", "image": "3.0.13-1~deb12u1", "runtime": "3.0.15-1~deb12u1"}]),
         "{drift}"
     );
     assert_eq!(drift["packages_added"], serde_json::json!({}));
@@ -884,7 +885,7 @@ fn drift_reports_what_changed_in_a_running_container() {
     assert!(
         r.stdout.contains("DRIFTED")
             && r.stdout
-                .contains("package  changed   openssl 3.0.13-1~deb12u1 -> 3.0.15-1~deb12u1"),
+                .contains("package  changed   openssl:amd64 3.0.13-1~deb12u1 -> 3.0.15-1~deb12u1"),
         "{}",
         r.stdout
     );

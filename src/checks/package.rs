@@ -22,7 +22,7 @@ pub fn installed(facts: &Facts) -> Result<std::collections::BTreeMap<String, Str
     Ok(databases(facts, PackageManager::Auto)?
         .into_iter()
         .flat_map(|db| db.packages)
-        .map(|p| (p.name, p.version))
+        .map(|p| (p.key(), p.version))
         .collect())
 }
 

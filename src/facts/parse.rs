@@ -162,6 +162,20 @@ pub struct Package {
     pub name: String,
     /// Version as the manager records it.
     pub version: String,
+    /// Architecture (dpkg `Architecture`, apk `A:`), when recorded: dpkg
+    /// installs one package for several architectures (multiarch).
+    pub arch: Option<String>,
+}
+
+impl Package {
+    /// The package's identity in an inventory: `name:arch` as dpkg names a
+    /// multiarch package, or the name when no architecture is recorded.
+    pub fn key(&self) -> String {
+        match &self.arch {
+            Some(a) => format!("{}:{a}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// dpkg's `status` (or one `status.d/*` file): paragraphs of `Field: value`.
@@ -173,6 +187,7 @@ pub fn dpkg(text: &str) -> Vec<Package> {
         let mut name = None;
         let mut version = None;
         let mut status = None;
+        let mut arch = None;
         for line in para.lines() {
             if line.starts_with(' ') || line.starts_with('\t') {
                 continue; // continuation of a multi-line field
@@ -182,6 +197,7 @@ pub fn dpkg(text: &str) -> Vec<Package> {
                     "Package" => name = Some(v.trim().to_string()),
                     "Version" => version = Some(v.trim().to_string()),
                     "Status" => status = Some(v.trim().to_string()),
+                    "Architecture" => arch = Some(v.trim().to_string()),
                     _ => {}
                 }
             }
@@ -190,7 +206,11 @@ pub fn dpkg(text: &str) -> Vec<Package> {
             .as_deref()
             .is_none_or(|s| s.ends_with(" installed") && s.starts_with("install "));
         if let (Some(name), Some(version), true) = (name, version, installed) {
-            out.push(Package { name, version });
+            out.push(Package {
+                name,
+                version,
+                arch,
+            });
         }
     }
     out
@@ -203,15 +223,22 @@ pub fn apk(text: &str) -> Vec<Package> {
     for para in text.split("\n\n") {
         let mut name = None;
         let mut version = None;
+        let mut arch = None;
         for line in para.lines() {
             if let Some(v) = line.strip_prefix("P:") {
                 name = Some(v.trim().to_string());
             } else if let Some(v) = line.strip_prefix("V:") {
                 version = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("A:") {
+                arch = Some(v.trim().to_string());
             }
         }
         if let (Some(name), Some(version)) = (name, version) {
-            out.push(Package { name, version });
+            out.push(Package {
+                name,
+                version,
+                arch,
+            });
         }
     }
     out
@@ -234,6 +261,20 @@ mod tests {
         assert_eq!(
             shadow("root:*:19000:0:99999:7:::\nbob::1:::::\n")["bob"],
             ""
+        );
+    }
+
+    #[test]
+    fn a_package_installed_for_two_architectures_is_two_packages() {
+        let both = dpkg(
+            "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36\n\nPackage: libc6\nStatus: install ok installed\nArchitecture: i386\nVersion: 2.36\n",
+        );
+        let keys: Vec<String> = both.iter().map(Package::key).collect();
+        assert_eq!(keys, ["libc6:amd64", "libc6:i386"]);
+        let apk = apk("P:musl\nV:1.2.4-r2\nA:x86_64\n\nP:old\nV:1\n");
+        assert_eq!(
+            apk.iter().map(Package::key).collect::<Vec<_>>(),
+            ["musl:x86_64", "old"]
         );
     }
 
@@ -273,7 +314,8 @@ mod tests {
             a[1],
             Package {
                 name: "busybox".into(),
-                version: "1.36.1-r5".into()
+                version: "1.36.1-r5".into(),
+                arch: None,
             }
         );
     }

@@ -161,7 +161,7 @@ fn file_fact(root: &Root, path: &str, cap: Option<u64>, budget: &mut Budget) -> 
                 if sf.kind == Kind::Symlink {
                     fact.link_target = rustix::fs::readlinkat(&parent, name.as_str(), Vec::new())
                         .ok()
-                        .map(|t| t.to_string_lossy().into_owned());
+                        .map(|t| crate::encoding::name_text(t.as_bytes()).into_owned());
                 }
                 fact.lstat = Some(sf);
             }
@@ -277,7 +277,7 @@ fn read_dir(
     let mut count = 0;
     while let Some(entry) = entries.read() {
         let entry = entry.map_err(|e| reason(&e.into()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = crate::encoding::name_text(entry.file_name().to_bytes()).into_owned();
         if name == "." || name == ".." {
             continue;
         }
@@ -388,7 +388,7 @@ fn walk_dir(dfd: &OwnedFd, dpath: &str, depth: u32, req: &WalkRequest, fact: &mu
             return;
         }
         fact.visited += 1;
-        let path = format!("{dpath}/{}", name.to_string_lossy());
+        let path = format!("{dpath}/{}", crate::encoding::name_text(name.to_bytes()));
         let st = match statat(dfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => stat_fact(&st),
             // Vanished since the listing (a live root): not an entry.

@@ -263,8 +263,15 @@ fn unb64(field: &str, line: usize) -> Result<Vec<u8>, OutputError> {
         .map_err(|_| OutputError::Malformed(line))
 }
 
+/// A requested path, echoed back: the bytes of the request.
 fn unb64_str(field: &str, line: usize) -> Result<String, OutputError> {
     String::from_utf8(unb64(field, line)?).map_err(|_| OutputError::Malformed(line))
+}
+
+/// A name found in the target (a listed entry, a link target), rendered as
+/// every collector renders names ([`crate::encoding::name_text`]).
+fn unb64_name(field: &str, line: usize) -> Result<String, OutputError> {
+    Ok(crate::encoding::name_text(&unb64(field, line)?).into_owned())
 }
 
 fn parse_stat(field: &str, line: usize) -> Result<Option<StatFact>, OutputError> {
@@ -568,7 +575,7 @@ impl<'r> Parser<'r> {
                 if !requested(&p) {
                     return Err(OutputError::Unrequested(n));
                 }
-                self.facts.files.entry(p).or_default().link_target = Some(path(2)?);
+                self.facts.files.entry(p).or_default().link_target = Some(unb64_name(f[2], n)?);
             }
             (Some("F"), 5) => {
                 let p = path(1)?;
@@ -581,7 +588,7 @@ impl<'r> Parser<'r> {
                 e.link_target = if f[4] == "-" {
                     None
                 } else {
-                    Some(unb64_str(f[4], n)?)
+                    Some(unb64_name(f[4], n)?)
                 };
             }
             (Some("C"), 3) => {
@@ -603,7 +610,7 @@ impl<'r> Parser<'r> {
             }
             (Some("D"), 4) => {
                 let d = path(1)?;
-                let name = path(2)?;
+                let name = unb64_name(f[2], n)?;
                 let dir = self
                     .facts
                     .dirs
@@ -619,13 +626,13 @@ impl<'r> Parser<'r> {
                 }
             }
             (Some("DC"), 4) => {
-                let e = self.listed_entry(&path(1)?, &path(2)?, n)?;
+                let e = self.listed_entry(&path(1)?, &unb64_name(f[2], n)?, n)?;
                 let (content, truncated) = capped(unb64(f[3], n)?, req.max_file_bytes);
                 e.truncated = truncated;
                 e.content = Some(content);
             }
             (Some("DE"), 4) => {
-                let e = self.listed_entry(&path(1)?, &path(2)?, n)?;
+                let e = self.listed_entry(&path(1)?, &unb64_name(f[2], n)?, n)?;
                 e.error = Some(f[3].replace('-', " "));
             }
             (Some("WV"), 4) => {
@@ -654,10 +661,14 @@ impl<'r> Parser<'r> {
                 }
                 let failed = f[2] == "!";
                 let stat = if failed { None } else { parse_stat(f[2], n)? };
-                let entry = path(3)?;
-                if !entry.starts_with(&format!("{}/", w.trim_end_matches('/'))) {
+                // The walk's own path as requested, then the names found
+                // below it as every collector renders them.
+                let prefix = format!("{}/", w.trim_end_matches('/'));
+                let found = unb64(f[3], n)?;
+                let Some(below) = found.strip_prefix(prefix.as_bytes()) else {
                     return Err(OutputError::Malformed(n));
-                }
+                };
+                let entry = format!("{prefix}{}", crate::encoding::name_text(below));
                 let walk = self.facts.walks.entry(w).or_default();
                 match stat {
                     Some(stat) => walk.entries.push(WalkEntry { path: entry, stat }),

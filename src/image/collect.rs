@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::index::{FsIndex, Node};
+use super::index::{FsIndex, Id, Node, ROOT};
 use crate::facts::{
     Content, FactRequest, Facts, FileFact, Kind, StatFact, WalkEntry, WalkFact, WalkRequest,
 };
@@ -25,35 +25,30 @@ enum Miss {
 }
 
 impl FsIndex {
-    /// Resolve `path` inside the image; the last component's symlink is
-    /// followed when `follow`. Returns the final absolute path.
-    fn resolve(&self, path: &str, follow: bool) -> Result<String, Miss> {
-        let mut todo: Vec<String> = path
-            .split('/')
+    /// Resolve `path` inside the image as the kernel resolves it inside a
+    /// root; the last component's symlink is followed when `follow`.
+    fn resolve(&self, path: &str, follow: bool) -> Result<Id, Miss> {
+        let mut todo: Vec<Vec<u8>> = path
+            .as_bytes()
+            .split(|b| *b == b'/')
             .filter(|c| !c.is_empty())
-            .map(str::to_string)
             .rev()
+            .map(<[u8]>::to_vec)
             .collect();
-        let mut cur: Vec<String> = Vec::new();
+        let mut cur: Vec<Id> = Vec::new();
         let mut links = 0;
         while let Some(c) = todo.pop() {
-            match c.as_str() {
-                "." => continue,
-                ".." => {
+            match &c[..] {
+                b"." => continue,
+                b".." => {
                     cur.pop();
                     continue;
                 }
                 _ => {}
             }
-            let here = format!(
-                "/{}",
-                cur.iter()
-                    .map(String::as_str)
-                    .chain([c.as_str()])
-                    .collect::<Vec<_>>()
-                    .join("/")
-            );
-            let node = self.nodes.get(&here).ok_or(Miss::NotFound)?;
+            let dir = cur.last().copied().unwrap_or(ROOT);
+            let id = self.child(dir, &c).ok_or(Miss::NotFound)?;
+            let node = self.node(id);
             let last = todo.is_empty();
             match (&node.kind, &node.link) {
                 (Kind::Symlink, Some(target)) if !last || follow => {
@@ -61,29 +56,28 @@ impl FsIndex {
                     if links > MAX_LINKS {
                         return Err(Miss::Error("too many levels of symbolic links".into()));
                     }
-                    if target.starts_with('/') {
+                    if target.first() == Some(&b'/') {
                         cur.clear();
                     }
                     todo.extend(
                         target
-                            .split('/')
+                            .split(|b| *b == b'/')
                             .filter(|c| !c.is_empty())
-                            .map(str::to_string)
-                            .rev(),
+                            .rev()
+                            .map(<[u8]>::to_vec),
                     );
                 }
-                (Kind::Directory, _) => cur.push(c),
-                _ if last => cur.push(c),
+                (Kind::Directory, _) => cur.push(id),
+                _ if last => cur.push(id),
                 _ => return Err(Miss::Error("a path component is not a directory".into())),
             }
         }
-        Ok(format!("/{}", cur.join("/")))
+        Ok(cur.last().copied().unwrap_or(ROOT))
     }
 
-    fn node(&self, path: &str, follow: bool) -> Result<(String, &Node), Miss> {
-        let p = self.resolve(path, follow)?;
-        let n = self.nodes.get(&p).ok_or(Miss::NotFound)?;
-        Ok((p, n))
+    fn lookup(&self, path: &str, follow: bool) -> Result<(Id, &Node), Miss> {
+        let id = self.resolve(path, follow)?;
+        Ok((id, self.node(id)))
     }
 }
 
@@ -108,36 +102,20 @@ pub fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(usize, u64), u64>
         }
     };
     for path in &req.read {
-        if let Ok((_, n)) = index.node(path, true) {
+        if let Ok((_, n)) = index.lookup(path, true) {
             want(n, req.read_cap(path));
         }
     }
     for dir in &req.read_dirs {
-        if let Ok((p, n)) = index.node(dir, true)
+        if let Ok((p, n)) = index.lookup(dir, true)
             && n.kind == Kind::Directory
         {
-            for name in index
-                .children
-                .get(&p)
-                .into_iter()
-                .flatten()
-                .take(MAX_DIR_ENTRIES)
-            {
-                if let Some(n) = index.nodes.get(&join(&p, name)) {
-                    want(n, req.max_file_bytes);
-                }
+            for (_, c) in index.children(p).take(MAX_DIR_ENTRIES) {
+                want(index.node(c), req.max_file_bytes);
             }
         }
     }
     out
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 pub use super::index::Contents;
@@ -206,11 +184,14 @@ fn file_fact(
     budget: &mut Budget,
 ) -> FileFact {
     let mut fact = FileFact::default();
-    match index.node(path, false) {
+    match index.lookup(path, false) {
         Ok((_, n)) => {
             fact.lstat = Some(stat(n));
             if n.kind == Kind::Symlink {
-                fact.link_target = n.link.clone();
+                fact.link_target = n
+                    .link
+                    .as_ref()
+                    .map(|l| crate::encoding::name_text(l).into_owned());
             }
         }
         Err(Miss::NotFound) => return fact,
@@ -219,7 +200,7 @@ fn file_fact(
             return fact;
         }
     }
-    let n = match index.node(path, true) {
+    let n = match index.lookup(path, true) {
         Ok((_, n)) => n,
         Err(Miss::NotFound) => return fact, // a dangling link
         Err(Miss::Error(e)) => {
@@ -251,21 +232,18 @@ fn read_dir(
     budget: &mut Budget,
 ) -> Result<BTreeMap<String, FileFact>, String> {
     let mut out = BTreeMap::new();
-    let p = match index.node(dir, true) {
+    let p = match index.lookup(dir, true) {
         Ok((p, n)) if n.kind == Kind::Directory => p,
         Ok(_) => return Err("a path component is not a directory".into()),
         // A missing directory lists as empty, as the other collectors say.
         Err(Miss::NotFound) => return Ok(out),
         Err(Miss::Error(e)) => return Err(e),
     };
-    let names = index.children.get(&p).cloned().unwrap_or_default();
-    if names.len() > MAX_DIR_ENTRIES {
+    if index.children(p).nth(MAX_DIR_ENTRIES).is_some() {
         return Err(format!("more than {MAX_DIR_ENTRIES} entries"));
     }
-    for name in names {
-        let Some(n) = index.nodes.get(&join(&p, &name)) else {
-            continue;
-        };
+    for (name, c) in index.children(p) {
+        let n = index.node(c);
         let mut fact = FileFact {
             lstat: Some(stat(n)),
             stat: Some(stat(n)),
@@ -280,14 +258,14 @@ fn read_dir(
                 Err(e) => fact.error = Some(e),
             }
         }
-        out.insert(name, fact);
+        out.insert(crate::encoding::name_text(name).into_owned(), fact);
     }
     Ok(out)
 }
 
 fn walk(index: &FsIndex, req: &WalkRequest) -> WalkFact {
     let mut fact = WalkFact::default();
-    let start = match index.node(&req.path, true) {
+    let start = match index.lookup(&req.path, true) {
         Ok((p, n)) if n.kind == Kind::Directory => p,
         Ok(_) => {
             fact.errors.push((
@@ -306,30 +284,27 @@ fn walk(index: &FsIndex, req: &WalkRequest) -> WalkFact {
         }
     };
     let base = req.path.trim_end_matches('/').to_string();
-    walk_dir(index, &start, &base, 0, req, &mut fact);
+    walk_dir(index, start, &base, 0, req, &mut fact);
     fact.entries.sort_by(|a, b| a.path.cmp(&b.path));
     fact
 }
 
 fn walk_dir(
     index: &FsIndex,
-    real: &str,
+    real: Id,
     shown: &str,
     depth: u32,
     req: &WalkRequest,
     fact: &mut WalkFact,
 ) {
-    let names = index.children.get(real).cloned().unwrap_or_default();
-    for name in names {
+    for (name, c) in index.children(real) {
         if fact.visited >= u64::from(req.limit) {
             fact.truncated = true;
             return;
         }
         fact.visited += 1;
-        let path = format!("{shown}/{name}");
-        let Some(n) = index.nodes.get(&join(real, &name)) else {
-            continue;
-        };
+        let path = format!("{shown}/{}", crate::encoding::name_text(name));
+        let n = index.node(c);
         let st = stat(n);
         if req.all || (st.kind != Kind::Symlink && (st.mode & 0o6000 != 0 || st.mode & 0o002 != 0))
         {
@@ -339,7 +314,7 @@ fn walk_dir(
             });
         }
         if n.kind == Kind::Directory && depth + 2 <= req.depth {
-            walk_dir(index, &join(real, &name), &path, depth + 1, req, fact);
+            walk_dir(index, c, &path, depth + 1, req, fact);
         }
     }
 }

@@ -1,19 +1,27 @@
 //! The final filesystem of an image, indexed from its layers without
-//! extracting them: each layer is streamed once (gzip, zstd or plain tar),
-//! its whiteouts (`.wh.NAME`) and opaque directories (`.wh..wh..opq`)
-//! applied to the layers below it, hard links resolved to the entry that
-//! holds their data. Only metadata is kept; file content is read in a
-//! second pass, for the files a control needs ([`read_contents`]).
+//! extracting them: each layer is streamed once (gzip, zstd or plain tar)
+//! and each of its entries applied by one routine ([`FsIndex::apply`]) with
+//! the rules a runtime applies when it unpacks the layer (umoci's
+//! `oci/layer/tar_extract.go`, containerd's `archive/tar.go`, OCI
+//! image-spec `layer.md`); `docs/images.md` lists each rule with its
+//! source. Only metadata is kept; file content is read on the way for the
+//! files a control needs, or in a second pass ([`read_contents`]).
+//!
+//! The tree is an arena of nodes, each holding its own name component as
+//! bytes (never a whole path, never a lossy conversion), with one ordered
+//! map from (directory, name) to node. Memory is bounded by the number of
+//! nodes ([`MAX_NODES`], implicit parents included) and the bytes of their
+//! names ([`MAX_NAME_BYTES`]), whatever the layers' paths look like.
 //!
 //! Every layer's bytes are hashed as they stream and checked against the
 //! manifest's digest and the config's diff_id at the end of the layer; a
 //! mismatch fails the whole image, so no fact ever comes from unverified
-//! bytes. Entries that would climb out of the image (`../x`) are ignored
-//! and recorded; absolute names are taken inside the image, as container
-//! runtimes do.
+//! bytes.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
@@ -23,40 +31,64 @@ use super::manifest::LayerRef;
 use super::source::Store;
 use crate::facts::Kind;
 
-/// Entries in the final filesystem (a large distribution image has ~50k).
-const MAX_NODES: usize = 1_000_000;
-/// Longest path or link target kept (PATH_MAX).
+/// Nodes of the final filesystem, implicit parents included (a large
+/// distribution image has ~50k; the largest real images ~500k).
+pub const MAX_NODES: usize = 1_000_000;
+/// Bytes of node names held at once.
+pub const MAX_NAME_BYTES: usize = 64 << 20;
+/// Longest member name or link target (PATH_MAX).
 const MAX_PATH: usize = 4096;
+/// Longest name component (NAME_MAX): no runtime can create a longer one.
+const MAX_NAME: usize = 255;
+/// Symlinks followed while resolving one member's parent directory
+/// (filepath-securejoin, which umoci uses, stops at 255).
+const MAX_APPLY_LINKS: u32 = 255;
+
+/// A node of the index.
+pub type Id = u32;
+/// The image's root directory.
+pub const ROOT: Id = 0;
 
 /// One file of the final filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// Its type.
     pub kind: Kind,
-    /// `mode & 0o7777`.
+    /// `mode & 0o7777` (a symlink's is 0o777, as `lstat` reports it).
     pub mode: u32,
     /// Owner.
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Size (regular files).
+    /// Size (regular files; a symlink's is its target's length).
     pub size: u64,
     /// Symlink target, as written.
-    pub link: Option<String>,
+    pub link: Option<Box<[u8]>>,
     /// Where its bytes are: (layer, entry ordinal in that layer).
     pub data: Option<(usize, u64)>,
 }
 
-/// The final filesystem: absolute paths (`/etc/passwd`) to nodes; `/` is
-/// always a directory.
-#[derive(Debug, Default)]
+struct Slot {
+    /// Its name in its directory (empty for the root).
+    name: Arc<[u8]>,
+    parent: Id,
+    node: Node,
+    /// 1 + the last layer that wrote this path or a path under it: umoci's
+    /// `upperPaths`, which whiteouts of that layer never remove.
+    touched: u32,
+    live: bool,
+}
+
+/// The final filesystem: an arena of nodes; `/` is always a directory.
 pub struct FsIndex {
-    /// Every path.
-    pub nodes: BTreeMap<String, Node>,
-    /// Directory → the names in it, sorted.
-    pub children: HashMap<String, BTreeSet<String>>,
-    /// Entries ignored, and why (a name climbing out of the image, a hard
-    /// link to nothing).
+    slots: Vec<Slot>,
+    /// (directory, name) → node, ordered: a directory's entries are one
+    /// range, in byte order.
+    entries: BTreeMap<(Id, Arc<[u8]>), Id>,
+    free: Vec<Id>,
+    live: usize,
+    name_bytes: usize,
+    /// Entries skipped, and why (metadata-only tar entries).
     pub ignored: Vec<String>,
     /// Content read on the way (see [`build`]), by (layer, ordinal).
     pub prefetched: Contents,
@@ -74,40 +106,519 @@ fn dir_node() -> Node {
     }
 }
 
-/// `/a/b` from a member name, or `None` when it climbs out of the image.
-fn absolute(name: &str) -> Option<String> {
-    let parts = super::source::clean(name)?;
-    Some(format!("/{}", parts.join("/")))
+/// Why one layer entry cannot be applied: the runtime's unpack fails
+/// there too, so the image is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A name or link target past PATH_MAX, or a component past NAME_MAX.
+    #[error("a name longer than {0} bytes (a runtime cannot create it)")]
+    TooLong(usize),
+    /// The root entry is not a directory.
+    #[error("it would change the image root into a {0} (umoci refuses this)")]
+    RootType(&'static str),
+    /// A parent resolves to something that is not a directory.
+    #[error("a parent directory is a {0}, not a directory")]
+    NotDir(&'static str),
+    /// Symlinks in a parent loop or chain too long.
+    #[error("resolving its directory follows more than {MAX_APPLY_LINKS} symlinks")]
+    Loop,
+    /// A whiteout that names no entry (`.wh.`, `.wh..`, `.wh...`).
+    #[error("a whiteout that names no entry; runtimes disagree on what it removes")]
+    EmptyWhiteout,
+    /// A hard link to nothing, to the root or to a directory.
+    #[error("a hard link to {0}")]
+    BadLink(&'static str),
+    /// A tar entry type no runtime unpacks (sparse, contiguous, unknown).
+    #[error("tar entry type {0:?}, which runtimes do not unpack")]
+    Unsupported(u8),
+    /// Past the node or name caps.
+    #[error(
+        "more than {MAX_NODES} files or {} of names; refused",
+        crate::safeio::human_bytes(MAX_NAME_BYTES as u64)
+    )]
+    TooMany,
 }
 
-fn parent(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
+/// One layer entry, as [`FsIndex::apply`] needs it.
+pub struct Member<'a> {
+    /// The member name, as bytes.
+    pub name: &'a [u8],
+    /// The tar type flag.
+    pub kind: tar::EntryType,
+    /// The mode field.
+    pub mode: u32,
+    /// Owner (pax `uid` when present).
+    pub uid: u32,
+    /// Group (pax `gid` when present).
+    pub gid: u32,
+    /// Data size.
+    pub size: u64,
+    /// Link target (symlinks and hard links).
+    pub link: Option<&'a [u8]>,
+    /// (layer, ordinal) of its data.
+    pub at: (usize, u64),
+}
+
+/// Split a member name as umoci's `CleanPath` does: lexically, rooted at
+/// `/`, so `..` stops at the root and `etc/../etc/shadow` is
+/// `etc/shadow`. No name ever leaves the image.
+fn clean(name: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in name.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A step of a directory resolved as filepath-securejoin resolves it.
+enum Step {
+    /// An existing node.
+    At(Id),
+    /// A name that does not exist (or sits under a non-directory).
+    Missing(Vec<u8>),
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    k.as_str()
+}
+
+impl FsIndex {
+    fn new() -> FsIndex {
+        FsIndex {
+            slots: vec![Slot {
+                name: Arc::from(&b""[..]),
+                parent: ROOT,
+                node: dir_node(),
+                touched: 0,
+                live: true,
+            }],
+            entries: BTreeMap::new(),
+            free: Vec::new(),
+            live: 1,
+            name_bytes: 0,
+            ignored: Vec::new(),
+            prefetched: HashMap::new(),
+        }
+    }
+
+    /// Nodes in the final filesystem, the root included.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Returns true if and only if the image has nothing but its root.
+    pub fn is_empty(&self) -> bool {
+        self.live == 1
+    }
+
+    /// The node `id`.
+    pub fn node(&self, id: Id) -> &Node {
+        &self.slots[id as usize].node
+    }
+
+    /// The directory holding `id` (the root's is the root).
+    pub fn parent(&self, id: Id) -> Id {
+        self.slots[id as usize].parent
+    }
+
+    /// The entry `name` of directory `dir`.
+    pub fn child(&self, dir: Id, name: &[u8]) -> Option<Id> {
+        // A borrowed lookup key: BTreeMap needs the owned key type, and
+        // building an Arc per lookup would allocate; the range below
+        // compares in place.
+        let lo = (dir, Arc::<[u8]>::from(name));
+        self.entries.get(&lo).copied()
+    }
+
+    /// The entries of directory `dir`, in byte order of their names.
+    pub fn children(&self, dir: Id) -> impl Iterator<Item = (&[u8], Id)> + '_ {
+        let start = (dir, Arc::<[u8]>::from(&b""[..]));
+        self.entries
+            .range(start..)
+            .take_while(move |((d, _), _)| *d == dir)
+            .map(|((_, name), id)| (&name[..], *id))
+    }
+
+    /// The absolute path of `id`, as bytes.
+    pub fn path(&self, id: Id) -> Vec<u8> {
+        let mut parts = Vec::new();
+        let mut at = id;
+        while at != ROOT {
+            parts.push(&self.slots[at as usize].name);
+            at = self.slots[at as usize].parent;
+        }
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    fn alloc(&mut self, parent: Id, name: &[u8], node: Node) -> Result<Id, ApplyError> {
+        if self.live >= MAX_NODES || self.name_bytes + name.len() > MAX_NAME_BYTES {
+            return Err(ApplyError::TooMany);
+        }
+        let name: Arc<[u8]> = Arc::from(name);
+        let slot = Slot {
+            name: name.clone(),
+            parent,
+            node,
+            touched: 0,
+            live: true,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                Id::try_from(self.slots.len() - 1).map_err(|_| ApplyError::TooMany)?
+            }
+        };
+        self.live += 1;
+        self.name_bytes += name.len();
+        self.entries.insert((parent, name), id);
+        Ok(id)
+    }
+
+    /// Remove `id` and everything under it.
+    fn remove(&mut self, id: Id) {
+        if id == ROOT || !self.slots[id as usize].live {
+            return;
+        }
+        let top = &self.slots[id as usize];
+        self.entries.remove(&(top.parent, top.name.clone()));
+        let mut todo = vec![id];
+        while let Some(at) = todo.pop() {
+            if self.slots[at as usize].node.kind == Kind::Directory {
+                let kids: Vec<Id> = self.children(at).map(|(_, c)| c).collect();
+                for c in &kids {
+                    let name = self.slots[*c as usize].name.clone();
+                    self.entries.remove(&(at, name));
+                }
+                todo.extend(kids);
+            }
+            let slot = &mut self.slots[at as usize];
+            slot.live = false;
+            slot.node.link = None;
+            self.name_bytes -= slot.name.len();
+            slot.name = Arc::from(&b""[..]);
+            self.live -= 1;
+            self.free.push(at);
+        }
+    }
+
+    /// Mark `id` and its ancestors as written by layer `li`.
+    fn touch(&mut self, mut id: Id, li: usize) {
+        let mark = li as u32 + 1;
+        while id != ROOT && self.slots[id as usize].touched != mark {
+            self.slots[id as usize].touched = mark;
+            id = self.slots[id as usize].parent;
+        }
+    }
+
+    /// Resolve directory components inside the image as
+    /// filepath-securejoin does for umoci (containerd's `fs.RootPath` is
+    /// the same): every symlink is followed, an absolute target restarts
+    /// at the image root, `..` stops at the root and works on the
+    /// resolved path; a name that does not exist, and anything below it,
+    /// is `Missing`.
+    fn secure_join(&self, comps: &[&[u8]]) -> Result<Vec<Step>, ApplyError> {
+        let mut todo: Vec<Vec<u8>> = comps.iter().rev().map(|c| c.to_vec()).collect();
+        let mut stack: Vec<Step> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            match &c[..] {
+                b"" | b"." => continue,
+                b".." => {
+                    stack.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let here = match stack.last() {
+                None => Some(ROOT),
+                Some(Step::At(id)) if self.node(*id).kind == Kind::Directory => Some(*id),
+                _ => None,
+            };
+            let Some(found) = here.and_then(|d| self.child(d, &c)) else {
+                stack.push(Step::Missing(c));
+                continue;
+            };
+            let n = self.node(found);
+            if let (Kind::Symlink, Some(target)) = (n.kind, &n.link) {
+                links += 1;
+                if links > MAX_APPLY_LINKS {
+                    return Err(ApplyError::Loop);
+                }
+                if target.first() == Some(&b'/') {
+                    stack.clear();
+                }
+                todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+                continue;
+            }
+            stack.push(Step::At(found));
+        }
+        Ok(stack)
+    }
+
+    /// The existing directory `steps` lead to, if every step exists and
+    /// is one (whiteouts and hard-link targets never create parents).
+    fn existing_dir(&self, steps: &[Step]) -> Option<Id> {
+        let mut at = ROOT;
+        for s in steps {
+            match s {
+                Step::At(id) if self.node(*id).kind == Kind::Directory => at = *id,
+                _ => return None,
+            }
+        }
+        Some(at)
+    }
+
+    /// Create the missing directories of `steps` (umoci's `MkdirAll`:
+    /// mode 0755 with a 022 umask, owned by root), refusing a step that is
+    /// not a directory.
+    fn make_dirs(&mut self, steps: Vec<Step>) -> Result<Id, ApplyError> {
+        let mut at = ROOT;
+        for s in steps {
+            at = match s {
+                Step::At(id) => {
+                    let k = self.node(id).kind;
+                    if k != Kind::Directory {
+                        return Err(ApplyError::NotDir(kind_word(k)));
+                    }
+                    id
+                }
+                Step::Missing(name) => self.alloc(at, &name, dir_node())?,
+            };
+        }
+        Ok(at)
+    }
+
+    /// A whiteout of layer `li` at `id`: remove what no entry of that
+    /// layer wrote, keeping what it did (umoci's `ociWhiteout`, containerd
+    /// the same); an opaque marker keeps the directory itself.
+    fn whiteout(&mut self, id: Id, li: usize, keep_top: bool) {
+        let mark = li as u32 + 1;
+        let mut todo = vec![(id, keep_top)];
+        while let Some((at, keep)) = todo.pop() {
+            if !self.slots[at as usize].live {
+                continue;
+            }
+            if self.slots[at as usize].touched != mark && !keep {
+                self.remove(at);
+                continue;
+            }
+            if self.node(at).kind == Kind::Directory {
+                todo.extend(self.children(at).map(|(_, c)| (c, false)));
+            }
+        }
+    }
+
+    /// Apply one layer entry to the tree. Returns the node it made, if
+    /// any, for content to be kept.
+    pub fn apply(&mut self, m: &Member<'_>, li: usize) -> Result<Option<Id>, ApplyError> {
+        if m.name.len() > MAX_PATH || m.link.is_some_and(|l| l.len() > MAX_PATH) {
+            return Err(ApplyError::TooLong(MAX_PATH));
+        }
+        use tar::EntryType as T;
+        let kind = match m.kind {
+            T::Regular => Kind::File,
+            T::Directory => Kind::Directory,
+            T::Symlink => Kind::Symlink,
+            T::Link => Kind::Unknown, // resolved below
+            T::Char => Kind::Char,
+            T::Block => Kind::Block,
+            T::Fifo => Kind::Fifo,
+            // Metadata-only entries the tar reader passes on.
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {
+                return Ok(None);
+            }
+            other => return Err(ApplyError::Unsupported(other.as_byte())),
+        };
+        let comps = clean(m.name);
+        let Some((file, dir)) = comps.split_last() else {
+            // The root's own entry: only its metadata can change.
+            if kind != Kind::Directory {
+                return Err(ApplyError::RootType(if m.kind == T::Link {
+                    "hard link"
+                } else {
+                    kind_word(kind)
+                }));
+            }
+            let root = &mut self.slots[ROOT as usize].node;
+            root.mode = m.mode & 0o7777;
+            root.uid = m.uid;
+            root.gid = m.gid;
+            return Ok(None);
+        };
+        if comps.iter().any(|c| c.len() > MAX_NAME) {
+            return Err(ApplyError::TooLong(MAX_NAME));
+        }
+        if let Some(hidden) = file.strip_prefix(b".wh.") {
+            let steps = self.secure_join(dir)?;
+            let Some(dir) = self.existing_dir(&steps) else {
+                return Ok(None); // nothing there to hide
+            };
+            if hidden == b".wh..opq" {
+                self.whiteout(dir, li, true);
+            } else if matches!(hidden, b"" | b"." | b"..") {
+                return Err(ApplyError::EmptyWhiteout);
+            } else if let Some(id) = self.child(dir, hidden) {
+                self.whiteout(id, li, false);
+            }
+            return Ok(None);
+        }
+        let steps = self.secure_join(dir)?;
+        let dir = self.make_dirs(steps)?;
+        let existing = self.child(dir, file);
+        if let Some(e) = existing
+            && !(kind == Kind::Directory && self.node(e).kind == Kind::Directory)
+        {
+            self.remove(e);
+        }
+        let meta = Node {
+            kind,
+            mode: m.mode & 0o7777,
+            uid: m.uid,
+            gid: m.gid,
+            size: 0,
+            link: None,
+            data: None,
+        };
+        let id = match kind {
+            Kind::Directory => match existing.filter(|e| self.slots[*e as usize].live) {
+                Some(e) => {
+                    let n = &mut self.slots[e as usize].node;
+                    (n.mode, n.uid, n.gid) = (meta.mode, meta.uid, meta.gid);
+                    e
+                }
+                None => self.alloc(dir, file, meta)?,
+            },
+            Kind::File => self.alloc(
+                dir,
+                file,
+                Node {
+                    size: m.size,
+                    data: Some(m.at),
+                    ..meta
+                },
+            )?,
+            Kind::Symlink => {
+                let link = m.link.unwrap_or_default();
+                self.alloc(
+                    dir,
+                    file,
+                    Node {
+                        mode: 0o777,
+                        size: link.len() as u64,
+                        link: Some(link.into()),
+                        ..meta
+                    },
+                )?
+            }
+            Kind::Unknown => {
+                // A hard link: the same inode as the entry it names, its
+                // directory resolved in the image and its last component
+                // not followed (umoci; link(2) does not follow either).
+                let target = clean(m.link.unwrap_or_default());
+                let Some((tfile, tdir)) = target.split_last() else {
+                    return Err(ApplyError::BadLink("the image root"));
+                };
+                let steps = self.secure_join(tdir)?;
+                let found = self
+                    .existing_dir(&steps)
+                    .and_then(|d| self.child(d, tfile))
+                    .ok_or(ApplyError::BadLink("nothing in the image"))?;
+                let node = self.node(found).clone();
+                if node.kind == Kind::Directory {
+                    return Err(ApplyError::BadLink("a directory"));
+                }
+                self.alloc(dir, file, node)?
+            }
+            _ => self.alloc(dir, file, meta)?,
+        };
+        self.touch(id, li);
+        Ok(Some(id))
     }
 }
 
-/// Remove `path` and everything under it.
-fn remove_tree(nodes: &mut BTreeMap<String, Node>, path: &str) {
-    nodes.remove(path);
-    remove_below(nodes, path);
+/// Go's `archive/tar` (and so containerd and umoci) ends an archive at the
+/// end of the stream when it comes at a header boundary or anywhere in
+/// the padding after the last entry's data (`umoci insert` writes layers
+/// with no padding and no end blocks); the tar crate wants the padding.
+/// This reader supplies the missing padding, only past the current
+/// entry's data: a stream cut inside an entry's data stays an error.
+struct Padded<R> {
+    inner: R,
+    pos: u64,
+    /// Where the current entry's data ends in the stream.
+    data_end: Rc<Cell<u64>>,
+    pad: u64,
 }
 
-/// Remove everything under directory `path` (not `path` itself).
-fn remove_below(nodes: &mut BTreeMap<String, Node>, path: &str) {
-    let prefix = if path == "/" {
-        "/".to_string()
-    } else {
-        format!("{path}/")
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pad == 0 {
+            let n = self.inner.read(buf)?;
+            if n > 0 || self.pos % 512 == 0 || self.pos < self.data_end.get() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.pad = 512 - self.pos % 512;
+        }
+        let n = (self.pad as usize).min(buf.len());
+        buf[..n].fill(0);
+        self.pad -= n as u64;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The tar entries of a layer stream, tolerating a missing end as Go does.
+fn tar_archive<R: Read>(stream: R) -> (tar::Archive<Padded<R>>, Rc<Cell<u64>>) {
+    let data_end = Rc::new(Cell::new(0));
+    let padded = Padded {
+        inner: stream,
+        pos: 0,
+        data_end: data_end.clone(),
+        pad: 0,
     };
-    let doomed: Vec<String> = nodes
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in doomed {
-        nodes.remove(&k);
+    (tar::Archive::new(padded), data_end)
+}
+
+/// An entry's owner and group, pax records first (Go applies them).
+fn owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> (u32, u32) {
+    let h = entry.header();
+    let (mut uid, mut gid) = (h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+    if let Ok(Some(pax)) = entry.pax_extensions() {
+        for ext in pax.flatten() {
+            let value = || ext.value().ok().and_then(|v| v.parse::<u64>().ok());
+            match ext.key() {
+                Ok("uid") => uid = value().unwrap_or(uid),
+                Ok("gid") => gid = value().unwrap_or(gid),
+                _ => {}
+            }
+        }
     }
+    (
+        u32::try_from(uid).unwrap_or(u32::MAX),
+        u32::try_from(gid).unwrap_or(u32::MAX),
+    )
 }
 
 /// A reader that hashes what passes through it.
@@ -324,144 +835,50 @@ pub fn build(
     layers: &[LayerRef],
     prefetch: &dyn Fn(&str) -> Option<u64>,
 ) -> Result<FsIndex, ImageError> {
-    let mut index = FsIndex::default();
+    let mut index = FsIndex::new();
     let mut budget = crate::facts::MAX_CONTENT_BYTES;
-    index.nodes.insert("/".into(), dir_node());
     for (li, layer) in layers.iter().enumerate() {
         let (stream, stored, plain) = open_layer(store, layer)?;
-        let mut archive = tar::Archive::new(stream);
-        let mut upper: BTreeMap<String, Node> = BTreeMap::new();
-        let mut whiteouts: Vec<String> = Vec::new();
-        let mut opaque: Vec<String> = Vec::new();
+        let (mut archive, data_end) = tar_archive(stream);
         let entries = archive
             .entries()
             .map_err(|e| unreadable(store, layer, &e))?;
         for (ordinal, entry) in entries.enumerate() {
-            let entry = entry.map_err(|e| unreadable(store, layer, &e))?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            if raw.len() > MAX_PATH {
-                index
-                    .ignored
-                    .push(format!("layer {li}: a name longer than {MAX_PATH} bytes"));
-                continue;
-            }
-            let Some(path) = absolute(&raw) else {
-                // `./`: the root directory's own metadata.
-                if !raw.split('/').any(|c| c == "..") {
-                    let h = entry.header();
-                    if h.entry_type() == tar::EntryType::Directory
-                        && let Some(root) = index.nodes.get_mut("/")
-                    {
-                        root.mode = h.mode().unwrap_or(0o755) & 0o7777;
-                        root.uid = h.uid().unwrap_or(0) as u32;
-                        root.gid = h.gid().unwrap_or(0) as u32;
-                    }
-                } else {
-                    index.ignored.push(format!(
-                        "layer {li}: {:?} climbs out of the image; ignored",
-                        crate::safeio::excerpt(&raw, 120)
-                    ));
-                }
-                continue;
-            };
-            let name = path.rsplit('/').next().unwrap_or_default();
-            if name == ".wh..wh..opq" {
-                opaque.push(parent(&path).to_string());
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let dir = parent(&path);
-                whiteouts.push(if dir == "/" {
-                    format!("/{hidden}")
-                } else {
-                    format!("{dir}/{hidden}")
-                });
-                continue;
-            }
+            let mut entry = entry.map_err(|e| unreadable(store, layer, &e))?;
+            data_end.set(entry.raw_file_position() + entry.size());
+            let (uid, gid) = owner(&mut entry);
             let h = entry.header();
-            let meta = |kind| Node {
-                kind,
-                mode: h.mode().unwrap_or(0) & 0o7777,
-                uid: h.uid().unwrap_or(0) as u32,
-                gid: h.gid().unwrap_or(0) as u32,
-                size: 0,
-                link: None,
-                data: None,
+            let name = entry.path_bytes().into_owned();
+            let link = entry.link_name_bytes().map(|l| l.into_owned());
+            let member = Member {
+                name: &name,
+                kind: h.entry_type(),
+                mode: h.mode().unwrap_or(0),
+                uid,
+                gid,
+                size: entry.size(),
+                link: link.as_deref(),
+                at: (li, ordinal as u64),
             };
-            let link_text = || -> Option<String> {
-                entry
-                    .link_name_bytes()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .filter(|t| t.len() <= MAX_PATH)
-            };
-            let kind = h.entry_type();
-            let node = match kind {
-                tar::EntryType::Regular
-                | tar::EntryType::Continuous
-                | tar::EntryType::GNUSparse => Node {
-                    size: entry.size(),
-                    data: (h.entry_type() != tar::EntryType::GNUSparse)
-                        .then_some((li, ordinal as u64)),
-                    ..meta(Kind::File)
-                },
-                tar::EntryType::Directory => meta(Kind::Directory),
-                tar::EntryType::Symlink => {
-                    let link = link_text();
-                    Node {
-                        // lstat's size of a symlink is its target's length.
-                        size: link.as_ref().map_or(0, |l| l.len() as u64),
-                        link,
-                        ..meta(Kind::Symlink)
-                    }
-                }
-                tar::EntryType::Char => meta(Kind::Char),
-                tar::EntryType::Block => meta(Kind::Block),
-                tar::EntryType::Fifo => meta(Kind::Fifo),
-                tar::EntryType::Link => {
-                    // The same inode as an entry above (in this layer or a
-                    // lower one), named from the image's root.
-                    let target = link_text().as_deref().and_then(absolute);
-                    let found = target
-                        .as_ref()
-                        .and_then(|t| upper.get(t).or_else(|| index.nodes.get(t)))
-                        .filter(|n| n.kind != Kind::Directory)
-                        .cloned();
-                    match found {
-                        Some(n) => n,
-                        None => {
-                            index.ignored.push(format!(
-                                "layer {li}: hard link {:?} names nothing in the image; ignored",
-                                crate::safeio::excerpt(&raw, 120)
-                            ));
-                            continue;
-                        }
-                    }
-                }
-                _ => continue, // pax/GNU metadata entries are folded in by tar
-            };
-            // Parents a layer does not list exist as plain directories.
-            let mut p = parent(&path).to_string();
-            while p != "/"
-                && !upper.contains_key(&p)
-                && !index
-                    .nodes
-                    .get(&p)
-                    .is_some_and(|n| n.kind == Kind::Directory)
+            let made = index.apply(&member, li).map_err(|e| ImageError::Layer {
+                layer: layer_label(layer),
+                why: format!(
+                    "entry {:?}: {e}",
+                    crate::safeio::excerpt(&crate::encoding::name_text(&name), 120)
+                ),
+            })?;
+            let Some(id) = made else { continue };
+            if index.node(id).kind != Kind::File || index.node(id).data != Some((li, ordinal as u64))
             {
-                upper.insert(p.clone(), dir_node());
-                p = parent(&p).to_string();
+                continue;
             }
-            if node.kind != Kind::Directory {
-                // A file replacing a directory of this layer hides its contents.
-                remove_below(&mut upper, &path);
-            }
-            if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous)
-                && let Some(cap) = prefetch(&path)
-                && cap.min(node.size) <= budget
+            let path = index.path(id);
+            let size = index.node(id).size;
+            if let Some(cap) = prefetch(&crate::encoding::name_text(&path))
+                && cap.min(size) <= budget
             {
-                let size = node.size;
                 let mut bytes = Vec::new();
-                entry
+                (&mut entry)
                     .take(cap)
                     .read_to_end(&mut bytes)
                     .map_err(|e| unreadable(store, layer, &e))?;
@@ -470,59 +887,11 @@ pub fn build(
                     .prefetched
                     .insert((li, ordinal as u64), (bytes, size > cap));
             }
-            upper.insert(path, node);
-            if upper.len() + index.nodes.len() > MAX_NODES {
-                return Err(ImageError::Invalid(format!(
-                    "more than {MAX_NODES} files; refused"
-                )));
-            }
         }
         finish_layer(archive.into_inner(), layer, &stored, &plain).map_err(|e| match e {
             ImageError::Layer { .. } => unreadable(store, layer, &io::Error::other(e.to_string())),
             e => e,
         })?;
-        // Whiteouts and opaque directories hide what the lower layers had.
-        for dir in &opaque {
-            remove_below(&mut index.nodes, dir);
-        }
-        for path in &whiteouts {
-            remove_tree(&mut index.nodes, path);
-        }
-        for (path, node) in upper {
-            if node.kind != Kind::Directory {
-                remove_below(&mut index.nodes, &path);
-            } else if let Some(lower) = index.nodes.get(&path)
-                && lower.kind != Kind::Directory
-            {
-                index.nodes.remove(&path);
-            }
-            index.nodes.insert(path, node);
-        }
-    }
-    // A node whose parent is gone (a whiteout of a directory above a later
-    // layer's file, or a parent replaced by a file) is unreachable.
-    let orphans: Vec<String> = index
-        .nodes
-        .keys()
-        .filter(|p| {
-            *p != "/"
-                && !index
-                    .nodes
-                    .get(parent(p))
-                    .is_some_and(|n| n.kind == Kind::Directory)
-        })
-        .cloned()
-        .collect();
-    for o in orphans {
-        index.nodes.remove(&o);
-    }
-    for path in index.nodes.keys().filter(|p| *p != "/") {
-        let name = path.rsplit('/').next().unwrap_or_default().to_string();
-        index
-            .children
-            .entry(parent(path).to_string())
-            .or_default()
-            .insert(name);
     }
     Ok(index)
 }
@@ -554,12 +923,13 @@ pub fn read_contents(
     for li in by_layer {
         let layer = &layers[li];
         let (stream, stored, plain) = open_layer(store, layer)?;
-        let mut archive = tar::Archive::new(stream);
+        let (mut archive, data_end) = tar_archive(stream);
         let entries = archive
             .entries()
             .map_err(|e| unreadable(store, layer, &e))?;
         for (ordinal, entry) in entries.enumerate() {
             let entry = entry.map_err(|e| unreadable(store, layer, &e))?;
+            data_end.set(entry.raw_file_position() + entry.size());
             let Some(&cap) = wanted.get(&(li, ordinal as u64)) else {
                 continue;
             };

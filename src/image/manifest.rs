@@ -206,15 +206,15 @@ fn from_index(
                 layers.len()
             )));
         }
-        let diff_ids_fit = diff_ids.len() == layers.len();
+        diff_ids_fit(diff_ids.len(), layers.len(), &format!("manifest {}", chosen.digest))?;
         let layers = layers
             .into_iter()
-            .enumerate()
-            .map(|(i, l)| {
+            .zip(diff_ids)
+            .map(|(l, diff_id)| {
                 Ok(LayerRef {
                     name: blob_name(&l.digest)?,
                     digest: Some(l.digest),
-                    diff_id: diff_ids_fit.then(|| diff_ids[i].clone()),
+                    diff_id: Some(diff_id),
                 })
             })
             .collect::<Result<Vec<_>, ImageError>>()?;
@@ -228,6 +228,18 @@ fn from_index(
     }
     Err(invalid(format!(
         "indexes nested more than {MAX_DEPTH} deep"
+    )))
+}
+
+/// Every source: a config must list one `rootfs.diff_ids` entry per
+/// layer (OCI image-spec `config.md`), or the layers' uncompressed bytes
+/// cannot be checked and a runtime refuses the image.
+fn diff_ids_fit(diff_ids: usize, layers: usize, what: &str) -> Result<(), ImageError> {
+    if diff_ids == layers {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{what}: the config lists {diff_ids} diff_ids for {layers} layers: the layers cannot be verified"
     )))
 }
 
@@ -315,13 +327,7 @@ fn from_docker_manifest(store: &dyn Store) -> Result<Resolved, ImageError> {
             entry.layers.len()
         )));
     }
-    if diff_ids.len() != entry.layers.len() {
-        return Err(invalid(format!(
-            "the config lists {} diff_ids for {} layers: the layers cannot be verified",
-            diff_ids.len(),
-            entry.layers.len()
-        )));
-    }
+    diff_ids_fit(diff_ids.len(), entry.layers.len(), "manifest.json")?;
     let layers = entry
         .layers
         .into_iter()

@@ -150,7 +150,7 @@ impl Opened {
         facts.image = Some(image_facts(source, &self.resolved)?);
         Ok(Scanned {
             facts,
-            files: index.nodes.len(),
+            files: index.len(),
             ignored: index.ignored,
         })
     }

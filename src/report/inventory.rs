@@ -17,7 +17,9 @@ use crate::facts::{Facts, Kind, StatFact};
 pub struct Inventory {
     /// Absolute path → what is there.
     pub files: BTreeMap<String, Entry>,
-    /// Installed package → version (dpkg or apk).
+    /// Installed package → version (dpkg or apk), keyed `name:arch` where
+    /// the database records the architecture (multiarch installs one
+    /// package for several).
     pub packages: BTreeMap<String, String>,
     /// Why the package databases could not be read, if they could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
