@@ -6,6 +6,12 @@
 //! time and peak RSS (VmHWM). Goal: faster than extract-then-scan, peak RSS
 //! under 200 MB.
 //!
+//! Then the memory cases of layers built to make an index large (each
+//! under 10 MB compressed; goal: peak RSS under 200 MB each): 120 files
+//! each 2,040 directories deep with no directory entries; 120,000 files
+//! with 4,000-byte names; names past the name budget (refused); and the
+//! worst case at the node cap (a million entries).
+//!
 //! Run with `cargo bench --bench image`.
 
 use std::io::Write as _;
@@ -25,6 +31,16 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--scan-root") {
         return scan(None, Some(Path::new(&args[i + 1])));
     }
+    if let Some(i) = args.iter().position(|a| a == "--memory") {
+        return scan_memory(Path::new(&args[i + 1]), &args[i + 2]);
+    }
+    if std::env::var_os("VIGIL_BENCH_IMAGE_MEMORY_ONLY").is_none() {
+        speed();
+    }
+    memory();
+}
+
+fn speed() {
     let mb: u64 = env("VIGIL_BENCH_IMAGE_MB", 200);
     let files: u64 = env("VIGIL_BENCH_IMAGE_FILES", 20_000);
     let dir = std::env::temp_dir().join(format!("vigil-bench-image-{}", std::process::id()));
@@ -62,6 +78,123 @@ fn main() {
     println!("extract (tar -xzf): {extract:.2} s");
     run(&["--scan-root", root.to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The memory cases: each layout generated here, scanned in a child.
+fn memory() {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-image-mem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let me = std::env::current_exe().unwrap();
+    type Case = (&'static str, Box<dyn Fn(&mut dyn FnMut(&str))>);
+    let cases: Vec<Case> = vec![
+        (
+            "120 files each 2,040 directories deep, no directory entries",
+            Box::new(|add| {
+                for i in 0..120 {
+                    add(&format!("r{i}/{}f", "d/".repeat(2039)));
+                }
+            }),
+        ),
+        (
+            "120,000 files with 4,000-byte names",
+            Box::new(|add| {
+                let dirs: String = (0..15).map(|i| format!("{}{i:02}/", "n".repeat(250))).collect();
+                for i in 0..120_000 {
+                    add(&format!("{dirs}{i:07}{}", "f".repeat(3990 - dirs.len())));
+                }
+            }),
+        ),
+        (
+            "names past the 64 MiB name budget (refused)",
+            Box::new(|add| {
+                for i in 0..300_000 {
+                    add(&format!("{i:07}{}", "x".repeat(248)));
+                }
+            }),
+        ),
+        (
+            "the node cap: 999,999 entries",
+            Box::new(|add| {
+                for i in 0..999_999u32 {
+                    add(&format!("d{:03}/{i:07}-{}", i % 1000, "y".repeat(48)));
+                }
+            }),
+        ),
+    ];
+    for (what, entries) in cases {
+        let layout = dir.join("layout");
+        let _ = std::fs::remove_dir_all(&layout);
+        let t = Instant::now();
+        let layer = write_layout(&layout, &*entries);
+        eprintln!(
+            "memory case: {what}: a {} KiB gzip layer, generated in {:.1} s",
+            std::fs::metadata(&layer).unwrap().len() >> 10,
+            t.elapsed().as_secs_f64()
+        );
+        let status = std::process::Command::new(&me)
+            .args(["--memory", layout.to_str().unwrap(), what])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{what}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An OCI layout of one gzip layer of empty files named by `entries`.
+fn write_layout(layout: &Path, entries: &dyn Fn(&mut dyn FnMut(&str))) -> PathBuf {
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let tmp = layout.join("layer.tmp");
+    let gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap()),
+        flate2::Compression::default(),
+    );
+    let mut hashing = HashWriter {
+        inner: gz,
+        hash: Sha256::new(),
+        len: 0,
+    };
+    {
+        let mut tar = tar::Builder::new(&mut hashing);
+        entries(&mut |path: &str| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, path, &[][..]).unwrap();
+        });
+        tar.finish().unwrap();
+    }
+    let diff_id = format!("sha256:{}", hex(&hashing.hash.finalize()));
+    hashing.inner.finish().unwrap().flush().unwrap();
+    finish_layout(layout, &tmp, diff_id)
+}
+
+/// Scan a memory case's layout with the baseline; print peak RSS.
+fn scan_memory(layout: &Path, what: &str) {
+    let baseline =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/profiles/container-baseline.yaml");
+    let (set, _) = vigil::policy::load(&[baseline]);
+    let profile = set.profile("container-baseline").unwrap();
+    let req = vigil::facts::compile::compile(profile.value.controls.iter(), 1 << 20);
+    let source = vigil::image::Source::OciDir {
+        path: layout.to_path_buf(),
+        tag: None,
+    };
+    let t = Instant::now();
+    let outcome = match vigil::image::open(&source, &[]).and_then(|o| o.scan(&source, &req)) {
+        Ok(s) => format!("{} nodes", s.files),
+        Err(e) => format!("refused: {}", vigil_excerpt(&e.to_string())),
+    };
+    println!(
+        "memory case: {what}: {outcome} in {:.2} s, peak RSS {} MiB (goal: under 200 MB)",
+        t.elapsed().as_secs_f64(),
+        common::peak_rss_kib() / 1024
+    );
+}
+
+fn vigil_excerpt(s: &str) -> String {
+    s.chars().take(200).collect()
 }
 
 fn env(name: &str, default: u64) -> u64 {
@@ -156,10 +289,17 @@ fn generate(layout: &Path, bytes: u64, files: u64) -> (PathBuf, u64) {
     let raw = hashing.len;
     let diff_id = format!("sha256:{}", hex(&hashing.hash.finalize()));
     hashing.inner.finish().unwrap().flush().unwrap();
-    let layer_bytes = std::fs::read(&tmp).unwrap();
+    (finish_layout(layout, &tmp, diff_id), raw)
+}
+
+/// Move the gzip layer at `tmp` into the layout's blobs and write the
+/// config, manifest and index around it. Returns the layer blob's path.
+fn finish_layout(layout: &Path, tmp: &Path, diff_id: String) -> PathBuf {
+    let blobs = layout.join("blobs/sha256");
+    let layer_bytes = std::fs::read(tmp).unwrap();
     let layer_digest = hex(&Sha256::digest(&layer_bytes));
     let layer = blobs.join(&layer_digest);
-    std::fs::rename(&tmp, &layer).unwrap();
+    std::fs::rename(tmp, &layer).unwrap();
     let put = |bytes: &[u8]| -> String {
         let d = hex(&Sha256::digest(bytes));
         std::fs::write(blobs.join(&d), bytes).unwrap();
@@ -188,7 +328,7 @@ fn generate(layout: &Path, bytes: u64, files: u64) -> (PathBuf, u64) {
         .unwrap(),
     )
     .unwrap();
-    (layer, raw)
+    layer
 }
 
 struct HashWriter<W> {

@@ -15,6 +15,7 @@ mod import;
 mod incluster;
 mod interop;
 mod kube;
+mod layers;
 mod layering;
 mod monitor;
 mod pipelines;
