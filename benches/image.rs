@@ -85,7 +85,7 @@ fn memory() {
     let dir = std::env::temp_dir().join(format!("vigil-bench-image-mem-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let me = std::env::current_exe().unwrap();
-    type Case = (&'static str, Box<dyn Fn(&mut dyn FnMut(&str))>);
+    type Case = (&'static str, Box<Entries>);
     let cases: Vec<Case> = vec![
         (
             "120 files each 2,040 directories deep, no directory entries",
@@ -98,7 +98,9 @@ fn memory() {
         (
             "120,000 files with 4,000-byte names",
             Box::new(|add| {
-                let dirs: String = (0..15).map(|i| format!("{}{i:02}/", "n".repeat(250))).collect();
+                let dirs: String = (0..15)
+                    .map(|i| format!("{}{i:02}/", "n".repeat(250)))
+                    .collect();
                 for i in 0..120_000 {
                     add(&format!("{dirs}{i:07}{}", "f".repeat(3990 - dirs.len())));
                 }
@@ -113,9 +115,9 @@ fn memory() {
             }),
         ),
         (
-            "the node cap: 999,999 entries",
+            "the node cap: 998,999 files in 1,000 directories (1,000,000 nodes)",
             Box::new(|add| {
-                for i in 0..999_999u32 {
+                for i in 0..998_999u32 {
                     add(&format!("d{:03}/{i:07}-{}", i % 1000, "y".repeat(48)));
                 }
             }),
@@ -141,7 +143,10 @@ fn memory() {
 }
 
 /// An OCI layout of one gzip layer of empty files named by `entries`.
-fn write_layout(layout: &Path, entries: &dyn Fn(&mut dyn FnMut(&str))) -> PathBuf {
+/// Calls its argument with each entry name of a layer.
+type Entries = dyn Fn(&mut dyn FnMut(&str));
+
+fn write_layout(layout: &Path, entries: &Entries) -> PathBuf {
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let tmp = layout.join("layer.tmp");

@@ -127,9 +127,6 @@ impl LocalCollector {
             )));
         }
         let scanned = opened.scan(&source, req).map_err(|e| e.to_string())?;
-        for why in &scanned.ignored {
-            tracing::warn!("{}: {why}", t.id);
-        }
         Ok(Gathered {
             facts: scanned.facts,
             approach: Approach::Image,

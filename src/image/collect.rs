@@ -93,7 +93,7 @@ fn stat(n: &Node) -> StatFact {
 
 /// The entries whose content `req` needs: (layer, ordinal) → cap. Read
 /// them with [`super::index::read_contents`], then call [`facts`].
-pub fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(usize, u64), u64> {
+pub fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(u32, u32), u64> {
     let mut out = BTreeMap::new();
     let mut want = |n: &Node, cap: u64| {
         if let (Kind::File, Some(at)) = (n.kind, n.data) {
@@ -110,7 +110,7 @@ pub fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(usize, u64), u64>
         if let Ok((p, n)) = index.lookup(dir, true)
             && n.kind == Kind::Directory
         {
-            for (_, c) in index.children(p).take(MAX_DIR_ENTRIES) {
+            for (_, c) in index.children(p).into_iter().take(MAX_DIR_ENTRIES) {
                 want(index.node(c), req.max_file_bytes);
             }
         }
@@ -239,7 +239,7 @@ fn read_dir(
         Err(Miss::NotFound) => return Ok(out),
         Err(Miss::Error(e)) => return Err(e),
     };
-    if index.children(p).nth(MAX_DIR_ENTRIES).is_some() {
+    if index.has_more_children_than(p, MAX_DIR_ENTRIES) {
         return Err(format!("more than {MAX_DIR_ENTRIES} entries"));
     }
     for (name, c) in index.children(p) {

@@ -31,11 +31,6 @@ use super::manifest::LayerRef;
 use super::source::Store;
 use crate::facts::Kind;
 
-/// Nodes of the final filesystem, implicit parents included (a large
-/// distribution image has ~50k; the largest real images ~500k).
-pub const MAX_NODES: usize = 1_000_000;
-/// Bytes of node names held at once.
-pub const MAX_NAME_BYTES: usize = 64 << 20;
 /// Longest member name or link target (PATH_MAX).
 const MAX_PATH: usize = 4096;
 /// Longest name component (NAME_MAX): no runtime can create a longer one.
@@ -44,66 +39,19 @@ const MAX_NAME: usize = 255;
 /// (filepath-securejoin, which umoci uses, stops at 255).
 const MAX_APPLY_LINKS: u32 = 255;
 
-/// A node of the index.
-pub type Id = u32;
-/// The image's root directory.
-pub const ROOT: Id = 0;
+use super::tree::Tree;
+pub use super::tree::{Id, MAX_NAME_BYTES, MAX_NODES, Node, ROOT};
 
-/// One file of the final filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// Its type.
-    pub kind: Kind,
-    /// `mode & 0o7777` (a symlink's is 0o777, as `lstat` reports it).
-    pub mode: u32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Size (regular files; a symlink's is its target's length).
-    pub size: u64,
-    /// Symlink target, as written.
-    pub link: Option<Box<[u8]>>,
-    /// Where its bytes are: (layer, entry ordinal in that layer).
-    pub data: Option<(usize, u64)>,
-}
-
-struct Slot {
-    /// Its name in its directory (empty for the root).
-    name: Arc<[u8]>,
-    parent: Id,
-    node: Node,
-    /// 1 + the last layer that wrote this path or a path under it: umoci's
-    /// `upperPaths`, which whiteouts of that layer never remove.
-    touched: u32,
-    live: bool,
-}
-
-/// The final filesystem: an arena of nodes; `/` is always a directory.
+/// The final filesystem: `/` is always a directory.
+#[derive(Default)]
 pub struct FsIndex {
-    slots: Vec<Slot>,
-    /// (directory, name) → node, ordered: a directory's entries are one
-    /// range, in byte order.
-    entries: BTreeMap<(Id, Arc<[u8]>), Id>,
-    free: Vec<Id>,
-    live: usize,
-    name_bytes: usize,
-    /// Entries skipped, and why (metadata-only tar entries).
-    pub ignored: Vec<String>,
+    tree: Tree,
     /// Content read on the way (see [`build`]), by (layer, ordinal).
     pub prefetched: Contents,
 }
 
 fn dir_node() -> Node {
-    Node {
-        kind: Kind::Directory,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        link: None,
-        data: None,
-    }
+    Node::dir()
 }
 
 /// Why one layer entry cannot be applied: the runtime's unpack fails
@@ -125,6 +73,9 @@ pub enum ApplyError {
     /// A whiteout that names no entry (`.wh.`, `.wh..`, `.wh...`).
     #[error("a whiteout that names no entry; runtimes disagree on what it removes")]
     EmptyWhiteout,
+    /// A symlink with an empty target.
+    #[error("a symlink with an empty target (symlink(2) refuses it)")]
+    EmptySymlink,
     /// A hard link to nothing, to the root or to a directory.
     #[error("a hard link to {0}")]
     BadLink(&'static str),
@@ -145,6 +96,8 @@ pub struct Member<'a> {
     pub name: &'a [u8],
     /// The tar type flag.
     pub kind: tar::EntryType,
+    /// The flag byte is NUL (an old-style regular entry).
+    pub old_style: bool,
     /// The mode field.
     pub mode: u32,
     /// Owner (pax `uid` when present).
@@ -156,7 +109,7 @@ pub struct Member<'a> {
     /// Link target (symlinks and hard links).
     pub link: Option<&'a [u8]>,
     /// (layer, ordinal) of its data.
-    pub at: (usize, u64),
+    pub at: (u32, u32),
 }
 
 /// Split a member name as umoci's `CleanPath` does: lexically, rooted at
@@ -190,142 +143,63 @@ fn kind_word(k: Kind) -> &'static str {
 
 impl FsIndex {
     fn new() -> FsIndex {
-        FsIndex {
-            slots: vec![Slot {
-                name: Arc::from(&b""[..]),
-                parent: ROOT,
-                node: dir_node(),
-                touched: 0,
-                live: true,
-            }],
-            entries: BTreeMap::new(),
-            free: Vec::new(),
-            live: 1,
-            name_bytes: 0,
-            ignored: Vec::new(),
-            prefetched: HashMap::new(),
-        }
+        FsIndex::default()
     }
 
     /// Nodes in the final filesystem, the root included.
     pub fn len(&self) -> usize {
-        self.live
+        self.tree.len()
     }
 
     /// Returns true if and only if the image has nothing but its root.
     pub fn is_empty(&self) -> bool {
-        self.live == 1
+        self.tree.len() == 1
     }
 
     /// The node `id`.
     pub fn node(&self, id: Id) -> &Node {
-        &self.slots[id as usize].node
+        self.tree.node(id)
     }
 
     /// The directory holding `id` (the root's is the root).
     pub fn parent(&self, id: Id) -> Id {
-        self.slots[id as usize].parent
+        self.tree.parent(id)
     }
 
     /// The entry `name` of directory `dir`.
     pub fn child(&self, dir: Id, name: &[u8]) -> Option<Id> {
-        // A borrowed lookup key: BTreeMap needs the owned key type, and
-        // building an Arc per lookup would allocate; the range below
-        // compares in place.
-        let lo = (dir, Arc::<[u8]>::from(name));
-        self.entries.get(&lo).copied()
+        self.tree.child(dir, name)
     }
 
     /// The entries of directory `dir`, in byte order of their names.
-    pub fn children(&self, dir: Id) -> impl Iterator<Item = (&[u8], Id)> + '_ {
-        let start = (dir, Arc::<[u8]>::from(&b""[..]));
-        self.entries
-            .range(start..)
-            .take_while(move |((d, _), _)| *d == dir)
-            .map(|((_, name), id)| (&name[..], *id))
+    pub fn children(&self, dir: Id) -> Vec<(&[u8], Id)> {
+        self.tree.children(dir)
+    }
+
+    /// Whether directory `dir` has more than `n` entries.
+    pub fn has_more_children_than(&self, dir: Id, n: usize) -> bool {
+        self.tree.has_more_children_than(dir, n)
     }
 
     /// The absolute path of `id`, as bytes.
     pub fn path(&self, id: Id) -> Vec<u8> {
-        let mut parts = Vec::new();
-        let mut at = id;
-        while at != ROOT {
-            parts.push(&self.slots[at as usize].name);
-            at = self.slots[at as usize].parent;
-        }
-        if parts.is_empty() {
-            return b"/".to_vec();
-        }
-        let mut out = Vec::new();
-        for p in parts.iter().rev() {
-            out.push(b'/');
-            out.extend_from_slice(p);
-        }
-        out
+        self.tree.path(id)
     }
 
     fn alloc(&mut self, parent: Id, name: &[u8], node: Node) -> Result<Id, ApplyError> {
-        if self.live >= MAX_NODES || self.name_bytes + name.len() > MAX_NAME_BYTES {
-            return Err(ApplyError::TooMany);
-        }
-        let name: Arc<[u8]> = Arc::from(name);
-        let slot = Slot {
-            name: name.clone(),
-            parent,
-            node,
-            touched: 0,
-            live: true,
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = slot;
-                id
-            }
-            None => {
-                self.slots.push(slot);
-                Id::try_from(self.slots.len() - 1).map_err(|_| ApplyError::TooMany)?
-            }
-        };
-        self.live += 1;
-        self.name_bytes += name.len();
-        self.entries.insert((parent, name), id);
-        Ok(id)
+        self.tree
+            .insert(parent, name, node)
+            .map_err(|_| ApplyError::TooMany)
     }
 
-    /// Remove `id` and everything under it.
     fn remove(&mut self, id: Id) {
-        if id == ROOT || !self.slots[id as usize].live {
-            return;
-        }
-        let top = &self.slots[id as usize];
-        self.entries.remove(&(top.parent, top.name.clone()));
-        let mut todo = vec![id];
-        while let Some(at) = todo.pop() {
-            if self.slots[at as usize].node.kind == Kind::Directory {
-                let kids: Vec<Id> = self.children(at).map(|(_, c)| c).collect();
-                for c in &kids {
-                    let name = self.slots[*c as usize].name.clone();
-                    self.entries.remove(&(at, name));
-                }
-                todo.extend(kids);
-            }
-            let slot = &mut self.slots[at as usize];
-            slot.live = false;
-            slot.node.link = None;
-            self.name_bytes -= slot.name.len();
-            slot.name = Arc::from(&b""[..]);
-            self.live -= 1;
-            self.free.push(at);
-        }
+        self.tree.remove(id);
     }
 
-    /// Mark `id` and its ancestors as written by layer `li`.
-    fn touch(&mut self, mut id: Id, li: usize) {
-        let mark = li as u32 + 1;
-        while id != ROOT && self.slots[id as usize].touched != mark {
-            self.slots[id as usize].touched = mark;
-            id = self.slots[id as usize].parent;
-        }
+    /// Mark `id` and its ancestors as written by layer `li`: umoci's
+    /// `upperPaths`, which that layer's whiteouts never remove.
+    fn touch(&mut self, id: Id, li: usize) {
+        self.tree.touch(id, li as u32 + 1);
     }
 
     /// Resolve directory components inside the image as
@@ -413,15 +287,15 @@ impl FsIndex {
         let mark = li as u32 + 1;
         let mut todo = vec![(id, keep_top)];
         while let Some((at, keep)) = todo.pop() {
-            if !self.slots[at as usize].live {
+            if !self.tree.is_live(at) {
                 continue;
             }
-            if self.slots[at as usize].touched != mark && !keep {
+            if self.tree.touched(at) != mark && !keep {
                 self.remove(at);
                 continue;
             }
             if self.node(at).kind == Kind::Directory {
-                todo.extend(self.children(at).map(|(_, c)| (c, false)));
+                todo.extend(self.children(at).into_iter().map(|(_, c)| (c, false)));
             }
         }
     }
@@ -434,6 +308,9 @@ impl FsIndex {
         }
         use tar::EntryType as T;
         let kind = match m.kind {
+            // Go's archive/tar reads an old-style ('\0') regular entry whose
+            // name ends in `/` as a directory (reader.go, TypeRegA).
+            T::Regular if m.old_style && m.name.ends_with(b"/") => Kind::Directory,
             T::Regular => Kind::File,
             T::Directory => Kind::Directory,
             T::Symlink => Kind::Symlink,
@@ -457,7 +334,7 @@ impl FsIndex {
                     kind_word(kind)
                 }));
             }
-            let root = &mut self.slots[ROOT as usize].node;
+            let root = self.tree.node_mut(ROOT);
             root.mode = m.mode & 0o7777;
             root.uid = m.uid;
             root.gid = m.gid;
@@ -498,9 +375,9 @@ impl FsIndex {
             data: None,
         };
         let id = match kind {
-            Kind::Directory => match existing.filter(|e| self.slots[*e as usize].live) {
+            Kind::Directory => match existing.filter(|e| self.tree.is_live(*e)) {
                 Some(e) => {
-                    let n = &mut self.slots[e as usize].node;
+                    let n = self.tree.node_mut(e);
                     (n.mode, n.uid, n.gid) = (meta.mode, meta.uid, meta.gid);
                     e
                 }
@@ -517,6 +394,10 @@ impl FsIndex {
             )?,
             Kind::Symlink => {
                 let link = m.link.unwrap_or_default();
+                if link.is_empty() {
+                    // symlink(2) refuses an empty target (ENOENT).
+                    return Err(ApplyError::EmptySymlink);
+                }
                 self.alloc(
                     dir,
                     file,
@@ -575,7 +456,7 @@ impl<R: Read> Read for Padded<R> {
         }
         if self.pad == 0 {
             let n = self.inner.read(buf)?;
-            if n > 0 || self.pos % 512 == 0 || self.pos < self.data_end.get() {
+            if n > 0 || self.pos.is_multiple_of(512) || self.pos < self.data_end.get() {
                 self.pos += n as u64;
                 return Ok(n);
             }
@@ -698,7 +579,7 @@ impl<R: BufRead> Read for Zstd<R> {
 type LayerStream<'a> = (Box<dyn Read + 'a>, Arc<Mutex<Sha256>>, Arc<Mutex<Sha256>>);
 
 /// Content per entry ((layer, ordinal) → bytes, truncated).
-pub type Contents = HashMap<(usize, u64), (Vec<u8>, bool)>;
+pub type Contents = HashMap<(u32, u32), (Vec<u8>, bool)>;
 
 /// The layer's tar stream, decompressed by what its first bytes say (media
 /// types are missing in `docker save` archives), with both ends hashed.
@@ -826,6 +707,17 @@ fn unreadable(store: &dyn Store, layer: &LayerRef, e: &io::Error) -> ImageError 
     layer_error(layer, e)
 }
 
+/// An entry's place: (layer, ordinal), refused past 2^32 entries.
+fn entry_at(li: usize, ordinal: usize, layer: &LayerRef) -> Result<(u32, u32), ImageError> {
+    match (u32::try_from(li), u32::try_from(ordinal)) {
+        (Ok(l), Ok(o)) => Ok((l, o)),
+        _ => Err(ImageError::Layer {
+            layer: layer_label(layer),
+            why: "more than 2^32 entries; refused".into(),
+        }),
+    }
+}
+
 /// Index the layers, lowest first. Entries whose path `prefetch` names
 /// (with a cap) have their content kept on the way, within the content
 /// budget, so that most scans need no second pass; it is used only after
@@ -845,6 +737,7 @@ pub fn build(
             .map_err(|e| unreadable(store, layer, &e))?;
         for (ordinal, entry) in entries.enumerate() {
             let mut entry = entry.map_err(|e| unreadable(store, layer, &e))?;
+            let at = entry_at(li, ordinal, layer)?;
             data_end.set(entry.raw_file_position() + entry.size());
             let (uid, gid) = owner(&mut entry);
             let h = entry.header();
@@ -853,12 +746,13 @@ pub fn build(
             let member = Member {
                 name: &name,
                 kind: h.entry_type(),
+                old_style: h.as_old().linkflag[0] == 0,
                 mode: h.mode().unwrap_or(0),
                 uid,
                 gid,
                 size: entry.size(),
                 link: link.as_deref(),
-                at: (li, ordinal as u64),
+                at,
             };
             let made = index.apply(&member, li).map_err(|e| ImageError::Layer {
                 layer: layer_label(layer),
@@ -868,8 +762,7 @@ pub fn build(
                 ),
             })?;
             let Some(id) = made else { continue };
-            if index.node(id).kind != Kind::File || index.node(id).data != Some((li, ordinal as u64))
-            {
+            if index.node(id).kind != Kind::File || index.node(id).data != Some(at) {
                 continue;
             }
             let path = index.path(id);
@@ -883,9 +776,7 @@ pub fn build(
                     .read_to_end(&mut bytes)
                     .map_err(|e| unreadable(store, layer, &e))?;
                 budget -= bytes.len() as u64;
-                index
-                    .prefetched
-                    .insert((li, ordinal as u64), (bytes, size > cap));
+                index.prefetched.insert(at, (bytes, size > cap));
             }
         }
         finish_layer(archive.into_inner(), layer, &stored, &plain).map_err(|e| match e {
@@ -902,7 +793,7 @@ pub fn build(
 pub fn read_contents(
     store: &dyn Store,
     layers: &[LayerRef],
-    wanted: &BTreeMap<(usize, u64), u64>,
+    wanted: &BTreeMap<(u32, u32), u64>,
     prefetched: &mut Contents,
 ) -> Result<Contents, ImageError> {
     let mut out = HashMap::new();
@@ -919,9 +810,9 @@ pub fn read_contents(
         }
     }
     let wanted = &missing;
-    let by_layer: BTreeSet<usize> = wanted.keys().map(|(l, _)| *l).collect();
+    let by_layer: BTreeSet<u32> = wanted.keys().map(|(l, _)| *l).collect();
     for li in by_layer {
-        let layer = &layers[li];
+        let layer = &layers[li as usize];
         let (stream, stored, plain) = open_layer(store, layer)?;
         let (mut archive, data_end) = tar_archive(stream);
         let entries = archive
@@ -930,7 +821,8 @@ pub fn read_contents(
         for (ordinal, entry) in entries.enumerate() {
             let entry = entry.map_err(|e| unreadable(store, layer, &e))?;
             data_end.set(entry.raw_file_position() + entry.size());
-            let Some(&cap) = wanted.get(&(li, ordinal as u64)) else {
+            let at = entry_at(li as usize, ordinal, layer)?;
+            let Some(&cap) = wanted.get(&at) else {
                 continue;
             };
             let size = entry.size();
@@ -939,7 +831,7 @@ pub fn read_contents(
                 .take(cap)
                 .read_to_end(&mut bytes)
                 .map_err(|e| unreadable(store, layer, &e))?;
-            out.insert((li, ordinal as u64), (bytes, size > cap));
+            out.insert(at, (bytes, size > cap));
         }
         finish_layer(archive.into_inner(), layer, &stored, &plain).map_err(|e| match e {
             ImageError::Layer { .. } => unreadable(store, layer, &io::Error::other(e.to_string())),

@@ -206,7 +206,11 @@ fn from_index(
                 layers.len()
             )));
         }
-        diff_ids_fit(diff_ids.len(), layers.len(), &format!("manifest {}", chosen.digest))?;
+        diff_ids_fit(
+            diff_ids.len(),
+            layers.len(),
+            &format!("manifest {}", chosen.digest),
+        )?;
         let layers = layers
             .into_iter()
             .zip(diff_ids)

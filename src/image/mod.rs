@@ -10,6 +10,7 @@ pub mod collect;
 pub mod index;
 pub mod manifest;
 pub mod source;
+mod tree;
 
 use std::collections::BTreeMap;
 
@@ -122,8 +123,6 @@ pub struct Scanned {
     pub facts: Facts,
     /// Files in the final filesystem.
     pub files: usize,
-    /// Entries ignored (climbing out of the image, links to nothing).
-    pub ignored: Vec<String>,
 }
 
 impl Opened {
@@ -151,7 +150,6 @@ impl Opened {
         Ok(Scanned {
             facts,
             files: index.len(),
-            ignored: index.ignored,
         })
     }
 }
