@@ -7,11 +7,11 @@
 //! source. Only metadata is kept; file content is read on the way for the
 //! files a control needs, or in a second pass ([`read_contents`]).
 //!
-//! The tree is an arena of nodes, each holding its own name component as
-//! bytes (never a whole path, never a lossy conversion), with one ordered
-//! map from (directory, name) to node. Memory is bounded by the number of
-//! nodes ([`MAX_NODES`], implicit parents included) and the bytes of their
-//! names ([`MAX_NAME_BYTES`]), whatever the layers' paths look like.
+//! The tree is an arena of nodes ([`super::tree`]), each holding its own
+//! name component as bytes (never a whole path, never a lossy
+//! conversion). Memory is bounded by the number of nodes ([`MAX_NODES`],
+//! implicit parents included) and the bytes of their names and link
+//! targets ([`MAX_NAME_BYTES`]), whatever the layers' paths look like.
 //!
 //! Every layer's bytes are hashed as they stream and checked against the
 //! manifest's digest and the config's diff_id at the end of the layer; a
@@ -31,6 +31,9 @@ use super::manifest::LayerRef;
 use super::source::Store;
 use crate::facts::Kind;
 
+use super::tree::Tree;
+pub use super::tree::{Id, MAX_NAME_BYTES, MAX_NODES, Node, ROOT};
+
 /// Longest member name or link target (PATH_MAX).
 const MAX_PATH: usize = 4096;
 /// Longest name component (NAME_MAX): no runtime can create a longer one.
@@ -39,19 +42,12 @@ const MAX_NAME: usize = 255;
 /// (filepath-securejoin, which umoci uses, stops at 255).
 const MAX_APPLY_LINKS: u32 = 255;
 
-use super::tree::Tree;
-pub use super::tree::{Id, MAX_NAME_BYTES, MAX_NODES, Node, ROOT};
-
 /// The final filesystem: `/` is always a directory.
 #[derive(Default)]
 pub struct FsIndex {
     tree: Tree,
     /// Content read on the way (see [`build`]), by (layer, ordinal).
     pub prefetched: Contents,
-}
-
-fn dir_node() -> Node {
-    Node::dir()
 }
 
 /// Why one layer entry cannot be applied: the runtime's unpack fails
@@ -274,7 +270,7 @@ impl FsIndex {
                     }
                     id
                 }
-                Step::Missing(name) => self.alloc(at, &name, dir_node())?,
+                Step::Missing(name) => self.alloc(at, &name, Node::dir())?,
             };
         }
         Ok(at)
