@@ -265,6 +265,10 @@ struct RegistryStore {
     /// Digests known to be manifests (the pinned one, then an index's
     /// children): fetched from the manifests endpoint, the rest as blobs.
     manifests: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The size each fetched manifest's descriptors give their blobs: a
+    /// blob is read no further (a registry that streams without end, or a
+    /// blob longer than its descriptor, is refused at the first byte past).
+    sizes: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Store for RegistryStore {
@@ -302,7 +306,8 @@ impl Store for RegistryStore {
             let m = self
                 .rt
                 .block_on(self.client.manifest(&self.reference, &digest))?;
-            // An index's children are manifests too.
+            // An index's children are manifests too; a manifest's config
+            // and layers are blobs of the sizes it gives.
             if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&m.bytes) {
                 let children = doc["manifests"]
                     .as_array()
@@ -313,16 +318,39 @@ impl Store for RegistryStore {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .extend(children.map(str::to_string));
+                let blobs = std::iter::once(&doc["config"])
+                    .chain(doc["layers"].as_array().into_iter().flatten())
+                    .filter_map(|d| Some((d["digest"].as_str()?.to_string(), d["size"].as_u64()?)));
+                self.sizes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(blobs);
             }
             std::fs::write(&path, &m.bytes).map_err(io)?;
         } else {
+            let size = self
+                .sizes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&digest)
+                .copied()
+                .ok_or_else(|| {
+                    ImageError::Invalid(format!(
+                        "{digest} is named by no descriptor of a manifest read; not fetched"
+                    ))
+                })?;
+            if size > MAX_BLOB_BYTES {
+                return Err(ImageError::TooLarge {
+                    what: format!("blob {digest} ({})", crate::safeio::human_bytes(size)),
+                    cap: crate::safeio::human_bytes(MAX_BLOB_BYTES),
+                });
+            }
             let mut file = std::fs::File::create(&path).map_err(io)?;
-            let got = self.rt.block_on(self.client.blob_to(
-                &self.reference,
-                &digest,
-                MAX_BLOB_BYTES,
-                &mut file,
-            ));
+            let got =
+                self.rt.block_on(
+                    self.client
+                        .blob_to(&self.reference, &digest, size, &mut file),
+                );
             if let Err(e) = got {
                 drop(file);
                 let _ = std::fs::remove_file(&path);
@@ -330,6 +358,10 @@ impl Store for RegistryStore {
                     RegistryError::NotFound { .. } => {
                         ImageError::Missing(format!("{digest} in {}", self.reference.name()))
                     }
+                    RegistryError::TooLarge { host, .. } => ImageError::TooLarge {
+                        what: format!("blob {digest} from {host}"),
+                        cap: format!("its descriptor's {size} bytes"),
+                    },
                     e => e.into(),
                 });
             }
@@ -341,6 +373,39 @@ impl Store for RegistryStore {
 impl Drop for RegistryStore {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Download directories are `vigil-image-<pid>-<nonce>` in `$TMPDIR`.
+const STORE_PREFIX: &str = "vigil-image-";
+
+/// Remove the download directories that vigil processes no longer running
+/// left behind (a process killed mid-download cannot remove its own).
+/// Only directories of this user are touched; a symlink is never
+/// followed (`remove_dir_all` removes the link itself).
+fn sweep_stale(tmp: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STORE_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if !alive && meta.is_dir() && meta.uid() == me {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -357,7 +422,12 @@ fn open_registry(
     let client = crate::registry::Client::new(insecure, credentials)?;
     let mut nonce = [0u8; 8];
     getrandom::getrandom(&mut nonce).map_err(|e| ImageError::Read(e.to_string()))?;
-    let dir = std::env::temp_dir().join(format!("vigil-image-{}", crate::encoding::hex(&nonce)));
+    sweep_stale(&std::env::temp_dir());
+    let dir = std::env::temp_dir().join(format!(
+        "{STORE_PREFIX}{}-{}",
+        std::process::id(),
+        crate::encoding::hex(&nonce)
+    ));
     let made = {
         use std::os::unix::fs::DirBuilderExt as _;
         std::fs::DirBuilder::new().mode(0o700).create(&dir)
@@ -377,6 +447,7 @@ fn open_registry(
         reference: reference.clone(),
         dir,
         manifests: std::sync::Mutex::new([reference.digest.clone()].into()),
+        sizes: std::sync::Mutex::new(BTreeMap::new()),
     };
     let resolved = manifest::resolve(&store, None, false)?;
     Ok(Opened {

@@ -207,3 +207,128 @@ fn sources_parse_as_skopeo_names_them() {
         s
     );
 }
+
+/// A registry whose layer blob streams without end: the scan stops at the
+/// descriptor's size (not the 32 GiB blob cap) and says so, and leaves no
+/// download directory behind.
+#[test]
+fn a_registry_blob_is_read_no_further_than_its_descriptor() {
+    use tokio::io::AsyncWriteExt as _;
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "1".repeat(64))]}
+    }))
+    .unwrap();
+    let config_digest = format!("sha256:{}", crate::encoding::hex(&Sha256::digest(&config)));
+    let layer_digest = format!("sha256:{}", "2".repeat(64));
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": 417}]
+    }))
+    .unwrap();
+    let manifest_digest = format!(
+        "sha256:{}",
+        crate::encoding::hex(&Sha256::digest(&manifest))
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (m, c) = (manifest.clone(), config.clone());
+    let streamed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = streamed.clone();
+    let host = rt.block_on(crate::registry::tests::raw_server(move |mut sock, line| {
+        let (m, c, counted) = (m.clone(), c.clone(), counted.clone());
+        async move {
+            let body = if line.contains("/manifests/") {
+                m
+            } else if line.contains(&c_digest(&c)) {
+                c
+            } else {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await;
+                let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
+                for _ in 0..250_000 {
+                    if sock.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    counted.fetch_add(4096, std::sync::atomic::Ordering::Relaxed);
+                }
+                return;
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(&body).await;
+        }
+    }));
+    let tmp = std::env::temp_dir();
+    let before = stores(&tmp);
+    let reference =
+        crate::registry::Reference::parse(&format!("{host}/vigil@{manifest_digest}")).unwrap();
+    let source = super::Source::Registry(reference);
+    let opened = super::open(&source, std::slice::from_ref(&host)).unwrap();
+    let e = opened
+        .scan(&source, &crate::facts::FactRequest::default())
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("larger than its descriptor's 417 bytes"),
+        "{e}"
+    );
+    assert!(
+        streamed.load(std::sync::atomic::Ordering::Relaxed) < 64 << 20,
+        "the client read on past the descriptor"
+    );
+    drop(opened);
+    assert_eq!(stores(&tmp), before, "a download directory was left behind");
+}
+
+fn c_digest(c: &[u8]) -> String {
+    crate::encoding::hex(&Sha256::digest(c))
+}
+
+/// This process's download directories in `tmp`.
+fn stores(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mine = format!("{}{}-", super::STORE_PREFIX, std::process::id());
+    let mut v: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Download directories of vigil processes that are gone are removed at
+/// the next start; a live process's, another name's and a symlink are not.
+#[test]
+fn stale_download_directories_of_dead_processes_are_swept() {
+    let tmp = std::env::temp_dir().join(format!("vigil-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dead = tmp.join(format!("{}4294967-aa", super::STORE_PREFIX));
+    std::fs::create_dir_all(dead.join("blobs/sha256")).unwrap();
+    std::fs::write(dead.join("blobs/sha256/x"), "layer").unwrap();
+    let live = tmp.join(format!("{}{}-bb", super::STORE_PREFIX, std::process::id()));
+    std::fs::create_dir_all(&live).unwrap();
+    let other = tmp.join("vigil-image-notapid");
+    std::fs::create_dir_all(&other).unwrap();
+    let target = tmp.join("keep");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("file"), "kept").unwrap();
+    let link = tmp.join(format!("{}4294968-cc", super::STORE_PREFIX));
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    super::sweep_stale(&tmp);
+    assert!(!dead.exists(), "the dead process's directory stays");
+    assert!(live.exists() && other.exists());
+    assert!(target.join("file").exists(), "a symlink was followed");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -30,6 +30,37 @@ pub const MAX_MANIFEST: u64 = 4 << 20;
 const MAX_TOKEN: u64 = 1 << 20;
 /// Time for a response's headers, and between two pieces of its body.
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one request may take in all, however its bytes trickle in: a
+/// base for the round trips, plus the body's bytes at a minimum rate (a
+/// sender of one byte every few seconds never stalls long enough for
+/// [`TIMEOUT`], so only an overall deadline ends it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The base: connection, headers and a small body.
+    pub request: Duration,
+    /// Bytes per second a large body must average.
+    pub min_rate: u64,
+}
+
+impl Default for Deadlines {
+    /// 120 s, plus the body at 256 KiB/s (a 1 GiB layer may take 68 min).
+    fn default() -> Deadlines {
+        Deadlines {
+            request: Duration::from_secs(120),
+            min_rate: 256 << 10,
+        }
+    }
+}
+
+impl Deadlines {
+    /// The deadline of a request started now whose body is at most `cap`
+    /// bytes.
+    fn for_body(&self, cap: u64) -> tokio::time::Instant {
+        let extra = Duration::from_secs(cap / self.min_rate.max(1));
+        tokio::time::Instant::now() + self.request.saturating_add(extra)
+    }
+}
 /// Redirects followed for one request (blob stores redirect once).
 const MAX_REDIRECTS: usize = 5;
 
@@ -176,6 +207,7 @@ pub struct Client {
     credentials: Credentials,
     /// Bearer tokens by (token realm host, repository).
     tokens: tokio::sync::Mutex<HashMap<(String, String), String>>,
+    deadlines: Deadlines,
 }
 
 impl Client {
@@ -199,7 +231,13 @@ impl Client {
             insecure: insecure.iter().map(|h| h.to_ascii_lowercase()).collect(),
             credentials,
             tokens: tokio::sync::Mutex::new(HashMap::new()),
+            deadlines: Deadlines::default(),
         })
+    }
+
+    /// The same client with other request deadlines.
+    pub fn with_deadlines(self, deadlines: Deadlines) -> Client {
+        Client { deadlines, ..self }
     }
 
     fn scheme(&self, host: &str) -> &'static str {
@@ -339,6 +377,7 @@ impl Client {
         let mut uri: Uri = format!("{}://{host}{path}", self.scheme(host))
             .parse()
             .map_err(|e| protocol(image, format!("cannot form a URL for {what}: {e}")))?;
+        let deadline = self.deadlines.for_body(cap);
         let token_key = (String::new(), image.repository.clone());
         let mut authorization = self.tokens.lock().await.get(&token_key).cloned();
         let mut challenged = false;
@@ -395,10 +434,18 @@ impl Client {
             if !status.is_success() {
                 let mut body = Vec::new();
                 // Error bodies are short; past 64 KiB the code is not worth reading.
-                let _ = read_capped(image, resp.into_body(), 64 * 1024, what, &mut body).await;
+                let _ = read_capped(
+                    image,
+                    resp.into_body(),
+                    64 * 1024,
+                    what,
+                    &mut body,
+                    deadline,
+                )
+                .await;
                 return Err(status_error(image, status, &body, what, &self.credentials));
             }
-            let digest = read_capped(image, resp.into_body(), cap, what, out).await?;
+            let digest = read_capped(image, resp.into_body(), cap, what, out, deadline).await?;
             return Ok((media_type, digest));
         }
     }
@@ -412,19 +459,33 @@ impl Client {
             .uri()
             .authority()
             .map_or_else(String::new, |a| a.to_string());
+        let tls = req.uri().scheme_str() == Some("https");
         match tokio::time::timeout(TIMEOUT, self.http.request(req)).await {
             Err(_) => Err(RegistryError::Unreachable {
                 host,
                 reason: format!("no answer within {} s", TIMEOUT.as_secs()),
             }),
-            Ok(Err(e)) => Err(RegistryError::Unreachable {
-                host: if host.is_empty() {
+            Ok(Err(e)) => {
+                let chain = error_chain(&e);
+                // rustls reads the first byte of a plain HTTP answer ('H')
+                // as a record of an invalid content type.
+                let plain = tls && chain.contains("InvalidContentType");
+                let host = if host.is_empty() {
                     image.registry.clone()
                 } else {
                     host
-                },
-                reason: error_chain(&e),
-            }),
+                };
+                Err(RegistryError::Unreachable {
+                    reason: if plain {
+                        format!(
+                            "it answered in plain HTTP, not TLS; for a test registry that speaks only HTTP, pass --insecure-registry {host}"
+                        )
+                    } else {
+                        chain
+                    },
+                    host,
+                })
+            }
             Ok(Ok(resp)) => Ok(resp),
         }
     }
@@ -554,6 +615,7 @@ impl Client {
                     MAX_TOKEN,
                     "the token response",
                     &mut body,
+                    self.deadlines.for_body(MAX_TOKEN),
                 )
                 .await?;
                 if !status.is_success() {
@@ -643,19 +705,32 @@ pub fn is_sha256_digest(d: &str) -> bool {
     })
 }
 
-/// Read a body, refusing it as soon as it passes `cap` and giving up when
-/// the registry stalls.
+/// Read a body, refusing it as soon as it passes `cap`, giving up when
+/// the registry stalls and when the request's overall `deadline` passes.
 async fn read_capped(
     image: &Reference,
     mut body: hyper::body::Incoming,
     cap: u64,
     what: &str,
     out: &mut (dyn std::io::Write + Send),
+    deadline: tokio::time::Instant,
 ) -> Result<String, RegistryError> {
     let mut hash = Sha256::new();
     let mut len = 0u64;
+    let started = tokio::time::Instant::now();
     loop {
-        let frame = match tokio::time::timeout(TIMEOUT, body.frame()).await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let frame = match tokio::time::timeout(TIMEOUT.min(left), body.frame()).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(RegistryError::Unreachable {
+                    host: image.registry.clone(),
+                    reason: format!(
+                        "{what} did not arrive within its deadline of {} s ({} received): the registry sends too slowly",
+                        (deadline - started).as_secs(),
+                        crate::safeio::human_bytes(len)
+                    ),
+                });
+            }
             Err(_) => {
                 return Err(RegistryError::Unreachable {
                     host: image.registry.clone(),
@@ -763,4 +838,4 @@ fn percent_encode(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

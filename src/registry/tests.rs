@@ -241,3 +241,125 @@ async fn without_credentials_a_challenge_is_answered_with_what_to_do() {
     );
     assert!(e.to_string().contains("REGISTRY_AUTH_FILE"), "{e}");
 }
+
+/// A raw server on 127.0.0.1 for bodies the scripted one cannot send: it
+/// reads one request per connection and hands the socket and the request
+/// line to `serve`. Used by the image tests too.
+pub(crate) async fn raw_server<F, Fut>(serve: F) -> String
+where
+    F: Fn(tokio::net::TcpStream, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match sock.read(&mut b).await {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                serve(sock, line).await;
+            });
+        }
+    });
+    host
+}
+
+#[tokio::test]
+async fn a_blob_is_read_no_further_than_its_descriptor_says() {
+    // An endless chunked body: the client must stop at the size it was
+    // told, not at the 32 GiB blob cap.
+    let host = raw_server(|mut sock, _| async move {
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
+        for _ in 0..100_000 {
+            if sock.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let client = Client::new(std::slice::from_ref(&host), Credentials::default()).unwrap();
+    let image = Reference::parse(&format!("{host}/vigil@{}", digest_of(b"x"))).unwrap();
+    let mut sink = Vec::new();
+    let e = client
+        .blob_to(&image, &digest_of(b"y"), 417, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::TooLarge { .. }), "{e}");
+    assert!(sink.len() <= 417 + 4096, "read {} bytes", sink.len());
+}
+
+#[tokio::test]
+async fn a_slow_sender_is_cut_at_the_overall_deadline() {
+    // One byte every 200 ms: never a stall of 30 s between chunks, yet the
+    // request must end at its overall deadline.
+    let host = raw_server(|mut sock, _| async move {
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+            .await;
+        for _ in 0..100_000 {
+            if sock.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let client = Client::new(std::slice::from_ref(&host), Credentials::default())
+        .unwrap()
+        .with_deadlines(Deadlines {
+            request: std::time::Duration::from_secs(1),
+            min_rate: 1 << 20,
+        });
+    let image = Reference::parse(&format!("{host}/vigil@{}", digest_of(b"x"))).unwrap();
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let e = client
+        .blob_to(&image, &digest_of(b"y"), 100_000, &mut sink)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(e.to_string().contains("deadline"), "{e}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_plain_http_registry_is_named_as_such() {
+    // What Go's net/http (docker-registry's server) answers a TLS
+    // handshake with.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut b = [0u8; 512];
+            let _ = sock.read(&mut b).await;
+            let _ = sock
+                .write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+                .await;
+        }
+    });
+    // Not listed as insecure: the client speaks TLS to a plain HTTP server.
+    let client = Client::new(&[], Credentials::default()).unwrap();
+    let image = Reference::parse(&format!("{host}/vigil@{}", digest_of(b"{}"))).unwrap();
+    let e = client.manifest(&image, "v1").await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("plain HTTP") && text.contains("--insecure-registry"),
+        "{text}"
+    );
+}
