@@ -889,6 +889,67 @@ fn drift_reports_what_changed_in_a_running_container() {
         "{}",
         r.stdout
     );
+    // A comparison of nothing is an error, never "no drift": the bundles
+    // swapped, one kind twice, and an image no container runs.
+    for (a, b, says) in [
+        (&rt, &img, "holds no image scans"),
+        (&img, &img, "holds no containers"),
+        (&rt, &rt, "holds no image scans"),
+    ] {
+        let r = vigil_in(
+            d,
+            &[
+                "drift",
+                a,
+                b,
+                "--trusted-key",
+                "signer.pub.pem",
+                "--fail-on-drift",
+            ],
+        );
+        assert_eq!(r.code, 2, "drift {a} {b}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "drift {a} {b}: {}", r.stderr);
+    }
+    let other_run = vigil_in(
+        d,
+        &[
+            &[
+                "run",
+                "p.yaml",
+                "drift.yaml",
+                profiles.to_str().unwrap(),
+                "--image",
+                &format!(
+                    "oci-dir:{}",
+                    crate::util::repo().join("fixtures/images/demo").display()
+                ),
+                "--out",
+                "other",
+            ][..],
+            &sealed[..],
+        ]
+        .concat(),
+    );
+    assert!(matches!(other_run.code, 0 | 1), "{}", other_run.stderr);
+    let other = bundle("other", &other_run.stdout);
+    let r = vigil_in(
+        d,
+        &[
+            "drift",
+            &other,
+            &rt,
+            "--trusted-key",
+            "signer.pub.pem",
+            "--fail-on-drift",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("no container of the runtime bundle runs an image of the image bundle"),
+        "{}",
+        r.stderr
+    );
     // A bundle that does not verify is refused.
     let r = vigil_in(
         d,

@@ -16,7 +16,9 @@ bundle is compared with it: controls whose status changed, and files and
 packages added, removed or modified at runtime, within the paths both scans
 looked at. --out FILE --signing-key KEY writes the report as a signed
 in-toto statement over both bundles' statements. Exit 0, or 1 with
---fail-on-drift when anything drifted; 2 on invalid input.";
+--fail-on-drift when anything drifted; 2 on invalid input, and when
+nothing was compared (bundles of the wrong kind, or no container runs a
+scanned image).";
 
 /// Compare running containers with the scans of their images.
 #[derive(Debug, clap::Args)]

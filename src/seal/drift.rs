@@ -32,12 +32,42 @@ pub enum DriftError {
     /// A result or inventory cannot be read.
     #[error("{0}")]
     Unreadable(String),
+    /// A bundle of the wrong kind: no image scans in the first, or no
+    /// containers with a reported image digest in the second.
+    #[error("{bundle} {why}")]
+    WrongKind {
+        /// The bundle.
+        bundle: String,
+        /// What it lacks, and what to give instead.
+        why: &'static str,
+    },
+    /// No container runs an image that was scanned: a comparison of
+    /// nothing, never "no drift".
+    #[error(
+        "no container of the runtime bundle runs an image of the image bundle (images scanned: {images}; images the containers run: {containers}); nothing was compared"
+    )]
+    NothingCompared {
+        /// The digests scanned.
+        images: String,
+        /// The digests the containers run.
+        containers: String,
+    },
+}
+
+/// Which side of a comparison a bundle is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Image scans (`image:` targets, `run --image`).
+    Images,
+    /// A cluster run's containers.
+    Containers,
 }
 
 /// The sides of `bundle`'s targets that name an image digest and carry an
 /// inventory, by digest.
 fn sides(
     bundle: &Path,
+    kind: Kind,
     trusted: &[VerifyingKey],
     identities: &Identities,
 ) -> Result<(Statement, Vec<Side>), DriftError> {
@@ -56,6 +86,10 @@ fn sides(
     let p = &statement.predicate;
     let mut out = Vec::new();
     for t in &p.targets {
+        let image_target = t.approach == crate::policy::model::Approach::Image.as_str();
+        if image_target != (kind == Kind::Images) {
+            continue;
+        }
         let (Some(digest), Some(inv)) = (&t.image_digest, &t.inventory) else {
             continue;
         };
@@ -78,6 +112,19 @@ fn sides(
             inventory,
         });
     }
+    if out.is_empty() {
+        return Err(DriftError::WrongKind {
+            bundle: shown,
+            why: match kind {
+                Kind::Images => {
+                    "holds no image scans with an inventory: give a bundle of `image:` targets or `vigil run --image` first"
+                }
+                Kind::Containers => {
+                    "holds no containers with a reported image digest and an inventory: give a cluster run's bundle second"
+                }
+            },
+        });
+    }
     Ok((statement, out))
 }
 
@@ -90,8 +137,8 @@ pub fn drift(
     trusted: &[VerifyingKey],
     identities: &Identities,
 ) -> Result<(Vec<Drift>, [String; 2]), DriftError> {
-    let (_, images) = sides(image, trusted, identities)?;
-    let (_, containers) = sides(runtime, trusted, identities)?;
+    let (_, images) = sides(image, Kind::Images, trusted, identities)?;
+    let (_, containers) = sides(runtime, Kind::Containers, trusted, identities)?;
     // A container reports the digest it was pulled by: the manifest's, or
     // a multi-platform image's index.
     let by_digest: BTreeMap<&str, &Side> = images
@@ -102,7 +149,7 @@ pub fn drift(
                 .map(move |d| (d, s))
         })
         .collect();
-    let drifts = containers
+    let drifts: Vec<Drift> = containers
         .iter()
         .filter_map(|c| {
             by_digest
@@ -110,6 +157,17 @@ pub fn drift(
                 .map(|i| compare((*i).clone(), c.clone()))
         })
         .collect();
+    if drifts.is_empty() {
+        let list = |sides: &[Side]| {
+            let set: std::collections::BTreeSet<&str> =
+                sides.iter().map(|s| s.digest.as_str()).collect();
+            set.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        return Err(DriftError::NothingCompared {
+            images: list(&images),
+            containers: list(&containers),
+        });
+    }
     let digest = |b: &Path| -> Result<String, DriftError> {
         let bytes = crate::safeio::read(
             &b.join(STATEMENT_FILE),
