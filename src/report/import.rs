@@ -54,6 +54,15 @@ pub fn read(bytes: &[u8]) -> Result<ImportedHdf, NotHdf> {
                     "profiles[{i}].controls[{j}].impact is not a number"
                 )));
             }
+            // HDF's impact is 0.0 to 1.0, as the policy validator requires
+            // of vigil's own controls: 1e308 is no severity.
+            if let Some(impact) = c["impact"].as_f64()
+                && !(0.0..=1.0).contains(&impact)
+            {
+                return Err(shape(format!(
+                    "profiles[{i}].controls[{j}].impact is {impact}, outside 0.0 to 1.0"
+                )));
+            }
         }
     }
     Ok(ImportedHdf {
@@ -87,4 +96,23 @@ pub fn tally(hdf: &Value) -> Counts {
         counts.add_with_severity(c.id, c.status, c.severity);
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn impacts_outside_zero_to_one_are_refused() {
+        let doc = |impact: &str| {
+            format!(
+                r#"{{"profiles":[{{"controls":[{{"id":"C-1","impact":{impact},"results":[{{"status":"passed"}}]}}]}}]}}"#
+            )
+        };
+        for bad in ["1e308", "-0.5", "1.01"] {
+            let e = super::read(doc(bad).as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("outside 0.0 to 1.0"), "{bad}: {e}");
+        }
+        for good in ["0", "0.5", "1.0", "null"] {
+            assert!(super::read(doc(good).as_bytes()).is_ok(), "{good}");
+        }
+    }
 }
