@@ -121,6 +121,26 @@ pub struct ResponseStatus {
 }
 
 impl Event {
+    /// The address the request came from, as the API server saw it.
+    pub fn peer(&self) -> &str {
+        // "All but the last IP can be arbitrarily set by the client"
+        // (audit.k8s.io/v1 `Event.SourceIPs`): the last is the address the
+        // API server saw (apimachinery `net.SourceIPs` always appends it).
+        self.source_ips.last().map_or("", String::as_str)
+    }
+
+    /// What the API server itself set about who made this request and
+    /// how: user, verb, URI, credential. Stages of one request agree on it;
+    /// two requests sharing a client-chosen `auditID` need not.
+    pub fn fingerprint(&self) -> (&str, &str, &str, Option<&str>) {
+        (
+            self.user.username.as_str(),
+            self.verb.as_str(),
+            self.request_uri.as_str(),
+            self.credential_id(),
+        )
+    }
+
     /// The identity the request acted as (the impersonated user, if any).
     pub fn acting_user(&self) -> &str {
         self.impersonated_user

@@ -79,6 +79,8 @@ pub enum Code {
     PolicyGap,
     /// Lines of the log could not be read.
     UnreadableLog,
+    /// Requests that share an audit ID (a client set the `Audit-ID` header).
+    AuditIdReuse,
 }
 
 impl Code {
@@ -97,6 +99,7 @@ impl Code {
             Code::CoverageGap => "coverage-gap",
             Code::PolicyGap => "policy-gap",
             Code::UnreadableLog => "unreadable-log",
+            Code::AuditIdReuse => "audit-id-reuse",
         }
     }
 }
@@ -269,27 +272,74 @@ pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
     }
     let t = &run.trail;
     let caller = t.caller.clone();
-    // Read every file, keeping the run's events (by auditID: stages merge).
-    let mut kept: BTreeMap<String, Event> = BTreeMap::new();
+    // Read every file, keeping the run's events. Stages of one request
+    // merge: same auditID and same user, verb, URI and credential. A
+    // client may choose its auditID (the `Audit-ID` header), so events that
+    // share one but differ in those are separate requests, each examined.
+    type Key = (String, String, String, String, Option<String>);
+    let key = |e: &Event| -> Key {
+        let (user, verb, uri, cred) = e.fingerprint();
+        (
+            e.audit_id.clone(),
+            user.to_string(),
+            verb.to_string(),
+            uri.to_string(),
+            cred.map(str::to_string),
+        )
+    };
+    let mut kept: BTreeMap<Key, Event> = BTreeMap::new();
     let mut files = Vec::new();
     for path in logs {
         let summary = event::read_file(path, &mut |e| {
             if !relevant(&e, t, caller.as_deref()) && !caller_candidate(&e, t) {
                 return;
             }
-            match kept.get_mut(&e.audit_id) {
+            match kept.get_mut(&key(&e)) {
                 Some(old) if stage_rank(&e.stage) > stage_rank(&old.stage) => *old = e,
                 Some(_) => {}
                 None => {
-                    kept.insert(e.audit_id.clone(), e);
+                    kept.insert(key(&e), e);
                 }
             }
         })?;
         files.push(summary);
     }
+    let mut findings = Vec::new();
+    // Requests that share an auditID: a client chose it (the API server
+    // makes a fresh one otherwise), perhaps to hide one behind the other.
+    let mut by_id: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for e in kept.values() {
+        by_id.entry(e.audit_id.as_str()).or_default().push(e);
+    }
+    for (id, events) in &by_id {
+        if events.len() > 1 {
+            let what: Vec<String> = events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} by {}",
+                        crate::safeio::printable(&e.verb),
+                        crate::safeio::excerpt(&e.request_uri, 120),
+                        crate::safeio::printable(e.acting_user())
+                    )
+                })
+                .collect();
+            findings.push(Finding::of(
+                events[0],
+                Code::AuditIdReuse,
+                Severity::High,
+                format!(
+                    "{} requests share the audit ID {:?}, which only a client that sets the Audit-ID header can make happen: {}; each is checked on its own",
+                    events.len(),
+                    crate::safeio::excerpt(id, 80),
+                    what.join("; ")
+                ),
+            ));
+        }
+    }
+    drop(by_id);
     let mut requests: Vec<Event> = kept.into_values().collect();
     requests.sort_by_key(|e| e.time());
-    let mut findings = Vec::new();
 
     // The runner: the caller that minted the run's tokens.
     let minted: Vec<&Event> = requests
@@ -306,7 +356,8 @@ pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
         .or_else(|| minted.first().map(|e| e.acting_user().to_string()));
     let runner_sources: BTreeSet<String> = minted
         .iter()
-        .filter_map(|e| e.source_ips.first().cloned())
+        .map(|e| e.peer().to_string())
+        .filter(|p| !p.is_empty())
         .collect();
     let runner_agents: BTreeSet<Option<String>> =
         minted.iter().map(|e| e.user_agent.clone()).collect();
@@ -416,7 +467,7 @@ pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
             ));
         }
         // Where the run's credentials were used from.
-        let from = e.source_ips.first().cloned().unwrap_or_default();
+        let from = e.peer().to_string();
         if !runner_sources.is_empty() && !runner_sources.contains(&from) {
             findings.push(finding(
                 Code::ForeignSource,

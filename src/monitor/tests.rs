@@ -234,3 +234,58 @@ fn hostile_text_in_events_is_escaped_in_messages() {
     let table = render_table(&r);
     assert!(!table.contains('\u{1b}'), "{table}");
 }
+
+/// A stolen token's exec that reuses the audit ID of one of the run's own
+/// requests (the client sets `Audit-ID`) is examined on its own, and the
+/// reuse itself is reported.
+#[test]
+fn a_reused_audit_id_hides_nothing() {
+    let mut patch = patch_event(
+        "2026-01-01T10:00:05Z",
+        "registry.example/vigil@sha256:aa",
+        true,
+    );
+    patch["auditID"] = json!("decoy");
+    let mut exec = event(
+        "2026-01-01T10:00:06Z",
+        SA,
+        "create",
+        json!({"resource": "pods", "subresource": "exec", "namespace": "team-a", "name": "web-0"}),
+        json!({"user": {"username": SA, "extra": {"authentication.kubernetes.io/credential-id": [JTI]}},
+               "requestURI": "/api/v1/namespaces/team-a/pods/web-0/exec?command=cat&command=%2Fetc%2Fshadow&container=app"}),
+    );
+    exec["auditID"] = json!("decoy");
+    let p = log(
+        "reused-id.log",
+        &[token_event("2026-01-01T09:59:59Z"), patch, exec],
+    );
+    let r = check(&run(), &[p]).unwrap();
+    let c = codes(&r);
+    assert!(c.contains(&"audit-id-reuse"), "{:#?}", r.findings);
+    assert!(
+        c.contains(&"unrecorded-request") || c.contains(&"foreign-exec-command"),
+        "the exec was hidden behind the decoy: {:#?}",
+        r.findings
+    );
+}
+
+/// `foreign-source` judges the address the API server saw (the last of
+/// `sourceIPs`), not an X-Forwarded-For entry the client wrote.
+#[test]
+fn a_spoofed_forwarded_for_is_not_the_source() {
+    let mut patch = patch_event(
+        "2026-01-01T10:00:05Z",
+        "registry.example/vigil@sha256:aa",
+        true,
+    );
+    // The client claims the runner's address; the API server saw another.
+    patch["sourceIPs"] = json!(["10.0.0.1", "203.0.113.9"]);
+    let p = log("spoofed.log", &[token_event("2026-01-01T09:59:59Z"), patch]);
+    let r = check(&run(), &[p]).unwrap();
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "foreign-source")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert!(f.message.contains("203.0.113.9"), "{}", f.message);
+}

@@ -9,7 +9,9 @@
 //! at Request/RequestResponse), `.../pkg/endpoints/request/requestinfo.go`
 //! (verbs; a `metadata.name` field selector names the object),
 //! `staging/src/k8s.io/apimachinery/pkg/util/net/http.go` (`sourceIPs`:
-//! X-Forwarded-For, X-Real-Ip, then the peer), and KEP-4193
+//! X-Forwarded-For, X-Real-Ip, then the peer unless it already ends the
+//! list), `.../pkg/endpoints/filters/with_audit_init.go` (the client's
+//! `Audit-ID` header becomes the `auditID`), and KEP-4193
 //! (`pkg/registry/core/serviceaccount/storage/token.go`: the TokenRequest
 //! event's `authentication.kubernetes.io/issued-credential-id`;
 //! `staging/src/k8s.io/apiserver/pkg/authentication/serviceaccount/util.go`:
@@ -24,6 +26,8 @@ pub(super) struct Seen<'a> {
     pub identity: Option<&'a str>,
     pub credential_id: Option<String>,
     pub source_ips: Vec<String>,
+    /// The client's `Audit-ID` header, which the API server adopts.
+    pub audit_id: Option<String>,
     pub user_agent: Option<String>,
     pub status: u16,
     pub response: Option<Value>,
@@ -61,8 +65,11 @@ pub(super) fn source_ips(headers: &hyper::HeaderMap, peer: std::net::IpAddr) -> 
     {
         out.push(real.to_string());
     }
+    // The peer is appended unless it already ends the list
+    // (apimachinery `net.SourceIPs`): it is always the last entry, the one
+    // no client can choose.
     let peer = peer.to_string();
-    if !out.contains(&peer) {
+    if out.last() != Some(&peer) {
         out.push(peer);
     }
     out
@@ -224,7 +231,7 @@ pub(super) fn events(policy: &Value, seen: Seen<'_>) -> Vec<Value> {
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
         "level": level,
-        "auditID": uuid::Uuid::new_v4().to_string(),
+        "auditID": seen.audit_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         "requestURI": seen.uri.to_string(),
         "verb": verb,
         "user": user,

@@ -83,6 +83,14 @@ pub(super) async fn handle(
     let full = req.uri().to_string();
     let uri = req.uri().clone();
     let source_ips = super::audit::source_ips(req.headers(), peer);
+    // The client's Audit-ID header is taken as the event's auditID
+    // (with_audit_init.go): any client can reuse another request's id.
+    let client_audit_id = req
+        .headers()
+        .get("audit-id")
+        .and_then(|h| h.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let user_agent = req
         .headers()
         .get("user-agent")
@@ -110,6 +118,7 @@ pub(super) async fn handle(
                         .and(token.as_deref())
                         .and_then(super::audit::credential_id),
                     source_ips,
+                    audit_id: client_audit_id,
                     user_agent,
                     status: parts.status.as_u16(),
                     response: serde_json::from_slice(&bytes).ok(),
