@@ -4,6 +4,11 @@
 //! throughput and the peak RSS (VmHWM) of the check, measured in a process
 //! of its own; the goal is under 100 MB for the 1 GiB log.
 //!
+//! Then a log of large events made with the run's credential (600 MiB,
+//! `VIGIL_BENCH_AUDIT_LARGE_MB`): ephemeral-container patches whose
+//! request objects carry 3 MiB each. What the token holder sends must not
+//! stay in memory: the goal is under 100 MB here too.
+//!
 //! Run with `cargo bench --bench audit`.
 
 use std::collections::BTreeMap;
@@ -34,7 +39,7 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("audit.log");
     let started = Instant::now();
-    generate(&log, mb << 20);
+    generate(&log, mb << 20, false);
     eprintln!(
         "audit bench: generated {} MiB in {:.1} s",
         std::fs::metadata(&log).unwrap().len() >> 20,
@@ -44,8 +49,22 @@ fn main() {
         .args(["--check", log.to_str().unwrap()])
         .status()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success(), "the check failed");
+    let large: u64 = std::env::var("VIGIL_BENCH_AUDIT_LARGE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    generate(&log, large << 20, true);
+    eprintln!(
+        "audit bench: large events: generated {} MiB",
+        std::fs::metadata(&log).unwrap().len() >> 20
+    );
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--check", log.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "the check of large events failed");
 }
 
 fn time(s: u32) -> String {
@@ -104,8 +123,10 @@ fn entry(seq: u64, time: &str, identity: &str, verb: &str, object: &str) -> Entr
 
 /// A log of `bytes`: the run's token request and watches among a busy
 /// cluster's get, list, update and watch events (Metadata level, as most
-/// of a real log), spread over 10:00 to 10:05.
-fn generate(path: &Path, bytes: u64) {
+/// of a real log), spread over 10:00 to 10:05. With `large`, the filler is
+/// instead ephemeral-container patches made with the run's credential,
+/// each with a 3 MiB request object.
+fn generate(path: &Path, bytes: u64, large: bool) {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     let mut written = 0u64;
     let mut n = 0u64;
@@ -140,6 +161,17 @@ fn generate(path: &Path, bytes: u64) {
             written += line.len() as u64;
             w.write_all(line.as_bytes()).unwrap();
             next_run += 1;
+            continue;
+        }
+        if large {
+            let pad = "a".repeat(3 << 20);
+            let line = format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"big-{n}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods/web-0/ephemeralcontainers","verb":"patch","user":{{"username":"{SA}","extra":{{"authentication.kubernetes.io/credential-id":["{JTI}"]}}}},"sourceIPs":["10.0.0.9"],"userAgent":"vigil","objectRef":{{"resource":"pods","namespace":"team-a","name":"web-0","apiVersion":"v1","subresource":"ephemeralcontainers"}},"responseStatus":{{"metadata":{{}},"code":200}},"requestObject":{{"spec":{{"ephemeralContainers":[{{"name":"x-{n}","image":"busybox","env":[{{"name":"PAD","value":"{pad}"}}]}}]}}}},"requestReceivedTimestamp":"{t}","stageTimestamp":"{t}"}}"#,
+                t = time(second),
+            ) + "\n";
+            written += line.len() as u64;
+            w.write_all(line.as_bytes()).unwrap();
+            n += 1;
             continue;
         }
         let (verb, ns, user) = match n % 4 {
@@ -185,5 +217,9 @@ fn measure(log: &Path) {
         codes
     );
     assert_eq!(report.trail_matched, report.trail_lines, "{codes:?}");
+    assert!(
+        report.run_events > 0,
+        "no event of the run was seen: the check checked nothing"
+    );
     assert!(hwm_kib * 1024 < 100_000_000, "peak RSS over 100 MB");
 }

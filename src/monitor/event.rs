@@ -63,12 +63,15 @@ pub struct Event {
     /// The response code (absent at RequestReceived).
     #[serde(default)]
     pub response_status: Option<ResponseStatus>,
-    /// The request object, at Request level and above.
-    #[serde(default)]
-    pub request_object: Option<serde_json::Value>,
-    /// The response object, at RequestResponse level.
-    #[serde(default)]
-    pub response_object: Option<serde_json::Value>,
+    /// The ephemeral containers (name, image) of the request object, at
+    /// Request level and above; `None` when no object was logged. Only
+    /// these are kept: the rest of an object the client sent never stays
+    /// in memory.
+    #[serde(rename = "requestObject", default, deserialize_with = "containers")]
+    pub request_containers: Option<Vec<(String, String)>>,
+    /// The same of the response object, at RequestResponse level.
+    #[serde(rename = "responseObject", default, deserialize_with = "containers")]
+    pub response_containers: Option<Vec<(String, String)>>,
     /// When the request arrived.
     #[serde(default)]
     pub request_received_timestamp: Option<DateTime<Utc>>,
@@ -191,23 +194,48 @@ impl Event {
     /// object when the level keeps it, else the `vigil-*` containers of
     /// the response object. `None` when the event has neither.
     pub fn ephemeral_images(&self) -> Option<Vec<(String, String)>> {
-        let list = |v: &serde_json::Value, only_vigil: bool| -> Vec<(String, String)> {
-            v["spec"]["ephemeralContainers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| {
-                    let name = c["name"].as_str().unwrap_or_default().to_string();
-                    let image = c["image"].as_str().unwrap_or_default().to_string();
-                    (!only_vigil || name.starts_with("vigil-")).then_some((name, image))
-                })
-                .collect()
-        };
-        if let Some(r) = &self.request_object {
-            return Some(list(r, false));
+        if let Some(r) = &self.request_containers {
+            return Some(r.clone());
         }
-        self.response_object.as_ref().map(|r| list(r, true))
+        self.response_containers.as_ref().map(|r| {
+            r.iter()
+                .filter(|(name, _)| name.starts_with("vigil-"))
+                .cloned()
+                .collect()
+        })
     }
+}
+
+/// Longest container name or image kept from an object (a name is at most
+/// 63 bytes, an image reference a few hundred): longer text is cut, so
+/// what the client sends cannot make an event large.
+const MAX_CONTAINER_TEXT: usize = 512;
+
+/// Read an audit object (any JSON) and keep only its
+/// `spec.ephemeralContainers[].{name,image}`.
+fn containers<'de, D>(d: D) -> Result<Option<Vec<(String, String)>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(v) = Option::<serde_json::Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = |c: &serde_json::Value, k: &str| {
+        let s = c[k].as_str().unwrap_or_default();
+        if s.len() > MAX_CONTAINER_TEXT {
+            crate::safeio::excerpt(s, MAX_CONTAINER_TEXT)
+        } else {
+            s.to_string()
+        }
+    };
+    Ok(Some(
+        v["spec"]["ephemeralContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| (text(c, "name"), text(c, "image")))
+            .collect(),
+    ))
 }
 
 /// `application/x-www-form-urlencoded` decoding (`+` is a space; a `%`
