@@ -1414,7 +1414,7 @@ fn kubectl_works_against_the_test_server() {
 /// frame), while the other targets scan normally.
 /// Hostile output is refused as it streams: a container printing 256 MiB
 /// of spaces (no line end) and one printing 10 MiB to stderr each give an
-/// error result within a second, while vigil's peak RSS stays under
+/// error result well before the scan deadline, while vigil's peak RSS stays under
 /// 100 MB (measured by GNU time around the whole run).
 #[test]
 fn floods_on_stdout_or_stderr_are_error_results_at_once_in_bounded_memory() {
@@ -1480,8 +1480,12 @@ fn floods_on_stdout_or_stderr_are_error_results_at_once_in_bounded_memory() {
         if t["id"] == "team-a/web-0/app" || t["id"] == "team-a/web-1/app" {
             assert_ne!(t["status"], "scanned", "{t}");
             assert!(!t["error"].as_str().unwrap_or_default().is_empty(), "{t}");
+            // Refused as it streams, not at the 120 s scan deadline. (The
+            // bound was 1 s; a CI run on a loaded machine took 1.8 s, so
+            // the margin is wide: what proves "as it streams" is the
+            // memory bound below, not a stopwatch.)
             let secs = t["duration"].as_f64().unwrap();
-            assert!(secs < 1.0, "{} took {secs} s: {t}", t["id"]);
+            assert!(secs < 10.0, "{} took {secs} s: {t}", t["id"]);
         } else {
             assert_eq!(t["status"], "scanned", "{t}");
         }
