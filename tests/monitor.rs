@@ -117,6 +117,47 @@ pub(crate) async fn client_for(
     kube::Client::try_from(config).unwrap()
 }
 
+/// A client whose connections reach the test API server from `local`
+/// (another loopback address), through a TCP relay on this machine: the
+/// server sees `local` as the peer, as a real API server would see a
+/// client on another host.
+pub(crate) async fn client_from(
+    server: &crate::fakeapi::FakeApiServer,
+    token: &str,
+    local: &str,
+) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.auth_info.token = Some(token.to_string().into());
+    let upstream: std::net::SocketAddr = config
+        .cluster_url
+        .authority()
+        .unwrap()
+        .as_str()
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .unwrap();
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = relay.local_addr().unwrap().port();
+    let local: std::net::IpAddr = local.parse().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            tokio::spawn(async move {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind(std::net::SocketAddr::new(local, 0)).unwrap();
+                if let Ok(mut outbound) = socket.connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let host = config.cluster_url.host().unwrap().to_string();
+    config.cluster_url = format!("https://{host}:{port}").parse().unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
 /// `vigil verify BUNDLE --trusted-key signer.pub.pem` in the cluster's directory.
 fn verify(c: &Cluster, bundle: &Path) -> crate::util::Run {
     vigil_in(
@@ -205,11 +246,42 @@ fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
         codes.contains(&"trail-without-event".to_string()),
         "{codes:?}"
     );
-    // A log cut mid-line (rotation while writing) is said to be cut.
+    // A log cut mid-line (rotation while writing) is said to be cut: a
+    // coverage gap, not a log of something else.
     let cut = c.dir.write("cut.log", &text[..text.len() - 40]);
     let (code, codes, _) = audit_check(&c, &bundle, &[&cut]);
     assert_eq!(code, 1);
-    assert!(codes.contains(&"unreadable-log".to_string()), "{codes:?}");
+    assert!(codes.contains(&"coverage-gap".to_string()), "{codes:?}");
+    assert!(!codes.contains(&"unreadable-log".to_string()), "{codes:?}");
+    // Rotated just now: the live file holds only a torn line. The set is
+    // checked (exit 1 for the gap), never refused as unreadable (exit 2).
+    let torn = c.dir.write("torn.log", "{\"kind\":\"Event\",\"apiVer");
+    let all = c.dir.write("all.log", &text);
+    let (code, codes, _) = audit_check(&c, &bundle, &[&all, &torn]);
+    assert_eq!(code, 1, "{codes:?}");
+    assert!(codes.contains(&"coverage-gap".to_string()), "{codes:?}");
+    // A webhook sink's lines: events without kind and apiVersion, and
+    // EventList batches, are events all the same.
+    let webhook: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if i % 2 == 0 {
+                let o = v.as_object_mut().unwrap();
+                o.remove("kind");
+                o.remove("apiVersion");
+                v.to_string() + "\n"
+            } else {
+                serde_json::json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [v]})
+                    .to_string()
+                    + "\n"
+            }
+        })
+        .collect();
+    let hooked = c.dir.write("webhook.log", &webhook);
+    let (code, codes, _) = audit_check(&c, &bundle, &[&hooked]);
+    assert_eq!((code, codes.as_slice()), (0, &[][..]));
 
     // 2. A run with abuse injected while it scans.
     c.server.set_token_cache_ttl(Duration::from_secs(120));
@@ -248,8 +320,18 @@ fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
         let _ = attached.take_status().unwrap().await;
         let secrets: Api<Secret> = Api::namespaced(stolen, "team-a");
         assert!(secrets.list(&ListParams::default()).await.is_err());
-        let elsewhere = client_with(&c, &token, Some("10.66.6.6")).await;
+        // From another address: the connection really comes from
+        // 127.0.0.2 (an X-Forwarded-For header would be the client's word,
+        // which the audit API says not to trust, so it proves nothing).
+        let elsewhere = client_from(&c.server, &token, "127.0.0.2").await;
         let pods: Api<Pod> = Api::namespaced(elsewhere, "team-a");
+        let _ = pods.get("web-2").await;
+        // The client's word alone: a spoofed X-Forwarded-For naming the
+        // runner's address does not hide the request's real source (the
+        // stolen client above, from the same address, is found by its
+        // other findings; this one must not turn them clean).
+        let spoofed = client_with(&c, &token, Some("127.0.0.1")).await;
+        let pods: Api<Pod> = Api::namespaced(spoofed, "team-a");
         let _ = pods.get("web-2").await;
         // Another identity: a token for the run's ServiceAccount, and an
         // exec into a scanned pod.

@@ -27,9 +27,11 @@ pub const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
-    /// `Event`.
+    /// `Event` (webhook sinks may drop it from each line).
+    #[serde(default)]
     pub kind: String,
-    /// `audit.k8s.io/v1`.
+    /// `audit.k8s.io/v1` (webhook sinks may drop it from each line).
+    #[serde(default)]
     pub api_version: String,
     /// `Metadata`, `Request`, `RequestResponse`.
     #[serde(default)]
@@ -385,13 +387,38 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Event)) -> Result<FileSummary
     // Hash what is left unread (a gzip file read to a truncation point).
     let _ = std::io::copy(&mut hashing, &mut std::io::sink());
     summary.sha256 = crate::encoding::hex(&hashing.into_inner().hash.finalize());
-    if summary.events == 0 && summary.lines > 0 {
+    // A torn last line alone (a live file just rotated) is not a file of
+    // something else: it is reported as the gap it is.
+    if summary.events == 0 && summary.lines > u64::from(summary.truncated) {
         return Err(err(format!(
             "none of its {} lines is an audit.k8s.io/v1 Event (is it the API server's --audit-log-path file?)",
             summary.lines
         )));
     }
     Ok(summary)
+}
+
+/// A webhook's batch of events (`audit.k8s.io/v1` EventList).
+#[derive(Deserialize)]
+struct EventList {
+    kind: String,
+    #[serde(rename = "apiVersion", default)]
+    api_version: String,
+    #[serde(default)]
+    items: Vec<Event>,
+}
+
+/// The shape of an `audit.k8s.io/v1` Event: its kind and version when the
+/// line carries them (webhook sinks may write events without), an audit
+/// ID and a known stage.
+fn is_event(e: &Event) -> bool {
+    matches!(e.kind.as_str(), "" | "Event")
+        && matches!(e.api_version.as_str(), "" | "audit.k8s.io/v1")
+        && !e.audit_id.is_empty()
+        && matches!(
+            e.stage.as_str(),
+            "RequestReceived" | "ResponseStarted" | "ResponseComplete" | "Panic"
+        )
 }
 
 fn read_lines(mut reader: impl BufRead, summary: &mut FileSummary, each: &mut dyn FnMut(Event)) {
@@ -441,15 +468,36 @@ fn read_lines(mut reader: impl BufRead, summary: &mut FileSummary, each: &mut dy
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Event>(&line) {
-            Ok(e) if e.kind == "Event" && e.api_version == "audit.k8s.io/v1" => {
-                summary.events += 1;
-                if let Some(t) = e.time() {
-                    summary.first = Some(summary.first.map_or(t, |f| f.min(t)));
-                    summary.last = Some(summary.last.map_or(t, |l| l.max(t)));
-                }
-                each(e);
+        let mut take = |e: Event| {
+            summary.events += 1;
+            if let Some(t) = e.time() {
+                summary.first = Some(summary.first.map_or(t, |f| f.min(t)));
+                summary.last = Some(summary.last.map_or(t, |l| l.max(t)));
             }
+            each(e);
+        };
+        // A webhook batch written as it was posted: `{"kind":"EventList",…}`.
+        let list = line.windows(11).any(|w| w == b"\"EventList\"");
+        if list {
+            match serde_json::from_slice::<EventList>(&line) {
+                Ok(l)
+                    if l.kind == "EventList"
+                        && matches!(l.api_version.as_str(), "" | "audit.k8s.io/v1") =>
+                {
+                    for e in l.items {
+                        if is_event(&e) {
+                            take(e);
+                        } else {
+                            summary.unreadable += 1;
+                        }
+                    }
+                }
+                _ => summary.unreadable += 1,
+            }
+            continue;
+        }
+        match serde_json::from_slice::<Event>(&line) {
+            Ok(e) if is_event(&e) => take(e),
             _ => summary.unreadable += 1,
         }
     }

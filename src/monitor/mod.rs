@@ -694,20 +694,32 @@ fn coverage(
         _ => findings.push(gap("the audit log has no timestamped events".into())),
     }
     for f in files {
-        if f.truncated || f.unreadable > 0 {
+        // A torn last line is the live file being written (or a rotation
+        // cut): a gap in what the log shows, not a log of something else.
+        let torn = u64::from(f.truncated);
+        if f.unreadable > torn {
             findings.push(Finding {
                 code: Code::UnreadableLog,
                 severity: Severity::Medium,
                 message: format!(
-                    "{}: {} of {} lines are not audit events{}; what they held cannot be checked",
+                    "{}: {} of {} lines are not audit events; what they held cannot be checked",
                     f.path,
-                    f.unreadable,
-                    f.lines,
-                    if f.truncated {
-                        " and the file ends mid-line or mid-stream (cut while rotating?)"
-                    } else {
-                        ""
-                    }
+                    f.unreadable - torn,
+                    f.lines
+                ),
+                audit_id: None,
+                time: None,
+                user: None,
+                trail_line: None,
+            });
+        }
+        if f.truncated {
+            findings.push(Finding {
+                code: Code::CoverageGap,
+                severity: Severity::Medium,
+                message: format!(
+                    "{}: the file ends mid-line or mid-stream (the live file being written, or cut while rotating): its last event is not read; check again once it is complete",
+                    f.path
                 ),
                 audit_id: None,
                 time: None,
