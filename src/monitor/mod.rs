@@ -404,7 +404,7 @@ pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
                     ephemeral_image(e, t, &mut findings, &finding);
                 }
                 if x.resource == "serviceaccounts/token" {
-                    foreign_token(e, t, &mut findings, &finding);
+                    foreign_token(e, t, true, &mut findings, &finding);
                 }
             }
             None if !run_identity => {
@@ -567,9 +567,15 @@ fn command_excerpt(e: &Event) -> String {
 }
 
 /// A TokenRequest for a run ServiceAccount: the run's own, or foreign.
+/// With a credential id (Kubernetes 1.29+), the id decides. Without one
+/// (older clusters, or the feature off), what the log does carry decides:
+/// `in_trail` says the event matched the run's own TokenRequest line by
+/// user, verb, object and time window (the missing ids are reported once,
+/// as a low `policy-gap`).
 fn foreign_token(
     e: &Event,
     t: &RunTrail,
+    in_trail: bool,
     findings: &mut Vec<Finding>,
     finding: &dyn Fn(Code, Severity, String) -> Finding,
 ) {
@@ -578,6 +584,9 @@ fn foreign_token(
     }
     let issued = e.annotations.get(ISSUED_CREDENTIAL_ID);
     if issued.is_some_and(|id| t.credential_ids.contains(id)) {
+        return;
+    }
+    if issued.is_none() && in_trail {
         return;
     }
     findings.push(finding(
@@ -636,7 +645,7 @@ fn other_identity(e: &Event, t: &RunTrail, run: &Run, findings: &mut Vec<Finding
         .time()
         .is_some_and(|at| at >= run.started - slack && at <= run.ended + slack);
     if e.resource() == "serviceaccounts/token" {
-        foreign_token(e, t, findings, &|code, severity, message| {
+        foreign_token(e, t, false, findings, &|code, severity, message| {
             Finding::of(e, code, severity, message)
         });
         return;

@@ -183,6 +183,25 @@ fn a_foreign_ephemeral_image_is_critical_and_a_missing_object_a_policy_gap() {
     assert_eq!(codes(&r), vec!["policy-gap"], "{:#?}", r.findings);
 }
 
+/// A clean run on a cluster that logs no credential ids (before 1.29, or
+/// the feature off): the run's own TokenRequest is tied by user, verb,
+/// object and time; the only finding is the low policy gap.
+#[test]
+fn a_clean_run_without_credential_ids_has_only_the_low_policy_gap() {
+    let mut token = token_event("2026-01-01T09:59:59Z");
+    token["annotations"] = json!({});
+    let mut patch = patch_event(
+        "2026-01-01T10:00:05Z",
+        "registry.example/vigil@sha256:aa",
+        true,
+    );
+    patch["user"] = json!({"username": SA});
+    let p = log("no-ids.log", &[token, patch]);
+    let r = check(&run(), &[p]).unwrap();
+    assert_eq!(codes(&r), vec!["policy-gap"], "{:#?}", r.findings);
+    assert_eq!(r.findings[0].severity, Severity::Low, "{:#?}", r.findings);
+}
+
 #[test]
 fn impersonating_the_run_account_and_untied_tokens_are_found() {
     // No credential ids at all (an old cluster), and someone impersonating
