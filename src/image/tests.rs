@@ -249,7 +249,9 @@ fn a_registry_blob_is_read_no_further_than_its_descriptor() {
                 c
             } else {
                 let _ = sock
-                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+                    )
                     .await;
                 let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
                 for _ in 0..250_000 {
@@ -261,7 +263,7 @@ fn a_registry_blob_is_read_no_further_than_its_descriptor() {
                 return;
             };
             let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: {}\r\n\r\n",
+                "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                 body.len()
             );
             let _ = sock.write_all(head.as_bytes()).await;
