@@ -104,17 +104,23 @@ pub(crate) async fn client_for(
     token: &str,
     forwarded_for: Option<&str>,
 ) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    config.auth_info.token = Some(token.to_string().into());
+    let mut config = config_for(server, token).await;
     if let Some(ip) = forwarded_for {
         config
             .headers
             .push(("x-forwarded-for".parse().unwrap(), ip.parse().unwrap()));
     }
     kube::Client::try_from(config).unwrap()
+}
+
+/// The test API server's kubeconfig, with `token` as the credential.
+async fn config_for(server: &crate::fakeapi::FakeApiServer, token: &str) -> kube::Config {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.auth_info.token = Some(token.to_string().into());
+    config
 }
 
 /// A client whose connections reach the test API server from `local`
@@ -126,11 +132,7 @@ pub(crate) async fn client_from(
     token: &str,
     local: &str,
 ) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    config.auth_info.token = Some(token.to_string().into());
+    let mut config = config_for(server, token).await;
     let upstream: std::net::SocketAddr = config
         .cluster_url
         .authority()

@@ -248,18 +248,7 @@ fn a_registry_blob_is_read_no_further_than_its_descriptor() {
             } else if line.contains(&c_digest(&c)) {
                 c
             } else {
-                let _ = sock
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
-                    )
-                    .await;
-                let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
-                for _ in 0..250_000 {
-                    if sock.write_all(chunk.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    counted.fetch_add(4096, std::sync::atomic::Ordering::Relaxed);
-                }
+                crate::registry::tests::endless_chunks(&mut sock, &counted).await;
                 return;
             };
             let head = format!(

@@ -277,20 +277,30 @@ where
     host
 }
 
+/// Answer 200 with a chunked body of 4 KiB chunks that never ends (until
+/// 1 GiB, or the client hangs up), counting the bytes sent.
+pub(crate) async fn endless_chunks(
+    sock: &mut tokio::net::TcpStream,
+    sent: &std::sync::atomic::AtomicU64,
+) {
+    let _ = sock
+        .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        .await;
+    let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
+    for _ in 0..(1 << 18) {
+        if sock.write_all(chunk.as_bytes()).await.is_err() {
+            return;
+        }
+        sent.fetch_add(4096, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[tokio::test]
 async fn a_blob_is_read_no_further_than_its_descriptor_says() {
     // An endless chunked body: the client must stop at the size it was
     // told, not at the 32 GiB blob cap.
     let host = raw_server(|mut sock, _| async move {
-        let _ = sock
-            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-            .await;
-        let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
-        for _ in 0..100_000 {
-            if sock.write_all(chunk.as_bytes()).await.is_err() {
-                return;
-            }
-        }
+        endless_chunks(&mut sock, &std::sync::atomic::AtomicU64::new(0)).await;
     })
     .await;
     let client = Client::new(std::slice::from_ref(&host), Credentials::default()).unwrap();
