@@ -322,24 +322,45 @@ fn compare(
     paths: &[String],
     dirs: &[String],
 ) -> Result<Outcome, String> {
+    compare_with(oracle, dir, layers, layers, paths, dirs)
+}
+
+/// [`compare`], with umoci given `reference`: the same layers as a
+/// runtime reads them where umoci is stricter than the runtime (pax
+/// global headers, which containerd ignores and umoci refuses).
+fn compare_with(
+    oracle: &Oracle,
+    dir: &Path,
+    layers: &[Vec<u8>],
+    reference: &[Vec<u8>],
+    paths: &[String],
+    dirs: &[String],
+) -> Result<Outcome, String> {
     let _ = std::fs::remove_dir_all(dir);
     let oci = dir.join("oci");
     layout(&oci, layers, None);
-    compare_layout(oracle, dir, &oci, paths, dirs)
+    if reference == layers {
+        return compare_layout(oracle, dir, &oci, &oci, paths, dirs);
+    }
+    let refd = dir.join("oci-reference");
+    layout(&refd, reference, None);
+    compare_layout(oracle, dir, &oci, &refd, paths, dirs)
 }
 
-/// Scan the layout `oci` (tag `v1`) and umoci's unpacking of it, and
-/// compare; the unpacked root goes under `dir`.
+/// Scan the layout `oci` (tag `v1`) and umoci's unpacking of `reference`
+/// (the same image, or the same as a runtime reads it), and compare; the
+/// unpacked root goes under `dir`.
 fn compare_layout(
     oracle: &Oracle,
     dir: &Path,
     oci: &Path,
+    reference: &Path,
     paths: &[String],
     dirs: &[String],
 ) -> Result<Outcome, String> {
     let req = oracle.request(paths, dirs);
     let image = oracle.image(oci, &req);
-    match umoci_unpack(oci, &dir.join("bundle")) {
+    match umoci_unpack(reference, &dir.join("bundle")) {
         Err(why) => match image {
             Err(_) => Ok(Outcome::BothRefused),
             Ok(seen) => Err(format!(
@@ -652,7 +673,7 @@ fn layers_umoci_insert_scans_like_its_unpacked_root() {
     let oracle = Oracle::new();
     let paths = ["/etc/shadow".to_string(), "/opt/app/bin/tool".to_string()];
     assert_eq!(
-        compare_layout(&oracle, d, &oci, &paths, &["/opt/app/bin".into()]).unwrap(),
+        compare_layout(&oracle, d, &oci, &oci, &paths, &["/opt/app/bin".into()]).unwrap(),
         Outcome::Same
     );
     let seen = oracle.image(&oci, &oracle.request(&paths, &[])).unwrap();
@@ -836,16 +857,28 @@ fn base_of(p: &[u8]) -> Vec<u8> {
 }
 
 /// A random stack of 1 to 6 layers.
-fn stack(seed: u64, c: &mut Classes) -> Vec<Vec<u8>> {
+/// Returns the layers, and the same layers without pax global headers
+/// (what containerd applies; umoci refuses those headers).
+fn stack(seed: u64, c: &mut Classes) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut r = Rng(seed);
     let mut files: Vec<Vec<u8>> = Vec::new(); // regular files emitted so far
     let mut names: Vec<Vec<u8>> = Vec::new(); // anything emitted so far
     let layers = 1 + r.below(6);
     let mut out = Vec::new();
+    let mut reference = Vec::new();
     for li in 0..layers {
         let mut entries = Vec::new();
         if li == 0 && r.chance(30) {
             entries.push(Entry::dir("./"));
+        }
+        if r.chance(10) {
+            // A pax global header (git archive writes one): metadata, not
+            // a file.
+            c.add("pax global header");
+            entries.push(Entry {
+                data: b"17 comment=hello\n".to_vec(),
+                ..Entry::new("pax_global_header", b'g')
+            });
         }
         for _ in 0..2 + r.below(14) {
             let p = path(&mut r, c);
@@ -1003,13 +1036,15 @@ fn stack(seed: u64, c: &mut Classes) -> Vec<Vec<u8>> {
             c.add("stream ends after the data");
         }
         out.push(tar(&entries, cut));
+        let runtime: Vec<Entry> = entries.iter().filter(|e| e.flag != b'g').cloned().collect();
+        reference.push(tar(&runtime, cut));
     }
     c.add(match layers {
         1 => "1 layer",
         2..=3 => "2-3 layers",
         _ => "4-6 layers",
     });
-    out
+    (out, reference)
 }
 
 /// Paths the request names: each member's cleaned name, where it is UTF-8.
@@ -1057,9 +1092,16 @@ fn differential(seeds: std::ops::Range<u64>) {
     let (mut same, mut refused) = (0, 0);
     let mut failures = Vec::new();
     for seed in seeds.clone() {
-        let layers = stack(seed, &mut classes);
+        let (layers, reference) = stack(seed, &mut classes);
         let (paths, dirs) = request_paths(&layers);
-        match compare(&oracle, &dir.path().join("s"), &layers, &paths, &dirs) {
+        match compare_with(
+            &oracle,
+            &dir.path().join("s"),
+            &layers,
+            &reference,
+            &paths,
+            &dirs,
+        ) {
             Ok(Outcome::Same) => same += 1,
             Ok(Outcome::BothRefused) => {
                 refused += 1;
@@ -1113,6 +1155,7 @@ fn differential(seeds: std::ops::Range<u64>) {
         "directory over an entry",
         "device",
         "old-style directory",
+        "pax global header",
     ] {
         assert!(
             classes.0.get(class).copied().unwrap_or(0) > 0,

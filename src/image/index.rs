@@ -314,7 +314,9 @@ impl FsIndex {
             T::Char => Kind::Char,
             T::Block => Kind::Block,
             T::Fifo => Kind::Fifo,
-            // Metadata-only entries the tar reader passes on.
+            // Metadata-only entries the tar reader passes on; a pax global
+            // header is skipped as containerd skips it ("PAX Global
+            // Extended Headers found and ignored"; umoci refuses it).
             T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {
                 return Ok(None);
             }
