@@ -513,3 +513,58 @@ fn verify_image_against_a_real_registry_and_openssl_signatures() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("cannot reach registry"), "{}", r.stderr);
 }
+
+/// A registry that answers every request with a body trickled one byte
+/// every 200 ms: `--registry-timeout` cuts it off, and the run says why.
+#[test]
+fn a_trickling_registry_is_cut_at_the_timeout_given() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if sock.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: 100000\r\n\r\n");
+                for _ in 0..100_000 {
+                    if sock.write_all(b" ").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
+    let started = std::time::Instant::now();
+    let r = crate::util::vigil(&[
+        "verify-image",
+        &image,
+        "--key",
+        crate::util::repo()
+            .join("fixtures/cosign/key.pub")
+            .to_str()
+            .unwrap(),
+        "--insecure-registry",
+        &host,
+        "--registry-timeout",
+        "1",
+        "--registry-min-rate",
+        "4096",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("deadline"), "{said}");
+    // The deadline is 1 s plus the 4 MiB manifest cap at 4 MiB/s, per
+    // request: seconds, not the 100,000 × 200 ms the registry would take.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}

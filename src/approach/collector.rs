@@ -104,6 +104,8 @@ pub trait Collector: Sync {
 pub struct LocalCollector {
     /// Registry hosts reached over plain HTTP (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// Registry request deadlines (`--registry-timeout`, `--registry-min-rate`).
+    pub registry_deadlines: crate::registry::Deadlines,
 }
 
 impl LocalCollector {
@@ -117,7 +119,8 @@ impl LocalCollector {
         let source = crate::image::Source::parse(spec, std::path::Path::new("/"))
             .map_err(|e| e.to_string())?;
         let opened =
-            crate::image::open(&source, &self.insecure_registries).map_err(|e| e.to_string())?;
+            crate::image::open_with(&source, &self.insecure_registries, self.registry_deadlines)
+                .map_err(|e| e.to_string())?;
         if let Some(planned) = &t.image_digest
             && *planned != opened.resolved.digest
         {

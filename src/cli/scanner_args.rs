@@ -17,9 +17,39 @@ pub struct ScannerArgs {
     /// output): verify without contacting its registry.
     #[arg(long, value_name = "FILE")]
     scanner_signature: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How registries are reached: `vigil run` and `vigil verify-image`.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
     /// Use plain HTTP for this registry host (test registries only); repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
-    insecure_registries: Vec<String>,
+    pub insecure: Vec<String>,
+    /// Seconds one registry request may take besides its body's transfer
+    /// time (a registry that trickles bytes is cut off).
+    #[arg(
+        long = "registry-timeout",
+        value_name = "SECONDS",
+        default_value_t = 120
+    )]
+    timeout: u64,
+    /// The slowest a registry may send a body, in KiB/s: a body of N KiB
+    /// may take N / this many seconds more.
+    #[arg(long = "registry-min-rate", value_name = "KIB_PER_S", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    min_rate: u64,
+}
+
+impl RegistryArgs {
+    /// The request deadlines these flags set.
+    pub fn deadlines(&self) -> crate::registry::Deadlines {
+        crate::registry::Deadlines {
+            request: std::time::Duration::from_secs(self.timeout),
+            min_rate: self.min_rate.saturating_mul(1024),
+        }
+    }
 }
 
 impl ScannerArgs {
@@ -40,7 +70,8 @@ impl ScannerArgs {
         Ok(ScannerTrust {
             key,
             signature: self.scanner_signature.clone(),
-            insecure_registries: self.insecure_registries.clone(),
+            insecure_registries: self.registry.insecure.clone(),
+            registry_deadlines: self.registry.deadlines(),
         })
     }
 }

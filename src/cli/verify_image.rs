@@ -33,9 +33,8 @@ pub struct Args {
     /// offline, without contacting the registry.
     #[arg(long, value_name = "FILE")]
     signature: Option<PathBuf>,
-    /// Use plain HTTP for this registry host (test registries only); repeatable.
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    insecure: Vec<String>,
+    #[command(flatten)]
+    registry: super::scanner_args::RegistryArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -55,7 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .enable_all()
         .build()?;
     let outcome = rt.block_on(async {
-        let client = Client::new(&args.insecure, credentials)?;
+        let client = Client::new(&args.registry.insecure, credentials)?
+            .with_deadlines(args.registry.deadlines());
         anyhow::Ok(crate::cosign::verify(&client, &image, &key, args.signature.as_deref()).await)
     })?;
     match outcome {

@@ -77,6 +77,15 @@ pub struct Opened {
 /// Open `source` and resolve its image (for a registry, the manifest and
 /// config are fetched; layers are fetched when scanned).
 pub fn open(source: &Source, insecure: &[String]) -> Result<Opened, ImageError> {
+    open_with(source, insecure, crate::registry::Deadlines::default())
+}
+
+/// [`open`], with registry requests held to `deadlines`.
+pub fn open_with(
+    source: &Source,
+    insecure: &[String],
+    deadlines: crate::registry::Deadlines,
+) -> Result<Opened, ImageError> {
     match source {
         Source::OciDir { path, tag } => {
             let store = source::DirStore::open(path)?;
@@ -102,7 +111,7 @@ pub fn open(source: &Source, insecure: &[String]) -> Result<Opened, ImageError> 
                 resolved,
             })
         }
-        Source::Registry(reference) => open_registry(reference, insecure),
+        Source::Registry(reference) => open_registry(reference, insecure, deadlines),
     }
 }
 
@@ -412,6 +421,7 @@ fn sweep_stale(tmp: &std::path::Path) {
 fn open_registry(
     reference: &crate::registry::Reference,
     insecure: &[String],
+    deadlines: crate::registry::Deadlines,
 ) -> Result<Opened, ImageError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -419,7 +429,7 @@ fn open_registry(
         .map_err(|e| ImageError::Read(format!("cannot start the registry client: {e}")))?;
     let credentials = crate::registry::Credentials::from_environment()
         .map_err(|e| ImageError::Read(e.to_string()))?;
-    let client = crate::registry::Client::new(insecure, credentials)?;
+    let client = crate::registry::Client::new(insecure, credentials)?.with_deadlines(deadlines);
     let mut nonce = [0u8; 8];
     getrandom::getrandom(&mut nonce).map_err(|e| ImageError::Read(e.to_string()))?;
     sweep_stale(&std::env::temp_dir());

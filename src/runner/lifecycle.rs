@@ -49,6 +49,7 @@ pub fn run_local(
             .map_err(LifecycleError::Signals)?;
     let collector = LocalCollector {
         insecure_registries: opts.scanner.insecure_registries.clone(),
+        registry_deadlines: opts.scanner.registry_deadlines,
     };
     Ok(run_policy(set, policy, pp, opts, output, &collector)?)
 }

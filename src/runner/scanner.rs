@@ -25,6 +25,8 @@ pub struct ScannerTrust {
     pub signature: Option<PathBuf>,
     /// `--insecure-registry` hosts (plain HTTP; test registries only).
     pub insecure_registries: Vec<String>,
+    /// `--registry-timeout` and `--registry-min-rate`.
+    pub registry_deadlines: crate::registry::Deadlines,
 }
 
 /// Check the signature of each scanner image `pp`'s targets may start: the
@@ -83,7 +85,9 @@ async fn check_one(
             .map(|s| base.join(s))
     });
     let credentials = Credentials::from_environment().map_err(|e| e.to_string())?;
-    let client = Client::new(&trust.insecure_registries, credentials).map_err(|e| e.to_string())?;
+    let client = Client::new(&trust.insecure_registries, credentials)
+        .map_err(|e| e.to_string())?
+        .with_deadlines(trust.registry_deadlines);
     crate::cosign::verify(&client, &reference, key, signature.as_deref())
         .await
         .map_err(|e| e.to_string())
