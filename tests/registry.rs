@@ -568,3 +568,93 @@ fn a_trickling_registry_is_cut_at_the_timeout_given() {
     // request: seconds, not the 100,000 × 200 ms the registry would take.
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// A registry that accepts the request and never answers: two SIGINTs
+/// stop the run at once (the fetch selects on the run's stop), the bundle
+/// is still sealed, and no download directory is left behind.
+#[test]
+fn a_second_signal_ends_a_stalled_registry_fetch_at_once() {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let mut b = [0u8; 4096];
+            let _ = sock.read(&mut b);
+            held.push(sock); // never answered, never closed
+        }
+    });
+    let dir = TempDir::new("stalled-fetch");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let repo = crate::util::repo();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: stall}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{image: 'registry:{host}/vigil@sha256:{}'}}\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            "p.yaml",
+            repo.join("policies/profiles").to_str().unwrap(),
+            "--insecure-registry",
+            &host,
+            "--out",
+            "out",
+            "--plaintext",
+            "--unsigned",
+        ])
+        .current_dir(dir.path())
+        .env("TMPDIR", &tmp)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the fetch is under way (its download directory exists).
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&tmp).unwrap().next().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the fetch never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let signal = || {
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stopped = std::time::Instant::now();
+    signal();
+    let out = child.wait_with_output().unwrap();
+    let took = stopped.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "the second signal took {took:?} to end the run: {stderr}"
+    );
+    assert!(
+        stderr.contains("stopped by a signal while waiting for the registry"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

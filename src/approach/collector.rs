@@ -102,10 +102,9 @@ pub trait Collector: Sync {
 /// error result.
 #[derive(Debug, Default)]
 pub struct LocalCollector {
-    /// Registry hosts reached over plain HTTP (`--insecure-registry`).
-    pub insecure_registries: Vec<String>,
-    /// Registry request deadlines (`--registry-timeout`, `--registry-min-rate`).
-    pub registry_deadlines: crate::registry::Deadlines,
+    /// How registry images are reached (plain-HTTP hosts, deadlines, the
+    /// run's stop).
+    pub registry: crate::image::Access,
 }
 
 impl LocalCollector {
@@ -118,9 +117,7 @@ impl LocalCollector {
             .ok_or("an image target without a source")?;
         let source = crate::image::Source::parse(spec, std::path::Path::new("/"))
             .map_err(|e| e.to_string())?;
-        let opened =
-            crate::image::open_with(&source, &self.insecure_registries, self.registry_deadlines)
-                .map_err(|e| e.to_string())?;
+        let opened = crate::image::open_with(&source, &self.registry).map_err(|e| e.to_string())?;
         if let Some(planned) = &t.image_digest
             && *planned != opened.resolved.digest
         {

@@ -65,6 +65,10 @@ pub enum ImageError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The run was stopped (a second signal, or its grace period over)
+    /// while a registry request was waiting.
+    #[error("stopped by a signal while waiting for the registry")]
+    Cancelled,
 }
 
 /// An opened image: its store and the image resolved in it.
@@ -77,15 +81,29 @@ pub struct Opened {
 /// Open `source` and resolve its image (for a registry, the manifest and
 /// config are fetched; layers are fetched when scanned).
 pub fn open(source: &Source, insecure: &[String]) -> Result<Opened, ImageError> {
-    open_with(source, insecure, crate::registry::Deadlines::default())
+    open_with(
+        source,
+        &Access {
+            insecure: insecure.to_vec(),
+            ..Access::default()
+        },
+    )
 }
 
-/// [`open`], with registry requests held to `deadlines`.
-pub fn open_with(
-    source: &Source,
-    insecure: &[String],
-    deadlines: crate::registry::Deadlines,
-) -> Result<Opened, ImageError> {
+/// How a registry source is reached.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Hosts reached over plain HTTP (`--insecure-registry`).
+    pub insecure: Vec<String>,
+    /// Request deadlines (`--registry-timeout`, `--registry-min-rate`).
+    pub deadlines: crate::registry::Deadlines,
+    /// The run's stop: set when a second signal comes or the grace period
+    /// ends; a fetch waiting then ends at once.
+    pub abort: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// [`open`], reaching registries as `access` says.
+pub fn open_with(source: &Source, access: &Access) -> Result<Opened, ImageError> {
     match source {
         Source::OciDir { path, tag } => {
             let store = source::DirStore::open(path)?;
@@ -111,7 +129,7 @@ pub fn open_with(
                 resolved,
             })
         }
-        Source::Registry(reference) => open_registry(reference, insecure, deadlines),
+        Source::Registry(reference) => open_registry(reference, access),
     }
 }
 
@@ -274,10 +292,40 @@ struct RegistryStore {
     /// Digests known to be manifests (the pinned one, then an index's
     /// children): fetched from the manifests endpoint, the rest as blobs.
     manifests: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Fires when the run stops (a second signal, or the grace period
+    /// over): every wait on the registry ends then.
+    abort: Option<tokio::sync::watch::Receiver<bool>>,
     /// The size each fetched manifest's descriptors give their blobs: a
     /// blob is read no further (a registry that streams without end, or a
     /// blob longer than its descriptor, is refused at the first byte past).
     sizes: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl RegistryStore {
+    /// Run a registry request to its end, or until the run is stopped.
+    fn wait<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, RegistryError>>,
+    ) -> Result<Result<T, RegistryError>, ImageError> {
+        let Some(abort) = &self.abort else {
+            return Ok(self.rt.block_on(fut));
+        };
+        let mut abort = abort.clone();
+        self.rt.block_on(async move {
+            let stopped = async {
+                while !*abort.borrow_and_update() {
+                    if abort.changed().await.is_err() {
+                        // The run ended without stopping: never fires.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                r = fut => Ok(r),
+                () = stopped => Err(ImageError::Cancelled),
+            }
+        })
+    }
 }
 
 impl Store for RegistryStore {
@@ -312,9 +360,7 @@ impl Store for RegistryStore {
             .unwrap_or_else(|e| e.into_inner())
             .contains(&digest);
         if is_manifest {
-            let m = self
-                .rt
-                .block_on(self.client.manifest(&self.reference, &digest))?;
+            let m = self.wait(self.client.manifest(&self.reference, &digest))??;
             // An index's children are manifests too; a manifest's config
             // and layers are blobs of the sizes it gives.
             if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&m.bytes) {
@@ -355,11 +401,18 @@ impl Store for RegistryStore {
                 });
             }
             let mut file = std::fs::File::create(&path).map_err(io)?;
-            let got =
-                self.rt.block_on(
-                    self.client
-                        .blob_to(&self.reference, &digest, size, &mut file),
-                );
+            let got = self.wait(
+                self.client
+                    .blob_to(&self.reference, &digest, size, &mut file),
+            );
+            let got = match got {
+                Ok(got) => got,
+                Err(cancelled) => {
+                    drop(file);
+                    let _ = std::fs::remove_file(&path);
+                    return Err(cancelled);
+                }
+            };
             if let Err(e) = got {
                 drop(file);
                 let _ = std::fs::remove_file(&path);
@@ -420,8 +473,7 @@ fn sweep_stale(tmp: &std::path::Path) {
 
 fn open_registry(
     reference: &crate::registry::Reference,
-    insecure: &[String],
-    deadlines: crate::registry::Deadlines,
+    access: &Access,
 ) -> Result<Opened, ImageError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -429,7 +481,8 @@ fn open_registry(
         .map_err(|e| ImageError::Read(format!("cannot start the registry client: {e}")))?;
     let credentials = crate::registry::Credentials::from_environment()
         .map_err(|e| ImageError::Read(e.to_string()))?;
-    let client = crate::registry::Client::new(insecure, credentials)?.with_deadlines(deadlines);
+    let client = crate::registry::Client::new(&access.insecure, credentials)?
+        .with_deadlines(access.deadlines);
     let mut nonce = [0u8; 8];
     getrandom::getrandom(&mut nonce).map_err(|e| ImageError::Read(e.to_string()))?;
     sweep_stale(&std::env::temp_dir());
@@ -458,6 +511,7 @@ fn open_registry(
         dir,
         manifests: std::sync::Mutex::new([reference.digest.clone()].into()),
         sizes: std::sync::Mutex::new(BTreeMap::new()),
+        abort: access.abort.clone(),
     };
     let resolved = manifest::resolve(&store, None, false)?;
     Ok(Opened {

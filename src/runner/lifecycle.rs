@@ -44,12 +44,15 @@ pub fn run_local(
     opts: &RunOptions,
     output: &dyn RunOutput,
 ) -> Result<(RunSummary, Written), LifecycleError> {
-    let _signals =
+    let (_signals, abort) =
         LocalSignals::start(opts.cancel.clone(), policy.value.spec.limits.grace_period())
             .map_err(LifecycleError::Signals)?;
     let collector = LocalCollector {
-        insecure_registries: opts.scanner.insecure_registries.clone(),
-        registry_deadlines: opts.scanner.registry_deadlines,
+        registry: crate::image::Access {
+            insecure: opts.scanner.insecure_registries.clone(),
+            deadlines: opts.scanner.registry_deadlines,
+            abort: Some(abort),
+        },
     };
     Ok(run_policy(set, policy, pp, opts, output, &collector)?)
 }
@@ -116,16 +119,22 @@ struct LocalSignals {
 }
 
 impl LocalSignals {
-    fn start(cancel: Arc<AtomicBool>, grace: std::time::Duration) -> std::io::Result<LocalSignals> {
+    /// Returns the guard, and a receiver set when the run must stop now (a
+    /// second signal, or the grace period over): blocking waits (a registry
+    /// fetch) select on it.
+    fn start(
+        cancel: Arc<AtomicBool>,
+        grace: std::time::Duration,
+    ) -> std::io::Result<(LocalSignals, tokio::sync::watch::Receiver<bool>)> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let signals = Signals::register(rt.handle())?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (abort_tx, abort) = tokio::sync::watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("vigil-signals".into())
             .spawn(move || {
-                let (abort_tx, _abort) = tokio::sync::watch::channel(false);
                 rt.block_on(async move {
                     tokio::select! {
                         _ = signals.watch(cancel, grace, abort_tx) => {}
@@ -133,10 +142,13 @@ impl LocalSignals {
                     }
                 });
             })?;
-        Ok(LocalSignals {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok((
+            LocalSignals {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+            abort,
+        ))
     }
 }
 
