@@ -343,13 +343,20 @@ impl FsIndex {
         }
         if let Some(hidden) = file.strip_prefix(b".wh.") {
             let steps = self.secure_join(dir)?;
+            // A whiteout naming no entry names its directory: where nothing
+            // is there, every runtime does nothing; where something is,
+            // containerd removes it and umoci fails, so it is refused.
+            if matches!(hidden, b"" | b"." | b"..") {
+                if steps.iter().any(|s| matches!(s, Step::Missing(_))) {
+                    return Ok(None);
+                }
+                return Err(ApplyError::EmptyWhiteout);
+            }
             let Some(dir) = self.existing_dir(&steps) else {
                 return Ok(None); // nothing there to hide
             };
             if hidden == b".wh..opq" {
                 self.whiteout(dir, li, true);
-            } else if matches!(hidden, b"" | b"." | b"..") {
-                return Err(ApplyError::EmptyWhiteout);
             } else if let Some(id) = self.child(dir, hidden) {
                 self.whiteout(id, li, false);
             }
