@@ -38,14 +38,9 @@ impl Scripted {
                 let (script, seen, host) = (script.clone(), seen2.clone(), host2.clone());
                 tokio::spawn(async move {
                     loop {
-                        let mut head = Vec::new();
-                        let mut b = [0u8; 1];
-                        while !head.ends_with(b"\r\n\r\n") {
-                            match sock.read(&mut b).await {
-                                Ok(1) => head.push(b[0]),
-                                _ => return,
-                            }
-                        }
+                        let Some(head) = read_head(&mut sock).await else {
+                            return;
+                        };
                         let text = String::from_utf8_lossy(&head).into_owned();
                         let mut lines = text.lines();
                         let path = lines.next().unwrap().split(' ').nth(1).unwrap().to_string();
@@ -242,6 +237,20 @@ async fn without_credentials_a_challenge_is_answered_with_what_to_do() {
     assert!(e.to_string().contains("REGISTRY_AUTH_FILE"), "{e}");
 }
 
+/// One request's head (through the blank line), or `None` at the end of
+/// the connection.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match sock.read(&mut b).await {
+            Ok(1) => head.push(b[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
 /// A raw server on 127.0.0.1 for bodies the scripted one cannot send: it
 /// reads one request per connection and hands the socket and the request
 /// line to `serve`. Used by the image tests too.
@@ -257,14 +266,9 @@ where
         while let Ok((mut sock, _)) = listener.accept().await {
             let serve = serve.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match sock.read(&mut b).await {
-                        Ok(1) => head.push(b[0]),
-                        _ => return,
-                    }
-                }
+                let Some(head) = read_head(&mut sock).await else {
+                    return;
+                };
                 let line = String::from_utf8_lossy(&head)
                     .lines()
                     .next()
