@@ -133,33 +133,15 @@ enum Step {
     Missing(Vec<u8>),
 }
 
-fn kind_word(k: Kind) -> &'static str {
-    k.as_str()
-}
-
 impl FsIndex {
-    fn new() -> FsIndex {
-        FsIndex::default()
-    }
-
     /// Nodes in the final filesystem, the root included.
-    pub fn len(&self) -> usize {
+    pub fn nodes(&self) -> usize {
         self.tree.len()
-    }
-
-    /// Returns true if and only if the image has nothing but its root.
-    pub fn is_empty(&self) -> bool {
-        self.tree.len() == 1
     }
 
     /// The node `id`.
     pub fn node(&self, id: Id) -> &Node {
         self.tree.node(id)
-    }
-
-    /// The directory holding `id` (the root's is the root).
-    pub fn parent(&self, id: Id) -> Id {
-        self.tree.parent(id)
     }
 
     /// The entry `name` of directory `dir`.
@@ -266,7 +248,7 @@ impl FsIndex {
                 Step::At(id) => {
                     let k = self.node(id).kind;
                     if k != Kind::Directory {
-                        return Err(ApplyError::NotDir(kind_word(k)));
+                        return Err(ApplyError::NotDir(k.as_str()));
                     }
                     id
                 }
@@ -329,7 +311,7 @@ impl FsIndex {
                 return Err(ApplyError::RootType(if m.kind == T::Link {
                     "hard link"
                 } else {
-                    kind_word(kind)
+                    kind.as_str()
                 }));
             }
             let root = self.tree.node_mut(ROOT);
@@ -732,7 +714,7 @@ pub fn build(
     layers: &[LayerRef],
     prefetch: &dyn Fn(&str) -> Option<u64>,
 ) -> Result<FsIndex, ImageError> {
-    let mut index = FsIndex::new();
+    let mut index = FsIndex::default();
     let mut budget = crate::facts::MAX_CONTENT_BYTES;
     for (li, layer) in layers.iter().enumerate() {
         let (stream, stored, plain) = open_layer(store, layer)?;

@@ -176,7 +176,7 @@ impl Opened {
         facts.image = Some(image_facts(source, &self.resolved)?);
         Ok(Scanned {
             facts,
-            files: index.len(),
+            files: index.nodes(),
         })
     }
 }

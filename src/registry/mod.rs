@@ -54,11 +54,15 @@ impl Default for Deadlines {
 }
 
 impl Deadlines {
-    /// The deadline of a request started now whose body is at most `cap`
-    /// bytes.
-    fn for_body(&self, cap: u64) -> tokio::time::Instant {
-        let extra = Duration::from_secs(cap / self.min_rate.max(1));
-        tokio::time::Instant::now() + self.request.saturating_add(extra)
+    /// When a request started at `start` must have ended if it has
+    /// received `received` bytes so far: the base, plus the time those
+    /// bytes (and one more 64 KiB) take at the minimum rate. The deadline
+    /// grows only with bytes that arrive, so a size the server declares
+    /// buys it no time, and a trickle falls behind at once.
+    fn at(&self, start: tokio::time::Instant, received: u64) -> tokio::time::Instant {
+        let extra =
+            Duration::from_secs_f64((received + (64 << 10)) as f64 / self.min_rate.max(1) as f64);
+        start + self.request.saturating_add(extra)
     }
 }
 /// Redirects followed for one request (blob stores redirect once).
@@ -377,7 +381,7 @@ impl Client {
         let mut uri: Uri = format!("{}://{host}{path}", self.scheme(host))
             .parse()
             .map_err(|e| protocol(image, format!("cannot form a URL for {what}: {e}")))?;
-        let deadline = self.deadlines.for_body(cap);
+        let started = tokio::time::Instant::now();
         let token_key = (String::new(), image.repository.clone());
         let mut authorization = self.tokens.lock().await.get(&token_key).cloned();
         let mut challenged = false;
@@ -440,12 +444,20 @@ impl Client {
                     64 * 1024,
                     what,
                     &mut body,
-                    deadline,
+                    (self.deadlines, started),
                 )
                 .await;
                 return Err(status_error(image, status, &body, what, &self.credentials));
             }
-            let digest = read_capped(image, resp.into_body(), cap, what, out, deadline).await?;
+            let digest = read_capped(
+                image,
+                resp.into_body(),
+                cap,
+                what,
+                out,
+                (self.deadlines, started),
+            )
+            .await?;
             return Ok((media_type, digest));
         }
     }
@@ -615,7 +627,7 @@ impl Client {
                     MAX_TOKEN,
                     "the token response",
                     &mut body,
-                    self.deadlines.for_body(MAX_TOKEN),
+                    (self.deadlines, tokio::time::Instant::now()),
                 )
                 .await?;
                 if !status.is_success() {
@@ -706,28 +718,31 @@ pub fn is_sha256_digest(d: &str) -> bool {
 }
 
 /// Read a body, refusing it as soon as it passes `cap`, giving up when
-/// the registry stalls and when the request's overall `deadline` passes.
+/// the registry stalls and when the request falls behind its deadline
+/// (`(deadlines, start)`: the base plus the minimum rate over what came).
 async fn read_capped(
     image: &Reference,
     mut body: hyper::body::Incoming,
     cap: u64,
     what: &str,
     out: &mut (dyn std::io::Write + Send),
-    deadline: tokio::time::Instant,
+    (deadlines, started): (Deadlines, tokio::time::Instant),
 ) -> Result<String, RegistryError> {
     let mut hash = Sha256::new();
     let mut len = 0u64;
-    let started = tokio::time::Instant::now();
     loop {
+        let deadline = deadlines.at(started, len);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let frame = match tokio::time::timeout(TIMEOUT.min(left), body.frame()).await {
             Err(_) if tokio::time::Instant::now() >= deadline => {
                 return Err(RegistryError::Unreachable {
                     host: image.registry.clone(),
                     reason: format!(
-                        "{what} did not arrive within its deadline of {} s ({} received): the registry sends too slowly",
-                        (deadline - started).as_secs(),
-                        crate::safeio::human_bytes(len)
+                        "{what} missed its deadline: {} received in {} s, slower than {}/s after the first {} s; the registry sends too slowly",
+                        crate::safeio::human_bytes(len),
+                        started.elapsed().as_secs(),
+                        crate::safeio::human_bytes(deadlines.min_rate),
+                        deadlines.request.as_secs()
                     ),
                 });
             }

@@ -84,7 +84,8 @@ pub(super) async fn handle(
     let uri = req.uri().clone();
     let source_ips = super::audit::source_ips(req.headers(), peer);
     // The client's Audit-ID header is taken as the event's auditID
-    // (with_audit_init.go): any client can reuse another request's id.
+    // (`staging/src/k8s.io/apiserver/pkg/endpoints/filters/with_audit_init.go`):
+    // any client can reuse another request's id.
     let client_audit_id = req
         .headers()
         .get("audit-id")
@@ -96,7 +97,27 @@ pub(super) async fn handle(
         .get("user-agent")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
-    let resp = route(req, &st, identity.as_deref()).await;
+    // WithValidatingAuditInit: a client's Audit-ID of more than 256
+    // characters, or not alphanumeric runs joined by hyphens, is a 400.
+    let valid_audit_id = client_audit_id.as_deref().is_none_or(|id| {
+        id.len() <= 256
+            && id.len() >= 2
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && id.as_bytes()[0].is_ascii_alphanumeric()
+            && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric()
+    });
+    let resp = if valid_audit_id {
+        route(req, &st, identity.as_deref()).await
+    } else {
+        respond(
+            400,
+            &status(
+                400,
+                "BadRequest",
+                "provided Audit-ID is invalid. Must be less than 256 characters in length and only contain alphanumeric characters separated by hyphens ('-').",
+            ),
+        )
+    };
     let policy = st.lock().unwrap().audit_policy.clone();
     let resp = match policy {
         None => resp,
