@@ -356,3 +356,65 @@ fn imported_reports_count_as_heimdall_does() {
         [("BT", "medium"), ("TAG", "critical"), ("LOW", "none")]
     );
 }
+
+/// Memory is bounded by the report, not by its results (#29: a 40 MB
+/// report of a million results took 881 MB). An 8 MB report of 200,000
+/// results, each carrying text, must be imported in under 3 times its size
+/// plus the binary's own baseline; a reader that builds the whole document
+/// takes over 20 times.
+#[test]
+fn import_memory_is_bounded_by_the_input() {
+    use std::io::Write as _;
+    let (dir, _) = setup();
+    let path = dir.path().join("big.json");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    w.write_all(br#"{"profiles":[{"controls":["#).unwrap();
+    let (controls, per) = (2_000, 100);
+    for c in 0..controls {
+        let sep = if c == 0 { "" } else { "," };
+        write!(w, r#"{sep}{{"id":"C-{c}","impact":0.5,"results":["#).unwrap();
+        for r in 0..per {
+            let sep = if r == 0 { "" } else { "," };
+            let status = if (c + r) % 9 == 0 { "failed" } else { "passed" };
+            write!(w, r#"{sep}{{"status":"{status}","code_desc":"c{r}"}}"#).unwrap();
+        }
+        w.write_all(b"]}").unwrap();
+    }
+    w.write_all(b"]}]}").unwrap();
+    drop(w);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let profiles = repo().join("policies/profiles");
+    let peak_of = |report: &str| {
+        let (code, kib) = crate::bench_common::child_peak_rss_kib(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+                .current_dir(dir.path())
+                .args(["import", report, "--policy", "p.yaml", "--policy"])
+                .arg(&profiles)
+                .args(["--unsigned", "--plaintext", "--out"])
+                .arg(format!("out-{report}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        );
+        // 0, or 1 when the policy's threshold fails.
+        assert!(
+            code == 0 || code == 1,
+            "the import of {report} exited {code}"
+        );
+        kib << 10
+    };
+    // The baseline: the same import of a small report (policy, profiles).
+    let baseline = peak_of("nginx.json");
+    let peak = peak_of("big.json");
+    eprintln!(
+        "import of a {:.1} MB report ({} results): peak RSS {:.1} MB, {:.1} MB over the {:.1} MB of a small report",
+        size as f64 / 1e6,
+        controls * per,
+        peak as f64 / 1e6,
+        peak.saturating_sub(baseline) as f64 / 1e6,
+        baseline as f64 / 1e6
+    );
+    assert!(
+        peak < baseline + 3 * size,
+        "peak RSS {peak} bytes for a {size}-byte report (baseline {baseline})"
+    );
+}

@@ -2009,3 +2009,21 @@ fn run_labels_mark_every_object_and_the_statement() {
         assert!(r.stderr.contains(want), "{bad}: {}", r.stderr);
     }
 }
+
+/// A run of nothing is an error, never a pass: a policy whose selectors
+/// match no running container scans nothing, so it cannot say the cluster
+/// complies.
+#[test]
+fn a_run_whose_targets_match_nothing_is_an_error() {
+    let Some(c) = cluster(false) else { return };
+    let p = c.dir.write(
+        "none.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: none}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: nothing}}, approach: api}\n",
+    );
+    let run = run_policy_as(&c, &c.server.kubeconfig, &p, &[]);
+    assert_eq!(run.code, 3, "a run with errors: {}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary[0]["verdict"], "error", "{}", run.stdout);
+    assert!(run.stderr.contains("no target to scan"), "{}", run.stderr);
+    assert_clean(&c);
+}

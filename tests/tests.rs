@@ -3,6 +3,11 @@
 
 mod util;
 
+/// The benchmarks' helpers (a child's peak RSS), shared with the tests.
+#[path = "../benches/common.rs"]
+#[allow(dead_code)]
+mod bench_common;
+
 mod fakeapi;
 
 mod approaches;

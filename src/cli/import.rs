@@ -23,6 +23,9 @@ its platform.target_id when it has one, else imported/<file name>. Reports
 are sealed as they came; vigil's waivers do not apply to them (their own
 waiver_data does).";
 
+/// Warnings printed per report before the rest are counted.
+const MAX_WARNINGS: usize = 20;
+
 /// Reports larger than this are refused.
 const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -73,12 +76,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     for path in &args.reports {
         let bytes = crate::safeio::read(path, MAX_REPORT_BYTES, "report")
             .map_err(|e| InvalidInput(e.to_string()))?;
-        let doc = crate::report::import::read(&bytes)
-            .map_err(|e| InvalidInput(format!("{}: {e}", path.display())))?;
-        for w in &doc.warnings {
+        let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
+        let mut warnings = 0usize;
+        crate::report::import::read_each(&bytes, &mut |c| {
+            // A few say what differs; a count says how much more does.
+            if let Some(w) = c.saf_difference() {
+                warnings += 1;
+                if warnings <= MAX_WARNINGS {
+                    tracing::warn!("{shown}: {w}");
+                }
+            }
+        })
+        .map_err(|e| InvalidInput(format!("{shown}: {e}")))?;
+        if warnings > MAX_WARNINGS {
             tracing::warn!(
-                "{}: {w}",
-                crate::safeio::printable(&path.display().to_string())
+                "{shown}: {} more controls failed with an impact below 0.1",
+                warnings - MAX_WARNINGS
             );
         }
         files.push((path.display().to_string(), bytes));

@@ -153,7 +153,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         } else {
             crate::safeio::read(&path, crate::seal::verify::MAX_PLAINTEXT_BYTES, "result")?
         };
-        let hdf: serde_json::Value = serde_json::from_slice(&bytes)?;
+        let hdf = crate::report::import::read(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?;
         let c = recount(&hdf);
         let _ = writeln!(
             out,

@@ -6,90 +6,9 @@
 use std::cmp::Ordering;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use super::summary::{ControlStatus, control_status, severity};
-use crate::checks::{Status, TestResult};
-
-/// One control of an HDF document with its Heimdall status.
-#[derive(Debug, Clone)]
-pub struct HdfControl<'a> {
-    /// Control id.
-    pub id: &'a str,
-    /// Title (may be empty).
-    pub title: &'a str,
-    /// Impact (0.5 when the document gives none).
-    pub impact: f64,
-    /// Severity as Heimdall reads it: `tags.severityoverride`, then
-    /// `tags.severity` (when either is a known severity), then impact
-    /// (inspecjs `compat_inspec_1_0.js`, `compute_severity`).
-    pub severity: &'static str,
-    /// Heimdall's status for it.
-    pub status: ControlStatus,
-    /// The message of its first error (or else failed) result.
-    pub message: &'a str,
-}
-
-/// Every control of every profile of an HDF document, in document order.
-pub fn hdf_controls(hdf: &Value) -> Vec<HdfControl<'_>> {
-    let mut out = Vec::new();
-    for p in hdf["profiles"].as_array().into_iter().flatten() {
-        for ctl in p["controls"].as_array().into_iter().flatten() {
-            let raw: Vec<&Value> = ctl["results"].as_array().into_iter().flatten().collect();
-            let results: Vec<TestResult> = raw
-                .iter()
-                .map(|r| TestResult {
-                    // A result with a backtrace is an error, whatever its
-                    // status says: InSpec writes one when a resource raised
-                    // (inspecjs `compute_segments`; `[]` counts, as in JS).
-                    status: match r["status"].as_str() {
-                        _ if !r["backtrace"].is_null() => Status::Error,
-                        Some("passed") => Status::Passed,
-                        Some("failed") => Status::Failed,
-                        Some("skipped") => Status::Skipped,
-                        _ => Status::Error,
-                    },
-                    code_desc: String::new(),
-                    message: String::new(),
-                })
-                .collect();
-            let waived = ctl["waiver_data"]["skipped_due_to_waiver"] == true;
-            let impact = ctl["impact"].as_f64().unwrap_or(0.5);
-            let first = |s: Status| {
-                results
-                    .iter()
-                    .zip(&raw)
-                    .find(|(t, _)| t.status == s)
-                    .map(|(_, r)| {
-                        r["message"]
-                            .as_str()
-                            .or(r["exception"].as_str())
-                            .or(r["code_desc"].as_str())
-                            .unwrap_or_default()
-                    })
-            };
-            let tagged = |tag: &str| {
-                let t = ctl["tags"][tag].as_str()?.to_ascii_lowercase();
-                ["none", "low", "medium", "high", "critical"]
-                    .into_iter()
-                    .find(|s| *s == t)
-            };
-            out.push(HdfControl {
-                id: ctl["id"].as_str().unwrap_or_default(),
-                title: ctl["title"].as_str().unwrap_or_default(),
-                impact,
-                severity: tagged("severityoverride")
-                    .or_else(|| tagged("severity"))
-                    .unwrap_or_else(|| severity(impact)),
-                status: control_status(&results, impact, waived),
-                message: first(Status::Error)
-                    .or_else(|| first(Status::Failed))
-                    .unwrap_or_default(),
-            });
-        }
-    }
-    out
-}
+use super::import::{Control, Hdf};
+use super::summary::ControlStatus;
 
 /// A failed or error control, as the run summary lists it and the terminal
 /// shows it.
@@ -112,52 +31,66 @@ const MAX_MESSAGE_CHARS: usize = 200;
 
 /// Every control of an HDF document as a [`Finding`] (any status), in
 /// document order: what CI report formats list, one test case each.
-pub fn all_controls(hdf: &Value) -> Vec<Finding> {
-    hdf_controls(hdf).iter().map(finding).collect()
+pub fn all_controls(hdf: &Hdf) -> Vec<Finding> {
+    hdf.controls.iter().map(finding).collect()
 }
 
 /// Control id → its status (Heimdall's rules), for every control.
-pub fn control_statuses(hdf: &Value) -> std::collections::BTreeMap<String, String> {
-    hdf_controls(hdf)
+pub fn control_statuses(hdf: &Hdf) -> std::collections::BTreeMap<String, String> {
+    hdf.controls
         .iter()
         .map(|c| (c.id.to_string(), c.status.as_str().to_string()))
         .collect()
 }
 
-fn finding(c: &HdfControl<'_>) -> Finding {
-    let line = c.message.lines().next().unwrap_or_default();
+fn finding(c: &Control) -> Finding {
     Finding {
-        id: crate::safeio::excerpt(c.id, 80),
+        id: crate::safeio::excerpt(&c.id, 80),
         status: c.status.as_str(),
         severity: c.severity,
-        title: crate::safeio::excerpt(c.title, 120),
-        message: crate::safeio::excerpt(line, MAX_MESSAGE_CHARS),
+        title: crate::safeio::excerpt(&c.title, 120),
+        message: crate::safeio::excerpt(&c.message, MAX_MESSAGE_CHARS),
     }
 }
 
 /// The failed and error controls of an HDF document: errors first, then by
 /// severity (critical first), then by id in natural order.
-pub fn findings(hdf: &Value) -> Vec<Finding> {
-    let mut out: Vec<(f64, Finding)> = hdf_controls(hdf)
-        .iter()
-        .filter(|c| matches!(c.status, ControlStatus::Failed | ControlStatus::Error))
-        .map(|c| (c.impact, finding(c)))
-        .collect();
-    out.sort_by(|(ia, a), (ib, b)| {
-        (b.status == "error")
-            .cmp(&(a.status == "error"))
-            .then(ib.partial_cmp(ia).unwrap_or(Ordering::Equal))
-            .then_with(|| natural_cmp(&a.id, &b.id))
-    });
-    out.into_iter().map(|(_, f)| f).collect()
+pub fn findings(hdf: &Hdf) -> Vec<Finding> {
+    let mut out = Findings::default();
+    hdf.controls.iter().for_each(|c| out.add(c));
+    out.sorted()
 }
 
-/// The findings and every control of an HDF file's bytes (none when they
-/// are not JSON), from one parse.
-pub fn findings_of(bytes: &[u8]) -> (Vec<Finding>, Vec<Finding>) {
-    serde_json::from_slice::<Value>(bytes)
-        .map(|v| (findings(&v), all_controls(&v)))
-        .unwrap_or_default()
+/// Findings gathered one control at a time (as [`super::import::read_each`]
+/// gives them), so a caller keeps only the failing controls.
+#[derive(Default)]
+pub struct Findings(Vec<(f64, Finding)>);
+
+impl Findings {
+    /// Keep `c` if it failed or errored.
+    pub fn add(&mut self, c: &Control) {
+        if matches!(c.status, ControlStatus::Failed | ControlStatus::Error) {
+            self.0.push((c.impact, finding(c)));
+        }
+    }
+
+    /// Errors first, then by severity (critical first), then by id in
+    /// natural order.
+    pub fn sorted(self) -> Vec<Finding> {
+        let mut out = self.0;
+        out.sort_by(|(ia, a), (ib, b)| {
+            (b.status == "error")
+                .cmp(&(a.status == "error"))
+                .then(ib.partial_cmp(ia).unwrap_or(Ordering::Equal))
+                .then_with(|| natural_cmp(&a.id, &b.id))
+        });
+        out.into_iter().map(|(_, f)| f).collect()
+    }
+}
+
+/// The findings and every control of an HDF document.
+pub fn findings_of(hdf: &Hdf) -> (Vec<Finding>, Vec<Finding>) {
+    (findings(hdf), all_controls(hdf))
 }
 
 /// Which findings to print under a target.
@@ -234,6 +167,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn read(v: serde_json::Value) -> Hdf {
+        crate::report::import::read(v.to_string().as_bytes()).unwrap()
+    }
+
     #[test]
     fn natural_order() {
         let mut v = vec!["host10", "host2", "host1", "a", "host02x", "host2a"];
@@ -251,7 +188,7 @@ mod tests {
             {"id": "P-1", "title": "ok", "impact": 0.9, "results": [{"status": "passed"}]},
             {"id": "W-1", "title": "waived", "impact": 0.9, "waiver_data": {"skipped_due_to_waiver": true}, "results": [{"status": "failed"}]}
         ]}]});
-        let f = findings(&hdf);
+        let f = findings(&read(hdf));
         let ids: Vec<&str> = f.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids, ["E-1", "C-9", "C-2", "C-10"]);
         assert_eq!(f[0].message, "walk stopped after 100000 entries");
@@ -272,7 +209,7 @@ mod tests {
         let hdf = json!({"profiles": [{"controls": [
             {"id": "X\u{1b}[2J", "title": "t\u{7}", "impact": 0.5, "results": [{"status": "failed", "message": "m\u{1b}]0;x"}]}
         ]}]});
-        let text = render(&findings(&hdf), 10);
+        let text = render(&findings(&read(hdf)), 10);
         assert!(
             !text.contains('\u{1b}') && !text.contains('\u{7}'),
             "{text:?}"
@@ -284,6 +221,10 @@ mod tests {
 mod heimdall_tests {
     use super::*;
     use serde_json::json;
+
+    fn read(v: serde_json::Value) -> Hdf {
+        crate::report::import::read(v.to_string().as_bytes()).unwrap()
+    }
 
     /// Heimdall's (inspecjs) rules: a backtrace makes a result an error;
     /// severityoverride, then severity, then impact.
@@ -297,7 +238,8 @@ mod heimdall_tests {
             {"id": "O", "impact": 0.5, "tags": {"severity": "low", "severityoverride": "critical"}, "results": [{"status": "failed"}]},
             {"id": "U", "impact": 0.95, "tags": {"severity": "moderate"}, "results": [{"status": "failed"}]}
         ]}]});
-        let c = hdf_controls(&hdf);
+        let hdf = read(hdf);
+        let c = &hdf.controls;
         let st: Vec<ControlStatus> = c.iter().map(|c| c.status).collect();
         assert_eq!(
             &st[..3],
@@ -309,7 +251,7 @@ mod heimdall_tests {
         );
         let sev: Vec<&str> = c.iter().map(|c| c.severity).collect();
         assert_eq!(&sev[3..], ["high", "critical", "critical"]);
-        let counts = crate::report::import::tally(&hdf);
+        let counts = hdf.counts();
         assert_eq!(
             counts.count(ControlStatus::Failed, super::super::summary::Severity::High),
             1

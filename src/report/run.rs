@@ -219,9 +219,18 @@ impl TargetSummary {
 }
 
 impl RunSummary {
-    /// Returns true if and only if some target could not be scanned.
+    /// Returns true if and only if some target could not be scanned, or
+    /// the run scanned nothing at all.
     pub fn has_errors(&self) -> bool {
-        self.targets.iter().any(|t| t.status == TargetStatus::Error)
+        self.scanned_nothing() || self.targets.iter().any(|t| t.status == TargetStatus::Error)
+    }
+
+    /// Returns true if and only if the whole run had no target: a run of
+    /// nothing says nothing complies, so its verdict is `error`. (One shard
+    /// of a sharded plan may be empty while the plan is not: that shard
+    /// is not a run of nothing, and the merged run counts the rest.)
+    pub fn scanned_nothing(&self) -> bool {
+        self.targets.is_empty() && self.plan.as_ref().is_none_or(|p| p.targets == 0)
     }
 
     /// Returns true if and only if some threshold failed.

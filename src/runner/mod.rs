@@ -26,8 +26,9 @@ use crate::plan::{PlannedTarget, PolicyPlan};
 use crate::policy::model::{Approach, Profile, ScanPolicy};
 use crate::policy::threshold::Threshold;
 use crate::policy::{Loaded, PolicySet};
-use crate::report::findings::findings_of;
+use crate::report::findings::{Findings, findings_of};
 use crate::report::output::{RunOutput, Written};
+use crate::report::summary::Counts;
 use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf};
 
 // The run's result types live in `report::run` (sealing and merging read
@@ -296,6 +297,13 @@ pub fn finish(
         .map(|t| t.id.clone())
         .collect();
     summary.complete = summary.not_scanned.is_empty();
+    if summary.scanned_nothing() {
+        tracing::error!(
+            policy = %summary.policy,
+            "{}: the run had no target to scan (no selector matched a running container), so it says nothing complies: its verdict is error",
+            summary.policy
+        );
+    }
     summary.verdict = if summary.has_errors() {
         RunVerdict::Error
     } else if summary.threshold_failed() {
@@ -380,7 +388,11 @@ fn scan_target(
     let counts = report.counts();
     let sc = StatusCounts::from(&counts);
     let hdf_bytes = hdf::to_vec(&report);
-    let (findings, controls) = crate::report::findings::findings_of(&hdf_bytes);
+    // The findings are read back from the bytes written, with the code
+    // that `vigil open` and `verify` read them with.
+    let (findings, controls) = crate::report::import::read(&hdf_bytes)
+        .map(|h| findings_of(&h))
+        .unwrap_or_default();
     let (hdf_written, mut write_error) = write_result(output, &t.id, &hdf_bytes);
     // The inventory, for `vigil drift`: only what the facts showed.
     let inventory = facts.as_ref().ok().map(|f| {
@@ -448,7 +460,14 @@ pub fn import(
     let started = Utc::now();
     let mut targets: Vec<TargetSummary> = Vec::with_capacity(files.len());
     for (name, bytes) in files {
-        let doc = crate::report::import::read(bytes).map_err(|reason| ImportError::Invalid {
+        // Counted and listed as read: an import keeps the failing
+        // controls, never every control (it writes no CI report).
+        let (mut counts, mut failing) = (Counts::default(), Findings::default());
+        let doc = crate::report::import::read_each(bytes, &mut |c| {
+            counts.add_with_severity(&c.id, c.status, c.severity);
+            failing.add(&c);
+        })
+        .map_err(|reason| ImportError::Invalid {
             file: name.clone(),
             reason: reason.to_string(),
         })?;
@@ -473,7 +492,6 @@ pub fn import(
                 id,
             });
         }
-        let (findings, controls) = findings_of(bytes);
         let hdf_name = crate::seal::layout::target_result(&id);
         let hdf = output.write(&hdf_name, bytes).map_err(|source| {
             ImportError::Run(RunError::Write {
@@ -489,16 +507,16 @@ pub fn import(
             status: TargetStatus::Scanned,
             error: None,
             failure: None,
-            counts: StatusCounts::from(&doc.counts),
-            compliance: doc.counts.compliance(),
-            threshold: threshold.map(|th| th.evaluate(&doc.counts)),
+            counts: StatusCounts::from(&counts),
+            compliance: counts.compliance(),
+            threshold: threshold.map(|th| th.evaluate(&counts)),
             hdf,
             duration: 0.0,
             attempts: 0,
             image_digest: None,
             inventory: None,
-            findings,
-            controls,
+            findings: failing.sorted(),
+            controls: Vec::new(),
         });
     }
     finish(
@@ -587,13 +605,12 @@ pub fn run_external(
                 Some(f.kind),
             ),
         };
-        let counts = crate::report::import::tally(
-            &serde_json::from_slice(&report).expect("bound reports are JSON"),
-        );
+        let doc = crate::report::import::read(&report).expect("bound reports are HDF");
+        let counts = doc.counts();
         let (hdf, write_error) = write_result(output, &t.id, &report);
         let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
         let error = error.or(write_error);
-        let (findings, controls) = findings_of(&report);
+        let (findings, controls) = findings_of(&doc);
         TargetSummary {
             id: t.id.clone(),
             scan_id,

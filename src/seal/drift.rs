@@ -98,7 +98,7 @@ fn sides(
             &read_checked(bundle, inv, p.encrypted, identities).map_err(unreadable)?,
         )
         .map_err(|e| DriftError::Unreadable(format!("{shown}: {}: {e}", inv.file)))?;
-        let hdf: serde_json::Value = serde_json::from_slice(
+        let hdf = crate::report::import::read(
             &read_checked(bundle, &t.hdf, p.encrypted, identities).map_err(unreadable)?,
         )
         .map_err(|e| DriftError::Unreadable(format!("{shown}: {}: {e}", t.hdf.file)))?;

@@ -240,10 +240,12 @@ pub fn merge(
         .iter()
         .flat_map(|p| p.not_scanned.iter().cloned())
         .collect();
+    // Shards whose targets are all elsewhere are legitimately empty; a
+    // merged run of nothing at all is an error, never a pass.
     let verdict = ["error", "fail"]
         .into_iter()
         .find(|v| predicates.iter().any(|p| p.verdict == *v))
-        .unwrap_or("pass");
+        .unwrap_or(if targets.is_empty() { "error" } else { "pass" });
     let complete = predicates.iter().all(|p| p.complete);
     let summary = serde_json::json!({
         "run_id": run_id,

@@ -254,17 +254,16 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
         if !check_digest(&t.hdf.file, &bytes, &t.hdf.plaintext_sha256, &mut v) {
             continue;
         }
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        match crate::report::import::read(&bytes) {
             Ok(hdf) => {
                 // vigil's own results name their run and target; imported
                 // reports were produced elsewhere (the signed statement says
                 // so) and carry their producer's identifiers.
                 // (In a merged run, a target's run is one of its shards.)
-                let run_ok = hdf["platform"]["run_id"] == p.run_id.as_str()
-                    || p.shards
-                        .iter()
-                        .any(|sh| hdf["platform"]["run_id"] == sh.run_id.as_str());
-                let bound = run_ok && hdf["platform"]["target_id"] == t.id.as_str();
+                let run = hdf.run_id.as_deref();
+                let run_ok = run == Some(p.run_id.as_str())
+                    || p.shards.iter().any(|sh| run == Some(sh.run_id.as_str()));
+                let bound = run_ok && hdf.target_id.as_deref() == Some(t.id.as_str());
                 if !bound && t.approach != "imported" {
                     v.problem(&t.hdf.file, "HDF belongs to another run or target");
                 }
@@ -279,7 +278,7 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
                     );
                 }
             }
-            Err(e) => v.problem(&t.hdf.file, format!("decrypted file is not HDF JSON: {e}")),
+            Err(e) => v.problem(&t.hdf.file, format!("decrypted file is not HDF: {e}")),
         }
     }
     v.statement = Some(statement);
@@ -456,8 +455,8 @@ pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u
 
 /// Count controls of an HDF document with Heimdall's status rules (the same
 /// code that counts imported results).
-pub fn recount(hdf: &serde_json::Value) -> Counts {
-    (&crate::report::run::StatusCounts::from(&crate::report::import::tally(hdf))).into()
+pub fn recount(hdf: &crate::report::import::Hdf) -> Counts {
+    (&crate::report::run::StatusCounts::from(&hdf.counts())).into()
 }
 
 /// Deepest directory nesting a bundle may have: `shards/<i>/targets/<file>`
