@@ -1,6 +1,7 @@
 //! Shared by the benchmarks (each includes it with `#[path]`).
 
 /// This process's peak resident set size (VmHWM), in KiB.
+#[allow(dead_code)]
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
