@@ -514,11 +514,11 @@ fn verify_image_against_a_real_registry_and_openssl_signatures() {
     assert!(r.stderr.contains("cannot reach registry"), "{}", r.stderr);
 }
 
-/// A registry that answers every request with a body trickled one byte
-/// every 200 ms: `--registry-timeout` cuts it off, and the run says why.
-#[test]
-fn a_trickling_registry_is_cut_at_the_timeout_given() {
-    use std::io::{Read as _, Write as _};
+/// A scripted registry on 127.0.0.1: each connection's request head is
+/// read, then `answer` writes what it likes (threads, one per connection).
+/// Returns `host:port`.
+fn scripted_registry(answer: fn(&str, &mut std::net::TcpStream)) -> String {
+    use std::io::Read as _;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -533,16 +533,30 @@ fn a_trickling_registry_is_cut_at_the_timeout_given() {
                     }
                     head.push(b[0]);
                 }
-                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: 100000\r\n\r\n");
-                for _ in 0..100_000 {
-                    if sock.write_all(b" ").is_err() {
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                }
+                answer(&String::from_utf8_lossy(&head), &mut sock);
             });
         }
     });
+    host
+}
+
+/// Every request answered with a body trickled one byte every 200 ms.
+fn trickle(_: &str, sock: &mut std::net::TcpStream) {
+    use std::io::Write as _;
+    let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: 100000\r\n\r\n");
+    for _ in 0..100_000 {
+        if sock.write_all(b" ").is_err() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A registry that answers every request with a body trickled one byte
+/// every 200 ms: `--registry-timeout` cuts it off, and the run says why.
+#[test]
+fn a_trickling_registry_is_cut_at_the_timeout_given() {
+    let host = scripted_registry(trickle);
     let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
     let started = std::time::Instant::now();
     let r = crate::util::vigil(&[
@@ -569,11 +583,106 @@ fn a_trickling_registry_is_cut_at_the_timeout_given() {
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
 
+/// The policy's `limits.registryTimeout` and `registryMinRate` set the
+/// same deadlines for a run: the image target is an error result in
+/// seconds, and says why.
+#[test]
+fn the_policy_sets_the_registry_deadlines() {
+    let host = scripted_registry(trickle);
+    let dir = TempDir::new("policy-deadline");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: slow}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{image: 'registry:{host}/vigil@sha256:{}'}}\n  limits: {{registryTimeout: 1s, registryMinRate: 4096}}\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let profiles = crate::util::repo().join("policies/profiles");
+    let started = std::time::Instant::now();
+    let r = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--insecure-registry",
+            &host,
+            "--out",
+            "out",
+            "--plaintext",
+            "--unsigned",
+            "--format",
+            "json",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(r.code, 3, "an error result: {}", r.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let error = summary[0]["targets"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("deadline"), "{error}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
+
+/// A registry that redirects every request to itself: the request ends
+/// after 5 redirects with a message that says so.
+#[test]
+fn a_redirect_loop_ends_with_a_clear_error() {
+    fn redirect(head: &str, sock: &mut std::net::TcpStream) {
+        use std::io::Write as _;
+        let path = head.split_whitespace().nth(1).unwrap_or("/");
+        let _ = write!(
+            sock,
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {path}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+    }
+    let host = scripted_registry(redirect);
+    let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
+    let started = std::time::Instant::now();
+    let r = crate::util::vigil_with_deadline(
+        &crate::util::repo(),
+        &[
+            "verify-image",
+            &image,
+            "--key",
+            crate::util::repo()
+                .join("fixtures/cosign/key.pub")
+                .to_str()
+                .unwrap(),
+            "--insecure-registry",
+            &host,
+        ],
+        b"",
+        30,
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("more than 5 redirects"), "{said}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
 /// A registry that accepts the request and never answers: two SIGINTs
 /// stop the run at once (the fetch selects on the run's stop), the bundle
 /// is still sealed, and no download directory is left behind.
 #[test]
 fn a_second_signal_ends_a_stalled_registry_fetch_at_once() {
+    stalled_fetch_stopped_by(&["INT", "INT"], "30s", 3);
+}
+
+/// One SIGTERM during a stalled fetch: the fetch may go on for the
+/// policy's grace period, then ends; the same clean end.
+#[test]
+fn sigterm_ends_a_stalled_registry_fetch_after_the_grace_period() {
+    stalled_fetch_stopped_by(&["TERM"], "1s", 4);
+}
+
+/// Send `signals` (200 ms apart) to a run whose registry never answers;
+/// it must end within `within_s` seconds of the last, with exit 3 (a run
+/// with error results), the target an error saying why, and no download
+/// directory left.
+fn stalled_fetch_stopped_by(signals: &[&str], grace: &str, within_s: u64) {
     use std::io::Read as _;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = listener.local_addr().unwrap().to_string();
@@ -593,7 +702,7 @@ fn a_second_signal_ends_a_stalled_registry_fetch_at_once() {
     std::fs::write(
         dir.path().join("p.yaml"),
         format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: stall}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{image: 'registry:{host}/vigil@sha256:{}'}}\n",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: stall}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{image: 'registry:{host}/vigil@sha256:{}'}}\n  limits: {{gracePeriod: {grace}}}\n",
             "a".repeat(64)
         ),
     )
@@ -627,26 +736,28 @@ fn a_second_signal_ends_a_stalled_registry_fetch_at_once() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let pid = child.id().to_string();
-    let signal = || {
+    let mut stopped = std::time::Instant::now();
+    for (i, sig) in signals.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        stopped = std::time::Instant::now();
         assert!(
             Command::new("kill")
-                .args(["-INT", &pid])
+                .args([&format!("-{sig}"), &pid])
                 .status()
                 .unwrap()
                 .success()
         );
-    };
-    signal();
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let stopped = std::time::Instant::now();
-    signal();
+    }
     let out = child.wait_with_output().unwrap();
     let took = stopped.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        took < std::time::Duration::from_secs(3),
-        "the second signal took {took:?} to end the run: {stderr}"
+        took < std::time::Duration::from_secs(within_s),
+        "{signals:?} took {took:?} to end the run: {stderr}"
     );
+    assert_eq!(out.status.code(), Some(3), "{signals:?}: {stderr}");
     assert!(
         stderr.contains("stopped by a signal while waiting for the registry"),
         "{stderr}"

@@ -28,26 +28,24 @@ pub struct RegistryArgs {
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
     /// Seconds one registry request may take besides its body's transfer
-    /// time (a registry that trickles bytes is cut off).
-    #[arg(
-        long = "registry-timeout",
-        value_name = "SECONDS",
-        default_value_t = 120
-    )]
-    timeout: u64,
+    /// time (a registry that trickles bytes is cut off). Replaces the
+    /// policy's limits.registryTimeout [default: 120].
+    #[arg(long = "registry-timeout", value_name = "SECONDS")]
+    timeout: Option<u64>,
     /// The slowest a registry may send a body, in KiB/s: a body of N KiB
-    /// may take N / this many seconds more.
-    #[arg(long = "registry-min-rate", value_name = "KIB_PER_S", default_value_t = 256,
+    /// may take N / this many seconds more. Replaces the policy's
+    /// limits.registryMinRate [default: 256].
+    #[arg(long = "registry-min-rate", value_name = "KIB_PER_S",
           value_parser = clap::value_parser!(u64).range(1..))]
-    min_rate: u64,
+    min_rate: Option<u64>,
 }
 
 impl RegistryArgs {
-    /// The request deadlines these flags set.
-    pub fn deadlines(&self) -> crate::registry::Deadlines {
-        crate::registry::Deadlines {
-            request: std::time::Duration::from_secs(self.timeout),
-            min_rate: self.min_rate.saturating_mul(1024),
+    /// The request deadlines these flags set (each replaces the policy's).
+    pub fn deadlines(&self) -> crate::registry::DeadlineFlags {
+        crate::registry::DeadlineFlags {
+            timeout: self.timeout.map(std::time::Duration::from_secs),
+            min_rate: self.min_rate.map(|k| k.saturating_mul(1024)),
         }
     }
 }

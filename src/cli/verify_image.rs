@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .build()?;
     let outcome = rt.block_on(async {
         let client = Client::new(&args.registry.insecure, credentials)?
-            .with_deadlines(args.registry.deadlines());
+            .with_deadlines(args.registry.deadlines().or_default());
         anyhow::Ok(crate::cosign::verify(&client, &image, &key, args.signature.as_deref()).await)
     })?;
     match outcome {

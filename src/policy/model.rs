@@ -867,6 +867,14 @@ pub struct Limits {
     /// Cap on bytes read from one file in a target (e.g. `1Mi`).
     #[serde(default = "default_read_cap")]
     pub max_file_bytes: u64,
+    /// How long one registry request may take besides its body's transfer
+    /// (`--registry-timeout` replaces it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_timeout: Option<String>,
+    /// The slowest a registry may send a body, in KiB/s
+    /// (`--registry-min-rate` replaces it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_min_rate: Option<u64>,
 }
 
 fn default_concurrency() -> u32 {
@@ -908,6 +916,29 @@ impl Limits {
         duration_or(&self.run_deadline, default_deadline)
     }
 
+    /// The registry request deadlines (`registryTimeout`,
+    /// `registryMinRate`), each replaced by its flag when given.
+    pub fn registry_deadlines(
+        &self,
+        flags: &crate::registry::DeadlineFlags,
+    ) -> crate::registry::Deadlines {
+        let default = crate::registry::Deadlines::default();
+        crate::registry::Deadlines {
+            request: flags
+                .timeout
+                .or_else(|| {
+                    self.registry_timeout
+                        .as_deref()
+                        .and_then(super::duration::parse)
+                })
+                .unwrap_or(default.request),
+            min_rate: flags
+                .min_rate
+                .or(self.registry_min_rate.map(|k| k.saturating_mul(1024)))
+                .unwrap_or(default.min_rate),
+        }
+    }
+
     /// How long scans in flight may go on after a signal (`gracePeriod`).
     pub fn grace_period(&self) -> std::time::Duration {
         duration_or(
@@ -940,6 +971,8 @@ impl Default for Limits {
             grace_period: None,
             retries: default_retries(),
             max_file_bytes: default_read_cap(),
+            registry_timeout: None,
+            registry_min_rate: None,
         }
     }
 }

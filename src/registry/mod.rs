@@ -53,6 +53,22 @@ impl Default for Deadlines {
     }
 }
 
+/// The deadlines given on the command line, which replace the policy's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeadlineFlags {
+    /// `--registry-timeout`.
+    pub timeout: Option<Duration>,
+    /// `--registry-min-rate`, in bytes per second.
+    pub min_rate: Option<u64>,
+}
+
+impl DeadlineFlags {
+    /// The flags over the defaults (no policy: `verify-image`).
+    pub fn or_default(&self) -> Deadlines {
+        crate::policy::model::Limits::default().registry_deadlines(self)
+    }
+}
+
 impl Deadlines {
     /// When a request started at `start` must have ended if it has
     /// received `received` bytes so far: the base, plus the time those

@@ -50,7 +50,11 @@ pub fn run_local(
     let collector = LocalCollector {
         registry: crate::image::Access {
             insecure: opts.scanner.insecure_registries.clone(),
-            deadlines: opts.scanner.registry_deadlines,
+            deadlines: policy
+                .value
+                .spec
+                .limits
+                .registry_deadlines(&opts.scanner.registry_deadlines),
             abort: Some(abort),
         },
     };

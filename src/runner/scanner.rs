@@ -25,8 +25,9 @@ pub struct ScannerTrust {
     pub signature: Option<PathBuf>,
     /// `--insecure-registry` hosts (plain HTTP; test registries only).
     pub insecure_registries: Vec<String>,
-    /// `--registry-timeout` and `--registry-min-rate`.
-    pub registry_deadlines: crate::registry::Deadlines,
+    /// `--registry-timeout` and `--registry-min-rate` (each replaces the
+    /// policy's `limits`).
+    pub registry_deadlines: crate::registry::DeadlineFlags,
 }
 
 /// Check the signature of each scanner image `pp`'s targets may start: the
@@ -87,7 +88,13 @@ async fn check_one(
     let credentials = Credentials::from_environment().map_err(|e| e.to_string())?;
     let client = Client::new(&trust.insecure_registries, credentials)
         .map_err(|e| e.to_string())?
-        .with_deadlines(trust.registry_deadlines);
+        .with_deadlines(
+            policy
+                .value
+                .spec
+                .limits
+                .registry_deadlines(&trust.registry_deadlines),
+        );
     crate::cosign::verify(&client, &reference, key, signature.as_deref())
         .await
         .map_err(|e| e.to_string())
