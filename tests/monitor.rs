@@ -194,6 +194,33 @@ fn token_for(c: &Cluster, ns: &str, before: &[String]) -> String {
         .unwrap()
 }
 
+/// A cluster that logs no credential ids (Kubernetes 1.29: the
+/// ServiceAccountTokenJTI gate is off by default): a clean run is tied to
+/// its events by user, verb, object and time, and the only finding is the
+/// low policy gap that says the log cannot tell tokens apart, never a
+/// foreign token request (untied tokens on such a cluster: the monitor's
+/// unit tests).
+#[test]
+fn a_clean_run_on_a_cluster_without_credential_ids_has_only_the_policy_gap() {
+    let Some(c) = cluster(false) else { return };
+    crate::util::signing_key(c.dir.path());
+    c.server.set_kubernetes_minor(29);
+    c.server
+        .set_audit_policy(rendered_audit_policy(c.dir.path()));
+    let bundle = finish(&c, start_run(&c));
+    let log = c.server.audit_log();
+    assert!(
+        !log.contains("credential-id"),
+        "a 1.29 server logs no credential ids"
+    );
+    let clean = c.dir.write("clean.log", &log);
+    let (code, codes, report) = audit_check(&c, &bundle, &[&clean]);
+    assert_eq!(codes, ["policy-gap"], "{report:#}");
+    assert_eq!(report["findings"][0]["severity"], "low", "{report:#}");
+    assert_eq!(code, 0, "a low finding is under the default --fail-on");
+    assert_eq!(report["trail_matched"], report["trail_lines"], "{report:#}");
+}
+
 #[test]
 fn a_clean_run_reconciles_and_every_injected_abuse_is_found() {
     use k8s_openapi::api::authentication::v1::TokenRequest;

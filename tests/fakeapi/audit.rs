@@ -25,6 +25,8 @@ pub(super) struct Seen<'a> {
     pub uri: &'a hyper::Uri,
     pub identity: Option<&'a str>,
     pub credential_id: Option<String>,
+    /// Whether the server logs credential ids at all (1.30 and later).
+    pub credential_ids: bool,
     pub source_ips: Vec<String>,
     /// The client's `Audit-ID` header, which the API server adopts.
     pub audit_id: Option<String>,
@@ -202,6 +204,7 @@ pub(super) fn events(policy: &Value, seen: Seen<'_>) -> Vec<Value> {
         annotations.insert("authorization.k8s.io/reason".into(), json!(""));
     }
     if object["subresource"] == "token"
+        && seen.credential_ids
         && seen.status == 201
         && let Some(id) = seen
             .response

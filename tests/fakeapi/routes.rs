@@ -118,7 +118,10 @@ pub(super) async fn handle(
             ),
         )
     };
-    let policy = st.lock().unwrap().audit_policy.clone();
+    let (policy, minor) = {
+        let g = st.lock().unwrap();
+        (g.audit_policy.clone(), g.minor)
+    };
     let resp = match policy {
         None => resp,
         Some(policy) => {
@@ -134,10 +137,15 @@ pub(super) async fn handle(
                     method: method.as_str(),
                     uri: &uri,
                     identity: identity.as_deref(),
+                    // Credential ids are logged from 1.30, where the
+                    // ServiceAccountTokenJTI gate is on by default (alpha,
+                    // off, in 1.29: pkg/features/kube_features.go).
                     credential_id: identity
                         .as_ref()
                         .and(token.as_deref())
+                        .filter(|_| minor >= 30)
                         .and_then(super::audit::credential_id),
+                    credential_ids: minor >= 30,
                     source_ips,
                     audit_id: client_audit_id,
                     user_agent,
