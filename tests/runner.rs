@@ -695,3 +695,81 @@ fn schedule_forwards_sigterm_to_the_run_in_flight() {
     let st = crate::util::statement_payload(&sealed[0]);
     assert_eq!(st["predicate"]["complete"], false);
 }
+
+/// An empty shard of a plan that has targets is not a run of nothing (its
+/// targets are in other shards); shards of a plan with no target are, and
+/// so is their merge: `error`, never `pass`.
+#[test]
+fn empty_shards_pass_and_a_plan_of_nothing_is_an_error_when_merged() {
+    let Some(s) = setup(2, 1, 1) else { return };
+    write_policy(&s, 1, "{concurrency: 2, apiQps: 1000}");
+    crate::util::signing_key(s.dir.path());
+    let shard = |i: u32, n: u32| -> (crate::util::Run, Value) {
+        let out: crate::util::Run = crate::util::run_cmd(
+            s.dir.path(),
+            &s.server.kubeconfig,
+            &[
+                "--signing-key",
+                "signer.key.pem",
+                "--shard",
+                &format!("{i}/{n}"),
+            ],
+        )
+        .output()
+        .unwrap()
+        .into();
+        let summary =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out, summary)
+    };
+    // 2 targets over 8 shards: at least 6 shards are empty.
+    let mut empty = 0;
+    for i in 0..8 {
+        let (out, v) = shard(i, 8);
+        if v[0]["targets"].as_array().unwrap().is_empty() {
+            empty += 1;
+            assert_eq!(v[0]["verdict"], "pass", "{}", out.stderr);
+            assert_eq!(out.code, 0, "{}", out.stderr);
+        }
+    }
+    assert!(empty >= 6, "{empty} empty shards");
+    // A plan of nothing: every shard is an error, and so is the merge.
+    s.dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: load}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: ns-0, selector: {matchLabels: {app: nothing}}, approach: api}\n",
+    );
+    let mut dirs = Vec::new();
+    for i in 0..2 {
+        let (out, v) = shard(i, 2);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_eq!(v[0]["verdict"], "error");
+        dirs.push(
+            s.dir
+                .path()
+                .join("out/load")
+                .join(v[0]["run_id"].as_str().unwrap())
+                .display()
+                .to_string(),
+        );
+    }
+    let profiles = repo().join("policies/profiles");
+    let mut args = vec!["merge"];
+    args.extend(dirs.iter().map(String::as_str));
+    args.extend_from_slice(&[
+        "--policy",
+        "p.yaml",
+        "--policy",
+        profiles.to_str().unwrap(),
+        "--trusted-key",
+        "signer.pub.pem",
+        "--signing-key",
+        "signer.key.pem",
+        "--plaintext",
+        "--out",
+        "merged",
+    ]);
+    let merged = crate::util::vigil_in(s.dir.path(), &args);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let st = crate::util::statement_payload(&s.dir.path().join(merged.stdout.trim()));
+    assert_eq!(st["predicate"]["verdict"], "error", "{st:#}");
+}
