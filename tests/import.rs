@@ -405,14 +405,14 @@ fn import_memory_is_bounded_by_the_input() {
     // The baseline: the same import of a small report (policy, profiles).
     let baseline = peak_of("nginx.json");
     let peak = peak_of("big.json");
-    eprintln!(
+    crate::util::figure(&format!(
         "import of a {:.1} MB report ({} results): peak RSS {:.1} MB, {:.1} MB over the {:.1} MB of a small report",
         size as f64 / 1e6,
         controls * per,
         peak as f64 / 1e6,
         peak.saturating_sub(baseline) as f64 / 1e6,
         baseline as f64 / 1e6
-    );
+    ));
     assert!(
         peak < baseline + 3 * size,
         "peak RSS {peak} bytes for a {size}-byte report (baseline {baseline})"

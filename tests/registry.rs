@@ -575,6 +575,9 @@ fn a_trickling_registry_is_cut_at_the_timeout_given() {
         "4096",
     ]);
     let took = started.elapsed();
+    crate::util::figure(&format!(
+        "a trickling registry under --registry-timeout 1: verify-image ended after {took:?}"
+    ));
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let said = format!("{}{}", r.stdout, r.stderr);
     assert!(said.contains("deadline"), "{said}");
@@ -752,6 +755,9 @@ fn stalled_fetch_stopped_by(signals: &[&str], grace: &str, within_s: u64) {
     }
     let out = child.wait_with_output().unwrap();
     let took = stopped.elapsed();
+    crate::util::figure(&format!(
+        "a stalled registry fetch: the run ended {took:?} after {signals:?} (grace period {grace})"
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         took < std::time::Duration::from_secs(within_s),
@@ -768,4 +774,42 @@ fn stalled_fetch_stopped_by(signals: &[&str], grace: &str, within_s: u64) {
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `verify-image` keeps the default signal handling: SIGTERM during a
+/// registry wait that never ends stops it at once.
+#[test]
+fn sigterm_ends_verify_image_waiting_on_a_stalled_registry() {
+    fn hold(_: &str, sock: &mut std::net::TcpStream) {
+        use std::io::Read as _;
+        let mut b = [0u8; 1];
+        let _ = sock.read(&mut b); // never answered
+    }
+    let host = scripted_registry(hold);
+    let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["verify-image", &image, "--key"])
+        .arg(crate::util::repo().join("fixtures/cosign/key.pub"))
+        .args(["--insecure-registry", &host])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Give it time to connect and wait; then stop it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stopped = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    let took = stopped.elapsed();
+    crate::util::figure(&format!(
+        "verify-image on a stalled registry ended {took:?} after SIGTERM"
+    ));
+    assert!(!status.success());
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
 }

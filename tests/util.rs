@@ -435,6 +435,20 @@ pub fn skipped(what: &str) {
     }
 }
 
+/// A figure a test measured (a time, a peak RSS): on stderr, and in
+/// `figures.txt`, which `.ci/run` prints after the tests.
+pub fn figure(line: &str) {
+    eprintln!("{line}");
+    use std::io::Write as _;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt"))
+    {
+        let _ = writeln!(f, "{}: {line}", current_test());
+    }
+}
+
 /// Root and a static busybox, which the pod emulation needs (chroot,
 /// mounts, a shell in every fixture root).
 pub fn root_and_busybox() -> bool {
