@@ -391,9 +391,12 @@ fn the_probe_is_not_dumpable_by_its_own_uid() {
     let proc_dir = std::path::PathBuf::from(format!("/proc/{}", probe.id()));
     // Non-dumpable processes have their /proc entries owned by root; wait
     // (bounded) for the probe to get there, then try to read as its uid.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     // (Before setpriv has dropped to nobody and exec'd vigil, the entries
-    // belong to root too: wait for the probe itself first.)
+    // belong to root too: wait for the probe itself first. On a loaded
+    // machine that takes seconds; never read before it, or the test would
+    // read the window before the probe's first instruction.)
+    let mut reached = false;
     while std::time::Instant::now() < deadline {
         let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
         let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
@@ -405,10 +408,12 @@ fn the_probe_is_not_dumpable_by_its_own_uid() {
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
             .unwrap_or(u32::MAX);
         if is_probe && owner == 0 {
+            reached = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    assert!(reached, "the probe never became non-dumpable within 30 s");
     let mut reader = Command::new("setpriv");
     nobody(&mut reader);
     let read = reader

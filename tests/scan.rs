@@ -637,7 +637,7 @@ fn rootfs_warnings_and_run_id_refusal() {
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(
         v.stderr.contains(
-            "warning[invalid-target]: rootfs `nowhere/root` is not a directory on this machine"
+            "warning[invalid-target]: rootfs `nowhere/root` is neither a directory nor an archive on this machine"
         ),
         "{}",
         v.stderr

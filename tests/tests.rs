@@ -11,6 +11,7 @@ mod bench_common;
 mod fakeapi;
 
 mod approaches;
+mod demo;
 mod e2e;
 mod external;
 mod gather;

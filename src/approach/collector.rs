@@ -141,6 +141,19 @@ impl Collector for LocalCollector {
             return self.image(t, req);
         }
         match (&t.approach, &t.rootfs) {
+            // A root filesystem archive: its headers carry the modes and
+            // owners, whatever the machine and umask it was unpacked on.
+            (Approach::Local, Some(root)) if root.is_file() => {
+                crate::image::scan_archive(root, req)
+                    .map(|scanned| Gathered {
+                        facts: scanned.facts,
+                        approach: Approach::Local,
+                        attempts: 1,
+                    })
+                    .map_err(|e| {
+                        Failure::from(format!("root filesystem archive {}: {e}", root.display()))
+                    })
+            }
             (Approach::Local, Some(root)) => rootfs::collect(root, req)
                 .map(|facts| Gathered {
                     facts,

@@ -54,8 +54,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .enable_all()
         .build()?;
     let outcome = rt.block_on(async {
-        let client = Client::new(&args.registry.insecure, credentials)?
-            .with_deadlines(args.registry.deadlines().or_default());
+        let client = Client::new(&args.registry.insecure, credentials)?.with_deadlines(
+            args.registry
+                .deadlines()
+                .over(crate::registry::Deadlines::default()),
+        );
         anyhow::Ok(crate::cosign::verify(&client, &image, &key, args.signature.as_deref()).await)
     })?;
     match outcome {

@@ -155,30 +155,55 @@ pub struct Scanned {
 impl Opened {
     /// Index the layers and gather `req`'s facts, with the image's own.
     pub fn scan(&self, source: &Source, req: &FactRequest) -> Result<Scanned, ImageError> {
-        let layers = &self.resolved.layers;
-        let parent = |p: &str| match p.rfind('/') {
-            Some(0) | None => "/".to_string(),
-            Some(i) => p[..i].to_string(),
-        };
-        let prefetch = |path: &str| -> Option<u64> {
-            let read = req.read.contains(path).then(|| req.read_cap(path));
-            let listed = req
-                .read_dirs
-                .contains(&parent(path))
-                .then_some(req.max_file_bytes);
-            read.max(listed)
-        };
-        let mut index = index::build(self.store.as_ref(), layers, &prefetch)?;
-        let wanted = collect::wanted(&index, req);
-        let contents =
-            index::read_contents(self.store.as_ref(), layers, &wanted, &mut index.prefetched)?;
-        let mut facts = collect::facts(&index, req, &contents);
-        facts.image = Some(image_facts(source, &self.resolved)?);
-        Ok(Scanned {
-            facts,
-            files: index.nodes(),
-        })
+        let mut scanned = scan_layers(self.store.as_ref(), &self.resolved.layers, req)?;
+        scanned.facts.image = Some(image_facts(source, &self.resolved)?);
+        Ok(scanned)
     }
+}
+
+/// Gather `req`'s facts from a root filesystem archive (one tar, plain or
+/// compressed, as `docker export` writes it), read as a single layer with
+/// the same rules as an image's: modes, owners and special bits come from
+/// the archive's headers, never from the machine it is on.
+pub fn scan_archive(path: &std::path::Path, req: &FactRequest) -> Result<Scanned, ImageError> {
+    let store = source::ArchiveStore::open(path)?;
+    // No manifest names its digest, so it is taken first: every later pass
+    // is checked against it, and an archive changed during the scan is
+    // refused, never read half old and half new.
+    let layers = [manifest::LayerRef {
+        name: source::ArchiveStore::MEMBER.to_string(),
+        digest: Some(store.digest()?),
+        diff_id: None,
+    }];
+    scan_layers(&store, &layers, req)
+}
+
+/// Index `layers` of `store` and gather `req`'s facts from the result.
+fn scan_layers(
+    store: &dyn source::Store,
+    layers: &[manifest::LayerRef],
+    req: &FactRequest,
+) -> Result<Scanned, ImageError> {
+    let parent = |p: &str| match p.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => p[..i].to_string(),
+    };
+    let prefetch = |path: &str| -> Option<u64> {
+        let read = req.read.contains(path).then(|| req.read_cap(path));
+        let listed = req
+            .read_dirs
+            .contains(&parent(path))
+            .then_some(req.max_file_bytes);
+        read.max(listed)
+    };
+    let mut index = index::build(store, layers, &prefetch)?;
+    let wanted = collect::wanted(&index, req);
+    let contents = index::read_contents(store, layers, &wanted, &mut index.prefetched)?;
+    let facts = collect::facts(&index, req, &contents);
+    Ok(Scanned {
+        facts,
+        files: index.nodes(),
+    })
 }
 
 /// The image's configuration, as facts: user, ports, environment names

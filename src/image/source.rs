@@ -113,6 +113,85 @@ impl Store for DirStore {
     }
 }
 
+/// A root filesystem as one tar archive (`docker export`, `podman export`,
+/// `tar -C root -c .`; plain, gzip or zstd): a store of one member,
+/// [`ArchiveStore::MEMBER`], read as a single layer. The file is opened
+/// once and read by offset, so every pass reads the same file.
+pub struct ArchiveStore {
+    file: std::sync::Arc<std::fs::File>,
+    size: u64,
+}
+
+impl ArchiveStore {
+    /// The one member's name.
+    pub const MEMBER: &'static str = "rootfs";
+
+    /// Open the archive at `path` (a regular file; never a FIFO or device).
+    pub fn open(path: &Path) -> Result<ArchiveStore, ImageError> {
+        let file = crate::safeio::open_regular(path, "root filesystem archive")
+            .map_err(|e| ImageError::Read(e.to_string()))?;
+        let size = file
+            .metadata()
+            .map_err(|e| ImageError::Read(crate::safeio::io_reason(&e)))?
+            .len();
+        Ok(ArchiveStore {
+            file: std::sync::Arc::new(file),
+            size,
+        })
+    }
+
+    /// The archive's sha256 digest, as it is now.
+    pub fn digest(&self) -> Result<String, ImageError> {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        let mut r = At {
+            file: self.file.clone(),
+            pos: 0,
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = r
+                .read(&mut buf)
+                .map_err(|e| ImageError::Read(crate::safeio::io_reason(&e)))?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+        }
+        Ok(format!("sha256:{}", crate::encoding::hex(&hash.finalize())))
+    }
+}
+
+/// A reader of a shared file at its own offset.
+struct At {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Store for ArchiveStore {
+    fn open(&self, name: &str) -> Result<Member<'_>, ImageError> {
+        if name != Self::MEMBER {
+            return Ok(None);
+        }
+        Ok(Some((
+            Box::new(At {
+                file: self.file.clone(),
+                pos: 0,
+            }),
+            self.size,
+        )))
+    }
+}
+
 /// A tar archive holding an image layout (`oci-archive`, `docker save`):
 /// its members are indexed once (offsets, no extraction) and read in place.
 pub struct TarStore {

@@ -230,6 +230,15 @@ impl PlanOptions {
     }
 }
 
+/// A root's name without an archive's extension (`app.tar.gz` → `app`),
+/// so a root and its `docker export` archive get the same target id.
+fn archive_stem(file: &str) -> &str {
+    [".tar.gz", ".tgz", ".tar.zst", ".tar"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext).filter(|s| !s.is_empty()))
+        .unwrap_or(file)
+}
+
 /// The stable name of a run slot: `s<I>` for shard I, `run` otherwise.
 pub fn slot_name(shard: Option<u32>) -> String {
     match shard {
@@ -309,17 +318,19 @@ fn plan_policy(
         let ptr = format!("/spec/targets/{i}");
         if let Some(dir) = &t.rootfs {
             let root = p.base_dir().join(dir);
-            if !root.is_dir() {
+            if !root.is_dir() && !root.is_file() {
                 diags.push(p.at_value(
-                    Diagnostic::error(Code::InvalidTarget, format!("rootfs `{}` is not a directory", root.display()))
-                        .with_hint("rootfs paths are relative to the policy file; point it at an unpacked container root"),
+                    Diagnostic::error(Code::InvalidTarget, format!("rootfs `{}` is neither a directory nor an archive", root.display()))
+                        .with_hint("rootfs paths are relative to the policy file; point it at an unpacked container root or a tar of one (`docker export`)"),
                     &format!("{ptr}/rootfs"),
                 ));
                 continue;
             }
             let name = t.name.clone().unwrap_or_else(|| {
-                root.file_name()
-                    .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned())
+                root.file_name().map_or_else(
+                    || "root".into(),
+                    |n| archive_stem(&n.to_string_lossy()).to_string(),
+                )
             });
             let id = format!("rootfs/{name}");
             let here = if t.name.is_some() {

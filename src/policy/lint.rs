@@ -482,11 +482,12 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
     // repository's CI and run on the machine that has the root.
     if let Some(dir) = &t.rootfs
         && !p.base_dir().join(dir).is_dir()
+        && !p.base_dir().join(dir).is_file()
     {
         out.push(p.at_value(
             Diagnostic::warning(
                 Code::InvalidTarget,
-                format!("rootfs `{}` is not a directory on this machine", crate::safeio::excerpt(dir, 200)),
+                format!("rootfs `{}` is neither a directory nor an archive on this machine", crate::safeio::excerpt(dir, 200)),
             )
             .with_hint("paths are relative to the policy file; `vigil run` here would refuse it (fine if the policy runs elsewhere)"),
             &format!("{base}/rootfs"),

@@ -656,7 +656,8 @@ pub struct Target {
     /// Also scan pods whose phase is not Running.
     #[serde(default)]
     pub include_not_running: bool,
-    /// A directory holding a container root filesystem (relative to the policy file).
+    /// A container root filesystem (relative to the policy file): a
+    /// directory, or a tar archive of one (`docker export`).
     pub rootfs: Option<String>,
     /// An image scanned before it runs (`oci-dir:…`, `oci-archive:…`,
     /// `docker-archive:…`, `registry:…@sha256:…`; paths relative to the
@@ -923,20 +924,16 @@ impl Limits {
         flags: &crate::registry::DeadlineFlags,
     ) -> crate::registry::Deadlines {
         let default = crate::registry::Deadlines::default();
-        crate::registry::Deadlines {
-            request: flags
-                .timeout
-                .or_else(|| {
-                    self.registry_timeout
-                        .as_deref()
-                        .and_then(super::duration::parse)
-                })
+        flags.over(crate::registry::Deadlines {
+            request: self
+                .registry_timeout
+                .as_deref()
+                .and_then(super::duration::parse)
                 .unwrap_or(default.request),
-            min_rate: flags
-                .min_rate
-                .or(self.registry_min_rate.map(|k| k.saturating_mul(1024)))
-                .unwrap_or(default.min_rate),
-        }
+            min_rate: self
+                .registry_min_rate
+                .map_or(default.min_rate, |k| k.saturating_mul(1024)),
+        })
     }
 
     /// How long scans in flight may go on after a signal (`gracePeriod`).

@@ -63,9 +63,12 @@ pub struct DeadlineFlags {
 }
 
 impl DeadlineFlags {
-    /// The flags over the defaults (no policy: `verify-image`).
-    pub fn or_default(&self) -> Deadlines {
-        crate::policy::model::Limits::default().registry_deadlines(self)
+    /// The flags over `base` (a policy's deadlines, or the defaults).
+    pub fn over(&self, base: Deadlines) -> Deadlines {
+        Deadlines {
+            request: self.timeout.unwrap_or(base.request),
+            min_rate: self.min_rate.unwrap_or(base.min_rate),
+        }
     }
 }
 

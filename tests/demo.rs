@@ -1,0 +1,209 @@
+//! The README's demo, as a new user meets it: the fixture roots ship as
+//! tar archives (`fixtures/demo/*.tar.gz`) whose headers carry the modes,
+//! owners and setuid bits of `fixtures/rootfs/manifest.txt`, so the demo
+//! shows the same findings on any clone and under any umask (git keeps only
+//! 0644 and 0755, and a checkout applies the umask).
+//!
+//! The archives are made from the trees by [`archive`]; a test checks that
+//! the shipped ones are exactly that, so the trees and the archives cannot
+//! drift apart. `VIGIL_BLESS=1 cargo test --test integration demo::` writes
+//! them after a change to a tree or to the manifest.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use crate::util::repo;
+
+/// The demo roots.
+const ROOTS: [&str; 3] = ["debian", "alpine", "distroless"];
+
+/// `manifest.txt`: path (relative to `fixtures/rootfs`) → (mode, uid, gid).
+fn manifest() -> BTreeMap<String, (u32, u64, u64)> {
+    let text = std::fs::read_to_string(repo().join("fixtures/rootfs/manifest.txt")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[3].to_string(),
+                (
+                    u32::from_str_radix(f[0], 8).unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The uncompressed archive of the tree `fixtures/rootfs/<name>`, as
+/// `docker export` lays one out (names relative to the root, directories
+/// with a trailing `/`), byte for byte the same on any checkout: entries
+/// sorted, mtime 0, no user or group names, modes and owners from the
+/// manifest, else what git keeps (0755 for an executable file and every
+/// directory, 0644 for other files; the owner's execute bit survives any
+/// umask).
+pub fn archive(name: &str) -> Vec<u8> {
+    let manifest = manifest();
+    let top = repo().join("fixtures/rootfs").join(name);
+    let mut paths = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.clone());
+            if p.is_dir() && !p.is_symlink() {
+                walk(&p, out);
+            }
+        }
+    }
+    walk(&top, &mut paths);
+    paths.sort();
+    let mut b = tar::Builder::new(Vec::new());
+    for p in paths {
+        let rel = p.strip_prefix(&top).unwrap().to_str().unwrap().to_string();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let (mut mode, uid, gid) = manifest
+            .get(&format!("{name}/{rel}"))
+            .copied()
+            .unwrap_or_else(|| {
+                use std::os::unix::fs::PermissionsExt as _;
+                let x = meta.is_dir() || meta.permissions().mode() & 0o100 != 0;
+                (if x { 0o755 } else { 0o644 }, 0, 0)
+            });
+        let mut h = tar::Header::new_ustar();
+        h.set_mtime(0);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        if meta.file_type().is_symlink() {
+            mode = 0o777;
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(mode);
+            h.set_link_name(std::fs::read_link(&p).unwrap()).unwrap();
+            h.set_path(&rel).unwrap();
+            h.set_cksum();
+            b.append(&h, std::io::empty()).unwrap();
+        } else if meta.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            h.set_mode(mode);
+            h.set_path(format!("{rel}/")).unwrap();
+            h.set_cksum();
+            b.append(&h, std::io::empty()).unwrap();
+        } else {
+            let data = std::fs::read(&p).unwrap();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_path(&rel).unwrap();
+            h.set_cksum();
+            b.append(&h, &data[..]).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// The shipped archive of `name`.
+fn shipped(name: &str) -> PathBuf {
+    repo().join(format!("fixtures/demo/{name}.tar.gz"))
+}
+
+/// The shipped archives are the trees and the manifest, exactly.
+#[test]
+fn the_demo_archives_are_the_fixture_trees_with_the_manifest() {
+    for name in ROOTS {
+        let want = archive(name);
+        if std::env::var_os("VIGIL_BLESS").is_some() {
+            std::fs::create_dir_all(repo().join("fixtures/demo")).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut gz, &want).unwrap();
+            std::fs::write(shipped(name), gz.finish().unwrap()).unwrap();
+        }
+        let mut got = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(shipped(name)).unwrap())
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(
+            got == want,
+            "fixtures/demo/{name}.tar.gz is not fixtures/rootfs/{name} with manifest.txt: \
+             run VIGIL_BLESS=1 cargo test --test integration demo:: and commit it"
+        );
+    }
+}
+
+/// A root read from its archive and the same root unpacked (the tree with
+/// the manifest applied) give every control the same status and message:
+/// the archive path (the image layer rules) and the filesystem collector
+/// agree on the demo roots.
+#[test]
+fn an_archive_scans_as_its_unpacked_tree() {
+    if !crate::util::is_root() {
+        crate::util::skipped("root (the manifest's owners cannot be applied otherwise)");
+        return;
+    }
+    let fx = crate::util::rootfs_fixtures();
+    let dir = crate::util::TempDir::new("demo-archive");
+    let mut targets = String::new();
+    for name in ROOTS {
+        targets += &format!(
+            "    - {{rootfs: {}, name: tree-{name}}}\n    - {{rootfs: {}, name: archive-{name}}}\n",
+            fx.path().join("rootfs").join(name).display(),
+            shipped(name).display()
+        );
+    }
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: same}}\nspec:\n  profiles: [container-baseline]\n  targets:\n{targets}"),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = crate::util::vigil_in(
+        dir.path(),
+        &[
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--plaintext",
+            "--unsigned",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let bundle = dir
+        .path()
+        .join("out/same")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let controls = |id: &str| -> BTreeMap<String, String> {
+        let file = bundle.join(format!("targets/{}.hdf.json", id.replace('/', "_")));
+        let hdf: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        hdf["profiles"][0]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let results: Vec<String> = c["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| format!("{} {} {}", r["status"], r["code_desc"], r["message"]))
+                    .collect();
+                (c["id"].as_str().unwrap().to_string(), results.join("; "))
+            })
+            .collect()
+    };
+    for name in ROOTS {
+        let (tree, arch) = (
+            controls(&format!("rootfs/tree-{name}")),
+            controls(&format!("rootfs/archive-{name}")),
+        );
+        assert_eq!(tree.len(), 24, "{name}");
+        for (id, t) in &tree {
+            assert_eq!(Some(t), arch.get(id), "{name} {id}");
+        }
+    }
+}
