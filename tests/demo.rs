@@ -207,3 +207,133 @@ fn an_archive_scans_as_its_unpacked_tree() {
         }
     }
 }
+
+/// The README's table of what the demo shows: target → (threshold word,
+/// compliance, failed control ids).
+fn readme_table() -> BTreeMap<String, (String, u64, Vec<String>)> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- demo-findings")
+        .expect("the README has the demo table");
+    let end = readme.find("<!-- /demo-findings -->").unwrap();
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let mut failed: Vec<String> = cells[4]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .filter(|w| w.starts_with("CB-"))
+                .filter(|w| !cells[4].contains(&format!("{w} is waived")))
+                .map(str::to_string)
+                .collect();
+            failed.sort();
+            (
+                cells[1].trim_matches('`').to_string(),
+                (
+                    cells[2].to_string(),
+                    cells[3].trim_end_matches('%').parse().unwrap(),
+                    failed,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The README's main command, run as written in a fresh clone under umask
+/// 0022 and 0077 (what a new user gets: git keeps no modes and the umask
+/// applies at checkout), exits 1 as the README says, and the run shows
+/// exactly the findings the README's table lists.
+#[test]
+fn the_demo_shows_the_readme_findings_on_a_fresh_clone_under_any_umask() {
+    if !repo().join(".git").exists() {
+        crate::util::skipped("a git checkout to clone");
+        return;
+    }
+    let want = readme_table();
+    assert_eq!(want.len(), 3, "{want:?}");
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let main = readme
+        .lines()
+        .find(|l| l.contains("run policies/demo.yaml policies/profiles/") && !l.starts_with('#'))
+        .expect("the README's main command")
+        .replace("cargo run --release -- ", "vigil ");
+    let bin = Path::new(env!("CARGO_BIN_EXE_vigil")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for umask in ["0022", "0077"] {
+        let dir = crate::util::TempDir::new(&format!("clone-{umask}"));
+        let clone = dir.path().join("vigil");
+        let sh = |script: &str, cwd: &Path| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("umask {umask} && {script}")])
+                .current_dir(cwd)
+                .env("PATH", &path)
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap()
+        };
+        let cloned = sh(
+            &format!(
+                "git clone -q file://{} {}",
+                repo().display(),
+                clone.display()
+            ),
+            dir.path(),
+        );
+        assert!(
+            cloned.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cloned.stderr)
+        );
+        let run = sh(&main, &clone);
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "umask {umask}: `{main}`: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let json = sh(
+            "vigil run policies/demo.yaml policies/profiles/ --format json --out json-results",
+            &clone,
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&json.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json.stderr)));
+        let got: BTreeMap<String, (String, u64, Vec<String>)> = summary[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let mut failed: Vec<String> = t["findings"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .map(|f| f["id"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                failed.sort();
+                let verdict = if t["threshold"]["passed"] == true {
+                    "pass"
+                } else {
+                    "fail"
+                };
+                (
+                    t["id"].as_str().unwrap().to_string(),
+                    (
+                        verdict.to_string(),
+                        t["compliance"].as_u64().unwrap(),
+                        failed,
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got, want,
+            "umask {umask}: the README's demo table is not what the demo shows"
+        );
+    }
+}
