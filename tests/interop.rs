@@ -444,8 +444,12 @@ fn threshold_verdicts_agree_with_the_saf_cli() {
         for (i, (shape, quirk)) in shapes.iter().enumerate() {
             let file = dir.write(&format!("t{h}-{i}.yaml"), format!("{shape}\n"));
             let (saf, hdf, shape, quirk) = (saf.clone(), hdf.clone(), shape.to_string(), *quirk);
+            let cwd = dir.path().to_path_buf();
             jobs.push(std::thread::spawn(move || {
+                // In the temporary directory: the SAF CLI writes its
+                // saf-cli.log where it runs.
                 let out = Command::new(&saf)
+                    .current_dir(&cwd)
                     .args(["validate", "threshold", "-i"])
                     .arg(&hdf)
                     .arg("-T")

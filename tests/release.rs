@@ -126,3 +126,55 @@ fn the_dockerfile_pins_every_base_image_by_digest() {
         );
     }
 }
+
+/// What following the README and docs creates at the repository root
+/// (results, opened HDF, reports, keys) is ignored by git, so a private
+/// signing key cannot be committed by following them; and the Docker build
+/// context leaves out build output, results and keys.
+#[test]
+fn what_the_docs_create_is_ignored_by_git_and_docker() {
+    if !repo().join(".git").exists() {
+        crate::util::skipped("a git checkout");
+        return;
+    }
+    let created = [
+        "keys/signer.key.pem",
+        "keys/reader.key",
+        "signer.key.pem",
+        "reader.key",
+        "dist/vigil",
+        "results/demo/RUN/summary.json.age",
+        "demo-hdf/rootfs_debian.hdf.json",
+        "hdf/x.json",
+        "report.xml",
+        "saf-cli.log",
+        "target/debug/vigil",
+    ];
+    for path in created {
+        let out = Command::new("git")
+            .args(["check-ignore", "-q", "--no-index", path])
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(out.success(), "git does not ignore {path}");
+    }
+    // The demo keys are part of the repository.
+    for kept in [
+        "fixtures/keys/demo-signing.key.pem",
+        "fixtures/keys/demo-age.key",
+    ] {
+        let out = Command::new("git")
+            .args(["check-ignore", "-q", "--no-index", kept])
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(!out.success(), "git ignores {kept}");
+    }
+    let docker = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for needed in ["target/", "results/", "keys/", "*.key.pem", "*.key"] {
+        assert!(
+            docker.lines().any(|l| l.trim() == needed),
+            ".dockerignore lacks {needed}"
+        );
+    }
+}

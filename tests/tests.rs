@@ -14,6 +14,7 @@ mod approaches;
 mod demo;
 mod e2e;
 mod external;
+mod first_hour;
 mod gather;
 mod hostile;
 mod images;

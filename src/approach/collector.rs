@@ -135,38 +135,73 @@ impl LocalCollector {
     }
 }
 
+/// The paths whose absence together says a directory or archive is not a
+/// container root: no `/etc`, no `/bin` and no OS release file. An
+/// unextracted image, a wrong path or an empty directory has none, and
+/// every "must not exist" control would pass on it.
+const ROOT_MARKERS: [&str; 4] = ["/etc", "/bin", "/etc/os-release", "/usr/lib/os-release"];
+
+/// `facts` of a local root, refused when the root has none of
+/// [`ROOT_MARKERS`]: its controls are errors, never passes on nothing.
+fn looks_like_a_root(
+    facts: crate::facts::Facts,
+    root: &std::path::Path,
+) -> Result<crate::facts::Facts, Failure> {
+    let present = ROOT_MARKERS
+        .iter()
+        .any(|p| facts.files.get(*p).is_some_and(|f| f.lstat.is_some()));
+    if present {
+        Ok(facts)
+    } else {
+        Err(Failure::from(format!(
+            "{} does not look like a container root: it has no /etc, no /bin and no OS release file (an image not unpacked, or the wrong path?); its controls would pass on nothing",
+            crate::safeio::printable(&root.display().to_string())
+        )))
+    }
+}
+
 impl Collector for LocalCollector {
     fn collect(&self, t: &PlannedTarget, req: &FactRequest, _: &str) -> Result<Gathered, Failure> {
         if t.approach == Approach::Image {
             return self.image(t, req);
         }
+        // The markers are stat'ed with the rest, so a root is judged from
+        // the same read as its controls.
+        let with_markers;
+        let req = if t.rootfs.is_some() && ROOT_MARKERS.iter().any(|p| !req.stat.contains(*p)) {
+            let mut r = req.clone();
+            r.stat.extend(ROOT_MARKERS.iter().map(|p| p.to_string()));
+            with_markers = r;
+            &with_markers
+        } else {
+            req
+        };
+        let local = |facts| Gathered {
+            facts,
+            approach: Approach::Local,
+            attempts: 1,
+        };
         match (&t.approach, &t.rootfs) {
             // A root filesystem archive: its headers carry the modes and
             // owners, whatever the machine and umask it was unpacked on.
             (Approach::Local, Some(root)) if root.is_file() => {
                 crate::image::scan_archive(root, req)
-                    .map(|scanned| Gathered {
-                        facts: scanned.facts,
-                        approach: Approach::Local,
-                        attempts: 1,
-                    })
                     .map_err(|e| {
                         Failure::from(format!("root filesystem archive {}: {e}", root.display()))
                     })
+                    .and_then(|scanned| looks_like_a_root(scanned.facts, root))
+                    .map(local)
             }
             (Approach::Local, Some(root)) => rootfs::collect(root, req)
-                .map(|facts| Gathered {
-                    facts,
-                    approach: Approach::Local,
-                    attempts: 1,
-                })
                 .map_err(|e| {
                     Failure::from(format!(
                         "cannot open root {}: {}",
                         root.display(),
                         crate::safeio::io_reason(&e)
                     ))
-                }),
+                })
+                .and_then(|facts| looks_like_a_root(facts, root))
+                .map(local),
             (approach, _) => Err(Failure::from(format!(
                 "the {} approach needs a connection to the cluster, which this run does not have",
                 approach.as_str()

@@ -87,6 +87,25 @@ pub(super) fn load_plan(
     match planned {
         Ok(planned) => {
             report_diagnostics(&planned.warnings);
+            // A plan of no policy does nothing; a pipeline whose path is
+            // mistyped must not pass its gate on it.
+            if planned.plan.policies.is_empty() {
+                let given: Vec<String> = input
+                    .paths
+                    .iter()
+                    .map(|p| crate::safeio::printable(&p.display().to_string()).into_owned())
+                    .collect();
+                return Err(InvalidInput(format!(
+                    "no ScanPolicy to plan or run in {}{}: give a policy file (kind: ScanPolicy) as well as its profiles",
+                    given.join(", "),
+                    if input.only.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" named {}", input.only.join(", "))
+                    }
+                ))
+                .into());
+            }
             Ok((planned.set, planned.plan, planned.session))
         }
         Err(PlanError::Policies(diags)) => {

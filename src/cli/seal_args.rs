@@ -21,8 +21,9 @@ pub struct SealArgs {
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
     /// Seal without a signing key: the bundle's statement carries no
-    /// signature and `vigil verify` will reject it.
-    #[arg(long)]
+    /// signature and `vigil verify` will reject it. No key is read (the
+    /// policy's output.signingKey and VIGIL_SIGNING_KEY are ignored).
+    #[arg(long, conflicts_with = "signing_key")]
     pub unsigned: bool,
     /// Write results unencrypted (allowed only when the policy names no
     /// recipients; for `merge`: the shards are plaintext).

@@ -1,0 +1,114 @@
+//! What a new user meets in the first hour (#30): nothing silently does
+//! nothing, and errors point the right way.
+
+use crate::util::{TempDir, repo, vigil_in};
+
+/// `run` (or `plan`) given only profiles, or an image with no ScanPolicy,
+/// is bad input (exit 2) that says so: a pipeline with a mistyped path
+/// must not pass its gate on a run of nothing.
+#[test]
+fn no_policy_to_run_is_exit_2() {
+    let dir = TempDir::new("no-policy");
+    let profiles = repo().join("policies/profiles");
+    let profiles = profiles.to_str().unwrap();
+    let image = format!(
+        "oci-dir:{}:v1",
+        repo().join("fixtures/images/demo").display()
+    );
+    for args in [
+        vec!["run", profiles],
+        vec!["run", profiles, "--image", &image],
+        vec!["plan", profiles],
+    ] {
+        let r = vigil_in(dir.path(), &args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("no ScanPolicy"), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.trim().is_empty(), "{args:?}: {}", r.stdout);
+    }
+}
+
+/// `--unsigned` reads no key: a policy's signing key that is too open (a
+/// fresh clone's demo key under umask 0022) is no reason to stop, and
+/// `--unsigned --signing-key` is a contradiction clap refuses.
+#[test]
+fn unsigned_reads_no_signing_key() {
+    let dir = TempDir::new("unsigned");
+    let key = dir.path().join("open.key.pem");
+    std::fs::copy(repo().join("fixtures/keys/demo-signing.key.pem"), &key).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: u}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: d}}\n  output: {{signingKey: open.key.pem}}\n",
+            repo().join("fixtures/demo/distroless.tar.gz").display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let base = [
+        "run",
+        "p.yaml",
+        profiles.to_str().unwrap(),
+        "--plaintext",
+        "--out",
+        "out",
+    ];
+    let signed = vigil_in(dir.path(), &base);
+    assert_eq!(signed.code, 2, "the open key is refused when it is used");
+    assert!(
+        signed.stderr.contains("readable by group or others"),
+        "{}",
+        signed.stderr
+    );
+    let mut unsigned = base.to_vec();
+    unsigned.push("--unsigned");
+    let r = vigil_in(dir.path(), &unsigned);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut both = unsigned.clone();
+    both.extend(["--signing-key", "open.key.pem"]);
+    let r = vigil_in(dir.path(), &both);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+}
+
+/// An empty directory (or one that is not a root: an image not unpacked)
+/// scanned as a rootfs target is an error result that says why, never a
+/// 67 % pass on "must not exist" controls.
+#[test]
+fn a_directory_that_is_not_a_root_is_an_error_not_a_pass() {
+    let dir = TempDir::new("not-a-root");
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    std::fs::create_dir_all(dir.path().join("unpacked-not")).unwrap();
+    std::fs::write(dir.path().join("unpacked-not/layer.tar"), b"").unwrap();
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {rootfs: empty}\n    - {rootfs: unpacked-not}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let r = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--plaintext",
+            "--unsigned",
+            "--out",
+            "out",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    for t in summary[0]["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "error", "{t:#}");
+        assert_eq!(t["counts"]["passed"], 0, "{t:#}");
+        assert!(
+            t["error"]
+                .as_str()
+                .unwrap()
+                .contains("does not look like a container root"),
+            "{t:#}"
+        );
+    }
+}
