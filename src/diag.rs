@@ -196,6 +196,7 @@ pub enum Code {
     InventoryFailed,
     TargetMatchesNothing,
     IgnoredSetting,
+    ChecksSkipped,
 }
 
 impl Code {
@@ -239,6 +240,7 @@ impl Code {
         Code::InventoryFailed,
         Code::TargetMatchesNothing,
         Code::IgnoredSetting,
+        Code::ChecksSkipped,
     ];
 
     /// The stable kebab-case spelling.
@@ -282,6 +284,7 @@ impl Code {
             Code::InventoryFailed => "inventory-failed",
             Code::TargetMatchesNothing => "target-matches-nothing",
             Code::IgnoredSetting => "ignored-setting",
+            Code::ChecksSkipped => "checks-skipped",
         }
     }
 }

@@ -112,3 +112,61 @@ fn a_directory_that_is_not_a_root_is_an_error_not_a_pass() {
         );
     }
 }
+
+/// `validate` does not report in rounds: a key typo does not hide the
+/// other errors of its document (they are checked on the rest of it), and
+/// where a schema error does stop the other checks, it says more may be
+/// hidden. A document with any error is never run.
+#[test]
+fn validate_reports_every_error_at_once() {
+    let dir = TempDir::new("rounds");
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: typo}\nspec:\n  profiles: [nope-profile]\n  targetz: []\n  targets:\n    - {rootfs: a, name: x}\n    - {rootfs: b, name: x}\n  output: {recipients: [not-a-recipient]}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let profiles = profiles.to_str().unwrap();
+    let r = vigil_in(
+        dir.path(),
+        &["validate", "p.yaml", profiles, "--format", "json"],
+    );
+    assert_ne!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut codes: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "duplicate-target",
+            "invalid-recipient",
+            "unknown-field",
+            "unresolved-profile"
+        ],
+        "{:#}",
+        v
+    );
+    let run = vigil_in(
+        dir.path(),
+        &["run", "p.yaml", profiles, "--unsigned", "--plaintext"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    // A wrong type stops the checks that need a well-formed document: said.
+    dir.write(
+        "q.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: q}\nspec:\n  profiles: [nope-profile]\n  targets: 7\n",
+    );
+    let r = vigil_in(dir.path(), &["validate", "q.yaml", profiles]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("checks-skipped") || r.stdout.contains("checks-skipped"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}

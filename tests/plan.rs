@@ -860,6 +860,18 @@ fn duplicate_target_ids_are_an_error_not_a_lost_target() {
             "p.yaml",
             format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: dup}}\nspec:\n  profiles: [container-baseline]\n  targets:\n{targets}"),
         );
+        // `validate` reports it as `plan` does (it is knowable offline).
+        let validate = vigil_in(
+            dir.path(),
+            &["validate", "p.yaml", profiles.to_str().unwrap()],
+        );
+        assert_ne!(validate.code, 0, "{}", validate.stderr);
+        assert!(
+            format!("{}{}", validate.stdout, validate.stderr).contains("duplicate-target"),
+            "validate: {}{}",
+            validate.stdout,
+            validate.stderr
+        );
         let run = vigil_in(dir.path(), &["plan", "p.yaml", profiles.to_str().unwrap()]);
         assert_eq!(run.code, 2, "{}", run.stderr);
         assert!(

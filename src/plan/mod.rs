@@ -230,15 +230,6 @@ impl PlanOptions {
     }
 }
 
-/// A root's name without an archive's extension (`app.tar.gz` → `app`),
-/// so a root and its `docker export` archive get the same target id.
-fn archive_stem(file: &str) -> &str {
-    [".tar.gz", ".tgz", ".tar.zst", ".tar"]
-        .iter()
-        .find_map(|ext| file.strip_suffix(ext).filter(|s| !s.is_empty()))
-        .unwrap_or(file)
-}
-
 /// The stable name of a run slot: `s<I>` for shard I, `run` otherwise.
 pub fn slot_name(shard: Option<u32>) -> String {
     match shard {
@@ -326,31 +317,14 @@ fn plan_policy(
                 ));
                 continue;
             }
-            let name = t.name.clone().unwrap_or_else(|| {
-                root.file_name().map_or_else(
-                    || "root".into(),
-                    |n| archive_stem(&n.to_string_lossy()).to_string(),
-                )
-            });
-            let id = format!("rootfs/{name}");
+            let id = t.rootfs_id(p.base_dir()).expect("a rootfs target");
             let here = if t.name.is_some() {
                 format!("{ptr}/name")
             } else {
                 format!("{ptr}/rootfs")
             };
             if let Some(first) = rootfs_ids.get(&id) {
-                let at = p.doc.value_position(first);
-                diags.push(p.at_value(
-                    Diagnostic::error(
-                        Code::DuplicateTarget,
-                        format!(
-                            "target id `{id}` is already used by the target at line {}, column {}; each would overwrite the other's result",
-                            at.line, at.column
-                        ),
-                    )
-                    .with_hint("give one of them a distinct `name:`"),
-                    &here,
-                ));
+                diags.push(crate::policy::lint::duplicate_target(p, &id, first, &here));
                 continue;
             }
             rootfs_ids.insert(id.clone(), here);

@@ -195,6 +195,24 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
     for (i, name) in spec.profiles.iter().enumerate() {
         resolve(name, format!("/spec/profiles/{i}"), out);
     }
+    // Two rootfs targets with one id: one result would overwrite the other
+    // (`plan` and `run` refuse it; `validate` says so first).
+    let mut rootfs_ids: std::collections::BTreeMap<String, String> = Default::default();
+    for (t, target) in spec.targets.iter().enumerate() {
+        if let Some(id) = target.rootfs_id(p.base_dir()) {
+            let here = if target.name.is_some() {
+                format!("/spec/targets/{t}/name")
+            } else {
+                format!("/spec/targets/{t}/rootfs")
+            };
+            match rootfs_ids.get(&id) {
+                Some(first) => out.push(duplicate_target(p, &id, first, &here)),
+                None => {
+                    rootfs_ids.insert(id, here);
+                }
+            }
+        }
+    }
     for (t, target) in spec.targets.iter().enumerate() {
         for (i, name) in target.profiles.iter().enumerate() {
             resolve(name, format!("/spec/targets/{t}/profiles/{i}"), out);
@@ -471,6 +489,23 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
+}
+
+/// The error for a target whose id `id` the target at pointer `first`
+/// already has (`here` points at the second).
+pub fn duplicate_target(p: &Loaded<ScanPolicy>, id: &str, first: &str, here: &str) -> Diagnostic {
+    let at = p.doc.value_position(first);
+    p.at_value(
+        Diagnostic::error(
+            Code::DuplicateTarget,
+            format!(
+                "target id `{id}` is already used by the target at line {}, column {}; each would overwrite the other's result",
+                at.line, at.column
+            ),
+        )
+        .with_hint("give one of them a distinct `name:`"),
+        here,
+    )
 }
 
 /// Targets are either Kubernetes containers or a local root filesystem, and

@@ -126,11 +126,28 @@ pub fn load_source(src: Arc<SourceFile>, set: &mut PolicySet, diags: &mut Vec<Di
             continue;
         };
         let found = schema::validate(kind, &doc, &src);
-        let clean = found.is_empty();
-        diags.extend(found);
-        if !clean {
-            continue;
-        }
+        let doc = if found.is_empty() {
+            doc
+        } else {
+            diags.extend(found);
+            // Unknown fields alone: check the rest too (the document stays
+            // refused by the errors above). Anything else: say the checks
+            // that need a well-formed document did not run.
+            match schema::without_unknown_fields(kind, &doc) {
+                Some(pruned) => pruned,
+                None => {
+                    diags.push(
+                        Diagnostic::warning(
+                            Code::ChecksSkipped,
+                            "the checks beyond the schema did not run on this document; more errors may be hidden behind the ones above",
+                        )
+                        .at(&src.path, &src.text, doc.start)
+                        .with_hint("fix the errors above and validate again"),
+                    );
+                    continue;
+                }
+            }
+        };
         match kind {
             schema::Kind::Profile => {
                 if let Some(p) = typed::<Profile>(&doc, &src, diags) {

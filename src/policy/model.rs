@@ -679,6 +679,29 @@ impl Target {
     pub fn is_rootfs(&self) -> bool {
         self.rootfs.is_some() || self.image.is_some()
     }
+
+    /// A `rootfs:` target's id, `rootfs/<name>`: its `name:`, else the
+    /// root's last path component (`base` is the policy file's directory),
+    /// without an archive's extension, so a root and its `docker export`
+    /// archive get the same id.
+    pub fn rootfs_id(&self, base: &std::path::Path) -> Option<String> {
+        let dir = self.rootfs.as_ref()?;
+        let name = self.name.clone().unwrap_or_else(|| {
+            base.join(dir).file_name().map_or_else(
+                || "root".into(),
+                |n| archive_stem(&n.to_string_lossy()).to_string(),
+            )
+        });
+        Some(format!("rootfs/{name}"))
+    }
+}
+
+/// A root's name without an archive's extension (`app.tar.gz` → `app`).
+fn archive_stem(file: &str) -> &str {
+    [".tar.gz", ".tgz", ".tar.zst", ".tar"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext).filter(|s| !s.is_empty()))
+        .unwrap_or(file)
 }
 
 /// Where the scan identity comes from.

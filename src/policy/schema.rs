@@ -59,6 +59,30 @@ pub fn validate(kind: Kind, doc: &Document, src: &SourceFile) -> Vec<Diagnostic>
     out
 }
 
+/// `doc` without the fields the schema does not know, when those were its
+/// only schema errors: the semantic checks can then run on the rest, so one
+/// typo does not hide every other error. `None` when other errors remain.
+pub fn without_unknown_fields(kind: Kind, doc: &Document) -> Option<Document> {
+    let c = compiled(kind);
+    let mut pruned = doc.clone();
+    let mut unknown = Vec::new();
+    for err in c.validator.iter_errors(&doc.value) {
+        match err.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let parent = err.instance_path().as_str().to_string();
+                unknown.extend(unexpected.iter().map(|k| (parent.clone(), k.clone())));
+            }
+            _ => return None,
+        }
+    }
+    for (parent, key) in unknown {
+        if let Some(serde_json::Value::Object(m)) = pruned.value.pointer_mut(&parent) {
+            m.remove(&key);
+        }
+    }
+    c.validator.is_valid(&pruned.value).then_some(pruned)
+}
+
 fn to_diagnostics(
     err: &ValidationError<'_>,
     c: &Compiled,
