@@ -245,8 +245,15 @@ pub(super) fn directory(c: &DirectoryCheck, facts: &Facts, ctx: &Context) -> Vec
             list_some(&walk.vanished, 3)
         )
     };
+    // An incomplete walk is no evidence that nothing is wrong: a rule it
+    // found nothing against gives no result (the walk's error stands for
+    // the control), while what it did find still fails.
+    let incomplete = walk.truncated || !walk.errors.is_empty();
     let mut rule = |desc: String, bad: Vec<String>| {
         let ok = bad.is_empty();
+        if ok && incomplete {
+            return;
+        }
         let got = if ok {
             format!("none in {} entries{vanished}", walk.visited)
         } else {
