@@ -111,6 +111,29 @@ fn a_directory_that_is_not_a_root_is_an_error_not_a_pass() {
             "{t:#}"
         );
     }
+    // The table says each target's one cause once, not once per control.
+    let r = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--plaintext",
+            "--unsigned",
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(
+        r.stdout
+            .matches("does not look like a container root")
+            .count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("controls not evaluated"), "{}", r.stdout);
 }
 
 /// `validate` does not report in rounds: a key typo does not hide the

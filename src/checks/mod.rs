@@ -197,9 +197,11 @@ fn any(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
     } else {
         Status::Failed
     };
+    // Each alternative by what decided it: its failed (or error) parts,
+    // never the parts of it that held.
     let why = subs
         .iter()
-        .map(|s| messages(s))
+        .map(|s| deciding(s))
         .collect::<Vec<_>>()
         .join("; ");
     TestResult::new(status, code_desc, format!("none satisfied: {why}"))
@@ -249,6 +251,18 @@ fn none(checks: &[Check], facts: &Facts, ctx: &Context) -> TestResult {
         );
     }
     TestResult::new(Status::Passed, code_desc, "none present")
+}
+
+/// The messages of the results that decided `results`' overall status
+/// (its errors, else its failures, …).
+fn deciding(results: &[TestResult]) -> String {
+    let status = overall(results);
+    results
+        .iter()
+        .filter(|r| r.status == status)
+        .map(|r| r.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn messages(results: &[TestResult]) -> String {

@@ -557,3 +557,25 @@ fn overall_status_order() {
     assert_eq!(overall(&[r(Failed), r(Error)]), Error);
     assert_eq!(overall(&[r(Skipped)]), Skipped);
 }
+
+/// A failed `any` says what decided each alternative: the parts that
+/// failed, never the parts that held ("owner … got root" is no reason).
+#[test]
+fn a_failed_any_names_only_the_deciding_clauses() {
+    let mut f = facts();
+    f.files
+        .insert(SHADOW.into(), file(0o644, 0, 42, Some("root:*:1::::::\n")));
+    let r = eval_on(
+        &f,
+        "{any: [{file: /etc/shadow, expect: {exists: false}}, {file: /etc/shadow, expect: {owner: root, mode_max: '0640'}}]}",
+    );
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, Failed);
+    let msg = &r[0].1;
+    assert!(msg.starts_with("none satisfied: "), "{msg}");
+    assert!(msg.contains("0644"), "the deciding mode is named: {msg}");
+    assert!(
+        !msg.contains("got root"),
+        "the owner held and is no reason: {msg}"
+    );
+}

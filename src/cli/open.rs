@@ -180,7 +180,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             crate::report::findings::Details::All => true,
         };
         let findings = crate::report::findings::findings(&hdf);
-        if show {
+        if t.status == "error" {
+            // One cause for every control: said once, not per control.
+            let _ = writeln!(
+                out,
+                "      the target could not be scanned: its {} controls are errors ({})",
+                c.error,
+                findings.first().map_or("no reason recorded", |f| f
+                    .message
+                    .trim_start_matches("the target could not be scanned: "))
+            );
+        } else if show {
             out.push_str(&crate::report::findings::render(
                 &findings,
                 args.details_limit,

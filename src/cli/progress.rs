@@ -12,23 +12,24 @@ pub(super) fn progress(policy: &str, total: usize) -> Progress {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+                "{prefix} [{bar:30}] {pos}/{len} {elapsed} eta {eta} {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
         bar.set_prefix(policy.to_string());
-        let failed = Mutex::new(0usize);
+        // (errors, below threshold): the words the summary uses, so the
+        // bar never says "failed 0" of a run whose verdict is fail.
+        let seen = Mutex::new((0usize, 0usize));
         Box::new(move |s, tally| {
+            let mut g = seen.lock().unwrap_or_else(|e| e.into_inner());
             if s.status == crate::report::run::TargetStatus::Error {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                g.0 += 1;
+            } else if s.threshold.as_ref().is_some_and(|v| !v.passed) {
+                g.1 += 1;
             }
             bar.set_position(tally.done as u64);
-            bar.set_message(format!(
-                "failed {} in flight {}",
-                failed.lock().map_or(0, |g| *g),
-                tally.in_flight
-            ));
+            bar.set_message(bar_message(g.0, g.1, tally.in_flight));
             if tally.done == tally.total {
                 bar.finish_and_clear();
             }
@@ -59,3 +60,21 @@ pub(super) fn progress(policy: &str, total: usize) -> Progress {
 /// Untrusted text (target ids from directory names and imported reports,
 /// error messages quoting containers) as it may appear on a terminal.
 use crate::safeio::printable;
+
+/// The bar's words: targets that could not be scanned, targets below their
+/// threshold, scans in flight.
+fn bar_message(errors: usize, below: usize, in_flight: usize) -> String {
+    format!("errors {errors}, below threshold {below}, in flight {in_flight}")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The bar counts what the verdict counts, in its words.
+    #[test]
+    fn the_bar_names_errors_and_threshold_failures_apart() {
+        assert_eq!(
+            super::bar_message(1, 2, 3),
+            "errors 1, below threshold 2, in flight 3"
+        );
+    }
+}

@@ -54,7 +54,15 @@ pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> 
             t.compliance,
         );
         if let Some(e) = &t.error {
+            // One cause, said once: every control of the target is an
+            // error for it, and listing each would repeat it.
             let _ = writeln!(out, "      error: {}", printable(e));
+            let _ = writeln!(
+                out,
+                "      ({} controls not evaluated: the target could not be scanned)",
+                c.error
+            );
+            continue;
         }
         let mut threshold_failed = false;
         if let Some(v) = t.threshold.as_ref().filter(|v| !v.passed) {
