@@ -639,3 +639,54 @@ fn the_scheduler_checks_each_run_and_attests_it() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("pass --signing-key"), "{}", r.stderr);
 }
+
+/// An encrypted bundle checked without `--identity`: the error says the
+/// trail is encrypted and which flag reads it (the help's own example
+/// once got "has no audit trail"); with the identity, the check runs.
+#[test]
+fn an_encrypted_trail_without_identity_says_to_pass_one() {
+    let Some(c) = cluster(false) else { return };
+    crate::util::signing_key(c.dir.path());
+    c.server
+        .set_audit_policy(rendered_audit_policy(c.dir.path()));
+    let recipient = std::fs::read_to_string(repo().join("fixtures/keys/demo-age.pub")).unwrap();
+    let p = c.dir.write(
+        "enc.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: enc}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{namespace: team-a, selector: {{matchLabels: {{app: web}}}}, approach: api}}\n  output: {{recipients: [\"{}\"]}}\n",
+            recipient.trim()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg(&p)
+        .arg(repo().join("policies/profiles"))
+        .args(["--out", "out", "--signing-key", "signer.key.pem", "--format", "json"])
+        .current_dir(c.dir.path())
+        .env("KUBECONFIG", &c.server.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = c
+        .dir
+        .path()
+        .join("out/enc")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    let log = c.dir.write("audit.log", c.server.audit_log());
+    let mut args = vec![
+        "audit-check".to_string(),
+        bundle.display().to_string(),
+        "--audit-log".into(),
+        log.display().to_string(),
+        "--trusted-key".into(),
+        "signer.pub.pem".into(),
+    ];
+    let r = vigil_in(c.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("encrypted") && r.stderr.contains("--identity"), "{}", r.stderr);
+    args.push("--identity".into());
+    args.push(repo().join("fixtures/keys/demo-age.key").display().to_string());
+    let r = vigil_in(c.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

@@ -771,6 +771,11 @@ pub enum BundleError {
         "the bundle has no audit trail: it records no Kubernetes requests to reconcile (a local or imported run)"
     )]
     NoTrail,
+    /// The run has a trail, encrypted, and no identity was given to read it.
+    #[error(
+        "the bundle's audit trail is encrypted: pass --identity KEY with an age identity of one of its recipients"
+    )]
+    TrailEncrypted,
     /// A time in the statement is not RFC 3339.
     #[error("the statement's {0} time is not RFC 3339")]
     BadTime(&'static str),
@@ -791,7 +796,13 @@ pub fn run_of(v: &crate::seal::verify::Verification) -> Result<Run, BundleError>
         (None, None) => return Err(BundleError::Unverified("no statement".into())),
     };
     if v.trails.is_empty() {
-        return Err(BundleError::NoTrail);
+        let p = &statement.predicate;
+        let has_trail = p.audit.is_some() || p.shards.iter().any(|s| s.audit.is_some());
+        return Err(if has_trail && p.encrypted {
+            BundleError::TrailEncrypted
+        } else {
+            BundleError::NoTrail
+        });
     }
     let time = |s: &str, what| {
         DateTime::parse_from_rfc3339(s)
