@@ -193,3 +193,30 @@ fn validate_reports_every_error_at_once() {
         r.stderr
     );
 }
+
+/// `gc --context` naming a context the kubeconfig lacks says so and lists
+/// the ones it has; it never suggests `--inventory`, which `gc` lacks.
+#[test]
+fn gc_with_an_unknown_context_lists_the_known_ones() {
+    let dir = TempDir::new("gc-context");
+    dir.write(
+        "kc.yaml",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n- name: u\n  user: {token: x}\ncontexts:\n- name: prod\n  context: {cluster: a, user: u}\n- name: staging\n  context: {cluster: a, user: u}\ncurrent-context: prod\n",
+    );
+    let r = crate::util::vigil_cmd_with_deadline(
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["gc", "--context", "nope"])
+            .env("KUBECONFIG", dir.path().join("kc.yaml")),
+        dir.path(),
+        b"",
+        30,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("context `nope` is not in the kubeconfig")
+            && r.stderr.contains("prod, staging"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--inventory"), "{}", r.stderr);
+}

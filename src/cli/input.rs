@@ -52,9 +52,14 @@ pub(super) fn session_error(e: crate::runner::session::SessionError) -> anyhow::
     }
 }
 
-/// Connect as the kubeconfig's identity (for `vigil gc`).
+/// Connect as the kubeconfig's identity (for `vigil gc`, which has no
+/// offline mode: the cluster error alone, without the planner's
+/// `--inventory` hint).
 pub(super) fn connect(context: Option<&str>, insecure: bool) -> anyhow::Result<Session> {
-    Session::connect(context, insecure).map_err(session_error)
+    Session::connect(context, insecure).map_err(|e| match e {
+        crate::runner::session::SessionError::NoCluster(c) => InvalidInput(c.to_string()).into(),
+        other => session_error(other),
+    })
 }
 
 /// Load policies and the inventory and compute the plan; diagnostics go to

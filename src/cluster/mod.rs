@@ -289,6 +289,26 @@ impl Cluster {
                         redact_error(&e.to_string())
                     ))
                 })?;
+                // A context the kubeconfig does not have: say which it has
+                // (kube's own error names only the missing one).
+                if let Some(want) = context
+                    && !kubeconfig.contexts.iter().any(|c| c.name == want)
+                {
+                    let known: Vec<String> = kubeconfig
+                        .contexts
+                        .iter()
+                        .map(|c| crate::safeio::printable(&c.name).into_owned())
+                        .collect();
+                    return Err(ClusterError::Config(format!(
+                        "context `{}` is not in the kubeconfig ({source}); its contexts: {}",
+                        crate::safeio::printable(want),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
                 let options = KubeConfigOptions {
                     context: context.map(str::to_string),
                     ..KubeConfigOptions::default()
