@@ -220,3 +220,29 @@ fn gc_with_an_unknown_context_lists_the_known_ones() {
     );
     assert!(!r.stderr.contains("--inventory"), "{}", r.stderr);
 }
+
+/// A bad `--image` is blamed on the flag, never on a policy line the
+/// flag's targets replaced.
+#[test]
+fn a_bad_image_flag_names_the_flag() {
+    let dir = TempDir::new("bad-image");
+    let demo = repo().join("policies/demo.yaml");
+    let profiles = repo().join("policies/profiles");
+    let r = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            demo.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--image",
+            "oci-dir:nowhere/layout",
+            "--unsigned",
+            "--plaintext",
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--image oci-dir:"), "{}", r.stderr);
+    assert!(!r.stderr.contains("demo.yaml:"), "{}", r.stderr);
+}

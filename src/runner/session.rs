@@ -185,6 +185,15 @@ pub enum PlanError {
     /// Planning failed (the diagnostics say where).
     #[error("cannot plan")]
     Plan(Vec<crate::diag::Diagnostic>),
+    /// An `--image` source cannot be read: the flag, not the policy, is
+    /// what to fix.
+    #[error("--image {given}: {why}")]
+    Image {
+        /// The source as given.
+        given: String,
+        /// Why it cannot be read.
+        why: String,
+    },
 }
 
 /// Load the policies and profiles; their warnings on success. Their
@@ -208,6 +217,17 @@ pub fn load(
 /// and plan the loaded policies.
 pub fn plan(mut set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError> {
     if !req.images.is_empty() {
+        // Each source is read now, so an error names the flag: the
+        // policies' targets it replaces have no line to point at.
+        for given in &req.images {
+            crate::image::Source::parse(given, std::path::Path::new("."))
+                .map_err(crate::image::ImageError::from)
+                .and_then(|s| crate::image::planned_digest(&s))
+                .map_err(|e| PlanError::Image {
+                    given: crate::safeio::printable(given).into_owned(),
+                    why: e.to_string(),
+                })?;
+        }
         for p in &mut set.policies {
             p.value.spec.targets = req
                 .images
