@@ -246,3 +246,38 @@ fn a_bad_image_flag_names_the_flag() {
     assert!(r.stderr.contains("--image oci-dir:"), "{}", r.stderr);
     assert!(!r.stderr.contains("demo.yaml:"), "{}", r.stderr);
 }
+
+/// `schedule` checks at start what each run will need: a scheduled policy
+/// without recipients (and no --plaintext) is refused at once, not at its
+/// first fire.
+#[test]
+fn schedule_checks_its_policies_at_start() {
+    let dir = TempDir::new("schedule-start");
+    crate::util::signing_key(dir.path());
+    dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: s}}\nspec:\n  profiles: [container-baseline]\n  schedule: '0 3 * * *'\n  targets:\n    - {{rootfs: {}, name: d}}\n",
+            repo().join("fixtures/demo/distroless.tar.gz").display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let r = crate::util::vigil_with_deadline(
+        dir.path(),
+        &[
+            "schedule",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--signing-key",
+            "signer.key.pem",
+        ],
+        b"",
+        20,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("policy s") && r.stderr.contains("recipients"),
+        "{}",
+        r.stderr
+    );
+}

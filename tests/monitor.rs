@@ -661,12 +661,23 @@ fn an_encrypted_trail_without_identity_says_to_pass_one() {
         .arg("run")
         .arg(&p)
         .arg(repo().join("policies/profiles"))
-        .args(["--out", "out", "--signing-key", "signer.key.pem", "--format", "json"])
+        .args([
+            "--out",
+            "out",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ])
         .current_dir(c.dir.path())
         .env("KUBECONFIG", &c.server.kubeconfig)
         .output()
         .unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let bundle = c
         .dir
@@ -682,11 +693,26 @@ fn an_encrypted_trail_without_identity_says_to_pass_one() {
         "--trusted-key".into(),
         "signer.pub.pem".into(),
     ];
-    let r = vigil_in(c.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let r = vigil_in(
+        c.dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("encrypted") && r.stderr.contains("--identity"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("encrypted") && r.stderr.contains("--identity"),
+        "{}",
+        r.stderr
+    );
     args.push("--identity".into());
-    args.push(repo().join("fixtures/keys/demo-age.key").display().to_string());
-    let r = vigil_in(c.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    args.push(
+        repo()
+            .join("fixtures/keys/demo-age.key")
+            .display()
+            .to_string(),
+    );
+    let r = vigil_in(
+        c.dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }

@@ -77,6 +77,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         print_stdout(&out)?;
         return Ok(Exit::Success);
     }
+    // What each run will need, checked now: a policy that cannot be sealed
+    // (no recipients, no signing key) is refused at start, not at its
+    // first fire hours later.
+    for p in set
+        .policies
+        .iter()
+        .filter(|p| plans.iter().any(|pl| pl.policy == p.value.metadata.name))
+    {
+        let name = &p.value.metadata.name;
+        crate::seal::options::signer(args.signing_key.as_deref(), false, p)
+            .map_err(|e| InvalidInput(format!("policy {name}: {e}")))?;
+        crate::seal::options::recipients(p, args.plaintext)
+            .map_err(|e| InvalidInput(format!("policy {name}: {e}")))?;
+    }
     let out_dirs: BTreeMap<String, PathBuf> = set
         .policies
         .iter()
