@@ -349,6 +349,47 @@ pub fn excerpt(s: &str, max: usize) -> String {
     }
 }
 
+/// Write `bytes` to `path` for this user only (mode 0600). Without
+/// `replace`, a file that exists is never touched (`AlreadyExists`). With
+/// it, an existing regular file is replaced whole (a new file renamed over
+/// it, so a reader never sees half of either); a symlink, directory or
+/// other special file at `path` is still refused, never followed.
+pub fn write_private(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
+    if !replace {
+        return write_private_new(path, bytes);
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a regular file; not replaced",
+            ));
+        }
+        _ => {}
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.vigil-{}-{}",
+        std::process::id(),
+        crate::encoding::hex(&rand_bytes())
+    ));
+    write_private_new(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// Eight random bytes (names of temporary files).
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    let _ = getrandom::getrandom(&mut b);
+    b
+}
+
 /// Create `path` for this user only (mode 0600), never replacing a file
 /// that exists, and write `bytes` to it.
 pub fn write_private_new(path: &Path, bytes: &[u8]) -> io::Result<()> {

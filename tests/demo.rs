@@ -335,5 +335,26 @@ fn the_demo_shows_the_readme_findings_on_a_fresh_clone_under_any_umask() {
             got, want,
             "umask {umask}: the README's demo table is not what the demo shows"
         );
+        // The README's steps can be repeated: the main job and its open
+        // (with --force) run a second time as written.
+        let steps: Vec<String> = readme
+            .lines()
+            .filter(|l| l.starts_with("cargo run --release -- open \"$B\""))
+            .map(|l| l.replace("cargo run --release -- ", "vigil "))
+            .collect();
+        assert_eq!(steps.len(), 1, "the README's open step");
+        for round in 0..2 {
+            let again = sh(&main, &clone);
+            assert_eq!(again.status.code(), Some(1), "round {round}");
+            let open = sh(
+                &format!("B=$(ls -d results/demo/* | tail -n 1) && {}", steps[0]),
+                &clone,
+            );
+            assert!(
+                open.status.success(),
+                "umask {umask}, round {round}: {}",
+                String::from_utf8_lossy(&open.stderr)
+            );
+        }
     }
 }

@@ -281,3 +281,47 @@ fn schedule_checks_its_policies_at_start() {
         r.stderr
     );
 }
+
+/// A report that exists is never overwritten silently: without --force the
+/// error says how to go on, with it the report is replaced; a symlink in
+/// its place is refused even with --force.
+#[test]
+fn reports_are_replaced_only_with_force() {
+    let dir = TempDir::new("force");
+    dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: f}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: d}}\n",
+            repo().join("fixtures/demo/distroless.tar.gz").display()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
+            "--out",
+            "out",
+            "--report",
+            "junit=r.xml",
+        ];
+        a.extend_from_slice(extra);
+        vigil_in(dir.path(), &a)
+    };
+    assert_eq!(run(&[]).code, 0);
+    let again = run(&[]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    std::fs::write(dir.path().join("r.xml"), "stale").unwrap();
+    assert_eq!(run(&["--force"]).code, 0);
+    let replaced = std::fs::read_to_string(dir.path().join("r.xml")).unwrap();
+    assert!(replaced.starts_with("<?xml"), "replaced: {replaced:.40}");
+    std::fs::remove_file(dir.path().join("r.xml")).unwrap();
+    std::os::unix::fs::symlink("elsewhere.xml", dir.path().join("r.xml")).unwrap();
+    let link = run(&["--force"]);
+    assert_eq!(link.code, 2, "{}", link.stderr);
+    assert!(!dir.path().join("elsewhere.xml").exists());
+}

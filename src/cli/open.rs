@@ -53,6 +53,10 @@ pub struct Args {
     /// junit=PATH, sarif=PATH or markdown=PATH; repeatable.
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     reports: Vec<crate::report::ci::Request>,
+    /// Replace files that exist: the HDF files in --out and the --report
+    /// files (regular files only; without it, open never overwrites).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -123,7 +127,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 ))
             })?;
     }
-    crate::report::ci::check_paths(&args.reports).map_err(|e| InvalidInput(e.to_string()))?;
+    crate::report::ci::check_paths(&args.reports, args.force)
+        .map_err(|e| InvalidInput(e.to_string()))?;
     let mut report_targets = Vec::new();
     let mut out = format!(
         "policy {} run {} verdict {}\n",
@@ -218,12 +223,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             let name = crate::report::hdf_file_name(&t.id);
             let dest = dir.join(name);
             let shown = printable(&dest.display().to_string()).into_owned();
-            crate::safeio::write_private_new(&dest, &bytes).map_err(|e| {
+            crate::safeio::write_private(&dest, &bytes, args.force).map_err(|e| {
                 let why = crate::safeio::io_reason(&e);
                 use std::io::ErrorKind::{AlreadyExists, NotFound, PermissionDenied};
                 match e.kind() {
                     AlreadyExists => InvalidInput(format!(
-                        "cannot create {shown}: {why}; open never overwrites (choose an empty --out directory)"
+                        "cannot create {shown}: {why}; open never overwrites: choose an empty --out directory, or pass --force to replace the files"
                     ))
                     .into(),
                     PermissionDenied | NotFound => {
@@ -246,7 +251,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             targets: report_targets,
         }];
         let files = [(p.policy.name.clone(), statement.display().to_string())].into();
-        crate::report::ci::write(&args.reports, &runs, &Default::default(), &files)?;
+        crate::report::ci::write(
+            &args.reports,
+            &runs,
+            &Default::default(),
+            &files,
+            args.force,
+        )?;
     }
     Ok(Exit::Success)
 }

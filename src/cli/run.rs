@@ -53,6 +53,10 @@ pub struct Args {
     /// markdown=PATH; repeatable.
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     reports: Vec<crate::report::ci::Request>,
+    /// Replace --report files that exist (regular files only; without it,
+    /// reports never overwrite).
+    #[arg(long)]
+    force: bool,
     /// A label for this run (a pipeline id, for example): put on every
     /// Kubernetes object the run creates and recorded in the signed
     /// statement; repeatable.
@@ -95,7 +99,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         )
         .into());
     }
-    crate::report::ci::check_paths(&args.reports).map_err(|e| InvalidInput(e.to_string()))?;
+    crate::report::ci::check_paths(&args.reports, args.force)
+        .map_err(|e| InvalidInput(e.to_string()))?;
     let run_id = uuid::Uuid::now_v7().to_string();
     args.input.run_id = run_id.clone();
     let scanner = args.scanner.trust()?;
@@ -209,6 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         &all,
         &crate::report::ci::locations(&set),
         &policy_files,
+        args.force,
     )?;
     Ok(if summaries.iter().any(|(s, _)| s.has_errors()) {
         Exit::RunErrors

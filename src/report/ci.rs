@@ -425,8 +425,10 @@ pub fn sarif(
 /// A report path refused before a run (the path is shown escaped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportPathError {
-    /// Reports never overwrite.
-    #[error("report {0} already exists; reports never overwrite (choose another path)")]
+    /// Reports never overwrite unless asked to.
+    #[error(
+        "report {0} already exists; reports never overwrite: choose another path, or pass --force to replace it"
+    )]
     Exists(String),
     /// Its directory is missing.
     #[error("report {0}: its directory does not exist")]
@@ -435,11 +437,14 @@ pub enum ReportPathError {
 
 /// Refuse, before a run, report paths that exist (reports never overwrite)
 /// or whose directory does not.
-pub fn check_paths(requests: &[Request]) -> Result<(), ReportPathError> {
+pub fn check_paths(requests: &[Request], force: bool) -> Result<(), ReportPathError> {
     for r in requests {
         let shown = crate::safeio::printable(&r.path.display().to_string()).into_owned();
-        if std::fs::symlink_metadata(&r.path).is_ok() {
-            return Err(ReportPathError::Exists(shown));
+        match std::fs::symlink_metadata(&r.path) {
+            // --force replaces a regular file, and nothing else.
+            Ok(m) if force && m.file_type().is_file() => {}
+            Ok(_) => return Err(ReportPathError::Exists(shown)),
+            Err(_) => {}
         }
         if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
@@ -457,9 +462,8 @@ pub fn write(
     runs: &[ReportRun],
     locations: &Locations,
     policy_files: &std::collections::BTreeMap<String, String>,
+    force: bool,
 ) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
     for r in requests {
         let text = match r.format {
             Format::Junit => {
@@ -479,22 +483,16 @@ pub fn write(
             Format::Markdown => markdown(runs),
             Format::Sarif => sarif(runs, locations, policy_files),
         };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&r.path)
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "cannot write report {}: {}",
-                        r.path.display(),
-                        crate::safeio::io_reason(&e)
-                    ),
-                )
-            })?;
-        f.write_all(text.as_bytes())?;
+        crate::safeio::write_private(&r.path, text.as_bytes(), force).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot write report {}: {}",
+                    r.path.display(),
+                    crate::safeio::io_reason(&e)
+                ),
+            )
+        })?;
     }
     Ok(())
 }
