@@ -358,3 +358,112 @@ fn the_demo_shows_the_readme_findings_on_a_fresh_clone_under_any_umask() {
         }
     }
 }
+
+/// docs/operations.md's "Without vigil" recipe, run as written (whole, with
+/// `sh -e`) on a demo bundle: it passes on the bundle as sealed and fails
+/// on each kind of tampering `vigil verify` catches: a changed result, an
+/// extra file, a statement changed under its signature, a result swapped
+/// for another one encrypted to the same recipient.
+#[test]
+fn the_documented_recipe_checks_a_bundle_without_vigil() {
+    for tool in ["jq", "openssl", "age", "sha256sum"] {
+        let present = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !crate::util::prerequisite(present, tool) {
+            return;
+        }
+    }
+    let doc = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let start = doc.find("<!-- recipe: without-vigil -->").unwrap();
+    let block = doc[start..]
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .to_string();
+    let fresh = || {
+        let dir = crate::util::TempDir::new("recipe");
+        std::os::unix::fs::symlink(repo().join("fixtures"), dir.path().join("fixtures")).unwrap();
+        let r = crate::util::vigil_in(
+            dir.path(),
+            &[
+                "run",
+                repo().join("policies/demo.yaml").to_str().unwrap(),
+                repo().join("policies/profiles").to_str().unwrap(),
+                "--out",
+                "results",
+                "--signing-key",
+                repo()
+                    .join("fixtures/keys/demo-signing.key.pem")
+                    .to_str()
+                    .unwrap(),
+            ],
+        );
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let bundle = std::fs::read_dir(dir.path().join("results/demo"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        (dir, bundle)
+    };
+    let recipe = |dir: &Path| {
+        std::process::Command::new("sh")
+            .args(["-e", "-c", &block])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let (dir, _) = fresh();
+    let ok = recipe(dir.path());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(r#"{"verdict":"fail""#));
+    type Tamper = fn(&Path);
+    let tampers: [(&str, Tamper); 4] = [
+        ("a changed result", |b| {
+            let f = b.join("targets/rootfs_debian.hdf.json.age");
+            let mut bytes = std::fs::read(&f).unwrap();
+            let n = bytes.len();
+            bytes[n - 20] ^= 1;
+            std::fs::write(&f, bytes).unwrap();
+        }),
+        ("an extra file", |b| {
+            std::fs::write(b.join("targets/extra.hdf.json.age"), b"x").unwrap();
+        }),
+        ("a statement changed under its signature", |b| {
+            use base64::Engine as _;
+            let f = b.join("statement.dsse.json");
+            let mut env: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let mut p: serde_json::Value =
+                serde_json::from_slice(&b64.decode(env["payload"].as_str().unwrap()).unwrap())
+                    .unwrap();
+            p["predicate"]["verdict"] = "pass".into();
+            env["payload"] = b64.encode(serde_json::to_vec(&p).unwrap()).into();
+            std::fs::write(&f, serde_json::to_vec(&env).unwrap()).unwrap();
+        }),
+        ("a result swapped for another", |b| {
+            std::fs::copy(
+                b.join("targets/rootfs_alpine.hdf.json.age"),
+                b.join("targets/rootfs_debian.hdf.json.age"),
+            )
+            .unwrap();
+        }),
+    ];
+    for (what, tamper) in tampers {
+        let (dir, bundle) = fresh();
+        tamper(&bundle);
+        let out = recipe(dir.path());
+        assert!(!out.status.success(), "{what}: the recipe passed");
+    }
+}

@@ -782,6 +782,12 @@ fn documented_commands_run_as_written() {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
+            // Each line runs on its own here, but a reader pastes the
+            // block whole: a bare `cd` would move every line after it.
+            assert!(
+                !l.starts_with("cd "),
+                "{doc:?}: `{l}` changes directory for the rest of the block when it is pasted whole; write (cd DIR && …)"
+            );
             let mut l = l.replace("cargo run --release -- ", "vigil ");
             if let Some(i) = l.find("| kubectl") {
                 l = l[..i].trim().to_string();
