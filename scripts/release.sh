@@ -35,15 +35,15 @@ if [[ -z $binary ]]; then
     (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
         cargo build --release --locked --target x86_64-unknown-linux-gnu)
     binary="$repo/target/x86_64-unknown-linux-gnu/release/vigil"
+    # A release build carries symbols, not debug info (Cargo.toml's release
+    # profile): over 40 MiB means the profile lost its strip.
+    size=$(stat -c %s "$binary")
+    if (( size > 40 * 1024 * 1024 )); then
+        echo "release: $binary is $((size / 1024 / 1024)) MiB, over the 40 MiB a release may be (is debug info stripped?)" >&2
+        exit 2
+    fi
 fi
 [[ -f $binary ]] || { echo "release: no binary at $binary" >&2; exit 2; }
-# A release binary carries symbols, not debug info (Cargo.toml's release
-# profile): over 40 MB means the profile lost its strip.
-size=$(stat -c %s "$binary")
-if (( size > 40 * 1024 * 1024 )); then
-    echo "release: $binary is $((size / 1024 / 1024)) MiB, over the 40 MiB a release may be (is debug info stripped?)" >&2
-    exit 2
-fi
 
 mkdir -p "$out"
 name="vigil-$version-x86_64-linux"

@@ -429,7 +429,8 @@ fn missing_rootfs_is_invalid_input() {
     );
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("p.yaml:6:") && run.stderr.contains("is not a directory"),
+        run.stderr.contains("p.yaml:6:")
+            && run.stderr.contains("is neither a directory nor an archive"),
         "{}",
         run.stderr
     );
