@@ -325,3 +325,47 @@ fn reports_are_replaced_only_with_force() {
     assert_eq!(link.code, 2, "{}", link.stderr);
     assert!(!dir.path().join("elsewhere.xml").exists());
 }
+
+/// `vigil man --out DIR` writes a page for every command, and every page
+/// a page refers to (`vigil-run(1)`) is among them; `vigil man run` prints
+/// one.
+#[test]
+fn every_man_page_referred_to_exists() {
+    let dir = TempDir::new("man");
+    let r = vigil_in(dir.path(), &["man", "--out", "man"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pages: std::collections::BTreeSet<String> = std::fs::read_dir(dir.path().join("man/man1"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".1")
+                .to_string()
+        })
+        .collect();
+    assert!(pages.len() > 20, "{pages:?}");
+    for page in &pages {
+        let text = std::fs::read_to_string(dir.path().join(format!("man/man1/{page}.1"))).unwrap();
+        let text = text.replace("\\-", "-");
+        for (i, _) in text.match_indices("(1)") {
+            let name: String = text[..i]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if name.starts_with("vigil") {
+                assert!(
+                    pages.contains(&name),
+                    "{page} refers to {name}(1), which is not written"
+                );
+            }
+        }
+    }
+    let run = vigil_in(dir.path(), &["man", "run"]);
+    assert!(run.stdout.contains(".TH vigil-run 1"), "{}", run.stdout);
+    assert_eq!(vigil_in(dir.path(), &["man", "nope"]).code, 2);
+}
