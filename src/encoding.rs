@@ -61,3 +61,11 @@ mod tests {
         assert_eq!(super::hex(&[]), "");
     }
 }
+
+/// A public key's id everywhere vigil prints or records one (signing keys,
+/// cosign keys): `SHA256:` and the hex sha256 of its SPKI DER, as
+/// `openssl pkey -pubin -outform DER | sha256sum` computes it.
+pub fn key_id(spki_der: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("SHA256:{}", hex(&sha2::Sha256::digest(spki_der)))
+}

@@ -369,3 +369,73 @@ fn every_man_page_referred_to_exists() {
     assert!(run.stdout.contains(".TH vigil-run 1"), "{}", run.stdout);
     assert_eq!(vigil_in(dir.path(), &["man", "nope"]).code, 2);
 }
+
+/// One vocabulary: `run --help` does not offer `--run-id` (a run makes its
+/// own, and refuses one), `import` prints the table `run` prints unless
+/// asked for JSON, and the old spellings of renamed flags and values still
+/// work (`--name`, `--format human`, `render … --image`).
+#[test]
+fn one_vocabulary_across_commands() {
+    let dir = TempDir::new("vocabulary");
+    let help = vigil_in(dir.path(), &["run", "--help"]);
+    assert!(!help.stdout.contains("--run-id"), "{}", help.stdout);
+    std::fs::copy(
+        repo().join("fixtures/hdf/inspec-nginx-results.json"),
+        dir.path().join("n.json"),
+    )
+    .unwrap();
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: v}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let import = |extra: &[&str]| {
+        let mut a = vec![
+            "import",
+            "n.json",
+            "--policy-file",
+            "p.yaml",
+            "--policy-file",
+            profiles.to_str().unwrap(),
+            "--unsigned",
+            "--plaintext",
+            "--out",
+            "out",
+        ];
+        a.extend_from_slice(extra);
+        vigil_in(dir.path(), &a)
+    };
+    let table = import(&[]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("TARGET") && table.stdout.contains("imported/n"),
+        "{}",
+        table.stdout
+    );
+    let json = import(&["--format", "json", "--name", "v"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    serde_json::from_str::<serde_json::Value>(&json.stdout).unwrap();
+    let old = vigil_in(
+        dir.path(),
+        &[
+            "validate",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--format",
+            "human",
+        ],
+    );
+    assert_eq!(old.code, 0, "{}", old.stderr);
+    let render = vigil_in(
+        dir.path(),
+        &[
+            "render",
+            "admission-policy",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--image",
+            "registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        ],
+    );
+    assert_eq!(render.code, 0, "{}", render.stderr);
+}

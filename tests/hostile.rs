@@ -502,9 +502,9 @@ fn endless_and_silent_inputs_are_refused_for_every_flag() {
             v(&[
                 "import",
                 &b,
-                "--policy",
+                "--policy-file",
                 &bare,
-                "--policy",
+                "--policy-file",
                 &profiles,
                 "--unsigned",
                 "--plaintext",

@@ -826,7 +826,7 @@ fn drift_reports_what_changed_in_a_running_container() {
             "--format",
             "json",
             "--fail-on-drift",
-            "--out",
+            "--attestation",
             "drift.dsse.json",
             "--signing-key",
             "signer.key.pem",

@@ -29,9 +29,9 @@ fn import(dir: &TempDir, extra: &[&str]) -> crate::util::Run {
     let mut args = vec![
         "import",
         "nginx.json",
-        "--policy",
+        "--policy-file",
         "p.yaml",
-        "--policy",
+        "--policy-file",
         profiles.to_str().unwrap(),
         "--out",
         "out",
@@ -41,6 +41,8 @@ fn import(dir: &TempDir, extra: &[&str]) -> crate::util::Run {
         "https://ci.example/job/42",
         "--by",
         "alice",
+        "--format",
+        "json",
     ];
     args.extend_from_slice(extra);
     vigil_in(dir.path(), &args)
@@ -166,9 +168,9 @@ fn reports_that_are_not_hdf_are_refused_with_the_file_named() {
             &[
                 "import",
                 file,
-                "--policy",
+                "--policy-file",
                 "p.yaml",
-                "--policy",
+                "--policy-file",
                 profiles.to_str().unwrap(),
                 "--out",
                 "out",
@@ -195,9 +197,9 @@ fn reports_that_are_not_hdf_are_refused_with_the_file_named() {
             "import",
             "nginx.json",
             "nginx.json",
-            "--policy",
+            "--policy-file",
             "p.yaml",
-            "--policy",
+            "--policy-file",
             profiles.to_str().unwrap(),
             "--out",
             "out",
@@ -265,9 +267,9 @@ fn failed_imports_leave_no_debris() {
         let mut args = vec!["import"];
         args.extend(&reports);
         args.extend([
-            "--policy",
+            "--policy-file",
             "p.yaml",
-            "--policy",
+            "--policy-file",
             profiles.to_str().unwrap(),
             "--out",
             "out",
@@ -287,9 +289,9 @@ fn failed_imports_leave_no_debris() {
             &[
                 "import",
                 "long.json",
-                "--policy",
+                "--policy-file",
                 "p.yaml",
-                "--policy",
+                "--policy-file",
                 profiles.to_str().unwrap(),
                 "--out",
                 "out",
@@ -323,14 +325,16 @@ fn imported_reports_count_as_heimdall_does() {
         &[
             "import",
             "r.json",
-            "--policy",
+            "--policy-file",
             "p.yaml",
-            "--policy",
+            "--policy-file",
             profiles.to_str().unwrap(),
             "--out",
             "out",
             "--signing-key",
             "signer.key.pem",
+            "--format",
+            "json",
         ],
     );
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
@@ -388,7 +392,7 @@ fn import_memory_is_bounded_by_the_input() {
         let (code, kib) = crate::bench_common::child_peak_rss_kib(
             std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
                 .current_dir(dir.path())
-                .args(["import", report, "--policy", "p.yaml", "--policy"])
+                .args(["import", report, "--policy-file", "p.yaml", "--policy"])
                 .arg(&profiles)
                 .args(["--unsigned", "--plaintext", "--out"])
                 .arg(format!("out-{report}"))

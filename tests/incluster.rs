@@ -277,7 +277,7 @@ fn scenario(mode: &str, shards: Option<u32>) {
     let common = [
         "--namespace",
         "vigil",
-        "--image",
+        "--scanner-image",
         IMAGE,
         "--pvc",
         "results",

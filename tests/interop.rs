@@ -134,14 +134,16 @@ fn imported_sample_counts_agree_with_inspecjs() {
         &[
             "import",
             sample.to_str().unwrap(),
-            "--policy",
+            "--policy-file",
             "p.yaml",
-            "--policy",
+            "--policy-file",
             profiles.to_str().unwrap(),
             "--out",
             "out",
             "--unsigned",
             "--plaintext",
+            "--format",
+            "json",
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);

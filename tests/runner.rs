@@ -541,9 +541,9 @@ fn shards_run_in_separate_processes_cover_the_plan_exactly() {
         let mut args = vec!["merge"];
         args.extend_from_slice(dirs);
         args.extend_from_slice(&[
-            "--policy",
+            "--policy-file",
             "p.yaml",
-            "--policy",
+            "--policy-file",
             profiles.to_str().unwrap(),
             "--trusted-key",
             "signer.pub.pem",
@@ -756,9 +756,9 @@ fn empty_shards_pass_and_a_plan_of_nothing_is_an_error_when_merged() {
     let mut args = vec!["merge"];
     args.extend(dirs.iter().map(String::as_str));
     args.extend_from_slice(&[
-        "--policy",
+        "--policy-file",
         "p.yaml",
-        "--policy",
+        "--policy-file",
         profiles.to_str().unwrap(),
         "--trusted-key",
         "signer.pub.pem",

@@ -495,9 +495,9 @@ fn help_examples_are_whole_lines_and_run_as_written() {
     made(&[
         "import",
         "report.json",
-        "--policy",
+        "--policy-file",
         "policies/payments.yaml",
-        "--policy",
+        "--policy-file",
         "policies/profiles/",
         "--signing-key",
         "signer.key.pem",

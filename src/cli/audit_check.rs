@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long = "identity", value_name = "KEY")]
     identities: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Fail (exit 1) on findings at or above this severity.
     #[arg(long = "fail-on", value_enum, default_value = "medium")]
@@ -48,13 +48,16 @@ pub struct Args {
     #[arg(long, requires = "signing_key")]
     attest: bool,
     /// The Ed25519 key that signs the attestation (PKCS#8 PEM).
-    #[arg(long = "signing-key", value_name = "KEY")]
+    #[arg(long = "signing-key", value_name = "FILE")]
     signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
-    Table,
+    /// A table for people (`table` is its old name).
+    #[value(alias = "table")]
+    Text,
+    /// The report as JSON.
     Json,
 }
 
@@ -80,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let run = monitor::run_of(&v).map_err(|e| InvalidInput(e.to_string()))?;
     let report = monitor::check(&run, &args.logs).map_err(|e| InvalidInput(e.to_string()))?;
     match args.format {
-        Format::Table => print_stdout(&monitor::render_table(&report))?,
+        Format::Text => print_stdout(&monitor::render_table(&report))?,
         Format::Json => print_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?,
     }
     let fail_on = match args.fail_on {

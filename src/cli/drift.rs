@@ -42,11 +42,17 @@ pub struct Args {
     /// Exit 1 when anything drifted.
     #[arg(long)]
     fail_on_drift: bool,
-    /// Write the report, signed, to FILE (a DSSE envelope; needs --signing-key).
-    #[arg(long, value_name = "FILE", requires = "signing_key")]
+    /// Write the report, signed, to FILE (a DSSE envelope; needs
+    /// --signing-key). `--out` is its old name.
+    #[arg(
+        long = "attestation",
+        alias = "out",
+        value_name = "FILE",
+        requires = "signing_key"
+    )]
     out: Option<PathBuf>,
     /// The Ed25519 key that signs the report.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "FILE")]
     signing_key: Option<PathBuf>,
 }
 

@@ -13,7 +13,7 @@ use crate::seal::keys::keyid;
 
 const AFTER_HELP: &str = "\
 Examples:
-  P=\"--policy policies/payments.yaml --policy policies/profiles/\"
+  P=\"--policy-file policies/payments.yaml --policy-file policies/profiles/\"
   vigil import report.json $P --signing-key signer.key.pem --source https://ci.example/job/1
   vigil verify results/payments/RUN_ID --trusted-key signer.pub.pem
 
@@ -37,11 +37,11 @@ pub struct Args {
     #[arg(required = true, value_name = "HDF")]
     reports: Vec<PathBuf>,
     /// Policy (and profile) files or directories; exactly one ScanPolicy,
-    /// or name it with --name.
-    #[arg(long = "policy", required = true, value_name = "PATH")]
+    /// or name it with --policy.
+    #[arg(long = "policy-file", required = true, value_name = "PATH")]
     policy: Vec<PathBuf>,
     /// The policy to use when the files hold several.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long = "policy", alias = "name", value_name = "NAME")]
     name: Option<String>,
     #[command(flatten)]
     seal: super::seal_args::SealArgs,
@@ -54,6 +54,10 @@ pub struct Args {
     /// Who imports them (a person or a pipeline), recorded next to the signing key's id.
     #[arg(long, value_name = "TEXT")]
     by: Option<String>,
+    /// Summary format on stdout: the table `vigil run` prints, or the
+    /// summary as JSON.
+    #[arg(long, value_enum, default_value_t = super::run::Format::Text)]
+    format: super::run::Format,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -62,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .as_ref()
         .map(|p| super::run::read_threshold(p))
         .transpose()?;
-    let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--name")?;
+    let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
     let policy = &set.policies[index];
     let spec = &policy.value.spec;
     let threshold = match threshold {
@@ -132,7 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         files.len(),
         output.location().display()
     );
-    print_stdout(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+    print_stdout(&match args.format {
+        super::run::Format::Text => crate::report::text::table(
+            &summary,
+            signer.is_none(),
+            crate::report::findings::Details::Failed,
+            10,
+        ),
+        super::run::Format::Json => serde_json::to_string_pretty(&summary)? + "\n",
+    })?;
     Ok(if summary.threshold_failed() {
         Exit::Failed
     } else {

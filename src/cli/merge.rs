@@ -9,7 +9,7 @@ use crate::report::output::RunOutput;
 
 const AFTER_HELP: &str = "\
 Examples:
-  P=\"--policy policies/demo.yaml --policy policies/profiles/\" K=fixtures/keys/demo-signing
+  P=\"--policy-file policies/demo.yaml --policy-file policies/profiles/\" K=fixtures/keys/demo-signing
   vigil run policies/demo.yaml policies/profiles/ --shard 0/2   # and --shard 1/2
   vigil merge SHARD_0 SHARD_1 $P --trusted-key $K.pub.pem --signing-key $K.key.pem
   vigil verify results/demo/MERGED_RUN --trusted-key $K.pub.pem
@@ -27,10 +27,10 @@ pub struct Args {
     #[arg(required = true, value_name = "BUNDLE")]
     bundles: Vec<PathBuf>,
     /// The policy (and profile) files or directories the shards ran.
-    #[arg(long = "policy", required = true, value_name = "PATH")]
+    #[arg(long = "policy-file", required = true, value_name = "PATH")]
     policy: Vec<PathBuf>,
     /// The policy, when the files hold several.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long = "policy", alias = "name", value_name = "NAME")]
     name: Option<String>,
     /// A trusted Ed25519 public key the shards are signed with; repeat for rotation.
     #[arg(long = "trusted-key", required = true, value_name = "PUB")]
@@ -41,7 +41,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = super::load_trusted(&args.trusted_keys)?;
-    let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--name")?;
+    let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
     let policy = &set.policies[index];
     let signer = args.seal.signer(policy)?;
     let recipients = args.seal.recipients(policy)?;

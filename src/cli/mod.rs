@@ -209,3 +209,111 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     w.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests_support {
+    /// Returns true if and only if the command at `path` ("vigil keygen
+    /// age") takes `--flag`.
+    pub fn takes(cmd: &clap::Command, path: &str, flag: &str) -> bool {
+        let mut c = cmd;
+        for part in path.split(' ').skip(1) {
+            match c.find_subcommand(part) {
+                Some(s) => c = s,
+                None => return false,
+            }
+        }
+        c.get_arguments().any(|a| a.get_long() == Some(flag))
+    }
+}
+
+#[cfg(test)]
+mod vocabulary {
+    use std::collections::BTreeMap;
+
+    /// Each long flag's shape in one command: its value names and the values
+    /// it accepts (none for a switch).
+    fn shape(a: &clap::Arg) -> String {
+        let names: Vec<String> = a
+            .get_value_names()
+            .map(|v| v.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        let mut values: Vec<String> = a
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        values.sort();
+        let takes = a.get_num_args().is_none_or(|n| n.takes_values());
+        if !takes || matches!(a.get_action(), clap::ArgAction::SetTrue) {
+            return "switch".into();
+        }
+        format!("{} [{}]", names.join(" "), values.join("|"))
+    }
+
+    fn walk(
+        path: &str,
+        cmd: &clap::Command,
+        out: &mut BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    ) {
+        for a in cmd.get_arguments() {
+            if let Some(long) = a.get_long() {
+                out.entry(long.to_string())
+                    .or_default()
+                    .entry(shape(a))
+                    .or_default()
+                    .push(path.to_string());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(&format!("{path} {}", sub.get_name()), sub, out);
+        }
+    }
+
+    /// One flag name, one meaning: every command that takes `--NAME` takes
+    /// the same kind of value (value name and accepted values). A flag that
+    /// means different things in different commands is how users mistype a
+    /// pipeline; the few deliberate exceptions are listed with why.
+    #[test]
+    fn one_flag_name_one_meaning() {
+        let mut cmd = <super::Cli as clap::CommandFactory>::command();
+        cmd.build();
+        let mut flags = BTreeMap::new();
+        walk("vigil", &cmd, &mut flags);
+        // Deliberate exceptions: (flag, command, why).
+        const ALLOWED: &[(&str, &str, &str)] = &[
+            (
+                "format",
+                "vigil plan",
+                "plan also prints the plan's objects as YAML",
+            ),
+            (
+                "out",
+                "vigil keygen signing",
+                "a path prefix: the key pair is two files",
+            ),
+            (
+                "out",
+                "vigil keygen age",
+                "a path prefix: the identity and recipient are two files",
+            ),
+        ];
+        let mut clashes = Vec::new();
+        for (name, shapes) in &mut flags {
+            for shape in shapes.values_mut() {
+                shape.retain(|cmd| !ALLOWED.iter().any(|(f, c, _)| f == name && c == cmd));
+            }
+            shapes.retain(|_, cmds| !cmds.is_empty());
+            if shapes.len() > 1 {
+                clashes.push(format!("--{name}: {shapes:?}"));
+            }
+        }
+        // Every exception is still needed (a stale one hides nothing).
+        for (f, c, _) in ALLOWED {
+            assert!(
+                super::tests_support::takes(&cmd, c, f),
+                "{c} no longer takes --{f}: remove it from ALLOWED"
+            );
+        }
+        assert!(clashes.is_empty(), "{}", clashes.join("\n"));
+    }
+}

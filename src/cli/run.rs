@@ -26,7 +26,9 @@ statement.dsse.json (an in-toto statement signed with ed25519). Check it with
 
 /// Scan targets, evaluate controls, write HDF results and a summary.
 #[derive(Debug, clap::Args)]
-#[command(after_help = AFTER_HELP)]
+// A run makes its own run id: `--run-id` (plan and render) is not shown,
+// and given anyway it is refused with the reason.
+#[command(after_help = AFTER_HELP, mut_arg("run_id", |a| a.hide(true)))]
 pub struct Args {
     #[command(flatten)]
     input: super::PlanInput,
@@ -65,7 +67,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
+pub(super) enum Format {
     /// A table per policy.
     Text,
     /// The run summaries as JSON.

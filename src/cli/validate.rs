@@ -23,14 +23,16 @@ pub struct Args {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Output format for diagnostics.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
-    /// Readable diagnostics with source snippets, on stderr.
-    Human,
+    /// Readable diagnostics with source snippets, on stderr (`human` is
+    /// its old name).
+    #[value(alias = "human")]
+    Text,
     /// Machine-readable diagnostics on stdout, for CI annotations.
     Json,
 }
@@ -40,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let failed = diags.iter().any(|d| d.is_error());
     match args.format {
         Format::Json => print_stdout(&(crate::redact::redact(&diag::to_json(&diags)) + "\n"))?,
-        Format::Human => {
+        Format::Text => {
             report_diagnostics(&diags);
             let errors = diags.iter().filter(|d| d.is_error()).count();
             let warnings = diags.len() - errors;

@@ -3,7 +3,6 @@
 //! prime256v1` makes) or Ed25519.
 
 use p256::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
-use sha2::{Digest as _, Sha256};
 
 /// Keys are a few hundred bytes of PEM.
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -68,10 +67,7 @@ impl PublicKey {
         };
         Some(PublicKey {
             kind,
-            fingerprint: format!(
-                "sha256:{}",
-                crate::encoding::hex(&Sha256::digest(der.as_bytes()))
-            ),
+            fingerprint: crate::encoding::key_id(der.as_bytes()),
         })
     }
 

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 /// DER prefix of a PKCS#8 v1 `PrivateKeyInfo` for Ed25519 (RFC 8410): the
 /// 32-byte seed follows. ed25519-dalek writes v2 (with the public key),
@@ -222,7 +221,7 @@ pub fn load_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
 pub fn keyid(key: &VerifyingKey) -> String {
     let mut der = SPKI_PREFIX.to_vec();
     der.extend_from_slice(key.as_bytes());
-    format!("SHA256:{}", crate::encoding::hex(&Sha256::digest(&der)))
+    crate::encoding::key_id(&der)
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -344,6 +343,20 @@ pub fn parse_recipients(
 
 #[cfg(test)]
 mod tests {
+
+    /// One key, one id: the signing key's id in statements and the same
+    /// key's id as a cosign key are the same text (once `SHA256:` and
+    /// `sha256:`), the sha256 of its SPKI DER.
+    #[test]
+    fn a_key_has_one_id_wherever_it_is_shown() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/keys/demo-signing.pub.pem");
+        let vk = load_public_key(&path).unwrap();
+        let cosign = crate::cosign::PublicKey::from_file(&path).unwrap();
+        assert_eq!(keyid(&vk), cosign.fingerprint);
+        assert!(keyid(&vk).starts_with("SHA256:"));
+    }
+
     use super::*;
 
     #[test]

@@ -23,7 +23,7 @@ pub struct AdmissionArgs {
     #[arg(value_name = "POLICY")]
     paths: Vec<std::path::PathBuf>,
     /// Another scanner image to admit, pinned by digest (repeatable).
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(long = "scanner-image", alias = "image", value_name = "IMAGE")]
     image: Vec<String>,
 }
 

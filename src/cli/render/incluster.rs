@@ -27,7 +27,7 @@ pub struct InClusterArgs {
     #[arg(long, value_name = "NS")]
     namespace: String,
     /// The vigil image, pinned by digest.
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(long = "scanner-image", alias = "image", value_name = "IMAGE")]
     image: String,
     /// PersistentVolumeClaim for the results.
     #[arg(long, value_name = "NAME")]

@@ -27,7 +27,7 @@ pub struct SidecarArgs {
     #[arg(long, value_name = "NAME")]
     container: Option<String>,
     /// The scanner image, pinned by digest (default: the policy's spec.sidecar.image).
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(long = "scanner-image", alias = "image", value_name = "IMAGE")]
     image: Option<String>,
     /// The uid the sidecar runs as: the uid of the containers it scans
     /// (Linux lets it read their roots only as their uid and gid).
