@@ -10,7 +10,7 @@ Examples:
 RBAC pins which pods a run's token may patch, not what a patch adds:
 admission sees the object. The policy admits an ephemeral container named
 vigil-* only from a vigil run identity, running a pinned image from the
-policies (spec.debug.image, spec.sidecar.image) or --image, with the hardened
+policies (spec.debug.image, spec.sidecar.image) or --scanner-image, with the hardened
 securityContext; a vigil identity may add nothing else; a vigil-* sidecar
 must run a pinned image, hardened. Needs Kubernetes 1.31+
 (ValidatingAdmissionPolicy is GA from 1.30; the kubelet's reported uid,
@@ -46,7 +46,7 @@ pub(super) fn admission(args: AdmissionArgs) -> anyhow::Result<Exit> {
     for i in &args.image {
         if !crate::policy::lint::is_pinned(i) {
             return Err(InvalidInput(format!(
-                "--image {}: not pinned by digest; write NAME@sha256:<64 hex digits> (tags can be moved)",
+                "--scanner-image {}: not pinned by digest; write NAME@sha256:<64 hex digits> (tags can be moved)",
                 crate::safeio::printable(i)
             ))
             .into());
@@ -55,7 +55,7 @@ pub(super) fn admission(args: AdmissionArgs) -> anyhow::Result<Exit> {
     }
     if images.is_empty() {
         return Err(InvalidInput(
-            "no scanner image to admit: give policies with spec.debug.image or spec.sidecar.image, or --image".into(),
+            "no scanner image to admit: give policies with spec.debug.image or spec.sidecar.image, or --scanner-image".into(),
         )
         .into());
     }

@@ -42,7 +42,7 @@ enum What {
     /// A strategic merge patch that adds the hardened vigil scanner sidecar
     /// to a workload and turns on shareProcessNamespace (for `approach:
     /// sidecar`). Takes the container name, image and resources from a
-    /// policy's spec.sidecar, or from --container/--image.
+    /// policy's spec.sidecar, or from --container/--scanner-image.
     #[command(after_help = SIDECAR_HELP)]
     Sidecar(SidecarArgs),
     /// A CronJob that runs a policy on its schedule in the cluster, with the
