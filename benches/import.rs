@@ -43,7 +43,13 @@ fn main() {
         let (code, kib) = common::child_peak_rss_kib(
             std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
                 .current_dir(&dir)
-                .args(["import", "report.json", "--policy", "p.yaml", "--policy"])
+                .args([
+                    "import",
+                    "report.json",
+                    "--policy-file",
+                    "p.yaml",
+                    "--policy-file",
+                ])
                 .arg(&profiles)
                 .args(["--unsigned", "--plaintext", "--out", "out"])
                 .stdout(std::process::Stdio::null()),

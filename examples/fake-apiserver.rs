@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 const HELP: &str = "\
-usage: fake-apiserver --fixtures DIR [--listen 127.0.0.1:PORT]
+usage: fake-apiserver --fixtures DIR [--listen 127.0.0.1:PORT] [--probe VIGIL] [--audit-log FILE]
 
 The test Kubernetes API server of vigil's suite, standalone: real HTTPS
 (a generated CA), bearer tokens, RBAC for the tokens it issues,
@@ -30,7 +30,18 @@ A fixtures directory holds:
   pods.json (or snapshot.json)   the JSON of `kubectl get pods -A -o json`
   rootfs/<namespace>/<pod>/       optional: a root filesystem per pod that
                                   exec chroots into (give it a static busybox
-                                  at bin/sh; running exec needs root)
+                                  at bin/sh with its applet links: stat,
+                                  readlink, head, base64, find, wc, tr,
+                                  printf, cat; running exec needs root)
+
+Options:
+  --probe VIGIL      the vigil binary the server runs as the debug and
+                     sidecar scanner image (default: the vigil built next
+                     to this program); without one, debug targets fail
+                     with ErrImagePull as on a cluster that cannot pull
+  --audit-log FILE   write the audit log (audit.k8s.io/v1 JSON lines, at
+                     the levels `vigil render audit-policy` asks for) to
+                     FILE, for `vigil audit-check`
 
 A ready one ships with vigil: fixtures/cluster (pods, no roots):
   cargo run --example fake-apiserver -- --fixtures fixtures/cluster
@@ -98,6 +109,38 @@ async fn main() {
         std::env::temp_dir().join(format!("vigil-fake-apiserver-{}", std::process::id()));
     std::fs::create_dir_all(&state_dir).unwrap();
     let server = fakeapi::FakeApiServer::start_async(&state_dir, pods, rootfs, listen).await;
+    // The probe: the vigil built next to this program, unless given.
+    let probe = arg("--probe").map(PathBuf::from).or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        let vigil = exe.parent()?.parent()?.join("vigil");
+        vigil.is_file().then_some(vigil)
+    });
+    match &probe {
+        Some(p) if p.is_file() => server.set_probe_binary(p),
+        Some(p) => fail(format!("--probe {}: no such file", p.display())),
+        None => eprintln!(
+            "fake-apiserver: no vigil binary next to this program and no --probe: debug and sidecar targets will fail to pull their image"
+        ),
+    }
+    if let Some(log) = arg("--audit-log").map(PathBuf::from) {
+        let Some(vigil) = &probe else {
+            fail("--audit-log needs the vigil binary (--probe) to render its audit policy".into());
+        };
+        let out = std::process::Command::new(vigil)
+            .args(["render", "audit-policy"])
+            .output()
+            .unwrap_or_else(|e| fail(format!("cannot run {}: {e}", vigil.display())));
+        let policy: serde_json::Value =
+            serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout))
+                .unwrap_or_else(|e| fail(format!("the rendered audit policy is not YAML: {e}")));
+        server.set_audit_policy(policy);
+        if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .unwrap_or_else(|e| fail(format!("cannot create {}: {e}", dir.display())));
+        }
+        server.set_audit_log_file(&log);
+        println!("audit log: {}", log.display());
+    }
     println!("listening on https://{}", server.addr);
     println!("export KUBECONFIG={}", server.kubeconfig.display());
     let _ = tokio::signal::ctrl_c().await;

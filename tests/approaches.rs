@@ -1151,7 +1151,7 @@ fn a_scanner_image_is_verified_before_any_pod_sees_it_and_the_check_is_signed() 
         check["verified"]["key"]
             .as_str()
             .unwrap()
-            .starts_with("sha256:")
+            .starts_with("SHA256:")
     );
     assert!(
         check["verified"]["signature"]
@@ -1171,7 +1171,7 @@ fn a_scanner_image_is_verified_before_any_pod_sees_it_and_the_check_is_signed() 
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains(&format!(
-            "debug scanner image {image}: signed by key sha256:"
+            "debug scanner image {image}: signed by key SHA256:"
         )),
         "{}",
         r.stdout

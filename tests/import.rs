@@ -392,7 +392,7 @@ fn import_memory_is_bounded_by_the_input() {
         let (code, kib) = crate::bench_common::child_peak_rss_kib(
             std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
                 .current_dir(dir.path())
-                .args(["import", report, "--policy-file", "p.yaml", "--policy"])
+                .args(["import", report, "--policy-file", "p.yaml", "--policy-file"])
                 .arg(&profiles)
                 .args(["--unsigned", "--plaintext", "--out"])
                 .arg(format!("out-{report}"))

@@ -128,7 +128,7 @@ mod tests {
             !k.verifies(b"payload", &sig.to_bytes()),
             "raw r||s is not cosign's form"
         );
-        assert!(k.fingerprint.starts_with("sha256:") && k.fingerprint.len() == 71);
+        assert!(k.fingerprint.starts_with("SHA256:") && k.fingerprint.len() == 71);
 
         assert!(
             PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")

@@ -5,7 +5,7 @@ use super::super::{Exit, print_stdout};
 pub(super) const INCLUSTER_HELP: &str = "\
 Examples:
   IMAGE=registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111
-  F=\"--namespace vigil --scanner-image $IMAGE --pvc vigil-results --signing-secret vigil-signing-key\"
+  F=\"--namespace vigil --scanner-image $IMAGE --pvc results --signing-secret vigil-signing-key\"
   vigil render cronjob policies/shop.yaml policies/profiles/ $F --api-server-cidr 10.0.0.1/32
   vigil render job policies/payments.yaml policies/profiles/ --shards 4 $F | kubectl apply -f -
 
