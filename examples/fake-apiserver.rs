@@ -35,6 +35,13 @@ A fixtures directory holds:
                                   printf, cat; running exec needs root)
 
 Options:
+  --demo-roots       give every pod without a root under DIR/rootfs one
+                     unpacked from vigil's demo archives (fixtures/demo):
+                     distroless for distroless images (no shell: the auto
+                     approach takes the debug probe), debian for images
+                     naming debian, alpine otherwise; a static busybox and
+                     its applet links are added to the shell roots from
+                     /bin/busybox (Debian: busybox-static). Needs root.
   --probe VIGIL      the vigil binary the server runs as the debug and
                      sidecar scanner image (default: the vigil built next
                      to this program); without one, debug targets fail
@@ -108,6 +115,9 @@ async fn main() {
     let state_dir =
         std::env::temp_dir().join(format!("vigil-fake-apiserver-{}", std::process::id()));
     std::fs::create_dir_all(&state_dir).unwrap();
+    if args.iter().any(|a| a == "--demo-roots") {
+        demo_roots(&pods, &state_dir, &mut rootfs);
+    }
     let server = fakeapi::FakeApiServer::start_async(&state_dir, pods, rootfs, listen).await;
     // The probe: the vigil built next to this program, unless given.
     let probe = arg("--probe").map(PathBuf::from).or_else(|| {
@@ -144,4 +154,67 @@ async fn main() {
     println!("listening on https://{}", server.addr);
     println!("export KUBECONFIG={}", server.kubeconfig.display());
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A root per pod from the demo archives, as `--demo-roots` says.
+fn demo_roots(
+    pods: &[serde_json::Value],
+    state_dir: &std::path::Path,
+    rootfs: &mut HashMap<(String, String), PathBuf>,
+) {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let busybox = std::path::Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        fail("--demo-roots needs a static busybox at /bin/busybox (Debian: busybox-static)".into());
+    }
+    for p in pods {
+        let ns = p["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = p["metadata"]["name"].as_str().unwrap_or_default();
+        if rootfs.contains_key(&(ns.to_string(), name.to_string())) {
+            continue;
+        }
+        let image = p["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default();
+        let kind = if image.contains("distroless") {
+            "distroless"
+        } else if image.contains("debian") {
+            "debian"
+        } else {
+            "alpine"
+        };
+        let dir = state_dir.join("rootfs").join(ns).join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("tar")
+            .args(["--same-owner", "-xzpf"])
+            .arg(demo.join(format!("{kind}.tar.gz")))
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap_or_else(|e| fail(format!("cannot run tar: {e}")));
+        if !status.success() {
+            fail(format!(
+                "tar could not unpack the {kind} demo root (run as root)"
+            ));
+        }
+        if kind != "distroless" {
+            // Where the root keeps its binaries (debian's /bin is a link).
+            let bin = if dir.join("bin").is_symlink() {
+                dir.join("usr/bin")
+            } else {
+                dir.join("bin")
+            };
+            std::fs::create_dir_all(&bin).unwrap();
+            let _ = std::fs::remove_file(bin.join("busybox"));
+            std::fs::copy(busybox, bin.join("busybox")).unwrap();
+            for applet in [
+                "sh", "stat", "readlink", "head", "base64", "find", "wc", "tr", "printf", "cat",
+            ] {
+                let link = bin.join(applet);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink("busybox", &link).unwrap();
+            }
+        }
+        rootfs.insert((ns.to_string(), name.to_string()), dir);
+    }
 }

@@ -467,3 +467,106 @@ fn the_documented_recipe_checks_a_bundle_without_vigil() {
         assert!(!out.status.success(), "{what}: the recipe passed");
     }
 }
+
+/// docs/try.md as written: the standalone server started as the page
+/// says, then every command of its `sh` block in order against it (RUN_ID
+/// being the bundle the run wrote); each exits 0 but the run, whose
+/// threshold fails on purpose (1), and the audit check is clean.
+#[test]
+fn the_try_page_runs_against_the_standalone_server() {
+    if !crate::util::root_and_busybox() {
+        return;
+    }
+    let server_bin = Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .unwrap()
+        .join("examples/fake-apiserver");
+    if !crate::util::prerequisite(
+        server_bin.is_file(),
+        "the fake-apiserver example (cargo test builds it)",
+    ) {
+        return;
+    }
+    let page = std::fs::read_to_string(repo().join("docs/try.md")).unwrap();
+    let start = page
+        .lines()
+        .find_map(|l| l.strip_prefix("$ sudo target/debug/examples/fake-apiserver "))
+        .expect("the page starts the server");
+    let dir = crate::util::TempDir::new("try");
+    for linked in ["policies", "fixtures"] {
+        std::os::unix::fs::symlink(repo().join(linked), dir.path().join(linked)).unwrap();
+    }
+    let mut server = std::process::Command::new(&server_bin)
+        .args(start.split_whitespace())
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut kubeconfig = None;
+    for _ in 0..5 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        if let Some(k) = line.trim().strip_prefix("export KUBECONFIG=") {
+            kubeconfig = Some(k.to_string());
+            break;
+        }
+    }
+    let kubeconfig = kubeconfig.expect("the server printed its KUBECONFIG");
+    let block = page
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut run_id = None;
+    let mut ran = 0;
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let mut l = line.to_string();
+        if l.contains("RUN_ID") {
+            l = l.replace("RUN_ID", run_id.as_deref().expect("RUN_ID after the run"));
+        }
+        let out = std::process::Command::new("sh")
+            .args(["-c", &l])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        let is_run = l.starts_with("vigil run ");
+        assert!(
+            code == Some(0) || (is_run && code == Some(1)),
+            "`{l}` exits {code:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if is_run {
+            run_id = std::fs::read_dir(dir.path().join("results/payments"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .max();
+        }
+        if l.starts_with("vigil audit-check") {
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("clean"),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        ran += 1;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(ran, 7, "the page's commands");
+}
