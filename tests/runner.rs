@@ -536,25 +536,7 @@ fn shards_run_in_separate_processes_cover_the_plan_exactly() {
             .to_string()
     };
     let shard_dirs: Vec<String> = parts.iter().map(bundle).collect();
-    let profiles = repo().join("policies/profiles");
-    let merge = |dirs: &[&str]| {
-        let mut args = vec!["merge"];
-        args.extend_from_slice(dirs);
-        args.extend_from_slice(&[
-            "--policy-file",
-            "p.yaml",
-            "--policy-file",
-            profiles.to_str().unwrap(),
-            "--trusted-key",
-            "signer.pub.pem",
-            "--signing-key",
-            "signer.key.pem",
-            "--plaintext",
-            "--out",
-            "merged",
-        ]);
-        crate::util::vigil_in(s.dir.path(), &args)
-    };
+    let merge = |dirs: &[&str]| merge_into_merged(s.dir.path(), dirs);
     let all: Vec<&str> = shard_dirs.iter().map(String::as_str).collect();
     let merged = merge(&all);
     assert_eq!(merged.code, 0, "{}", merged.stderr);
@@ -752,9 +734,20 @@ fn empty_shards_pass_and_a_plan_of_nothing_is_an_error_when_merged() {
                 .to_string(),
         );
     }
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let merged = merge_into_merged(s.dir.path(), &dirs);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let st = crate::util::statement_payload(&s.dir.path().join(merged.stdout.trim()));
+    assert_eq!(st["predicate"]["verdict"], "error", "{st:#}");
+}
+
+/// `vigil merge DIRS… --policy-file p.yaml --policy-file policies/profiles/
+/// --out merged` (signed with signer.key.pem, shards trusted by
+/// signer.pub.pem) in `dir`.
+fn merge_into_merged(dir: &Path, dirs: &[&str]) -> crate::util::Run {
     let profiles = repo().join("policies/profiles");
     let mut args = vec!["merge"];
-    args.extend(dirs.iter().map(String::as_str));
+    args.extend_from_slice(dirs);
     args.extend_from_slice(&[
         "--policy-file",
         "p.yaml",
@@ -768,8 +761,5 @@ fn empty_shards_pass_and_a_plan_of_nothing_is_an_error_when_merged() {
         "--out",
         "merged",
     ]);
-    let merged = crate::util::vigil_in(s.dir.path(), &args);
-    assert_eq!(merged.code, 0, "{}", merged.stderr);
-    let st = crate::util::statement_payload(&s.dir.path().join(merged.stdout.trim()));
-    assert_eq!(st["predicate"]["verdict"], "error", "{st:#}");
+    crate::util::vigil_in(dir, &args)
 }
