@@ -86,6 +86,12 @@ pub enum OutputError {
     /// A line is not a well-formed record.
     #[error("malformed gatherer record on line {0}")]
     Malformed(usize),
+    /// A walk entry with no name: the container's `base64` printed nothing
+    /// for it (a busybox `sh` without its applet links, say).
+    #[error(
+        "gatherer record on line {0} is a walk entry with no name: the container's base64 printed nothing (a busybox shell without its applet links? base64, stat and find must run as commands)"
+    )]
+    NamelessEntry(usize),
     /// A record names a path the request did not ask for.
     #[error("gatherer record on line {0} is about a path that was not requested")]
     Unrequested(usize),
@@ -664,6 +670,9 @@ impl<'r> Parser<'r> {
                 // The walk's own path as requested, then the names found
                 // below it as every collector renders them.
                 let prefix = format!("{}/", w.trim_end_matches('/'));
+                if f[3].is_empty() {
+                    return Err(OutputError::NamelessEntry(n));
+                }
                 let found = unb64(f[3], n)?;
                 let Some(below) = found.strip_prefix(prefix.as_bytes()) else {
                     return Err(OutputError::Malformed(n));
@@ -910,6 +919,19 @@ mod tests {
             p.push(&spaces),
             Err(OutputError::Preamble(MAX_PREAMBLE_BYTES))
         );
+    }
+
+    /// A walk entry whose name the container's base64 did not print (a
+    /// busybox `sh` without its applet links) says so, instead of an
+    /// anonymous "malformed record".
+    #[test]
+    fn a_nameless_walk_entry_names_the_likely_cause() {
+        let good = good_output();
+        let bad = good.replace(&format!(" {}\n", b64("/usr/bin/su")), " \n");
+        assert_ne!(good, bad);
+        let err = parse(&req(), bad.as_bytes()).unwrap_err();
+        assert!(matches!(err, OutputError::NamelessEntry(_)), "{err}");
+        assert!(err.to_string().contains("applet links"), "{err}");
     }
 
     #[test]
