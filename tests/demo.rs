@@ -388,6 +388,11 @@ fn the_documented_recipe_checks_a_bundle_without_vigil() {
     let fresh = || {
         let dir = crate::util::TempDir::new("recipe");
         std::os::unix::fs::symlink(repo().join("fixtures"), dir.path().join("fixtures")).unwrap();
+        // The demo key as the README's chmod leaves it (a clone gives 0644).
+        let key = dir.path().join("demo.key.pem");
+        std::fs::copy(repo().join("fixtures/keys/demo-signing.key.pem"), &key).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let r = crate::util::vigil_in(
             dir.path(),
             &[
@@ -397,10 +402,7 @@ fn the_documented_recipe_checks_a_bundle_without_vigil() {
                 "--out",
                 "results",
                 "--signing-key",
-                repo()
-                    .join("fixtures/keys/demo-signing.key.pem")
-                    .to_str()
-                    .unwrap(),
+                key.to_str().unwrap(),
             ],
         );
         assert_eq!(r.code, 1, "{}", r.stderr);
