@@ -84,20 +84,23 @@ fn a_directory_that_is_not_a_root_is_an_error_not_a_pass() {
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: e}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {rootfs: empty}\n    - {rootfs: unpacked-not}\n",
     );
     let profiles = repo().join("policies/profiles");
-    let r = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            "p.yaml",
-            profiles.to_str().unwrap(),
-            "--plaintext",
-            "--unsigned",
-            "--out",
-            "out",
-            "--format",
-            "json",
-        ],
-    );
+    let run = |format: &str| {
+        vigil_in(
+            dir.path(),
+            &[
+                "run",
+                "p.yaml",
+                profiles.to_str().unwrap(),
+                "--plaintext",
+                "--unsigned",
+                "--out",
+                "out",
+                "--format",
+                format,
+            ],
+        )
+    };
+    let r = run("json");
     assert_eq!(r.code, 3, "{}", r.stderr);
     let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     for t in summary[0]["targets"].as_array().unwrap() {
@@ -112,18 +115,7 @@ fn a_directory_that_is_not_a_root_is_an_error_not_a_pass() {
         );
     }
     // The table says each target's one cause once, not once per control.
-    let r = vigil_in(
-        dir.path(),
-        &[
-            "run",
-            "p.yaml",
-            profiles.to_str().unwrap(),
-            "--plaintext",
-            "--unsigned",
-            "--out",
-            "out",
-        ],
-    );
+    let r = run("text");
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(
         r.stdout

@@ -22,25 +22,32 @@ pub(crate) fn rendered_audit_policy(dir: &Path) -> Value {
 
 /// `vigil run` (signed, plaintext) started in the background.
 fn start_run(c: &Cluster) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("run")
-        .arg(policy(c))
+    run_cmd(c, &policy(c), &["--plaintext"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `vigil run POLICY policies/profiles/ --out out --signing-key
+/// signer.key.pem --format json EXTRA…` against the cluster.
+fn run_cmd(c: &Cluster, policy: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("run")
+        .arg(policy)
         .arg(repo().join("policies/profiles"))
         .args([
             "--out",
             "out",
-            "--plaintext",
             "--signing-key",
             "signer.key.pem",
             "--format",
             "json",
         ])
+        .args(extra)
         .current_dir(c.dir.path())
-        .env("KUBECONFIG", &c.server.kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .env("KUBECONFIG", &c.server.kubeconfig);
+    cmd
 }
 
 /// Wait for a run to end; its bundle directory.
@@ -657,22 +664,7 @@ fn an_encrypted_trail_without_identity_says_to_pass_one() {
             recipient.trim()
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("run")
-        .arg(&p)
-        .arg(repo().join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--signing-key",
-            "signer.key.pem",
-            "--format",
-            "json",
-        ])
-        .current_dir(c.dir.path())
-        .env("KUBECONFIG", &c.server.kubeconfig)
-        .output()
-        .unwrap();
+    let out = run_cmd(&c, &p, &[]).output().unwrap();
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
         "{}",
