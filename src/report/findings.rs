@@ -49,8 +49,45 @@ fn finding(c: &Control) -> Finding {
         status: c.status.as_str(),
         severity: c.severity,
         title: crate::safeio::excerpt(&c.title, 120),
-        message: crate::safeio::excerpt(&c.message, MAX_MESSAGE_CHARS),
+        message: shorten(&crate::safeio::printable(&c.message), MAX_MESSAGE_CHARS),
     }
+}
+
+/// `text` in at most `max` characters (and an ellipsis per cut), keeping
+/// what decided the result: a list of clauses (`none satisfied: A; B`)
+/// keeps a share of every clause, and a clause too long for its share
+/// keeps its start (what was checked) and its end (what was found, the
+/// `got …`), cut in the middle.
+pub fn shorten(text: &str, max: usize) -> String {
+    fn middle(s: &str, max: usize) -> String {
+        let n = s.chars().count();
+        if n <= max {
+            return s.to_string();
+        }
+        let head = max / 2;
+        let tail = max.saturating_sub(head + 1);
+        let h: String = s.chars().take(head).collect();
+        let t: String = s.chars().skip(n - tail).collect();
+        format!("{h}…{t}")
+    }
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let (prefix, body) = ["none satisfied: ", "but found: ", "satisfied: "]
+        .iter()
+        .find_map(|p| text.strip_prefix(p).map(|b| (*p, b)))
+        .unwrap_or(("", text));
+    let clauses: Vec<&str> = body.split("; ").collect();
+    let budget = max.saturating_sub(prefix.len() + 2 * clauses.len().saturating_sub(1));
+    let share = (budget / clauses.len()).max(24);
+    let out = clauses
+        .iter()
+        .map(|c| middle(c, share))
+        .collect::<Vec<_>>()
+        .join("; ");
+    // Too many clauses to give each a useful share: the whole, cut in the
+    // middle, still ends with the last clause's finding.
+    middle(&format!("{prefix}{out}"), max)
 }
 
 /// The failed and error controls of an HDF document: errors first, then by
@@ -202,6 +239,36 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("      and 2 more\n"), "{text}");
+    }
+
+    /// A long message keeps what decided it: every clause's finding (its
+    /// `got …`) survives the cut.
+    #[test]
+    fn shortened_messages_keep_every_clause_finding() {
+        let clause = |i: usize| {
+            format!(
+                "Config /etc/ssh/sshd_config.d/{i}-hardening.conf PermitRootLogin is expected to be one of no, prohibit-password, got value-{i}"
+            )
+        };
+        let text = format!(
+            "none satisfied: {}; {}; {}",
+            clause(1),
+            clause(2),
+            clause(3)
+        );
+        assert!(text.chars().count() > 300);
+        let short = shorten(&text, MAX_MESSAGE_CHARS);
+        assert!(short.chars().count() <= MAX_MESSAGE_CHARS, "{short}");
+        assert!(short.starts_with("none satisfied: Config"), "{short}");
+        for i in 1..=3 {
+            assert!(short.contains(&format!("got value-{i}")), "{short}");
+        }
+        // One long clause: its start and its finding.
+        let one = format!("{} and more words{}", clause(9), ", got the-finding");
+        let long = format!("{}{}", "x".repeat(400), one);
+        let short = shorten(&long, MAX_MESSAGE_CHARS);
+        assert!(short.ends_with("got the-finding"), "{short}");
+        assert_eq!(shorten("short", 200), "short");
     }
 
     #[test]

@@ -23,9 +23,14 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::summary::{ControlStatus, Counts, control_status, severity};
 use crate::checks::{Status, TestResult};
 
-/// Characters of a title or message kept: one more than any excerpt shows,
-/// so an excerpt of what is kept reads as an excerpt of the whole.
+/// Characters of a title kept: one more than any excerpt shows, so an
+/// excerpt of what is kept reads as an excerpt of the whole.
 const KEPT_CHARS: usize = 201;
+
+/// Characters of a message's first line kept: enough for a finding to be
+/// shortened around its deciding clauses (`findings::shorten`), never more
+/// than the document itself holds.
+const KEPT_MESSAGE_CHARS: usize = 2000;
 
 /// What vigil keeps of an HDF document.
 #[derive(Debug, Default)]
@@ -54,7 +59,7 @@ pub struct Control {
     /// Heimdall's status for it.
     pub status: ControlStatus,
     /// The first line of the message of its first error (or else failed)
-    /// result, at most [`KEPT_CHARS`] characters.
+    /// result, at most [`KEPT_MESSAGE_CHARS`] characters.
     pub message: String,
 }
 
@@ -466,7 +471,7 @@ impl<'de> Visitor<'de> for ControlSeed {
             id: id.into_owned(),
             title: title
                 .and_then(Scalar::into_string)
-                .map(|t| kept(&t))
+                .map(|t| kept(&t, KEPT_CHARS))
                 .unwrap_or_default(),
             impact,
             severity,
@@ -479,10 +484,10 @@ impl<'de> Visitor<'de> for ControlSeed {
     }
 }
 
-/// At most [`KEPT_CHARS`] characters of the first line of `s`.
-fn kept(s: &str) -> String {
+/// At most `max` characters of the first line of `s`.
+fn kept(s: &str, max: usize) -> String {
     let line = s.lines().next().unwrap_or_default();
-    match line.char_indices().nth(KEPT_CHARS) {
+    match line.char_indices().nth(max) {
         Some((at, _)) => line[..at].to_string(),
         None => line.to_string(),
     }
@@ -586,7 +591,10 @@ impl<'de> Visitor<'de> for ResultsSeed {
                 _ => continue,
             };
             if first.is_none() {
-                *first = Some(kept(r.message.as_deref().unwrap_or_default()));
+                *first = Some(kept(
+                    r.message.as_deref().unwrap_or_default(),
+                    KEPT_MESSAGE_CHARS,
+                ));
             }
         }
         Ok(Some(out))
@@ -724,7 +732,10 @@ mod tests {
             r#"{{"profiles":[{{"controls":[{{"id":"A","title":"{long}","results":[{{"status":"failed","message":"{long}"}},{{"status":"failed","message":"second"}}]}}]}}]}}"#
         );
         let hdf = read(doc.as_bytes()).unwrap();
-        assert_eq!(hdf.controls[0].message.chars().count(), super::KEPT_CHARS);
+        assert_eq!(
+            hdf.controls[0].message.chars().count(),
+            super::KEPT_MESSAGE_CHARS
+        );
         assert_eq!(hdf.controls[0].title.chars().count(), super::KEPT_CHARS);
     }
 }
