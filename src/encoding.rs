@@ -41,6 +41,14 @@ pub fn name_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A public key's id everywhere vigil prints or records one (signing keys,
+/// cosign keys): `SHA256:` and the hex sha256 of its SPKI DER, as
+/// `openssl pkey -pubin -outform DER | sha256sum` computes it.
+pub fn key_id(spki_der: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("SHA256:{}", hex(&sha2::Sha256::digest(spki_der)))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -60,12 +68,4 @@ mod tests {
         assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
         assert_eq!(super::hex(&[]), "");
     }
-}
-
-/// A public key's id everywhere vigil prints or records one (signing keys,
-/// cosign keys): `SHA256:` and the hex sha256 of its SPKI DER, as
-/// `openssl pkey -pubin -outform DER | sha256sum` computes it.
-pub fn key_id(spki_der: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("SHA256:{}", hex(&sha2::Sha256::digest(spki_der)))
 }

@@ -106,3 +106,61 @@ fn registry_and_cosign_import_only_leaves() {
         }
     }
 }
+
+/// Public functions say what failed with a typed error (kube-rs style enums
+/// named after what failed), never `Result<_, String>`: a caller cannot
+/// match on a string, and a string error loses its source. Every `pub fn`
+/// under `src/` is read as written (signature up to its body).
+#[test]
+fn no_public_function_returns_a_string_error() {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(&crate::util::repo().join("src"), &mut all);
+    let string_error = returns_a_string_error;
+    let mut offenders = Vec::new();
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, _) in text.match_indices("pub fn ") {
+            // `pub(crate) fn` and friends are not matched: "pub fn " only.
+            let sig: String = text[i..]
+                .split(['{', ';'])
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if string_error(&sig) {
+                let line = text[..i].lines().count() + 1;
+                let shown = f
+                    .strip_prefix(crate::util::repo())
+                    .unwrap()
+                    .display()
+                    .to_string();
+                offenders.push(format!("{shown}:{line}: {sig}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "public functions returning Result<_, String>:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Returns true if and only if a signature returns `Result<T, String>`.
+fn returns_a_string_error(sig: &str) -> bool {
+    let Some(ret) = sig.split("->").nth(1) else {
+        return false;
+    };
+    let ret = ret.split(" where ").next().unwrap().trim().replace(' ', "");
+    ret.starts_with("Result<") && ret.ends_with(",String>")
+}

@@ -16,10 +16,19 @@ struct Db {
     truncated: bool,
 }
 
+/// A package database that exists and could not be read (then "not
+/// installed" would be a guess, not evidence).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnreadableDatabase(String);
+
 /// Every installed package of a target (dpkg and apk databases), name →
 /// version; `Err` when a database that exists could not be read.
-pub fn installed(facts: &Facts) -> Result<std::collections::BTreeMap<String, String>, String> {
-    Ok(databases(facts, PackageManager::Auto)?
+pub fn installed(
+    facts: &Facts,
+) -> Result<std::collections::BTreeMap<String, String>, UnreadableDatabase> {
+    Ok(databases(facts, PackageManager::Auto)
+        .map_err(UnreadableDatabase)?
         .into_iter()
         .flat_map(|db| db.packages)
         .map(|p| (p.key(), p.version))

@@ -219,7 +219,7 @@ fn sha256(b: &[u8]) -> String {
 /// docker-manifest-digest` of a payload whose `critical.type` is cosign's.
 /// The key is matched without regard to case, as Go's JSON decoder (and so
 /// cosign) does, but two keys that differ only in case are refused.
-pub fn signed_digest(payload: &[u8]) -> Result<String, String> {
+fn signed_digest(payload: &[u8]) -> Result<String, String> {
     let v: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
     let field = |obj: &serde_json::Value, name: &str| -> Result<serde_json::Value, String> {

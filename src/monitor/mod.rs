@@ -919,7 +919,7 @@ pub fn newest_bundle(dir: &std::path::Path) -> Option<PathBuf> {
 /// `dir` against the policy's audit logs and attest the result into it,
 /// signed by the key that signed the run. Returns the bundle, the report
 /// and the verdict.
-pub fn check_after_run(
+pub(crate) fn check_after_run(
     dir: &std::path::Path,
     m: &crate::policy::model::Monitoring,
     signer: &crate::seal::keys::Signer,

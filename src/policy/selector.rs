@@ -143,18 +143,23 @@ impl LabelSelector {
     }
 }
 
+/// Why a `--run-label` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRunLabel(String);
+
 /// A label the caller puts on a run (`vigil run --run-label KEY=VALUE`):
 /// Kubernetes label syntax, and not one of vigil's own keys.
-pub fn parse_run_label(s: &str) -> Result<(String, String), String> {
+pub fn parse_run_label(s: &str) -> Result<(String, String), InvalidRunLabel> {
     let (key, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("--run-label {s:?} is not KEY=VALUE"))?;
-    validate_key(key)?;
-    validate_value(value)?;
+        .ok_or_else(|| InvalidRunLabel(format!("--run-label {s:?} is not KEY=VALUE")))?;
+    validate_key(key).map_err(InvalidRunLabel)?;
+    validate_value(value).map_err(InvalidRunLabel)?;
     if key == "app.kubernetes.io/managed-by" || key.starts_with("vigil.dev/") {
-        return Err(format!(
+        return Err(InvalidRunLabel(format!(
             "--run-label {key:?}: vigil sets that key itself; choose your own (e.g. ci.example.com/pipeline)"
-        ));
+        )));
     }
     Ok((key.to_string(), value.to_string()))
 }

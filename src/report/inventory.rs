@@ -121,7 +121,7 @@ impl Inventory {
         }
         let (packages, packages_error) = match crate::checks::installed_packages(facts) {
             Ok(p) => (p, None),
-            Err(e) => (BTreeMap::new(), Some(e)),
+            Err(e) => (BTreeMap::new(), Some(e.to_string())),
         };
         Inventory {
             files,

@@ -97,7 +97,7 @@ pub fn write(
 /// Check an attestation's bytes: a trusted signature, the statement and
 /// predicate types, and the run statement's digest as its one subject.
 /// Returns the predicate.
-pub fn check(
+pub(crate) fn check(
     bytes: &[u8],
     statement_sha256: &str,
     trusted: &[ed25519_dalek::VerifyingKey],

@@ -358,7 +358,7 @@ fn read_regular(root: &Root, name: &str, cap: u64, v: &mut Verification) -> Opti
 /// The plaintext of `file` of the bundle at `dir` (decrypted when the
 /// bundle is encrypted), checked against `file`'s digest in the
 /// statement. For commands that read a verified bundle's results.
-pub fn read_checked(
+pub(crate) fn read_checked(
     dir: &Path,
     file: &super::statement::FileRef,
     encrypted: bool,
