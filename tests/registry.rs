@@ -540,6 +540,23 @@ fn scripted_registry(answer: fn(&str, &mut std::net::TcpStream)) -> String {
     host
 }
 
+/// `vigil verify-image` of an image at the scripted registry `host` (plain
+/// HTTP allowed), with `extra` flags; killed (a failure) after 30 s.
+fn verify_image_at(host: &str, extra: &[&str]) -> crate::util::Run {
+    let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
+    let key = crate::util::repo().join("fixtures/cosign/key.pub");
+    let mut args = vec![
+        "verify-image",
+        &image,
+        "--key",
+        key.to_str().unwrap(),
+        "--insecure-registry",
+        host,
+    ];
+    args.extend_from_slice(extra);
+    crate::util::vigil_with_deadline(&crate::util::repo(), &args, b"", 30)
+}
+
 /// Every request answered with a body trickled one byte every 200 ms.
 fn trickle(_: &str, sock: &mut std::net::TcpStream) {
     use std::io::Write as _;
@@ -557,23 +574,11 @@ fn trickle(_: &str, sock: &mut std::net::TcpStream) {
 #[test]
 fn a_trickling_registry_is_cut_at_the_timeout_given() {
     let host = scripted_registry(trickle);
-    let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
     let started = std::time::Instant::now();
-    let r = crate::util::vigil(&[
-        "verify-image",
-        &image,
-        "--key",
-        crate::util::repo()
-            .join("fixtures/cosign/key.pub")
-            .to_str()
-            .unwrap(),
-        "--insecure-registry",
+    let r = verify_image_at(
         &host,
-        "--registry-timeout",
-        "1",
-        "--registry-min-rate",
-        "4096",
-    ]);
+        &["--registry-timeout", "1", "--registry-min-rate", "4096"],
+    );
     let took = started.elapsed();
     crate::util::figure(&format!(
         "a trickling registry under --registry-timeout 1: verify-image ended after {took:?}"
@@ -642,24 +647,8 @@ fn a_redirect_loop_ends_with_a_clear_error() {
         );
     }
     let host = scripted_registry(redirect);
-    let image = format!("{host}/vigil@sha256:{}", "a".repeat(64));
     let started = std::time::Instant::now();
-    let r = crate::util::vigil_with_deadline(
-        &crate::util::repo(),
-        &[
-            "verify-image",
-            &image,
-            "--key",
-            crate::util::repo()
-                .join("fixtures/cosign/key.pub")
-                .to_str()
-                .unwrap(),
-            "--insecure-registry",
-            &host,
-        ],
-        b"",
-        30,
-    );
+    let r = verify_image_at(&host, &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let said = format!("{}{}", r.stdout, r.stderr);
     assert!(said.contains("more than 5 redirects"), "{said}");

@@ -23,11 +23,11 @@ pub(super) fn progress(policy: &str, total: usize) -> Progress {
         let seen = Mutex::new((0usize, 0usize));
         Box::new(move |s, tally| {
             let mut g = seen.lock().unwrap_or_else(|e| e.into_inner());
-            if s.status == crate::report::run::TargetStatus::Error {
-                g.0 += 1;
-            } else if s.threshold.as_ref().is_some_and(|v| !v.passed) {
-                g.1 += 1;
-            }
+            count(
+                &mut g,
+                s.status == crate::report::run::TargetStatus::Error,
+                s.threshold.as_ref().is_some_and(|v| !v.passed),
+            );
             bar.set_position(tally.done as u64);
             bar.set_message(bar_message(g.0, g.1, tally.in_flight));
             if tally.done == tally.total {
@@ -61,6 +61,17 @@ pub(super) fn progress(policy: &str, total: usize) -> Progress {
 /// error messages quoting containers) as it may appear on a terminal.
 use crate::safeio::printable;
 
+/// Count one finished target into (errors, below threshold): a target that
+/// could not be scanned is an error, not a threshold failure, as in the
+/// run's verdict.
+fn count(seen: &mut (usize, usize), errored: bool, below: bool) {
+    if errored {
+        seen.0 += 1;
+    } else if below {
+        seen.1 += 1;
+    }
+}
+
 /// The bar's words: targets that could not be scanned, targets below their
 /// threshold, scans in flight.
 fn bar_message(errors: usize, below: usize, in_flight: usize) -> String {
@@ -72,6 +83,15 @@ mod tests {
     /// The bar counts what the verdict counts, in its words.
     #[test]
     fn the_bar_names_errors_and_threshold_failures_apart() {
+        let mut seen = (0, 0);
+        // An error target whose threshold also failed counts once, as an
+        // error; a scanned one below its threshold is a threshold failure
+        // (the old bar called that "failed 0").
+        super::count(&mut seen, true, true);
+        super::count(&mut seen, false, true);
+        super::count(&mut seen, false, true);
+        super::count(&mut seen, false, false);
+        assert_eq!(seen, (1, 2));
         assert_eq!(
             super::bar_message(1, 2, 3),
             "errors 1, below threshold 2, in flight 3"
