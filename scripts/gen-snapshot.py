@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Generate fixtures/cluster/snapshot.json: a small, hand-shaped cluster in the
 format of `kubectl get pods -A -o json`. Deterministic; re-run to regenerate."""
-import json, sys
+import hashlib, json, sys
 
 NODES = ["node-a", "node-b", "node-c"]
 pods = []
 
 def pod(ns, name, labels, containers, phase="Running", node=None, init=(), ephemeral=(),
-        share=False, annotations=None, run_as=None, not_running=()):
-    spec = {"containers": [{"name": c, "image": img} for c, img in containers],
+        share=False, annotations=None, run_as=None, not_running=(), container_security=None):
+    spec = {"containers": [{"name": c, "image": img} | ({"securityContext": container_security[c]}
+                                                       if container_security and c in container_security else {})
+                           for c, img in containers],
             "nodeName": node or NODES[len(pods) % len(NODES)]}
     if init:
         spec["initContainers"] = [{"name": c, "image": img} for c, img in init]
@@ -17,18 +19,27 @@ def pod(ns, name, labels, containers, phase="Running", node=None, init=(), ephem
     if share:
         spec["shareProcessNamespace"] = True
     if run_as is not None:
-        spec["securityContext"] = {"runAsUser": run_as, "runAsNonRoot": run_as != 0}
-    def status(c, running):
+        spec["securityContext"] = {"runAsUser": run_as, "runAsGroup": run_as, "runAsNonRoot": run_as != 0}
+    images = dict(containers) | dict(init) | dict(ephemeral)
+    uid = run_as or 0
+    def status(c, running, ids=True):
         state = {"running": {"startedAt": "2026-11-20T10:00:00Z"}} if running else \
                 {"terminated": {"exitCode": 0, "reason": "Completed"}}
-        return {"name": c, "image": "x", "imageID": "", "ready": running, "restartCount": 0, "state": state}
+        # The kubelet's imageID: the digest the runtime pulled, known here
+        # only for images pinned by digest.
+        image_id = images[c] if "@sha256:" in images[c] else ""
+        s = {"name": c, "image": "x", "imageID": image_id, "ready": running, "restartCount": 0, "state": state}
+        if running and ids:
+            s["containerID"] = "containerd://" + hashlib.sha256(f"{ns}/{name}/{c}".encode()).hexdigest()
+            s["user"] = {"linux": {"uid": uid, "gid": uid, "supplementalGroups": [uid]}}
+        return s
     running = phase == "Running"
     st = {"phase": phase,
           "containerStatuses": [status(c, running and c not in not_running) for c, _ in containers]}
     if init:
         st["initContainerStatuses"] = [status(c, False) for c, _ in init]
     if ephemeral:
-        st["ephemeralContainerStatuses"] = [status(c, running) for c, _ in ephemeral]
+        st["ephemeralContainerStatuses"] = [status(c, running, ids=False) for c, _ in ephemeral]
     meta = {"name": name, "namespace": ns, "labels": labels, "uid": f"uid-{ns}-{name}"}
     if annotations:
         meta["annotations"] = annotations
@@ -82,6 +93,18 @@ pod("batch", "report-28911450-fghij", {"app": "report", "job-name": "report-2891
     [("report", "registry.example/batch/report:3.1.0")], phase="Failed")
 pod("batch", "report-28911460-klmno", {"app": "report", "job-name": "report-28911460"},
     [("report", "registry.example/batch/report:3.1.0")])
+
+# (Last, so the nodes of the pods above stay as they were.)
+# A worker that carries the vigil sidecar, as `vigil render sidecar
+# --run-as-user 65532` adds it: the same ids as the worker, every capability
+# dropped, the pinned scanner image.
+pod("payments", "worker-5c6b7-sdcar", {"app": "worker", "tier": "backend", "env": "prod"},
+    [("worker", "gcr.io/distroless/static-debian12" + D), ("vigil-scanner", "registry.example/vigil" + D)],
+    run_as=65532, share=True,
+    container_security={"vigil-scanner": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                          "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                                          "runAsUser": 65532, "runAsGroup": 65532,
+                                          "seccompProfile": {"type": "RuntimeDefault"}}})
 
 json.dump({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": pods},
           sys.stdout, indent=1, sort_keys=True)

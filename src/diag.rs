@@ -197,6 +197,10 @@ pub enum Code {
     TargetMatchesNothing,
     IgnoredSetting,
     ChecksSkipped,
+    /// A scan may run longer than the token it started with has left.
+    ScanOutlivesToken,
+    /// `access.audiences` is set (tokens would leave out the API server's own).
+    TokenAudience,
 }
 
 impl Code {
@@ -241,6 +245,8 @@ impl Code {
         Code::TargetMatchesNothing,
         Code::IgnoredSetting,
         Code::ChecksSkipped,
+        Code::ScanOutlivesToken,
+        Code::TokenAudience,
     ];
 
     /// The stable kebab-case spelling.
@@ -285,6 +291,8 @@ impl Code {
             Code::TargetMatchesNothing => "target-matches-nothing",
             Code::IgnoredSetting => "ignored-setting",
             Code::ChecksSkipped => "checks-skipped",
+            Code::ScanOutlivesToken => "scan-outlives-token",
+            Code::TokenAudience => "token-audience",
         }
     }
 }

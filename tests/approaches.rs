@@ -29,7 +29,7 @@ fn pod(name: &str, image: &str, n: u8, sidecar: bool) -> Value {
     if sidecar {
         // As `vigil render sidecar --run-as-user 1000` adds it.
         containers.push(json!({"name": "vigil-scanner", "image": SCANNER, "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "capabilities": {"drop": ["ALL"]}}}));
-        statuses.push(json!({"name": "vigil-scanner", "ready": true, "restartCount": 0, "image": SCANNER, "imageID": "", "containerID": id(n + 100), "state": {"running": {}}}));
+        statuses.push(json!({"name": "vigil-scanner", "ready": true, "restartCount": 0, "image": SCANNER, "imageID": SCANNER, "containerID": id(n + 100), "state": {"running": {}}}));
     }
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -1227,5 +1227,114 @@ fn a_scanner_image_is_verified_before_any_pod_sees_it_and_the_check_is_signed() 
         r.stderr.contains("invalid-scanner-key") && r.stderr.contains("bad.pub"),
         "{}",
         r.stderr
+    );
+}
+
+/// A sidecar serves only the containers Linux lets it read (the same uid
+/// and gid, no capability it lacks) and only when it runs the pinned
+/// scanner image (the kubelet's `imageID`): `auto` sends the rest to the
+/// debug approach and says why; an explicit `sidecar` target it cannot
+/// serve is skipped with the reason; a forged sidecar is never exec'd.
+#[test]
+fn the_sidecar_serves_only_what_it_can_read_and_only_when_it_is_the_pinned_image() {
+    let Some(s) = setup() else { return };
+    let user = |uid: i64| json!({"runAsUser": uid, "runAsGroup": uid});
+    // A mesh pod: the app at 1000, a proxy at 1337, the sidecar at 1000.
+    let mut mesh = pod("mesh", "registry.example/web:1", 21, true);
+    mesh["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(1, json!({"name": "proxy", "image": "registry.example/proxy:1", "securityContext": user(1337)}));
+    mesh["status"]["containerStatuses"].as_array_mut().unwrap().insert(
+        1,
+        json!({"name": "proxy", "ready": true, "restartCount": 0, "image": "registry.example/proxy:1", "imageID": "", "containerID": id(22), "state": {"running": {}}}),
+    );
+    // A pod whose `vigil-scanner` runs some other image.
+    let mut forged = pod("forged", "registry.example/web:1", 23, true);
+    let other = format!("registry.example/vigil@sha256:{}", "9".repeat(64));
+    forged["status"]["containerStatuses"][1]["imageID"] = json!(other);
+    for (name, mut p) in [("mesh", mesh), ("forged", forged)] {
+        p["metadata"]["resourceVersion"] = json!("1");
+        s.server.insert("pods", p);
+        s.server.set_rootfs("mixed", name, &s.debian);
+    }
+    let plan = |targets: &str| -> Value {
+        write_policy(&s, targets);
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["plan", "p.yaml", "profile.yaml", "--format", "json"])
+            .arg(repo().join("policies/profiles"))
+            .current_dir(s.dir.path())
+            .env("KUBECONFIG", &s.server.kubeconfig)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let planned = |plan: &Value, id: &str| -> (String, String) {
+        let t = plan["policies"][0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not planned: {plan}"));
+        (
+            t["approach"].as_str().unwrap().into(),
+            t["reason"].as_str().unwrap().into(),
+        )
+    };
+
+    // Explicit sidecar: what it cannot serve is skipped, with the reason.
+    let explicit = plan("    - {namespace: mixed, pods: [mesh, forged], approach: sidecar}\n");
+    assert_eq!(planned(&explicit, "mixed/mesh/app").0, "sidecar");
+    let skipped = explicit["policies"][0]["skipped"].as_array().unwrap();
+    let reason = |id: &str| -> String {
+        skipped
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not skipped: {skipped:?}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let proxy = reason("mixed/mesh/proxy");
+    assert!(
+        proxy.starts_with("sidecar-cannot-read:") && proxy.contains("uid 1337"),
+        "{proxy}"
+    );
+    let untrusted = reason("mixed/forged/app");
+    assert!(
+        untrusted.starts_with("sidecar-untrusted:") && untrusted.contains(&"9".repeat(64)),
+        "{untrusted}"
+    );
+
+    // auto: the sidecar where it can, the debug approach elsewhere, and why.
+    let auto = plan("    - {namespace: mixed, pods: [mesh, forged], approach: auto}\n");
+    assert_eq!(planned(&auto, "mixed/mesh/app").0, "sidecar");
+    for id in ["mixed/mesh/proxy", "mixed/forged/app"] {
+        let (approach, why) = planned(&auto, id);
+        assert_eq!(approach, "auto", "{id}: {why}");
+        assert!(why.contains("not the sidecar: sidecar-"), "{id}: {why}");
+    }
+    let (out, summary) = run(&s, &["--unsigned"]);
+    for (id, approach) in [
+        ("mixed/mesh/app", "sidecar"),
+        ("mixed/mesh/proxy", "api"),
+        ("mixed/forged/app", "api"),
+    ] {
+        let t = target(&summary, id);
+        assert_eq!(
+            (t["status"].as_str(), t["approach"].as_str()),
+            (Some("scanned"), Some(approach)),
+            "{t}\n{}",
+            out.stderr
+        );
+    }
+    // The forged sidecar never ran a command.
+    let log = s.server.request_log();
+    assert!(
+        !log.iter()
+            .any(|l| l.path.contains("forged/exec") && l.path.contains("vigil-scanner")),
+        "{:?}",
+        log.iter().map(|l| &l.path).collect::<Vec<_>>()
     );
 }

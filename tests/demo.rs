@@ -571,4 +571,22 @@ fn the_try_page_runs_against_the_standalone_server() {
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(ran, 7, "the page's commands");
+    // Every target was scanned, by each approach the page names.
+    let bundle = dir
+        .path()
+        .join("results/payments")
+        .join(run_id.expect("the page runs a scan"));
+    let statement = crate::util::statement_payload(&bundle);
+    let targets = statement["predicate"]["targets"].as_array().unwrap();
+    let mut approaches = std::collections::BTreeSet::new();
+    for t in targets {
+        assert_eq!(t["status"], "scanned", "{t}");
+        assert_eq!(t["counts"]["error"], 0, "{t}");
+        approaches.insert(t["approach"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        approaches.into_iter().collect::<Vec<_>>(),
+        ["api", "debug", "sidecar"],
+        "{targets:?}"
+    );
 }

@@ -601,7 +601,7 @@ fn provisioned_mode_checks_the_rights_and_only_requests_tokens() {
         .into_iter()
         .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == "team-b")
         .unwrap();
-    role["rules"][1]["resourceNames"] = json!(["web-0"]);
+    role["rules"][0]["resourceNames"] = json!(["web-0"]);
     c.server.insert("roles", role);
     let execs_before = c
         .server

@@ -65,6 +65,8 @@ fn payments_selects_exactly_the_running_backend_containers() {
         ("payments/api-7d9f4-klmno/envoy", "auto"),
         ("payments/worker-5c6b7-aaaaa/worker", "auto"),
         ("payments/worker-5c6b7-bbbbb/worker", "auto"),
+        // Its vigil sidecar runs the pinned image as the worker's ids.
+        ("payments/worker-5c6b7-sdcar/worker", "sidecar"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -320,7 +322,7 @@ fn payments_rules_match_the_approaches() {
             )
         })
         .collect();
-    let api = vec![
+    let api = [
         "api-7d9f4-abcde".to_string(),
         "api-7d9f4-fghij".into(),
         "api-7d9f4-klmno".into(),
@@ -330,6 +332,11 @@ fn payments_rules_match_the_approaches() {
         "worker-5c6b7-bbbbb".into(),
     ];
     let all: Vec<String> = api.iter().chain(workers.iter()).cloned().collect();
+    let with_sidecar: Vec<String> = api
+        .iter()
+        .cloned()
+        .chain(["worker-5c6b7-sdcar".to_string()])
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -343,7 +350,9 @@ fn payments_rules_match_the_approaches() {
             ),
             // A WebSocket exec is authorized as `get`, and from 1.35 as
             // `create` too.
-            ("pods/exec".into(), "create,get".into(), api),
+            // The sidecar worker needs only the exec, into its sidecar:
+            // no `get pods` (which would show its spec).
+            ("pods/exec".into(), "create,get".into(), with_sidecar),
             ("pods/log".into(), "get".into(), all),
         ]
     );
@@ -999,7 +1008,7 @@ fn plan_wording_and_render_sidecar_without_profiles() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains(
-            "policy payments: 8 target(s), creates ServiceAccount vigil-payments-plan for the run"
+            "policy payments: 9 target(s), creates ServiceAccount vigil-payments-plan for the run"
         ),
         "{}",
         run.stdout
@@ -1078,7 +1087,7 @@ fn the_standalone_test_api_server_runs_as_documented() {
         "{}",
         String::from_utf8_lossy(&plan.stderr)
     );
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("policy payments: 8 target(s)"));
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("policy payments: 9 target(s)"));
 }
 
 /// The rendered audit policy ends with a catch-all: a request no rule
@@ -1174,5 +1183,28 @@ fn admission_policy_needs_pinned_scanner_images() {
     assert!(
         run.stdout
             .contains("kind: ValidatingAdmissionPolicyBinding")
+    );
+}
+
+/// The cluster fixture is what its generator writes: edits go through
+/// `scripts/gen-snapshot.py`, so the two never drift apart.
+#[test]
+fn the_cluster_fixture_is_its_generators_output() {
+    let out = Command::new("python3")
+        .arg(crate::util::repo().join("scripts/gen-snapshot.py"))
+        .output();
+    let Ok(out) = out else {
+        crate::util::prerequisite(false, "python3");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fixture = std::fs::read(crate::util::repo().join(SNAPSHOT)).unwrap();
+    assert!(
+        out.stdout == fixture,
+        "fixtures/cluster/snapshot.json differs from scripts/gen-snapshot.py's output: regenerate it with `python3 scripts/gen-snapshot.py > fixtures/cluster/snapshot.json`"
     );
 }

@@ -380,7 +380,7 @@ fn every_planned_target_gets_exactly_one_result() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     let summaries: Value = serde_json::from_str(&run.stdout).unwrap();
     let targets = summaries[0]["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 8);
+    assert_eq!(targets.len(), 9);
     for t in targets {
         assert_eq!(t["status"], "error");
         assert!(
@@ -408,7 +408,7 @@ fn every_planned_target_gets_exactly_one_result() {
                 .to_string_lossy()
                 .contains(".hdf.json"))
             .count(),
-        8
+        9
     );
     assert_eq!(summaries[0]["verdict"], "error");
 }

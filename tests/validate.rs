@@ -233,6 +233,43 @@ fn semantic_findings_are_all_reported_with_positions() {
     }
 }
 
+/// Token settings a real API server would make fail mid-run: a scan that
+/// can outlive its token, and audiences that leave out the API server's.
+#[test]
+fn token_settings_that_fail_on_a_real_cluster_are_warned() {
+    let text = format!(
+        "{HEAD}spec:\n  profiles: [base]\n  targets: [{{namespace: a}}]\n  access: {{tokenTTL: 10m, audiences: [https://kubernetes.default.svc]}}\n  limits: {{scanTimeout: 3m}}\n---\napiVersion: vigil/v1\nkind: Profile\nmetadata: {{name: base}}\ncontrols:\n  - {{id: X-1, title: t, check: {{file: /etc/passwd, expect: {{exists: true}}}}}}\n"
+    );
+    let (exit, diags) = diagnose("tok.yaml", text.as_bytes());
+    assert_eq!(exit, 0, "warnings only: {diags:?}");
+    let got: Vec<(&str, u64, &str)> = diags
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap(),
+                d["line"].as_u64().unwrap(),
+                d["severity"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        got.iter().any(|g| g.0 == "token-audience" && g.1 == 7),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|g| g.0 == "scan-outlives-token" && g.1 == 8),
+        "{got:?}"
+    );
+    // At 2m (20% of 10m) a scan ends before its token: no warning.
+    let (_, diags) = diagnose(
+        "ok.yaml",
+        text.replace("3m", "2m")
+            .replace(", audiences: [https://kubernetes.default.svc]", "")
+            .as_bytes(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
 #[test]
 fn human_output_has_snippet_and_hint() {
     let dir = TempDir::new("human");

@@ -39,7 +39,7 @@ struct Renewal {
 }
 
 /// A token is renewed when this share of its lifetime has passed.
-const RENEW_AT: f64 = 0.8;
+use crate::policy::model::TOKEN_RENEW_AT as RENEW_AT;
 
 impl RunAccess {
     /// The identity scans in `namespace` run as.

@@ -412,13 +412,6 @@ pub fn probe_command(target: &[&str], req: &FactRequest) -> Vec<String> {
     cmd
 }
 
-/// Decode the probe's framed output, or say what the container printed
-/// instead (capped, for the error result). Output cut inside the frame is
-/// worth another attempt (a stream cut midway).
-pub fn decode_probe_output(nonce: &str, output: &[u8]) -> Result<Facts, GatherError> {
-    decode_probe_frame(output, crate::facts::frame::decode(nonce, output))
-}
-
 /// Decrypt the probe's output with the scan's one-time identity, then
 /// decode its frame; output that is not encrypted to it is refused.
 pub fn decode_encrypted_probe_output(
@@ -440,6 +433,9 @@ pub fn output_tail(output: &[u8]) -> String {
     text[start..].to_string()
 }
 
+/// The decoded frame, or what the container printed instead (capped, for
+/// the error result). Output cut inside the frame is worth another attempt
+/// (a stream cut midway).
 fn decode_probe_frame(
     output: &[u8],
     decoded: Result<Facts, crate::facts::frame::FrameError>,

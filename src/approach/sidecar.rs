@@ -2,9 +2,15 @@
 //! its process namespace (`vigil render sidecar` prints the patch). One
 //! `pods/exec` into the sidecar runs `vigil probe --container-id ID`, which
 //! finds the target container's processes by their cgroups (see
-//! `facts::procfs`) and reads `/proc/<pid>/root`.
+//! `facts::procfs`) and reads `/proc/<pid>/root`. As in the debug approach,
+//! the probe encrypts its output to a one-time key of this scan, so what
+//! passes through the kubelet and the API server is ciphertext. The plan
+//! uses a sidecar only when it runs the pinned scanner image and can read
+//! the target (`plan::reach`).
 
-use super::{GatherError, MAX_OUTPUT, Scan, decode_probe_output, probe_command, random_nonce};
+use super::{
+    GatherError, MAX_OUTPUT, Scan, decode_encrypted_probe_output, probe_command, random_nonce,
+};
 use crate::facts::{FactRequest, Facts, procfs};
 
 /// Exec the probe in the pod's sidecar.
@@ -17,7 +23,9 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     })?;
     let mut req = req.clone();
     req.nonce = random_nonce();
-    let command = probe_command(&["--container-id", id], &req);
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let command = probe_command(&["--container-id", id, "--recipient", &recipient], &req);
     let attributes = [(
         crate::audit::COMMAND_SHA256.to_string(),
         crate::audit::command_sha256(&command),
@@ -42,7 +50,7 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             "the probe in the sidecar did not finish cleanly ({code}); its output is not taken as evidence; stderr: {stderr:?}"
         )));
     }
-    decode_probe_output(&req.nonce, &out.stdout).map_err(|e| match e {
+    decode_encrypted_probe_output(&req.nonce, &out.stdout, &identity).map_err(|e| match e {
         GatherError::Other(m) if !stderr.is_empty() => {
             GatherError::Other(format!("{m}; stderr: {stderr:?}"))
         }

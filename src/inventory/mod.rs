@@ -50,6 +50,9 @@ pub struct ContainerInfo {
     /// `securityContext.capabilities` of the container, as the spec sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<k8s_openapi::api::core::v1::Capabilities>,
+    /// `securityContext.privileged`: every capability, every device.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
     /// The container is running now (from `status.containerStatuses`).
     pub running: bool,
     /// `containerID` from the container's status (`containerd://…`), used
@@ -170,6 +173,11 @@ impl PodInfo {
                             .security_context
                             .as_ref()
                             .and_then(|s| s.capabilities.clone()),
+                        privileged: c
+                            .security_context
+                            .as_ref()
+                            .and_then(|s| s.privileged)
+                            .unwrap_or(false),
                         running: running.contains(&c.name.as_str()),
                         container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
                         image_digest: image_digests.get(c.name.as_str()).cloned(),
@@ -188,6 +196,11 @@ impl PodInfo {
                         .security_context
                         .as_ref()
                         .and_then(|s| s.capabilities.clone()),
+                    privileged: c
+                        .security_context
+                        .as_ref()
+                        .and_then(|s| s.privileged)
+                        .unwrap_or(false),
                     running: running.contains(&c.name.as_str()),
                     container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
                     image_digest: image_digests.get(c.name.as_str()).cloned(),

@@ -9,6 +9,7 @@ mod batch;
 pub(crate) mod incluster;
 pub(crate) mod manifests;
 pub mod rbac;
+pub(crate) mod reach;
 pub(crate) mod shard;
 
 use std::collections::BTreeMap;
@@ -492,11 +493,21 @@ fn select_pod(
         .sidecar
         .as_ref()
         .map_or("vigil-scanner", |s| s.container.as_str());
-    let has_sidecar = pod.share_process_namespace
-        && pod
-            .containers
-            .iter()
-            .any(|c| c.name == sidecar_name && c.kind == ContainerKind::App);
+    let sidecar = pod
+        .containers
+        .iter()
+        .find(|c| c.name == sidecar_name && c.kind == ContainerKind::App)
+        .filter(|_| pod.share_process_namespace);
+    let has_sidecar = sidecar.is_some();
+    // Whether the sidecar is the pinned scanner: one answer for the pod.
+    let sidecar_trust = sidecar.map(|s| {
+        let pinned = spec
+            .sidecar
+            .as_ref()
+            .and_then(|x| x.image.as_deref())
+            .or(spec.debug.as_ref().map(|d| d.image.as_str()));
+        reach::sidecar_trusted(s, pinned)
+    });
     let pod_id = format!("{}/{}", pod.namespace, pod.name);
     if pod.phase != "Running" && !t.include_not_running {
         skipped.push(Skipped {
@@ -559,7 +570,16 @@ fn select_pod(
                 pod,
                 c,
                 Means {
-                    has_sidecar,
+                    sidecar: sidecar.zip(sidecar_trust.as_ref()).map(|(s, trust)| {
+                        trust
+                            .clone()
+                            .map_err(|why| format!("sidecar-untrusted: {why}"))
+                            .and_then(|()| match reach::sidecar_reach(s, c) {
+                                reach::Reach::Yes => Ok(None),
+                                reach::Reach::Unknown(why) => Ok(Some(why)),
+                                reach::Reach::No(why) => Err(format!("sidecar-cannot-read: {why}")),
+                            })
+                    }),
                     has_debug_image: spec.debug.is_some(),
                     allow_pod_override: spec.allow_pod_override,
                     need_probe: spec.evidence == crate::policy::model::MinEvidence::Probe,
@@ -615,9 +635,12 @@ pub fn looks_shell_less(image: &str) -> bool {
 }
 
 /// What a policy and a pod offer for choosing an approach.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Means {
-    has_sidecar: bool,
+    /// The pod's vigil sidecar, if it has one: usable for this container
+    /// (with a note when the pod does not tell whether the kernel lets it
+    /// read the container), or why not.
+    sidecar: Option<Result<Option<String>, String>>,
     has_debug_image: bool,
     allow_pod_override: bool,
     need_probe: bool,
@@ -631,23 +654,28 @@ fn choose_approach(
     means: Means,
 ) -> Result<(Approach, String), String> {
     let Means {
-        has_sidecar,
+        sidecar,
         has_debug_image,
         allow_pod_override,
         need_probe,
     } = means;
+    let sidecar = sidecar.as_ref();
+    // The sidecar as asked for by the policy or the pod.
+    let use_sidecar = |why: String| match sidecar {
+        Some(Ok(None)) => Ok((Approach::Sidecar, why)),
+        Some(Ok(Some(note))) => Ok((Approach::Sidecar, format!("{why} (unconfirmed: {note})"))),
+        Some(Err(no)) => Err(no.clone()),
+        None => Err(
+            "approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into(),
+        ),
+    };
     match wanted {
         Approach::Api if need_probe => {
             Err("approach api cannot give the probe evidence the policy requires".into())
         }
         Approach::Api => Ok((Approach::Api, "policy asks for api".into())),
         Approach::Debug => Ok((Approach::Debug, "policy asks for debug".into())),
-        Approach::Sidecar if has_sidecar => {
-            Ok((Approach::Sidecar, "policy asks for sidecar".into()))
-        }
-        Approach::Sidecar => Err(
-            "approach sidecar, but the pod has no vigil sidecar with shareProcessNamespace".into(),
-        ),
+        Approach::Sidecar => use_sidecar("policy asks for sidecar".into()),
         Approach::Local | Approach::Image | Approach::Imported => Err(format!(
             "approach {} cannot reach a Kubernetes container",
             wanted.as_str()
@@ -669,10 +697,9 @@ fn choose_approach(
                         Approach::Debug,
                         format!("pod annotation {APPROACH_ANNOTATION}=debug"),
                     )),
-                    "sidecar" if has_sidecar => Ok((
-                        Approach::Sidecar,
-                        format!("pod annotation {APPROACH_ANNOTATION}=sidecar"),
-                    )),
+                    "sidecar" if sidecar.is_some() => {
+                        use_sidecar(format!("pod annotation {APPROACH_ANNOTATION}=sidecar"))
+                    }
                     other => Err(format!(
                         "pod annotation {APPROACH_ANNOTATION}={other} cannot be honoured (unknown approach, or no debug image / sidecar)"
                     )),
@@ -688,7 +715,7 @@ fn choose_approach(
                     )
                 })
                 .unwrap_or_default();
-            let chosen = auto_approach(c, has_sidecar, has_debug_image, need_probe);
+            let chosen = auto_approach(c, sidecar, has_debug_image, need_probe);
             chosen.map(|(a, why)| (a, format!("{why}{ignored}")))
         }
     }
@@ -697,26 +724,49 @@ fn choose_approach(
 /// `auto` without an annotation to follow.
 fn auto_approach(
     c: &ContainerInfo,
-    has_sidecar: bool,
+    sidecar: Option<&Result<Option<String>, String>>,
     has_debug_image: bool,
     need_probe: bool,
 ) -> Result<(Approach, String), String> {
-    if need_probe && !has_sidecar {
+    match sidecar {
+        Some(Ok(note)) => {
+            let unconfirmed = note
+                .as_ref()
+                .map(|n| format!(" (unconfirmed: {n})"))
+                .unwrap_or_default();
+            Ok((
+                Approach::Sidecar,
+                format!(
+                    "pod carries a vigil sidecar and shares its process namespace{unconfirmed}"
+                ),
+            ))
+        }
+        // A sidecar that cannot serve this container: say so beside
+        // whatever is chosen instead.
+        Some(Err(no)) => auto_without_sidecar(c, has_debug_image, need_probe)
+            .map(|(a, why)| (a, format!("{why}; not the sidecar: {no}")))
+            .map_err(|why| format!("{why}; not the sidecar: {no}")),
+        None => auto_without_sidecar(c, has_debug_image, need_probe),
+    }
+}
+
+/// `auto` for a container no sidecar can serve.
+fn auto_without_sidecar(
+    c: &ContainerInfo,
+    has_debug_image: bool,
+    need_probe: bool,
+) -> Result<(Approach, String), String> {
+    if need_probe {
         return if has_debug_image {
             Ok((
                 Approach::Debug,
                 "policy requires probe evidence: ephemeral debug container".into(),
             ))
         } else {
-            Err("the policy requires probe evidence, but sets no spec.debug.image and the pod has no vigil sidecar".into())
+            Err("the policy requires probe evidence, but sets no spec.debug.image and the pod has no usable vigil sidecar".into())
         };
     }
-    if has_sidecar {
-        Ok((
-            Approach::Sidecar,
-            "pod carries a vigil sidecar and shares its process namespace".into(),
-        ))
-    } else if has_debug_image {
+    if has_debug_image {
         // Decided per target at run time: the one exec tells whether
         // the container has a shell.
         Ok((

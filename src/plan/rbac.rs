@@ -96,14 +96,16 @@ pub fn anchor_name(policy: &ScanPolicy, sa_name: &str, name_key: &str) -> String
     }
 }
 
-/// (resource, verb) pairs an approach needs on the pod it scans.
+/// (resource, verb) pairs an approach needs on the pod it scans. Exec
+/// needs no `get pods`: the API server resolves the pod for `pods/exec`
+/// from its store without authorizing a read
+/// (`pkg/registry/core/pod/rest/subresources.go`, `ExecREST.Connect`), and
+/// `get pods` would hand the token the whole pod spec, literal environment
+/// values included. The debug approach reads the pod: its watch, and a
+/// fresh read when the watch's version has expired (410).
 pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] {
     match approach {
-        Approach::Api | Approach::Sidecar => &[
-            ("pods", "get"),
-            ("pods/exec", "get"),
-            ("pods/exec", "create"),
-        ],
+        Approach::Api | Approach::Sidecar => &[("pods/exec", "get"), ("pods/exec", "create")],
         Approach::Debug => &[
             ("pods", "get"),
             ("pods", "watch"),

@@ -294,6 +294,37 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             "/spec/access/tokenTTL",
         ));
     }
+    // A scan starts only on a token with more than `1 - RENEW_AT` of its
+    // life left (`access::RunAccess::scoped_for_scan`); a longer scan
+    // outlives it and its last requests are refused.
+    if let (Some(ttl), Some(scan)) = (
+        duration::parse(&spec.access.token_ttl),
+        duration::parse(&spec.limits.scan_timeout),
+    ) && scan.as_secs_f64() > ttl.as_secs_f64() * (1.0 - super::model::TOKEN_RENEW_AT) + 0.5
+    {
+        let share = ((1.0 - super::model::TOKEN_RENEW_AT) * 100.0).round();
+        out.push(p.at_value(
+            Diagnostic::warning(
+                Code::ScanOutlivesToken,
+                format!(
+                    "scanTimeout {} is more than {share}% of tokenTTL {}: a scan can outlive the token it started with",
+                    spec.limits.scan_timeout, spec.access.token_ttl
+                ),
+            )
+            .with_hint(format!("a scan starts only on a token with {share}% of its life left (the run renews it at {}%); lengthen tokenTTL or shorten scanTimeout", (super::model::TOKEN_RENEW_AT * 100.0).round())),
+            "/spec/limits/scanTimeout",
+        ));
+    }
+    if !spec.access.audiences.is_empty() {
+        out.push(p.at_value(
+            Diagnostic::warning(
+                Code::TokenAudience,
+                "access.audiences replaces the API server's own audience in the run's tokens",
+            )
+            .with_hint("vigil uses its tokens only against the API server, which refuses (401) a token without its own audience (its --api-audiences, by default the service account issuer: https://kubernetes.default.svc.cluster.local on kubeadm, kind and k3s); remove access.audiences unless you list that audience in it"),
+            "/spec/access/audiences",
+        ));
+    }
     if spec.access.scope == crate::policy::model::AccessScope::Namespace
         && spec.access.mode == crate::policy::model::AccessMode::PerRun
     {

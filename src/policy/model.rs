@@ -756,6 +756,11 @@ pub struct Access {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A run renews a token when this share of its lifetime has passed, and
+/// starts a scan only on a token before that point (`access`); `validate`
+/// warns when a scan may outlive the rest.
+pub const TOKEN_RENEW_AT: f64 = 0.8;
+
 fn default_ttl() -> String {
     "15m".to_string()
 }

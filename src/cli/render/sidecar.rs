@@ -11,8 +11,11 @@ Examples:
 The sidecar must run as the uid and gid of the containers it scans
 (--run-as-user, --run-as-group): reading another process's /proc/<pid>/root
 needs the same uid and gid (and, for root, at least its capabilities) or
-CAP_SYS_PTRACE, which vigil never asks for. Changing a pod template
-restarts the workload's pods.";
+CAP_SYS_PTRACE, which vigil never asks for. The sidecar drops every
+capability, so a root sidecar (--run-as-user 0) reads only root containers
+that drop ALL too; `vigil plan` sends the containers a sidecar cannot read
+to the debug approach and says why. Changing a pod template restarts the
+workload's pods.";
 
 /// Options of `vigil render sidecar`.
 #[derive(Debug, clap::Args)]
@@ -60,6 +63,11 @@ pub(super) fn sidecar(args: SidecarArgs) -> anyhow::Result<Exit> {
         run_as_group: args.run_as_group,
         workload: args.workload,
     };
+    if args.run_as_user == 0 {
+        tracing::warn!(
+            "a root sidecar holds no capability, and Linux lets it read a root container only if that container holds none either (capabilities.drop: [ALL]); root containers that keep capabilities are scanned with the debug approach (see docs/kubernetes.md, \"The sidecar approach\")"
+        );
+    }
     let patch = crate::plan::manifests::render_sidecar(policy, request)
         .map_err(|e| super::super::InvalidInput(e.to_string()))?;
     print_stdout(&serde_saphyr::to_string(&patch)?)?;
