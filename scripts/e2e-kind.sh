@@ -3,7 +3,8 @@
 # (kind), then delete it. Needs Docker, kind, kubectl and cargo.
 #
 #   scripts/e2e-kind.sh                 # the newest kindest/node this kind knows
-#   scripts/e2e-kind.sh v1.30.13        # a given Kubernetes version
+#   scripts/e2e-kind.sh v1.34.0         # a given Kubernetes version
+#   scripts/e2e-kind.sh kindest/node:v1.34.0@sha256:…   # a node image pinned by digest
 #   KEEP=1 scripts/e2e-kind.sh          # keep the cluster afterwards
 #
 # What it sets up: a local registry (the scanner image must be pinned by
@@ -37,21 +38,23 @@ trap cleanup EXIT
 if ! docker inspect "$registry" >/dev/null 2>&1; then
   docker run -d --restart=always -p "127.0.0.1:${port}:5000" --name "$registry" registry:2 >/dev/null
 fi
-config="$(mktemp)"
-cat >"$config" <<YAML
-kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-containerdConfigPatches:
-- |-
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost:${port}"]
-    endpoint = ["http://${registry}:5000"]
-YAML
+# Node images from kind v0.27 on point containerd at /etc/containerd/certs.d
+# (`config_path`), which refuses the old `registry.mirrors` patch: the
+# registry is declared the way kind's local-registry guide does it now, one
+# hosts.toml per node.
 image_args=()
 if [ -n "$version" ]; then
-  image_args=(--image "kindest/node:${version}")
+  case "$version" in
+    kindest/*) image_args=(--image "$version") ;;
+    *) image_args=(--image "kindest/node:${version}") ;;
+  esac
 fi
-kind create cluster --name "$name" --config "$config" "${image_args[@]}" --wait 120s
-rm -f "$config"
+kind create cluster --name "$name" "${image_args[@]}" --wait 120s
+registry_dir="/etc/containerd/certs.d/localhost:${port}"
+for node in $(kind get nodes --name "$name"); do
+  docker exec "$node" mkdir -p "$registry_dir"
+  printf '[host."http://%s:5000"]\n' "$registry" | docker exec -i "$node" cp /dev/stdin "$registry_dir/hosts.toml"
+done
 docker network connect kind "$registry" 2>/dev/null || true
 kubeconfig="$(mktemp)"
 kind get kubeconfig --name "$name" >"$kubeconfig"
