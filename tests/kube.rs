@@ -1212,6 +1212,46 @@ fn a_caller_without_escalate_or_bind_can_run_vigil() {
     for t in targets {
         assert_eq!(t["status"], "scanned", "{t}");
     }
+
+    // The same caller, a debug policy: like the built-in edit and admin
+    // roles it lacks pods/ephemeralcontainers (and pods/log), so it may
+    // not grant them. vigil asks first, creates nothing, and names every
+    // missing right at once.
+    c.server.set_rbac_propagation_delay(Duration::ZERO);
+    let debug = c.dir.write(
+        "debug.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  debug: {image: \"registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111\"}\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: debug}\n",
+    );
+    let creates_before = c
+        .server
+        .request_log()
+        .iter()
+        .filter(|l| l.method == "POST" && !l.path.contains("/selfsubject"))
+        .count();
+    let run = run_policy_as(&c, &kubeconfig, &debug, &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    for right in [
+        "patch pods/ephemeralcontainers (to grant it",
+        "get pods/log (to grant it",
+        "kubernetes/kubernetes#121217",
+        "in team-a",
+    ] {
+        assert!(run.stderr.contains(right), "{right}: {}", run.stderr);
+    }
+    assert!(
+        !run.stderr.contains("watch pods"),
+        "it holds watch: {}",
+        run.stderr
+    );
+    assert_eq!(
+        c.server
+            .request_log()
+            .iter()
+            .filter(|l| l.method == "POST" && !l.path.contains("/selfsubject"))
+            .count(),
+        creates_before,
+        "nothing created"
+    );
 }
 
 /// A run longer than its token's life renews the token at 80% of it (a new

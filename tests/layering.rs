@@ -164,3 +164,83 @@ fn returns_a_string_error(sig: &str) -> bool {
     let ret = ret.split(" where ").next().unwrap().trim().replace(' ', "");
     ret.starts_with("Result<") && ret.ends_with(",String>")
 }
+
+/// An error prints its cause once. The one printer (`cli`) writes
+/// `{:#}`, the message followed by each `source()`: a thiserror variant
+/// whose message interpolates the field it also marks `#[source]` or
+/// `#[from]` says the cause twice ("cannot set up access: X: X").
+#[test]
+fn no_error_message_repeats_its_source() {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(&crate::util::repo().join("src"), &mut all);
+    let mut offenders = Vec::new();
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let starts: Vec<usize> = text.match_indices("#[error(").map(|(i, _)| i).collect();
+        for (k, &i) in starts.iter().enumerate() {
+            let attr_end = text[i..].find(")]\n").map_or(text.len(), |e| i + e);
+            let message = &text[i..attr_end];
+            if message.contains("transparent") {
+                continue;
+            }
+            // The variant: up to the next #[error or the enum's end.
+            let end = starts.get(k + 1).copied().unwrap_or(text.len());
+            let variant = &text[attr_end..end];
+            let variant = variant.split("\n}").next().unwrap();
+            // Tuple variant: `Name(#[source] T)` is field 0; struct variant:
+            // `#[source]\n    name: T`.
+            let mut sources = Vec::new();
+            if let Some(open) = variant.find('(')
+                && !variant[..open].contains('{')
+            {
+                let fields = &variant[open + 1..];
+                for (n, field) in fields.split(',').enumerate() {
+                    if field.contains("#[source]") || field.contains("#[from]") {
+                        sources.push(n.to_string());
+                    }
+                }
+            } else {
+                // thiserror takes a field named `source` as the source
+                // without the attribute.
+                if variant.contains(" source:") {
+                    sources.push("source".to_string());
+                }
+                for marker in ["#[source]", "#[from]"] {
+                    for (j, _) in variant.match_indices(marker) {
+                        let rest = variant[j + marker.len()..].trim_start();
+                        let rest = rest.strip_prefix("pub ").unwrap_or(rest);
+                        if let Some(name) = rest.split(':').next() {
+                            sources.push(name.trim().to_string());
+                        }
+                    }
+                }
+            }
+            for s in sources {
+                if message.contains(&format!("{{{s}}}")) || message.contains(&format!("{{{s}:")) {
+                    let line = text[..i].lines().count() + 1;
+                    let shown = f
+                        .strip_prefix(crate::util::repo())
+                        .unwrap()
+                        .display()
+                        .to_string();
+                    offenders.push(format!("{shown}:{line}: {message}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "error messages that print their #[source] too (it is printed after them):\n{}",
+        offenders.join("\n")
+    );
+}

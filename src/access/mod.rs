@@ -170,6 +170,18 @@ impl RunAccess {
             ..RunAccess::default()
         };
         record_caller(caller, audit).await;
+        // Nothing is created unless the caller may do all of it: a run
+        // refused halfway leaves objects to clean up and says less.
+        audited(
+            audit,
+            "check",
+            format!(
+                "the caller's own rights for the run's objects in {} namespace(s)",
+                plan.access.len()
+            ),
+            caller_preflight(caller, policy, plan),
+        )
+        .await?;
         match access.create_all(caller, policy, plan, audit, labels).await {
             Ok(()) => Ok(access),
             Err(e) => {
@@ -486,6 +498,142 @@ async fn setup_namespace(
     }
     .await;
     (ns, created, result)
+}
+
+/// The rights the caller needs in one namespace before anything is
+/// created: (verb, API group, resource, name). Per run: to create and
+/// delete the ServiceAccount, Role, RoleBinding and anchor Secret, and to
+/// request the token; in provisioned mode only the anchor and the token.
+/// Deletes are asked by name: an in-cluster runner's Role pins them to its
+/// stable names (`plan::incluster`).
+fn caller_needs(
+    per_run: bool,
+    sa: &str,
+    anchor: &str,
+) -> Vec<(&'static str, &'static str, &'static str, Option<String>)> {
+    let rbac = "rbac.authorization.k8s.io";
+    let mut needs = vec![
+        ("create", "", "secrets", None),
+        ("delete", "", "secrets", Some(anchor.to_string())),
+        ("create", "", "serviceaccounts/token", Some(sa.to_string())),
+    ];
+    if per_run {
+        needs.push(("create", "", "serviceaccounts", None));
+        needs.push(("create", rbac, "roles", None));
+        needs.push(("create", rbac, "rolebindings", None));
+        needs.push(("delete", "", "serviceaccounts", Some(sa.to_string())));
+        needs.push(("delete", rbac, "roles", Some(sa.to_string())));
+        needs.push(("delete", rbac, "rolebindings", Some(sa.to_string())));
+    }
+    needs
+}
+
+/// Ask, before anything is created, whether the caller may do what the
+/// run will do: create and delete its objects, and — RBAC's escalation
+/// prevention (`pkg/registry/rbac/validation/rule.go`,
+/// `ConfirmNoEscalation`) — grant the Role's rights, which a caller
+/// without `escalate` and `bind` on roles may do only if it holds each of
+/// them. One error lists every missing right. A right held in the whole
+/// namespace is asked once, not once per pod.
+async fn caller_preflight(
+    caller: &Cluster,
+    policy: &ScanPolicy,
+    plan: &PolicyPlan,
+) -> Result<(), ClusterError> {
+    let per_run = policy.spec.access.mode == AccessMode::PerRun;
+    let rbac = "rbac.authorization.k8s.io";
+    let per_namespace = plan.access.iter().map(|a| async move {
+        let ns = a.namespace.as_str();
+        let needs = caller_needs(per_run, &plan.service_account, &a.anchor);
+        // One round of reviews at once: the run's objects, and whether the
+        // caller may grant any rights (escalate and bind on roles).
+        let granting = [
+            ("escalate", rbac, "roles", None),
+            ("bind", rbac, "roles", None),
+        ];
+        let asked = needs
+            .iter()
+            .chain(per_run.then_some(&granting[..]).into_iter().flatten());
+        let answers =
+            futures_util::future::join_all(asked.map(|(verb, group, res, name)| {
+                caller.can_i(ns, verb, group, res, name.as_deref())
+            }))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<bool>, _>>()?;
+        let mut missing: Vec<String> = needs
+            .iter()
+            .zip(&answers)
+            .filter(|(_, ok)| !**ok)
+            .map(|((verb, _, res, _), _)| format!("{verb} {res}"))
+            .collect();
+        let may_grant_anything = per_run && answers[needs.len()..].iter().all(|ok| *ok);
+        if per_run && !may_grant_anything {
+            // Each of the Role's rights: held in the whole namespace, or
+            // else on every pod it names.
+            let mut rights = Vec::new();
+            for rule in a.role.rules.iter().flatten() {
+                for res in rule.resources.iter().flatten() {
+                    for verb in &rule.verbs {
+                        rights.push((
+                            verb.as_str(),
+                            res.as_str(),
+                            rule.resource_names.as_deref().unwrap_or_default(),
+                        ));
+                    }
+                }
+            }
+            let held = futures_util::future::join_all(rights.iter().map(
+                |(verb, res, names)| async move {
+                    if caller.can_i(ns, verb, "", res, None).await? {
+                        return Ok(true);
+                    }
+                    if names.is_empty() {
+                        return Ok(false);
+                    }
+                    let each = futures_util::future::join_all(
+                        names
+                            .iter()
+                            .map(|n| caller.can_i(ns, verb, "", res, Some(n))),
+                    )
+                    .await;
+                    each.into_iter()
+                        .try_fold(true, |all, r| r.map(|ok| all && ok))
+                },
+            ))
+            .await;
+            for ((verb, res, _), h) in rights.iter().zip(held) {
+                if !h? {
+                    missing.push(format!("{verb} {res} (to grant it to the run's Role)"));
+                }
+            }
+        }
+        Ok::<_, ClusterError>((ns.to_string(), missing))
+    });
+    let mut lines = Vec::new();
+    for r in futures_util::future::join_all(per_namespace).await {
+        let (ns, missing) = r?;
+        if !missing.is_empty() {
+            lines.push(format!("in {ns}: {}", missing.join(", ")));
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let ephemeral = lines.iter().any(|l| l.contains("pods/ephemeralcontainers"));
+    Err(ClusterError::Transport {
+        verb: "check",
+        what: "the caller's own rights (nothing was created)".into(),
+        message: format!(
+            "the identity running vigil may not do everything this run needs: {}. Kubernetes lets it grant the run's Role only rights it holds itself. Bind it a Role or ClusterRole with these rights in these namespaces (docs/kubernetes.md, \"Two identities\", lists them per approach){}, or use access.mode: provisioned with the RBAC from `vigil render rbac` applied by an administrator",
+            lines.join("; "),
+            if ephemeral {
+                "; the built-in admin and edit ClusterRoles do not include pods/ephemeralcontainers (kubernetes/kubernetes#121217)"
+            } else {
+                ""
+            }
+        ),
+    })
 }
 
 /// How long a run waits for its new rights to reach the authorizer.

@@ -118,13 +118,12 @@ pub enum Refused {
         why: String,
     },
     /// The registry failed (unreachable, denied, altered content…).
-    #[error("{image}: {source}")]
+    #[error("{image}: {cause}")]
     Registry {
         /// The image.
         image: String,
         /// The registry's error.
-        #[source]
-        source: RegistryError,
+        cause: RegistryError,
     },
 }
 
@@ -149,7 +148,7 @@ pub async fn verify(
             .await
             .map_err(|source| Refused::Registry {
                 image: image.to_string(),
-                source,
+                cause: source,
             })?,
     };
     judge(image, key, candidates, looked)

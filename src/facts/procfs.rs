@@ -39,13 +39,12 @@ const MAX_PROCESSES: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     /// The proc directory cannot be listed.
-    #[error("cannot list {dir}: {source}")]
+    #[error("cannot list {dir}: {cause}")]
     List {
         /// The directory.
         dir: PathBuf,
         /// Cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The container id is not a plausible id.
     #[error(
@@ -82,7 +81,7 @@ fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
 fn pids(proc: &Path) -> Result<Vec<u32>, ProcError> {
     let entries = std::fs::read_dir(proc).map_err(|source| ProcError::List {
         dir: proc.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut pids: Vec<u32> = entries
         .flatten()

@@ -22,16 +22,16 @@ use super::{LocalCollector, RunError, RunOptions, RunSummary, run_policy};
 pub enum LifecycleError {
     /// SIGINT/SIGTERM handlers could not be installed.
     #[error("cannot watch for signals: {0}")]
-    Signals(#[source] std::io::Error),
+    Signals(std::io::Error),
     /// The run's ServiceAccount, Role, RoleBinding, anchor or token.
     #[error("cannot set up the run's access: {0}")]
-    Access(#[source] ClusterError),
+    Access(ClusterError),
     /// The scans could not run or their summary not be written.
     #[error(transparent)]
     Run(#[from] RunError),
     /// The audit trail could not be written into the bundle.
     #[error("cannot write the audit log: {0}")]
-    Audit(#[source] std::io::Error),
+    Audit(std::io::Error),
 }
 
 /// Scan local targets (root filesystems) with signals watched: the first

@@ -82,13 +82,12 @@ pub enum RunError {
     #[error("cannot start worker threads: {0}")]
     Pool(String),
     /// The summary could not be written.
-    #[error("cannot write {name}: {source}")]
+    #[error("cannot write {name}: {cause}")]
     Write {
         /// File.
         name: String,
         /// Cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -314,13 +313,13 @@ pub fn finish(
     let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
     output.sync().map_err(|source| RunError::Write {
         name: "results (sync)".into(),
-        source,
+        cause: source,
     })?;
     let written = output
         .write(crate::seal::bundle::SUMMARY_FILE, &bytes)
         .map_err(|source| RunError::Write {
             name: crate::seal::bundle::SUMMARY_FILE.into(),
-            source,
+            cause: source,
         })?;
     Ok((summary, written))
 }
@@ -496,7 +495,7 @@ pub fn import(
         let hdf = output.write(&hdf_name, bytes).map_err(|source| {
             ImportError::Run(RunError::Write {
                 name: hdf_name.clone(),
-                source,
+                cause: source,
             })
         })?;
         targets.push(TargetSummary {

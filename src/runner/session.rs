@@ -26,13 +26,13 @@ pub enum SessionError {
     #[error(
         "Kubernetes targets need a cluster: {0}; set KUBECONFIG, or pass --inventory FILE (the JSON of `kubectl get pods -A -o json`) to plan offline"
     )]
-    NoCluster(#[source] ClusterError),
+    NoCluster(ClusterError),
     /// The kubeconfig disables TLS verification and that was not allowed.
     #[error(transparent)]
     Insecure(ClusterError),
     /// The runtime could not start.
     #[error("cannot start the runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
     /// Anything else on the way to the cluster.
     #[error(transparent)]
     Cluster(ClusterError),
