@@ -1208,3 +1208,101 @@ fn the_cluster_fixture_is_its_generators_output() {
         "fixtures/cluster/snapshot.json differs from scripts/gen-snapshot.py's output: regenerate it with `python3 scripts/gen-snapshot.py > fixtures/cluster/snapshot.json`"
     );
 }
+
+/// Windows pods are skipped with a reason, never sent a POSIX gatherer:
+/// `spec.os.name`, the node selector, or a required node affinity that
+/// only allows Windows nodes.
+#[test]
+fn windows_pods_are_skipped_with_a_reason() {
+    let dir = TempDir::new("windows");
+    let pod = |name: &str, spec: Value| -> Value {
+        let mut spec = spec;
+        spec["containers"] =
+            serde_json::json!([{"name": "app", "image": "registry.example/app:1"}]);
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "w", "uid": name},
+            "spec": spec,
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]}})
+    };
+    let windows_only = serde_json::json!({"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows"]}]}]});
+    let either = serde_json::json!({"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows", "linux"]}]}]});
+    let inventory = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        pod("by-os", serde_json::json!({"os": {"name": "windows"}})),
+        pod("by-selector", serde_json::json!({"nodeSelector": {"kubernetes.io/os": "windows"}})),
+        pod("by-affinity", serde_json::json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": windows_only}}})),
+        pod("linux", serde_json::json!({"os": {"name": "linux"}})),
+        pod("either", serde_json::json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": either}}})),
+    ]});
+    dir.write("inventory.json", inventory.to_string());
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: w}\nspec:\n  profiles: [container-baseline]\n  targets: [{namespace: w, approach: api}]\n",
+    );
+    let profiles = crate::util::repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "plan",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let p = &plan["policies"][0];
+    let planned: Vec<&str> = p["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["w/either/app", "w/linux/app"]);
+    let skipped: Vec<(&str, &str)> = p["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    for (id, reason) in skipped {
+        assert!(
+            ["w/by-os", "w/by-selector", "w/by-affinity"].contains(&id),
+            "{id}"
+        );
+        assert!(reason.starts_with("Windows pod"), "{reason}");
+    }
+
+    // The same pods for the debug approach: their ids are unknown (no
+    // status.user, no runAsUser), so the plan says the scan will fail.
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: w}\nspec:\n  profiles: [container-baseline]\n  debug: {image: \"registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111\"}\n  targets: [{namespace: w, approach: debug}]\n",
+    );
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "plan",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let targets = plan["policies"][0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    for t in targets {
+        let reason = t["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("its debug scan will fail") && reason.contains("runAsGroup"),
+            "{reason}"
+        );
+    }
+}

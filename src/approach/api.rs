@@ -21,7 +21,7 @@ const MAX_SCRIPT: usize = 1536 * 1024;
 /// only close the whole WebSocket, and the output would be lost.
 pub fn command(script: &str) -> Result<Vec<String>, GatherError> {
     if script.len() <= MAX_ARG_CHUNK {
-        return Ok(vec!["/bin/sh".into(), "-c".into(), script.into()]);
+        return Ok(vec![SHELL.into(), "-c".into(), script.into()]);
     }
     if script.len() > MAX_SCRIPT {
         return Err(GatherError::Other(format!(
@@ -31,7 +31,7 @@ pub fn command(script: &str) -> Result<Vec<String>, GatherError> {
         )));
     }
     let mut argv = vec![
-        "/bin/sh".into(),
+        SHELL.into(),
         "-c".into(),
         // Join with no separator, then restore default word splitting,
         // which the script relies on.
@@ -50,6 +50,9 @@ pub fn command(script: &str) -> Result<Vec<String>, GatherError> {
     Ok(argv)
 }
 
+/// The shell the gatherer runs in.
+const SHELL: &str = "/bin/sh";
+
 /// Returns true if and only if an exec's status says the shell itself could
 /// not be run: `sh` exit 126 (not executable) or 127 (not found), or the
 /// runtime's own refusal to start it (`InternalError` naming a missing
@@ -60,15 +63,15 @@ pub fn means_no_shell(out: &crate::cluster::ExecOutput) -> bool {
     if matches!(out.exit_code, Some(126 | 127)) {
         return true;
     }
+    // The runtime's refusal must be about the shell: a message such as
+    // "container not found" (the container went away) or a missing
+    // working directory is not a missing shell.
     let message = out.status_message.as_deref().unwrap_or_default();
     out.status_reason.as_deref() == Some("InternalError")
-        && [
-            "executable file not found",
-            "no such file or directory",
-            "not found",
-        ]
-        .iter()
-        .any(|m| message.contains(m))
+        && message.contains(SHELL)
+        && ["executable file not found", "no such file or directory"]
+            .iter()
+            .any(|m| message.contains(m))
 }
 
 /// Run the gatherer in the target container with one exec.
@@ -204,6 +207,28 @@ mod tests {
                     internal,
                     Some(
                         "Internal error occurred: error executing command in container: container is not running",
+                    ),
+                ),
+                false,
+            ),
+            // The container went away, or another path is missing: not
+            // the shell.
+            (
+                out(
+                    None,
+                    internal,
+                    Some(
+                        "Internal error occurred: error executing command in container: failed to exec in container: container \"0123abcd\" not found",
+                    ),
+                ),
+                false,
+            ),
+            (
+                out(
+                    None,
+                    internal,
+                    Some(
+                        "Internal error occurred: error executing command in container: failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/app\") set in config.json failed: no such file or directory: unknown",
                     ),
                 ),
                 false,

@@ -89,6 +89,10 @@ pub struct PodInfo {
     pub annotations: BTreeMap<String, String>,
     /// `spec.shareProcessNamespace`.
     pub share_process_namespace: bool,
+    /// A Windows pod (`spec.os.name: windows`, or a node selector or
+    /// required node affinity on `kubernetes.io/os: windows`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub windows: bool,
     /// Every container: app, init and ephemeral.
     pub containers: Vec<ContainerInfo>,
 }
@@ -219,9 +223,49 @@ impl PodInfo {
             share_process_namespace: spec
                 .and_then(|s| s.share_process_namespace)
                 .unwrap_or(false),
+            windows: spec.is_some_and(is_windows),
             containers,
         })
     }
+}
+
+/// Whether a pod runs on Windows nodes: `spec.os.name` (the field the API
+/// validates against Windows-only and Linux-only settings), else the node
+/// selector or a required node affinity term on `kubernetes.io/os`.
+fn is_windows(spec: &k8s_openapi::api::core::v1::PodSpec) -> bool {
+    const OS: &str = "kubernetes.io/os";
+    if let Some(os) = &spec.os {
+        return os.name.eq_ignore_ascii_case("windows");
+    }
+    if spec
+        .node_selector
+        .as_ref()
+        .and_then(|s| s.get(OS))
+        .is_some_and(|v| v.eq_ignore_ascii_case("windows"))
+    {
+        return true;
+    }
+    let terms = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    // Required terms are ORed: Windows only when every term asks for it.
+    !terms.is_empty()
+        && terms.iter().all(|t| {
+            t.match_expressions.iter().flatten().any(|e| {
+                e.key == OS
+                    && e.operator == "In"
+                    && e.values.as_ref().is_some_and(|v| {
+                        !v.is_empty() && v.iter().all(|x| x.eq_ignore_ascii_case("windows"))
+                    })
+            })
+        })
 }
 
 /// Failure to read an inventory.

@@ -509,6 +509,14 @@ fn select_pod(
         reach::sidecar_trusted(s, pinned)
     });
     let pod_id = format!("{}/{}", pod.namespace, pod.name);
+    if pod.windows {
+        skipped.push(Skipped {
+            id: pod_id,
+            reason: "Windows pod: vigil's gatherer, probe and controls are for Linux containers"
+                .into(),
+        });
+        return;
+    }
     if pod.phase != "Running" && !t.include_not_running {
         skipped.push(Skipped {
             id: pod_id,
@@ -586,13 +594,27 @@ fn select_pod(
                 },
             ),
         };
-        let (approach, reason) = match chosen {
+        let (approach, mut reason) = match chosen {
             Ok(x) => x,
             Err(reason) => {
                 skipped.push(Skipped { id, reason });
                 continue;
             }
         };
+        // The debug probe must run as its target's uid and gid: said now,
+        // not first at the scan (where it is an error result).
+        if matches!(approach, Approach::Debug | Approach::Auto)
+            && (c.run_as_user.is_none() || c.run_as_group.is_none())
+        {
+            let when = if approach == Approach::Auto {
+                "if it has no shell, its debug scan will fail"
+            } else {
+                "its debug scan will fail"
+            };
+            reason.push_str(&format!(
+                "; {when}: neither the pod status (status.containerStatuses[].user) nor runAsUser and runAsGroup tell its uid and gid, which the probe must share"
+            ));
+        }
         targets.entry(id.clone()).or_insert(PlannedTarget {
             id,
             approach,
