@@ -716,6 +716,24 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
             .any(|w| w == ["--shard", "$(JOB_COMPLETION_INDEX)/4"]),
         "{container_args:?}"
     );
+    // The shards share the results claim: kept on one node (a
+    // ReadWriteOnce claim attaches to one), by a required affinity to the
+    // Job's own pods; `--spread-shards` (ReadWriteMany) lets them go.
+    let term = &job_doc["spec"]["template"]["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [0];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname", "{term}");
+    assert_eq!(
+        term["labelSelector"]["matchLabels"]["batch.kubernetes.io/job-name"],
+        job_doc["metadata"]["name"]
+    );
+    args.push("--spread-shards");
+    let spread = vigil(&args);
+    assert_eq!(spread.code, 0, "{}", spread.stderr);
+    let spread_job = documents(&spread.stdout)
+        .into_iter()
+        .find(|d| d["kind"] == "Job")
+        .unwrap();
+    assert!(spread_job["spec"]["template"]["spec"]["affinity"].is_null());
     // payments is per-run: the runner may create the per-run objects, and
     // holds the scan verbs it grants (Kubernetes' escalation rule).
     let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();

@@ -42,6 +42,9 @@ pub struct Request {
     pub runner: InCluster,
     /// An Indexed Job of this many shards; a CronJob when `None`.
     pub shards: Option<u32>,
+    /// Let the shards run on any node: the results claim is
+    /// ReadWriteMany (see [`sharded_job`]).
+    pub spread: bool,
     /// Add the egress NetworkPolicy: the API server's address range.
     pub api_server_cidr: Option<String>,
     /// The API server's ports, for that NetworkPolicy.
@@ -117,7 +120,7 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
             })?;
             docs.push(super::to_yaml(&cj));
         }
-        Some(n) => docs.push(super::to_yaml(&sharded_job(policy, ic, n))),
+        Some(n) => docs.push(super::to_yaml(&sharded_job(policy, ic, n, req.spread))),
     }
     if let Some(cidr) = &req.api_server_cidr {
         docs.push(super::to_yaml(&super::manifests::network_policy(
@@ -445,12 +448,49 @@ pub fn cronjob(policy: &ScanPolicy, ic: &InCluster) -> Option<CronJob> {
     })
 }
 
+/// The label the Job controller puts on every pod of a Job (1.27+).
+const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
 /// An Indexed Job running the policy in `shards` pods, each scanning
 /// `--shard $(JOB_COMPLETION_INDEX)/shards`.
-pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32) -> Job {
+///
+/// Every shard writes to the one results claim, and most claims
+/// (ReadWriteOnce, the default of cloud disks) attach to one node at a
+/// time: a shard scheduled elsewhere never starts ("Multi-Attach error").
+/// So the shards are kept on one node by a required pod affinity to each
+/// other on `kubernetes.io/hostname` (the first shard satisfies its own
+/// term); with `spread` (a ReadWriteMany claim) they may go anywhere.
+pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32, spread: bool) -> Job {
+    use k8s_openapi::api::core::v1::{Affinity, PodAffinity, PodAffinityTerm};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     let name = &policy.metadata.name;
+    let job_name = format!("vigil-{name}-sharded");
+    let mut template = pod_template(
+        policy,
+        ic,
+        &[
+            "--shard".to_string(),
+            format!("$(JOB_COMPLETION_INDEX)/{shards}"),
+        ],
+    );
+    if !spread && let Some(spec) = template.spec.as_mut() {
+        spec.affinity = Some(Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some([(JOB_NAME_LABEL.to_string(), job_name.clone())].into()),
+                        ..LabelSelector::default()
+                    }),
+                    topology_key: "kubernetes.io/hostname".into(),
+                    ..PodAffinityTerm::default()
+                }]),
+                ..PodAffinity::default()
+            }),
+            ..Affinity::default()
+        });
+    }
     Job {
-        metadata: meta(&format!("vigil-{name}-sharded"), &ic.namespace, name),
+        metadata: meta(&job_name, &ic.namespace, name),
         spec: Some(JobSpec {
             completion_mode: Some("Indexed".into()),
             completions: Some(shards as i32),
@@ -458,14 +498,7 @@ pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32) -> Job {
             backoff_limit: Some(0),
             active_deadline_seconds: Some(active_deadline(policy)),
             ttl_seconds_after_finished: Some(86_400),
-            template: pod_template(
-                policy,
-                ic,
-                &[
-                    "--shard".to_string(),
-                    format!("$(JOB_COMPLETION_INDEX)/{shards}"),
-                ],
-            ),
+            template,
             ..JobSpec::default()
         }),
         ..Job::default()

@@ -44,7 +44,11 @@ pub struct InClusterArgs {
     api_server_port: Vec<u16>,
 }
 
-pub(super) fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Result<Exit> {
+pub(super) fn in_cluster(
+    args: InClusterArgs,
+    shards: Option<u32>,
+    spread: bool,
+) -> anyhow::Result<Exit> {
     let (set, index) =
         super::super::input::load_one_policy(&args.paths, args.only.as_deref(), "--policy")?;
     let request = crate::plan::incluster::Request {
@@ -55,6 +59,7 @@ pub(super) fn in_cluster(args: InClusterArgs, shards: Option<u32>) -> anyhow::Re
             signing_secret: args.signing_secret,
         },
         shards,
+        spread,
         api_server_cidr: args.api_server_cidr,
         api_server_ports: args.api_server_port,
     };

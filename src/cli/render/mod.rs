@@ -59,6 +59,12 @@ enum What {
         /// How many pods (shards).
         #[arg(long, value_name = "N")]
         shards: u32,
+        /// Let the shards run on any node. Only with a ReadWriteMany results
+        /// claim: by default the shards share one node, because a
+        /// ReadWriteOnce claim (most cloud disks) attaches to one node and a
+        /// shard elsewhere would never start.
+        #[arg(long)]
+        spread_shards: bool,
     },
     /// An audit.k8s.io/v1 Policy: RequestResponse for exec, ephemeral
     /// containers and logs; Metadata only for TokenRequest (tokens never
@@ -110,8 +116,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         What::Sidecar(a) => sidecar(a),
         What::AdmissionPolicy(a) => admission(a),
-        What::Cronjob(a) => in_cluster(a, None),
-        What::Job { args, shards } => in_cluster(args, Some(shards)),
+        What::Cronjob(a) => in_cluster(a, None, false),
+        What::Job {
+            args,
+            shards,
+            spread_shards,
+        } => in_cluster(args, Some(shards), spread_shards),
         What::AuditPolicy { as_rules } => {
             let doc = if as_rules {
                 crate::plan::manifests::audit_rules()
