@@ -1324,3 +1324,75 @@ fn windows_pods_are_skipped_with_a_reason() {
         );
     }
 }
+
+/// A runner that verifies scanner images against their registry must be
+/// let through to it: rendering its NetworkPolicy without the registry is
+/// refused, and with `--registry-cidr` the policy has the egress rule. A
+/// saved signature is checked offline and needs none.
+#[test]
+fn the_network_policy_lets_a_verifying_runner_reach_its_registry() {
+    let dir = TempDir::new("np-registry");
+    std::fs::copy(
+        crate::util::repo().join("fixtures/cosign/key.pub"),
+        dir.path().join("key.pub"),
+    )
+    .unwrap();
+    let policy = |verify: &str| {
+        dir.write(
+            "p.yaml",
+            format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: v}}\nspec:\n  profiles: [container-baseline]\n  schedule: \"0 2 * * *\"\n  targets: [{{namespace: a, approach: debug}}]\n  debug: {{image: \"registry.example/vigil@sha256:{}\", verify: {verify}}}\n", "1".repeat(64)),
+        )
+    };
+    let profiles = crate::util::repo().join("policies/profiles");
+    let image = format!("registry.example/vigil@sha256:{}", "1".repeat(64));
+    let render = |extra: &[&str]| {
+        let mut args = vec![
+            "render",
+            "cronjob",
+            "p.yaml",
+            profiles.to_str().unwrap(),
+            "--namespace",
+            "vigil",
+            "--image",
+            &image,
+            "--pvc",
+            "results",
+            "--signing-secret",
+            "key",
+            "--api-server-cidr",
+            "10.0.0.1/32",
+        ];
+        args.extend_from_slice(extra);
+        vigil_in(dir.path(), &args)
+    };
+    policy("{key: key.pub}");
+    let refused = render(&[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--registry-cidr"),
+        "{}",
+        refused.stderr
+    );
+    let ok = render(&["--registry-cidr", "192.0.2.0/24"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let np = serde_saphyr::from_multiple::<Value>(&ok.stdout)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "NetworkPolicy")
+        .unwrap();
+    let egress = np["spec"]["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 3, "{egress:?}");
+    assert_eq!(egress[2]["to"][0]["ipBlock"]["cidr"], "192.0.2.0/24");
+    assert_eq!(egress[2]["ports"][0]["port"], 443);
+    let bad = render(&["--registry-cidr", "registry.example"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    // Offline verification (a saved signature) reaches no registry.
+    std::fs::copy(
+        crate::util::repo().join("fixtures/cosign/sig.json"),
+        dir.path().join("sig.json"),
+    )
+    .unwrap();
+    policy("{key: key.pub, signature: sig.json}");
+    let offline = render(&[]);
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+}

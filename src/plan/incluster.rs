@@ -49,6 +49,11 @@ pub struct Request {
     pub api_server_cidr: Option<String>,
     /// The API server's ports, for that NetworkPolicy.
     pub api_server_ports: Vec<u16>,
+    /// Registries the NetworkPolicy lets the runner reach (scanner image
+    /// verification), and their ports.
+    pub registry_cidrs: Vec<String>,
+    /// Those registries' ports.
+    pub registry_ports: Vec<u16>,
 }
 
 /// Why a runner cannot be rendered as asked.
@@ -123,10 +128,41 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
         Some(n) => docs.push(super::to_yaml(&sharded_job(policy, ic, n, req.spread))),
     }
     if let Some(cidr) = &req.api_server_cidr {
+        // A runner that verifies scanner images reaches their registry.
+        // (A saved signature, `verify.signature`, is checked offline.)
+        let online = |v: &Option<crate::policy::model::ImageVerify>| {
+            v.as_ref().is_some_and(|v| v.signature.is_none())
+        };
+        let verifies = policy
+            .spec
+            .debug
+            .as_ref()
+            .is_some_and(|d| online(&d.verify))
+            || policy
+                .spec
+                .sidecar
+                .as_ref()
+                .is_some_and(|d| online(&d.verify));
+        if verifies && req.registry_cidrs.is_empty() {
+            return Err(invalid(format!(
+                "policy {} verifies its scanner images' signatures against their registry, which the NetworkPolicy would cut off: give the registry's address ranges with --registry-cidr (or leave out --api-server-cidr)",
+                policy.metadata.name
+            )));
+        }
+        if let Some(bad) = req
+            .registry_cidrs
+            .iter()
+            .find(|c| !super::manifests::is_cidr(c))
+        {
+            return Err(invalid(format!(
+                "--registry-cidr {bad:?} is not a CIDR such as 192.0.2.0/24"
+            )));
+        }
         docs.push(super::to_yaml(&super::manifests::network_policy(
             &ic.namespace,
             cidr,
             &req.api_server_ports,
+            (&req.registry_cidrs, &req.registry_ports),
         )));
     }
     let mut out = String::new();

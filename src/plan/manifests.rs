@@ -57,15 +57,27 @@ pub fn is_cidr(cidr: &str) -> bool {
 /// must name the API server's *endpoint* address and port (often 6443),
 /// not only the `kubernetes` Service's 443: every port in `ports` is
 /// allowed (the CLI renders 443 and 6443 unless told otherwise).
-pub fn network_policy(namespace: &str, api_server_cidr: &str, ports: &[u16]) -> Value {
+///
+/// `registry` (address ranges and ports) adds egress to the registries the
+/// runner verifies scanner image signatures against (`verify`), which
+/// would otherwise be cut off.
+pub fn network_policy(
+    namespace: &str,
+    api_server_cidr: &str,
+    ports: &[u16],
+    registry: (&[String], &[u16]),
+) -> Value {
     debug_assert!(is_cidr(api_server_cidr));
-    let ports: Vec<Value> = ports
-        .iter()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|p| json!({"protocol": "TCP", "port": p}))
-        .collect();
-    json!({
+    let tcp = |ports: &[u16]| -> Vec<Value> {
+        ports
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|p| json!({"protocol": "TCP", "port": p}))
+            .collect()
+    };
+    let ports = tcp(ports);
+    let mut np = json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": "vigil-scanner", "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "vigil"}},
@@ -81,7 +93,18 @@ pub fn network_policy(namespace: &str, api_server_cidr: &str, ports: &[u16]) -> 
                 }
             ]
         }
-    })
+    });
+    let (registries, registry_ports) = registry;
+    if !registries.is_empty() {
+        let to: Vec<Value> = registries
+            .iter()
+            .map(|c| json!({"ipBlock": {"cidr": c}}))
+            .collect();
+        if let Some(egress) = np["spec"]["egress"].as_array_mut() {
+            egress.push(json!({"to": to, "ports": tcp(registry_ports)}));
+        }
+    }
+    np
 }
 
 /// Default requests and limits for the scanner sidecar when the policy sets
@@ -284,9 +307,13 @@ mod tests {
 
     #[test]
     fn network_policy_has_the_kubernetes_shape() {
-        let np: NetworkPolicy =
-            serde_json::from_value(network_policy("vigil", "10.0.0.1/32", &[6443, 443, 443]))
-                .unwrap();
+        let np: NetworkPolicy = serde_json::from_value(network_policy(
+            "vigil",
+            "10.0.0.1/32",
+            &[6443, 443, 443],
+            (&[], &[]),
+        ))
+        .unwrap();
         let spec = np.spec.unwrap();
         assert_eq!(spec.policy_types.unwrap(), vec!["Ingress", "Egress"]);
         assert_eq!(spec.ingress.unwrap().len(), 0, "no ingress at all");

@@ -35,13 +35,25 @@ pub struct InClusterArgs {
     /// Secret holding the signing key as `signing.key.pem`.
     #[arg(long, value_name = "NAME")]
     signing_secret: String,
-    /// Add the NetworkPolicy: the API server's address range.
+    /// Add the NetworkPolicy: the API server's address range. Give its
+    /// endpoint addresses (`kubectl get endpointslices -n default -l
+    /// kubernetes.io/service-name=kubernetes`), not the `kubernetes`
+    /// Service's ClusterIP: most network plugins apply NetworkPolicy after
+    /// the Service address is translated (see `render networkpolicy`).
     #[arg(long, value_name = "CIDR")]
     api_server_cidr: Option<String>,
     /// The API server's ports, repeatable (default: 443 and 6443; see
     /// `render networkpolicy`).
     #[arg(long, value_name = "PORT", default_values_t = [443, 6443])]
     api_server_port: Vec<u16>,
+    /// With --api-server-cidr: a registry's address range the runner may
+    /// reach, repeatable; needed when the policy verifies scanner images
+    /// (`verify`) against their registry.
+    #[arg(long, value_name = "CIDR")]
+    registry_cidr: Vec<String>,
+    /// Those registries' ports, repeatable.
+    #[arg(long, value_name = "PORT", default_values_t = [443])]
+    registry_port: Vec<u16>,
 }
 
 pub(super) fn in_cluster(
@@ -61,6 +73,8 @@ pub(super) fn in_cluster(
         shards,
         spread,
         api_server_cidr: args.api_server_cidr,
+        registry_cidrs: args.registry_cidr,
+        registry_ports: args.registry_port,
         api_server_ports: args.api_server_port,
     };
     let yaml = crate::plan::incluster::render(&set.policies[index].value, &request)

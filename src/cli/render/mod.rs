@@ -85,20 +85,30 @@ enum What {
     /// A NetworkPolicy for in-cluster vigil pods: no ingress, egress to the
     /// API server and cluster DNS only.
     #[command(
-        after_help = "Example:\n  vigil render networkpolicy --namespace vigil --api-server-cidr 10.0.0.1/32"
+        after_help = "Give the API server's endpoint addresses, not the `kubernetes` Service's ClusterIP:\nmost network plugins apply a NetworkPolicy after the Service address is\ntranslated. On Cilium an ipBlock does not match the API server when it runs on\na node's or the host's address (cilium/cilium#20550): allow it with a\nCiliumNetworkPolicy egress rule `toEntities: [kube-apiserver]` instead (see\ndocs/operations.md). A runner that verifies scanner images against their\nregistry (a policy's `verify` without a saved signature) needs --registry-cidr.\n\nExamples:\n  vigil render networkpolicy --namespace vigil --api-server-cidr 10.0.0.1/32\n  R=\"--registry-cidr 192.0.2.0/24\"\n  vigil render networkpolicy --namespace vigil --api-server-cidr 10.0.0.1/32 $R"
     )]
     Networkpolicy {
         /// Namespace vigil runs in.
         #[arg(long, value_name = "NS")]
         namespace: String,
-        /// The API server's address range (e.g. 10.0.0.1/32).
+        /// The API server's address range (e.g. 10.0.0.1/32): its endpoint
+        /// addresses (`kubectl get endpointslices -n default -l
+        /// kubernetes.io/service-name=kubernetes`), not the `kubernetes`
+        /// Service's ClusterIP, since most network plugins apply
+        /// NetworkPolicy after the Service address is translated.
         #[arg(long, value_name = "CIDR")]
         api_server_cidr: String,
         /// The API server's ports, repeatable: the `kubernetes` Service's
-        /// (443) and its endpoints' (often 6443), since most network plugins
-        /// apply NetworkPolicy after the Service address is translated.
+        /// (443) and its endpoints' (often 6443).
         #[arg(long, value_name = "PORT", default_values_t = [443, 6443])]
         api_server_port: Vec<u16>,
+        /// A registry's address range vigil may reach (scanner image
+        /// verification), repeatable.
+        #[arg(long, value_name = "CIDR")]
+        registry_cidr: Vec<String>,
+        /// Those registries' ports, repeatable.
+        #[arg(long, value_name = "PORT", default_values_t = [443])]
+        registry_port: Vec<u16>,
     },
 }
 
@@ -135,7 +145,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             namespace,
             api_server_cidr,
             api_server_port,
+            registry_cidr,
+            registry_port,
         } => {
+            if let Some(bad) = registry_cidr
+                .iter()
+                .find(|c| !crate::plan::manifests::is_cidr(c))
+            {
+                return Err(super::InvalidInput(format!(
+                    "--registry-cidr {bad:?} is not a CIDR such as 192.0.2.0/24"
+                ))
+                .into());
+            }
             if !crate::policy::selector::is_dns_label(&namespace) {
                 return Err(
                     super::InvalidInput(format!("{namespace:?} is not a namespace name")).into(),
@@ -151,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 &namespace,
                 &api_server_cidr,
                 &api_server_port,
+                (&registry_cidr, &registry_port),
             );
             print_stdout(&serde_saphyr::to_string(&np)?)?;
             Ok(Exit::Success)
