@@ -26,10 +26,41 @@ use serde_json::{Value, json};
 /// The policy's and the binding's name.
 pub const NAME: &str = "vigil-footprint";
 
-/// A run identity: a ServiceAccount whose name starts with `vigil-` (per-run
-/// and provisioned ones alike).
-pub const IS_VIGIL: &str =
-    "request.userInfo.username.matches('^system:serviceaccount:[a-z0-9.-]+:vigil-[a-z0-9.-]+$')";
+/// The token policy's and binding's name.
+pub const TOKENS_NAME: &str = "vigil-footprint-tokens";
+
+/// The namespaces the guard leaves alone: the cluster's own components
+/// (their pods and tokens are not vigil's, and a mistake here could stop
+/// the control plane's add-ons).
+const EXCLUDED_NAMESPACES: [&str; 1] = ["kube-system"];
+
+/// The longest token a scan identity may be issued: the policy's
+/// `tokenTTL` is at most 60 minutes.
+const MAX_TOKEN_SECONDS: u32 = 3600;
+
+/// A regular expression alternative matching the ServiceAccount names a
+/// run may use: `vigil-*` (per-run accounts, and provisioned ones by
+/// default) and the provisioned names `accounts` (`access.serviceAccount`).
+fn account_names(accounts: &[String]) -> String {
+    let mut alts = vec!["vigil-[a-z0-9.-]+".to_string()];
+    alts.extend(accounts.iter().map(|a| a.replace('.', "\\.")));
+    alts.join("|")
+}
+
+/// A run identity: a ServiceAccount of [`account_names`] in any namespace.
+pub fn is_vigil(accounts: &[String]) -> String {
+    format!(
+        "request.userInfo.username.matches('^system:serviceaccount:[a-z0-9.-]+:({})$')",
+        account_names(accounts)
+    )
+}
+
+/// Whether this request changes the pod's `vigil-*` containers (a create,
+/// or an update that adds, removes or edits one): the sidecar rules judge
+/// only such requests, so after the scanner digest rotates, ordinary
+/// updates of pods still running the old sidecar (labels, finalizer
+/// removal while terminating) are not refused.
+pub const SIDECARS_CHANGED: &str = "oldObject == null || !has(oldObject.spec) || oldObject.spec.containers.filter(c, c.name.startsWith('vigil-')) != object.spec.containers.filter(c, c.name.startsWith('vigil-'))";
 
 /// Ephemeral containers this request adds (all of them on a create).
 pub const ADDED: &str = "has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers.filter(c, oldObject == null || !has(oldObject.spec.ephemeralContainers) || !oldObject.spec.ephemeralContainers.exists(o, o.name == c.name)) : []";
@@ -81,12 +112,12 @@ pub fn validations() -> Vec<(String, String)> {
             "a vigil-* ephemeral container must have the hardened securityContext (no privilege escalation, read-only root, RuntimeDefault seccomp, non-root with all capabilities dropped, or root with no capability its target does not add)".into(),
         ),
         (
-            "request.subResource == 'ephemeralcontainers' || object.spec.containers.all(c, !c.name.startsWith('vigil-') || (has(c.image) && c.image in variables.images))".into(),
+            "request.subResource == 'ephemeralcontainers' || !variables.sidecarsChanged || object.spec.containers.all(c, !c.name.startsWith('vigil-') || (has(c.image) && c.image in variables.images))".into(),
             "a vigil-* sidecar must run a pinned scanner image".into(),
         ),
         (
             format!(
-                "request.subResource == 'ephemeralcontainers' || object.spec.containers.all(c, !c.name.startsWith('vigil-') || ({}))",
+                "request.subResource == 'ephemeralcontainers' || !variables.sidecarsChanged || object.spec.containers.all(c, !c.name.startsWith('vigil-') || ({}))",
                 hardened_sidecar()
             ),
             "a vigil-* sidecar must have the hardened securityContext (no privilege escalation, read-only root, RuntimeDefault seccomp, all capabilities dropped)".into(),
@@ -99,8 +130,68 @@ fn cel_string(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The policy and its binding, admitting `images` (each pinned by digest).
-pub fn render(images: &[String]) -> [Value; 2] {
+/// The token rule: a token for a scan identity (not the in-cluster
+/// runner's, `vigil-runner-*`, which the kubelet requests for its pod)
+/// must expire within [`MAX_TOKEN_SECONDS`] and be bound to an object, so
+/// whoever may mint the scan account's tokens cannot make one that
+/// outlives its run or its anchor.
+fn token_validation(accounts: &[String]) -> (String, String) {
+    (
+        format!(
+            "!request.name.matches('^({})$') || request.name.startsWith('vigil-runner-') || (has(object.spec.expirationSeconds) && object.spec.expirationSeconds <= {MAX_TOKEN_SECONDS} && has(object.spec.boundObjectRef) && object.spec.boundObjectRef.kind in ['Secret', 'Pod'])",
+            account_names(accounts)
+        ),
+        format!(
+            "a token for a vigil scan identity must expire within {} minutes and be bound to an object (its run's anchor Secret)",
+            MAX_TOKEN_SECONDS / 60
+        ),
+    )
+}
+
+/// The namespace selector both policies use: every namespace but
+/// [`EXCLUDED_NAMESPACES`].
+fn namespace_selector() -> Value {
+    json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": EXCLUDED_NAMESPACES}]})
+}
+
+/// The policies and their bindings, admitting `images` (each pinned by
+/// digest) and taking the ServiceAccounts `accounts` (provisioned
+/// `access.serviceAccount` names not starting with `vigil-`) for run
+/// identities: the pod policy and binding, then the token policy and
+/// binding.
+pub fn render(images: &[String], accounts: &[String]) -> Vec<Value> {
+    let mut docs = render_pods(images, accounts).to_vec();
+    let labels = json!({"app.kubernetes.io/managed-by": "vigil"});
+    let (expression, message) = token_validation(accounts);
+    docs.push(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": TOKENS_NAME, "labels": labels},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": namespace_selector(),
+                "resourceRules": [{
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["serviceaccounts/token"]
+                }]
+            },
+            "validations": [{"expression": expression, "message": message}]
+        }
+    }));
+    docs.push(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": TOKENS_NAME, "labels": labels},
+        "spec": {"policyName": TOKENS_NAME, "validationActions": ["Deny"]}
+    }));
+    docs
+}
+
+/// The pod policy and its binding.
+fn render_pods(images: &[String], accounts: &[String]) -> [Value; 2] {
     let list = images
         .iter()
         .map(|i| cel_string(i))
@@ -118,16 +209,20 @@ pub fn render(images: &[String]) -> [Value; 2] {
             "metadata": {"name": NAME, "labels": labels},
             "spec": {
                 "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": ["pods", "pods/ephemeralcontainers"]
-                }]},
+                "matchConstraints": {
+                    "namespaceSelector": namespace_selector(),
+                    "resourceRules": [{
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["pods", "pods/ephemeralcontainers"]
+                    }]
+                },
                 "variables": [
-                    {"name": "isVigil", "expression": IS_VIGIL},
+                    {"name": "isVigil", "expression": is_vigil(accounts)},
                     {"name": "images", "expression": format!("[{list}]")},
-                    {"name": "added", "expression": ADDED}
+                    {"name": "added", "expression": ADDED},
+                    {"name": "sidecarsChanged", "expression": SIDECARS_CHANGED}
                 ],
                 "validations": validations
             }
@@ -161,9 +256,28 @@ mod tests {
     /// validations that deny (an evaluation error denies too:
     /// failurePolicy Fail).
     fn admit(object: &Value, old: &Value, user: &str, sub: &str) -> Result<(), Vec<String>> {
-        use cel_interpreter::{Context, Program};
-        let policy = &render(&[IMAGE.to_string()])[0]["spec"];
         let request = json!({"userInfo": {"username": user}, "subResource": sub});
+        evaluate(0, object, old, &request)
+    }
+
+    /// A TokenRequest for ServiceAccount `account`, through the token policy.
+    fn admit_token(account: &str, spec: Value) -> Result<(), Vec<String>> {
+        let request =
+            json!({"userInfo": {"username": "alice"}, "subResource": "token", "name": account});
+        evaluate(2, &json!({"spec": spec}), &Value::Null, &request)
+    }
+
+    /// Evaluate rendered policy `index` (0: pods, 2: tokens).
+    fn evaluate(
+        index: usize,
+        object: &Value,
+        old: &Value,
+        request: &Value,
+    ) -> Result<(), Vec<String>> {
+        use cel_interpreter::{Context, Program};
+        let docs = render(&[IMAGE.to_string()], &["scanner".to_string()]);
+        let policy = &docs[index]["spec"];
+        let request = request.clone();
         let mut vars = serde_json::Map::new();
         let context = |vars: &serde_json::Map<String, Value>| {
             let mut ctx = Context::default();
@@ -174,7 +288,7 @@ mod tests {
                 .unwrap();
             ctx
         };
-        for v in policy["variables"].as_array().unwrap() {
+        for v in policy["variables"].as_array().into_iter().flatten() {
             let p = Program::compile(v["expression"].as_str().unwrap()).unwrap();
             let value = p
                 .execute(&context(&vars))
@@ -420,6 +534,110 @@ mod tests {
                 denied.iter().any(|m| m.contains(want)),
                 "{want}: {denied:?}"
             );
+        }
+    }
+
+    /// The guard's side effects stay small: pods still running the previous
+    /// scanner digest can be updated (only changes to vigil-* containers are
+    /// judged), provisioned accounts with other names are run identities,
+    /// scan tokens are short-lived and bound, and kube-system is left alone.
+    #[test]
+    fn the_guard_judges_only_what_vigil_changes() {
+        let patch = crate::plan::manifests::sidecar_patch(
+            "vigil-scanner",
+            "registry.example/vigil@sha256:9999999999999999999999999999999999999999999999999999999999999999",
+            (101, 101),
+            &Default::default(),
+            None,
+        );
+        let previous = patch["spec"]["template"]["spec"]["containers"][0].clone();
+        let running = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "registry.example/web:1"}, previous.clone()]}});
+        let controller = "system:serviceaccount:kube-system:replicaset-controller";
+        // A label change, or a finalizer removed while terminating: admitted.
+        let mut relabelled = running.clone();
+        relabelled["metadata"]["labels"]["app"] = json!("web-2");
+        assert_eq!(admit(&relabelled, &running, "alice", ""), Ok(()));
+        // A new pod with it, or an edit of the sidecar: judged, refused.
+        assert!(admit(&running, &Value::Null, controller, "").is_err());
+        let mut edited = running.clone();
+        edited["spec"]["containers"][1]["securityContext"]["capabilities"]["drop"] = json!([]);
+        let denied = admit(&edited, &running, "alice", "").unwrap_err();
+        assert!(denied.iter().any(|m| m.contains("sidecar")), "{denied:?}");
+
+        // A provisioned account named in a policy is a run identity.
+        let (old, new) = pods(&target(1000, None));
+        assert_eq!(
+            admit(
+                &new,
+                &old,
+                "system:serviceaccount:shop:scanner",
+                "ephemeralcontainers"
+            ),
+            Ok(())
+        );
+        for other in [
+            "system:serviceaccount:shop:scanner2",
+            "system:serviceaccount:shop:xscanner",
+        ] {
+            let denied = admit(&new, &old, other, "ephemeralcontainers").unwrap_err();
+            assert!(
+                denied
+                    .iter()
+                    .any(|m| m.contains("only a vigil run identity")),
+                "{other}: {denied:?}"
+            );
+        }
+
+        // Tokens of scan identities: at most an hour, bound to an object.
+        let bound = |secs: u32| json!({"expirationSeconds": secs, "boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "vigil-shop-4f1c2a9b-anchor"}});
+        assert_eq!(admit_token("vigil-shop-4f1c2a9b", bound(900)), Ok(()));
+        assert_eq!(admit_token("scanner", bound(3600)), Ok(()));
+        for (account, spec) in [
+            ("vigil-shop-4f1c2a9b", bound(7200)),
+            ("scanner", bound(86_400)),
+            ("vigil-shop-4f1c2a9b", json!({"expirationSeconds": 600})),
+            (
+                "vigil-shop-4f1c2a9b",
+                json!({"boundObjectRef": {"kind": "Secret", "name": "x"}}),
+            ),
+        ] {
+            let denied = admit_token(account, spec.clone()).unwrap_err();
+            assert!(
+                denied
+                    .iter()
+                    .any(|m| m.contains("must expire within 60 minutes")),
+                "{account} {spec}: {denied:?}"
+            );
+        }
+        // Other accounts, and the in-cluster runner's kubelet-requested
+        // token (bound to its pod, as long as its run may take): not judged.
+        assert_eq!(
+            admit_token("default", json!({"expirationSeconds": 86_400})),
+            Ok(())
+        );
+        assert_eq!(
+            admit_token(
+                "vigil-runner-shop",
+                json!({"expirationSeconds": 7200, "boundObjectRef": {"kind": "Pod", "name": "p"}})
+            ),
+            Ok(())
+        );
+
+        // Both policies leave kube-system alone, and bind with Deny.
+        let docs = render(&[IMAGE.to_string()], &[]);
+        assert_eq!(docs.len(), 4);
+        for i in [0, 2] {
+            let sel =
+                &docs[i]["spec"]["matchConstraints"]["namespaceSelector"]["matchExpressions"][0];
+            assert_eq!(
+                (sel["operator"].as_str(), sel["values"][0].as_str()),
+                (Some("NotIn"), Some("kube-system"))
+            );
+            assert_eq!(
+                docs[i + 1]["spec"]["policyName"],
+                docs[i]["metadata"]["name"]
+            );
+            assert_eq!(docs[i + 1]["spec"]["validationActions"], json!(["Deny"]));
         }
     }
 }

@@ -12,7 +12,13 @@ admission sees the object. The policy admits an ephemeral container named
 vigil-* only from a vigil run identity, running a pinned image from the
 policies (spec.debug.image, spec.sidecar.image) or --scanner-image, with the hardened
 securityContext; a vigil identity may add nothing else; a vigil-* sidecar
-must run a pinned image, hardened. Needs Kubernetes 1.31+
+must run a pinned image, hardened (judged when a request adds or changes
+one, so pods still running the previous scanner digest stay updatable); a
+token for a vigil scan identity must be short-lived (60 minutes at most)
+and bound to an object. Run identities are ServiceAccounts named vigil-*
+and the policies' provisioned access.serviceAccount names. kube-system is
+left alone. To rotate the scanner digest, admit the previous one as well
+(--scanner-image) until no pod template uses it. Needs Kubernetes 1.31+
 (ValidatingAdmissionPolicy is GA from 1.30; the kubelet's reported uid,
 which the root check reads, is in the Pod schema from 1.31).";
 
@@ -29,6 +35,9 @@ pub struct AdmissionArgs {
 
 pub(super) fn admission(args: AdmissionArgs) -> anyhow::Result<Exit> {
     let mut images = std::collections::BTreeSet::new();
+    // Provisioned ServiceAccounts named otherwise than vigil-*: run
+    // identities too.
+    let mut accounts = std::collections::BTreeSet::new();
     if !args.paths.is_empty() {
         let (set, mut diags) = crate::policy::load(&args.paths);
         diags.retain(|d| !matches!(d.code, "unresolved-profile" | "unknown-control"));
@@ -41,6 +50,12 @@ pub(super) fn admission(args: AdmissionArgs) -> anyhow::Result<Exit> {
             let spec = &p.value.spec;
             images.extend(spec.debug.as_ref().map(|d| d.image.clone()));
             images.extend(spec.sidecar.as_ref().and_then(|s| s.image.clone()));
+            accounts.extend(
+                spec.access
+                    .service_account
+                    .clone()
+                    .filter(|a| !a.starts_with("vigil-")),
+            );
         }
     }
     for i in &args.image {
@@ -60,7 +75,8 @@ pub(super) fn admission(args: AdmissionArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let images: Vec<String> = images.into_iter().collect();
-    let docs = crate::plan::admission::render(&images)
+    let accounts: Vec<String> = accounts.into_iter().collect();
+    let docs = crate::plan::admission::render(&images, &accounts)
         .iter()
         .map(serde_saphyr::to_string)
         .collect::<Result<Vec<_>, _>>()?;
