@@ -1126,17 +1126,24 @@ fn the_audit_policy_keeps_everything_else_audited() {
         &serde_json::json!({"level": "Metadata"}),
         "a catch-all last"
     );
-    // Tokens first: the first matching rule wins, and TokenRequest's
-    // response carries the token.
-    assert_eq!(rules[0]["level"], "Metadata");
+    // The standard noise first (health probes, lease renewals), then
+    // tokens: the first matching rule wins, and TokenRequest's response
+    // carries the token.
+    assert_eq!(rules[0]["level"], "None");
+    assert_eq!(rules[1]["level"], "None");
+    assert_eq!(rules[2]["level"], "Metadata");
     assert_eq!(
-        rules[0]["resources"][0]["resources"][0],
+        rules[2]["resources"][0]["resources"][0],
         "serviceaccounts/token"
     );
+    // Ephemeral containers at Request: the patch (the image added) is
+    // logged, the pod it answers with (environment values) is not.
+    assert_eq!(rules[3]["level"], "Request");
+    assert!(!policy.to_string().contains("RequestResponse"));
     let merged = vigil_in(dir.path(), &["render", "audit-policy", "--as-rules"]);
     assert_eq!(merged.code, 0, "{}", merged.stderr);
     let only: Value = serde_saphyr::from_str(&merged.stdout).unwrap();
-    assert_eq!(only.as_array().unwrap()[..], rules[..rules.len() - 1]);
+    assert_eq!(only.as_array().unwrap()[..], rules[2..rules.len() - 1]);
 }
 
 /// One run talks to one cluster: targets that name two kubeconfig

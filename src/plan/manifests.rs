@@ -6,16 +6,19 @@ use serde_json::{Value, json};
 /// Where the scanner image keeps the vigil binary (see `Dockerfile`).
 pub const PROBE_BINARY: &str = "/usr/local/bin/vigil";
 
-/// The audit rules vigil needs: full request and response for the calls
-/// that reach into containers (exec, ephemeral containers, logs), metadata
-/// only for TokenRequest so that issued tokens never land in audit logs,
-/// and metadata for the access objects vigil creates. The API server uses
-/// the first rule that matches a request, so these go before any others.
+/// The audit rules vigil needs: the request for the calls that reach into
+/// containers (exec, ephemeral containers, logs: `audit-check` reads the
+/// ephemeral container's image from the request object), metadata only
+/// for TokenRequest so that issued tokens never land in audit logs, and
+/// metadata for the access objects vigil creates. Not `RequestResponse`:
+/// an ephemeral-container patch answers with the whole pod, literal
+/// environment values included. The API server uses the first rule that
+/// matches a request, so these go before any others.
 pub fn audit_rules() -> Value {
     json!([
         // First match wins: keep tokens out of the log before anything else.
         {"level": "Metadata", "resources": [{"group": "", "resources": ["serviceaccounts/token"]}]},
-        {"level": "RequestResponse", "resources": [{"group": "", "resources": ["pods/exec", "pods/ephemeralcontainers", "pods/log"]}]},
+        {"level": "Request", "resources": [{"group": "", "resources": ["pods/exec", "pods/ephemeralcontainers", "pods/log"]}]},
         {"level": "Metadata", "resources": [
             {"group": "", "resources": ["serviceaccounts", "secrets"]},
             {"group": "rbac.authorization.k8s.io", "resources": ["roles", "rolebindings"]}
@@ -28,9 +31,17 @@ pub fn audit_rules() -> Value {
 /// (`staging/src/k8s.io/apiserver/pkg/audit/policy/checker.go`), so a
 /// policy of only vigil's rules, installed as *the* policy, would switch
 /// off auditing of everything else.
+///
+/// Before vigil's rules, the standard `None` rules for the noise every
+/// cluster makes (health and version probes, leader-election lease
+/// renewals): they say nothing about vigil and would fill the log.
 pub fn audit_policy() -> Value {
-    let mut rules = audit_rules();
-    if let Some(list) = rules.as_array_mut() {
+    let mut rules = json!([
+        {"level": "None", "nonResourceURLs": ["/healthz*", "/livez*", "/readyz*", "/version"]},
+        {"level": "None", "verbs": ["get", "update"], "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]}
+    ]);
+    if let (Some(list), Some(vigil)) = (rules.as_array_mut(), audit_rules().as_array()) {
+        list.extend(vigil.iter().cloned());
         list.push(json!({"level": "Metadata"}));
     }
     json!({

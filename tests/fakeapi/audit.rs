@@ -33,6 +33,8 @@ pub(super) struct Seen<'a> {
     pub user_agent: Option<String>,
     pub status: u16,
     pub response: Option<Value>,
+    /// The request's body, when a handler read one.
+    pub request: Option<Value>,
     pub received: chrono::DateTime<chrono::Utc>,
 }
 
@@ -138,8 +140,14 @@ fn request_info(method: &str, uri: &hyper::Uri, response: Option<&Value>) -> (St
 
 /// The level of the first rule that matches (`checker.go`); `None`: the
 /// request is not audited.
-fn level(policy: &Value, verb: &str, object: &Value, user: &str) -> Option<String> {
+///
+/// A rule naming `nonResourceURLs` matches only requests for no resource
+/// (`/healthz`, `/version`…), by exact path or a `*`-ended prefix; one
+/// naming `resources` matches only resource requests (`ruleMatches`,
+/// `ruleMatchesNonResource`, `ruleMatchesResource` in `checker.go`).
+fn level(policy: &Value, verb: &str, object: &Value, user: &str, path: &str) -> Option<String> {
     let resource = object["resource"].as_str().unwrap_or_default();
+    let is_resource = !resource.is_empty();
     let full = match object["subresource"].as_str() {
         Some(s) => format!("{resource}/{s}"),
         None => resource.to_string(),
@@ -152,6 +160,23 @@ fn level(policy: &Value, verb: &str, object: &Value, user: &str) -> Option<Strin
                 .is_none_or(|l| l.iter().any(|x| x == v))
         };
         if !listed("verbs", verb) || !listed("users", user) {
+            continue;
+        }
+        if let Some(urls) = rule["nonResourceURLs"].as_array() {
+            let hit = !is_resource
+                && urls
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|u| match u.strip_suffix('*') {
+                        Some(prefix) => path.starts_with(prefix),
+                        None => path == u,
+                    });
+            if hit {
+                return rule["level"].as_str().map(str::to_string);
+            }
+            continue;
+        }
+        if rule["resources"].is_array() && !is_resource {
             continue;
         }
         let resources_match = rule["resources"].as_array().is_none_or(|groups| {
@@ -173,7 +198,7 @@ fn level(policy: &Value, verb: &str, object: &Value, user: &str) -> Option<Strin
 pub(super) fn events(policy: &Value, seen: Seen<'_>) -> Vec<Value> {
     let (verb, object) = request_info(seen.method, seen.uri, seen.response.as_ref());
     let username = seen.identity.unwrap_or_default();
-    let Some(level) = level(policy, &verb, &object, username) else {
+    let Some(level) = level(policy, &verb, &object, username, seen.uri.path()) else {
         return Vec::new();
     };
     if level == "None" {
@@ -262,6 +287,15 @@ pub(super) fn events(policy: &Value, seen: Seen<'_>) -> Vec<Value> {
         e["stageTimestamp"] = json!(ts(now));
         if stage == "RequestReceived" {
             e.as_object_mut().unwrap().remove("responseStatus");
+        }
+        // The request object from level Request on, the response object
+        // at RequestResponse (`staging/src/k8s.io/apiserver/pkg/audit/request.go`,
+        // `LogRequestObject`, `LogResponseObject`).
+        if stage != "RequestReceived"
+            && matches!(level.as_str(), "Request" | "RequestResponse")
+            && let Some(r) = &seen.request
+        {
+            e["requestObject"] = r.clone();
         }
         if stage == "ResponseComplete"
             && level == "RequestResponse"

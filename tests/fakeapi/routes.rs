@@ -44,8 +44,19 @@ pub(super) fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A request's sequence number, carried in its extensions so the body a
+/// handler reads can be logged as the audit event's `requestObject`.
+#[derive(Clone, Copy)]
+pub(super) struct RequestSeq(u64);
+
+/// Request bodies read by handlers, by sequence number, until the audit
+/// events of their request are written.
+static REQUEST_BODIES: std::sync::LazyLock<Mutex<std::collections::HashMap<u64, Value>>> =
+    std::sync::LazyLock::new(Default::default);
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
+
 pub(super) async fn handle(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     st: Arc<Mutex<State>>,
     lat: Arc<AtomicU64>,
     notify: Arc<std::sync::Condvar>,
@@ -106,6 +117,8 @@ pub(super) async fn handle(
             && id.as_bytes()[0].is_ascii_alphanumeric()
             && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric()
     });
+    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+    req.extensions_mut().insert(RequestSeq(seq));
     let resp = if valid_audit_id {
         route(req, &st, identity.as_deref()).await
     } else {
@@ -151,6 +164,7 @@ pub(super) async fn handle(
                     user_agent,
                     status: parts.status.as_u16(),
                     response: serde_json::from_slice(&bytes).ok(),
+                    request: REQUEST_BODIES.lock().unwrap().remove(&seq),
                     received,
                 },
             );
@@ -616,11 +630,18 @@ pub(super) async fn route(
 }
 
 pub(super) async fn read_json(req: Request<Incoming>) -> Value {
+    let seq = req.extensions().get::<RequestSeq>().copied();
     let bytes = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(RequestSeq(n)) = seq
+        && !body.is_null()
+    {
+        REQUEST_BODIES.lock().unwrap().insert(n, body.clone());
+    }
+    body
 }

@@ -66,9 +66,10 @@ enum What {
         #[arg(long)]
         spread_shards: bool,
     },
-    /// An audit.k8s.io/v1 Policy: RequestResponse for exec, ephemeral
-    /// containers and logs; Metadata only for TokenRequest (tokens never
-    /// reach audit logs); Metadata for everything else (a catch-all last).
+    /// An audit.k8s.io/v1 Policy: None for health probes and lease
+    /// renewals; Request for exec, ephemeral containers and logs; Metadata
+    /// only for TokenRequest (tokens never reach audit logs); Metadata for
+    /// everything else (a catch-all last).
     #[command(
         after_help = "A request that no rule matches is not audited, so the whole policy ends with a\ncatch-all at Metadata. To keep an existing policy, render only vigil's rules\n(--as-rules) and put them first in its `rules:` list (the first match wins).\n\nExamples:\n  vigil render audit-policy > audit-policy.yaml\n  vigil render audit-policy --as-rules > vigil-audit-rules.yaml"
     )]
