@@ -1403,3 +1403,56 @@ fn the_network_policy_lets_a_verifying_runner_reach_its_registry() {
     let offline = render(&[]);
     assert_eq!(offline.code, 0, "{}", offline.stderr);
 }
+
+/// Rendering a per-run policy's standing objects says what they are: the
+/// runner's standing scan rights (a warning), and hand-applied run objects
+/// that expire for `vigil gc`. A provisioned policy's objects do not expire.
+#[test]
+fn per_run_renders_say_their_rights_are_standing_and_expire() {
+    let run = vigil(&[
+        "render",
+        "rbac",
+        "policies/payments.yaml",
+        "policies/shop.yaml",
+        "policies/profiles/",
+        "--inventory",
+        SNAPSHOT,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("standing rights"), "{}", run.stderr);
+    for doc in serde_saphyr::from_multiple::<Value>(&run.stdout).unwrap() {
+        let expires = &doc["metadata"]["annotations"]["vigil.dev/expires-at"];
+        let policy = doc["metadata"]["labels"]["vigil.dev/policy"]
+            .as_str()
+            .unwrap_or_default();
+        match policy {
+            "payments" => assert!(
+                chrono::DateTime::parse_from_rfc3339(expires.as_str().unwrap()).is_ok(),
+                "{doc}"
+            ),
+            _ => assert!(expires.is_null(), "{doc}"),
+        }
+    }
+    let image = format!("registry.example/vigil@sha256:{}", "1".repeat(64));
+    let run = vigil(&[
+        "render",
+        "cronjob",
+        "policies/payments.yaml",
+        "policies/profiles/",
+        "--namespace",
+        "vigil",
+        "--image",
+        &image,
+        "--pvc",
+        "results",
+        "--signing-secret",
+        "key",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("policy payments is per-run")
+            && run.stderr.contains("every pod of payments"),
+        "{}",
+        run.stderr
+    );
+}

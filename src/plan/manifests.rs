@@ -308,12 +308,31 @@ mod tests {
     fn token_requests_are_logged_without_bodies_and_first() {
         let p = audit_policy();
         let rules = p["rules"].as_array().unwrap();
-        assert_eq!(rules[0]["level"], "Metadata");
+        // The first rule that can match a TokenRequest is Metadata: the
+        // ones before it are for non-resource URLs or leases only.
+        let first = rules
+            .iter()
+            .position(|r| r["nonResourceURLs"].is_null() && r["resources"][0]["group"] == "")
+            .unwrap();
+        assert_eq!(rules[first]["level"], "Metadata");
         assert_eq!(
-            rules[0]["resources"][0]["resources"][0],
+            rules[first]["resources"][0]["resources"][0],
             "serviceaccounts/token"
         );
-        assert!(!serde_json::to_string(&p).unwrap().contains("*"));
+        for r in &rules[..first] {
+            assert_eq!(r["level"], "None");
+            assert!(
+                r["nonResourceURLs"].is_array()
+                    || r["resources"][0]["group"] == "coordination.k8s.io",
+                "{r}"
+            );
+        }
+        // No wildcard resources.
+        assert!(
+            rules
+                .iter()
+                .all(|r| !r["resources"].to_string().contains('*'))
+        );
     }
 
     #[test]

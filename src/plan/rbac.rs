@@ -263,18 +263,39 @@ pub fn build(
 
 /// Multi-document YAML: per policy and namespace, its ServiceAccount, Role
 /// and RoleBinding (`vigil render rbac`).
-pub fn rbac_yaml(plan: &super::Plan) -> String {
+///
+/// A per-run policy's objects are what each run creates and deletes
+/// itself; applied by hand they would be standing rights, so they carry
+/// the `vigil.dev/expires-at` annotation (`expires`) that `vigil gc`
+/// honours, and a comment says so.
+pub fn rbac_yaml(plan: &super::Plan, expires: &str) -> String {
     let mut out = String::new();
     for p in &plan.policies {
+        let per_run = p.access_mode == AccessMode::PerRun;
         for a in &p.access {
             out.push_str(&format!(
                 "# vigil policy {}, namespace {}\n",
                 p.policy, a.namespace
             ));
+            if per_run {
+                out.push_str(&format!(
+                    "# per-run policy: each run creates and deletes these itself; applied by hand they expire at {expires} (vigil gc deletes them then)\n"
+                ));
+            }
+            let mut sa = a.service_account.clone();
+            let mut role = granted_role(a);
+            let mut rb = a.role_binding.clone();
+            if per_run {
+                for meta in [&mut sa.metadata, &mut role.metadata, &mut rb.metadata] {
+                    meta.annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(EXPIRES_ANNOTATION.into(), expires.to_string());
+                }
+            }
             for doc in [
-                super::to_yaml(&a.service_account),
-                super::to_yaml(&granted_role(a)),
-                super::to_yaml(&a.role_binding),
+                super::to_yaml(&sa),
+                super::to_yaml(&role),
+                super::to_yaml(&rb),
             ] {
                 out.push_str("---\n");
                 out.push_str(&doc);

@@ -77,8 +77,22 @@ pub(super) fn in_cluster(
         registry_ports: args.registry_port,
         api_server_ports: args.api_server_port,
     };
-    let yaml = crate::plan::incluster::render(&set.policies[index].value, &request)
+    let policy = &set.policies[index].value;
+    let yaml = crate::plan::incluster::render(policy, &request)
         .map_err(|e| super::super::InvalidInput(e.to_string()))?;
+    if policy.spec.access.mode == crate::policy::model::AccessMode::PerRun {
+        let namespaces: std::collections::BTreeSet<&str> = policy
+            .spec
+            .targets
+            .iter()
+            .filter_map(|t| t.namespace.as_deref())
+            .collect();
+        tracing::warn!(
+            "policy {} is per-run: the runner's Role holds the scan rights (exec, and for debug or auto ephemeral containers and logs) on every pod of {}, standing, because Kubernetes lets it grant each run's Role only rights it holds; with access.mode: provisioned the runner holds only token requests for one pre-applied ServiceAccount, pinned to the pods by `vigil render rbac`",
+            policy.metadata.name,
+            namespaces.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     print_stdout(&yaml)?;
     Ok(Exit::Success)
 }

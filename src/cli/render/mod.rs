@@ -116,8 +116,31 @@ enum What {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.what {
         What::Rbac(input) => {
-            let (_, plan, _) = super::load_plan(&input)?;
-            print_stdout(&crate::plan::rbac::rbac_yaml(&plan))?;
+            let (set, plan, _) = super::load_plan(&input)?;
+            // Per-run objects applied by hand expire when a run of the
+            // longest-lived policy would have ended.
+            let longest = set
+                .policies
+                .iter()
+                .map(|p| {
+                    let l = &p.value.spec;
+                    l.access.token_ttl().max(l.limits.run_deadline())
+                })
+                .max()
+                .unwrap_or_default();
+            let expires = (chrono::Utc::now()
+                + chrono::Duration::from_std(longest).unwrap_or_default())
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            if plan
+                .policies
+                .iter()
+                .any(|p| p.access_mode == crate::policy::model::AccessMode::PerRun)
+            {
+                tracing::warn!(
+                    "per-run policies create and delete these objects in each run; applied by hand they are standing rights, so they carry an expiry (vigil.dev/expires-at {expires}) that `vigil gc` honours. For standing rights, use access.mode: provisioned"
+                );
+            }
+            print_stdout(&crate::plan::rbac::rbac_yaml(&plan, &expires))?;
             Ok(Exit::Success)
         }
         What::Gatherer(input) => {
