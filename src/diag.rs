@@ -201,6 +201,8 @@ pub enum Code {
     ScanOutlivesToken,
     /// `access.audiences` is set (tokens would leave out the API server's own).
     TokenAudience,
+    /// Debug scans more often than daily pile ephemeral containers up.
+    EphemeralAccumulation,
 }
 
 impl Code {
@@ -247,6 +249,7 @@ impl Code {
         Code::ChecksSkipped,
         Code::ScanOutlivesToken,
         Code::TokenAudience,
+        Code::EphemeralAccumulation,
     ];
 
     /// The stable kebab-case spelling.
@@ -293,6 +296,7 @@ impl Code {
             Code::ChecksSkipped => "checks-skipped",
             Code::ScanOutlivesToken => "scan-outlives-token",
             Code::TokenAudience => "token-audience",
+            Code::EphemeralAccumulation => "ephemeral-accumulation",
         }
     }
 }

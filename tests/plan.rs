@@ -1255,7 +1255,7 @@ fn windows_pods_are_skipped_with_a_reason() {
         pod("by-os", serde_json::json!({"os": {"name": "windows"}})),
         pod("by-selector", serde_json::json!({"nodeSelector": {"kubernetes.io/os": "windows"}})),
         pod("by-affinity", serde_json::json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": windows_only}}})),
-        pod("linux", serde_json::json!({"os": {"name": "linux"}})),
+        pod("linux", serde_json::json!({"os": {"name": "linux"}, "ephemeralContainers": [{"name": "vigil-0123456789ab", "image": "registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111"}, {"name": "debugger", "image": "busybox"}]})),
         pod("either", serde_json::json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": either}}})),
     ]});
     dir.write("inventory.json", inventory.to_string());
@@ -1292,6 +1292,16 @@ fn windows_pods_are_skipped_with_a_reason() {
         .iter()
         .map(|s| (s["id"].as_str().unwrap(), s["reason"].as_str().unwrap()))
         .collect();
+    // vigil's own earlier probes are not listed; another ephemeral
+    // container is, as such.
+    assert!(skipped.contains(&(
+        "w/linux/debugger",
+        "ephemeral container (set includeEphemeralContainers to scan it)"
+    )));
+    let skipped: Vec<(&str, &str)> = skipped
+        .into_iter()
+        .filter(|(id, _)| *id != "w/linux/debugger")
+        .collect();
     assert_eq!(skipped.len(), 3, "{skipped:?}");
     for (id, reason) in skipped {
         assert!(
@@ -1327,6 +1337,12 @@ fn windows_pods_are_skipped_with_a_reason() {
         let reason = t["reason"].as_str().unwrap();
         assert!(
             reason.contains("its debug scan will fail") && reason.contains("runAsGroup"),
+            "{reason}"
+        );
+        // Earlier scans' containers stay in the pod: counted (vigil's only).
+        assert_eq!(
+            reason.contains("already carries 1 vigil ephemeral container"),
+            t["id"] == "w/linux/app",
             "{reason}"
         );
     }

@@ -270,6 +270,36 @@ fn token_settings_that_fail_on_a_real_cluster_are_warned() {
     assert!(diags.is_empty(), "{diags:?}");
 }
 
+/// Each debug scan leaves an ephemeral container in its pod for good: a
+/// schedule more often than daily with debug-capable targets is warned.
+#[test]
+fn frequent_debug_schedules_are_warned() {
+    let policy = |schedule: &str, approach: &str| {
+        format!(
+            "{HEAD}spec:\n  profiles: [base]\n  targets: [{{namespace: a, approach: {approach}}}]\n  debug: {{image: \"registry.example/vigil@sha256:{}\"}}\n  schedule: \"{schedule}\"\n---\napiVersion: vigil/v1\nkind: Profile\nmetadata: {{name: base}}\ncontrols:\n  - {{id: X-1, title: t, check: {{file: /etc/passwd, expect: {{exists: true}}}}}}\n",
+            "1".repeat(64)
+        )
+    };
+    let codes = |text: String| -> Vec<String> {
+        let (exit, diags) = diagnose("s.yaml", text.as_bytes());
+        assert_eq!(exit, 0, "{diags:?}");
+        diags
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        codes(policy("0 * * * *", "auto")),
+        ["ephemeral-accumulation"]
+    );
+    assert_eq!(
+        codes(policy("*/15 * * * *", "debug")),
+        ["ephemeral-accumulation"]
+    );
+    assert!(codes(policy("0 2 * * *", "debug")).is_empty());
+    assert!(codes(policy("0 * * * *", "api")).is_empty());
+}
+
 #[test]
 fn human_output_has_snippet_and_hint() {
     let dir = TempDir::new("human");

@@ -535,6 +535,9 @@ fn select_pod(
         if has_sidecar && c.name == sidecar_name {
             continue; // vigil's own scanner is not a target
         }
+        if c.kind == ContainerKind::Ephemeral && c.name.starts_with("vigil-") {
+            continue; // nor are earlier scans' probes
+        }
         match c.kind {
             ContainerKind::Init if !t.include_init_containers => {
                 skipped.push(Skipped {
@@ -601,6 +604,18 @@ fn select_pod(
                 continue;
             }
         };
+        // Ephemeral containers stay in the pod for good: say how many
+        // earlier debug scans left.
+        let left = pod
+            .containers
+            .iter()
+            .filter(|x| x.kind == ContainerKind::Ephemeral && x.name.starts_with("vigil-"))
+            .count();
+        if matches!(approach, Approach::Debug | Approach::Auto) && left > 0 {
+            reason.push_str(&format!(
+                "; the pod already carries {left} vigil ephemeral container(s) from earlier scans (they stay until the pod is replaced)"
+            ));
+        }
         // The debug probe must run as its target's uid and gid: said now,
         // not first at the scan (where it is an error result).
         if matches!(approach, Approach::Debug | Approach::Auto)

@@ -262,7 +262,32 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
                 .with_hint("check the day of month against the month (February has at most 29 days; April, June, September and November 30)"),
                 ptr,
             )),
-            Ok(_) => {}
+            Ok(cron) => {
+                // Ephemeral containers cannot be removed: each debug scan
+                // leaves one in its pod's spec until the pod is replaced.
+                let debug = spec.debug.is_some()
+                    && spec.targets.iter().any(|t| {
+                        !t.is_rootfs()
+                            && matches!(
+                                t.approach,
+                                super::model::Approach::Debug | super::model::Approach::Auto
+                            )
+                    });
+                let per_day = fires_in_a_week(&cron) as f64 / 7.0;
+                if debug && per_day > 1.0 {
+                    out.push(p.at_value(
+                        Diagnostic::warning(
+                            Code::EphemeralAccumulation,
+                            format!(
+                                "schedule `{}` runs about {per_day:.0} times a day, and each debug scan leaves an ephemeral container in its pod for good",
+                                s.cron()
+                            ),
+                        )
+                        .with_hint("Kubernetes cannot remove ephemeral containers: a long-lived pod scanned hourly carries hundreds, and its object grows toward the API server's size limit. Scan daily, use a vigil sidecar for such pods, or the api approach where the image has a shell; `vigil plan` counts the vigil containers a pod carries already"),
+                        ptr,
+                    ));
+                }
+            }
         }
         if let super::model::Schedule::Detailed(d) = s
             && let Some(tz) = &d.timezone
@@ -752,6 +777,20 @@ pub fn fires(cron: &croner::Cron) -> bool {
         .expect("a valid date");
     cron.find_next_occurrence(&from, true)
         .is_ok_and(|t| t < from + chrono::Duration::days(366 * 400))
+}
+
+/// How often `cron` fires in one week (from a fixed Monday, in UTC).
+pub fn fires_in_a_week(cron: &croner::Cron) -> usize {
+    use chrono::TimeZone as _;
+    let from = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 5, 0, 0, 0)
+        .single()
+        .expect("a valid date");
+    let until = from + chrono::Duration::days(7);
+    cron.iter_after(from)
+        .take_while(|t| *t < until)
+        .take(10_081)
+        .count()
 }
 
 /// An IANA timezone name the zone database knows (`UTC`, `Europe/Berlin`).
