@@ -2067,3 +2067,50 @@ fn a_run_whose_targets_match_nothing_is_an_error() {
     assert!(run.stderr.contains("no target to scan"), "{}", run.stderr);
     assert_clean(&c);
 }
+
+/// The caller's client retries what the API server refused before doing
+/// any work (429), and 503 where a call may run twice, at most 3 times
+/// with its own short backoff: a server's `Retry-After: 3600` does not
+/// make the run wait an hour, and kube's 15-retry default is off.
+#[test]
+fn the_callers_calls_retry_briefly_and_never_for_the_servers_say_so() {
+    let Some(c) = cluster(false) else { return };
+    c.server.inject(crate::fakeapi::Faults {
+        caller_429: 2,
+        caller_503: 1,
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    let run = run_vigil(&c, &[]);
+    assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_clean(&c);
+    // A server that keeps refusing: the run stops with the refusal after
+    // 4 attempts, in seconds, and leaves nothing behind.
+    c.server.inject(crate::fakeapi::Faults {
+        caller_429: 1_000,
+        ..Default::default()
+    });
+    let before = c.server.request_log().len();
+    let started = std::time::Instant::now();
+    let run = run_vigil(&c, &[]);
+    let elapsed = started.elapsed();
+    let refused = c.server.request_log().len() - before;
+    c.server.inject(crate::fakeapi::Faults::default());
+    // (Planning fails first: the pod list is refused, reported as the
+    // inventory error it is, exit 2.)
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("list pods in team-a") && run.stderr.contains("429"),
+        "{}",
+        run.stderr
+    );
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+    // Two namespaces listed once each (a failed list is not listed again),
+    // each tried 4 times.
+    assert_eq!(refused, 8, "{refused} requests for two refused calls");
+}

@@ -247,7 +247,39 @@ impl fmt::Debug for Cluster {
     }
 }
 
+/// How often the caller's client retries a throttled or unavailable request.
+const CALLER_RETRIES: u32 = 3;
+
 impl Cluster {
+    /// Run one of the caller's calls, retrying what the API server did not
+    /// do: 429 (throttled: refused before any work) always, 503 and 504 only
+    /// for a call that may safely run twice (`idempotent`), at most
+    /// [`CALLER_RETRIES`] times, 0.5 s doubling to 5 s. A server's
+    /// Retry-After is not obeyed (it would let the server set how long a
+    /// run waits). A scoped client (a scan's) never retries here: scans
+    /// count their own retries.
+    async fn retrying<T, F, Fut>(&self, idempotent: bool, mut call: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClusterError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            match call().await {
+                Err(ClusterError::Api { code, .. })
+                    if self.token.is_none()
+                        && attempt < CALLER_RETRIES
+                        && (code == 429 || (idempotent && matches!(code, 503 | 504))) =>
+                {
+                    let wait = std::time::Duration::from_millis(500) * 2u32.pow(attempt);
+                    tokio::time::sleep(wait.min(std::time::Duration::from_secs(5))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Connect with the kubeconfig (KUBECONFIG or ~/.kube/config), the
     /// given context or the current one; inside a pod without a kubeconfig,
     /// with the in-cluster configuration. TLS verification stays on unless
@@ -277,7 +309,7 @@ impl Cluster {
             (None, None, Some(h)) if h.exists() => Some(h.display().to_string()),
             _ => None,
         };
-        let config = match &source {
+        let mut config = match &source {
             Some(source) => {
                 let kubeconfig = match path {
                     Some(p) => Kubeconfig::read_from(p),
@@ -338,6 +370,11 @@ impl Cluster {
         if config.accept_invalid_certs && !allow_insecure {
             return Err(ClusterError::InsecureConfig);
         }
+        // kube's default retries a request 15 times with delays up to
+        // 1000 s (`RetryPolicy::server_retry`), behind the run's deadline,
+        // rate limit and signals: the caller's calls retry in
+        // [`Cluster::retrying`] instead.
+        config.default_retry = false;
         // A client certificate rustls cannot parse (X.509 v1) fails here.
         let client = kube::Client::try_from(config.clone()).map_err(|e| {
             let message = redact_error(&tls::chain(&e));
@@ -452,6 +489,10 @@ impl Cluster {
 
     /// Every pod in a namespace (the planner applies selectors itself).
     pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ClusterError> {
+        self.retrying(true, || self.list_pods_once(namespace)).await
+    }
+
+    async fn list_pods_once(&self, namespace: &str) -> Result<Vec<Pod>, ClusterError> {
         self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let list = api
@@ -598,6 +639,14 @@ impl Cluster {
         &self,
         sa: &ServiceAccount,
     ) -> Result<ServiceAccount, ClusterError> {
+        self.retrying(false, || self.create_service_account_once(sa))
+            .await
+    }
+
+    async fn create_service_account_once(
+        &self,
+        sa: &ServiceAccount,
+    ) -> Result<ServiceAccount, ClusterError> {
         self.throttle().await;
         let ns = sa.metadata.namespace.clone().unwrap_or_default();
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &ns);
@@ -612,6 +661,10 @@ impl Cluster {
 
     /// Create a Role.
     pub async fn create_role(&self, role: &Role) -> Result<Role, ClusterError> {
+        self.retrying(false, || self.create_role_once(role)).await
+    }
+
+    async fn create_role_once(&self, role: &Role) -> Result<Role, ClusterError> {
         self.throttle().await;
         let ns = role.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Role> = Api::namespaced(self.client.clone(), &ns);
@@ -626,6 +679,14 @@ impl Cluster {
 
     /// Create a RoleBinding.
     pub async fn create_role_binding(&self, rb: &RoleBinding) -> Result<RoleBinding, ClusterError> {
+        self.retrying(false, || self.create_role_binding_once(rb))
+            .await
+    }
+
+    async fn create_role_binding_once(
+        &self,
+        rb: &RoleBinding,
+    ) -> Result<RoleBinding, ClusterError> {
         self.throttle().await;
         let ns = rb.metadata.namespace.clone().unwrap_or_default();
         let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
@@ -640,6 +701,11 @@ impl Cluster {
 
     /// Create a Secret (the token's anchor).
     pub async fn create_secret(&self, secret: &Secret) -> Result<Secret, ClusterError> {
+        self.retrying(false, || self.create_secret_once(secret))
+            .await
+    }
+
+    async fn create_secret_once(&self, secret: &Secret) -> Result<Secret, ClusterError> {
         self.throttle().await;
         let ns = secret.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
@@ -657,6 +723,10 @@ impl Cluster {
     /// The caller's username, as the API server authenticates it
     /// (SelfSubjectReview, authentication.k8s.io/v1, Kubernetes 1.28+).
     pub async fn whoami(&self) -> Result<String, ClusterError> {
+        self.retrying(true, || self.whoami_once()).await
+    }
+
+    async fn whoami_once(&self) -> Result<String, ClusterError> {
         use k8s_openapi::api::authentication::v1::SelfSubjectReview;
         self.throttle().await;
         let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
@@ -674,6 +744,20 @@ impl Cluster {
     /// Request a token for a ServiceAccount, bound to a Secret so that
     /// deleting the Secret revokes it.
     pub async fn request_token(
+        &self,
+        namespace: &str,
+        sa: &str,
+        ttl_seconds: i64,
+        audiences: &[String],
+        anchor: &Secret,
+    ) -> Result<(Token, std::time::Duration), ClusterError> {
+        self.retrying(true, || {
+            self.request_token_once(namespace, sa, ttl_seconds, audiences, anchor)
+        })
+        .await
+    }
+
+    async fn request_token_once(
         &self,
         namespace: &str,
         sa: &str,
@@ -726,6 +810,16 @@ impl Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<(), ClusterError> {
+        self.retrying(true, || self.delete_once(kind, namespace, name))
+            .await
+    }
+
+    async fn delete_once(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ClusterError> {
         self.throttle().await;
         let dp = DeleteParams::default();
         let what = format!("{} {namespace}/{name}", kind.as_str());
@@ -763,6 +857,13 @@ impl Cluster {
         &self,
         namespace: &str,
     ) -> Result<(Vec<k8s_openapi::api::authorization::v1::ResourceRule>, bool), ClusterError> {
+        self.retrying(true, || self.own_rules_once(namespace)).await
+    }
+
+    async fn own_rules_once(
+        &self,
+        namespace: &str,
+    ) -> Result<(Vec<k8s_openapi::api::authorization::v1::ResourceRule>, bool), ClusterError> {
         self.throttle().await;
         use k8s_openapi::api::authorization::v1::{
             SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
@@ -797,6 +898,20 @@ impl Cluster {
     /// SelfSubjectAccessReview, the API's answer for authorization
     /// decisions (a SelfSubjectRulesReview is documented as unfit for them).
     pub async fn can_i(
+        &self,
+        namespace: &str,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        name: Option<&str>,
+    ) -> Result<bool, ClusterError> {
+        self.retrying(true, || {
+            self.can_i_once(namespace, verb, group, resource, name)
+        })
+        .await
+    }
+
+    async fn can_i_once(
         &self,
         namespace: &str,
         verb: &str,
@@ -844,6 +959,13 @@ impl Cluster {
     /// Every object of `kind` in any namespace carrying the vigil
     /// managed-by label: (namespace, name, its `vigil.dev/expires-at`).
     pub async fn list_managed(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
+        self.retrying(true, || self.list_managed_once(kind)).await
+    }
+
+    async fn list_managed_once(
         &self,
         kind: Kind,
     ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {

@@ -14,7 +14,9 @@ use crate::cluster::Cluster;
 pub struct Live {
     cluster: Cluster,
     runtime: Handle,
-    cache: Mutex<HashMap<String, Vec<PodInfo>>>,
+    /// Each namespace's pods, or why they could not be listed (the
+    /// client has already retried what was worth retrying).
+    cache: Mutex<HashMap<String, Result<Vec<PodInfo>, String>>>,
 }
 
 impl Live {
@@ -29,10 +31,10 @@ impl Live {
 }
 
 impl Live {
-    /// List `namespaces` concurrently and keep what succeeds; a namespace
-    /// that fails is listed again (and its error reported) when the planner
-    /// asks for it. Planning then waits for one round trip, not one per
-    /// namespace.
+    /// List `namespaces` concurrently and keep the answers, failures
+    /// included (the client retried what was worth it; the planner reports
+    /// the failure when it asks). Planning then waits for one round trip,
+    /// not one per namespace.
     pub fn prefetch<'a>(&self, namespaces: impl IntoIterator<Item = &'a str>) {
         let mut unique: Vec<&str> = namespaces.into_iter().collect();
         unique.sort_unstable();
@@ -43,9 +45,7 @@ impl Live {
         let listed = listed.into_iter().map(|r| r.map(infos));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for (ns, pods) in unique.into_iter().zip(listed) {
-            if let Ok(pods) = pods {
-                cache.insert(ns.to_string(), pods);
-            }
+            cache.insert(ns.to_string(), pods.map_err(|e| e.to_string()));
         }
     }
 }
@@ -56,27 +56,33 @@ impl Inventory for Live {
         _cluster: Option<&str>,
         namespace: &str,
     ) -> Result<Cow<'_, [PodInfo]>, InventoryError> {
-        if let Some(p) = self
+        let cached = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(namespace)
-        {
-            return Ok(Cow::Owned(p.clone()));
-        }
-        let pods = self
-            .runtime
-            .block_on(self.cluster.list_pods(namespace))
-            .map(infos)
-            .map_err(|e| InventoryError::Read {
+            .cloned();
+        let listed = match cached {
+            Some(r) => r,
+            None => {
+                let r = self
+                    .runtime
+                    .block_on(self.cluster.list_pods(namespace))
+                    .map(infos)
+                    .map_err(|e| e.to_string());
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(namespace.to_string(), r.clone());
+                r
+            }
+        };
+        listed
+            .map(Cow::Owned)
+            .map_err(|reason| InventoryError::Read {
                 path: format!("cluster {:?}", self.cluster),
-                reason: e.to_string(),
-            })?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(namespace.to_string(), pods.clone());
-        Ok(Cow::Owned(pods))
+                reason,
+            })
     }
 }
 

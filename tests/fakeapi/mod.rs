@@ -109,6 +109,13 @@ pub struct Faults {
     /// Answer this many pod watches with a 410 Gone ERROR event (the
     /// version was compacted away).
     pub watch_gone: u32,
+    /// Answer this many of the admin identity's requests (the caller's)
+    /// with 429 and `Retry-After: 3600`: the API server's priority and
+    /// fairness rejecting before any work
+    /// (`staging/src/k8s.io/apiserver/pkg/server/filters/priority-and-fairness.go`).
+    pub caller_429: u32,
+    /// The same with 503 (an overloaded or restarting API server).
+    pub caller_503: u32,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.

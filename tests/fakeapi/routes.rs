@@ -119,7 +119,41 @@ pub(super) async fn handle(
     });
     let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
     req.extensions_mut().insert(RequestSeq(seq));
-    let resp = if valid_audit_id {
+    let caller_fault: Option<u16> = if identity.as_deref() == Some("admin") {
+        let mut g = st.lock().unwrap();
+        let f = &mut g.faults;
+        if f.caller_429 > 0 {
+            f.caller_429 -= 1;
+            Some(429)
+        } else if f.caller_503 > 0 {
+            f.caller_503 -= 1;
+            Some(503)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let resp = if let Some(code) = caller_fault {
+        let reason = if code == 429 {
+            "TooManyRequests"
+        } else {
+            "ServiceUnavailable"
+        };
+        let mut r = respond(
+            code,
+            &status(
+                code,
+                reason,
+                "the server is currently unable to handle the request",
+            ),
+        );
+        r.headers_mut().insert(
+            "retry-after",
+            hyper::header::HeaderValue::from_static("3600"),
+        );
+        r
+    } else if valid_audit_id {
         route(req, &st, identity.as_deref()).await
     } else {
         respond(
