@@ -10,6 +10,18 @@
 #   docker push registry.example/vigil:0.1.0
 #   docker inspect --format '{{index .RepoDigests 0}}' registry.example/vigil:0.1.0
 #
+# For clusters with arm64 nodes, build both architectures into one image
+# index and pin the index's digest (a node pulls its own platform's image
+# through it; cosign signs the index digest, which `verify-image` checks,
+# and the kubelet reports it as the container's imageID). BUILDER must then
+# be the builder's index digest (the RepoDigests entry above is), and each
+# platform builds natively under emulation (QEMU, `docker run --privileged
+# --rm tonistiigi/binfmt --install arm64`):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg BUILDER="$BUILDER" \
+#     -t registry.example/vigil:0.1.0 --push .
+#   docker buildx imagetools inspect registry.example/vigil:0.1.0 --format '{{json .Manifest.Digest}}'
+#
 # Every base image is pinned by digest: the final stage is `scratch`, and
 # the builder is the BUILDER build argument, which has no default and must
 # be NAME@sha256:<64 hex> (the build stops otherwise) — the digest you
@@ -31,12 +43,22 @@ COPY . .
 # A static glibc build: no loader or libraries needed at run time. The probe
 # and the sidecar resolve no host names; in-cluster runs reach the API
 # server by the address Kubernetes gives them.
+# The platform being built (BuildKit sets TARGETARCH; the classic builder
+# does not, and then the builder's own architecture is the target).
+ARG TARGETARCH
 ENV RUSTFLAGS="-C target-feature=+crt-static" \
     CARGO_PROFILE_RELEASE_DEBUG=0
-RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
- && strip target/x86_64-unknown-linux-gnu/release/vigil
+RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
+ && case "$arch" in \
+      amd64) triple=x86_64-unknown-linux-gnu ;; \
+      arm64) triple=aarch64-unknown-linux-gnu ;; \
+      *) echo "unsupported architecture: $arch (amd64 and arm64 are)" >&2; exit 1 ;; \
+    esac \
+ && cargo build --release --locked --target "$triple" \
+ && cp "target/$triple/release/vigil" /vigil \
+ && strip /vigil
 
 FROM scratch
-COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/vigil /usr/local/bin/vigil
+COPY --from=build /vigil /usr/local/bin/vigil
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/vigil", "probe"]

@@ -8,11 +8,13 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# This machine's architecture, as the Dockerfile builds for each platform.
+triple="$(uname -m)-unknown-linux-gnu"
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
-  cargo build --release --locked --target x86_64-unknown-linux-gnu \
+  cargo build --release --locked --target "$triple" \
   --manifest-path "$repo/Cargo.toml" --target-dir "${VIGIL_STATIC_TARGET_DIR:-$work/target}"
 bin="$work/vigil"
-cp "${VIGIL_STATIC_TARGET_DIR:-$work/target}/x86_64-unknown-linux-gnu/release/vigil" "$bin"
+cp "${VIGIL_STATIC_TARGET_DIR:-$work/target}/$triple/release/vigil" "$bin"
 strip "$bin"
 # A static binary names no shared library.
 if ldd "$bin" 2>&1 | grep -q '=>'; then echo "not a static binary" >&2; exit 1; fi

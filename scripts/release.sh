@@ -31,10 +31,12 @@ fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n 1)
+# This machine's architecture (x86_64 or aarch64).
+arch=$(uname -m)
 if [[ -z $binary ]]; then
     (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
-        cargo build --release --locked --target x86_64-unknown-linux-gnu)
-    binary="$repo/target/x86_64-unknown-linux-gnu/release/vigil"
+        cargo build --release --locked --target "$arch-unknown-linux-gnu")
+    binary="$repo/target/$arch-unknown-linux-gnu/release/vigil"
     # A release build carries symbols, not debug info (Cargo.toml's release
     # profile): over 40 MiB means the profile lost its strip.
     size=$(stat -c %s "$binary")
@@ -46,7 +48,7 @@ fi
 [[ -f $binary ]] || { echo "release: no binary at $binary" >&2; exit 2; }
 
 mkdir -p "$out"
-name="vigil-$version-x86_64-linux"
+name="vigil-$version-$arch-linux"
 install -m 0755 "$binary" "$out/$name"
 (cd "$out" && sha256sum "$name" > SHA256SUMS)
 openssl pkeyutl -sign -inkey "$key" -rawin -in "$out/SHA256SUMS" -out "$out/SHA256SUMS.sig"
