@@ -167,6 +167,16 @@ impl Drop for LocalSignals {
     }
 }
 
+/// Run `cleanup`, then hand back what the work returned, or go on with
+/// its panic: cleanup never depends on how the work ended.
+fn cleanup_then<R>(work: std::thread::Result<R>, cleanup: impl FnOnce()) -> R {
+    cleanup();
+    match work {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// Set up the run's access, scan, and clean up whatever happens (errors and
 /// SIGINT/SIGTERM included: a signal stops new scans and gives in-flight
 /// ones a grace period — a second signal ends it — then cleanup runs and
@@ -221,55 +231,61 @@ pub fn run_in_cluster(
     let scan_timeout = policy.value.spec.limits.scan_timeout();
     // Tokens are renewed in the background while scans run.
     let (stop_renewal, renewal_stopped) = tokio::sync::watch::channel(false);
-    let result = std::thread::scope(|scope| {
-        let access = &access;
-        scope.spawn(|| rt.block_on(access.keep_tokens_fresh(caller, &audit, renewal_stopped)));
-        // Stops the renewer however the scans end (a panic included), so
-        // the scope can join it.
-        struct StopOnDrop(tokio::sync::watch::Sender<bool>);
-        impl Drop for StopOnDrop {
-            fn drop(&mut self) {
-                let _ = self.0.send(true);
+    // Whatever the scans do, a panic included, the run's access is cleaned
+    // up before this returns or the panic goes on (`cleanup_then`).
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        std::thread::scope(|scope| {
+            let access = &access;
+            scope.spawn(|| rt.block_on(access.keep_tokens_fresh(caller, &audit, renewal_stopped)));
+            // Stops the renewer however the scans end (a panic included), so
+            // the scope can join it.
+            struct StopOnDrop(tokio::sync::watch::Sender<bool>);
+            impl Drop for StopOnDrop {
+                fn drop(&mut self) {
+                    let _ = self.0.send(true);
+                }
             }
-        }
-        let _stop = StopOnDrop(stop_renewal);
-        match &policy.value.spec.scanner {
-            // An existing InSpec profile, run by the team's own scanner over
-            // this run's access.
-            Some(scanner) => {
-                let external = crate::approach::external::ExternalRun {
-                    runtime: rt.handle().clone(),
-                    access,
-                    audit: &audit,
-                    scan_timeout,
-                    scanner,
-                    base_dir: policy.base_dir(),
-                    abort,
-                };
-                super::run_external(policy, pp, opts, output, &|t, scan_id| {
-                    external.scan(t, scan_id)
-                })
+            let _stop = StopOnDrop(stop_renewal);
+            match &policy.value.spec.scanner {
+                // An existing InSpec profile, run by the team's own scanner over
+                // this run's access.
+                Some(scanner) => {
+                    let external = crate::approach::external::ExternalRun {
+                        runtime: rt.handle().clone(),
+                        access,
+                        audit: &audit,
+                        scan_timeout,
+                        scanner,
+                        base_dir: policy.base_dir(),
+                        abort,
+                    };
+                    super::run_external(policy, pp, opts, output, &|t, scan_id| {
+                        external.scan(t, scan_id)
+                    })
+                }
+                None => {
+                    let collector = KubeCollector {
+                        audit: &audit,
+                        scan_timeout,
+                        runtime: rt.handle().clone(),
+                        access,
+                        debug: policy.value.spec.debug.as_ref(),
+                        scanner_images,
+                        retries: policy.value.spec.limits.retries,
+                        abort,
+                    };
+                    run_policy(set, policy, pp, opts, output, &collector)
+                }
             }
-            None => {
-                let collector = KubeCollector {
-                    audit: &audit,
-                    scan_timeout,
-                    runtime: rt.handle().clone(),
-                    access,
-                    debug: policy.value.spec.debug.as_ref(),
-                    scanner_images,
-                    retries: policy.value.spec.limits.retries,
-                    abort,
-                };
-                run_policy(set, policy, pp, opts, output, &collector)
-            }
+        })
+    }));
+    let result = cleanup_then(result, || {
+        let leftovers = rt.block_on(access.cleanup(caller, &audit));
+        watcher.abort();
+        for l in &leftovers {
+            tracing::warn!("cleanup failed: {l} (run `vigil gc` to remove leftovers)");
         }
     });
-    let leftovers = rt.block_on(access.cleanup(caller, &audit));
-    watcher.abort();
-    for l in &leftovers {
-        tracing::warn!("cleanup failed: {l} (run `vigil gc` to remove leftovers)");
-    }
     let (summary, summary_file) = result.map_err(LifecycleError::Run)?;
     // The audit trail is sealed with the results; its chain head goes into
     // the signed statement.
@@ -278,4 +294,24 @@ pub fn run_in_cluster(
         .write("audit.jsonl", &bytes)
         .map_err(LifecycleError::Audit)?;
     Ok((summary, summary_file, Some((written, final_hash, entries))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cleanup_then;
+
+    #[test]
+    fn cleanup_runs_before_a_panic_goes_on() {
+        let cleaned = std::cell::Cell::new(false);
+        let work = std::panic::catch_unwind(|| -> u32 { panic!("a bug while scanning") });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cleanup_then(work, || cleaned.set(true))
+        }));
+        assert!(cleaned.get(), "cleanup ran");
+        let panic = outcome.unwrap_err();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"a bug while scanning"));
+        let cleaned = std::cell::Cell::new(false);
+        assert_eq!(cleanup_then(Ok(7), || cleaned.set(true)), 7);
+        assert!(cleaned.get());
+    }
 }

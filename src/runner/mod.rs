@@ -347,26 +347,7 @@ fn scan_target(
             "the run was interrupted (signal) before this target started"
         }))
     } else {
-        // A collector that panics fails its own target, never the run (and
-        // with it the cleanup of the run's access).
-        let collected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            collector.collect(t, req, &scan_id)
-        }))
-        .unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            Err(Failure::from(format!(
-                "internal error while collecting (a bug in vigil, please report it): {why}"
-            )))
-        });
-        // Errors end up in results and summaries: never let a secret through.
-        collected.map_err(|f| Failure {
-            message: crate::redact::redact(&f.message),
-            ..f
-        })
+        guarded(|| collector.collect(t, req, &scan_id))
     };
     let (approach, attempts, failure) = match &gathered {
         Ok(g) => (g.approach, g.attempts, None),
@@ -558,6 +539,28 @@ pub enum ImportError {
     Run(#[from] RunError),
 }
 
+/// One target's collection, as both pipelines (vigil's collectors and an
+/// external scanner) run it: a panic fails this target, never the run (and
+/// with it the cleanup of the run's access); errors end up in results and
+/// summaries, so their text is redacted.
+fn guarded<T>(collect: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(collect))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(Failure::from(format!(
+                "internal error while collecting (a bug in vigil, please report it): {why}"
+            )))
+        })
+        .map_err(|f| Failure {
+            message: crate::redact::redact(&f.message),
+            ..f
+        })
+}
+
 /// An external scanner's work for one target and scan id: its HDF report.
 pub type ExternalScan<'a> = dyn Fn(&PlannedTarget, &str) -> Result<Vec<u8>, Failure> + Sync + 'a;
 
@@ -587,10 +590,7 @@ pub fn run_external(
                 "the run was interrupted or its deadline passed before this target started",
             ))
         } else {
-            scan(t, &scan_id).map_err(|f| Failure {
-                message: crate::redact::redact(&f.message),
-                ..f
-            })
+            guarded(|| scan(t, &scan_id))
         };
         let (report, error, attempts, failure) = match result.and_then(|bytes| {
             bind_report(&bytes, &opts.run_id, &t.id, &scan_id).map_err(Failure::from)

@@ -166,3 +166,44 @@ fn cancellation_and_a_passed_deadline_start_no_target() {
         assert_eq!(summary.stats.timeouts, 0);
     }
 }
+
+/// The external scanner's pipeline has the same guard as vigil's own: a
+/// scan that panics fails its target, and the other targets are scanned.
+#[test]
+fn a_panicking_external_scan_fails_only_its_target() {
+    let dir = Scratch::new("external-panic");
+    let (set, plan) = planned(&dir.0);
+    let out = crate::report::output::PlainDir::create(&dir.0.join("out"), "life", "r1").unwrap();
+    let opts = RunOptions {
+        labels: Default::default(),
+        run_id: "r1".into(),
+        threshold: None,
+        progress: Box::new(|_, _| {}),
+        cancel: std::sync::Arc::new(AtomicBool::new(false)),
+        deadline: None,
+        scanner: Default::default(),
+    };
+    let scan = |t: &PlannedTarget, _: &str| -> Result<Vec<u8>, Failure> {
+        if t.id.ends_with("/d") {
+            panic!("a bug in the external pipeline");
+        }
+        Ok(br#"{"profiles": [{"name": "p", "controls": [{"id": "C-1", "impact": 0.5, "results": [{"status": "passed", "code_desc": "ok"}]}]}]}"#.to_vec())
+    };
+    let (summary, _) =
+        run_external(&set.policies[0], &plan.policies[0], &opts, &out, &scan).unwrap();
+    assert_eq!(summary.targets.len(), 4);
+    for t in &summary.targets {
+        if t.id.ends_with("/d") {
+            assert_eq!(t.status, TargetStatus::Error, "{t:?}");
+            assert!(
+                t.error
+                    .as_deref()
+                    .unwrap()
+                    .contains("a bug in the external pipeline"),
+                "{t:?}"
+            );
+        } else {
+            assert_eq!(t.status, TargetStatus::Scanned, "{t:?}");
+        }
+    }
+}
