@@ -161,7 +161,12 @@ fn leftovers(kubeconfig: &str, prefix: &str) -> Vec<String> {
         vigil::cluster::Kind::RoleBinding,
         vigil::cluster::Kind::Secret,
     ] {
-        for (ns, name, _) in rt.block_on(caller.list_managed(kind)).unwrap() {
+        let listed = rt.block_on(caller.list_labelled(
+            kind,
+            vigil::plan::rbac::MANAGED_BY,
+            vigil::plan::rbac::EXPIRES_ANNOTATION,
+        ));
+        for (ns, name, _) in listed.unwrap() {
             if ns == "vigil-e2e" && name.starts_with(prefix) {
                 left.push(format!("{kind:?} {ns}/{name}"));
             }

@@ -91,6 +91,91 @@ fn seal_and_cluster_import_nothing_from_runner_plan_or_inventory() {
     }
 }
 
+/// The arrows docs/architecture.md says data never flows along: an earlier
+/// step never reaches into a later one's types. `approach` gathers facts
+/// and knows nothing of reports; `plan` works offline and holds no client
+/// (`cluster`); `checks` are pure and import no I/O module.
+#[test]
+fn the_documented_never_arrows_hold() {
+    let graph = module_graph();
+    for (from, never) in [
+        ("approach", &["report", "seal", "runner", "cli"][..]),
+        (
+            "plan",
+            &["cluster", "access", "runner", "cli", "report", "seal"][..],
+        ),
+        (
+            "checks",
+            &["cluster", "approach", "runner", "cli", "seal", "registry"][..],
+        ),
+        ("facts", &["report", "seal", "runner", "cli", "checks"][..]),
+        (
+            "policy",
+            &["runner", "cli", "cluster", "access", "approach"][..],
+        ),
+    ] {
+        for to in never {
+            assert!(
+                !graph[from].contains(*to),
+                "{from} imports {to}, against docs/architecture.md"
+            );
+        }
+    }
+}
+
+/// Within a top-level module, the second-level modules have no import
+/// cycle either (`seal::attest` and `seal::verify` once did).
+#[test]
+fn second_level_modules_have_no_import_cycles() {
+    let src = crate::util::repo().join("src");
+    let mut cycles = Vec::new();
+    for top in std::fs::read_dir(&src).unwrap().flatten() {
+        if !top.path().is_dir() {
+            continue;
+        }
+        let parent = top.file_name().to_string_lossy().into_owned();
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(top.path()).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                if name != "mod" && name != "tests" {
+                    files.push((name, p));
+                }
+            } else if p.is_dir() && p.join("mod.rs").is_file() {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                files.push((name, p.join("mod.rs")));
+            }
+        }
+        let names: BTreeSet<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        for (name, path) in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod ").next().unwrap();
+            let deps = graph.entry(name.clone()).or_default();
+            for prefix in [format!("crate::{parent}::"), "super::".to_string()] {
+                for (i, _) in code.match_indices(&prefix) {
+                    let dep: String = code[i + prefix.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if dep != *name && names.contains(&dep) {
+                        deps.insert(dep);
+                    }
+                }
+            }
+        }
+        for (m, deps) in &graph {
+            for d in deps {
+                if reaches(&graph, d, m) {
+                    cycles.push(format!("{parent}::{m} -> {parent}::{d}"));
+                }
+            }
+        }
+    }
+    assert!(cycles.is_empty(), "second-level import cycles: {cycles:?}");
+}
+
 /// The registry client and cosign verification know nothing of policies,
 /// plans, clusters or runs: only the leaves (and cosign the registry).
 #[test]

@@ -748,7 +748,14 @@ pub async fn gc(
         Kind::Role,
         Kind::ServiceAccount,
     ] {
-        for (ns, name, expires) in caller.list_managed(kind).await? {
+        let listed = caller
+            .list_labelled(
+                kind,
+                crate::plan::rbac::MANAGED_BY,
+                crate::plan::rbac::EXPIRES_ANNOTATION,
+            )
+            .await?;
+        for (ns, name, expires) in listed {
             let label = format!("{} {ns}/{name}", kind.as_str());
             let expired = expires
                 .as_deref()

@@ -5,7 +5,6 @@
 use crate::facts::{FactRequest, rootfs};
 use crate::plan::PlannedTarget;
 use crate::policy::model::Approach;
-use crate::report::run::FailureKind;
 
 /// What a collector gathered, and through which approach: for `auto`, the
 /// one it settled on, which the results and the statement record.
@@ -93,7 +92,7 @@ pub trait Collector: Sync {
 
     /// The signature checks of the scanner images this collector runs
     /// (none for collectors that add no image).
-    fn scanner_images(&self) -> Vec<crate::report::run::ScannerImageCheck> {
+    fn scanner_images(&self) -> Vec<super::ScannerImageCheck> {
         Vec::new()
     }
 }
@@ -208,4 +207,25 @@ impl Collector for LocalCollector {
             ))),
         }
     }
+}
+
+/// What ended a target that was not scanned: the runner counts timeouts,
+/// lists the targets never started and seals both by this, never by the
+/// text of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The scan ran out of `scanTimeout`.
+    Timeout,
+    /// Never started, or stopped in flight, because of a signal or the run
+    /// deadline.
+    NotScanned,
+    /// Errors worth retrying, still failing after the last retry.
+    Transient,
+    /// The container has no usable shell for the api approach.
+    NoShell,
+    /// The API server refused the run's identity (403).
+    Forbidden,
+    /// Anything else.
+    Other,
 }

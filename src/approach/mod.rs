@@ -84,8 +84,8 @@ impl GatherError {
     }
 
     /// How the runner files it.
-    fn kind(&self) -> crate::report::run::FailureKind {
-        use crate::report::run::FailureKind;
+    fn kind(&self) -> collector::FailureKind {
+        use collector::FailureKind;
         match self {
             GatherError::NoShell(_) => FailureKind::NoShell,
             GatherError::Transient { .. } => FailureKind::Transient,
@@ -165,7 +165,7 @@ pub struct KubeCollector<'a> {
     pub debug: Option<&'a ScannerSpec>,
     /// The scanner images' signature checks: a refused image is never
     /// started (debug) or exec'd into (sidecar).
-    pub scanner_images: Vec<crate::report::run::ScannerImageCheck>,
+    pub scanner_images: Vec<ScannerImageCheck>,
     /// Attempts after the first for transient errors (`limits.retries`).
     pub retries: u32,
     /// Becomes true when scans in flight must stop (a second signal, or the
@@ -390,7 +390,7 @@ impl Collector for KubeCollector<'_> {
         })
     }
 
-    fn scanner_images(&self) -> Vec<crate::report::run::ScannerImageCheck> {
+    fn scanner_images(&self) -> Vec<ScannerImageCheck> {
         self.scanner_images.clone()
     }
 }
@@ -449,4 +449,21 @@ fn decode_probe_frame(
             GatherError::Other(message)
         }
     })
+}
+
+/// A scanner image's cosign signature check (`spec.debug.verify`,
+/// `spec.sidecar.verify` or `--scanner-key`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScannerImageCheck {
+    /// `debug` or `sidecar`.
+    pub role: String,
+    /// The image, as pinned.
+    pub image: String,
+    /// The signature that verified: digest, key, signature and source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::cosign::Verified>,
+    /// Why it did not verify; targets that need the image are then errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }

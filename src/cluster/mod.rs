@@ -19,12 +19,6 @@ use kube::api::{Api, AttachParams, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::io::AsyncReadExt;
 
-/// Label every vigil-created object carries (used by `vigil gc`).
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vigil");
-
-/// Annotation on per-run objects: when `vigil gc` may delete them (RFC 3339).
-pub const EXPIRES_ANNOTATION: &str = "vigil.dev/expires-at";
-
 /// A bearer token. Never shown: `Debug` prints `Token(<redacted>)`, and there is no `Display`.
 #[derive(Clone)]
 pub struct Token(String);
@@ -956,22 +950,27 @@ impl Cluster {
         Ok(out.status.is_some_and(|s| s.allowed))
     }
 
-    /// Every object of `kind` in any namespace carrying the vigil
-    /// managed-by label: (namespace, name, its `vigil.dev/expires-at`).
-    pub async fn list_managed(
+    /// Every object of `kind` in any namespace carrying `label` (key,
+    /// value): (namespace, name, its `annotation`'s value).
+    pub async fn list_labelled(
         &self,
         kind: Kind,
+        label: (&str, &str),
+        annotation: &str,
     ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
-        self.retrying(true, || self.list_managed_once(kind)).await
+        self.retrying(true, || self.list_labelled_once(kind, label, annotation))
+            .await
     }
 
-    async fn list_managed_once(
+    async fn list_labelled_once(
         &self,
         kind: Kind,
+        label: (&str, &str),
+        annotation: &str,
     ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
         self.throttle().await;
-        let lp = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-        let what = format!("{}s managed by vigil", kind.as_str());
+        let lp = ListParams::default().labels(&format!("{}={}", label.0, label.1));
+        let what = format!("{}s labelled {}={}", kind.as_str(), label.0, label.1);
         let metas: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> = match kind {
             Kind::ServiceAccount => Api::<ServiceAccount>::all(self.client.clone())
                 .list(&lp)
@@ -997,7 +996,7 @@ impl Cluster {
                 let exp = m
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(EXPIRES_ANNOTATION).cloned());
+                    .and_then(|a| a.get(annotation).cloned());
                 (
                     m.namespace.unwrap_or_default(),
                     m.name.unwrap_or_default(),

@@ -28,7 +28,10 @@ use serde::Serialize;
 use super::PlannedTarget;
 use crate::policy::model::{AccessMode, Approach, ScanPolicy};
 
-pub use crate::cluster::{EXPIRES_ANNOTATION, MANAGED_BY};
+/// Label every vigil-created object carries (used by `vigil gc`).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vigil");
+/// Annotation on per-run objects: when `vigil gc` may delete them (RFC 3339).
+pub const EXPIRES_ANNOTATION: &str = "vigil.dev/expires-at";
 /// Label carrying the policy name.
 pub const POLICY_LABEL: &str = "vigil.dev/policy";
 /// Label carrying the run id (per-run objects only).

@@ -150,22 +150,7 @@ pub struct RunSummary {
     pub scanner_images: Vec<ScannerImageCheck>,
 }
 
-/// A scanner image's cosign signature check (`spec.debug.verify`,
-/// `spec.sidecar.verify` or `--scanner-key`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ScannerImageCheck {
-    /// `debug` or `sidecar`.
-    pub role: String,
-    /// The image, as pinned.
-    pub image: String,
-    /// The signature that verified: digest, key, signature and source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<crate::cosign::Verified>,
-    /// Why it did not verify; targets that need the image are then errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refused: Option<String>,
-}
+pub use crate::approach::ScannerImageCheck;
 
 /// Which plan a run scanned: the digest of the whole plan's target ids, how
 /// many targets it has, and the shard when the run covered one.
@@ -285,26 +270,7 @@ impl RunVerdict {
     }
 }
 
-/// What ended a target that was not scanned: the runner counts timeouts,
-/// lists the targets never started and seals both by this, never by the
-/// text of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// The scan ran out of `scanTimeout`.
-    Timeout,
-    /// Never started, or stopped in flight, because of a signal or the run
-    /// deadline.
-    NotScanned,
-    /// Errors worth retrying, still failing after the last retry.
-    Transient,
-    /// The container has no usable shell for the api approach.
-    NoShell,
-    /// The API server refused the run's identity (403).
-    Forbidden,
-    /// Anything else.
-    Other,
-}
+pub use crate::approach::collector::FailureKind;
 
 impl std::fmt::Display for TargetStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -593,7 +593,8 @@ pub fn run_external(
             guarded(|| scan(t, &scan_id))
         };
         let (report, error, attempts, failure) = match result.and_then(|bytes| {
-            bind_report(&bytes, &opts.run_id, &t.id, &scan_id).map_err(Failure::from)
+            bind_report(&bytes, &opts.run_id, &t.id, &scan_id)
+                .map_err(|e| Failure::from(format!("the scanner's report: {e}")))
         }) {
             Ok(bytes) => (bytes, None, 1, None),
             Err(f) => (

@@ -51,7 +51,7 @@ pub enum AttestError {
 fn statement_digest(bundle: &Path) -> Result<String, String> {
     let bytes = crate::safeio::read(
         &bundle.join(STATEMENT_FILE),
-        super::verify::MAX_STATEMENT_BYTES,
+        super::layout::MAX_STATEMENT_BYTES,
         "statement",
     )
     .map_err(|e| e.to_string())?;

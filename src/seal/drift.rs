@@ -171,7 +171,7 @@ pub fn drift(
     let digest = |b: &Path| -> Result<String, DriftError> {
         let bytes = crate::safeio::read(
             &b.join(STATEMENT_FILE),
-            super::verify::MAX_STATEMENT_BYTES,
+            super::layout::MAX_STATEMENT_BYTES,
             "statement",
         )
         .map_err(|e| DriftError::Unreadable(e.to_string()))?;

@@ -11,6 +11,9 @@ pub const STATEMENT_FILE: &str = "statement.dsse.json";
 /// its own subject is that statement.
 pub const AUDIT_CHECK_FILE: &str = "audit-check.dsse.json";
 
+/// Largest statement accepted (a 10,000-target statement is ~5 MB).
+pub const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The run summary's file name (plaintext name; `.age` when encrypted).
 pub const SUMMARY_FILE: &str = "summary.json";
 

@@ -139,7 +139,7 @@ pub fn merge(
         }
         let statement_bytes = crate::safeio::read(
             &dir.join(super::bundle::STATEMENT_FILE),
-            super::verify::MAX_STATEMENT_BYTES,
+            super::layout::MAX_STATEMENT_BYTES,
             "statement",
         )
         .map_err(|e| MergeError::Io(e.to_string()))?;

@@ -24,8 +24,7 @@ use super::statement::{Counts, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
 use crate::encoding::hex;
 use crate::facts::resolve::Root;
 
-/// Largest statement accepted (a 10,000-target statement is ~5 MB).
-pub const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
+pub use super::layout::MAX_STATEMENT_BYTES;
 /// Largest decrypted result accepted.
 pub const MAX_PLAINTEXT_BYTES: u64 = 1024 * 1024 * 1024;
 
