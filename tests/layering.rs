@@ -5,9 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Top-level module → the top-level modules its non-test code names as
-/// `crate::NAME`.
-fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+/// Every `.rs` file under `src/`.
+fn source_files() -> Vec<std::path::PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -18,9 +17,16 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
+    let mut out = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+    out
+}
+
+/// Top-level module → the top-level modules its non-test code names as
+/// `crate::NAME`.
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    walk(&src, &mut files);
+    let files = source_files();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in files {
         let rel = f.strip_prefix(&src).unwrap();
@@ -198,18 +204,7 @@ fn registry_and_cosign_import_only_leaves() {
 /// under `src/` is read as written (signature up to its body).
 #[test]
 fn no_public_function_returns_a_string_error() {
-    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
-    let mut all = Vec::new();
-    files(&crate::util::repo().join("src"), &mut all);
+    let all = source_files();
     let string_error = returns_a_string_error;
     let mut offenders = Vec::new();
     for f in all {
@@ -256,18 +251,7 @@ fn returns_a_string_error(sig: &str) -> bool {
 /// `#[from]` says the cause twice ("cannot set up access: X: X").
 #[test]
 fn no_error_message_repeats_its_source() {
-    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
-    let mut all = Vec::new();
-    files(&crate::util::repo().join("src"), &mut all);
+    let all = source_files();
     let mut offenders = Vec::new();
     for f in all {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -359,19 +343,8 @@ const OVER_BUDGET: [(&str, &str, usize); 19] = [
 
 /// Every function of the crate's non-test code: (file, name, lines).
 fn function_lengths() -> Vec<(String, String, usize)> {
-    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
     let repo = crate::util::repo();
-    let mut all = Vec::new();
-    files(&repo.join("src"), &mut all);
+    let mut all = source_files();
     let mut out = Vec::new();
     // Unit-test files (`mod tests;` beside the code) are not the code.
     all.retain(|f| f.file_name().is_some_and(|n| n != "tests.rs"));

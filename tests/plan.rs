@@ -1264,20 +1264,24 @@ fn windows_pods_are_skipped_with_a_reason() {
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: w}\nspec:\n  profiles: [container-baseline]\n  targets: [{namespace: w, approach: api}]\n",
     );
     let profiles = crate::util::repo().join("policies/profiles");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "plan",
-            "p.yaml",
-            profiles.to_str().unwrap(),
-            "--inventory",
-            "inventory.json",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    // The plan of p.yaml over inventory.json, as JSON.
+    let plan_of = || -> Value {
+        let run = vigil_in(
+            dir.path(),
+            &[
+                "plan",
+                "p.yaml",
+                profiles.to_str().unwrap(),
+                "--inventory",
+                "inventory.json",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let plan = plan_of();
     let p = &plan["policies"][0];
     let planned: Vec<&str> = p["targets"]
         .as_array()
@@ -1317,20 +1321,7 @@ fn windows_pods_are_skipped_with_a_reason() {
         "p.yaml",
         "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: w}\nspec:\n  profiles: [container-baseline]\n  debug: {image: \"registry.example/vigil@sha256:1111111111111111111111111111111111111111111111111111111111111111\"}\n  targets: [{namespace: w, approach: debug}]\n",
     );
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "plan",
-            "p.yaml",
-            profiles.to_str().unwrap(),
-            "--inventory",
-            "inventory.json",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let plan = plan_of();
     let targets = plan["policies"][0]["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2);
     for t in targets {
