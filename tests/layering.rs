@@ -5,6 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// `src/FILE:LINE` of byte offset `i` of `text`, read from `file`.
+fn at(file: &Path, text: &str, i: usize) -> String {
+    let line = text[..i].lines().count() + 1;
+    let shown = file.strip_prefix(crate::util::repo()).unwrap().display();
+    format!("{shown}:{line}")
+}
+
 /// Every `.rs` file under `src/`.
 fn source_files() -> Vec<std::path::PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -219,13 +226,7 @@ fn no_public_function_returns_a_string_error() {
                 .collect::<Vec<_>>()
                 .join(" ");
             if string_error(&sig) {
-                let line = text[..i].lines().count() + 1;
-                let shown = f
-                    .strip_prefix(crate::util::repo())
-                    .unwrap()
-                    .display()
-                    .to_string();
-                offenders.push(format!("{shown}:{line}: {sig}"));
+                offenders.push(format!("{}: {sig}", at(&f, &text, i)));
             }
         }
     }
@@ -296,13 +297,7 @@ fn no_error_message_repeats_its_source() {
             }
             for s in sources {
                 if message.contains(&format!("{{{s}}}")) || message.contains(&format!("{{{s}:")) {
-                    let line = text[..i].lines().count() + 1;
-                    let shown = f
-                        .strip_prefix(crate::util::repo())
-                        .unwrap()
-                        .display()
-                        .to_string();
-                    offenders.push(format!("{shown}:{line}: {message}"));
+                    offenders.push(format!("{}: {message}", at(&f, &text, i)));
                 }
             }
         }

@@ -160,78 +160,74 @@ fn namespace_selector() -> Value {
 /// identities: the pod policy and binding, then the token policy and
 /// binding.
 pub fn render(images: &[String], accounts: &[String]) -> Vec<Value> {
-    let mut docs = render_pods(images, accounts).to_vec();
-    let labels = json!({"app.kubernetes.io/managed-by": "vigil"});
-    let (expression, message) = token_validation(accounts);
-    docs.push(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": TOKENS_NAME, "labels": labels},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "namespaceSelector": namespace_selector(),
-                "resourceRules": [{
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "operations": ["CREATE"],
-                    "resources": ["serviceaccounts/token"]
-                }]
-            },
-            "validations": [{"expression": expression, "message": message}]
-        }
-    }));
-    docs.push(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": TOKENS_NAME, "labels": labels},
-        "spec": {"policyName": TOKENS_NAME, "validationActions": ["Deny"]}
-    }));
-    docs
-}
-
-/// The pod policy and its binding.
-fn render_pods(images: &[String], accounts: &[String]) -> [Value; 2] {
     let list = images
         .iter()
         .map(|i| cel_string(i))
         .collect::<Vec<_>>()
         .join(", ");
-    let validations: Vec<Value> = validations()
+    let mut docs = policy_and_binding(
+        NAME,
+        (&["CREATE", "UPDATE"], &["pods", "pods/ephemeralcontainers"]),
+        json!([
+            {"name": "isVigil", "expression": is_vigil(accounts)},
+            {"name": "images", "expression": format!("[{list}]")},
+            {"name": "added", "expression": ADDED},
+            {"name": "sidecarsChanged", "expression": SIDECARS_CHANGED}
+        ]),
+        validations(),
+    )
+    .to_vec();
+    docs.extend(policy_and_binding(
+        TOKENS_NAME,
+        (&["CREATE"], &["serviceaccounts/token"]),
+        json!([]),
+        vec![token_validation(accounts)],
+    ));
+    docs
+}
+
+/// A ValidatingAdmissionPolicy `name` on core resources (`operations`,
+/// `resources`) in every namespace but the excluded ones, failing closed,
+/// and its binding that denies.
+fn policy_and_binding(
+    name: &str,
+    (operations, resources): (&[&str], &[&str]),
+    variables: Value,
+    validations: Vec<(String, String)>,
+) -> [Value; 2] {
+    let validations: Vec<Value> = validations
         .into_iter()
         .map(|(expression, message)| json!({"expression": expression, "message": message}))
         .collect();
     let labels = json!({"app.kubernetes.io/managed-by": "vigil"});
+    let mut spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "namespaceSelector": namespace_selector(),
+            "resourceRules": [{
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": operations,
+                "resources": resources
+            }]
+        },
+        "validations": validations
+    });
+    if variables.as_array().is_some_and(|v| !v.is_empty()) {
+        spec["variables"] = variables;
+    }
     [
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": NAME, "labels": labels},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "namespaceSelector": namespace_selector(),
-                    "resourceRules": [{
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["pods", "pods/ephemeralcontainers"]
-                    }]
-                },
-                "variables": [
-                    {"name": "isVigil", "expression": is_vigil(accounts)},
-                    {"name": "images", "expression": format!("[{list}]")},
-                    {"name": "added", "expression": ADDED},
-                    {"name": "sidecarsChanged", "expression": SIDECARS_CHANGED}
-                ],
-                "validations": validations
-            }
+            "metadata": {"name": name, "labels": labels},
+            "spec": spec
         }),
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": NAME, "labels": labels},
-            "spec": {"policyName": NAME, "validationActions": ["Deny"]}
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"policyName": name, "validationActions": ["Deny"]}
         }),
     ]
 }

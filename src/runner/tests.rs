@@ -74,6 +74,19 @@ impl Collector for Scripted {
     }
 }
 
+/// Run `r1`'s options: cancelled or not, with or without a deadline.
+fn options(cancel: bool, deadline: Option<std::time::Instant>) -> RunOptions {
+    RunOptions {
+        labels: Default::default(),
+        run_id: "r1".into(),
+        threshold: None,
+        progress: Box::new(|_, _| {}),
+        cancel: std::sync::Arc::new(AtomicBool::new(cancel)),
+        deadline,
+        scanner: Default::default(),
+    }
+}
+
 fn run(
     dir: &Path,
     collector: &dyn Collector,
@@ -82,15 +95,7 @@ fn run(
 ) -> RunSummary {
     let (set, plan) = planned(dir);
     let out = crate::report::output::PlainDir::create(&dir.join("out"), "life", "r1").unwrap();
-    let opts = RunOptions {
-        labels: Default::default(),
-        run_id: "r1".into(),
-        threshold: None,
-        progress: Box::new(|_, _| {}),
-        cancel: std::sync::Arc::new(AtomicBool::new(cancel)),
-        deadline,
-        scanner: Default::default(),
-    };
+    let opts = options(cancel, deadline);
     run_policy(
         &set,
         &set.policies[0],
@@ -174,15 +179,7 @@ fn a_panicking_external_scan_fails_only_its_target() {
     let dir = Scratch::new("external-panic");
     let (set, plan) = planned(&dir.0);
     let out = crate::report::output::PlainDir::create(&dir.0.join("out"), "life", "r1").unwrap();
-    let opts = RunOptions {
-        labels: Default::default(),
-        run_id: "r1".into(),
-        threshold: None,
-        progress: Box::new(|_, _| {}),
-        cancel: std::sync::Arc::new(AtomicBool::new(false)),
-        deadline: None,
-        scanner: Default::default(),
-    };
+    let opts = options(false, None);
     let scan = |t: &PlannedTarget, _: &str| -> Result<Vec<u8>, Failure> {
         if t.id.ends_with("/d") {
             panic!("a bug in the external pipeline");
