@@ -978,13 +978,49 @@ fn the_debug_container_meets_pod_security_restricted() {
         message.contains("restricted") && message.contains("allowPrivilegeEscalation"),
         "{message}"
     );
+    // Admission judges the whole updated pod: a pod that meets
+    // `restricted` gets vigil's probe; one whose own container does not
+    // (via-debug: no runAsNonRoot, capabilities kept) refuses every debug
+    // container, and the error says why and what to use instead.
+    add_pod(
+        &s,
+        "hardened",
+        31,
+        json!({"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+               "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}),
+        Value::Null,
+        false,
+    );
     write_policy(
         &s,
-        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+        "    - {namespace: mixed, pods: [hardened, via-debug], approach: debug}\n",
     );
-    let (out, summary) = run(&s, &["--unsigned"]);
-    let t = target(&summary, "mixed/via-debug/app");
+    let out: crate::util::Run = crate::util::run_cmd(
+        s.dir.path(),
+        &s.server.kubeconfig,
+        &["profile.yaml", "--unsigned"],
+    )
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(
+        out.code, 3,
+        "one target could not be scanned: {}",
+        out.stderr
+    );
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = target(&summary, "mixed/hardened/app");
     assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+    let t = target(&summary, "mixed/via-debug/app");
+    let err = t["error"].as_str().unwrap_or_default();
+    assert!(
+        t["status"] != "scanned"
+            && err.contains("Pod Security admission refused the debug container")
+            && err.contains("violates PodSecurity")
+            && err.contains("\"app\"")
+            && err.contains("api approach"),
+        "{t}"
+    );
 }
 
 /// A stolen scan token adding its own ephemeral container, image and all,

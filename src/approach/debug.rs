@@ -177,7 +177,18 @@ pub async fn gather(
             attributes,
             scan.client.add_ephemeral_container(ns, pod, &ec),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Pod Security admission, not RBAC: it judges the whole pod of
+            // an ephemeral-container update, so a pod that itself breaks
+            // its namespace's level refuses every debug container.
+            GatherError::Forbidden(m) if m.contains("violates PodSecurity") => {
+                GatherError::Other(format!(
+                    "Pod Security admission refused the debug container ({m}). It judges the whole pod, its own containers included, against the namespace's enforce level, so a pod that breaks that level cannot be scanned with the debug approach: use the api approach (if the image has a shell) or a vigil sidecar"
+                ))
+            }
+            other => other,
+        })?;
     let version = patched
         .metadata
         .resource_version

@@ -63,8 +63,11 @@ pub enum ClusterError {
         "the kubeconfig context disables TLS verification (insecure-skip-tls-verify); vigil refuses that unless --insecure-skip-tls-verify is given"
     )]
     InsecureConfig,
-    /// The API server refused (status code and reason).
-    #[error("{verb} {what}: the API server answered {code} ({reason})")]
+    /// The API server refused (status code, reason and its message).
+    #[error(
+        "{verb} {what}: the API server answered {code} ({reason}){}",
+        api_message(message)
+    )]
     Api {
         /// What was attempted.
         verb: &'static str,
@@ -74,6 +77,9 @@ pub enum ClusterError {
         code: u16,
         /// Kubernetes reason.
         reason: String,
+        /// The Status message of a refusal (why: an admission plugin's
+        /// verdict, the missing right; see `refusal_message`).
+        message: String,
         /// `details.retryAfterSeconds` (429 and some 5xx).
         retry_after: Option<u32>,
     },
@@ -114,6 +120,28 @@ pub enum ClusterError {
     },
 }
 
+/// What of an error Status's message is kept: the API server's own
+/// refusals (400, 403, 409, 422: what admission, authorization or
+/// validation refused, and why) are worth a person's reading; a 5xx body is
+/// often a proxy quoting its upstream, which can carry anything, so it is
+/// dropped. Secrets are redacted and the text capped either way.
+fn refusal_message(code: u16, message: &str) -> String {
+    if matches!(code, 400 | 403 | 409 | 422) {
+        crate::safeio::excerpt(&redact_error(message), 600)
+    } else {
+        String::new()
+    }
+}
+
+/// The API server's message after its code, when it said one.
+fn api_message(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
 impl ClusterError {
     fn from_kube(verb: &'static str, what: impl Into<String>, e: kube::Error) -> ClusterError {
         let what = what.into();
@@ -123,6 +151,7 @@ impl ClusterError {
                 what,
                 code: s.code,
                 reason: s.reason.clone(),
+                message: refusal_message(s.code, &s.message),
                 retry_after: s
                     .details
                     .as_ref()
@@ -137,6 +166,7 @@ impl ClusterError {
                 what,
                 code: code.as_u16(),
                 reason: code.canonical_reason().unwrap_or_default().to_string(),
+                message: String::new(),
                 retry_after: None,
             },
             other => {
@@ -600,6 +630,7 @@ impl Cluster {
                             what,
                             code: e.code,
                             reason: e.reason,
+                            message: refusal_message(e.code, &e.message),
                             retry_after: None,
                         });
                     }

@@ -134,23 +134,30 @@ pub(super) fn add_ephemeral(
         }
     }
     // Pod Security Admission on the ephemeralcontainers subresource, when
-    // the namespace enforces `restricted`.
+    // the namespace enforces `restricted`: the whole updated pod is judged,
+    // its own containers too, not only the one added (`admission.go`
+    // evaluates the pod of an ephemeralcontainers update; `EvaluatePod`).
     if guard.restricted.contains(ns) {
-        for c in &added {
-            let why = restricted_violations(&current, c);
-            if !why.is_empty() {
-                return respond(
+        let existing: Vec<Value> = ["initContainers", "containers", "ephemeralContainers"]
+            .iter()
+            .flat_map(|k| current["spec"][*k].as_array().cloned().unwrap_or_default())
+            .collect();
+        let mut why: Vec<String> = pod_level_violations(&current);
+        for c in existing.iter().chain(added.iter()) {
+            why.extend(restricted_violations(&current, c));
+        }
+        if !why.is_empty() {
+            return respond(
+                403,
+                &status(
                     403,
-                    &status(
-                        403,
-                        "Forbidden",
-                        &format!(
-                            "pods \"{pod}\" is forbidden: violates PodSecurity \"restricted:latest\": {}",
-                            why.join(", ")
-                        ),
+                    "Forbidden",
+                    &format!(
+                        "pods \"{pod}\" is forbidden: violates PodSecurity \"restricted:latest\": {}",
+                        why.join(", ")
                     ),
-                );
-            }
+                ),
+            );
         }
     }
     {
@@ -187,6 +194,45 @@ pub(super) fn add_ephemeral(
         ));
     }
     respond(200, &updated)
+}
+
+/// What `restricted` (with the `baseline` it includes) refuses at the pod
+/// level: host namespaces (`check_hostNamespaces.go`) and volume types
+/// other than the allowed ones (`check_restrictedVolumes.go`).
+pub(super) fn pod_level_violations(pod: &Value) -> Vec<String> {
+    let spec = &pod["spec"];
+    let mut why = Vec::new();
+    let hosts: Vec<&str> = ["hostNetwork", "hostPID", "hostIPC"]
+        .into_iter()
+        .filter(|k| spec[*k] == true)
+        .collect();
+    if !hosts.is_empty() {
+        why.push(format!("host namespaces ({}=true)", hosts.join(", ")));
+    }
+    const ALLOWED: [&str; 8] = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    let restricted: Vec<&str> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            !v.as_object()
+                .is_some_and(|o| o.keys().any(|k| ALLOWED.contains(&k.as_str())))
+        })
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    if !restricted.is_empty() {
+        why.push(format!("restricted volume types (volumes {restricted:?})"));
+    }
+    why
 }
 
 /// What the Pod Security Standards' `restricted` level refuses in a
