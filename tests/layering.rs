@@ -314,8 +314,7 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 19] = [
-    ("src/policy/lint.rs", "policy", 384),
+const OVER_BUDGET: [(&str, &str, usize); 18] = [
     ("src/monitor/mod.rs", "check", 261),
     ("src/seal/merge.rs", "merge", 246),
     ("src/facts/shell.rs", "line", 217),

@@ -241,7 +241,16 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+    schedule(p, out);
+    token_and_limits(p, out);
+    external_scanner(p, out);
+    patterns_and_images(p, out);
+    results(p, &controls, out);
+}
 
+/// `spec`: the schedule: a cron that parses and fires, a time zone, and how often debug scans would run.
+fn schedule(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
+    let spec = &p.value.spec;
     // Schedule.
     if let Some(s) = &spec.schedule {
         let ptr = match s {
@@ -305,7 +314,11 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             );
         }
     }
+}
 
+/// `spec`: token lifetime and audiences, access scope, and the limits that depend on them.
+fn token_and_limits(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
+    let spec = &p.value.spec;
     // Token lifetime.
     if let Some(ttl) = duration::parse(&spec.access.token_ttl)
         && !(MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl)
@@ -370,7 +383,11 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             "/spec/limits/scanTimeout",
         ));
     }
+}
 
+/// `spec`: an external scanner: its files exist, and it reaches Kubernetes containers only.
+fn external_scanner(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
+    let spec = &p.value.spec;
     // An external scanner: its profile must exist, and it reaches
     // Kubernetes containers only.
     if let Some(ext) = &spec.scanner {
@@ -401,7 +418,11 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
 
+/// `spec`: redaction patterns, and scanner images pinned by digest with what verifying them needs.
+fn patterns_and_images(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
+    let spec = &p.value.spec;
     // Redaction patterns.
     for (i, pattern) in spec.redact.iter().enumerate() {
         if let Err(e) = regex::Regex::new(pattern) {
@@ -462,7 +483,11 @@ fn policy(p: &Loaded<ScanPolicy>, set: &PolicySet, out: &mut Vec<Diagnostic>) {
             "/spec/sidecar/verify",
         ));
     }
+}
 
+/// `spec`: waivers, the threshold and the recipients.
+fn results(p: &Loaded<ScanPolicy>, controls: &BTreeSet<&str>, out: &mut Vec<Diagnostic>) {
+    let spec = &p.value.spec;
     // Waivers.
     let now = chrono::Utc::now();
     for (i, w) in spec.waivers.iter().enumerate() {
