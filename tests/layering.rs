@@ -315,7 +315,7 @@ fn no_error_message_repeats_its_source() {
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
 const OVER_BUDGET: [(&str, &str, usize); 18] = [
-    ("src/monitor/mod.rs", "check", 261),
+    ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 246),
     ("src/facts/shell.rs", "line", 217),
     ("src/cli/schedule.rs", "run", 208),

@@ -265,13 +265,14 @@ fn matches(e: &Event, x: &Expected, run_identity: bool) -> bool {
         && t <= x.end + slack
 }
 
-/// Check a run against the API server's audit log.
-pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
-    if logs.is_empty() {
-        return Err(CheckError::NoLogs);
-    }
-    let t = &run.trail;
-    let caller = t.caller.clone();
+/// The run's requests in `logs`, sorted by time, each one event (the
+/// stages of one request merged), the files' summaries, and a finding for
+/// every audit ID that more than one request carries.
+fn read_requests(
+    t: &RunTrail,
+    caller: Option<&str>,
+    logs: &[PathBuf],
+) -> Result<(Vec<Event>, Vec<FileSummary>, Vec<Finding>), CheckError> {
     // Read every file, keeping the run's events. Stages of one request
     // merge: same auditID and same user, verb, URI and credential. A
     // client may choose its auditID (the `Audit-ID` header), so events that
@@ -340,6 +341,17 @@ pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
     drop(by_id);
     let mut requests: Vec<Event> = kept.into_values().collect();
     requests.sort_by_key(|e| e.time());
+    Ok((requests, files, findings))
+}
+
+/// Check a run against the API server's audit log.
+pub fn check(run: &Run, logs: &[PathBuf]) -> Result<Report, CheckError> {
+    if logs.is_empty() {
+        return Err(CheckError::NoLogs);
+    }
+    let t = &run.trail;
+    let caller = t.caller.clone();
+    let (requests, files, mut findings) = read_requests(t, caller.as_deref(), logs)?;
 
     // The runner: the caller that minted the run's tokens.
     let minted: Vec<&Event> = requests
