@@ -265,14 +265,13 @@ fn matches(e: &Event, x: &Expected, run_identity: bool) -> bool {
         && t <= x.end + slack
 }
 
+/// What [`read_requests`] gives: requests, file summaries, findings.
+type Read = (Vec<Event>, Vec<FileSummary>, Vec<Finding>);
+
 /// The run's requests in `logs`, sorted by time, each one event (the
 /// stages of one request merged), the files' summaries, and a finding for
 /// every audit ID that more than one request carries.
-fn read_requests(
-    t: &RunTrail,
-    caller: Option<&str>,
-    logs: &[PathBuf],
-) -> Result<(Vec<Event>, Vec<FileSummary>, Vec<Finding>), CheckError> {
+fn read_requests(t: &RunTrail, caller: Option<&str>, logs: &[PathBuf]) -> Result<Read, CheckError> {
     // Read every file, keeping the run's events. Stages of one request
     // merge: same auditID and same user, verb, URI and credential. A
     // client may choose its auditID (the `Audit-ID` header), so events that
