@@ -291,7 +291,7 @@ fn read_requests(t: &RunTrail, caller: Option<&str>, logs: &[PathBuf]) -> Result
     let mut files = Vec::new();
     for path in logs {
         let summary = event::read_file(path, &mut |e| {
-            if !relevant(&e, t, caller.as_deref()) && !caller_candidate(&e, t) {
+            if !relevant(&e, t, caller) && !caller_candidate(&e, t) {
                 return;
             }
             match kept.get_mut(&key(&e)) {
