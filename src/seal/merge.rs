@@ -66,16 +66,20 @@ fn name(dir: &Path) -> String {
     dir.display().to_string()
 }
 
-/// Check the shard bundles, then write the merged bundle through `output`
-/// (created for the merged run id) and seal it.
-pub fn merge(
+/// The shard bundles, each verified and checked against the others: one
+/// policy and plan, one shard count and encryption, no shard or target
+/// twice, none missing.
+struct Verified {
+    shards: BTreeMap<u32, Shard>,
+    plan: crate::report::run::PlanRef,
+    encrypted: bool,
+}
+
+fn verified_shards(
     bundles: &[PathBuf],
     trusted: &[VerifyingKey],
     policy_sha256: &str,
-    run_id: &str,
-    output: &SealedDir,
-    signer: Option<&Signer>,
-) -> Result<PathBuf, MergeError> {
+) -> Result<Verified, MergeError> {
     let mut shards: BTreeMap<u32, Shard> = BTreeMap::new();
     let mut first: Option<(crate::report::run::PlanRef, u32, bool)> = None;
     let mut owner: BTreeMap<String, u32> = BTreeMap::new();
@@ -177,6 +181,28 @@ pub fn merge(
             plan.targets
         )));
     }
+    Ok(Verified {
+        shards,
+        plan,
+        encrypted,
+    })
+}
+
+/// Check the shard bundles, then write the merged bundle through `output`
+/// (created for the merged run id) and seal it.
+pub fn merge(
+    bundles: &[PathBuf],
+    trusted: &[VerifyingKey],
+    policy_sha256: &str,
+    run_id: &str,
+    output: &SealedDir,
+    signer: Option<&Signer>,
+) -> Result<PathBuf, MergeError> {
+    let Verified {
+        shards,
+        plan,
+        encrypted,
+    } = verified_shards(bundles, trusted, policy_sha256)?;
     if output.encrypted() != encrypted {
         return Err(MergeError::Io(format!(
             "the shards are {}, the merged bundle would be {}: the policy's recipients (or --plaintext) must match",
