@@ -314,12 +314,11 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 18] = [
+const OVER_BUDGET: [(&str, &str, usize); 17] = [
     ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 150),
     ("src/facts/shell.rs", "line", 217),
     ("src/cli/schedule.rs", "run", 208),
-    ("src/access/mod.rs", "setup_namespace", 207),
     ("src/cli/open.rs", "run", 202),
     ("src/seal/verify.rs", "verify", 200),
     ("src/plan/mod.rs", "plan_policy", 181),

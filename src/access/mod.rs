@@ -408,96 +408,115 @@ async fn setup_namespace(
     if let Some(e) = error {
         return (ns, created, Err(e));
     }
-    let result = async {
-        let (token, lifetime) = audited_token(
-            audit,
-            format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
-            caller.request_token(&ns, sa_name, ttl, &policy.spec.access.audiences, &anchor),
-        )
-        .await?;
-        let renewal = Renewal {
-            anchor: anchor.clone(),
-            due: tokio::time::Instant::now() + lifetime.mul_f64(RENEW_AT),
-        };
-        let scoped = caller.scoped(&token)?;
-        // Before the first scan: the token really holds its rights. New
-        // bindings reach the authorizer's cache after a moment, and a
-        // provisioned identity may lack some; a SelfSubjectAccessReview
-        // per right decides (per run: one name per rule, since a Role
-        // becomes visible whole; provisioned: every pod).
-        let checks = rights_to_check(&ns_access.role, per_run);
-        let missing = audited(
-            audit,
-            "check",
-            format!(
-                "rights of serviceaccount {ns}/{sa_name} ({} selfsubjectaccessreviews, until granted)",
-                checks.len()
-            ),
-            // Provisioned rights were applied before the run: asked once.
-            await_rights(
-                &scoped,
-                &ns,
-                &checks,
-                if per_run { RIGHTS_SETTLE } else { std::time::Duration::ZERO },
-            ),
-        )
-        .await
-        .map_err(|e| match e {
-            // The API refuses a token whose audiences leave out its own.
-            ClusterError::Api { code: 401, .. } if !policy.spec.access.audiences.is_empty() => {
-                ClusterError::Transport {
-                    verb: "check",
-                    what: format!("the token of serviceaccount {ns}/{sa_name}"),
-                    message: format!(
-                        "the API server refused it (401): access.audiences {:?} leave out the API server's own audience, which every token used against the API must carry; add it (often https://kubernetes.default.svc.cluster.local, the cluster's service account issuer) or remove access.audiences",
-                        policy.spec.access.audiences
-                    ),
-                }
-            }
-            other => other,
-        })?;
-        if !missing.is_empty() {
-            let message = if per_run {
-                format!(
-                    "the run's Role did not take effect within {}s; still missing: {} (is an admission webhook or another authorizer denying them?)",
-                    RIGHTS_SETTLE.as_secs(),
-                    missing.join(", ")
-                )
-            } else {
-                format!(
-                    "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
-                    missing.join(", ")
-                )
-            };
-            return Err(ClusterError::Transport {
-                verb: "check",
-                what: format!("rights of serviceaccount {ns}/{sa_name}"),
-                message,
-            });
-        }
-        let mut warnings = Vec::new();
-        if !per_run {
-            let (held, incomplete) = scoped.own_rules(&ns).await?;
-            let (_, excess) = compare_rules(&ns_access.role, &held);
-            // With `scope: namespace` unpinned scan verbs are the choice;
-            // verbs or resources beyond the plan are still reported.
-            let excess: Vec<String> = excess
-                .into_iter()
-                .filter(|e| !(ns_access.grant_namespace && e.contains("is not pinned to pods")))
-                .collect();
-            warnings.extend(excess.into_iter().map(|e| {
-                format!("serviceaccount {ns}/{sa_name} holds more than the plan needs: {e}")
-            }));
-            if incomplete {
-                warnings.push(format!(
-                    "serviceaccount {ns}/{sa_name}: the API server's rules review is incomplete (an authorizer cannot list rules), so rights beyond the plan may go unreported"
-                ));
-            }
-        }
-        Ok((scoped, warnings, renewal))
-    }
-    .await;
+    let result =
+        token_and_rights(caller, policy, ns_access, &ns, sa_name, ttl, &anchor, audit).await;
     (ns, created, result)
+}
+
+/// Request the namespace's token (bound to `anchor`) and confirm, before
+/// the first scan, that it holds the Role's rights; in provisioned mode
+/// also report rights beyond the plan. Returns the scoped client, those
+/// warnings and when to renew.
+#[allow(clippy::too_many_arguments)]
+async fn token_and_rights(
+    caller: &Cluster,
+    policy: &ScanPolicy,
+    ns_access: &crate::plan::rbac::NamespaceAccess,
+    ns: &str,
+    sa_name: &str,
+    ttl: i64,
+    anchor: &Secret,
+    audit: &AuditLog,
+) -> Result<(Cluster, Vec<String>, Renewal), ClusterError> {
+    let per_run = policy.spec.access.mode == AccessMode::PerRun;
+    let (token, lifetime) = audited_token(
+        audit,
+        format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
+        caller.request_token(ns, sa_name, ttl, &policy.spec.access.audiences, anchor),
+    )
+    .await?;
+    let renewal = Renewal {
+        anchor: anchor.clone(),
+        due: tokio::time::Instant::now() + lifetime.mul_f64(RENEW_AT),
+    };
+    let scoped = caller.scoped(&token)?;
+    // Before the first scan: the token really holds its rights. New
+    // bindings reach the authorizer's cache after a moment, and a
+    // provisioned identity may lack some; a SelfSubjectAccessReview
+    // per right decides (per run: one name per rule, since a Role
+    // becomes visible whole; provisioned: every pod).
+    let checks = rights_to_check(&ns_access.role, per_run);
+    let missing = audited(
+        audit,
+        "check",
+        format!(
+            "rights of serviceaccount {ns}/{sa_name} ({} selfsubjectaccessreviews, until granted)",
+            checks.len()
+        ),
+        // Provisioned rights were applied before the run: asked once.
+        await_rights(
+            &scoped,
+            ns,
+            &checks,
+            if per_run { RIGHTS_SETTLE } else { std::time::Duration::ZERO },
+        ),
+    )
+    .await
+    .map_err(|e| match e {
+        // The API refuses a token whose audiences leave out its own.
+        ClusterError::Api { code: 401, .. } if !policy.spec.access.audiences.is_empty() => {
+            ClusterError::Transport {
+                verb: "check",
+                what: format!("the token of serviceaccount {ns}/{sa_name}"),
+                message: format!(
+                    "the API server refused it (401): access.audiences {:?} leave out the API server's own audience, which every token used against the API must carry; add it (often https://kubernetes.default.svc.cluster.local, the cluster's service account issuer) or remove access.audiences",
+                    policy.spec.access.audiences
+                ),
+            }
+        }
+        other => other,
+    })?;
+    if !missing.is_empty() {
+        let message = if per_run {
+            format!(
+                "the run's Role did not take effect within {}s; still missing: {} (is an admission webhook or another authorizer denying them?)",
+                RIGHTS_SETTLE.as_secs(),
+                missing.join(", ")
+            )
+        } else {
+            format!(
+                "they do not cover the plan; missing: {} (re-apply `vigil render rbac`)",
+                missing.join(", ")
+            )
+        };
+        return Err(ClusterError::Transport {
+            verb: "check",
+            what: format!("rights of serviceaccount {ns}/{sa_name}"),
+            message,
+        });
+    }
+    let mut warnings = Vec::new();
+    if !per_run {
+        let (held, incomplete) = scoped.own_rules(ns).await?;
+        let (_, excess) = compare_rules(&ns_access.role, &held);
+        // With `scope: namespace` unpinned scan verbs are the choice;
+        // verbs or resources beyond the plan are still reported.
+        let excess: Vec<String> = excess
+            .into_iter()
+            .filter(|e| !(ns_access.grant_namespace && e.contains("is not pinned to pods")))
+            .collect();
+        warnings.extend(
+            excess.into_iter().map(|e| {
+                format!("serviceaccount {ns}/{sa_name} holds more than the plan needs: {e}")
+            }),
+        );
+        if incomplete {
+            warnings.push(format!(
+                "serviceaccount {ns}/{sa_name}: the API server's rules review is incomplete (an authorizer cannot list rules), so rights beyond the plan may go unreported"
+            ));
+        }
+    }
+    Ok((scoped, warnings, renewal))
 }
 
 /// The rights the caller needs in one namespace before anything is
