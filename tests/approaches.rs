@@ -104,6 +104,19 @@ fn write_policy(s: &Setup, targets: &str) -> PathBuf {
     )
 }
 
+/// An unsigned run whose exit code the test judges (`run` accepts only
+/// 0 and 1).
+fn run_unsigned(s: &Setup) -> crate::util::Run {
+    crate::util::run_cmd(
+        s.dir.path(),
+        &s.server.kubeconfig,
+        &["profile.yaml", "--unsigned"],
+    )
+    .output()
+    .unwrap()
+    .into()
+}
+
 fn run(s: &Setup, extra: &[&str]) -> (crate::util::Run, Value) {
     let mut args = vec!["profile.yaml"];
     args.extend_from_slice(extra);
@@ -825,14 +838,7 @@ fn the_debug_probe_runs_as_its_target_and_finds_it_by_container_id() {
         &s,
         "    - {namespace: mixed, pods: [root-reported, root-narrow, unknown-ids, shared-pid], approach: debug}\n    - {namespace: mixed, pods: [sidecar-gid], approach: sidecar}\n",
     );
-    let out: crate::util::Run = crate::util::run_cmd(
-        s.dir.path(),
-        &s.server.kubeconfig,
-        &["profile.yaml", "--unsigned"],
-    )
-    .output()
-    .unwrap()
-    .into();
+    let out = run_unsigned(&s);
     assert_eq!(out.code, 3, "a target could not be scanned: {}", out.stderr);
     let summary: Value = serde_json::from_str(&out.stdout).unwrap();
     for id in ["root-reported", "root-narrow", "shared-pid"] {
@@ -995,14 +1001,7 @@ fn the_debug_container_meets_pod_security_restricted() {
         &s,
         "    - {namespace: mixed, pods: [hardened, via-debug], approach: debug}\n",
     );
-    let out: crate::util::Run = crate::util::run_cmd(
-        s.dir.path(),
-        &s.server.kubeconfig,
-        &["profile.yaml", "--unsigned"],
-    )
-    .output()
-    .unwrap()
-    .into();
+    let out = run_unsigned(&s);
     assert_eq!(
         out.code, 3,
         "one target could not be scanned: {}",
