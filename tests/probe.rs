@@ -400,7 +400,12 @@ fn the_probe_is_not_dumpable_by_its_own_uid() {
     while std::time::Instant::now() < deadline {
         let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
         let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
+        // The probe itself, not setpriv between its setuid and its exec:
+        // a process that just changed credentials is non-dumpable too
+        // (until exec), so only the executable tells them apart.
+        let exe = std::fs::read_link(proc_dir.join("exe")).ok();
         let is_probe = String::from_utf8_lossy(&cmdline).contains("probe")
+            && exe.as_deref() == Some(std::path::Path::new(env!("CARGO_BIN_EXE_vigil")))
             && status
                 .lines()
                 .any(|l| l.starts_with("Uid:") && l.contains("65534"));
