@@ -164,6 +164,21 @@ impl Collector for LocalCollector {
         if t.approach == Approach::Image {
             return self.image(t, req);
         }
+        if t.approach == Approach::Manifest {
+            // A manifest declares a pod; no filesystem is behind it. Its
+            // workload controls are judged on the spec either way.
+            return if req.needs_nothing() {
+                Ok(Gathered {
+                    facts: crate::facts::Facts::default(),
+                    approach: Approach::Manifest,
+                    attempts: 1,
+                })
+            } else {
+                Err(Failure::from(
+                    "a manifest has no filesystem to read: only workload controls (pod_security, workload) apply to it",
+                ))
+            };
+        }
         // The markers are stat'ed with the rest, so a root is judged from
         // the same read as its controls.
         let with_markers;

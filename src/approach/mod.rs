@@ -307,7 +307,7 @@ impl KubeCollector<'_> {
                     Err(e) => Err(e),
                 }
             }
-            Approach::Local | Approach::Image | Approach::Imported => Err(GatherError::Other(
+            Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => Err(GatherError::Other(
                 "a local target reached the cluster collector".into(),
             )),
         }

@@ -8,7 +8,9 @@ mod accounts;
 mod file;
 mod image;
 mod package;
+pub mod pss;
 mod system;
+mod workload;
 pub(crate) mod version;
 
 use serde::Serialize;
@@ -42,6 +44,16 @@ pub struct TestResult {
     pub code_desc: String,
     /// What was found (for passed results too, as evidence).
     pub message: String,
+    /// Where in a manifest the field that decided it is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::facts::workload::Location>,
+    /// A skipped result because the control does not apply to this target
+    /// at all (a Pod Security check that does not exist at the chosen
+    /// version, or that the level replaces): a control made only of such
+    /// results is written with impact 0, which HDF readers count as not
+    /// applicable rather than not reviewed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_applicable: bool,
 }
 
 impl TestResult {
@@ -50,7 +62,22 @@ impl TestResult {
             status,
             code_desc: code_desc.into(),
             message: message.into(),
+            location: None,
+            not_applicable: false,
         }
+    }
+
+    fn not_applicable(code_desc: String, why: impl Into<String>) -> TestResult {
+        TestResult {
+            not_applicable: true,
+            ..TestResult::skipped(code_desc, why)
+        }
+    }
+
+    /// The same result, located at a manifest field.
+    fn at(mut self, location: Option<crate::facts::workload::Location>) -> TestResult {
+        self.location = location;
+        self
     }
 
     /// A passed or failed result from a boolean. What was found comes from
@@ -80,19 +107,32 @@ impl TestResult {
 /// What evaluation needs to know besides the facts, plus what is derived
 /// from the facts once per target (the passwd/group tables).
 #[derive(Debug)]
-pub struct Context {
+pub struct Context<'a> {
     /// How the facts were gathered (explains skipped process/command checks).
     pub approach: Approach,
+    /// The target's pod configuration, for workload controls (`None`: the
+    /// target has none, a root filesystem or an image).
+    pub workload: Option<&'a crate::facts::workload::Workload>,
     names: std::cell::OnceCell<Names>,
 }
 
-impl Context {
+impl<'a> Context<'a> {
     /// A context for one target.
-    pub fn new(approach: Approach) -> Context {
+    pub fn new(approach: Approach) -> Context<'a> {
         Context {
             approach,
+            workload: None,
             names: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The same context with the target's pod configuration.
+    pub fn with_workload(
+        mut self,
+        workload: Option<&'a crate::facts::workload::Workload>,
+    ) -> Context<'a> {
+        self.workload = workload;
+        self
     }
 
     /// The target's user and group names, parsed on first use.
@@ -139,6 +179,8 @@ pub fn evaluate_check(check: &Check, facts: &Facts, ctx: &Context) -> Vec<TestRe
         Check::Process(c) => system::process(c, facts, ctx),
         Check::Command(c) => system::command(c, facts, ctx),
         Check::Image(c) => image::image(c, facts),
+        Check::PodSecurity(c) => workload::pod_security(c, ctx),
+        Check::Workload(c) => workload::workload(c, ctx),
         Check::All(a) => a
             .all
             .iter()

@@ -142,6 +142,8 @@ pub(super) fn package(c: &PackageCheck, facts: &Facts) -> Vec<TestResult> {
             (Some(con), Some((db, p))) => {
                 let ok = con.matches(db.scheme, &p.version);
                 out.push(TestResult {
+                    location: None,
+                    not_applicable: false,
                     status: if ok { Status::Passed } else { Status::Failed },
                     message: format!("{desc}, got {} ({} ordering)", p.version, db.source),
                     code_desc: desc,

@@ -140,7 +140,7 @@ fn facts() -> Facts {
     f
 }
 
-fn ctx() -> Context {
+fn ctx() -> Context<'static> {
     Context::new(Approach::Local)
 }
 
@@ -548,6 +548,8 @@ fn combinators() {
 #[test]
 fn overall_status_order() {
     let r = |s| TestResult {
+        location: None,
+        not_applicable: false,
         status: s,
         code_desc: String::new(),
         message: String::new(),

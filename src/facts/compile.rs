@@ -81,7 +81,7 @@ fn add(check: &Check, req: &mut FactRequest) {
             req.read.insert(GROUP.into());
         }
         // Image facts come with every image scan; nothing to request.
-        Check::Image(_) => {}
+        Check::Image(_) | Check::PodSecurity(_) | Check::Workload(_) => {}
         Check::Os(_) => {
             for p in OS_RELEASE {
                 req.read.insert(p.into());

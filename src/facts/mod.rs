@@ -14,6 +14,7 @@ pub(crate) mod procfs;
 pub mod resolve;
 pub mod rootfs;
 pub mod shell;
+pub mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +36,19 @@ pub const ENCODED_RATIO: f64 = 1.34;
 pub const DEFAULT_WALK_DEPTH: u32 = 16;
 /// Default cap on entries visited by one walk.
 pub const DEFAULT_WALK_LIMIT: u32 = 100_000;
+
+impl FactRequest {
+    /// Asks for nothing from a filesystem, processes or commands (its
+    /// controls are all workload controls).
+    pub fn needs_nothing(&self) -> bool {
+        self.stat.is_empty()
+            && self.read.is_empty()
+            && self.read_dirs.is_empty()
+            && self.walks.is_empty()
+            && !self.processes
+            && self.commands.is_empty()
+    }
+}
 
 /// What to gather from a target. Paths are absolute inside the target's root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -435,3 +449,28 @@ pub struct ImageFacts {
     /// Layers.
     pub layers: usize,
 }
+
+/// An environment variable that looks like it carries a secret: by its
+/// name (`*_PASSWORD`, `*TOKEN*`, `*SECRET*`, `*_KEY`, …) with a value, or
+/// by a value that is a known credential shape (the redactor's patterns).
+pub fn looks_secret(name: &str, value: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    let by_name = [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+        || n.ends_with("_KEY");
+    // A name that says secret with no value, or a file path, holds none.
+    let holds_value = !value.is_empty() && !value.starts_with('/');
+    (by_name && holds_value) || crate::redact::redact(value) != value
+}
+

@@ -245,7 +245,7 @@ pub fn image_facts(source: &Source, r: &manifest::Resolved) -> Result<ImageFacts
         .iter()
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            looks_secret(k, v).then(|| crate::safeio::excerpt(k, 120))
+            crate::facts::looks_secret(k, v).then(|| crate::safeio::excerpt(k, 120))
         })
         .collect();
     Ok(ImageFacts {
@@ -274,30 +274,6 @@ pub fn image_facts(source: &Source, r: &manifest::Resolved) -> Result<ImageFacts
         created: c.created,
         layers: r.layers.len(),
     })
-}
-
-/// An environment variable that looks like it carries a secret: by its
-/// name (`*_PASSWORD`, `*TOKEN*`, `*SECRET*`, `*_KEY`, …) with a value, or
-/// by a value that is a known credential shape (the redactor's patterns).
-fn looks_secret(name: &str, value: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    let by_name = [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "API_KEY",
-        "APIKEY",
-        "PRIVATE_KEY",
-        "ACCESS_KEY",
-        "CREDENTIAL",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-        || n.ends_with("_KEY");
-    // A name that says secret with no value, or a file path, holds none.
-    let holds_value = !value.is_empty() && !value.starts_with('/');
-    (by_name && holds_value) || crate::redact::redact(value) != value
 }
 
 /// Bytes one blob of a registry image may have (a cap on what is downloaded).

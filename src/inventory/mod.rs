@@ -7,6 +7,7 @@
 //! filesystems need no inventory: the policy names their directories.
 
 mod live;
+pub mod manifest;
 mod snapshot;
 
 use std::borrow::Cow;
@@ -95,6 +96,9 @@ pub struct PodInfo {
     pub windows: bool,
     /// Every container: app, init and ephemeral.
     pub containers: Vec<ContainerInfo>,
+    /// The pod's configuration, as evidence for workload controls.
+    #[serde(skip)]
+    pub workload: Option<std::sync::Arc<crate::facts::workload::Workload>>,
 }
 
 impl PodInfo {
@@ -225,6 +229,16 @@ impl PodInfo {
                 .unwrap_or(false),
             windows: spec.is_some_and(is_windows),
             containers,
+            workload: spec.map(|spec| {
+                std::sync::Arc::new(crate::facts::workload::Workload {
+                    kind: "Pod".into(),
+                    namespace: meta.namespace.clone().unwrap_or_default(),
+                    name: meta.name.clone().unwrap_or_default(),
+                    annotations: meta.annotations.clone().unwrap_or_default(),
+                    spec: spec.clone(),
+                    origin: crate::facts::workload::Origin::Live,
+                })
+            }),
         })
     }
 }

@@ -196,6 +196,9 @@ pub struct PlannedTarget {
     /// The image's digest as planned; a scan of other content is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// The pod's (or manifest's) configuration, for workload controls.
+    #[serde(skip)]
+    pub workload: Option<std::sync::Arc<crate::facts::workload::Workload>>,
 }
 
 /// A container that matched a target but will not be scanned.
@@ -384,6 +387,10 @@ fn plan_policy(
                     ..PlannedTarget::default()
                 },
             );
+            continue;
+        }
+        if let Some(given) = &t.manifest {
+            plan_manifests(p, given, &ptr, &profiles, &mut targets, &mut rootfs_ids, &mut diags);
             continue;
         }
         let Some(ns) = &t.namespace else { continue };
@@ -649,7 +656,92 @@ fn select_pod(
             rootfs: None,
             image_source: None,
             image_digest: c.image_digest.clone(),
+            workload: pod.workload.clone(),
         });
+    }
+}
+
+/// A `manifest:` target: each workload in the files is a target of its
+/// own, judged by its pod template.
+fn plan_manifests(
+    p: &Loaded<ScanPolicy>,
+    given: &str,
+    ptr: &str,
+    profiles: &[String],
+    targets: &mut BTreeMap<String, PlannedTarget>,
+    ids: &mut BTreeMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let path = if given == "-" {
+        std::path::PathBuf::from("-")
+    } else {
+        p.base_dir().join(given)
+    };
+    let shown = if given == "-" || std::path::Path::new(given).is_absolute() {
+        given.to_string()
+    } else {
+        path.display().to_string()
+    };
+    let (found, errors) = crate::inventory::manifest::read(&path, &shown);
+    for e in &errors {
+        diags.push(p.at_value(
+            Diagnostic::error(Code::InvalidTarget, e.to_string()).with_hint(
+                "fix the manifest (the place is file:line:column), or point `manifest:` elsewhere",
+            ),
+            &format!("{ptr}/manifest"),
+        ));
+    }
+    if found.workloads.is_empty() && errors.is_empty() {
+        let ignored: Vec<String> = found.ignored.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        diags.push(p.at_value(
+            Diagnostic::error(
+                Code::InvalidTarget,
+                format!(
+                    "{shown}: no workload in {} file(s){}; a check of nothing would say nothing",
+                    found.files,
+                    if ignored.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (only {})", ignored.join(", "))
+                    }
+                ),
+            )
+            .with_hint("point `manifest:` at Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs or CronJobs"),
+            &format!("{ptr}/manifest"),
+        ));
+    }
+    for w in found.workloads {
+        let id = w.target_id();
+        let here = match &w.origin {
+            crate::facts::workload::Origin::Manifest { file, base, doc } => {
+                let pos = doc.value_position(base);
+                format!("{file}:{}:{}", pos.line, pos.column)
+            }
+            crate::facts::workload::Origin::Live => shown.clone(),
+        };
+        if let Some(first) = ids.get(&id) {
+            diags.push(p.at_value(
+                Diagnostic::error(
+                    Code::DuplicateTarget,
+                    format!("{here}: {id} is also defined at {first}; one result would replace the other"),
+                )
+                .with_hint("keep one definition of each object"),
+                &format!("{ptr}/manifest"),
+            ));
+            continue;
+        }
+        ids.insert(id.clone(), here);
+        targets.insert(
+            id.clone(),
+            PlannedTarget {
+                id,
+                approach: Approach::Manifest,
+                reason: "a manifest's pod template, read on this machine".into(),
+                profiles: profiles.to_vec(),
+                workload: Some(std::sync::Arc::new(w)),
+                ..PlannedTarget::default()
+            },
+        );
     }
 }
 
@@ -713,7 +805,7 @@ fn choose_approach(
         Approach::Api => Ok((Approach::Api, "policy asks for api".into())),
         Approach::Debug => Ok((Approach::Debug, "policy asks for debug".into())),
         Approach::Sidecar => use_sidecar("policy asks for sidecar".into()),
-        Approach::Local | Approach::Image | Approach::Imported => Err(format!(
+        Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => Err(format!(
             "approach {} cannot reach a Kubernetes container",
             wanted.as_str()
         )),

@@ -123,7 +123,7 @@ pub fn rules_for(approach: Approach) -> &'static [(&'static str, &'static str)] 
             ("pods/ephemeralcontainers", "patch"),
             ("pods/log", "get"),
         ],
-        Approach::Local | Approach::Image | Approach::Imported => &[],
+        Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => &[],
     }
 }
 

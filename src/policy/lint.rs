@@ -609,17 +609,33 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
             &format!("{base}/rootfs"),
         ));
     }
-    if t.rootfs.is_some() && t.image.is_some() {
+    let local_kinds = [
+        ("rootfs", t.rootfs.is_some()),
+        ("image", t.image.is_some()),
+        ("manifest", t.manifest.is_some()),
+    ];
+    if local_kinds.iter().filter(|(_, set)| *set).count() > 1 {
+        let last = local_kinds.iter().rev().find(|(_, set)| *set).map_or("image", |k| k.0);
         out.push(
             p.at_value(
                 Diagnostic::error(
                     Code::InvalidTarget,
-                    "a target is a rootfs or an image, not both",
+                    "a target is one of a rootfs, an image or a manifest, not several",
                 )
-                .with_hint("split it into two targets"),
-                &format!("{base}/image"),
+                .with_hint("split it into one target each"),
+                &format!("{base}/{last}"),
             ),
         );
+    }
+    if t.manifest.is_some() && t.name.is_some() {
+        out.push(p.at_key(
+            Diagnostic::error(
+                Code::InvalidTarget,
+                "`name` does not apply to manifest targets: each workload is named <kind>/<namespace>/<name>",
+            )
+            .with_hint("remove `name:`"),
+            &format!("{base}/name"),
+        ));
     }
     if let Some(image) = &t.image
         && let Err(e) = crate::image_source::Source::parse(image, p.base_dir())

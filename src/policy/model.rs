@@ -96,12 +96,42 @@ pub enum Check {
     Command(CommandCheck),
     /// How an image is built: its configuration (image targets only).
     Image(ImageCheck),
+    /// One Pod Security Standards check on the pod's configuration
+    /// (workload targets: live pods and manifests).
+    PodSecurity(PodSecurityCheck),
+    /// Settings of the pod's configuration (workload targets).
+    Workload(WorkloadCheck),
     /// Every sub-check passes.
     All(AllCheck),
     /// At least one sub-check passes.
     Any(AnyCheck),
     /// No sub-check passes.
     None(NoneCheck),
+}
+
+impl Check {
+    /// A check of the pod's configuration (`pod_security`, `workload`, or
+    /// a combination of only those): judged on `spec` evidence.
+    pub fn is_workload(&self) -> bool {
+        match self {
+            Check::PodSecurity(_) | Check::Workload(_) => true,
+            Check::All(a) => !a.all.is_empty() && a.all.iter().all(Check::is_workload),
+            Check::Any(a) => !a.any.is_empty() && a.any.iter().all(Check::is_workload),
+            Check::None(a) => !a.none.is_empty() && a.none.iter().all(Check::is_workload),
+            _ => false,
+        }
+    }
+
+    /// Names a workload subject anywhere in it.
+    pub fn has_workload(&self) -> bool {
+        match self {
+            Check::PodSecurity(_) | Check::Workload(_) => true,
+            Check::All(a) => a.all.iter().any(Check::has_workload),
+            Check::Any(a) => a.any.iter().any(Check::has_workload),
+            Check::None(a) => a.none.iter().any(Check::has_workload),
+            _ => false,
+        }
+    }
 }
 
 /// A file owner or group: a name, or a numeric id.
@@ -323,6 +353,145 @@ pub struct ImageExpect {
     pub labels: Vec<String>,
     /// Built at most this many days ago.
     pub max_age_days: Option<u32>,
+}
+
+/// `pod_security:` check: one check of the Kubernetes Pod Security
+/// Standards, by its upstream id, judged as the admission controller
+/// judges it at `level` and `version`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PodSecurityCheck {
+    /// The upstream check id (`runAsNonRoot`, `capabilities_baseline`, …).
+    pub pod_security: String,
+    /// The level the profile enforces: at `restricted`, a baseline check
+    /// that a restricted one replaces is not evaluated (`skipped`).
+    #[serde(default = "default_pss_level")]
+    pub level: PssLevel,
+    /// `latest` (the default) or `v1.N`, as the namespace label
+    /// `pod-security.kubernetes.io/enforce-version` writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+fn default_pss_level() -> PssLevel {
+    PssLevel::Baseline
+}
+
+/// A Pod Security Standards level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PssLevel {
+    /// Prevents known privilege escalations.
+    Baseline,
+    /// Current pod hardening best practice.
+    Restricted,
+}
+
+impl PssLevel {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PssLevel::Baseline => "baseline",
+            PssLevel::Restricted => "restricted",
+        }
+    }
+}
+
+/// Which list of a pod spec a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    /// `spec.initContainers` (native sidecars included).
+    Init,
+    /// `spec.containers`.
+    App,
+    /// `spec.ephemeralContainers`.
+    Ephemeral,
+}
+
+impl ContainerKind {
+    /// The spec field that lists them.
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerKind::Init => "initContainers",
+            ContainerKind::App => "containers",
+            ContainerKind::Ephemeral => "ephemeralContainers",
+        }
+    }
+}
+
+/// `workload: pod` check: settings of the pod's configuration, each
+/// container's effective value (its own, else the pod's where Kubernetes
+/// inherits it).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct WorkloadCheck {
+    pub workload: WorkloadSubject,
+    /// The containers judged by container settings (default: every kind,
+    /// init, app and ephemeral, as the Pod Security Standards do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<ContainerKind>>,
+    pub expect: WorkloadExpect,
+}
+
+/// What a workload check looks at.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadSubject {
+    /// The pod (or pod template) configuration.
+    Pod,
+}
+
+/// Workload expectations; each set key is one result per container (or
+/// per pod, for pod settings).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadExpect {
+    /// `readOnlyRootFilesystem` is this.
+    pub read_only_root_filesystem: Option<bool>,
+    /// Effective `runAsNonRoot` is this.
+    pub run_as_non_root: Option<bool>,
+    /// Effective `runAsUser` is set and not 0 (true), or is 0 (false).
+    pub non_root_user: Option<bool>,
+    /// Effective `runAsGroup` is set and not 0, and neither `fsGroup` nor
+    /// a supplemental group is 0.
+    pub non_root_groups: Option<bool>,
+    /// `allowPrivilegeEscalation` is this (false: set to false and not
+    /// privileged).
+    pub allow_privilege_escalation: Option<bool>,
+    /// `privileged` is this.
+    pub privileged: Option<bool>,
+    /// `capabilities.drop` includes `ALL`.
+    pub drop_all_capabilities: Option<bool>,
+    /// `capabilities.add` only from this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities_allowed: Option<Vec<String>>,
+    /// Effective seccomp profile type is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Vec<String>>,
+    /// Resource limits that must be set (`cpu`, `memory`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
+    /// Resource requests that must be set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
+    /// The image is pinned by digest (`@sha256:`).
+    pub image_digest: Option<bool>,
+    /// `imagePullPolicy` is one of these (unset counts as Kubernetes'
+    /// default: `Always` for `:latest` or no tag, else `IfNotPresent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<Vec<String>>,
+    /// Probes that must be set (`liveness`, `readiness`, `startup`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<String>,
+    /// No environment variable whose name looks like a secret has a
+    /// literal value (names are reported, never values).
+    pub no_secret_env: Option<bool>,
+    /// Pod: a service account token is mounted (false: it is not).
+    pub service_account_token: Option<bool>,
+    /// Pod: runs as the namespace's `default` service account.
+    pub default_service_account: Option<bool>,
 }
 
 /// `os:` check.
@@ -549,6 +718,10 @@ pub enum Evidence {
     External,
     /// Another tool's word, produced elsewhere and imported.
     Imported,
+    /// A pod's configuration: the object the API server admitted (or a
+    /// manifest's declaration). It says what was asked for, never what
+    /// the process did since.
+    Spec,
 }
 
 impl Evidence {
@@ -560,6 +733,7 @@ impl Evidence {
             Evidence::Api => "api",
             Evidence::External => "external",
             Evidence::Imported => "imported",
+            Evidence::Spec => "spec",
         }
     }
 }
@@ -600,6 +774,9 @@ pub enum Approach {
     /// Results produced elsewhere and sealed by `vigil import` (never in a
     /// policy: the schema does not allow it).
     Imported,
+    /// A workload manifest's pod template, read on this machine (never in
+    /// a policy: manifest targets get it).
+    Manifest,
 }
 
 impl Approach {
@@ -611,12 +788,13 @@ impl Approach {
             Approach::Debug | Approach::Sidecar => Evidence::Probe,
             Approach::Api | Approach::Auto => Evidence::Api,
             Approach::Imported => Evidence::Imported,
+            Approach::Manifest => Evidence::Spec,
         }
     }
 
     /// Scanned on this machine (a root filesystem or an image): no cluster.
     pub fn is_local(self) -> bool {
-        matches!(self, Approach::Local | Approach::Image)
+        matches!(self, Approach::Local | Approach::Image | Approach::Manifest)
     }
 
     /// Lower-case name as written in policies.
@@ -629,6 +807,7 @@ impl Approach {
             Approach::Local => "local",
             Approach::Image => "image",
             Approach::Imported => "imported",
+            Approach::Manifest => "manifest",
         }
     }
 }
@@ -659,6 +838,12 @@ pub struct Target {
     /// A container root filesystem (relative to the policy file): a
     /// directory, or a tar archive of one (`docker export`).
     pub rootfs: Option<String>,
+    /// Workload manifests (relative to the policy file): a YAML or JSON
+    /// file, or a directory of them; each Pod, Deployment, StatefulSet,
+    /// DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and
+    /// PodTemplate (also inside a `List`) becomes a target
+    /// `<kind>/<namespace>/<name>` judged by its pod template.
+    pub manifest: Option<String>,
     /// An image scanned before it runs (`oci-dir:…`, `oci-archive:…`,
     /// `docker-archive:…`, `registry:…@sha256:…`; paths relative to the
     /// policy file).
@@ -677,7 +862,7 @@ impl Target {
     /// Returns true if and only if this target is a local root filesystem
     /// or an image: scanned on this machine, no cluster involved.
     pub fn is_rootfs(&self) -> bool {
-        self.rootfs.is_some() || self.image.is_some()
+        self.rootfs.is_some() || self.image.is_some() || self.manifest.is_some()
     }
 
     /// A `rootfs:` target's id, `rootfs/<name>`: its `name:`, else the

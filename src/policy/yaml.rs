@@ -60,6 +60,15 @@ impl Document {
         }
     }
 
+    /// Keep only the value positions (what locating a field needs): the
+    /// value and the key positions are dropped.
+    pub fn into_positions(mut self) -> Document {
+        self.value = Value::Null;
+        self.keys = HashMap::new();
+        self.values.shrink_to_fit();
+        self
+    }
+
     /// Where the mapping key that names `pointer`'s last segment stands;
     /// unknown-field errors point here rather than at the value.
     pub fn key_position(&self, pointer: &str) -> Position {
@@ -79,8 +88,45 @@ pub struct YamlError {
     pub position: Option<Position>,
 }
 
+/// What one YAML file may expand to once parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Documents in the file.
+    pub documents: usize,
+    /// Nodes in all.
+    pub nodes: usize,
+    /// Parser events in all.
+    pub events: usize,
+    /// Bytes of scalars in all.
+    pub scalar_bytes: usize,
+}
+
+impl Limits {
+    /// Policies and profiles: far above any real policy set, far below
+    /// what would hurt the machine.
+    pub const POLICY: Limits = Limits {
+        documents: 256,
+        nodes: 200_000,
+        events: 400_000,
+        scalar_bytes: 8 * 1024 * 1024,
+    };
+    /// Workload manifests: a rendered chart or a repository's `kubectl
+    /// apply` file holds thousands of documents.
+    pub const MANIFEST: Limits = Limits {
+        documents: 20_000,
+        nodes: 4_000_000,
+        events: 8_000_000,
+        scalar_bytes: 64 * 1024 * 1024,
+    };
+}
+
 /// Parse every document of `text`. Empty and null documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    parse_documents_within(text, Limits::POLICY)
+}
+
+/// [`parse_documents`] with other limits.
+pub fn parse_documents_within(text: &str, limits: Limits) -> Result<Vec<Document>, YamlError> {
     let mut options = Options::default();
     options.with_snippet = false;
     options.duplicate_keys = DuplicateKeyPolicy::Error;
@@ -92,11 +138,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     // Policies are small; these caps are far above any real policy set and far
     // below what would hurt the machine.
     budget.max_depth = MAX_DEPTH;
-    budget.max_nodes = 200_000;
+    budget.max_nodes = limits.nodes;
     budget.max_aliases = 1_000;
-    budget.max_events = 400_000;
-    budget.max_documents = 256;
-    budget.max_total_scalar_bytes = 8 * 1024 * 1024;
+    budget.max_events = limits.events;
+    budget.max_documents = limits.documents;
+    budget.max_total_scalar_bytes = limits.scalar_bytes;
     options.budget = Some(budget);
     let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| {

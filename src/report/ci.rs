@@ -374,15 +374,28 @@ pub fn sarif(
                     }));
                     rules.len() - 1
                 });
-                let (uri, line) = locations.get(&f.id).cloned().unwrap_or_else(|| {
-                    (
-                        policy_files
-                            .get(&s.policy)
-                            .cloned()
-                            .unwrap_or_else(|| "vigil-policy".into()),
-                        1,
-                    )
-                });
+                // A manifest's finding lands on the field that decided it;
+                // others on the control's definition.
+                let (uri, line, column) = match &f.location {
+                    Some((file, line, column)) => (file.clone(), (*line).max(1), *column),
+                    None => {
+                        let (uri, line) = locations.get(&f.id).cloned().unwrap_or_else(|| {
+                            (
+                                policy_files
+                                    .get(&s.policy)
+                                    .cloned()
+                                    .unwrap_or_else(|| "vigil-policy".into()),
+                                1,
+                            )
+                        });
+                        (uri, line, 0)
+                    }
+                };
+                let region = if column > 0 {
+                    serde_json::json!({"startLine": line, "startColumn": column})
+                } else {
+                    serde_json::json!({"startLine": line})
+                };
                 let level = match (f.status, f.severity) {
                     ("error", _) | (_, "critical" | "high") => "error",
                     (_, "medium") => "warning",
@@ -398,7 +411,7 @@ pub fn sarif(
                     "message": {"text": format!("{} {} on {}: {}", f.id, f.status, crate::safeio::printable(&t.id), f.message)},
                     "locations": [{"physicalLocation": {
                         "artifactLocation": {"uri": uri},
-                        "region": {"startLine": line}
+                        "region": region
                     }}],
                     "partialFingerprints": {"vigilTargetControl/v1": fingerprint},
                     "properties": {"target": t.id, "policy": s.policy, "evidence": t.evidence}
@@ -503,6 +516,7 @@ mod tests {
 
     fn f(id: &str, status: &'static str, message: &str) -> Finding {
         Finding {
+            location: None,
             id: id.into(),
             status,
             severity: "high",

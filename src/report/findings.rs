@@ -24,6 +24,9 @@ pub struct Finding {
     pub title: String,
     /// The first line of the message that says why (an escaped excerpt).
     pub message: String,
+    /// Where a manifest field decided it: file, line, column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<(String, u32, u32)>,
 }
 
 /// Most characters of a message kept in a finding.
@@ -50,6 +53,7 @@ fn finding(c: &Control) -> Finding {
         severity: c.severity,
         title: crate::safeio::excerpt(&c.title, 120),
         message: shorten(&crate::safeio::printable(&c.message), MAX_MESSAGE_CHARS),
+        location: c.location.clone(),
     }
 }
 

@@ -119,6 +119,9 @@ struct Tags<'a> {
     /// Added from impact unless the profile sets its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     severity: Option<&'static str>,
+    /// How this control's facts were obtained: `spec` for workload
+    /// controls, else the target's evidence (`platform.evidence`).
+    evidence: &'static str,
 }
 
 #[derive(Serialize)]
@@ -134,6 +137,18 @@ struct HdfResult<'a> {
     skip_message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exception: Option<&'static str>,
+    /// For a manifest: where the field that decided the result is written
+    /// (InSpec's control-level `source_location` shape, plus a column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_location: Option<ResultLocation<'a>>,
+}
+
+#[derive(Serialize)]
+struct ResultLocation<'a> {
+    #[serde(rename = "ref")]
+    reference: &'a str,
+    line: u32,
+    column: u32,
 }
 
 #[derive(Serialize)]
@@ -189,6 +204,7 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
                             tags: &c.tags,
                             severity: (!c.tags.contains_key("severity"))
                                 .then(|| super::summary::severity(c.impact)),
+                            evidence: c.evidence.as_str(),
                         },
                         code: &c.code,
                         source_location: SourceLocation {
@@ -224,6 +240,13 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
                                     message,
                                     skip_message,
                                     exception,
+                                    source_location: t.location.as_ref().map(|l| {
+                                        ResultLocation {
+                                            reference: &l.file,
+                                            line: l.line,
+                                            column: l.column,
+                                        }
+                                    }),
                                 }
                             })
                             .collect(),

@@ -61,6 +61,9 @@ pub struct Control {
     /// The first line of the message of its first error (or else failed)
     /// result, at most [`KEPT_MESSAGE_CHARS`] characters.
     pub message: String,
+    /// Where a manifest field decided its first failed (else error)
+    /// result: file, line, column (0: unknown).
+    pub location: Option<(String, u32, u32)>,
 }
 
 impl Hdf {
@@ -476,6 +479,7 @@ impl<'de> Visitor<'de> for ControlSeed {
             impact,
             severity,
             status: results.status(impact, waived),
+            location: results.location.clone(),
             message: results
                 .first_error
                 .or(results.first_failed)
@@ -533,6 +537,9 @@ struct Results {
     statuses: [bool; 4],
     first_error: Option<String>,
     first_failed: Option<String>,
+    /// Where the first failed (else error) result's field is written.
+    location: Option<(String, u32, u32)>,
+    location_of_failed: bool,
 }
 
 impl Results {
@@ -549,6 +556,8 @@ impl Results {
         .zip(self.statuses)
         .filter(|(_, seen)| *seen)
         .map(|(status, _)| TestResult {
+            location: None,
+                    not_applicable: false,
             status,
             code_desc: String::new(),
             message: String::new(),
@@ -585,6 +594,13 @@ impl<'de> Visitor<'de> for ResultsSeed {
                 Status::Error => 3,
             };
             out.statuses[slot] = true;
+            if r.location.is_some()
+                && matches!(r.status, Status::Failed | Status::Error)
+                && (out.location.is_none() || (r.status == Status::Failed && !out.location_of_failed))
+            {
+                out.location_of_failed = r.status == Status::Failed;
+                out.location = r.location.clone();
+            }
             let first = match r.status {
                 Status::Error => &mut out.first_error,
                 Status::Failed => &mut out.first_failed,
@@ -603,36 +619,109 @@ impl<'de> Visitor<'de> for ResultsSeed {
     read_past_map!(None);
 }
 
-/// One result: its status (Heimdall's reading) and its message.
+/// One result: its status (Heimdall's reading), its message, and where a
+/// manifest field decided it (vigil's `source_location` on a result).
 struct OneResult<'de> {
     status: Status,
     message: Option<Cow<'de, str>>,
+    location: Option<(String, u32, u32)>,
 }
 
 impl<'de> de::Deserialize<'de> for OneResult<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const FIELDS: [&str; 5] = ["status", "backtrace", "message", "exception", "code_desc"];
-        let [status, backtrace, message, exception, code_desc] =
-            FieldsSeed::<5>(FIELDS).deserialize(d)?.unwrap_or_default();
-        let text = |s: Option<Scalar<'de>>| match s {
-            Some(Scalar::Str(t)) => Some(t),
-            _ => None,
-        };
-        Ok(OneResult {
-            // A result with a backtrace is an error, whatever its status
-            // says: InSpec writes one when a resource raised (inspecjs
-            // `compute_segments`; `[]` counts, as in JavaScript).
-            status: match (&backtrace, &status) {
-                (Some(b), _) if !matches!(b, Scalar::Null) => Status::Error,
-                (_, Some(Scalar::Str(s))) if s == "passed" => Status::Passed,
-                (_, Some(Scalar::Str(s))) if s == "failed" => Status::Failed,
-                (_, Some(Scalar::Str(s))) if s == "skipped" => Status::Skipped,
-                _ => Status::Error,
-            },
-            message: text(message)
-                .or_else(|| text(exception))
-                .or_else(|| text(code_desc)),
-        })
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneResult<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                const FIELDS: [&str; 5] =
+                    ["status", "backtrace", "message", "exception", "code_desc"];
+                let mut f: [Option<Scalar<'de>>; 5] = std::array::from_fn(|_| None);
+                let mut location = None;
+                while let Some(k) = a.next_key::<Key<'de>>()? {
+                    if &*k == "source_location" {
+                        location = a
+                            .next_value_seed(FieldsSeed::<3>(["ref", "line", "column"]))?
+                            .and_then(|[r, l, c]| match (r, l, c) {
+                                (Some(Scalar::Str(r)), Some(Scalar::Num(l)), c) => Some((
+                                    kept(&r, KEPT_CHARS),
+                                    l.clamp(0.0, u32::MAX as f64) as u32,
+                                    match c {
+                                        Some(Scalar::Num(c)) => c.clamp(0.0, u32::MAX as f64) as u32,
+                                        _ => 0,
+                                    },
+                                )),
+                                _ => None,
+                            });
+                        continue;
+                    }
+                    match FIELDS.iter().position(|x| *x == &*k) {
+                        Some(i) => f[i] = Some(a.next_value::<Scalar<'de>>()?),
+                        None => {
+                            a.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let [status, backtrace, message, exception, code_desc] = f;
+                let text = |s: Option<Scalar<'de>>| match s {
+                    Some(Scalar::Str(t)) => Some(t),
+                    _ => None,
+                };
+                Ok(OneResult {
+                    // A result with a backtrace is an error, whatever its
+                    // status says: InSpec writes one when a resource raised
+                    // (inspecjs `compute_segments`; `[]` counts, as in
+                    // JavaScript).
+                    status: match (&backtrace, &status) {
+                        (Some(b), _) if !matches!(b, Scalar::Null) => Status::Error,
+                        (_, Some(Scalar::Str(s))) if s == "passed" => Status::Passed,
+                        (_, Some(Scalar::Str(s))) if s == "failed" => Status::Failed,
+                        (_, Some(Scalar::Str(s))) if s == "skipped" => Status::Skipped,
+                        _ => Status::Error,
+                    },
+                    message: text(message)
+                        .or_else(|| text(exception))
+                        .or_else(|| text(code_desc)),
+                    location,
+                })
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(OneResult::undefined())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(OneResult::undefined())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(OneResult::undefined())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(OneResult::undefined())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(OneResult::undefined())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(OneResult::undefined())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(OneResult::undefined())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl OneResult<'_> {
+    /// A result that is not an object: no status, so an error.
+    fn undefined() -> Self {
+        OneResult {
+            status: Status::Error,
+            message: None,
+            location: None,
+        }
     }
 }
 

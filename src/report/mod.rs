@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::checks::{Context, TestResult, evaluate};
 use crate::facts::Facts;
 use crate::policy::Loaded;
-use crate::policy::model::{Approach, Profile, Waiver};
+use crate::policy::model::{Approach, Evidence, Profile, Waiver};
 use summary::{ControlStatus, Counts, control_status};
 use waiver::WaiverState;
 
@@ -55,6 +55,9 @@ pub struct ControlOutcome {
     pub status: ControlStatus,
     /// Evaluation time, seconds.
     pub run_time: f64,
+    /// How its facts were obtained: the target's evidence for filesystem
+    /// controls, `spec` for workload controls.
+    pub evidence: Evidence,
 }
 
 /// One profile's outcomes on one target.
@@ -159,12 +162,17 @@ pub struct Evaluation<'a> {
     pub now: DateTime<Utc>,
     /// When the scan started.
     pub started: DateTime<Utc>,
+    /// The target's pod configuration (live pods and manifests): workload
+    /// controls are judged on it whether or not the filesystem could be
+    /// read.
+    pub workload: Option<&'a crate::facts::workload::Workload>,
 }
 
 /// Evaluate every control on the facts (or record, for every control, why
 /// the target could not be scanned).
 pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> TargetReport {
-    let ctx = Context::new(ev.approach);
+    let ctx = Context::new(ev.approach).with_workload(ev.workload);
+    let fs_evidence = ev.approach.evidence();
     let platform = facts
         .ok()
         .map(platform)
@@ -180,25 +188,39 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                 .enumerate()
                 .map(|(i, c)| {
                     let t = std::time::Instant::now();
+                    let on_spec = c.check.is_workload();
                     let results = match facts {
                         Ok(f) => evaluate(c, f, &ctx),
+                        // The pod's configuration is known even when its
+                        // filesystem could not be read.
+                        Err(_) if on_spec && ev.workload.is_some() => {
+                            evaluate(c, &Facts::default(), &ctx)
+                        }
                         Err(why) => vec![TestResult {
                             status: crate::checks::Status::Error,
                             code_desc: format!("Target {} is scanned", ev.target_id),
                             message: format!("the target could not be scanned: {why}"),
+                            location: None,
+                            not_applicable: false,
                         }],
                     };
                     let waiver = waiver::find(ev.waivers, &c.id, ev.target_id, ev.now);
+                    // Not applicable here at all: impact 0, as HDF says it.
+                    let impact = if !results.is_empty() && results.iter().all(|r| r.not_applicable) {
+                        0.0
+                    } else {
+                        c.impact
+                    };
                     let status = control_status(
                         &results,
-                        c.impact,
+                        impact,
                         waiver.as_ref().is_some_and(WaiverState::is_active),
                     );
                     ControlOutcome {
                         id: c.id.clone(),
                         title: c.title.clone(),
                         desc: c.desc.clone(),
-                        impact: c.impact,
+                        impact,
                         tags: c.tags.clone(),
                         code: pp.codes[i].clone(),
                         source: (pp.file.clone(), pp.lines[i]),
@@ -206,6 +228,11 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                         waiver,
                         status,
                         run_time: t.elapsed().as_secs_f64(),
+                        evidence: if on_spec {
+                            Evidence::Spec
+                        } else {
+                            fs_evidence
+                        },
                     }
                 })
                 .collect();

@@ -203,6 +203,8 @@ mod tests {
 
     fn r(status: Status) -> TestResult {
         TestResult {
+            location: None,
+            not_applicable: false,
             status,
             code_desc: String::new(),
             message: String::new(),

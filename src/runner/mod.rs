@@ -363,6 +363,7 @@ fn scan_target(
         waivers,
         now: Utc::now(),
         started,
+        workload: t.workload.as_deref(),
     };
     let report = evaluate_target(&ev, facts.as_ref().map_err(String::as_str));
     let counts = report.counts();

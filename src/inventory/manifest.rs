@@ -1,0 +1,450 @@
+//! Workload manifests as targets: the pod templates of the Pods,
+//! Deployments, StatefulSets, DaemonSets, ReplicaSets,
+//! ReplicationControllers, Jobs, CronJobs and PodTemplates in YAML or JSON
+//! files (multi-document, and `List` objects), each read once with the
+//! positions of its fields, so a result points at `file:line:column`.
+//!
+//! Each file is capped in bytes and in what its YAML may expand to; a
+//! directory is walked without following links, and only `.yaml`, `.yml`
+//! and `.json` files are read. Pod specs are defaulted as the API server
+//! defaults them (`facts::workload::apply_defaults`) so a manifest and the
+//! pod created from it are judged alike.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::facts::workload::{Origin, Workload, apply_defaults};
+use crate::policy::yaml::{Document, Limits, escape_segment, parse_documents_within};
+
+/// Bytes one manifest file may have.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+/// Files one manifest target may read.
+pub const MAX_FILES: usize = 100_000;
+/// Directory levels walked below a manifest directory.
+pub const MAX_DEPTH: usize = 32;
+
+/// Why a manifest, or a workload in it, cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{place}: {reason}")]
+pub struct ManifestError {
+    /// `file`, or `file:line:column`.
+    pub place: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+fn error(place: impl Into<String>, reason: impl Into<String>) -> ManifestError {
+    ManifestError {
+        place: place.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What a manifest path holds.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    /// Every workload found, in file and document order.
+    pub workloads: Vec<Workload>,
+    /// Files read.
+    pub files: usize,
+    /// Objects that are not workloads (Services, ConfigMaps, …), by kind.
+    pub ignored: BTreeMap<String, usize>,
+}
+
+/// Read every manifest under `path` (a file, a directory, or `-` for
+/// standard input), naming files as `shown` joined with their path below
+/// it. Errors are collected, not stopped at: each names its file and line.
+pub fn read(path: &Path, shown: &str) -> (Manifests, Vec<ManifestError>) {
+    let mut out = Manifests::default();
+    let mut errors = Vec::new();
+    let files = if shown == "-" {
+        vec![(PathBuf::from("/dev/stdin"), "-".to_string())]
+    } else {
+        match list(path, shown) {
+            Ok(f) => f,
+            Err(e) => return (out, vec![e]),
+        }
+    };
+    if files.is_empty() {
+        errors.push(error(
+            shown,
+            "no .yaml, .yml or .json file here; point `manifest:` at a manifest file or a directory of them",
+        ));
+    }
+    for (file, name) in files {
+        out.files += 1;
+        let text = match crate::safeio::read_to_string(&file, MAX_FILE_BYTES, "manifest") {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(error(&name, e.problem.to_string()));
+                continue;
+            }
+        };
+        read_text(&text, &name, &mut out, &mut errors);
+    }
+    (out, errors)
+}
+
+/// The manifest files under `path`, sorted, with the names they are shown
+/// by.
+fn list(path: &Path, shown: &str) -> Result<Vec<(PathBuf, String)>, ManifestError> {
+    let meta = std::fs::symlink_metadata(path)
+        .or_else(|_| std::fs::metadata(path))
+        .map_err(|e| error(shown, crate::safeio::io_reason(&e)))?;
+    // A link given by name is followed once; links inside a directory
+    // are not (no cycles, nothing outside the tree).
+    let meta = if meta.file_type().is_symlink() {
+        std::fs::metadata(path).map_err(|e| error(shown, crate::safeio::io_reason(&e)))?
+    } else {
+        meta
+    };
+    if !meta.is_dir() {
+        return Ok(vec![(path.to_path_buf(), shown.to_string())]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(path.to_path_buf(), shown.trim_end_matches('/').to_string(), 0)];
+    while let Some((dir, name, depth)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| error(&name, crate::safeio::io_reason(&e)))?;
+        let mut here: Vec<(PathBuf, String, std::fs::FileType)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| error(&name, crate::safeio::io_reason(&e)))?;
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with('.') {
+                continue;
+            }
+            let ft = entry
+                .file_type()
+                .map_err(|e| error(&name, crate::safeio::io_reason(&e)))?;
+            here.push((entry.path(), format!("{name}/{file_name}"), ft));
+        }
+        here.sort_by(|a, b| a.1.cmp(&b.1));
+        for (p, n, ft) in here.into_iter().rev() {
+            if ft.is_dir() {
+                if depth + 1 > MAX_DEPTH {
+                    return Err(error(n, format!("more than {MAX_DEPTH} directory levels deep")));
+                }
+                stack.push((p, n, depth + 1));
+            } else if ft.is_file()
+                && [".yaml", ".yml", ".json"].iter().any(|x| n.ends_with(x))
+            {
+                out.push((p, n));
+                if out.len() > MAX_FILES {
+                    return Err(error(
+                        shown,
+                        format!("more than {MAX_FILES} manifest files; point at a smaller tree"),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// The kinds whose pod template vigil judges, and where the template is.
+fn template_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some(""),
+        "PodTemplate" => Some("/template"),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+        | "Job" => Some("/spec/template"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        _ => None,
+    }
+}
+
+/// Read one file's text.
+pub fn read_text(text: &str, file: &str, out: &mut Manifests, errors: &mut Vec<ManifestError>) {
+    let docs = match parse_documents_within(text, Limits::MANIFEST) {
+        Ok(d) => d,
+        Err(e) => {
+            let place = match e.position {
+                Some(p) => format!("{file}:{}:{}", p.line, p.column),
+                None => file.to_string(),
+            };
+            errors.push(error(place, format!("not YAML: {}", e.message)));
+            return;
+        }
+    };
+    let file: Arc<str> = Arc::from(file);
+    for mut doc in docs {
+        let value = std::mem::take(&mut doc.value);
+        let doc = Arc::new(doc.into_positions());
+        let mut found = Vec::new();
+        objects(&value, "", &doc, &file, &mut found, out, errors);
+        out.workloads.extend(found);
+    }
+}
+
+/// The workloads of one object (and of a list's items).
+fn objects(
+    v: &Value,
+    at: &str,
+    doc: &Arc<Document>,
+    file: &Arc<str>,
+    found: &mut Vec<Workload>,
+    out: &mut Manifests,
+    errors: &mut Vec<ManifestError>,
+) {
+    let place = |pointer: &str| {
+        let p = doc.value_position(pointer);
+        format!("{file}:{}:{}", p.line, p.column)
+    };
+    let Some(kind) = v.get("kind").and_then(Value::as_str) else {
+        errors.push(error(
+            place(at),
+            "a document without a `kind`; every Kubernetes object names its kind",
+        ));
+        return;
+    };
+    if kind == "List" || (kind.ends_with("List") && v.get("items").is_some()) {
+        for (i, item) in v
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            objects(item, &format!("{at}/items/{i}"), doc, file, found, out, errors);
+        }
+        return;
+    }
+    let Some(template) = template_of(kind) else {
+        *out.ignored.entry(kind.to_string()).or_default() += 1;
+        return;
+    };
+    match workload(v, kind, at, template, doc, file) {
+        Ok(w) => found.push(w),
+        Err((pointer, reason)) => errors.push(error(place(&pointer), reason)),
+    }
+}
+
+fn workload(
+    v: &Value,
+    kind: &str,
+    at: &str,
+    template: &str,
+    doc: &Arc<Document>,
+    file: &Arc<str>,
+) -> Result<Workload, (String, String)> {
+    let meta = v.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            meta.and_then(|m| m.get("generateName"))
+                .and_then(Value::as_str)
+                .map(|g| format!("{g}*"))
+        })
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            (
+                format!("{at}/metadata"),
+                format!("a {kind} without metadata.name; name it so its results can be told apart"),
+            )
+        })?;
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    let base = format!("{at}{template}");
+    let pod = v.pointer(template).ok_or_else(|| {
+        (
+            at.to_string(),
+            format!("a {kind} without a pod template at {template}; the API server would refuse it"),
+        )
+    })?;
+    let spec_value = pod.get("spec").ok_or_else(|| {
+        (
+            base.clone(),
+            format!("{kind}/{namespace}/{name}: the pod template has no spec"),
+        )
+    })?;
+    unknown_volume_types(spec_value, &base)?;
+    let mut spec: k8s_openapi::api::core::v1::PodSpec =
+        serde_json::from_value(spec_value.clone()).map_err(|e| {
+            (
+                format!("{base}/spec"),
+                format!(
+                    "{kind}/{namespace}/{name}: not a valid pod spec ({}); the API server would refuse it",
+                    crate::safeio::excerpt(&e.to_string(), 200)
+                ),
+            )
+        })?;
+    apply_defaults(&mut spec);
+    let annotations = pod
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Workload {
+        kind: kind.to_string(),
+        namespace,
+        name,
+        annotations,
+        spec,
+        origin: Origin::Manifest {
+            file: file.clone(),
+            base,
+            doc: doc.clone(),
+        },
+    })
+}
+
+/// The volume sources Kubernetes knows; a volume naming anything else is
+/// refused by the API server (strict field validation), so it is refused
+/// here rather than judged as the `emptyDir` it would default to.
+const VOLUME_KEYS: &[&str] = &[
+    "name",
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+];
+
+fn unknown_volume_types(spec: &Value, base: &str) -> Result<(), (String, String)> {
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(obj) = v.as_object()
+            && let Some(k) = obj.keys().find(|k| !VOLUME_KEYS.contains(&k.as_str()))
+        {
+            return Err((
+                format!("{base}/spec/volumes/{i}/{}", escape_segment(k)),
+                format!(
+                    "volume {i} has an unknown field `{}`; the API server would refuse it",
+                    crate::safeio::printable(k)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_str(text: &str) -> (Manifests, Vec<ManifestError>) {
+        let mut out = Manifests::default();
+        let mut errors = Vec::new();
+        read_text(text, "m.yaml", &mut out, &mut errors);
+        (out, errors)
+    }
+
+    #[test]
+    fn every_workload_kind_gives_its_pod_template_with_positions() {
+        let text = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: nginx
+          securityContext:
+            privileged: true
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: job, image: busybox}]
+---
+apiVersion: v1
+kind: List
+items:
+  - {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: x}], hostNetwork: true}}
+  - {apiVersion: v1, kind: Service, metadata: {name: s}}
+"#;
+        let (m, errors) = read_str(text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let ids: Vec<String> = m.workloads.iter().map(Workload::target_id).collect();
+        assert_eq!(ids, ["Deployment/shop/web", "CronJob/default/nightly", "Pod/default/p"]);
+        assert_eq!(m.ignored.get("Service"), Some(&1));
+        let at = m.workloads[0]
+            .locate("/spec/containers/0/securityContext/privileged")
+            .unwrap();
+        assert_eq!((at.line, at.column), (12, 25), "{at:?}");
+        // A missing field points at the nearest written ancestor.
+        let at = m.workloads[1]
+            .locate("/spec/containers/0/securityContext/runAsNonRoot")
+            .unwrap();
+        assert_eq!(at.line, 22);
+        // The host network pod's list item sits on line 27 (the text starts with a newline).
+        assert_eq!(m.workloads[2].locate("/spec/hostNetwork").unwrap().line, 27);
+    }
+
+    #[test]
+    fn bad_workloads_are_errors_with_a_place_never_skipped() {
+        let (m, errors) = read_str(
+            "kind: Pod\nmetadata: {}\nspec: {containers: []}\n---\nkind: Deployment\nmetadata: {name: d}\nspec: {template: {spec: {volumes: [{name: v, bogus: {}}], containers: []}}}\n---\nkind: Pod\nmetadata: {name: t}\nspec: {containers: [{name: c, securityContext: {privileged: yes}}]}\n---\nmetadata: {name: nokind}\n",
+        );
+        assert!(m.workloads.is_empty());
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 4, "{shown:#?}");
+        assert!(shown[0].starts_with("m.yaml:2:"), "{}", shown[0]);
+        assert!(shown[1].contains("unknown field `bogus`") && shown[1].starts_with("m.yaml:7:"));
+        assert!(shown[2].contains("not a valid pod spec"), "{}", shown[2]);
+        assert!(shown[3].contains("without a `kind`"));
+        let (_, errors) = read_str("kind: [unclosed\n");
+        assert!(errors[0].to_string().starts_with("m.yaml:"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_manifest_is_defaulted_as_the_api_server_defaults_it() {
+        let (m, _) = read_str(
+            "kind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n  volumes: [{name: scratch}]\n  containers: [{name: c, ports: [{containerPort: 8080}]}]\n",
+        );
+        let s = &m.workloads[0].spec;
+        assert!(s.volumes.as_ref().unwrap()[0].empty_dir.is_some());
+        assert_eq!(s.containers[0].ports.as_ref().unwrap()[0].host_port, Some(8080));
+    }
+}
