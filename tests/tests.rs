@@ -28,6 +28,7 @@ mod monitor;
 mod pipelines;
 mod plan;
 mod probe;
+mod pss;
 mod registry;
 mod release;
 mod runner;

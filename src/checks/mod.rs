@@ -113,6 +113,8 @@ pub struct Context<'a> {
     /// The target's pod configuration, for workload controls (`None`: the
     /// target has none, a root filesystem or an image).
     pub workload: Option<&'a crate::facts::workload::Workload>,
+    /// The policy's Pod Security Standards version (`latest` when unset).
+    pub pod_security_version: Option<&'a str>,
     names: std::cell::OnceCell<Names>,
 }
 
@@ -122,6 +124,7 @@ impl<'a> Context<'a> {
         Context {
             approach,
             workload: None,
+            pod_security_version: None,
             names: std::cell::OnceCell::new(),
         }
     }

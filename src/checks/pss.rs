@@ -257,6 +257,9 @@ pub enum Outcome {
         /// The first minor it exists at.
         since: u32,
     },
+    /// A restricted check, judged at the baseline level: the baseline
+    /// level does not include it.
+    NotAtLevel,
     /// At the restricted level, a restricted check replaces it here.
     Overridden {
         /// The replacing check.
@@ -271,6 +274,9 @@ pub enum Outcome {
 /// Evaluate one check on a workload at `level` and `version`.
 pub fn evaluate(check: &Check, level: Level, version: PolicyVersion, w: &Workload) -> Outcome {
     let minor = version.minor();
+    if level == Level::Baseline && check.level == Level::Restricted {
+        return Outcome::NotAtLevel;
+    }
     let Some(at) = check.at(minor) else {
         return Outcome::NotYet {
             since: check.since(),

@@ -27,6 +27,7 @@ pub(super) fn pod_security(c: &PodSecurityCheck, ctx: &Context) -> Vec<TestResul
     let version = c
         .version
         .as_deref()
+        .or(ctx.pod_security_version)
         .and_then(PolicyVersion::parse)
         .unwrap_or(PolicyVersion::LATEST);
     let desc = format!(
@@ -49,6 +50,10 @@ pub(super) fn pod_security(c: &PodSecurityCheck, ctx: &Context) -> Vec<TestResul
                 "the Pod Security Standards have no {} check before v1.{since}",
                 check.id
             ),
+        )],
+        Outcome::NotAtLevel => vec![TestResult::not_applicable(
+            desc,
+            format!("{} is a restricted check; the baseline level does not include it", check.id),
         )],
         Outcome::Overridden { by } => vec![TestResult::not_applicable(
             desc,

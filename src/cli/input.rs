@@ -39,6 +39,13 @@ pub struct PlanInput {
     /// repeatable.
     #[arg(long = "image", value_name = "SOURCE")]
     images: Vec<String>,
+    /// Check these workload manifests instead of the policies' targets (a
+    /// YAML or JSON file, a directory of them, or - for standard input):
+    /// each Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and
+    /// CronJob is a target, judged by the policies' workload controls;
+    /// repeatable.
+    #[arg(long = "manifest", value_name = "PATH")]
+    manifests: Vec<String>,
 }
 
 pub(crate) use crate::runner::session::Session;
@@ -82,6 +89,18 @@ pub(super) fn load_plan(
                 crate::image::Source::parse(s, std::path::Path::new("."))
                     .map(|src| src.spec())
                     .map_err(|e| InvalidInput(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+        manifests: input
+            .manifests
+            .iter()
+            .map(|m| {
+                if m == "-" {
+                    return Ok(m.clone());
+                }
+                std::path::absolute(m)
+                    .map(|p| p.display().to_string())
+                    .map_err(|e| InvalidInput(format!("--manifest {m}: {e}")))
             })
             .collect::<Result<_, _>>()?,
     };

@@ -663,6 +663,11 @@ pub struct PolicySpec {
     pub threshold: Option<Value>,
     #[serde(default)]
     pub waivers: Vec<Waiver>,
+    /// The Pod Security Standards version `pod_security` checks are judged
+    /// at unless a check pins its own: `latest` (the default) or `v1.N`,
+    /// as a namespace's `pod-security.kubernetes.io/enforce-version` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_version: Option<String>,
     #[serde(default)]
     pub output: Output,
     /// Honour the pod annotation `vigil.dev/approach` under `auto`. Off by

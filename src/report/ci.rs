@@ -377,7 +377,7 @@ pub fn sarif(
                 // A manifest's finding lands on the field that decided it;
                 // others on the control's definition.
                 let (uri, line, column) = match &f.location {
-                    Some((file, line, column)) => (file.clone(), (*line).max(1), *column),
+                    Some(l) => (l.file.clone(), l.line.max(1), l.column),
                     None => {
                         let (uri, line) = locations.get(&f.id).cloned().unwrap_or_else(|| {
                             (

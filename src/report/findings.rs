@@ -26,7 +26,7 @@ pub struct Finding {
     pub message: String,
     /// Where a manifest field decided it: file, line, column.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<(String, u32, u32)>,
+    pub location: Option<crate::facts::workload::Location>,
 }
 
 /// Most characters of a message kept in a finding.

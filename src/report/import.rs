@@ -63,7 +63,7 @@ pub struct Control {
     pub message: String,
     /// Where a manifest field decided its first failed (else error)
     /// result: file, line, column (0: unknown).
-    pub location: Option<(String, u32, u32)>,
+    pub location: Option<crate::facts::workload::Location>,
 }
 
 impl Hdf {
@@ -538,7 +538,7 @@ struct Results {
     first_error: Option<String>,
     first_failed: Option<String>,
     /// Where the first failed (else error) result's field is written.
-    location: Option<(String, u32, u32)>,
+    location: Option<crate::facts::workload::Location>,
     location_of_failed: bool,
 }
 
@@ -624,7 +624,7 @@ impl<'de> Visitor<'de> for ResultsSeed {
 struct OneResult<'de> {
     status: Status,
     message: Option<Cow<'de, str>>,
-    location: Option<(String, u32, u32)>,
+    location: Option<crate::facts::workload::Location>,
 }
 
 impl<'de> de::Deserialize<'de> for OneResult<'de> {
@@ -645,14 +645,18 @@ impl<'de> de::Deserialize<'de> for OneResult<'de> {
                         location = a
                             .next_value_seed(FieldsSeed::<3>(["ref", "line", "column"]))?
                             .and_then(|[r, l, c]| match (r, l, c) {
-                                (Some(Scalar::Str(r)), Some(Scalar::Num(l)), c) => Some((
-                                    kept(&r, KEPT_CHARS),
-                                    l.clamp(0.0, u32::MAX as f64) as u32,
-                                    match c {
-                                        Some(Scalar::Num(c)) => c.clamp(0.0, u32::MAX as f64) as u32,
-                                        _ => 0,
-                                    },
-                                )),
+                                (Some(Scalar::Str(r)), Some(Scalar::Num(l)), c) => {
+                                    Some(crate::facts::workload::Location {
+                                        file: kept(&r, KEPT_CHARS),
+                                        line: l.clamp(0.0, u32::MAX as f64) as u32,
+                                        column: match c {
+                                            Some(Scalar::Num(c)) => {
+                                                c.clamp(0.0, u32::MAX as f64) as u32
+                                            }
+                                            _ => 0,
+                                        },
+                                    })
+                                }
                                 _ => None,
                             });
                         continue;

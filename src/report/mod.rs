@@ -166,12 +166,15 @@ pub struct Evaluation<'a> {
     /// controls are judged on it whether or not the filesystem could be
     /// read.
     pub workload: Option<&'a crate::facts::workload::Workload>,
+    /// The policy's `podSecurityVersion`.
+    pub pod_security_version: Option<&'a str>,
 }
 
 /// Evaluate every control on the facts (or record, for every control, why
 /// the target could not be scanned).
 pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> TargetReport {
-    let ctx = Context::new(ev.approach).with_workload(ev.workload);
+    let mut ctx = Context::new(ev.approach).with_workload(ev.workload);
+    ctx.pod_security_version = ev.pod_security_version;
     let fs_evidence = ev.approach.evidence();
     let platform = facts
         .ok()

@@ -136,7 +136,7 @@ pub fn run_policy(
             t,
             profiles,
             req,
-            &spec.waivers,
+            spec,
             threshold.as_ref(),
             &opts.run_id,
             output,
@@ -329,7 +329,7 @@ fn scan_target(
     t: &PlannedTarget,
     profiles: &[PreparedProfile],
     req: &FactRequest,
-    waivers: &[crate::policy::model::Waiver],
+    spec: &crate::policy::model::PolicySpec,
     threshold: Option<&Threshold>,
     run_id: &str,
     output: &dyn RunOutput,
@@ -360,10 +360,11 @@ fn scan_target(
         target_id: &t.id,
         approach,
         profiles,
-        waivers,
+        waivers: &spec.waivers,
         now: Utc::now(),
         started,
         workload: t.workload.as_deref(),
+        pod_security_version: spec.pod_security_version.as_deref(),
     };
     let report = evaluate_target(&ev, facts.as_ref().map_err(String::as_str));
     let counts = report.counts();

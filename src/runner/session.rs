@@ -152,6 +152,9 @@ pub struct PlanRequest {
     /// `--image` sources (paths absolute): scanned instead of the
     /// policies' targets.
     pub images: Vec<String>,
+    /// `--manifest` paths (absolute, or `-`): checked instead of the
+    /// policies' targets.
+    pub manifests: Vec<String>,
 }
 
 /// A plan ready to run, with what it was made from.
@@ -233,6 +236,15 @@ pub fn plan(mut set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError>
                 .images
                 .iter()
                 .filter_map(|s| serde_json::from_value(serde_json::json!({ "image": s })).ok())
+                .collect();
+        }
+    }
+    if !req.manifests.is_empty() {
+        for p in &mut set.policies {
+            p.value.spec.targets = req
+                .manifests
+                .iter()
+                .filter_map(|m| serde_json::from_value(serde_json::json!({ "manifest": m })).ok())
                 .collect();
         }
     }
