@@ -203,6 +203,10 @@ pub enum Code {
     TokenAudience,
     /// Debug scans more often than daily pile ephemeral containers up.
     EphemeralAccumulation,
+    /// A control mixes workload and filesystem checks.
+    MixedEvidence,
+    /// A profile uses a tag vigil writes itself.
+    ReservedTag,
 }
 
 impl Code {
@@ -247,6 +251,8 @@ impl Code {
         Code::TargetMatchesNothing,
         Code::IgnoredSetting,
         Code::ChecksSkipped,
+        Code::MixedEvidence,
+        Code::ReservedTag,
         Code::ScanOutlivesToken,
         Code::TokenAudience,
         Code::EphemeralAccumulation,
@@ -294,6 +300,8 @@ impl Code {
             Code::TargetMatchesNothing => "target-matches-nothing",
             Code::IgnoredSetting => "ignored-setting",
             Code::ChecksSkipped => "checks-skipped",
+            Code::MixedEvidence => "mixed-evidence",
+            Code::ReservedTag => "reserved-tag",
             Code::ScanOutlivesToken => "scan-outlives-token",
             Code::TokenAudience => "token-audience",
             Code::EphemeralAccumulation => "ephemeral-accumulation",

@@ -314,14 +314,14 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 17] = [
+const OVER_BUDGET: [(&str, &str, usize); 16] = [
     ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 150),
     ("src/facts/shell.rs", "line", 217),
     ("src/cli/schedule.rs", "run", 208),
     ("src/cli/open.rs", "run", 202),
     ("src/seal/verify.rs", "verify", 200),
-    ("src/plan/mod.rs", "plan_policy", 181),
+    ("src/plan/mod.rs", "plan_policy", 159),
     ("src/plan/mod.rs", "select_pod", 180),
     ("src/checks/file.rs", "directory", 164),
     ("src/cluster/mod.rs", "exec_streaming", 148),
@@ -329,8 +329,7 @@ const OVER_BUDGET: [(&str, &str, usize); 17] = [
     ("src/image/index.rs", "apply", 140),
     ("src/plan/incluster.rs", "pod_template", 137),
     ("src/monitor/trail.rs", "read", 137),
-    ("src/policy/lint.rs", "target_fit", 128),
-    ("src/inventory/mod.rs", "from_pod", 127),
+    ("src/inventory/mod.rs", "from_pod", 126),
     ("src/approach/external.rs", "run", 122),
 ];
 

@@ -79,97 +79,442 @@ fn cases() -> Vec<(&'static str, &'static str, V, V)> {
     let c = |sc: &'static str| sc;
     vec![
         // Host namespaces (baseline, v1.0).
-        ("hostnetwork", r#"{"spec":{"hostNetwork":true}}"#, Deny, Deny),
+        (
+            "hostnetwork",
+            r#"{"spec":{"hostNetwork":true}}"#,
+            Deny,
+            Deny,
+        ),
         ("hostpid", r#"{"spec":{"hostPID":true}}"#, Deny, Deny),
         ("hostipc", r#"{"spec":{"hostIPC":true}}"#, Deny, Deny),
-        ("hostnamespaces-false", r#"{"spec":{"hostNetwork":false,"hostPID":false,"hostIPC":false}}"#, Allow, Allow),
+        (
+            "hostnamespaces-false",
+            r#"{"spec":{"hostNetwork":false,"hostPID":false,"hostIPC":false}}"#,
+            Allow,
+            Allow,
+        ),
         // Privileged (baseline), on every kind of container.
-        ("privileged", r#"{"spec":{"containers[0]":{"securityContext":{"privileged":true}}}}"#, Deny, Deny),
-        ("privileged-init", r#"{"spec":{"initContainers[0]":{"securityContext":{"privileged":true}}}}"#, Deny, Deny),
-        ("privileged-false", r#"{"spec":{"containers[0]":{"securityContext":{"privileged":false}}}}"#, Allow, Allow),
-        ("privileged-ephemeral", r#"{"spec":{"ephemeralContainers":[{"name":"debugger","image":"busybox","securityContext":{"privileged":true,"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}"#, Deny, Deny),
+        (
+            "privileged",
+            r#"{"spec":{"containers[0]":{"securityContext":{"privileged":true}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "privileged-init",
+            r#"{"spec":{"initContainers[0]":{"securityContext":{"privileged":true}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "privileged-false",
+            r#"{"spec":{"containers[0]":{"securityContext":{"privileged":false}}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "privileged-ephemeral",
+            r#"{"spec":{"ephemeralContainers":[{"name":"debugger","image":"busybox","securityContext":{"privileged":true,"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}"#,
+            Deny,
+            Deny,
+        ),
         // Capabilities: baseline's default set; restricted's drop ALL and
         // NET_BIND_SERVICE only, from v1.22 (before it, baseline's rule).
-        ("caps-add-netraw", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["NET_RAW"]}}}}}"#, Deny, Deny),
-        ("caps-add-sysadmin-init", r#"{"spec":{"initContainers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["SYS_ADMIN"]}}}}}"#, Deny, Deny),
-        ("caps-add-chown", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["CHOWN"]}}}}}"#, Allow, DenyFrom(22)),
-        ("caps-add-lowercase", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["chown"]}}}}}"#, Deny, Deny),
-        ("caps-add-all-defaults", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["AUDIT_WRITE","CHOWN","DAC_OVERRIDE","FOWNER","FSETID","KILL","MKNOD","NET_BIND_SERVICE","SETFCAP","SETGID","SETPCAP","SETUID","SYS_CHROOT"]}}}}}"#, Allow, DenyFrom(22)),
-        ("caps-add-netbind", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["NET_BIND_SERVICE"]}}}}}"#, Allow, Allow),
-        ("caps-no-drop", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":null}}}}"#, Allow, DenyFrom(22)),
-        ("caps-drop-some", r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["NET_RAW"]}}}}}"#, Allow, DenyFrom(22)),
+        (
+            "caps-add-netraw",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["NET_RAW"]}}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "caps-add-sysadmin-init",
+            r#"{"spec":{"initContainers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["SYS_ADMIN"]}}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "caps-add-chown",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["CHOWN"]}}}}}"#,
+            Allow,
+            DenyFrom(22),
+        ),
+        (
+            "caps-add-lowercase",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["chown"]}}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "caps-add-all-defaults",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["AUDIT_WRITE","CHOWN","DAC_OVERRIDE","FOWNER","FSETID","KILL","MKNOD","NET_BIND_SERVICE","SETFCAP","SETGID","SETPCAP","SETUID","SYS_CHROOT"]}}}}}"#,
+            Allow,
+            DenyFrom(22),
+        ),
+        (
+            "caps-add-netbind",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["ALL"],"add":["NET_BIND_SERVICE"]}}}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "caps-no-drop",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":null}}}}"#,
+            Allow,
+            DenyFrom(22),
+        ),
+        (
+            "caps-drop-some",
+            r#"{"spec":{"containers[0]":{"securityContext":{"capabilities":{"drop":["NET_RAW"]}}}}}"#,
+            Allow,
+            DenyFrom(22),
+        ),
         // Volumes: hostPath (baseline); restricted's nine types, at
         // every version (image volumes were allowed in place).
-        ("volume-hostpath", r#"{"spec":{"volumes":[{"name":"h","hostPath":{"path":"/"}}]}}"#, Deny, Deny),
-        ("volume-nfs", r#"{"spec":{"volumes":[{"name":"n","nfs":{"server":"s","path":"/"}}]}}"#, Allow, Deny),
-        ("volume-gitrepo", r#"{"spec":{"volumes":[{"name":"g","gitRepo":{"repository":"r"}}]}}"#, Allow, Deny),
-        ("volume-image", r#"{"spec":{"volumes":[{"name":"i","image":{"reference":"x"}}]}}"#, Allow, Allow),
-        ("volume-allowed", r#"{"spec":{"volumes":[{"name":"a","configMap":{"name":"c"}},{"name":"b","secret":{"secretName":"s"}},{"name":"c","emptyDir":{}},{"name":"d","projected":{"sources":[]}},{"name":"e","persistentVolumeClaim":{"claimName":"p"}},{"name":"f","downwardAPI":{}},{"name":"g","csi":{"driver":"d"}},{"name":"h","ephemeral":{}}]}}"#, Allow, Allow),
-        ("volume-defaulted", r#"{"spec":{"volumes":[{"name":"scratch"}]}}"#, Allow, Allow),
+        (
+            "volume-hostpath",
+            r#"{"spec":{"volumes":[{"name":"h","hostPath":{"path":"/"}}]}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "volume-nfs",
+            r#"{"spec":{"volumes":[{"name":"n","nfs":{"server":"s","path":"/"}}]}}"#,
+            Allow,
+            Deny,
+        ),
+        (
+            "volume-gitrepo",
+            r#"{"spec":{"volumes":[{"name":"g","gitRepo":{"repository":"r"}}]}}"#,
+            Allow,
+            Deny,
+        ),
+        (
+            "volume-image",
+            r#"{"spec":{"volumes":[{"name":"i","image":{"reference":"x"}}]}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "volume-allowed",
+            r#"{"spec":{"volumes":[{"name":"a","configMap":{"name":"c"}},{"name":"b","secret":{"secretName":"s"}},{"name":"c","emptyDir":{}},{"name":"d","projected":{"sources":[]}},{"name":"e","persistentVolumeClaim":{"claimName":"p"}},{"name":"f","downwardAPI":{}},{"name":"g","csi":{"driver":"d"}},{"name":"h","ephemeral":{}}]}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "volume-defaulted",
+            r#"{"spec":{"volumes":[{"name":"scratch"}]}}"#,
+            Allow,
+            Allow,
+        ),
         // Host ports (baseline).
-        ("hostport", r#"{"spec":{"containers[0]":{"ports":[{"containerPort":80,"hostPort":8080}]}}}"#, Deny, Deny),
-        ("hostport-zero", r#"{"spec":{"containers[0]":{"ports":[{"containerPort":80,"hostPort":0}]}}}"#, Allow, Allow),
-        ("hostport-by-hostnetwork", r#"{"spec":{"hostNetwork":false,"containers[0]":{"ports":[{"containerPort":80}]}}}"#, Allow, Allow),
+        (
+            "hostport",
+            r#"{"spec":{"containers[0]":{"ports":[{"containerPort":80,"hostPort":8080}]}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "hostport-zero",
+            r#"{"spec":{"containers[0]":{"ports":[{"containerPort":80,"hostPort":0}]}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "hostport-by-hostnetwork",
+            r#"{"spec":{"hostNetwork":false,"containers[0]":{"ports":[{"containerPort":80}]}}}"#,
+            Allow,
+            Allow,
+        ),
         // AppArmor: the annotation (any container key) and the fields.
-        ("apparmor-annotation-unconfined", r#"{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/container1":"unconfined"}}}"#, Deny, Deny),
-        ("apparmor-annotation-other-key", r#"{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/nosuch":"unconfined"}}}"#, Deny, Deny),
-        ("apparmor-annotation-allowed", r#"{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/container1":"runtime/default","container.apparmor.security.beta.kubernetes.io/initcontainer1":"localhost/p"}}}"#, Allow, Allow),
-        ("apparmor-field-unconfined", r#"{"spec":{"securityContext":{"appArmorProfile":{"type":"Unconfined"}}}}"#, Deny, Deny),
-        ("apparmor-field-container-unconfined", r#"{"spec":{"containers[0]":{"securityContext":{"appArmorProfile":{"type":"Unconfined"}}}}}"#, Deny, Deny),
-        ("apparmor-field-allowed", r#"{"spec":{"securityContext":{"appArmorProfile":{"type":"RuntimeDefault"}},"containers[0]":{"securityContext":{"appArmorProfile":{"type":"Localhost","localhostProfile":"p"}}}}}"#, Allow, Allow),
+        (
+            "apparmor-annotation-unconfined",
+            r#"{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/container1":"unconfined"}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "apparmor-annotation-other-key",
+            r#"{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/nosuch":"unconfined"}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "apparmor-annotation-allowed",
+            r#"{"metadata":{"annotations":{"container.apparmor.security.beta.kubernetes.io/container1":"runtime/default","container.apparmor.security.beta.kubernetes.io/initcontainer1":"localhost/p"}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "apparmor-field-unconfined",
+            r#"{"spec":{"securityContext":{"appArmorProfile":{"type":"Unconfined"}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "apparmor-field-container-unconfined",
+            r#"{"spec":{"containers[0]":{"securityContext":{"appArmorProfile":{"type":"Unconfined"}}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "apparmor-field-allowed",
+            r#"{"spec":{"securityContext":{"appArmorProfile":{"type":"RuntimeDefault"}},"containers[0]":{"securityContext":{"appArmorProfile":{"type":"Localhost","localhostProfile":"p"}}}}}"#,
+            Allow,
+            Allow,
+        ),
         // SELinux: types by version, never a user or role.
-        ("selinux-type-bad", r#"{"spec":{"securityContext":{"seLinuxOptions":{"type":"spc_t"}}}}"#, Deny, Deny),
-        ("selinux-type-engine", r#"{"spec":{"containers[0]":{"securityContext":{"seLinuxOptions":{"type":"container_engine_t"}}}}}"#, DenyBefore(31), DenyBefore(31)),
-        ("selinux-type-allowed", r#"{"spec":{"securityContext":{"seLinuxOptions":{"type":"container_t","level":"s0:c1,c2"}},"initContainers[0]":{"securityContext":{"seLinuxOptions":{"type":"container_init_t"}}},"containers[0]":{"securityContext":{"seLinuxOptions":{"type":"container_kvm_t"}}}}}"#, Allow, Allow),
-        ("selinux-user", r#"{"spec":{"containers[0]":{"securityContext":{"seLinuxOptions":{"user":"sysadm_u"}}}}}"#, Deny, Deny),
-        ("selinux-role", r#"{"spec":{"securityContext":{"seLinuxOptions":{"role":"sysadm_r"}}}}"#, Deny, Deny),
+        (
+            "selinux-type-bad",
+            r#"{"spec":{"securityContext":{"seLinuxOptions":{"type":"spc_t"}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "selinux-type-engine",
+            r#"{"spec":{"containers[0]":{"securityContext":{"seLinuxOptions":{"type":"container_engine_t"}}}}}"#,
+            DenyBefore(31),
+            DenyBefore(31),
+        ),
+        (
+            "selinux-type-allowed",
+            r#"{"spec":{"securityContext":{"seLinuxOptions":{"type":"container_t","level":"s0:c1,c2"}},"initContainers[0]":{"securityContext":{"seLinuxOptions":{"type":"container_init_t"}}},"containers[0]":{"securityContext":{"seLinuxOptions":{"type":"container_kvm_t"}}}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "selinux-user",
+            r#"{"spec":{"containers[0]":{"securityContext":{"seLinuxOptions":{"user":"sysadm_u"}}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "selinux-role",
+            r#"{"spec":{"securityContext":{"seLinuxOptions":{"role":"sysadm_r"}}}}"#,
+            Deny,
+            Deny,
+        ),
         // /proc mount: relaxed for user-namespace pods at baseline from
         // v1.35, never at restricted.
-        ("procmount-unmasked", r#"{"spec":{"containers[0]":{"securityContext":{"procMount":"Unmasked"}}}}"#, Deny, Deny),
-        ("procmount-default", r#"{"spec":{"containers[0]":{"securityContext":{"procMount":"Default"}}}}"#, Allow, Allow),
-        ("procmount-unmasked-userns", r#"{"spec":{"hostUsers":false,"containers[0]":{"securityContext":{"procMount":"Unmasked"}}}}"#, DenyBefore(35), Deny),
+        (
+            "procmount-unmasked",
+            r#"{"spec":{"containers[0]":{"securityContext":{"procMount":"Unmasked"}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "procmount-default",
+            r#"{"spec":{"containers[0]":{"securityContext":{"procMount":"Default"}}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "procmount-unmasked-userns",
+            r#"{"spec":{"hostUsers":false,"containers[0]":{"securityContext":{"procMount":"Unmasked"}}}}"#,
+            DenyBefore(35),
+            Deny,
+        ),
         // Seccomp: annotations before v1.19, fields from it; restricted
         // requires one from v1.19.
-        ("seccomp-pod-unconfined", r#"{"spec":{"securityContext":{"seccompProfile":{"type":"Unconfined"}},"initContainers[0]":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}},"containers[0]":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}}}"#, DenyFrom(19), DenyFrom(19)),
-        ("seccomp-container-unconfined", r#"{"spec":{"containers[0]":{"securityContext":{"seccompProfile":{"type":"Unconfined"}}}}}"#, DenyFrom(19), DenyFrom(19)),
-        ("seccomp-annotation-unconfined", r#"{"metadata":{"annotations":{"seccomp.security.alpha.kubernetes.io/pod":"unconfined"}}}"#, DenyBefore(19), DenyBefore(19)),
-        ("seccomp-annotation-container", r#"{"metadata":{"annotations":{"container.seccomp.security.alpha.kubernetes.io/container1":"unconfined"}}}"#, DenyBefore(19), DenyBefore(19)),
-        ("seccomp-annotation-allowed", r#"{"metadata":{"annotations":{"seccomp.security.alpha.kubernetes.io/pod":"docker/default","container.seccomp.security.alpha.kubernetes.io/container1":"localhost/p"}}}"#, Allow, Allow),
-        ("seccomp-none", r#"{"spec":{"securityContext":{"seccompProfile":null}}}"#, Allow, DenyFrom(19)),
-        ("seccomp-containers-only", r#"{"spec":{"securityContext":{"seccompProfile":null},"initContainers[0]":{"securityContext":{"seccompProfile":{"type":"Localhost","localhostProfile":"p"}}},"containers[0]":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}}}"#, Allow, Allow),
+        (
+            "seccomp-pod-unconfined",
+            r#"{"spec":{"securityContext":{"seccompProfile":{"type":"Unconfined"}},"initContainers[0]":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}},"containers[0]":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}}}"#,
+            DenyFrom(19),
+            DenyFrom(19),
+        ),
+        (
+            "seccomp-container-unconfined",
+            r#"{"spec":{"containers[0]":{"securityContext":{"seccompProfile":{"type":"Unconfined"}}}}}"#,
+            DenyFrom(19),
+            DenyFrom(19),
+        ),
+        (
+            "seccomp-annotation-unconfined",
+            r#"{"metadata":{"annotations":{"seccomp.security.alpha.kubernetes.io/pod":"unconfined"}}}"#,
+            DenyBefore(19),
+            DenyBefore(19),
+        ),
+        (
+            "seccomp-annotation-container",
+            r#"{"metadata":{"annotations":{"container.seccomp.security.alpha.kubernetes.io/container1":"unconfined"}}}"#,
+            DenyBefore(19),
+            DenyBefore(19),
+        ),
+        (
+            "seccomp-annotation-allowed",
+            r#"{"metadata":{"annotations":{"seccomp.security.alpha.kubernetes.io/pod":"docker/default","container.seccomp.security.alpha.kubernetes.io/container1":"localhost/p"}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "seccomp-none",
+            r#"{"spec":{"securityContext":{"seccompProfile":null}}}"#,
+            Allow,
+            DenyFrom(19),
+        ),
+        (
+            "seccomp-containers-only",
+            r#"{"spec":{"securityContext":{"seccompProfile":null},"initContainers[0]":{"securityContext":{"seccompProfile":{"type":"Localhost","localhostProfile":"p"}}},"containers[0]":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}}}"#,
+            Allow,
+            Allow,
+        ),
         // Sysctls: the safe list grows by version.
-        ("sysctl-unsafe", r#"{"spec":{"securityContext":{"sysctls":[{"name":"kernel.msgmax","value":"1"}]}}}"#, Deny, Deny),
-        ("sysctl-safe", r#"{"spec":{"securityContext":{"sysctls":[{"name":"kernel.shm_rmid_forced","value":"1"},{"name":"net.ipv4.ip_unprivileged_port_start","value":"0"}]}}}"#, Allow, Allow),
-        ("sysctl-reserved-ports", r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.ip_local_reserved_ports","value":"1"}]}}}"#, DenyBefore(27), DenyBefore(27)),
-        ("sysctl-keepalive", r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.tcp_keepalive_probes","value":"1"}]}}}"#, DenyBefore(29), DenyBefore(29)),
-        ("sysctl-rmem", r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.tcp_wmem","value":"4096 87380 16777216"}]}}}"#, DenyBefore(32), DenyBefore(32)),
-        ("sysctl-slow-start", r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.tcp_slow_start_after_idle","value":"0"}]}}}"#, DenyBefore(37), DenyBefore(37)),
+        (
+            "sysctl-unsafe",
+            r#"{"spec":{"securityContext":{"sysctls":[{"name":"kernel.msgmax","value":"1"}]}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "sysctl-safe",
+            r#"{"spec":{"securityContext":{"sysctls":[{"name":"kernel.shm_rmid_forced","value":"1"},{"name":"net.ipv4.ip_unprivileged_port_start","value":"0"}]}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "sysctl-reserved-ports",
+            r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.ip_local_reserved_ports","value":"1"}]}}}"#,
+            DenyBefore(27),
+            DenyBefore(27),
+        ),
+        (
+            "sysctl-keepalive",
+            r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.tcp_keepalive_probes","value":"1"}]}}}"#,
+            DenyBefore(29),
+            DenyBefore(29),
+        ),
+        (
+            "sysctl-rmem",
+            r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.tcp_wmem","value":"4096 87380 16777216"}]}}}"#,
+            DenyBefore(32),
+            DenyBefore(32),
+        ),
+        (
+            "sysctl-slow-start",
+            r#"{"spec":{"securityContext":{"sysctls":[{"name":"net.ipv4.tcp_slow_start_after_idle","value":"0"}]}}}"#,
+            DenyBefore(37),
+            DenyBefore(37),
+        ),
         // Windows HostProcess (baseline).
-        ("hostprocess-pod", r#"{"spec":{"securityContext":{"windowsOptions":{"hostProcess":true}}}}"#, Deny, Deny),
-        ("hostprocess-container", r#"{"spec":{"containers[0]":{"securityContext":{"windowsOptions":{"hostProcess":true}}}}}"#, Deny, Deny),
+        (
+            "hostprocess-pod",
+            r#"{"spec":{"securityContext":{"windowsOptions":{"hostProcess":true}}}}"#,
+            Deny,
+            Deny,
+        ),
+        (
+            "hostprocess-container",
+            r#"{"spec":{"containers[0]":{"securityContext":{"windowsOptions":{"hostProcess":true}}}}}"#,
+            Deny,
+            Deny,
+        ),
         // Probe and lifecycle hosts (baseline, v1.34).
-        ("probe-http-host", r#"{"spec":{"containers[0]":{"livenessProbe":{"httpGet":{"host":"10.0.0.1","port":80}}}}}"#, DenyFrom(34), DenyFrom(34)),
-        ("probe-tcp-host-init", r#"{"spec":{"initContainers[0]":{"readinessProbe":{"tcpSocket":{"host":"metadata","port":80}}}}}"#, DenyFrom(34), DenyFrom(34)),
-        ("lifecycle-host", r#"{"spec":{"containers[0]":{"lifecycle":{"preStop":{"httpGet":{"host":"example.com","port":80}}}}}}"#, DenyFrom(34), DenyFrom(34)),
-        ("probe-empty-host", r#"{"spec":{"containers[0]":{"startupProbe":{"httpGet":{"host":"","port":80}}}}}"#, Allow, Allow),
+        (
+            "probe-http-host",
+            r#"{"spec":{"containers[0]":{"livenessProbe":{"httpGet":{"host":"10.0.0.1","port":80}}}}}"#,
+            DenyFrom(34),
+            DenyFrom(34),
+        ),
+        (
+            "probe-tcp-host-init",
+            r#"{"spec":{"initContainers[0]":{"readinessProbe":{"tcpSocket":{"host":"metadata","port":80}}}}}"#,
+            DenyFrom(34),
+            DenyFrom(34),
+        ),
+        (
+            "lifecycle-host",
+            r#"{"spec":{"containers[0]":{"lifecycle":{"preStop":{"httpGet":{"host":"example.com","port":80}}}}}}"#,
+            DenyFrom(34),
+            DenyFrom(34),
+        ),
+        (
+            "probe-empty-host",
+            r#"{"spec":{"containers[0]":{"startupProbe":{"httpGet":{"host":"","port":80}}}}}"#,
+            Allow,
+            Allow,
+        ),
         // Privilege escalation (restricted, v1.8; Windows pods exempt
         // from v1.25, with the other Linux-only checks).
-        ("ape-unset", r#"{"spec":{"containers[0]":{"securityContext":{"allowPrivilegeEscalation":null}}}}"#, Allow, DenyFrom(8)),
-        ("ape-true-init", r#"{"spec":{"initContainers[0]":{"securityContext":{"allowPrivilegeEscalation":true}}}}"#, Allow, DenyFrom(8)),
-        ("windows-linux-only-unset", r#"{"spec":{"os":{"name":"windows"},"securityContext":{"seccompProfile":null},"initContainers[0]":{"securityContext":null},"containers[0]":{"securityContext":null}}}"#, Allow, DenyIn(8, 25)),
+        (
+            "ape-unset",
+            r#"{"spec":{"containers[0]":{"securityContext":{"allowPrivilegeEscalation":null}}}}"#,
+            Allow,
+            DenyFrom(8),
+        ),
+        (
+            "ape-true-init",
+            r#"{"spec":{"initContainers[0]":{"securityContext":{"allowPrivilegeEscalation":true}}}}"#,
+            Allow,
+            DenyFrom(8),
+        ),
+        (
+            "windows-linux-only-unset",
+            r#"{"spec":{"os":{"name":"windows"},"securityContext":{"seccompProfile":null},"initContainers[0]":{"securityContext":null},"containers[0]":{"securityContext":null}}}"#,
+            Allow,
+            DenyIn(8, 25),
+        ),
         // runAsNonRoot (restricted, v1.0; user namespaces from v1.35).
-        ("runasnonroot-unset", r#"{"spec":{"securityContext":{"runAsNonRoot":null}}}"#, Allow, Deny),
-        ("runasnonroot-pod-false", r#"{"spec":{"securityContext":{"runAsNonRoot":false},"initContainers[0]":{"securityContext":{"runAsNonRoot":true}},"containers[0]":{"securityContext":{"runAsNonRoot":true}}}}"#, Allow, Deny),
-        ("runasnonroot-container-false", r#"{"spec":{"containers[0]":{"securityContext":{"runAsNonRoot":false}}}}"#, Allow, Deny),
-        ("runasnonroot-containers-only", r#"{"spec":{"securityContext":{"runAsNonRoot":null},"initContainers[0]":{"securityContext":{"runAsNonRoot":true}},"containers[0]":{"securityContext":{"runAsNonRoot":true}}}}"#, Allow, Allow),
-        ("runasnonroot-userns", r#"{"spec":{"hostUsers":false,"securityContext":{"runAsNonRoot":null}}}"#, Allow, DenyBefore(35)),
+        (
+            "runasnonroot-unset",
+            r#"{"spec":{"securityContext":{"runAsNonRoot":null}}}"#,
+            Allow,
+            Deny,
+        ),
+        (
+            "runasnonroot-pod-false",
+            r#"{"spec":{"securityContext":{"runAsNonRoot":false},"initContainers[0]":{"securityContext":{"runAsNonRoot":true}},"containers[0]":{"securityContext":{"runAsNonRoot":true}}}}"#,
+            Allow,
+            Deny,
+        ),
+        (
+            "runasnonroot-container-false",
+            r#"{"spec":{"containers[0]":{"securityContext":{"runAsNonRoot":false}}}}"#,
+            Allow,
+            Deny,
+        ),
+        (
+            "runasnonroot-containers-only",
+            r#"{"spec":{"securityContext":{"runAsNonRoot":null},"initContainers[0]":{"securityContext":{"runAsNonRoot":true}},"containers[0]":{"securityContext":{"runAsNonRoot":true}}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "runasnonroot-userns",
+            r#"{"spec":{"hostUsers":false,"securityContext":{"runAsNonRoot":null}}}"#,
+            Allow,
+            DenyBefore(35),
+        ),
         // runAsUser 0 (restricted, v1.23; user namespaces from v1.35).
-        ("runasuser-pod-0", r#"{"spec":{"securityContext":{"runAsUser":0}}}"#, Allow, DenyFrom(23)),
-        ("runasuser-container-0", r#"{"spec":{"containers[0]":{"securityContext":{"runAsUser":0}}}}"#, Allow, DenyFrom(23)),
-        ("runasuser-1000", r#"{"spec":{"securityContext":{"runAsUser":1000}}}"#, Allow, Allow),
-        ("runasuser-0-userns", r#"{"spec":{"hostUsers":false,"securityContext":{"runAsUser":0}}}"#, Allow, DenyIn(23, 35)),
+        (
+            "runasuser-pod-0",
+            r#"{"spec":{"securityContext":{"runAsUser":0}}}"#,
+            Allow,
+            DenyFrom(23),
+        ),
+        (
+            "runasuser-container-0",
+            r#"{"spec":{"containers[0]":{"securityContext":{"runAsUser":0}}}}"#,
+            Allow,
+            DenyFrom(23),
+        ),
+        (
+            "runasuser-1000",
+            r#"{"spec":{"securityContext":{"runAsUser":1000}}}"#,
+            Allow,
+            Allow,
+        ),
+        (
+            "runasuser-0-userns",
+            r#"{"spec":{"hostUsers":false,"securityContext":{"runAsUser":0}}}"#,
+            Allow,
+            DenyIn(23, 35),
+        ),
         // Not in the standard at all.
-        ("runasgroup-0", r#"{"spec":{"securityContext":{"runAsGroup":0,"fsGroup":0}}}"#, Allow, Allow),
+        (
+            "runasgroup-0",
+            r#"{"spec":{"securityContext":{"runAsGroup":0,"fsGroup":0}}}"#,
+            Allow,
+            Allow,
+        ),
         ("base", c("{}"), Allow, Allow),
     ]
 }
@@ -210,7 +555,10 @@ fn the_pod_security_profiles_decide_as_the_admission_library_at_every_version() 
     let base: serde_json::Value = serde_json::from_str(BASE).unwrap();
     for (name, patch, _, _) in &cases {
         let mut pod = base.clone();
-        merge(&mut pod, &serde_json::from_str(patch).unwrap_or_else(|e| panic!("{name}: {e}")));
+        merge(
+            &mut pod,
+            &serde_json::from_str(patch).unwrap_or_else(|e| panic!("{name}: {e}")),
+        );
         pod["metadata"]["name"] = (*name).into();
         dir.write(
             &format!("pods/{name}.json"),
@@ -239,7 +587,11 @@ fn the_pod_security_profiles_decide_as_the_admission_library_at_every_version() 
                     "json",
                 ],
             );
-            assert!(run.code == 0 || run.code == 1, "{level} {version}: {}", run.stderr);
+            assert!(
+                run.code == 0 || run.code == 1,
+                "{level} {version}: {}",
+                run.stderr
+            );
             let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
             let targets = summary[0]["targets"].as_array().unwrap();
             assert_eq!(targets.len(), cases.len(), "every pod is a target");

@@ -36,3 +36,4 @@ mod scan;
 mod seal;
 mod tls;
 mod validate;
+mod workloads;

@@ -307,9 +307,9 @@ impl KubeCollector<'_> {
                     Err(e) => Err(e),
                 }
             }
-            Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => Err(GatherError::Other(
-                "a local target reached the cluster collector".into(),
-            )),
+            Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => Err(
+                GatherError::Other("a local target reached the cluster collector".into()),
+            ),
         }
     }
 

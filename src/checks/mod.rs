@@ -10,8 +10,8 @@ mod image;
 mod package;
 pub mod pss;
 mod system;
-mod workload;
 pub(crate) mod version;
+mod workload;
 
 use serde::Serialize;
 

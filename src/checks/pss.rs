@@ -286,7 +286,8 @@ pub fn evaluate(check: &Check, level: Level, version: PolicyVersion, w: &Workloa
         && check.level == Level::Baseline
         && let Some(by) = CHECKS.iter().find(|r| {
             r.level == Level::Restricted
-                && r.at(minor).is_some_and(|rv| rv.overrides.contains(&check.id))
+                && r.at(minor)
+                    .is_some_and(|rv| rv.overrides.contains(&check.id))
         })
     {
         return Outcome::Overridden { by: by.id };
@@ -346,7 +347,10 @@ fn privileged(w: &Workload) -> Vec<Violation> {
         .map(|c| {
             violation(
                 c.sc_field("privileged"),
-                format!("container \"{}\" must not set securityContext.privileged=true", c.name),
+                format!(
+                    "container \"{}\" must not set securityContext.privileged=true",
+                    c.name
+                ),
             )
         })
         .collect()
@@ -558,7 +562,8 @@ const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kuberne
 /// Before v1.19: the alpha annotations, for the pod and for each container
 /// of the pod by name.
 fn seccomp_annotations(w: &Workload) -> Vec<Violation> {
-    let ok = |v: &str| v == "runtime/default" || v == "docker/default" || v.starts_with("localhost/");
+    let ok =
+        |v: &str| v == "runtime/default" || v == "docker/default" || v.starts_with("localhost/");
     let mut keys = vec![SECCOMP_POD_ANNOTATION.to_string()];
     keys.extend(
         w.containers()
@@ -720,7 +725,10 @@ fn host_probes(w: &Workload) -> Vec<Violation> {
                 if let Some(h) = host.filter(|h| !h.is_empty()) {
                     out.push(violation(
                         format!("{at}/{kind}/host"),
-                        format!("container \"{}\" uses probe or lifecycle host {h:?}", c.name),
+                        format!(
+                            "container \"{}\" uses probe or lifecycle host {h:?}",
+                            c.name
+                        ),
                     ));
                 }
             }
@@ -778,7 +786,10 @@ fn restricted_volumes(w: &Workload) -> Vec<Violation> {
                 Some(s) => format!("/spec/volumes/{i}/{s}"),
                 None => format!("/spec/volumes/{i}"),
             },
-            format!("volume \"{}\" uses restricted volume type \"{what}\"", v.name),
+            format!(
+                "volume \"{}\" uses restricted volume type \"{what}\"",
+                v.name
+            ),
         ));
     }
     out
@@ -786,7 +797,11 @@ fn restricted_volumes(w: &Workload) -> Vec<Violation> {
 
 fn allow_privilege_escalation(w: &Workload) -> Vec<Violation> {
     w.containers()
-        .filter(|c| c.security_context.and_then(|s| s.allow_privilege_escalation) != Some(false))
+        .filter(|c| {
+            c.security_context
+                .and_then(|s| s.allow_privilege_escalation)
+                != Some(false)
+        })
         .map(|c| {
             violation(
                 c.sc_field("allowPrivilegeEscalation"),

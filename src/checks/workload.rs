@@ -41,7 +41,10 @@ pub(super) fn pod_security(c: &PodSecurityCheck, ctx: &Context) -> Vec<TestResul
     };
     let Some(check) = pss::find(&c.pod_security) else {
         // The schema lists the ids; this is a profile built by hand.
-        return vec![TestResult::error(desc, "no such Pod Security Standards check")];
+        return vec![TestResult::error(
+            desc,
+            "no such Pod Security Standards check",
+        )];
     };
     match pss::evaluate(check, c.level, version, w) {
         Outcome::NotYet { since } => vec![TestResult::not_applicable(
@@ -53,7 +56,10 @@ pub(super) fn pod_security(c: &PodSecurityCheck, ctx: &Context) -> Vec<TestResul
         )],
         Outcome::NotAtLevel => vec![TestResult::not_applicable(
             desc,
-            format!("{} is a restricted check; the baseline level does not include it", check.id),
+            format!(
+                "{} is a restricted check; the baseline level does not include it",
+                check.id
+            ),
         )],
         Outcome::Overridden { by } => vec![TestResult::not_applicable(
             desc,
@@ -79,9 +85,13 @@ fn in_scope<'w>(
     w: &'w Workload,
     kinds: Option<&[ContainerKind]>,
 ) -> impl Iterator<Item = ContainerView<'w>> {
-    let kinds: Vec<ContainerKind> = kinds
-        .map(<[ContainerKind]>::to_vec)
-        .unwrap_or_else(|| vec![ContainerKind::Init, ContainerKind::App, ContainerKind::Ephemeral]);
+    let kinds: Vec<ContainerKind> = kinds.map(<[ContainerKind]>::to_vec).unwrap_or_else(|| {
+        vec![
+            ContainerKind::Init,
+            ContainerKind::App,
+            ContainerKind::Ephemeral,
+        ]
+    });
     w.containers().filter(move |c| kinds.contains(&c.kind))
 }
 
@@ -140,20 +150,39 @@ fn inherited<T: Clone>(
     (None, k.sc_field(field))
 }
 
+/// Results located in one workload.
+struct Sink<'w, 'o> {
+    w: &'w Workload,
+    out: &'o mut Vec<TestResult>,
+}
+
+impl Sink<'_, '_> {
+    fn push(&mut self, ok: bool, desc: String, got: String, pointer: &str) {
+        self.out
+            .push(TestResult::check(ok, desc, got).at(self.w.locate(pointer)));
+    }
+}
+
 fn container_settings(
     w: &Workload,
     k: &ContainerView,
     e: &crate::policy::model::WorkloadExpect,
     out: &mut Vec<TestResult>,
 ) {
+    let mut sink = Sink { w, out };
+    identity(&mut sink, k, e);
+    privilege(&mut sink, k, e);
+    supply(&mut sink, k, e);
+}
+
+/// Who the container runs as.
+fn identity(sink: &mut Sink, k: &ContainerView, e: &crate::policy::model::WorkloadExpect) {
+    let w = sink.w;
     let sc = k.security_context;
     let name = who(k);
-    let mut push = |ok: bool, desc: String, got: String, pointer: &str| {
-        out.push(TestResult::check(ok, desc, got).at(w.locate(pointer)));
-    };
     if let Some(want) = e.read_only_root_filesystem {
         let got = sc.and_then(|s| s.read_only_root_filesystem);
-        push(
+        sink.push(
             got.unwrap_or(false) == want,
             format!("{name} readOnlyRootFilesystem is expected to be {want}"),
             shown(got),
@@ -161,8 +190,14 @@ fn container_settings(
         );
     }
     if let Some(want) = e.run_as_non_root {
-        let (got, at) = inherited(w, k, |s| s.run_as_non_root, |p| p.run_as_non_root, "runAsNonRoot");
-        push(
+        let (got, at) = inherited(
+            w,
+            k,
+            |s| s.run_as_non_root,
+            |p| p.run_as_non_root,
+            "runAsNonRoot",
+        );
+        sink.push(
             got.unwrap_or(false) == want,
             format!("{name} runAsNonRoot is expected to be {want}"),
             shown(got),
@@ -171,7 +206,7 @@ fn container_settings(
     }
     if let Some(want) = e.non_root_user {
         let (got, at) = inherited(w, k, |s| s.run_as_user, |p| p.run_as_user, "runAsUser");
-        push(
+        sink.push(
             got.is_some_and(|u| u != 0) == want,
             format!(
                 "{name} runAsUser is expected to be {}",
@@ -199,7 +234,7 @@ fn container_settings(
         if supp_root {
             found.push_str(", supplemental group 0");
         }
-        push(
+        sink.push(
             ok == want,
             format!(
                 "{name} groups are expected to be {}",
@@ -209,12 +244,19 @@ fn container_settings(
             &at,
         );
     }
+}
+
+/// What the container may do beyond its uid.
+fn privilege(sink: &mut Sink, k: &ContainerView, e: &crate::policy::model::WorkloadExpect) {
+    let w = sink.w;
+    let sc = k.security_context;
+    let name = who(k);
     if let Some(want) = e.allow_privilege_escalation {
         let got = sc.and_then(|s| s.allow_privilege_escalation);
         let privileged = sc.and_then(|s| s.privileged) == Some(true);
         // Unset means allowed; privileged always escalates.
         let effective = privileged || got.unwrap_or(true);
-        push(
+        sink.push(
             effective == want,
             format!("{name} allowPrivilegeEscalation is expected to be {want}"),
             if privileged {
@@ -227,7 +269,7 @@ fn container_settings(
     }
     if let Some(want) = e.privileged {
         let got = sc.and_then(|s| s.privileged);
-        push(
+        sink.push(
             got.unwrap_or(false) == want,
             format!("{name} privileged is expected to be {want}"),
             shown(got),
@@ -238,7 +280,7 @@ fn container_settings(
     if let Some(want) = e.drop_all_capabilities {
         let drop = caps.and_then(|c| c.drop.as_ref());
         let ok = drop.is_some_and(|d| d.iter().any(|x| x == "ALL"));
-        push(
+        sink.push(
             ok == want,
             format!("{name} capabilities.drop is expected to include ALL"),
             drop.map_or_else(|| "not set".into(), |d| format!("[{}]", d.join(", "))),
@@ -246,20 +288,30 @@ fn container_settings(
         );
     }
     if let Some(allowed) = &e.capabilities_allowed {
-        let add: Vec<&String> = caps.and_then(|c| c.add.as_ref()).into_iter().flatten().collect();
+        let add: Vec<&String> = caps
+            .and_then(|c| c.add.as_ref())
+            .into_iter()
+            .flatten()
+            .collect();
         let extra: Vec<&str> = add
             .iter()
             .filter(|a| !allowed.contains(a))
             .map(|a| a.as_str())
             .collect();
-        push(
+        sink.push(
             extra.is_empty(),
             format!(
                 "{name} capabilities.add is expected to be within [{}]",
                 allowed.join(", ")
             ),
             if extra.is_empty() {
-                format!("[{}]", add.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "[{}]",
+                    add.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             } else {
                 format!("adds {}", extra.join(", "))
             },
@@ -274,13 +326,22 @@ fn container_settings(
             |p| p.seccomp_profile.as_ref().map(|p| p.type_.clone()),
             "seccompProfile",
         );
-        push(
+        sink.push(
             got.as_ref().is_some_and(|t| allowed.contains(t)),
-            format!("{name} seccomp profile is expected to be one of [{}]", allowed.join(", ")),
+            format!(
+                "{name} seccomp profile is expected to be one of [{}]",
+                allowed.join(", ")
+            ),
             got.unwrap_or_else(|| "not set (Unconfined unless the kubelet defaults it)".into()),
             &at,
         );
     }
+}
+
+/// What the container is made of and given: resources, image, probes,
+/// environment.
+fn supply(sink: &mut Sink, k: &ContainerView, e: &crate::policy::model::WorkloadExpect) {
+    let name = who(k);
     for (what, wanted) in [("limits", &e.limits), ("requests", &e.requests)] {
         for r in wanted {
             let set = k.resources.and_then(|res| {
@@ -291,7 +352,7 @@ fn container_settings(
                 }
             });
             let got = set.and_then(|m| m.get(r)).map(|q| q.0.clone());
-            push(
+            sink.push(
                 got.is_some(),
                 format!("{name} resources.{what}.{r} is expected to be set"),
                 shown(got),
@@ -301,7 +362,7 @@ fn container_settings(
     }
     if let Some(want) = e.image_digest {
         let image = k.image.unwrap_or_default();
-        push(
+        sink.push(
             image.contains("@sha256:") == want,
             format!(
                 "{name} image is expected to be {}pinned by digest",
@@ -316,7 +377,7 @@ fn container_settings(
             .image_pull_policy
             .map(str::to_string)
             .unwrap_or_else(|| default_pull_policy(k.image.unwrap_or_default()).to_string());
-        push(
+        sink.push(
             allowed.contains(&got),
             format!(
                 "{name} imagePullPolicy is expected to be one of [{}]",
@@ -328,8 +389,11 @@ fn container_settings(
     }
     for p in &e.probes {
         let field = format!("{p}Probe");
-        let set = k.probes.iter().any(|(f, probe)| *f == field && probe.is_some());
-        push(
+        let set = k
+            .probes
+            .iter()
+            .any(|(f, probe)| *f == field && probe.is_some());
+        sink.push(
             set,
             format!("{name} {field} is expected to be set"),
             if set { "set" } else { "not set" }.into(),
@@ -352,7 +416,7 @@ fn container_settings(
             Some(i) => format!("{}/env/{i}/value", k.pointer),
             None => format!("{}/env", k.pointer),
         };
-        push(
+        sink.push(
             hits.is_empty() == want,
             format!("{name} environment is expected to carry no literal secrets"),
             if hits.is_empty() {
@@ -456,7 +520,9 @@ mod tests {
         assert_eq!(default_pull_policy("registry:5000/nginx"), "Always");
         assert_eq!(default_pull_policy("registry:5000/nginx:1"), "IfNotPresent");
         assert_eq!(
-            default_pull_policy("nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+            default_pull_policy(
+                "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            ),
             "IfNotPresent"
         );
     }

@@ -473,4 +473,3 @@ pub fn looks_secret(name: &str, value: &str) -> bool {
     let holds_value = !value.is_empty() && !value.starts_with('/');
     (by_name && holds_value) || crate::redact::redact(value) != value
 }
-

@@ -81,6 +81,20 @@ pub struct Location {
 }
 
 impl Workload {
+    /// A live pod's configuration, as the API server returned it (`None`
+    /// for a pod without a spec, name or namespace).
+    pub fn live(pod: &k8s_openapi::api::core::v1::Pod) -> Option<Workload> {
+        let meta = &pod.metadata;
+        Some(Workload {
+            kind: "Pod".into(),
+            namespace: meta.namespace.clone()?,
+            name: meta.name.clone()?,
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            spec: pod.spec.clone()?,
+            origin: Origin::Live,
+        })
+    }
+
     /// Where the field at `pointer` (relative to the pod: `/spec/…`,
     /// `/metadata/annotations/…`) is written, for a manifest; the nearest
     /// written ancestor for a field that is missing. `None` for a live pod.

@@ -105,9 +105,14 @@ fn list(path: &Path, shown: &str) -> Result<Vec<(PathBuf, String)>, ManifestErro
         return Ok(vec![(path.to_path_buf(), shown.to_string())]);
     }
     let mut out = Vec::new();
-    let mut stack = vec![(path.to_path_buf(), shown.trim_end_matches('/').to_string(), 0)];
+    let mut stack = vec![(
+        path.to_path_buf(),
+        shown.trim_end_matches('/').to_string(),
+        0,
+    )];
     while let Some((dir, name, depth)) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| error(&name, crate::safeio::io_reason(&e)))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| error(&name, crate::safeio::io_reason(&e)))?;
         let mut here: Vec<(PathBuf, String, std::fs::FileType)> = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| error(&name, crate::safeio::io_reason(&e)))?;
@@ -124,12 +129,13 @@ fn list(path: &Path, shown: &str) -> Result<Vec<(PathBuf, String)>, ManifestErro
         for (p, n, ft) in here.into_iter().rev() {
             if ft.is_dir() {
                 if depth + 1 > MAX_DEPTH {
-                    return Err(error(n, format!("more than {MAX_DEPTH} directory levels deep")));
+                    return Err(error(
+                        n,
+                        format!("more than {MAX_DEPTH} directory levels deep"),
+                    ));
                 }
                 stack.push((p, n, depth + 1));
-            } else if ft.is_file()
-                && [".yaml", ".yml", ".json"].iter().any(|x| n.ends_with(x))
-            {
+            } else if ft.is_file() && [".yaml", ".yml", ".json"].iter().any(|x| n.ends_with(x)) {
                 out.push((p, n));
                 if out.len() > MAX_FILES {
                     return Err(error(
@@ -149,7 +155,11 @@ fn template_of(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some(""),
         "PodTemplate" => Some("/template"),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
         | "Job" => Some("/spec/template"),
         "CronJob" => Some("/spec/jobTemplate/spec/template"),
         _ => None,
@@ -208,7 +218,15 @@ fn objects(
             .flatten()
             .enumerate()
         {
-            objects(item, &format!("{at}/items/{i}"), doc, file, found, out, errors);
+            objects(
+                item,
+                &format!("{at}/items/{i}"),
+                doc,
+                file,
+                found,
+                out,
+                errors,
+            );
         }
         return;
     }
@@ -257,7 +275,9 @@ fn workload(
     let pod = v.pointer(template).ok_or_else(|| {
         (
             at.to_string(),
-            format!("a {kind} without a pod template at {template}; the API server would refuse it"),
+            format!(
+                "a {kind} without a pod template at {template}; the API server would refuse it"
+            ),
         )
     })?;
     let spec_value = pod.get("spec").ok_or_else(|| {
@@ -407,7 +427,14 @@ items:
         let (m, errors) = read_str(text);
         assert!(errors.is_empty(), "{errors:?}");
         let ids: Vec<String> = m.workloads.iter().map(Workload::target_id).collect();
-        assert_eq!(ids, ["Deployment/shop/web", "CronJob/default/nightly", "Pod/default/p"]);
+        assert_eq!(
+            ids,
+            [
+                "Deployment/shop/web",
+                "CronJob/default/nightly",
+                "Pod/default/p"
+            ]
+        );
         assert_eq!(m.ignored.get("Service"), Some(&1));
         let at = m.workloads[0]
             .locate("/spec/containers/0/securityContext/privileged")
@@ -445,6 +472,9 @@ items:
         );
         let s = &m.workloads[0].spec;
         assert!(s.volumes.as_ref().unwrap()[0].empty_dir.is_some());
-        assert_eq!(s.containers[0].ports.as_ref().unwrap()[0].host_port, Some(8080));
+        assert_eq!(
+            s.containers[0].ports.as_ref().unwrap()[0].host_port,
+            Some(8080)
+        );
     }
 }

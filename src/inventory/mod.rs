@@ -224,21 +224,10 @@ impl PodInfo {
                 .unwrap_or_else(|| "Unknown".into()),
             labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
-            share_process_namespace: spec
-                .and_then(|s| s.share_process_namespace)
-                .unwrap_or(false),
+            share_process_namespace: spec.and_then(|s| s.share_process_namespace) == Some(true),
             windows: spec.is_some_and(is_windows),
             containers,
-            workload: spec.map(|spec| {
-                std::sync::Arc::new(crate::facts::workload::Workload {
-                    kind: "Pod".into(),
-                    namespace: meta.namespace.clone().unwrap_or_default(),
-                    name: meta.name.clone().unwrap_or_default(),
-                    annotations: meta.annotations.clone().unwrap_or_default(),
-                    spec: spec.clone(),
-                    origin: crate::facts::workload::Origin::Live,
-                })
-            }),
+            workload: crate::facts::workload::Workload::live(pod).map(std::sync::Arc::new),
         })
     }
 }

@@ -343,54 +343,28 @@ fn plan_policy(
             continue;
         }
         if let Some(text) = &t.image {
-            let planned = crate::image::Source::parse(text, p.base_dir())
-                .map_err(crate::image::ImageError::from)
-                .and_then(|source| {
-                    let digest = crate::image::planned_digest(&source)?;
-                    Ok((source, digest))
-                });
-            let (source, digest) = match planned {
-                Ok(x) => x,
-                Err(e) => {
-                    diags.push(p.at_value(
-                        Diagnostic::error(Code::InvalidTarget, e.to_string())
-                            .with_hint("image paths are relative to the policy file; see docs/images.md for the sources"),
-                        &format!("{ptr}/image"),
-                    ));
-                    continue;
-                }
-            };
-            let name = t.name.clone().unwrap_or_else(|| source.short_name());
-            let id = format!("image/{name}@{}", &digest[7..19]);
-            if let Some(first) = rootfs_ids.get(&id) {
-                let at = p.doc.value_position(first);
-                diags.push(p.at_value(
-                    Diagnostic::error(
-                        Code::DuplicateTarget,
-                        format!("target id `{id}` is already used by the target at line {}, column {}", at.line, at.column),
-                    )
-                    .with_hint("give one of them a distinct `name:`"),
-                    &format!("{ptr}/image"),
-                ));
-                continue;
-            }
-            rootfs_ids.insert(id.clone(), format!("{ptr}/image"));
-            targets.insert(
-                id.clone(),
-                PlannedTarget {
-                    id,
-                    approach: Approach::Image,
-                    reason: "image layers are read on this machine, without extraction".into(),
-                    profiles,
-                    image_source: Some(source.spec()),
-                    image_digest: Some(digest),
-                    ..PlannedTarget::default()
-                },
+            plan_image(
+                p,
+                t,
+                text,
+                &ptr,
+                &profiles,
+                &mut targets,
+                &mut rootfs_ids,
+                &mut diags,
             );
             continue;
         }
         if let Some(given) = &t.manifest {
-            plan_manifests(p, given, &ptr, &profiles, &mut targets, &mut rootfs_ids, &mut diags);
+            plan_manifests(
+                p,
+                given,
+                &ptr,
+                &profiles,
+                &mut targets,
+                &mut rootfs_ids,
+                &mut diags,
+            );
             continue;
         }
         let Some(ns) = &t.namespace else { continue };
@@ -653,12 +627,74 @@ fn select_pod(
             capabilities: c.capabilities.clone(),
             container_id: c.container_id.clone(),
             sidecar: (approach == Approach::Sidecar).then(|| sidecar_name.to_string()),
-            rootfs: None,
-            image_source: None,
             image_digest: c.image_digest.clone(),
             workload: pod.workload.clone(),
+            ..PlannedTarget::default()
         });
     }
+}
+
+/// An `image:` target: one target, its digest read now.
+#[allow(clippy::too_many_arguments)]
+fn plan_image(
+    p: &Loaded<ScanPolicy>,
+    t: &crate::policy::model::Target,
+    text: &str,
+    ptr: &str,
+    profiles: &[String],
+    targets: &mut BTreeMap<String, PlannedTarget>,
+    ids: &mut BTreeMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let planned = crate::image::Source::parse(text, p.base_dir())
+        .map_err(crate::image::ImageError::from)
+        .and_then(|source| {
+            let digest = crate::image::planned_digest(&source)?;
+            Ok((source, digest))
+        });
+    let (source, digest) = match planned {
+        Ok(x) => x,
+        Err(e) => {
+            diags.push(p.at_value(
+                    Diagnostic::error(Code::InvalidTarget, e.to_string())
+                        .with_hint("image paths are relative to the policy file; see docs/images.md for the sources"),
+                    &format!("{ptr}/image"),
+                ));
+            return;
+        }
+    };
+    let name = t.name.clone().unwrap_or_else(|| source.short_name());
+    let id = format!("image/{name}@{}", &digest[7..19]);
+    if let Some(first) = ids.get(&id) {
+        let at = p.doc.value_position(first);
+        diags.push(
+            p.at_value(
+                Diagnostic::error(
+                    Code::DuplicateTarget,
+                    format!(
+                        "target id `{id}` is already used by the target at line {}, column {}",
+                        at.line, at.column
+                    ),
+                )
+                .with_hint("give one of them a distinct `name:`"),
+                &format!("{ptr}/image"),
+            ),
+        );
+        return;
+    }
+    ids.insert(id.clone(), format!("{ptr}/image"));
+    targets.insert(
+        id.clone(),
+        PlannedTarget {
+            id,
+            approach: Approach::Image,
+            reason: "image layers are read on this machine, without extraction".into(),
+            profiles: profiles.to_vec(),
+            image_source: Some(source.spec()),
+            image_digest: Some(digest),
+            ..PlannedTarget::default()
+        },
+    );
 }
 
 /// A `manifest:` target: each workload in the files is a target of its
@@ -692,7 +728,11 @@ fn plan_manifests(
         ));
     }
     if found.workloads.is_empty() && errors.is_empty() {
-        let ignored: Vec<String> = found.ignored.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let ignored: Vec<String> = found
+            .ignored
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
         diags.push(p.at_value(
             Diagnostic::error(
                 Code::InvalidTarget,
@@ -805,10 +845,12 @@ fn choose_approach(
         Approach::Api => Ok((Approach::Api, "policy asks for api".into())),
         Approach::Debug => Ok((Approach::Debug, "policy asks for debug".into())),
         Approach::Sidecar => use_sidecar("policy asks for sidecar".into()),
-        Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => Err(format!(
-            "approach {} cannot reach a Kubernetes container",
-            wanted.as_str()
-        )),
+        Approach::Local | Approach::Image | Approach::Imported | Approach::Manifest => {
+            Err(format!(
+                "approach {} cannot reach a Kubernetes container",
+                wanted.as_str()
+            ))
+        }
         Approach::Auto => {
             let asked = pod.annotations.get(APPROACH_ANNOTATION);
             if let Some(asked) = asked

@@ -100,6 +100,32 @@ fn profile(p: &Loaded<Profile>, out: &mut Vec<Diagnostic>) {
             );
         }
         check_regexes(p, &c.check, &format!("/controls/{i}/check"), out);
+        // A control's evidence is one level: a pod's configuration
+        // (`spec`) or what the target's filesystem showed, never both.
+        if c.check.has_workload() && !c.check.is_workload() {
+            out.push(
+                p.at_value(
+                    Diagnostic::error(
+                        Code::MixedEvidence,
+                        "a control mixes workload checks (pod_security, workload) with filesystem checks",
+                    )
+                    .with_hint("split it into two controls: each result says how its facts were obtained, and one control has one evidence level"),
+                    &format!("/controls/{i}/check"),
+                ),
+            );
+        }
+        if c.tags.contains_key("evidence") {
+            out.push(
+                p.at_key(
+                    Diagnostic::error(
+                        Code::ReservedTag,
+                        "the tag `evidence` is vigil's: every control's HDF carries how its facts were obtained there",
+                    )
+                    .with_hint("rename the tag"),
+                    &format!("/controls/{i}/tags/evidence"),
+                ),
+            );
+        }
     }
 }
 
@@ -589,33 +615,25 @@ pub fn duplicate_target(p: &Loaded<ScanPolicy>, id: &str, first: &str, here: &st
     )
 }
 
-/// Targets are either Kubernetes containers or a local root filesystem, and
-/// the approach must be one that can reach them.
-fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagnostic>) {
-    let base = format!("/spec/targets/{i}");
-    let spec = &p.value.spec;
-    // A warning, not an error: the policy may be validated in a policy
-    // repository's CI and run on the machine that has the root.
-    if let Some(dir) = &t.rootfs
-        && !p.base_dir().join(dir).is_dir()
-        && !p.base_dir().join(dir).is_file()
-    {
-        out.push(p.at_value(
-            Diagnostic::warning(
-                Code::InvalidTarget,
-                format!("rootfs `{}` is neither a directory nor an archive on this machine", crate::safeio::excerpt(dir, 200)),
-            )
-            .with_hint("paths are relative to the policy file; `vigil run` here would refuse it (fine if the policy runs elsewhere)"),
-            &format!("{base}/rootfs"),
-        ));
-    }
+/// A local target is one of a rootfs, an image or a manifest, and a
+/// manifest names its own targets.
+fn local_kind(
+    p: &Loaded<ScanPolicy>,
+    t: &super::model::Target,
+    base: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     let local_kinds = [
         ("rootfs", t.rootfs.is_some()),
         ("image", t.image.is_some()),
         ("manifest", t.manifest.is_some()),
     ];
     if local_kinds.iter().filter(|(_, set)| *set).count() > 1 {
-        let last = local_kinds.iter().rev().find(|(_, set)| *set).map_or("image", |k| k.0);
+        let last = local_kinds
+            .iter()
+            .rev()
+            .find(|(_, set)| *set)
+            .map_or("image", |k| k.0);
         out.push(
             p.at_value(
                 Diagnostic::error(
@@ -637,6 +655,29 @@ fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagno
             &format!("{base}/name"),
         ));
     }
+}
+
+/// Targets are either Kubernetes containers or a local root filesystem, and
+/// the approach must be one that can reach them.
+fn target_fit(p: &Loaded<ScanPolicy>, t: &Target, i: usize, out: &mut Vec<Diagnostic>) {
+    let base = format!("/spec/targets/{i}");
+    let spec = &p.value.spec;
+    // A warning, not an error: the policy may be validated in a policy
+    // repository's CI and run on the machine that has the root.
+    if let Some(dir) = &t.rootfs
+        && !p.base_dir().join(dir).is_dir()
+        && !p.base_dir().join(dir).is_file()
+    {
+        out.push(p.at_value(
+            Diagnostic::warning(
+                Code::InvalidTarget,
+                format!("rootfs `{}` is neither a directory nor an archive on this machine", crate::safeio::excerpt(dir, 200)),
+            )
+            .with_hint("paths are relative to the policy file; `vigil run` here would refuse it (fine if the policy runs elsewhere)"),
+            &format!("{base}/rootfs"),
+        ));
+    }
+    local_kind(p, t, &base, out);
     if let Some(image) = &t.image
         && let Err(e) = crate::image_source::Source::parse(image, p.base_dir())
     {

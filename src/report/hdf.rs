@@ -240,12 +240,10 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
                                     message,
                                     skip_message,
                                     exception,
-                                    source_location: t.location.as_ref().map(|l| {
-                                        ResultLocation {
-                                            reference: &l.file,
-                                            line: l.line,
-                                            column: l.column,
-                                        }
+                                    source_location: t.location.as_ref().map(|l| ResultLocation {
+                                        reference: &l.file,
+                                        line: l.line,
+                                        column: l.column,
                                     }),
                                 }
                             })

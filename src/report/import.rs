@@ -557,7 +557,7 @@ impl Results {
         .filter(|(_, seen)| *seen)
         .map(|(status, _)| TestResult {
             location: None,
-                    not_applicable: false,
+            not_applicable: false,
             status,
             code_desc: String::new(),
             message: String::new(),
@@ -596,7 +596,8 @@ impl<'de> Visitor<'de> for ResultsSeed {
             out.statuses[slot] = true;
             if r.location.is_some()
                 && matches!(r.status, Status::Failed | Status::Error)
-                && (out.location.is_none() || (r.status == Status::Failed && !out.location_of_failed))
+                && (out.location.is_none()
+                    || (r.status == Status::Failed && !out.location_of_failed))
             {
                 out.location_of_failed = r.status == Status::Failed;
                 out.location = r.location.clone();

@@ -209,7 +209,8 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                     };
                     let waiver = waiver::find(ev.waivers, &c.id, ev.target_id, ev.now);
                     // Not applicable here at all: impact 0, as HDF says it.
-                    let impact = if !results.is_empty() && results.iter().all(|r| r.not_applicable) {
+                    let impact = if !results.is_empty() && results.iter().all(|r| r.not_applicable)
+                    {
                         0.0
                     } else {
                         c.impact
@@ -231,11 +232,7 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                         waiver,
                         status,
                         run_time: t.elapsed().as_secs_f64(),
-                        evidence: if on_spec {
-                            Evidence::Spec
-                        } else {
-                            fs_evidence
-                        },
+                        evidence: if on_spec { Evidence::Spec } else { fs_evidence },
                     }
                 })
                 .collect();
