@@ -1048,7 +1048,14 @@ fn bundle_dirs(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
 /// binary under test.
 fn docs_sandbox(name: &str) -> (crate::util::TempDir, String) {
     let dir = crate::util::TempDir::new(name);
-    for d in ["policies", "fixtures", "schemas", "scripts", "examples", "Cargo.toml"] {
+    for d in [
+        "policies",
+        "fixtures",
+        "schemas",
+        "scripts",
+        "examples",
+        "Cargo.toml",
+    ] {
         let ok = std::process::Command::new("cp")
             .arg("-a")
             .arg(crate::util::repo().join(d))

@@ -157,9 +157,12 @@ struct Sink<'w, 'o> {
 }
 
 impl Sink<'_, '_> {
+    /// A result, located at its field when it failed (a passed result
+    /// needs no place to be fixed at).
     fn push(&mut self, ok: bool, desc: String, got: String, pointer: &str) {
-        self.out
-            .push(TestResult::check(ok, desc, got).at(self.w.locate(pointer)));
+        let r = TestResult::check(ok, desc, got);
+        let at = if ok { None } else { self.w.locate(pointer) };
+        self.out.push(r.at(at));
     }
 }
 
@@ -475,16 +478,19 @@ fn pod_settings(w: &Workload, e: &crate::policy::model::WorkloadExpect, out: &mu
                 },
             ),
         };
+        let ok = mounted == want;
         out.push(
             TestResult::check(
-                mounted == want,
+                ok,
                 format!(
                     "Pod service account token is expected to be {}mounted",
                     if want { "" } else { "not " }
                 ),
                 got,
             )
-            .at(w.locate("/spec/automountServiceAccountToken")),
+            .at(w
+                .locate("/spec/automountServiceAccountToken")
+                .filter(|_| !ok)),
         );
     }
     if let Some(want) = e.default_service_account {
@@ -494,16 +500,17 @@ fn pod_settings(w: &Workload, e: &crate::policy::model::WorkloadExpect, out: &mu
             .as_deref()
             .filter(|s| !s.is_empty())
             .unwrap_or("default");
+        let ok = (sa == "default") == want;
         out.push(
             TestResult::check(
-                (sa == "default") == want,
+                ok,
                 format!(
                     "Pod service account is expected {}to be the namespace's default",
                     if want { "" } else { "not " }
                 ),
                 crate::safeio::printable(sa).into_owned(),
             )
-            .at(w.locate("/spec/serviceAccountName")),
+            .at(w.locate("/spec/serviceAccountName").filter(|_| !ok)),
         );
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SecurityContext,
 };
 
-use crate::policy::yaml::Document;
+use crate::policy::yaml::Tree;
 
 /// One pod's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,9 +46,8 @@ pub enum Origin {
         /// JSON pointer of the pod template inside its document (`""` for
         /// a Pod, `/spec/template` for a Deployment, …).
         base: String,
-        /// The document's positions (its value taken out: only positions
-        /// are kept).
-        doc: Arc<Document>,
+        /// Where each node of its document is.
+        doc: Arc<Tree>,
     },
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::facts::workload::{Origin, Workload, apply_defaults};
-use crate::policy::yaml::{Document, Limits, escape_segment, parse_documents_within};
+use crate::policy::yaml::{Limits, Tree, escape_segment, parse_located};
 
 /// Bytes one manifest file may have.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
@@ -74,18 +74,54 @@ pub fn read(path: &Path, shown: &str) -> (Manifests, Vec<ManifestError>) {
             "no .yaml, .yml or .json file here; point `manifest:` at a manifest file or a directory of them",
         ));
     }
-    for (file, name) in files {
+    // Files are parsed on every core, then taken in file order.
+    let parsed = parallel_map(&files, |(file, name)| {
+        let mut one = Manifests::default();
+        let mut errs = Vec::new();
+        match crate::safeio::read_to_string(file, MAX_FILE_BYTES, "manifest") {
+            Ok(text) => read_text(&text, name, &mut one, &mut errs),
+            Err(e) => errs.push(error(name, e.problem.to_string())),
+        }
+        (one, errs)
+    });
+    for (one, errs) in parsed {
         out.files += 1;
-        let text = match crate::safeio::read_to_string(&file, MAX_FILE_BYTES, "manifest") {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(error(&name, e.problem.to_string()));
-                continue;
-            }
-        };
-        read_text(&text, &name, &mut out, &mut errors);
+        out.workloads.extend(one.workloads);
+        for (k, n) in one.ignored {
+            *out.ignored.entry(k).or_default() += n;
+        }
+        errors.extend(errs);
     }
     (out, errors)
+}
+
+/// `f` over `items` on up to as many threads as there are cores, results
+/// in the items' order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
 }
 
 /// The manifest files under `path`, sorted, with the names they are shown
@@ -168,7 +204,7 @@ fn template_of(kind: &str) -> Option<&'static str> {
 
 /// Read one file's text.
 pub fn read_text(text: &str, file: &str, out: &mut Manifests, errors: &mut Vec<ManifestError>) {
-    let docs = match parse_documents_within(text, Limits::MANIFEST) {
+    let docs = match parse_located(text, Limits::MANIFEST) {
         Ok(d) => d,
         Err(e) => {
             let place = match e.position {
@@ -180,9 +216,8 @@ pub fn read_text(text: &str, file: &str, out: &mut Manifests, errors: &mut Vec<M
         }
     };
     let file: Arc<str> = Arc::from(file);
-    for mut doc in docs {
-        let value = std::mem::take(&mut doc.value);
-        let doc = Arc::new(doc.into_positions());
+    for (value, doc) in docs {
+        let doc = Arc::new(doc);
         let mut found = Vec::new();
         objects(&value, "", &doc, &file, &mut found, out, errors);
         out.workloads.extend(found);
@@ -193,7 +228,7 @@ pub fn read_text(text: &str, file: &str, out: &mut Manifests, errors: &mut Vec<M
 fn objects(
     v: &Value,
     at: &str,
-    doc: &Arc<Document>,
+    doc: &Arc<Tree>,
     file: &Arc<str>,
     found: &mut Vec<Workload>,
     out: &mut Manifests,
@@ -245,7 +280,7 @@ fn workload(
     kind: &str,
     at: &str,
     template: &str,
-    doc: &Arc<Document>,
+    doc: &Arc<Tree>,
     file: &Arc<str>,
 ) -> Result<Workload, (String, String)> {
     let meta = v.get("metadata");
@@ -287,8 +322,10 @@ fn workload(
         )
     })?;
     unknown_volume_types(spec_value, &base)?;
-    let mut spec: k8s_openapi::api::core::v1::PodSpec =
-        serde_json::from_value(spec_value.clone()).map_err(|e| {
+    let mut spec = <k8s_openapi::api::core::v1::PodSpec as serde::Deserialize>::deserialize(
+        spec_value,
+    )
+    .map_err(|e| {
             (
                 format!("{base}/spec"),
                 format!(

@@ -60,15 +60,6 @@ impl Document {
         }
     }
 
-    /// Keep only the value positions (what locating a field needs): the
-    /// value and the key positions are dropped.
-    pub fn into_positions(mut self) -> Document {
-        self.value = Value::Null;
-        self.keys = HashMap::new();
-        self.values.shrink_to_fit();
-        self
-    }
-
     /// Where the mapping key that names `pointer`'s last segment stands;
     /// unknown-field errors point here rather than at the value.
     pub fn key_position(&self, pointer: &str) -> Position {
@@ -99,6 +90,10 @@ pub struct Limits {
     pub events: usize,
     /// Bytes of scalars in all.
     pub scalar_bytes: usize,
+    /// Read scalars as Kubernetes' YAML reader does (sigs.k8s.io/yaml on
+    /// go-yaml v2, YAML 1.1): `yes`/`no`/`on`/`off` are booleans and
+    /// `0644` is octal. Policies use YAML 1.2, where they are not.
+    pub yaml_1_1: bool,
 }
 
 impl Limits {
@@ -109,6 +104,7 @@ impl Limits {
         nodes: 200_000,
         events: 400_000,
         scalar_bytes: 8 * 1024 * 1024,
+        yaml_1_1: false,
     };
     /// Workload manifests: a rendered chart or a repository's `kubectl
     /// apply` file holds thousands of documents.
@@ -117,6 +113,7 @@ impl Limits {
         nodes: 4_000_000,
         events: 8_000_000,
         scalar_bytes: 64 * 1024 * 1024,
+        yaml_1_1: true,
     };
 }
 
@@ -127,13 +124,115 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
 
 /// [`parse_documents`] with other limits.
 pub fn parse_documents_within(text: &str, limits: Limits) -> Result<Vec<Document>, YamlError> {
+    Ok(parse_nodes(text, limits)?
+        .into_iter()
+        .map(|n| {
+            let start = Position::from_location(n.referenced);
+            let mut doc = Document {
+                value: Value::Null,
+                start,
+                values: HashMap::new(),
+                keys: HashMap::new(),
+            };
+            let mut pointer = String::new();
+            doc.value = flatten(n, &mut pointer, &mut doc.values, &mut doc.keys);
+            doc
+        })
+        .collect())
+}
+
+/// Where each node of a document is: the same shape as its value, with a
+/// position per node and nothing else. Lighter than a [`Document`]'s
+/// tables for large inputs (manifests), where only a few fields are ever
+/// located.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// Where this node starts.
+    pub position: Position,
+    kids: Kids,
+}
+
+#[derive(Debug, Clone)]
+enum Kids {
+    None,
+    Seq(Vec<Tree>),
+    Map(Vec<(Box<str>, Tree)>),
+}
+
+impl Tree {
+    /// Where the value at `pointer` (RFC 6901) starts, else its nearest
+    /// ancestor that exists (a missing field points at the mapping that
+    /// lacks it).
+    pub fn value_position(&self, pointer: &str) -> Position {
+        let mut at = self;
+        for raw in pointer.split('/').skip(1) {
+            let seg: std::borrow::Cow<str> = if raw.contains('~') {
+                raw.replace("~1", "/").replace("~0", "~").into()
+            } else {
+                raw.into()
+            };
+            let next = match &at.kids {
+                Kids::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+                Kids::Map(entries) => entries.iter().find(|(k, _)| **k == *seg).map(|(_, t)| t),
+                Kids::None => None,
+            };
+            match next {
+                Some(t) => at = t,
+                None => break,
+            }
+        }
+        at.position
+    }
+}
+
+/// Parse every document of `text` into its value and its [`Tree`]; empty
+/// and null documents are skipped.
+pub fn parse_located(text: &str, limits: Limits) -> Result<Vec<(Value, Tree)>, YamlError> {
+    Ok(parse_nodes(text, limits)?
+        .into_iter()
+        .map(located)
+        .collect())
+}
+
+fn located(node: Spanned<Node>) -> (Value, Tree) {
+    let position = Position::from_location(node.referenced);
+    let (value, kids) = match node.value {
+        Node::Null => (Value::Null, Kids::None),
+        Node::Bool(b) => (Value::Bool(b), Kids::None),
+        Node::Int(i) => (Value::Number(i.into()), Kids::None),
+        Node::Float(f) => (
+            Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Kids::None,
+        ),
+        Node::Str(s) => (Value::String(s), Kids::None),
+        Node::Seq(items) => {
+            let (values, trees) = items.into_iter().map(located).unzip();
+            (Value::Array(values), Kids::Seq(trees))
+        }
+        Node::Map(entries) => {
+            let mut out = Map::with_capacity(entries.len());
+            let mut trees = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
+                let (v, t) = located(value);
+                trees.push((key.value.as_str().into(), t));
+                out.insert(key.value, v);
+            }
+            (Value::Object(out), Kids::Map(trees))
+        }
+    };
+    (value, Tree { position, kids })
+}
+
+fn parse_nodes(text: &str, limits: Limits) -> Result<Vec<Spanned<Node>>, YamlError> {
     let mut options = Options::default();
     options.with_snippet = false;
     options.duplicate_keys = DuplicateKeyPolicy::Error;
-    // YAML 1.2 booleans only: `y`, `no`, `on` stay strings (the "Norway problem").
-    options.strict_booleans = true;
-    // `mode: 0640` stays the string "0640" instead of the integer 640.
-    options.leading_zero_numbers_as_strings = true;
+    // Policies: YAML 1.2 booleans only: `y`, `no`, `on` stay strings (the
+    // "Norway problem"), and `mode: 0640` stays the string "0640" instead
+    // of the integer 640. Manifests: as Kubernetes reads them.
+    options.strict_booleans = !limits.yaml_1_1;
+    options.leading_zero_numbers_as_strings = !limits.yaml_1_1;
+    options.legacy_octal_numbers = limits.yaml_1_1;
     let mut budget = Budget::default();
     // Policies are small; these caps are far above any real policy set and far
     // below what would hurt the machine.
@@ -158,18 +257,6 @@ pub fn parse_documents_within(text: &str, limits: Limits) -> Result<Vec<Document
     Ok(nodes
         .into_iter()
         .filter(|n| !matches!(n.value, Node::Null))
-        .map(|n| {
-            let start = Position::from_location(n.referenced);
-            let mut doc = Document {
-                value: Value::Null,
-                start,
-                values: HashMap::new(),
-                keys: HashMap::new(),
-            };
-            let mut pointer = String::new();
-            doc.value = flatten(n, &mut pointer, &mut doc.values, &mut doc.keys);
-            doc
-        })
         .collect())
 }
 

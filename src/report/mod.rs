@@ -41,8 +41,8 @@ pub struct ControlOutcome {
     pub desc: Option<String>,
     /// HDF impact.
     pub impact: f64,
-    /// Tags carried from the profile.
-    pub tags: BTreeMap<String, Value>,
+    /// Tags carried from the profile (shared by every target's report).
+    pub tags: Arc<BTreeMap<String, Value>>,
     /// The check as written, for HDF `code`.
     pub code: Arc<str>,
     /// Where the control is defined (file, line).
@@ -123,6 +123,7 @@ pub struct PreparedProfile<'a> {
     file: Arc<str>,
     codes: Vec<Arc<str>>,
     lines: Vec<u32>,
+    tags: Vec<Arc<BTreeMap<String, Value>>>,
 }
 
 impl<'a> PreparedProfile<'a> {
@@ -137,6 +138,7 @@ impl<'a> PreparedProfile<'a> {
                 .iter()
                 .map(|c| Arc::from(serde_json::to_string(&c.check).unwrap_or_default()))
                 .collect(),
+            tags: controls.iter().map(|c| Arc::new(c.tags.clone())).collect(),
             lines: (0..controls.len())
                 .map(|i| profile.doc.value_position(&format!("/controls/{i}")).line)
                 .collect(),
@@ -225,7 +227,7 @@ pub fn evaluate_target(ev: &Evaluation<'_>, facts: Result<&Facts, &str>) -> Targ
                         title: c.title.clone(),
                         desc: c.desc.clone(),
                         impact,
-                        tags: c.tags.clone(),
+                        tags: pp.tags[i].clone(),
                         code: pp.codes[i].clone(),
                         source: (pp.file.clone(), pp.lines[i]),
                         results,

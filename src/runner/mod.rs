@@ -377,14 +377,19 @@ fn scan_target(
         .unwrap_or_default();
     let (hdf_written, mut write_error) = write_result(output, &t.id, &hdf_bytes);
     // The inventory, for `vigil drift`: only what the facts showed.
-    let inventory = facts.as_ref().ok().map(|f| {
-        let bytes = serde_json::to_vec(&crate::report::inventory::Inventory::of(f, req))
-            .expect("inventories serialize");
-        let name = crate::seal::layout::target_inventory(&t.id);
-        output
-            .write(&name, &bytes)
-            .map_err(|e| format!("cannot write {name}: {e}"))
-    });
+    // A manifest has no filesystem, so no inventory: nothing for drift.
+    let inventory = facts
+        .as_ref()
+        .ok()
+        .filter(|_| approach != Approach::Manifest)
+        .map(|f| {
+            let bytes = serde_json::to_vec(&crate::report::inventory::Inventory::of(f, req))
+                .expect("inventories serialize");
+            let name = crate::seal::layout::target_inventory(&t.id);
+            output
+                .write(&name, &bytes)
+                .map_err(|e| format!("cannot write {name}: {e}"))
+        });
     let inventory = match inventory {
         Some(Ok(w)) => Some(w),
         Some(Err(e)) => {
