@@ -489,7 +489,7 @@ items:
     #[test]
     fn bad_workloads_are_errors_with_a_place_never_skipped() {
         let (m, errors) = read_str(
-            "kind: Pod\nmetadata: {}\nspec: {containers: []}\n---\nkind: Deployment\nmetadata: {name: d}\nspec: {template: {spec: {volumes: [{name: v, bogus: {}}], containers: []}}}\n---\nkind: Pod\nmetadata: {name: t}\nspec: {containers: [{name: c, securityContext: {privileged: yes}}]}\n---\nmetadata: {name: nokind}\n",
+            "kind: Pod\nmetadata: {}\nspec: {containers: []}\n---\nkind: Deployment\nmetadata: {name: d}\nspec: {template: {spec: {volumes: [{name: v, bogus: {}}], containers: []}}}\n---\nkind: Pod\nmetadata: {name: t}\nspec: {containers: [{name: c, securityContext: {privileged: \"yes\"}}]}\n---\nmetadata: {name: nokind}\n",
         );
         assert!(m.workloads.is_empty());
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -500,6 +500,21 @@ items:
         assert!(shown[3].contains("without a `kind`"));
         let (_, errors) = read_str("kind: [unclosed\n");
         assert!(errors[0].to_string().starts_with("m.yaml:"), "{errors:?}");
+    }
+
+    /// kubectl reads YAML through go-yaml v2 (YAML 1.1): `yes` is true and
+    /// `0644` is octal; a policy file would keep both as strings.
+    #[test]
+    fn manifests_are_read_as_kubectl_reads_yaml() {
+        let (m, errors) = read_str(
+            "kind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: s, secret: {secretName: x, defaultMode: 0644}}]\n  containers: [{name: c, securityContext: {privileged: yes, readOnlyRootFilesystem: on}}]\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = &m.workloads[0].spec;
+        let mode = s.volumes.as_ref().unwrap()[0].secret.as_ref().unwrap().default_mode;
+        assert_eq!(mode, Some(0o644));
+        let sc = s.containers[0].security_context.as_ref().unwrap();
+        assert_eq!((sc.privileged, sc.read_only_root_filesystem), (Some(true), Some(true)));
     }
 
     #[test]

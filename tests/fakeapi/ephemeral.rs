@@ -198,7 +198,8 @@ pub(super) fn add_ephemeral(
 
 /// What `restricted` (with the `baseline` it includes) refuses at the pod
 /// level: host namespaces (`check_hostNamespaces.go`) and volume types
-/// other than the allowed ones (`check_restrictedVolumes.go`).
+/// other than the allowed ones (`check_restrictedVolumes.go`, which allows
+/// `image` volumes since the v1.33 code, at every policy version).
 pub(super) fn pod_level_violations(pod: &Value) -> Vec<String> {
     let spec = &pod["spec"];
     let mut why = Vec::new();
@@ -209,12 +210,13 @@ pub(super) fn pod_level_violations(pod: &Value) -> Vec<String> {
     if !hosts.is_empty() {
         why.push(format!("host namespaces ({}=true)", hosts.join(", ")));
     }
-    const ALLOWED: [&str; 8] = [
+    const ALLOWED: [&str; 9] = [
         "configMap",
         "csi",
         "downwardAPI",
         "emptyDir",
         "ephemeral",
+        "image",
         "persistentVolumeClaim",
         "projected",
         "secret",
