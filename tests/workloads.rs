@@ -386,23 +386,42 @@ fn filesystem_and_configuration_results_side_by_side_with_their_evidence() {
     );
     let profiles = repo().join(PROFILES);
     let uid0 = dir.path().join("uid0.yaml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "p.yaml"])
-        .arg(&profiles)
-        .arg(&uid0)
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(dir.path())
-        .env("KUBECONFIG", &server.kubeconfig)
-        .output()
-        .unwrap();
-    let r: crate::util::Run = out.into();
+    let run_with = |policy: &str| -> crate::util::Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", policy])
+            .arg(&profiles)
+            .arg(&uid0)
+            .args([
+                "--out",
+                "out",
+                "--unsigned",
+                "--plaintext",
+                "--format",
+                "json",
+            ])
+            .current_dir(dir.path())
+            .env("KUBECONFIG", &server.kubeconfig)
+            .output()
+            .unwrap()
+            .into()
+    };
+    // Workload controls cost no API request: the run makes exactly the
+    // requests of the same run without them (the pods were listed anyway).
+    dir.write(
+        "fs-only.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [uid0]\n  targets:\n    - {namespace: team, selector: {matchLabels: {app: w}}, approach: api}\n",
+    );
+    let before = server.request_log().len();
+    let r = run_with("fs-only.yaml");
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let fs_only = server.request_log().len() - before;
+    let before = server.request_log().len();
+    let r = run_with("p.yaml");
+    assert_eq!(
+        server.request_log().len() - before,
+        fs_only,
+        "workload controls added API requests"
+    );
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let summary: Value = serde_json::from_str(&r.stdout).unwrap();
     let f = failed(&summary);

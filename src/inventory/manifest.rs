@@ -511,10 +511,17 @@ items:
         );
         assert!(errors.is_empty(), "{errors:?}");
         let s = &m.workloads[0].spec;
-        let mode = s.volumes.as_ref().unwrap()[0].secret.as_ref().unwrap().default_mode;
+        let mode = s.volumes.as_ref().unwrap()[0]
+            .secret
+            .as_ref()
+            .unwrap()
+            .default_mode;
         assert_eq!(mode, Some(0o644));
         let sc = s.containers[0].security_context.as_ref().unwrap();
-        assert_eq!((sc.privileged, sc.read_only_root_filesystem), (Some(true), Some(true)));
+        assert_eq!(
+            (sc.privileged, sc.read_only_root_filesystem),
+            (Some(true), Some(true))
+        );
     }
 
     #[test]
