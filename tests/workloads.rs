@@ -237,48 +237,29 @@ fn a_manifest_from_standard_input_and_bad_manifests_named_by_line() {
     // A bad manifest is a plan error naming file, line and column; a
     // directory of nothing but Services is an error, never a pass.
     dir.write("bad/a.yaml", "kind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, securityContext: {runAsUser: \"0\"}}]\n");
-    let r = vigil_with_deadline(
-        dir.path(),
-        &[
-            "run",
-            "p.yaml",
-            profiles.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-            "--manifest",
-            "bad",
-        ],
-        b"",
-        60,
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("bad/a.yaml:4:") && r.stderr.contains("not a valid pod spec"),
-        "{}",
-        r.stderr
-    );
     dir.write("svc/s.yaml", "kind: Service\nmetadata: {name: s}\n");
-    let r = vigil_with_deadline(
-        dir.path(),
-        &[
-            "run",
-            "p.yaml",
-            profiles.to_str().unwrap(),
-            "--unsigned",
-            "--plaintext",
-            "--manifest",
-            "svc",
-        ],
-        b"",
-        60,
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("no workload in 1 file(s) (only 1 Service)"),
-        "{}",
-        r.stderr
-    );
+    for (manifest, says) in [
+        ("bad", "bad/a.yaml:4:"),
+        ("bad", "not a valid pod spec"),
+        ("svc", "no workload in 1 file(s) (only 1 Service)"),
+    ] {
+        let r = vigil_with_deadline(
+            dir.path(),
+            &[
+                "run",
+                "p.yaml",
+                profiles.to_str().unwrap(),
+                "--unsigned",
+                "--plaintext",
+                "--manifest",
+                manifest,
+            ],
+            b"",
+            60,
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
+    }
 }
 
 /// `vigil render cronjob` and `render job` write workloads that meet the

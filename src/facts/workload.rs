@@ -171,12 +171,15 @@ pub struct ContainerView<'a> {
     pub env: &'a [EnvVar],
 }
 
-impl<'a> ContainerView<'a> {
-    fn of(c: &'a Container, kind: ContainerKind, i: usize) -> ContainerView<'a> {
+/// The view of a container or an ephemeral container: the two types
+/// share these fields by name, not by a trait.
+macro_rules! view {
+    ($c:expr, $kind:expr, $i:expr) => {{
+        let c = $c;
         ContainerView {
             name: &c.name,
-            kind,
-            pointer: format!("/spec/{}/{i}", kind.field()),
+            kind: $kind,
+            pointer: format!("/spec/{}/{}", $kind.field(), $i),
             security_context: c.security_context.as_ref(),
             ports: c.ports.as_deref().unwrap_or_default(),
             probes: [
@@ -190,27 +193,16 @@ impl<'a> ContainerView<'a> {
             image_pull_policy: c.image_pull_policy.as_deref(),
             env: c.env.as_deref().unwrap_or_default(),
         }
+    }};
+}
+
+impl<'a> ContainerView<'a> {
+    fn of(c: &'a Container, kind: ContainerKind, i: usize) -> ContainerView<'a> {
+        view!(c, kind, i)
     }
 
     fn ephemeral(c: &'a EphemeralContainer, i: usize) -> ContainerView<'a> {
-        let kind = ContainerKind::Ephemeral;
-        ContainerView {
-            name: &c.name,
-            kind,
-            pointer: format!("/spec/{}/{i}", kind.field()),
-            security_context: c.security_context.as_ref(),
-            ports: c.ports.as_deref().unwrap_or_default(),
-            probes: [
-                ("livenessProbe", c.liveness_probe.as_ref()),
-                ("readinessProbe", c.readiness_probe.as_ref()),
-                ("startupProbe", c.startup_probe.as_ref()),
-            ],
-            lifecycle: c.lifecycle.as_ref(),
-            resources: c.resources.as_ref(),
-            image: c.image.as_deref(),
-            image_pull_policy: c.image_pull_policy.as_deref(),
-            env: c.env.as_deref().unwrap_or_default(),
-        }
+        view!(c, ContainerKind::Ephemeral, i)
     }
 
     /// `<pointer>/securityContext/<field>`.
