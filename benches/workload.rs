@@ -83,19 +83,18 @@ volumes:
 "
         ),
         // Loose: host access and privilege.
-        _ => format!(
-            "hostNetwork: true
+        _ => "hostNetwork: true
 containers:
   - name: agent
     image: registry.example/agent:latest
-    ports: [{{containerPort: 9100}}]
+    ports: [{containerPort: 9100}]
     securityContext:
       privileged: true
-      capabilities: {{add: [SYS_ADMIN, NET_RAW]}}
+      capabilities: {add: [SYS_ADMIN, NET_RAW]}
 volumes:
-  - {{name: root, hostPath: {{path: /}}}}
+  - {name: root, hostPath: {path: /}}
 "
-        ),
+        .to_string(),
     }
 }
 
@@ -166,7 +165,7 @@ fn main() {
         vigil::inventory::manifest::read(&manifests, &manifests.display().to_string());
     assert!(errors.is_empty(), "{errors:?}");
     let read = started.elapsed().as_secs_f64();
-    let (set, _) = vigil::policy::load(&[profiles.clone()]);
+    let (set, _) = vigil::policy::load(std::slice::from_ref(&profiles));
     let prepared: Vec<vigil::report::PreparedProfile> = set
         .profiles
         .iter()

@@ -496,3 +496,172 @@ fn a_control_has_one_evidence_level_and_vigil_owns_the_evidence_tag() {
         r.stdout
     );
 }
+
+/// A control that asks what the pod's namespace says: the plan reads the
+/// namespace and its NetworkPolicies once per namespace (and says so), a
+/// live pod is judged on them, and manifests on the Namespace and
+/// NetworkPolicy objects among them.
+#[test]
+fn namespace_labels_and_network_policies_from_the_cluster_and_from_manifests() {
+    let profile = "apiVersion: vigil/v1\nkind: Profile\nmetadata: {name: ns}\ncontrols:\n  - id: NS-01\n    title: the namespace enforces restricted\n    check: {workload: pod, expect: {namespace_enforces: restricted}}\n  - id: NS-02\n    title: a NetworkPolicy selects the pod\n    check: {workload: pod, expect: {network_policy: true}}\n";
+    // Manifests: a guarded namespace with its objects, and an open one
+    // whose Namespace object is not among them.
+    let m = TempDir::new("ns-manifests");
+    m.write("ns.yaml", profile);
+    m.write(
+        "k8s/all.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: guarded, labels: {pod-security.kubernetes.io/enforce: restricted}}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: guarded}\nspec: {podSelector: {matchLabels: {app: w}}, policyTypes: [Ingress]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: guarded, labels: {app: w}}\nspec: {containers: [{name: c, image: x}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: guarded, labels: {app: other}}\nspec: {containers: [{name: c, image: x}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: open}\nspec: {containers: [{name: c, image: x}]}\n",
+    );
+    m.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: w}\nspec:\n  profiles: [ns]\n  targets: [{manifest: k8s}]\n",
+    );
+    let r = vigil_in(
+        m.path(),
+        &[
+            "run",
+            "p.yaml",
+            "ns.yaml",
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(r.code == 0 || r.code == 1 || r.code == 3, "{}", r.stderr);
+    let s: Value = serde_json::from_str(&r.stdout).unwrap();
+    let status = |id: &str, ctl: &str| -> String {
+        let t = s[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap();
+        t["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["id"] == ctl)
+            .map_or("passed".to_string(), |f| {
+                f["status"].as_str().unwrap().to_string()
+            })
+    };
+    assert_eq!(status("Pod/guarded/a", "NS-01"), "passed");
+    assert_eq!(status("Pod/guarded/a", "NS-02"), "passed");
+    assert_eq!(status("Pod/guarded/b", "NS-02"), "failed", "not selected");
+    assert_eq!(
+        status("Pod/open/c", "NS-01"),
+        "error",
+        "no Namespace object: never a pass"
+    );
+    assert_eq!(
+        status("Pod/open/c", "NS-02"),
+        "failed",
+        "no NetworkPolicy among the manifests"
+    );
+
+    // Live: the same through the test API server.
+    if !crate::util::root_and_busybox() {
+        return;
+    }
+    let fx = crate::util::rootfs_fixtures();
+    let root = fx.path().join("rootfs/debian");
+    crate::util::install_busybox(&root);
+    let pod = |ns: &str, name: &str, app: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"), "labels": {"app": app, "scan": "yes"}},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "registry.example/app:1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]}
+        })
+    };
+    let dir = TempDir::new("ns-live");
+    let mut rootfs: HashMap<(String, String), PathBuf> = HashMap::new();
+    for (ns, name) in [("guarded", "a"), ("guarded", "b"), ("open", "c")] {
+        rootfs.insert((ns.into(), name.into()), root.clone());
+    }
+    let server = crate::fakeapi::FakeApiServer::start(
+        dir.path(),
+        vec![
+            pod("guarded", "a", "w"),
+            pod("guarded", "b", "other"),
+            pod("open", "c", "w"),
+        ],
+        rootfs,
+    );
+    server.label_namespace(
+        "guarded",
+        "pod-security.kubernetes.io/enforce",
+        "restricted",
+    );
+    server.label_namespace("open", "pod-security.kubernetes.io/warn", "restricted");
+    server.insert(
+        "networkpolicies",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny-all", "namespace": "guarded"}, "spec": {"podSelector": {"matchLabels": {"app": "w"}}, "policyTypes": ["Ingress"]}}),
+    );
+    dir.write("ns.yaml", profile);
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: w}\nspec:\n  profiles: [ns]\n  targets:\n    - {namespace: guarded, selector: {matchLabels: {scan: \"yes\"}}, approach: api}\n    - {namespace: open, selector: {matchLabels: {scan: \"yes\"}}, approach: api}\n",
+    );
+    let plan = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["plan", "p.yaml", "ns.yaml"])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("get namespaces (resourceNames: [guarded]) in guarded")
+            && text.contains("list networkpolicies.networking.k8s.io in open"),
+        "{text}"
+    );
+    let before = server.request_log().len();
+    let out: crate::util::Run = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            "p.yaml",
+            "ns.yaml",
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let reads = server.request_log()[before..]
+        .iter()
+        .filter(|l| l.path.contains("/networkpolicies"))
+        .count();
+    assert_eq!(reads, 2, "one NetworkPolicy list per namespace");
+    let s: Value = serde_json::from_str(&out.stdout).unwrap();
+    let status = |id: &str, ctl: &str| -> String {
+        let t = s[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap();
+        t["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["id"] == ctl)
+            .map_or("passed".to_string(), |f| {
+                f["status"].as_str().unwrap().to_string()
+            })
+    };
+    assert_eq!(status("guarded/a/c", "NS-01"), "passed");
+    assert_eq!(status("guarded/a/c", "NS-02"), "passed");
+    assert_eq!(status("guarded/b/c", "NS-02"), "failed");
+    assert_eq!(status("open/c/c", "NS-01"), "failed", "warn is not enforce");
+    assert_eq!(status("open/c/c", "NS-02"), "failed");
+}

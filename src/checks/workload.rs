@@ -445,7 +445,90 @@ fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
+/// What the pod's namespace says: its enforced Pod Security level and its
+/// NetworkPolicies. Not read (a live pod, or a namespace whose object is
+/// not among the manifests) is an error, never a pass.
+fn namespace_settings(
+    w: &Workload,
+    e: &crate::policy::model::WorkloadExpect,
+    out: &mut Vec<TestResult>,
+) {
+    use crate::policy::model::PssLevel;
+    let ns = crate::safeio::printable(&w.namespace).into_owned();
+    let ctx = w.context.as_deref();
+    let unread = |what: &str| match ctx {
+        Some(c) => match &c.unread {
+            Some(why) => format!("{what} of namespace {ns} could not be read: {why}"),
+            None => format!("{what} of namespace {ns} is not among {}", c.source),
+        },
+        None => format!("{what} of namespace {ns} was not read"),
+    };
+    if let Some(want) = e.namespace_enforces {
+        let desc = format!(
+            "Namespace {ns} is expected to enforce Pod Security level {} or stricter",
+            want.as_str()
+        );
+        match ctx.and_then(|c| c.labels.as_ref()) {
+            None => out.push(TestResult::error(desc, unread("the Namespace object"))),
+            Some(labels) => {
+                let got = labels
+                    .get("pod-security.kubernetes.io/enforce")
+                    .map(String::as_str);
+                let rank = |l: Option<&str>| match l {
+                    Some("restricted") => 2,
+                    Some("baseline") => 1,
+                    _ => 0,
+                };
+                let wanted = match want {
+                    PssLevel::Restricted => 2,
+                    PssLevel::Baseline => 1,
+                };
+                out.push(TestResult::check(
+                    rank(got) >= wanted,
+                    desc,
+                    got.map_or_else(
+                        || "no enforce label (privileged)".to_string(),
+                        |l| format!("enforce: {}", crate::safeio::printable(l)),
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(want) = e.network_policy {
+        let desc = format!(
+            "Pod is expected to be {}selected by a NetworkPolicy",
+            if want { "" } else { "not " }
+        );
+        match ctx.and_then(|c| c.network_policies.as_ref()) {
+            None => out.push(TestResult::error(desc, unread("the NetworkPolicies"))),
+            Some(policies) => {
+                let selecting: Vec<&str> = policies
+                    .iter()
+                    .filter(|(_, sel)| sel.matches(&w.labels))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                out.push(TestResult::check(
+                    selecting.is_empty() != want,
+                    desc,
+                    if selecting.is_empty() {
+                        format!(
+                            "none of {} NetworkPolicies in {ns} selects it",
+                            policies.len()
+                        )
+                    } else {
+                        format!(
+                            "selected by {}",
+                            crate::safeio::printable(&selecting.join(", "))
+                        )
+                    },
+                ));
+            }
+        }
+    }
+}
+
 fn pod_settings(w: &Workload, e: &crate::policy::model::WorkloadExpect, out: &mut Vec<TestResult>) {
+    namespace_settings(w, e, out);
     if let Some(want) = e.service_account_token {
         let field = w.spec.automount_service_account_token;
         // A live pod shows what admission did: a projected token volume
@@ -518,6 +601,41 @@ fn pod_settings(w: &Workload, e: &crate::policy::model::WorkloadExpect, out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A namespace that could not be read (a refused request) makes the
+    /// controls that asked errors, never passes or failures.
+    #[test]
+    fn an_unread_namespace_is_an_error() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": {"containers": [{"name": "c"}]}
+        }))
+        .unwrap();
+        let mut w = Workload::live(&pod).unwrap();
+        w.context = Some(std::sync::Arc::new(
+            crate::facts::workload::NamespaceContext {
+                source: "the cluster",
+                unread: Some("namespaces \"team\" is forbidden".into()),
+                ..Default::default()
+            },
+        ));
+        let check = WorkloadCheck {
+            workload: crate::policy::model::WorkloadSubject::Pod,
+            containers: None,
+            expect: crate::policy::model::WorkloadExpect {
+                namespace_enforces: Some(crate::policy::model::PssLevel::Baseline),
+                network_policy: Some(true),
+                ..Default::default()
+            },
+        };
+        let ctx = Context::new(crate::policy::model::Approach::Api).with_workload(Some(&w));
+        let results = workload(&check, &ctx);
+        assert_eq!(results.len(), 2);
+        for r in &results {
+            assert_eq!(r.status, super::super::Status::Error, "{r:?}");
+            assert!(r.message.contains("is forbidden"), "{}", r.message);
+        }
+    }
 
     #[test]
     fn the_default_pull_policy_follows_the_tag() {

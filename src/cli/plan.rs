@@ -102,6 +102,15 @@ fn policy_text(p: &PolicyPlan, out: &mut String) {
             let _ = writeln!(out, "    {}: {}", s.id, s.reason);
         }
     }
+    if !p.caller_reads.is_empty() {
+        let _ = writeln!(
+            out,
+            "  read while planning, as you (workload controls ask):"
+        );
+        for r in &p.caller_reads {
+            let _ = writeln!(out, "    {r}");
+        }
+    }
     for a in &p.access {
         let ns = match &a.cluster {
             Some(c) => format!("{c}/{}", a.namespace),

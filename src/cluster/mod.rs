@@ -526,6 +526,38 @@ impl Cluster {
         Ok(list.items)
     }
 
+    /// A namespace object (its labels: the Pod Security levels it enforces).
+    pub async fn get_namespace(
+        &self,
+        name: &str,
+    ) -> Result<k8s_openapi::api::core::v1::Namespace, ClusterError> {
+        self.retrying(true, || async {
+            self.throttle().await;
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+            api.get(name)
+                .await
+                .map_err(|e| self.fail("get", format!("namespace {name}"), e))
+        })
+        .await
+    }
+
+    /// Every NetworkPolicy in a namespace.
+    pub async fn list_network_policies(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, ClusterError> {
+        self.retrying(true, || async {
+            self.throttle().await;
+            let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+                Api::namespaced(self.client.clone(), namespace);
+            api.list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .map_err(|e| self.fail("list", format!("networkpolicies in {namespace}"), e))
+        })
+        .await
+    }
+
     /// Get one pod (what a scoped token may do on planned pods).
     pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, ClusterError> {
         self.throttle().await;

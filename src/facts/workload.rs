@@ -25,6 +25,9 @@ pub struct Workload {
     pub namespace: String,
     /// Object name.
     pub name: String,
+    /// The pod's (or pod template's) labels (NetworkPolicies select by
+    /// them).
+    pub labels: BTreeMap<String, String>,
     /// The pod's (or pod template's) annotations: AppArmor and seccomp
     /// annotations are part of the Pod Security Standards.
     pub annotations: BTreeMap<String, String>,
@@ -32,6 +35,23 @@ pub struct Workload {
     pub spec: PodSpec,
     /// Where it came from.
     pub origin: Origin,
+    /// Its namespace's settings, where they were read.
+    pub context: Option<Arc<NamespaceContext>>,
+}
+
+/// What a namespace says about the pods in it: its Pod Security labels and
+/// its NetworkPolicies. Read from the same manifests as the workload (a
+/// Namespace object, NetworkPolicy objects); `None` fields were not read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceContext {
+    /// Where it was read (`the manifests`).
+    pub source: &'static str,
+    /// The Namespace object's labels, when it was among what was read.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Every NetworkPolicy of the namespace: its name and pod selector.
+    pub network_policies: Option<Vec<(String, crate::policy::selector::LabelSelector)>>,
+    /// Why neither could be read (a refused or failed request).
+    pub unread: Option<String>,
 }
 
 /// Where a workload's configuration was read.
@@ -88,9 +108,11 @@ impl Workload {
             kind: "Pod".into(),
             namespace: meta.namespace.clone()?,
             name: meta.name.clone()?,
+            labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
             spec: pod.spec.clone()?,
             origin: Origin::Live,
+            context: None,
         })
     }
 

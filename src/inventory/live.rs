@@ -17,6 +17,8 @@ pub struct Live {
     /// Each namespace's pods, or why they could not be listed (the
     /// client has already retried what was worth retrying).
     cache: Mutex<HashMap<String, Result<Vec<PodInfo>, String>>>,
+    /// Each namespace's context, once asked.
+    contexts: Mutex<HashMap<String, Result<crate::facts::workload::NamespaceContext, String>>>,
 }
 
 impl Live {
@@ -26,6 +28,7 @@ impl Live {
             cluster,
             runtime,
             cache: Mutex::new(HashMap::new()),
+            contexts: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -51,6 +54,51 @@ impl Live {
 }
 
 impl Inventory for Live {
+    fn namespace_context(
+        &self,
+        _cluster: Option<&str>,
+        namespace: &str,
+    ) -> Result<crate::facts::workload::NamespaceContext, String> {
+        if let Some(c) = self
+            .contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+        {
+            return c.clone();
+        }
+        // Both reads at once: one round trip per namespace.
+        let (ns, policies) = self.runtime.block_on(futures_util::future::join(
+            self.cluster.get_namespace(namespace),
+            self.cluster.list_network_policies(namespace),
+        ));
+        let read = match (ns, policies) {
+            (Ok(ns), Ok(policies)) => Ok(crate::facts::workload::NamespaceContext {
+                source: "the cluster",
+                labels: Some(ns.metadata.labels.unwrap_or_default()),
+                network_policies: Some(
+                    policies
+                        .into_iter()
+                        .map(|p| {
+                            let sel = p.spec.and_then(|s| s.pod_selector).unwrap_or_default();
+                            (
+                                p.metadata.name.unwrap_or_default(),
+                                crate::policy::selector::LabelSelector::from_k8s(&sel),
+                            )
+                        })
+                        .collect(),
+                ),
+                unread: None,
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+        };
+        self.contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(namespace.to_string(), read.clone());
+        read
+    }
+
     fn pods(
         &self,
         _cluster: Option<&str>,

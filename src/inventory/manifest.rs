@@ -52,6 +52,35 @@ pub struct Manifests {
     pub files: usize,
     /// Objects that are not workloads (Services, ConfigMaps, …), by kind.
     pub ignored: BTreeMap<String, usize>,
+    /// Namespace objects: name → labels.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// NetworkPolicies: namespace → (name, pod selector).
+    pub network_policies: BTreeMap<String, Vec<(String, crate::policy::selector::LabelSelector)>>,
+}
+
+impl Manifests {
+    /// Give every workload what its namespace's objects among the
+    /// manifests say (its labels, its NetworkPolicies).
+    fn attach_context(&mut self) {
+        let mut by_ns: BTreeMap<String, Arc<crate::facts::workload::NamespaceContext>> =
+            BTreeMap::new();
+        for w in &mut self.workloads {
+            let ctx = by_ns.entry(w.namespace.clone()).or_insert_with(|| {
+                Arc::new(crate::facts::workload::NamespaceContext {
+                    source: "the manifests",
+                    labels: self.namespaces.get(&w.namespace).cloned(),
+                    network_policies: Some(
+                        self.network_policies
+                            .get(&w.namespace)
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                    unread: None,
+                })
+            });
+            w.context = Some(ctx.clone());
+        }
+    }
 }
 
 /// Read every manifest under `path` (a file, a directory, or `-` for
@@ -90,8 +119,13 @@ pub fn read(path: &Path, shown: &str) -> (Manifests, Vec<ManifestError>) {
         for (k, n) in one.ignored {
             *out.ignored.entry(k).or_default() += n;
         }
+        out.namespaces.extend(one.namespaces);
+        for (ns, list) in one.network_policies {
+            out.network_policies.entry(ns).or_default().extend(list);
+        }
         errors.extend(errs);
     }
+    out.attach_context();
     (out, errors)
 }
 
@@ -266,13 +300,98 @@ fn objects(
         return;
     }
     let Some(template) = template_of(kind) else {
-        *out.ignored.entry(kind.to_string()).or_default() += 1;
+        match context_object(v, kind) {
+            Ok(true) => {}
+            Ok(false) => *out.ignored.entry(kind.to_string()).or_default() += 1,
+            Err((pointer, reason)) => {
+                errors.push(error(place(&format!("{at}{pointer}")), reason));
+                return;
+            }
+        }
+        match kind {
+            "Namespace" => {
+                if let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str) {
+                    out.namespaces
+                        .insert(name.to_string(), labels_at(v, "/metadata/labels"));
+                }
+            }
+            "NetworkPolicy" => {
+                let ns = v
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default");
+                let name = v
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if let Some(sel) = v
+                    .pointer("/spec/podSelector")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+                {
+                    out.network_policies
+                        .entry(ns.to_string())
+                        .or_default()
+                        .push((name.to_string(), sel));
+                }
+            }
+            _ => {}
+        }
         return;
     };
     match workload(v, kind, at, template, doc, file) {
         Ok(w) => found.push(w),
         Err((pointer, reason)) => errors.push(error(place(&pointer), reason)),
     }
+}
+
+/// A Namespace or NetworkPolicy (context for the workloads): `Ok(true)`
+/// when it is one and well-formed, `Ok(false)` for any other kind.
+fn context_object(v: &Value, kind: &str) -> Result<bool, (String, String)> {
+    match kind {
+        "Namespace"
+            if v.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_none() =>
+        {
+            Err((
+                "/metadata".into(),
+                "a Namespace without metadata.name".into(),
+            ))
+        }
+        "NetworkPolicy" => match v.pointer("/spec/podSelector") {
+            None => Err((
+                "/spec".into(),
+                "a NetworkPolicy without spec.podSelector; the API server would refuse it".into(),
+            )),
+            Some(sel) => {
+                serde_json::from_value::<crate::policy::selector::LabelSelector>(sel.clone())
+                    .map(|_| true)
+                    .map_err(|e| {
+                        (
+                            "/spec/podSelector".into(),
+                            format!(
+                                "not a label selector: {}",
+                                crate::safeio::excerpt(&e.to_string(), 200)
+                            ),
+                        )
+                    })
+            }
+        },
+        "Namespace" => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+/// The string map at `pointer` (labels, annotations).
+fn labels_at(v: &Value, pointer: &str) -> BTreeMap<String, String> {
+    v.pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn workload(
@@ -335,27 +454,19 @@ fn workload(
             )
         })?;
     apply_defaults(&mut spec);
-    let annotations = pod
-        .get("metadata")
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(Workload {
         kind: kind.to_string(),
         namespace,
         name,
-        annotations,
+        labels: labels_at(pod, "/metadata/labels"),
+        annotations: labels_at(pod, "/metadata/annotations"),
         spec,
         origin: Origin::Manifest {
             file: file.clone(),
             base,
             doc: doc.clone(),
         },
+        context: None,
     })
 }
 

@@ -302,4 +302,17 @@ pub trait Inventory {
         cluster: Option<&str>,
         namespace: &str,
     ) -> Result<Cow<'_, [PodInfo]>, InventoryError>;
+
+    /// What `namespace` says about its pods (its labels, its
+    /// NetworkPolicies), or why it could not be read. Asked only when a
+    /// control needs it; a source that cannot tell says so.
+    fn namespace_context(
+        &self,
+        _cluster: Option<&str>,
+        namespace: &str,
+    ) -> Result<crate::facts::workload::NamespaceContext, String> {
+        Err(format!(
+            "a snapshot does not hold namespace {namespace}'s object or its NetworkPolicies"
+        ))
+    }
 }

@@ -74,6 +74,10 @@ pub struct PolicyPlan {
     /// each is verified before use.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scanner_images: Vec<PlannedScannerImage>,
+    /// What the caller reads while planning because a control asks for
+    /// it (a namespace's object and NetworkPolicies), as RBAC rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caller_reads: Vec<String>,
 }
 
 /// A scanner image a run will use, and its signature check.
@@ -279,7 +283,10 @@ pub fn plan(
         if !only.is_empty() && !only.contains(&p.value.metadata.name) {
             continue;
         }
-        let (pp, mut found) = plan_policy(p, inventory, options);
+        let (mut pp, mut found) = plan_policy(p, inventory, options);
+        if let Some(pp) = &mut pp {
+            attach_namespace_context(set, pp, inventory);
+        }
         policies.extend(pp);
         diags.append(&mut found);
     }
@@ -429,6 +436,7 @@ fn plan_policy(
     let scanner_images = scanner_images(p, &targets);
     let plan = PolicyPlan {
         scanner_images,
+        caller_reads: Vec::new(),
         plan_sha256,
         planned_targets,
         shard: options.shard,
@@ -695,6 +703,76 @@ fn plan_image(
             ..PlannedTarget::default()
         },
     );
+}
+
+/// Give live targets whose controls ask what their namespace says (its
+/// Pod Security labels, its NetworkPolicies) that context: read once per
+/// namespace through the inventory, as the caller, and listed in the plan
+/// as the rules it needs. A read that fails is kept as the reason, so the
+/// controls that asked are errors, never passes.
+fn attach_namespace_context(
+    set: &PolicySet,
+    pp: &mut PolicyPlan,
+    inventory: Option<&dyn Inventory>,
+) {
+    use crate::facts::workload::NamespaceContext;
+    use std::sync::Arc;
+    let asks = |names: &[String]| {
+        set.profiles
+            .iter()
+            .filter(|p| names.contains(&p.value.metadata.name))
+            .any(|p| p.value.controls.iter().any(|c| c.check.asks_namespace()))
+    };
+    let mut per_ns: BTreeMap<String, Arc<NamespaceContext>> = BTreeMap::new();
+    let mut per_pod: BTreeMap<(String, String), Arc<crate::facts::workload::Workload>> =
+        BTreeMap::new();
+    for t in &mut pp.targets {
+        let (Some(ns), Some(pod), Some(w)) = (&t.namespace, &t.pod, &t.workload) else {
+            continue;
+        };
+        if w.context.is_some() || !asks(&t.profiles) {
+            continue;
+        }
+        let ctx = per_ns
+            .entry(ns.clone())
+            .or_insert_with(|| {
+                Arc::new(
+                    match inventory.map(|i| i.namespace_context(t.cluster.as_deref(), ns)) {
+                        Some(Ok(c)) => c,
+                        Some(Err(why)) => NamespaceContext {
+                            source: "the cluster",
+                            unread: Some(why),
+                            ..NamespaceContext::default()
+                        },
+                        None => NamespaceContext {
+                            source: "the cluster",
+                            unread: Some("no inventory".into()),
+                            ..NamespaceContext::default()
+                        },
+                    },
+                )
+            })
+            .clone();
+        let with = per_pod
+            .entry((ns.clone(), pod.clone()))
+            .or_insert_with(|| {
+                Arc::new(crate::facts::workload::Workload {
+                    context: Some(ctx),
+                    ..(**w).clone()
+                })
+            })
+            .clone();
+        t.workload = Some(with);
+    }
+    pp.caller_reads = per_ns
+        .keys()
+        .flat_map(|ns| {
+            [
+                format!("get namespaces (resourceNames: [{ns}]) in {ns}"),
+                format!("list networkpolicies.networking.k8s.io in {ns}"),
+            ]
+        })
+        .collect();
 }
 
 /// A `manifest:` target: each workload in the files is a target of its

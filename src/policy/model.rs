@@ -122,6 +122,20 @@ impl Check {
         }
     }
 
+    /// Asks what the pod's namespace says (its Pod Security labels, its
+    /// NetworkPolicies): read for live pods only then.
+    pub fn asks_namespace(&self) -> bool {
+        match self {
+            Check::Workload(w) => {
+                w.expect.namespace_enforces.is_some() || w.expect.network_policy.is_some()
+            }
+            Check::All(a) => a.all.iter().any(Check::asks_namespace),
+            Check::Any(a) => a.any.iter().any(Check::asks_namespace),
+            Check::None(a) => a.none.iter().any(Check::asks_namespace),
+            _ => false,
+        }
+    }
+
     /// Names a workload subject anywhere in it.
     pub fn has_workload(&self) -> bool {
         match self {
@@ -492,6 +506,11 @@ pub struct WorkloadExpect {
     pub service_account_token: Option<bool>,
     /// Pod: runs as the namespace's `default` service account.
     pub default_service_account: Option<bool>,
+    /// Pod: its namespace enforces at least this Pod Security level
+    /// (label `pod-security.kubernetes.io/enforce`).
+    pub namespace_enforces: Option<PssLevel>,
+    /// Pod: a NetworkPolicy of its namespace selects it (true).
+    pub network_policy: Option<bool>,
 }
 
 /// `os:` check.

@@ -108,6 +108,39 @@ impl LabelSelector {
         errors
     }
 
+    /// The same selector from the API's type (an operator it does not
+    /// know matches nothing: `In` with no values).
+    pub fn from_k8s(
+        s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) -> LabelSelector {
+        LabelSelector {
+            match_labels: s.match_labels.clone().unwrap_or_default(),
+            match_expressions: s
+                .match_expressions
+                .iter()
+                .flatten()
+                .map(|r| {
+                    let known = match r.operator.as_str() {
+                        "In" => Some(Operator::In),
+                        "NotIn" => Some(Operator::NotIn),
+                        "Exists" => Some(Operator::Exists),
+                        "DoesNotExist" => Some(Operator::DoesNotExist),
+                        _ => None,
+                    };
+                    Requirement {
+                        key: r.key.clone(),
+                        operator: known.unwrap_or(Operator::In),
+                        values: if known.is_some() {
+                            r.values.clone().unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        },
+                    }
+                })
+                .collect(),
+        }
+    }
+
     /// Returns true if and only if `labels` satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels

@@ -196,6 +196,8 @@ struct State {
     unpullable: Vec<String>,
     /// Namespaces labelled `pod-security.kubernetes.io/enforce: restricted`.
     restricted: std::collections::BTreeSet<String>,
+    /// Labels set on namespaces (`label_namespace`).
+    namespace_labels: HashMap<String, std::collections::BTreeMap<String, String>>,
     /// Replay mode: exec answers recorded per (root, command with its
     /// nonce taken out) — stdout, stderr, status — served without starting
     /// a process (benchmarks measure vigil, not the gatherers).
@@ -211,6 +213,35 @@ struct State {
 }
 
 impl State {
+    /// A namespace's object: it exists when something lives in it or it
+    /// was labelled; its labels carry `kubernetes.io/metadata.name` as the
+    /// API server sets it (the NamespaceDefaultLabelName feature, GA 1.22).
+    fn namespace_object(&self, ns: &str) -> Option<Value> {
+        let exists = self.objects.keys().any(|(_, n, _)| n == ns)
+            || self.namespace_labels.contains_key(ns)
+            || self.restricted.contains(ns);
+        if !exists {
+            return None;
+        }
+        let mut labels: serde_json::Map<String, Value> = serde_json::Map::new();
+        labels.insert("kubernetes.io/metadata.name".into(), ns.into());
+        if self.restricted.contains(ns) {
+            labels.insert(
+                "pod-security.kubernetes.io/enforce".into(),
+                "restricted".into(),
+            );
+        }
+        for (k, v) in self.namespace_labels.get(ns).into_iter().flatten() {
+            labels.insert(k.clone(), v.clone().into());
+        }
+        Some(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "uid": format!("uid-ns-{ns}"), "labels": labels},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"}
+        }))
+    }
+
     /// Record a change to a pod: a new resourceVersion, and wake watchers.
     fn touch(&mut self, ns: &str, pod: &str) {
         self.version += 1;
@@ -395,6 +426,18 @@ impl FakeApiServer {
     /// that break the restricted level.
     pub fn enforce_restricted(&self, ns: &str) {
         self.state.lock().unwrap().restricted.insert(ns.to_string());
+    }
+
+    /// Set a label on namespace `ns` (its object is served at
+    /// `GET /api/v1/namespaces/{ns}`).
+    pub fn label_namespace(&self, ns: &str, key: &str, value: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .namespace_labels
+            .entry(ns.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
     }
 
     /// Ephemeral containers whose image starts with `prefix` cannot be

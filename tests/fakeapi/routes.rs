@@ -337,8 +337,39 @@ pub(super) async fn route(
             .collect();
         return respond(200, &list(res, items));
     }
+    // A namespace object: `GET /api/v1/namespaces/{name}`, whose request
+    // namespace is its own name (requestinfo.go: `namespaces/{ns}` sets the
+    // namespace, then the resource and name are `namespaces` and `{ns}`),
+    // so a Role in that namespace can grant it by resourceNames.
+    if let ["api", "v1", "namespaces", name] = parts.as_slice()
+        && req.method() == Method::GET
+    {
+        let st = st.lock().unwrap();
+        if !authorize(&st, identity, name, "", "namespaces", "get", Some(name)) {
+            return respond(
+                403,
+                &status(
+                    403,
+                    "Forbidden",
+                    &format!(
+                        "namespaces \"{name}\" is forbidden: User \"{identity}\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"{name}\""
+                    ),
+                ),
+            );
+        }
+        return match st.namespace_object(name) {
+            Some(o) => respond(200, &o),
+            None => respond(
+                404,
+                &status(404, "NotFound", &format!("namespaces \"{name}\" not found")),
+            ),
+        };
+    }
     let (group, rest) = match parts.as_slice() {
         ["api", "v1", "namespaces", rest @ ..] => ("", rest.to_vec()),
+        ["apis", "networking.k8s.io", "v1", "namespaces", rest @ ..] => {
+            ("networking.k8s.io", rest.to_vec())
+        }
         [
             "apis",
             "rbac.authorization.k8s.io",
