@@ -349,29 +349,15 @@ fn plan_policy(
             });
             continue;
         }
-        if let Some(text) = &t.image {
-            plan_image(
-                p,
-                t,
-                text,
-                &ptr,
-                &profiles,
-                &mut targets,
-                &mut rootfs_ids,
-                &mut diags,
-            );
-            continue;
-        }
-        if let Some(given) = &t.manifest {
-            plan_manifests(
-                p,
-                given,
-                &ptr,
-                &profiles,
-                &mut targets,
-                &mut rootfs_ids,
-                &mut diags,
-            );
+        if plan_image_or_manifests(
+            p,
+            t,
+            &ptr,
+            &profiles,
+            &mut targets,
+            &mut rootfs_ids,
+            &mut diags,
+        ) {
             continue;
         }
         let Some(ns) = &t.namespace else { continue };
@@ -640,6 +626,26 @@ fn select_pod(
             ..PlannedTarget::default()
         });
     }
+}
+
+/// An `image:` or `manifest:` target, planned; false for any other.
+fn plan_image_or_manifests(
+    p: &Loaded<ScanPolicy>,
+    t: &crate::policy::model::Target,
+    ptr: &str,
+    profiles: &[String],
+    targets: &mut BTreeMap<String, PlannedTarget>,
+    ids: &mut BTreeMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    if let Some(text) = &t.image {
+        plan_image(p, t, text, ptr, profiles, targets, ids, diags);
+    } else if let Some(given) = &t.manifest {
+        plan_manifests(p, given, ptr, profiles, targets, ids, diags);
+    } else {
+        return false;
+    }
+    true
 }
 
 /// An `image:` target: one target, its digest read now.
