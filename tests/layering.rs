@@ -322,7 +322,7 @@ const OVER_BUDGET: [(&str, &str, usize); 16] = [
     ("src/cli/open.rs", "run", 202),
     ("src/seal/verify.rs", "verify", 200),
     ("src/plan/mod.rs", "plan_policy", 146),
-    ("src/plan/mod.rs", "select_pod", 180),
+    ("src/plan/mod.rs", "select_pod", 157),
     ("src/checks/file.rs", "directory", 164),
     ("src/cluster/mod.rs", "exec_streaming", 148),
     ("src/cli/run.rs", "run", 141),

@@ -579,31 +579,8 @@ fn select_pod(
                 continue;
             }
         };
-        // Ephemeral containers stay in the pod for good: say how many
-        // earlier debug scans left.
-        let left = pod
-            .containers
-            .iter()
-            .filter(|x| x.kind == ContainerKind::Ephemeral && x.name.starts_with("vigil-"))
-            .count();
-        if matches!(approach, Approach::Debug | Approach::Auto) && left > 0 {
-            reason.push_str(&format!(
-                "; the pod already carries {left} vigil ephemeral container(s) from earlier scans (they stay until the pod is replaced)"
-            ));
-        }
-        // The debug probe must run as its target's uid and gid: said now,
-        // not first at the scan (where it is an error result).
-        if matches!(approach, Approach::Debug | Approach::Auto)
-            && (c.run_as_user.is_none() || c.run_as_group.is_none())
-        {
-            let when = if approach == Approach::Auto {
-                "if it has no shell, its debug scan will fail"
-            } else {
-                "its debug scan will fail"
-            };
-            reason.push_str(&format!(
-                "; {when}: neither the pod status (status.containerStatuses[].user) nor runAsUser and runAsGroup tell its uid and gid, which the probe must share"
-            ));
+        if matches!(approach, Approach::Debug | Approach::Auto) {
+            reason.push_str(&debug_notes(approach, pod, c));
         }
         targets.entry(id.clone()).or_insert(PlannedTarget {
             id,
@@ -869,6 +846,62 @@ fn plan_manifests(
     }
 }
 
+/// What a debug scan of `c` will meet, said in the plan rather than first
+/// at the scan: the vigil ephemeral containers earlier scans left (they
+/// stay for good), a uid or gid nobody tells (the probe must share them),
+/// and a pod that breaks a Pod Security level (admission judges the whole
+/// updated pod on an ephemeral-container patch, `admission.go`, so a
+/// namespace enforcing that level refuses the scan).
+fn debug_notes(approach: Approach, pod: &PodInfo, c: &ContainerInfo) -> String {
+    let mut out = String::new();
+    let left = pod
+        .containers
+        .iter()
+        .filter(|x| x.kind == ContainerKind::Ephemeral && x.name.starts_with("vigil-"))
+        .count();
+    if left > 0 {
+        out.push_str(&format!(
+            "; the pod already carries {left} vigil ephemeral container(s) from earlier scans (they stay until the pod is replaced)"
+        ));
+    }
+    let when = if approach == Approach::Auto {
+        "if it has no shell, its debug scan will fail"
+    } else {
+        "its debug scan will fail"
+    };
+    if c.run_as_user.is_none() || c.run_as_group.is_none() {
+        out.push_str(&format!(
+            "; {when}: neither the pod status (status.containerStatuses[].user) nor runAsUser and runAsGroup tell its uid and gid, which the probe must share"
+        ));
+    }
+    // Only where the debug approach is certain: `auto` reaches most pods
+    // by exec, and a note on every one would drown the plan.
+    if let Some(w) = pod
+        .workload
+        .as_ref()
+        .filter(|_| approach == Approach::Debug)
+    {
+        use crate::checks::pss::{Level, Outcome, PolicyVersion, evaluate_level};
+        for level in [Level::Baseline, Level::Restricted] {
+            let broken: Vec<&str> = evaluate_level(level, PolicyVersion::LATEST, w)
+                .into_iter()
+                .filter(|(_, o)| matches!(o, Outcome::Forbidden(_)))
+                .map(|(check, _)| check.id)
+                .collect();
+            if !broken.is_empty() {
+                out.push_str(&format!(
+                    "; the pod breaks Pod Security {} ({}): in a namespace that enforces it, {}",
+                    level.as_str(),
+                    broken.join(", "),
+                    when.replace("will fail", "is refused")
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Images with no shell: exec cannot run the gatherer in them.
 pub fn looks_shell_less(image: &str) -> bool {
     let name = image
@@ -1041,5 +1074,43 @@ fn auto_without_sidecar(
             "image has a shell; one exec into the container (no spec.debug.image to fall back to)"
                 .into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(spec: serde_json::Value) -> PodInfo {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": spec
+        }))
+        .unwrap();
+        PodInfo::from_pod(&pod).unwrap()
+    }
+
+    /// The plan names the lowest level a debug target's pod breaks, since
+    /// admission judges the whole pod on the ephemeral-container patch;
+    /// a restricted pod gets no note, and `auto` none at all.
+    #[test]
+    fn debug_targets_say_which_pod_security_level_refuses_them() {
+        let c = |p: &PodInfo| p.containers[0].clone();
+        let host = pod(
+            serde_json::json!({"hostNetwork": true, "containers": [{"name": "c", "securityContext": {"runAsUser": 1, "runAsGroup": 1}}]}),
+        );
+        let notes = debug_notes(Approach::Debug, &host, &c(&host));
+        assert!(
+            notes.contains("breaks Pod Security baseline (hostNamespaces)")
+                && notes.contains("its debug scan is refused"),
+            "{notes}"
+        );
+        assert!(!notes.contains("uid and gid"), "{notes}");
+        assert!(!debug_notes(Approach::Auto, &host, &c(&host)).contains("Pod Security"));
+        let hardened = pod(serde_json::json!({
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1, "runAsGroup": 1, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]
+        }));
+        assert_eq!(debug_notes(Approach::Debug, &hardened, &c(&hardened)), "");
     }
 }
