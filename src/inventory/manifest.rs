@@ -25,6 +25,8 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 pub const MAX_FILES: usize = 100_000;
 /// Directory levels walked below a manifest directory.
 pub const MAX_DEPTH: usize = 32;
+/// Workloads one manifest target may hold (memory follows them).
+pub const MAX_WORKLOADS: usize = 200_000;
 
 /// Why a manifest, or a workload in it, cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +117,13 @@ pub fn read(path: &Path, shown: &str) -> (Manifests, Vec<ManifestError>) {
     });
     for (one, errs) in parsed {
         out.files += 1;
+        if out.workloads.len() + one.workloads.len() > MAX_WORKLOADS {
+            errors.push(error(
+                shown,
+                format!("more than {MAX_WORKLOADS} workloads; point at a smaller tree"),
+            ));
+            return (out, errors);
+        }
         out.workloads.extend(one.workloads);
         for (k, n) in one.ignored {
             *out.ignored.entry(k).or_default() += n;
@@ -425,7 +434,30 @@ fn workload(
         .filter(|n| !n.is_empty())
         .unwrap_or("default")
         .to_string();
+    // The API server's rules for names: a DNS subdomain (a `generateName`
+    // prefix is checked without its `*`), a namespace a DNS label.
+    let plain = name.strip_suffix('*').unwrap_or(&name);
+    if !is_object_name(plain.trim_end_matches('-')) {
+        return Err((
+            format!("{at}/metadata/name"),
+            format!(
+                "{kind} name {:?} is not a DNS subdomain (lower-case letters, digits, '-' and '.', at most 253); the API server would refuse it",
+                crate::safeio::excerpt(&name, 80)
+            ),
+        ));
+    }
+    if !crate::policy::selector::is_dns_label(&namespace) {
+        return Err((
+            format!("{at}/metadata/namespace"),
+            format!(
+                "namespace {:?} is not a DNS label (lower-case letters, digits and '-', at most 63); the API server would refuse it",
+                crate::safeio::excerpt(&namespace, 80)
+            ),
+        ));
+    }
     let base = format!("{at}{template}");
+    // Names come from the file: shown escaped, never as they are.
+    let shown = crate::safeio::printable(&format!("{kind}/{namespace}/{name}")).into_owned();
     let pod = v.pointer(template).ok_or_else(|| {
         (
             at.to_string(),
@@ -437,22 +469,21 @@ fn workload(
     let spec_value = pod.get("spec").ok_or_else(|| {
         (
             base.clone(),
-            format!("{kind}/{namespace}/{name}: the pod template has no spec"),
+            format!("{shown}: the pod template has no spec"),
         )
     })?;
     unknown_volume_types(spec_value, &base)?;
-    let mut spec = <k8s_openapi::api::core::v1::PodSpec as serde::Deserialize>::deserialize(
-        spec_value,
-    )
-    .map_err(|e| {
-            (
-                format!("{base}/spec"),
-                format!(
-                    "{kind}/{namespace}/{name}: not a valid pod spec ({}); the API server would refuse it",
-                    crate::safeio::excerpt(&e.to_string(), 200)
-                ),
-            )
-        })?;
+    let mut spec =
+        <k8s_openapi::api::core::v1::PodSpec as serde::Deserialize>::deserialize(spec_value)
+            .map_err(|e| {
+                (
+                    format!("{base}/spec"),
+                    format!(
+                        "{shown}: not a valid pod spec ({}); the API server would refuse it",
+                        crate::safeio::excerpt(&e.to_string(), 200)
+                    ),
+                )
+            })?;
     apply_defaults(&mut spec);
     Ok(Workload {
         kind: kind.to_string(),
@@ -468,6 +499,22 @@ fn workload(
         },
         context: None,
     })
+}
+
+/// A lower-case RFC 1123 subdomain as the API server checks object names
+/// (`IsDNS1123Subdomain`): at most 253 characters, dot-separated parts of
+/// `[a-z0-9-]` that start and end alphanumeric (no per-part length cap).
+fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
 }
 
 /// The volume sources Kubernetes knows; a volume naming anything else is
@@ -611,6 +658,33 @@ items:
         assert!(shown[3].contains("without a `kind`"));
         let (_, errors) = read_str("kind: [unclosed\n");
         assert!(errors[0].to_string().starts_with("m.yaml:"), "{errors:?}");
+    }
+
+    /// Names as the API server checks them: a long single part is a valid
+    /// object name; capitals, or a namespace that is not a DNS label, are
+    /// refused with their place.
+    #[test]
+    fn object_names_follow_the_api_servers_rules() {
+        let long = "a".repeat(100);
+        let (m, errors) = read_str(&format!(
+            "kind: Pod\nmetadata: {{name: {long}, namespace: team}}\nspec: {{containers: []}}\n---\nkind: Pod\nmetadata: {{name: Web}}\nspec: {{containers: []}}\n---\nkind: Pod\nmetadata: {{name: w, namespace: team.prod}}\nspec: {{containers: []}}\n---\nkind: Job\nmetadata: {{generateName: nightly-}}\nspec: {{template: {{spec: {{containers: []}}}}}}\n"
+        ));
+        let ids: Vec<String> = m.workloads.iter().map(Workload::target_id).collect();
+        assert_eq!(
+            ids,
+            [
+                format!("Pod/team/{long}"),
+                "Job/default/nightly-*".to_string()
+            ]
+        );
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("m.yaml:6:") && shown[0].contains("not a DNS subdomain"),
+            "{}",
+            shown[0]
+        );
+        assert!(shown[1].contains("not a DNS label"), "{}", shown[1]);
     }
 
     /// kubectl reads YAML through go-yaml v2 (YAML 1.1): `yes` is true and

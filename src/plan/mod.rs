@@ -824,7 +824,10 @@ fn plan_manifests(
             diags.push(p.at_value(
                 Diagnostic::error(
                     Code::DuplicateTarget,
-                    format!("{here}: {id} is also defined at {first}; one result would replace the other"),
+                    format!(
+                        "{here}: {} is also defined at {first}; one result would replace the other",
+                        crate::safeio::printable(&id)
+                    ),
                 )
                 .with_hint("keep one definition of each object"),
                 &format!("{ptr}/manifest"),
