@@ -497,6 +497,25 @@ fn a_control_has_one_evidence_level_and_vigil_owns_the_evidence_tag() {
     );
 }
 
+/// A control's status on a target as the run summary lists it: its
+/// finding's status, else passed.
+fn status(summary: &Value, target: &str, control: &str) -> String {
+    let t = summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == target)
+        .unwrap_or_else(|| panic!("no target {target}"));
+    t["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["id"] == control)
+        .map_or("passed".to_string(), |f| {
+            f["status"].as_str().unwrap().to_string()
+        })
+}
+
 /// A control that asks what the pod's namespace says: the plan reads the
 /// namespace and its NetworkPolicies once per namespace (and says so), a
 /// live pod is judged on them, and manifests on the Namespace and
@@ -532,32 +551,20 @@ fn namespace_labels_and_network_policies_from_the_cluster_and_from_manifests() {
     );
     assert!(r.code == 0 || r.code == 1 || r.code == 3, "{}", r.stderr);
     let s: Value = serde_json::from_str(&r.stdout).unwrap();
-    let status = |id: &str, ctl: &str| -> String {
-        let t = s[0]["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .unwrap();
-        t["findings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|f| f["id"] == ctl)
-            .map_or("passed".to_string(), |f| {
-                f["status"].as_str().unwrap().to_string()
-            })
-    };
-    assert_eq!(status("Pod/guarded/a", "NS-01"), "passed");
-    assert_eq!(status("Pod/guarded/a", "NS-02"), "passed");
-    assert_eq!(status("Pod/guarded/b", "NS-02"), "failed", "not selected");
+    assert_eq!(status(&s, "Pod/guarded/a", "NS-01"), "passed");
+    assert_eq!(status(&s, "Pod/guarded/a", "NS-02"), "passed");
     assert_eq!(
-        status("Pod/open/c", "NS-01"),
+        status(&s, "Pod/guarded/b", "NS-02"),
+        "failed",
+        "not selected"
+    );
+    assert_eq!(
+        status(&s, "Pod/open/c", "NS-01"),
         "error",
         "no Namespace object: never a pass"
     );
     assert_eq!(
-        status("Pod/open/c", "NS-02"),
+        status(&s, "Pod/open/c", "NS-02"),
         "failed",
         "no NetworkPolicy among the manifests"
     );
@@ -643,25 +650,13 @@ fn namespace_labels_and_network_policies_from_the_cluster_and_from_manifests() {
         .count();
     assert_eq!(reads, 2, "one NetworkPolicy list per namespace");
     let s: Value = serde_json::from_str(&out.stdout).unwrap();
-    let status = |id: &str, ctl: &str| -> String {
-        let t = s[0]["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .unwrap();
-        t["findings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|f| f["id"] == ctl)
-            .map_or("passed".to_string(), |f| {
-                f["status"].as_str().unwrap().to_string()
-            })
-    };
-    assert_eq!(status("guarded/a/c", "NS-01"), "passed");
-    assert_eq!(status("guarded/a/c", "NS-02"), "passed");
-    assert_eq!(status("guarded/b/c", "NS-02"), "failed");
-    assert_eq!(status("open/c/c", "NS-01"), "failed", "warn is not enforce");
-    assert_eq!(status("open/c/c", "NS-02"), "failed");
+    assert_eq!(status(&s, "guarded/a/c", "NS-01"), "passed");
+    assert_eq!(status(&s, "guarded/a/c", "NS-02"), "passed");
+    assert_eq!(status(&s, "guarded/b/c", "NS-02"), "failed");
+    assert_eq!(
+        status(&s, "open/c/c", "NS-01"),
+        "failed",
+        "warn is not enforce"
+    );
+    assert_eq!(status(&s, "open/c/c", "NS-02"), "failed");
 }
