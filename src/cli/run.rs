@@ -17,6 +17,7 @@ Examples:
   vigil run policies/demo.yaml policies/profiles/
   vigil run policies/ --policy demo --out /tmp/results --threshold threshold.yml
   vigil run policies/demo.yaml policies/profiles/ --image oci-dir:fixtures/images/demo:v1
+  vigil run examples/manifests/policy.yaml policies/profiles/ --manifest examples/manifests/k8s
 
 Results land in OUT/<policy>/<run-id>/, a sealed bundle: one age-encrypted
 HDF file per target under targets/, summary.json.age, and, written last,
