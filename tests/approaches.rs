@@ -1022,6 +1022,41 @@ fn the_debug_container_meets_pod_security_restricted() {
     );
 }
 
+/// A namespace that enforces `baseline` judges the whole updated pod by
+/// the baseline rules only: a pod without restricted settings takes a
+/// debug container, one with a privileged container refuses every one.
+#[test]
+fn a_baseline_namespace_refuses_debug_scans_only_of_pods_that_break_baseline() {
+    let Some(s) = setup() else { return };
+    s.server
+        .label_namespace("mixed", "pod-security.kubernetes.io/enforce", "baseline");
+    let debug = |name: &str| json!({"name": name, "image": SCANNER, "targetContainerName": "app", "command": ["/usr/local/bin/vigil", "probe"], "securityContext": {"runAsUser": 1000}});
+    let (code, message) = s
+        .server
+        .try_add_ephemeral("mixed", "via-debug", debug("d1"));
+    assert!(
+        code < 300,
+        "restricted's rules do not apply at baseline: {message}"
+    );
+    add_pod(
+        &s,
+        "privileged",
+        32,
+        json!({"privileged": true, "runAsUser": 1000, "runAsGroup": 1000}),
+        Value::Null,
+        false,
+    );
+    let (code, message) = s
+        .server
+        .try_add_ephemeral("mixed", "privileged", debug("d2"));
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("violates PodSecurity \"baseline:latest\"")
+            && message.contains("privileged (container \"app\")"),
+        "{message}"
+    );
+}
+
 /// A stolen scan token adding its own ephemeral container, image and all,
 /// to a pod the run may patch: `vigil audit-check` names the foreign image
 /// from the API server's audit log of a real run.

@@ -134,17 +134,23 @@ pub(super) fn add_ephemeral(
         }
     }
     // Pod Security Admission on the ephemeralcontainers subresource, when
-    // the namespace enforces `restricted`: the whole updated pod is judged,
-    // its own containers too, not only the one added (`admission.go`
-    // evaluates the pod of an ephemeralcontainers update; `EvaluatePod`).
-    if guard.restricted.contains(ns) {
+    // the namespace enforces a level: the whole updated pod is judged, its
+    // own containers too, not only the one added (`admission.go` evaluates
+    // the pod of an ephemeralcontainers update; `EvaluatePod`). Restricted
+    // includes every baseline rule.
+    let level = guard.enforced_level(ns);
+    if let Some(level) = level {
         let existing: Vec<Value> = ["initContainers", "containers", "ephemeralContainers"]
             .iter()
             .flat_map(|k| current["spec"][*k].as_array().cloned().unwrap_or_default())
             .collect();
-        let mut why: Vec<String> = pod_level_violations(&current);
-        for c in existing.iter().chain(added.iter()) {
-            why.extend(restricted_violations(&current, c));
+        let all: Vec<&Value> = existing.iter().chain(added.iter()).collect();
+        let mut why: Vec<String> = baseline_violations(&current, &all);
+        if level == "restricted" {
+            why.extend(pod_level_violations(&current));
+            for c in &all {
+                why.extend(restricted_violations(&current, c));
+            }
         }
         if !why.is_empty() {
             return respond(
@@ -153,7 +159,7 @@ pub(super) fn add_ephemeral(
                     403,
                     "Forbidden",
                     &format!(
-                        "pods \"{pod}\" is forbidden: violates PodSecurity \"restricted:latest\": {}",
+                        "pods \"{pod}\" is forbidden: violates PodSecurity \"{level}:latest\": {}",
                         why.join(", ")
                     ),
                 ),
@@ -194,6 +200,145 @@ pub(super) fn add_ephemeral(
         ));
     }
     respond(200, &updated)
+}
+
+/// What the baseline level refuses in a pod, written here from the Pod
+/// Security Standards (kubernetes/website pod-security-standards.md) and
+/// `staging/src/k8s.io/pod-security-admission/policy/check_*.go` at
+/// `latest`, independently of vigil's own evaluator: host namespaces,
+/// privileged, capabilities beyond the default set, hostPath volumes, host
+/// ports, AppArmor, SELinux, /proc mount (relaxed for user-namespace pods),
+/// seccomp `Unconfined`, sysctls outside the safe list, HostProcess, probe
+/// and lifecycle hosts.
+pub(super) fn baseline_violations(pod: &Value, containers: &[&Value]) -> Vec<String> {
+    const CAPS: [&str; 13] = [
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    ];
+    const SYSCTLS: [&str; 14] = [
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+        "net.ipv4.tcp_rmem",
+        "net.ipv4.tcp_wmem",
+        "net.ipv4.tcp_slow_start_after_idle",
+        "net.ipv4.tcp_notsent_lowat",
+    ];
+    let spec = &pod["spec"];
+    let psc = &spec["securityContext"];
+    let mut why = Vec::new();
+    for k in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[k] == true {
+            why.push(format!("host namespaces ({k}=true)"));
+        }
+    }
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        if v.get("hostPath").is_some() {
+            why.push(format!("hostPath volumes (volume {})", v["name"]));
+        }
+    }
+    for s in psc["sysctls"].as_array().into_iter().flatten() {
+        if !SYSCTLS.contains(&s["name"].as_str().unwrap_or_default()) {
+            why.push(format!("forbidden sysctls ({})", s["name"]));
+        }
+    }
+    for (k, v) in pod["metadata"]["annotations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let v = v.as_str().unwrap_or_default();
+        if k.starts_with("container.apparmor.security.beta.kubernetes.io/")
+            && !(v.is_empty() || v == "runtime/default" || v.starts_with("localhost/"))
+        {
+            why.push(format!("forbidden AppArmor profile ({k}={v})"));
+        }
+    }
+    let user_ns = spec["hostUsers"] == false;
+    fn context(why: &mut Vec<String>, who: String, sc: &Value) {
+        const SELINUX: [&str; 5] = [
+            "",
+            "container_t",
+            "container_init_t",
+            "container_kvm_t",
+            "container_engine_t",
+        ];
+        let se = &sc["seLinuxOptions"];
+        if se.is_object()
+            && (!SELINUX.contains(&se["type"].as_str().unwrap_or_default())
+                || se["user"].as_str().is_some_and(|u| !u.is_empty())
+                || se["role"].as_str().is_some_and(|r| !r.is_empty()))
+        {
+            why.push(format!("seLinuxOptions ({who})"));
+        }
+        if sc["seccompProfile"]["type"]
+            .as_str()
+            .is_some_and(|t| t != "RuntimeDefault" && t != "Localhost")
+        {
+            why.push(format!("seccompProfile ({who})"));
+        }
+        if sc["appArmorProfile"]["type"]
+            .as_str()
+            .is_some_and(|t| t != "RuntimeDefault" && t != "Localhost")
+        {
+            why.push(format!("forbidden AppArmor profile ({who})"));
+        }
+        if sc["windowsOptions"]["hostProcess"] == true {
+            why.push(format!("hostProcess ({who})"));
+        }
+    }
+    context(&mut why, "pod".into(), psc);
+    for c in containers {
+        let name = c["name"].as_str().unwrap_or_default();
+        let sc = &c["securityContext"];
+        context(&mut why, format!("container \"{name}\""), sc);
+        if sc["privileged"] == true {
+            why.push(format!("privileged (container \"{name}\")"));
+        }
+        for cap in sc["capabilities"]["add"].as_array().into_iter().flatten() {
+            if !CAPS.contains(&cap.as_str().unwrap_or_default()) {
+                why.push(format!(
+                    "non-default capabilities (container \"{name}\" adds {cap})"
+                ));
+            }
+        }
+        for p in c["ports"].as_array().into_iter().flatten() {
+            if p["hostPort"].as_i64().is_some_and(|h| h != 0) {
+                why.push(format!("hostPort (container \"{name}\")"));
+            }
+        }
+        if !user_ns && sc["procMount"].as_str().is_some_and(|m| m != "Default") {
+            why.push(format!("procMount (container \"{name}\")"));
+        }
+        let probes = ["livenessProbe", "readinessProbe", "startupProbe"].map(|p| &c[p]);
+        let hooks = ["postStart", "preStop"].map(|h| &c["lifecycle"][h]);
+        for h in probes.iter().chain(hooks.iter()) {
+            for kind in ["httpGet", "tcpSocket"] {
+                if h[kind]["host"].as_str().is_some_and(|s| !s.is_empty()) {
+                    why.push(format!("probe or lifecycle host (container \"{name}\")"));
+                }
+            }
+        }
+    }
+    why
 }
 
 /// What `restricted` (with the `baseline` it includes) refuses at the pod

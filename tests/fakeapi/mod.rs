@@ -213,6 +213,24 @@ struct State {
 }
 
 impl State {
+    /// The level `ns` enforces (`pod-security.kubernetes.io/enforce`), if
+    /// baseline or restricted.
+    fn enforced_level(&self, ns: &str) -> Option<&'static str> {
+        if self.restricted.contains(ns) {
+            return Some("restricted");
+        }
+        match self
+            .namespace_labels
+            .get(ns)
+            .and_then(|l| l.get("pod-security.kubernetes.io/enforce"))
+            .map(String::as_str)
+        {
+            Some("restricted") => Some("restricted"),
+            Some("baseline") => Some("baseline"),
+            _ => None,
+        }
+    }
+
     /// A namespace's object: it exists when something lives in it or it
     /// was labelled; its labels carry `kubernetes.io/metadata.name` as the
     /// API server sets it (the NamespaceDefaultLabelName feature, GA 1.22).
