@@ -963,3 +963,48 @@ mod user_ns {
         super::run_as_user(w)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The profile schema lists exactly the checks implemented here, and
+    /// the shipped profiles cover every one: baseline every baseline check,
+    /// restricted every check.
+    #[test]
+    fn the_schema_and_the_shipped_profiles_cover_every_check() {
+        let schema: serde_json::Value =
+            serde_json::from_str(crate::policy::schema::PROFILE_SCHEMA).unwrap();
+        let listed: Vec<&str> = schema
+            .pointer("/$defs/check/properties/pod_security/enum")
+            .and_then(|e| e.as_array())
+            .expect("the schema lists the pod_security ids")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+        assert_eq!(listed, ids);
+        for (file, level) in [
+            ("pod-security-baseline.yaml", Level::Baseline),
+            ("pod-security-restricted.yaml", Level::Restricted),
+        ] {
+            let text = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("policies/profiles")
+                    .join(file),
+            )
+            .unwrap();
+            for c in CHECKS
+                .iter()
+                .filter(|c| level == Level::Restricted || c.level == Level::Baseline)
+            {
+                let want = format!(
+                    "check: {{pod_security: {}, level: {}}}",
+                    c.id,
+                    level.as_str()
+                );
+                assert!(text.contains(&want), "{file} lacks `{want}`");
+            }
+        }
+    }
+}

@@ -25,6 +25,8 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 pub const MAX_FILES: usize = 100_000;
 /// Directory levels walked below a manifest directory.
 pub const MAX_DEPTH: usize = 32;
+/// Bytes one manifest target may read in all files together.
+pub const MAX_TOTAL_BYTES: u64 = 1 << 30;
 /// Workloads one manifest target may hold (memory follows them).
 pub const MAX_WORKLOADS: usize = 200_000;
 
@@ -39,8 +41,9 @@ pub struct ManifestError {
 }
 
 fn error(place: impl Into<String>, reason: impl Into<String>) -> ManifestError {
+    // File names come from the directory: shown escaped.
     ManifestError {
-        place: place.into(),
+        place: crate::safeio::printable(&place.into()).into_owned(),
         reason: reason.into(),
     }
 }
@@ -105,12 +108,28 @@ pub fn read(path: &Path, shown: &str) -> (Manifests, Vec<ManifestError>) {
             "no .yaml, .yml or .json file here; point `manifest:` at a manifest file or a directory of them",
         ));
     }
-    // Files are parsed on every core, then taken in file order.
+    // Files are parsed on every core, then taken in file order; past the
+    // total budget, files are refused rather than read.
+    let total = std::sync::atomic::AtomicU64::new(0);
     let parsed = parallel_map(&files, |(file, name)| {
         let mut one = Manifests::default();
         let mut errs = Vec::new();
+        let read_so_far = total.load(std::sync::atomic::Ordering::Relaxed);
+        if read_so_far >= MAX_TOTAL_BYTES {
+            errs.push(error(
+                name,
+                format!(
+                    "not read: the manifests read before it reach the {} limit of one target; point at a smaller tree",
+                    crate::safeio::human_bytes(MAX_TOTAL_BYTES)
+                ),
+            ));
+            return (one, errs);
+        }
         match crate::safeio::read_to_string(file, MAX_FILE_BYTES, "manifest") {
-            Ok(text) => read_text(&text, name, &mut one, &mut errs),
+            Ok(text) => {
+                total.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                read_text(&text, name, &mut one, &mut errs)
+            }
             Err(e) => errs.push(error(name, e.problem.to_string())),
         }
         (one, errs)
