@@ -441,7 +441,13 @@ fn the_new_verbs_are_pinned_to_the_planned_pods() {
         .unwrap_err();
     assert!(denied.is_forbidden(), "{denied}");
     let denied = rt
-        .block_on(scoped.container_log("mixed", "via-api", "app", 1024))
+        .block_on(scoped.container_log(
+            "mixed",
+            "via-api",
+            "app",
+            1024,
+            vigil::cluster::Stdout::Each(&mut |_| true),
+        ))
         .unwrap_err();
     assert!(denied.is_forbidden(), "{denied}");
     let denied = rt
@@ -967,6 +973,52 @@ fn a_watch_that_meets_410_gone_reads_the_pod_and_watches_on() {
         log.iter()
             .any(|l| l.path.contains("allowWatchBookmarks=true")),
         "watches ask for bookmarks"
+    );
+}
+
+/// A debug container's log is decoded as it streams: other lines before the
+/// probe's armored output are skipped (up to 1 MiB); past that the log is
+/// refused without reading on (the unit test `facts::frame` shows an endless
+/// one refused). The log request asks for at most the output cap, which the
+/// server honours as the kubelet does.
+#[test]
+fn debug_logs_are_decoded_as_they_stream_and_noise_is_bounded() {
+    let Some(s) = setup() else { return };
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+    );
+    s.server.inject(crate::fakeapi::Faults {
+        log_noise: 300_000,
+        ..Default::default()
+    });
+    let (out, summary) = run(&s, &["--unsigned"]);
+    let t = target(&summary, "mixed/via-debug/app");
+    assert_eq!(t["status"], "scanned", "{t}\n{}", out.stderr);
+    s.server.inject(crate::fakeapi::Faults {
+        log_noise: 3 * 1024 * 1024,
+        ..Default::default()
+    });
+    let out = run_unsigned(&s);
+    assert_eq!(out.code, 3, "an error target: {}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = target(&summary, "mixed/via-debug/app");
+    let err = t["error"].as_str().unwrap_or_default();
+    assert!(
+        t["status"] == "error" && err.contains("not encrypted to this scan's key") && err.contains("noise"),
+        "{t}\n{}",
+        out.stderr
+    );
+    let logs: Vec<_> = s
+        .server
+        .request_log()
+        .into_iter()
+        .filter(|l| l.path.contains("/log?"))
+        .collect();
+    assert!(
+        logs.len() >= 2 && logs.iter().all(|l| l.path.contains("limitBytes=268435456")),
+        "{:?}",
+        logs.iter().map(|l| &l.path).collect::<Vec<_>>()
     );
 }
 

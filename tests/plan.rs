@@ -656,6 +656,14 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
             && m.read_only == Some(true)
     ));
     assert_hardened_pod(pod, &image);
+    // The memory limit follows the scans in flight: shop runs 4 at once
+    // (payments, below, 16): a base and one target's facts per scan.
+    let memory = |pod: &k8s_openapi::api::core::v1::PodSpec| {
+        pod.containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"]
+            .0
+            .clone()
+    };
+    assert_eq!(memory(pod), format!("{}Mi", 128 + 4 * 48));
     // shop is provisioned: the runner only requests the provisioned ServiceAccount's token.
     let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(docs[1].clone()).unwrap();
     let rules = role.rules.unwrap();
@@ -709,6 +717,7 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
     assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(4)));
     let pod = spec.template.spec.unwrap();
     assert_hardened_pod(&pod, &image);
+    assert_eq!(memory(&pod), format!("{}Mi", 128 + 16 * 48));
     let container_args = pod.containers[0].args.clone().unwrap();
     assert!(
         container_args

@@ -103,13 +103,13 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
                     container,
                     argv,
                     MAX_OUTPUT,
-                    &mut |chunk| match parser.push(chunk) {
+                    crate::cluster::Stdout::Each(&mut |chunk| match parser.push(chunk) {
                         Ok(_) => true,
                         Err(e) => {
                             refused = Some(e);
                             false
                         }
-                    },
+                    }),
                 ),
         )
         .await;

@@ -36,9 +36,8 @@
 
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, SecurityContext};
 
-use super::{
-    GatherError, MAX_OUTPUT, Scan, decode_encrypted_probe_output, probe_command, random_nonce,
-};
+use crate::cluster::Stdout;
+use super::{GatherError, MAX_OUTPUT, Scan, probe_command, probe_decoder, random_nonce};
 use crate::facts::{FactRequest, Facts, procfs};
 use crate::plan::PlannedTarget;
 use crate::policy::model::ScannerSpec;
@@ -203,21 +202,30 @@ pub async fn gather(
         )
         .await?
         .map_err(GatherError::Other)?;
-    let log = scan
-        .audited(
+    // Decrypted and parsed as it streams: the scan holds the frame's body,
+    // not the log.
+    let (chunks, decoded) = probe_decoder(req.nonce.clone(), identity);
+    let (log, decoded) = tokio::join!(
+        scan.audited(
             "get",
             format!("pods/log {ns}/{pod}/{name}"),
-            scan.client.container_log(ns, pod, &name, MAX_OUTPUT),
-        )
-        .await?;
+            scan.client
+                .container_log(ns, pod, &name, MAX_OUTPUT, Stdout::Channel(chunks)),
+        ),
+        decoded
+    );
+    let ((), facts) = decoded.with_stream(log)?;
     // A frame counts only from a probe that finished: exit 0.
     if exit != 0 {
-        let tail = super::output_tail(log.as_bytes());
+        let printed = match facts {
+            Err(e) => format!("; {e}"),
+            Ok(_) => String::new(),
+        };
         return Err(GatherError::Other(format!(
-            "the debug container exited with code {exit}; its output is not taken as evidence; it printed: {tail:?}"
+            "the debug container exited with code {exit}; its output is not taken as evidence{printed}"
         )));
     }
-    decode_encrypted_probe_output(&req.nonce, log.as_bytes(), &identity)
+    facts
 }
 
 #[cfg(test)]

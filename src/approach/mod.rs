@@ -412,16 +412,137 @@ pub fn probe_command(target: &[&str], req: &FactRequest) -> Vec<String> {
     cmd
 }
 
-/// Decrypt the probe's output with the scan's one-time identity, then
-/// decode its frame; output that is not encrypted to it is refused.
-pub fn decode_encrypted_probe_output(
-    nonce: &str,
-    output: &[u8],
-    identity: &age::x25519::Identity,
-) -> Result<Facts, GatherError> {
-    let decoded = crate::facts::frame::decrypt(output, identity)
-        .and_then(|plain| crate::facts::frame::decode(nonce, &plain));
-    decode_probe_frame(output, decoded)
+/// Output chunks (up to 64 KiB each) in flight between a stream and its
+/// decoder: what a scan holds of its output besides the frame's body.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Start decoding a probe's encrypted output as it arrives: the returned
+/// sender takes the output chunk by chunk (drop it at the end of the
+/// output), the future gives the facts. Decryption and parsing run on a
+/// blocking thread, off the runtime; a scan then holds its frame's body
+/// and a few chunks, never its whole output (which may be 256 MiB).
+/// A decoder that gives up drops its receiver, which ends the stream.
+pub(crate) fn probe_decoder(
+    nonce: String,
+    identity: age::x25519::Identity,
+) -> (
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+    impl std::future::Future<Output = Decoded>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(ChunkReader::new(rx));
+        let decoded = crate::facts::frame::decrypt_and_decode(&nonce, &mut reader, &identity);
+        if decoded.is_ok() {
+            // The rest (the probe's last log lines, or nothing) is read so
+            // the stream ends as the container does, with its exit status.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        let reader = reader.into_inner();
+        (decoded, reader.tail(), !reader.ended)
+    });
+    let finished = async move {
+        let (decoded, tail, gave_up) = match task.await {
+            Ok(done) => done,
+            Err(e) => {
+                return Decoded {
+                    facts: Err(GatherError::Other(format!("the output decoder failed: {e}"))),
+                    gave_up: true,
+                };
+            }
+        };
+        let facts = decoded.map_err(|e| {
+            let message = format!("probe output refused ({e}); it printed: {tail:?}");
+            // Output cut inside the frame is worth another attempt.
+            if matches!(e, crate::facts::frame::FrameError::Truncated) {
+                GatherError::transient(message)
+            } else {
+                GatherError::Other(message)
+            }
+        });
+        Decoded { facts, gave_up }
+    };
+    (tx, finished)
+}
+
+/// What [`probe_decoder`] made of an output.
+pub(crate) struct Decoded {
+    facts: Result<Facts, GatherError>,
+    /// It stopped reading before the output ended (refused it).
+    gave_up: bool,
+}
+
+impl Decoded {
+    /// The stream's own result and the facts; when the stream failed
+    /// because the decoder refused its output, the decoder's reason.
+    pub(crate) fn with_stream<T>(
+        self,
+        stream: Result<T, GatherError>,
+    ) -> Result<(T, Result<Facts, GatherError>), GatherError> {
+        match stream {
+            Ok(t) => Ok((t, self.facts)),
+            Err(e) if self.gave_up => Err(self.facts.err().unwrap_or(e)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads the chunks a channel receives, keeping the last few hundred
+/// bytes for an error message.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    last: std::collections::VecDeque<u8>,
+    /// The stream ended (every sender gone).
+    ended: bool,
+}
+
+/// Bytes of output kept for an error message (the last 300 characters of
+/// it are shown).
+const TAIL_BYTES: usize = 1200;
+
+impl ChunkReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> ChunkReader {
+        ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            last: std::collections::VecDeque::with_capacity(TAIL_BYTES),
+            ended: false,
+        }
+    }
+
+    /// The last 300 characters the stream carried.
+    fn tail(&self) -> String {
+        let (a, b) = self.last.as_slices();
+        output_tail(&[a, b].concat())
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    let keep = &chunk[chunk.len().saturating_sub(TAIL_BYTES)..];
+                    let over = (self.last.len() + keep.len()).saturating_sub(TAIL_BYTES);
+                    self.last.drain(..over);
+                    self.last.extend(keep);
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                None => {
+                    self.ended = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The last 300 characters a container printed, for an error result (it
@@ -431,24 +552,6 @@ pub fn output_tail(output: &[u8]) -> String {
     let text = text.trim();
     let start = text.char_indices().rev().nth(299).map_or(0, |(i, _)| i);
     text[start..].to_string()
-}
-
-/// The decoded frame, or what the container printed instead (capped, for
-/// the error result). Output cut inside the frame is worth another attempt
-/// (a stream cut midway).
-fn decode_probe_frame(
-    output: &[u8],
-    decoded: Result<Facts, crate::facts::frame::FrameError>,
-) -> Result<Facts, GatherError> {
-    decoded.map_err(|e| {
-        let tail = output_tail(output);
-        let message = format!("probe output refused ({e}); it printed: {tail:?}");
-        if matches!(e, crate::facts::frame::FrameError::Truncated) {
-            GatherError::transient(message)
-        } else {
-            GatherError::Other(message)
-        }
-    })
 }
 
 /// A scanner image's cosign signature check (`spec.debug.verify`,

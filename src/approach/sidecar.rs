@@ -8,9 +8,8 @@
 //! uses a sidecar only when it runs the pinned scanner image and can read
 //! the target (`plan::reach`).
 
-use super::{
-    GatherError, MAX_OUTPUT, Scan, decode_encrypted_probe_output, probe_command, random_nonce,
-};
+use super::{GatherError, MAX_OUTPUT, Scan, probe_command, probe_decoder, random_nonce};
+use crate::cluster::Stdout;
 use crate::facts::{FactRequest, Facts, procfs};
 
 /// Exec the probe in the pod's sidecar.
@@ -31,14 +30,26 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
         crate::audit::command_sha256(&command),
     )]
     .into();
-    let out = scan
-        .audited_with(
+    // Decrypted and parsed as it streams: the scan holds the frame's body,
+    // not the output.
+    let (chunks, decoded) = probe_decoder(req.nonce.clone(), identity);
+    let (out, decoded) = tokio::join!(
+        scan.audited_with(
             "exec",
             format!("pods/exec {ns}/{pod}/{sidecar} (probe for {container})"),
             attributes,
-            scan.client.exec(ns, pod, sidecar, command, MAX_OUTPUT),
-        )
-        .await?;
+            scan.client.exec_streaming(
+                ns,
+                pod,
+                sidecar,
+                command,
+                MAX_OUTPUT,
+                Stdout::Channel(chunks)
+            ),
+        ),
+        decoded
+    );
+    let (out, decoded) = decoded.with_stream(out)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stderr: String = stderr.trim().chars().take(300).collect();
     // A frame counts only from a probe that finished: exit 0.
@@ -50,7 +61,7 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             "the probe in the sidecar did not finish cleanly ({code}); its output is not taken as evidence; stderr: {stderr:?}"
         )));
     }
-    decode_encrypted_probe_output(&req.nonce, &out.stdout, &identity).map_err(|e| match e {
+    decoded.map_err(|e| match e {
         GatherError::Other(m) if !stderr.is_empty() => {
             GatherError::Other(format!("{m}; stderr: {stderr:?}"))
         }

@@ -671,24 +671,53 @@ impl Cluster {
         }
     }
 
-    /// The log of one container, at most `max_bytes`.
+    /// The log of one container, at most `max_bytes`, handed to `on_chunk`
+    /// as it arrives (nothing is held here).
     pub async fn container_log(
         &self,
         namespace: &str,
         pod: &str,
         container: &str,
         max_bytes: usize,
-    ) -> Result<String, ClusterError> {
+        mut on_chunk: Stdout<'_>,
+    ) -> Result<(), ClusterError> {
+        use futures_util::AsyncReadExt as _;
         self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("pods/log {namespace}/{pod}/{container}");
         let params = kube::api::LogParams {
             container: Some(container.to_string()),
+            // The server stops at this; one byte more here is refused.
             limit_bytes: Some(max_bytes as i64),
             ..kube::api::LogParams::default()
         };
-        api.logs(pod, &params)
+        let stream = api
+            .log_stream(pod, &params)
             .await
-            .map_err(|e| self.fail("get", format!("pods/log {namespace}/{pod}/{container}"), e))
+            .map_err(|e| self.fail("get", what.clone(), e))?;
+        let mut stream = std::pin::pin!(stream);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        loop {
+            let n = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| ClusterError::Transport {
+                    verb: "get",
+                    what: what.clone(),
+                    message: format!("log stream: {}", redact_error(&e.to_string())),
+                })?;
+            if n == 0 {
+                return Ok(());
+            }
+            total = total.saturating_add(n);
+            if total > max_bytes {
+                return Err(ClusterError::TooLarge { what, max_bytes });
+            }
+            if !on_chunk.take(&chunk[..n]).await {
+                return Err(ClusterError::Refused { what });
+            }
+        }
     }
 
     /// Create a ServiceAccount.
@@ -1087,10 +1116,10 @@ impl Cluster {
                 container,
                 command,
                 max_bytes,
-                &mut |chunk| {
+                Stdout::Each(&mut |chunk| {
                     stdout.extend_from_slice(chunk);
                     true
-                },
+                }),
             )
             .await?;
         out.stdout = stdout;
@@ -1099,8 +1128,8 @@ impl Cluster {
 
     /// Like [`Cluster::exec`], but stdout goes to `on_stdout` chunk by
     /// chunk as it arrives (the returned `stdout` is empty), so a caller
-    /// that parses as it reads holds no more than it keeps. `on_stdout`
-    /// returning false ends the exec at once with
+    /// that parses as it reads holds no more than it keeps. A chunk refused
+    /// (or a closed channel) ends the exec at once with
     /// [`ClusterError::Refused`]; more than `max_bytes` in all ends it with
     /// [`ClusterError::TooLarge`].
     pub async fn exec_streaming(
@@ -1110,7 +1139,7 @@ impl Cluster {
         container: &str,
         command: Vec<String>,
         max_bytes: usize,
-        on_stdout: &mut (dyn FnMut(&[u8]) -> bool + Send),
+        mut on_stdout: Stdout<'_>,
     ) -> Result<ExecOutput, ClusterError> {
         self.throttle().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
@@ -1156,7 +1185,7 @@ impl Cluster {
                         max_bytes,
                     }));
                 }
-                if !on_stdout(&chunk[..n]) {
+                if !on_stdout.take(&chunk[..n]).await {
                     return Ok(Some(ClusterError::Refused { what: what.clone() }));
                 }
             }
@@ -1275,6 +1304,25 @@ impl Kind {
             Kind::Role => "role",
             Kind::RoleBinding => "rolebinding",
             Kind::Secret => "secret",
+        }
+    }
+}
+
+/// Where streamed output goes, chunk by chunk.
+pub enum Stdout<'a> {
+    /// Handed to a function; `false` refuses the rest.
+    Each(&'a mut (dyn FnMut(&[u8]) -> bool + Send)),
+    /// Sent to a reader elsewhere (a blocking decoder), waiting for room so
+    /// what is in flight stays bounded; a closed receiver refuses the rest.
+    Channel(tokio::sync::mpsc::Sender<Vec<u8>>),
+}
+
+impl Stdout<'_> {
+    /// Pass one chunk on; false when it is refused.
+    async fn take(&mut self, chunk: &[u8]) -> bool {
+        match self {
+            Stdout::Each(f) => f(chunk),
+            Stdout::Channel(tx) => tx.send(chunk.to_vec()).await.is_ok(),
         }
     }
 }

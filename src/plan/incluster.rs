@@ -228,6 +228,18 @@ pub fn runner_name(policy: &str) -> String {
     format!("vigil-runner-{policy}")
 }
 
+/// The runner's memory limit in MiB: a base for the process, its plan and
+/// its results, and per scan in flight (`limits.concurrency`) one target's
+/// facts, at most the probe's content budget
+/// ([`crate::facts::MAX_CONTENT_BYTES`]) plus their metadata and the
+/// output stream's buffers. Every approach parses output as it streams,
+/// so a scan holds its facts, not its output.
+pub fn runner_memory_mib(concurrency: u32) -> u64 {
+    const BASE_MIB: u64 = 128;
+    const PER_SCAN_MIB: u64 = crate::facts::MAX_CONTENT_BYTES / (1024 * 1024) + 8;
+    BASE_MIB + u64::from(concurrency.max(1)) * PER_SCAN_MIB
+}
+
 /// The runner pod's template; `extra_args` are appended to `vigil run`.
 fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> PodTemplateSpec {
     let name = &policy.metadata.name;
@@ -263,7 +275,10 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
             limits: Some(
                 [
                     ("cpu".to_string(), q("1")),
-                    ("memory".to_string(), q("512Mi")),
+                    (
+                        "memory".to_string(),
+                        q(&format!("{}Mi", runner_memory_mib(policy.spec.limits.concurrency))),
+                    ),
                 ]
                 .into(),
             ),

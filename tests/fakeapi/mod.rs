@@ -116,6 +116,9 @@ pub struct Faults {
     pub caller_429: u32,
     /// The same with 503 (an overloaded or restarting API server).
     pub caller_503: u32,
+    /// Bytes of other output the next debug container prints before the
+    /// probe's (a chatty or hostile container log).
+    pub log_noise: usize,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.

@@ -573,11 +573,19 @@ pub(super) async fn route(
         return add_ephemeral(st, &ns, name.as_deref().unwrap_or_default(), body);
     }
     if resource == "pods" && sub.as_deref() == Some("log") {
-        let container = query_params(req.uri())
-            .into_iter()
+        let query = query_params(req.uri());
+        let container = query
+            .iter()
             .find(|(k, _)| k == "container")
-            .map(|(_, v)| v)
+            .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        // The kubelet stops writing at limitBytes, mid-line if need be
+        // (`pkg/kubelet/kuberuntime/logs/logs.go`, logWriter.write).
+        let limit = query
+            .iter()
+            .find(|(k, _)| k == "limitBytes")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
         let pod = name.unwrap_or_default();
         return match st
             .lock()
@@ -588,7 +596,7 @@ pub(super) async fn route(
             Some(log) => Response::builder()
                 .status(200)
                 .header("content-type", "text/plain")
-                .body(Full::new(Bytes::from(log.clone())))
+                .body(Full::new(Bytes::from(log[..log.len().min(limit)].to_vec())))
                 .unwrap(),
             None => respond(
                 400,
