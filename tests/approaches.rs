@@ -1005,7 +1005,9 @@ fn debug_logs_are_decoded_as_they_stream_and_noise_is_bounded() {
     let t = target(&summary, "mixed/via-debug/app");
     let err = t["error"].as_str().unwrap_or_default();
     assert!(
-        t["status"] == "error" && err.contains("not encrypted to this scan's key") && err.contains("noise"),
+        t["status"] == "error"
+            && err.contains("not encrypted to this scan's key")
+            && err.contains("noise"),
         "{t}\n{}",
         out.stderr
     );

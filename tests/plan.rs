@@ -659,7 +659,13 @@ fn rendered_cronjob_and_job_are_hardened_field_by_field() {
     // The memory limit follows the scans in flight: shop runs 4 at once
     // (payments, below, 16): a base and one target's facts per scan.
     let memory = |pod: &k8s_openapi::api::core::v1::PodSpec| {
-        pod.containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"]
+        pod.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()["memory"]
             .0
             .clone()
     };

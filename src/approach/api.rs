@@ -96,21 +96,20 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
             "exec",
             format!("pods/exec {ns}/{pod}/{container} (gatherer)"),
             attributes,
-            scan.client
-                .exec_streaming(
-                    ns,
-                    pod,
-                    container,
-                    argv,
-                    MAX_OUTPUT,
-                    crate::cluster::Stdout::Each(&mut |chunk| match parser.push(chunk) {
-                        Ok(_) => true,
-                        Err(e) => {
-                            refused = Some(e);
-                            false
-                        }
-                    }),
-                ),
+            scan.client.exec_streaming(
+                ns,
+                pod,
+                container,
+                argv,
+                MAX_OUTPUT,
+                crate::cluster::Stdout::Each(&mut |chunk| match parser.push(chunk) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        refused = Some(e);
+                        false
+                    }
+                }),
+            ),
         )
         .await;
     if let Some(e) = refused {

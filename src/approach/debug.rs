@@ -36,8 +36,8 @@
 
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, SecurityContext};
 
-use crate::cluster::Stdout;
 use super::{GatherError, MAX_OUTPUT, Scan, probe_command, probe_decoder, random_nonce};
+use crate::cluster::Stdout;
 use crate::facts::{FactRequest, Facts, procfs};
 use crate::plan::PlannedTarget;
 use crate::policy::model::ScannerSpec;

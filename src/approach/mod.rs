@@ -446,7 +446,9 @@ pub(crate) fn probe_decoder(
             Ok(done) => done,
             Err(e) => {
                 return Decoded {
-                    facts: Err(GatherError::Other(format!("the output decoder failed: {e}"))),
+                    facts: Err(GatherError::Other(format!(
+                        "the output decoder failed: {e}"
+                    ))),
                     gave_up: true,
                 };
             }

@@ -237,8 +237,7 @@ fn read_frame<R: std::io::BufRead>(
     let len_text = loop {
         line.clear();
         // The header line itself is short; a longer one is not a header.
-        let n = read_line_capped(r, &mut line, MAX_PREAMBLE_BYTES + 1 - seen)
-            .map_err(&io_error)?;
+        let n = read_line_capped(r, &mut line, MAX_PREAMBLE_BYTES + 1 - seen).map_err(&io_error)?;
         if n == 0 {
             return Err(FrameError::NoFrame);
         }
@@ -389,7 +388,10 @@ mod tests {
 
     impl std::io::Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.seed = self
+                .seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let want = 1 + (self.seed >> 33) as usize % 9000;
             let n = want.min(buf.len()).min(self.data.len());
             buf[..n].copy_from_slice(&self.data[..n]);
@@ -417,7 +419,11 @@ mod tests {
                 1 + seed as usize * 97,
                 Trickle { data: &log, seed },
             );
-            assert_eq!(decrypt_and_decode("n1", &mut r, &id).unwrap(), facts, "seed {seed}");
+            assert_eq!(
+                decrypt_and_decode("n1", &mut r, &id).unwrap(),
+                facts,
+                "seed {seed}"
+            );
             // Reading stopped at the armor's end: the rest is the caller's.
             let mut rest = Vec::new();
             std::io::Read::read_to_end(&mut r, &mut rest).unwrap();
@@ -426,7 +432,11 @@ mod tests {
         // A cut anywhere inside the armor is a truncated stream; a flipped
         // ciphertext character does not decrypt.
         let begin = log.len() - sealed.len() - 6;
-        for cut in [begin + 40, begin + sealed.len() / 2, begin + sealed.len() - 10] {
+        for cut in [
+            begin + 40,
+            begin + sealed.len() / 2,
+            begin + sealed.len() - 10,
+        ] {
             assert_eq!(
                 decrypt_and_decode("n1", &mut &log[..cut], &id),
                 Err(FrameError::Truncated),
@@ -442,10 +452,8 @@ mod tests {
         );
         // Endless output before any armor is refused after the preamble
         // cap, not read to the output cap.
-        let mut endless = std::io::BufReader::new(std::io::Read::take(
-            std::io::repeat(b'y'),
-            u64::MAX,
-        ));
+        let mut endless =
+            std::io::BufReader::new(std::io::Read::take(std::io::repeat(b'y'), u64::MAX));
         assert_eq!(
             decrypt_and_decode("n1", &mut endless, &id),
             Err(FrameError::NotDecryptable)

@@ -277,7 +277,10 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
                     ("cpu".to_string(), q("1")),
                     (
                         "memory".to_string(),
-                        q(&format!("{}Mi", runner_memory_mib(policy.spec.limits.concurrency))),
+                        q(&format!(
+                            "{}Mi",
+                            runner_memory_mib(policy.spec.limits.concurrency)
+                        )),
                     ),
                 ]
                 .into(),
