@@ -1109,6 +1109,49 @@ fn a_baseline_namespace_refuses_debug_scans_only_of_pods_that_break_baseline() {
             && message.contains("privileged (container \"app\")"),
         "{message}"
     );
+    // The plan says so before anything is created: it reads the namespace
+    // for debug targets whose pods break a level, and names the refusal
+    // where the enforced level is broken, nothing where it is met.
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug, privileged], approach: debug}\n",
+    );
+    let plan = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "plan",
+            "p.yaml",
+            "profile.yaml",
+            repo().join("policies/profiles").to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .current_dir(s.dir.path())
+        .env("KUBECONFIG", &s.server.kubeconfig)
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&plan.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&plan.stderr)));
+    let reason = |id: &str| {
+        plan["policies"][0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}: {plan}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let refused = reason("mixed/privileged/app");
+    assert!(
+        refused.contains("its namespace enforces Pod Security baseline (latest), which the pod breaks (privileged)")
+            && refused.contains("will be refused"),
+        "{refused}"
+    );
+    let met = reason("mixed/via-debug/app");
+    assert!(!met.contains("Pod Security"), "baseline is met: {met}");
+    let reads = plan["policies"][0]["callerReads"].to_string();
+    assert!(reads.contains("get namespaces (resourceNames: [mixed])"), "{plan}");
 }
 
 /// A stolen scan token adding its own ephemeral container, image and all,

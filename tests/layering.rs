@@ -327,7 +327,7 @@ const OVER_BUDGET: [(&str, &str, usize); 16] = [
     ("src/cluster/mod.rs", "exec_streaming", 148),
     ("src/cli/run.rs", "run", 141),
     ("src/image/index.rs", "apply", 140),
-    ("src/plan/incluster.rs", "pod_template", 137),
+    ("src/plan/incluster.rs", "pod_template", 121),
     ("src/monitor/trail.rs", "read", 137),
     ("src/inventory/mod.rs", "from_pod", 126),
     ("src/approach/external.rs", "run", 122),

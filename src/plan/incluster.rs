@@ -240,6 +240,34 @@ pub fn runner_memory_mib(concurrency: u32) -> u64 {
     BASE_MIB + u64::from(concurrency.max(1)) * PER_SCAN_MIB
 }
 
+/// The runner's requests and limits; memory as [`runner_memory_mib`].
+fn runner_resources(policy: &ScanPolicy) -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(
+            [
+                ("cpu".to_string(), q("100m")),
+                ("memory".to_string(), q("128Mi")),
+            ]
+            .into(),
+        ),
+        limits: Some(
+            [
+                ("cpu".to_string(), q("1")),
+                (
+                    "memory".to_string(),
+                    q(&format!(
+                        "{}Mi",
+                        runner_memory_mib(policy.spec.limits.concurrency)
+                    )),
+                ),
+            ]
+            .into(),
+        ),
+        ..ResourceRequirements::default()
+    }
+}
+
 /// The runner pod's template; `extra_args` are appended to `vigil run`.
 fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> PodTemplateSpec {
     let name = &policy.metadata.name;
@@ -264,29 +292,7 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec![super::manifests::PROBE_BINARY.into()]),
         args: Some(args),
-        resources: Some(ResourceRequirements {
-            requests: Some(
-                [
-                    ("cpu".to_string(), q("100m")),
-                    ("memory".to_string(), q("128Mi")),
-                ]
-                .into(),
-            ),
-            limits: Some(
-                [
-                    ("cpu".to_string(), q("1")),
-                    (
-                        "memory".to_string(),
-                        q(&format!(
-                            "{}Mi",
-                            runner_memory_mib(policy.spec.limits.concurrency)
-                        )),
-                    ),
-                ]
-                .into(),
-            ),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(runner_resources(policy)),
         security_context: Some(super::manifests::hardened_security_context(RUNNER_UID)),
         volume_mounts: Some(vec![
             VolumeMount {

@@ -713,7 +713,13 @@ fn attach_namespace_context(
         let (Some(ns), Some(pod), Some(w)) = (&t.namespace, &t.pod, &t.workload) else {
             continue;
         };
-        if w.context.is_some() || !asks(&t.profiles) {
+        // Only where the debug approach is certain: `auto` reaches most
+        // pods by exec, and a note on every one would drown the plan.
+        let breaks = (t.approach == Approach::Debug && w.context.is_none())
+            .then(|| lowest_broken_level(w))
+            .flatten();
+        let wants = w.context.is_none() && asks(&t.profiles);
+        if breaks.is_none() && !wants {
             continue;
         }
         let ctx = per_ns
@@ -736,6 +742,12 @@ fn attach_namespace_context(
                 )
             })
             .clone();
+        if breaks.is_some() {
+            t.reason.push_str(&pod_security_note(w, &ctx));
+        }
+        if !wants {
+            continue;
+        }
         let with = per_pod
             .entry((ns.clone(), pod.clone()))
             .or_insert_with(|| {
@@ -756,6 +768,86 @@ fn attach_namespace_context(
             ]
         })
         .collect();
+}
+
+/// The lowest Pod Security level (baseline, else restricted) a pod breaks
+/// at `latest`, with the failing check ids.
+fn lowest_broken_level(
+    w: &crate::facts::workload::Workload,
+) -> Option<(crate::checks::pss::Level, Vec<&'static str>)> {
+    use crate::checks::pss::{Level, PolicyVersion};
+    [Level::Baseline, Level::Restricted]
+        .into_iter()
+        .map(|level| (level, broken_checks(level, PolicyVersion::LATEST, w)))
+        .find(|(_, broken)| !broken.is_empty())
+}
+
+fn broken_checks(
+    level: crate::checks::pss::Level,
+    version: crate::checks::pss::PolicyVersion,
+    w: &crate::facts::workload::Workload,
+) -> Vec<&'static str> {
+    crate::checks::pss::evaluate_level(level, version, w)
+        .into_iter()
+        .filter(|(_, o)| matches!(o, crate::checks::pss::Outcome::Forbidden(_)))
+        .map(|(check, _)| check.id)
+        .collect()
+}
+
+/// What Pod Security admission will make of a debug scan of a pod that
+/// breaks a level. It judges the whole updated pod on an
+/// ephemeral-container patch (`admission.go`) at the level and version
+/// its namespace's `enforce` labels give (`PolicyToEvaluate` in
+/// `pod-security-admission/api/helpers.go`: an unparsable level is
+/// `restricted`, an unparsable version `latest`; an unset label is the
+/// admission configuration's default, which no API object shows).
+fn pod_security_note(
+    w: &crate::facts::workload::Workload,
+    ctx: &crate::facts::workload::NamespaceContext,
+) -> String {
+    use crate::checks::pss::{Level, PolicyVersion};
+    const ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+    const ENFORCE_VERSION: &str = "pod-security.kubernetes.io/enforce-version";
+    let Some((lowest, ids)) = lowest_broken_level(w) else {
+        return String::new();
+    };
+    let conditional = |why: &str| {
+        format!(
+            "; the pod breaks Pod Security {} ({}): in a namespace that enforces it, its debug scan is refused{why}",
+            lowest.as_str(),
+            ids.join(", ")
+        )
+    };
+    let Some(labels) = &ctx.labels else {
+        let why = ctx.unread.as_deref().unwrap_or("not read");
+        return conditional(&format!(" (its namespace could not be read: {why})"));
+    };
+    let level = match labels.get(ENFORCE).map(String::as_str) {
+        None => {
+            return conditional(
+                " (its namespace sets no enforce label, so the cluster's admission configuration decides)",
+            );
+        }
+        Some("privileged") => return String::new(),
+        Some("baseline") => Level::Baseline,
+        // `restricted`, and any value admission cannot parse.
+        Some(_) => Level::Restricted,
+    };
+    let version = labels
+        .get(ENFORCE_VERSION)
+        .map_or(PolicyVersion::LATEST, |v| {
+            PolicyVersion::parse(v).unwrap_or(PolicyVersion::LATEST)
+        });
+    let broken = broken_checks(level, version, w);
+    if broken.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; its namespace enforces Pod Security {} ({}), which the pod breaks ({}): its debug scan will be refused unless the admission configuration exempts it",
+        level.as_str(),
+        version.label(),
+        broken.join(", ")
+    )
 }
 
 /// A `manifest:` target: each workload in the files is a target of its
@@ -851,10 +943,9 @@ fn plan_manifests(
 
 /// What a debug scan of `c` will meet, said in the plan rather than first
 /// at the scan: the vigil ephemeral containers earlier scans left (they
-/// stay for good), a uid or gid nobody tells (the probe must share them),
-/// and a pod that breaks a Pod Security level (admission judges the whole
-/// updated pod on an ephemeral-container patch, `admission.go`, so a
-/// namespace enforcing that level refuses the scan).
+/// stay for good) and a uid or gid nobody tells (the probe must share
+/// them). Pod Security is judged with the namespace
+/// ([`pod_security_note`]).
 fn debug_notes(approach: Approach, pod: &PodInfo, c: &ContainerInfo) -> String {
     let mut out = String::new();
     let left = pod
@@ -876,31 +967,6 @@ fn debug_notes(approach: Approach, pod: &PodInfo, c: &ContainerInfo) -> String {
         out.push_str(&format!(
             "; {when}: neither the pod status (status.containerStatuses[].user) nor runAsUser and runAsGroup tell its uid and gid, which the probe must share"
         ));
-    }
-    // Only where the debug approach is certain: `auto` reaches most pods
-    // by exec, and a note on every one would drown the plan.
-    if let Some(w) = pod
-        .workload
-        .as_ref()
-        .filter(|_| approach == Approach::Debug)
-    {
-        use crate::checks::pss::{Level, Outcome, PolicyVersion, evaluate_level};
-        for level in [Level::Baseline, Level::Restricted] {
-            let broken: Vec<&str> = evaluate_level(level, PolicyVersion::LATEST, w)
-                .into_iter()
-                .filter(|(_, o)| matches!(o, Outcome::Forbidden(_)))
-                .map(|(check, _)| check.id)
-                .collect();
-            if !broken.is_empty() {
-                out.push_str(&format!(
-                    "; the pod breaks Pod Security {} ({}): in a namespace that enforces it, {}",
-                    level.as_str(),
-                    broken.join(", "),
-                    when.replace("will fail", "is refused")
-                ));
-                break;
-            }
-        }
     }
     out
 }
@@ -1093,27 +1159,94 @@ mod tests {
         PodInfo::from_pod(&pod).unwrap()
     }
 
-    /// The plan names the lowest level a debug target's pod breaks, since
-    /// admission judges the whole pod on the ephemeral-container patch;
-    /// a restricted pod gets no note, and `auto` none at all.
+    /// A debug target's pod that breaks a Pod Security level: the plan
+    /// says whether its namespace's enforce labels refuse the scan
+    /// (admission judges the whole pod on the ephemeral-container patch),
+    /// at the labelled version, and says so conditionally only when the
+    /// namespace is unread or unlabelled.
     #[test]
-    fn debug_targets_say_which_pod_security_level_refuses_them() {
-        let c = |p: &PodInfo| p.containers[0].clone();
-        let host = pod(
-            serde_json::json!({"hostNetwork": true, "containers": [{"name": "c", "securityContext": {"runAsUser": 1, "runAsGroup": 1}}]}),
-        );
-        let notes = debug_notes(Approach::Debug, &host, &c(&host));
-        assert!(
-            notes.contains("breaks Pod Security baseline (hostNamespaces)")
-                && notes.contains("its debug scan is refused"),
-            "{notes}"
-        );
-        assert!(!notes.contains("uid and gid"), "{notes}");
-        assert!(!debug_notes(Approach::Auto, &host, &c(&host)).contains("Pod Security"));
+    fn debug_targets_say_whether_their_namespace_refuses_them() {
+        use crate::facts::workload::NamespaceContext;
+        let host = pod(serde_json::json!({"hostNetwork": true, "containers": [{"name": "c"}]}));
+        let plain = pod(serde_json::json!({"containers": [{"name": "c"}]}));
+        let probe = pod(serde_json::json!({"containers": [{"name": "c",
+            "livenessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}},
+            "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}],
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}}));
         let hardened = pod(serde_json::json!({
             "securityContext": {"runAsNonRoot": true, "runAsUser": 1, "runAsGroup": 1, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]
         }));
-        assert_eq!(debug_notes(Approach::Debug, &hardened, &c(&hardened)), "");
+        let labelled = |pairs: &[(&str, &str)]| NamespaceContext {
+            source: "the cluster",
+            labels: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (format!("pod-security.kubernetes.io/{k}"), v.to_string()))
+                    .collect(),
+            ),
+            ..NamespaceContext::default()
+        };
+        let note = |p: &PodInfo, ctx: &NamespaceContext| {
+            pod_security_note(p.workload.as_ref().unwrap(), ctx)
+        };
+        let unread = NamespaceContext {
+            source: "the cluster",
+            unread: Some("403".into()),
+            ..NamespaceContext::default()
+        };
+        let n = note(&host, &unread);
+        assert!(
+            n.contains("breaks Pod Security baseline (hostNamespaces)")
+                && n.contains("in a namespace that enforces it")
+                && n.contains("could not be read: 403"),
+            "{n}"
+        );
+        let n = note(&host, &labelled(&[]));
+        assert!(n.contains("sets no enforce label"), "{n}");
+        assert_eq!(note(&host, &labelled(&[("enforce", "privileged")])), "");
+        for (p, labels, want) in [
+            (
+                &host,
+                vec![("enforce", "baseline")],
+                "baseline (latest), which the pod breaks (hostNamespaces)",
+            ),
+            (
+                &plain,
+                vec![("enforce", "restricted")],
+                "restricted (latest), which the pod breaks (allowPrivilegeEscalation",
+            ),
+            // Admission reads a level it cannot parse as restricted.
+            (&plain, vec![("enforce", "strict")], "restricted (latest)"),
+            (
+                &probe,
+                vec![("enforce", "baseline"), ("enforce-version", "v1.34")],
+                "baseline (v1.34), which the pod breaks (hostProbesAndHostLifecycle)",
+            ),
+            (
+                &probe,
+                vec![("enforce", "baseline"), ("enforce-version", "bogus")],
+                "baseline (latest)",
+            ),
+        ] {
+            let n = note(p, &labelled(&labels));
+            assert!(
+                n.contains(&format!("its namespace enforces Pod Security {want}"))
+                    && n.contains("its debug scan will be refused"),
+                "{labels:?}: {n}"
+            );
+        }
+        // Met at the enforced level or version: no note.
+        assert_eq!(note(&plain, &labelled(&[("enforce", "baseline")])), "");
+        assert_eq!(
+            note(
+                &probe,
+                &labelled(&[("enforce", "baseline"), ("enforce-version", "v1.33")])
+            ),
+            ""
+        );
+        for ctx in [labelled(&[("enforce", "restricted")]), unread] {
+            assert_eq!(note(&hardened, &ctx), "");
+        }
     }
 }
