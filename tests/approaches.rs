@@ -1151,7 +1151,10 @@ fn a_baseline_namespace_refuses_debug_scans_only_of_pods_that_break_baseline() {
     let met = reason("mixed/via-debug/app");
     assert!(!met.contains("Pod Security"), "baseline is met: {met}");
     let reads = plan["policies"][0]["callerReads"].to_string();
-    assert!(reads.contains("get namespaces (resourceNames: [mixed])"), "{plan}");
+    assert!(
+        reads.contains("get namespaces (resourceNames: [mixed])"),
+        "{plan}"
+    );
 }
 
 /// A stolen scan token adding its own ephemeral container, image and all,

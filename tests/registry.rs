@@ -95,7 +95,7 @@ impl Registry {
         let work = self
             .dir
             .path()
-            .join(format!("build-{}", repo.replace('/', "-")));
+            .join(format!("build-{}-{tag}", repo.replace('/', "-")));
         let layout = work.join("oci");
         run("umoci", &["init", "--layout", &s(&layout)]);
         let image = format!("{}:{tag}", s(&layout));
@@ -176,7 +176,8 @@ impl Registry {
         digest
     }
 
-    /// Put a manifest under `reference` (a tag).
+    /// Put a manifest (or an index, by its `mediaType`) under `reference`
+    /// (a tag).
     pub fn put_manifest(&self, repo: &str, reference: &str, manifest: &serde_json::Value) {
         let file = self
             .dir
@@ -186,7 +187,12 @@ impl Registry {
             "-X",
             "PUT",
             "-H",
-            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            &format!(
+                "Content-Type: {}",
+                manifest["mediaType"]
+                    .as_str()
+                    .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+            ),
             "--data-binary",
             &format!("@{}", s(&file)),
             &format!("http://{}/v2/{repo}/manifests/{reference}", self.host),
@@ -365,6 +371,91 @@ fn verify_image(reg: &Registry, image: &str, key: &Path) -> crate::util::Run {
             &reg.host,
         ],
     )
+}
+
+/// A scanner image built for amd64 and arm64 is pinned by its index
+/// digest (what `docker buildx build --platform linux/amd64,linux/arm64`
+/// pushes and what the kubelet reports when it pulls by it): `cosign sign`
+/// of that digest verifies; a signature of one platform's manifest does
+/// not stand for the index.
+#[test]
+fn verify_image_takes_a_multi_platform_index_by_its_digest() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start("verify-index");
+    let root = crate::util::rootfs_fixtures();
+    let mut entries = Vec::new();
+    for (arch, fixture) in [("amd64", "distroless"), ("arm64", "debian")] {
+        let digest = reg.push_image(
+            "vigil/scanner",
+            arch,
+            &[&root.path().join("rootfs").join(fixture)],
+        );
+        let manifest = curl(&[
+            "-sSf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!("http://{}/v2/vigil/scanner/manifests/{digest}", reg.host),
+        ]);
+        assert_eq!(format!("sha256:{}", sha256_hex(&manifest)), digest);
+        entries.push((arch, digest, manifest.len()));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries.iter().map(|(arch, digest, size)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": size,
+            "platform": {"architecture": arch, "os": "linux"}
+        })).collect::<Vec<_>>()
+    });
+    reg.put_manifest("vigil/scanner", "multi", &index);
+    let index_digest = format!(
+        "sha256:{}",
+        sha256_hex(&serde_json::to_vec(&index).unwrap())
+    );
+    let served = curl(&[
+        "-sSf",
+        "-H",
+        "Accept: application/vnd.oci.image.index.v1+json",
+        &format!("http://{}/v2/vigil/scanner/manifests/multi", reg.host),
+    ]);
+    assert_eq!(format!("sha256:{}", sha256_hex(&served)), index_digest);
+    let dir = reg.dir.path().to_path_buf();
+    let (key, public) = openssl_key(&dir, "p256", "p256");
+    let reference = format!("{}/vigil/scanner", reg.host);
+    let image = format!("{reference}@{index_digest}");
+    // One platform's manifest signed: the index is not.
+    let amd64 = &entries[0].1;
+    let one = payload(&reference, amd64);
+    reg.put_signatures(
+        "vigil/scanner",
+        amd64,
+        &[(one.clone(), openssl_sign(&dir, &key, "p256", &one))],
+    );
+    let r = verify_image(&reg, &image, &public);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no cosign signature found"),
+        "{}",
+        r.stderr
+    );
+    // The index digest signed, as `cosign sign IMAGE@INDEX_DIGEST` does.
+    let signed = payload(&reference, &index_digest);
+    reg.put_signatures(
+        "vigil/scanner",
+        &index_digest,
+        &[(signed.clone(), openssl_sign(&dir, &key, "p256", &signed))],
+    );
+    let r = verify_image(&reg, &image, &public);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!("verified: {image}")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
