@@ -237,6 +237,33 @@ fn no_public_function_returns_a_string_error() {
     );
 }
 
+/// Outcomes are typed (`checks::Status`, `report::ControlStatus`,
+/// `report::run::TargetStatus`, `report::run::RunVerdict`): no non-test
+/// code compares one as a string (`== "failed"`, a `"error" =>` match
+/// arm) or keeps one in a string `status` field. The names are written
+/// only by the enums themselves (`as_str`, serde).
+#[test]
+fn no_outcome_is_compared_as_a_string() {
+    let word = r#""(passed|failed|skipped|error|no_impact|scanned|pass|fail)""#;
+    let compare = regex::Regex::new(&format!(
+        r#"(==|!=)\s*{word}|{word}\s*(==|!=|=>|\|)|status: (String|&'static str)"#
+    ))
+    .unwrap();
+    let mut offenders = Vec::new();
+    for f in source_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]\nmod ").next().unwrap();
+        for m in compare.find_iter(code) {
+            offenders.push(format!("{}: {}", at(&f, code, m.start()), m.as_str()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "outcomes compared or stored as strings (use the enums):\n{}",
+        offenders.join("\n")
+    );
+}
+
 /// Returns true if and only if a signature returns `Result<T, String>`.
 fn returns_a_string_error(sig: &str) -> bool {
     let Some(ret) = sig.split("->").nth(1) else {

@@ -32,6 +32,31 @@ pub enum Status {
     Error,
 }
 
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 4] = [
+        Status::Passed,
+        Status::Failed,
+        Status::Skipped,
+        Status::Error,
+    ];
+
+    /// The HDF result status name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Error => "error",
+        }
+    }
+
+    /// The status an HDF result names, if any.
+    pub fn from_hdf_name(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// Most characters of found values or reasons copied into one message.
 const MAX_FOUND_CHARS: usize = 240;
 

@@ -1,5 +1,6 @@
 //! `vigil open`: verify a bundle, then decrypt its results.
 
+use crate::report::run::ThresholdOutcome;
 use crate::safeio::printable;
 use std::fmt::Write as _;
 use std::os::unix::fs::DirBuilderExt;
@@ -185,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             crate::report::findings::Details::All => true,
         };
         let findings = crate::report::findings::findings(&hdf);
-        if t.status == "error" {
+        if t.status == crate::report::run::TargetStatus::Error {
             // One cause for every control: said once, not per control.
             let _ = writeln!(
                 out,
@@ -208,13 +209,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 evidence: t.evidence.clone(),
                 counts: [c.passed, c.failed, c.skipped, c.no_impact, c.error],
                 compliance: t.compliance,
-                threshold: match (t.status.as_str(), t.threshold_passed) {
-                    ("error", _) => "error",
-                    (_, Some(true)) => "pass",
-                    (_, Some(false)) => "fail",
-                    (_, None) => "none",
+                threshold: match (t.status, t.threshold_passed) {
+                    (crate::report::run::TargetStatus::Error, _) => ThresholdOutcome::Error,
+                    (_, Some(true)) => ThresholdOutcome::Pass,
+                    (_, Some(false)) => ThresholdOutcome::Fail,
+                    (_, None) => ThresholdOutcome::None,
                 },
-                error: (t.status == "error").then(|| "it could not be scanned".to_string()),
+                error: (t.status == crate::report::run::TargetStatus::Error)
+                    .then(|| "it could not be scanned".to_string()),
                 controls: crate::report::findings::all_controls(&hdf),
                 findings,
             });

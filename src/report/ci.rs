@@ -5,6 +5,7 @@
 //! These are plaintext copies written only where the user asks
 //! (`--report FORMAT=PATH`); the sealed bundle stays the record.
 
+use crate::report::ControlStatus;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -87,7 +88,7 @@ pub struct ReportTarget {
     /// Compliance, percent.
     pub compliance: u32,
     /// `pass`, `fail`, `none` or `error`.
-    pub threshold: &'static str,
+    pub threshold: crate::report::run::ThresholdOutcome,
     /// Why it could not be scanned, if so.
     pub error: Option<String>,
     /// Failed and error controls.
@@ -117,7 +118,7 @@ impl From<&RunSummary> for ReportRun {
                         t.counts.error,
                     ],
                     compliance: t.compliance,
-                    threshold: t.threshold_word(),
+                    threshold: t.threshold_outcome(),
                     error: t.error.clone(),
                     findings: t.findings.clone(),
                     controls: t.controls.clone(),
@@ -169,9 +170,9 @@ pub fn junit(targets: &[TargetControls<'_>]) -> String {
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vigil\">\n");
     for t in targets {
-        let count = |s: &str| t.controls.iter().filter(|c| c.status == s).count();
-        let (failures, mut errors) = (count("failed"), count("error"));
-        let skipped = count("skipped") + count("no_impact");
+        let count = |s: ControlStatus| t.controls.iter().filter(|c| c.status == s).count();
+        let (failures, mut errors) = (count(ControlStatus::Failed), count(ControlStatus::Error));
+        let skipped = count(ControlStatus::Skipped) + count(ControlStatus::NoImpact);
         let mut tests = t.controls.len();
         if t.error.is_some() {
             errors += 1;
@@ -204,7 +205,7 @@ pub fn junit(targets: &[TargetControls<'_>]) -> String {
                 xml(&name)
             );
             match c.status {
-                "failed" => {
+                ControlStatus::Failed => {
                     let _ = write!(
                         out,
                         ">\n      <failure message=\"{}\" type=\"{}\"/>\n    </testcase>\n",
@@ -212,7 +213,7 @@ pub fn junit(targets: &[TargetControls<'_>]) -> String {
                         c.severity
                     );
                 }
-                "error" => {
+                ControlStatus::Error => {
                     let _ = write!(
                         out,
                         ">\n      <error message=\"{}\" type=\"{}\"/>\n    </testcase>\n",
@@ -220,18 +221,18 @@ pub fn junit(targets: &[TargetControls<'_>]) -> String {
                         c.severity
                     );
                 }
-                "skipped" | "no_impact" => {
+                ControlStatus::Skipped | ControlStatus::NoImpact => {
                     let _ = write!(
                         out,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                        if c.status == "no_impact" {
+                        if c.status == ControlStatus::NoImpact {
                             "not applicable"
                         } else {
                             "not reviewed"
                         }
                     );
                 }
-                _ => out.push_str("/>\n"),
+                ControlStatus::Passed => out.push_str("/>\n"),
             }
         }
         out.push_str("  </testsuite>\n");
@@ -258,8 +259,8 @@ pub fn markdown(runs: &[ReportRun]) -> String {
         for t in &s.targets {
             let [passed, failed, skipped, no_impact, error] = t.counts;
             let verdict = match t.threshold {
-                "fail" => "**fail**",
-                w => w,
+                crate::report::run::ThresholdOutcome::Fail => "**fail**",
+                w => w.as_str(),
             };
             let _ = writeln!(
                 out,
@@ -397,7 +398,7 @@ pub fn sarif(
                     serde_json::json!({"startLine": line})
                 };
                 let level = match (f.status, f.severity) {
-                    ("error", _) | (_, "critical" | "high") => "error",
+                    (ControlStatus::Error, _) | (_, "critical" | "high") => "error",
                     (_, "medium") => "warning",
                     _ => "note",
                 };
@@ -514,11 +515,11 @@ pub fn write(
 mod tests {
     use super::*;
 
-    fn f(id: &str, status: &'static str, message: &str) -> Finding {
+    fn f(id: &str, status: &str, message: &str) -> Finding {
         Finding {
             location: None,
             id: id.into(),
-            status,
+            status: ControlStatus::from_name(status).unwrap(),
             severity: "high",
             title: format!("title <{id}>"),
             message: message.into(),

@@ -21,7 +21,7 @@ pub struct Side {
     pub digest: String,
     /// Control id → status.
     #[serde(skip)]
-    pub statuses: BTreeMap<String, String>,
+    pub statuses: BTreeMap<String, crate::report::ControlStatus>,
     /// What the scan saw.
     #[serde(skip)]
     pub inventory: Inventory,
@@ -33,9 +33,9 @@ pub struct ControlChange {
     /// Control id.
     pub id: String,
     /// Status in the image.
-    pub image: String,
+    pub image: crate::report::ControlStatus,
     /// Status at runtime.
-    pub runtime: String,
+    pub runtime: crate::report::ControlStatus,
 }
 
 /// A path whose metadata or content differs.
@@ -109,8 +109,8 @@ pub fn compare(image: Side, runtime: Side) -> Drift {
             let rt = runtime.statuses.get(id)?;
             (rt != st).then(|| ControlChange {
                 id: id.clone(),
-                image: st.clone(),
-                runtime: rt.clone(),
+                image: *st,
+                runtime: *rt,
             })
         })
         .collect();

@@ -17,7 +17,7 @@ pub struct Finding {
     /// Control id.
     pub id: String,
     /// `failed` or `error` (in [`all_controls`]: any control status).
-    pub status: &'static str,
+    pub status: ControlStatus,
     /// Severity from impact (`critical` … `none`).
     pub severity: &'static str,
     /// The control's title.
@@ -39,17 +39,17 @@ pub fn all_controls(hdf: &Hdf) -> Vec<Finding> {
 }
 
 /// Control id → its status (Heimdall's rules), for every control.
-pub fn control_statuses(hdf: &Hdf) -> std::collections::BTreeMap<String, String> {
+pub fn control_statuses(hdf: &Hdf) -> std::collections::BTreeMap<String, ControlStatus> {
     hdf.controls
         .iter()
-        .map(|c| (c.id.to_string(), c.status.as_str().to_string()))
+        .map(|c| (c.id.to_string(), c.status))
         .collect()
 }
 
 fn finding(c: &Control) -> Finding {
     Finding {
         id: crate::safeio::excerpt(&c.id, 80),
-        status: c.status.as_str(),
+        status: c.status,
         severity: c.severity,
         title: crate::safeio::excerpt(&c.title, 120),
         message: shorten(&crate::safeio::printable(&c.message), MAX_MESSAGE_CHARS),
@@ -120,8 +120,8 @@ impl Findings {
     pub fn sorted(self) -> Vec<Finding> {
         let mut out = self.0;
         out.sort_by(|(ia, a), (ib, b)| {
-            (b.status == "error")
-                .cmp(&(a.status == "error"))
+            (b.status == ControlStatus::Error)
+                .cmp(&(a.status == ControlStatus::Error))
                 .then(ib.partial_cmp(ia).unwrap_or(Ordering::Equal))
                 .then_with(|| natural_cmp(&a.id, &b.id))
         });
@@ -155,7 +155,7 @@ pub fn render(findings: &[Finding], limit: usize) -> String {
     for f in findings.iter().take(limit) {
         // The control on one line; why, under it (the message is the long
         // part: on its own line it reads whole, and wraps if it must).
-        let _ = write!(out, "      {} {} ({})", f.id, f.status, f.severity);
+        let _ = write!(out, "      {} {} ({})", f.id, f.status.as_str(), f.severity);
         if !f.title.is_empty() {
             let _ = write!(out, " {}", f.title);
         }

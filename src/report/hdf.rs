@@ -80,7 +80,14 @@ struct HdfProfile<'a> {
     attributes: [(); 0],
     groups: [Group<'a>; 1],
     controls: Vec<Control<'a>>,
-    status: &'static str,
+    status: ProfileStatus,
+}
+
+/// An HDF profile's load status: vigil writes only profiles it loaded.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ProfileStatus {
+    Loaded,
 }
 
 #[derive(Serialize)]
@@ -126,7 +133,7 @@ struct Tags<'a> {
 
 #[derive(Serialize)]
 struct HdfResult<'a> {
-    status: &'static str,
+    status: Status,
     code_desc: &'a str,
     #[serde(serialize_with = "decimal_seconds")]
     run_time: f64,
@@ -215,25 +222,17 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
                             .results
                             .iter()
                             .map(|t| {
-                                let (status, message, skip_message, exception) = match t.status {
-                                    Status::Passed => {
-                                        ("passed", Some(t.message.as_str()), None, None)
+                                let (message, skip_message, exception) = match t.status {
+                                    Status::Passed | Status::Failed => {
+                                        (Some(t.message.as_str()), None, None)
                                     }
-                                    Status::Failed => {
-                                        ("failed", Some(t.message.as_str()), None, None)
+                                    Status::Skipped => (None, Some(t.message.as_str()), None),
+                                    Status::Error => {
+                                        (Some(t.message.as_str()), None, Some("vigil::FactError"))
                                     }
-                                    Status::Skipped => {
-                                        ("skipped", None, Some(t.message.as_str()), None)
-                                    }
-                                    Status::Error => (
-                                        "error",
-                                        Some(t.message.as_str()),
-                                        None,
-                                        Some("vigil::FactError"),
-                                    ),
                                 };
                                 HdfResult {
-                                    status,
+                                    status: t.status,
                                     code_desc: &t.code_desc,
                                     run_time: per_result,
                                     start_time: &start,
@@ -252,7 +251,7 @@ pub fn to_vec(r: &TargetReport) -> Vec<u8> {
                     }
                 })
                 .collect(),
-            status: "loaded",
+            status: ProfileStatus::Loaded,
         })
         .collect();
     let doc = Hdf {

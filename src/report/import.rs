@@ -681,9 +681,10 @@ impl<'de> de::Deserialize<'de> for OneResult<'de> {
                     // JavaScript).
                     status: match (&backtrace, &status) {
                         (Some(b), _) if !matches!(b, Scalar::Null) => Status::Error,
-                        (_, Some(Scalar::Str(s))) if s == "passed" => Status::Passed,
-                        (_, Some(Scalar::Str(s))) if s == "failed" => Status::Failed,
-                        (_, Some(Scalar::Str(s))) if s == "skipped" => Status::Skipped,
+                        // Anything but the three names is an error.
+                        (_, Some(Scalar::Str(s))) => Status::from_hdf_name(s)
+                            .filter(|s| *s != Status::Error)
+                            .unwrap_or(Status::Error),
                         _ => Status::Error,
                     },
                     message: text(message)

@@ -191,14 +191,14 @@ pub struct Imported {
 }
 
 impl TargetSummary {
-    /// One word for its threshold outcome: `error` (not scanned), `none`
-    /// (no threshold), `pass` or `fail`.
-    pub fn threshold_word(&self) -> &'static str {
+    /// Its threshold outcome: `error` (not scanned), `none` (no
+    /// threshold), `pass` or `fail`.
+    pub fn threshold_outcome(&self) -> ThresholdOutcome {
         match (&self.error, &self.threshold) {
-            (Some(_), _) => "error",
-            (None, None) => "none",
-            (None, Some(v)) if v.passed => "pass",
-            (None, Some(_)) => "fail",
+            (Some(_), _) => ThresholdOutcome::Error,
+            (None, None) => ThresholdOutcome::None,
+            (None, Some(v)) if v.passed => ThresholdOutcome::Pass,
+            (None, Some(_)) => ThresholdOutcome::Fail,
         }
     }
 }
@@ -227,7 +227,7 @@ impl RunSummary {
 }
 
 /// Whether a target was scanned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetStatus {
     /// Its controls were evaluated on gathered facts.
@@ -243,6 +243,38 @@ impl TargetStatus {
             TargetStatus::Scanned => "scanned",
             TargetStatus::Error => "error",
         }
+    }
+}
+
+/// One target's threshold outcome, as reports show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdOutcome {
+    /// Its threshold was met.
+    Pass,
+    /// Its threshold was not met.
+    Fail,
+    /// The policy sets no threshold.
+    None,
+    /// It could not be scanned.
+    Error,
+}
+
+impl ThresholdOutcome {
+    /// The word reports show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdOutcome::Pass => "pass",
+            ThresholdOutcome::Fail => "fail",
+            ThresholdOutcome::None => "none",
+            ThresholdOutcome::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for ThresholdOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -13,12 +13,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::{Status, TestResult};
 
 /// A control's status, in SAF threshold names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlStatus {
     /// Passed.
@@ -31,6 +31,12 @@ pub enum ControlStatus {
     NoImpact,
     /// Profile error: a result errored, or there were no results.
     Error,
+}
+
+impl std::fmt::Display for ControlStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ControlStatus {

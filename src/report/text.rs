@@ -40,7 +40,7 @@ pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> 
     );
     for t in &s.targets {
         let c = &t.counts;
-        let verdict = t.threshold_word();
+        let verdict = t.threshold_outcome();
         let _ = writeln!(
             out,
             "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>9}%  {verdict}",

@@ -133,7 +133,7 @@ pub struct TargetResult {
     #[serde(default)]
     pub evidence: String,
     /// `scanned` or `error`.
-    pub status: String,
+    pub status: crate::report::run::TargetStatus,
     /// Control counts.
     pub counts: Counts,
     /// SAF compliance.
@@ -220,7 +220,7 @@ pub fn predicate(
                 id: t.id.clone(),
                 approach: t.approach.as_str().to_string(),
                 evidence: t.evidence.as_str().to_string(),
-                status: t.status.as_str().to_string(),
+                status: t.status,
                 counts: (&t.counts).into(),
                 compliance: t.compliance,
                 threshold_passed: t.threshold.as_ref().map(|v| v.passed),
