@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
 use crate::monitor::{self, Severity};
-use crate::seal::keys::{Signer, load_identities};
+use crate::seal::keys::Signer;
 use crate::seal::verify::verify;
 
 const AFTER_HELP: &str = "\
@@ -31,12 +31,10 @@ pub struct Args {
     /// An API server audit log (JSON lines, plain or gzip); repeat for rotated files.
     #[arg(long = "audit-log", value_name = "FILE", required = true)]
     logs: Vec<PathBuf>,
-    /// A trusted Ed25519 public key (SPKI PEM); repeat for key rotation.
-    #[arg(long = "trusted-key", value_name = "PUB", required = true)]
-    trusted_keys: Vec<PathBuf>,
-    /// An age identity to decrypt the run's audit trail (encrypted bundles).
-    #[arg(long = "identity", value_name = "KEY")]
-    identities: Vec<PathBuf>,
+    #[command(flatten)]
+    trusted: super::trust_args::TrustedKeys,
+    #[command(flatten)]
+    identities: super::trust_args::Identities,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -70,11 +68,8 @@ enum FailOn {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let trusted = super::load_trusted(&args.trusted_keys)?;
-    let mut identities = Vec::new();
-    for p in &args.identities {
-        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
-    }
+    let trusted = args.trusted.load()?;
+    let identities = args.identities.load()?;
     let signer = match &args.signing_key {
         Some(p) => Some(Signer::from_file(p).map_err(|e| InvalidInput(e.to_string()))?),
         None => None,

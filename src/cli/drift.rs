@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::seal::keys::load_identities;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -30,12 +29,10 @@ pub struct Args {
     /// A bundle of a cluster run.
     #[arg(value_name = "RUNTIME_BUNDLE")]
     runtime: PathBuf,
-    /// A trusted Ed25519 public key (SPKI PEM); repeat for key rotation.
-    #[arg(long = "trusted-key", value_name = "PUB", required = true)]
-    trusted_keys: Vec<PathBuf>,
-    /// An age identity to decrypt encrypted bundles.
-    #[arg(long = "identity", value_name = "KEY")]
-    identities: Vec<PathBuf>,
+    #[command(flatten)]
+    trusted: super::trust_args::TrustedKeys,
+    #[command(flatten)]
+    identities: super::trust_args::Identities,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -63,11 +60,8 @@ enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let trusted = super::load_trusted(&args.trusted_keys)?;
-    let mut identities = Vec::new();
-    for p in &args.identities {
-        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
-    }
+    let trusted = args.trusted.load()?;
+    let identities = args.identities.load()?;
     let signer = args
         .signing_key
         .as_deref()

@@ -32,15 +32,14 @@ pub struct Args {
     /// The policy, when the files hold several.
     #[arg(long = "policy", alias = "name", value_name = "NAME")]
     name: Option<String>,
-    /// A trusted Ed25519 public key the shards are signed with; repeat for rotation.
-    #[arg(long = "trusted-key", required = true, value_name = "PUB")]
-    trusted_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    trusted: super::trust_args::TrustedKeys,
     #[command(flatten)]
     seal: super::seal_args::SealArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let trusted = super::load_trusted(&args.trusted_keys)?;
+    let trusted = args.trusted.load()?;
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
     let policy = &set.policies[index];
     let signer = args.seal.signer(policy)?;

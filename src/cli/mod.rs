@@ -21,6 +21,7 @@ mod run;
 mod scanner_args;
 mod schedule;
 mod seal_args;
+mod trust_args;
 mod validate;
 mod verify;
 mod verify_image;
@@ -188,17 +189,6 @@ fn report_diagnostics(diags: &[Diagnostic]) -> bool {
         let _ = writeln!(w);
     }
     diags.iter().any(Diagnostic::is_error)
-}
-
-/// The trusted signing keys named on the command line.
-fn load_trusted(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
-    paths
-        .iter()
-        .map(|p| {
-            crate::seal::keys::load_public_key(p)
-                .map_err(|e| anyhow::Error::from(InvalidInput(e.to_string())))
-        })
-        .collect()
 }
 
 /// Write to stdout, turning a closed pipe into a quiet exit.

@@ -7,7 +7,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::seal::keys::load_identities;
 use crate::seal::verify::{decrypt, recount, verify};
 
 const AFTER_HELP: &str = "\
@@ -27,12 +26,10 @@ pub struct Args {
     /// The bundle directory.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    /// age identity (or unencrypted ssh key) file; repeatable.
-    #[arg(long = "identity", value_name = "KEY", required = true)]
-    identities: Vec<PathBuf>,
-    /// Trusted signing public key(s) for verification.
-    #[arg(long = "trusted-key", value_name = "PUB")]
-    trusted_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    identities: super::trust_args::Identities,
+    #[command(flatten)]
+    trusted: super::trust_args::TrustedKeys,
     /// Only this target id.
     #[arg(long, value_name = "ID")]
     target: Option<String>,
@@ -60,23 +57,36 @@ pub struct Args {
     force: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let mut identities = Vec::new();
-    for p in &args.identities {
-        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
+/// The identities and trusted keys given, checked before anything is
+/// read: an identity is required, a trusted key unless `--no-verify`, and
+/// the wrong identity is said once, not as one failure per file.
+#[allow(clippy::type_complexity)]
+fn keys(
+    args: &Args,
+) -> anyhow::Result<(
+    Vec<Box<dyn age::Identity + Send + Sync>>,
+    Vec<ed25519_dalek::VerifyingKey>,
+)> {
+    if args.identities.identities.is_empty() {
+        return Err(InvalidInput(
+            "pass --identity KEY: the age identity (or ssh key) the results were encrypted to"
+                .into(),
+        )
+        .into());
     }
-    if args.trusted_keys.is_empty() && !args.no_verify {
+    let identities = args.identities.load()?;
+    if args.trusted.trusted_keys.is_empty() && !args.no_verify {
         return Err(InvalidInput(
             "pass --trusted-key PUB to verify the bundle first (or --no-verify to skip it)".into(),
         )
         .into());
     }
-    let trusted = super::load_trusted(&args.trusted_keys)?;
-    // The wrong key is said once, not as one failure per file.
+    let trusted = args.trusted.load_given()?;
     if let Some(summary) = crate::seal::layout::encrypted_summary(&args.bundle)
         && crate::seal::verify::is_recipient(&summary, &identities) == Some(false)
     {
         let given: Vec<String> = args
+            .identities
             .identities
             .iter()
             .map(|p| printable(&p.display().to_string()).into_owned())
@@ -88,6 +98,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         ))
         .into());
     }
+    Ok((identities, trusted))
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let (identities, trusted) = keys(&args)?;
     let v = verify(&args.bundle, &trusted, &identities);
     if !v.ok() && !args.no_verify {
         for pr in &v.problems {

@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Exit, InvalidInput, print_stdout};
-use crate::seal::keys::load_identities;
+use super::{Exit, print_stdout};
 use crate::seal::verify::verify;
 
 const AFTER_HELP: &str = "\
@@ -25,20 +24,15 @@ pub struct Args {
     /// The bundle directory (OUT/<policy>/<run-id>).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    /// A trusted Ed25519 public key (SPKI PEM); repeat for key rotation.
-    #[arg(long = "trusted-key", value_name = "PUB", required = true)]
-    trusted_keys: Vec<PathBuf>,
-    /// An age identity (or unencrypted ssh key) to also check the decrypted results.
-    #[arg(long = "identity", value_name = "KEY")]
-    identities: Vec<PathBuf>,
+    #[command(flatten)]
+    trusted: super::trust_args::TrustedKeys,
+    #[command(flatten)]
+    identities: super::trust_args::Identities,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let trusted = super::load_trusted(&args.trusted_keys)?;
-    let mut identities = Vec::new();
-    for p in &args.identities {
-        identities.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);
-    }
+    let trusted = args.trusted.load()?;
+    let identities = args.identities.load()?;
     let v = verify(&args.bundle, &trusted, &identities);
     if v.ok() {
         let st = v
