@@ -397,37 +397,19 @@ fn the_new_verbs_are_pinned_to_the_planned_pods() {
         &s,
         "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
     );
-    let (set, diags) = vigil::policy::load(&[
-        s.dir.path().join("p.yaml"),
-        s.dir.path().join("profile.yaml"),
-        repo().join("policies/profiles"),
-    ]);
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let caller = rt
-        .block_on(vigil::cluster::Cluster::connect_with(
-            Some(&s.server.kubeconfig),
-            None,
-            false,
-        ))
-        .unwrap();
-    let inventory = vigil::inventory::Live::new(caller.clone(), rt.handle().clone());
-    let (plan, _) = vigil::plan::plan(
-        &set,
-        &[],
-        Some(&inventory),
-        &vigil::plan::PlanOptions::default(),
-    )
-    .unwrap();
-    let audit = vigil::audit::AuditLog::new("test-run");
-    let mut access = rt
-        .block_on(vigil::access::RunAccess::setup(
-            &caller,
-            &set.policies[0].value,
-            &plan.policies[0],
-            &audit,
-        ))
-        .unwrap();
+    let crate::util::RunAccessFixture {
+        rt,
+        caller,
+        mut access,
+        audit,
+    } = crate::util::run_access(
+        &s.server.kubeconfig,
+        &[
+            s.dir.path().join("p.yaml"),
+            s.dir.path().join("profile.yaml"),
+            repo().join("policies/profiles"),
+        ],
+    );
     let scoped = access.scoped("mixed").unwrap().clone();
     let ec = k8s_openapi::api::core::v1::EphemeralContainer {
         name: "vigil-intruder".into(),

@@ -317,34 +317,15 @@ fn e2e_real_cluster_the_runs_token_is_pinned_and_dies_with_cleanup() {
     let kubeconfig = env("VIGIL_E2E_KUBECONFIG");
     let dir = TempDir::new("e2e-token");
     policy(&dir, "e2e.yaml", "");
-    let (set, diags) =
-        vigil::policy::load(&[dir.path().join("p.yaml"), repo().join("policies/profiles")]);
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let caller = rt
-        .block_on(vigil::cluster::Cluster::connect_with(
-            Some(Path::new(&kubeconfig)),
-            None,
-            false,
-        ))
-        .unwrap();
-    let inventory = vigil::inventory::Live::new(caller.clone(), rt.handle().clone());
-    let (plan, _) = vigil::plan::plan(
-        &set,
-        &[],
-        Some(&inventory),
-        &vigil::plan::PlanOptions::default(),
-    )
-    .unwrap();
-    let audit = vigil::audit::AuditLog::new("e2e-token");
-    let mut access = rt
-        .block_on(vigil::access::RunAccess::setup(
-            &caller,
-            &set.policies[0].value,
-            &plan.policies[0],
-            &audit,
-        ))
-        .unwrap();
+    let crate::util::RunAccessFixture {
+        rt,
+        caller,
+        mut access,
+        audit,
+    } = crate::util::run_access(
+        Path::new(&kubeconfig),
+        &[dir.path().join("p.yaml"), repo().join("policies/profiles")],
+    );
     let scoped = access.scoped("vigil-e2e").unwrap().clone();
     let exec =
         |pod: &str| rt.block_on(scoped.exec("vigil-e2e", pod, pod, vec!["true".into()], 1024));

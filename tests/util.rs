@@ -457,3 +457,55 @@ pub fn root_and_busybox() -> bool {
         "root and busybox-static",
     )
 }
+
+/// A run's access set up as `vigil run` sets it up, for tests that use the
+/// run's own token: the policy set from `files`, planned against the
+/// cluster of `kubeconfig`, its per-run objects created. Clean up with
+/// `rt.block_on(access.cleanup(&caller, &audit))`.
+pub struct RunAccessFixture {
+    /// The runtime the clients run on.
+    pub rt: tokio::runtime::Runtime,
+    /// The caller's client.
+    pub caller: vigil::cluster::Cluster,
+    /// The run's access objects and scoped clients.
+    pub access: vigil::access::RunAccess,
+    /// The run's audit trail.
+    pub audit: vigil::audit::AuditLog,
+}
+
+/// Set up [`RunAccessFixture`] for the first policy of `files`.
+pub fn run_access(kubeconfig: &Path, files: &[std::path::PathBuf]) -> RunAccessFixture {
+    let (set, diags) = vigil::policy::load(files);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caller = rt
+        .block_on(vigil::cluster::Cluster::connect_with(
+            Some(kubeconfig),
+            None,
+            false,
+        ))
+        .unwrap();
+    let inventory = vigil::inventory::Live::new(caller.clone(), rt.handle().clone());
+    let (plan, _) = vigil::plan::plan(
+        &set,
+        &[],
+        Some(&inventory),
+        &vigil::plan::PlanOptions::default(),
+    )
+    .unwrap();
+    let audit = vigil::audit::AuditLog::new("test-run");
+    let access = rt
+        .block_on(vigil::access::RunAccess::setup(
+            &caller,
+            &set.policies[0].value,
+            &plan.policies[0],
+            &audit,
+        ))
+        .unwrap();
+    RunAccessFixture {
+        rt,
+        caller,
+        access,
+        audit,
+    }
+}

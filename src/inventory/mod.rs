@@ -160,6 +160,26 @@ impl PodInfo {
             .filter(|cs| cs.state.as_ref().is_some_and(|st| st.running.is_some()))
             .map(|cs| cs.name.as_str())
             .collect();
+        // Init, app and ephemeral containers are different types with the
+        // same fields this reads: one builder for all three.
+        let info = |kind: ContainerKind,
+                    name: &str,
+                    image: &Option<String>,
+                    sc: Option<&k8s_openapi::api::core::v1::SecurityContext>| {
+            let (run_as_user, run_as_group) = user(name, sc);
+            ContainerInfo {
+                name: name.to_string(),
+                image: image.clone().unwrap_or_default(),
+                kind,
+                run_as_user,
+                run_as_group,
+                capabilities: sc.and_then(|s| s.capabilities.clone()),
+                privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
+                running: running.contains(&name),
+                container_id: ids.get(name).map(|s| s.to_string()),
+                image_digest: image_digests.get(name).cloned(),
+            }
+        };
         let mut containers = Vec::new();
         if let Some(spec) = spec {
             for (kind, list) in [
@@ -170,49 +190,16 @@ impl PodInfo {
                 ),
             ] {
                 for c in list {
-                    let (run_as_user, run_as_group) = user(&c.name, c.security_context.as_ref());
-                    containers.push(ContainerInfo {
-                        name: c.name.clone(),
-                        image: c.image.clone().unwrap_or_default(),
-                        kind,
-                        run_as_user,
-                        run_as_group,
-                        capabilities: c
-                            .security_context
-                            .as_ref()
-                            .and_then(|s| s.capabilities.clone()),
-                        privileged: c
-                            .security_context
-                            .as_ref()
-                            .and_then(|s| s.privileged)
-                            .unwrap_or(false),
-                        running: running.contains(&c.name.as_str()),
-                        container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
-                        image_digest: image_digests.get(c.name.as_str()).cloned(),
-                    });
+                    containers.push(info(kind, &c.name, &c.image, c.security_context.as_ref()));
                 }
             }
             for c in spec.ephemeral_containers.iter().flatten() {
-                let (run_as_user, run_as_group) = user(&c.name, c.security_context.as_ref());
-                containers.push(ContainerInfo {
-                    name: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    kind: ContainerKind::Ephemeral,
-                    run_as_user,
-                    run_as_group,
-                    capabilities: c
-                        .security_context
-                        .as_ref()
-                        .and_then(|s| s.capabilities.clone()),
-                    privileged: c
-                        .security_context
-                        .as_ref()
-                        .and_then(|s| s.privileged)
-                        .unwrap_or(false),
-                    running: running.contains(&c.name.as_str()),
-                    container_id: ids.get(c.name.as_str()).map(|s| s.to_string()),
-                    image_digest: image_digests.get(c.name.as_str()).cloned(),
-                });
+                containers.push(info(
+                    ContainerKind::Ephemeral,
+                    &c.name,
+                    &c.image,
+                    c.security_context.as_ref(),
+                ));
             }
         }
         Some(PodInfo {

@@ -35,36 +35,27 @@ pub fn check(set: &PolicySet) -> Vec<Diagnostic> {
 }
 
 fn unique_names(set: &PolicySet, out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<&str, &Loaded<Profile>> = HashMap::new();
-    for p in &set.profiles {
-        let name = p.value.metadata.name.as_str();
+    defined_once("profile", &set.profiles, |p| &p.metadata.name, out);
+    defined_once("policy", &set.policies, |p| &p.metadata.name, out);
+}
+
+/// A `kind` named twice is an error at the second definition, pointing to
+/// the first.
+fn defined_once<T>(
+    kind: &str,
+    loaded: &[Loaded<T>],
+    name_of: impl Fn(&T) -> &String,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut seen: HashMap<&str, &Loaded<T>> = HashMap::new();
+    for p in loaded {
+        let name = name_of(&p.value).as_str();
         if let Some(first) = seen.get(name) {
             out.push(
                 p.at_value(
                     Diagnostic::error(
                         Code::DuplicateId,
-                        format!("profile `{name}` is defined twice"),
-                    )
-                    .with_hint(format!(
-                        "first defined in {}; rename one of them",
-                        first.source.path.display()
-                    )),
-                    "/metadata/name",
-                ),
-            );
-        } else {
-            seen.insert(name, p);
-        }
-    }
-    let mut seen: HashMap<&str, &Loaded<ScanPolicy>> = HashMap::new();
-    for p in &set.policies {
-        let name = p.value.metadata.name.as_str();
-        if let Some(first) = seen.get(name) {
-            out.push(
-                p.at_value(
-                    Diagnostic::error(
-                        Code::DuplicateId,
-                        format!("policy `{name}` is defined twice"),
+                        format!("{kind} `{name}` is defined twice"),
                     )
                     .with_hint(format!(
                         "first defined in {}; rename one of them",
