@@ -655,12 +655,12 @@ fn the_image_baseline_judges_the_config_and_never_records_a_secret_value() {
     assert_eq!(status("IB-05"), "passed");
     // The secret's value is nowhere: not in stdout, stderr or any file.
     let mut everything = r.stdout.clone() + &r.stderr;
-    for f in walk(&d.join("out")) {
+    for f in crate::util::files_under(&d.join("out")) {
         everything.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
     }
     assert!(!everything.contains("hunter2"), "a secret value leaked");
     // HDF's platform names the source and the digest scanned.
-    let hdf_file = walk(&d.join("out"))
+    let hdf_file = crate::util::files_under(&d.join("out"))
         .into_iter()
         .find(|p| p.to_string_lossy().ends_with(".hdf.json"))
         .unwrap();
@@ -695,19 +695,6 @@ fn the_image_baseline_judges_the_config_and_never_records_a_secret_value() {
             .all(|v| v[0].starts_with("error")),
         "{all:?}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// An image scan, and a pod in the test API server running that image (its

@@ -114,7 +114,7 @@ fn an_imported_report_is_sealed_signed_and_verifies() {
         ],
     );
     assert_eq!(open.code, 0, "{}", open.stderr);
-    let opened: Vec<_> = walk(&out);
+    let opened: Vec<_> = crate::util::files_under(&out);
     let original = std::fs::read(dir.path().join("nginx.json")).unwrap();
     assert!(
         opened.iter().any(|p| std::fs::read(p).unwrap() == original),
@@ -132,7 +132,7 @@ fn a_tampered_import_fails_verification() {
         .path()
         .join("out/nginx")
         .join(summary["run_id"].as_str().unwrap());
-    let target = walk(&bundle.join("targets")).remove(0);
+    let target = crate::util::files_under(&bundle.join("targets")).remove(0);
     let mut bytes = std::fs::read(&target).unwrap();
     let last = bytes.len() - 20;
     bytes[last] ^= 1;
@@ -209,19 +209,6 @@ fn reports_that_are_not_hdf_are_refused_with_the_file_named() {
     );
     assert_eq!(twice.code, 2, "{}", twice.stderr);
     assert!(twice.stderr.contains("again"), "{}", twice.stderr);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

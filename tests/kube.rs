@@ -176,7 +176,7 @@ fn a_run_scans_live_pods_with_only_the_scoped_token_and_cleans_up() {
     assert_clean(&c);
     // No token anywhere in what vigil printed or wrote.
     let mut written = String::new();
-    for e in walk(&c.dir.path().join("out")) {
+    for e in crate::util::files_under(&c.dir.path().join("out")) {
         written.push_str(&String::from_utf8_lossy(&std::fs::read(e).unwrap()));
     }
     for t in c.server.issued_tokens() {
@@ -185,19 +185,6 @@ fn a_run_scans_live_pods_with_only_the_scoped_token_and_cleans_up() {
             "token leaked"
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

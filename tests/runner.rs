@@ -444,7 +444,7 @@ fn canaries_never_reach_logs_errors_or_results() {
         .unwrap()
         .flatten()
     {
-        for f in walk(&e.path()) {
+        for f in crate::util::files_under(&e.path()) {
             written.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
         }
     }
@@ -459,19 +459,6 @@ fn canaries_never_reach_logs_errors_or_results() {
         assert!(!out.stderr.contains(c.as_str()), "{c} on stderr");
         assert!(!written.contains(c.as_str()), "{c} in the results");
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Three processes, one shard each, against the same server: together they

@@ -509,3 +509,20 @@ pub fn run_access(kubeconfig: &Path, files: &[std::path::PathBuf]) -> RunAccessF
         audit,
     }
 }
+
+/// Every regular file under `dir`, recursively (directories are not
+/// followed through symlinks). A directory that cannot be read fails the
+/// test.
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
