@@ -281,6 +281,38 @@ fn verification_flags_are_declared_once() {
     }
 }
 
+/// Public items (`pub fn`, `pub struct`, … outside test modules) in
+/// `src/`: the crate's surface may only shrink. A change that adds public
+/// items either makes them `pub(crate)` (most are used only inside the
+/// crate) or raises this number in the same commit, saying why; one that
+/// removes some lowers it.
+const PUBLIC_ITEMS: usize = 1034;
+
+#[test]
+fn the_public_surface_does_not_grow() {
+    let item = regex::Regex::new(
+        r"(?m)^\s*pub (async fn|unsafe fn|fn|struct|enum|trait|const|type|static|mod|use) ",
+    )
+    .unwrap();
+    let count: usize = source_files()
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let code = text.split("#[cfg(test)]\nmod ").next().unwrap();
+            item.find_iter(code).count()
+        })
+        .sum();
+    assert!(
+        count <= PUBLIC_ITEMS,
+        "{} public items more than the {PUBLIC_ITEMS} allowed: make new items pub(crate) unless embedders, tests or benches need them (then raise PUBLIC_ITEMS and say why)",
+        count - PUBLIC_ITEMS
+    );
+    assert!(
+        count == PUBLIC_ITEMS,
+        "the public surface shrank to {count}: lower PUBLIC_ITEMS from {PUBLIC_ITEMS}"
+    );
+}
+
 /// Returns true if and only if a signature returns `Result<T, String>`.
 fn returns_a_string_error(sig: &str) -> bool {
     let Some(ret) = sig.split("->").nth(1) else {

@@ -234,7 +234,7 @@ pub fn runner_name(policy: &str) -> String {
 /// ([`crate::facts::MAX_CONTENT_BYTES`]) plus their metadata and the
 /// output stream's buffers. Every approach parses output as it streams,
 /// so a scan holds its facts, not its output.
-pub fn runner_memory_mib(concurrency: u32) -> u64 {
+pub(crate) fn runner_memory_mib(concurrency: u32) -> u64 {
     const BASE_MIB: u64 = 128;
     const PER_SCAN_MIB: u64 = crate::facts::MAX_CONTENT_BYTES / (1024 * 1024) + 8;
     BASE_MIB + u64::from(concurrency.max(1)) * PER_SCAN_MIB
