@@ -642,3 +642,220 @@ fn junit_suites(dir: &std::path::Path, file: &str) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// What compliance-trestle (NIST's OSCAL model, PyPI) makes of an OSCAL
+/// assessment-results file in `dir` after loading it: per result, the
+/// targets, the number of observations, the findings (control id, OSCAL
+/// target, reason) and the waived observations (control id, state,
+/// expiry). Loading fails on any field the model refuses.
+fn trestle_check(dir: &std::path::Path, file: &str) -> Value {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/interop/oscal-check.py"))
+        .arg(file)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trestle refused {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `--report oscal=FILE`: OSCAL assessment results that compliance-trestle
+/// loads, for a run with a failing target, a waived control and a target
+/// that could not be scanned (`run`), for the same sealed bundle twice
+/// (`open`: the same bytes), and for an imported report. Observations are
+/// every control of every target, findings exactly the failed and error
+/// controls, with their first NIST tag as the OSCAL control id.
+#[test]
+fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
+    let present = Command::new("python3")
+        .args(["-c", "import trestle.oscal.assessment_results"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !crate::util::prerequisite(present, "compliance-trestle (PyPI)") {
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let dir = TempDir::new("oscal");
+    crate::util::signing_key(dir.path());
+    let r = fx.path().join("rootfs");
+    // A tar that is not one: planned, then an error target.
+    dir.write("broken.tar", vec![0x42u8; 4096]);
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "age", "--out", "auditor"]).code,
+        0
+    );
+    let recipient = std::fs::read_to_string(dir.path().join("auditor.pub")).unwrap();
+    let policy = dir.write(
+        "p.yaml",
+        format!(
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: grc}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {0}/alpine, name: alpine}}\n    - {{rootfs: {0}/debian, name: debian}}\n    - {{rootfs: broken.tar, name: gone}}\n  threshold: {{compliance: {{min: 80}}}}\n  waivers:\n    - {{control: CB-05, expires: \"2099-01-01T00:00:00Z\", justification: \"root alias kept\\nfor the vendor's agent\", approver: grc@example.com}}\n  output: {{signingKey: signer.key.pem, recipients: [\"{1}\"]}}\n",
+            r.display(),
+            recipient.trim()
+        ),
+    );
+    let profiles = repo().join("policies/profiles");
+    let run = vigil_in(
+        dir.path(),
+        &[
+            "run",
+            policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--format",
+            "json",
+            "--report",
+            "oscal=run.json",
+        ],
+    );
+    assert!(run.code == 1 || run.code == 3, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let checked = trestle_check(dir.path(), "run.json");
+    let result = &checked[0];
+    let targets = summary[0]["targets"].as_array().unwrap();
+    let ids: Vec<&str> = targets.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(result["targets"], serde_json::json!(sorted));
+    let count = |k: &str| -> u64 {
+        targets
+            .iter()
+            .map(|t| t["counts"][k].as_u64().unwrap())
+            .sum()
+    };
+    let all = ["passed", "failed", "skipped", "no_impact", "error"]
+        .iter()
+        .map(|k| count(k))
+        .sum::<u64>();
+    assert_eq!(result["observations"], all, "{checked}");
+    let findings = result["findings"].as_array().unwrap();
+    assert_eq!(
+        findings.len() as u64,
+        count("failed") + count("error"),
+        "{checked}"
+    );
+    // The target that could not be scanned: every control an error finding.
+    let gone = targets.iter().find(|t| t["status"] == "error").unwrap();
+    assert!(gone["counts"]["error"].as_u64().unwrap() > 0, "{gone}");
+    assert!(findings.iter().any(|f| f[2] == "other"), "{checked}");
+    // NIST tags become OSCAL control ids (CB-05 is tagged AC-6 … in the
+    // profile; a finding of it, where it fails unwaived, targets one).
+    assert!(
+        findings.iter().all(|f| f[1]
+            .as_str()
+            .unwrap()
+            .chars()
+            .next()
+            .unwrap()
+            .is_ascii_lowercase()
+            || f[1].as_str().unwrap().starts_with("CB-")),
+        "{checked}"
+    );
+    // The waiver: on every scanned target's CB-05, active, with its expiry.
+    let waived = result["waived"].as_array().unwrap();
+    assert!(
+        !waived.is_empty()
+            && waived
+                .iter()
+                .all(|w| w == &serde_json::json!(["CB-05", "true", "2099-01-01T00:00:00Z"])),
+        "{checked}"
+    );
+
+    // The sealed bundle, opened twice: the same document, byte for byte.
+    let bundle = dir
+        .path()
+        .join("out/grc")
+        .join(summary[0]["run_id"].as_str().unwrap());
+    for out in ["open-1.json", "open-2.json"] {
+        let open = vigil_in(
+            dir.path(),
+            &[
+                "open",
+                bundle.to_str().unwrap(),
+                "--trusted-key",
+                "signer.pub.pem",
+                "--identity",
+                "auditor.key",
+                "--report",
+                &format!("oscal={out}"),
+            ],
+        );
+        assert!(open.code == 0 || open.code == 1, "{}", open.stderr);
+    }
+    let (a, b) = (
+        std::fs::read(dir.path().join("open-1.json")).unwrap(),
+        std::fs::read(dir.path().join("open-2.json")).unwrap(),
+    );
+    assert_eq!(a, b, "the same bundle gives the same document");
+    let opened = trestle_check(dir.path(), "open-1.json");
+    assert_eq!(opened[0]["findings"], result["findings"], "{opened}");
+    assert_eq!(opened[0]["observations"], result["observations"]);
+
+    // An imported report (InSpec's nginx sample), sealed, then opened.
+    std::fs::copy(
+        repo().join("fixtures/hdf/inspec-nginx-results.json"),
+        dir.path().join("nginx.json"),
+    )
+    .unwrap();
+    dir.write(
+        "imp.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: nginx}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{namespace: web}}\n  output: {{recipients: [\"{}\"]}}\n", recipient.trim()),
+    );
+    let imported = vigil_in(
+        dir.path(),
+        &[
+            "import",
+            "nginx.json",
+            "--policy-file",
+            "imp.yaml",
+            "--policy-file",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let isum: Value = serde_json::from_str(&imported.stdout).unwrap();
+    let ibundle = dir
+        .path()
+        .join("out/nginx")
+        .join(isum["run_id"].as_str().unwrap());
+    let open = vigil_in(
+        dir.path(),
+        &[
+            "open",
+            ibundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "auditor.key",
+            "--report",
+            "oscal=imported.json",
+        ],
+    );
+    assert!(open.code == 0 || open.code == 1, "{}", open.stderr);
+    let imported = trestle_check(dir.path(), "imported.json");
+    let c = &isum["targets"][0]["counts"];
+    let total: u64 = ["passed", "failed", "skipped", "no_impact", "error"]
+        .iter()
+        .map(|k| c[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(imported[0]["observations"], total, "{imported}");
+    assert_eq!(
+        imported[0]["findings"].as_array().unwrap().len() as u64,
+        c["failed"].as_u64().unwrap() + c["error"].as_u64().unwrap()
+    );
+    let text = std::fs::read_to_string(dir.path().join("imported.json")).unwrap();
+    assert!(
+        text.contains("\"evidence-source\""),
+        "imported results say so"
+    );
+}

@@ -286,7 +286,7 @@ fn verification_flags_are_declared_once() {
 /// items either makes them `pub(crate)` (most are used only inside the
 /// crate) or raises this number in the same commit, saying why; one that
 /// removes some lowers it.
-const PUBLIC_ITEMS: usize = 1034;
+const PUBLIC_ITEMS: usize = 1035;
 
 #[test]
 fn the_public_surface_does_not_grow() {
@@ -390,12 +390,12 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 16] = [
+const OVER_BUDGET: [(&str, &str, usize); 15] = [
     ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 150),
     ("src/facts/shell.rs", "line", 217),
     ("src/cli/schedule.rs", "run", 208),
-    ("src/cli/open.rs", "run", 177),
+    ("src/cli/open.rs", "run", 164),
     ("src/seal/verify.rs", "verify", 200),
     ("src/plan/mod.rs", "plan_policy", 146),
     ("src/plan/mod.rs", "select_pod", 157),
@@ -405,7 +405,6 @@ const OVER_BUDGET: [(&str, &str, usize); 16] = [
     ("src/image/index.rs", "apply", 140),
     ("src/plan/incluster.rs", "pod_template", 121),
     ("src/monitor/trail.rs", "read", 137),
-    ("src/inventory/mod.rs", "from_pod", 126),
     ("src/approach/external.rs", "run", 122),
 ];
 

@@ -48,7 +48,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 10)]
     details_limit: usize,
     /// Also write a CI report of the opened results, in plaintext:
-    /// junit=PATH, sarif=PATH or markdown=PATH; repeatable.
+    /// junit=PATH, sarif=PATH, markdown=PATH or oscal=PATH (OSCAL 1.1
+    /// assessment results); repeatable.
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     reports: Vec<crate::report::ci::Request>,
     /// Replace files that exist: the HDF files in --out and the --report
@@ -99,6 +100,35 @@ fn keys(
         .into());
     }
     Ok((identities, trusted))
+}
+
+/// One target of a verified statement, with its decrypted results, as
+/// the reports show it.
+fn report_target(
+    t: &crate::seal::statement::TargetResult,
+    hdf: &crate::report::import::Hdf,
+    findings: Vec<crate::report::findings::Finding>,
+) -> crate::report::view::ReportTarget {
+    let c = &t.counts;
+    crate::report::view::ReportTarget {
+        id: t.id.clone(),
+        approach: t.approach.clone(),
+        evidence: t.evidence.clone(),
+        image_digest: t.image_digest.clone(),
+        hdf: (t.hdf.file.clone(), t.hdf.plaintext_sha256.clone()),
+        counts: [c.passed, c.failed, c.skipped, c.no_impact, c.error],
+        compliance: t.compliance,
+        threshold: match (t.status, t.threshold_passed) {
+            (crate::report::run::TargetStatus::Error, _) => ThresholdOutcome::Error,
+            (_, Some(true)) => ThresholdOutcome::Pass,
+            (_, Some(false)) => ThresholdOutcome::Fail,
+            (_, None) => ThresholdOutcome::None,
+        },
+        error: (t.status == crate::report::run::TargetStatus::Error)
+            .then(|| "it could not be scanned".to_string()),
+        controls: crate::report::findings::all_controls(hdf),
+        findings,
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -218,23 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
         if !args.reports.is_empty() {
-            report_targets.push(crate::report::ci::ReportTarget {
-                id: t.id.clone(),
-                approach: t.approach.clone(),
-                evidence: t.evidence.clone(),
-                counts: [c.passed, c.failed, c.skipped, c.no_impact, c.error],
-                compliance: t.compliance,
-                threshold: match (t.status, t.threshold_passed) {
-                    (crate::report::run::TargetStatus::Error, _) => ThresholdOutcome::Error,
-                    (_, Some(true)) => ThresholdOutcome::Pass,
-                    (_, Some(false)) => ThresholdOutcome::Fail,
-                    (_, None) => ThresholdOutcome::None,
-                },
-                error: (t.status == crate::report::run::TargetStatus::Error)
-                    .then(|| "it could not be scanned".to_string()),
-                controls: crate::report::findings::all_controls(&hdf),
-                findings,
-            });
+            report_targets.push(report_target(t, &hdf, findings));
         }
         if let Some(dir) = &args.out {
             let name = crate::report::hdf_file_name(&t.id);
@@ -261,10 +275,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         // SARIF locates results at the bundle's signed statement: the
         // profiles' sources are not in a bundle.
         let statement = args.bundle.join(crate::seal::bundle::STATEMENT_FILE);
-        let runs = [crate::report::ci::ReportRun {
+        let runs = [crate::report::view::ReportRun {
             policy: p.policy.name.clone(),
             run_id: p.run_id.clone(),
             verdict: p.verdict.to_string(),
+            started: p.started.clone(),
+            ended: p.ended.clone(),
+            imported: p.imported.is_some(),
             targets: report_targets,
         }];
         let files = [(p.policy.name.clone(), statement.display().to_string())].into();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
+use crate::report::view::ReportRun;
 use sha2::{Digest, Sha256};
 
 use crate::policy::threshold::Threshold;
@@ -51,9 +52,10 @@ pub struct Args {
     /// At most this many controls listed per target ("and N more").
     #[arg(long, value_name = "N", default_value_t = 10)]
     details_limit: usize,
-    /// Also write a CI report, in plaintext (the sealed bundle stays the
-    /// record): junit=PATH (JUnit XML), sarif=PATH (SARIF 2.1.0) or
-    /// markdown=PATH; repeatable.
+    /// Also write a report, in plaintext (the sealed bundle stays the
+    /// record): junit=PATH (JUnit XML), sarif=PATH (SARIF 2.1.0),
+    /// markdown=PATH or oscal=PATH (OSCAL 1.1 assessment results);
+    /// repeatable.
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     reports: Vec<crate::report::ci::Request>,
     /// Replace --report files that exist (regular files only; without it,
@@ -201,7 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
     };
     print_stdout(&text)?;
-    let all: Vec<crate::report::ci::ReportRun> = summaries.iter().map(|(s, _)| s.into()).collect();
+    let all: Vec<ReportRun> = summaries.iter().map(|(s, _)| s.into()).collect();
     let policy_files = set
         .policies
         .iter()

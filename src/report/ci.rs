@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::findings::{Finding, render};
-use crate::report::run::RunSummary;
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +20,8 @@ pub enum Format {
     Markdown,
     /// SARIF 2.1.0 (GitHub code scanning).
     Sarif,
+    /// OSCAL 1.1 assessment results (JSON).
+    Oscal,
 }
 
 /// One `--report FORMAT=PATH`.
@@ -43,9 +44,10 @@ impl std::str::FromStr for Request {
             "junit" => Format::Junit,
             "markdown" | "md" => Format::Markdown,
             "sarif" => Format::Sarif,
+            "oscal" => Format::Oscal,
             other => {
                 return Err(format!(
-                    "unknown report format `{other}`; use junit, sarif or markdown"
+                    "unknown report format `{other}`; use junit, sarif, markdown or oscal"
                 ));
             }
         };
@@ -59,74 +61,7 @@ impl std::str::FromStr for Request {
     }
 }
 
-/// A run as the reports show it: built from a run's summary (`vigil run`)
-/// or from a bundle's signed statement and decrypted results (`vigil
-/// open`), so both commands write the same reports.
-#[derive(Debug, Clone)]
-pub struct ReportRun {
-    /// Policy name.
-    pub policy: String,
-    /// Run id.
-    pub run_id: String,
-    /// The run's verdict.
-    pub verdict: String,
-    /// Its targets.
-    pub targets: Vec<ReportTarget>,
-}
-
-/// One target of a [`ReportRun`].
-#[derive(Debug, Clone)]
-pub struct ReportTarget {
-    /// Target id.
-    pub id: String,
-    /// Approach.
-    pub approach: String,
-    /// Evidence level.
-    pub evidence: String,
-    /// passed, failed, skipped, n/a, error.
-    pub counts: [usize; 5],
-    /// Compliance, percent.
-    pub compliance: u32,
-    /// `pass`, `fail`, `none` or `error`.
-    pub threshold: crate::report::run::ThresholdOutcome,
-    /// Why it could not be scanned, if so.
-    pub error: Option<String>,
-    /// Failed and error controls.
-    pub findings: Vec<Finding>,
-    /// Every control.
-    pub controls: Vec<Finding>,
-}
-
-impl From<&RunSummary> for ReportRun {
-    fn from(s: &RunSummary) -> ReportRun {
-        ReportRun {
-            policy: s.policy.clone(),
-            run_id: s.run_id.clone(),
-            verdict: s.verdict.to_string(),
-            targets: s
-                .targets
-                .iter()
-                .map(|t| ReportTarget {
-                    id: t.id.clone(),
-                    approach: t.approach.as_str().into(),
-                    evidence: t.evidence.as_str().into(),
-                    counts: [
-                        t.counts.passed,
-                        t.counts.failed,
-                        t.counts.skipped,
-                        t.counts.no_impact,
-                        t.counts.error,
-                    ],
-                    compliance: t.compliance,
-                    threshold: t.threshold_outcome(),
-                    error: t.error.clone(),
-                    findings: t.findings.clone(),
-                    controls: t.controls.clone(),
-                })
-                .collect(),
-        }
-    }
-}
+use super::view::ReportRun;
 
 /// One target's controls, as a report shows them.
 #[derive(Debug, Clone)]
@@ -496,6 +431,7 @@ pub fn write(
             }
             Format::Markdown => markdown(runs),
             Format::Sarif => sarif(runs, locations, policy_files),
+            Format::Oscal => super::oscal::assessment_results(runs),
         };
         crate::safeio::write_private(&r.path, text.as_bytes(), force).map_err(|e| {
             std::io::Error::new(
@@ -523,6 +459,8 @@ mod tests {
             severity: "high",
             title: format!("title <{id}>"),
             message: message.into(),
+            nist: Vec::new(),
+            waiver: None,
         }
     }
 

@@ -27,6 +27,12 @@ pub struct Finding {
     /// Where a manifest field decided it: file, line, column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<crate::facts::workload::Location>,
+    /// Its NIST SP 800-53 controls (for OSCAL; not in the JSON summary).
+    #[serde(skip)]
+    pub nist: Vec<String>,
+    /// Its waiver (for OSCAL; not in the JSON summary).
+    #[serde(skip)]
+    pub waiver: Option<super::import::ControlWaiver>,
 }
 
 /// Most characters of a message kept in a finding.
@@ -54,6 +60,8 @@ fn finding(c: &Control) -> Finding {
         title: crate::safeio::excerpt(&c.title, 120),
         message: shorten(&crate::safeio::printable(&c.message), MAX_MESSAGE_CHARS),
         location: c.location.clone(),
+        nist: c.nist.clone(),
+        waiver: c.waiver.clone(),
     }
 }
 

@@ -64,7 +64,26 @@ pub struct Control {
     /// Where a manifest field decided its first failed (else error)
     /// result: file, line, column (0: unknown).
     pub location: Option<crate::facts::workload::Location>,
+    /// Its NIST SP 800-53 controls (`tags.nist`, strings only; at most
+    /// [`MAX_NIST_TAGS`], each at most [`KEPT_CHARS`] characters).
+    pub nist: Vec<String>,
+    /// Its waiver (`waiver_data`), when it has one.
+    pub waiver: Option<ControlWaiver>,
 }
+
+/// A control's waiver, as its HDF `waiver_data` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlWaiver {
+    /// Why (at most [`KEPT_CHARS`] characters of its first line).
+    pub justification: String,
+    /// Until when (`expiration_date`, as written).
+    pub expires: String,
+    /// The waiver applied (`skipped_due_to_waiver`).
+    pub active: bool,
+}
+
+/// Most NIST tags kept per control.
+pub(crate) const MAX_NIST_TAGS: usize = 64;
 
 impl Hdf {
     /// Count the controls with Heimdall's status rules.
@@ -415,7 +434,7 @@ impl<'de> Visitor<'de> for ControlSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Control, A::Error> {
         let (mut id, mut title, mut impact) = (None, None, None);
-        let (mut tags, mut waived) = ([None, None], false);
+        let (mut tags, mut nist, mut waiver) = ([None, None], Vec::new(), None);
         let mut results = None;
         while let Some(k) = a.next_key::<Key<'de>>()? {
             match &*k {
@@ -423,15 +442,26 @@ impl<'de> Visitor<'de> for ControlSeed {
                 "title" => title = Some(a.next_value::<Scalar<'de>>()?),
                 "impact" => impact = Some(a.next_value::<Scalar<'de>>()?),
                 "tags" => {
-                    tags = a
-                        .next_value_seed(FieldsSeed::<2>(["severityoverride", "severity"]))?
-                        .unwrap_or_default();
+                    (tags, nist) = a.next_value_seed(TagsSeed)?.unwrap_or_default();
                 }
                 "waiver_data" => {
-                    let [skipped] = a
-                        .next_value_seed(FieldsSeed::<1>(["skipped_due_to_waiver"]))?
+                    let [skipped, justification, expires] = a
+                        .next_value_seed(FieldsSeed::<3>([
+                            "skipped_due_to_waiver",
+                            "justification",
+                            "expiration_date",
+                        ]))?
                         .unwrap_or_default();
-                    waived = matches!(skipped, Some(Scalar::Bool(true)));
+                    let text = |s: Option<Scalar<'_>>| {
+                        s.and_then(Scalar::into_string)
+                            .map(|t| kept(&t, KEPT_CHARS))
+                            .unwrap_or_default()
+                    };
+                    waiver = Some(ControlWaiver {
+                        active: matches!(skipped, Some(Scalar::Bool(true))),
+                        justification: text(justification),
+                        expires: text(expires),
+                    });
                 }
                 "results" => results = Some(a.next_value_seed(ResultsSeed)?),
                 _ => {
@@ -478,7 +508,9 @@ impl<'de> Visitor<'de> for ControlSeed {
                 .unwrap_or_default(),
             impact,
             severity,
-            status: results.status(impact, waived),
+            status: results.status(impact, waiver.as_ref().is_some_and(|w| w.active)),
+            nist,
+            waiver,
             location: results.location.clone(),
             message: results
                 .first_error
@@ -527,6 +559,69 @@ impl<'de, const N: usize> Visitor<'de> for FieldsSeed<N> {
     }
     read_past_scalars!(None);
     read_past_seq!(None);
+}
+
+/// A control's `tags`: the two severity fields and the `nist` strings.
+struct TagsSeed;
+
+type Tags<'de> = ([Option<Scalar<'de>>; 2], Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for TagsSeed {
+    type Value = Option<Tags<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TagsSeed {
+    type Value = Option<Tags<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let (mut severity, mut nist): Tags<'de> = ([None, None], Vec::new());
+        while let Some(k) = a.next_key::<Key<'de>>()? {
+            match &*k {
+                "severityoverride" => severity[0] = Some(a.next_value::<Scalar<'de>>()?),
+                "severity" => severity[1] = Some(a.next_value::<Scalar<'de>>()?),
+                "nist" => nist = a.next_value_seed(StringsSeed)?,
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some((severity, nist)))
+    }
+    read_past_scalars!(None);
+    read_past_seq!(None);
+}
+
+/// The strings of an array (others skipped), at most [`MAX_NIST_TAGS`].
+struct StringsSeed;
+
+impl<'de> DeserializeSeed<'de> for StringsSeed {
+    type Value = Vec<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StringsSeed {
+    type Value = Vec<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = a.next_element::<Scalar<'de>>()? {
+            if let (Some(s), true) = (item.into_string(), out.len() < MAX_NIST_TAGS) {
+                out.push(kept(&s, KEPT_CHARS));
+            }
+        }
+        Ok(out)
+    }
+    read_past_scalars!(Vec::new());
+    read_past_map!(Vec::new());
 }
 
 /// A control's results, folded: which statuses occur, and the first error

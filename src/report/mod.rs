@@ -7,11 +7,13 @@ pub(crate) mod findings;
 pub(crate) mod hdf;
 pub mod import;
 pub mod inventory;
+pub(crate) mod oscal;
 pub mod output;
 pub(crate) mod run;
 pub(crate) mod summary;
 pub(crate) mod text;
 pub mod threshold;
+pub(crate) mod view;
 pub(crate) mod waiver;
 
 use std::collections::BTreeMap;

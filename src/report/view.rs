@@ -1,0 +1,90 @@
+//! The one view of a run that every report format renders: built from a
+//! run's summary (`vigil run`) or from a verified statement and its
+//! decrypted results (`vigil open`).
+
+use super::findings::Finding;
+use super::run::RunSummary;
+
+/// A run as the reports show it: built from a run's summary (`vigil run`)
+/// or from a bundle's signed statement and decrypted results (`vigil
+/// open`), so both commands write the same reports.
+#[derive(Debug, Clone)]
+pub struct ReportRun {
+    /// Policy name.
+    pub policy: String,
+    /// Run id.
+    pub run_id: String,
+    /// The run's verdict.
+    pub verdict: String,
+    /// When it started and ended (RFC 3339).
+    pub started: String,
+    /// See `started`.
+    pub ended: String,
+    /// Its results were imported (another tool's word), not gathered.
+    pub imported: bool,
+    /// Its targets.
+    pub targets: Vec<ReportTarget>,
+}
+
+/// One target of a [`ReportRun`].
+#[derive(Debug, Clone)]
+pub struct ReportTarget {
+    /// Target id.
+    pub id: String,
+    /// Approach.
+    pub approach: String,
+    /// Evidence level.
+    pub evidence: String,
+    /// The image digest scanned (images) or the kubelet reports (containers).
+    pub image_digest: Option<String>,
+    /// Its HDF document in the bundle: file name and plaintext sha256.
+    pub hdf: (String, String),
+    /// passed, failed, skipped, n/a, error.
+    pub counts: [usize; 5],
+    /// Compliance, percent.
+    pub compliance: u32,
+    /// `pass`, `fail`, `none` or `error`.
+    pub threshold: crate::report::run::ThresholdOutcome,
+    /// Why it could not be scanned, if so.
+    pub error: Option<String>,
+    /// Failed and error controls.
+    pub findings: Vec<Finding>,
+    /// Every control.
+    pub controls: Vec<Finding>,
+}
+
+impl From<&RunSummary> for ReportRun {
+    fn from(s: &RunSummary) -> ReportRun {
+        ReportRun {
+            policy: s.policy.clone(),
+            run_id: s.run_id.clone(),
+            verdict: s.verdict.to_string(),
+            started: s.started.to_rfc3339(),
+            ended: s.ended.to_rfc3339(),
+            imported: s.imported.is_some(),
+            targets: s
+                .targets
+                .iter()
+                .map(|t| ReportTarget {
+                    id: t.id.clone(),
+                    approach: t.approach.as_str().into(),
+                    evidence: t.evidence.as_str().into(),
+                    image_digest: t.image_digest.clone(),
+                    hdf: (t.hdf.name.clone(), t.hdf.sha256.clone()),
+                    counts: [
+                        t.counts.passed,
+                        t.counts.failed,
+                        t.counts.skipped,
+                        t.counts.no_impact,
+                        t.counts.error,
+                    ],
+                    compliance: t.compliance,
+                    threshold: t.threshold_outcome(),
+                    error: t.error.clone(),
+                    findings: t.findings.clone(),
+                    controls: t.controls.clone(),
+                })
+                .collect(),
+        }
+    }
+}
