@@ -858,4 +858,60 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
         text.contains("\"evidence-source\""),
         "imported results say so"
     );
+
+    // Hostile text from an imported report (an empty id, control
+    // characters, newlines in one-line fields, tags of the wrong types, a
+    // blank waiver) still makes a document the model accepts.
+    let evil = serde_json::json!({"platform": {"name": "x", "release": "1"}, "version": "5", "statistics": {},
+        "profiles": [{"name": "p", "sha256": "0".repeat(64), "supports": [], "attributes": [], "groups": [], "controls": [
+            {"id": "", "title": "\n\n", "impact": 0.5, "tags": {"nist": ["AC-6(1)", 5, {"x": 1}, "  ", "Rev_5"]},
+             "results": [{"status": "failed", "message": "\u{1b}[2J\nline2", "code_desc": "x"}]},
+            {"id": "1 weird/id\u{7}", "title": "t", "impact": 0.7, "tags": {"nist": "AC-1"},
+             "results": [{"status": "error", "message": "", "code_desc": ""}]},
+            {"id": "W", "title": "w", "impact": 0.7,
+             "waiver_data": {"skipped_due_to_waiver": true, "justification": "", "expiration_date": "  "},
+             "results": [{"status": "failed", "code_desc": "y"}]}]}]});
+    dir.write("nginx.json", serde_json::to_vec(&evil).unwrap());
+    let imported = vigil_in(
+        dir.path(),
+        &[
+            "import",
+            "nginx.json",
+            "--policy-file",
+            "imp.yaml",
+            "--policy-file",
+            profiles.to_str().unwrap(),
+            "--out",
+            "evil",
+            "--signing-key",
+            "signer.key.pem",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let isum: Value = serde_json::from_str(&imported.stdout).unwrap();
+    let ibundle = dir
+        .path()
+        .join("evil/nginx")
+        .join(isum["run_id"].as_str().unwrap());
+    let open = vigil_in(
+        dir.path(),
+        &[
+            "open",
+            ibundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "auditor.key",
+            "--report",
+            "oscal=evil.json",
+        ],
+    );
+    assert!(open.code == 0 || open.code == 1, "{}", open.stderr);
+    let evil = trestle_check(dir.path(), "evil.json");
+    let findings = evil[0]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2, "{evil}");
+    assert!(findings.iter().any(|f| f[1] == "ac-6.1"), "{evil}");
+    assert_eq!(evil[0]["waived"], serde_json::json!([["W", "true", ""]]));
 }
