@@ -805,43 +805,7 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
         "imp.yaml",
         format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: nginx}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{namespace: web}}\n  output: {{recipients: [\"{}\"]}}\n", recipient.trim()),
     );
-    let imported = vigil_in(
-        dir.path(),
-        &[
-            "import",
-            "nginx.json",
-            "--policy-file",
-            "imp.yaml",
-            "--policy-file",
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--signing-key",
-            "signer.key.pem",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(imported.code, 0, "{}", imported.stderr);
-    let isum: Value = serde_json::from_str(&imported.stdout).unwrap();
-    let ibundle = dir
-        .path()
-        .join("out/nginx")
-        .join(isum["run_id"].as_str().unwrap());
-    let open = vigil_in(
-        dir.path(),
-        &[
-            "open",
-            ibundle.to_str().unwrap(),
-            "--trusted-key",
-            "signer.pub.pem",
-            "--identity",
-            "auditor.key",
-            "--report",
-            "oscal=imported.json",
-        ],
-    );
-    assert!(open.code == 0 || open.code == 1, "{}", open.stderr);
+    let isum = import_then_open(dir.path(), &profiles, "out", "imported.json");
     let imported = trestle_check(dir.path(), "imported.json");
     let c = &isum["targets"][0]["counts"];
     let total: u64 = ["passed", "failed", "skipped", "no_impact", "error"]
@@ -872,8 +836,25 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
              "waiver_data": {"skipped_due_to_waiver": true, "justification": "", "expiration_date": "  "},
              "results": [{"status": "failed", "code_desc": "y"}]}]}]});
     dir.write("nginx.json", serde_json::to_vec(&evil).unwrap());
+    import_then_open(dir.path(), &profiles, "evil", "evil.json");
+    let evil = trestle_check(dir.path(), "evil.json");
+    let findings = evil[0]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2, "{evil}");
+    assert!(findings.iter().any(|f| f[1] == "ac-6.1"), "{evil}");
+    assert_eq!(evil[0]["waived"], serde_json::json!([["W", "true", ""]]));
+}
+
+/// `vigil import nginx.json` (policy `imp.yaml`, into `out`), then `vigil
+/// open` of the sealed bundle with `--report oscal=REPORT`; the import's
+/// summary.
+fn import_then_open(
+    dir: &std::path::Path,
+    profiles: &std::path::Path,
+    out: &str,
+    report: &str,
+) -> Value {
     let imported = vigil_in(
-        dir.path(),
+        dir,
         &[
             "import",
             "nginx.json",
@@ -882,7 +863,7 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
             "--policy-file",
             profiles.to_str().unwrap(),
             "--out",
-            "evil",
+            out,
             "--signing-key",
             "signer.key.pem",
             "--format",
@@ -890,28 +871,24 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
         ],
     );
     assert_eq!(imported.code, 0, "{}", imported.stderr);
-    let isum: Value = serde_json::from_str(&imported.stdout).unwrap();
-    let ibundle = dir
-        .path()
-        .join("evil/nginx")
-        .join(isum["run_id"].as_str().unwrap());
+    let summary: Value = serde_json::from_str(&imported.stdout).unwrap();
+    let bundle = dir
+        .join(out)
+        .join("nginx")
+        .join(summary["run_id"].as_str().unwrap());
     let open = vigil_in(
-        dir.path(),
+        dir,
         &[
             "open",
-            ibundle.to_str().unwrap(),
+            bundle.to_str().unwrap(),
             "--trusted-key",
             "signer.pub.pem",
             "--identity",
             "auditor.key",
             "--report",
-            "oscal=evil.json",
+            &format!("oscal={report}"),
         ],
     );
     assert!(open.code == 0 || open.code == 1, "{}", open.stderr);
-    let evil = trestle_check(dir.path(), "evil.json");
-    let findings = evil[0]["findings"].as_array().unwrap();
-    assert_eq!(findings.len(), 2, "{evil}");
-    assert!(findings.iter().any(|f| f[1] == "ac-6.1"), "{evil}");
-    assert_eq!(evil[0]["waived"], serde_json::json!([["W", "true", ""]]));
+    summary
 }
