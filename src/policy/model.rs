@@ -749,6 +749,21 @@ pub enum Evidence {
 }
 
 impl Evidence {
+    /// Every level.
+    pub(crate) const ALL: [Evidence; 6] = [
+        Evidence::Local,
+        Evidence::Probe,
+        Evidence::Api,
+        Evidence::External,
+        Evidence::Imported,
+        Evidence::Spec,
+    ];
+
+    /// The level a lower-case name means.
+    pub(crate) fn from_name(name: &str) -> Option<Evidence> {
+        Evidence::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -461,6 +461,7 @@ mod tests {
             message: message.into(),
             nist: Vec::new(),
             waiver: None,
+            evidence: None,
         }
     }
 

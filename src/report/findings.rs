@@ -33,6 +33,9 @@ pub struct Finding {
     /// Its waiver (for OSCAL; not in the JSON summary).
     #[serde(skip)]
     pub waiver: Option<super::import::ControlWaiver>,
+    /// How its facts were obtained, when its document says (for OSCAL).
+    #[serde(skip)]
+    pub evidence: Option<crate::policy::model::Evidence>,
 }
 
 /// Most characters of a message kept in a finding.
@@ -62,6 +65,7 @@ fn finding(c: &Control) -> Finding {
         location: c.location.clone(),
         nist: c.nist.clone(),
         waiver: c.waiver.clone(),
+        evidence: c.evidence,
     }
 }
 

@@ -69,6 +69,10 @@ pub struct Control {
     pub nist: Vec<String>,
     /// Its waiver (`waiver_data`), when it has one.
     pub waiver: Option<ControlWaiver>,
+    /// How its facts were obtained, as its `tags.evidence` says (vigil
+    /// writes it on every control; another tool's word is the target's
+    /// `imported`, whatever a tag claims).
+    pub evidence: Option<crate::policy::model::Evidence>,
 }
 
 /// A control's waiver, as its HDF `waiver_data` says.
@@ -434,7 +438,7 @@ impl<'de> Visitor<'de> for ControlSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Control, A::Error> {
         let (mut id, mut title, mut impact) = (None, None, None);
-        let (mut tags, mut nist, mut waiver) = ([None, None], Vec::new(), None);
+        let (mut tags, mut nist, mut waiver) = ([None, None, None], Vec::new(), None);
         let mut results = None;
         while let Some(k) = a.next_key::<Key<'de>>()? {
             match &*k {
@@ -496,7 +500,7 @@ impl<'de> Visitor<'de> for ControlSeed {
                 .into_iter()
                 .find(|k| k.eq_ignore_ascii_case(&t))
         };
-        let [over, tagged] = tags;
+        let [over, tagged, evidence] = tags;
         let severity = known(over)
             .or_else(|| known(tagged))
             .unwrap_or_else(|| severity(impact));
@@ -511,6 +515,10 @@ impl<'de> Visitor<'de> for ControlSeed {
             status: results.status(impact, waiver.as_ref().is_some_and(|w| w.active)),
             nist,
             waiver,
+            evidence: match evidence {
+                Some(Scalar::Str(e)) => crate::policy::model::Evidence::from_name(&e),
+                _ => None,
+            },
             location: results.location.clone(),
             message: results
                 .first_error
@@ -564,7 +572,8 @@ impl<'de, const N: usize> Visitor<'de> for FieldsSeed<N> {
 /// A control's `tags`: the two severity fields and the `nist` strings.
 struct TagsSeed;
 
-type Tags<'de> = ([Option<Scalar<'de>>; 2], Vec<String>);
+/// `severityoverride`, `severity` and `evidence`, and the `nist` strings.
+type Tags<'de> = ([Option<Scalar<'de>>; 3], Vec<String>);
 
 impl<'de> DeserializeSeed<'de> for TagsSeed {
     type Value = Option<Tags<'de>>;
@@ -579,18 +588,19 @@ impl<'de> Visitor<'de> for TagsSeed {
         f.write_str("any JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        let (mut severity, mut nist): Tags<'de> = ([None, None], Vec::new());
+        let (mut fields, mut nist): Tags<'de> = ([None, None, None], Vec::new());
         while let Some(k) = a.next_key::<Key<'de>>()? {
             match &*k {
-                "severityoverride" => severity[0] = Some(a.next_value::<Scalar<'de>>()?),
-                "severity" => severity[1] = Some(a.next_value::<Scalar<'de>>()?),
+                "severityoverride" => fields[0] = Some(a.next_value::<Scalar<'de>>()?),
+                "severity" => fields[1] = Some(a.next_value::<Scalar<'de>>()?),
+                "evidence" => fields[2] = Some(a.next_value::<Scalar<'de>>()?),
                 "nist" => nist = a.next_value_seed(StringsSeed)?,
                 _ => {
                     a.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Some((severity, nist)))
+        Ok(Some((fields, nist)))
     }
     read_past_scalars!(None);
     read_past_seq!(None);

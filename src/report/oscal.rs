@@ -152,11 +152,17 @@ fn observation_of(
     uuid: &str,
     subject: &str,
 ) -> Value {
+    // A control's own level (a workload control on a live pod is `spec`),
+    // except that imported results are the producer's word throughout.
+    let evidence = match c.evidence {
+        Some(e) if t.evidence != "imported" => e.as_str(),
+        _ => t.evidence.as_str(),
+    };
     let mut props = vec![
         prop("control-id", &c.id),
         prop("result", c.status.as_str()),
         prop("severity", c.severity),
-        prop("evidence", &t.evidence),
+        prop("evidence", evidence),
     ];
     props.extend(c.nist.iter().map(|n| prop("nist-control", n)));
     let mut remarks = Vec::new();
@@ -338,6 +344,103 @@ fn uuid(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn control(id: &str, evidence: Option<crate::policy::model::Evidence>) -> Finding {
+        Finding {
+            id: id.into(),
+            status: ControlStatus::Failed,
+            severity: "high",
+            title: "t".into(),
+            message: "m".into(),
+            location: None,
+            nist: vec!["AC-6(1)".into()],
+            waiver: None,
+            evidence,
+        }
+    }
+
+    fn target(id: &str, evidence: &str, controls: Vec<Finding>) -> ReportTarget {
+        ReportTarget {
+            id: id.into(),
+            approach: "debug".into(),
+            evidence: evidence.into(),
+            image_digest: None,
+            hdf: ("targets/x.hdf.json".into(), "00".repeat(32)),
+            counts: [0, controls.len(), 0, 0, 0],
+            compliance: 0,
+            threshold: crate::report::run::ThresholdOutcome::None,
+            error: None,
+            findings: controls.clone(),
+            controls,
+        }
+    }
+
+    /// A control's own evidence level is its observation's (a workload
+    /// control on a live pod is `spec`), but an imported target's results
+    /// are `imported` whatever a control's tag claims.
+    #[test]
+    fn observations_carry_each_controls_evidence_level() {
+        use crate::policy::model::Evidence;
+        let run = ReportRun {
+            policy: "p".into(),
+            run_id: "r".into(),
+            verdict: "fail".into(),
+            started: "2026-12-07T00:00:00+00:00".into(),
+            ended: "2026-12-07T00:01:00+00:00".into(),
+            imported: false,
+            targets: vec![
+                target(
+                    "ns/pod/app",
+                    "probe",
+                    vec![
+                        control("FS-1", Some(Evidence::Probe)),
+                        control("W-1", Some(Evidence::Spec)),
+                    ],
+                ),
+                target(
+                    "imported/x",
+                    "imported",
+                    vec![control("I-1", Some(Evidence::Probe))],
+                ),
+            ],
+        };
+        let doc: Value = serde_json::from_str(&assessment_results(&[run])).unwrap();
+        let r = &doc["assessment-results"]["results"][0];
+        let evidence: Vec<(String, String)> = r["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let p = |name: &str| {
+                    o["props"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|p| p["name"] == name)
+                        .unwrap()["value"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                };
+                (p("control-id"), p("evidence"))
+            })
+            .collect();
+        assert_eq!(
+            evidence,
+            [
+                ("FS-1".to_string(), "probe".to_string()),
+                ("W-1".to_string(), "spec".to_string()),
+                ("I-1".to_string(), "imported".to_string())
+            ]
+        );
+        let findings = r["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 3);
+        assert!(
+            findings
+                .iter()
+                .all(|f| f["target"]["target-id"] == "ac-6.1")
+        );
+    }
 
     #[test]
     fn nist_tags_become_oscal_control_ids() {
