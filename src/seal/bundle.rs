@@ -118,7 +118,12 @@ impl SealedDir {
         }
     }
 
-    fn write_encrypted(&self, file: fs::File, bytes: &[u8]) -> io::Result<String> {
+    /// Write `bytes` (encrypted when the bundle is) to `file`; the sha256
+    /// of what was stored and of the plaintext. Both come from the one
+    /// pass that writes: each 64 KiB chunk is hashed as plaintext right
+    /// before it is encrypted (still in cache), and as stored on its way
+    /// to the file; a plaintext bundle stores the plaintext, one digest.
+    fn write_encrypted(&self, file: fs::File, bytes: &[u8]) -> io::Result<(String, String)> {
         let mut w = HashingWriter {
             inner: io::BufWriter::new(file),
             hasher: Sha256::new(),
@@ -137,13 +142,20 @@ impl SealedDir {
             };
             let armored = age::armor::ArmoredWriter::wrap_output(&mut w, format)?;
             let mut stream = enc.wrap_output(armored)?;
-            stream.write_all(bytes)?;
+            let mut plain = Sha256::new();
+            for chunk in bytes.chunks(64 * 1024) {
+                plain.update(chunk);
+                stream.write_all(chunk)?;
+            }
             stream.finish()?.finish()?;
+            w.flush()?;
+            Ok((hex(&w.hasher.finalize()), hex(&plain.finalize())))
         } else {
             w.write_all(bytes)?;
+            w.flush()?;
+            let digest = hex(&w.hasher.finalize());
+            Ok((digest.clone(), digest))
         }
-        w.flush()?;
-        Ok(hex(&w.hasher.finalize()))
     }
 
     /// Every file written or adopted so far, by name.
@@ -306,8 +318,8 @@ impl RunOutput for SealedDir {
             .open(&tmp)?;
         let result = self
             .write_encrypted(file, bytes)
-            .and_then(|digest| fs::rename(&tmp, &path).map(|()| digest));
-        let digest = match result {
+            .and_then(|digests| fs::rename(&tmp, &path).map(|()| digests));
+        let (digest, plain_digest) = match result {
             Ok(d) => d,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -323,7 +335,7 @@ impl RunOutput for SealedDir {
             });
         Ok(Written {
             name: name.to_string(),
-            sha256: hex(&Sha256::digest(bytes)),
+            sha256: plain_digest,
             size: bytes.len() as u64,
         })
     }
