@@ -126,41 +126,7 @@ fn run(s: &Setup, extra: &[&str]) -> (crate::util::Run, Value) {
 /// control id → status, per target, from the HDF files of a run.
 fn control_statuses(s: &Setup, summary: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
     let run_id = summary[0]["run_id"].as_str().unwrap();
-    let dir = s.dir.path().join("out/mixed").join(run_id).join("targets");
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if !e.file_name().to_string_lossy().ends_with(".hdf.json") {
-            continue; // the target's inventory
-        }
-        let hdf: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
-        let target = hdf["platform"]["target_id"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.file_name().to_string_lossy().into_owned());
-        let mut controls = BTreeMap::new();
-        for p in hdf["profiles"].as_array().unwrap() {
-            for c in p["controls"].as_array().unwrap() {
-                let statuses: Vec<&str> = c["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["status"].as_str().unwrap())
-                    .collect();
-                let st = if statuses.contains(&"failed") {
-                    "failed"
-                } else if statuses.contains(&"error") {
-                    "error"
-                } else if statuses.iter().all(|s| *s == "skipped") {
-                    "skipped"
-                } else {
-                    "passed"
-                };
-                controls.insert(c["id"].as_str().unwrap().to_string(), st.to_string());
-            }
-        }
-        out.insert(target, controls);
-    }
-    out
+    crate::util::control_statuses_in(&s.dir.path().join("out/mixed").join(run_id).join("targets"))
 }
 
 fn target<'a>(summary: &'a Value, id: &str) -> &'a Value {

@@ -217,46 +217,21 @@ fn e2e_real_cluster_every_approach() {
     assert!(leftovers(&kubeconfig, "vigil-e2e-stale").is_empty());
 }
 
-/// control id → status (failed over error over passed), per target, from
-/// the HDF files of policy `name`'s run.
+/// control id → status, per target, from the HDF files of policy
+/// `name`'s run.
 fn control_statuses(
     dir: &TempDir,
     name: &str,
     summary: &Value,
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
     let run_id = summary[0]["run_id"].as_str().unwrap();
-    let targets = dir
-        .path()
-        .join("out")
-        .join(name)
-        .join(run_id)
-        .join("targets");
-    let mut out = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(targets).unwrap().flatten() {
-        if !e.file_name().to_string_lossy().ends_with(".hdf.json") {
-            continue;
-        }
-        let hdf: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
-        let target = hdf["platform"]["target_id"].as_str().unwrap().to_string();
-        let mut controls = std::collections::BTreeMap::new();
-        for p in hdf["profiles"].as_array().unwrap() {
-            for c in p["controls"].as_array().unwrap() {
-                let statuses: Vec<&str> = c["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter_map(|r| r["status"].as_str())
-                    .collect();
-                let st = ["failed", "error"]
-                    .into_iter()
-                    .find(|s| statuses.contains(s))
-                    .unwrap_or("passed");
-                controls.insert(c["id"].as_str().unwrap().to_string(), st.to_string());
-            }
-        }
-        out.insert(target, controls);
-    }
-    out
+    crate::util::control_statuses_in(
+        &dir.path()
+            .join("out")
+            .join(name)
+            .join(run_id)
+            .join("targets"),
+    )
 }
 
 /// `kubectl ARGS` against the e2e cluster; it must succeed. Its stdout.

@@ -184,10 +184,7 @@ fn imported_sample_counts_agree_with_inspecjs() {
 /// the verdict and the failed controls.
 #[test]
 fn ci_reports_are_read_by_junitparser() {
-    let present = Command::new("python3")
-        .args(["-c", "import junitparser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let present = crate::util::python_module("junitparser");
     if !crate::util::prerequisite(present, "junitparser (PyPI)") {
         return;
     }
@@ -542,10 +539,7 @@ fn open_writes_the_same_ci_reports_from_a_bundle() {
     let schema_path = std::env::var_os("VIGIL_SARIF_SCHEMA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/interop/sarif-2.1.0-rtm.5.json"));
-    let junitparser = Command::new("python3")
-        .args(["-c", "import junitparser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let junitparser = crate::util::python_module("junitparser");
     if !crate::util::prerequisite(
         schema_path.is_file() && junitparser,
         "junitparser and the SARIF 2.1.0 schema",
@@ -671,10 +665,7 @@ fn trestle_check(dir: &std::path::Path, file: &str) -> Value {
 /// controls, with their first NIST tag as the OSCAL control id.
 #[test]
 fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
-    let present = Command::new("python3")
-        .args(["-c", "import trestle.oscal.assessment_results"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let present = crate::util::python_module("trestle.oscal.assessment_results");
     if !crate::util::prerequisite(present, "compliance-trestle (PyPI)") {
         return;
     }

@@ -394,6 +394,14 @@ pub fn json_without_duplicate_keys(text: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Returns true if and only if python3 can import `module`.
+pub fn python_module(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// A test's prerequisite: root, busybox-static, a reference tool. Present:
 /// true. Missing: with `VIGIL_REQUIRE_INTEROP` set (as CI sets it) the test
 /// fails saying what is missing; elsewhere the test says on stderr that it
@@ -523,6 +531,49 @@ pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
         } else {
             out.push(p);
         }
+    }
+    out
+}
+
+/// control id → status, per target, from the HDF documents in a bundle's
+/// `targets` directory: `failed` if any result failed, else `error` if
+/// any errored, else `skipped` if all were skipped, else `passed`.
+pub fn control_statuses_in(
+    targets: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(targets).unwrap().flatten() {
+        if !e.file_name().to_string_lossy().ends_with(".hdf.json") {
+            continue; // the target's inventory
+        }
+        let hdf: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        let target = hdf["platform"]["target_id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.file_name().to_string_lossy().into_owned());
+        let mut controls = std::collections::BTreeMap::new();
+        for p in hdf["profiles"].as_array().unwrap() {
+            for c in p["controls"].as_array().unwrap() {
+                let statuses: Vec<&str> = c["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["status"].as_str().unwrap())
+                    .collect();
+                let st = if statuses.contains(&"failed") {
+                    "failed"
+                } else if statuses.contains(&"error") {
+                    "error"
+                } else if statuses.iter().all(|s| *s == "skipped") {
+                    "skipped"
+                } else {
+                    "passed"
+                };
+                controls.insert(c["id"].as_str().unwrap().to_string(), st.to_string());
+            }
+        }
+        out.insert(target, controls);
     }
     out
 }
