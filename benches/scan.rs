@@ -115,6 +115,7 @@ fn run_phase(phase: &str, dir: &Path) {
                     progress: Box::new(|_, _| {}),
                     deadline: None,
                     scanner: Default::default(),
+                    keep_controls: false,
                 };
                 let (summary, _) = vigil::runner::run_policy(
                     &set,

@@ -134,6 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             cancel: Arc::new(AtomicBool::new(false)),
             deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
             scanner: scanner.clone(),
+            keep_controls: !args.reports.is_empty(),
         };
         let needs_cluster = pp.targets.iter().any(|t| !t.approach.is_local());
         let (summary, summary_file, audit) = match (&session, needs_cluster) {

@@ -73,6 +73,11 @@ pub struct RunOptions {
     pub deadline: Option<std::time::Instant>,
     /// `--scanner-key` and friends: how scanner images are verified.
     pub scanner: scanner::ScannerTrust,
+    /// Keep every control of every target in the summary (`--report`
+    /// formats list them all). Without it a target keeps only its failed
+    /// and error findings once it is scanned, so a run's memory follows
+    /// its failures, not its controls.
+    pub keep_controls: bool,
 }
 
 /// Errors that stop a run before any target is scanned.
@@ -222,7 +227,10 @@ fn scan_all(
                     while let Some(i) = admission.next() {
                         taken.fetch_add(1, Ordering::Relaxed);
                         let t = &plan.targets[i];
-                        let s = scan(t);
+                        let mut s = scan(t);
+                        if !opts.keep_controls {
+                            s.controls = Vec::new();
+                        }
                         admission.done(i);
                         // Number and report under one lock: "[i/n]" lines
                         // then come in completion order, never [6/n]

@@ -84,6 +84,7 @@ fn options(cancel: bool, deadline: Option<std::time::Instant>) -> RunOptions {
         cancel: std::sync::Arc::new(AtomicBool::new(cancel)),
         deadline,
         scanner: Default::default(),
+        keep_controls: true,
     }
 }
 
