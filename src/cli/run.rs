@@ -124,10 +124,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let mut summaries = Vec::new();
     for (pp, policy, signer, recipients) in prepared {
-        let run_id = run_id.clone();
         let output = args.seal.open_bundle(policy, &run_id, recipients)?;
         let opts = RunOptions {
-            run_id,
+            run_id: run_id.clone(),
             labels: args.run_labels.iter().cloned().collect(),
             threshold: threshold.clone(),
             progress: super::progress::progress(&pp.policy, pp.targets.len()),
