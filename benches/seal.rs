@@ -200,6 +200,8 @@ fn verify_10k(dir: &Path, recipient: &str) {
         stats: Default::default(),
         imported: None,
         plan: None,
+        coverage: Default::default(),
+        coverage_threshold: None,
     };
     let summary_file = out
         .write(

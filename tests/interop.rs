@@ -194,7 +194,7 @@ fn ci_reports_are_read_by_junitparser() {
     let policy = dir.write(
         "p.yaml",
         format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {0}/alpine, name: alpine}}\n    - {{rootfs: {0}/debian, name: debian}}\n  threshold: {{compliance: {{min: 80}}}}\n",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {0}/alpine, name: alpine}}\n    - {{rootfs: {0}/debian, name: debian}}\n  threshold: {{compliance: {{min: 80}}, coverage: {{min: 100}}}}\n",
             r.display()
         ),
     );
@@ -235,6 +235,12 @@ fn ci_reports_are_read_by_junitparser() {
         ]);
         assert_eq!(suites[&name], want, "{name}: {suites}");
     }
+    // Both targets scanned: the coverage case holds.
+    assert_eq!(
+        suites["ci/coverage"],
+        serde_json::json!([1, 0, 0, 0]),
+        "{suites}"
+    );
     let md = std::fs::read_to_string(dir.path().join("r.md")).unwrap();
     assert!(
         md.contains("verdict **fail**") && md.contains("CB-05 failed (critical)"),
@@ -306,10 +312,12 @@ fn sarif_reports_pass_the_official_schema() {
     let policy = dir.write(
         "p.yaml",
         format!(
-            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: alpine}}\n",
+            "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: ci}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{rootfs: {}, name: alpine}}\n    - {{rootfs: broken.tar, name: gone}}\n  threshold: {{coverage.min: 90}}\n",
             fx.path().join("rootfs/alpine").display()
         ),
     );
+    // A tar that is not one: planned, then an error target (1 of 2 scanned).
+    dir.write("broken.tar", vec![0x42u8; 4096]);
     let profiles = repo().join("policies/profiles");
     let run = vigil_in(
         dir.path(),
@@ -325,7 +333,7 @@ fn sarif_reports_pass_the_official_schema() {
             "sarif=r.sarif",
         ],
     );
-    assert!(run.code <= 1, "{}", run.stderr);
+    assert_eq!(run.code, 3, "{}", run.stderr);
     let log: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("r.sarif")).unwrap()).unwrap();
     let errors: Vec<String> = validator
@@ -337,7 +345,32 @@ fn sarif_reports_pass_the_official_schema() {
     let mut broken = log.clone();
     broken.as_object_mut().unwrap().remove("version");
     assert!(!validator.is_valid(&broken));
-    let results = log["runs"][0]["results"].as_array().unwrap();
+    let all = log["runs"][0]["results"].as_array().unwrap();
+    // The missed coverage gate is a result at the policy, with its rule.
+    let (gate, results): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|r| r["ruleId"] == "vigil/coverage");
+    assert_eq!(gate.len(), 1, "{log:#}");
+    let gate_rule =
+        &log["runs"][0]["tool"]["driver"]["rules"][gate[0]["ruleIndex"].as_u64().unwrap() as usize];
+    assert_eq!(gate_rule["id"], "vigil/coverage");
+    assert!(
+        gate[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("coverage: 1 of 2 targets scanned (50.0%)"),
+        "{}",
+        gate[0]
+    );
+    assert_eq!(
+        log["runs"][0]["properties"]["vigil"]["coverage"][0]["coverage"]["gaps"][0]["reason"],
+        "error"
+    );
+    // The unscanned target's controls are error results; alpine's failed
+    // ones are the rest.
+    let results: Vec<&Value> = results
+        .into_iter()
+        .filter(|r| r["properties"]["target"] == "rootfs/alpine")
+        .collect();
     assert_eq!(results.len(), 11, "alpine's failed controls");
     let baseline = std::fs::read_to_string(profiles.join("container-baseline.yaml")).unwrap();
     for r in results {
@@ -474,7 +507,7 @@ fn threshold_verdicts_agree_with_the_saf_cli() {
         let ours = Threshold::parse(&value)
             .unwrap()
             .evaluate(&doc.counts())
-            .passed;
+            .is_none_or(|v| v.passed);
         let named = !saf_differences(&value, 1).is_empty();
         assert_eq!(
             named, quirk,
@@ -707,6 +740,23 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let checked = trestle_check(dir.path(), "run.json");
     let result = &checked[0];
+    // The run's coverage, as result properties trestle accepted: 2 of 3
+    // targets scanned, the broken archive an `error`.
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    let props: Vec<(&str, &str)> = doc["assessment-results"]["results"][0]["props"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["value"].as_str().unwrap()))
+        .collect();
+    for want in [
+        ("coverage-expected", "3"),
+        ("coverage-scanned", "2"),
+        ("not-scanned-error", "1"),
+    ] {
+        assert!(props.contains(&want), "{want:?} in {props:?}");
+    }
     let targets = summary[0]["targets"].as_array().unwrap();
     let ids: Vec<&str> = targets.iter().map(|t| t["id"].as_str().unwrap()).collect();
     let mut sorted = ids.clone();

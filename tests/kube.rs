@@ -289,6 +289,16 @@ fn a_failing_target_is_an_error_result_and_cleanup_still_runs() {
             .count(),
         12
     );
+    // Coverage says which and why.
+    let cov = &summary[0]["coverage"];
+    assert_eq!(
+        (cov["expected"].as_u64(), cov["scanned"].as_u64()),
+        (Some(13), Some(12))
+    );
+    assert_eq!(
+        cov["gaps"],
+        json!([{"reason": "no-shell", "count": 1, "examples": ["team-b/static-0/app"]}])
+    );
     assert_clean(&c);
 }
 
@@ -2100,4 +2110,234 @@ fn the_callers_calls_retry_briefly_and_never_for_the_servers_say_so() {
     // Two namespaces listed once each (a failed list is not listed again),
     // each tried 4 times.
     assert_eq!(refused, 8, "{refused} requests for two refused calls");
+}
+
+/// The coverage gate end to end: a run loses a Windows pod, a crashing
+/// container and a pod no approach the policy allows reaches (a sidecar
+/// target without the sidecar); an init container is the policy's own
+/// choice. 4 of 7 scanned misses `coverage.min: 90`: the run fails (exit
+/// 1, not an error), and the summary, the signed statement, `vigil open`,
+/// every CI report and OSCAL say so with the reasons. Two shards count each
+/// lost container once, and their merge is the whole run's coverage.
+#[test]
+fn the_coverage_gate_counts_what_the_plan_and_the_run_lost() {
+    if !crate::util::root_and_busybox() {
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let alpine = fx.path().join("rootfs/alpine");
+    install_busybox(&alpine);
+    let mut pods: Vec<Value> = (0..3)
+        .map(|i| pod("team-a", &format!("web-{i}"), "web"))
+        .collect();
+    let mut windows = pod("team-a", "win-0", "web");
+    windows["spec"]["os"] = json!({"name": "windows"});
+    let mut crashing = pod("team-a", "crash-0", "web");
+    crashing["status"]["containerStatuses"][0]["state"] =
+        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    let mut init = pod("team-a", "init-0", "web");
+    init["spec"]["initContainers"] =
+        json!([{"name": "setup", "image": "registry.example/setup:1"}]);
+    init["status"]["initContainerStatuses"] = json!([{"name": "setup", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"terminated": {"exitCode": 0}}}]);
+    pods.extend([windows, crashing, init, pod("team-a", "mesh-0", "mesh")]);
+    let rootfs: HashMap<(String, String), PathBuf> = ["web-0", "web-1", "web-2", "init-0"]
+        .iter()
+        .map(|p| (("team-a".to_string(), p.to_string()), alpine.clone()))
+        .collect();
+    let dir = TempDir::new("coverage");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    crate::util::signing_key(dir.path());
+    assert_eq!(
+        vigil_in(dir.path(), &["keygen", "age", "--out", "auditor"]).code,
+        0
+    );
+    let recipient = std::fs::read_to_string(dir.path().join("auditor.pub")).unwrap();
+    dir.write(
+        "p.yaml",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: cov}}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {{namespace: team-a, selector: {{matchLabels: {{app: web}}}}, approach: api}}\n    - {{namespace: team-a, selector: {{matchLabels: {{app: mesh}}}}, approach: sidecar}}\n  threshold: {{coverage: {{min: 90}}}}\n  output: {{signingKey: signer.key.pem, recipients: [\"{}\"]}}\n", recipient.trim()),
+    );
+    let run = |extra: &[&str]| -> (crate::util::Run, Value) {
+        let out: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "p.yaml"])
+            .arg(repo().join("policies/profiles"))
+            .args(["--out", "out", "--format", "json"])
+            .args(extra)
+            .current_dir(dir.path())
+            .env("KUBECONFIG", &server.kubeconfig)
+            .output()
+            .unwrap()
+            .into();
+        let v = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out, v)
+    };
+    let reports = [
+        "--report",
+        "junit=run.xml",
+        "--report",
+        "markdown=run.md",
+        "--report",
+        "sarif=run.sarif",
+        "--report",
+        "oscal=run.oscal.json",
+    ];
+    let (out, v) = run(&reports);
+    assert_eq!(out.code, 1, "a missed gate fails the run: {}", out.stderr);
+    let s = &v[0];
+    assert_eq!(s["verdict"], "fail");
+    let cov = &s["coverage"];
+    assert_eq!(
+        (cov["expected"].as_u64(), cov["scanned"].as_u64()),
+        (Some(7), Some(4)),
+        "{cov}"
+    );
+    let reasons = |groups: &Value| -> Vec<(String, u64, Vec<String>)> {
+        groups
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|g| {
+                        (
+                            g["reason"].as_str().unwrap().to_string(),
+                            g["count"].as_u64().unwrap(),
+                            g["examples"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|e| e.as_str().unwrap().to_string())
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let lost = vec![
+        (
+            "windows".to_string(),
+            1,
+            vec!["team-a/win-0/app".to_string()],
+        ),
+        (
+            "container-not-running".into(),
+            1,
+            vec!["team-a/crash-0/app".into()],
+        ),
+        ("no-approach".into(), 1, vec!["team-a/mesh-0/app".into()]),
+    ];
+    let mut got = reasons(&cov["gaps"]);
+    got.sort();
+    let mut want = lost.clone();
+    want.sort();
+    assert_eq!(got, want, "{cov}");
+    assert_eq!(
+        reasons(&cov["excluded"]),
+        [(
+            "init-container".to_string(),
+            1,
+            vec!["team-a/init-0/setup".to_string()]
+        )]
+    );
+    assert_eq!(s["coverage_threshold"]["passed"], false);
+    // The signed statement carries it; open says it.
+    let bundle = dir
+        .path()
+        .join("out/cov")
+        .join(s["run_id"].as_str().unwrap());
+    let st = crate::util::statement_payload(&bundle);
+    assert_eq!(st["predicate"]["coverage"], *cov);
+    assert_eq!(st["predicate"]["coverage_passed"], false);
+    let opened = vigil_in(
+        dir.path(),
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "auditor.key",
+            "--report",
+            "markdown=open.md",
+        ],
+    );
+    assert_eq!(opened.code, 0, "{}", opened.stderr);
+    assert!(
+        opened
+            .stdout
+            .contains("coverage: 4 of 7 targets scanned (57.1%), coverage threshold FAIL"),
+        "{}",
+        opened.stdout
+    );
+    // The reports, from the run and from the bundle.
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    for md in [read("run.md"), read("open.md")] {
+        assert!(
+            md.contains("Coverage: 4 of 7 targets scanned (57.1%) (threshold **fail**)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- not scanned, windows: 1 (team\\-a\\/win\\-0\\/app)"),
+            "{md}"
+        );
+    }
+    let junit = read("run.xml");
+    assert!(
+        junit.contains("<testsuite name=\"cov/coverage\" tests=\"1\" failures=\"1\""),
+        "{junit}"
+    );
+    assert!(junit.contains("type=\"coverage\""), "{junit}");
+    let sarif: Value = serde_json::from_str(&read("run.sarif")).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let gate = results
+        .iter()
+        .find(|r| r["ruleId"] == "vigil/coverage")
+        .expect("a coverage result");
+    assert_eq!(gate["level"], "error");
+    assert_eq!(
+        sarif["runs"][0]["properties"]["vigil"]["coverage"][0]["coverage"],
+        *cov
+    );
+    let oscal: Value = serde_json::from_str(&read("run.oscal.json")).unwrap();
+    let props = oscal["assessment-results"]["results"][0]["props"]
+        .as_array()
+        .unwrap();
+    let prop = |n: &str| {
+        props
+            .iter()
+            .find(|p| p["name"] == n)
+            .map(|p| p["value"].clone())
+    };
+    assert_eq!(prop("coverage-expected"), Some(json!("7")));
+    assert_eq!(prop("coverage-scanned"), Some(json!("4")));
+    assert_eq!(prop("not-scanned-windows"), Some(json!("1")));
+    assert_eq!(prop("coverage-threshold"), Some(json!("fail")));
+
+    // Two shards: each counts its own part, and the merge adds them up.
+    let mut dirs = Vec::new();
+    let mut parts = (0, 0);
+    for i in 0..2 {
+        let (out, v) = run(&["--shard", &format!("{i}/2")]);
+        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        parts.0 += v[0]["coverage"]["expected"].as_u64().unwrap();
+        parts.1 += v[0]["coverage"]["scanned"].as_u64().unwrap();
+        dirs.push(format!("out/cov/{}", v[0]["run_id"].as_str().unwrap()));
+    }
+    assert_eq!(parts, (7, 4), "every lost container in exactly one shard");
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let merged = crate::runner::merge_into_merged(dir.path(), &dirs);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let st = crate::util::statement_payload(&dir.path().join(merged.stdout.trim()));
+    let merged_cov = &st["predicate"]["coverage"];
+    assert_eq!(
+        (
+            merged_cov["expected"].as_u64(),
+            merged_cov["scanned"].as_u64()
+        ),
+        (Some(7), Some(4)),
+        "{merged_cov}"
+    );
+    let mut got = reasons(&merged_cov["gaps"]);
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(st["predicate"]["coverage_passed"], false);
+    assert_eq!(st["predicate"]["verdict"], "fail");
 }

@@ -285,8 +285,10 @@ fn verification_flags_are_declared_once() {
 /// `src/`: the crate's surface may only shrink. A change that adds public
 /// items either makes them `pub(crate)` (most are used only inside the
 /// crate) or raises this number in the same commit, saying why; one that
-/// removes some lowers it.
-const PUBLIC_ITEMS: usize = 1035;
+/// removes some lowers it. (1035 -> 1039: the coverage of a run is in
+/// `RunSummary`, a statement's predicate and the plan, which embedders
+/// read: `Coverage`, `GapGroup`, `Gap` and the plan's `SkipCode`.)
+const PUBLIC_ITEMS: usize = 1039;
 
 #[test]
 fn the_public_surface_does_not_grow() {
@@ -392,13 +394,13 @@ fn no_error_message_repeats_its_source() {
 const FN_LINE_BUDGET: usize = 120;
 const OVER_BUDGET: [(&str, &str, usize); 15] = [
     ("src/monitor/mod.rs", "check", 194),
-    ("src/seal/merge.rs", "merge", 150),
+    ("src/seal/merge.rs", "merge", 145),
     ("src/facts/shell.rs", "line", 217),
     ("src/cli/schedule.rs", "run", 208),
-    ("src/cli/open.rs", "run", 164),
+    ("src/cli/open.rs", "run", 151),
     ("src/seal/verify.rs", "verify", 200),
-    ("src/plan/mod.rs", "plan_policy", 146),
-    ("src/plan/mod.rs", "select_pod", 157),
+    ("src/plan/mod.rs", "plan_policy", 142),
+    ("src/plan/mod.rs", "select_pod", 122),
     ("src/checks/file.rs", "directory", 164),
     ("src/cluster/mod.rs", "exec_streaming", 148),
     ("src/cli/run.rs", "run", 141),

@@ -72,14 +72,22 @@ fn payments_selects_exactly_the_running_backend_containers() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(targets(p), expected);
-    // The completed migration job is outside the selector; the pending API pod is skipped with a reason.
-    let skipped: Vec<&str> = p["skipped"]
+    // The completed migration job is outside the selector; the pending API
+    // pod is skipped with a reason, each of its containers listed (the
+    // run's coverage counts them), as the policy's own choice.
+    let skipped: Vec<(&str, &str)> = p["skipped"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["id"].as_str().unwrap())
+        .map(|s| (s["id"].as_str().unwrap(), s["code"].as_str().unwrap()))
         .collect();
-    assert_eq!(skipped, vec!["payments/api-7d9f4-pendg"]);
+    assert_eq!(
+        skipped,
+        vec![
+            ("payments/api-7d9f4-pendg/api", "pod-not-running"),
+            ("payments/api-7d9f4-pendg/envoy", "pod-not-running")
+        ]
+    );
     assert_eq!(p["serviceAccount"], "vigil-payments-plan");
     let worker = &p["targets"][6];
     assert_eq!(worker["runAsUser"], 65532);
@@ -1333,7 +1341,7 @@ fn windows_pods_are_skipped_with_a_reason() {
     assert_eq!(skipped.len(), 3, "{skipped:?}");
     for (id, reason) in skipped {
         assert!(
-            ["w/by-os", "w/by-selector", "w/by-affinity"].contains(&id),
+            ["w/by-os/app", "w/by-selector/app", "w/by-affinity/app"].contains(&id),
             "{id}"
         );
         assert!(reason.starts_with("Windows pod"), "{reason}");

@@ -734,7 +734,7 @@ fn empty_shards_pass_and_a_plan_of_nothing_is_an_error_when_merged() {
 /// `vigil merge DIRS… --policy-file p.yaml --policy-file policies/profiles/
 /// --out merged` (signed with signer.key.pem, shards trusted by
 /// signer.pub.pem) in `dir`.
-fn merge_into_merged(dir: &Path, dirs: &[&str]) -> crate::util::Run {
+pub(crate) fn merge_into_merged(dir: &Path, dirs: &[&str]) -> crate::util::Run {
     let profiles = repo().join("policies/profiles");
     let mut args = vec!["merge"];
     args.extend_from_slice(dirs);

@@ -55,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         &run_id,
         &output,
         signer.as_ref(),
+        crate::policy::threshold::Threshold::of_policy(&policy.value.spec).as_ref(),
     );
     match merged {
         Ok(_) => {

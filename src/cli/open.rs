@@ -270,28 +270,46 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             })?;
         }
     }
+    if let Some(c) = &p.coverage {
+        out.push_str(&crate::report::text::coverage(
+            c,
+            p.coverage_passed.map(|held| (held, String::new())),
+        ));
+    }
     print_stdout(&out)?;
     if !args.reports.is_empty() {
-        // SARIF locates results at the bundle's signed statement: the
-        // profiles' sources are not in a bundle.
-        let statement = args.bundle.join(crate::seal::bundle::STATEMENT_FILE);
-        let runs = [crate::report::view::ReportRun {
-            policy: p.policy.name.clone(),
-            run_id: p.run_id.clone(),
-            verdict: p.verdict.to_string(),
-            started: p.started.clone(),
-            ended: p.ended.clone(),
-            imported: p.imported.is_some(),
-            targets: report_targets,
-        }];
-        let files = [(p.policy.name.clone(), statement.display().to_string())].into();
-        crate::report::ci::write(
-            &args.reports,
-            &runs,
-            &Default::default(),
-            &files,
-            args.force,
-        )?;
+        write_reports(&args, p, report_targets)?;
     }
     Ok(Exit::Success)
+}
+
+/// The `--report` files of an opened bundle, from its statement and the
+/// targets read. SARIF locates results at the bundle's signed statement:
+/// the profiles' sources are not in a bundle.
+fn write_reports(
+    args: &Args,
+    p: &crate::seal::statement::RunPredicate,
+    targets: Vec<crate::report::view::ReportTarget>,
+) -> anyhow::Result<()> {
+    let statement = args.bundle.join(crate::seal::bundle::STATEMENT_FILE);
+    let runs = [crate::report::view::ReportRun {
+        policy: p.policy.name.clone(),
+        run_id: p.run_id.clone(),
+        verdict: p.verdict.to_string(),
+        started: p.started.clone(),
+        ended: p.ended.clone(),
+        imported: p.imported.is_some(),
+        targets,
+        coverage: p.coverage.clone(),
+        coverage_passed: p.coverage_passed,
+    }];
+    let files = [(p.policy.name.clone(), statement.display().to_string())].into();
+    crate::report::ci::write(
+        &args.reports,
+        &runs,
+        &Default::default(),
+        &files,
+        args.force,
+    )?;
+    Ok(())
 }

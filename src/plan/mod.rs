@@ -208,10 +208,34 @@ pub struct PlannedTarget {
 /// A container that matched a target but will not be scanned.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Skipped {
-    /// `namespace/pod/container` or `namespace/pod`.
+    /// `namespace/pod/container`.
     pub id: String,
-    /// Why.
+    /// Why, as reports group it.
+    pub code: SkipCode,
+    /// Why, in words.
     pub reason: String,
+}
+
+/// Why a matched container is not a target. The first three are the
+/// policy's own choice (it can include them); the rest are containers a
+/// run loses, which count against its coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipCode {
+    /// An init container (`includeInitContainers` scans them).
+    InitContainer,
+    /// An ephemeral container (`includeEphemeralContainers` scans them).
+    EphemeralContainer,
+    /// Its pod is not running (`includeNotRunning` scans it).
+    PodNotRunning,
+    /// Its pod is running but it is not (waiting or terminated).
+    ContainerNotRunning,
+    /// A Windows pod.
+    Windows,
+    /// No approach the policy allows can reach it (the sidecar cannot read
+    /// it or is not the pinned scanner, no debug image, an external scanner
+    /// on an approach without exec).
+    NoApproach,
 }
 
 /// Options that do not come from the policy.
@@ -404,11 +428,7 @@ fn plan_policy(
     // batches cover the shard's targets only).
     let plan_sha256 = shard::plan_digest(targets.iter().map(|t| t.id.as_str()));
     let planned_targets = targets.len();
-    if let Some(sh) = &options.shard {
-        targets.retain(|t| sh.holds(&t.id));
-    }
-    skipped.sort_by(|a: &Skipped, b: &Skipped| a.id.cmp(&b.id));
-    skipped.dedup();
+    keep_shard(&mut targets, &mut skipped, options.shard.as_ref());
     let name_key = options.name_key();
     let service_account = rbac::service_account_name(&p.value, &name_key);
     let access = rbac::build(
@@ -444,6 +464,59 @@ fn plan_policy(
         },
     };
     (Some(plan), diags)
+}
+
+/// A shard's part of the plan: its targets, and its part of the matched
+/// containers not scanned (each shard accounts for its own), sorted.
+fn keep_shard(
+    targets: &mut Vec<PlannedTarget>,
+    skipped: &mut Vec<Skipped>,
+    shard: Option<&shard::Shard>,
+) {
+    if let Some(sh) = shard {
+        targets.retain(|t| sh.holds(&t.id));
+        skipped.retain(|s| sh.holds(&s.id));
+    }
+    skipped.sort_by(|a, b| a.id.cmp(&b.id));
+    skipped.dedup();
+}
+
+/// Why a matched container is not a target before any approach is
+/// weighed: its pod as a whole (Windows, not running; each of its
+/// containers listed), or the container (init, ephemeral, not running).
+fn left_out(pod: &PodInfo, c: &ContainerInfo, t: &Target) -> Option<(SkipCode, String)> {
+    let (code, reason) = if pod.windows {
+        (
+            SkipCode::Windows,
+            "Windows pod: vigil's gatherer, probe and controls are for Linux containers".into(),
+        )
+    } else if pod.phase != "Running" && !t.include_not_running {
+        (
+            SkipCode::PodNotRunning,
+            format!(
+                "pod phase is {} (set includeNotRunning to scan it)",
+                pod.phase
+            ),
+        )
+    } else if c.kind == ContainerKind::Init && !t.include_init_containers {
+        (
+            SkipCode::InitContainer,
+            "init container (set includeInitContainers to scan it)".into(),
+        )
+    } else if c.kind == ContainerKind::Ephemeral && !t.include_ephemeral_containers {
+        (
+            SkipCode::EphemeralContainer,
+            "ephemeral container (set includeEphemeralContainers to scan it)".into(),
+        )
+    } else if !c.running && pod.phase == "Running" && c.kind == ContainerKind::App {
+        (
+            SkipCode::ContainerNotRunning,
+            "container is not running".into(),
+        )
+    } else {
+        return None;
+    };
+    Some((code, reason))
 }
 
 /// Decide, for one pod, which of its containers a target selects.
@@ -484,24 +557,6 @@ fn select_pod(
         reach::sidecar_trusted(s, pinned)
     });
     let pod_id = format!("{}/{}", pod.namespace, pod.name);
-    if pod.windows {
-        skipped.push(Skipped {
-            id: pod_id,
-            reason: "Windows pod: vigil's gatherer, probe and controls are for Linux containers"
-                .into(),
-        });
-        return;
-    }
-    if pod.phase != "Running" && !t.include_not_running {
-        skipped.push(Skipped {
-            id: pod_id,
-            reason: format!(
-                "pod phase is {} (set includeNotRunning to scan it)",
-                pod.phase
-            ),
-        });
-        return;
-    }
     for c in &pod.containers {
         if !t.containers.is_empty() && !t.containers.contains(&c.name) {
             continue;
@@ -513,29 +568,8 @@ fn select_pod(
         if c.kind == ContainerKind::Ephemeral && c.name.starts_with("vigil-") {
             continue; // nor are earlier scans' probes
         }
-        match c.kind {
-            ContainerKind::Init if !t.include_init_containers => {
-                skipped.push(Skipped {
-                    id,
-                    reason: "init container (set includeInitContainers to scan it)".into(),
-                });
-                continue;
-            }
-            ContainerKind::Ephemeral if !t.include_ephemeral_containers => {
-                skipped.push(Skipped {
-                    id,
-                    reason: "ephemeral container (set includeEphemeralContainers to scan it)"
-                        .into(),
-                });
-                continue;
-            }
-            _ => {}
-        }
-        if !c.running && pod.phase == "Running" && c.kind == ContainerKind::App {
-            skipped.push(Skipped {
-                id,
-                reason: "container is not running".into(),
-            });
+        if let Some((code, reason)) = left_out(pod, c, t) {
+            skipped.push(Skipped { id, code, reason });
             continue;
         }
         let chosen = match &spec.scanner {
@@ -575,7 +609,11 @@ fn select_pod(
         let (approach, mut reason) = match chosen {
             Ok(x) => x,
             Err(reason) => {
-                skipped.push(Skipped { id, reason });
+                skipped.push(Skipped {
+                    id,
+                    code: SkipCode::NoApproach,
+                    reason,
+                });
                 continue;
             }
         };

@@ -2,7 +2,8 @@
 //! nested (`failed: {critical: {max: 0}}`) or flattened
 //! (`failed.critical.max: 0`), or a mix of both.
 //!
-//! Keys: `compliance.{min,max}` and
+//! Keys: `compliance.{min,max}`, vigil's own `coverage.{min,max}` (the
+//! share of a run's targets scanned: `report::run::Coverage`) and
 //! `{passed,failed,skipped,no_impact,error}.{total,critical,high,medium,low}.{min,max,controls}`.
 
 use std::collections::BTreeMap;
@@ -131,6 +132,12 @@ pub fn saf_differences(value: &Value, profiles: usize) -> Vec<(String, String)> 
                 "SAF CLI ignores `compliance.max: 0` (0 is false there); vigil enforces it".into(),
             ));
         }
+        if key.starts_with("coverage.") {
+            out.push((
+                pointer.clone(),
+                "SAF CLI has no `coverage` (it sees one report, not a run's plan); vigil checks it over the run".into(),
+            ));
+        }
         if key.starts_with("no_impact.total") {
             out.push((
                 pointer.clone(),
@@ -193,17 +200,17 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
             .ok_or_else(|| format!("`{key}` must be a non-negative number ({what})"))
     };
     match parts.as_slice() {
-        ["compliance", "min"] | ["compliance", "max"] => {
+        [share @ ("compliance" | "coverage"), bound @ ("min" | "max")] => {
             let n = number("a percentage")?;
             if n > 100.0 {
                 return Err(format!("`{key}` is a percentage and must be at most 100"));
             }
-            let b = if parts[1] == "min" {
+            let b = if *bound == "min" {
                 Bound::Min(n)
             } else {
                 Bound::Max(n)
             };
-            Ok(("compliance".into(), b))
+            Ok(((*share).into(), b))
         }
         [status, "total"] if STATUSES.contains(status) => {
             Ok((format!("{status}.total"), Bound::Exact(number("a count")?)))
@@ -230,7 +237,7 @@ fn classify(key: &str, v: &Value) -> Result<(String, Bound), String> {
             }
         }
         _ => Err(format!(
-            "`{key}` is not a SAF threshold key; use compliance.min/max or <status>.<severity>.<min|max|controls> with status one of {} and severity one of {}",
+            "`{key}` is not a SAF threshold key; use compliance.min/max, coverage.min/max or <status>.<severity>.<min|max|controls> with status one of {} and severity one of {}",
             STATUSES.join(", "),
             SEVERITIES.join(", ")
         )),

@@ -101,9 +101,40 @@ fn xml(s: &str) -> String {
 /// target), a `<testcase>` per control; failed controls carry `<failure>`,
 /// error controls and unscanned targets `<error>`, skipped and
 /// not-applicable ones `<skipped>`.
-pub fn junit(targets: &[TargetControls<'_>]) -> String {
+pub fn junit(targets: &[TargetControls<'_>], runs: &[ReportRun]) -> String {
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vigil\">\n");
+    // Per run, one `coverage` case: failed when the coverage gate failed,
+    // its text saying what was not scanned and why.
+    for r in runs {
+        let Some(c) = &r.coverage else { continue };
+        let suite = format!("{}/coverage", r.policy);
+        let failed = r.coverage_passed == Some(false);
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"1\" failures=\"{}\" errors=\"0\" skipped=\"0\">",
+            xml(&suite),
+            u8::from(failed)
+        );
+        let text = super::text::coverage(c, None);
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"{}\" name=\"coverage\">",
+            xml(&suite)
+        );
+        if failed {
+            let _ = writeln!(
+                out,
+                "      <failure message=\"{}\" type=\"coverage\"/>",
+                xml(text.lines().next().unwrap_or_default().trim())
+            );
+        }
+        let _ = writeln!(
+            out,
+            "      <system-out>{}</system-out>\n    </testcase>\n  </testsuite>",
+            xml(&text)
+        );
+    }
     for t in targets {
         let count = |s: ControlStatus| t.controls.iter().filter(|c| c.status == s).count();
         let (failures, mut errors) = (count(ControlStatus::Failed), count(ControlStatus::Error));
@@ -189,6 +220,38 @@ pub fn markdown(runs: &[ReportRun]) -> String {
             s.verdict,
             cell(&s.run_id)
         );
+        if let Some(c) = &s.coverage {
+            let gate = match s.coverage_passed {
+                Some(true) => " (threshold pass)",
+                Some(false) => " (threshold **fail**)",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "Coverage: {} of {} targets scanned ({:.1}%){gate}\n",
+                c.scanned,
+                c.expected,
+                c.percent()
+            );
+            for (label, groups) in [
+                ("not scanned", &c.gaps),
+                ("left out by the policy", &c.excluded),
+            ] {
+                for g in groups {
+                    let ids: Vec<String> = g.examples.iter().take(5).map(|i| cell(i)).collect();
+                    let _ = writeln!(
+                        out,
+                        "- {label}, {}: {} ({})",
+                        g.reason.as_str(),
+                        g.count,
+                        ids.join(", ")
+                    );
+                }
+            }
+            if !c.gaps.is_empty() || !c.excluded.is_empty() {
+                out.push('\n');
+            }
+        }
         out.push_str("| target | approach | evidence | passed | failed | skipped | n/a | error | compliance | threshold |\n");
         out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
         for t in &s.targets {
@@ -355,6 +418,39 @@ pub fn sarif(
             }
         }
     }
+    // A run that missed its coverage gate is a result too, on its policy.
+    let coverage: Vec<serde_json::Value> = summaries
+        .iter()
+        .filter_map(|s| Some((s, s.coverage.as_ref()?)))
+        .map(|(s, c)| {
+            if s.coverage_passed == Some(false) {
+                let text = super::text::coverage(c, None);
+                let idx = *rule_index.entry("vigil/coverage".into()).or_insert_with(|| {
+                    rules.push(serde_json::json!({
+                        "id": "vigil/coverage",
+                        "name": "coverage",
+                        "shortDescription": {"text": "The run scanned less of its targets than its threshold's coverage gate requires"},
+                        "fullDescription": {"text": "Targets the policy matched were not scanned (errors, unreachable containers); the coverage gate (coverage.min) failed."},
+                        "properties": {"security-severity": "7.0", "tags": ["security", "compliance"]}
+                    }));
+                    rules.len() - 1
+                });
+                results.push(serde_json::json!({
+                    "ruleId": "vigil/coverage",
+                    "ruleIndex": idx,
+                    "level": "error",
+                    "message": {"text": format!("policy {}: {}", crate::safeio::printable(&s.policy), text.trim())},
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": policy_files.get(&s.policy).cloned().unwrap_or_else(|| "vigil-policy".into())},
+                        "region": {"startLine": 1}
+                    }}],
+                    "partialFingerprints": {"vigilTargetControl/v1": crate::encoding::hex(&Sha256::digest(format!("{}\0coverage", s.policy).as_bytes()))},
+                    "properties": {"policy": s.policy}
+                }));
+            }
+            serde_json::json!({"policy": s.policy, "coverage": c, "threshold": s.coverage_passed})
+        })
+        .collect();
     let log = serde_json::json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -365,7 +461,8 @@ pub fn sarif(
                 "informationUri": "https://vigil.dev",
                 "rules": rules
             }},
-            "results": results
+            "results": results,
+            "properties": {"vigil": {"coverage": coverage}}
         }]
     });
     serde_json::to_string_pretty(&log).expect("SARIF serializes") + "\n"
@@ -427,7 +524,7 @@ pub fn write(
                         })
                     })
                     .collect();
-                junit(&targets)
+                junit(&targets, runs)
             }
             Format::Markdown => markdown(runs),
             Format::Sarif => sarif(runs, locations, policy_files),
@@ -488,12 +585,15 @@ mod tests {
             f("D", "skipped", ""),
             f("E", "no_impact", ""),
         ];
-        let xml = junit(&[TargetControls {
-            policy: "p",
-            id: "ns/pod\u{1b}/c",
-            error: None,
-            controls: &controls,
-        }]);
+        let xml = junit(
+            &[TargetControls {
+                policy: "p",
+                id: "ns/pod\u{1b}/c",
+                error: None,
+                controls: &controls,
+            }],
+            &[],
+        );
         assert!(
             xml.contains("tests=\"5\" failures=\"1\" errors=\"1\" skipped=\"2\""),
             "{xml}"

@@ -91,6 +91,22 @@ fn result(r: &ReportRun) -> Value {
     if r.imported {
         props.push(prop("evidence-source", "imported"));
     }
+    if let Some(c) = &r.coverage {
+        props.push(prop("coverage-expected", &c.expected.to_string()));
+        props.push(prop("coverage-scanned", &c.scanned.to_string()));
+        props.extend(c.gaps.iter().map(|g| {
+            prop(
+                &format!("not-scanned-{}", g.reason.as_str()),
+                &g.count.to_string(),
+            )
+        }));
+        if let Some(held) = r.coverage_passed {
+            props.push(prop(
+                "coverage-threshold",
+                if held { "pass" } else { "fail" },
+            ));
+        }
+    }
     let mut out = json!({
         "uuid": uuid(&["result", &r.run_id]),
         "title": line(&format!("Policy {}, run {}", r.policy, r.run_id)),
@@ -388,6 +404,8 @@ mod tests {
             started: "2026-12-07T00:00:00+00:00".into(),
             ended: "2026-12-07T00:01:00+00:00".into(),
             imported: false,
+            coverage: None,
+            coverage_passed: None,
             targets: vec![
                 target(
                     "ns/pod/app",

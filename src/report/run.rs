@@ -148,6 +148,220 @@ pub struct RunSummary {
     /// The scanner images' signature checks, made before any scan used them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scanner_images: Vec<ScannerImageCheck>,
+    /// How much of what the policy's targets matched was scanned, and why
+    /// the rest was not.
+    pub coverage: Coverage,
+    /// The threshold's `coverage` rules over it, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_threshold: Option<Verdict>,
+}
+
+/// How much of what a run was to scan it scanned: the coverage gate
+/// (`coverage.min` in a threshold) and the "not scanned, and why" lines of
+/// every report. Large runs lose targets quietly (a container the sidecar
+/// cannot read, a 403, a timeout); this counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coverage {
+    /// Targets the run was to scan: every planned target, and every
+    /// matched container the run loses for a reason ([`Gap::counts`]).
+    pub expected: usize,
+    /// Of those, scanned (status `scanned`).
+    pub scanned: usize,
+    /// Not scanned, per reason (most first), with the first ids of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<GapGroup>,
+    /// Left out by the policy's own settings (not counted), per reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<GapGroup>,
+}
+
+/// How many targets share one reason for not being scanned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GapGroup {
+    /// The reason.
+    pub reason: Gap,
+    /// How many.
+    pub count: usize,
+    /// The first [`GAP_EXAMPLES`] of them, by id.
+    pub examples: Vec<String>,
+}
+
+/// How many ids a [`GapGroup`] lists: the count is exact, the list is a
+/// pointer for whoever investigates (the summary has every target).
+pub(crate) const GAP_EXAMPLES: usize = 10;
+
+/// Why a target the run was to scan was not scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gap {
+    /// The API server refused the run's identity.
+    Forbidden,
+    /// Its scan ran out of `scanTimeout`.
+    Timeout,
+    /// No usable shell for the api approach.
+    NoShell,
+    /// Transient errors outlasted the retries.
+    Transient,
+    /// A signal or the run deadline came first.
+    NotScanned,
+    /// Any other error.
+    Error,
+    /// A Windows pod.
+    Windows,
+    /// Its pod runs, it does not.
+    ContainerNotRunning,
+    /// No approach the policy allows reaches it.
+    NoApproach,
+    /// An init container (policy's choice).
+    InitContainer,
+    /// An ephemeral container (policy's choice).
+    EphemeralContainer,
+    /// Its pod is not running (policy's choice).
+    PodNotRunning,
+}
+
+impl Gap {
+    /// The word in reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Gap::Forbidden => "forbidden",
+            Gap::Timeout => "timeout",
+            Gap::NoShell => "no-shell",
+            Gap::Transient => "transient",
+            Gap::NotScanned => "not-scanned",
+            Gap::Error => "error",
+            Gap::Windows => "windows",
+            Gap::ContainerNotRunning => "container-not-running",
+            Gap::NoApproach => "no-approach",
+            Gap::InitContainer => "init-container",
+            Gap::EphemeralContainer => "ephemeral-container",
+            Gap::PodNotRunning => "pod-not-running",
+        }
+    }
+
+    /// Whether it counts against coverage (false: the policy's own choice).
+    pub(crate) fn counts(self) -> bool {
+        !matches!(
+            self,
+            Gap::InitContainer | Gap::EphemeralContainer | Gap::PodNotRunning
+        )
+    }
+}
+
+impl From<crate::plan::SkipCode> for Gap {
+    fn from(code: crate::plan::SkipCode) -> Gap {
+        use crate::plan::SkipCode;
+        match code {
+            SkipCode::InitContainer => Gap::InitContainer,
+            SkipCode::EphemeralContainer => Gap::EphemeralContainer,
+            SkipCode::PodNotRunning => Gap::PodNotRunning,
+            SkipCode::ContainerNotRunning => Gap::ContainerNotRunning,
+            SkipCode::Windows => Gap::Windows,
+            SkipCode::NoApproach => Gap::NoApproach,
+        }
+    }
+}
+
+impl From<Option<FailureKind>> for Gap {
+    fn from(kind: Option<FailureKind>) -> Gap {
+        match kind {
+            Some(FailureKind::Forbidden) => Gap::Forbidden,
+            Some(FailureKind::Timeout) => Gap::Timeout,
+            Some(FailureKind::NoShell) => Gap::NoShell,
+            Some(FailureKind::Transient) => Gap::Transient,
+            Some(FailureKind::NotScanned) => Gap::NotScanned,
+            Some(FailureKind::Other) | None => Gap::Error,
+        }
+    }
+}
+
+impl Coverage {
+    /// The coverage of `targets`, with the matched containers the plan
+    /// skipped (`skipped`: id and why).
+    pub(crate) fn of<'a>(
+        targets: &[TargetSummary],
+        skipped: impl IntoIterator<Item = (&'a str, Gap)>,
+    ) -> Coverage {
+        let mut groups: BTreeMap<Gap, (usize, Vec<String>)> = BTreeMap::new();
+        let mut note = |gap: Gap, id: &str| {
+            let g = groups.entry(gap).or_default();
+            g.0 += 1;
+            if g.1.len() < GAP_EXAMPLES {
+                g.1.push(id.to_string());
+            }
+        };
+        let mut scanned = 0;
+        for t in targets {
+            match t.status {
+                TargetStatus::Scanned => scanned += 1,
+                TargetStatus::Error => note(Gap::from(t.failure), &t.id),
+            }
+        }
+        let mut lost = 0;
+        for (id, gap) in skipped {
+            lost += usize::from(gap.counts());
+            note(gap, id);
+        }
+        let mut cov = Coverage {
+            expected: targets.len() + lost,
+            scanned,
+            ..Coverage::default()
+        };
+        for (reason, (count, mut examples)) in groups {
+            examples.sort_by(|a, b| crate::report::findings::natural_cmp(a, b));
+            let group = GapGroup {
+                reason,
+                count,
+                examples,
+            };
+            if reason.counts() {
+                cov.gaps.push(group);
+            } else {
+                cov.excluded.push(group);
+            }
+        }
+        cov.gaps
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        cov.excluded
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        cov
+    }
+
+    /// Adds another part of the same run (a shard) to this one.
+    pub(crate) fn add(&mut self, other: &Coverage) {
+        self.expected += other.expected;
+        self.scanned += other.scanned;
+        for (mine, theirs) in [
+            (&mut self.gaps, &other.gaps),
+            (&mut self.excluded, &other.excluded),
+        ] {
+            for g in theirs {
+                match mine.iter_mut().find(|m| m.reason == g.reason) {
+                    Some(m) => {
+                        m.count += g.count;
+                        m.examples.extend(g.examples.iter().cloned());
+                        m.examples
+                            .sort_by(|a, b| crate::report::findings::natural_cmp(a, b));
+                        m.examples.truncate(GAP_EXAMPLES);
+                    }
+                    None => mine.push(g.clone()),
+                }
+            }
+            mine.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        }
+    }
+
+    /// Scanned as a share of expected, percent (0 when nothing was
+    /// expected: a run of nothing covers nothing).
+    pub(crate) fn percent(&self) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            self.scanned as f64 * 100.0 / self.expected as f64
+        }
+    }
 }
 
 pub use crate::approach::ScannerImageCheck;
@@ -218,11 +432,14 @@ impl RunSummary {
         self.targets.is_empty() && self.plan.as_ref().is_none_or(|p| p.targets == 0)
     }
 
-    /// Returns true if and only if some threshold failed.
+    /// Returns true if and only if some threshold failed: a target's, or
+    /// the run's coverage gate.
     pub fn threshold_failed(&self) -> bool {
-        self.targets
-            .iter()
-            .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
+        self.coverage_threshold.as_ref().is_some_and(|v| !v.passed)
+            || self
+                .targets
+                .iter()
+                .any(|t| t.threshold.as_ref().is_some_and(|v| !v.passed))
     }
 }
 

@@ -98,6 +98,65 @@ pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> 
         s.stats.retries,
         s.stats.timeouts
     );
+    let gate = s.coverage_threshold.as_ref().map(|v| {
+        let failed: Vec<&str> = v
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.detail.as_str())
+            .collect();
+        (v.passed, failed.join("; "))
+    });
+    out.push_str(&coverage(&s.coverage, gate));
     let _ = writeln!(out, "  verdict: {}\n", s.verdict);
+    out
+}
+
+/// The run's coverage, in lines under its table: how many of the targets
+/// it was to scan it scanned, the coverage gate's outcome (held or not, and
+/// what failed), then each reason a target was not scanned with how many
+/// and the first ids, and what the policy's own settings left out.
+pub(crate) fn coverage(c: &super::run::Coverage, gate: Option<(bool, String)>) -> String {
+    let mut out = String::new();
+    let gate = match gate {
+        None => String::new(),
+        Some((true, _)) => ", coverage threshold pass".into(),
+        Some((false, why)) if why.is_empty() => ", coverage threshold FAIL".into(),
+        Some((false, why)) => format!(", coverage threshold FAIL: {why}"),
+    };
+    let _ = writeln!(
+        out,
+        "  coverage: {} of {} targets scanned ({:.1}%){gate}",
+        c.scanned,
+        c.expected,
+        c.percent()
+    );
+    for (label, groups) in [
+        ("not scanned", &c.gaps),
+        ("left out by the policy", &c.excluded),
+    ] {
+        if groups.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let shown: Vec<String> = g
+                    .examples
+                    .iter()
+                    .take(3)
+                    .map(|id| printable(id).into_owned())
+                    .collect();
+                let more = if g.count > shown.len() { ", …" } else { "" };
+                format!(
+                    "{} {} ({}{more})",
+                    g.count,
+                    g.reason.as_str(),
+                    shown.join(", ")
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "    {label}: {}", parts.join("; "));
+    }
     out
 }

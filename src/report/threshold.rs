@@ -41,10 +41,12 @@ pub struct Verdict {
 impl Threshold {
     /// Evaluate every rule against a target's counts (SAF semantics: `min`
     /// and `max` are inclusive; `controls` must match the set of control ids
-    /// exactly, so an empty list means "no such controls").
-    pub fn evaluate(&self, counts: &crate::report::summary::Counts) -> Verdict {
+    /// exactly, so an empty list means "no such controls"). `None` when
+    /// the threshold has no rule for a target (only `coverage`).
+    pub fn evaluate(&self, counts: &crate::report::summary::Counts) -> Option<Verdict> {
         let mut checks = Vec::new();
-        for (prefix, bounds) in &self.rules {
+        // `coverage` is the run's, not a target's: `evaluate_coverage`.
+        for (prefix, bounds) in self.rules.iter().filter(|(p, _)| *p != "coverage") {
             let (actual, unit) = if prefix == "compliance" {
                 (f64::from(counts.compliance()), "%")
             } else {
@@ -92,10 +94,49 @@ impl Threshold {
                 });
             }
         }
-        Verdict {
+        (!checks.is_empty()).then(|| Verdict {
             passed: checks.iter().all(|c| c.passed),
             checks,
-        }
+        })
+    }
+}
+
+impl Threshold {
+    /// Evaluate the `coverage` rules over a run that scanned `scanned` of
+    /// the `expected` targets (`report::run::Coverage`); `None` when the
+    /// threshold has none. The bounds are inclusive and compared exactly
+    /// (`scanned × 100 ≥ min × expected`), never on a rounded percentage;
+    /// a run that expected nothing meets no `coverage.min` above 0.
+    pub(crate) fn evaluate_coverage(&self, scanned: usize, expected: usize) -> Option<Verdict> {
+        let bounds = self.rules.get("coverage")?;
+        let percent = if expected == 0 {
+            0.0
+        } else {
+            scanned as f64 * 100.0 / expected as f64
+        };
+        let shown = format!("coverage {percent:.1}% ({scanned} of {expected} targets scanned)");
+        let (nothing, scanned, expected) = (expected == 0, scanned as f64 * 100.0, expected as f64);
+        let checks: Vec<Check> = bounds
+            .iter()
+            .filter_map(|b| match b {
+                Bound::Min(m) => Some(Check {
+                    path: "coverage.min".into(),
+                    passed: scanned >= m * expected && (!nothing || *m == 0.0),
+                    detail: format!("{shown}, min {m}%"),
+                }),
+                Bound::Max(m) => Some(Check {
+                    path: "coverage.max".into(),
+                    passed: scanned <= m * expected,
+                    detail: format!("{shown}, max {m}%"),
+                }),
+                // Parsing gives `coverage` only min and max.
+                Bound::Exact(_) | Bound::Controls(_) => None,
+            })
+            .collect();
+        Some(Verdict {
+            passed: checks.iter().all(|c| c.passed),
+            checks,
+        })
     }
 }
 
@@ -114,7 +155,7 @@ mod tests {
         c.add("D", ControlStatus::Skipped, 0.3);
         c.add("E", ControlStatus::Error, 0.7);
         c.add("F", ControlStatus::NoImpact, 0.0);
-        let eval = |t: serde_json::Value| Threshold::parse(&t).unwrap().evaluate(&c);
+        let eval = |t: serde_json::Value| Threshold::parse(&t).unwrap().evaluate(&c).unwrap();
         assert!(!eval(json!({"compliance.min": 21})).passed, "1 of 5 = 20%");
         assert!(eval(json!({"compliance": {"min": 20, "max": 20}})).passed);
         // A range nothing can meet is refused, in any spelling.
@@ -156,5 +197,35 @@ mod tests {
             !eval(json!({"failed": {"total": {"controls": ["B"]}}})).passed,
             "C unexpected"
         );
+    }
+
+    /// `coverage` takes min and max as percentages, and nothing else; it
+    /// never judges a target; a run that expected nothing meets no minimum.
+    #[test]
+    fn coverage_is_a_run_rule_with_exact_bounds() {
+        for bad in [
+            json!({"coverage.min": 101}),
+            json!({"coverage": {"total": 3}}),
+            json!({"coverage.controls": ["A"]}),
+            json!({"coverage": 90}),
+            json!({"coverage.min": -1}),
+        ] {
+            assert!(Threshold::parse(&bad).is_err(), "{bad}");
+        }
+        let t = Threshold::parse(&json!({"coverage": {"min": 95, "max": 100}})).unwrap();
+        let counts = crate::report::summary::Counts::default();
+        assert_eq!(t.evaluate(&counts), None, "no rule for a target");
+        let held = |s, e| t.evaluate_coverage(s, e).unwrap().passed;
+        assert!(held(19, 20), "95% exactly");
+        assert!(!held(18, 19), "94.7%");
+        assert!(held(1000, 1000));
+        assert!(!held(0, 0), "nothing expected meets no minimum");
+        let zero = Threshold::parse(&json!({"coverage.min": 0})).unwrap();
+        assert!(zero.evaluate_coverage(0, 0).unwrap().passed);
+        assert_eq!(Threshold::default().evaluate_coverage(1, 2), None);
+        // SAF has no coverage: said where a gate moves between the two.
+        let said = crate::policy::threshold::saf_differences(&json!({"coverage.min": 95}), 1);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].1.contains("no `coverage`"), "{said:?}");
     }
 }

@@ -24,6 +24,11 @@ pub struct ReportRun {
     pub imported: bool,
     /// Its targets.
     pub targets: Vec<ReportTarget>,
+    /// How much of what it was to scan it scanned (absent in bundles from
+    /// before vigil counted it).
+    pub coverage: Option<super::run::Coverage>,
+    /// The coverage gate: held or not, absent without one.
+    pub coverage_passed: Option<bool>,
 }
 
 /// One target of a [`ReportRun`].
@@ -62,6 +67,8 @@ impl From<&RunSummary> for ReportRun {
             started: s.started.to_rfc3339(),
             ended: s.ended.to_rfc3339(),
             imported: s.imported.is_some(),
+            coverage: Some(s.coverage.clone()),
+            coverage_passed: s.coverage_threshold.as_ref().map(|v| v.passed),
             targets: s
                 .targets
                 .iter()

@@ -156,10 +156,8 @@ pub fn run_policy(
         started,
         targets,
         Origin {
-            imported: None,
-            plan: Some(PlanRef::of(plan)),
-            labels: opts.labels.clone(),
             scanner_images: collector.scanner_images(),
+            ..Origin::of_plan(plan, opts, threshold)
         },
         output,
     )
@@ -267,6 +265,29 @@ pub struct Origin {
     pub labels: BTreeMap<String, String>,
     /// The scanner images' signature checks.
     pub scanner_images: Vec<crate::report::run::ScannerImageCheck>,
+    /// The matched containers the plan did not make targets, and why:
+    /// what the run's coverage counts beside its targets.
+    pub skipped: Vec<(String, crate::report::run::Gap)>,
+    /// The threshold whose `coverage` rules judge the run.
+    pub threshold: Option<Threshold>,
+}
+
+impl Origin {
+    /// A run of `plan`, judged by `threshold`.
+    fn of_plan(plan: &PolicyPlan, opts: &RunOptions, threshold: Option<Threshold>) -> Origin {
+        Origin {
+            imported: None,
+            plan: Some(PlanRef::of(plan)),
+            labels: opts.labels.clone(),
+            scanner_images: Vec::new(),
+            skipped: plan
+                .skipped
+                .iter()
+                .map(|s| (s.id.clone(), s.code.into()))
+                .collect(),
+            threshold,
+        }
+    }
 }
 
 /// Sort the targets, derive the run's stats, completeness and verdict, and
@@ -295,8 +316,18 @@ pub fn finish(
         plan: origin.plan,
         labels: origin.labels,
         scanner_images: origin.scanner_images,
+        coverage: Default::default(),
+        coverage_threshold: None,
     };
     summary.stats = RunStats::of(&summary.targets);
+    summary.coverage = crate::report::run::Coverage::of(
+        &summary.targets,
+        origin.skipped.iter().map(|(id, gap)| (id.as_str(), *gap)),
+    );
+    summary.coverage_threshold = origin
+        .threshold
+        .as_ref()
+        .and_then(|t| t.evaluate_coverage(summary.coverage.scanned, summary.coverage.expected));
     summary.not_scanned = summary
         .targets
         .iter()
@@ -422,7 +453,7 @@ fn scan_target(
         error,
         failure,
         compliance: counts.compliance(),
-        threshold: threshold.map(|th| th.evaluate(&counts)),
+        threshold: threshold.and_then(|th| th.evaluate(&counts)),
         counts: sc,
         hdf: hdf_written,
         duration: report.duration,
@@ -504,7 +535,7 @@ pub fn import(
             failure: None,
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
-            threshold: threshold.map(|th| th.evaluate(&counts)),
+            threshold: threshold.and_then(|th| th.evaluate(&counts)),
             hdf,
             duration: 0.0,
             attempts: 0,
@@ -524,6 +555,8 @@ pub fn import(
             plan: None,
             labels: BTreeMap::new(),
             scanner_images: Vec::new(),
+            skipped: Vec::new(),
+            threshold: threshold.cloned(),
         },
         output,
     )
@@ -639,7 +672,7 @@ pub fn run_external(
             threshold: if error.is_some() {
                 None
             } else {
-                threshold.as_ref().map(|th| th.evaluate(&counts))
+                threshold.as_ref().and_then(|th| th.evaluate(&counts))
             },
             error,
             failure,
@@ -659,12 +692,7 @@ pub fn run_external(
         &policy.value.metadata.name,
         started,
         targets,
-        Origin {
-            imported: None,
-            plan: Some(PlanRef::of(plan)),
-            labels: opts.labels.clone(),
-            scanner_images: Vec::new(),
-        },
+        Origin::of_plan(plan, opts, threshold),
         output,
     )
 }

@@ -131,6 +131,22 @@ fn failures_are_filed_by_kind_and_a_panic_fails_only_its_target() {
     assert_eq!(kind_of(&summary, "c"), Some(FailureKind::NotScanned));
     assert_eq!(kind_of(&summary, "d"), Some(FailureKind::Other));
     assert_eq!(summary.stats.timeouts, 1, "only a's kind is Timeout");
+    // Coverage groups them by the same kinds.
+    use crate::report::run::Gap;
+    let gaps: Vec<(Gap, usize)> = summary
+        .coverage
+        .gaps
+        .iter()
+        .map(|g| (g.reason, g.count))
+        .collect();
+    assert_eq!(
+        gaps,
+        [(Gap::Error, 2), (Gap::Timeout, 1), (Gap::NotScanned, 1)]
+    );
+    assert_eq!(
+        (summary.coverage.expected, summary.coverage.scanned),
+        (4, 0)
+    );
     assert_eq!(summary.not_scanned.len(), 1, "{:?}", summary.not_scanned);
     assert!(summary.not_scanned[0].ends_with("/c"));
     assert!(!summary.complete);
@@ -204,4 +220,190 @@ fn a_panicking_external_scan_fails_only_its_target() {
             assert_eq!(t.status, TargetStatus::Scanned, "{t:?}");
         }
     }
+}
+
+/// Fails a, b and c with the kinds the API and the approaches report;
+/// gathers d from its (empty) root.
+struct Refused;
+
+impl Collector for Refused {
+    fn collect(&self, t: &PlannedTarget, r: &FactRequest, id: &str) -> Result<Gathered, Failure> {
+        match t.id.rsplit('/').next().unwrap() {
+            "a" => Err(Failure::new(FailureKind::Forbidden, "403")),
+            "b" => Err(Failure::new(FailureKind::NoShell, "no /bin/sh")),
+            "c" => Err(Failure::new(FailureKind::Transient, "503 three times")),
+            _ => LocalCollector {
+                registry: Default::default(),
+            }
+            .collect(t, r, id),
+        }
+    }
+}
+
+/// The matched containers a plan did not make targets: `n` of each code.
+fn skipped(codes: &[(crate::plan::SkipCode, usize)]) -> Vec<crate::plan::Skipped> {
+    let mut out = Vec::new();
+    for (code, n) in codes {
+        for i in 0..*n {
+            out.push(crate::plan::Skipped {
+                id: format!("ns/{code:?}-{i}/app"),
+                code: *code,
+                reason: "planned so".into(),
+            });
+        }
+    }
+    out
+}
+
+/// Coverage counts every reason a target may go unscanned, each once: the
+/// run's own failures by kind and the plan's lost containers, while what
+/// the policy left out by its own settings is listed but not counted. The
+/// gate compares exactly (25% meets `coverage.min: 25`, not 25.001) and a
+/// missed gate fails the run, never an error without one.
+#[test]
+fn coverage_counts_each_reason_a_target_goes_unscanned() {
+    use crate::plan::SkipCode;
+    use crate::report::run::Gap;
+    let lost = [
+        (SkipCode::Windows, 1),
+        (SkipCode::ContainerNotRunning, 1),
+        (SkipCode::NoApproach, 12),
+        (SkipCode::InitContainer, 2),
+        (SkipCode::EphemeralContainer, 1),
+        (SkipCode::PodNotRunning, 1),
+    ];
+    let run_with = |collector: &dyn Collector, threshold: &str, codes: &[(SkipCode, usize)]| {
+        let dir = Scratch::new("coverage");
+        let (set, mut plan) = planned(&dir.0);
+        for n in ["a", "b", "c", "d"] {
+            std::fs::create_dir_all(dir.0.join(n).join("etc")).unwrap();
+        }
+        plan.policies[0].skipped = skipped(codes);
+        let out =
+            crate::report::output::PlainDir::create(&dir.0.join("out"), "life", "r1").unwrap();
+        let mut opts = options(false, None);
+        let value: serde_json::Value = serde_json::from_str(threshold).unwrap();
+        opts.threshold = Some(Threshold::parse(&value).unwrap());
+        run_policy(
+            &set,
+            &set.policies[0],
+            &plan.policies[0],
+            &opts,
+            &out,
+            collector,
+        )
+        .unwrap()
+        .0
+    };
+    let groups = |gs: &[crate::report::run::GapGroup]| -> Vec<(Gap, usize)> {
+        gs.iter().map(|g| (g.reason, g.count)).collect()
+    };
+
+    // Three targets refused, one scanned, 14 containers lost in the plan.
+    let s = run_with(&Refused, r#"{"coverage": {"min": 50}}"#, &lost);
+    assert_eq!(
+        (s.coverage.expected, s.coverage.scanned),
+        (4 + 14, 1),
+        "{:?}",
+        s.targets.iter().map(|t| &t.error).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        groups(&s.coverage.gaps),
+        [
+            (Gap::NoApproach, 12),
+            (Gap::Forbidden, 1),
+            (Gap::NoShell, 1),
+            (Gap::Transient, 1),
+            (Gap::Windows, 1),
+            (Gap::ContainerNotRunning, 1),
+        ]
+    );
+    assert_eq!(
+        groups(&s.coverage.excluded),
+        [
+            (Gap::InitContainer, 2),
+            (Gap::EphemeralContainer, 1),
+            (Gap::PodNotRunning, 1)
+        ]
+    );
+    // The count is exact, the ids a pointer.
+    let no_approach = &s.coverage.gaps[0];
+    assert_eq!(no_approach.examples.len(), crate::report::run::GAP_EXAMPLES);
+    assert_eq!(no_approach.examples[0], "ns/NoApproach-0/app");
+    assert_eq!(
+        no_approach.examples[2], "ns/NoApproach-2/app",
+        "natural order"
+    );
+    assert!(!s.coverage_threshold.as_ref().unwrap().passed);
+    assert_eq!(
+        s.verdict,
+        RunVerdict::Error,
+        "refused targets are errors first"
+    );
+
+    // Every target scanned, 12 lost: 4 of 16 is 25% exactly.
+    let local = LocalCollector {
+        registry: Default::default(),
+    };
+    let codes = &lost[2..];
+    let s = run_with(&local, r#"{"coverage.min": 25}"#, codes);
+    assert_eq!((s.coverage.expected, s.coverage.scanned), (16, 4));
+    assert!(
+        s.coverage_threshold.as_ref().unwrap().passed,
+        "{:?}",
+        s.coverage_threshold
+    );
+    assert_eq!(s.verdict, RunVerdict::Pass);
+    let s = run_with(&local, r#"{"coverage.min": 25.001}"#, codes);
+    let gate = s.coverage_threshold.as_ref().unwrap();
+    assert!(!gate.passed);
+    assert_eq!(
+        gate.checks[0].detail,
+        "coverage 25.0% (4 of 16 targets scanned), min 25.001%"
+    );
+    assert_eq!(s.verdict, RunVerdict::Fail, "a missed gate fails the run");
+    let text = crate::report::text::table(&s, false, Default::default(), 10);
+    assert!(
+        text.contains("coverage: 4 of 16 targets scanned (25.0%), coverage threshold FAIL")
+            && text.contains("not scanned: 12 no-approach (ns/NoApproach-0/app, ns/NoApproach-1/app, ns/NoApproach-2/app, …)")
+            && text.contains("left out by the policy: 2 init-container"),
+        "{text}"
+    );
+    // Target rules still judge each target; coverage-only thresholds none.
+    assert!(s.targets.iter().all(|t| t.threshold.is_none()));
+    // Only the policy's own exclusions: nothing lost, 100%.
+    let s = run_with(&local, r#"{"coverage.min": 100}"#, &lost[3..]);
+    assert_eq!((s.coverage.expected, s.coverage.scanned), (4, 4));
+    assert_eq!(s.verdict, RunVerdict::Pass);
+
+    // Shards add up to the whole run: each part's coverage added equals the
+    // coverage of all of it at once.
+    let whole = crate::report::run::Coverage::of(
+        &[],
+        (0..30).map(|i| {
+            (
+                if i % 3 == 0 { "a/b/c" } else { "d/e/f" },
+                [Gap::Windows, Gap::NoApproach, Gap::InitContainer][i % 3],
+            )
+        }),
+    );
+    let mut parts = crate::report::run::Coverage::of(
+        &[],
+        (0..15).map(|i| {
+            (
+                if i % 3 == 0 { "a/b/c" } else { "d/e/f" },
+                [Gap::Windows, Gap::NoApproach, Gap::InitContainer][i % 3],
+            )
+        }),
+    );
+    parts.add(&crate::report::run::Coverage::of(
+        &[],
+        (15..30).map(|i| {
+            (
+                if i % 3 == 0 { "a/b/c" } else { "d/e/f" },
+                [Gap::Windows, Gap::NoApproach, Gap::InitContainer][i % 3],
+            )
+        }),
+    ));
+    assert_eq!(parts, whole);
 }

@@ -188,6 +188,68 @@ fn verified_shards(
     })
 }
 
+/// The labels every shard carries with the same value.
+fn common_labels(predicates: &[&RunPredicate]) -> BTreeMap<String, String> {
+    predicates[0]
+        .labels
+        .iter()
+        .filter(|(k, v)| predicates.iter().all(|p| p.labels.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The merged run's verdict and coverage.
+struct Judged {
+    verdict: &'static str,
+    coverage: Option<crate::report::run::Coverage>,
+    coverage_threshold: Option<crate::report::threshold::Verdict>,
+}
+
+/// Judge the merged run: `error` when a shard was in error (or the whole
+/// run scanned nothing), `fail` when a target's threshold failed or the
+/// coverage gate fails over the shards' coverage added up (one shard's
+/// part may miss the gate while the whole meets it), else `pass`. A shard
+/// that missed a gate the policy does not hold fails the merge. Shards
+/// sealed before vigil counted coverage keep their own verdicts.
+fn judge(
+    predicates: &[&RunPredicate],
+    targets: &[TargetResult],
+    threshold: Option<&crate::policy::threshold::Threshold>,
+) -> Judged {
+    let coverage =
+        predicates
+            .iter()
+            .try_fold(crate::report::run::Coverage::default(), |mut all, p| {
+                all.add(p.coverage.as_ref()?);
+                Some(all)
+            });
+    let coverage_threshold = coverage
+        .as_ref()
+        .zip(threshold)
+        .and_then(|(c, t)| t.evaluate_coverage(c.scanned, c.expected));
+    let shard_says = |v: &str| predicates.iter().any(|p| p.verdict == v);
+    // Shards whose targets are all elsewhere are legitimately empty; a
+    // merged run of nothing at all is an error, never a pass.
+    let verdict = if shard_says("error") || targets.is_empty() {
+        "error"
+    } else if targets.iter().any(|t| t.threshold_passed == Some(false))
+        || coverage_threshold.as_ref().is_some_and(|v| !v.passed)
+        || (coverage.is_none() && shard_says("fail"))
+        // A gate the policy does not hold (a shard's --threshold file)
+        // cannot be judged over the whole: a shard that missed it stands.
+        || (coverage_threshold.is_none() && predicates.iter().any(|p| p.coverage_passed == Some(false)))
+    {
+        "fail"
+    } else {
+        "pass"
+    };
+    Judged {
+        verdict,
+        coverage,
+        coverage_threshold,
+    }
+}
+
 /// Check the shard bundles, then write the merged bundle through `output`
 /// (created for the merged run id) and seal it.
 pub fn merge(
@@ -197,6 +259,7 @@ pub fn merge(
     run_id: &str,
     output: &SealedDir,
     signer: Option<&Signer>,
+    threshold: Option<&crate::policy::threshold::Threshold>,
 ) -> Result<PathBuf, MergeError> {
     let Verified {
         shards,
@@ -266,12 +329,8 @@ pub fn merge(
         .iter()
         .flat_map(|p| p.not_scanned.iter().cloned())
         .collect();
-    // Shards whose targets are all elsewhere are legitimately empty; a
-    // merged run of nothing at all is an error, never a pass.
-    let verdict = ["error", "fail"]
-        .into_iter()
-        .find(|v| predicates.iter().any(|p| p.verdict == *v))
-        .unwrap_or(if targets.is_empty() { "error" } else { "pass" });
+    let judged = judge(&predicates, &targets, threshold);
+    let verdict = judged.verdict;
     let complete = predicates.iter().all(|p| p.complete);
     let summary = serde_json::json!({
         "run_id": run_id,
@@ -280,6 +339,8 @@ pub fn merge(
         "complete": complete,
         "not_scanned": not_scanned,
         "verdict": verdict,
+        "coverage": judged.coverage,
+        "coverage_threshold": judged.coverage_threshold,
         "targets": targets,
     });
     let written = output
@@ -313,13 +374,7 @@ pub fn merge(
             plaintext_sha256: written.sha256,
         },
         targets,
-        // The labels every shard carries with the same value.
-        labels: predicates[0]
-            .labels
-            .iter()
-            .filter(|(k, v)| predicates.iter().all(|p| p.labels.get(*k) == Some(*v)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        labels: common_labels(&predicates),
         // Every shard's scanner image checks, each once.
         scanner_images: predicates.iter().fold(Vec::new(), |mut all, p| {
             for c in &p.scanner_images {
@@ -331,6 +386,8 @@ pub fn merge(
         }),
         audit: None,
         verdict: verdict.to_string(),
+        coverage: judged.coverage,
+        coverage_passed: judged.coverage_threshold.map(|v| v.passed),
         imported: None,
         plan: Some(crate::report::run::PlanRef {
             shard: None,

@@ -85,6 +85,13 @@ pub struct RunPredicate {
     /// (or why it was refused).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scanner_images: Vec<crate::report::run::ScannerImageCheck>,
+    /// How much of what the run was to scan it scanned, and why not the
+    /// rest (absent in statements from before vigil counted it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::report::run::Coverage>,
+    /// The threshold's coverage gate: held or not, absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_passed: Option<bool>,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
 }
@@ -242,5 +249,7 @@ pub fn predicate(
         labels: summary.labels.clone(),
         scanner_images: summary.scanner_images.clone(),
         shards: Vec::new(),
+        coverage: Some(summary.coverage.clone()),
+        coverage_passed: summary.coverage_threshold.as_ref().map(|v| v.passed),
     }
 }
