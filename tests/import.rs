@@ -409,3 +409,87 @@ fn import_memory_is_bounded_by_the_input() {
         "peak RSS {peak} bytes for a {size}-byte report (baseline {baseline})"
     );
 }
+
+/// An overlay report as InSpec writes one: the wrapper lists empty copies
+/// of the controls it changes, the wrapped profile (`parent_profile`) holds
+/// the results. Imported, each control counts once with its results (no
+/// errors for the copies, the not-applicable one once), the seal verifies
+/// (the recount agrees), and import says where the SAF CLI reads it
+/// otherwise: only the first profile, and a control whose severity tag and
+/// impact disagree.
+#[test]
+fn an_overlay_report_counts_each_control_once() {
+    let (dir, _) = setup();
+    let control = |id: &str, impact: f64, severity: Option<&str>, results: &[&str]| {
+        let mut c = serde_json::json!({
+            "id": id, "title": id, "impact": impact, "tags": {},
+            "results": results.iter().map(|s| serde_json::json!({"status": s, "code_desc": "t"})).collect::<Vec<_>>()
+        });
+        if let Some(s) = severity {
+            c["tags"]["severity"] = s.into();
+        }
+        c
+    };
+    let report = serde_json::json!({"profiles": [
+        {"name": "site-overlay", "depends": [{"name": "base"}], "controls": [
+            control("V-1", 0.5, None, &[]),
+            control("V-2", 0.0, None, &[]),
+        ]},
+        {"name": "base", "parent_profile": "site-overlay", "controls": [
+            control("V-1", 0.5, None, &["passed"]),
+            control("V-2", 0.0, None, &["skipped"]),
+            control("V-3", 0.7, Some("none"), &["failed"]),
+        ]}
+    ]});
+    dir.write("nginx.json", serde_json::to_vec(&report).unwrap());
+    let run = import(&dir, &[]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let counts = &summary["targets"][0]["counts"];
+    assert_eq!(
+        counts,
+        &serde_json::json!({"passed": 1, "failed": 1, "skipped": 0, "no_impact": 1, "error": 0}),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("2 profiles (overlays linked as Heimdall links them)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("control V-3 is tagged severity none but has impact 0.7: Heimdall and vigil count it as none, the SAF CLI's threshold as high"),
+        "{}",
+        run.stderr
+    );
+    let bundle = dir
+        .path()
+        .join("out/nginx")
+        .join(summary["run_id"].as_str().unwrap());
+    let verify = vigil_in(
+        dir.path(),
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--trusted-key",
+            "signer.pub.pem",
+            "--identity",
+            "reader.key",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    // Overlays that wrap each other loop: refused, naming the file.
+    let looping = serde_json::json!({"profiles": [
+        {"name": "a", "parent_profile": "b", "controls": [control("V-1", 0.5, None, &["passed"])]},
+        {"name": "b", "parent_profile": "a", "controls": [control("V-1", 0.5, None, &["passed"])]}
+    ]});
+    dir.write("nginx.json", serde_json::to_vec(&looping).unwrap());
+    let run = import(&dir, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nginx.json") && run.stderr.contains("in a cycle"),
+        "{}",
+        run.stderr
+    );
+}

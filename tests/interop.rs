@@ -117,6 +117,182 @@ fn inspecjs_reads_vigil_hdf_as_vigil_does() {
     assert_eq!(debian["controls"]["CB-20"]["waived"], true);
 }
 
+/// Overlay (wrapper) profiles and ids shared across profiles, differentially
+/// against inspecjs 2.12.6 (Heimdall's and the SAF CLI's reader) on 400
+/// generated documents: wrappers over bases, three-layer chains, parents
+/// that name no profile or a profile named twice, copies with and without
+/// results, shared ids in unrelated profiles, waivers, impacts and
+/// severity tags. vigil counts exactly the controls inspecjs counts, each
+/// with its root's status and severity; a document whose overlays form a
+/// cycle (inspecjs recurses forever on it) is refused, and only those.
+#[test]
+fn overlay_reports_count_as_inspecjs_counts_them() {
+    let Some(modules) = inspecjs() else { return };
+    let dir = TempDir::new("overlay-inspecjs");
+    let mut x: u64 = 0x5851_f42d_4c95_7f2d;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let names = ["base", "wrap", "top", "other"];
+    let statuses = ["passed", "failed", "skipped", "error"];
+    let impacts = [0.0, 0.05, 0.3, 0.5, 0.7, 0.9, 1.0];
+    let mut files = Vec::new();
+    let mut cyclic = Vec::new();
+    for doc in 0..400 {
+        let np = 1 + next(4) as usize;
+        let mut parents: Vec<Option<&str>> = Vec::new();
+        let mut profile_names = Vec::new();
+        let mut profiles = Vec::new();
+        for _ in 0..np {
+            let name = names[next(4) as usize];
+            let parent = match next(3) {
+                0 => None,
+                _ if next(8) == 0 => Some("nobody"),
+                _ => Some(names[next(4) as usize]),
+            };
+            let controls: Vec<Value> = (0..next(6))
+                .map(|_| {
+                    let results: Vec<Value> = (0..if next(2) == 0 { 0 } else { 1 + next(3) })
+                        .map(|_| serde_json::json!({"status": statuses[next(4) as usize], "code_desc": "t", "message": "m"}))
+                        .collect();
+                    let mut c = serde_json::json!({
+                        "id": format!("V-{}", next(5)),
+                        "title": "t",
+                        "impact": impacts[next(7) as usize],
+                        "tags": {},
+                        "results": results,
+                    });
+                    if next(5) == 0 {
+                        c["tags"]["severity"] = ["none", "low", "high"][next(3) as usize].into();
+                    }
+                    if next(6) == 0 {
+                        c["waiver_data"] = serde_json::json!({"skipped_due_to_waiver": true, "justification": "j"});
+                    }
+                    c
+                })
+                .collect();
+            let mut p = serde_json::json!({"name": name, "controls": controls});
+            if let Some(parent) = parent {
+                p["parent_profile"] = parent.into();
+            }
+            parents.push(parent);
+            profile_names.push(name);
+            profiles.push(p);
+        }
+        // Independently of vigil: does the profile graph loop (a profile
+        // whose parent chain, first profile of each name, comes back)?
+        let first = |n: &str| profile_names.iter().position(|m| *m == n);
+        let loops = (0..np).any(|start| {
+            let mut at = start;
+            for _ in 0..=np {
+                match parents[at].and_then(first) {
+                    Some(next) if next == start => return true,
+                    Some(next) => at = next,
+                    None => return false,
+                }
+            }
+            false
+        });
+        let path = dir.write(
+            &format!("d{doc:03}.json"),
+            serde_json::to_vec(&serde_json::json!({"profiles": profiles})).unwrap(),
+        );
+        if loops {
+            cyclic.push(path);
+        } else {
+            files.push(path);
+        }
+    }
+    assert!(
+        files.len() >= 250 && cyclic.len() >= 10,
+        "{} {}",
+        files.len(),
+        cyclic.len()
+    );
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop/inspecjs-counted.js"))
+        .args(files.iter().chain(&cyclic))
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let heimdall = |s: &str| match s {
+        "passed" => "Passed",
+        "failed" => "Failed",
+        "skipped" => "Not Reviewed",
+        "no_impact" => "Not Applicable",
+        _ => "Profile Error",
+    };
+    // vigil's counted controls as inspecjs-counted.js lists them.
+    let counted = |doc: &vigil::report::import::Hdf| -> Vec<[String; 3]> {
+        let mut out: Vec<[String; 3]> = doc
+            .controls
+            .iter()
+            .map(|c| {
+                [
+                    c.id.clone(),
+                    heimdall(c.status.as_str()).to_string(),
+                    c.severity.to_string(),
+                ]
+            })
+            .collect();
+        out.sort_by_key(|c| c.join("\0"));
+        out
+    };
+    let mut overlaid = 0;
+    for f in &files {
+        let doc = vigil::report::import::read(&std::fs::read(f).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let ours = counted(&doc);
+        let js = &theirs[f.to_str().unwrap()];
+        assert_eq!(js["loops"], false, "{}", f.display());
+        let want: Vec<[String; 3]> = serde_json::from_value(js["counted"].clone())
+            .unwrap_or_else(|e| panic!("{}: {e}: {js}", f.display()));
+        assert_eq!(ours, want, "{}", std::fs::read_to_string(f).unwrap());
+        let all: usize =
+            serde_json::from_slice::<Value>(&std::fs::read(f).unwrap()).unwrap()["profiles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["controls"].as_array().unwrap().len())
+                .sum();
+        overlaid += usize::from(all != ours.len());
+    }
+    assert!(
+        overlaid >= 100,
+        "only {overlaid} documents count other than control by control"
+    );
+    // Profiles that wrap each other: where no control's chain of links
+    // loops (inspecjs's own links say), vigil counts as inspecjs does;
+    // where one does, inspecjs drops those controls or recurses forever,
+    // and vigil refuses the document.
+    let mut refused = 0;
+    for f in &cyclic {
+        let js = &theirs[f.to_str().unwrap()];
+        match vigil::report::import::read(&std::fs::read(f).unwrap()) {
+            Ok(doc) => {
+                assert_eq!(js["loops"], false, "{}", f.display());
+                let ours = counted(&doc);
+                assert_eq!(serde_json::json!(ours), js["counted"], "{}", f.display());
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(e.to_string().contains("cycle"), "{e}");
+                assert_eq!(js["loops"], true, "{}: {js}", f.display());
+            }
+        }
+    }
+    assert!(refused >= 5, "only {refused} looping documents");
+}
+
 /// `vigil import` of the real InSpec sample counts its controls as
 /// inspecjs (Heimdall, SAF CLI) does.
 #[test]

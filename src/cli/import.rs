@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .map_err(|e| InvalidInput(e.to_string()))?;
         let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
         let mut warnings = 0usize;
-        crate::report::import::read_each(&bytes, &mut |c| {
+        let doc = crate::report::import::read_each(&bytes, &mut |c| {
             // A few say what differs; a count says how much more does.
             if let Some(w) = c.saf_difference() {
                 warnings += 1;
@@ -94,8 +94,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .map_err(|e| InvalidInput(format!("{shown}: {e}")))?;
         if warnings > MAX_WARNINGS {
             tracing::warn!(
-                "{shown}: {} more controls failed with an impact below 0.1",
+                "{shown}: {} more controls the SAF CLI counts otherwise",
                 warnings - MAX_WARNINGS
+            );
+        }
+        if doc.profiles > 1 {
+            tracing::warn!(
+                "{shown}: {} profiles (overlays linked as Heimdall links them): Heimdall and vigil count the controls of all of them, the SAF CLI's threshold and summary only those of the first",
+                doc.profiles
             );
         }
         files.push((path.display().to_string(), bytes));

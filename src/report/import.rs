@@ -104,11 +104,20 @@ impl Control {
     /// Where the SAF CLI's summary will differ from vigil's count of this
     /// control (said at import, never silently).
     pub fn saf_difference(&self) -> Option<String> {
-        (self.status == ControlStatus::Failed && self.impact > 0.0 && self.impact < 0.1).then(|| {
-            format!(
-                "control {} failed with impact {} (severity none): the SAF CLI summary leaves it out; vigil counts it",
-                crate::safeio::excerpt(&self.id, 80),
+        let id = crate::safeio::excerpt(&self.id, 80);
+        if self.status == ControlStatus::Failed && self.impact > 0.0 && self.impact < 0.1 {
+            return Some(format!(
+                "control {id} failed with impact {} (severity none): the SAF CLI summary leaves it out; vigil counts it",
                 self.impact
+            ));
+        }
+        // Heimdall and vigil read a control's severity from its tags first;
+        // the SAF CLI's threshold counts by impact alone.
+        let by_impact = severity(self.impact);
+        (self.severity != by_impact && self.status != ControlStatus::NoImpact).then(|| {
+            format!(
+                "control {id} is tagged severity {} but has impact {}: Heimdall and vigil count it as {}, the SAF CLI's threshold as {by_impact}",
+                self.severity, self.impact, self.severity
             )
         })
     }
@@ -130,9 +139,13 @@ pub fn read(bytes: &[u8]) -> Result<Hdf, NotHdf> {
     })
 }
 
-/// What an HDF document says of where it comes from.
+/// What an HDF document says of where it comes from, and how many
+/// profiles it has.
 #[derive(Debug, Default)]
 pub struct Platform {
+    /// How many profiles it has (the SAF CLI's threshold and summary read
+    /// only the first; Heimdall and vigil all of them).
+    pub profiles: usize,
     /// `platform.target_id` when it is a non-empty string.
     pub target_id: Option<String>,
     /// `platform.run_id` when it is a string.
@@ -144,12 +157,43 @@ pub struct Platform {
 /// holds less). A document that breaks a shape rule gives an error, after
 /// `each` may have seen some of its controls.
 pub fn read_each(bytes: &[u8], each: &mut dyn FnMut(Control)) -> Result<Platform, NotHdf> {
+    // Overlays first: which controls count, and how often (one pass that
+    // keeps only names and ids; none for documents without them).
+    let counted = super::overlay::of_document(bytes).map_err(|e| NotHdf(e.to_string()))?;
+    let mut sink = Sink {
+        each,
+        counted: counted.as_deref(),
+        next: 0,
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let platform = de
-        .deserialize_any(DocVisitor(each))
+        .deserialize_any(DocVisitor(&mut sink))
         .and_then(|p| de.end().map(|()| p))
         .map_err(|e| NotHdf(e.to_string()))?;
     Ok(platform)
+}
+
+/// Where the controls read go: each to `each` as many times as it counts
+/// (`counted`, by document order; once each without overlays).
+struct Sink<'a> {
+    each: &'a mut dyn FnMut(Control),
+    counted: Option<&'a [u32]>,
+    next: usize,
+}
+
+impl Sink<'_> {
+    fn give(&mut self, c: Control) {
+        let times = self
+            .counted
+            .map_or(1, |n| n.get(self.next).copied().unwrap_or(1));
+        self.next += 1;
+        for _ in 1..times {
+            (self.each)(c.clone());
+        }
+        if times > 0 {
+            (self.each)(c);
+        }
+    }
 }
 
 /// A scalar as JavaScript would test it; arrays and objects are read past.
@@ -266,9 +310,9 @@ macro_rules! read_past_map {
 }
 
 /// The top level: `platform` and `profiles`.
-struct DocVisitor<'a>(&'a mut dyn FnMut(Control));
+struct DocVisitor<'a, 'b>(&'a mut Sink<'b>);
 
-impl<'de> Visitor<'de> for DocVisitor<'_> {
+impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
     type Value = Platform;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object with a `profiles` array")
@@ -282,7 +326,7 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
                 // counted as they are read, so a second is refused.
                 "profiles" if profiles => return Err(de::Error::duplicate_field("profiles")),
                 "profiles" => {
-                    a.next_value_seed(ProfilesSeed(&mut *self.0))?;
+                    hdf.profiles = a.next_value_seed(ProfilesSeed(&mut *self.0))?;
                     profiles = true;
                 }
                 "platform" => {
@@ -307,21 +351,21 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
 }
 
 /// `profiles`: each profile's controls are appended to the one list.
-struct ProfilesSeed<'a>(&'a mut dyn FnMut(Control));
+struct ProfilesSeed<'a, 'b>(&'a mut Sink<'b>);
 
-impl<'de> DeserializeSeed<'de> for ProfilesSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+impl<'de> DeserializeSeed<'de> for ProfilesSeed<'_, '_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ProfilesSeed<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for ProfilesSeed<'_, '_> {
+    type Value = usize;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("`profiles` to be an array")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<usize, A::Error> {
         let mut i = 0;
         while a
             .next_element_seed(ProfileSeed {
@@ -332,24 +376,24 @@ impl<'de> Visitor<'de> for ProfilesSeed<'_> {
         {
             i += 1;
         }
-        Ok(())
+        Ok(i)
     }
 }
 
 /// One profile: its `controls`.
-struct ProfileSeed<'a> {
+struct ProfileSeed<'a, 'b> {
     index: usize,
-    out: &'a mut dyn FnMut(Control),
+    out: &'a mut Sink<'b>,
 }
 
-impl<'de> DeserializeSeed<'de> for ProfileSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ProfileSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ProfileSeed<'_> {
+impl<'de> Visitor<'de> for ProfileSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "profiles[{}] to be an object", self.index)
@@ -384,19 +428,19 @@ impl<'de> Visitor<'de> for ProfileSeed<'_> {
 }
 
 /// A profile's `controls`.
-struct ControlsSeed<'a> {
+struct ControlsSeed<'a, 'b> {
     profile: usize,
-    out: &'a mut dyn FnMut(Control),
+    out: &'a mut Sink<'b>,
 }
 
-impl<'de> DeserializeSeed<'de> for ControlsSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ControlsSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ControlsSeed<'_> {
+impl<'de> Visitor<'de> for ControlsSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "profiles[{}].controls to be an array", self.profile)
@@ -407,7 +451,7 @@ impl<'de> Visitor<'de> for ControlsSeed<'_> {
             profile: self.profile,
             index: j,
         })? {
-            (self.out)(c);
+            self.out.give(c);
             j += 1;
         }
         Ok(())

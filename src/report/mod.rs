@@ -9,6 +9,7 @@ pub mod import;
 pub mod inventory;
 pub(crate) mod oscal;
 pub mod output;
+pub(crate) mod overlay;
 pub(crate) mod run;
 pub(crate) mod summary;
 pub(crate) mod text;
@@ -103,11 +104,38 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
-    /// Counts over every control of every profile (SAF semantics).
+    /// Counts over the controls of every profile as Heimdall counts the
+    /// HDF written for them (`overlay`): a control id two profiles share
+    /// counts as inspecjs links it, so `vigil verify`'s recount of the
+    /// document agrees.
     pub fn counts(&self) -> Counts {
+        let profiles: Vec<overlay::ProfileLinks> = self
+            .profiles
+            .iter()
+            .map(|p| overlay::ProfileLinks {
+                name: Some(p.name.clone()),
+                parent: None,
+            })
+            .collect();
+        let all: Vec<(usize, &ControlOutcome)> = self
+            .profiles
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.controls.iter().map(move |c| (i, c)))
+            .collect();
+        let refs: Vec<overlay::ControlRef<'_>> = all
+            .iter()
+            .map(|(i, c)| overlay::ControlRef {
+                profile: *i,
+                id: &c.id,
+                has_results: !c.results.is_empty(),
+            })
+            .collect();
+        // Profiles without parents never form a cycle.
+        let times = overlay::multiplicity(&profiles, &refs).unwrap_or_else(|_| vec![1; all.len()]);
         let mut c = Counts::default();
-        for p in &self.profiles {
-            for ctl in &p.controls {
+        for ((_, ctl), n) in all.iter().zip(times) {
+            for _ in 0..n {
                 c.add(&ctl.id, ctl.status, ctl.impact);
             }
         }
