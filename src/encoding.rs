@@ -49,6 +49,22 @@ pub fn key_id(spki_der: &[u8]) -> String {
     format!("SHA256:{}", hex(&sha2::Sha256::digest(spki_der)))
 }
 
+/// DSSE's pre-authentication encoding, what a DSSE signature covers:
+/// `"DSSEv1" SP len(type) SP type SP len(body) SP body` (lengths in
+/// decimal bytes). Here, a leaf, because vigil signs envelopes (`seal`)
+/// and verifies other tools' (`cosign`).
+pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

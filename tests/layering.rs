@@ -287,8 +287,11 @@ fn verification_flags_are_declared_once() {
 /// crate) or raises this number in the same commit, saying why; one that
 /// removes some lowers it. (1035 -> 1039: the coverage of a run is in
 /// `RunSummary`, a statement's predicate and the plan, which embedders
-/// read: `Coverage`, `GapGroup`, `Gap` and the plan's `SkipCode`.)
-const PUBLIC_ITEMS: usize = 1039;
+/// read: `Coverage`, `GapGroup`, `Gap` and the plan's `SkipCode`. 1039 ->
+/// 1044: the `attest` and `verify-attestation` subcommands' `Args` and
+/// `run`, and DSSE's PAE in `encoding`, which `seal` and `cosign` share and
+/// the seal tests check by hand.)
+const PUBLIC_ITEMS: usize = 1044;
 
 #[test]
 fn the_public_surface_does_not_grow() {

@@ -893,3 +893,216 @@ fn sigterm_ends_verify_image_waiting_on_a_stalled_registry() {
     assert!(!status.success());
     assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
 }
+
+/// `vigil attest --push` against the real registry: the scanned image's
+/// verdict lands under `sha256-<hex>.att` as `cosign attest` stores it, a
+/// second attestation is appended (the same one is not), and an
+/// independent verifier written here from the cosign attestation and DSSE
+/// specs (curl for the registry, base64 by hand, PAE by hand, `openssl
+/// pkeyutl` for the Ed25519 signature) accepts what vigil wrote.
+/// `vigil verify-attestation` reads it back; another key, another digest,
+/// `--require passed` on a WARNED verdict and a changed byte are refused.
+#[test]
+fn attestations_are_pushed_as_cosign_stores_them_and_verify_independently() {
+    use base64::Engine as _;
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start("attest");
+    let root = crate::util::rootfs_fixtures();
+    let digest = reg.push_image("team/app", "v1", &[&root.path().join("rootfs/debian")]);
+    let dir = reg.dir.path().to_path_buf();
+    let v = |args: &[&str]| crate::util::vigil_in(&dir, args);
+    crate::util::signing_key(&dir);
+    std::fs::write(
+        dir.join("p.yaml"),
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: pipeline}\nspec:\n  profiles: [container-baseline]\n  targets: [{rootfs: .}]\n  threshold: {compliance: {min: 10}}\n  output: {signingKey: signer.key.pem}\n",
+    )
+    .unwrap();
+    let image = format!("{}/team/app@{digest}", reg.host);
+    let profiles = crate::util::repo().join("policies/profiles");
+    let run = v(&[
+        "run",
+        "p.yaml",
+        profiles.to_str().unwrap(),
+        "--image",
+        &format!("registry:{image}"),
+        "--insecure-registry",
+        &reg.host,
+        "--plaintext",
+        "--out",
+        "out",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary[0]["targets"][0]["image_digest"], digest.as_str());
+    let bundle = format!("out/pipeline/{}", summary[0]["run_id"].as_str().unwrap());
+    let attest = |url: &str| {
+        v(&[
+            "attest",
+            &bundle,
+            "--trusted-key",
+            "signer.pub.pem",
+            "--signing-key",
+            "signer.key.pem",
+            "--out",
+            "verdicts",
+            "--url",
+            url,
+            "--push",
+            "--insecure-registry",
+            &reg.host,
+        ])
+    };
+    let a = attest("https://ci.example/job/1");
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let tag = format!("{}.att", digest.replace(':', "-"));
+    assert!(
+        a.stdout.contains("WARNED") && a.stdout.contains(&format!("to {tag}")),
+        "{}",
+        a.stdout
+    );
+    // The same envelope again is not appended; another one is.
+    assert_eq!(attest("https://ci.example/job/1").code, 0);
+    assert_eq!(attest("https://ci.example/job/2").code, 0);
+
+    // The independent verifier: the .att manifest's DSSE layers.
+    let manifest: serde_json::Value = serde_json::from_slice(&curl(&[
+        "-sSf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{}/v2/team/app/manifests/{tag}", reg.host),
+    ]))
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{manifest:#}");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (i, layer) in layers.iter().enumerate() {
+        assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+        assert_eq!(
+            layer["annotations"]["predicateType"],
+            "https://in-toto.io/attestation/test-result/v0.1"
+        );
+        let blob = curl(&[
+            "-sSf",
+            &format!(
+                "http://{}/v2/team/app/blobs/{}",
+                reg.host,
+                layer["digest"].as_str().unwrap()
+            ),
+        ]);
+        assert_eq!(
+            format!("sha256:{}", sha256_hex(&blob)),
+            layer["digest"].as_str().unwrap()
+        );
+        let env: serde_json::Value = serde_json::from_slice(&blob).unwrap();
+        assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+        let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(st["subject"][0]["digest"]["sha256"], &digest[7..]);
+        assert_eq!(st["subject"][0]["name"], format!("{}/team/app", reg.host));
+        assert_eq!(st["predicate"]["result"], "WARNED");
+        assert!(
+            !st["predicate"]["failedTests"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            st["predicate"]["url"],
+            format!("https://ci.example/job/{}", i + 1)
+        );
+        // PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body
+        let mut pae = format!(
+            "DSSEv1 {} application/vnd.in-toto+json {} ",
+            "application/vnd.in-toto+json".len(),
+            payload.len()
+        )
+        .into_bytes();
+        pae.extend_from_slice(&payload);
+        std::fs::write(dir.join("pae.bin"), &pae).unwrap();
+        let sig = b64
+            .decode(env["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.join("sig.bin"), &sig).unwrap();
+        let checked = std::process::Command::new("openssl")
+            .args([
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                "signer.pub.pem",
+                "-rawin",
+                "-in",
+                "pae.bin",
+                "-sigfile",
+                "sig.bin",
+            ])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "openssl refused layer {i}: {}",
+            String::from_utf8_lossy(&checked.stdout)
+        );
+    }
+
+    // vigil reads it back.
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify-attestation",
+            &image,
+            "--insecure-registry",
+            &reg.host,
+        ];
+        args.extend_from_slice(extra);
+        v(&args)
+    };
+    let r = verify(&["--key", "signer.pub.pem"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("result WARNED") && r.stdout.contains(&format!("tag {tag}")),
+        "{}",
+        r.stdout
+    );
+    let r = verify(&["--key", "signer.pub.pem", "--require", "passed"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is WARNED, not PASSED"), "{}", r.stderr);
+    v(&["keygen", "signing", "--out", "other"]);
+    let r = verify(&["--key", "other.pub.pem"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("signed by key"), "{}", r.stderr);
+    let r = verify(&[
+        "--key",
+        "signer.pub.pem",
+        "--predicate-type",
+        "https://slsa.dev/provenance/v1",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // Another image of the same repository has no attestation.
+    let other = reg.push_image("team/app", "v2", &[&root.path().join("rootfs/alpine")]);
+    let r = v(&[
+        "verify-attestation",
+        &format!("{}/team/app@{other}", reg.host),
+        "--key",
+        "signer.pub.pem",
+        "--insecure-registry",
+        &reg.host,
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no attestation"), "{}", r.stderr);
+    // A changed byte in a stored envelope: its digest no longer matches.
+    for layer in layers {
+        let file = reg.blob_file(layer["digest"].as_str().unwrap());
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = bytes.iter().position(|b| *b == b'{').unwrap();
+        bytes[at] = b' ';
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let r = verify(&["--key", "signer.pub.pem"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}

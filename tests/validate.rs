@@ -1116,3 +1116,53 @@ fn the_real_cluster_harness_is_well_formed() {
         }
     }
 }
+
+/// docs/ci.md's admission examples require what `vigil attest` writes: the
+/// in-toto Test Result predicate, a `PASSED` result, and the key that
+/// signs the verdicts (the demo key the documented flow uses).
+#[test]
+fn the_documented_admission_policies_require_vigils_verdict() {
+    let text = std::fs::read_to_string(crate::util::repo().join("docs/ci.md")).unwrap();
+    let blocks: Vec<serde_json::Value> = text
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| serde_saphyr::from_str(b.split("```").next().unwrap()).unwrap())
+        .collect();
+    let key =
+        std::fs::read_to_string(crate::util::repo().join("fixtures/keys/demo-signing.pub.pem"))
+            .unwrap();
+    let kyverno = blocks
+        .iter()
+        .find(|b| b["kind"] == "ClusterPolicy")
+        .expect("a Kyverno ClusterPolicy");
+    let rule = &kyverno["spec"]["rules"][0]["verifyImages"][0]["attestations"][0];
+    assert_eq!(
+        rule["type"],
+        "https://in-toto.io/attestation/test-result/v0.1"
+    );
+    assert_eq!(rule["conditions"][0]["all"][0]["value"], "PASSED");
+    let kyverno_key = rule["attestors"][0]["entries"][0]["keys"]["publicKeys"]
+        .as_str()
+        .unwrap();
+    assert_eq!(kyverno_key.trim(), key.trim());
+    let sigstore = blocks
+        .iter()
+        .find(|b| b["kind"] == "ClusterImagePolicy")
+        .expect("a policy-controller ClusterImagePolicy");
+    let authority = &sigstore["spec"]["authorities"][0];
+    assert_eq!(
+        authority["key"]["data"].as_str().unwrap().trim(),
+        key.trim()
+    );
+    let att = &authority["attestations"][0];
+    assert_eq!(
+        att["predicateType"],
+        "https://in-toto.io/attestation/test-result/v0.1"
+    );
+    assert!(
+        att["policy"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("result: \"PASSED\"")
+    );
+}

@@ -2,6 +2,7 @@
 //! subcommand lives in its own file with its `Args` and a `run` that calls
 //! into the library.
 
+mod attest;
 mod audit_check;
 mod completions;
 mod drift;
@@ -24,6 +25,7 @@ mod seal_args;
 mod trust_args;
 mod validate;
 mod verify;
+mod verify_attestation;
 mod verify_image;
 
 use std::io::Write;
@@ -88,6 +90,8 @@ enum Command {
     Run(run::Args),
     Verify(verify::Args),
     VerifyImage(verify_image::Args),
+    VerifyAttestation(verify_attestation::Args),
+    Attest(attest::Args),
     AuditCheck(audit_check::Args),
     Drift(drift::Args),
     Open(open::Args),
@@ -123,6 +127,8 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Verify(a) => verify::run(a),
         Command::VerifyImage(a) => verify_image::run(a),
+        Command::VerifyAttestation(a) => verify_attestation::run(a),
+        Command::Attest(a) => attest::run(a),
         Command::AuditCheck(a) => audit_check::run(a),
         Command::Drift(a) => drift::run(a),
         Command::Open(a) => open::run(a),

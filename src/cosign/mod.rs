@@ -10,6 +10,7 @@
 //! air-gapped runs. A signature counts only when it verifies with the key
 //! and its payload names exactly the pinned digest.
 
+pub(crate) mod attestation;
 pub mod key;
 
 use std::path::Path;

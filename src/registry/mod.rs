@@ -1,5 +1,6 @@
 //! A small, bounded client for OCI distribution registries: manifests,
-//! blobs and the OCI 1.1 referrers API, read-only.
+//! blobs and the OCI 1.1 referrers API; it writes only what `vigil attest
+//! --push` stores next to an image (`push`).
 //!
 //! Why not `oci-client`: it reads manifests and token responses whole with
 //! no size cap (a hostile registry could make vigil hold any amount), and
@@ -10,12 +11,13 @@
 //! and plain HTTP is used only for hosts named with `--insecure-registry`.
 
 pub mod auth;
+mod push;
 pub mod reference;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri};
 use sha2::{Digest as _, Sha256};
@@ -92,8 +94,25 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 
 type Http = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Empty<Bytes>,
+    Full<Bytes>,
 >;
+
+/// One request: its method, path, what it accepts and what it sends.
+struct Call<'a> {
+    method: hyper::Method,
+    path: &'a str,
+    accept: Option<&'a str>,
+    body: Bytes,
+    content_type: Option<&'a str>,
+}
+
+/// What a request answered: the body's media type and digest, and where
+/// it points (an upload's `Location`).
+struct Answer {
+    media_type: Option<String>,
+    digest: String,
+    location: Option<String>,
+}
 
 /// Why a registry read failed. Messages name the registry and what was
 /// asked; text from the registry is escaped, credentials never appear.
@@ -396,6 +415,29 @@ impl Client {
         what: &str,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(Option<String>, String), RegistryError> {
+        let call = Call {
+            method: hyper::Method::GET,
+            path,
+            accept,
+            body: Bytes::new(),
+            content_type: None,
+        };
+        let a = self.exchange(image, &call, cap, what, out).await?;
+        Ok((a.media_type, a.digest))
+    }
+
+    /// Send `call` to `image`'s registry, authenticating when challenged
+    /// and following redirects; the answer's body (capped at `cap`) goes to
+    /// `out`.
+    async fn exchange(
+        &self,
+        image: &Reference,
+        call: &Call<'_>,
+        cap: u64,
+        what: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<Answer, RegistryError> {
+        let (path, accept) = (call.path, call.accept);
         let host = image.api_host();
         let mut uri: Uri = format!("{}://{host}{path}", self.scheme(host))
             .parse()
@@ -409,16 +451,21 @@ impl Client {
             // Credentials go only to the registry itself, never to a host
             // it redirects to (a blob store's signed URL needs none).
             let same_host = uri.authority().map(|a| a.as_str()) == Some(host);
-            let mut req = Request::get(uri.clone())
+            let mut req = Request::builder()
+                .method(call.method.clone())
+                .uri(uri.clone())
                 .header("user-agent", concat!("vigil/", env!("CARGO_PKG_VERSION")));
             if let Some(a) = accept {
                 req = req.header("accept", a);
+            }
+            if let Some(t) = call.content_type {
+                req = req.header("content-type", t);
             }
             if let (true, Some(a)) = (same_host, &authorization) {
                 req = req.header("authorization", a);
             }
             let req = req
-                .body(Empty::new())
+                .body(Full::new(call.body.clone()))
                 .map_err(|e| protocol(image, format!("cannot form the request for {what}: {e}")))?;
             let resp = self.send(image, req).await?;
             let status = resp.status();
@@ -454,6 +501,11 @@ impl Client {
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             if !status.is_success() {
                 let mut body = Vec::new();
                 // Error bodies are short; past 64 KiB the code is not worth reading.
@@ -477,14 +529,18 @@ impl Client {
                 (self.deadlines, started),
             )
             .await?;
-            return Ok((media_type, digest));
+            return Ok(Answer {
+                media_type,
+                digest,
+                location,
+            });
         }
     }
 
     async fn send(
         &self,
         image: &Reference,
-        req: Request<Empty<Bytes>>,
+        req: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
         let host = req
             .uri()
@@ -635,7 +691,7 @@ impl Client {
                     req = req.header("authorization", c.header());
                 }
                 let req = req
-                    .body(Empty::new())
+                    .body(Full::new(Bytes::new()))
                     .map_err(|e| protocol(image, format!("cannot form the token request: {e}")))?;
                 let resp = self.send(image, req).await?;
                 let status = resp.status();

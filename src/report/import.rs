@@ -39,6 +39,9 @@ pub struct Hdf {
     pub target_id: Option<String>,
     /// `platform.run_id` when it is a string.
     pub run_id: Option<String>,
+    /// `platform.image` when it is a string: the source an image target
+    /// was read from (vigil's own results).
+    pub image: Option<String>,
     /// Every control of every profile, in document order.
     pub controls: Vec<Control>,
 }
@@ -135,6 +138,7 @@ pub fn read(bytes: &[u8]) -> Result<Hdf, NotHdf> {
     Ok(Hdf {
         target_id: platform.target_id,
         run_id: platform.run_id,
+        image: platform.image,
         controls,
     })
 }
@@ -150,6 +154,8 @@ pub struct Platform {
     pub target_id: Option<String>,
     /// `platform.run_id` when it is a string.
     pub run_id: Option<String>,
+    /// `platform.image` when it is a string.
+    pub image: Option<String>,
 }
 
 /// Read an HDF document, checking its shape, and give each control to
@@ -330,9 +336,10 @@ impl<'de> Visitor<'de> for DocVisitor<'_, '_> {
                     profiles = true;
                 }
                 "platform" => {
-                    let [target_id, run_id] = a
-                        .next_value_seed(FieldsSeed::<2>(["target_id", "run_id"]))?
+                    let [target_id, run_id, image] = a
+                        .next_value_seed(FieldsSeed::<3>(["target_id", "run_id", "image"]))?
                         .unwrap_or_default();
+                    hdf.image = image.and_then(Scalar::into_string);
                     hdf.target_id = target_id
                         .and_then(Scalar::into_string)
                         .filter(|s| !s.is_empty());

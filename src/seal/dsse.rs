@@ -34,18 +34,7 @@ pub struct EnvelopeSignature {
     pub sig: String,
 }
 
-/// `PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
+pub use crate::encoding::dsse_pae as pae;
 
 /// Sign `payload` into an envelope.
 pub fn sign(payload_type: &str, payload: &[u8], signer: &Signer) -> Envelope {

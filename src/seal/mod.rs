@@ -14,4 +14,5 @@ pub(crate) mod layout;
 pub(crate) mod merge;
 pub(crate) mod options;
 pub(crate) mod statement;
+pub(crate) mod verdict;
 pub mod verify;
