@@ -87,16 +87,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 /// Store each verdict next to its image; one whose repository the bundle
 /// does not name is said, and fails the command.
 fn push(args: &Args, verdicts: &[crate::seal::verdict::ImageVerdict]) -> anyhow::Result<Exit> {
-    use crate::registry::{Client, Credentials, Reference};
-    let credentials = Credentials::from_environment().map_err(|e| InvalidInput(e.to_string()))?;
+    use crate::registry::Reference;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let client = Client::new(&args.registry.insecure, credentials)?.with_deadlines(
-        args.registry
-            .deadlines()
-            .over(crate::registry::Deadlines::default()),
-    );
+    let client = args.registry.client()?;
     let mut exit = Exit::Success;
     for v in verdicts {
         let Some(repo) = &v.repository else {

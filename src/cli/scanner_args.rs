@@ -41,6 +41,15 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// A registry client for these flags (plain-HTTP hosts, deadlines) with
+    /// the credentials of the environment's auth file.
+    pub(crate) fn client(&self) -> anyhow::Result<crate::registry::Client> {
+        let credentials = crate::registry::Credentials::from_environment()
+            .map_err(|e| InvalidInput(e.to_string()))?;
+        Ok(crate::registry::Client::new(&self.insecure, credentials)?
+            .with_deadlines(self.deadlines().over(crate::registry::Deadlines::default())))
+    }
+
     /// The request deadlines these flags set (each replaces the policy's).
     pub fn deadlines(&self) -> crate::registry::DeadlineFlags {
         crate::registry::DeadlineFlags {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{Exit, InvalidInput, print_stdout};
 use crate::cosign::PublicKey;
 use crate::cosign::attestation::{MAX_ENVELOPE, TEST_RESULT_PREDICATE, Wanted, fetch, judge};
-use crate::registry::{Client, Credentials, Reference};
+use crate::registry::Reference;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -59,16 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             (vec![(bytes, shown.clone())], format!("in {shown}"))
         }
         None => {
-            let credentials =
-                Credentials::from_environment().map_err(|e| InvalidInput(e.to_string()))?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let client = Client::new(&args.registry.insecure, credentials)?.with_deadlines(
-                args.registry
-                    .deadlines()
-                    .over(crate::registry::Deadlines::default()),
-            );
+            let client = args.registry.client()?;
             match rt.block_on(fetch(&client, &image)) {
                 Ok(found) => (
                     found,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
 use crate::cosign::{PublicKey, Refused};
-use crate::registry::{Client, Credentials, Reference};
+use crate::registry::Reference;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -49,18 +49,16 @@ enum Format {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let image = Reference::parse(&args.image).map_err(|e| InvalidInput(e.to_string()))?;
     let key = PublicKey::from_file(&args.key).map_err(|e| InvalidInput(e.to_string()))?;
-    let credentials = Credentials::from_environment().map_err(|e| InvalidInput(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = rt.block_on(async {
-        let client = Client::new(&args.registry.insecure, credentials)?.with_deadlines(
-            args.registry
-                .deadlines()
-                .over(crate::registry::Deadlines::default()),
-        );
-        anyhow::Ok(crate::cosign::verify(&client, &image, &key, args.signature.as_deref()).await)
-    })?;
+    let client = args.registry.client()?;
+    let outcome = rt.block_on(crate::cosign::verify(
+        &client,
+        &image,
+        &key,
+        args.signature.as_deref(),
+    ));
     match outcome {
         Ok(v) => {
             print_stdout(&match args.format {

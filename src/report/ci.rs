@@ -233,10 +233,7 @@ pub fn markdown(runs: &[ReportRun]) -> String {
                 c.expected,
                 c.percent()
             );
-            for (label, groups) in [
-                ("not scanned", &c.gaps),
-                ("left out by the policy", &c.excluded),
-            ] {
+            for (label, groups) in c.groups() {
                 for g in groups {
                     let ids: Vec<String> = g.examples.iter().take(5).map(|i| cell(i)).collect();
                     let _ = writeln!(

@@ -353,6 +353,15 @@ impl Coverage {
         }
     }
 
+    /// The reasons, labelled as reports show them: what the run lost, then
+    /// what the policy left out.
+    pub(crate) fn groups(&self) -> [(&'static str, &[GapGroup]); 2] {
+        [
+            ("not scanned", &self.gaps),
+            ("left out by the policy", &self.excluded),
+        ]
+    }
+
     /// Scanned as a share of expected, percent (0 when nothing was
     /// expected: a run of nothing covers nothing).
     pub(crate) fn percent(&self) -> f64 {

@@ -67,13 +67,7 @@ pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> 
         let mut threshold_failed = false;
         if let Some(v) = t.threshold.as_ref().filter(|v| !v.passed) {
             threshold_failed = true;
-            let failed: Vec<&str> = v
-                .checks
-                .iter()
-                .filter(|c| !c.passed)
-                .map(|c| c.detail.as_str())
-                .collect();
-            let _ = writeln!(out, "      threshold: {}", failed.join("; "));
+            let _ = writeln!(out, "      threshold: {}", v.failed_details());
         }
         let show = match details {
             Details::None => false,
@@ -98,15 +92,10 @@ pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> 
         s.stats.retries,
         s.stats.timeouts
     );
-    let gate = s.coverage_threshold.as_ref().map(|v| {
-        let failed: Vec<&str> = v
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.detail.as_str())
-            .collect();
-        (v.passed, failed.join("; "))
-    });
+    let gate = s
+        .coverage_threshold
+        .as_ref()
+        .map(|v| (v.passed, v.failed_details()));
     out.push_str(&coverage(&s.coverage, gate));
     let _ = writeln!(out, "  verdict: {}\n", s.verdict);
     out
@@ -131,10 +120,7 @@ pub(crate) fn coverage(c: &super::run::Coverage, gate: Option<(bool, String)>) -
         c.expected,
         c.percent()
     );
-    for (label, groups) in [
-        ("not scanned", &c.gaps),
-        ("left out by the policy", &c.excluded),
-    ] {
+    for (label, groups) in c.groups() {
         if groups.is_empty() {
             continue;
         }

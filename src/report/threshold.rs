@@ -38,6 +38,19 @@ pub struct Verdict {
     pub checks: Vec<Check>,
 }
 
+impl Verdict {
+    /// What each rule that did not hold found, joined.
+    pub(crate) fn failed_details(&self) -> String {
+        let failed: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.detail.as_str())
+            .collect();
+        failed.join("; ")
+    }
+}
+
 impl Threshold {
     /// Evaluate every rule against a target's counts (SAF semantics: `min`
     /// and `max` are inclusive; `controls` must match the set of control ids
