@@ -179,6 +179,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 duration: 0.01,
                 attempts: 1,
                 image_digest: None,
+                image: None,
                 inventory: None,
                 findings: Vec::new(),
                 controls: Vec::new(),

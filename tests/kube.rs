@@ -2341,3 +2341,99 @@ fn the_coverage_gate_counts_what_the_plan_and_the_run_lost() {
     assert_eq!(st["predicate"]["coverage_passed"], false);
     assert_eq!(st["predicate"]["verdict"], "fail");
 }
+
+/// `vigil attest` on a cluster run: containers are attested by the digest
+/// their kubelet reports (`imageID`), one verdict per image however many
+/// pods run it, named after the repository their pod spec gives; a
+/// container without a reported digest is not attested.
+#[test]
+fn containers_are_attested_by_the_digest_their_kubelet_reports() {
+    if !crate::util::root_and_busybox() {
+        return;
+    }
+    let fx = rootfs_fixtures();
+    let alpine = fx.path().join("rootfs/alpine");
+    install_busybox(&alpine);
+    let digest = format!("sha256:{}", "b".repeat(64));
+    let mut pods = Vec::new();
+    for name in ["web-0", "web-1", "web-2"] {
+        let mut p = pod("team-a", name, "web");
+        if name != "web-2" {
+            p["status"]["containerStatuses"][0]["imageID"] =
+                format!("registry.example/web@{digest}").into();
+        }
+        pods.push(p);
+    }
+    let rootfs: HashMap<(String, String), PathBuf> = ["web-0", "web-1", "web-2"]
+        .iter()
+        .map(|p| (("team-a".to_string(), p.to_string()), alpine.clone()))
+        .collect();
+    let dir = TempDir::new("attest-containers");
+    let server = FakeApiServer::start(dir.path(), pods, rootfs);
+    crate::util::signing_key(dir.path());
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: live}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: team-a, selector: {matchLabels: {app: web}}, approach: api}\n  threshold: {compliance: {min: 99}}\n  output: {signingKey: signer.key.pem}\n",
+    );
+    let (out, v) = crate::util::run_json(dir.path(), &server.kubeconfig, &[]);
+    assert_eq!(out.code, 1, "the threshold fails: {}", out.stderr);
+    let bundle = format!("out/live/{}", v[0]["run_id"].as_str().unwrap());
+    let a = vigil_in(
+        dir.path(),
+        &[
+            "attest",
+            &bundle,
+            "--trusted-key",
+            "signer.pub.pem",
+            "--signing-key",
+            "signer.key.pem",
+            "--out",
+            "verdicts",
+        ],
+    );
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let lines: Vec<&str> = a.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one image: {}", a.stdout);
+    assert!(
+        lines[0].starts_with(&format!("{digest} FAILED ")),
+        "{}",
+        a.stdout
+    );
+    let st = crate::util::statement_payload_of(
+        &dir.path()
+            .join(format!("verdicts/{}.intoto.json", digest.replace(':', "-"))),
+    );
+    assert_eq!(st["subject"][0]["name"], "registry.example/web");
+    assert_eq!(st["subject"][0]["digest"]["sha256"], "b".repeat(64));
+    assert_eq!(st["predicate"]["result"], "FAILED");
+    let r = vigil_in(
+        dir.path(),
+        &[
+            "verify-attestation",
+            &format!("registry.example/web@{digest}"),
+            "--key",
+            "signer.pub.pem",
+            "--attestation",
+            &format!("verdicts/{}.intoto.json", digest.replace(':', "-")),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // An unverifiable bundle attests nothing.
+    std::fs::write(dir.path().join(&bundle).join("summary.json"), b"{}").unwrap();
+    let a = vigil_in(
+        dir.path(),
+        &[
+            "attest",
+            &bundle,
+            "--trusted-key",
+            "signer.pub.pem",
+            "--signing-key",
+            "signer.key.pem",
+            "--out",
+            "verdicts2",
+        ],
+    );
+    assert_eq!(a.code, 1, "{}", a.stderr);
+    assert!(a.stderr.contains("does not verify"), "{}", a.stderr);
+    assert!(!dir.path().join("verdicts2").exists());
+}

@@ -226,10 +226,13 @@ pub fn install_binary(root: &Path, from: &Path, to: &Path) {
 
 /// The in-toto statement inside a bundle's `statement.dsse.json` (not verified).
 pub fn statement_payload(bundle: &Path) -> serde_json::Value {
+    statement_payload_of(&bundle.join("statement.dsse.json"))
+}
+
+/// The in-toto statement inside the DSSE envelope file `envelope`.
+pub fn statement_payload_of(envelope: &Path) -> serde_json::Value {
     use base64::Engine as _;
-    let env: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("statement.dsse.json")).unwrap())
-            .unwrap();
+    let env: serde_json::Value = serde_json::from_slice(&std::fs::read(envelope).unwrap()).unwrap();
     let payload = base64::engine::general_purpose::STANDARD
         .decode(env["payload"].as_str().unwrap())
         .unwrap();

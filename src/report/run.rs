@@ -74,6 +74,10 @@ pub struct TargetSummary {
     /// the one their kubelet reports (`imageID`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// The image as the target names it: a container's as its pod spec
+    /// says, an image target's source (`registry:…`, `oci-dir:…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// The inventory file written for it (`report::inventory`), when its
     /// facts were gathered.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -462,6 +462,7 @@ fn scan_target(
             .as_ref()
             .map(|i| i.1.clone())
             .or_else(|| t.image_digest.clone()),
+        image: t.image.clone().or_else(|| t.image_source.clone()),
         inventory,
         findings,
         controls,
@@ -540,6 +541,7 @@ pub fn import(
             duration: 0.0,
             attempts: 0,
             image_digest: None,
+            image: None,
             inventory: None,
             findings: failing.sorted(),
             controls: Vec::new(),
@@ -679,6 +681,7 @@ pub fn run_external(
             counts: StatusCounts::from(&counts),
             compliance: counts.compliance(),
             image_digest: None,
+            image: None,
             inventory: None,
             findings,
             controls,

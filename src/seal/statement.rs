@@ -154,6 +154,10 @@ pub struct TargetResult {
     /// kubelet (containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// The image as the target names it (a container's pod spec, an image
+    /// target's source): where `vigil attest --push` stores its verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// The target's inventory file and its plaintext digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<FileRef>,
@@ -236,6 +240,7 @@ pub fn predicate(
                     plaintext_sha256: t.hdf.sha256.clone(),
                 },
                 image_digest: t.image_digest.clone(),
+                image: t.image.clone(),
                 inventory: t.inventory.as_ref().map(|w| FileRef {
                     file: stored(&w.name),
                     plaintext_sha256: w.sha256.clone(),

@@ -118,6 +118,13 @@ pub(crate) fn attest(
         let hdf = read_result(dir, t, p.encrypted, identities)?;
         let g = groups.entry(digest.to_string()).or_default();
         g.add(t, &hdf);
+        if g.repository.is_none() {
+            g.repository = t
+                .image
+                .as_deref()
+                .or(hdf.image.as_deref())
+                .and_then(|i| repository_of(i, digest));
+        }
     }
     if groups.is_empty() {
         return Err(VerdictError::NoImages);
@@ -222,9 +229,6 @@ impl Group {
             }
         }
         self.unjudged_failures |= failed_here && t.threshold_passed.is_none();
-        if self.repository.is_none() {
-            self.repository = hdf.image.as_deref().and_then(repository_of);
-        }
     }
 
     /// Controls that did not pass somewhere.
@@ -243,17 +247,22 @@ impl Group {
     }
 }
 
-/// The repository of a registry image source (`registry:HOST/REPO@sha256:…`
-/// or `registry:HOST/REPO:TAG`): where its attestations are stored.
-fn repository_of(source: &str) -> Option<String> {
-    let name = source.strip_prefix("registry:")?;
+/// The repository of an image as a target names it (a container's
+/// `registry.example/app:1`, an image target's `registry:HOST/REPO@…`),
+/// normalized as registries name it (`docker.io/library/nginx`); `None` for
+/// images read from files (`oci-dir:`, `oci-archive:`, `docker-archive:`).
+fn repository_of(image: &str, digest: &str) -> Option<String> {
+    if ["oci-dir:", "oci-archive:", "docker-archive:"]
+        .iter()
+        .any(|p| image.starts_with(p))
+    {
+        return None;
+    }
+    let name = image.strip_prefix("registry:").unwrap_or(image);
     let name = name.split('@').next()?;
-    // A tag follows the last `:` after the last `/` (a port precedes it).
-    let cut = match (name.rfind(':'), name.rfind('/')) {
-        (Some(c), Some(s)) if c > s => c,
-        _ => name.len(),
-    };
-    Some(name[..cut].to_string()).filter(|n| n.contains('/'))
+    crate::registry::Reference::parse(&format!("{name}@{digest}"))
+        .ok()
+        .map(|r| r.name())
 }
 
 #[cfg(test)]
@@ -292,15 +301,20 @@ mod tests {
     }
 
     #[test]
-    fn the_repository_of_a_registry_source() {
-        assert_eq!(
-            repository_of("registry:127.0.0.1:5000/team/app@sha256:ab").as_deref(),
-            Some("127.0.0.1:5000/team/app")
-        );
-        assert_eq!(
-            repository_of("registry:ghcr.io/o/app:1.2").as_deref(),
-            Some("ghcr.io/o/app")
-        );
-        assert_eq!(repository_of("oci-dir:/tmp/x"), None);
+    fn the_repository_of_an_image() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        for (image, repo) in [
+            (
+                "registry:127.0.0.1:5000/team/app@sha256:ab",
+                Some("127.0.0.1:5000/team/app"),
+            ),
+            ("registry:ghcr.io/o/app:1.2", Some("ghcr.io/o/app")),
+            ("nginx:1.25", Some("docker.io/library/nginx")),
+            ("registry.example/app:1", Some("registry.example/app")),
+            ("oci-dir:/tmp/x:v1", None),
+            ("docker-archive:image.tar", None),
+        ] {
+            assert_eq!(repository_of(image, &d).as_deref(), repo, "{image}");
+        }
     }
 }
