@@ -356,3 +356,205 @@ fn statement_says(
     }
     Ok((predicate_type, result))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+
+    /// A registry that offers the OCI 1.1 referrers API (Debian's
+    /// docker-registry, which the integration tests run, does not): blobs
+    /// and manifests kept in memory; `/referrers/<digest>` lists the stored
+    /// manifests whose `subject` is that digest. Tag reads can be turned
+    /// off, so that only the referrers API finds an attestation.
+    struct Memory {
+        blobs: HashMap<String, Vec<u8>>,
+        manifests: HashMap<String, Vec<u8>>,
+        tags_readable: bool,
+    }
+
+    fn serve(state: Arc<Mutex<Memory>>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(mut sock) = sock else { return };
+                let state = state.clone();
+                std::thread::spawn(move || answer(&mut sock, &state));
+            }
+        });
+        host
+    }
+
+    fn answer(sock: &mut std::net::TcpStream, state: &Mutex<Memory>) {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if sock.read(&mut b).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        sock.read_exact(&mut body).unwrap();
+        let mut words = head.split_whitespace();
+        let (method, target) = (words.next().unwrap(), words.next().unwrap());
+        let path = target.split('?').next().unwrap();
+        let digest_of = |b: &[u8]| {
+            format!(
+                "sha256:{}",
+                crate::encoding::hex(&<sha2::Sha256 as sha2::Digest>::digest(b))
+            )
+        };
+        let mut st = state.lock().unwrap();
+        let (status, ctype, out, location): (&str, &str, Vec<u8>, Option<String>) = match method {
+            "POST" => (
+                "202 Accepted",
+                "text/plain",
+                vec![],
+                Some("/v2/upload/1".into()),
+            ),
+            "PUT" if path.starts_with("/v2/upload/") => {
+                st.blobs.insert(digest_of(&body), body);
+                ("201 Created", "text/plain", vec![], None)
+            }
+            "PUT" => {
+                let reference = path.rsplit('/').next().unwrap().to_string();
+                st.manifests.insert(digest_of(&body), body.clone());
+                st.manifests.insert(reference, body);
+                ("201 Created", "text/plain", vec![], None)
+            }
+            "GET" if path.contains("/referrers/") => {
+                let d = path.rsplit('/').next().unwrap();
+                let listed: Vec<Value> = st
+                    .manifests
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("sha256:"))
+                    .filter_map(|(k, m)| {
+                        let v: Value = serde_json::from_slice(m).ok()?;
+                        (v["subject"]["digest"] == d).then(|| json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": k, "size": m.len(), "artifactType": v["artifactType"]}))
+                    })
+                    .collect();
+                let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": listed});
+                (
+                    "200 OK",
+                    "application/vnd.oci.image.index.v1+json",
+                    serde_json::to_vec(&index).unwrap(),
+                    None,
+                )
+            }
+            "GET" if path.contains("/manifests/") => {
+                let r = path.rsplit('/').next().unwrap();
+                match st.manifests.get(r) {
+                    Some(m) if r.starts_with("sha256:") || st.tags_readable => (
+                        "200 OK",
+                        "application/vnd.oci.image.manifest.v1+json",
+                        m.clone(),
+                        None,
+                    ),
+                    _ => (
+                        "404 Not Found",
+                        "application/json",
+                        br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+                        None,
+                    ),
+                }
+            }
+            "GET" if path.contains("/blobs/") => {
+                match st.blobs.get(path.rsplit('/').next().unwrap()) {
+                    Some(b) => ("200 OK", "application/octet-stream", b.clone(), None),
+                    None => (
+                        "404 Not Found",
+                        "application/json",
+                        br#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#.to_vec(),
+                        None,
+                    ),
+                }
+            }
+            _ => ("404 Not Found", "text/plain", vec![], None),
+        };
+        let mut resp = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            out.len()
+        );
+        if let Some(l) = location {
+            resp.push_str(&format!("Location: {l}\r\n"));
+        }
+        resp.push_str("\r\n");
+        let _ = sock.write_all(resp.as_bytes());
+        let _ = sock.write_all(&out);
+    }
+
+    /// Where the registry offers the referrers API, an attestation is also
+    /// stored as an OCI 1.1 artifact whose subject is the image, and read
+    /// back through the API alone when the `.att` tag cannot be read.
+    #[test]
+    fn referrers_carry_the_attestation_where_offered() {
+        let image_manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#.to_vec();
+        let digest = format!(
+            "sha256:{}",
+            crate::encoding::hex(&<sha2::Sha256 as sha2::Digest>::digest(&image_manifest))
+        );
+        let state = Arc::new(Mutex::new(Memory {
+            blobs: HashMap::new(),
+            manifests: HashMap::from([(digest.clone(), image_manifest)]),
+            tags_readable: true,
+        }));
+        let host = serve(state.clone());
+        let image = Reference::parse(&format!("{host}/team/app@{digest}")).unwrap();
+        let client = Client::new(std::slice::from_ref(&host), Default::default()).unwrap();
+        let signer = crate::seal::keys::Signer::generate();
+        let statement = json!({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "x", "digest": {"sha256": &digest[7..]}}], "predicateType": TEST_RESULT_PREDICATE, "predicate": {"result": "PASSED", "configuration": []}});
+        let envelope = crate::seal::dsse::sign(
+            IN_TOTO_PAYLOAD,
+            &serde_json::to_vec(&statement).unwrap(),
+            &signer,
+        );
+        let bytes = serde_json::to_vec(&envelope).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stored = rt
+            .block_on(store(&client, &image, &bytes, TEST_RESULT_PREDICATE))
+            .unwrap();
+        let referrer = stored
+            .referrer
+            .clone()
+            .expect("a referrer where the API is offered");
+        let artifact: Value =
+            serde_json::from_slice(&state.lock().unwrap().manifests[&referrer]).unwrap();
+        assert_eq!(artifact["subject"]["digest"], digest.as_str());
+        assert_eq!(artifact["artifactType"], DSSE_MEDIA_TYPE);
+        assert_eq!(artifact["layers"][0]["digest"], stored.layer.as_str());
+        // Only the referrers API can find it now.
+        state.lock().unwrap().tags_readable = false;
+        let found = rt.block_on(fetch(&client, &image)).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].1.starts_with(&format!("referrer {referrer}")),
+            "{}",
+            found[0].1
+        );
+        let key =
+            PublicKey::from_pem(&crate::seal::keys::spki_pem(&signer.verifying_key())).unwrap();
+        let wanted = Wanted {
+            digest: &digest,
+            predicate_type: TEST_RESULT_PREDICATE,
+            passed: true,
+        };
+        let accepted = judge(&found, &key, &wanted, "referrers").unwrap();
+        assert_eq!(accepted.result.as_deref(), Some("PASSED"));
+    }
+}
