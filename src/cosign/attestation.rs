@@ -29,6 +29,9 @@ pub(crate) const TEST_RESULT_PREDICATE: &str = "https://in-toto.io/attestation/t
 const MAX_ATTESTATIONS: usize = 64;
 /// An envelope of a few KiB to a few MiB (test names listed).
 pub(crate) const MAX_ENVELOPE: u64 = 8 << 20;
+/// All the envelopes read for one image: a registry that stores many large
+/// ones (anyone who may push there can) cannot make vigil hold more.
+const MAX_ENVELOPES_TOTAL: u64 = 64 << 20;
 
 /// Where an attestation was stored.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -174,6 +177,7 @@ pub(crate) async fn fetch(
         }
     }
     let mut out = Vec::new();
+    let mut budget = MAX_ENVELOPES_TOTAL;
     for (bytes, source) in manifests {
         let layers = serde_json::from_slice::<Value>(&bytes)
             .ok()
@@ -187,7 +191,17 @@ pub(crate) async fn fetch(
             else {
                 continue;
             };
-            let blob = client.blob(image, d, MAX_ENVELOPE).await?;
+            if budget == 0 {
+                break;
+            }
+            // One that is too large is passed over, so that whoever can
+            // push a huge one cannot hide the others.
+            let blob = match client.blob(image, d, MAX_ENVELOPE.min(budget)).await {
+                Ok(b) => b,
+                Err(RegistryError::TooLarge { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            budget = budget.saturating_sub(blob.len() as u64);
             out.push((blob, format!("{source}, layer {d}")));
         }
     }
