@@ -1106,3 +1106,107 @@ fn attestations_are_pushed_as_cosign_stores_them_and_verify_independently() {
     let r = verify(&["--key", "signer.pub.pem"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
 }
+
+/// An image pinned by its multi-platform index: vigil scans this machine's
+/// platform manifest, and the verdict names both digests and is stored
+/// under both, so an admission controller that checks the digest the pod
+/// names (the index) finds it.
+#[test]
+fn a_verdict_on_an_index_pinned_image_is_found_by_the_index_digest() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start("attest-index");
+    let root = crate::util::rootfs_fixtures();
+    let platform = reg.push_image("team/multi", "v1", &[&root.path().join("rootfs/debian")]);
+    let manifest = curl(&[
+        "-sSf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{}/v2/team/multi/manifests/{platform}", reg.host),
+    ]);
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": platform, "size": manifest.len(), "platform": {"os": "linux", "architecture": arch}}]
+    });
+    reg.put_manifest("team/multi", "multi", &index);
+    let index_digest = format!(
+        "sha256:{}",
+        sha256_hex(&serde_json::to_vec(&index).unwrap())
+    );
+    let dir = reg.dir.path().to_path_buf();
+    let v = |args: &[&str]| crate::util::vigil_in(&dir, args);
+    crate::util::signing_key(&dir);
+    std::fs::write(
+        dir.join("p.yaml"),
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: multi}\nspec:\n  profiles: [container-baseline]\n  targets: [{rootfs: .}]\n  threshold: {compliance: {min: 10}}\n  output: {signingKey: signer.key.pem}\n",
+    )
+    .unwrap();
+    let profiles = crate::util::repo().join("policies/profiles");
+    let source = format!("registry:{}/team/multi@{index_digest}", reg.host);
+    let run = v(&[
+        "run",
+        "p.yaml",
+        profiles.to_str().unwrap(),
+        "--image",
+        &source,
+        "--insecure-registry",
+        &reg.host,
+        "--plaintext",
+        "--out",
+        "out",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary[0]["targets"][0]["image_digest"], platform.as_str());
+    let bundle = format!("out/multi/{}", summary[0]["run_id"].as_str().unwrap());
+    let a = v(&[
+        "attest",
+        &bundle,
+        "--trusted-key",
+        "signer.pub.pem",
+        "--signing-key",
+        "signer.key.pem",
+        "--out",
+        "verdicts",
+        "--push",
+        "--insecure-registry",
+        &reg.host,
+    ]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    for d in [&platform, &index_digest] {
+        assert!(
+            a.stdout
+                .contains(&format!("to {}.att", d.replace(':', "-"))),
+            "{}",
+            a.stdout
+        );
+        let r = v(&[
+            "verify-attestation",
+            &format!("{}/team/multi@{d}", reg.host),
+            "--key",
+            "signer.pub.pem",
+            "--insecure-registry",
+            &reg.host,
+        ]);
+        assert_eq!(r.code, 0, "{d}: {}", r.stderr);
+    }
+    let st = crate::util::statement_payload_of(&dir.join(format!(
+        "verdicts/{}.intoto.json",
+        platform.replace(':', "-")
+    )));
+    let subjects: Vec<&str> = st["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["digest"]["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, [&platform[7..], &index_digest[7..]]);
+}

@@ -117,8 +117,11 @@ impl LocalCollector {
         let source = crate::image::Source::parse(spec, std::path::Path::new("/"))
             .map_err(|e| e.to_string())?;
         let opened = crate::image::open_with(&source, &self.registry).map_err(|e| e.to_string())?;
+        // Planned by the manifest's digest, or by an index it was reached
+        // through (a multi-platform image pinned by its index digest).
         if let Some(planned) = &t.image_digest
             && *planned != opened.resolved.digest
+            && !opened.resolved.indexes.contains(planned)
         {
             return Err(Failure::from(format!(
                 "{source} is now {}, not the {planned} that was planned; plan again",

@@ -102,26 +102,28 @@ fn push(args: &Args, verdicts: &[crate::seal::verdict::ImageVerdict]) -> anyhow:
             exit = Exit::Failed;
             continue;
         };
-        let image = Reference::parse(&format!("{repo}@{}", v.digest))
-            .map_err(|e| InvalidInput(e.to_string()))?;
-        let stored = rt.block_on(crate::cosign::attestation::store(
-            &client,
-            &image,
-            &v.envelope,
-            crate::cosign::attestation::TEST_RESULT_PREDICATE,
-        ));
-        match stored {
-            Ok(s) => print_stdout(&format!(
-                "pushed {} to {}{}\n",
-                s.layer,
-                s.tag,
-                s.referrer
-                    .map(|r| format!(" and referrer {r}"))
-                    .unwrap_or_default()
-            ))?,
-            Err(e) => {
-                tracing::error!("{image}: not pushed: {e}");
-                exit = Exit::Failed;
+        for digest in std::iter::once(&v.digest).chain(&v.also) {
+            let image = Reference::parse(&format!("{repo}@{digest}"))
+                .map_err(|e| InvalidInput(e.to_string()))?;
+            let stored = rt.block_on(crate::cosign::attestation::store(
+                &client,
+                &image,
+                &v.envelope,
+                crate::cosign::attestation::TEST_RESULT_PREDICATE,
+            ));
+            match stored {
+                Ok(s) => print_stdout(&format!(
+                    "pushed {} to {}{}\n",
+                    s.layer,
+                    s.tag,
+                    s.referrer
+                        .map(|r| format!(" and referrer {r}"))
+                        .unwrap_or_default()
+                ))?,
+                Err(e) => {
+                    tracing::error!("{image}: not pushed: {e}");
+                    exit = Exit::Failed;
+                }
             }
         }
     }

@@ -39,6 +39,11 @@ use crate::report::summary::ControlStatus;
 pub(crate) struct ImageVerdict {
     /// `sha256:<hex>`.
     pub digest: String,
+    /// The digests the image was named by besides `digest` (the index an
+    /// image target was pinned by, when vigil scanned one of its platform
+    /// manifests): subjects too, and where `--push` stores it as well, since
+    /// an admission controller looks under the digest the pod names.
+    pub also: Vec<String>,
     /// The image's repository when the bundle names it (image targets read
     /// from a registry): where `--push` stores the attestation.
     pub repository: Option<String>,
@@ -118,12 +123,16 @@ pub(crate) fn attest(
         let hdf = read_result(dir, t, p.encrypted, identities)?;
         let g = groups.entry(digest.to_string()).or_default();
         g.add(t, &hdf);
+        let named = t.image.as_deref().or(hdf.image.as_deref());
         if g.repository.is_none() {
-            g.repository = t
-                .image
-                .as_deref()
-                .or(hdf.image.as_deref())
-                .and_then(|i| repository_of(i, digest));
+            g.repository = named.and_then(|i| repository_of(i, digest));
+        }
+        if let Some(pinned) = named
+            .and_then(|i| i.rsplit_once('@'))
+            .map(|(_, d)| d)
+            .filter(|d| crate::registry::is_sha256_digest(d) && *d != digest)
+        {
+            g.also.insert(pinned.to_string());
         }
     }
     if groups.is_empty() {
@@ -147,12 +156,14 @@ pub(crate) fn attest(
             if let Some(u) = url {
                 predicate["url"] = u.into();
             }
+            let name = g.repository.clone().unwrap_or_else(|| "_".into());
+            let subject: Vec<serde_json::Value> = std::iter::once(&digest)
+                .chain(&g.also)
+                .map(|d| json!({"name": name, "digest": {"sha256": d.trim_start_matches("sha256:")}}))
+                .collect();
             let statement = json!({
                 "_type": STATEMENT_TYPE,
-                "subject": [{
-                    "name": g.repository.clone().unwrap_or_else(|| "_".into()),
-                    "digest": {"sha256": digest.trim_start_matches("sha256:")},
-                }],
+                "subject": subject,
                 "predicateType": TEST_RESULT_PREDICATE,
                 "predicate": predicate,
             });
@@ -160,6 +171,7 @@ pub(crate) fn attest(
             let envelope = sign(IN_TOTO_PAYLOAD_TYPE, &payload, signer);
             ImageVerdict {
                 digest,
+                also: g.also.into_iter().collect(),
                 repository: g.repository,
                 result,
                 envelope: serde_json::to_vec_pretty(&envelope).expect("an envelope serializes"),
@@ -207,6 +219,7 @@ struct Group {
     /// A target with failed controls and no threshold to accept them.
     unjudged_failures: bool,
     repository: Option<String>,
+    also: BTreeSet<String>,
 }
 
 impl Group {
@@ -282,6 +295,7 @@ mod tests {
             refused,
             unjudged_failures: unjudged,
             repository: None,
+            also: BTreeSet::new(),
         };
         assert_eq!(g(true, false, &[], &[]).result(), "FAILED");
         assert_eq!(g(false, true, &["B"], &[]).result(), "FAILED");
