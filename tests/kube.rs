@@ -2418,6 +2418,17 @@ fn containers_are_attested_by_the_digest_their_kubelet_reports() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // A plaintext bundle opens without an identity.
+    let opened = vigil_in(
+        dir.path(),
+        &["open", &bundle, "--trusted-key", "signer.pub.pem"],
+    );
+    assert_eq!(opened.code, 0, "{}", opened.stderr);
+    assert!(
+        opened.stdout.contains("policy live run"),
+        "{}",
+        opened.stdout
+    );
     // An unverifiable bundle attests nothing.
     std::fs::write(dir.path().join(&bundle).join("summary.json"), b"{}").unwrap();
     let a = vigil_in(

@@ -59,8 +59,9 @@ pub struct Args {
 }
 
 /// The identities and trusted keys given, checked before anything is
-/// read: an identity is required, a trusted key unless `--no-verify`, and
-/// the wrong identity is said once, not as one failure per file.
+/// read: an identity is required for an encrypted bundle (a plaintext one
+/// needs none), a trusted key unless `--no-verify`, and the wrong identity
+/// is said once, not as one failure per file.
 #[allow(clippy::type_complexity)]
 fn keys(
     args: &Args,
@@ -68,7 +69,8 @@ fn keys(
     Vec<Box<dyn age::Identity + Send + Sync>>,
     Vec<ed25519_dalek::VerifyingKey>,
 )> {
-    if args.identities.identities.is_empty() {
+    let encrypted = crate::seal::layout::encrypted_summary(&args.bundle);
+    if args.identities.identities.is_empty() && encrypted.is_some() {
         return Err(InvalidInput(
             "pass --identity KEY: the age identity (or ssh key) the results were encrypted to"
                 .into(),
@@ -83,7 +85,7 @@ fn keys(
         .into());
     }
     let trusted = args.trusted.load_given()?;
-    if let Some(summary) = crate::seal::layout::encrypted_summary(&args.bundle)
+    if let Some(summary) = encrypted
         && crate::seal::verify::is_recipient(&summary, &identities) == Some(false)
     {
         let given: Vec<String> = args
