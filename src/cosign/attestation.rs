@@ -191,6 +191,11 @@ pub(crate) async fn fetch(
             else {
                 continue;
             };
+            // A digest that is not one (anyone who can push may write it)
+            // is passed over, never a reason to read none of the others.
+            if !crate::registry::is_sha256_digest(d) {
+                continue;
+            }
             if budget == 0 {
                 break;
             }
@@ -356,11 +361,9 @@ fn statement_says(
             wanted.predicate_type.to_string(),
         ));
     }
+    // The signer's words, escaped before anything prints them.
     let result = (predicate_type == TEST_RESULT_PREDICATE).then(|| {
-        st["predicate"]["result"]
-            .as_str()
-            .unwrap_or("absent")
-            .to_string()
+        crate::safeio::excerpt(st["predicate"]["result"].as_str().unwrap_or("absent"), 40)
     });
     if wanted.passed && result.as_deref() != Some("PASSED") {
         return Err(NotAccepted::NotPassed(crate::safeio::excerpt(
