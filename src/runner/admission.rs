@@ -1,5 +1,5 @@
 //! Admission of targets to scan under every limit at once: the global
-//! concurrency (the number of workers), and at most `perNamespace` scans in
+//! concurrency, and at most `perNamespace` scans in
 //! one namespace and `perNode` on one node at any moment.
 //!
 //! Workers ask for the next target; they get the first pending one whose
@@ -18,6 +18,7 @@ pub struct Admission<'a> {
     targets: &'a [PlannedTarget],
     per_namespace: Option<u32>,
     per_node: Option<u32>,
+    at_most: Option<u32>,
     state: Mutex<State>,
     freed: Condvar,
 }
@@ -25,6 +26,7 @@ pub struct Admission<'a> {
 #[derive(Default)]
 struct State {
     pending: VecDeque<usize>,
+    running: u32,
     namespaces: HashMap<String, u32>,
     nodes: HashMap<String, u32>,
 }
@@ -50,11 +52,21 @@ impl<'a> Admission<'a> {
             targets,
             per_namespace: per_namespace.filter(|&n| n > 0),
             per_node: per_node.filter(|&n| n > 0),
+            at_most: None,
             state: Mutex::new(State {
                 pending,
                 ..State::default()
             }),
             freed: Condvar::new(),
+        }
+    }
+
+    /// Admit at most `n` targets at once (the policy's `concurrency`,
+    /// when there are more workers than that).
+    pub(crate) fn at_most(self, n: u32) -> Admission<'a> {
+        Admission {
+            at_most: Some(n.max(1)),
+            ..self
         }
     }
 
@@ -76,12 +88,17 @@ impl<'a> Admission<'a> {
             if st.pending.is_empty() {
                 return None;
             }
-            let pos = st
-                .pending
-                .iter()
-                .position(|&i| self.fits(&st, &self.targets[i]));
+            let full = self.at_most.is_some_and(|n| st.running >= n);
+            let pos = if full {
+                None
+            } else {
+                st.pending
+                    .iter()
+                    .position(|&i| self.fits(&st, &self.targets[i]))
+            };
             if let Some(pos) = pos {
                 let i = st.pending.remove(pos).expect("position is in range");
+                st.running += 1;
                 let t = &self.targets[i];
                 if let Some(ns) = &t.namespace {
                     *st.namespaces.entry(ns.clone()).or_default() += 1;
@@ -100,6 +117,7 @@ impl<'a> Admission<'a> {
         let t = &self.targets[i];
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *guard;
+        st.running = st.running.saturating_sub(1);
         for (map, key) in [(&mut st.namespaces, &t.namespace), (&mut st.nodes, &t.node)] {
             if let Some(k) = key
                 && let Some(n) = map.get_mut(k)

@@ -259,7 +259,7 @@ pub fn run_in_cluster(
                         base_dir: policy.base_dir(),
                         abort,
                     };
-                    super::run_external(policy, pp, opts, output, &|t, scan_id| {
+                    super::scan_external(policy, pp, opts, output, &|t, scan_id| {
                         external.scan(t, scan_id)
                     })
                 }
@@ -274,7 +274,7 @@ pub fn run_in_cluster(
                         retries: policy.value.spec.limits.retries,
                         abort,
                     };
-                    run_policy(set, policy, pp, opts, output, &collector)
+                    super::scan_policy(set, policy, pp, opts, output, &collector)
                 }
             }
         })
@@ -286,7 +286,9 @@ pub fn run_in_cluster(
             tracing::warn!("cleanup failed: {l} (run `vigil gc` to remove leftovers)");
         }
     });
-    let (summary, summary_file) = result.map_err(LifecycleError::Run)?;
+    let (summary, summary_file) = result
+        .and_then(|scanned| scanned.finish(&opts.run_id, output))
+        .map_err(LifecycleError::Run)?;
     // The audit trail is sealed with the results; its chain head goes into
     // the signed statement.
     let (bytes, final_hash, entries) = audit.finish();

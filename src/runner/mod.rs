@@ -131,36 +131,79 @@ pub fn run_policy(
     output: &dyn RunOutput,
     collector: &dyn Collector,
 ) -> Result<(RunSummary, Written), RunError> {
+    scan_policy(set, policy, plan, opts, output, collector)?.finish(&opts.run_id, output)
+}
+
+/// Every target scanned and its files written; the summary not yet.
+/// A cluster run cleans up its access between the two (the tokens die as
+/// soon as the last scan ends, and the summary's sync does not delay it).
+struct Scanned {
+    policy: String,
+    started: DateTime<Utc>,
+    targets: Vec<TargetSummary>,
+    origin: Origin,
+}
+
+impl Scanned {
+    /// Judge the run and write its summary (see [`finish`]).
+    fn finish(
+        self,
+        run_id: &str,
+        output: &dyn RunOutput,
+    ) -> Result<(RunSummary, Written), RunError> {
+        finish(
+            run_id,
+            &self.policy,
+            self.started,
+            self.targets,
+            self.origin,
+            output,
+        )
+    }
+}
+
+/// [`run_policy`] up to the summary.
+fn scan_policy(
+    set: &PolicySet,
+    policy: &Loaded<ScanPolicy>,
+    plan: &PolicyPlan,
+    opts: &RunOptions,
+    output: &dyn RunOutput,
+    collector: &dyn Collector,
+) -> Result<Scanned, RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
     let threshold = threshold_for(opts, spec);
     let requests = fact_requests(set, spec, plan);
-    let targets = scan_all(plan, &spec.limits, opts, &|t: &PlannedTarget| {
-        let (profiles, req) = &requests[&t.profiles];
-        scan_target(
-            t,
-            profiles,
-            req,
-            spec,
-            threshold.as_ref(),
-            &opts.run_id,
-            output,
-            collector,
-            &opts.cancel,
-            opts.deadline,
-        )
-    })?;
-    finish(
-        &opts.run_id,
-        &policy.value.metadata.name,
+    let targets = scan_all(
+        plan,
+        &spec.limits,
+        opts,
+        &|t: &PlannedTarget| {
+            let (_, req) = &requests[&t.profiles];
+            gather_target(t, req, collector, &opts.cancel, opts.deadline)
+        },
+        &|t: &PlannedTarget, g: Gathering| {
+            let (profiles, req) = &requests[&t.profiles];
+            let judged = Judged {
+                profiles,
+                req,
+                spec,
+                threshold: threshold.as_ref(),
+                run_id: &opts.run_id,
+            };
+            finish_target(t, g, &judged, output)
+        },
+    )?;
+    Ok(Scanned {
+        policy: policy.value.metadata.name.clone(),
         started,
         targets,
-        Origin {
+        origin: Origin {
             scanner_images: collector.scanner_images(),
             ..Origin::of_plan(plan, opts, threshold)
         },
-        output,
-    )
+    })
 }
 
 /// Write a target's HDF result; a failed write is recorded (the target's
@@ -189,14 +232,22 @@ fn threshold_for(opts: &RunOptions, spec: &crate::policy::model::PolicySpec) -> 
     }
 }
 
-/// Scan every target of `plan` with `scan` on `limits.concurrency` worker
-/// threads, through an admission that holds the per-namespace and per-node
-/// caps; report progress after each.
-fn scan_all(
+/// Scan every target of `plan`: `gather` under the admission that holds
+/// `limits.concurrency` and the per-namespace and per-node caps (the load
+/// on the cluster), then `finish` (evaluate, write) after its slot is
+/// freed, so the next target's requests do not wait for this one's local
+/// work; report progress after each.
+///
+/// There are `concurrency` workers plus one per core: while as many
+/// targets as there are cores are being finished, every slot can still be
+/// gathering; beyond that the slots wait, which bounds the gathered facts
+/// held in memory.
+fn scan_all<G>(
     plan: &PolicyPlan,
     limits: &crate::policy::model::Limits,
     opts: &RunOptions,
-    scan: &(dyn Fn(&PlannedTarget) -> TargetSummary + Sync),
+    gather: &(dyn Fn(&PlannedTarget) -> G + Sync),
+    finish: &(dyn Fn(&PlannedTarget, G) -> TargetSummary + Sync),
 ) -> Result<Vec<TargetSummary>, RunError> {
     // The plan's batch order interleaves namespaces and nodes.
     let index: HashMap<&str, usize> = plan
@@ -211,11 +262,14 @@ fn scan_all(
         .flatten()
         .filter_map(|id| index.get(id.as_str()).copied())
         .collect();
+    let concurrency = limits.concurrency.max(1);
     let admission =
-        admission::Admission::new(&plan.targets, &order, limits.per_namespace, limits.per_node);
+        admission::Admission::new(&plan.targets, &order, limits.per_namespace, limits.per_node)
+            .at_most(concurrency);
     let taken = AtomicUsize::new(0);
     let total = plan.targets.len();
-    let workers = (limits.concurrency.max(1) as usize).min(total.max(1));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = (concurrency as usize + cores).min(total.max(1));
     let results: Mutex<Vec<TargetSummary>> = Mutex::new(Vec::with_capacity(total));
     std::thread::scope(|scope| -> Result<(), RunError> {
         for w in 0..workers {
@@ -225,11 +279,12 @@ fn scan_all(
                     while let Some(i) = admission.next() {
                         taken.fetch_add(1, Ordering::Relaxed);
                         let t = &plan.targets[i];
-                        let mut s = scan(t);
+                        let gathered = gather(t);
+                        admission.done(i);
+                        let mut s = finish(t, gathered);
                         if !opts.keep_controls {
                             s.controls = Vec::new();
                         }
-                        admission.done(i);
                         // Number and report under one lock: "[i/n]" lines
                         // then come in completion order, never [6/n]
                         // before [5/n].
@@ -363,19 +418,30 @@ pub fn finish(
     Ok((summary, written))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_target(
+/// A target's facts as collected, before they are judged.
+struct Gathering {
+    scan_id: String,
+    started: DateTime<Utc>,
+    gathered: Result<Gathered, Failure>,
+}
+
+/// What a run judges every target by.
+struct Judged<'a> {
+    profiles: &'a [PreparedProfile<'a>],
+    req: &'a FactRequest,
+    spec: &'a crate::policy::model::PolicySpec,
+    threshold: Option<&'a Threshold>,
+    run_id: &'a str,
+}
+
+/// Collect one target's facts (the part of a scan that loads the cluster).
+fn gather_target(
     t: &PlannedTarget,
-    profiles: &[PreparedProfile],
     req: &FactRequest,
-    spec: &crate::policy::model::PolicySpec,
-    threshold: Option<&Threshold>,
-    run_id: &str,
-    output: &dyn RunOutput,
     collector: &dyn Collector,
     cancel: &AtomicBool,
     deadline: Option<std::time::Instant>,
-) -> TargetSummary {
+) -> Gathering {
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
     let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
@@ -388,6 +454,32 @@ fn scan_target(
     } else {
         guarded(|| collector.collect(t, req, &scan_id))
     };
+    Gathering {
+        scan_id,
+        started,
+        gathered,
+    }
+}
+
+/// Evaluate a target's facts, write its HDF and inventory, and summarize.
+fn finish_target(
+    t: &PlannedTarget,
+    g: Gathering,
+    judged: &Judged<'_>,
+    output: &dyn RunOutput,
+) -> TargetSummary {
+    let Gathering {
+        scan_id,
+        started,
+        gathered,
+    } = g;
+    let Judged {
+        profiles,
+        req,
+        spec,
+        threshold,
+        run_id,
+    } = *judged;
     let (approach, attempts, failure) = match &gathered {
         Ok(g) => (g.approach, g.attempts, None),
         Err(f) => (t.approach, f.attempts, Some(f.kind)),
@@ -626,10 +718,21 @@ pub fn run_external(
     output: &dyn RunOutput,
     scan: &ExternalScan<'_>,
 ) -> Result<(RunSummary, Written), RunError> {
+    scan_external(policy, plan, opts, output, scan)?.finish(&opts.run_id, output)
+}
+
+/// [`run_external`] up to the summary.
+fn scan_external(
+    policy: &Loaded<ScanPolicy>,
+    plan: &PolicyPlan,
+    opts: &RunOptions,
+    output: &dyn RunOutput,
+    scan: &ExternalScan<'_>,
+) -> Result<Scanned, RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
     let threshold = threshold_for(opts, spec);
-    let targets = scan_all(plan, &spec.limits, opts, &|t: &PlannedTarget| {
+    let gather = |t: &PlannedTarget| {
         let scan_id = uuid::Uuid::now_v7().to_string();
         let begun = std::time::Instant::now();
         let late = opts
@@ -642,62 +745,66 @@ pub fn run_external(
         } else {
             guarded(|| scan(t, &scan_id))
         };
-        let (report, error, attempts, failure) = match result.and_then(|bytes| {
-            bind_report(&bytes, &opts.run_id, &t.id, &scan_id)
-                .map_err(|e| Failure::from(format!("the scanner's report: {e}")))
-        }) {
-            Ok(bytes) => (bytes, None, 1, None),
-            Err(f) => (
-                bind_report(br#"{"profiles": []}"#, &opts.run_id, &t.id, &scan_id)
-                    .expect("an empty report binds"),
-                Some(f.message),
-                f.attempts,
-                Some(f.kind),
-            ),
+        (scan_id, begun, result)
+    };
+    let finish_one =
+        |t: &PlannedTarget,
+         (scan_id, begun, result): (String, std::time::Instant, Result<Vec<u8>, Failure>)| {
+            let (report, error, attempts, failure) = match result.and_then(|bytes| {
+                bind_report(&bytes, &opts.run_id, &t.id, &scan_id)
+                    .map_err(|e| Failure::from(format!("the scanner's report: {e}")))
+            }) {
+                Ok(bytes) => (bytes, None, 1, None),
+                Err(f) => (
+                    bind_report(br#"{"profiles": []}"#, &opts.run_id, &t.id, &scan_id)
+                        .expect("an empty report binds"),
+                    Some(f.message),
+                    f.attempts,
+                    Some(f.kind),
+                ),
+            };
+            let doc = crate::report::import::read(&report).expect("bound reports are HDF");
+            let counts = doc.counts();
+            let (hdf, write_error) = write_result(output, &t.id, &report);
+            let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
+            let error = error.or(write_error);
+            let (findings, controls) = findings_of(&doc);
+            TargetSummary {
+                id: t.id.clone(),
+                scan_id,
+                approach: t.approach,
+                evidence: crate::policy::model::Evidence::External,
+                status: if error.is_some() {
+                    TargetStatus::Error
+                } else {
+                    TargetStatus::Scanned
+                },
+                threshold: if error.is_some() {
+                    None
+                } else {
+                    threshold.as_ref().and_then(|th| th.evaluate(&counts))
+                },
+                error,
+                failure,
+                counts: StatusCounts::from(&counts),
+                compliance: counts.compliance(),
+                image_digest: None,
+                image: None,
+                inventory: None,
+                findings,
+                controls,
+                hdf,
+                duration: begun.elapsed().as_secs_f64(),
+                attempts,
+            }
         };
-        let doc = crate::report::import::read(&report).expect("bound reports are HDF");
-        let counts = doc.counts();
-        let (hdf, write_error) = write_result(output, &t.id, &report);
-        let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
-        let error = error.or(write_error);
-        let (findings, controls) = findings_of(&doc);
-        TargetSummary {
-            id: t.id.clone(),
-            scan_id,
-            approach: t.approach,
-            evidence: crate::policy::model::Evidence::External,
-            status: if error.is_some() {
-                TargetStatus::Error
-            } else {
-                TargetStatus::Scanned
-            },
-            threshold: if error.is_some() {
-                None
-            } else {
-                threshold.as_ref().and_then(|th| th.evaluate(&counts))
-            },
-            error,
-            failure,
-            counts: StatusCounts::from(&counts),
-            compliance: counts.compliance(),
-            image_digest: None,
-            image: None,
-            inventory: None,
-            findings,
-            controls,
-            hdf,
-            duration: begun.elapsed().as_secs_f64(),
-            attempts,
-        }
-    })?;
-    finish(
-        &opts.run_id,
-        &policy.value.metadata.name,
+    let targets = scan_all(plan, &spec.limits, opts, &gather, &finish_one)?;
+    Ok(Scanned {
+        policy: policy.value.metadata.name.clone(),
         started,
         targets,
-        Origin::of_plan(plan, opts, threshold),
-        output,
-    )
+        origin: Origin::of_plan(plan, opts, threshold),
+    })
 }
 
 /// An HDF report with vigil's run, target and scan ids in its `platform`
