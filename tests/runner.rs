@@ -95,6 +95,53 @@ fn concurrency_caps_hold_on_the_server_side() {
 }
 
 #[test]
+fn the_run_waits_only_for_the_round_trips_its_dependencies_need() {
+    let Some(s) = setup(6, 2, 3) else { return };
+    write_policy(&s, 2, "{concurrency: 8, apiQps: 1000}");
+    // With 150 ms on every request, requests sent together all arrive
+    // before the first of them is answered; each round trip the run
+    // waits for shows as one more link in the chain.
+    s.server.set_latency(Duration::from_millis(150));
+    let (_, summary) = run(&s);
+    assert!(
+        summary[0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "scanned"),
+        "{summary}"
+    );
+    let log = s.server.request_log();
+    let is_exec = |l: &&crate::fakeapi::Logged| l.path.contains("/exec?");
+    let first_exec = log.iter().filter(is_exec).map(|l| l.at).min().unwrap();
+    let last_exec = log.iter().filter(is_exec).map(|l| l.done).max().unwrap();
+    let setup: Vec<_> = log.iter().filter(|l| l.at < first_exec).collect();
+    let execs: Vec<_> = log.iter().filter(is_exec).collect();
+    let cleanup: Vec<_> = log.iter().filter(|l| l.at >= last_exec).collect();
+    let show = |ls: &[&crate::fakeapi::Logged]| {
+        ls.iter()
+            .map(|l| format!("{} {}", l.method, l.path))
+            .collect::<Vec<_>>()
+    };
+    // Pod lists; the caller's access reviews with the SelfSubjectReview
+    // beside them; the ServiceAccount, Role and anchor creates; each
+    // RoleBinding with its TokenRequest beside it; the token's access
+    // reviews. Nothing more in sequence.
+    assert_eq!(
+        crate::fakeapi::round_trips(&setup),
+        5,
+        "{:#?}",
+        show(&setup)
+    );
+    // Six execs, eight at a time: one round.
+    assert_eq!(crate::fakeapi::round_trips(&execs), 1);
+    // Every delete at once.
+    assert_eq!(cleanup.len(), 8, "{:#?}", show(&cleanup));
+    assert!(cleanup.iter().all(|l| l.method == "DELETE"));
+    assert_eq!(crate::fakeapi::round_trips(&cleanup), 1);
+}
+
+#[test]
 fn the_request_rate_seen_by_the_server_stays_within_the_limit() {
     let Some(s) = setup(30, 2, 3) else { return };
     // 20 requests per second; the limiter's burst is ⌈20/10⌉ = 2.

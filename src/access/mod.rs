@@ -1,8 +1,8 @@
 //! Per-run access: create the planned ServiceAccount, Role and RoleBinding
 //! in each namespace plus an anchor Secret, request a short-lived token
 //! bound to the anchor, and hand out clients that use only that token.
-//! [`RunAccess::cleanup`] deletes everything, anchors first so the tokens
-//! die at once; callers run it on success, on error and on signals.
+//! [`RunAccess::cleanup`] deletes everything at once, which kills the
+//! tokens; callers run it on success, on error and on signals.
 
 use std::collections::BTreeMap;
 
@@ -169,19 +169,22 @@ impl RunAccess {
             audiences: policy.spec.access.audiences.clone(),
             ..RunAccess::default()
         };
-        record_caller(caller, audit).await;
         // Nothing is created unless the caller may do all of it: a run
-        // refused halfway leaves objects to clean up and says less.
-        audited(
-            audit,
-            "check",
-            format!(
-                "the caller's own rights for the run's objects in {} namespace(s)",
-                plan.access.len()
-            ),
-            caller_preflight(caller, policy, plan),
-        )
-        .await?;
+        // refused halfway leaves objects to clean up and says less. Who
+        // the caller is is asked at the same time (neither needs the other).
+        let ((), preflight) = tokio::join!(
+            record_caller(caller, audit),
+            audited(
+                audit,
+                "check",
+                format!(
+                    "the caller's own rights for the run's objects in {} namespace(s)",
+                    plan.access.len()
+                ),
+                caller_preflight(caller, policy, plan),
+            )
+        );
+        preflight?;
         match access.create_all(caller, policy, plan, audit, labels).await {
             Ok(()) => Ok(access),
             Err(e) => {
@@ -217,9 +220,8 @@ impl RunAccess {
                     expires.clone(),
                 );
         };
-        // Namespaces are set up concurrently, and within one the four objects
-        // too (a RoleBinding may name a Role that is not there yet): the
-        // critical path is one round of creates and one TokenRequest.
+        // Namespaces are set up concurrently, and within one namespace as
+        // much as the objects' dependencies allow (`setup_namespace`).
         let results = futures_util::future::join_all(
             plan.access
                 .iter()
@@ -249,8 +251,8 @@ impl RunAccess {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Delete everything created, anchor Secrets first (revoking the tokens),
-    /// then bindings, roles and service accounts. Returns what could not be
+    /// Delete everything created (anchor Secrets, bindings, roles and
+    /// service accounts) at once. Returns what could not be
     /// deleted (for the summary and `vigil gc`).
     pub async fn cleanup(&mut self, caller: &Cluster, audit: &AuditLog) -> Vec<String> {
         self.scoped
@@ -262,29 +264,23 @@ impl RunAccess {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         let objects = std::mem::take(&mut self.created);
-        // Anchors first, all at once: that revokes every token of the run.
-        // Then the rest, also at once.
-        let (anchors, rest): (Vec<_>, Vec<_>) = objects
+        // Everything at once: deleting an anchor revokes its tokens, and
+        // deleting the ServiceAccount or the binding would too, so no order
+        // revokes them sooner; one round trip, not two. (An object already
+        // gone counts as deleted.)
+        let results = futures_util::future::join_all(objects.iter().map(|(kind, ns, name)| {
+            audited(
+                audit,
+                "delete",
+                format!("{} {ns}/{name}", kind.as_str()),
+                caller.delete(*kind, ns, name),
+            )
+        }))
+        .await;
+        results
             .into_iter()
-            .partition(|(k, _, _)| *k == Kind::Secret);
-        let mut failed = Vec::new();
-        for round in [anchors, rest] {
-            let results = futures_util::future::join_all(round.iter().map(|(kind, ns, name)| {
-                audited(
-                    audit,
-                    "delete",
-                    format!("{} {ns}/{name}", kind.as_str()),
-                    caller.delete(*kind, ns, name),
-                )
-            }))
-            .await;
-            failed.extend(
-                results
-                    .into_iter()
-                    .filter_map(|r| r.err().map(|e| e.to_string())),
-            );
-        }
-        failed
+            .filter_map(|r| r.err().map(|e| e.to_string()))
+            .collect()
     }
 }
 
@@ -315,131 +311,189 @@ async fn setup_namespace(
     stamp(&mut role.metadata);
     let mut rb = ns_access.role_binding.clone();
     stamp(&mut rb.metadata);
-    let mut anchor = Secret {
-        metadata: ObjectMeta {
-            name: Some(ns_access.anchor.clone()),
-            namespace: Some(ns.clone()),
-            labels: ns_access.service_account.metadata.labels.clone(),
-            annotations: ns_access.service_account.metadata.annotations.clone(),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".into()),
-        ..Secret::default()
-    };
+    let mut anchor = anchor_secret(ns_access);
     stamp(&mut anchor.metadata);
     // The ServiceAccount, the Role and the anchor at once; the RoleBinding
     // after its Role: a caller without `bind` may bind only a Role that
     // exists and whose rights it holds (rolebinding/policybased/storage.go).
-    let rbac = async {
+    // The token needs only its ServiceAccount and anchor: it is requested
+    // while the RoleBinding is created (one round trip for both).
+    let role_then_binding = async {
         if !per_run {
-            return [None, None, None];
+            return (None, None);
         }
-        let create_sa = replacing_leftover(
-            stable,
-            caller,
-            audit,
-            Kind::ServiceAccount,
-            &ns,
-            sa_name,
-            || caller.create_service_account(&sa),
-        );
-        let role_then_binding = async {
-            let role = replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || {
-                caller.create_role(&role)
-            })
-            .await;
-            let binding = match &role {
-                Ok(_) => Some(
-                    replacing_leftover(
-                        stable,
-                        caller,
-                        audit,
-                        Kind::RoleBinding,
-                        &ns,
-                        sa_name,
-                        || caller.create_role_binding(&rb),
-                    )
-                    .await,
-                ),
-                Err(_) => None,
-            };
-            (role, binding)
+        let role = replacing_leftover(stable, caller, audit, Kind::Role, &ns, sa_name, || {
+            caller.create_role(&role)
+        })
+        .await;
+        let binding = match &role {
+            Ok(_) => Some(
+                replacing_leftover(
+                    stable,
+                    caller,
+                    audit,
+                    Kind::RoleBinding,
+                    &ns,
+                    sa_name,
+                    || caller.create_role_binding(&rb),
+                )
+                .await,
+            ),
+            Err(_) => None,
         };
-        let (a, (b, c)) = tokio::join!(create_sa, role_then_binding);
-        [
-            Some((Kind::ServiceAccount, a.map(drop))),
-            Some((Kind::Role, b.map(drop))),
-            c.map(|c| (Kind::RoleBinding, c.map(drop))),
-        ]
+        (Some(role.map(drop)), binding.map(|b| b.map(drop)))
     };
-    let (rbac, anchor) = tokio::join!(
-        rbac,
-        replacing_leftover(
+    let account_then_token = async {
+        let create_sa = async {
+            if !per_run {
+                return None;
+            }
+            Some(
+                replacing_leftover(
+                    stable,
+                    caller,
+                    audit,
+                    Kind::ServiceAccount,
+                    &ns,
+                    sa_name,
+                    || caller.create_service_account(&sa),
+                )
+                .await
+                .map(drop),
+            )
+        };
+        let create_anchor = replacing_leftover(
             stable,
             caller,
             audit,
             Kind::Secret,
             &ns,
             &ns_access.anchor,
-            || caller.create_secret(&anchor)
-        )
-    );
-    let mut created = Vec::new();
-    let mut error = None;
-    for (kind, r) in rbac.into_iter().flatten() {
-        match r {
-            Ok(()) => created.push((kind, ns.clone(), sa_name.clone())),
-            Err(e) => {
-                error.get_or_insert(e);
+            || caller.create_secret(&anchor),
+        );
+        let (sa, anchor) = tokio::join!(create_sa, create_anchor);
+        let token = match (&sa, &anchor) {
+            (None | Some(Ok(())), Ok(anchor)) => {
+                Some(request_token(caller, policy, &ns, sa_name, ttl, anchor, audit).await)
             }
-        }
-    }
-    let anchor = match anchor {
-        Ok(a) => {
-            created.push((
-                Kind::Secret,
-                ns.clone(),
-                a.metadata.name.clone().unwrap_or_default(),
-            ));
-            a
-        }
-        Err(e) => return (ns, created, Err(error.unwrap_or(e))),
+            _ => None,
+        };
+        (sa, anchor, token)
     };
-    if let Some(e) = error {
-        return (ns, created, Err(e));
-    }
-    let result =
-        token_and_rights(caller, policy, ns_access, &ns, sa_name, ttl, &anchor, audit).await;
+    let ((sa, anchor, token), (role, binding)) =
+        tokio::join!(account_then_token, role_then_binding);
+    let (created, anchor) = created_objects(&ns, sa_name, [sa, role, binding], anchor);
+    let anchor = match anchor {
+        Ok(a) => a,
+        Err(e) => return (ns, created, Err(e)),
+    };
+    let result = match token.unwrap_or_else(|| {
+        Err(ClusterError::Transport {
+            verb: "create",
+            what: format!("token for serviceaccount {ns}/{sa_name}"),
+            message: "not requested: its ServiceAccount or anchor was not created".into(),
+        })
+    }) {
+        Ok((token, lifetime)) => {
+            let renewal = Renewal {
+                anchor,
+                due: tokio::time::Instant::now() + lifetime.mul_f64(RENEW_AT),
+            };
+            token_rights(caller, policy, ns_access, &ns, sa_name, &token, audit)
+                .await
+                .map(|(scoped, warnings)| (scoped, warnings, renewal))
+        }
+        Err(e) => Err(e),
+    };
     (ns, created, result)
 }
 
-/// Request the namespace's token (bound to `anchor`) and confirm, before
-/// the first scan, that it holds the Role's rights; in provisioned mode
-/// also report rights beyond the plan. Returns the scoped client, those
-/// warnings and when to renew.
-#[allow(clippy::too_many_arguments)]
-async fn token_and_rights(
+/// The anchor Secret of a namespace's tokens.
+fn anchor_secret(ns_access: &crate::plan::rbac::NamespaceAccess) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(ns_access.anchor.clone()),
+            namespace: Some(ns_access.namespace.clone()),
+            labels: ns_access.service_account.metadata.labels.clone(),
+            annotations: ns_access.service_account.metadata.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
+}
+
+/// What a namespace's creates came to: every object that exists (for
+/// cleanup, also on failure), and the anchor, or the first error when
+/// anything failed. `rbac`: the ServiceAccount, Role and RoleBinding
+/// results, `None` for what was not attempted.
+#[allow(clippy::type_complexity)]
+fn created_objects(
+    ns: &str,
+    sa_name: &str,
+    rbac: [Option<Result<(), ClusterError>>; 3],
+    anchor: Result<Secret, ClusterError>,
+) -> (Vec<(Kind, String, String)>, Result<Secret, ClusterError>) {
+    let mut created = Vec::new();
+    let mut error = None;
+    for (kind, r) in [Kind::ServiceAccount, Kind::Role, Kind::RoleBinding]
+        .into_iter()
+        .zip(rbac)
+    {
+        match r {
+            Some(Ok(())) => created.push((kind, ns.to_string(), sa_name.to_string())),
+            Some(Err(e)) => {
+                error.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    if let Ok(a) = &anchor {
+        created.push((
+            Kind::Secret,
+            ns.to_string(),
+            a.metadata.name.clone().unwrap_or_default(),
+        ));
+    }
+    let anchor = match (anchor, error) {
+        (Ok(a), None) => Ok(a),
+        (Ok(_), Some(e)) | (Err(_), Some(e)) | (Err(e), None) => Err(e),
+    };
+    (created, anchor)
+}
+
+/// Request the namespace's token, bound to `anchor`.
+async fn request_token(
     caller: &Cluster,
     policy: &ScanPolicy,
-    ns_access: &crate::plan::rbac::NamespaceAccess,
     ns: &str,
     sa_name: &str,
     ttl: i64,
     anchor: &Secret,
     audit: &AuditLog,
-) -> Result<(Cluster, Vec<String>, Renewal), ClusterError> {
-    let per_run = policy.spec.access.mode == AccessMode::PerRun;
-    let (token, lifetime) = audited_token(
+) -> Result<(crate::cluster::Token, std::time::Duration), ClusterError> {
+    audited_token(
         audit,
         format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
         caller.request_token(ns, sa_name, ttl, &policy.spec.access.audiences, anchor),
     )
-    .await?;
-    let renewal = Renewal {
-        anchor: anchor.clone(),
-        due: tokio::time::Instant::now() + lifetime.mul_f64(RENEW_AT),
-    };
-    let scoped = caller.scoped(&token)?;
+    .await
+}
+
+/// Confirm, before the first scan, that the namespace's token holds the
+/// Role's rights; in provisioned mode also report rights beyond the plan.
+/// Returns the scoped client and those warnings.
+async fn token_rights(
+    caller: &Cluster,
+    policy: &ScanPolicy,
+    ns_access: &crate::plan::rbac::NamespaceAccess,
+    ns: &str,
+    sa_name: &str,
+    token: &crate::cluster::Token,
+    audit: &AuditLog,
+) -> Result<(Cluster, Vec<String>), ClusterError> {
+    let per_run = policy.spec.access.mode == AccessMode::PerRun;
+    let scoped = caller.scoped(token)?;
     // Before the first scan: the token really holds its rights. New
     // bindings reach the authorizer's cache after a moment, and a
     // provisioned identity may lack some; a SelfSubjectAccessReview
@@ -516,7 +570,7 @@ async fn token_and_rights(
             ));
         }
     }
-    Ok((scoped, warnings, renewal))
+    Ok((scoped, warnings))
 }
 
 /// The rights the caller needs in one namespace before anything is

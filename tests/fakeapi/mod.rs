@@ -88,6 +88,27 @@ pub struct Logged {
     pub status: u16,
     /// When the request arrived (before any injected latency).
     pub at: Instant,
+    /// When its answer was ready (for exec and other upgrades: the 101,
+    /// before the stream).
+    pub done: Instant,
+}
+
+/// The longest chain of requests in `log` each sent after the one before
+/// it was answered: the round trips a client waited for one after
+/// another. With latency injected, requests sent together (one round)
+/// all arrive before any of them is answered.
+pub fn round_trips(log: &[&Logged]) -> usize {
+    let mut by_arrival = log.to_vec();
+    by_arrival.sort_by_key(|l| l.at);
+    let mut chain = vec![1usize; by_arrival.len()];
+    for i in 0..by_arrival.len() {
+        for j in 0..i {
+            if by_arrival[j].done <= by_arrival[i].at {
+                chain[i] = chain[i].max(chain[j] + 1);
+            }
+        }
+    }
+    chain.into_iter().max().unwrap_or(0)
 }
 
 /// Faults to inject into the next requests.

@@ -220,6 +220,7 @@ pub(super) async fn handle(
         path: full,
         status: resp.status().as_u16(),
         at: arrived,
+        done: Instant::now(),
     });
     notify.notify_all();
     let _ = path;
