@@ -2,10 +2,11 @@
 //! files and, written last, `statement.dsse.json`.
 //!
 //! [`SealedDir`] is a [`RunOutput`]: the runner writes plaintext through it
-//! unchanged; each file is encrypted while it streams to a temp file (hashing
-//! the ciphertext on the way) and renamed into place. [`SealedDir::seal`]
-//! then syncs the directory and writes the signed statement, so a run that
-//! dies before the end leaves no statement, and nothing that verifies.
+//! unchanged; each file is encrypted while it streams to its place in the
+//! hidden run directory (hashing the ciphertext on the way).
+//! [`SealedDir::seal`] then syncs the directory, writes the signed
+//! statement and renames the directory into place, so a run that dies
+//! before the end leaves no statement, and nothing that verifies.
 
 use std::fs;
 use std::io::{self, Write};
@@ -308,21 +309,19 @@ impl RunOutput for SealedDir {
         let path = self.root.join(&stored);
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-        ));
+        // Straight to its name: the run directory is hidden (`.RUN.partial`)
+        // until `seal` renames it whole, so no reader sees a half-written
+        // file, and a temporary name and a rename per file would only cost
+        // (a create and a rename per file is most of a cluster run's local
+        // work on a slow filesystem). `create_new`: a name is written once.
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp)?;
-        let result = self
-            .write_encrypted(file, bytes)
-            .and_then(|digests| fs::rename(&tmp, &path).map(|()| digests));
-        let (digest, plain_digest) = match result {
+            .open(&path)?;
+        let (digest, plain_digest) = match self.write_encrypted(file, bytes) {
             Ok(d) => d,
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(&path);
                 return Err(e);
             }
         };
