@@ -85,7 +85,7 @@ fn main() {
     // Run once without latency (the floor: the gatherer scripts run under
     // chroot on this same 2-core machine, which a real cluster's nodes would
     // do), then with the injected latency.
-    let run = |n: usize| -> (f64, usize, usize) {
+    let timed_run = |n: usize| -> (f64, usize, usize, Timeline) {
         let before = server.request_log().len();
         let t = Instant::now();
         let out = Command::new(&vigil)
@@ -114,21 +114,29 @@ fn main() {
             .iter()
             .filter(|l| l.path.contains("/exec?"))
             .count();
-        (wall, log.len() - before, execs)
+        let timeline = Timeline::of(t, &log[before..]);
+        (wall, log.len() - before, execs, timeline)
+    };
+    let run = |n: usize| -> (f64, usize, usize) {
+        let (f, r, e, _) = timed_run(n);
+        (f, r, e)
     };
     server.set_latency(Duration::ZERO);
     let (floor, _, _) = run(0);
     server.set_latency(Duration::from_millis(latency_ms));
     let (wall, requests, execs) = run(1);
     // The run's critical path in round trips: the pod lists (all namespaces
-    // at once), the creates (ServiceAccount, Role and anchor Secret in every
-    // namespace at once, then each RoleBinding after its Role), the
-    // TokenRequests, the access reviews confirming the token's rights, then
-    // the exec waves, then two rounds of deletes (anchors, then the rest).
+    // at once), the caller's access reviews (who it is, asked alongside),
+    // the creates (ServiceAccount, Role and anchor Secret in every
+    // namespace at once), each RoleBinding after its Role with the
+    // TokenRequest beside it, the access reviews confirming the token's
+    // rights, then the exec waves, then one round of deletes.
     let setup = 5;
-    let cleanup = 2;
+    let cleanup = 1;
+    // Some slot runs ceil(200/32) = 7 execs one after another: no schedule
+    // finishes the execs in fewer than 7 round trips.
     let waves = CONTAINERS.div_ceil(CONCURRENCY);
-    let exec_bound = (CONTAINERS as f64 / CONCURRENCY as f64) * latency_ms as f64 / 1000.0;
+    let exec_bound = waves as f64 * latency_ms as f64 / 1000.0;
     let bound = (setup + cleanup) as f64 * latency_ms as f64 / 1000.0 + exec_bound;
     println!(
         "kube: {CONTAINERS} containers in {NAMESPACES} namespaces, concurrency {CONCURRENCY}, {latency_ms} ms per request"
@@ -139,7 +147,7 @@ fn main() {
         requests - execs
     );
     println!(
-        "  latency bound: {bound:.2} s ({setup} setup + {cleanup} cleanup round trips + {CONTAINERS}/{CONCURRENCY} execs x {latency_ms} ms over {waves} waves)"
+        "  latency bound: {bound:.2} s ({setup} setup + {cleanup} cleanup round trips + {waves} exec round trips ({CONTAINERS} execs, {CONCURRENCY} at a time) x {latency_ms} ms)"
     );
     println!(
         "  wall: {wall:.2} s = {:.2}x the bound; without latency: {floor:.2} s (the containers' gatherer scripts run under chroot on this same machine)",
@@ -158,7 +166,7 @@ fn main() {
     let _ = run(2);
     let (replay_floor, _, _) = run(3);
     server.set_latency(Duration::from_millis(latency_ms));
-    let (replay_wall, replay_requests, replay_execs) = run(4);
+    let (replay_wall, replay_requests, replay_execs, timeline) = timed_run(4);
     println!(
         "  replay mode (no process started per exec): wall {replay_wall:.2} s = {:.2}x the bound; exec calls per container: {:.2}; API requests: {replay_requests}",
         replay_wall / bound,
@@ -171,6 +179,15 @@ fn main() {
         "  replay without latency: {replay_floor:.2} s (vigil's local work); latency cost {:.2} s = {:.2}x the bound",
         replay_wall - replay_floor,
         (replay_wall - replay_floor) / bound
+    );
+    println!(
+        "  the replay run's path: {} setup round trips (the bound: {setup}), the execs in {:.2} s (the bound: {waves} x {latency_ms} ms = {:.2} s), {} cleanup round trips (the bound: {cleanup}); first request {:.2} s after start, exit {:.2} s after the last answer",
+        timeline.setup_rounds,
+        timeline.exec_span,
+        exec_bound,
+        timeline.cleanup_rounds,
+        timeline.head,
+        timeline.tail,
     );
     drop(server);
     load(&dir, &root, &vigil, &repo);
@@ -261,4 +278,53 @@ fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         pct(0.5) * 1000.0,
         pct(0.99) * 1000.0,
     );
+}
+
+/// What a run's requests took, read from the server's log, by phase:
+/// setup (every request before the first exec), the execs, cleanup (every
+/// request after the last exec's answer).
+struct Timeline {
+    /// The longest chain of setup requests each sent after the one before
+    /// it was answered: the round trips setup waited for one after another.
+    setup_rounds: usize,
+    /// The same for cleanup.
+    cleanup_rounds: usize,
+    /// Seconds from the first exec's arrival to the last one's answer.
+    exec_span: f64,
+    /// Seconds from the process' start to its first request.
+    head: f64,
+    /// Seconds from the last answer to the process' exit.
+    tail: f64,
+}
+
+impl Timeline {
+    fn of(start: Instant, log: &[fakeapi::Logged]) -> Timeline {
+        let end = Instant::now();
+        let is_exec = |l: &&fakeapi::Logged| l.path.contains("/exec?");
+        let execs: Vec<&fakeapi::Logged> = log.iter().filter(is_exec).collect();
+        let first_exec = execs.iter().map(|l| l.at).min().unwrap_or(end);
+        let last_exec = execs.iter().map(|l| l.done).max().unwrap_or(start);
+        let setup: Vec<&fakeapi::Logged> = log.iter().filter(|l| l.at < first_exec).collect();
+        let cleanup: Vec<&fakeapi::Logged> = log
+            .iter()
+            .filter(|l| l.at >= last_exec && !is_exec(l))
+            .collect();
+        Timeline {
+            setup_rounds: fakeapi::round_trips(&setup),
+            cleanup_rounds: fakeapi::round_trips(&cleanup),
+            exec_span: last_exec
+                .saturating_duration_since(first_exec)
+                .as_secs_f64(),
+            head: log
+                .iter()
+                .map(|l| l.at)
+                .min()
+                .map_or(0.0, |a| (a - start).as_secs_f64()),
+            tail: log
+                .iter()
+                .map(|l| l.done)
+                .max()
+                .map_or(0.0, |d| (end - d).as_secs_f64()),
+        }
+    }
 }
