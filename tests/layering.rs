@@ -406,7 +406,7 @@ const OVER_BUDGET: [(&str, &str, usize); 15] = [
     ("src/plan/mod.rs", "select_pod", 122),
     ("src/checks/file.rs", "directory", 164),
     ("src/cluster/mod.rs", "exec_streaming", 148),
-    ("src/cli/run.rs", "run", 141),
+    ("src/cli/run.rs", "run", 126),
     ("src/image/index.rs", "apply", 140),
     ("src/plan/incluster.rs", "pod_template", 121),
     ("src/monitor/trail.rs", "read", 137),

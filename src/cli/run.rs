@@ -190,19 +190,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         summaries.push((summary, signer.is_none()));
     }
-    let text = match args.format {
-        Format::Text => summaries
-            .iter()
-            .map(|(s, unsigned)| {
-                crate::report::text::table(s, *unsigned, args.details, args.details_limit)
-            })
-            .collect::<String>(),
-        Format::Json => {
-            serde_json::to_string_pretty(&summaries.iter().map(|(s, _)| s).collect::<Vec<_>>())?
-                + "\n"
-        }
-    };
-    print_stdout(&text)?;
+    print_summaries(&args, &summaries)?;
+    if args.reports.is_empty() {
+        return Ok(exit_of(&summaries));
+    }
     let all: Vec<ReportRun> = summaries.iter().map(|(s, _)| s.into()).collect();
     let policy_files = set
         .policies
@@ -221,11 +212,46 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         &policy_files,
         args.force,
     )?;
-    Ok(if summaries.iter().any(|(s, _)| s.has_errors()) {
+    Ok(exit_of(&summaries))
+}
+
+/// Print the runs' summaries to stdout in the chosen format.
+fn print_summaries(
+    args: &Args,
+    summaries: &[(crate::runner::RunSummary, bool)],
+) -> anyhow::Result<()> {
+    match args.format {
+        Format::Text => print_stdout(
+            &summaries
+                .iter()
+                .map(|(s, unsigned)| {
+                    crate::report::text::table(s, *unsigned, args.details, args.details_limit)
+                })
+                .collect::<String>(),
+        )?,
+        // Streamed: a big run's summaries are never held whole as text.
+        Format::Json => {
+            use std::io::Write as _;
+            let stdout = std::io::stdout();
+            let mut w = stdout.lock();
+            crate::report::output::write_json_pretty(
+                &mut w,
+                &summaries.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+            )?;
+            w.write_all(b"\n")?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// How `vigil run` exits after its runs.
+fn exit_of(summaries: &[(crate::runner::RunSummary, bool)]) -> Exit {
+    if summaries.iter().any(|(s, _)| s.has_errors()) {
         Exit::RunErrors
     } else if summaries.iter().any(|(s, _)| s.threshold_failed()) {
         Exit::Failed
     } else {
         Exit::Success
-    })
+    }
 }

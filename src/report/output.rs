@@ -27,12 +27,35 @@ pub struct Written {
 pub trait RunOutput: Send + Sync {
     /// Write `bytes` as `name` (relative, `/`-separated, no `..`).
     fn write(&self, name: &str, bytes: &[u8]) -> io::Result<Written>;
+    /// Write what `produce` writes as `name`. A large file (the summary of
+    /// a big run) then streams to its place without being held whole;
+    /// this default holds it and calls [`RunOutput::write`].
+    fn write_from(
+        &self,
+        name: &str,
+        produce: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<Written> {
+        let mut bytes = Vec::new();
+        produce(&mut bytes)?;
+        self.write(name, &bytes)
+    }
     /// The directory the run's files land in (for messages).
     fn location(&self) -> &Path;
     /// Make everything written so far durable. Called once, before the
     /// run's last file (summary, later the signed statement), so that the
     /// last file never reaches the disk before the files it describes.
     fn sync(&self) -> io::Result<()>;
+}
+
+/// Write `value` as indented JSON to `w`, through a buffer (the
+/// serializer writes token by token).
+pub(crate) fn write_json_pretty(
+    w: &mut dyn Write,
+    value: &impl serde::Serialize,
+) -> io::Result<()> {
+    let mut b = io::BufWriter::with_capacity(64 * 1024, w);
+    serde_json::to_writer_pretty(&mut b, value)?;
+    b.flush()
 }
 
 /// Plain files in `<dir>/<policy>/<run-id>/`.

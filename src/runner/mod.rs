@@ -404,13 +404,15 @@ pub fn finish(
     } else {
         RunVerdict::Pass
     };
-    let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
     output.sync().map_err(|source| RunError::Write {
         name: "results (sync)".into(),
         cause: source,
     })?;
+    // Streamed: a big run's summary is never held whole as text.
     let written = output
-        .write(crate::seal::bundle::SUMMARY_FILE, &bytes)
+        .write_from(crate::seal::bundle::SUMMARY_FILE, &mut |w| {
+            crate::report::output::write_json_pretty(w, &summary)
+        })
         .map_err(|source| RunError::Write {
             name: crate::seal::bundle::SUMMARY_FILE.into(),
             cause: source,

@@ -58,16 +58,28 @@ impl std::fmt::Debug for SealedDir {
     }
 }
 
-/// Hash what passes through to a file.
+/// Hash (and count) what passes through to a file.
 struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
+    size: u64,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        self.size += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -119,16 +131,18 @@ impl SealedDir {
         }
     }
 
-    /// Write `bytes` (encrypted when the bundle is) to `file`; the sha256
-    /// of what was stored and of the plaintext. Both come from the one
-    /// pass that writes: each 64 KiB chunk is hashed as plaintext right
-    /// before it is encrypted (still in cache), and as stored on its way
-    /// to the file; a plaintext bundle stores the plaintext, one digest.
-    fn write_encrypted(&self, file: fs::File, bytes: &[u8]) -> io::Result<(String, String)> {
-        let mut w = HashingWriter {
-            inner: io::BufWriter::new(file),
-            hasher: Sha256::new(),
-        };
+    /// Write what `produce` writes (encrypted when the bundle is) to
+    /// `file`; the sha256 of what was stored, and the sha256 and size of
+    /// the plaintext. All come from the one pass that writes: each piece
+    /// is hashed as plaintext as it enters the encryption (still in cache)
+    /// and as stored on its way to the file; a plaintext bundle stores the
+    /// plaintext, one digest.
+    fn write_encrypted(
+        &self,
+        file: fs::File,
+        produce: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<(String, String, u64)> {
+        let mut w = HashingWriter::new(io::BufWriter::new(file));
         if self.encrypted() {
             let enc = age::Encryptor::with_recipients(
                 self.recipients
@@ -142,20 +156,18 @@ impl SealedDir {
                 age::armor::Format::Binary
             };
             let armored = age::armor::ArmoredWriter::wrap_output(&mut w, format)?;
-            let mut stream = enc.wrap_output(armored)?;
-            let mut plain = Sha256::new();
-            for chunk in bytes.chunks(64 * 1024) {
-                plain.update(chunk);
-                stream.write_all(chunk)?;
-            }
+            let mut plain = HashingWriter::new(enc.wrap_output(armored)?);
+            produce(&mut plain)?;
+            let (stream, hasher, size) = (plain.inner, plain.hasher, plain.size);
             stream.finish()?.finish()?;
             w.flush()?;
-            Ok((hex(&w.hasher.finalize()), hex(&plain.finalize())))
+            Ok((hex(&w.hasher.finalize()), hex(&hasher.finalize()), size))
         } else {
-            w.write_all(bytes)?;
+            produce(&mut w)?;
             w.flush()?;
+            let size = w.size;
             let digest = hex(&w.hasher.finalize());
-            Ok((digest.clone(), digest))
+            Ok((digest.clone(), digest, size))
         }
     }
 
@@ -304,6 +316,14 @@ impl Drop for SealedDir {
 
 impl RunOutput for SealedDir {
     fn write(&self, name: &str, bytes: &[u8]) -> io::Result<Written> {
+        self.write_from(name, &mut |w| w.write_all(bytes))
+    }
+
+    fn write_from(
+        &self,
+        name: &str,
+        produce: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<Written> {
         check_name(name)?;
         let stored = self.stored_name(name);
         let path = self.root.join(&stored);
@@ -318,7 +338,7 @@ impl RunOutput for SealedDir {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        let (digest, plain_digest) = match self.write_encrypted(file, bytes) {
+        let (digest, plain_digest, size) = match self.write_encrypted(file, produce) {
             Ok(d) => d,
             Err(e) => {
                 let _ = fs::remove_file(&path);
@@ -335,7 +355,7 @@ impl RunOutput for SealedDir {
         Ok(Written {
             name: name.to_string(),
             sha256: plain_digest,
-            size: bytes.len() as u64,
+            size,
         })
     }
 
