@@ -32,6 +32,8 @@ fn main() {
         );
         return;
     }
+    // VIGIL_BENCH_ONLY=load runs only the load figures.
+    let only = std::env::var("VIGIL_BENCH_ONLY").unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("vigil-bench-kube-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -55,6 +57,18 @@ fn main() {
         let _ = std::fs::remove_file(root.join("bin").join(applet));
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
+    let vigil = std::env::var("VIGIL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo.join("target/release/vigil"));
+    assert!(
+        vigil.is_file(),
+        "build the binary first: cargo build --release (or set VIGIL_BIN)"
+    );
+    if only == "load" {
+        load(&dir, &root, &vigil, &repo);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let mut pods = Vec::new();
     let mut rootfs = HashMap::new();
     for i in 0..CONTAINERS {
@@ -75,13 +89,6 @@ fn main() {
         format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: bench}}\nspec:\n  profiles: [container-baseline]\n  limits: {{concurrency: {CONCURRENCY}, apiQps: 1000}}\n  targets:\n{targets}"),
     )
     .unwrap();
-    let vigil = std::env::var("VIGIL_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join("target/release/vigil"));
-    assert!(
-        vigil.is_file(),
-        "build the binary first: cargo build --release (or set VIGIL_BIN)"
-    );
     // Run once without latency (the floor: the gatherer scripts run under
     // chroot on this same 2-core machine, which a real cluster's nodes would
     // do), then with the injected latency.
@@ -198,11 +205,16 @@ fn main() {
 /// server (no injected latency, no rate limit to speak of): throughput,
 /// vigil's peak RSS and the p50/p99 scan latency.
 fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
-    const TARGETS: usize = 2000;
+    // VIGIL_BENCH_LOAD_TARGETS: another count, to tell the cost per target
+    // from the fixed one.
+    let targets_n: usize = std::env::var("VIGIL_BENCH_LOAD_TARGETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     const NS: usize = 8;
     let mut pods = Vec::new();
     let mut rootfs = HashMap::new();
-    for i in 0..TARGETS {
+    for i in 0..targets_n {
         let ns = format!("load-{}", i % NS);
         let name = format!("pod-{i:04}");
         pods.push(serde_json::json!({
@@ -272,8 +284,8 @@ fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0);
     println!(
-        "load: {TARGETS} targets ({scanned} scanned) in {NS} namespaces at concurrency 64: wall {wall:.1} s = {:.0} targets/s; vigil peak RSS {} MB (goal < 300 MB); scan latency p50 {:.0} ms, p99 {:.0} ms",
-        TARGETS as f64 / wall,
+        "load: {targets_n} targets ({scanned} scanned) in {NS} namespaces at concurrency 64: wall {wall:.1} s = {:.0} targets/s; vigil peak RSS {} MB (goal < 300 MB); scan latency p50 {:.0} ms, p99 {:.0} ms",
+        targets_n as f64 / wall,
         rss_kb / 1024,
         pct(0.5) * 1000.0,
         pct(0.99) * 1000.0,
