@@ -116,6 +116,23 @@ impl Workload {
         })
     }
 
+    /// A live pod's configuration from its parts, taken (no copy).
+    pub(crate) fn of_pod(
+        meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        spec: k8s_openapi::api::core::v1::PodSpec,
+    ) -> Option<Workload> {
+        Some(Workload {
+            kind: "Pod".into(),
+            namespace: meta.namespace?,
+            name: meta.name?,
+            labels: meta.labels.unwrap_or_default(),
+            annotations: meta.annotations.unwrap_or_default(),
+            spec,
+            origin: Origin::Live,
+            context: None,
+        })
+    }
+
     /// Where the field at `pointer` (relative to the pod: `/spec/…`,
     /// `/metadata/annotations/…`) is written, for a manifest; the nearest
     /// written ancestor for a field that is missing. `None` for a live pod.

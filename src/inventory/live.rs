@@ -136,7 +136,7 @@ impl Inventory for Live {
 
 /// The planner's view of listed pods, by name.
 fn infos(pods: Vec<k8s_openapi::api::core::v1::Pod>) -> Vec<PodInfo> {
-    let mut infos: Vec<PodInfo> = pods.iter().filter_map(PodInfo::from_pod).collect();
+    let mut infos: Vec<PodInfo> = pods.into_iter().filter_map(PodInfo::from_owned).collect();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     infos
 }

@@ -105,6 +105,24 @@ impl PodInfo {
     /// Extract the planning facts from a full pod object. Returns `None` for
     /// a pod without a name or namespace (not something the API returns).
     pub fn from_pod(pod: &Pod) -> Option<PodInfo> {
+        let mut info = PodInfo::without_workload(pod)?;
+        info.workload = crate::facts::workload::Workload::live(pod).map(std::sync::Arc::new);
+        Some(info)
+    }
+
+    /// [`PodInfo::from_pod`], taking the pod: its configuration moves into
+    /// the workload instead of being copied (a listing of thousands of
+    /// pods is converted once and dropped).
+    pub(crate) fn from_owned(pod: Pod) -> Option<PodInfo> {
+        let mut info = PodInfo::without_workload(&pod)?;
+        let Pod { metadata, spec, .. } = pod;
+        info.workload = spec
+            .and_then(|spec| crate::facts::workload::Workload::of_pod(metadata, spec))
+            .map(std::sync::Arc::new);
+        Some(info)
+    }
+
+    fn without_workload(pod: &Pod) -> Option<PodInfo> {
         let meta = &pod.metadata;
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
@@ -214,7 +232,7 @@ impl PodInfo {
             share_process_namespace: spec.and_then(|s| s.share_process_namespace) == Some(true),
             windows: spec.is_some_and(is_windows),
             containers,
-            workload: crate::facts::workload::Workload::live(pod).map(std::sync::Arc::new),
+            workload: None,
         })
     }
 }

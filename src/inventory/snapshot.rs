@@ -46,7 +46,7 @@ impl<'de> Deserialize<'de> for PodInfos {
             ) -> Result<PodInfos, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(pod) = seq.next_element::<Pod>()? {
-                    out.extend(PodInfo::from_pod(&pod));
+                    out.extend(PodInfo::from_owned(pod));
                 }
                 Ok(PodInfos(out))
             }
