@@ -241,33 +241,7 @@ fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: load}}\nspec:\n  profiles: [container-baseline]\n  limits: {{concurrency: 64, apiQps: 10000}}\n  targets:\n{targets}"),
     )
     .unwrap();
-    let rss_file = sub.join("rss.txt");
-    let t = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&rss_file)
-        .arg(vigil)
-        .args(["run", "p.yaml"])
-        .arg(repo.join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(&sub)
-        .env("KUBECONFIG", &server.kubeconfig)
-        .output()
-        .expect("/usr/bin/time is installed (apt-get install time)");
-    let wall = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.code().is_some_and(|c| c == 0 || c == 1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (wall, summary, rss_kb) = measured_run(&sub, vigil, repo, &server.kubeconfig);
     let mut durations: Vec<f64> = summary[0]["targets"]
         .as_array()
         .unwrap()
@@ -282,12 +256,6 @@ fn load(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         .count();
     durations.sort_by(f64::total_cmp);
     let pct = |p: f64| durations[((durations.len() as f64 - 1.0) * p).round() as usize];
-    let rss_kb: u64 = std::fs::read_to_string(&rss_file)
-        .unwrap()
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
     println!(
         "load: {targets_n} targets ({scanned} scanned) in {NS} namespaces at concurrency 64: wall {wall:.1} s = {:.0} targets/s; vigil peak RSS {} MB (goal < 300 MB); scan latency p50 {:.0} ms, p99 {:.0} ms",
         targets_n as f64 / wall,
@@ -498,33 +466,7 @@ fn fleet(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         String::from_utf8_lossy(&offline.stderr)
     );
     let before = server.request_log().len();
-    let rss_file = sub.join("rss.txt");
-    let t = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&rss_file)
-        .arg(vigil)
-        .args(["run", "p.yaml"])
-        .arg(repo.join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
-        .current_dir(&sub)
-        .env("KUBECONFIG", &server.kubeconfig)
-        .output()
-        .expect("/usr/bin/time is installed (apt-get install time)");
-    let wall = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.code().is_some_and(|c| c == 0 || c == 1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (wall, summary, rss_kb) = measured_run(&sub, vigil, repo, &server.kubeconfig);
     let targets = summary[0]["targets"].as_array().unwrap();
     let scanned = targets.iter().filter(|t| t["status"] == "scanned").count();
     let log = server.request_log();
@@ -533,12 +475,6 @@ fn fleet(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         .iter()
         .filter(|l| l.path.contains("/exec?"))
         .count();
-    let rss_kb: u64 = std::fs::read_to_string(&rss_file)
-        .unwrap()
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
     let bound = requests as f64 / QPS;
     println!(
         "fleet: {} containers in {PODS} pods ({:.1} KB of JSON each) in {NS} namespaces, replay mode, apiQps {QPS}, concurrency 64",
@@ -555,4 +491,47 @@ fn fleet(dir: &Path, root: &Path, vigil: &Path, repo: &Path) {
         wall / bound,
         rss_kb / 1024
     );
+}
+
+/// `vigil run p.yaml` in `sub` against the server: wall seconds, the
+/// summaries it printed, and its peak RSS in KB (`/usr/bin/time`).
+fn measured_run(
+    sub: &Path,
+    vigil: &Path,
+    repo: &Path,
+    kubeconfig: &Path,
+) -> (f64, serde_json::Value, u64) {
+    let rss_file = sub.join("rss.txt");
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(vigil)
+        .args(["run", "p.yaml"])
+        .arg(repo.join("policies/profiles"))
+        .args([
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ])
+        .current_dir(sub)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("/usr/bin/time is installed (apt-get install time)");
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.code().is_some_and(|c| c == 0 || c == 1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rss_kb = std::fs::read_to_string(&rss_file)
+        .unwrap()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (wall, serde_json::from_slice(&out.stdout).unwrap(), rss_kb)
 }
