@@ -2376,19 +2376,7 @@ fn containers_are_attested_by_the_digest_their_kubelet_reports() {
     let (out, v) = crate::util::run_json(dir.path(), &server.kubeconfig, &[]);
     assert_eq!(out.code, 1, "the threshold fails: {}", out.stderr);
     let bundle = format!("out/live/{}", v[0]["run_id"].as_str().unwrap());
-    let a = vigil_in(
-        dir.path(),
-        &[
-            "attest",
-            &bundle,
-            "--trusted-key",
-            "signer.pub.pem",
-            "--signing-key",
-            "signer.key.pem",
-            "--out",
-            "verdicts",
-        ],
-    );
+    let a = crate::util::attest_in(dir.path(), &bundle, "verdicts", &[]);
     assert_eq!(a.code, 0, "{}", a.stderr);
     let lines: Vec<&str> = a.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one image: {}", a.stdout);
@@ -2429,19 +2417,7 @@ fn containers_are_attested_by_the_digest_their_kubelet_reports() {
     );
     // An unverifiable bundle attests nothing.
     std::fs::write(dir.path().join(&bundle).join("summary.json"), b"{}").unwrap();
-    let a = vigil_in(
-        dir.path(),
-        &[
-            "attest",
-            &bundle,
-            "--trusted-key",
-            "signer.pub.pem",
-            "--signing-key",
-            "signer.key.pem",
-            "--out",
-            "verdicts2",
-        ],
-    );
+    let a = crate::util::attest_in(dir.path(), &bundle, "verdicts2", &[]);
     assert_eq!(a.code, 1, "{}", a.stderr);
     assert!(a.stderr.contains("does not verify"), "{}", a.stderr);
     assert!(!dir.path().join("verdicts2").exists());

@@ -940,21 +940,12 @@ fn attestations_are_pushed_as_cosign_stores_them_and_verify_independently() {
     assert_eq!(summary[0]["targets"][0]["image_digest"], digest.as_str());
     let bundle = format!("out/pipeline/{}", summary[0]["run_id"].as_str().unwrap());
     let attest = |url: &str| {
-        v(&[
-            "attest",
+        crate::util::attest_in(
+            &dir,
             &bundle,
-            "--trusted-key",
-            "signer.pub.pem",
-            "--signing-key",
-            "signer.key.pem",
-            "--out",
             "verdicts",
-            "--url",
-            url,
-            "--push",
-            "--insecure-registry",
-            &reg.host,
-        ])
+            &["--url", url, "--push", "--insecure-registry", &reg.host],
+        )
     };
     let a = attest("https://ci.example/job/1");
     assert_eq!(a.code, 0, "{}", a.stderr);
@@ -1167,19 +1158,12 @@ fn a_verdict_on_an_index_pinned_image_is_found_by_the_index_digest() {
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary[0]["targets"][0]["image_digest"], platform.as_str());
     let bundle = format!("out/multi/{}", summary[0]["run_id"].as_str().unwrap());
-    let a = v(&[
-        "attest",
+    let a = crate::util::attest_in(
+        &dir,
         &bundle,
-        "--trusted-key",
-        "signer.pub.pem",
-        "--signing-key",
-        "signer.key.pem",
-        "--out",
         "verdicts",
-        "--push",
-        "--insecure-registry",
-        &reg.host,
-    ]);
+        &["--push", "--insecure-registry", &reg.host],
+    );
     assert_eq!(a.code, 0, "{}", a.stderr);
     for d in [&platform, &index_digest] {
         assert!(

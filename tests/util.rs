@@ -63,6 +63,23 @@ impl From<Output> for Run {
 }
 
 /// Run `vigil ARGS` in `cwd` with KUBECONFIG and RUST_LOG removed.
+/// `vigil attest BUNDLE` with the test signer (`signing_key`) as both the
+/// trusted key and the signing key, writing to `out`, plus `extra`.
+pub fn attest_in(cwd: &Path, bundle: &str, out: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "attest",
+        bundle,
+        "--trusted-key",
+        "signer.pub.pem",
+        "--signing-key",
+        "signer.key.pem",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    vigil_in(cwd, &args)
+}
+
 pub fn vigil_in(cwd: &Path, args: &[&str]) -> Run {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
