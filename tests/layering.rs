@@ -238,13 +238,14 @@ fn no_public_function_returns_a_string_error() {
 }
 
 /// Outcomes are typed (`checks::Status`, `report::ControlStatus`,
-/// `report::run::TargetStatus`, `report::run::RunVerdict`): no non-test
+/// `report::run::TargetStatus`, `report::run::RunVerdict`,
+/// `monitor::AuditVerdict`): no non-test
 /// code compares one as a string (`== "failed"`, a `"error" =>` match
 /// arm) or keeps one in a string `status` field. The names are written
 /// only by the enums themselves (`as_str`, serde).
 #[test]
 fn no_outcome_is_compared_as_a_string() {
-    let word = r#""(passed|failed|skipped|error|no_impact|scanned|pass|fail)""#;
+    let word = r#""(passed|failed|skipped|error|no_impact|scanned|pass|fail|clean|findings)""#;
     let compare = regex::Regex::new(&format!(
         r#"(==|!=)\s*{word}|{word}\s*(==|!=|=>|\|)|status: (String|&'static str)"#
     ))
@@ -290,8 +291,12 @@ fn verification_flags_are_declared_once() {
 /// read: `Coverage`, `GapGroup`, `Gap` and the plan's `SkipCode`. 1039 ->
 /// 1044: the `attest` and `verify-attestation` subcommands' `Args` and
 /// `run`, and DSSE's PAE in `encoding`, which `seal` and `cosign` share and
-/// the seal tests check by hand.)
-const PUBLIC_ITEMS: usize = 1044;
+/// the seal tests check by hand. 1044 -> 1054: the run pipeline embedders
+/// call instead of the CLI: `runner::pipeline` with `RunRequest`,
+/// `SealedRun`, `PipelineError`, `run_policies`, `ImportRequest`,
+/// `import_reports`; `seal::options::Sealing` and `Keys`, which replace
+/// three free functions; `monitor::AuditVerdict`, which replaces a string.)
+const PUBLIC_ITEMS: usize = 1054;
 
 #[test]
 fn the_public_surface_does_not_grow() {
@@ -395,18 +400,16 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 15] = [
+const OVER_BUDGET: [(&str, &str, usize); 13] = [
     ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 145),
     ("src/facts/shell.rs", "line", 217),
-    ("src/cli/schedule.rs", "run", 208),
     ("src/cli/open.rs", "run", 151),
     ("src/seal/verify.rs", "verify", 200),
     ("src/plan/mod.rs", "plan_policy", 142),
     ("src/plan/mod.rs", "select_pod", 122),
     ("src/checks/file.rs", "directory", 164),
     ("src/cluster/mod.rs", "exec_streaming", 148),
-    ("src/cli/run.rs", "run", 126),
     ("src/image/index.rs", "apply", 140),
     ("src/plan/incluster.rs", "pod_template", 121),
     ("src/monitor/trail.rs", "read", 137),

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         eprintln!("vigil: audit-check: attested in {}", path.display());
     }
     Ok(match monitor::verdict(&report, fail_on) {
-        "clean" => Exit::Success,
-        _ => Exit::Failed,
+        monitor::AuditVerdict::Clean => Exit::Success,
+        monitor::AuditVerdict::Findings => Exit::Failed,
     })
 }

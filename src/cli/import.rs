@@ -5,11 +5,8 @@
 
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
 use super::{Exit, InvalidInput, print_stdout};
-use crate::report::output::RunOutput;
-use crate::seal::keys::keyid;
+use crate::runner::ImportError;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -67,93 +64,70 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .map(|p| super::run::read_threshold(p))
         .transpose()?;
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
-    let policy = &set.policies[index];
-    let spec = &policy.value.spec;
-    let threshold = match threshold {
-        Some(t) => Some(t),
-        None => crate::policy::threshold::Threshold::of_policy(spec),
-    };
-    let signer = args.seal.signer(policy)?;
-    let recipients = args.seal.recipients(policy)?;
     // Read every report before writing anything.
-    let mut files = Vec::new();
-    for path in &args.reports {
-        let bytes = crate::safeio::read(path, MAX_REPORT_BYTES, "report")
-            .map_err(|e| InvalidInput(e.to_string()))?;
-        let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
-        let mut warnings = 0usize;
-        let doc = crate::report::import::read_each(&bytes, &mut |c| {
-            // A few say what differs; a count says how much more does.
-            if let Some(w) = c.saf_difference() {
-                warnings += 1;
-                if warnings <= MAX_WARNINGS {
-                    tracing::warn!("{shown}: {w}");
-                }
-            }
-        })
-        .map_err(|e| InvalidInput(format!("{shown}: {e}")))?;
-        if warnings > MAX_WARNINGS {
-            tracing::warn!(
-                "{shown}: {} more controls the SAF CLI counts otherwise",
-                warnings - MAX_WARNINGS
-            );
-        }
-        if doc.profiles > 1 {
-            tracing::warn!(
-                "{shown}: {} profiles (overlays linked as Heimdall links them): Heimdall and vigil count the controls of all of them, the SAF CLI's threshold and summary only those of the first",
-                doc.profiles
-            );
-        }
-        files.push((path.display().to_string(), bytes));
-    }
-    let run_id = uuid::Uuid::now_v7().to_string();
-    let name = &policy.value.metadata.name;
-    let output = args.seal.open_bundle(policy, &run_id, recipients)?;
-    let key = signer
-        .as_ref()
-        .map_or_else(|| "unsigned".to_string(), |s| keyid(&s.verifying_key()));
-    let imported = crate::runner::Imported {
-        by: match &args.by {
-            Some(who) => format!("{who} ({key})"),
-            None => key,
-        },
+    let files = args
+        .reports
+        .iter()
+        .map(|path| read_report(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sealed = crate::runner::pipeline::import_reports(&crate::runner::pipeline::ImportRequest {
+        policy: &set.policies[index],
+        files: &files,
+        threshold,
+        sealing: args.seal.sealing(),
         source: args.source.clone(),
-        files: files.iter().map(|(n, _)| n.clone()).collect(),
-    };
-    let (summary, summary_file) =
-        crate::runner::import(&run_id, name, &files, threshold.as_ref(), imported, &output)
-            .map_err(|e| match e {
-                crate::runner::ImportError::Run(r) => anyhow::Error::from(r),
-                other => anyhow::Error::from(InvalidInput(other.to_string())),
-            })?;
-    let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
-    output
-        .seal(&summary, &summary_file, &policy_sha, signer.as_ref(), None)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write the statement in {}: {e}",
-                output.location().display()
-            )
-        })?;
-    tracing::info!(
-        policy = %name,
-        bundle = %output.location().display(),
-        "{name}: imported {} report(s) into {}",
-        files.len(),
-        output.location().display()
-    );
+        by: args.by.clone(),
+    })
+    .map_err(|e| match e {
+        ImportError::Run(r) => anyhow::Error::from(r),
+        ImportError::Sealing(s) if !s.is_bad_input() => anyhow::Error::from(s),
+        other => anyhow::Error::from(InvalidInput(other.to_string())),
+    })?;
+    let summary = &sealed.summary;
     print_stdout(&match args.format {
         super::run::Format::Text => crate::report::text::table(
-            &summary,
-            signer.is_none(),
+            summary,
+            sealed.unsigned,
             crate::report::findings::Details::Failed,
             10,
         ),
-        super::run::Format::Json => serde_json::to_string_pretty(&summary)? + "\n",
+        super::run::Format::Json => serde_json::to_string_pretty(summary)? + "\n",
     })?;
     Ok(if summary.threshold_failed() {
         Exit::Failed
     } else {
         Exit::Success
     })
+}
+
+/// One report as read: its name and bytes, after its HDF is checked and
+/// its departures from the SAF CLI's reading warned about.
+fn read_report(path: &std::path::Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let bytes = crate::safeio::read(path, MAX_REPORT_BYTES, "report")
+        .map_err(|e| InvalidInput(e.to_string()))?;
+    let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
+    let mut warnings = 0usize;
+    let doc = crate::report::import::read_each(&bytes, &mut |c| {
+        // A few say what differs; a count says how much more does.
+        if let Some(w) = c.saf_difference() {
+            warnings += 1;
+            if warnings <= MAX_WARNINGS {
+                tracing::warn!("{shown}: {w}");
+            }
+        }
+    })
+    .map_err(|e| InvalidInput(format!("{shown}: {e}")))?;
+    if warnings > MAX_WARNINGS {
+        tracing::warn!(
+            "{shown}: {} more controls the SAF CLI counts otherwise",
+            warnings - MAX_WARNINGS
+        );
+    }
+    if doc.profiles > 1 {
+        tracing::warn!(
+            "{shown}: {} profiles (overlays linked as Heimdall links them): Heimdall and vigil count the controls of all of them, the SAF CLI's threshold and summary only those of the first",
+            doc.profiles
+        );
+    }
+    Ok((path.display().to_string(), bytes))
 }

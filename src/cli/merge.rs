@@ -42,19 +42,23 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = args.trusted.load()?;
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
     let policy = &set.policies[index];
-    let signer = args.seal.signer(policy)?;
-    let recipients = args.seal.recipients(policy)?;
+    let sealing = args.seal.sealing();
+    let keys = sealing
+        .keys(policy)
+        .map_err(super::seal_args::cli_error)?;
     let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;
-    let output = args.seal.open_bundle(policy, &run_id, recipients)?;
+    let output = sealing
+        .open_bundle(policy, &run_id, keys.recipients)
+        .map_err(super::seal_args::cli_error)?;
     let merged = crate::seal::merge::merge(
         &args.bundles,
         &trusted,
         &policy_sha,
         &run_id,
         &output,
-        signer.as_ref(),
+        keys.signer.as_ref(),
         crate::policy::threshold::Threshold::of_policy(&policy.value.spec).as_ref(),
     );
     match merged {

@@ -3,15 +3,9 @@
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::report::view::ReportRun;
-use sha2::{Digest, Sha256};
-
 use crate::policy::threshold::Threshold;
-use crate::report::output::RunOutput;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-use crate::runner::RunOptions;
+use crate::report::view::ReportRun;
+use crate::runner::pipeline::SealedRun;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -110,91 +104,30 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     args.input.run_id = run_id.clone();
     let scanner = args.scanner.trust()?;
     let (set, plan, session) = super::load_plan(&args.input)?;
-    // Check every policy's keys and recipients before scanning anything.
-    let mut prepared = Vec::new();
-    for pp in &plan.policies {
-        let policy = set
-            .policies
-            .iter()
-            .find(|p| p.value.metadata.name == pp.policy)
-            .expect("planned policies come from the set");
-        let signer = args.seal.signer(policy)?;
-        let recipients = args.seal.recipients(policy)?;
-        prepared.push((pp, policy, signer, recipients));
-    }
-    let mut summaries = Vec::new();
-    for (pp, policy, signer, recipients) in prepared {
-        let output = args.seal.open_bundle(policy, &run_id, recipients)?;
-        let opts = RunOptions {
-            run_id: run_id.clone(),
-            labels: args.run_labels.iter().cloned().collect(),
-            threshold: threshold.clone(),
-            progress: super::progress::progress(&pp.policy, pp.targets.len()),
-            cancel: Arc::new(AtomicBool::new(false)),
-            deadline: Some(std::time::Instant::now() + policy.value.spec.limits.run_deadline()),
-            scanner: scanner.clone(),
-            keep_controls: !args.reports.is_empty(),
-        };
-        let needs_cluster = pp.targets.iter().any(|t| !t.approach.is_local());
-        let (summary, summary_file, audit) = match (&session, needs_cluster) {
-            (Some(session), true) => crate::runner::lifecycle::run_in_cluster(
-                &session.runtime,
-                &session.caller,
-                &set,
-                policy,
-                pp,
-                &opts,
-                &output,
-            )?,
-            _ => {
-                let (s, f) = crate::runner::lifecycle::run_local(&set, policy, pp, &opts, &output)?;
-                (s, f, None)
-            }
-        };
-        let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
-        output
-            .seal(
-                &summary,
-                &summary_file,
-                &policy_sha,
-                signer.as_ref(),
-                audit.as_ref().map(|(w, h, n)| (w, h.clone(), *n)),
-            )
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot write the statement in {}: {e}",
-                    output.location().display()
-                )
-            })?;
-        let enc = if output.encrypted() {
-            "encrypted"
+    let request = crate::runner::pipeline::RunRequest {
+        set: &set,
+        plan: &plan,
+        session: session.as_ref(),
+        sealing: args.seal.sealing(),
+        run_id,
+        labels: args.run_labels.iter().cloned().collect(),
+        threshold,
+        scanner,
+        keep_controls: !args.reports.is_empty(),
+        progress: &super::progress::progress,
+    };
+    let summaries = crate::runner::pipeline::run_policies(&request).map_err(|e| {
+        if e.is_bad_input() {
+            anyhow::Error::from(InvalidInput(e.to_string()))
         } else {
-            "NOT ENCRYPTED"
-        };
-        match &signer {
-            Some(s) => tracing::info!(
-                policy = %pp.policy,
-                bundle = %output.location().display(),
-                "{}: sealed bundle {} ({enc}, signed by {})",
-                pp.policy,
-                output.location().display(),
-                crate::seal::keys::keyid(&s.verifying_key())
-            ),
-            None => tracing::warn!(
-                policy = %pp.policy,
-                bundle = %output.location().display(),
-                "{}: bundle {} is UNSIGNED ({enc}); `vigil verify` rejects it and nobody can tell whether it was altered",
-                pp.policy,
-                output.location().display()
-            ),
+            anyhow::Error::from(e)
         }
-        summaries.push((summary, signer.is_none()));
-    }
+    })?;
     print_summaries(&args, &summaries)?;
     if args.reports.is_empty() {
         return Ok(exit_of(&summaries));
     }
-    let all: Vec<ReportRun> = summaries.iter().map(|(s, _)| s.into()).collect();
+    let all: Vec<ReportRun> = summaries.iter().map(|s| (&s.summary).into()).collect();
     let policy_files = set
         .policies
         .iter()
@@ -216,16 +149,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 /// Print the runs' summaries to stdout in the chosen format.
-fn print_summaries(
-    args: &Args,
-    summaries: &[(crate::runner::RunSummary, bool)],
-) -> anyhow::Result<()> {
+fn print_summaries(args: &Args, summaries: &[SealedRun]) -> anyhow::Result<()> {
     match args.format {
         Format::Text => print_stdout(
             &summaries
                 .iter()
-                .map(|(s, unsigned)| {
-                    crate::report::text::table(s, *unsigned, args.details, args.details_limit)
+                .map(|s| {
+                    crate::report::text::table(
+                        &s.summary,
+                        s.unsigned,
+                        args.details,
+                        args.details_limit,
+                    )
                 })
                 .collect::<String>(),
         )?,
@@ -236,7 +171,7 @@ fn print_summaries(
             let mut w = stdout.lock();
             crate::report::output::write_json_pretty(
                 &mut w,
-                &summaries.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+                &summaries.iter().map(|s| &s.summary).collect::<Vec<_>>(),
             )?;
             w.write_all(b"\n")?;
             w.flush()?;
@@ -246,10 +181,10 @@ fn print_summaries(
 }
 
 /// How `vigil run` exits after its runs.
-fn exit_of(summaries: &[(crate::runner::RunSummary, bool)]) -> Exit {
-    if summaries.iter().any(|(s, _)| s.has_errors()) {
+fn exit_of(summaries: &[SealedRun]) -> Exit {
+    if summaries.iter().any(|s| s.summary.has_errors()) {
         Exit::RunErrors
-    } else if summaries.iter().any(|(s, _)| s.threshold_failed()) {
+    } else if summaries.iter().any(|s| s.summary.threshold_failed()) {
         Exit::Failed
     } else {
         Exit::Success

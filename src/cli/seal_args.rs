@@ -4,11 +4,7 @@
 use std::path::PathBuf;
 
 use super::InvalidInput;
-use crate::policy::Loaded;
-use crate::policy::model::ScanPolicy;
-use crate::seal::bundle::SealedDir;
-use crate::seal::keys::Signer;
-use crate::seal::options::{self, SealOptionError};
+use crate::seal::options::{SealOptionError, Sealing};
 
 /// Where results go, which key signs them and whether they are encrypted.
 #[derive(Debug, clap::Args)]
@@ -31,34 +27,23 @@ pub struct SealArgs {
     pub plaintext: bool,
 }
 
-fn cli_error(e: SealOptionError) -> anyhow::Error {
-    match e {
-        SealOptionError::Invalid(m) => InvalidInput(m).into(),
-        SealOptionError::Io(m) => anyhow::anyhow!(m),
+/// A sealing error as the CLI reports it (bad input exits 2).
+pub(super) fn cli_error(e: SealOptionError) -> anyhow::Error {
+    if e.is_bad_input() {
+        InvalidInput(e.to_string()).into()
+    } else {
+        anyhow::Error::from(e)
     }
 }
 
 impl SealArgs {
-    /// The policy's signing key under these flags.
-    pub fn signer(&self, policy: &Loaded<ScanPolicy>) -> anyhow::Result<Option<Signer>> {
-        options::signer(self.signing_key.as_deref(), self.unsigned, policy).map_err(cli_error)
-    }
-
-    /// The policy's recipients under these flags.
-    pub fn recipients(
-        &self,
-        policy: &Loaded<ScanPolicy>,
-    ) -> anyhow::Result<Vec<Box<dyn age::Recipient + Send + Sync>>> {
-        options::recipients(policy, self.plaintext).map_err(cli_error)
-    }
-
-    /// The bundle directory for one run of the policy.
-    pub fn open_bundle(
-        &self,
-        policy: &Loaded<ScanPolicy>,
-        run_id: &str,
-        recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
-    ) -> anyhow::Result<SealedDir> {
-        options::open_bundle(policy, self.out.as_ref(), run_id, recipients).map_err(cli_error)
+    /// The sealing settings these flags ask for.
+    pub(super) fn sealing(&self) -> Sealing {
+        Sealing {
+            out: self.out.clone(),
+            signing_key: self.signing_key.clone(),
+            unsigned: self.unsigned,
+            plaintext: self.plaintext,
+        }
     }
 }

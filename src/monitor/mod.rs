@@ -839,11 +839,21 @@ pub fn run_of(v: &crate::seal::verify::Verification) -> Result<Run, BundleError>
     })
 }
 
-/// `clean` when no finding is at or above `fail_on`, else `findings`.
-pub fn verdict(r: &Report, fail_on: Severity) -> &'static str {
+/// What an audit check concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditVerdict {
+    /// No finding at or above the `fail_on` severity.
+    Clean,
+    /// At least one.
+    Findings,
+}
+
+/// `Clean` when no finding is at or above `fail_on`, else `Findings`.
+pub fn verdict(r: &Report, fail_on: Severity) -> AuditVerdict {
     match r.worst() {
-        Some(w) if w >= fail_on => "findings",
-        _ => "clean",
+        Some(w) if w >= fail_on => AuditVerdict::Findings,
+        _ => AuditVerdict::Clean,
     }
 }
 
@@ -934,7 +944,7 @@ pub(crate) fn check_after_run(
     dir: &std::path::Path,
     m: &crate::policy::model::Monitoring,
     signer: &crate::seal::keys::Signer,
-) -> Result<(PathBuf, Report, &'static str), String> {
+) -> Result<(PathBuf, Report, AuditVerdict), String> {
     let bundle =
         newest_bundle(dir).ok_or_else(|| format!("no sealed bundle in {}", dir.display()))?;
     let identities = match &m.identity {

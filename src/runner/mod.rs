@@ -12,6 +12,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod lifecycle;
+pub mod pipeline;
 pub mod scanner;
 pub(crate) mod session;
 
@@ -681,6 +682,9 @@ pub enum ImportError {
     /// Writing failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The policy's key, recipients or bundle, or the statement.
+    #[error(transparent)]
+    Sealing(pipeline::PipelineError),
 }
 
 /// One target's collection, as both pipelines (vigil's collectors and an

@@ -9,6 +9,8 @@
 //! The loop runs on tokio's clock, so tests drive it with a paused clock;
 //! what a run is (a child `vigil run` in production) is the caller's.
 
+pub(crate) mod supervise;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
@@ -332,7 +334,7 @@ pub async fn after_run(
         tokio::task::spawn_blocking(move || crate::monitor::check_after_run(&dir, &m, &signer))
             .await;
     match checked {
-        Ok(Ok((bundle, _, "clean"))) => {
+        Ok(Ok((bundle, _, crate::monitor::AuditVerdict::Clean))) => {
             tracing::info!(policy = %policy, bundle = %bundle.display(), "{policy}: audit-check clean, attested in the bundle");
         }
         Ok(Ok((bundle, report, _))) => {

@@ -22,10 +22,77 @@ pub enum SealOptionError {
     Io(String),
 }
 
+/// How a run's bundles are sealed, as the flags of `vigil run`, `import`
+/// and `merge` ask: where they go, which key signs them and whether they
+/// are encrypted.
+#[derive(Debug, Clone, Default)]
+pub struct Sealing {
+    /// Results directory (default: each policy's `output.dir`).
+    pub out: Option<PathBuf>,
+    /// The signing key file; overrides `VIGIL_SIGNING_KEY` and the policy.
+    pub signing_key: Option<PathBuf>,
+    /// Seal without a signature (no key is read unless `signing_key`).
+    pub unsigned: bool,
+    /// Write results unencrypted (allowed only for a policy without
+    /// recipients).
+    pub plaintext: bool,
+}
+
+/// A policy's keys under the sealing settings, checked before anything
+/// is scanned or written: the key that signs its statement (`None` only
+/// when unsigned) and who can read its results (none only in plaintext).
+pub struct Keys {
+    /// Signs the statement.
+    pub signer: Option<Signer>,
+    /// Can decrypt the results.
+    pub recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+}
+
+impl Sealing {
+    /// The policy's signing key under these settings.
+    pub fn signer(&self, policy: &Loaded<ScanPolicy>) -> Result<Option<Signer>, SealOptionError> {
+        signer(self.signing_key.as_deref(), self.unsigned, policy)
+    }
+
+    /// The policy's recipients under these settings.
+    pub fn recipients(
+        &self,
+        policy: &Loaded<ScanPolicy>,
+    ) -> Result<Vec<Box<dyn age::Recipient + Send + Sync>>, SealOptionError> {
+        recipients(policy, self.plaintext)
+    }
+
+    /// The policy's signing key and recipients, both checked.
+    pub fn keys(&self, policy: &Loaded<ScanPolicy>) -> Result<Keys, SealOptionError> {
+        Ok(Keys {
+            signer: self.signer(policy)?,
+            recipients: self.recipients(policy)?,
+        })
+    }
+
+    /// Create the policy's bundle directory for one run, encrypted to
+    /// `recipients`.
+    pub fn open_bundle(
+        &self,
+        policy: &Loaded<ScanPolicy>,
+        run_id: &str,
+        recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+    ) -> Result<SealedDir, SealOptionError> {
+        open_bundle(policy, self.out.as_ref(), run_id, recipients)
+    }
+}
+
+impl SealOptionError {
+    /// Whether the flags or the policy are at fault (rather than the disk).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, SealOptionError::Invalid(_))
+    }
+}
+
 /// The signing key: `signing_key`, else `VIGIL_SIGNING_KEY`, else the
 /// policy's `output.signingKey` (relative to the policy file); none only
 /// when `unsigned` allows it.
-pub fn signer(
+fn signer(
     signing_key: Option<&Path>,
     unsigned: bool,
     policy: &Loaded<ScanPolicy>,
@@ -62,7 +129,7 @@ pub fn signer(
 
 /// The age/ssh recipients of a policy's results; none only with
 /// `plaintext`.
-pub fn recipients(
+fn recipients(
     policy: &Loaded<ScanPolicy>,
     plaintext: bool,
 ) -> Result<Vec<Box<dyn age::Recipient + Send + Sync>>, SealOptionError> {
@@ -78,7 +145,7 @@ pub fn recipients(
 }
 
 /// Create the bundle directory `OUT/<policy>/<run-id>/`.
-pub fn open_bundle(
+fn open_bundle(
     policy: &Loaded<ScanPolicy>,
     out: Option<&PathBuf>,
     run_id: &str,
