@@ -310,7 +310,7 @@ impl Code {
 }
 
 /// Render a list of findings as JSON: `{"valid": bool, "diagnostics": [...]}`.
-pub fn to_json(diags: &[Diagnostic]) -> String {
+pub(crate) fn to_json(diags: &[Diagnostic]) -> String {
     #[derive(Serialize)]
     struct Out<'a> {
         valid: bool,
@@ -329,7 +329,7 @@ pub fn to_json(diags: &[Diagnostic]) -> String {
 }
 
 /// Sort findings by file, line, column so output is stable across runs.
-pub fn sort(diags: &mut [Diagnostic]) {
+pub(crate) fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
         (&a.file, a.line, a.column, a.code, &a.message)
             .cmp(&(&b.file, b.line, b.column, b.code, &b.message))

@@ -19,7 +19,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// file would hide another in facts and inventories). Every collector
 /// renders names through this one function, so a name reads the same from
 /// a root, a shell gatherer and an image.
-pub fn name_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+pub(crate) fn name_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes)
         && !s.contains('\\')
     {
@@ -44,7 +44,7 @@ pub fn name_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 /// A public key's id everywhere vigil prints or records one (signing keys,
 /// cosign keys): `SHA256:` and the hex sha256 of its SPKI DER, as
 /// `openssl pkey -pubin -outform DER | sha256sum` computes it.
-pub fn key_id(spki_der: &[u8]) -> String {
+pub(crate) fn key_id(spki_der: &[u8]) -> String {
     use sha2::Digest as _;
     format!("SHA256:{}", hex(&sha2::Sha256::digest(spki_der)))
 }

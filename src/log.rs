@@ -14,7 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// `vigil: message key=value`, for people.
     #[default]
     Text,
@@ -24,7 +24,7 @@ pub enum LogFormat {
 
 /// One log line, buffered, redacted and written to stderr when dropped
 /// (the formatter drops it after each event).
-pub struct Line(Vec<u8>);
+pub(crate) struct Line(Vec<u8>);
 
 impl Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -51,7 +51,7 @@ impl Drop for Line {
 }
 
 /// Hands the formatter one [`Line`] per event.
-pub struct RedactingStderr;
+pub(crate) struct RedactingStderr;
 
 impl<'a> MakeWriter<'a> for RedactingStderr {
     type Writer = Line;
@@ -117,12 +117,12 @@ static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 
 /// Returns true if and only if stderr carries JSON lines: then everything
 /// vigil says there (diagnostics included) must be one JSON object a line.
-pub fn is_json() -> bool {
+pub(crate) fn is_json() -> bool {
     FORMAT.get() == Some(&LogFormat::Json)
 }
 
 /// Install the global subscriber (once; later calls do nothing).
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let _ = FORMAT.set(format);
     let builder = tracing_subscriber::fmt()
         .with_writer(RedactingStderr)

@@ -37,7 +37,7 @@ fn extra() -> &'static RwLock<Vec<Regex>> {
 
 /// Also redact these patterns from now on (a policy's `spec.redact`,
 /// validated when it was loaded; one that does not compile is skipped).
-pub fn add_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) {
+pub(crate) fn add_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) {
     let mut e = extra().write().unwrap_or_else(|e| e.into_inner());
     for p in patterns {
         if let Ok(re) = Regex::new(p)
@@ -49,7 +49,7 @@ pub fn add_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) {
 }
 
 /// `text` with every secret-looking part replaced.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let mut out = text.to_string();
     for (re, with) in patterns() {
         out = re.replace_all(&out, *with).into_owned();

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FileType, Mode, OFlags};
 
 /// How long a pipe may stay silent before vigil gives up on it.
-pub const PIPE_IDLE: Duration = Duration::from_secs(5);
+pub(crate) const PIPE_IDLE: Duration = Duration::from_secs(5);
 
 /// Filesystems whose files describe the kernel or a process rather than
 /// hold data (`f_type` values from Linux's `include/uapi/linux/magic.h`).
@@ -59,7 +59,7 @@ const PSEUDO_FILESYSTEMS: &[(i64, &str)] = &[
 /// Returns the name of the pseudo filesystem `fd` lives on, if it does.
 /// An `fstatfs` that fails counts as a pseudo filesystem ("unknown"): what
 /// cannot be identified is not read.
-pub fn pseudo_filesystem(fd: impl AsFd) -> Option<&'static str> {
+pub(crate) fn pseudo_filesystem(fd: impl AsFd) -> Option<&'static str> {
     match rustix::fs::fstatfs(fd) {
         #[allow(clippy::unnecessary_cast)]
         Ok(st) => {
@@ -139,7 +139,7 @@ impl fmt::Display for InputError {
 }
 
 /// `1048576` → `"1 MiB"`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
@@ -149,7 +149,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// An I/O error's reason without the path (the caller names the path).
-pub fn io_reason(e: &io::Error) -> String {
+pub(crate) fn io_reason(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file or directory".to_string(),
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -166,7 +166,7 @@ pub fn io_reason(e: &io::Error) -> String {
 }
 
 /// Read the whole of `path`, at most `cap` bytes, under the rules above.
-pub fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
+pub(crate) fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
     let fail = |problem| InputError {
         what,
         path: path.to_path_buf(),
@@ -190,7 +190,7 @@ fn open_nonblocking(path: &Path) -> Result<OwnedFd, Problem> {
 /// Open `path` for streaming: only a regular file on a real filesystem (a
 /// FIFO, a device or a /proc file is refused before anything is read).
 /// For inputs too large to read whole, such as audit logs.
-pub fn open_regular(path: &Path, what: &'static str) -> Result<std::fs::File, InputError> {
+pub(crate) fn open_regular(path: &Path, what: &'static str) -> Result<std::fs::File, InputError> {
     let fail = |problem| InputError {
         what,
         path: path.to_path_buf(),
@@ -209,7 +209,7 @@ pub fn open_regular(path: &Path, what: &'static str) -> Result<std::fs::File, In
 }
 
 /// Like [`read`], for text that must be UTF-8.
-pub fn read_to_string(path: &Path, cap: u64, what: &'static str) -> Result<String, InputError> {
+pub(crate) fn read_to_string(path: &Path, cap: u64, what: &'static str) -> Result<String, InputError> {
     let bytes = read(path, cap, what)?;
     String::from_utf8(bytes).map_err(|_| InputError {
         what,
@@ -219,7 +219,7 @@ pub fn read_to_string(path: &Path, cap: u64, what: &'static str) -> Result<Strin
 }
 
 /// Read an opened descriptor under the rules above.
-pub fn read_fd(fd: OwnedFd, cap: u64) -> Result<Vec<u8>, Problem> {
+pub(crate) fn read_fd(fd: OwnedFd, cap: u64) -> Result<Vec<u8>, Problem> {
     let st = rustix::fs::fstat(&fd).map_err(|e| Problem::Io(io_reason(&e.into())))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
@@ -299,7 +299,7 @@ fn read_pipe(fd: OwnedFd, cap: u64) -> Result<Vec<u8>, Problem> {
 /// DEL, C1 controls, bidi overrides) are shown escaped (`\u{1b}`), so that
 /// names from directories, containers or imported reports cannot move the
 /// cursor, rewrite earlier lines or hide text.
-pub fn printable(s: &str) -> Cow<'_, str> {
+pub(crate) fn printable(s: &str) -> Cow<'_, str> {
     fn bad(c: char) -> bool {
         c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     }
@@ -320,7 +320,7 @@ pub fn printable(s: &str) -> Cow<'_, str> {
 /// Like [`printable`], but keeps line breaks and tabs: for whole blocks of
 /// output (a log line, a rendered diagnostic) whose layout vigil made,
 /// with untrusted text inside.
-pub fn printable_block(s: &str) -> Cow<'_, str> {
+pub(crate) fn printable_block(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Cow::Borrowed(s);
     }
@@ -338,7 +338,7 @@ pub fn printable_block(s: &str) -> Cow<'_, str> {
 /// At most `max` characters of `s`, cut on a character boundary with `…`,
 /// and printable: the form in which file content may appear in a result
 /// message or a diagnostic.
-pub fn excerpt(s: &str, max: usize) -> String {
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
     let shown = printable(s);
     let mut chars = shown.chars();
     let head: String = chars.by_ref().take(max).collect();
@@ -354,7 +354,7 @@ pub fn excerpt(s: &str, max: usize) -> String {
 /// it, an existing regular file is replaced whole (a new file renamed over
 /// it, so a reader never sees half of either); a symlink, directory or
 /// other special file at `path` is still refused, never followed.
-pub fn write_private(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
     if !replace {
         return write_private_new(path, bytes);
     }
@@ -392,7 +392,7 @@ fn rand_bytes() -> [u8; 8] {
 
 /// Create `path` for this user only (mode 0600), never replacing a file
 /// that exists, and write `bytes` to it.
-pub fn write_private_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()

@@ -292,11 +292,29 @@ fn verification_flags_are_declared_once() {
 /// 1044: the `attest` and `verify-attestation` subcommands' `Args` and
 /// `run`, and DSSE's PAE in `encoding`, which `seal` and `cosign` share and
 /// the seal tests check by hand. 1044 -> 1054: the run pipeline embedders
-/// call instead of the CLI: `runner::pipeline` with `RunRequest`,
-/// `SealedRun`, `PipelineError`, `run_policies`, `ImportRequest`,
-/// `import_reports`; `seal::options::Sealing` and `Keys`, which replace
-/// three free functions; `monitor::AuditVerdict`, which replaces a string.)
-const PUBLIC_ITEMS: usize = 1054;
+/// call instead of the CLI (`runner::pipeline`), `seal::options::Sealing`
+/// and `monitor::AuditVerdict`. 1054 -> 651: `#![deny(unreachable_pub)]`
+/// in `lib.rs`, and the modules no embedder, test or bench names made
+/// `pub(crate)` (`cosign`, `registry`, `image_source`, `image::{collect,
+/// index, manifest, source}`, `facts::workload`, `report::{drift,
+/// threshold}`, `seal::drift`, `monitor::event`, `checks::pss`): rustc now
+/// refuses a `pub` item nothing outside the crate can reach. 651 -> 652:
+/// `runner::session` named, since `RunRequest` takes its `Session` and
+/// embedders load and plan with it.)
+const PUBLIC_ITEMS: usize = 652;
+
+/// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
+/// the crate can name fails the build instead of inflating the surface.
+#[test]
+fn unreachable_pub_is_denied() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .unwrap();
+    assert!(
+        lib.lines().any(|l| l.trim() == "#![deny(unreachable_pub)]"),
+        "src/lib.rs must keep #![deny(unreachable_pub)]"
+    );
+}
+
 
 #[test]
 fn the_public_surface_does_not_grow() {

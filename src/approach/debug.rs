@@ -53,14 +53,14 @@ const STUCK: [&str; 5] = [
 
 /// The ephemeral container's name for a scan: the random tail of the scan id
 /// (a UUIDv7's head is a timestamp shared by scans started together).
-pub fn container_name(scan_id: &str) -> String {
+pub(crate) fn container_name(scan_id: &str) -> String {
     let hex: String = scan_id.chars().filter(char::is_ascii_hexdigit).collect();
     format!("vigil-{}", &hex[hex.len().saturating_sub(12)..]).to_ascii_lowercase()
 }
 
 /// The identity and capabilities the probe needs to read the target's
 /// root (see the module doc), or why they cannot be known.
-pub fn scanner_security_context(
+pub(crate) fn scanner_security_context(
     target: &PlannedTarget,
 ) -> Result<SecurityContext, super::GatherError> {
     let container = target.container.as_deref().unwrap_or_default();
@@ -83,7 +83,7 @@ pub fn scanner_security_context(
 /// `recipient`, the scan's one-time key: the container's log — kept by the
 /// kubelet for the pod's lifetime, readable with `get pods/log` and shipped
 /// by node log collectors — holds only ciphertext.
-pub fn ephemeral_container(
+pub(crate) fn ephemeral_container(
     name: &str,
     target: &PlannedTarget,
     spec: &ScannerSpec,
@@ -147,7 +147,7 @@ fn outcome(pod: &Pod, name: &str) -> Option<Result<i32, String>> {
 }
 
 /// Scan the target through an ephemeral container.
-pub async fn gather(
+pub(crate) async fn gather(
     scan: &Scan<'_>,
     req: &FactRequest,
     spec: &ScannerSpec,

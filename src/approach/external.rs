@@ -38,23 +38,23 @@ const MAX_STDERR_BYTES: u64 = 64 * 1024;
 
 /// A directory only this user can enter, removed with everything in it
 /// when dropped.
-pub struct PrivateDir(PathBuf);
+pub(crate) struct PrivateDir(PathBuf);
 
 impl PrivateDir {
     /// Create `$TMPDIR/vigil-scan-<random>` with mode 0700.
-    pub fn new() -> std::io::Result<PrivateDir> {
+    pub(crate) fn new() -> std::io::Result<PrivateDir> {
         let path = std::env::temp_dir().join(format!("vigil-scan-{}", super::random_nonce()));
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         Ok(PrivateDir(path))
     }
 
     /// The directory.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
     /// Write a file only this user can read (it must not exist yet).
-    pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let path = self.0.join(name);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -73,7 +73,7 @@ impl Drop for PrivateDir {
 }
 
 /// Runs the policy's external scanner against targets.
-pub struct ExternalRun<'a> {
+pub(crate) struct ExternalRun<'a> {
     /// The runtime the scans wait on.
     pub runtime: Handle,
     /// The run's scoped clients.
@@ -92,7 +92,7 @@ pub struct ExternalRun<'a> {
 
 impl ExternalRun<'_> {
     /// Scan one target; the HDF report on success.
-    pub fn scan(&self, t: &PlannedTarget, scan_id: &str) -> Result<Vec<u8>, Failure> {
+    pub(crate) fn scan(&self, t: &PlannedTarget, scan_id: &str) -> Result<Vec<u8>, Failure> {
         let started = Instant::now();
         let ns = t.namespace.as_deref().unwrap_or_default();
         let result = self.runtime.block_on(self.run(t));

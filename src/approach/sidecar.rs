@@ -13,7 +13,7 @@ use crate::cluster::Stdout;
 use crate::facts::{FactRequest, Facts, procfs};
 
 /// Exec the probe in the pod's sidecar.
-pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherError> {
+pub(crate) async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherError> {
     let (ns, pod, container) = scan.coordinates()?;
     let t = scan.target;
     let sidecar = t.sidecar.as_deref().unwrap_or("vigil-scanner");

@@ -8,7 +8,7 @@ mod accounts;
 mod file;
 mod image;
 mod package;
-pub mod pss;
+pub(crate) mod pss;
 mod system;
 pub(crate) mod version;
 mod workload;

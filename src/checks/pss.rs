@@ -18,13 +18,13 @@ use crate::facts::workload::{ContainerView, Workload, volume_source_names};
 
 /// The newest policy minor any check changed at (`sysctls`, v1.37):
 /// what `latest` resolves to.
-pub const NEWEST_MINOR: u32 = 37;
+pub(crate) const NEWEST_MINOR: u32 = 37;
 
-pub use crate::policy::model::PssLevel as Level;
+pub(crate) use crate::policy::model::PssLevel as Level;
 
 /// One field that makes a check forbid the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// JSON pointer of the field in the pod (`/spec/hostNetwork`); for a
     /// field that is missing, the object that should set it.
     pub pointer: String,
@@ -41,7 +41,7 @@ struct Versioned {
 }
 
 /// One upstream check.
-pub struct Check {
+pub(crate) struct Check {
     /// The upstream check id (`runAsNonRoot`).
     pub id: &'static str,
     /// Its level.
@@ -53,7 +53,7 @@ pub struct Check {
 
 impl Check {
     /// The oldest policy minor it exists at.
-    pub fn since(&self) -> u32 {
+    pub(crate) fn since(&self) -> u32 {
         self.versions[0].min
     }
 
@@ -79,7 +79,7 @@ const fn vo(min: u32, check: CheckFn, overrides: &'static [&'static str]) -> Ver
 }
 
 /// Every check of the standards, baseline first.
-pub static CHECKS: &[Check] = &[
+pub(crate) static CHECKS: &[Check] = &[
     Check {
         id: "hostNamespaces",
         level: Level::Baseline,
@@ -209,21 +209,21 @@ pub static CHECKS: &[Check] = &[
 ];
 
 /// The check with this upstream id.
-pub fn find(id: &str) -> Option<&'static Check> {
+pub(crate) fn find(id: &str) -> Option<&'static Check> {
     CHECKS.iter().find(|c| c.id == id)
 }
 
 /// A policy version: `latest` or `v1.N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PolicyVersion(Option<u32>);
+pub(crate) struct PolicyVersion(Option<u32>);
 
 impl PolicyVersion {
     /// `latest`.
-    pub const LATEST: PolicyVersion = PolicyVersion(None);
+    pub(crate) const LATEST: PolicyVersion = PolicyVersion(None);
 
     /// Parse `latest` or `v1.N` (as the namespace label
     /// `pod-security.kubernetes.io/enforce-version` writes it).
-    pub fn parse(s: &str) -> Option<PolicyVersion> {
+    pub(crate) fn parse(s: &str) -> Option<PolicyVersion> {
         if s == "latest" {
             return Some(PolicyVersion::LATEST);
         }
@@ -236,12 +236,12 @@ impl PolicyVersion {
 
     /// The minor the checks are chosen at: `latest` and anything newer
     /// than [`NEWEST_MINOR`] clamp to it (`registry.go`, `EvaluatePod`).
-    pub fn minor(self) -> u32 {
+    pub(crate) fn minor(self) -> u32 {
         self.0.map_or(NEWEST_MINOR, |m| m.min(NEWEST_MINOR))
     }
 
     /// As written.
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self.0 {
             None => "latest".into(),
             Some(m) => format!("v1.{m}"),
@@ -251,7 +251,7 @@ impl PolicyVersion {
 
 /// What one check says of a pod at a level and version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The check does not exist yet at this version.
     NotYet {
         /// The first minor it exists at.
@@ -272,7 +272,7 @@ pub enum Outcome {
 }
 
 /// Evaluate one check on a workload at `level` and `version`.
-pub fn evaluate(check: &Check, level: Level, version: PolicyVersion, w: &Workload) -> Outcome {
+pub(crate) fn evaluate(check: &Check, level: Level, version: PolicyVersion, w: &Workload) -> Outcome {
     let minor = version.minor();
     if level == Level::Baseline && check.level == Level::Restricted {
         return Outcome::NotAtLevel;
@@ -303,7 +303,7 @@ pub fn evaluate(check: &Check, level: Level, version: PolicyVersion, w: &Workloa
 /// Every check that applies at `level` and `version`, with its outcome:
 /// the pod is admitted there when none is forbidden (what admission's
 /// `EvaluatePod` decides).
-pub fn evaluate_level(
+pub(crate) fn evaluate_level(
     level: Level,
     version: PolicyVersion,
     w: &Workload,

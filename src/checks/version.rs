@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 /// Which ordering rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// dpkg: `[epoch:]upstream[-revision]`, `~` sorts before everything.
     Dpkg,
     /// apk: `1.2.3[letter][_suffix[N]]...[-rN]`.
@@ -14,7 +14,7 @@ pub enum Scheme {
 }
 
 /// Compare two versions under a scheme.
-pub fn compare(scheme: Scheme, a: &str, b: &str) -> Ordering {
+pub(crate) fn compare(scheme: Scheme, a: &str, b: &str) -> Ordering {
     match scheme {
         Scheme::Dpkg => dpkg_compare(a, b),
         Scheme::Apk => apk_compare(a, b),
@@ -23,7 +23,7 @@ pub fn compare(scheme: Scheme, a: &str, b: &str) -> Ordering {
 
 /// A parsed constraint such as `>= 1.2.3-1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Constraint {
+pub(crate) struct Constraint {
     /// Operator as written (`<<`, `<=`, `<`, `>>`, `>=`, `>`, `=`, `==`, `!=`).
     pub op: String,
     /// The version to compare against.
@@ -33,7 +33,7 @@ pub struct Constraint {
 impl Constraint {
     /// Parse `OP VERSION`. `<`/`>` are strict (unlike dpkg's deprecated
     /// meaning of `<=`/`>=`), `<<`/`>>` are their dpkg spellings.
-    pub fn parse(text: &str) -> Option<Constraint> {
+    pub(crate) fn parse(text: &str) -> Option<Constraint> {
         let text = text.trim();
         let op_len = text.bytes().take_while(|b| b"<>=!".contains(b)).count();
         let (op, version) = text.split_at(op_len);
@@ -50,7 +50,7 @@ impl Constraint {
     }
 
     /// Returns true if and only if `installed` satisfies the constraint.
-    pub fn matches(&self, scheme: Scheme, installed: &str) -> bool {
+    pub(crate) fn matches(&self, scheme: Scheme, installed: &str) -> bool {
         let ord = compare(scheme, installed, &self.version);
         match self.op.as_str() {
             "<<" | "<" => ord == Ordering::Less,

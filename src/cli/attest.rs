@@ -25,7 +25,7 @@ verdicts say; 1 when the bundle does not verify or a push fails.";
 /// Write (and push) the standard verdict attestation of a bundle's images.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The bundle (a sealed run's directory).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
@@ -49,7 +49,7 @@ pub struct Args {
     registry: super::scanner_args::RegistryArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = args.trusted.load()?;
     let identities = args.identities.load()?;
     let signer = crate::seal::keys::Signer::from_file(&args.signing_key)

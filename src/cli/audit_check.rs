@@ -24,7 +24,7 @@ Exit 0 when clean, 1 when a finding is at or above --fail-on, 2 on bad input
 /// Reconcile the API server's audit log with a sealed run.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The bundle directory (OUT/<policy>/<run-id>).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
@@ -67,7 +67,7 @@ enum FailOn {
     Critical,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = args.trusted.load()?;
     let identities = args.identities.load()?;
     let signer = match &args.signing_key {

@@ -8,7 +8,7 @@ use super::Exit;
 #[command(
     after_help = "Examples:\n  vigil completions bash > /etc/bash_completion.d/vigil\n  vigil completions zsh > \"${fpath[1]}/_vigil\"\n  vigil completions fish > ~/.config/fish/completions/vigil.fish"
 )]
-pub struct Args {
+pub(super) struct Args {
     /// The shell.
     #[arg(value_enum)]
     shell: clap_complete::Shell,
@@ -20,7 +20,7 @@ pub struct Args {
 #[command(
     after_help = "Examples:\n  vigil man > vigil.1\n  vigil man run > vigil-run.1\n  vigil man --out man/   # every page, for man -M man vigil-run"
 )]
-pub struct ManArgs {
+pub(super) struct ManArgs {
     /// The command whose page to print (`run`, `render rbac` as `render-rbac`).
     #[arg(value_name = "COMMAND", conflicts_with = "out")]
     command: Option<String>,
@@ -54,14 +54,14 @@ fn pages(cmd: clap::Command) -> Vec<(String, clap::Command)> {
     out
 }
 
-pub fn run(args: Args, mut cmd: clap::Command) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args, mut cmd: clap::Command) -> anyhow::Result<Exit> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "vigil", &mut out);
     super::print_stdout(&String::from_utf8_lossy(&out))?;
     Ok(Exit::Success)
 }
 
-pub fn man(args: ManArgs, cmd: clap::Command) -> anyhow::Result<Exit> {
+pub(super) fn man(args: ManArgs, cmd: clap::Command) -> anyhow::Result<Exit> {
     let render = |cmd: clap::Command| -> anyhow::Result<Vec<u8>> {
         let mut out = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut out)?;

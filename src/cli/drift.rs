@@ -22,7 +22,7 @@ scanned image).";
 /// Compare running containers with the scans of their images.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// A bundle of image scans (`image:` targets or `vigil run --image`).
     #[arg(value_name = "IMAGE_BUNDLE")]
     image: PathBuf,
@@ -59,7 +59,7 @@ enum Format {
     Json,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = args.trusted.load()?;
     let identities = args.identities.load()?;
     let signer = args

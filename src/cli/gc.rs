@@ -15,7 +15,7 @@ app.kubernetes.io/managed-by=vigil whose vigil.dev/expires-at has passed
 /// Delete leftover vigil access objects whose time has passed.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// kubeconfig context (default: the current one).
     #[arg(long, value_name = "CONTEXT")]
     context: Option<String>,
@@ -27,7 +27,7 @@ pub struct Args {
     insecure_skip_tls_verify: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let session = super::connect(args.context.as_deref(), args.insecure_skip_tls_verify)?;
     let (deleted, kept) = session.runtime.block_on(crate::access::gc(
         &session.caller,

@@ -8,9 +8,9 @@ use super::Exit;
 #[command(
     after_help = "The sidecar that `vigil render sidecar` adds runs this; each scan execs\n`vigil probe --container-id ID` in the sidecar."
 )]
-pub struct Args {}
+pub(super) struct Args {}
 
-pub fn run(_: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(_: Args) -> anyhow::Result<Exit> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;

@@ -29,7 +29,7 @@ const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
 /// Seal and sign HDF reports produced elsewhere.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// HDF / InSpec JSON reports.
     #[arg(required = true, value_name = "HDF")]
     reports: Vec<PathBuf>,
@@ -57,7 +57,7 @@ pub struct Args {
     format: super::run::Format,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args
         .threshold
         .as_ref()

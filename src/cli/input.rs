@@ -7,7 +7,7 @@ use crate::diag::Diagnostic;
 
 /// Inputs shared by `plan` and `render`.
 #[derive(Debug, clap::Args)]
-pub struct PlanInput {
+pub(super) struct PlanInput {
     /// Policy and profile files or directories.
     #[arg(required = true, value_name = "POLICY")]
     paths: Vec<std::path::PathBuf>,

@@ -17,7 +17,7 @@ Existing files are never overwritten.";
 /// Create an ed25519 signing key or an age identity.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
     what: What,
 }
@@ -40,7 +40,7 @@ enum What {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     match args.what {
         What::Signing { out } => {
             let signer = Signer::generate();

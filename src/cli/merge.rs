@@ -22,7 +22,7 @@ every target and names each shard run.";
 /// Merge the bundles of a sharded run into one signed bundle.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The shard bundles (directories).
     #[arg(required = true, value_name = "BUNDLE")]
     bundles: Vec<PathBuf>,
@@ -38,7 +38,7 @@ pub struct Args {
     seal: super::seal_args::SealArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = args.trusted.load()?;
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
     let policy = &set.policies[index];

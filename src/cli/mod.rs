@@ -210,7 +210,7 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
 mod tests_support {
     /// Returns true if and only if the command at `path` ("vigil keygen
     /// age") takes `--flag`.
-    pub fn takes(cmd: &clap::Command, path: &str, flag: &str) -> bool {
+    pub(super) fn takes(cmd: &clap::Command, path: &str, flag: &str) -> bool {
         let mut c = cmd;
         for part in path.split(' ').skip(1) {
             match c.find_subcommand(part) {

@@ -22,7 +22,7 @@ there (never overwriting). Refuses a bundle that does not verify unless
 /// Verify a sealed bundle and decrypt its results.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The bundle directory.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
@@ -133,7 +133,7 @@ fn report_target(
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let (identities, trusted) = keys(&args)?;
     let v = verify(&args.bundle, &trusted, &identities);
     if !v.ok() && !args.no_verify {

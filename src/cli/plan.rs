@@ -16,7 +16,7 @@ so plans diff cleanly in pull requests.";
 /// Resolve targets offline and show approach, profiles, RBAC objects and batches.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     #[command(flatten)]
     pub input: super::PlanInput,
     /// Output format.
@@ -34,7 +34,7 @@ enum Format {
     Yaml,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let (_, plan, _) = super::load_plan(&args.input)?;
     let text = match args.format {
         Format::Text => render_text(&plan),

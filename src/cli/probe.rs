@@ -29,7 +29,7 @@ resolution as --root, and its processes are listed.";
 #[command(after_help = AFTER_HELP)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["root", "pid", "container_id"])))]
 #[command(group(clap::ArgGroup::new("req").required(true).args(["request", "request_json"])))]
-pub struct Args {
+pub(super) struct Args {
     /// The root filesystem to read (every path resolves inside it).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -85,7 +85,7 @@ fn read_request(args: &Args) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     // First of all: processes of the same uid (the target's, in the debug
     // and sidecar approaches) may not ptrace the probe or read its /proc
     // entries (environ, mem). What remains is the window between exec and

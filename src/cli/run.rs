@@ -25,7 +25,7 @@ statement.dsse.json (an in-toto statement signed with ed25519). Check it with
 // A run makes its own run id: `--run-id` (plan and render) is not shown,
 // and given anyway it is refused with the reason.
 #[command(after_help = AFTER_HELP, mut_arg("run_id", |a| a.hide(true)))]
-pub struct Args {
+pub(super) struct Args {
     #[command(flatten)]
     input: super::PlanInput,
     #[command(flatten)]
@@ -73,7 +73,7 @@ pub(super) enum Format {
 
 /// A SAF threshold file (`--threshold FILE`), its departures from what
 /// the SAF CLI accepts warned about.
-pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
+pub(super) fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
     let (threshold, warnings) =
         crate::policy::threshold::read_file(path).map_err(|e| InvalidInput(e.to_string()))?;
     for w in warnings {
@@ -82,7 +82,7 @@ pub fn read_threshold(path: &std::path::Path) -> anyhow::Result<Threshold> {
     Ok(threshold)
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let threshold = args
         .threshold
         .as_ref()

@@ -7,7 +7,7 @@ use crate::runner::scanner::ScannerTrust;
 
 /// Scanner image verification settings.
 #[derive(Debug, clap::Args)]
-pub struct ScannerArgs {
+pub(super) struct ScannerArgs {
     /// Verify the debug and sidecar scanner images' cosign signatures with
     /// this public key (PEM, ECDSA P-256 or Ed25519) before any scan;
     /// replaces the policies' verify.key.
@@ -23,7 +23,7 @@ pub struct ScannerArgs {
 
 /// How registries are reached: `vigil run` and `vigil verify-image`.
 #[derive(Debug, clap::Args)]
-pub struct RegistryArgs {
+pub(super) struct RegistryArgs {
     /// Use plain HTTP for this registry host (test registries only); repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
@@ -51,7 +51,7 @@ impl RegistryArgs {
     }
 
     /// The request deadlines these flags set (each replaces the policy's).
-    pub fn deadlines(&self) -> crate::registry::DeadlineFlags {
+    pub(super) fn deadlines(&self) -> crate::registry::DeadlineFlags {
         crate::registry::DeadlineFlags {
             timeout: self.timeout.map(std::time::Duration::from_secs),
             min_rate: self.min_rate.map(|k| k.saturating_mul(1024)),
@@ -62,7 +62,7 @@ impl RegistryArgs {
 impl ScannerArgs {
     /// The settings, the key read and checked now (a bad key is bad input,
     /// found before anything runs).
-    pub fn trust(&self) -> Result<ScannerTrust, InvalidInput> {
+    pub(super) fn trust(&self) -> Result<ScannerTrust, InvalidInput> {
         let key = self
             .scanner_key
             .as_ref()

@@ -20,7 +20,7 @@ for catchUp after downtime; output.keep bundles are kept per policy.";
 /// Run policies on their schedules (cron, timezone, catch-up, jitter).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy and profile files or directories.
     #[arg(required = true, value_name = "POLICY")]
     paths: Vec<PathBuf>,
@@ -38,7 +38,7 @@ pub struct Args {
     plaintext: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let (set, diags) = crate::policy::load(&args.paths);
     if super::report_diagnostics(&diags) {
         return Err(InvalidInput("the policies are invalid; fix the errors above".into()).into());

@@ -8,7 +8,7 @@ use crate::seal::options::{SealOptionError, Sealing};
 
 /// Where results go, which key signs them and whether they are encrypted.
 #[derive(Debug, clap::Args)]
-pub struct SealArgs {
+pub(super) struct SealArgs {
     /// Results directory (default: each policy's `output.dir`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

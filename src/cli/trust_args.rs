@@ -8,7 +8,7 @@ use crate::seal::keys::load_identities;
 
 /// The public keys a bundle's signature must verify with.
 #[derive(Debug, clap::Args)]
-pub struct TrustedKeys {
+pub(super) struct TrustedKeys {
     /// A trusted Ed25519 public key (SPKI PEM); repeat for key rotation.
     /// Required (`open` takes `--no-verify` instead).
     #[arg(long = "trusted-key", value_name = "PUB")]
@@ -17,7 +17,7 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     /// The keys, loaded; none given is an error naming the flag.
-    pub fn load(&self) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    pub(super) fn load(&self) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
         if self.trusted_keys.is_empty() {
             return Err(InvalidInput(
                 "pass --trusted-key PUB: the Ed25519 public key the bundle was signed with".into(),
@@ -28,7 +28,7 @@ impl TrustedKeys {
     }
 
     /// The keys given, loaded (perhaps none).
-    pub fn load_given(&self) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    pub(super) fn load_given(&self) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
         self.trusted_keys
             .iter()
             .map(|p| {
@@ -42,7 +42,7 @@ impl TrustedKeys {
 /// The age identities (or unencrypted ssh keys) that open encrypted
 /// results.
 #[derive(Debug, clap::Args)]
-pub struct Identities {
+pub(super) struct Identities {
     /// An age identity (or unencrypted ssh key) to decrypt encrypted
     /// results and audit trails; repeatable.
     #[arg(long = "identity", value_name = "KEY")]
@@ -51,7 +51,7 @@ pub struct Identities {
 
 impl Identities {
     /// Every identity of every file given, loaded.
-    pub fn load(&self) -> anyhow::Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
+    pub(super) fn load(&self) -> anyhow::Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
         let mut out = Vec::new();
         for p in &self.identities {
             out.extend(load_identities(p).map_err(|e| InvalidInput(e.to_string()))?);

@@ -18,7 +18,7 @@ Exits 0 when everything is valid (warnings allowed), 2 when anything is invalid.
 /// every problem with file:line:column, the source line and a hint.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy/profile files or directories.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -37,7 +37,7 @@ enum Format {
     Json,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let (set, diags) = crate::policy::load(&args.paths);
     let failed = diags.iter().any(|d| d.is_error());
     match args.format {

@@ -20,7 +20,7 @@ records. Exit 1 otherwise, with one line per problem. Never uses the network.";
 /// Verify a sealed bundle: signature, digests, completeness (and, with an identity, contents).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The bundle directory (OUT/<policy>/<run-id>).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
@@ -30,7 +30,7 @@ pub struct Args {
     identities: super::trust_args::Identities,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let trusted = args.trusted.load()?;
     let identities = args.identities.load()?;
     let v = verify(&args.bundle, &trusted, &identities);

@@ -23,7 +23,7 @@ result is PASSED; 1 otherwise; 2 on invalid input.";
 /// Verify an image's attestation against a public key.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The image, pinned: NAME@sha256:<64 hex digits>.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -48,7 +48,7 @@ enum Require {
     Passed,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let image = Reference::parse(&args.image).map_err(|e| InvalidInput(e.to_string()))?;
     let key = PublicKey::from_file(&args.key).map_err(|e| InvalidInput(e.to_string()))?;
     let (envelopes, looked) = match &args.attestation {

@@ -22,7 +22,7 @@ does (or the registry cannot be read), 2 on invalid input.";
 /// Verify an image's cosign signature against a public key.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     /// The image, pinned: NAME@sha256:<64 hex digits>.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -46,7 +46,7 @@ enum Format {
     Json,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let image = Reference::parse(&args.image).map_err(|e| InvalidInput(e.to_string()))?;
     let key = PublicKey::from_file(&args.key).map_err(|e| InvalidInput(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 /// A shared token bucket.
 #[derive(Debug)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     qps: f64,
     burst: u32,
     /// Tokens held, and when they were counted.
@@ -27,7 +27,7 @@ pub struct RateLimit {
 impl RateLimit {
     /// At most `qps` requests per second on average (values below 0.1 are
     /// raised to 0.1).
-    pub fn new(qps: f64) -> RateLimit {
+    pub(crate) fn new(qps: f64) -> RateLimit {
         let qps = if qps.is_finite() {
             qps.max(0.1)
         } else {
@@ -43,13 +43,13 @@ impl RateLimit {
 
     /// The burst allowed for `qps`.
     #[cfg(test)]
-    pub fn burst(&self) -> u32 {
+    pub(crate) fn burst(&self) -> u32 {
         self.burst
     }
 
     /// Wait for this request's turn: take a token, or sleep until one is
     /// due and try again.
-    pub async fn acquire(&self) {
+    pub(crate) async fn acquire(&self) {
         loop {
             let wait = {
                 let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());

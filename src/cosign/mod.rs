@@ -11,14 +11,14 @@
 //! and its payload names exactly the pinned digest.
 
 pub(crate) mod attestation;
-pub mod key;
+pub(crate) mod key;
 
 use std::path::Path;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-pub use key::{KeyError, PublicKey};
+pub(crate) use key::PublicKey;
 
 use crate::registry::{Client, Descriptor, Reference, RegistryError};
 
@@ -61,7 +61,7 @@ pub struct Verified {
 
 /// Why an image is not verified. Each case has its own message.
 #[derive(Debug, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Neither the tag nor the referrers API (nor the file) had a signature.
     #[error(
         "{image}: no cosign signature found ({looked}); sign it with `cosign sign --key` or pass a saved one with --signature"
@@ -137,7 +137,7 @@ struct Candidate {
 
 /// Verify `image` against `key`: from `signature_file` when given (no
 /// registry contact), else from the registry through `client`.
-pub async fn verify(
+pub(crate) async fn verify(
     client: &Client,
     image: &Reference,
     key: &PublicKey,

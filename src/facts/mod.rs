@@ -14,7 +14,7 @@ pub(crate) mod procfs;
 pub mod resolve;
 pub mod rootfs;
 pub mod shell;
-pub mod workload;
+pub(crate) mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// One `/etc/passwd` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub struct PasswdEntry {
+pub(crate) struct PasswdEntry {
     pub name: String,
     /// The password field (`x` when the hash is in shadow).
     pub password: String,
@@ -21,7 +21,7 @@ pub struct PasswdEntry {
 }
 
 /// Parse `/etc/passwd`. Returns entries and the number of malformed lines.
-pub fn passwd(text: &str) -> (Vec<PasswdEntry>, usize) {
+pub(crate) fn passwd(text: &str) -> (Vec<PasswdEntry>, usize) {
     let mut out = Vec::new();
     let mut bad = 0;
     for line in records(text) {
@@ -48,14 +48,14 @@ pub fn passwd(text: &str) -> (Vec<PasswdEntry>, usize) {
 /// One `/etc/group` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub struct GroupEntry {
+pub(crate) struct GroupEntry {
     pub name: String,
     pub gid: u32,
     pub members: Vec<String>,
 }
 
 /// Parse `/etc/group`.
-pub fn group(text: &str) -> (Vec<GroupEntry>, usize) {
+pub(crate) fn group(text: &str) -> (Vec<GroupEntry>, usize) {
     let mut out = Vec::new();
     let mut bad = 0;
     for line in records(text) {
@@ -77,7 +77,7 @@ pub fn group(text: &str) -> (Vec<GroupEntry>, usize) {
 }
 
 /// `/etc/shadow`: user name → password hash field.
-pub fn shadow(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn shadow(text: &str) -> BTreeMap<String, String> {
     records(text)
         .filter_map(|l| {
             let mut f = l.split(':');
@@ -87,7 +87,7 @@ pub fn shadow(text: &str) -> BTreeMap<String, String> {
 }
 
 /// os-release: `KEY=value` with optional shell quoting.
-pub fn os_release(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn os_release(text: &str) -> BTreeMap<String, String> {
     key_values(text, true)
         .into_iter()
         .map(|(k, v)| (k, unquote(&v)))
@@ -113,7 +113,7 @@ fn unquote(v: &str) -> String {
 /// `KEY=VALUE`. Comments (`#`) and blank lines are skipped; the first
 /// occurrence of a key wins (as sshd does). With `ignore_case`, keys are
 /// lower-cased.
-pub fn config(text: &str, equals: bool, ignore_case: bool) -> BTreeMap<String, String> {
+pub(crate) fn config(text: &str, equals: bool, ignore_case: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (k, v) in key_values(text, equals) {
         let k = if ignore_case {
@@ -157,7 +157,7 @@ fn records(text: &str) -> impl Iterator<Item = &str> {
 
 /// An installed package.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Package {
+pub(crate) struct Package {
     /// Package name.
     pub name: String,
     /// Version as the manager records it.
@@ -170,7 +170,7 @@ pub struct Package {
 impl Package {
     /// The package's identity in an inventory: `name:arch` as dpkg names a
     /// multiarch package, or the name when no architecture is recorded.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match &self.arch {
             Some(a) => format!("{}:{a}", self.name),
             None => self.name.clone(),
@@ -181,7 +181,7 @@ impl Package {
 /// dpkg's `status` (or one `status.d/*` file): paragraphs of `Field: value`.
 /// Only packages whose `Status` is `install ok installed` count; distroless
 /// `status.d` entries carry no `Status` field and count as installed.
-pub fn dpkg(text: &str) -> Vec<Package> {
+pub(crate) fn dpkg(text: &str) -> Vec<Package> {
     let mut out = Vec::new();
     for para in text.split("\n\n") {
         let mut name = None;
@@ -218,7 +218,7 @@ pub fn dpkg(text: &str) -> Vec<Package> {
 
 /// apk's `lib/apk/db/installed`: paragraphs of `X:value` lines, `P:` name,
 /// `V:` version.
-pub fn apk(text: &str) -> Vec<Package> {
+pub(crate) fn apk(text: &str) -> Vec<Package> {
     let mut out = Vec::new();
     for para in text.split("\n\n") {
         let mut name = None;

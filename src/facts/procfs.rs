@@ -37,7 +37,7 @@ const MAX_PROCESSES: usize = 10_000;
 
 /// Why the target could not be found.
 #[derive(Debug, thiserror::Error)]
-pub enum ProcError {
+pub(crate) enum ProcError {
     /// The proc directory cannot be listed.
     #[error("cannot list {dir}: {cause}")]
     List {
@@ -65,7 +65,7 @@ pub enum ProcError {
 
 /// Strip a runtime prefix (`containerd://`, `cri-o://`, `docker://`) from a
 /// container status's `containerID`.
-pub fn bare_container_id(id: &str) -> &str {
+pub(crate) fn bare_container_id(id: &str) -> &str {
     id.split_once("://").map_or(id, |(_, bare)| bare)
 }
 
@@ -104,7 +104,7 @@ fn cgroup_matches(cgroup: &str, id: &str) -> bool {
 }
 
 /// The processes of container `id` among those in `proc`, ascending.
-pub fn container_pids(proc: &Path, id: &str) -> Result<Vec<u32>, ProcError> {
+pub(crate) fn container_pids(proc: &Path, id: &str) -> Result<Vec<u32>, ProcError> {
     let id = bare_container_id(id);
     if id.len() < 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ProcError::BadId(id.to_string()));
@@ -162,7 +162,7 @@ fn process(proc: &Path, pid: u32) -> Option<ProcessFact> {
 
 /// The processes with these pids (all of `proc` when `only` is `None`),
 /// skipping any that vanish while being read.
-pub fn processes(proc: &Path, only: Option<&[u32]>) -> Result<Vec<ProcessFact>, ProcError> {
+pub(crate) fn processes(proc: &Path, only: Option<&[u32]>) -> Result<Vec<ProcessFact>, ProcError> {
     let all;
     let list = match only {
         Some(p) => p,

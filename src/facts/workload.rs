@@ -180,7 +180,7 @@ impl Workload {
     }
 }
 
-pub use crate::policy::model::ContainerKind;
+pub(crate) use crate::policy::model::ContainerKind;
 
 /// The fields of a container or an ephemeral container that workload
 /// controls read, with the JSON pointer of the container.
@@ -257,7 +257,7 @@ impl<'a> ContainerView<'a> {
 /// (`defaultHostNetworkPorts`, for app and init containers). A live pod
 /// was defaulted when it was created; a manifest is defaulted here so both
 /// are judged alike.
-pub fn apply_defaults(spec: &mut PodSpec) {
+pub(crate) fn apply_defaults(spec: &mut PodSpec) {
     for v in spec.volumes.iter_mut().flatten() {
         if volume_source_names(v).is_empty() {
             v.empty_dir = Some(Default::default());
@@ -279,7 +279,7 @@ pub fn apply_defaults(spec: &mut PodSpec) {
 }
 
 /// The sources a volume sets, by their field names.
-pub fn volume_source_names(v: &k8s_openapi::api::core::v1::Volume) -> Vec<&'static str> {
+pub(crate) fn volume_source_names(v: &k8s_openapi::api::core::v1::Volume) -> Vec<&'static str> {
     let set = [
         ("awsElasticBlockStore", v.aws_elastic_block_store.is_some()),
         ("azureDisk", v.azure_disk.is_some()),

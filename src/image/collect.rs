@@ -93,7 +93,7 @@ fn stat(n: &Node) -> StatFact {
 
 /// The entries whose content `req` needs: (layer, ordinal) → cap. Read
 /// them with [`super::index::read_contents`], then call [`facts`].
-pub fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(u32, u32), u64> {
+pub(crate) fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(u32, u32), u64> {
     let mut out = BTreeMap::new();
     let mut want = |n: &Node, cap: u64| {
         if let (Kind::File, Some(at)) = (n.kind, n.data) {
@@ -118,7 +118,7 @@ pub fn wanted(index: &FsIndex, req: &FactRequest) -> BTreeMap<(u32, u32), u64> {
     out
 }
 
-pub use super::index::Contents;
+pub(crate) use super::index::Contents;
 
 /// Content bytes one target may still carry (the rootfs collector's budget).
 struct Budget(u64);
@@ -147,7 +147,7 @@ impl Budget {
 }
 
 /// The facts `req` asks for, from the index and the contents read.
-pub fn facts(index: &FsIndex, req: &FactRequest, contents: &Contents) -> Facts {
+pub(crate) fn facts(index: &FsIndex, req: &FactRequest, contents: &Contents) -> Facts {
     let mut facts = Facts::default();
     let mut budget = Budget(crate::facts::MAX_CONTENT_BYTES);
     for path in req.stat.iter().chain(req.read.iter()) {

@@ -32,7 +32,7 @@ use super::source::Store;
 use crate::facts::Kind;
 
 use super::tree::Tree;
-pub use super::tree::{Id, MAX_NAME_BYTES, MAX_NODES, Node, ROOT};
+pub(crate) use super::tree::{Id, MAX_NAME_BYTES, MAX_NODES, Node, ROOT};
 
 /// Longest member name or link target (PATH_MAX).
 const MAX_PATH: usize = 4096;
@@ -44,7 +44,7 @@ const MAX_APPLY_LINKS: u32 = 255;
 
 /// The final filesystem: `/` is always a directory.
 #[derive(Default)]
-pub struct FsIndex {
+pub(crate) struct FsIndex {
     tree: Tree,
     /// Content read on the way (see [`build`]), by (layer, ordinal).
     pub prefetched: Contents,
@@ -53,7 +53,7 @@ pub struct FsIndex {
 /// Why one layer entry cannot be applied: the runtime's unpack fails
 /// there too, so the image is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// A name or link target past PATH_MAX, or a component past NAME_MAX.
     #[error("a name longer than {0} bytes (a runtime cannot create it)")]
     TooLong(usize),
@@ -87,7 +87,7 @@ pub enum ApplyError {
 }
 
 /// One layer entry, as [`FsIndex::apply`] needs it.
-pub struct Member<'a> {
+pub(crate) struct Member<'a> {
     /// The member name, as bytes.
     pub name: &'a [u8],
     /// The tar type flag.
@@ -135,32 +135,32 @@ enum Step {
 
 impl FsIndex {
     /// Nodes in the final filesystem, the root included.
-    pub fn nodes(&self) -> usize {
+    pub(crate) fn nodes(&self) -> usize {
         self.tree.len()
     }
 
     /// The node `id`.
-    pub fn node(&self, id: Id) -> &Node {
+    pub(crate) fn node(&self, id: Id) -> &Node {
         self.tree.node(id)
     }
 
     /// The entry `name` of directory `dir`.
-    pub fn child(&self, dir: Id, name: &[u8]) -> Option<Id> {
+    pub(crate) fn child(&self, dir: Id, name: &[u8]) -> Option<Id> {
         self.tree.child(dir, name)
     }
 
     /// The entries of directory `dir`, in byte order of their names.
-    pub fn children(&self, dir: Id) -> Vec<(&[u8], Id)> {
+    pub(crate) fn children(&self, dir: Id) -> Vec<(&[u8], Id)> {
         self.tree.children(dir)
     }
 
     /// Whether directory `dir` has more than `n` entries.
-    pub fn has_more_children_than(&self, dir: Id, n: usize) -> bool {
+    pub(crate) fn has_more_children_than(&self, dir: Id, n: usize) -> bool {
         self.tree.has_more_children_than(dir, n)
     }
 
     /// The absolute path of `id`, as bytes.
-    pub fn path(&self, id: Id) -> Vec<u8> {
+    pub(crate) fn path(&self, id: Id) -> Vec<u8> {
         self.tree.path(id)
     }
 
@@ -280,7 +280,7 @@ impl FsIndex {
 
     /// Apply one layer entry to the tree. Returns the node it made, if
     /// any, for content to be kept.
-    pub fn apply(&mut self, m: &Member<'_>, li: usize) -> Result<Option<Id>, ApplyError> {
+    pub(crate) fn apply(&mut self, m: &Member<'_>, li: usize) -> Result<Option<Id>, ApplyError> {
         if m.name.len() > MAX_PATH || m.link.is_some_and(|l| l.len() > MAX_PATH) {
             return Err(ApplyError::TooLong(MAX_PATH));
         }
@@ -566,7 +566,7 @@ impl<R: BufRead> Read for Zstd<R> {
 type LayerStream<'a> = (Box<dyn Read + 'a>, Arc<Mutex<Sha256>>, Arc<Mutex<Sha256>>);
 
 /// Content per entry ((layer, ordinal) → bytes, truncated).
-pub type Contents = HashMap<(u32, u32), (Vec<u8>, bool)>;
+pub(crate) type Contents = HashMap<(u32, u32), (Vec<u8>, bool)>;
 
 /// The layer's tar stream, decompressed by what its first bytes say (media
 /// types are missing in `docker save` archives), with both ends hashed.
@@ -709,7 +709,7 @@ fn entry_at(li: usize, ordinal: usize, layer: &LayerRef) -> Result<(u32, u32), I
 /// (with a cap) have their content kept on the way, within the content
 /// budget, so that most scans need no second pass; it is used only after
 /// the layer's digests were checked (a mismatch fails the build).
-pub fn build(
+pub(crate) fn build(
     store: &dyn Store,
     layers: &[LayerRef],
     prefetch: &dyn Fn(&str) -> Option<u64>,
@@ -777,7 +777,7 @@ pub fn build(
 /// Read the content of the entries in `wanted` ((layer, ordinal) → cap):
 /// each layer that holds one is streamed again and checked again against
 /// its digests. Returns (bytes, truncated) per entry.
-pub fn read_contents(
+pub(crate) fn read_contents(
     store: &dyn Store,
     layers: &[LayerRef],
     wanted: &BTreeMap<(u32, u32), u64>,

@@ -6,10 +6,10 @@
 //! rules ([`collect`]), file content read from the layers only for the
 //! files the controls need.
 
-pub mod collect;
-pub mod index;
-pub mod manifest;
-pub mod source;
+pub(crate) mod collect;
+pub(crate) mod index;
+pub(crate) mod manifest;
+pub(crate) mod source;
 mod tree;
 
 use std::collections::BTreeMap;

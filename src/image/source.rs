@@ -10,10 +10,10 @@ use super::ImageError;
 pub use crate::image_source::Source;
 
 /// An opened member and its size; `None` when absent.
-pub type Member<'a> = Option<(Box<dyn Read + Send + 'a>, u64)>;
+pub(crate) type Member<'a> = Option<(Box<dyn Read + Send + 'a>, u64)>;
 
 /// A file of an image layout or archive, by name relative to its root.
-pub trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync {
     /// Open `name` for streaming, with its size; `None` when absent.
     fn open(&self, name: &str) -> Result<Member<'_>, ImageError>;
 
@@ -43,7 +43,7 @@ pub trait Store: Send + Sync {
 }
 
 /// The blob of `digest` in an OCI layout: `blobs/<alg>/<hex>`.
-pub fn blob_name(digest: &str) -> Result<String, ImageError> {
+pub(crate) fn blob_name(digest: &str) -> Result<String, ImageError> {
     if !crate::registry::is_sha256_digest(digest) {
         return Err(ImageError::Invalid(format!(
             "{}: not a sha256 digest",
@@ -55,7 +55,7 @@ pub fn blob_name(digest: &str) -> Result<String, ImageError> {
 
 /// Split a member name into clean components; `None` when it climbs out
 /// (`..`) or is empty.
-pub fn clean(name: &str) -> Option<Vec<&str>> {
+pub(crate) fn clean(name: &str) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     for c in name.split('/') {
         match c {
@@ -70,14 +70,14 @@ pub fn clean(name: &str) -> Option<Vec<&str>> {
 /// An OCI layout directory. Names resolve inside it (a symlink cannot lead
 /// out), and only regular files are opened: a FIFO or device in a hostile
 /// layout is refused, never read.
-pub struct DirStore {
+pub(crate) struct DirStore {
     root: crate::facts::resolve::Root,
     shown: String,
 }
 
 impl DirStore {
     /// Open the layout at `dir`.
-    pub fn open(dir: &Path) -> Result<DirStore, ImageError> {
+    pub(crate) fn open(dir: &Path) -> Result<DirStore, ImageError> {
         let root = crate::facts::resolve::Root::open(dir).map_err(|e| {
             ImageError::Read(format!(
                 "{}: {}",
@@ -117,17 +117,17 @@ impl Store for DirStore {
 /// `tar -C root -c .`; plain, gzip or zstd): a store of one member,
 /// [`ArchiveStore::MEMBER`], read as a single layer. The file is opened
 /// once and read by offset, so every pass reads the same file.
-pub struct ArchiveStore {
+pub(crate) struct ArchiveStore {
     file: std::sync::Arc<std::fs::File>,
     size: u64,
 }
 
 impl ArchiveStore {
     /// The one member's name.
-    pub const MEMBER: &'static str = "rootfs";
+    pub(crate) const MEMBER: &'static str = "rootfs";
 
     /// Open the archive at `path` (a regular file; never a FIFO or device).
-    pub fn open(path: &Path) -> Result<ArchiveStore, ImageError> {
+    pub(crate) fn open(path: &Path) -> Result<ArchiveStore, ImageError> {
         let file = crate::safeio::open_regular(path, "root filesystem archive")
             .map_err(|e| ImageError::Read(e.to_string()))?;
         let size = file
@@ -141,7 +141,7 @@ impl ArchiveStore {
     }
 
     /// The archive's sha256 digest, as it is now.
-    pub fn digest(&self) -> Result<String, ImageError> {
+    pub(crate) fn digest(&self) -> Result<String, ImageError> {
         use sha2::Digest as _;
         let mut hash = sha2::Sha256::new();
         let mut r = At {
@@ -194,7 +194,7 @@ impl Store for ArchiveStore {
 
 /// A tar archive holding an image layout (`oci-archive`, `docker save`):
 /// its members are indexed once (offsets, no extraction) and read in place.
-pub struct TarStore {
+pub(crate) struct TarStore {
     path: PathBuf,
     members: HashMap<String, (u64, u64)>,
 }
@@ -204,7 +204,7 @@ const MAX_MEMBERS: usize = 100_000;
 
 impl TarStore {
     /// Index the archive at `path`.
-    pub fn open(path: &Path) -> Result<TarStore, ImageError> {
+    pub(crate) fn open(path: &Path) -> Result<TarStore, ImageError> {
         let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
         let fail = |why: String| ImageError::Read(format!("{shown}: {why}"));
         let file = crate::safeio::open_regular(path, "image archive")

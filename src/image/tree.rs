@@ -18,14 +18,14 @@ use crate::facts::Kind;
 
 /// Nodes of the final filesystem, implicit parents included (a large
 /// distribution image has ~50k).
-pub const MAX_NODES: usize = 1_000_000;
+pub(crate) const MAX_NODES: usize = 1_000_000;
 /// Bytes of node names and symlink targets held at once.
-pub const MAX_NAME_BYTES: usize = 64 << 20;
+pub(crate) const MAX_NAME_BYTES: usize = 64 << 20;
 
 /// A node.
-pub type Id = u32;
+pub(crate) type Id = u32;
 /// The image's root directory.
-pub const ROOT: Id = 0;
+pub(crate) const ROOT: Id = 0;
 const NONE: Id = Id::MAX;
 
 const SLOT_CHUNK: usize = 1 << 14;
@@ -33,7 +33,7 @@ const NAME_CHUNK: usize = 1 << 20;
 
 /// One file of the final filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     /// Its type.
     pub kind: Kind,
     /// `mode & 0o7777` (a symlink's is 0o777, as `lstat` reports it).
@@ -52,7 +52,7 @@ pub struct Node {
 
 impl Node {
     /// A directory owned by root, mode 0755.
-    pub fn dir() -> Node {
+    pub(crate) fn dir() -> Node {
         Node {
             kind: Kind::Directory,
             mode: 0o755,
@@ -81,10 +81,10 @@ struct Slot {
 
 /// The tree is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub(super) struct Full;
 
 /// The arena.
-pub struct Tree {
+pub(super) struct Tree {
     slots: Vec<Vec<Slot>>,
     names: Vec<Vec<u8>>,
     table: HashTable<Id>,
@@ -157,42 +157,42 @@ impl Tree {
     }
 
     /// Nodes, the root included.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.live
     }
 
     /// The node `id`.
-    pub fn node(&self, id: Id) -> &Node {
+    pub(super) fn node(&self, id: Id) -> &Node {
         &self.slot(id).node
     }
 
     /// The node `id`, to change its metadata.
-    pub fn node_mut(&mut self, id: Id) -> &mut Node {
+    pub(super) fn node_mut(&mut self, id: Id) -> &mut Node {
         &mut self.slot_mut(id).node
     }
 
     /// The directory holding `id` (the root's is the root).
-    pub fn parent(&self, id: Id) -> Id {
+    pub(super) fn parent(&self, id: Id) -> Id {
         self.slot(id).parent
     }
 
     /// The name of `id` in its directory.
-    pub fn name(&self, id: Id) -> &[u8] {
+    pub(super) fn name(&self, id: Id) -> &[u8] {
         name_ref(&self.names, self.slot(id))
     }
 
     /// Whether `id` is still in the tree.
-    pub fn is_live(&self, id: Id) -> bool {
+    pub(super) fn is_live(&self, id: Id) -> bool {
         self.slot(id).live
     }
 
     /// The last layer mark of `id` (see [`Tree::touch`]).
-    pub fn touched(&self, id: Id) -> u32 {
+    pub(super) fn touched(&self, id: Id) -> u32 {
         self.slot(id).touched
     }
 
     /// The entry `name` of directory `dir`.
-    pub fn child(&self, dir: Id, name: &[u8]) -> Option<Id> {
+    pub(super) fn child(&self, dir: Id, name: &[u8]) -> Option<Id> {
         let h = Self::hash(&self.hasher, dir, name);
         let (slots, names) = (&self.slots, &self.names);
         self.table
@@ -204,7 +204,7 @@ impl Tree {
     }
 
     /// The entries of directory `dir`, in byte order of their names.
-    pub fn children(&self, dir: Id) -> Vec<(&[u8], Id)> {
+    pub(super) fn children(&self, dir: Id) -> Vec<(&[u8], Id)> {
         let mut out = Vec::new();
         let mut at = self.slot(dir).first_child;
         while at != NONE {
@@ -216,7 +216,7 @@ impl Tree {
     }
 
     /// Whether directory `dir` has more than `n` entries.
-    pub fn has_more_children_than(&self, dir: Id, n: usize) -> bool {
+    pub(super) fn has_more_children_than(&self, dir: Id, n: usize) -> bool {
         let mut at = self.slot(dir).first_child;
         let mut count = 0;
         while at != NONE {
@@ -230,7 +230,7 @@ impl Tree {
     }
 
     /// The absolute path of `id`, as bytes.
-    pub fn path(&self, id: Id) -> Vec<u8> {
+    pub(super) fn path(&self, id: Id) -> Vec<u8> {
         let mut parts = Vec::new();
         let mut at = id;
         while at != ROOT {
@@ -265,7 +265,7 @@ impl Tree {
 
     /// Add `name` (at most 255 bytes) to directory `parent`, which has no
     /// entry of that name.
-    pub fn insert(&mut self, parent: Id, name: &[u8], node: Node) -> Result<Id, Full> {
+    pub(super) fn insert(&mut self, parent: Id, name: &[u8], node: Node) -> Result<Id, Full> {
         let bytes = name.len() + node.link.as_ref().map_or(0, |l| l.len());
         let name_len = u8::try_from(name.len()).map_err(|_| Full)?;
         if self.live >= MAX_NODES || self.held + bytes > MAX_NAME_BYTES {
@@ -308,7 +308,7 @@ impl Tree {
     }
 
     /// Remove `id` and everything under it (never the root).
-    pub fn remove(&mut self, id: Id) {
+    pub(super) fn remove(&mut self, id: Id) {
         if id == ROOT || !self.slot(id).live {
             return;
         }
@@ -352,7 +352,7 @@ impl Tree {
 
     /// Mark `id` and its ancestors with `mark` (stops at the first already
     /// marked: its ancestors are too).
-    pub fn touch(&mut self, mut id: Id, mark: u32) {
+    pub(super) fn touch(&mut self, mut id: Id, mark: u32) {
         while id != ROOT && self.slot(id).touched != mark {
             self.slot_mut(id).touched = mark;
             id = self.parent(id);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{Inventory, InventoryError, PodInfo};
 
 /// Snapshots larger than this are refused (10,000 pods take about 40 MiB).
-pub const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
+pub(super) const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Pods from a snapshot file, indexed by namespace.
 #[derive(Debug, Default)]

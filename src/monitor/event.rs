@@ -15,27 +15,24 @@ use sha2::{Digest, Sha256};
 
 /// The longest event line read (a RequestResponse event carries whole
 /// objects; a pod is far smaller). Longer lines are counted as unreadable.
-pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// The audit annotation a TokenRequest event carries (KEP-4193).
-pub const ISSUED_CREDENTIAL_ID: &str = "authentication.kubernetes.io/issued-credential-id";
+pub(crate) const ISSUED_CREDENTIAL_ID: &str = "authentication.kubernetes.io/issued-credential-id";
 /// The `user.extra` key of a request made with a token that has a `jti`.
-pub const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
+pub(crate) const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 
 /// One audit event: the fields `audit-check` reads. Others are ignored (the
 /// format grows across Kubernetes versions).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Event {
+pub(crate) struct Event {
     /// `Event` (webhook sinks may drop it from each line).
     #[serde(default)]
     pub kind: String,
     /// `audit.k8s.io/v1` (webhook sinks may drop it from each line).
     #[serde(default)]
     pub api_version: String,
-    /// `Metadata`, `Request`, `RequestResponse`.
-    #[serde(default)]
-    pub level: String,
     /// Shared by every stage of one request.
     #[serde(rename = "auditID")]
     pub audit_id: String,
@@ -87,7 +84,7 @@ pub struct Event {
 
 /// `user` or `impersonatedUser`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct UserInfo {
+pub(crate) struct UserInfo {
     /// Username.
     #[serde(default)]
     pub username: String,
@@ -99,7 +96,7 @@ pub struct UserInfo {
 /// `objectRef`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
+pub(crate) struct ObjectRef {
     /// Plural resource.
     #[serde(default)]
     pub resource: String,
@@ -112,14 +109,11 @@ pub struct ObjectRef {
     /// Subresource (`exec`, `token`, `ephemeralcontainers`).
     #[serde(default)]
     pub subresource: String,
-    /// API group (empty for the core group).
-    #[serde(default)]
-    pub api_group: String,
 }
 
 /// `responseStatus`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ResponseStatus {
+pub(crate) struct ResponseStatus {
     /// HTTP status code.
     #[serde(default)]
     pub code: u16,
@@ -127,7 +121,7 @@ pub struct ResponseStatus {
 
 impl Event {
     /// The address the request came from, as the API server saw it.
-    pub fn peer(&self) -> &str {
+    pub(crate) fn peer(&self) -> &str {
         // "All but the last IP can be arbitrarily set by the client"
         // (audit.k8s.io/v1 `Event.SourceIPs`): the last is the address the
         // API server saw (apimachinery `net.SourceIPs` always appends it).
@@ -137,7 +131,7 @@ impl Event {
     /// What the API server itself set about who made this request and
     /// how: user, verb, URI, credential. Stages of one request agree on it;
     /// two requests sharing a client-chosen `auditID` need not.
-    pub fn fingerprint(&self) -> (&str, &str, &str, Option<&str>) {
+    pub(crate) fn fingerprint(&self) -> (&str, &str, &str, Option<&str>) {
         (
             self.user.username.as_str(),
             self.verb.as_str(),
@@ -147,14 +141,14 @@ impl Event {
     }
 
     /// The identity the request acted as (the impersonated user, if any).
-    pub fn acting_user(&self) -> &str {
+    pub(crate) fn acting_user(&self) -> &str {
         self.impersonated_user
             .as_ref()
             .map_or(self.user.username.as_str(), |u| u.username.as_str())
     }
 
     /// The credential id of the token that authenticated the request.
-    pub fn credential_id(&self) -> Option<&str> {
+    pub(crate) fn credential_id(&self) -> Option<&str> {
         self.user
             .extra
             .get(CREDENTIAL_ID)
@@ -163,17 +157,17 @@ impl Event {
     }
 
     /// The response code, 0 when the event has none.
-    pub fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         self.response_status.as_ref().map_or(0, |s| s.code)
     }
 
     /// When the request arrived (the stage time for events without one).
-    pub fn time(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn time(&self) -> Option<DateTime<Utc>> {
         self.request_received_timestamp.or(self.stage_timestamp)
     }
 
     /// `resource` or `resource/subresource`.
-    pub fn resource(&self) -> String {
+    pub(crate) fn resource(&self) -> String {
         match &self.object_ref {
             Some(o) if !o.subresource.is_empty() => format!("{}/{}", o.resource, o.subresource),
             Some(o) => o.resource.clone(),
@@ -182,7 +176,7 @@ impl Event {
     }
 
     /// The `command` query parameters of an exec, in order.
-    pub fn exec_command(&self) -> Vec<String> {
+    pub(crate) fn exec_command(&self) -> Vec<String> {
         let query = self.request_uri.split_once('?').map_or("", |(_, q)| q);
         query
             .split('&')
@@ -195,7 +189,7 @@ impl Event {
     /// Images of the ephemeral containers a patch adds: from the request
     /// object when the level keeps it, else the `vigil-*` containers of
     /// the response object. `None` when the event has neither.
-    pub fn ephemeral_images(&self) -> Option<Vec<(String, String)>> {
+    pub(crate) fn ephemeral_images(&self) -> Option<Vec<(String, String)>> {
         if let Some(r) = &self.request_containers {
             return Some(r.clone());
         }
@@ -344,7 +338,7 @@ impl<R: Read> Read for Inflated<R> {
 
 /// Stream the events of one file (plain or gzip) to `each`. The file must
 /// be a regular file: a FIFO or device is refused before it is read.
-pub fn read_file(path: &Path, each: &mut dyn FnMut(Event)) -> Result<FileSummary, ReadError> {
+pub(crate) fn read_file(path: &Path, each: &mut dyn FnMut(Event)) -> Result<FileSummary, ReadError> {
     let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
     let err = |reason: String| ReadError {
         path: shown.clone(),

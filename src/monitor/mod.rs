@@ -8,7 +8,7 @@
 //! KEP-4193) of the tokens vigil minted, recorded in the trail, and by its
 //! ServiceAccounts' usernames (older clusters log no credential id).
 
-pub mod event;
+pub(crate) mod event;
 pub mod trail;
 
 use std::collections::{BTreeMap, BTreeSet};

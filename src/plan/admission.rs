@@ -24,10 +24,10 @@
 use serde_json::{Value, json};
 
 /// The policy's and the binding's name.
-pub const NAME: &str = "vigil-footprint";
+pub(crate) const NAME: &str = "vigil-footprint";
 
 /// The token policy's and binding's name.
-pub const TOKENS_NAME: &str = "vigil-footprint-tokens";
+pub(crate) const TOKENS_NAME: &str = "vigil-footprint-tokens";
 
 /// The namespaces the guard leaves alone: the cluster's own components
 /// (their pods and tokens are not vigil's, and a mistake here could stop
@@ -48,7 +48,7 @@ fn account_names(accounts: &[String]) -> String {
 }
 
 /// A run identity: a ServiceAccount of [`account_names`] in any namespace.
-pub fn is_vigil(accounts: &[String]) -> String {
+pub(crate) fn is_vigil(accounts: &[String]) -> String {
     format!(
         "request.userInfo.username.matches('^system:serviceaccount:[a-z0-9.-]+:({})$')",
         account_names(accounts)
@@ -60,10 +60,10 @@ pub fn is_vigil(accounts: &[String]) -> String {
 /// only such requests, so after the scanner digest rotates, ordinary
 /// updates of pods still running the old sidecar (labels, finalizer
 /// removal while terminating) are not refused.
-pub const SIDECARS_CHANGED: &str = "oldObject == null || !has(oldObject.spec) || oldObject.spec.containers.filter(c, c.name.startsWith('vigil-')) != object.spec.containers.filter(c, c.name.startsWith('vigil-'))";
+pub(crate) const SIDECARS_CHANGED: &str = "oldObject == null || !has(oldObject.spec) || oldObject.spec.containers.filter(c, c.name.startsWith('vigil-')) != object.spec.containers.filter(c, c.name.startsWith('vigil-'))";
 
 /// Ephemeral containers this request adds (all of them on a create).
-pub const ADDED: &str = "has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers.filter(c, oldObject == null || !has(oldObject.spec.ephemeralContainers) || !oldObject.spec.ephemeralContainers.exists(o, o.name == c.name)) : []";
+pub(crate) const ADDED: &str = "has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers.filter(c, oldObject == null || !has(oldObject.spec.ephemeralContainers) || !oldObject.spec.ephemeralContainers.exists(o, o.name == c.name)) : []";
 
 /// The common part of the hardened securityContext of container `c`.
 const HARDENED_BASE: &str = "has(c.securityContext) && has(c.securityContext.allowPrivilegeEscalation) && c.securityContext.allowPrivilegeEscalation == false && has(c.securityContext.readOnlyRootFilesystem) && c.securityContext.readOnlyRootFilesystem == true && (!has(c.securityContext.privileged) || c.securityContext.privileged == false) && has(c.securityContext.seccompProfile) && c.securityContext.seccompProfile.type == 'RuntimeDefault'";
@@ -77,20 +77,20 @@ const NON_ROOT_NO_CAPS: &str = "has(c.securityContext.runAsNonRoot) && c.securit
 const ROOT_AS_TARGET: &str = "has(c.securityContext.runAsUser) && c.securityContext.runAsUser == 0 && has(c.targetContainerName) && (object.spec.containers.exists(t, t.name == c.targetContainerName && ((has(t.securityContext) && has(t.securityContext.runAsUser)) ? t.securityContext.runAsUser == 0 : (has(object.spec.securityContext) && has(object.spec.securityContext.runAsUser) && object.spec.securityContext.runAsUser == 0))) || (has(object.status) && has(object.status.containerStatuses) && object.status.containerStatuses.exists(s, s.name == c.targetContainerName && has(s.user) && has(s.user.linux) && s.user.linux.uid == 0))) && (!has(c.securityContext.capabilities) || !has(c.securityContext.capabilities.add) || c.securityContext.capabilities.add.all(a, object.spec.containers.exists(t, t.name == c.targetContainerName && has(t.securityContext) && has(t.securityContext.capabilities) && has(t.securityContext.capabilities.add) && a in t.securityContext.capabilities.add)))";
 
 /// The hardened securityContext of an ephemeral container `c`.
-pub fn hardened_ephemeral() -> String {
+pub(crate) fn hardened_ephemeral() -> String {
     format!("{HARDENED_BASE} && (({NON_ROOT_NO_CAPS}) || ({ROOT_AS_TARGET}))")
 }
 
 /// The hardened securityContext of a sidecar `c` (never more than
 /// every capability dropped).
-pub fn hardened_sidecar() -> String {
+pub(crate) fn hardened_sidecar() -> String {
     format!(
         "{HARDENED_BASE} && has(c.securityContext.capabilities) && has(c.securityContext.capabilities.drop) && 'ALL' in c.securityContext.capabilities.drop && (!has(c.securityContext.capabilities.add) || size(c.securityContext.capabilities.add) == 0)"
     )
 }
 
 /// The validations, in order: (expression, message).
-pub fn validations() -> Vec<(String, String)> {
+pub(crate) fn validations() -> Vec<(String, String)> {
     vec![
         (
             "variables.added.all(c, !c.name.startsWith('vigil-') || variables.isVigil)".into(),
@@ -159,7 +159,7 @@ fn namespace_selector() -> Value {
 /// `access.serviceAccount` names not starting with `vigil-`) for run
 /// identities: the pod policy and binding, then the token policy and
 /// binding.
-pub fn render(images: &[String], accounts: &[String]) -> Vec<Value> {
+pub(crate) fn render(images: &[String], accounts: &[String]) -> Vec<Value> {
     let list = images
         .iter()
         .map(|i| cel_string(i))

@@ -37,7 +37,7 @@ use crate::policy::model::{AccessMode, Approach, ScanPolicy};
 /// What `vigil render cronjob` (no `shards`) or `vigil render job`
 /// (`shards`) asks for.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     /// Where the runner lives and what it uses.
     pub runner: InCluster,
     /// An Indexed Job of this many shards; a CronJob when `None`.
@@ -59,12 +59,12 @@ pub struct Request {
 /// Why a runner cannot be rendered as asked.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct RenderError(String);
+pub(crate) struct RenderError(String);
 
 /// The runner's manifests as a YAML stream: its ServiceAccount, one Role
 /// and RoleBinding per run slot, the CronJob or Indexed Job, and the
 /// NetworkPolicy when asked for.
-pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError> {
+pub(crate) fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError> {
     let invalid = |m: String| RenderError(m);
     let ic = &req.runner;
     if !crate::policy::selector::is_dns_label(&ic.namespace) {
@@ -177,7 +177,7 @@ pub fn render(policy: &ScanPolicy, req: &Request) -> Result<String, RenderError>
 }
 
 /// The runner's uid (not 0, not the scanner image's 65532).
-pub const RUNNER_UID: i64 = 10001;
+pub(crate) const RUNNER_UID: i64 = 10001;
 
 /// Where the runner pod finds things.
 const POLICY_DIR: &str = "/etc/vigil/policy";
@@ -186,7 +186,7 @@ const RESULTS_DIR: &str = "/results";
 
 /// What the rendering needs beyond the policy.
 #[derive(Debug, Clone)]
-pub struct InCluster {
+pub(crate) struct InCluster {
     /// Namespace the runner lives in.
     pub namespace: String,
     /// The vigil image, pinned by digest.
@@ -219,12 +219,12 @@ fn meta(name: &str, namespace: &str, policy: &str) -> ObjectMeta {
 }
 
 /// The ConfigMap the runner reads the policy (and its profiles) from.
-pub fn policy_configmap_name(policy: &str) -> String {
+pub(crate) fn policy_configmap_name(policy: &str) -> String {
     format!("vigil-policy-{policy}")
 }
 
 /// The runner's ServiceAccount name.
-pub fn runner_name(policy: &str) -> String {
+pub(crate) fn runner_name(policy: &str) -> String {
     format!("vigil-runner-{policy}")
 }
 
@@ -393,7 +393,7 @@ fn pod_template(policy: &ScanPolicy, ic: &InCluster, extra_args: &[String]) -> P
 
 /// Where in-cluster configuration looks for the token, CA and namespace
 /// (kube-rs `kube-client/src/config/incluster_config.rs`, as client-go).
-pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+pub(crate) const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// The runner's API credentials: the shape of the volume the API server
 /// injects for automounted tokens (kube-api-access, KEP-1205: a bound
@@ -448,7 +448,7 @@ fn api_token_volume(policy: &ScanPolicy) -> Volume {
 
 /// Seconds a stopping runner needs beyond the grace period its scans get:
 /// delete the run's access objects, write the audit trail, seal and sign.
-pub const CLEANUP_SECONDS: i64 = 60;
+pub(crate) const CLEANUP_SECONDS: i64 = 60;
 
 /// The policy's grace period for scans in flight after SIGTERM, seconds.
 fn grace_seconds(policy: &ScanPolicy) -> i64 {
@@ -471,7 +471,7 @@ fn active_deadline(policy: &ScanPolicy) -> i64 {
 
 /// A CronJob running the policy on its schedule. `None` when the policy
 /// has no schedule.
-pub fn cronjob(policy: &ScanPolicy, ic: &InCluster) -> Option<CronJob> {
+pub(crate) fn cronjob(policy: &ScanPolicy, ic: &InCluster) -> Option<CronJob> {
     let schedule = policy.spec.schedule.as_ref()?;
     let timezone = match schedule {
         crate::policy::model::Schedule::Detailed(d) => d.timezone.clone(),
@@ -520,7 +520,7 @@ const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// So the shards are kept on one node by a required pod affinity to each
 /// other on `kubernetes.io/hostname` (the first shard satisfies its own
 /// term); with `spread` (a ReadWriteMany claim) they may go anywhere.
-pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32, spread: bool) -> Job {
+pub(crate) fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32, spread: bool) -> Job {
     use k8s_openapi::api::core::v1::{Affinity, PodAffinity, PodAffinityTerm};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     let name = &policy.metadata.name;
@@ -572,7 +572,7 @@ pub fn sharded_job(policy: &ScanPolicy, ic: &InCluster, shards: u32, spread: boo
 /// by name — `delete`, and token requests — is pinned to the access
 /// objects of exactly those slots. `create` cannot be pinned (the name of
 /// an object to create is not known to the authorizer before it exists).
-pub fn runner_rbac(
+pub(crate) fn runner_rbac(
     policy: &ScanPolicy,
     ic: &InCluster,
     slots: &[Option<u32>],

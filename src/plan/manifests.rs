@@ -14,7 +14,7 @@ pub const PROBE_BINARY: &str = "/usr/local/bin/vigil";
 /// an ephemeral-container patch answers with the whole pod, literal
 /// environment values included. The API server uses the first rule that
 /// matches a request, so these go before any others.
-pub fn audit_rules() -> Value {
+pub(crate) fn audit_rules() -> Value {
     json!([
         // First match wins: keep tokens out of the log before anything else.
         {"level": "Metadata", "resources": [{"group": "", "resources": ["serviceaccounts/token"]}]},
@@ -35,7 +35,7 @@ pub fn audit_rules() -> Value {
 /// Before vigil's rules, the standard `None` rules for the noise every
 /// cluster makes (health and version probes, leader-election lease
 /// renewals): they say nothing about vigil and would fill the log.
-pub fn audit_policy() -> Value {
+pub(crate) fn audit_policy() -> Value {
     let mut rules = json!([
         {"level": "None", "nonResourceURLs": ["/healthz*", "/livez*", "/readyz*", "/version"]},
         {"level": "None", "verbs": ["get", "update"], "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]}
@@ -54,7 +54,7 @@ pub fn audit_policy() -> Value {
 
 /// Returns true if and only if `cidr` is an address range such as
 /// `10.0.0.1/32` or `fd00::/8`.
-pub fn is_cidr(cidr: &str) -> bool {
+pub(crate) fn is_cidr(cidr: &str) -> bool {
     cidr.split_once('/').is_some_and(|(ip, bits)| {
         ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
     })
@@ -72,7 +72,7 @@ pub fn is_cidr(cidr: &str) -> bool {
 /// `registry` (address ranges and ports) adds egress to the registries the
 /// runner verifies scanner image signatures against (`verify`), which
 /// would otherwise be cut off.
-pub fn network_policy(
+pub(crate) fn network_policy(
     namespace: &str,
     api_server_cidr: &str,
     ports: &[u16],
@@ -124,7 +124,7 @@ const SIDECAR_DEFAULTS: [(&str, &str, &str); 2] =
     [("cpu", "10m", "500m"), ("memory", "32Mi", "256Mi")];
 
 /// The workload kinds a sidecar patch can name.
-pub const WORKLOAD_KINDS: [(&str, &str); 4] = [
+pub(crate) const WORKLOAD_KINDS: [(&str, &str); 4] = [
     ("deployment", "Deployment"),
     ("statefulset", "StatefulSet"),
     ("daemonset", "DaemonSet"),
@@ -137,7 +137,7 @@ pub const WORKLOAD_KINDS: [(&str, &str); 4] = [
 /// set the gid), non-root
 /// unless that uid is 0, no privilege escalation, every capability
 /// dropped, a read-only root filesystem, the RuntimeDefault seccomp profile.
-pub fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1::SecurityContext {
+pub(crate) fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1::SecurityContext {
     use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
     SecurityContext {
         run_as_user: Some(run_as_user),
@@ -161,7 +161,7 @@ pub fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1
 /// (`(kind, name)`, e.g. `("Deployment", "web")`) it carries apiVersion,
 /// kind and name, as a kustomize patch needs; without, it is the body for
 /// `kubectl patch deployment NAME --patch-file`.
-pub fn sidecar_patch(
+pub(crate) fn sidecar_patch(
     container: &str,
     image: &str,
     (run_as_user, run_as_group): (i64, i64),
@@ -216,7 +216,7 @@ pub fn sidecar_patch(
 /// What `vigil render sidecar` asks for; unset fields come from the
 /// policy's `spec.sidecar` (then `spec.debug.image`), then the defaults.
 #[derive(Debug, Clone, Default)]
-pub struct SidecarRequest {
+pub(crate) struct SidecarRequest {
     /// The sidecar's container name (default `vigil-scanner`).
     pub container: Option<String>,
     /// The scanner image, pinned by digest.
@@ -232,11 +232,11 @@ pub struct SidecarRequest {
 /// A sidecar request that cannot be rendered, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct InvalidSidecar(String);
+pub(crate) struct InvalidSidecar(String);
 
 /// The strategic-merge patch that adds vigil's sidecar (see
 /// [`sidecar_patch`]), from the request and the policy's settings.
-pub fn render_sidecar(
+pub(crate) fn render_sidecar(
     policy: Option<&crate::policy::model::ScanPolicy>,
     req: SidecarRequest,
 ) -> Result<Value, InvalidSidecar> {

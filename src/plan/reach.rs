@@ -26,7 +26,7 @@ use crate::inventory::ContainerInfo;
 /// list is the same set minus `NET_RAW`, `MKNOD`, `AUDIT_WRITE` and
 /// `SYS_CHROOT`, so a subset: a sidecar that covers containerd's default
 /// covers CRI-O's).
-pub const RUNTIME_DEFAULT_CAPS: [&str; 14] = [
+pub(crate) const RUNTIME_DEFAULT_CAPS: [&str; 14] = [
     "AUDIT_WRITE",
     "CHOWN",
     "DAC_OVERRIDE",
@@ -46,7 +46,7 @@ pub const RUNTIME_DEFAULT_CAPS: [&str; 14] = [
 /// The permitted capabilities of a container's processes, as far as its
 /// spec says: `None` for "every capability" (privileged, or `add: [ALL]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Permitted {
+pub(crate) enum Permitted {
     /// These capabilities (names without `CAP_`, upper case).
     Some(BTreeSet<String>),
     /// Every capability.
@@ -88,7 +88,7 @@ fn cap_name(s: &str) -> String {
 /// What a container of uid `uid` with this spec may hold after exec: the
 /// runtime default adjusted by `drop` then `add` for root; nothing for any
 /// other uid (runc sets no ambient capabilities, so exec clears them).
-pub fn permitted(c: &ContainerInfo, uid: i64) -> Permitted {
+pub(crate) fn permitted(c: &ContainerInfo, uid: i64) -> Permitted {
     if uid != 0 {
         return Permitted::Some(BTreeSet::new());
     }
@@ -115,7 +115,7 @@ pub fn permitted(c: &ContainerInfo, uid: i64) -> Permitted {
 
 /// Whether the sidecar may read a target, as far as the pod can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// The ids match and the capabilities are covered.
     Yes,
     /// The kernel will refuse it, and why.
@@ -126,7 +126,7 @@ pub enum Reach {
 }
 
 /// Whether `sidecar` may read the root of `target` (both from one pod).
-pub fn sidecar_reach(sidecar: &ContainerInfo, target: &ContainerInfo) -> Reach {
+pub(crate) fn sidecar_reach(sidecar: &ContainerInfo, target: &ContainerInfo) -> Reach {
     let ids = |c: &ContainerInfo| c.run_as_user.zip(c.run_as_group);
     let Some((s_uid, s_gid)) = ids(sidecar) else {
         return Reach::Unknown(format!(

@@ -44,7 +44,7 @@ impl Shard {
 }
 
 /// The shard of `count` that target `id` falls in.
-pub fn shard_of(id: &str, count: u32) -> u32 {
+pub(crate) fn shard_of(id: &str, count: u32) -> u32 {
     let d = Sha256::digest(id.as_bytes());
     let n = u64::from_be_bytes(d[..8].try_into().expect("a digest has 8 bytes"));
     (n % u64::from(count.max(1))) as u32
@@ -52,7 +52,7 @@ pub fn shard_of(id: &str, count: u32) -> u32 {
 
 /// A digest of the whole plan's target ids (sorted), the same in every
 /// shard of one plan: `vigil merge` uses it to refuse shards of different plans.
-pub fn plan_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn plan_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     let mut ids: Vec<&str> = ids.into_iter().collect();
     ids.sort_unstable();
     let mut h = Sha256::new();

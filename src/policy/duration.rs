@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parse `[Nh][Nm][Ns]` (at least one part, in that order). Returns `None`
 /// for anything else; the schema's pattern accepts exactly the same strings.
-pub fn parse(text: &str) -> Option<Duration> {
+pub(crate) fn parse(text: &str) -> Option<Duration> {
     let mut rest = text;
     let mut total: u64 = 0;
     let mut parts = 0;
@@ -21,7 +21,7 @@ pub fn parse(text: &str) -> Option<Duration> {
 }
 
 /// Format a duration the way [`parse`] reads it (`1h30m`, `90s` → `1m30s`).
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     let s = d.as_secs();
     let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
     let mut out = String::new();

@@ -17,12 +17,12 @@ use crate::diag::{Code, Diagnostic};
 use crate::policy::threshold::Threshold;
 
 /// Shortest token lifetime the TokenRequest API grants.
-pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(600);
+pub(crate) const MIN_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// Longest token lifetime vigil asks for.
-pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// Run every semantic check over a loaded set.
-pub fn check(set: &PolicySet) -> Vec<Diagnostic> {
+pub(crate) fn check(set: &PolicySet) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     unique_names(set, &mut out);
     for p in &set.profiles {
@@ -591,7 +591,7 @@ fn results(p: &Loaded<ScanPolicy>, controls: &BTreeSet<&str>, out: &mut Vec<Diag
 
 /// The error for a target whose id `id` the target at pointer `first`
 /// already has (`here` points at the second).
-pub fn duplicate_target(p: &Loaded<ScanPolicy>, id: &str, first: &str, here: &str) -> Diagnostic {
+pub(crate) fn duplicate_target(p: &Loaded<ScanPolicy>, id: &str, first: &str, here: &str) -> Diagnostic {
     let at = p.doc.value_position(first);
     p.at_value(
         Diagnostic::error(
@@ -805,7 +805,7 @@ fn pinned(p: &Loaded<ScanPolicy>, image: &str, ptr: &str, out: &mut Vec<Diagnost
 }
 
 /// Returns true if and only if `image` ends in `@sha256:` and 64 lowercase hex digits.
-pub fn is_pinned(image: &str) -> bool {
+pub(crate) fn is_pinned(image: &str) -> bool {
     image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
         !name.is_empty()
             && hex.len() == 64
@@ -817,7 +817,7 @@ pub fn is_pinned(image: &str) -> bool {
 
 /// A cron expression vigil does not accept, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CronError {
+pub(crate) enum CronError {
     /// Not the standard five fields (seconds and years are refused).
     #[error("expected 5 fields, found {0}")]
     FieldCount(usize),
@@ -827,7 +827,7 @@ pub enum CronError {
 }
 
 /// Parse a standard 5-field cron expression or an `@` nickname.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, CronError> {
+pub(crate) fn parse_cron(expr: &str) -> Result<croner::Cron, CronError> {
     let fields = expr.split_whitespace().count();
     if !expr.trim_start().starts_with('@') && fields != 5 {
         return Err(CronError::FieldCount(fields));
@@ -842,7 +842,7 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, CronError> {
 
 /// Returns true if and only if `cron` fires at least once in the next 400
 /// years (one full Gregorian cycle: a date that exists at all exists in it).
-pub fn fires(cron: &croner::Cron) -> bool {
+pub(crate) fn fires(cron: &croner::Cron) -> bool {
     use chrono::TimeZone as _;
     let from = chrono::Utc
         .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
@@ -853,7 +853,7 @@ pub fn fires(cron: &croner::Cron) -> bool {
 }
 
 /// How often `cron` fires in one week (from a fixed Monday, in UTC).
-pub fn fires_in_a_week(cron: &croner::Cron) -> usize {
+pub(crate) fn fires_in_a_week(cron: &croner::Cron) -> usize {
     use chrono::TimeZone as _;
     let from = chrono::Utc
         .with_ymd_and_hms(2026, 1, 5, 0, 0, 0)
@@ -873,7 +873,7 @@ fn chrono_tz_like(tz: &str) -> Result<(), ()> {
 
 /// A waiver expiry that is not an unambiguous instant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExpiryError {
+pub(crate) enum ExpiryError {
     /// A local date or time: which day it ends on depends on the machine.
     #[error("waiver expiry `{0}` has no timezone")]
     NoTimezone(String),
@@ -888,7 +888,7 @@ pub enum ExpiryError {
 }
 
 /// Parse a waiver expiry: RFC 3339 with an explicit offset or `Z`.
-pub fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, ExpiryError> {
+pub(crate) fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, ExpiryError> {
     match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => Ok(t.with_timezone(&chrono::Utc)),
         Err(_)
@@ -920,7 +920,7 @@ pub enum RecipientError {
 
 /// Parse a recipient as a policy or a flag lists it (`age1…`,
 /// `ssh-ed25519 …`, `ssh-rsa …`): the one parser lint and sealing share.
-pub fn parse_recipient(r: &str) -> Result<Box<dyn age::Recipient + Send + Sync>, RecipientError> {
+pub(crate) fn parse_recipient(r: &str) -> Result<Box<dyn age::Recipient + Send + Sync>, RecipientError> {
     if r.starts_with("age1") {
         age::x25519::Recipient::from_str(r)
             .map(|x| Box::new(x) as _)

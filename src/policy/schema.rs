@@ -15,13 +15,13 @@ use crate::policy::source::SourceFile;
 use crate::policy::yaml::{Document, escape_segment};
 
 /// The Profile schema, as published in `schemas/profile.schema.json`.
-pub const PROFILE_SCHEMA: &str = include_str!("../../schemas/profile.schema.json");
+pub(crate) const PROFILE_SCHEMA: &str = include_str!("../../schemas/profile.schema.json");
 /// The ScanPolicy schema, as published in `schemas/policy.schema.json`.
-pub const POLICY_SCHEMA: &str = include_str!("../../schemas/policy.schema.json");
+pub(crate) const POLICY_SCHEMA: &str = include_str!("../../schemas/policy.schema.json");
 
 /// Document kinds that have a schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `kind: Profile`.
     Profile,
     /// `kind: ScanPolicy`.
@@ -50,7 +50,7 @@ fn compiled(kind: Kind) -> &'static Compiled {
 
 /// Validate one document against its kind's schema; every violation becomes
 /// a diagnostic at the YAML position of the offending key or value.
-pub fn validate(kind: Kind, doc: &Document, src: &SourceFile) -> Vec<Diagnostic> {
+pub(crate) fn validate(kind: Kind, doc: &Document, src: &SourceFile) -> Vec<Diagnostic> {
     let c = compiled(kind);
     let mut out = Vec::new();
     for err in c.validator.iter_errors(&doc.value) {
@@ -62,7 +62,7 @@ pub fn validate(kind: Kind, doc: &Document, src: &SourceFile) -> Vec<Diagnostic>
 /// `doc` without the fields the schema does not know, when those were its
 /// only schema errors: the semantic checks can then run on the rest, so one
 /// typo does not hide every other error. `None` when other errors remain.
-pub fn without_unknown_fields(kind: Kind, doc: &Document) -> Option<Document> {
+pub(crate) fn without_unknown_fields(kind: Kind, doc: &Document) -> Option<Document> {
     let c = compiled(kind);
     let mut pruned = doc.clone();
     let mut unknown = Vec::new();
@@ -184,7 +184,7 @@ fn to_diagnostics(
 }
 
 /// `/spec/targets/0/selector` → `spec.targets[0].selector`.
-pub fn dotted(pointer: &str) -> String {
+pub(crate) fn dotted(pointer: &str) -> String {
     let mut out = String::new();
     for seg in pointer.trim_start_matches('/').split('/') {
         if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {

@@ -179,11 +179,11 @@ impl LabelSelector {
 /// Why a `--run-label` is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct InvalidRunLabel(String);
+pub(crate) struct InvalidRunLabel(String);
 
 /// A label the caller puts on a run (`vigil run --run-label KEY=VALUE`):
 /// Kubernetes label syntax, and not one of vigil's own keys.
-pub fn parse_run_label(s: &str) -> Result<(String, String), InvalidRunLabel> {
+pub(crate) fn parse_run_label(s: &str) -> Result<(String, String), InvalidRunLabel> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| InvalidRunLabel(format!("--run-label {s:?} is not KEY=VALUE")))?;
@@ -239,12 +239,12 @@ fn is_label_token(s: &str) -> bool {
 }
 
 /// RFC 1123 subdomain: ≤ 253 chars, dot-separated lowercase labels.
-pub fn is_dns_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// RFC 1123 label: ≤ 63 chars of `[a-z0-9-]`, alphanumeric at both ends.
-pub fn is_dns_label(s: &str) -> bool {
+pub(crate) fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63

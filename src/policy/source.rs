@@ -14,7 +14,7 @@ use crate::policy::yaml::Position;
 
 /// Policy files larger than this are refused: real policies are a few KiB,
 /// and a cap keeps a mistaken `vigil validate /` from reading gigabytes.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// A policy file's path and text.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ fn is_yaml(path: &Path) -> bool {
 ///   taken as given, as the user chose it;
 /// - each file is loaded once, by its canonical path, however many links
 ///   lead to it.
-pub fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+pub(crate) fn collect_paths(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -163,7 +163,7 @@ fn walk(
 
 /// Read one file with the size cap and the UTF-8 check. Special files and
 /// files on pseudo filesystems are refused ([`crate::safeio`]).
-pub fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
+pub(crate) fn read(path: &Path) -> Result<SourceFile, Diagnostic> {
     let bytes =
         crate::safeio::read(path, MAX_FILE_BYTES, "policy file").map_err(|e| match e.problem {
             crate::safeio::Problem::TooLarge(_) => Diagnostic::error(

@@ -19,9 +19,9 @@ use serde_saphyr::{Budget, DuplicateKeyPolicy, Options, Spanned};
 
 /// Nesting deeper than this is refused: no policy needs it, and deep trees
 /// are a cheap way to exhaust a recursive consumer's stack.
-pub const MAX_DEPTH: usize = 48;
+pub(crate) const MAX_DEPTH: usize = 48;
 
-pub use crate::diag::Position;
+pub(crate) use crate::diag::Position;
 
 impl Position {
     fn from_location(loc: serde_saphyr::Location) -> Position {
@@ -72,7 +72,7 @@ impl Document {
 
 /// A YAML syntax or structure error with the position the parser gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct YamlError {
+pub(crate) struct YamlError {
     /// What went wrong, without the position.
     pub message: String,
     /// Where, when the parser knows.
@@ -81,7 +81,7 @@ pub struct YamlError {
 
 /// What one YAML file may expand to once parsed.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Documents in the file.
     pub documents: usize,
     /// Nodes in all.
@@ -99,7 +99,7 @@ pub struct Limits {
 impl Limits {
     /// Policies and profiles: far above any real policy set, far below
     /// what would hurt the machine.
-    pub const POLICY: Limits = Limits {
+    pub(crate) const POLICY: Limits = Limits {
         documents: 256,
         nodes: 200_000,
         events: 400_000,
@@ -108,7 +108,7 @@ impl Limits {
     };
     /// Workload manifests: a rendered chart or a repository's `kubectl
     /// apply` file holds thousands of documents.
-    pub const MANIFEST: Limits = Limits {
+    pub(crate) const MANIFEST: Limits = Limits {
         documents: 20_000,
         nodes: 4_000_000,
         events: 8_000_000,
@@ -118,12 +118,12 @@ impl Limits {
 }
 
 /// Parse every document of `text`. Empty and null documents are skipped.
-pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+pub(crate) fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     parse_documents_within(text, Limits::POLICY)
 }
 
 /// [`parse_documents`] with other limits.
-pub fn parse_documents_within(text: &str, limits: Limits) -> Result<Vec<Document>, YamlError> {
+pub(crate) fn parse_documents_within(text: &str, limits: Limits) -> Result<Vec<Document>, YamlError> {
     Ok(parse_nodes(text, limits)?
         .into_iter()
         .map(|n| {
@@ -187,7 +187,7 @@ impl Tree {
 
 /// Parse every document of `text` into its value and its [`Tree`]; empty
 /// and null documents are skipped.
-pub fn parse_located(text: &str, limits: Limits) -> Result<Vec<(Value, Tree)>, YamlError> {
+pub(crate) fn parse_located(text: &str, limits: Limits) -> Result<Vec<(Value, Tree)>, YamlError> {
     Ok(parse_nodes(text, limits)?
         .into_iter()
         .map(located)
@@ -291,7 +291,7 @@ fn clean_message(message: &str) -> String {
 }
 
 /// Escape one JSON pointer segment (RFC 6901).
-pub fn escape_segment(segment: &str) -> String {
+pub(crate) fn escape_segment(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 

@@ -21,7 +21,7 @@ const MAX_AUTH_FILE: u64 = 1 << 20;
 
 /// A user name and password for one registry host. Never printed.
 #[derive(Clone)]
-pub struct Basic {
+pub(crate) struct Basic {
     pub(crate) user: String,
     pub(crate) password: String,
 }
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Basic {
 
 impl Basic {
     /// The `Authorization` header value.
-    pub fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         let raw = format!("{}:{}", self.user, self.password);
         format!(
             "Basic {}",
@@ -45,7 +45,7 @@ impl Basic {
 
 /// Credentials by registry host, as read from an auth file.
 #[derive(Debug, Default, Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     by_host: BTreeMap<String, Basic>,
     /// Hosts configured with a credential helper only.
     helpers: Vec<String>,
@@ -55,7 +55,7 @@ pub struct Credentials {
 
 /// Why an auth file cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthFileError {
+pub(crate) enum AuthFileError {
     /// Unreadable.
     #[error(transparent)]
     Read(#[from] crate::safeio::InputError),
@@ -87,7 +87,7 @@ struct AuthEntry {
 impl Credentials {
     /// Read the first auth file that exists (see the module docs); none is
     /// no credentials.
-    pub fn from_environment() -> Result<Credentials, AuthFileError> {
+    pub(crate) fn from_environment() -> Result<Credentials, AuthFileError> {
         let env = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
@@ -111,7 +111,7 @@ impl Credentials {
     }
 
     /// Read `path`.
-    pub fn from_file(path: &Path) -> Result<Credentials, AuthFileError> {
+    pub(crate) fn from_file(path: &Path) -> Result<Credentials, AuthFileError> {
         let text = crate::safeio::read_to_string(path, MAX_AUTH_FILE, "registry auth file")?;
         let format = |why: String| AuthFileError::Format {
             path: crate::safeio::printable(&path.display().to_string()).into_owned(),
@@ -157,12 +157,12 @@ impl Credentials {
     }
 
     /// The credentials for registry `host` (as written in the reference).
-    pub fn for_host(&self, host: &str) -> Option<&Basic> {
+    pub(crate) fn for_host(&self, host: &str) -> Option<&Basic> {
         self.by_host.get(&normalise_host(host))
     }
 
     /// True when `host` has only a credential helper, which vigil does not run.
-    pub fn helper_only(&self, host: &str) -> bool {
+    pub(crate) fn helper_only(&self, host: &str) -> bool {
         let h = normalise_host(host);
         self.helpers.contains(&h) && !self.by_host.contains_key(&h)
     }
@@ -184,7 +184,7 @@ fn normalise_host(key: &str) -> String {
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     /// The token flow: fetch a token from `realm`.
     Bearer {
         /// Token endpoint.
@@ -199,7 +199,7 @@ pub enum Challenge {
 }
 
 /// Parse a challenge header (RFC 7235 auth-params, quoted or token values).
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
+pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if scheme.eq_ignore_ascii_case("basic") {

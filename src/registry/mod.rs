@@ -10,9 +10,9 @@
 //! is read, every content-addressed read is checked against its digest,
 //! and plain HTTP is used only for hosts named with `--insecure-registry`.
 
-pub mod auth;
+pub(crate) mod auth;
 mod push;
-pub mod reference;
+pub(crate) mod reference;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -22,12 +22,12 @@ use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri};
 use sha2::{Digest as _, Sha256};
 
-pub use auth::Credentials;
-pub use reference::{Reference, ReferenceError};
+pub(crate) use auth::Credentials;
+pub(crate) use reference::Reference;
 
 /// Manifests are small; the distribution registry itself refuses to store
 /// one over 4 MiB.
-pub const MAX_MANIFEST: u64 = 4 << 20;
+pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
 /// Token responses are a few KiB.
 const MAX_TOKEN: u64 = 1 << 20;
 /// Time for a response's headers, and between two pieces of its body.
@@ -200,7 +200,7 @@ pub enum RegistryError {
 /// carry them (the fields vigil reads).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Descriptor {
+pub(crate) struct Descriptor {
     /// Media type of what it points to.
     #[serde(default)]
     pub media_type: String,
@@ -222,7 +222,7 @@ pub struct Descriptor {
 
 /// A descriptor's platform.
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct Platform {
+pub(crate) struct Platform {
     /// `linux`, `unknown` (attestations), …
     #[serde(default)]
     pub os: String,
@@ -233,7 +233,7 @@ pub struct Platform {
 
 /// What a GET returned.
 #[derive(Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// The body.
     pub bytes: Vec<u8>,
     /// `Content-Type`, without parameters.
@@ -243,7 +243,7 @@ pub struct Fetched {
 }
 
 /// A read-only registry client.
-pub struct Client {
+pub(crate) struct Client {
     http: Http,
     insecure: BTreeSet<String>,
     credentials: Credentials,
@@ -255,7 +255,7 @@ pub struct Client {
 impl Client {
     /// A client that speaks HTTPS (system roots) to every host but those in
     /// `insecure`, which get plain HTTP: for test registries only.
-    pub fn new(insecure: &[String], credentials: Credentials) -> Result<Client, RegistryError> {
+    pub(crate) fn new(insecure: &[String], credentials: Credentials) -> Result<Client, RegistryError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| RegistryError::Unreachable {
@@ -278,7 +278,7 @@ impl Client {
     }
 
     /// The same client with other request deadlines.
-    pub fn with_deadlines(self, deadlines: Deadlines) -> Client {
+    pub(crate) fn with_deadlines(self, deadlines: Deadlines) -> Client {
         Client { deadlines, ..self }
     }
 
@@ -292,7 +292,7 @@ impl Client {
 
     /// The manifest `reference` (a digest or a tag) of `image`'s repository.
     /// Fetched by digest, it must match it.
-    pub async fn manifest(
+    pub(crate) async fn manifest(
         &self,
         image: &Reference,
         reference: &str,
@@ -314,7 +314,7 @@ impl Client {
 
     /// The blob `digest` of `image`'s repository, at most `cap` bytes,
     /// checked against its digest.
-    pub async fn blob(
+    pub(crate) async fn blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -327,7 +327,7 @@ impl Client {
 
     /// The OCI 1.1 referrers index of `digest`, filtered by `artifact_type`;
     /// `None` when the registry does not offer the API.
-    pub async fn referrers(
+    pub(crate) async fn referrers(
         &self,
         image: &Reference,
         digest: &str,
@@ -381,7 +381,7 @@ impl Client {
     /// Stream the blob `digest` of `image`'s repository into `out`, at most
     /// `cap` bytes; it is checked against its digest at the end, and when
     /// it does not match the caller must discard what was written.
-    pub async fn blob_to(
+    pub(crate) async fn blob_to(
         &self,
         image: &Reference,
         digest: &str,
@@ -784,7 +784,7 @@ fn check_digest(
 }
 
 /// `sha256:` and 64 lowercase hex digits.
-pub fn is_sha256_digest(d: &str) -> bool {
+pub(crate) fn is_sha256_digest(d: &str) -> bool {
     d.strip_prefix("sha256:").is_some_and(|h| {
         h.len() == 64
             && h.bytes()

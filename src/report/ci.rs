@@ -13,7 +13,7 @@ use super::findings::{Finding, render};
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// JUnit XML.
     Junit,
     /// Markdown.
@@ -26,7 +26,7 @@ pub enum Format {
 
 /// One `--report FORMAT=PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     /// The format.
     pub format: Format,
     /// Where to write it.
@@ -65,7 +65,7 @@ use super::view::ReportRun;
 
 /// One target's controls, as a report shows them.
 #[derive(Debug, Clone)]
-pub struct TargetControls<'a> {
+pub(crate) struct TargetControls<'a> {
     /// The policy the target belongs to.
     pub policy: &'a str,
     /// Target id.
@@ -101,7 +101,7 @@ fn xml(s: &str) -> String {
 /// target), a `<testcase>` per control; failed controls carry `<failure>`,
 /// error controls and unscanned targets `<error>`, skipped and
 /// not-applicable ones `<skipped>`.
-pub fn junit(targets: &[TargetControls<'_>], runs: &[ReportRun]) -> String {
+pub(crate) fn junit(targets: &[TargetControls<'_>], runs: &[ReportRun]) -> String {
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vigil\">\n");
     // Per run, one `coverage` case: failed when the coverage gate failed,
@@ -209,7 +209,7 @@ pub fn junit(targets: &[TargetControls<'_>], runs: &[ReportRun]) -> String {
 
 /// A markdown summary: the verdict, a table, and the failed and error
 /// controls of every target that has them.
-pub fn markdown(runs: &[ReportRun]) -> String {
+pub(crate) fn markdown(runs: &[ReportRun]) -> String {
     let cell = markdown_text;
     let mut out = String::new();
     for s in runs {
@@ -312,10 +312,10 @@ fn markdown_fence(text: &str) -> String {
 
 /// Where a control is defined: the profile file as given and the line of
 /// its `id` (SARIF results point there).
-pub type Locations = std::collections::BTreeMap<String, (String, u32)>;
+pub(crate) type Locations = std::collections::BTreeMap<String, (String, u32)>;
 
 /// The locations of every control of the loaded profiles.
-pub fn locations(set: &crate::policy::PolicySet) -> Locations {
+pub(crate) fn locations(set: &crate::policy::PolicySet) -> Locations {
     let mut out = Locations::new();
     for p in &set.profiles {
         for (i, c) in p.value.controls.iter().enumerate() {
@@ -348,7 +348,7 @@ fn security_severity(severity: &str) -> &'static str {
 /// control's definition (else the policy's source), fingerprinted by target
 /// and control so a code-scanning alert follows the same finding across
 /// runs.
-pub fn sarif(
+pub(crate) fn sarif(
     summaries: &[ReportRun],
     locations: &Locations,
     policy_files: &std::collections::BTreeMap<String, String>,
@@ -467,7 +467,7 @@ pub fn sarif(
 
 /// A report path refused before a run (the path is shown escaped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReportPathError {
+pub(crate) enum ReportPathError {
     /// Reports never overwrite unless asked to.
     #[error(
         "report {0} already exists; reports never overwrite: choose another path, or pass --force to replace it"
@@ -480,7 +480,7 @@ pub enum ReportPathError {
 
 /// Refuse, before a run, report paths that exist (reports never overwrite)
 /// or whose directory does not.
-pub fn check_paths(requests: &[Request], force: bool) -> Result<(), ReportPathError> {
+pub(crate) fn check_paths(requests: &[Request], force: bool) -> Result<(), ReportPathError> {
     for r in requests {
         let shown = crate::safeio::printable(&r.path.display().to_string()).into_owned();
         match std::fs::symlink_metadata(&r.path) {
@@ -500,7 +500,7 @@ pub fn check_paths(requests: &[Request], force: bool) -> Result<(), ReportPathEr
 
 /// Write every requested report for the run summaries (mode 0600: they are
 /// plaintext results).
-pub fn write(
+pub(crate) fn write(
     requests: &[Request],
     runs: &[ReportRun],
     locations: &Locations,

@@ -10,7 +10,7 @@ use super::inventory::{Entry, Inventory};
 
 /// One side of the comparison, as read from a verified bundle.
 #[derive(Debug, Clone, Serialize)]
-pub struct Side {
+pub(crate) struct Side {
     /// The bundle directory.
     pub bundle: String,
     /// Its run id.
@@ -29,7 +29,7 @@ pub struct Side {
 
 /// A control whose status differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ControlChange {
+pub(crate) struct ControlChange {
     /// Control id.
     pub id: String,
     /// Status in the image.
@@ -40,7 +40,7 @@ pub struct ControlChange {
 
 /// A path whose metadata or content differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FileChange {
+pub(crate) struct FileChange {
     /// Path.
     pub path: String,
     /// In the image.
@@ -51,7 +51,7 @@ pub struct FileChange {
 
 /// A package whose version differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PackageChange {
+pub(crate) struct PackageChange {
     /// Name.
     pub name: String,
     /// Version in the image.
@@ -62,7 +62,7 @@ pub struct PackageChange {
 
 /// The drift of one running container from its image.
 #[derive(Debug, Clone, Serialize)]
-pub struct Drift {
+pub(crate) struct Drift {
     /// The image scan.
     pub image: Side,
     /// The container scan.
@@ -88,7 +88,7 @@ pub struct Drift {
 
 impl Drift {
     /// Returns true if and only if anything drifted (or could not be compared).
-    pub fn drifted(&self) -> bool {
+    pub(crate) fn drifted(&self) -> bool {
         !(self.controls.is_empty()
             && self.files_added.is_empty()
             && self.files_removed.is_empty()
@@ -101,7 +101,7 @@ impl Drift {
 }
 
 /// Compare a container's scan with its image's.
-pub fn compare(image: Side, runtime: Side) -> Drift {
+pub(crate) fn compare(image: Side, runtime: Side) -> Drift {
     let controls = image
         .statuses
         .iter()
@@ -209,7 +209,7 @@ pub fn compare(image: Side, runtime: Side) -> Drift {
 
 /// A table of drifts, one block per container; text from the bundles is
 /// escaped.
-pub fn render(drifts: &[Drift]) -> String {
+pub(crate) fn render(drifts: &[Drift]) -> String {
     use std::fmt::Write as _;
     let p = |s: &str| crate::safeio::printable(s).into_owned();
     let mut out = String::new();

@@ -43,12 +43,12 @@ const MAX_MESSAGE_CHARS: usize = 200;
 
 /// Every control of an HDF document as a [`Finding`] (any status), in
 /// document order: what CI report formats list, one test case each.
-pub fn all_controls(hdf: &Hdf) -> Vec<Finding> {
+pub(crate) fn all_controls(hdf: &Hdf) -> Vec<Finding> {
     hdf.controls.iter().map(finding).collect()
 }
 
 /// Control id → its status (Heimdall's rules), for every control.
-pub fn control_statuses(hdf: &Hdf) -> std::collections::BTreeMap<String, ControlStatus> {
+pub(crate) fn control_statuses(hdf: &Hdf) -> std::collections::BTreeMap<String, ControlStatus> {
     hdf.controls
         .iter()
         .map(|c| (c.id.to_string(), c.status))
@@ -74,7 +74,7 @@ fn finding(c: &Control) -> Finding {
 /// keeps a share of every clause, and a clause too long for its share
 /// keeps its start (what was checked) and its end (what was found, the
 /// `got …`), cut in the middle.
-pub fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     fn middle(s: &str, max: usize) -> String {
         let n = s.chars().count();
         if n <= max {
@@ -108,7 +108,7 @@ pub fn shorten(text: &str, max: usize) -> String {
 
 /// The failed and error controls of an HDF document: errors first, then by
 /// severity (critical first), then by id in natural order.
-pub fn findings(hdf: &Hdf) -> Vec<Finding> {
+pub(crate) fn findings(hdf: &Hdf) -> Vec<Finding> {
     let mut out = Findings::default();
     hdf.controls.iter().for_each(|c| out.add(c));
     out.sorted()
@@ -117,11 +117,11 @@ pub fn findings(hdf: &Hdf) -> Vec<Finding> {
 /// Findings gathered one control at a time (as [`super::import::read_each`]
 /// gives them), so a caller keeps only the failing controls.
 #[derive(Default)]
-pub struct Findings(Vec<(f64, Finding)>);
+pub(crate) struct Findings(Vec<(f64, Finding)>);
 
 impl Findings {
     /// Keep `c` if it failed or errored.
-    pub fn add(&mut self, c: &Control) {
+    pub(crate) fn add(&mut self, c: &Control) {
         if matches!(c.status, ControlStatus::Failed | ControlStatus::Error) {
             self.0.push((c.impact, finding(c)));
         }
@@ -129,7 +129,7 @@ impl Findings {
 
     /// Errors first, then by severity (critical first), then by id in
     /// natural order.
-    pub fn sorted(self) -> Vec<Finding> {
+    pub(crate) fn sorted(self) -> Vec<Finding> {
         let mut out = self.0;
         out.sort_by(|(ia, a), (ib, b)| {
             (b.status == ControlStatus::Error)
@@ -142,13 +142,13 @@ impl Findings {
 }
 
 /// The findings and every control of an HDF document.
-pub fn findings_of(hdf: &Hdf) -> (Vec<Finding>, Vec<Finding>) {
+pub(crate) fn findings_of(hdf: &Hdf) -> (Vec<Finding>, Vec<Finding>) {
     (findings(hdf), all_controls(hdf))
 }
 
 /// Which findings to print under a target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Details {
+pub(crate) enum Details {
     /// None.
     None,
     /// The failed and error controls of targets that fail their threshold
@@ -161,7 +161,7 @@ pub enum Details {
 
 /// The lines printed under a target's row: at most `limit` findings, then
 /// "and N more". `show` says whether this target's findings are printed.
-pub fn render(findings: &[Finding], limit: usize) -> String {
+pub(crate) fn render(findings: &[Finding], limit: usize) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     for f in findings.iter().take(limit) {
@@ -184,7 +184,7 @@ pub fn render(findings: &[Finding], limit: usize) -> String {
 
 /// Compare strings with runs of digits compared as numbers, so `host2`
 /// sorts before `host10`.
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
     loop {
         match (x.first(), y.first()) {

@@ -169,7 +169,7 @@ struct WaiverData<'a> {
 }
 
 /// Serialize the HDF document for one target.
-pub fn to_vec(r: &TargetReport) -> Vec<u8> {
+pub(crate) fn to_vec(r: &TargetReport) -> Vec<u8> {
     let start = r.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let profiles = r
         .profiles

@@ -2,7 +2,7 @@
 //! document, summaries, SAF thresholds and waivers.
 
 pub(crate) mod ci;
-pub mod drift;
+pub(crate) mod drift;
 pub(crate) mod findings;
 pub(crate) mod hdf;
 pub mod import;
@@ -13,7 +13,7 @@ pub(crate) mod overlay;
 pub(crate) mod run;
 pub(crate) mod summary;
 pub(crate) mod text;
-pub mod threshold;
+pub(crate) mod threshold;
 pub(crate) mod view;
 pub(crate) mod waiver;
 

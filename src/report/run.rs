@@ -377,7 +377,7 @@ impl Coverage {
     }
 }
 
-pub use crate::approach::ScannerImageCheck;
+pub(crate) use crate::approach::ScannerImageCheck;
 
 /// Which plan a run scanned: the digest of the whole plan's target ids, how
 /// many targets it has, and the shard when the run covered one.

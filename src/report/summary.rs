@@ -67,7 +67,7 @@ impl ControlStatus {
 }
 
 /// Compute a control's status from its results.
-pub fn control_status(results: &[TestResult], impact: f64, waived: bool) -> ControlStatus {
+pub(crate) fn control_status(results: &[TestResult], impact: f64, waived: bool) -> ControlStatus {
     if results.iter().any(|r| r.status == Status::Error) {
         ControlStatus::Error
     } else if waived || impact == 0.0 {
@@ -85,7 +85,7 @@ pub fn control_status(results: &[TestResult], impact: f64, waived: bool) -> Cont
 
 /// Severity band from impact (inspecjs): ≥0.9 critical, ≥0.7 high,
 /// ≥0.4 medium, ≥0.1 low, otherwise none.
-pub fn severity(impact: f64) -> &'static str {
+pub(crate) fn severity(impact: f64) -> &'static str {
     Severity::of_impact(impact).as_str()
 }
 

@@ -11,7 +11,7 @@ use crate::report::run::RunSummary;
 use crate::safeio::printable;
 
 /// The summary table of one policy's run.
-pub fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> String {
+pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> String {
     let mut out = String::new();
     if unsigned {
         let _ = writeln!(

@@ -9,7 +9,7 @@ use super::run::RunSummary;
 /// or from a bundle's signed statement and decrypted results (`vigil
 /// open`), so both commands write the same reports.
 #[derive(Debug, Clone)]
-pub struct ReportRun {
+pub(crate) struct ReportRun {
     /// Policy name.
     pub policy: String,
     /// Run id.
@@ -33,7 +33,7 @@ pub struct ReportRun {
 
 /// One target of a [`ReportRun`].
 #[derive(Debug, Clone)]
-pub struct ReportTarget {
+pub(crate) struct ReportTarget {
     /// Target id.
     pub id: String,
     /// Approach.

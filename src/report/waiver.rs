@@ -31,7 +31,7 @@ impl WaiverState {
 /// The waiver (if any) for `control` on `target` at `now`. Among several,
 /// an active one wins over an expired one. A waiver with `targets` applies
 /// only to those target ids.
-pub fn find(
+pub(crate) fn find(
     waivers: &[Waiver],
     control: &str,
     target: &str,

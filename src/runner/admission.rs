@@ -14,7 +14,7 @@ use std::sync::{Condvar, Mutex};
 use crate::plan::PlannedTarget;
 
 /// Shared by the workers of one run.
-pub struct Admission<'a> {
+pub(crate) struct Admission<'a> {
     targets: &'a [PlannedTarget],
     per_namespace: Option<u32>,
     per_node: Option<u32>,
@@ -34,7 +34,7 @@ struct State {
 impl<'a> Admission<'a> {
     /// Admit `targets` in `order` (indices into `targets`; targets not in
     /// `order` are appended in their own order).
-    pub fn new(
+    pub(crate) fn new(
         targets: &'a [PlannedTarget],
         order: &[usize],
         per_namespace: Option<u32>,
@@ -82,7 +82,7 @@ impl<'a> Admission<'a> {
 
     /// The next target this worker may scan, waiting while every pending
     /// one is at a cap; `None` when nothing is left.
-    pub fn next(&self) -> Option<usize> {
+    pub(crate) fn next(&self) -> Option<usize> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if st.pending.is_empty() {
@@ -113,7 +113,7 @@ impl<'a> Admission<'a> {
     }
 
     /// Target `i` is done: free its namespace and node slots.
-    pub fn done(&self, i: usize) {
+    pub(crate) fn done(&self, i: usize) {
         let t = &self.targets[i];
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *guard;

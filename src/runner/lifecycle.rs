@@ -37,7 +37,7 @@ pub enum LifecycleError {
 /// Scan local targets (root filesystems) with signals watched: the first
 /// stops new scans, and every target not started is recorded as not
 /// scanned.
-pub fn run_local(
+pub(crate) fn run_local(
     set: &PolicySet,
     policy: &Loaded<ScanPolicy>,
     pp: &PolicyPlan,
@@ -62,7 +62,7 @@ pub fn run_local(
 }
 
 /// The audit log as written, its chain head and its entry count.
-pub type SealedAudit = (crate::report::output::Written, String, u64);
+pub(crate) type SealedAudit = (crate::report::output::Written, String, u64);
 
 /// SIGINT and SIGTERM, registered before the first scan starts (so an
 /// early signal never meets the default handler, which would kill the run
@@ -181,7 +181,7 @@ fn cleanup_then<R>(work: std::thread::Result<R>, cleanup: impl FnOnce()) -> R {
 /// SIGINT/SIGTERM included: a signal stops new scans and gives in-flight
 /// ones a grace period — a second signal ends it — then cleanup runs and
 /// the bundle is sealed).
-pub fn run_in_cluster(
+pub(crate) fn run_in_cluster(
     rt: &tokio::runtime::Runtime,
     caller: &Cluster,
     set: &PolicySet,

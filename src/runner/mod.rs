@@ -14,7 +14,7 @@ pub(crate) mod admission;
 pub(crate) mod lifecycle;
 pub mod pipeline;
 pub mod scanner;
-pub(crate) mod session;
+pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

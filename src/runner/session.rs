@@ -61,7 +61,7 @@ fn selected<'a>(
 
 /// The kubeconfig context the selected policies' Kubernetes targets use, if
 /// any target is a Kubernetes one (all must use the same context).
-pub fn cluster_context(
+pub(crate) fn cluster_context(
     set: &PolicySet,
     only: &[String],
 ) -> Result<Option<Option<String>>, SessionError> {
@@ -136,7 +136,7 @@ impl Session {
 /// What a command plans from: the files, where the pods come from, and the
 /// plan's options.
 #[derive(Debug, Clone)]
-pub struct PlanRequest {
+pub(crate) struct PlanRequest {
     /// A `kubectl get pods -A -o json` snapshot; the live cluster otherwise.
     pub inventory: Option<std::path::PathBuf>,
     /// Only these policies (all when empty).
@@ -158,7 +158,7 @@ pub struct PlanRequest {
 }
 
 /// A plan ready to run, with what it was made from.
-pub struct Planned {
+pub(crate) struct Planned {
     /// The loaded policies and profiles.
     pub set: PolicySet,
     /// The plan.
@@ -172,7 +172,7 @@ pub struct Planned {
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// The policies are invalid (the diagnostics say where).
     #[error("the policies are invalid")]
     Policies(Vec<crate::diag::Diagnostic>),
@@ -201,7 +201,7 @@ pub enum PlanError {
 
 /// Load the policies and profiles; their warnings on success. Their
 /// site-specific secret patterns apply from here on, to every message.
-pub fn load(
+pub(crate) fn load(
     paths: &[std::path::PathBuf],
 ) -> Result<(PolicySet, Vec<crate::diag::Diagnostic>), PlanError> {
     let (set, diags) = crate::policy::load(paths);
@@ -218,7 +218,7 @@ pub fn load(
 
 /// Read the pods (a snapshot, or the live cluster through a new session)
 /// and plan the loaded policies.
-pub fn plan(mut set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError> {
+pub(crate) fn plan(mut set: PolicySet, req: &PlanRequest) -> Result<Planned, PlanError> {
     if !req.images.is_empty() {
         // Each source is read now, so an error names the flag: the
         // policies' targets it replaces have no line to point at.

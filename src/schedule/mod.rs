@@ -26,7 +26,7 @@ use crate::policy::model::{ScanPolicy, Schedule};
 
 /// One policy's parsed schedule.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The policy.
     pub policy: String,
     /// The expression as written.
@@ -42,7 +42,7 @@ pub struct Plan {
 
 /// A schedule that cannot be planned (lint refuses both before a run).
 #[derive(Debug, thiserror::Error)]
-pub enum ScheduleError {
+pub(crate) enum ScheduleError {
     /// The cron expression.
     #[error(transparent)]
     Cron(#[from] crate::policy::lint::CronError),
@@ -53,7 +53,7 @@ pub enum ScheduleError {
 
 impl Plan {
     /// Parse a policy's schedule; `None` when it has none.
-    pub fn of(policy: &ScanPolicy) -> Result<Option<Plan>, ScheduleError> {
+    pub(crate) fn of(policy: &ScanPolicy) -> Result<Option<Plan>, ScheduleError> {
         let Some(s) = &policy.spec.schedule else {
             return Ok(None);
         };
@@ -82,7 +82,7 @@ impl Plan {
     }
 
     /// The first fire strictly after `t`.
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
             .find_next_occurrence(&t.with_timezone(&self.tz), false)
             .ok()
@@ -90,7 +90,7 @@ impl Plan {
     }
 
     /// The last fire at or before `t`.
-    pub fn previous_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn previous_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
             .find_previous_occurrence(&t.with_timezone(&self.tz), true)
             .ok()
@@ -98,21 +98,21 @@ impl Plan {
     }
 
     /// The expression in words.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.cron.describe()
     }
 }
 
 /// Wall time on tokio's clock: a paused test clock moves it too.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     wall: DateTime<Utc>,
     at: tokio::time::Instant,
 }
 
 impl Clock {
     /// Start at `wall` now.
-    pub fn starting_at(wall: DateTime<Utc>) -> Clock {
+    pub(crate) fn starting_at(wall: DateTime<Utc>) -> Clock {
         Clock {
             wall,
             at: tokio::time::Instant::now(),
@@ -120,7 +120,7 @@ impl Clock {
     }
 
     /// The current wall time.
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.wall + chrono::Duration::from_std(self.at.elapsed()).unwrap_or_default()
     }
 
@@ -133,7 +133,7 @@ impl Clock {
 
 /// What happened, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A run started (`catch_up`: for a fire missed while down).
     Started {
         /// The policy.
@@ -160,13 +160,13 @@ pub enum Event {
 }
 
 /// A run of one policy; resolves to whether it sealed a bundle.
-pub type RunFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+pub(crate) type RunFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// Run every plan on its schedule until `stop` resolves. `last` holds each
 /// policy's last fire before this start (for catch-up); `run` starts a
 /// run; `events` hears everything. On stop, runs in flight are awaited
 /// (the runs themselves handle the signal).
-pub async fn daemon(
+pub(crate) async fn daemon(
     plans: Vec<Plan>,
     clock: Clock,
     last: BTreeMap<String, DateTime<Utc>>,
@@ -267,7 +267,7 @@ fn jitter(max: Duration) -> Duration {
 /// delete older sealed ones. Nothing is deleted unless the newest bundle is
 /// sealed; unsealed directories (a run in progress, a crash) are left
 /// alone. Returns what was deleted.
-pub fn retain(dir: &Path, keep: usize) -> std::io::Result<Vec<String>> {
+pub(crate) fn retain(dir: &Path, keep: usize) -> std::io::Result<Vec<String>> {
     let mut sealed: Vec<String> = Vec::new();
     let mut newest_any: Option<String> = None;
     for e in std::fs::read_dir(dir)?.flatten() {
@@ -311,7 +311,7 @@ pub fn retain(dir: &Path, keep: usize) -> std::io::Result<Vec<String>> {
 /// After a scheduled run that sealed a bundle: retention (`output.keep`),
 /// then `spec.monitoring` (audit-check, attested with the run's key). Each
 /// outcome is logged; none stops the scheduler.
-pub async fn after_run(
+pub(crate) async fn after_run(
     policy: &str,
     dir: std::path::PathBuf,
     keep: Option<u32>,

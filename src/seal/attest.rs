@@ -15,13 +15,13 @@ use super::layout::{AUDIT_CHECK_FILE, STATEMENT_FILE};
 use super::statement::{STATEMENT_TYPE, Subject};
 
 /// The predicate type of an audit-check attestation.
-pub const AUDIT_CHECK_PREDICATE_TYPE: &str = "https://vigil.dev/attestations/audit-check/v1";
+pub(crate) const AUDIT_CHECK_PREDICATE_TYPE: &str = "https://vigil.dev/attestations/audit-check/v1";
 
 /// An in-toto statement over the run's statement, with the check as its
 /// predicate (kept as JSON: `monitor` owns its shape).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditCheckStatement {
+pub(crate) struct AuditCheckStatement {
     /// In-toto statement type.
     #[serde(rename = "_type")]
     pub statement_type: String,
@@ -36,7 +36,7 @@ pub struct AuditCheckStatement {
 
 /// Why an attestation cannot be written.
 #[derive(Debug, thiserror::Error)]
-pub enum AttestError {
+pub(crate) enum AttestError {
     /// One is there already: attestations are never replaced.
     #[error(
         "{0} already exists; an attestation is never replaced (check a copy of the bundle to attest again)"
@@ -60,7 +60,7 @@ fn statement_digest(bundle: &Path) -> Result<String, String> {
 
 /// Sign `predicate` over the bundle's statement and write it into the
 /// bundle (never over an existing one).
-pub fn write(
+pub(crate) fn write(
     bundle: &Path,
     predicate: serde_json::Value,
     signer: &Signer,

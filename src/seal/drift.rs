@@ -16,11 +16,11 @@ use crate::report::drift::{Drift, Side, compare};
 use crate::report::inventory::Inventory;
 
 /// The predicate type of a signed drift report.
-pub const DRIFT_PREDICATE_TYPE: &str = "https://vigil.dev/attestations/drift/v1";
+pub(crate) const DRIFT_PREDICATE_TYPE: &str = "https://vigil.dev/attestations/drift/v1";
 
 /// Why no comparison could be made.
 #[derive(Debug, thiserror::Error)]
-pub enum DriftError {
+pub(crate) enum DriftError {
     /// A bundle does not verify.
     #[error("{bundle} does not verify: {problems}")]
     Unverified {
@@ -131,7 +131,7 @@ fn sides(
 /// Compare every container of `runtime` with the scan of its image in
 /// `image` (both verified with `trusted`; decrypted with `identities`).
 /// Returns the drifts and the digests of both statements.
-pub fn drift(
+pub(crate) fn drift(
     image: &Path,
     runtime: &Path,
     trusted: &[VerifyingKey],
@@ -182,7 +182,7 @@ pub fn drift(
 
 /// A DSSE envelope over an in-toto statement whose subjects are the two
 /// bundles' statements and whose predicate is the report.
-pub fn signed_report(
+pub(crate) fn signed_report(
     drifts: &[Drift],
     statements: &[String; 2],
     signer: &super::keys::Signer,

@@ -9,7 +9,7 @@ pub const STATEMENT_FILE: &str = "statement.dsse.json";
 /// The audit-check attestation's file name (`vigil audit-check --attest`):
 /// written after the seal, so it is not a subject of the run's statement;
 /// its own subject is that statement.
-pub const AUDIT_CHECK_FILE: &str = "audit-check.dsse.json";
+pub(crate) const AUDIT_CHECK_FILE: &str = "audit-check.dsse.json";
 
 /// Largest statement accepted (a 10,000-target statement is ~5 MB).
 pub const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
@@ -18,11 +18,11 @@ pub const MAX_STATEMENT_BYTES: u64 = 256 * 1024 * 1024;
 pub const SUMMARY_FILE: &str = "summary.json";
 
 /// What an encrypted file's name adds to its plaintext name.
-pub const ENCRYPTED_SUFFIX: &str = ".age";
+pub(crate) const ENCRYPTED_SUFFIX: &str = ".age";
 
 /// Where a target's HDF result goes, by its id (the file name is
 /// injective: two ids never share a file).
-pub fn target_result(target_id: &str) -> String {
+pub(crate) fn target_result(target_id: &str) -> String {
     format!(
         "targets/{}",
         crate::report::hdf_file_name(target_id).display()
@@ -32,7 +32,7 @@ pub fn target_result(target_id: &str) -> String {
 /// The stored name of a target's inventory (`report::inventory`): the
 /// HDF file's name with `.inv.json` (no longer, so any id that fits one
 /// fits the other).
-pub fn target_inventory(target_id: &str) -> String {
+pub(crate) fn target_inventory(target_id: &str) -> String {
     let hdf = target_result(target_id);
     format!("{}.inv.json", hdf.trim_end_matches(".hdf.json"))
 }
@@ -59,7 +59,7 @@ pub fn output_dir(
 }
 
 /// A bundle's encrypted summary file, if it has one.
-pub fn encrypted_summary(bundle: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn encrypted_summary(bundle: &Path) -> Option<std::path::PathBuf> {
     let p = bundle.join(format!("{SUMMARY_FILE}{ENCRYPTED_SUFFIX}"));
     p.is_file().then_some(p)
 }

@@ -23,7 +23,7 @@ use crate::report::output::RunOutput;
 
 /// Why shards were not merged.
 #[derive(Debug, thiserror::Error)]
-pub enum MergeError {
+pub(crate) enum MergeError {
     /// A bundle does not verify.
     #[error("{bundle}: does not verify: {problems}")]
     NotVerified {
@@ -252,7 +252,7 @@ fn judge(
 
 /// Check the shard bundles, then write the merged bundle through `output`
 /// (created for the merged run id) and seal it.
-pub fn merge(
+pub(crate) fn merge(
     bundles: &[PathBuf],
     trusted: &[VerifyingKey],
     policy_sha256: &str,

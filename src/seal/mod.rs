@@ -7,7 +7,7 @@
 
 pub(crate) mod attest;
 pub mod bundle;
-pub mod drift;
+pub(crate) mod drift;
 pub mod dsse;
 pub mod keys;
 pub(crate) mod layout;

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::report::run::{RunSummary, StatusCounts};
 
 /// in-toto Statement type.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// vigil's predicate type.
-pub const PREDICATE_TYPE: &str = "https://vigil.dev/attestations/scan-run/v1";
+pub(crate) const PREDICATE_TYPE: &str = "https://vigil.dev/attestations/scan-run/v1";
 
 /// A statement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,7 +203,7 @@ impl From<&StatusCounts> for Counts {
 }
 
 /// Build the predicate from a run summary.
-pub fn predicate(
+pub(crate) fn predicate(
     summary: &RunSummary,
     policy_sha256: &str,
     summary_file: FileRef,

@@ -24,7 +24,7 @@ which the root check reads, is in the Pod schema from 1.31).";
 
 /// Options of `vigil render admission-policy`.
 #[derive(Debug, clap::Args)]
-pub struct AdmissionArgs {
+pub(super) struct AdmissionArgs {
     /// Policy files or directories: their scanner images are admitted.
     #[arg(value_name = "POLICY")]
     paths: Vec<std::path::PathBuf>,

@@ -16,7 +16,7 @@ signing key `signing.key.pem` from the Secret; results go to the PVC.";
 
 /// Options of `vigil render cronjob` and `vigil render job`.
 #[derive(Debug, clap::Args)]
-pub struct InClusterArgs {
+pub(super) struct InClusterArgs {
     /// Policy (and profile) files or directories.
     #[arg(required = true, value_name = "POLICY")]
     paths: Vec<std::path::PathBuf>,

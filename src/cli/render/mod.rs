@@ -18,7 +18,7 @@ Examples:
 /// Print Kubernetes manifests derived from policies.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
     what: What,
 }
@@ -113,7 +113,7 @@ enum What {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     match args.what {
         What::Rbac(input) => {
             let (set, plan, _) = super::load_plan(&input)?;

@@ -19,7 +19,7 @@ workload's pods.";
 
 /// Options of `vigil render sidecar`.
 #[derive(Debug, clap::Args)]
-pub struct SidecarArgs {
+pub(super) struct SidecarArgs {
     /// Policy files or directories (the sidecar settings come from spec.sidecar).
     #[arg(value_name = "POLICY")]
     paths: Vec<std::path::PathBuf>,
