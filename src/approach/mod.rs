@@ -244,7 +244,7 @@ impl Scan<'_> {
 
 impl KubeCollector<'_> {
     /// Why the `role` scanner image may not be used, if it was refused.
-    fn refused(&self, role: &str) -> Result<(), GatherError> {
+    fn refused(&self, role: crate::policy::model::Approach) -> Result<(), GatherError> {
         match self
             .scanner_images
             .iter()
@@ -252,7 +252,8 @@ impl KubeCollector<'_> {
             .and_then(|c| c.refused.as_ref())
         {
             Some(why) => Err(GatherError::Other(format!(
-                "the {role} scanner image failed its signature check, so it was not used: {why}"
+                "the {} scanner image failed its signature check, so it was not used: {why}",
+                role.as_str()
             ))),
             None => Ok(()),
         }
@@ -272,7 +273,7 @@ impl KubeCollector<'_> {
                     "the debug approach needs spec.debug.image".into()
                 })));
             };
-            if let Err(e) = self.refused("debug") {
+            if let Err(e) = self.refused(crate::policy::model::Approach::Debug) {
                 return Err(match why {
                     None => e,
                     Some(w) => e.context(&format!("{w}; ")),
@@ -289,7 +290,7 @@ impl KubeCollector<'_> {
         match t.approach {
             Approach::Api => Ok((api::gather(scan, req).await?, Approach::Api)),
             Approach::Sidecar => {
-                self.refused("sidecar")?;
+                self.refused(crate::policy::model::Approach::Sidecar)?;
                 Ok((sidecar::gather(scan, req).await?, Approach::Sidecar))
             }
             Approach::Debug => debug(None).await,
@@ -562,7 +563,7 @@ pub fn output_tail(output: &[u8]) -> String {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScannerImageCheck {
     /// `debug` or `sidecar`.
-    pub role: String,
+    pub role: crate::policy::model::Approach,
     /// The image, as pinned.
     pub image: String,
     /// The signature that verified: digest, key, signature and source.

@@ -1,6 +1,5 @@
 //! `vigil open`: verify a bundle, then decrypt its results.
 
-use crate::report::run::ThresholdOutcome;
 use crate::safeio::printable;
 use std::fmt::Write as _;
 use std::os::unix::fs::DirBuilderExt;
@@ -102,35 +101,6 @@ fn keys(
         .into());
     }
     Ok((identities, trusted))
-}
-
-/// One target of a verified statement, with its decrypted results, as
-/// the reports show it.
-fn report_target(
-    t: &crate::seal::statement::TargetResult,
-    hdf: &crate::report::import::Hdf,
-    findings: Vec<crate::report::findings::Finding>,
-) -> crate::report::view::ReportTarget {
-    let c = &t.counts;
-    crate::report::view::ReportTarget {
-        id: t.id.clone(),
-        approach: t.approach.clone(),
-        evidence: t.evidence.clone(),
-        image_digest: t.image_digest.clone(),
-        hdf: (t.hdf.file.clone(), t.hdf.plaintext_sha256.clone()),
-        counts: [c.passed, c.failed, c.skipped, c.no_impact, c.error],
-        compliance: t.compliance,
-        threshold: match (t.status, t.threshold_passed) {
-            (crate::report::run::TargetStatus::Error, _) => ThresholdOutcome::Error,
-            (_, Some(true)) => ThresholdOutcome::Pass,
-            (_, Some(false)) => ThresholdOutcome::Fail,
-            (_, None) => ThresholdOutcome::None,
-        },
-        error: (t.status == crate::report::run::TargetStatus::Error)
-            .then(|| "it could not be scanned".to_string()),
-        controls: crate::report::findings::all_controls(hdf),
-        findings,
-    }
 }
 
 pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
@@ -250,26 +220,10 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
         if !args.reports.is_empty() {
-            report_targets.push(report_target(t, &hdf, findings));
+            report_targets.push(t.report_target(&hdf, findings));
         }
         if let Some(dir) = &args.out {
-            let name = crate::report::hdf_file_name(&t.id);
-            let dest = dir.join(name);
-            let shown = printable(&dest.display().to_string()).into_owned();
-            crate::safeio::write_private(&dest, &bytes, args.force).map_err(|e| {
-                let why = crate::safeio::io_reason(&e);
-                use std::io::ErrorKind::{AlreadyExists, NotFound, PermissionDenied};
-                match e.kind() {
-                    AlreadyExists => InvalidInput(format!(
-                        "cannot create {shown}: {why}; open never overwrites: choose an empty --out directory, or pass --force to replace the files"
-                    ))
-                    .into(),
-                    PermissionDenied | NotFound => {
-                        InvalidInput(format!("cannot create {shown}: {why}")).into()
-                    }
-                    _ => anyhow::anyhow!("cannot write {shown}: {why}"),
-                }
-            })?;
+            write_result(dir, &t.id, &bytes, args.force)?;
         }
     }
     if let Some(c) = &p.coverage {
@@ -294,17 +248,7 @@ fn write_reports(
     targets: Vec<crate::report::view::ReportTarget>,
 ) -> anyhow::Result<()> {
     let statement = args.bundle.join(crate::seal::bundle::STATEMENT_FILE);
-    let runs = [crate::report::view::ReportRun {
-        policy: p.policy.name.clone(),
-        run_id: p.run_id.clone(),
-        verdict: p.verdict.to_string(),
-        started: p.started.clone(),
-        ended: p.ended.clone(),
-        imported: p.imported.is_some(),
-        targets,
-        coverage: p.coverage.clone(),
-        coverage_passed: p.coverage_passed,
-    }];
+    let runs = [p.report_run(targets)];
     let files = [(p.policy.name.clone(), statement.display().to_string())].into();
     crate::report::ci::write(
         &args.reports,
@@ -314,4 +258,25 @@ fn write_reports(
         args.force,
     )?;
     Ok(())
+}
+
+/// Write one target's decrypted HDF into `dir` (private, never replacing
+/// a file unless `force`).
+fn write_result(dir: &std::path::Path, id: &str, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    let dest = dir.join(crate::report::hdf_file_name(id));
+    let shown = printable(&dest.display().to_string()).into_owned();
+    crate::safeio::write_private(&dest, bytes, force).map_err(|e| {
+        let why = crate::safeio::io_reason(&e);
+        use std::io::ErrorKind::{AlreadyExists, NotFound, PermissionDenied};
+        match e.kind() {
+            AlreadyExists => InvalidInput(format!(
+                "cannot create {shown}: {why}; open never overwrites: choose an empty --out directory, or pass --force to replace the files"
+            ))
+            .into(),
+            PermissionDenied | NotFound => {
+                InvalidInput(format!("cannot create {shown}: {why}")).into()
+            }
+            _ => anyhow::anyhow!("cannot write {shown}: {why}"),
+        }
+    })
 }

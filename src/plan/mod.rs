@@ -85,7 +85,7 @@ pub struct PolicyPlan {
 #[serde(rename_all = "camelCase")]
 pub struct PlannedScannerImage {
     /// `debug` or `sidecar`.
-    pub role: String,
+    pub role: Approach,
     /// The image, pinned.
     pub image: String,
     /// The fingerprint of the key its cosign signature must verify with
@@ -106,18 +106,18 @@ fn scanner_images(p: &Loaded<ScanPolicy>, targets: &[PlannedTarget]) -> Vec<Plan
     if let Some(d) = &spec.debug
         && uses(&[Approach::Debug, Approach::Auto])
     {
-        wanted.push(("debug", d.image.clone(), d.verify.as_ref()));
+        wanted.push((Approach::Debug, d.image.clone(), d.verify.as_ref()));
     }
     if let Some(s) = &spec.sidecar
         && let Some(image) = &s.image
         && uses(&[Approach::Sidecar])
     {
-        wanted.push(("sidecar", image.clone(), s.verify.as_ref()));
+        wanted.push((Approach::Sidecar, image.clone(), s.verify.as_ref()));
     }
     wanted
         .into_iter()
         .map(|(role, image, verify)| PlannedScannerImage {
-            role: role.into(),
+            role,
             image,
             key: verify.map(
                 |v| match crate::cosign::PublicKey::resolve(&v.key, p.base_dir()) {
@@ -1103,23 +1103,24 @@ fn choose_approach(
             if let Some(asked) = asked
                 && allow_pod_override
             {
-                return match asked.as_str() {
-                    "api" if need_probe => Err(format!(
+                return match Approach::from_name(asked) {
+                    Some(Approach::Api) if need_probe => Err(format!(
                         "pod annotation {APPROACH_ANNOTATION}=api asks for api, which cannot give the probe evidence the policy requires"
                     )),
-                    "api" => Ok((
+                    Some(Approach::Api) => Ok((
                         Approach::Api,
                         format!("pod annotation {APPROACH_ANNOTATION}=api"),
                     )),
-                    "debug" if has_debug_image => Ok((
+                    Some(Approach::Debug) if has_debug_image => Ok((
                         Approach::Debug,
                         format!("pod annotation {APPROACH_ANNOTATION}=debug"),
                     )),
-                    "sidecar" if sidecar.is_some() => {
+                    Some(Approach::Sidecar) if sidecar.is_some() => {
                         use_sidecar(format!("pod annotation {APPROACH_ANNOTATION}=sidecar"))
                     }
-                    other => Err(format!(
-                        "pod annotation {APPROACH_ANNOTATION}={other} cannot be honoured (unknown approach, or no debug image / sidecar)"
+                    _ => Err(format!(
+                        "pod annotation {APPROACH_ANNOTATION}={} cannot be honoured (unknown approach, or no debug image / sidecar)",
+                        crate::safeio::excerpt(asked, 40)
                     )),
                 };
             }

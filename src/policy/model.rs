@@ -818,7 +818,29 @@ pub enum Approach {
     Manifest,
 }
 
+impl std::fmt::Display for Approach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Approach {
+    /// The approach a lower-case name means (a pod's approach annotation).
+    pub(crate) fn from_name(name: &str) -> Option<Approach> {
+        [
+            Approach::Auto,
+            Approach::Api,
+            Approach::Debug,
+            Approach::Sidecar,
+            Approach::Local,
+            Approach::Image,
+            Approach::Imported,
+            Approach::Manifest,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
+    }
+
     /// The evidence level of facts gathered this way (an unresolved `auto`
     /// counts as its weakest outcome, `api`).
     pub fn evidence(self) -> Evidence {

@@ -18,8 +18,8 @@ pub struct Finding {
     pub id: String,
     /// `failed` or `error` (in [`all_controls`]: any control status).
     pub status: ControlStatus,
-    /// Severity from impact (`critical` … `none`).
-    pub severity: &'static str,
+    /// Severity (`critical` … `none`): tagged, else from impact.
+    pub severity: super::summary::Severity,
     /// The control's title.
     pub title: String,
     /// The first line of the message that says why (an escaped excerpt).
@@ -245,7 +245,7 @@ mod tests {
         let ids: Vec<&str> = f.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids, ["E-1", "C-9", "C-2", "C-10"]);
         assert_eq!(f[0].message, "walk stopped after 100000 entries");
-        assert_eq!(f[1].severity, "critical");
+        assert_eq!(f[1].severity, crate::report::summary::Severity::Critical);
         assert_eq!(f[3].message, "got x", "first line only");
         let text = render(&f, 2);
         assert!(
@@ -332,7 +332,7 @@ mod heimdall_tests {
                 ControlStatus::Passed
             ]
         );
-        let sev: Vec<&str> = c.iter().map(|c| c.severity).collect();
+        let sev: Vec<&str> = c.iter().map(|c| c.severity.as_str()).collect();
         assert_eq!(&sev[3..], ["high", "critical", "critical"]);
         let counts = hdf.counts();
         assert_eq!(
@@ -342,7 +342,7 @@ mod heimdall_tests {
         assert_eq!(
             counts.count(
                 ControlStatus::Failed,
-                super::super::summary::Severity::Critical
+                crate::report::summary::Severity::Critical
             ),
             2
         );

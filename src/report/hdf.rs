@@ -210,7 +210,7 @@ pub(crate) fn to_vec(r: &TargetReport) -> Vec<u8> {
                         tags: Tags {
                             tags: &c.tags,
                             severity: (!c.tags.contains_key("severity"))
-                                .then(|| super::summary::severity(c.impact)),
+                                .then(|| super::summary::Severity::of_impact(c.impact).as_str()),
                             evidence: c.evidence.as_str(),
                         },
                         code: &c.code,

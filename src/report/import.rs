@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::summary::{ControlStatus, Counts, control_status, severity};
+use super::summary::{ControlStatus, Counts, Severity, control_status};
 use crate::checks::{Status, TestResult};
 
 /// Characters of a title kept: one more than any excerpt shows, so an
@@ -58,7 +58,7 @@ pub struct Control {
     /// Severity as Heimdall reads it: `tags.severityoverride`, then
     /// `tags.severity` (when either is a known severity), then impact
     /// (inspecjs `compat_inspec_1_0.js`, `compute_severity`).
-    pub severity: &'static str,
+    pub severity: Severity,
     /// Heimdall's status for it.
     pub status: ControlStatus,
     /// The first line of the message of its first error (or else failed)
@@ -116,7 +116,7 @@ impl Control {
         }
         // Heimdall and vigil read a control's severity from its tags first;
         // the SAF CLI's threshold counts by impact alone.
-        let by_impact = severity(self.impact);
+        let by_impact = Severity::of_impact(self.impact);
         (self.severity != by_impact && self.status != ControlStatus::NoImpact).then(|| {
             format!(
                 "control {id} is tagged severity {} but has impact {}: Heimdall and vigil count it as {}, the SAF CLI's threshold as {by_impact}",
@@ -547,14 +547,12 @@ impl<'de> Visitor<'de> for ControlSeed {
         };
         let known = |s: Option<Scalar<'_>>| {
             let Some(Scalar::Str(t)) = s else { return None };
-            ["none", "low", "medium", "high", "critical"]
-                .into_iter()
-                .find(|k| k.eq_ignore_ascii_case(&t))
+            Severity::of_control_tag(&t)
         };
         let [over, tagged, evidence] = tags;
         let severity = known(over)
             .or_else(|| known(tagged))
-            .unwrap_or_else(|| severity(impact));
+            .unwrap_or_else(|| Severity::of_impact(impact));
         Ok(Control {
             id: id.into_owned(),
             title: title
@@ -971,7 +969,7 @@ mod tests {
         let a = &hdf.controls[0];
         // The number 3 is a result without a status: an error.
         assert_eq!(a.status, super::ControlStatus::Error);
-        assert_eq!((a.title.as_str(), a.severity), ("", "medium"));
+        assert_eq!((a.title.as_str(), a.severity), ("", crate::report::summary::Severity::Medium));
         assert_eq!(hdf.controls[1].status, super::ControlStatus::Passed);
     }
 

@@ -24,6 +24,15 @@ const NS: &str = "https://vigil.dev/ns/oscal";
 /// The OSCAL model version written.
 pub(crate) const OSCAL_VERSION: &str = "1.1.2";
 
+/// The OSCAL assessment-results format.
+pub(crate) struct Oscal;
+
+impl super::render::Render for Oscal {
+    fn render(&self, runs: &[ReportRun], _: &super::render::Context<'_>) -> String {
+        assessment_results(runs)
+    }
+}
+
 /// The assessment-results document for `runs`, pretty JSON.
 pub(crate) fn assessment_results(runs: &[ReportRun]) -> String {
     let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
@@ -87,7 +96,7 @@ fn result(r: &ReportRun) -> Value {
             }
         }
     }
-    let mut props = vec![prop("verdict", &r.verdict), prop("policy", &r.policy)];
+    let mut props = vec![prop("verdict", r.verdict.as_str()), prop("policy", &r.policy)];
     if r.imported {
         props.push(prop("evidence-source", "imported"));
     }
@@ -138,8 +147,8 @@ fn result(r: &ReportRun) -> Value {
 fn inventory_item(r: &ReportRun, t: &ReportTarget) -> Value {
     let mut props = vec![
         prop("target-id", &t.id),
-        prop("approach", &t.approach),
-        prop("evidence", &t.evidence),
+        prop("approach", t.approach.as_str()),
+        prop("evidence", t.evidence_name()),
     ];
     if let Some(d) = &t.image_digest {
         props.push(prop("image-digest", d));
@@ -149,8 +158,8 @@ fn inventory_item(r: &ReportRun, t: &ReportTarget) -> Value {
         "description": format!(
             "Target {} (approach {}, evidence {}).",
             line(&t.id),
-            t.approach,
-            t.evidence
+            t.approach.as_str(),
+            t.evidence_name()
         ),
         "props": props,
     });
@@ -171,13 +180,13 @@ fn observation_of(
     // A control's own level (a workload control on a live pod is `spec`),
     // except that imported results are the producer's word throughout.
     let evidence = match c.evidence {
-        Some(e) if t.evidence != "imported" => e.as_str(),
-        _ => t.evidence.as_str(),
+        Some(e) if t.evidence != Some(crate::policy::model::Evidence::Imported) => e.as_str(),
+        _ => t.evidence_name(),
     };
     let mut props = vec![
         prop("control-id", &c.id),
         prop("result", c.status.as_str()),
-        prop("severity", c.severity),
+        prop("severity", c.severity.as_str()),
         prop("evidence", evidence),
     ];
     props.extend(c.nist.iter().map(|n| prop("nist-control", n)));
@@ -365,7 +374,7 @@ mod tests {
         Finding {
             id: id.into(),
             status: ControlStatus::Failed,
-            severity: "high",
+            severity: crate::report::summary::Severity::High,
             title: "t".into(),
             message: "m".into(),
             location: None,
@@ -375,14 +384,21 @@ mod tests {
         }
     }
 
-    fn target(id: &str, evidence: &str, controls: Vec<Finding>) -> ReportTarget {
+    fn target(
+        id: &str,
+        evidence: crate::policy::model::Evidence,
+        controls: Vec<Finding>,
+    ) -> ReportTarget {
         ReportTarget {
             id: id.into(),
-            approach: "debug".into(),
-            evidence: evidence.into(),
+            approach: crate::policy::model::Approach::Debug,
+            evidence: Some(evidence),
             image_digest: None,
             hdf: ("targets/x.hdf.json".into(), "00".repeat(32)),
-            counts: [0, controls.len(), 0, 0, 0],
+            counts: crate::report::run::StatusCounts {
+                failed: controls.len(),
+                ..Default::default()
+            },
             compliance: 0,
             threshold: crate::report::run::ThresholdOutcome::None,
             error: None,
@@ -400,7 +416,7 @@ mod tests {
         let run = ReportRun {
             policy: "p".into(),
             run_id: "r".into(),
-            verdict: "fail".into(),
+            verdict: crate::report::run::RunVerdict::Fail,
             started: "2026-12-07T00:00:00+00:00".into(),
             ended: "2026-12-07T00:01:00+00:00".into(),
             imported: false,
@@ -409,7 +425,7 @@ mod tests {
             targets: vec![
                 target(
                     "ns/pod/app",
-                    "probe",
+                    Evidence::Probe,
                     vec![
                         control("FS-1", Some(Evidence::Probe)),
                         control("W-1", Some(Evidence::Spec)),
@@ -417,7 +433,7 @@ mod tests {
                 ),
                 target(
                     "imported/x",
-                    "imported",
+                    Evidence::Imported,
                     vec![control("I-1", Some(Evidence::Probe))],
                 ),
             ],

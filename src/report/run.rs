@@ -13,8 +13,10 @@ use crate::report::output::Written;
 use crate::report::summary::ControlStatus;
 use crate::report::threshold::Verdict;
 
-/// Per-status control counts of a target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Per-status control counts of a target, as the summary and the signed
+/// statement record them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct StatusCounts {
     pub passed: usize,
@@ -510,7 +512,7 @@ impl std::fmt::Display for ThresholdOutcome {
 
 /// A run's verdict: `error` when any target could not be scanned, else
 /// `fail` when a threshold failed, else `pass`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunVerdict {
     /// Every target scanned, every threshold met.
@@ -522,6 +524,19 @@ pub enum RunVerdict {
 }
 
 impl RunVerdict {
+    /// The one rule every run's verdict follows (a scan, an import, a
+    /// merge): an error, or a run of nothing, beats a failed threshold,
+    /// which beats a pass.
+    pub fn judge(errors: bool, threshold_failed: bool) -> RunVerdict {
+        if errors {
+            RunVerdict::Error
+        } else if threshold_failed {
+            RunVerdict::Fail
+        } else {
+            RunVerdict::Pass
+        }
+    }
+
     /// The word in summaries and statements.
     pub fn as_str(self) -> &'static str {
         match self {

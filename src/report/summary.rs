@@ -83,12 +83,6 @@ pub(crate) fn control_status(results: &[TestResult], impact: f64, waived: bool) 
     }
 }
 
-/// Severity band from impact (inspecjs): ≥0.9 critical, ≥0.7 high,
-/// ≥0.4 medium, ≥0.1 low, otherwise none.
-pub(crate) fn severity(impact: f64) -> &'static str {
-    Severity::of_impact(impact).as_str()
-}
-
 /// A severity band, or `total` (every band), as SAF thresholds name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -134,6 +128,12 @@ impl Severity {
         }
     }
 
+    /// The band a control severity names (`critical` … `none`, any case,
+    /// as Heimdall reads tags); `total` is no control's severity.
+    pub(crate) fn of_control_tag(name: &str) -> Option<Severity> {
+        Severity::from_name(&name.to_ascii_lowercase()).filter(|s| *s != Severity::Total)
+    }
+
     /// The band a SAF name means.
     pub fn from_name(name: &str) -> Option<Severity> {
         [
@@ -160,13 +160,12 @@ pub struct Counts {
 impl Counts {
     /// Add one control.
     pub fn add(&mut self, id: &str, status: ControlStatus, impact: f64) {
-        self.add_with_severity(id, status, severity(impact));
+        self.add_with_severity(id, status, Severity::of_impact(impact));
     }
 
     /// Count a control whose severity is known (an HDF document's own
     /// `severityoverride` or `severity` tag, as Heimdall reads it).
-    pub fn add_with_severity(&mut self, id: &str, status: ControlStatus, severity: &str) {
-        let band = Severity::from_name(severity).unwrap_or(Severity::None);
+    pub fn add_with_severity(&mut self, id: &str, status: ControlStatus, band: Severity) {
         for sev in [Severity::Total, band] {
             self.controls
                 .entry((status, sev))
@@ -200,6 +199,18 @@ impl Counts {
         }
         // Math.round in JavaScript rounds halves up.
         ((100.0 * p as f64 / total as f64) + 0.5).floor() as u32
+    }
+}
+
+impl serde::Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -255,13 +266,7 @@ mod tests {
     #[test]
     fn severities_and_compliance() {
         assert_eq!(
-            [
-                severity(0.95),
-                severity(0.7),
-                severity(0.5),
-                severity(0.1),
-                severity(0.05)
-            ],
+            [0.95, 0.7, 0.5, 0.1, 0.05].map(|i| Severity::of_impact(i).as_str()),
             ["critical", "high", "medium", "low", "none"]
         );
         let mut c = Counts::default();

@@ -3,7 +3,8 @@
 //! decrypted results (`vigil open`).
 
 use super::findings::Finding;
-use super::run::RunSummary;
+use super::run::{RunSummary, RunVerdict, StatusCounts, ThresholdOutcome};
+use crate::policy::model::{Approach, Evidence};
 
 /// A run as the reports show it: built from a run's summary (`vigil run`)
 /// or from a bundle's signed statement and decrypted results (`vigil
@@ -15,7 +16,7 @@ pub(crate) struct ReportRun {
     /// Run id.
     pub run_id: String,
     /// The run's verdict.
-    pub verdict: String,
+    pub verdict: RunVerdict,
     /// When it started and ended (RFC 3339).
     pub started: String,
     /// See `started`.
@@ -37,19 +38,20 @@ pub(crate) struct ReportTarget {
     /// Target id.
     pub id: String,
     /// Approach.
-    pub approach: String,
-    /// Evidence level.
-    pub evidence: String,
+    pub approach: Approach,
+    /// Evidence level; `None` only for bundles sealed before vigil
+    /// recorded it.
+    pub evidence: Option<Evidence>,
     /// The image digest scanned (images) or the kubelet reports (containers).
     pub image_digest: Option<String>,
     /// Its HDF document in the bundle: file name and plaintext sha256.
     pub hdf: (String, String),
-    /// passed, failed, skipped, n/a, error.
-    pub counts: [usize; 5],
+    /// Its controls by status.
+    pub counts: StatusCounts,
     /// Compliance, percent.
     pub compliance: u32,
     /// `pass`, `fail`, `none` or `error`.
-    pub threshold: crate::report::run::ThresholdOutcome,
+    pub threshold: ThresholdOutcome,
     /// Why it could not be scanned, if so.
     pub error: Option<String>,
     /// Failed and error controls.
@@ -63,7 +65,7 @@ impl From<&RunSummary> for ReportRun {
         ReportRun {
             policy: s.policy.clone(),
             run_id: s.run_id.clone(),
-            verdict: s.verdict.to_string(),
+            verdict: s.verdict,
             started: s.started.to_rfc3339(),
             ended: s.ended.to_rfc3339(),
             imported: s.imported.is_some(),
@@ -74,17 +76,11 @@ impl From<&RunSummary> for ReportRun {
                 .iter()
                 .map(|t| ReportTarget {
                     id: t.id.clone(),
-                    approach: t.approach.as_str().into(),
-                    evidence: t.evidence.as_str().into(),
+                    approach: t.approach,
+                    evidence: Some(t.evidence),
                     image_digest: t.image_digest.clone(),
                     hdf: (t.hdf.name.clone(), t.hdf.sha256.clone()),
-                    counts: [
-                        t.counts.passed,
-                        t.counts.failed,
-                        t.counts.skipped,
-                        t.counts.no_impact,
-                        t.counts.error,
-                    ],
+                    counts: t.counts.clone(),
                     compliance: t.compliance,
                     threshold: t.threshold_outcome(),
                     error: t.error.clone(),
@@ -93,5 +89,13 @@ impl From<&RunSummary> for ReportRun {
                 })
                 .collect(),
         }
+    }
+}
+
+impl ReportTarget {
+    /// Its evidence level's name (`unrecorded` for bundles sealed before
+    /// vigil recorded it).
+    pub(crate) fn evidence_name(&self) -> &'static str {
+        self.evidence.map_or("unrecorded", Evidence::as_str)
     }
 }

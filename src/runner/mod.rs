@@ -398,13 +398,7 @@ pub fn finish(
             summary.policy
         );
     }
-    summary.verdict = if summary.has_errors() {
-        RunVerdict::Error
-    } else if summary.threshold_failed() {
-        RunVerdict::Fail
-    } else {
-        RunVerdict::Pass
-    };
+    summary.verdict = RunVerdict::judge(summary.has_errors(), summary.threshold_failed());
     output.sync().map_err(|source| RunError::Write {
         name: "results (sync)".into(),
         cause: source,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::cosign::PublicKey;
 use crate::plan::PolicyPlan;
 use crate::policy::Loaded;
-use crate::policy::model::{ImageVerify, ScanPolicy};
+use crate::policy::model::{Approach, ImageVerify, ScanPolicy};
 use crate::registry::{Client, Credentials, Reference};
 use crate::report::run::ScannerImageCheck;
 
@@ -42,11 +42,11 @@ pub async fn check(
     // The plan says which scanner images the targets use.
     let spec = &policy.value.spec;
     let wanted = pp.scanner_images.iter().map(|s| {
-        let verify = match s.role.as_str() {
-            "debug" => spec.debug.as_ref().and_then(|d| d.verify.as_ref()),
+        let verify = match s.role {
+            Approach::Debug => spec.debug.as_ref().and_then(|d| d.verify.as_ref()),
             _ => spec.sidecar.as_ref().and_then(|d| d.verify.as_ref()),
         };
-        (s.role.as_str(), s.image.clone(), verify)
+        (s.role, s.image.clone(), verify)
     });
     let mut out = Vec::new();
     for (role, image, verify) in wanted {
@@ -62,7 +62,7 @@ pub async fn check(
             Err(e) => Err(e),
         };
         out.push(ScannerImageCheck {
-            role: role.to_string(),
+            role,
             image,
             verified: outcome.as_ref().ok().cloned(),
             refused: outcome.err(),

@@ -86,7 +86,7 @@ fn sides(
     let p = &statement.predicate;
     let mut out = Vec::new();
     for t in &p.targets {
-        let image_target = t.approach == crate::policy::model::Approach::Image.as_str();
+        let image_target = t.approach == crate::policy::model::Approach::Image;
         if image_target != (kind == Kind::Images) {
             continue;
         }

@@ -18,6 +18,7 @@ use ed25519_dalek::VerifyingKey;
 
 use super::bundle::SealedDir;
 use super::keys::Signer;
+use crate::report::run::RunVerdict;
 use super::statement::{AuditRef, FileRef, PolicyRef, RunPredicate, ShardRef, TargetResult};
 use crate::report::output::RunOutput;
 
@@ -200,7 +201,7 @@ fn common_labels(predicates: &[&RunPredicate]) -> BTreeMap<String, String> {
 
 /// The merged run's verdict and coverage.
 struct Judged {
-    verdict: &'static str,
+    verdict: RunVerdict,
     coverage: Option<crate::report::run::Coverage>,
     coverage_threshold: Option<crate::report::threshold::Verdict>,
 }
@@ -227,22 +228,19 @@ fn judge(
         .as_ref()
         .zip(threshold)
         .and_then(|(c, t)| t.evaluate_coverage(c.scanned, c.expected));
-    let shard_says = |v: &str| predicates.iter().any(|p| p.verdict == v);
+    let shard_says = |v: RunVerdict| predicates.iter().any(|p| p.verdict == v);
     // Shards whose targets are all elsewhere are legitimately empty; a
     // merged run of nothing at all is an error, never a pass.
-    let verdict = if shard_says("error") || targets.is_empty() {
-        "error"
-    } else if targets.iter().any(|t| t.threshold_passed == Some(false))
-        || coverage_threshold.as_ref().is_some_and(|v| !v.passed)
-        || (coverage.is_none() && shard_says("fail"))
-        // A gate the policy does not hold (a shard's --threshold file)
-        // cannot be judged over the whole: a shard that missed it stands.
-        || (coverage_threshold.is_none() && predicates.iter().any(|p| p.coverage_passed == Some(false)))
-    {
-        "fail"
-    } else {
-        "pass"
-    };
+    let verdict = RunVerdict::judge(
+        shard_says(RunVerdict::Error) || targets.is_empty(),
+        targets.iter().any(|t| t.threshold_passed == Some(false))
+            || coverage_threshold.as_ref().is_some_and(|v| !v.passed)
+            || (coverage.is_none() && shard_says(RunVerdict::Fail))
+            // A gate the policy does not hold (a shard's --threshold file)
+            // cannot be judged over the whole: a shard that missed it stands.
+            || (coverage_threshold.is_none()
+                && predicates.iter().any(|p| p.coverage_passed == Some(false))),
+    );
     Judged {
         verdict,
         coverage,
@@ -385,7 +383,7 @@ pub(crate) fn merge(
             all
         }),
         audit: None,
-        verdict: verdict.to_string(),
+        verdict,
         coverage: judged.coverage,
         coverage_passed: judged.coverage_threshold.map(|v| v.passed),
         imported: None,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::model::{Approach, Evidence};
 use crate::report::run::{RunSummary, StatusCounts};
+use crate::report::view::{ReportRun, ReportTarget};
 
 /// in-toto Statement type.
 pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -93,7 +95,7 @@ pub struct RunPredicate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage_passed: Option<bool>,
     /// `pass`, `fail` or `error`.
-    pub verdict: String,
+    pub verdict: crate::report::run::RunVerdict,
 }
 
 /// A policy reference.
@@ -135,14 +137,14 @@ pub struct TargetResult {
     /// Target id.
     pub id: String,
     /// Approach.
-    pub approach: String,
-    /// Evidence level: `local`, `probe`, `api`, `external`, `imported`.
-    #[serde(default)]
-    pub evidence: String,
+    pub approach: Approach,
+    /// Evidence level; absent in bundles sealed before vigil recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     /// `scanned` or `error`.
     pub status: crate::report::run::TargetStatus,
     /// Control counts.
-    pub counts: Counts,
+    pub counts: StatusCounts,
     /// SAF compliance.
     pub compliance: u32,
     /// Threshold verdict: true/false, absent without a threshold.
@@ -178,26 +180,51 @@ pub struct ShardRef {
     pub audit: Option<AuditRef>,
 }
 
-/// Control counts (mirrors [`StatusCounts`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
-pub struct Counts {
-    pub passed: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub no_impact: usize,
-    pub error: usize,
+impl TargetResult {
+    /// This target as the reports show it, with its decrypted HDF's
+    /// controls and failing `findings`.
+    pub(crate) fn report_target(
+        &self,
+        hdf: &crate::report::import::Hdf,
+        findings: Vec<crate::report::findings::Finding>,
+    ) -> ReportTarget {
+        use crate::report::run::{TargetStatus, ThresholdOutcome};
+        ReportTarget {
+            id: self.id.clone(),
+            approach: self.approach,
+            evidence: self.evidence,
+            image_digest: self.image_digest.clone(),
+            hdf: (self.hdf.file.clone(), self.hdf.plaintext_sha256.clone()),
+            counts: self.counts.clone(),
+            compliance: self.compliance,
+            threshold: match (self.status, self.threshold_passed) {
+                (TargetStatus::Error, _) => ThresholdOutcome::Error,
+                (_, Some(true)) => ThresholdOutcome::Pass,
+                (_, Some(false)) => ThresholdOutcome::Fail,
+                (_, None) => ThresholdOutcome::None,
+            },
+            error: (self.status == TargetStatus::Error)
+                .then(|| "it could not be scanned".to_string()),
+            controls: crate::report::findings::all_controls(hdf),
+            findings,
+        }
+    }
 }
 
-impl From<&StatusCounts> for Counts {
-    fn from(c: &StatusCounts) -> Counts {
-        Counts {
-            passed: c.passed,
-            failed: c.failed,
-            skipped: c.skipped,
-            no_impact: c.no_impact,
-            error: c.error,
+impl RunPredicate {
+    /// This run as the reports show it, with its targets read from the
+    /// bundle: the same model `vigil run` builds from its summary.
+    pub(crate) fn report_run(&self, targets: Vec<ReportTarget>) -> ReportRun {
+        ReportRun {
+            policy: self.policy.name.clone(),
+            run_id: self.run_id.clone(),
+            verdict: self.verdict,
+            started: self.started.clone(),
+            ended: self.ended.clone(),
+            imported: self.imported.is_some(),
+            targets,
+            coverage: self.coverage.clone(),
+            coverage_passed: self.coverage_passed,
         }
     }
 }
@@ -229,10 +256,10 @@ pub(crate) fn predicate(
             .iter()
             .map(|t| TargetResult {
                 id: t.id.clone(),
-                approach: t.approach.as_str().to_string(),
-                evidence: t.evidence.as_str().to_string(),
+                approach: t.approach,
+                evidence: Some(t.evidence),
                 status: t.status,
-                counts: (&t.counts).into(),
+                counts: t.counts.clone(),
                 compliance: t.compliance,
                 threshold_passed: t.threshold.as_ref().map(|v| v.passed),
                 hdf: FileRef {
@@ -247,7 +274,7 @@ pub(crate) fn predicate(
                 }),
             })
             .collect(),
-        verdict: summary.verdict.as_str().to_string(),
+        verdict: summary.verdict,
         audit,
         imported: summary.imported.clone(),
         plan: summary.plan.clone(),

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::dsse::{self, Envelope};
 use super::layout::{AUDIT_CHECK_FILE, STATEMENT_FILE};
-use super::statement::{Counts, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
+use super::statement::{PREDICATE_TYPE, STATEMENT_TYPE, Statement};
+use crate::report::run::StatusCounts;
 use crate::encoding::hex;
 use crate::facts::resolve::Root;
 
@@ -263,7 +264,7 @@ pub fn verify(dir: &Path, trusted: &[VerifyingKey], identities: &Identities) -> 
                 let run_ok = run == Some(p.run_id.as_str())
                     || p.shards.iter().any(|sh| run == Some(sh.run_id.as_str()));
                 let bound = run_ok && hdf.target_id.as_deref() == Some(t.id.as_str());
-                if !bound && t.approach != "imported" {
+                if !bound && t.approach != crate::policy::model::Approach::Imported {
                     v.problem(&t.hdf.file, "HDF belongs to another run or target");
                 }
                 let counts = recount(&hdf);
@@ -454,8 +455,8 @@ pub fn decrypt(input: impl io::BufRead, identities: &Identities) -> Result<Vec<u
 
 /// Count controls of an HDF document with Heimdall's status rules (the same
 /// code that counts imported results).
-pub fn recount(hdf: &crate::report::import::Hdf) -> Counts {
-    (&crate::report::run::StatusCounts::from(&hdf.counts())).into()
+pub fn recount(hdf: &crate::report::import::Hdf) -> StatusCounts {
+    StatusCounts::from(&hdf.counts())
 }
 
 /// Deepest directory nesting a bundle may have: `shards/<i>/targets/<file>`
