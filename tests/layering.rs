@@ -300,8 +300,10 @@ fn verification_flags_are_declared_once() {
 /// threshold}`, `seal::drift`, `monitor::event`, `checks::pss`): rustc now
 /// refuses a `pub` item nothing outside the crate can reach. 651 -> 652:
 /// `runner::session` named, since `RunRequest` takes its `Session` and
-/// embedders load and plan with it.)
-const PUBLIC_ITEMS: usize = 652;
+/// embedders load and plan with it. 652 -> 651: the external scanner is a
+/// `Collector` whose evidence is its report (`approach::collector::Collected`),
+/// so `runner::run_external` and `ExternalScan` are gone.)
+const PUBLIC_ITEMS: usize = 651;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.

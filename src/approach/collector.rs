@@ -10,12 +10,23 @@ use crate::policy::model::Approach;
 /// one it settled on, which the results and the statement record.
 #[derive(Debug)]
 pub struct Gathered {
-    /// The facts.
-    pub facts: crate::facts::Facts,
+    /// What it brought back.
+    pub collected: Collected,
     /// The approach that gathered them.
     pub approach: Approach,
     /// Attempts it took (1 unless transient errors were retried).
     pub attempts: u32,
+}
+
+/// What a collector brings back from a target.
+#[derive(Debug)]
+pub enum Collected {
+    /// Facts, which vigil's checks evaluate against the target's profiles.
+    Facts(crate::facts::Facts),
+    /// An HDF report another scanner produced about the target (an
+    /// external scanner, `spec.scanner`): counted and judged as it came,
+    /// bound to the run, target and scan.
+    Report(Vec<u8>),
 }
 
 /// Why a target could not be gathered, after how many attempts.
@@ -95,6 +106,12 @@ pub trait Collector: Sync {
     fn scanner_images(&self) -> Vec<super::ScannerImageCheck> {
         Vec::new()
     }
+
+    /// How far its results can be trusted when it reached a target through
+    /// `approach` (another scanner's report is that scanner's word).
+    fn evidence(&self, approach: Approach) -> crate::policy::model::Evidence {
+        approach.evidence()
+    }
 }
 
 /// Local root filesystems and images only; any other approach is an
@@ -130,7 +147,7 @@ impl LocalCollector {
         }
         let scanned = opened.scan(&source, req).map_err(|e| e.to_string())?;
         Ok(Gathered {
-            facts: scanned.facts,
+            collected: Collected::Facts(scanned.facts),
             approach: Approach::Image,
             attempts: 1,
         })
@@ -172,7 +189,7 @@ impl Collector for LocalCollector {
             // workload controls are judged on the spec either way.
             return if req.needs_nothing() {
                 Ok(Gathered {
-                    facts: crate::facts::Facts::default(),
+                    collected: Collected::Facts(crate::facts::Facts::default()),
                     approach: Approach::Manifest,
                     attempts: 1,
                 })
@@ -194,7 +211,7 @@ impl Collector for LocalCollector {
             req
         };
         let local = |facts| Gathered {
-            facts,
+            collected: Collected::Facts(facts),
             approach: Approach::Local,
             attempts: 1,
         };

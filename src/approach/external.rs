@@ -90,6 +90,27 @@ pub(crate) struct ExternalRun<'a> {
     pub abort: tokio::sync::watch::Receiver<bool>,
 }
 
+/// The external scanner is a collector like vigil's own: what it brings
+/// back is its HDF report, and its evidence is its own word.
+impl super::Collector for ExternalRun<'_> {
+    fn collect(
+        &self,
+        t: &PlannedTarget,
+        _: &crate::facts::FactRequest,
+        scan_id: &str,
+    ) -> Result<super::Gathered, Failure> {
+        Ok(super::Gathered {
+            collected: super::collector::Collected::Report(self.scan(t, scan_id)?),
+            approach: t.approach,
+            attempts: 1,
+        })
+    }
+
+    fn evidence(&self, _: crate::policy::model::Approach) -> crate::policy::model::Evidence {
+        crate::policy::model::Evidence::External
+    }
+}
+
 impl ExternalRun<'_> {
     /// Scan one target; the HDF report on success.
     pub(crate) fn scan(&self, t: &PlannedTarget, scan_id: &str) -> Result<Vec<u8>, Failure> {

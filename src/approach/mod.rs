@@ -342,7 +342,7 @@ impl KubeCollector<'_> {
             match self.attempt(&scan, req).await {
                 Ok((facts, approach)) => {
                     return Ok(Gathered {
-                        facts,
+                        collected: collector::Collected::Facts(facts),
                         approach,
                         attempts: attempt,
                     });

@@ -246,11 +246,14 @@ pub(crate) fn run_in_cluster(
                 }
             }
             let _stop = StopOnDrop(stop_renewal);
-            match &policy.value.spec.scanner {
-                // An existing InSpec profile, run by the team's own scanner over
-                // this run's access.
+            let kube;
+            let external;
+            let collector: &dyn super::Collector = match &policy.value.spec.scanner {
+                // An existing InSpec profile, run by the team's own scanner
+                // over this run's access: a collector whose evidence is its
+                // report.
                 Some(scanner) => {
-                    let external = crate::approach::external::ExternalRun {
+                    external = crate::approach::external::ExternalRun {
                         runtime: rt.handle().clone(),
                         access,
                         audit: &audit,
@@ -259,12 +262,10 @@ pub(crate) fn run_in_cluster(
                         base_dir: policy.base_dir(),
                         abort,
                     };
-                    super::scan_external(policy, pp, opts, output, &|t, scan_id| {
-                        external.scan(t, scan_id)
-                    })
+                    &external
                 }
                 None => {
-                    let collector = KubeCollector {
+                    kube = KubeCollector {
                         audit: &audit,
                         scan_timeout,
                         runtime: rt.handle().clone(),
@@ -274,9 +275,10 @@ pub(crate) fn run_in_cluster(
                         retries: policy.value.spec.limits.retries,
                         abort,
                     };
-                    super::scan_policy(set, policy, pp, opts, output, &collector)
+                    &kube
                 }
-            }
+            };
+            super::scan_policy(set, policy, pp, opts, output, collector)
         })
     }));
     let result = cleanup_then(result, || {

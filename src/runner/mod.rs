@@ -39,7 +39,7 @@ pub use crate::report::run::{
     TargetSummary,
 };
 
-pub use crate::approach::collector::{Collector, Failure, Gathered, LocalCollector};
+pub use crate::approach::collector::{Collected, Collector, Failure, Gathered, LocalCollector};
 
 /// Called after each target with (its summary, targets done, total).
 pub type Progress = Box<dyn Fn(&TargetSummary, Tally) + Send + Sync>;
@@ -187,6 +187,7 @@ fn scan_policy(
         &|t: &PlannedTarget, g: Gathering| {
             let (profiles, req) = &requests[&t.profiles];
             let judged = Judged {
+                collector,
                 profiles,
                 req,
                 spec,
@@ -424,6 +425,7 @@ struct Gathering {
 
 /// What a run judges every target by.
 struct Judged<'a> {
+    collector: &'a dyn Collector,
     profiles: &'a [PreparedProfile<'a>],
     req: &'a FactRequest,
     spec: &'a crate::policy::model::PolicySpec,
@@ -471,6 +473,7 @@ fn finish_target(
         gathered,
     } = g;
     let Judged {
+        collector,
         profiles,
         req,
         spec,
@@ -481,7 +484,25 @@ fn finish_target(
         Ok(g) => (g.approach, g.attempts, None),
         Err(f) => (t.approach, f.attempts, Some(f.kind)),
     };
-    let facts = gathered.map(|g| g.facts).map_err(|f| f.message);
+    let evidence = collector.evidence(approach);
+    // Another scanner's report, or why it could not produce one: judged
+    // as it came, never through vigil's profiles.
+    let gathered = match gathered {
+        Ok(Gathered {
+            collected: Collected::Report(bytes),
+            ..
+        }) => return finish_report(t, &scan_id, Ok(bytes), judged, output),
+        Err(f) if evidence == crate::policy::model::Evidence::External => {
+            return finish_report(t, &scan_id, Err(f), judged, output);
+        }
+        other => other,
+    };
+    let facts = gathered
+        .map(|g| match g.collected {
+            Collected::Facts(f) => f,
+            Collected::Report(_) => unreachable!("reports are finished above"),
+        })
+        .map_err(|f| f.message);
     let ev = Evaluation {
         run_id,
         scan_id: &scan_id,
@@ -532,7 +553,7 @@ fn finish_target(
         id: t.id.clone(),
         scan_id,
         approach,
-        evidence: approach.evidence(),
+        evidence,
         attempts,
         status: if error.is_some() {
             TargetStatus::Error
@@ -703,108 +724,66 @@ fn guarded<T>(collect: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure
         })
 }
 
-/// An external scanner's work for one target and scan id: its HDF report.
-pub type ExternalScan<'a> = dyn Fn(&PlannedTarget, &str) -> Result<Vec<u8>, Failure> + Sync + 'a;
-
-/// Run an external scanner (`spec.scanner`) over every target of `plan`:
-/// `scan` returns the HDF report it produced for a target, or why not.
-/// Reports are counted with Heimdall's rules and judged by the threshold
-/// like vigil's own results; each is bound to its run, target and scan in
-/// its `platform` block.
-pub fn run_external(
-    policy: &Loaded<ScanPolicy>,
-    plan: &PolicyPlan,
-    opts: &RunOptions,
+/// Finish a target another scanner reported on: its report bound to the
+/// run, target and scan, counted with Heimdall's rules and judged by the
+/// threshold like vigil's own results; when it produced none, an empty
+/// report so the target has its file, and the reason as its error.
+fn finish_report(
+    t: &PlannedTarget,
+    scan_id: &str,
+    result: Result<Vec<u8>, Failure>,
+    judged: &Judged<'_>,
     output: &dyn RunOutput,
-    scan: &ExternalScan<'_>,
-) -> Result<(RunSummary, Written), RunError> {
-    scan_external(policy, plan, opts, output, scan)?.finish(&opts.run_id, output)
-}
-
-/// [`run_external`] up to the summary.
-fn scan_external(
-    policy: &Loaded<ScanPolicy>,
-    plan: &PolicyPlan,
-    opts: &RunOptions,
-    output: &dyn RunOutput,
-    scan: &ExternalScan<'_>,
-) -> Result<Scanned, RunError> {
-    let started = Utc::now();
-    let spec = &policy.value.spec;
-    let threshold = threshold_for(opts, spec);
-    let gather = |t: &PlannedTarget| {
-        let scan_id = uuid::Uuid::now_v7().to_string();
-        let begun = std::time::Instant::now();
-        let late = opts
-            .deadline
-            .is_some_and(|d| std::time::Instant::now() >= d);
-        let result = if opts.cancel.load(Ordering::Relaxed) || late {
-            Err(Failure::not_scanned(
-                "the run was interrupted or its deadline passed before this target started",
-            ))
-        } else {
-            guarded(|| scan(t, &scan_id))
-        };
-        (scan_id, begun, result)
+) -> TargetSummary {
+    let begun = std::time::Instant::now();
+    let run_id = judged.run_id;
+    let (report, error, attempts, failure) = match result.and_then(|bytes| {
+        bind_report(&bytes, run_id, &t.id, scan_id)
+            .map_err(|e| Failure::from(format!("the scanner's report: {e}")))
+    }) {
+        Ok(bytes) => (bytes, None, 1, None),
+        Err(f) => (
+            bind_report(br#"{"profiles": []}"#, run_id, &t.id, scan_id)
+                .expect("an empty report binds"),
+            Some(f.message),
+            f.attempts,
+            Some(f.kind),
+        ),
     };
-    let finish_one =
-        |t: &PlannedTarget,
-         (scan_id, begun, result): (String, std::time::Instant, Result<Vec<u8>, Failure>)| {
-            let (report, error, attempts, failure) = match result.and_then(|bytes| {
-                bind_report(&bytes, &opts.run_id, &t.id, &scan_id)
-                    .map_err(|e| Failure::from(format!("the scanner's report: {e}")))
-            }) {
-                Ok(bytes) => (bytes, None, 1, None),
-                Err(f) => (
-                    bind_report(br#"{"profiles": []}"#, &opts.run_id, &t.id, &scan_id)
-                        .expect("an empty report binds"),
-                    Some(f.message),
-                    f.attempts,
-                    Some(f.kind),
-                ),
-            };
-            let doc = crate::report::import::read(&report).expect("bound reports are HDF");
-            let counts = doc.counts();
-            let (hdf, write_error) = write_result(output, &t.id, &report);
-            let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
-            let error = error.or(write_error);
-            let (findings, controls) = findings_of(&doc);
-            TargetSummary {
-                id: t.id.clone(),
-                scan_id,
-                approach: t.approach,
-                evidence: crate::policy::model::Evidence::External,
-                status: if error.is_some() {
-                    TargetStatus::Error
-                } else {
-                    TargetStatus::Scanned
-                },
-                threshold: if error.is_some() {
-                    None
-                } else {
-                    threshold.as_ref().and_then(|th| th.evaluate(&counts))
-                },
-                error,
-                failure,
-                counts: StatusCounts::from(&counts),
-                compliance: counts.compliance(),
-                image_digest: None,
-                image: None,
-                inventory: None,
-                findings,
-                controls,
-                hdf,
-                duration: begun.elapsed().as_secs_f64(),
-                attempts,
-            }
-        };
-    let targets = scan_all(plan, &spec.limits, opts, &gather, &finish_one)?;
-    Ok(Scanned {
-        policy: policy.value.metadata.name.clone(),
-        started,
-        targets,
-        origin: Origin::of_plan(plan, opts, threshold),
-    })
+    let doc = crate::report::import::read(&report).expect("bound reports are HDF");
+    let counts = doc.counts();
+    let (hdf, write_error) = write_result(output, &t.id, &report);
+    let failure = failure.or(write_error.as_ref().map(|_| FailureKind::Other));
+    let error = error.or(write_error);
+    let (findings, controls) = findings_of(&doc);
+    TargetSummary {
+        id: t.id.clone(),
+        scan_id: scan_id.to_string(),
+        approach: t.approach,
+        evidence: crate::policy::model::Evidence::External,
+        status: if error.is_some() {
+            TargetStatus::Error
+        } else {
+            TargetStatus::Scanned
+        },
+        threshold: if error.is_some() {
+            None
+        } else {
+            judged.threshold.and_then(|th| th.evaluate(&counts))
+        },
+        error,
+        failure,
+        counts: StatusCounts::from(&counts),
+        compliance: counts.compliance(),
+        image_digest: None,
+        image: None,
+        inventory: None,
+        findings,
+        controls,
+        hdf,
+        duration: begun.elapsed().as_secs_f64(),
+        attempts,
+    }
 }
 
 /// An HDF report with vigil's run, target and scan ids in its `platform`

@@ -189,24 +189,43 @@ fn cancellation_and_a_passed_deadline_start_no_target() {
     }
 }
 
-/// The external scanner's pipeline has the same guard as vigil's own: a
-/// scan that panics fails its target, and the other targets are scanned.
+/// An external scanner is a collector like vigil's own: its report is
+/// bound and counted as it came, its evidence is its own word, and a scan
+/// that panics fails its target while the others are scanned.
 #[test]
 fn a_panicking_external_scan_fails_only_its_target() {
+    struct Reporting;
+    impl Collector for Reporting {
+        fn collect(&self, t: &PlannedTarget, _: &FactRequest, _: &str) -> Result<Gathered, Failure> {
+            if t.id.ends_with("/d") {
+                panic!("a bug in the external pipeline");
+            }
+            Ok(Gathered {
+                collected: Collected::Report(br#"{"profiles": [{"name": "p", "controls": [{"id": "C-1", "impact": 0.5, "results": [{"status": "passed", "code_desc": "ok"}]}]}]}"#.to_vec()),
+                approach: t.approach,
+                attempts: 1,
+            })
+        }
+        fn evidence(&self, _: Approach) -> crate::policy::model::Evidence {
+            crate::policy::model::Evidence::External
+        }
+    }
     let dir = Scratch::new("external-panic");
     let (set, plan) = planned(&dir.0);
     let out = crate::report::output::PlainDir::create(&dir.0.join("out"), "life", "r1").unwrap();
     let opts = options(false, None);
-    let scan = |t: &PlannedTarget, _: &str| -> Result<Vec<u8>, Failure> {
-        if t.id.ends_with("/d") {
-            panic!("a bug in the external pipeline");
-        }
-        Ok(br#"{"profiles": [{"name": "p", "controls": [{"id": "C-1", "impact": 0.5, "results": [{"status": "passed", "code_desc": "ok"}]}]}]}"#.to_vec())
-    };
-    let (summary, _) =
-        run_external(&set.policies[0], &plan.policies[0], &opts, &out, &scan).unwrap();
+    let (summary, _) = run_policy(
+        &set,
+        &set.policies[0],
+        &plan.policies[0],
+        &opts,
+        &out,
+        &Reporting,
+    )
+    .unwrap();
     assert_eq!(summary.targets.len(), 4);
     for t in &summary.targets {
+        assert_eq!(t.evidence, crate::policy::model::Evidence::External, "{t:?}");
         if t.id.ends_with("/d") {
             assert_eq!(t.status, TargetStatus::Error, "{t:?}");
             assert!(
@@ -218,6 +237,7 @@ fn a_panicking_external_scan_fails_only_its_target() {
             );
         } else {
             assert_eq!(t.status, TargetStatus::Scanned, "{t:?}");
+            assert_eq!((t.counts.passed, t.counts.error), (1, 0), "{t:?}");
         }
     }
 }
