@@ -117,6 +117,7 @@ fn entry(seq: u64, time: &str, identity: &str, verb: &str, object: &str) -> Entr
         object: object.into(),
         outcome: "ok".into(),
         duration_ms: 900,
+        call: None,
         attributes: BTreeMap::new(),
     }
 }

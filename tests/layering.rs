@@ -302,8 +302,11 @@ fn verification_flags_are_declared_once() {
 /// `runner::session` named, since `RunRequest` takes its `Session` and
 /// embedders load and plan with it. 652 -> 651: the external scanner is a
 /// `Collector` whose evidence is its report (`approach::collector::Collected`),
-/// so `runner::run_external` and `ExternalScan` are gone.)
-const PUBLIC_ITEMS: usize = 651;
+/// so `runner::run_external` and `ExternalScan` are gone. 651 -> 652: a
+/// trail line's typed request, `audit::Call` (a public field of
+/// `audit::Entry`) and its `verb`; `AuditLog::record_with` folded into
+/// `record`.)
+const PUBLIC_ITEMS: usize = 652;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.
@@ -420,7 +423,7 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 13] = [
+const OVER_BUDGET: [(&str, &str, usize); 12] = [
     ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 145),
     ("src/facts/shell.rs", "line", 217),
@@ -432,7 +435,6 @@ const OVER_BUDGET: [(&str, &str, usize); 13] = [
     ("src/cluster/mod.rs", "exec_streaming", 148),
     ("src/image/index.rs", "apply", 140),
     ("src/plan/incluster.rs", "pod_template", 121),
-    ("src/monitor/trail.rs", "read", 137),
     ("src/approach/external.rs", "run", 122),
 ];
 

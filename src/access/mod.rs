@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Call};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::plan::PolicyPlan;
 use crate::policy::model::{AccessMode, ScanPolicy};
@@ -103,6 +103,10 @@ impl RunAccess {
             let sa = &self.service_account;
             let result = audited_token(
                 audit,
+                Call::Token {
+                    namespace: ns.clone(),
+                    service_account: sa.clone(),
+                },
                 format!(
                     "token for serviceaccount {ns}/{sa} (renewal; ttl {}s, bound to its anchor)",
                     self.ttl
@@ -176,7 +180,7 @@ impl RunAccess {
             record_caller(caller, audit),
             audited(
                 audit,
-                "check",
+                Call::CallerRights,
                 format!(
                     "the caller's own rights for the run's objects in {} namespace(s)",
                     plan.access.len()
@@ -271,7 +275,11 @@ impl RunAccess {
         let results = futures_util::future::join_all(objects.iter().map(|(kind, ns, name)| {
             audited(
                 audit,
-                "delete",
+                Call::Delete {
+                    resource: plural(*kind).into(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
                 format!("{} {ns}/{name}", kind.as_str()),
                 caller.delete(*kind, ns, name),
             )
@@ -474,6 +482,10 @@ async fn request_token(
 ) -> Result<(crate::cluster::Token, std::time::Duration), ClusterError> {
     audited_token(
         audit,
+        Call::Token {
+            namespace: ns.into(),
+            service_account: sa_name.into(),
+        },
         format!("token for serviceaccount {ns}/{sa_name} (ttl {ttl}s, bound to its anchor)"),
         caller.request_token(ns, sa_name, ttl, &policy.spec.access.audiences, anchor),
     )
@@ -502,7 +514,10 @@ async fn token_rights(
     let checks = rights_to_check(&ns_access.role, per_run);
     let missing = audited(
         audit,
-        "check",
+        Call::TokenRights {
+            namespace: ns.into(),
+            service_account: sa_name.into(),
+        },
         format!(
             "rights of serviceaccount {ns}/{sa_name} ({} selfsubjectaccessreviews, until granted)",
             checks.len()
@@ -786,12 +801,28 @@ where
     Fut: std::future::Future<Output = Result<T, ClusterError>>,
 {
     let what = format!("{} {ns}/{name}", kind.as_str());
-    let create = || audited(audit, "create", what.clone(), create());
+    let call = |delete: bool| {
+        let (resource, namespace, name) = (plural(kind).into(), ns.into(), name.into());
+        if delete {
+            Call::Delete {
+                resource,
+                namespace,
+                name,
+            }
+        } else {
+            Call::Create {
+                resource,
+                namespace,
+                name,
+            }
+        }
+    };
+    let create = || audited(audit, call(false), what.clone(), create());
     match create().await {
         Err(ClusterError::Api { code: 409, .. }) if stable => {
             audited(
                 audit,
-                "delete",
+                call(true),
                 format!(
                     "{} {ns}/{name} (a leftover of an interrupted run)",
                     kind.as_str()
@@ -937,30 +968,18 @@ pub fn compare_rules(
 /// every use of the token to this run.
 async fn audited_token(
     audit: &AuditLog,
+    call: Call,
     object: String,
     op: impl std::future::Future<
         Output = Result<(crate::cluster::Token, std::time::Duration), ClusterError>,
     >,
 ) -> Result<(crate::cluster::Token, std::time::Duration), ClusterError> {
-    let started = std::time::Instant::now();
-    let r = op.await;
-    let attributes = r
-        .as_ref()
-        .ok()
-        .and_then(|(token, _)| token.credential_id())
-        .map(|id| (crate::audit::CREDENTIAL_ID.to_string(), id))
-        .into_iter()
-        .collect();
-    audit.record_with(
-        None,
-        "caller",
-        "create",
-        &object,
-        r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        started,
-        attributes,
-    );
-    r
+    audited_with(audit, call, &object, op, |(token, _)| {
+        token
+            .credential_id()
+            .map(|id| (crate::audit::CREDENTIAL_ID.to_string(), id))
+    })
+    .await
 }
 
 /// Record who the caller is (its username, never a credential), so that
@@ -968,42 +987,57 @@ async fn audited_token(
 /// audit log. Best effort: a cluster without SelfSubjectReview only loses
 /// that line's username.
 async fn record_caller(caller: &Cluster, audit: &AuditLog) {
+    let op = caller.whoami();
+    let _ = audited_with(
+        audit,
+        Call::WhoAmI,
+        "selfsubjectreview (who the caller is)",
+        op,
+        |u: &String| (!u.is_empty()).then(|| ("username".to_string(), u.clone())),
+    )
+    .await;
+}
+
+/// Run one caller operation and record it in the audit log, with the
+/// attribute its result gives, if any (never a secret).
+async fn audited_with<T>(
+    audit: &AuditLog,
+    call: Call,
+    object: &str,
+    op: impl std::future::Future<Output = Result<T, ClusterError>>,
+    attribute: impl FnOnce(&T) -> Option<(String, String)>,
+) -> Result<T, ClusterError> {
     let started = std::time::Instant::now();
-    let r = caller.whoami().await;
-    let attributes = r
-        .as_ref()
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map(|u| ("username".to_string(), u.clone()))
-        .into_iter()
-        .collect();
-    audit.record_with(
+    let r = op.await;
+    let attributes = r.as_ref().ok().and_then(attribute).into_iter().collect();
+    audit.record(
         None,
         "caller",
-        "create",
-        "selfsubjectreview (who the caller is)",
+        call,
+        object,
         r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
         started,
         attributes,
     );
+    r
+}
+
+/// A kind's resource, plural, as the API server's audit events name it.
+fn plural(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ServiceAccount => "serviceaccounts",
+        Kind::Role => "roles",
+        Kind::RoleBinding => "rolebindings",
+        Kind::Secret => "secrets",
+    }
 }
 
 /// Run one caller operation and record it in the audit log.
 async fn audited<T>(
     audit: &AuditLog,
-    verb: &str,
+    call: Call,
     object: String,
     op: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
-    let started = std::time::Instant::now();
-    let r = op.await;
-    audit.record(
-        None,
-        "caller",
-        verb,
-        &object,
-        r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        started,
-    );
-    r
+    audited_with(audit, call, &object, op, |_| None).await
 }

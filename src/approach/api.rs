@@ -93,7 +93,11 @@ pub async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, GatherE
     .into();
     let streamed = scan
         .audited_with(
-            "exec",
+            crate::audit::Call::Exec {
+                namespace: ns.into(),
+                pod: pod.into(),
+                container: container.into(),
+            },
             format!("pods/exec {ns}/{pod}/{container} (gatherer)"),
             attributes,
             scan.client.exec_streaming(

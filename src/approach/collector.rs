@@ -18,8 +18,10 @@ pub struct Gathered {
     pub attempts: u32,
 }
 
-/// What a collector brings back from a target.
+/// What a collector brings back from a target. (One lives per target in
+/// flight, moved, never copied: boxing the facts would buy nothing.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Collected {
     /// Facts, which vigil's checks evaluate against the target's profiles.
     Facts(crate::facts::Facts),

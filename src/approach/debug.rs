@@ -171,7 +171,10 @@ pub(crate) async fn gather(
     .into();
     let patched = scan
         .audited_with(
-            "patch",
+            crate::audit::Call::AddEphemeral {
+                namespace: ns.into(),
+                pod: pod.into(),
+            },
             format!("pods/ephemeralcontainers {ns}/{pod} (add {name} targeting {container})"),
             attributes,
             scan.client.add_ephemeral_container(ns, pod, &ec),
@@ -195,7 +198,10 @@ pub(crate) async fn gather(
         .unwrap_or_default();
     let exit = scan
         .audited(
-            "watch",
+            crate::audit::Call::WatchPod {
+                namespace: ns.into(),
+                pod: pod.into(),
+            },
             format!("pods {ns}/{pod} (until {name} terminates)"),
             scan.client
                 .wait_for_pod(ns, pod, &version, |p| outcome(p, &name)),
@@ -207,7 +213,11 @@ pub(crate) async fn gather(
     let (chunks, decoded) = probe_decoder(req.nonce.clone(), identity);
     let (log, decoded) = tokio::join!(
         scan.audited(
-            "get",
+            crate::audit::Call::PodLog {
+                namespace: ns.into(),
+                pod: pod.into(),
+                container: name.clone(),
+            },
             format!("pods/log {ns}/{pod}/{name}"),
             scan.client
                 .container_log(ns, pod, &name, MAX_OUTPUT, Stdout::Channel(chunks)),

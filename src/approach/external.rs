@@ -121,10 +121,15 @@ impl ExternalRun<'_> {
         self.audit.record(
             Some(scan_id),
             &self.access.identity(ns),
-            "exec",
+            crate::audit::Call::Exec {
+                namespace: ns.into(),
+                pod: t.pod.clone().unwrap_or_default(),
+                container: t.container.clone().unwrap_or_default(),
+            },
             &format!("pods/exec {} (external scanner {binary})", t.id),
             result.as_ref().map(|_| ()).map_err(|f| f.message.clone()),
             started,
+            Default::default(),
         );
         result
     }

@@ -190,11 +190,11 @@ impl Scan<'_> {
     /// Run one API call as the scoped identity and record it in the audit log.
     pub async fn audited<T>(
         &self,
-        verb: &str,
+        call: crate::audit::Call,
         object: String,
         op: impl std::future::Future<Output = Result<T, ClusterError>>,
     ) -> Result<T, GatherError> {
-        self.audited_with(verb, object, std::collections::BTreeMap::new(), op)
+        self.audited_with(call, object, std::collections::BTreeMap::new(), op)
             .await
     }
 
@@ -202,7 +202,7 @@ impl Scan<'_> {
     /// API server's event (see `audit::Entry::attributes`).
     pub async fn audited_with<T>(
         &self,
-        verb: &str,
+        call: crate::audit::Call,
         object: String,
         attributes: std::collections::BTreeMap<String, String>,
         op: impl std::future::Future<Output = Result<T, ClusterError>>,
@@ -215,10 +215,10 @@ impl Scan<'_> {
         } else {
             object
         };
-        self.collector.audit.record_with(
+        self.collector.audit.record(
             Some(self.scan_id),
             &self.collector.access.identity(ns),
-            verb,
+            call,
             &object,
             r.as_ref().map(|_| ()).map_err(ToString::to_string),
             started,

@@ -35,7 +35,11 @@ pub(crate) async fn gather(scan: &Scan<'_>, req: &FactRequest) -> Result<Facts, 
     let (chunks, decoded) = probe_decoder(req.nonce.clone(), identity);
     let (out, decoded) = tokio::join!(
         scan.audited_with(
-            "exec",
+            crate::audit::Call::Exec {
+                namespace: ns.into(),
+                pod: pod.into(),
+                container: sidecar.into(),
+            },
             format!("pods/exec {ns}/{pod}/{sidecar} (probe for {container})"),
             attributes,
             scan.client.exec_streaming(

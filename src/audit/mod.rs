@@ -44,12 +44,108 @@ pub struct Entry {
     pub outcome: String,
     /// Milliseconds the operation took.
     pub duration_ms: u64,
+    /// The API request, typed (absent in trails written before vigil
+    /// recorded it: `audit-check` then reads `verb` and `object`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Call>,
     /// What `vigil audit-check` needs to tie the API server's event for
     /// this operation to this line: [`CREDENTIAL_ID`] of a minted token,
     /// [`COMMAND_SHA256`] of an exec's argv, [`IMAGE`] of an ephemeral
     /// container. Never a secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+}
+
+/// The API request an audit line stands for, typed, so that `vigil
+/// audit-check` matches it with the API server's events without reading
+/// the line's prose back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Call {
+    /// The caller's SelfSubjectReview (who it is).
+    WhoAmI,
+    /// The caller's SelfSubjectAccessReviews before anything is created.
+    CallerRights,
+    /// SelfSubjectAccessReviews made with the run's token, until granted.
+    TokenRights {
+        /// Namespace of the ServiceAccount.
+        namespace: String,
+        /// Its name.
+        service_account: String,
+    },
+    /// A TokenRequest for the run's ServiceAccount.
+    Token {
+        /// Namespace of the ServiceAccount.
+        namespace: String,
+        /// Its name.
+        service_account: String,
+    },
+    /// A create of an object the run owns.
+    Create {
+        /// Its resource, plural (`serviceaccounts`, `roles`, `rolebindings`,
+        /// `secrets`).
+        resource: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A delete of an object the run owns.
+    Delete {
+        /// Its resource, plural.
+        resource: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// `pods/exec` into a container.
+    Exec {
+        /// Namespace.
+        namespace: String,
+        /// Pod.
+        pod: String,
+        /// Container.
+        container: String,
+    },
+    /// A `pods/ephemeralcontainers` patch adding vigil's probe.
+    AddEphemeral {
+        /// Namespace.
+        namespace: String,
+        /// Pod.
+        pod: String,
+    },
+    /// Watching a pod (until the probe terminates).
+    WatchPod {
+        /// Namespace.
+        namespace: String,
+        /// Pod.
+        pod: String,
+    },
+    /// `pods/log` of a container.
+    PodLog {
+        /// Namespace.
+        namespace: String,
+        /// Pod.
+        pod: String,
+        /// Container.
+        container: String,
+    },
+}
+
+impl Call {
+    /// The trail's verb word for this request.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Call::WhoAmI | Call::Token { .. } | Call::Create { .. } => "create",
+            Call::CallerRights | Call::TokenRights { .. } => "check",
+            Call::Delete { .. } => "delete",
+            Call::Exec { .. } => "exec",
+            Call::AddEphemeral { .. } => "patch",
+            Call::WatchPod { .. } => "watch",
+            Call::PodLog { .. } => "get",
+        }
+    }
 }
 
 /// The credential id (`JTI=<uuid>`, KEP-4193) of a token vigil minted: the
@@ -87,33 +183,14 @@ impl AuditLog {
     }
 
     /// Append an entry for an operation that started at `started`.
+    /// `object` is the line's words for people; `call` is what
+    /// `audit-check` reads, with `attributes` ([`Entry::attributes`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         scan_id: Option<&str>,
         identity: &str,
-        verb: &str,
-        object: &str,
-        outcome: Result<(), String>,
-        started: Instant,
-    ) {
-        self.record_with(
-            scan_id,
-            identity,
-            verb,
-            object,
-            outcome,
-            started,
-            BTreeMap::new(),
-        );
-    }
-
-    /// [`AuditLog::record`] with [`Entry::attributes`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_with(
-        &self,
-        scan_id: Option<&str>,
-        identity: &str,
-        verb: &str,
+        call: Call,
         object: &str,
         outcome: Result<(), String>,
         started: Instant,
@@ -128,8 +205,9 @@ impl AuditLog {
             scan_id: scan_id.map(str::to_string),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             identity: identity.to_string(),
-            verb: verb.to_string(),
+            verb: call.verb().to_string(),
             object: object.to_string(),
+            call: Some(call),
             outcome: match outcome {
                 Ok(()) => "ok".into(),
                 Err(e) => crate::redact::redact(&e),
@@ -233,10 +311,15 @@ mod tests {
             log.record(
                 None,
                 "caller",
-                "create",
+                Call::Create {
+                    resource: "secrets".into(),
+                    namespace: "ns".into(),
+                    name: format!("s{i}"),
+                },
                 &format!("secret ns/s{i}"),
                 Ok(()),
                 Instant::now(),
+                BTreeMap::new(),
             );
         }
         let (bytes, last, n) = log.finish();

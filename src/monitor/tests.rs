@@ -26,8 +26,150 @@ fn entry(seq: u64, time: &str, identity: &str, verb: &str, object: &str) -> Entr
         object: object.into(),
         outcome: "ok".into(),
         duration_ms: 100,
+        call: None,
         attributes: BTreeMap::new(),
     }
+}
+
+/// Every request vigil records, as the access and approach code record it
+/// (the typed call and the line's words): `audit-check` expects the same
+/// API requests from the typed call as from the words of a trail written
+/// before calls were recorded, and reads the call alone when the words say
+/// something else.
+#[test]
+fn a_trails_typed_calls_expect_what_its_words_did() {
+    use crate::audit::{AuditLog, Call};
+    let (ns, sa) = (String::from("team-a"), String::from("vigil-run-1"));
+    let calls: Vec<(Call, String)> = vec![
+        (Call::WhoAmI, "selfsubjectreview (who the caller is)".into()),
+        (
+            Call::CallerRights,
+            "the caller's own rights for the run's objects in 1 namespace(s)".into(),
+        ),
+        (
+            Call::TokenRights {
+                namespace: ns.clone(),
+                service_account: sa.clone(),
+            },
+            format!("rights of serviceaccount {ns}/{sa} (4 selfsubjectaccessreviews, until granted)"),
+        ),
+        (
+            Call::Token {
+                namespace: ns.clone(),
+                service_account: sa.clone(),
+            },
+            format!("token for serviceaccount {ns}/{sa} (ttl 600s, bound to its anchor)"),
+        ),
+        (
+            Call::Create {
+                resource: "rolebindings".into(),
+                namespace: ns.clone(),
+                name: sa.clone(),
+            },
+            format!("rolebinding {ns}/{sa}"),
+        ),
+        (
+            Call::Delete {
+                resource: "secrets".into(),
+                namespace: ns.clone(),
+                name: "anchor".into(),
+            },
+            format!("secret {ns}/anchor (a leftover of an interrupted run)"),
+        ),
+        (
+            Call::Exec {
+                namespace: ns.clone(),
+                pod: "web".into(),
+                container: "app".into(),
+            },
+            format!("pods/exec {ns}/web/app (gatherer) (attempt 2)"),
+        ),
+        (
+            Call::AddEphemeral {
+                namespace: ns.clone(),
+                pod: "web".into(),
+            },
+            format!("pods/ephemeralcontainers {ns}/web (add vigil-probe-1 targeting app)"),
+        ),
+        (
+            Call::WatchPod {
+                namespace: ns.clone(),
+                pod: "web".into(),
+            },
+            format!("pods {ns}/web (until vigil-probe-1 terminates)"),
+        ),
+        (
+            Call::PodLog {
+                namespace: ns.clone(),
+                pod: "web".into(),
+                container: "vigil-probe-1".into(),
+            },
+            format!("pods/log {ns}/web/vigil-probe-1"),
+        ),
+    ];
+    let log = AuditLog::new("r");
+    for (call, words) in &calls {
+        log.record(
+            None,
+            "caller",
+            call.clone(),
+            words,
+            Ok(()),
+            std::time::Instant::now(),
+            BTreeMap::new(),
+        );
+    }
+    let (bytes, _, _) = log.finish();
+    let typed: Vec<Entry> = String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(typed.iter().all(|e| e.call.is_some()));
+    let words_only: Vec<Entry> = typed
+        .iter()
+        .cloned()
+        .map(|e| Entry { call: None, ..e })
+        .collect();
+    let shape = |t: &trail::RunTrail| -> Vec<String> {
+        t.expected
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} {} {:?} {} {}/{} {:?}",
+                    x.line, x.identity, x.verbs, x.resource, x.namespace, x.name, x.cardinality
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (trail::read(&typed), trail::read(&words_only));
+    assert_eq!(shape(&a), shape(&b));
+    assert_eq!(a.expected.len(), calls.len() - 1, "all but the caller's own reviews");
+    assert_eq!(
+        (&a.service_accounts, &a.pods, a.anchors_deleted, a.unmatched_kinds),
+        (&b.service_accounts, &b.pods, b.anchors_deleted, b.unmatched_kinds)
+    );
+    assert!(a.anchors_deleted.is_some());
+    // The typed call decides, whatever the words say.
+    let misleading: Vec<Entry> = typed
+        .iter()
+        .cloned()
+        .map(|e| Entry {
+            object: "pods/exec other/pod/c".into(),
+            verb: "exec".into(),
+            ..e
+        })
+        .collect();
+    assert_eq!(
+        shape(&trail::read(&misleading))
+            .iter()
+            .map(|s| s.split_once(' ').unwrap().1.to_string())
+            .collect::<Vec<_>>(),
+        shape(&a)
+            .iter()
+            .map(|s| s.split_once(' ').unwrap().1.to_string())
+            .collect::<Vec<_>>()
+    );
 }
 
 /// A run from 10:00:00 to 10:00:10 that minted one token and added one

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::{COMMAND_SHA256, CREDENTIAL_ID, Entry, IMAGE};
+use crate::audit::{COMMAND_SHA256, CREDENTIAL_ID, Call, Entry, IMAGE};
 
 /// How many API requests one trail line stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,8 @@ pub struct RunTrail {
     pub unmatched_kinds: u64,
 }
 
-/// The plural resource of a kind vigil creates.
+/// The plural resource of a kind vigil creates (trails before
+/// `Entry::call` name the kind).
 fn plural(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "serviceaccount" => "serviceaccounts",
@@ -85,6 +86,140 @@ fn ns_name(s: &str) -> Option<(String, String)> {
     let ns = it.next()?;
     let name = it.next()?;
     (!ns.is_empty() && !name.is_empty()).then(|| (ns.to_string(), name.to_string()))
+}
+
+/// The request a line stands for: its typed call, or, for trails written
+/// before vigil recorded one, the call its words name.
+fn call_of(e: &Entry) -> Option<Call> {
+    match &e.call {
+        Some(c) => Some(c.clone()),
+        None => legacy_call(&e.verb, &e.object),
+    }
+}
+
+/// The call a line's words name (`token for serviceaccount NS/NAME (…)`,
+/// `pods/exec NS/POD/CONTAINER (…)`, …), for trails that carry no
+/// `call`. A line whose place cannot be read keeps empty names, as the
+/// words said.
+fn legacy_call(verb: &str, object: &str) -> Option<Call> {
+    let mut words = object.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    let place = |w: Option<&str>| w.and_then(ns_name).unwrap_or_default();
+    let container = |w: Option<&str>| {
+        w.and_then(|p| p.split('/').nth(2))
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(match (verb, first) {
+        ("create", "token") => {
+            let (namespace, service_account) = place(words.nth(2));
+            Call::Token {
+                namespace,
+                service_account,
+            }
+        }
+        ("create", "selfsubjectreview") => Call::WhoAmI,
+        ("check", "rights") => {
+            // Made with the run's token: without its name, nothing to match.
+            let (namespace, service_account) = words.nth(2).and_then(ns_name)?;
+            Call::TokenRights {
+                namespace,
+                service_account,
+            }
+        }
+        ("create" | "delete", kind) => {
+            let resource = plural(kind)?.to_string();
+            let (namespace, name) = place(words.next());
+            if verb == "create" {
+                Call::Create {
+                    resource,
+                    namespace,
+                    name,
+                }
+            } else {
+                Call::Delete {
+                    resource,
+                    namespace,
+                    name,
+                }
+            }
+        }
+        ("exec", "pods/exec") => {
+            let w = words.next();
+            let (namespace, pod) = place(w);
+            Call::Exec {
+                namespace,
+                pod,
+                container: container(w),
+            }
+        }
+        ("patch", "pods/ephemeralcontainers") => {
+            let (namespace, pod) = place(words.next());
+            Call::AddEphemeral { namespace, pod }
+        }
+        ("watch", "pods") => {
+            let (namespace, pod) = place(words.next());
+            Call::WatchPod { namespace, pod }
+        }
+        ("get", "pods/log") => {
+            let w = words.next();
+            let (namespace, pod) = place(w);
+            Call::PodLog {
+                namespace,
+                pod,
+                container: container(w),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// What the API server must have seen for one call: the audit verbs it
+/// may log, the resource, namespace and name, and how many requests.
+/// `None` for a call that is not matched with events (the caller's own
+/// access reviews, which the API server answers without an object).
+fn expected_request(
+    call: &Call,
+) -> Option<(&'static [&'static str], &'static str, &str, &str, Cardinality)> {
+    use Cardinality::{Many, One};
+    Some(match call {
+        Call::WhoAmI => (&["create"], "selfsubjectreviews", "", "", One),
+        Call::CallerRights => return None,
+        Call::TokenRights { .. } => (&["create"], "selfsubjectaccessreviews", "", "", Many),
+        Call::Token {
+            namespace,
+            service_account,
+        } => (&["create"], "serviceaccounts/token", namespace, service_account, One),
+        Call::Create {
+            resource,
+            namespace,
+            name,
+        } => (&["create"], known_resource(resource)?, namespace, name, One),
+        Call::Delete {
+            resource,
+            namespace,
+            name,
+        } => (&["delete"], known_resource(resource)?, namespace, name, One),
+        // WebSocket exec is a GET (`get`), SPDY a POST (`create`).
+        Call::Exec { namespace, pod, .. } => (&["get", "create"], "pods/exec", namespace, pod, One),
+        Call::AddEphemeral { namespace, pod } => (
+            &["patch", "update"],
+            "pods/ephemeralcontainers",
+            namespace,
+            pod,
+            One,
+        ),
+        Call::WatchPod { namespace, pod } => (&["watch", "list", "get"], "pods", namespace, pod, Many),
+        Call::PodLog { namespace, pod, .. } => (&["get"], "pods/log", namespace, pod, One),
+    })
+}
+
+/// The resources vigil creates and deletes; any other name in a trail is
+/// not one of its requests.
+fn known_resource(resource: &str) -> Option<&'static str> {
+    ["serviceaccounts", "roles", "rolebindings", "secrets"]
+        .into_iter()
+        .find(|r| *r == resource)
 }
 
 /// Read the trail lines into what the API server must have seen.
@@ -107,118 +242,53 @@ pub fn read(lines: &[Entry]) -> RunTrail {
         if let Some(u) = e.attributes.get("username") {
             t.caller = Some(u.clone());
         }
-        let mut words = e.object.split_whitespace();
-        let first = words.next().unwrap_or_default();
-        let (verbs, resource, place, cardinality): (&[&str], String, Option<&str>, _) =
-            match (e.verb.as_str(), first) {
-                ("create", "token") => {
-                    // "token for serviceaccount NS/NAME (…)"
-                    let place = words.nth(2);
-                    if let Some((ns, sa)) = place.and_then(ns_name) {
-                        t.service_accounts
-                            .insert(format!("system:serviceaccount:{ns}:{sa}"));
-                    }
-                    (
-                        &["create"],
-                        "serviceaccounts/token".into(),
-                        place,
-                        Cardinality::One,
-                    )
+        let ok = e.outcome == "ok";
+        let call = call_of(e);
+        let Some((verbs, resource, namespace, name, cardinality)) =
+            call.as_ref().and_then(expected_request)
+        else {
+            t.unmatched_kinds += 1;
+            continue;
+        };
+        let mut identity = e.identity.clone();
+        match call.as_ref() {
+            Some(Call::Token {
+                namespace,
+                service_account,
+            }) if !namespace.is_empty() => {
+                t.service_accounts.insert(format!(
+                    "system:serviceaccount:{namespace}:{service_account}"
+                ));
+            }
+            // The reviews are made with the run's token.
+            Some(Call::TokenRights {
+                namespace,
+                service_account,
+            }) => identity = format!("system:serviceaccount:{namespace}:{service_account}"),
+            Some(Call::Delete { resource, .. }) if resource == "secrets" && ok => {
+                t.anchors_deleted = Some(t.anchors_deleted.map_or(end, |d| d.max(end)));
+            }
+            Some(Call::AddEphemeral { .. }) => {
+                if let Some(i) = e.attributes.get(IMAGE) {
+                    t.images.insert(i.clone());
                 }
-                ("create", "selfsubjectreview") => (
-                    &["create"],
-                    "selfsubjectreviews".into(),
-                    None,
-                    Cardinality::One,
-                ),
-                ("check", "rights") => {
-                    // "rights of serviceaccount NS/NAME (…)": the reviews
-                    // are made with the run's token.
-                    let place = words.nth(2);
-                    let Some((ns, sa)) = place.and_then(ns_name) else {
-                        t.unmatched_kinds += 1;
-                        continue;
-                    };
-                    t.expected.push(Expected {
-                        line: e.seq,
-                        identity: format!("system:serviceaccount:{ns}:{sa}"),
-                        verbs: &["create"],
-                        resource: "selfsubjectaccessreviews".into(),
-                        namespace: String::new(),
-                        name: String::new(),
-                        end,
-                        duration_ms: e.duration_ms,
-                        cardinality: Cardinality::Many,
-                        ok: e.outcome == "ok",
-                        attributes: e.attributes.clone(),
-                        text: e.object.clone(),
-                    });
-                    continue;
-                }
-                ("create" | "delete", kind) if plural(kind).is_some() => {
-                    let verbs: &[&str] = if e.verb == "create" {
-                        &["create"]
-                    } else {
-                        &["delete"]
-                    };
-                    let place = words.next();
-                    if e.verb == "delete" && kind == "secret" && e.outcome == "ok" {
-                        t.anchors_deleted = Some(t.anchors_deleted.map_or(end, |d| d.max(end)));
-                    }
-                    (
-                        verbs,
-                        plural(kind).unwrap_or_default().into(),
-                        place,
-                        Cardinality::One,
-                    )
-                }
-                // WebSocket exec is a GET (`get`), SPDY a POST (`create`).
-                ("exec", "pods/exec") => (
-                    &["get", "create"],
-                    "pods/exec".into(),
-                    words.next(),
-                    Cardinality::One,
-                ),
-                ("patch", "pods/ephemeralcontainers") => {
-                    if let Some(i) = e.attributes.get(IMAGE) {
-                        t.images.insert(i.clone());
-                    }
-                    (
-                        &["patch", "update"],
-                        "pods/ephemeralcontainers".into(),
-                        words.next(),
-                        Cardinality::One,
-                    )
-                }
-                ("watch", "pods") => (
-                    &["watch", "list", "get"],
-                    "pods".into(),
-                    words.next(),
-                    Cardinality::Many,
-                ),
-                ("get", "pods/log") => {
-                    (&["get"], "pods/log".into(), words.next(), Cardinality::One)
-                }
-                _ => {
-                    t.unmatched_kinds += 1;
-                    continue;
-                }
-            };
-        let (namespace, name) = place.and_then(ns_name).unwrap_or_default();
+            }
+            _ => {}
+        }
         if resource.starts_with("pods") {
-            t.pods.insert((namespace.clone(), name.clone()));
+            t.pods.insert((namespace.to_string(), name.to_string()));
         }
         t.expected.push(Expected {
             line: e.seq,
-            identity: e.identity.clone(),
+            identity,
             verbs,
-            resource,
-            namespace,
-            name,
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
             end,
             duration_ms: e.duration_ms,
             cardinality,
-            ok: e.outcome == "ok",
+            ok,
             attributes: e.attributes.clone(),
             text: e.object.clone(),
         });
