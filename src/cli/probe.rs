@@ -7,7 +7,6 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput};
-use crate::facts::{FactRequest, frame, procfs, rootfs};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -58,8 +57,7 @@ pub(super) struct Args {
     recipient: Option<String>,
 }
 
-/// Requests larger than this are refused (a real one is a few KiB).
-const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
+use crate::facts::probe::{MAX_REQUEST_BYTES, ProbeError, ProbeTarget};
 
 fn read_request(args: &Args) -> anyhow::Result<Vec<u8>> {
     if let Some(json) = &args.request_json {
@@ -85,6 +83,15 @@ fn read_request(args: &Args) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A probe error as the CLI reports it (bad input exits 2).
+fn cli_error(e: ProbeError) -> anyhow::Error {
+    if e.is_bad_input() {
+        InvalidInput(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
 pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     // First of all: processes of the same uid (the target's, in the debug
     // and sidecar approaches) may not ptrace the probe or read its /proc
@@ -101,65 +108,15 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
             })
         })
         .transpose()?;
-    let bytes = read_request(&args)?;
-    if bytes.len() as u64 > MAX_REQUEST_BYTES {
-        return Err(InvalidInput(format!(
-            "request is larger than {} MiB",
-            MAX_REQUEST_BYTES >> 20
-        ))
-        .into());
-    }
-    let req: FactRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| InvalidInput(format!("invalid fact request: {e}")))?;
-    if req.nonce.is_empty()
-        || !req
-            .nonce
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(
-            InvalidInput("the request needs a nonce of letters, digits and '-'".into()).into(),
-        );
-    }
-    // The root to read, and the processes to list (none for a plain root).
-    let (root, pids): (PathBuf, Option<Option<Vec<u32>>>) =
-        match (&args.root, args.pid, &args.container_id) {
-            (Some(root), _, _) => (root.clone(), None),
-            (None, Some(pid), _) => (args.proc_dir.join(pid.to_string()).join("root"), Some(None)),
-            (None, None, Some(id)) => {
-                let mine = procfs::container_pids(&args.proc_dir, id).map_err(|e| match e {
-                    procfs::ProcError::BadId(_) => anyhow::Error::from(InvalidInput(e.to_string())),
-                    other => other.into(),
-                })?;
-                (
-                    args.proc_dir.join(mine[0].to_string()).join("root"),
-                    Some(Some(mine)),
-                )
-            }
-            (None, None, None) => unreachable!("clap requires one target"),
-        };
-    let mut facts = rootfs::collect(&root, &req).map_err(|e| {
-        // The kernel's ptrace access check on /proc/<pid>/root.
-        let hint = if pids.is_some() && e.kind() == std::io::ErrorKind::PermissionDenied {
-            " (the probe may read another process's root only as its uid and gid, holding at least its capabilities)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!(
-            "cannot open root {}: {}{hint}",
-            root.display(),
-            crate::safeio::io_reason(&e)
-        )
-    })?;
-    if req.processes
-        && let Some(only) = pids
-    {
-        facts.processes = Some(procfs::processes(&args.proc_dir, only.as_deref())?);
-    }
-    let mut out = frame::encode(&req.nonce, &facts);
-    if let Some(r) = &recipient {
-        out = frame::encrypt(&out, r);
-    }
+    let req = crate::facts::probe::parse_request(&read_request(&args)?).map_err(cli_error)?;
+    let target = match (&args.root, args.pid, &args.container_id) {
+        (Some(root), _, _) => ProbeTarget::Root(root.clone()),
+        (None, Some(pid), _) => ProbeTarget::Pid(pid),
+        (None, None, Some(id)) => ProbeTarget::Container(id.clone()),
+        (None, None, None) => unreachable!("clap requires one target"),
+    };
+    let out = crate::facts::probe::probe(&target, &args.proc_dir, &req, recipient.as_ref())
+        .map_err(cli_error)?;
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();

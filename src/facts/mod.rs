@@ -10,6 +10,7 @@
 pub mod compile;
 pub mod frame;
 pub(crate) mod parse;
+pub(crate) mod probe;
 pub(crate) mod procfs;
 pub mod resolve;
 pub mod rootfs;
