@@ -705,6 +705,36 @@ fn entry_at(li: usize, ordinal: usize, layer: &LayerRef) -> Result<(u32, u32), I
     }
 }
 
+/// Stream layer `li` once, handing each tar entry and its (layer,
+/// ordinal) to `each`, then check the layer's digests: the one pass that
+/// indexing and reading contents both make, so both read a layer with the
+/// same framing, padding and checks.
+fn each_entry(
+    store: &dyn Store,
+    layer: &LayerRef,
+    li: usize,
+    each: &mut dyn FnMut(
+        &mut tar::Entry<'_, Padded<Box<dyn Read + '_>>>,
+        (u32, u32),
+    ) -> Result<(), ImageError>,
+) -> Result<(), ImageError> {
+    let (stream, stored, plain) = open_layer(store, layer)?;
+    let (mut archive, data_end) = tar_archive(stream);
+    let entries = archive
+        .entries()
+        .map_err(|e| unreadable(store, layer, &e))?;
+    for (ordinal, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|e| unreadable(store, layer, &e))?;
+        let at = entry_at(li, ordinal, layer)?;
+        data_end.set(entry.raw_file_position() + entry.size());
+        each(&mut entry, at)?;
+    }
+    finish_layer(archive.into_inner(), layer, &stored, &plain).map_err(|e| match e {
+        ImageError::Layer { .. } => unreadable(store, layer, &io::Error::other(e.to_string())),
+        e => e,
+    })
+}
+
 /// Index the layers, lowest first. Entries whose path `prefetch` names
 /// (with a cap) have their content kept on the way, within the content
 /// budget, so that most scans need no second pass; it is used only after
@@ -717,16 +747,8 @@ pub(crate) fn build(
     let mut index = FsIndex::default();
     let mut budget = crate::facts::MAX_CONTENT_BYTES;
     for (li, layer) in layers.iter().enumerate() {
-        let (stream, stored, plain) = open_layer(store, layer)?;
-        let (mut archive, data_end) = tar_archive(stream);
-        let entries = archive
-            .entries()
-            .map_err(|e| unreadable(store, layer, &e))?;
-        for (ordinal, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|e| unreadable(store, layer, &e))?;
-            let at = entry_at(li, ordinal, layer)?;
-            data_end.set(entry.raw_file_position() + entry.size());
-            let (uid, gid) = owner(&mut entry);
+        each_entry(store, layer, li, &mut |entry, at| {
+            let (uid, gid) = owner(entry);
             let h = entry.header();
             let name = entry.path_bytes().into_owned();
             let link = entry.link_name_bytes().map(|l| l.into_owned());
@@ -748,9 +770,9 @@ pub(crate) fn build(
                     crate::safeio::excerpt(&crate::encoding::name_text(&name), 120)
                 ),
             })?;
-            let Some(id) = made else { continue };
+            let Some(id) = made else { return Ok(()) };
             if index.node(id).kind != Kind::File || index.node(id).data != Some(at) {
-                continue;
+                return Ok(());
             }
             let path = index.path(id);
             let size = index.node(id).size;
@@ -758,17 +780,14 @@ pub(crate) fn build(
                 && cap.min(size) <= budget
             {
                 let mut bytes = Vec::new();
-                (&mut entry)
+                entry
                     .take(cap)
                     .read_to_end(&mut bytes)
                     .map_err(|e| unreadable(store, layer, &e))?;
                 budget -= bytes.len() as u64;
                 index.prefetched.insert(at, (bytes, size > cap));
             }
-        }
-        finish_layer(archive.into_inner(), layer, &stored, &plain).map_err(|e| match e {
-            ImageError::Layer { .. } => unreadable(store, layer, &io::Error::other(e.to_string())),
-            e => e,
+            Ok(())
         })?;
     }
     Ok(index)
@@ -800,17 +819,9 @@ pub(crate) fn read_contents(
     let by_layer: BTreeSet<u32> = wanted.keys().map(|(l, _)| *l).collect();
     for li in by_layer {
         let layer = &layers[li as usize];
-        let (stream, stored, plain) = open_layer(store, layer)?;
-        let (mut archive, data_end) = tar_archive(stream);
-        let entries = archive
-            .entries()
-            .map_err(|e| unreadable(store, layer, &e))?;
-        for (ordinal, entry) in entries.enumerate() {
-            let entry = entry.map_err(|e| unreadable(store, layer, &e))?;
-            data_end.set(entry.raw_file_position() + entry.size());
-            let at = entry_at(li as usize, ordinal, layer)?;
+        each_entry(store, layer, li as usize, &mut |entry, at| {
             let Some(&cap) = wanted.get(&at) else {
-                continue;
+                return Ok(());
             };
             let size = entry.size();
             let mut bytes = Vec::new();
@@ -819,10 +830,7 @@ pub(crate) fn read_contents(
                 .read_to_end(&mut bytes)
                 .map_err(|e| unreadable(store, layer, &e))?;
             out.insert(at, (bytes, size > cap));
-        }
-        finish_layer(archive.into_inner(), layer, &stored, &plain).map_err(|e| match e {
-            ImageError::Layer { .. } => unreadable(store, layer, &io::Error::other(e.to_string())),
-            e => e,
+            Ok(())
         })?;
     }
     Ok(out)

@@ -166,15 +166,8 @@ impl PodInfo {
             .iter()
             .filter_map(|cs| Some((cs.name.as_str(), image_digest(&cs.image_id)?)))
             .collect();
-        let running: Vec<&str> = status
-            .into_iter()
-            .flat_map(|s| {
-                s.container_statuses
-                    .iter()
-                    .flatten()
-                    .chain(s.init_container_statuses.iter().flatten())
-                    .chain(s.ephemeral_container_statuses.iter().flatten())
-            })
+        let running: Vec<&str> = statuses
+            .iter()
             .filter(|cs| cs.state.as_ref().is_some_and(|st| st.running.is_some()))
             .map(|cs| cs.name.as_str())
             .collect();
