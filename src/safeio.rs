@@ -209,7 +209,11 @@ pub(crate) fn open_regular(path: &Path, what: &'static str) -> Result<std::fs::F
 }
 
 /// Like [`read`], for text that must be UTF-8.
-pub(crate) fn read_to_string(path: &Path, cap: u64, what: &'static str) -> Result<String, InputError> {
+pub(crate) fn read_to_string(
+    path: &Path,
+    cap: u64,
+    what: &'static str,
+) -> Result<String, InputError> {
     let bytes = read(path, cap, what)?;
     String::from_utf8(bytes).map_err(|_| InputError {
         what,

@@ -312,14 +312,13 @@ const PUBLIC_ITEMS: usize = 652;
 /// the crate can name fails the build instead of inflating the surface.
 #[test]
 fn unreachable_pub_is_denied() {
-    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
-        .unwrap();
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     assert!(
         lib.lines().any(|l| l.trim() == "#![deny(unreachable_pub)]"),
         "src/lib.rs must keep #![deny(unreachable_pub)]"
     );
 }
-
 
 #[test]
 fn the_public_surface_does_not_grow() {

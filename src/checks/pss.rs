@@ -272,7 +272,12 @@ pub(crate) enum Outcome {
 }
 
 /// Evaluate one check on a workload at `level` and `version`.
-pub(crate) fn evaluate(check: &Check, level: Level, version: PolicyVersion, w: &Workload) -> Outcome {
+pub(crate) fn evaluate(
+    check: &Check,
+    level: Level,
+    version: PolicyVersion,
+    w: &Workload,
+) -> Outcome {
     let minor = version.minor();
     if level == Level::Baseline && check.level == Level::Restricted {
         return Outcome::NotAtLevel;

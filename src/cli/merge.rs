@@ -43,9 +43,7 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     let (set, index) = super::load_one_policy(&args.policy, args.name.as_deref(), "--policy")?;
     let policy = &set.policies[index];
     let sealing = args.seal.sealing();
-    let keys = sealing
-        .keys(policy)
-        .map_err(super::seal_args::cli_error)?;
+    let keys = sealing.keys(policy).map_err(super::seal_args::cli_error)?;
     let policy_sha = crate::encoding::hex(&Sha256::digest(policy.source.text.as_bytes()));
     let run_id = uuid::Uuid::now_v7().to_string();
     let name = &policy.value.metadata.name;

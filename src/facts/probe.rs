@@ -98,7 +98,10 @@ pub(crate) fn probe(
                 procfs::ProcError::BadId(_) => ProbeError::ContainerId(e),
                 other => ProbeError::Proc(other),
             })?;
-            (proc.join(mine[0].to_string()).join("root"), Some(Some(mine)))
+            (
+                proc.join(mine[0].to_string()).join("root"),
+                Some(Some(mine)),
+            )
         }
     };
     let mut facts = rootfs::collect(&root, req).map_err(|e| ProbeError::Root {
@@ -151,7 +154,12 @@ mod tests {
             assert!(e.is_bad_input(), "{e}");
         }
         let big = vec![b' '; MAX_REQUEST_BYTES as usize + 1];
-        assert!(parse_request(&big).unwrap_err().to_string().contains("larger"));
+        assert!(
+            parse_request(&big)
+                .unwrap_err()
+                .to_string()
+                .contains("larger")
+        );
     }
 
     #[test]
@@ -160,7 +168,13 @@ mod tests {
         std::fs::create_dir_all(dir.join("etc")).unwrap();
         std::fs::write(dir.join("etc/hostname"), "h\n").unwrap();
         let req = parse_request(&request("n1", &["/etc/hostname"])).unwrap();
-        let out = probe(&ProbeTarget::Root(dir.clone()), Path::new("/proc"), &req, None).unwrap();
+        let out = probe(
+            &ProbeTarget::Root(dir.clone()),
+            Path::new("/proc"),
+            &req,
+            None,
+        )
+        .unwrap();
         let facts = frame::decode("n1", &out).unwrap();
         assert!(facts.files["/etc/hostname"].lstat.is_some());
         let gone = probe(

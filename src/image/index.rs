@@ -705,6 +705,12 @@ fn entry_at(li: usize, ordinal: usize, layer: &LayerRef) -> Result<(u32, u32), I
     }
 }
 
+/// One tar entry of a layer being streamed.
+type LayerEntry<'e, 's> = tar::Entry<'e, Padded<Box<dyn Read + 's>>>;
+
+/// What [`each_entry`] does with an entry and its (layer, ordinal).
+type OnEntry<'f> = dyn FnMut(&mut LayerEntry<'_, '_>, (u32, u32)) -> Result<(), ImageError> + 'f;
+
 /// Stream layer `li` once, handing each tar entry and its (layer,
 /// ordinal) to `each`, then check the layer's digests: the one pass that
 /// indexing and reading contents both make, so both read a layer with the
@@ -713,10 +719,7 @@ fn each_entry(
     store: &dyn Store,
     layer: &LayerRef,
     li: usize,
-    each: &mut dyn FnMut(
-        &mut tar::Entry<'_, Padded<Box<dyn Read + '_>>>,
-        (u32, u32),
-    ) -> Result<(), ImageError>,
+    each: &mut OnEntry<'_>,
 ) -> Result<(), ImageError> {
     let (stream, stored, plain) = open_layer(store, layer)?;
     let (mut archive, data_end) = tar_archive(stream);

@@ -125,7 +125,11 @@ fn parse<T: for<'a> Deserialize<'a>>(bytes: &[u8], what: &str) -> Result<T, Imag
 /// Resolve the image of `store`: by `index.json`, or (when `docker` and the
 /// index is absent or empty, as some `docker save` versions write it) by
 /// `manifest.json`. `tag` picks among several images.
-pub(crate) fn resolve(store: &dyn Store, tag: Option<&str>, docker: bool) -> Result<Resolved, ImageError> {
+pub(crate) fn resolve(
+    store: &dyn Store,
+    tag: Option<&str>,
+    docker: bool,
+) -> Result<Resolved, ImageError> {
     let index = store.read("index.json", MAX_MANIFEST)?;
     let index: Option<Document> = index
         .as_deref()

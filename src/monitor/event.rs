@@ -338,7 +338,10 @@ impl<R: Read> Read for Inflated<R> {
 
 /// Stream the events of one file (plain or gzip) to `each`. The file must
 /// be a regular file: a FIFO or device is refused before it is read.
-pub(crate) fn read_file(path: &Path, each: &mut dyn FnMut(Event)) -> Result<FileSummary, ReadError> {
+pub(crate) fn read_file(
+    path: &Path,
+    each: &mut dyn FnMut(Event),
+) -> Result<FileSummary, ReadError> {
     let shown = crate::safeio::printable(&path.display().to_string()).into_owned();
     let err = |reason: String| ReadError {
         path: shown.clone(),

@@ -51,7 +51,9 @@ fn a_trails_typed_calls_expect_what_its_words_did() {
                 namespace: ns.clone(),
                 service_account: sa.clone(),
             },
-            format!("rights of serviceaccount {ns}/{sa} (4 selfsubjectaccessreviews, until granted)"),
+            format!(
+                "rights of serviceaccount {ns}/{sa} (4 selfsubjectaccessreviews, until granted)"
+            ),
         ),
         (
             Call::Token {
@@ -144,10 +146,24 @@ fn a_trails_typed_calls_expect_what_its_words_did() {
     };
     let (a, b) = (trail::read(&typed), trail::read(&words_only));
     assert_eq!(shape(&a), shape(&b));
-    assert_eq!(a.expected.len(), calls.len() - 1, "all but the caller's own reviews");
     assert_eq!(
-        (&a.service_accounts, &a.pods, a.anchors_deleted, a.unmatched_kinds),
-        (&b.service_accounts, &b.pods, b.anchors_deleted, b.unmatched_kinds)
+        a.expected.len(),
+        calls.len() - 1,
+        "all but the caller's own reviews"
+    );
+    assert_eq!(
+        (
+            &a.service_accounts,
+            &a.pods,
+            a.anchors_deleted,
+            a.unmatched_kinds
+        ),
+        (
+            &b.service_accounts,
+            &b.pods,
+            b.anchors_deleted,
+            b.unmatched_kinds
+        )
     );
     assert!(a.anchors_deleted.is_some());
     // The typed call decides, whatever the words say.

@@ -180,7 +180,13 @@ fn legacy_call(verb: &str, object: &str) -> Option<Call> {
 /// access reviews, which the API server answers without an object).
 fn expected_request(
     call: &Call,
-) -> Option<(&'static [&'static str], &'static str, &str, &str, Cardinality)> {
+) -> Option<(
+    &'static [&'static str],
+    &'static str,
+    &str,
+    &str,
+    Cardinality,
+)> {
     use Cardinality::{Many, One};
     Some(match call {
         Call::WhoAmI => (&["create"], "selfsubjectreviews", "", "", One),
@@ -189,7 +195,13 @@ fn expected_request(
         Call::Token {
             namespace,
             service_account,
-        } => (&["create"], "serviceaccounts/token", namespace, service_account, One),
+        } => (
+            &["create"],
+            "serviceaccounts/token",
+            namespace,
+            service_account,
+            One,
+        ),
         Call::Create {
             resource,
             namespace,
@@ -209,7 +221,9 @@ fn expected_request(
             pod,
             One,
         ),
-        Call::WatchPod { namespace, pod } => (&["watch", "list", "get"], "pods", namespace, pod, Many),
+        Call::WatchPod { namespace, pod } => {
+            (&["watch", "list", "get"], "pods", namespace, pod, Many)
+        }
         Call::PodLog { namespace, pod, .. } => (&["get"], "pods/log", namespace, pod, One),
     })
 }

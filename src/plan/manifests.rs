@@ -137,7 +137,9 @@ pub(crate) const WORKLOAD_KINDS: [(&str, &str); 4] = [
 /// set the gid), non-root
 /// unless that uid is 0, no privilege escalation, every capability
 /// dropped, a read-only root filesystem, the RuntimeDefault seccomp profile.
-pub(crate) fn hardened_security_context(run_as_user: i64) -> k8s_openapi::api::core::v1::SecurityContext {
+pub(crate) fn hardened_security_context(
+    run_as_user: i64,
+) -> k8s_openapi::api::core::v1::SecurityContext {
     use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
     SecurityContext {
         run_as_user: Some(run_as_user),

@@ -591,7 +591,12 @@ fn results(p: &Loaded<ScanPolicy>, controls: &BTreeSet<&str>, out: &mut Vec<Diag
 
 /// The error for a target whose id `id` the target at pointer `first`
 /// already has (`here` points at the second).
-pub(crate) fn duplicate_target(p: &Loaded<ScanPolicy>, id: &str, first: &str, here: &str) -> Diagnostic {
+pub(crate) fn duplicate_target(
+    p: &Loaded<ScanPolicy>,
+    id: &str,
+    first: &str,
+    here: &str,
+) -> Diagnostic {
     let at = p.doc.value_position(first);
     p.at_value(
         Diagnostic::error(
@@ -920,7 +925,9 @@ pub enum RecipientError {
 
 /// Parse a recipient as a policy or a flag lists it (`age1…`,
 /// `ssh-ed25519 …`, `ssh-rsa …`): the one parser lint and sealing share.
-pub(crate) fn parse_recipient(r: &str) -> Result<Box<dyn age::Recipient + Send + Sync>, RecipientError> {
+pub(crate) fn parse_recipient(
+    r: &str,
+) -> Result<Box<dyn age::Recipient + Send + Sync>, RecipientError> {
     if r.starts_with("age1") {
         age::x25519::Recipient::from_str(r)
             .map(|x| Box::new(x) as _)

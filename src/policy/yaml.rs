@@ -123,7 +123,10 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
 }
 
 /// [`parse_documents`] with other limits.
-pub(crate) fn parse_documents_within(text: &str, limits: Limits) -> Result<Vec<Document>, YamlError> {
+pub(crate) fn parse_documents_within(
+    text: &str,
+    limits: Limits,
+) -> Result<Vec<Document>, YamlError> {
     Ok(parse_nodes(text, limits)?
         .into_iter()
         .map(|n| {

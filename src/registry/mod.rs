@@ -255,7 +255,10 @@ pub(crate) struct Client {
 impl Client {
     /// A client that speaks HTTPS (system roots) to every host but those in
     /// `insecure`, which get plain HTTP: for test registries only.
-    pub(crate) fn new(insecure: &[String], credentials: Credentials) -> Result<Client, RegistryError> {
+    pub(crate) fn new(
+        insecure: &[String],
+        credentials: Credentials,
+    ) -> Result<Client, RegistryError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| RegistryError::Unreachable {

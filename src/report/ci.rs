@@ -76,7 +76,6 @@ impl Format {
     }
 }
 
-
 /// The locations of every control of the loaded profiles.
 pub(crate) fn locations(set: &crate::policy::PolicySet) -> Locations {
     let mut out = Locations::new();

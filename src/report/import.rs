@@ -969,7 +969,10 @@ mod tests {
         let a = &hdf.controls[0];
         // The number 3 is a result without a status: an error.
         assert_eq!(a.status, super::ControlStatus::Error);
-        assert_eq!((a.title.as_str(), a.severity), ("", crate::report::summary::Severity::Medium));
+        assert_eq!(
+            (a.title.as_str(), a.severity),
+            ("", crate::report::summary::Severity::Medium)
+        );
         assert_eq!(hdf.controls[1].status, super::ControlStatus::Passed);
     }
 

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::render::{Context, Render};
 use super::findings::Finding;
+use super::render::{Context, Render};
 use super::summary::ControlStatus;
 use super::view::ReportRun;
 

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::render::{Context, Render};
 use super::findings::render;
+use super::render::{Context, Render};
 use super::view::ReportRun;
 
 /// The markdown format.

@@ -96,7 +96,10 @@ fn result(r: &ReportRun) -> Value {
             }
         }
     }
-    let mut props = vec![prop("verdict", r.verdict.as_str()), prop("policy", &r.policy)];
+    let mut props = vec![
+        prop("verdict", r.verdict.as_str()),
+        prop("policy", &r.policy),
+    ];
     if r.imported {
         props.push(prop("evidence-source", "imported"));
     }

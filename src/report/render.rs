@@ -22,4 +22,3 @@ pub(crate) trait Render {
     /// The document for `runs`.
     fn render(&self, runs: &[ReportRun], ctx: &Context<'_>) -> String;
 }
-

@@ -196,7 +196,12 @@ fn cancellation_and_a_passed_deadline_start_no_target() {
 fn a_panicking_external_scan_fails_only_its_target() {
     struct Reporting;
     impl Collector for Reporting {
-        fn collect(&self, t: &PlannedTarget, _: &FactRequest, _: &str) -> Result<Gathered, Failure> {
+        fn collect(
+            &self,
+            t: &PlannedTarget,
+            _: &FactRequest,
+            _: &str,
+        ) -> Result<Gathered, Failure> {
             if t.id.ends_with("/d") {
                 panic!("a bug in the external pipeline");
             }
@@ -225,7 +230,11 @@ fn a_panicking_external_scan_fails_only_its_target() {
     .unwrap();
     assert_eq!(summary.targets.len(), 4);
     for t in &summary.targets {
-        assert_eq!(t.evidence, crate::policy::model::Evidence::External, "{t:?}");
+        assert_eq!(
+            t.evidence,
+            crate::policy::model::Evidence::External,
+            "{t:?}"
+        );
         if t.id.ends_with("/d") {
             assert_eq!(t.status, TargetStatus::Error, "{t:?}");
             assert!(

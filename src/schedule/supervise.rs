@@ -190,7 +190,9 @@ impl Supervisor {
     /// bundle (exit 0 or 1), after which retention and monitoring run.
     fn start(self: &Arc<Self>, policy: &str) -> RunFuture {
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("run").args(&self.runs.paths).args(["--policy", policy]);
+        cmd.arg("run")
+            .args(&self.runs.paths)
+            .args(["--policy", policy]);
         if let Some(o) = &self.runs.out {
             cmd.arg("--out").arg(o);
         }

@@ -18,9 +18,9 @@ use ed25519_dalek::VerifyingKey;
 
 use super::bundle::SealedDir;
 use super::keys::Signer;
-use crate::report::run::RunVerdict;
 use super::statement::{AuditRef, FileRef, PolicyRef, RunPredicate, ShardRef, TargetResult};
 use crate::report::output::RunOutput;
+use crate::report::run::RunVerdict;
 
 /// Why shards were not merged.
 #[derive(Debug, thiserror::Error)]

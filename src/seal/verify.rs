@@ -21,9 +21,9 @@ use sha2::{Digest, Sha256};
 use super::dsse::{self, Envelope};
 use super::layout::{AUDIT_CHECK_FILE, STATEMENT_FILE};
 use super::statement::{PREDICATE_TYPE, STATEMENT_TYPE, Statement};
-use crate::report::run::StatusCounts;
 use crate::encoding::hex;
 use crate::facts::resolve::Root;
+use crate::report::run::StatusCounts;
 
 pub use super::layout::MAX_STATEMENT_BYTES;
 /// Largest decrypted result accepted.

@@ -227,6 +227,10 @@ pub(super) async fn handle(
     Ok(resp)
 }
 
+/// The routes of the test server, as a table: the cluster-scoped requests
+/// vigil makes (reviews, cluster-wide lists, a namespace object), then
+/// namespaced ones, which are authorized as the API server authorizes them
+/// (verb from method, name and subresource) before their handler runs.
 pub(super) async fn route(
     req: Request<Incoming>,
     st: &Arc<Mutex<State>>,
@@ -242,134 +246,42 @@ pub(super) async fn route(
         return respond(200, &doc);
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // SelfSubjectReview: who the caller is (`kubectl auth whoami`).
-    if parts.as_slice() == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
-        && req.method() == Method::POST
-    {
-        let mut body = read_json(req).await;
-        let groups = if identity == "admin" {
-            json!(["system:masters", "system:authenticated"])
-        } else {
-            let ns = identity.split(':').nth(2).unwrap_or_default();
-            json!([
-                "system:serviceaccounts",
-                format!("system:serviceaccounts:{ns}"),
-                "system:authenticated"
-            ])
-        };
-        body["status"] = json!({"userInfo": {"username": identity, "groups": groups}});
-        return respond(201, &body);
-    }
-    // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
-    // /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
-    // SelfSubjectAccessReview: may the caller do one thing?
-    if parts.as_slice()
-        == [
+    let post = req.method() == Method::POST;
+    match parts.as_slice() {
+        // SelfSubjectReview: who the caller is (`kubectl auth whoami`).
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] if post => {
+            who_am_i(req, identity).await
+        }
+        // SelfSubjectAccessReview: may the caller do one thing?
+        [
             "apis",
             "authorization.k8s.io",
             "v1",
             "selfsubjectaccessreviews",
-        ]
-        && req.method() == Method::POST
-    {
-        let mut body = read_json(req).await;
-        let a = body["spec"]["resourceAttributes"].clone();
-        let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
-        let resource = match field("subresource").as_str() {
-            "" => field("resource"),
-            sub => format!("{}/{sub}", field("resource")),
-        };
-        let name = field("name");
-        let allowed = authorize(
-            &st.lock().unwrap(),
-            identity,
-            &field("namespace"),
-            &field("group"),
-            &resource,
-            &field("verb"),
-            (!name.is_empty()).then_some(name.as_str()),
-        );
-        body["status"] = json!({"allowed": allowed});
-        return respond(201, &body);
-    }
-    // SelfSubjectRulesReview: the caller's own rules in a namespace.
-    if parts.as_slice()
-        == [
+        ] if post => access_review(req, st, identity).await,
+        // SelfSubjectRulesReview: the caller's own rules in a namespace.
+        [
             "apis",
             "authorization.k8s.io",
             "v1",
             "selfsubjectrulesreviews",
-        ]
-        && req.method() == Method::POST
-    {
-        let mut body = read_json(req).await;
-        let ns = body["spec"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let rules = rules_of(&st.lock().unwrap(), identity, &ns);
-        body["status"] =
-            json!({"resourceRules": rules, "nonResourceRules": [], "incomplete": false});
-        return respond(201, &body);
-    }
-    // Cluster-wide lists (admin only): /api/v1/{resource}, /apis/rbac…/v1/{resource}.
-    if let ["api", "v1", res] | ["apis", "rbac.authorization.k8s.io", "v1", res] = parts.as_slice()
-    {
-        if identity != "admin" || req.method() != Method::GET {
-            return respond(
-                403,
-                &status(
-                    403,
-                    "Forbidden",
-                    &format!("{identity} cannot list {res} at the cluster scope"),
-                ),
-            );
+        ] if post => rules_review(req, st, identity).await,
+        // Cluster-wide lists (admin only): /api/v1/{resource}, /apis/rbac…/v1/{resource}.
+        ["api", "v1", res] | ["apis", "rbac.authorization.k8s.io", "v1", res] => {
+            cluster_list(&req, st, identity, res)
         }
-        let selector = query_params(req.uri())
-            .into_iter()
-            .find(|(k, _)| k == "labelSelector")
-            .map(|(_, v)| v);
-        let st = st.lock().unwrap();
-        let items: Vec<Value> = st
-            .objects
-            .iter()
-            .filter(|((r, _, _), o)| r == res && matches_selector(o, selector.as_deref()))
-            .map(|(_, o)| o.clone())
-            .collect();
-        return respond(200, &list(res, items));
-    }
-    // A namespace object: `GET /api/v1/namespaces/{name}`, whose request
-    // namespace is its own name (requestinfo.go: `namespaces/{ns}` sets the
-    // namespace, then the resource and name are `namespaces` and `{ns}`),
-    // so a Role in that namespace can grant it by resourceNames.
-    if let ["api", "v1", "namespaces", name] = parts.as_slice()
-        && req.method() == Method::GET
-    {
-        let st = st.lock().unwrap();
-        if !authorize(&st, identity, name, "", "namespaces", "get", Some(name)) {
-            return respond(
-                403,
-                &status(
-                    403,
-                    "Forbidden",
-                    &format!(
-                        "namespaces \"{name}\" is forbidden: User \"{identity}\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"{name}\""
-                    ),
-                ),
-            );
+        // A namespace object: `GET /api/v1/namespaces/{name}`, whose request
+        // namespace is its own name (requestinfo.go: `namespaces/{ns}` sets the
+        // namespace, then the resource and name are `namespaces` and `{ns}`),
+        // so a Role in that namespace can grant it by resourceNames.
+        ["api", "v1", "namespaces", name] if req.method() == Method::GET => {
+            namespace_object(st, identity, name)
         }
-        return match st.namespace_object(name) {
-            Some(o) => respond(200, &o),
-            None => respond(
-                404,
-                &status(404, "NotFound", &format!("namespaces \"{name}\" not found")),
-            ),
-        };
-    }
-    let (group, rest) = match parts.as_slice() {
-        ["api", "v1", "namespaces", rest @ ..] => ("", rest.to_vec()),
+        // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
+        // /apis/{networking,rbac.authorization}.k8s.io/v1/namespaces/{ns}/{resource}[/{name}]
+        ["api", "v1", "namespaces", rest @ ..] => namespaced(req, st, identity, "", rest).await,
         ["apis", "networking.k8s.io", "v1", "namespaces", rest @ ..] => {
-            ("networking.k8s.io", rest.to_vec())
+            namespaced(req, st, identity, "networking.k8s.io", rest).await
         }
         [
             "apis",
@@ -377,19 +289,139 @@ pub(super) async fn route(
             "v1",
             "namespaces",
             rest @ ..,
-        ] => ("rbac.authorization.k8s.io", rest.to_vec()),
-        _ => {
-            return respond(
+        ] => namespaced(req, st, identity, "rbac.authorization.k8s.io", rest).await,
+        _ => respond(
+            404,
+            &status(
                 404,
-                &status(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ),
-            );
-        }
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        ),
+    }
+}
+
+async fn who_am_i(req: Request<Incoming>, identity: &str) -> Response<Full<Bytes>> {
+    let mut body = read_json(req).await;
+    let groups = if identity == "admin" {
+        json!(["system:masters", "system:authenticated"])
+    } else {
+        let ns = identity.split(':').nth(2).unwrap_or_default();
+        json!([
+            "system:serviceaccounts",
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated"
+        ])
     };
-    let (ns, resource, name, sub) = match rest.as_slice() {
+    body["status"] = json!({"userInfo": {"username": identity, "groups": groups}});
+    respond(201, &body)
+}
+
+async fn access_review(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: &str,
+) -> Response<Full<Bytes>> {
+    let mut body = read_json(req).await;
+    let a = body["spec"]["resourceAttributes"].clone();
+    let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+    let resource = match field("subresource").as_str() {
+        "" => field("resource"),
+        sub => format!("{}/{sub}", field("resource")),
+    };
+    let name = field("name");
+    let allowed = authorize(
+        &st.lock().unwrap(),
+        identity,
+        &field("namespace"),
+        &field("group"),
+        &resource,
+        &field("verb"),
+        (!name.is_empty()).then_some(name.as_str()),
+    );
+    body["status"] = json!({"allowed": allowed});
+    respond(201, &body)
+}
+
+async fn rules_review(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: &str,
+) -> Response<Full<Bytes>> {
+    let mut body = read_json(req).await;
+    let ns = body["spec"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rules = rules_of(&st.lock().unwrap(), identity, &ns);
+    body["status"] = json!({"resourceRules": rules, "nonResourceRules": [], "incomplete": false});
+    respond(201, &body)
+}
+
+fn cluster_list(
+    req: &Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: &str,
+    res: &str,
+) -> Response<Full<Bytes>> {
+    if identity != "admin" || req.method() != Method::GET {
+        return respond(
+            403,
+            &status(
+                403,
+                "Forbidden",
+                &format!("{identity} cannot list {res} at the cluster scope"),
+            ),
+        );
+    }
+    let selector = query_params(req.uri())
+        .into_iter()
+        .find(|(k, _)| k == "labelSelector")
+        .map(|(_, v)| v);
+    let st = st.lock().unwrap();
+    let items: Vec<Value> = st
+        .objects
+        .iter()
+        .filter(|((r, _, _), o)| r == res && matches_selector(o, selector.as_deref()))
+        .map(|(_, o)| o.clone())
+        .collect();
+    respond(200, &list(res, items))
+}
+
+fn namespace_object(st: &Arc<Mutex<State>>, identity: &str, name: &str) -> Response<Full<Bytes>> {
+    let st = st.lock().unwrap();
+    if !authorize(&st, identity, name, "", "namespaces", "get", Some(name)) {
+        return respond(
+            403,
+            &status(
+                403,
+                "Forbidden",
+                &format!(
+                    "namespaces \"{name}\" is forbidden: User \"{identity}\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"{name}\""
+                ),
+            ),
+        );
+    }
+    match st.namespace_object(name) {
+        Some(o) => respond(200, &o),
+        None => respond(
+            404,
+            &status(404, "NotFound", &format!("namespaces \"{name}\" not found")),
+        ),
+    }
+}
+
+/// A namespaced request (`{ns}/{resource}[/{name}[/{sub}]]` under its
+/// group): its verb resolved and authorized as the API server's
+/// request-info resolver and RBAC authorizer do, then its handler.
+async fn namespaced(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: &str,
+    group: &str,
+    rest: &[&str],
+) -> Response<Full<Bytes>> {
+    let (ns, resource, name, sub) = match rest {
         [ns, res] => (ns.to_string(), res.to_string(), None, None),
         [ns, res, name] => (
             ns.to_string(),
@@ -456,165 +488,186 @@ pub(super) async fn route(
             return respond(403, &status(403, "Forbidden", &msg));
         }
     }
-    if sub.as_deref() == Some("exec") && resource == "pods" {
-        // Decide under the lock, act after it (the guard must not live across an await).
-        let fault = {
-            let mut guard = st.lock().unwrap();
-            let f = &mut guard.faults;
-            if f.exec_500 > 0 {
-                f.exec_500 -= 1;
-                1
-            } else if f.exec_429 > 0 {
-                f.exec_429 -= 1;
-                2
-            } else if f.exec_cut > 0 {
-                f.exec_cut -= 1;
-                3
-            } else if f.exec_hang > 0 {
-                f.exec_hang -= 1;
-                4
-            } else if f.exec_held > 0 {
-                f.exec_held -= 1;
-                5
-            } else {
-                0
-            }
-        };
-        if fault == 5 {
-            let gate = st.lock().unwrap().exec_gate.clone();
-            loop {
-                let woken = gate.1.notified();
-                if gate.0.load(Ordering::SeqCst) {
-                    break;
-                }
-                woken.await;
-            }
+    match (resource.as_str(), sub.as_deref(), verb) {
+        ("pods", Some("exec"), _) => {
+            pod_exec(req, st, &ns, name.as_deref().unwrap_or_default()).await
         }
-        match fault {
-            1 => {
-                // The body quotes something it should not, as some proxies do.
-                return respond(
-                    500,
-                    &status(
-                        500,
-                        "InternalError",
-                        &format!("injected failure; upstream said: {ERROR_BODY_CANARY}"),
-                    ),
-                );
+        ("pods", None, "watch") => pod_watch(&req, st, &ns, field_name).await,
+        ("pods", Some("ephemeralcontainers"), "patch") => {
+            let body = read_json(req).await;
+            add_ephemeral(st, &ns, name.as_deref().unwrap_or_default(), body)
+        }
+        ("pods", Some("log"), _) => pod_log(&req, st, &ns, name.unwrap_or_default()),
+        ("serviceaccounts", Some("token"), _) => {
+            let body = read_json(req).await;
+            token_request(st, &ns, name.as_deref().unwrap_or_default(), body)
+        }
+        _ => object(req, st, identity, verb, &ns, &resource, name).await,
+    }
+}
+
+/// `pods/exec`, with the faults a test injected.
+async fn pod_exec(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    ns: &str,
+    pod: &str,
+) -> Response<Full<Bytes>> {
+    // Decide under the lock, act after it (the guard must not live across an await).
+    let fault = {
+        let mut guard = st.lock().unwrap();
+        let f = &mut guard.faults;
+        if f.exec_500 > 0 {
+            f.exec_500 -= 1;
+            1
+        } else if f.exec_429 > 0 {
+            f.exec_429 -= 1;
+            2
+        } else if f.exec_cut > 0 {
+            f.exec_cut -= 1;
+            3
+        } else if f.exec_hang > 0 {
+            f.exec_hang -= 1;
+            4
+        } else if f.exec_held > 0 {
+            f.exec_held -= 1;
+            5
+        } else {
+            0
+        }
+    };
+    if fault == 5 {
+        let gate = st.lock().unwrap().exec_gate.clone();
+        loop {
+            let woken = gate.1.notified();
+            if gate.0.load(Ordering::SeqCst) {
+                break;
             }
-            4 => {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                return respond(504, &status(504, "Timeout", "injected hang"));
-            }
-            2 => {
-                let mut body = status(429, "TooManyRequests", "injected throttling");
-                body["details"] = json!({"retryAfterSeconds": 1});
-                let mut r = respond(429, &body);
-                r.headers_mut()
-                    .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
-                return r;
-            }
-            _ => {
-                return exec(
-                    req,
-                    st,
-                    &ns,
-                    name.as_deref().unwrap_or_default(),
-                    fault == 3,
-                )
-                .await;
-            }
+            woken.await;
         }
     }
-    if verb == "watch" && resource == "pods" {
-        let Some(pod) = field_name else {
-            return respond(
+    match fault {
+        // The body quotes something it should not, as some proxies do.
+        1 => respond(
+            500,
+            &status(
+                500,
+                "InternalError",
+                &format!("injected failure; upstream said: {ERROR_BODY_CANARY}"),
+            ),
+        ),
+        4 => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            respond(504, &status(504, "Timeout", "injected hang"))
+        }
+        2 => {
+            let mut body = status(429, "TooManyRequests", "injected throttling");
+            body["details"] = json!({"retryAfterSeconds": 1});
+            let mut r = respond(429, &body);
+            r.headers_mut()
+                .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+            r
+        }
+        _ => exec(req, st, ns, pod, fault == 3).await,
+    }
+}
+
+/// A watch of one pod (by `fieldSelector=metadata.name=`).
+async fn pod_watch(
+    req: &Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    ns: &str,
+    field_name: Option<String>,
+) -> Response<Full<Bytes>> {
+    let Some(pod) = field_name else {
+        return respond(
+            400,
+            &status(
                 400,
-                &status(
-                    400,
-                    "BadRequest",
-                    "the test server watches one pod by fieldSelector metadata.name",
-                ),
-            );
-        };
-        let query = query_params(req.uri());
-        let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
-        let since: u64 = param("resourceVersion")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let timeout = param("timeoutSeconds")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(30u64);
-        let gone = {
-            let mut g = st.lock().unwrap();
-            let hit = g.faults.watch_gone > 0;
-            g.faults.watch_gone = g.faults.watch_gone.saturating_sub(1);
-            hit
-        };
-        if gone {
-            // `staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go`:
-            // a too old resourceVersion is an ERROR event with a 410 Status.
-            return watch_body(&[
-                json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": format!("too old resource version: {since}"), "reason": "Expired", "code": 410}}),
-            ]);
-        }
-        let bookmarks = param("allowWatchBookmarks").is_some_and(|v| v == "true");
-        return watch_pod(
-            st,
-            &ns,
-            &pod,
-            since,
-            Duration::from_secs(timeout),
-            bookmarks,
-        )
-        .await;
+                "BadRequest",
+                "the test server watches one pod by fieldSelector metadata.name",
+            ),
+        );
+    };
+    let query = query_params(req.uri());
+    let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
+    let since: u64 = param("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let timeout = param("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30u64);
+    let gone = {
+        let mut g = st.lock().unwrap();
+        let hit = g.faults.watch_gone > 0;
+        g.faults.watch_gone = g.faults.watch_gone.saturating_sub(1);
+        hit
+    };
+    if gone {
+        // `staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go`:
+        // a too old resourceVersion is an ERROR event with a 410 Status.
+        return watch_body(&[
+            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": format!("too old resource version: {since}"), "reason": "Expired", "code": 410}}),
+        ]);
     }
-    if resource == "pods" && sub.as_deref() == Some("ephemeralcontainers") && verb == "patch" {
-        let body = read_json(req).await;
-        return add_ephemeral(st, &ns, name.as_deref().unwrap_or_default(), body);
-    }
-    if resource == "pods" && sub.as_deref() == Some("log") {
-        let query = query_params(req.uri());
-        let container = query
-            .iter()
-            .find(|(k, _)| k == "container")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        // The kubelet stops writing at limitBytes, mid-line if need be
-        // (`pkg/kubelet/kuberuntime/logs/logs.go`, logWriter.write).
-        let limit = query
-            .iter()
-            .find(|(k, _)| k == "limitBytes")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(usize::MAX);
-        let pod = name.unwrap_or_default();
-        return match st
-            .lock()
-            .unwrap()
-            .logs
-            .get(&(ns.clone(), pod.clone(), container.clone()))
-        {
-            Some(log) => Response::builder()
-                .status(200)
-                .header("content-type", "text/plain")
-                .body(Full::new(Bytes::from(log[..log.len().min(limit)].to_vec())))
-                .unwrap(),
-            None => respond(
+    let bookmarks = param("allowWatchBookmarks").is_some_and(|v| v == "true");
+    watch_pod(st, ns, &pod, since, Duration::from_secs(timeout), bookmarks).await
+}
+
+/// `pods/log` of one container.
+fn pod_log(
+    req: &Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    ns: &str,
+    pod: String,
+) -> Response<Full<Bytes>> {
+    let query = query_params(req.uri());
+    let container = query
+        .iter()
+        .find(|(k, _)| k == "container")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    // The kubelet stops writing at limitBytes, mid-line if need be
+    // (`pkg/kubelet/kuberuntime/logs/logs.go`, logWriter.write).
+    let limit = query
+        .iter()
+        .find(|(k, _)| k == "limitBytes")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    match st
+        .lock()
+        .unwrap()
+        .logs
+        .get(&(ns.to_string(), pod.clone(), container.clone()))
+    {
+        Some(log) => Response::builder()
+            .status(200)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from(log[..log.len().min(limit)].to_vec())))
+            .unwrap(),
+        None => respond(
+            400,
+            &status(
                 400,
-                &status(
-                    400,
-                    "BadRequest",
-                    &format!(
-                        "container \"{container}\" in pod \"{pod}\" is waiting to start or has no log"
-                    ),
+                "BadRequest",
+                &format!(
+                    "container \"{container}\" in pod \"{pod}\" is waiting to start or has no log"
                 ),
             ),
-        };
+        ),
     }
-    if sub.as_deref() == Some("token") && resource == "serviceaccounts" {
-        let body = read_json(req).await;
-        return token_request(st, &ns, name.as_deref().unwrap_or_default(), body);
-    }
+}
+
+/// A list, get, create or delete of a stored object.
+async fn object(
+    req: Request<Incoming>,
+    st: &Arc<Mutex<State>>,
+    identity: &str,
+    verb: &str,
+    ns: &str,
+    resource: &str,
+    name: Option<String>,
+) -> Response<Full<Bytes>> {
     let query = query_params(req.uri());
     match (verb, name) {
         ("list", None) => {
@@ -627,18 +680,18 @@ pub(super) async fn route(
                 .objects
                 .iter()
                 .filter(|((r, rns, _), o)| {
-                    r == &resource && rns == &ns && matches_selector(o, selector.as_deref())
+                    r == resource && rns == ns && matches_selector(o, selector.as_deref())
                 })
                 .map(|(_, o)| o.clone())
                 .collect();
-            respond(200, &list(&resource, items))
+            respond(200, &list(resource, items))
         }
         ("get", Some(n)) => {
             match st
                 .lock()
                 .unwrap()
                 .objects
-                .get(&(resource.clone(), ns.clone(), n.clone()))
+                .get(&(resource.to_string(), ns.to_string(), n.clone()))
             {
                 Some(o) => respond(200, o),
                 None => respond(
@@ -657,12 +710,12 @@ pub(super) async fn route(
             obj["metadata"]["namespace"] = json!(ns);
             obj["metadata"]["creationTimestamp"] = json!("2026-11-26T00:00:00Z");
             let mut st = st.lock().unwrap();
-            let key = (resource.clone(), ns.clone(), n.clone());
+            let key = (resource.to_string(), ns.to_string(), n.clone());
             // RBAC escalation prevention, for callers other than the admin
             // (system:masters may escalate).
             if identity != "admin"
                 && (resource == "roles" || resource == "rolebindings")
-                && let Err(resp) = check_rbac_create(&st, identity, &ns, &resource, &obj)
+                && let Err(resp) = check_rbac_create(&st, identity, ns, resource, &obj)
             {
                 return *resp;
             }
@@ -683,12 +736,11 @@ pub(super) async fn route(
             respond(201, &obj)
         }
         ("delete", Some(n)) => {
-            match st
-                .lock()
-                .unwrap()
-                .objects
-                .remove(&(resource.clone(), ns.clone(), n.clone()))
-            {
+            match st.lock().unwrap().objects.remove(&(
+                resource.to_string(),
+                ns.to_string(),
+                n.clone(),
+            )) {
                 Some(o) => respond(200, &o),
                 None => respond(
                     404,
