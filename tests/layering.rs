@@ -422,11 +422,10 @@ fn no_error_message_repeats_its_source() {
 /// length today; they may shrink, never grow, and leave the list once under
 /// the budget (so the list only gets shorter).
 const FN_LINE_BUDGET: usize = 120;
-const OVER_BUDGET: [(&str, &str, usize); 12] = [
+const OVER_BUDGET: [(&str, &str, usize); 11] = [
     ("src/monitor/mod.rs", "check", 194),
     ("src/seal/merge.rs", "merge", 145),
     ("src/facts/shell.rs", "line", 217),
-    ("src/cli/open.rs", "run", 135),
     ("src/seal/verify.rs", "verify", 200),
     ("src/plan/mod.rs", "plan_policy", 142),
     ("src/plan/mod.rs", "select_pod", 122),
@@ -528,4 +527,24 @@ fn functions_stay_within_the_line_budget() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `cli/` parses arguments, calls the library and prints
+/// (docs/architecture.md): no file of it has more than 250 lines of
+/// non-test code. A command that grows past that is doing the library's
+/// work (the probe's collection, the scheduler's supervision and the run's
+/// per-policy loop moved out for this reason).
+#[test]
+fn cli_files_stay_thin() {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+    let mut fat = Vec::new();
+    for f in source_files().into_iter().filter(|f| f.starts_with(&cli)) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let lines = code.lines().count();
+        if lines > 250 {
+            fat.push(format!("{}: {lines} lines", f.display()));
+        }
+    }
+    assert!(fat.is_empty(), "cli files over 250 lines:\n{}", fat.join("\n"));
 }

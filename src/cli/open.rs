@@ -1,7 +1,6 @@
 //! `vigil open`: verify a bundle, then decrypt its results.
 
 use crate::safeio::printable;
-use std::fmt::Write as _;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
@@ -178,49 +177,18 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
         };
         let hdf = crate::report::import::read(&bytes)
             .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?;
-        let c = recount(&hdf);
-        let _ = writeln!(
-            out,
-            "  {}: {} passed, {} failed, {} skipped, {} n/a, {} error, compliance {}%{}",
-            printable(&t.id),
-            c.passed,
-            c.failed,
-            c.skipped,
-            c.no_impact,
-            c.error,
-            t.compliance,
-            match t.threshold_passed {
-                Some(true) => ", threshold pass",
-                Some(false) => ", threshold FAIL",
-                None => "",
-            }
-        );
-        let show = match args.details {
-            crate::report::findings::Details::None => false,
-            crate::report::findings::Details::Failed => {
-                t.threshold_passed == Some(false) || c.error > 0
-            }
-            crate::report::findings::Details::All => true,
-        };
         let findings = crate::report::findings::findings(&hdf);
-        if t.status == crate::report::run::TargetStatus::Error {
-            // One cause for every control: said once, not per control.
-            let _ = writeln!(
-                out,
-                "      the target could not be scanned: its {} controls are errors ({})",
-                c.error,
-                findings.first().map_or("no reason recorded", |f| f
-                    .message
-                    .trim_start_matches("the target could not be scanned: "))
-            );
-        } else if show {
-            out.push_str(&crate::report::findings::render(
-                &findings,
-                args.details_limit,
-            ));
-        }
+        let mut target = t.report_target(&hdf, findings, !args.reports.is_empty());
+        // What the decrypted results say (with --no-verify, the statement's
+        // counts may not be theirs).
+        target.counts = recount(&hdf);
+        out.push_str(&crate::report::text::opened_target(
+            &target,
+            args.details,
+            args.details_limit,
+        ));
         if !args.reports.is_empty() {
-            report_targets.push(t.report_target(&hdf, findings));
+            report_targets.push(target);
         }
         if let Some(dir) = &args.out {
             write_result(dir, &t.id, &bytes, args.force)?;

@@ -159,6 +159,18 @@ pub(crate) enum Details {
     All,
 }
 
+impl Details {
+    /// Whether a target's findings are listed under it: one rule for `vigil
+    /// run` and `vigil open`.
+    pub(crate) fn shows(self, threshold_failed: bool, errors: usize) -> bool {
+        match self {
+            Details::None => false,
+            Details::Failed => threshold_failed || errors > 0,
+            Details::All => true,
+        }
+    }
+}
+
 /// The lines printed under a target's row: at most `limit` findings, then
 /// "and N more". `show` says whether this target's findings are printed.
 pub(crate) fn render(findings: &[Finding], limit: usize) -> String {

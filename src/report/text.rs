@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 
 use super::findings::{Details, render};
-use crate::report::run::RunSummary;
+use crate::report::run::{RunSummary, ThresholdOutcome};
+use crate::report::view::ReportTarget;
 use crate::safeio::printable;
 
 /// The summary table of one policy's run.
@@ -69,12 +70,7 @@ pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usi
             threshold_failed = true;
             let _ = writeln!(out, "      threshold: {}", v.failed_details());
         }
-        let show = match details {
-            Details::None => false,
-            Details::Failed => threshold_failed || c.error > 0 || t.error.is_some(),
-            Details::All => true,
-        };
-        if show {
+        if details.shows(threshold_failed, c.error) {
             out.push_str(&render(&t.findings, limit));
         }
     }
@@ -98,6 +94,42 @@ pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usi
         .map(|v| (v.passed, v.failed_details()));
     out.push_str(&coverage(&s.coverage, gate));
     let _ = writeln!(out, "  verdict: {}\n", s.verdict);
+    out
+}
+
+/// One target of an opened bundle, in lines: its counts, compliance and
+/// threshold, then why it could not be scanned, or its findings as
+/// `details` asks.
+pub(crate) fn opened_target(t: &ReportTarget, details: Details, limit: usize) -> String {
+    let c = &t.counts;
+    let mut out = format!(
+        "  {}: {} passed, {} failed, {} skipped, {} n/a, {} error, compliance {}%{}\n",
+        printable(&t.id),
+        c.passed,
+        c.failed,
+        c.skipped,
+        c.no_impact,
+        c.error,
+        t.compliance,
+        match t.threshold {
+            ThresholdOutcome::Pass => ", threshold pass",
+            ThresholdOutcome::Fail => ", threshold FAIL",
+            ThresholdOutcome::None | ThresholdOutcome::Error => "",
+        }
+    );
+    if t.error.is_some() {
+        // One cause for every control: said once, not per control.
+        let _ = writeln!(
+            out,
+            "      the target could not be scanned: its {} controls are errors ({})",
+            c.error,
+            t.findings.first().map_or("no reason recorded", |f| f
+                .message
+                .trim_start_matches("the target could not be scanned: "))
+        );
+    } else if details.shows(t.threshold == ThresholdOutcome::Fail, c.error) {
+        out.push_str(&render(&t.findings, limit));
+    }
     out
 }
 

@@ -181,12 +181,14 @@ pub struct ShardRef {
 }
 
 impl TargetResult {
-    /// This target as the reports show it, with its decrypted HDF's
-    /// controls and failing `findings`.
+    /// This target as the reports show it, with its failing `findings`
+    /// and, with `every_control`, all its decrypted HDF's controls (for CI
+    /// reports).
     pub(crate) fn report_target(
         &self,
         hdf: &crate::report::import::Hdf,
         findings: Vec<crate::report::findings::Finding>,
+        every_control: bool,
     ) -> ReportTarget {
         use crate::report::run::{TargetStatus, ThresholdOutcome};
         ReportTarget {
@@ -205,7 +207,11 @@ impl TargetResult {
             },
             error: (self.status == TargetStatus::Error)
                 .then(|| "it could not be scanned".to_string()),
-            controls: crate::report::findings::all_controls(hdf),
+            controls: if every_control {
+                crate::report::findings::all_controls(hdf)
+            } else {
+                Vec::new()
+            },
             findings,
         }
     }
