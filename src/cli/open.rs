@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use super::{Exit, InvalidInput, print_stdout};
-use crate::seal::verify::{decrypt, recount, verify};
+use crate::seal::verify::{recount, verify};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -158,23 +158,13 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
         .iter()
         .filter(|t| args.target.as_ref().is_none_or(|id| &t.id == id))
     {
-        let path = args.bundle.join(&t.hdf.file);
-        if !crate::seal::verify::is_safe_name(&t.hdf.file) {
-            return Err(InvalidInput(format!(
-                "unsafe file name {:?} in the statement",
-                t.hdf.file
-            ))
-            .into());
-        }
-        let bytes = if p.encrypted {
-            decrypt(
-                &crate::safeio::read(&path, crate::seal::verify::MAX_PLAINTEXT_BYTES, "result")?[..],
-                &identities,
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?
-        } else {
-            crate::safeio::read(&path, crate::seal::verify::MAX_PLAINTEXT_BYTES, "result")?
-        };
+        let bytes = crate::seal::verify::target_result(&args.bundle, t, p.encrypted, &identities)
+            .map_err(|e| match e {
+                crate::seal::verify::ResultError::UnsafeName(_) => {
+                    anyhow::Error::from(InvalidInput(e.to_string()))
+                }
+                other => anyhow::Error::from(other),
+            })?;
         let hdf = crate::report::import::read(&bytes)
             .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?;
         let findings = crate::report::findings::findings(&hdf);

@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 use super::dsse::{IN_TOTO_PAYLOAD_TYPE, sign};
 use super::keys::Signer;
 use super::statement::{STATEMENT_TYPE, TargetResult};
-use super::verify::{Identities, decrypt, is_safe_name, verify};
+use super::verify::{Identities, verify};
 use crate::cosign::attestation::TEST_RESULT_PREDICATE;
 use crate::report::run::TargetStatus;
 use crate::report::summary::ControlStatus;
@@ -187,25 +187,17 @@ fn read_result(
     encrypted: bool,
     identities: &Identities,
 ) -> Result<crate::report::import::Hdf, VerdictError> {
-    let err = |cause: String| VerdictError::Read {
+    let bytes = super::verify::target_result(dir, t, encrypted, identities).map_err(|e| match e {
+        super::verify::ResultError::Read { file, cause } => VerdictError::Read { file, cause },
+        unsafe_name => VerdictError::Read {
+            file: crate::safeio::printable(&t.hdf.file).into_owned(),
+            cause: unsafe_name.to_string(),
+        },
+    })?;
+    crate::report::import::read(&bytes).map_err(|e| VerdictError::Read {
         file: crate::safeio::printable(&t.hdf.file).into_owned(),
-        cause,
-    };
-    if !is_safe_name(&t.hdf.file) {
-        return Err(err("an unsafe file name in the statement".into()));
-    }
-    let bytes = crate::safeio::read(
-        &dir.join(&t.hdf.file),
-        super::verify::MAX_PLAINTEXT_BYTES,
-        "result",
-    )
-    .map_err(|e| err(e.to_string()))?;
-    let bytes = if encrypted {
-        decrypt(&bytes[..], identities).map_err(|e| err(e.to_string()))?
-    } else {
-        bytes
-    };
-    crate::report::import::read(&bytes).map_err(|e| err(e.to_string()))
+        cause: e.to_string(),
+    })
 }
 
 /// Every target of one image digest.

@@ -400,6 +400,50 @@ fn plaintext(
     }
 }
 
+/// Why a target's result could not be read from its bundle.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResultError {
+    /// The statement names a file outside the bundle (or no plain name).
+    #[error("{0:?}: an unsafe file name in the statement")]
+    UnsafeName(String),
+    /// The file could not be read or decrypted.
+    #[error("{file}: {cause}")]
+    Read {
+        /// The bundle file, printable.
+        file: String,
+        /// Why.
+        cause: String,
+    },
+}
+
+/// A target's result as its bundle holds it: the file its statement entry
+/// names (a plain name inside `dir`, read capped), decrypted with
+/// `identities` when the bundle is encrypted. The one reader of results
+/// for `open` and the standard verdict.
+pub(crate) fn target_result(
+    dir: &Path,
+    t: &super::statement::TargetResult,
+    encrypted: bool,
+    identities: &Identities,
+) -> Result<Vec<u8>, ResultError> {
+    if !is_safe_name(&t.hdf.file) {
+        return Err(ResultError::UnsafeName(
+            crate::safeio::printable(&t.hdf.file).into_owned(),
+        ));
+    }
+    let err = |cause: String| ResultError::Read {
+        file: crate::safeio::printable(&t.hdf.file).into_owned(),
+        cause,
+    };
+    let bytes = crate::safeio::read(&dir.join(&t.hdf.file), MAX_PLAINTEXT_BYTES, "result")
+        .map_err(|e| err(e.to_string()))?;
+    if encrypted {
+        decrypt(&bytes[..], identities).map_err(|e| err(e.to_string()))
+    } else {
+        Ok(bytes)
+    }
+}
+
 /// Returns `Some(false)` when none of `identities` is a recipient of the age
 /// file at `path` (age's own `NoMatchingKeys`), `Some(true)` when one is,
 /// and `None` when that cannot be told (not an age file, unreadable).
