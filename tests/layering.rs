@@ -305,8 +305,10 @@ fn verification_flags_are_declared_once() {
 /// so `runner::run_external` and `ExternalScan` are gone. 651 -> 652: a
 /// trail line's typed request, `audit::Call` (a public field of
 /// `audit::Entry`) and its `verb`; `AuditLog::record_with` folded into
-/// `record`.)
-const PUBLIC_ITEMS: usize = 652;
+/// `record`. 652 -> 655: `policy::duration::PolicyDuration` (with `new`
+/// and `get`), the typed duration of a policy's fields, parsed once when
+/// the policy is read instead of at each use with a silent default.)
+const PUBLIC_ITEMS: usize = 655;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.

@@ -473,7 +473,7 @@ fn plan_policy(
         access_mode: spec.access.mode,
         stable_names: options.stable_names,
         service_account,
-        token_ttl: spec.access.token_ttl.clone(),
+        token_ttl: spec.access.token_ttl.to_string(),
         batches: batches(&targets, limits),
         targets,
         skipped,
@@ -482,8 +482,8 @@ fn plan_policy(
             concurrency: limits.concurrency,
             per_namespace: limits.per_namespace,
             per_node: limits.per_node,
-            scan_timeout: limits.scan_timeout.clone(),
-            run_deadline: limits.run_deadline.clone(),
+            scan_timeout: limits.scan_timeout.to_string(),
+            run_deadline: limits.run_deadline.to_string(),
         },
     };
     (Some(plan), diags)

@@ -20,6 +20,56 @@ pub(crate) fn parse(text: &str) -> Option<Duration> {
     (rest.is_empty() && parts > 0).then(|| Duration::from_secs(total))
 }
 
+/// A duration as a policy writes it, parsed once when the policy is read:
+/// the words (`1h30m`, shown back in messages and plans) and their value.
+/// The schema's pattern accepts exactly what [`parse`] reads, so a policy
+/// that passed its schema always deserializes; a caller that skips the
+/// schema gets a deserialization error, never a silent default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDuration {
+    text: String,
+    value: Duration,
+}
+
+impl PolicyDuration {
+    /// The duration `text` says; `None` when it is not one.
+    pub fn new(text: &str) -> Option<PolicyDuration> {
+        Some(PolicyDuration {
+            text: text.to_string(),
+            value: parse(text)?,
+        })
+    }
+
+    /// Its value.
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+}
+
+impl std::fmt::Display for PolicyDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl serde::Serialize for PolicyDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PolicyDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PolicyDuration, D::Error> {
+        let text = String::deserialize(d)?;
+        PolicyDuration::new(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{}` is not a duration: write hours, minutes and seconds in that order, as 90s, 15m or 1h30m",
+                crate::safeio::excerpt(&text, 40)
+            ))
+        })
+    }
+}
+
 /// Format a duration the way [`parse`] reads it (`1h30m`, `90s` → `1m30s`).
 pub(crate) fn format(d: Duration) -> String {
     let s = d.as_secs();
@@ -40,6 +90,28 @@ pub(crate) fn format(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A policy's duration is read once, as written: a model built without
+    /// the schema refuses a bad one rather than running on a default.
+    #[test]
+    fn a_policy_duration_is_parsed_once_and_kept_as_written() {
+        let limits: crate::policy::model::Limits =
+            serde_json::from_value(serde_json::json!({"scanTimeout": "1h30m"})).unwrap();
+        assert_eq!(limits.scan_timeout(), Duration::from_secs(5400));
+        assert_eq!(limits.run_deadline(), Duration::from_secs(1800), "the default");
+        assert_eq!(
+            serde_json::to_value(&limits).unwrap()["scanTimeout"],
+            "1h30m",
+            "written back as written"
+        );
+        for bad in ["15", "1m1h", "forever"] {
+            let e = serde_json::from_value::<crate::policy::model::Limits>(
+                serde_json::json!({"scanTimeout": bad}),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("is not a duration"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn parses_and_formats() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use croner::parser::{CronParser, Seconds, Year};
 
 use super::model::{Approach, Check, Profile, ScanPolicy, Target};
-use super::{Loaded, PolicySet, duration};
+use super::{Loaded, PolicySet};
 use crate::diag::{Code, Diagnostic};
 use crate::policy::threshold::Threshold;
 
@@ -337,9 +337,8 @@ fn schedule(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
 fn token_and_limits(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
     let spec = &p.value.spec;
     // Token lifetime.
-    if let Some(ttl) = duration::parse(&spec.access.token_ttl)
-        && !(MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl)
-    {
+    let ttl = spec.access.token_ttl.get();
+    if !(MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl) {
         out.push(p.at_value(
             Diagnostic::error(
                 Code::TokenTtlRange,
@@ -352,11 +351,8 @@ fn token_and_limits(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
     // A scan starts only on a token with more than `1 - RENEW_AT` of its
     // life left (`access::RunAccess::scoped_for_scan`); a longer scan
     // outlives it and its last requests are refused.
-    if let (Some(ttl), Some(scan)) = (
-        duration::parse(&spec.access.token_ttl),
-        duration::parse(&spec.limits.scan_timeout),
-    ) && scan.as_secs_f64() > ttl.as_secs_f64() * (1.0 - super::model::TOKEN_RENEW_AT) + 0.5
-    {
+    let scan = spec.limits.scan_timeout.get();
+    if scan.as_secs_f64() > ttl.as_secs_f64() * (1.0 - super::model::TOKEN_RENEW_AT) + 0.5 {
         let share = ((1.0 - super::model::TOKEN_RENEW_AT) * 100.0).round();
         out.push(p.at_value(
             Diagnostic::warning(
@@ -389,11 +385,7 @@ fn token_and_limits(p: &Loaded<ScanPolicy>, out: &mut Vec<Diagnostic>) {
             "/spec/access/scope",
         ));
     }
-    if let (Some(scan), Some(deadline)) = (
-        duration::parse(&spec.limits.scan_timeout),
-        duration::parse(&spec.limits.run_deadline),
-    ) && scan > deadline
-    {
+    if scan > spec.limits.run_deadline.get() {
         out.push(p.at_value(
             Diagnostic::warning(Code::InvalidDuration, "scanTimeout is longer than runDeadline")
                 .with_hint("a single scan can never use its whole timeout; shorten scanTimeout or lengthen runDeadline"),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::duration::PolicyDuration;
 use super::selector::LabelSelector;
 
 /// The only API version this build understands.
@@ -984,7 +985,7 @@ pub struct Access {
     pub mode: AccessMode,
     /// Token lifetime, 10m–60m.
     #[serde(rename = "tokenTTL", default = "default_ttl")]
-    pub token_ttl: String,
+    pub token_ttl: PolicyDuration,
     /// Token audiences (default: the API server's).
     #[serde(default)]
     pub audiences: Vec<String>,
@@ -1007,8 +1008,8 @@ pub struct Access {
 /// warns when a scan may outlive the rest.
 pub const TOKEN_RENEW_AT: f64 = 0.8;
 
-fn default_ttl() -> String {
-    "15m".to_string()
+fn default_ttl() -> PolicyDuration {
+    PolicyDuration::new("15m").expect("a duration")
 }
 
 impl Default for Access {
@@ -1132,11 +1133,11 @@ pub struct Limits {
     #[serde(default = "default_qps")]
     pub api_qps: f64,
     #[serde(default = "default_scan_timeout")]
-    pub scan_timeout: String,
+    pub scan_timeout: PolicyDuration,
     #[serde(default = "default_deadline")]
-    pub run_deadline: String,
+    pub run_deadline: PolicyDuration,
     /// How long scans in flight may go on after SIGINT/SIGTERM.
-    pub grace_period: Option<String>,
+    pub grace_period: Option<PolicyDuration>,
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// Cap on bytes read from one file in a target (e.g. `1Mi`).
@@ -1145,7 +1146,7 @@ pub struct Limits {
     /// How long one registry request may take besides its body's transfer
     /// (`--registry-timeout` replaces it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registry_timeout: Option<String>,
+    pub registry_timeout: Option<PolicyDuration>,
     /// The slowest a registry may send a body, in KiB/s
     /// (`--registry-min-rate` replaces it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1158,11 +1159,11 @@ fn default_concurrency() -> u32 {
 fn default_qps() -> f64 {
     20.0
 }
-fn default_scan_timeout() -> String {
-    "2m".to_string()
+fn default_scan_timeout() -> PolicyDuration {
+    PolicyDuration::new("2m").expect("a duration")
 }
-fn default_deadline() -> String {
-    "30m".to_string()
+fn default_deadline() -> PolicyDuration {
+    PolicyDuration::new("30m").expect("a duration")
 }
 fn default_retries() -> u32 {
     2
@@ -1171,24 +1172,15 @@ fn default_read_cap() -> u64 {
     1024 * 1024
 }
 
-/// A duration field as a [`std::time::Duration`]. Lint refuses a policy
-/// whose durations do not parse, so a loaded policy's parse; the default's
-/// value stands in only for one built without lint.
-fn duration_or(text: &str, default: fn() -> String) -> std::time::Duration {
-    super::duration::parse(text)
-        .or_else(|| super::duration::parse(&default()))
-        .expect("the defaults parse")
-}
-
 impl Limits {
     /// How long one scan may take (`scanTimeout`).
     pub fn scan_timeout(&self) -> std::time::Duration {
-        duration_or(&self.scan_timeout, default_scan_timeout)
+        self.scan_timeout.get()
     }
 
     /// How long the whole run may take (`runDeadline`).
     pub fn run_deadline(&self) -> std::time::Duration {
-        duration_or(&self.run_deadline, default_deadline)
+        self.run_deadline.get()
     }
 
     /// The registry request deadlines (`registryTimeout`,
@@ -1201,9 +1193,8 @@ impl Limits {
         flags.over(crate::registry::Deadlines {
             request: self
                 .registry_timeout
-                .as_deref()
-                .and_then(super::duration::parse)
-                .unwrap_or(default.request),
+                .as_ref()
+                .map_or(default.request, PolicyDuration::get),
             min_rate: self
                 .registry_min_rate
                 .map_or(default.min_rate, |k| k.saturating_mul(1024)),
@@ -1212,23 +1203,21 @@ impl Limits {
 
     /// How long scans in flight may go on after a signal (`gracePeriod`).
     pub fn grace_period(&self) -> std::time::Duration {
-        duration_or(
-            self.grace_period.as_deref().unwrap_or_default(),
-            default_grace_period,
-        )
+        self.grace_period
+            .as_ref()
+            .map_or(DEFAULT_GRACE_PERIOD, PolicyDuration::get)
     }
 }
 
 impl Access {
     /// How long a run's token lives (`tokenTTL`).
     pub fn token_ttl(&self) -> std::time::Duration {
-        duration_or(&self.token_ttl, default_ttl)
+        self.token_ttl.get()
     }
 }
 
-fn default_grace_period() -> String {
-    "30s".to_string()
-}
+/// `gracePeriod` when the policy sets none.
+const DEFAULT_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -1272,11 +1261,7 @@ impl Schedule {
     pub fn jitter(&self) -> std::time::Duration {
         match self {
             Schedule::Cron(_) => std::time::Duration::ZERO,
-            Schedule::Detailed(d) => d
-                .jitter
-                .as_deref()
-                .and_then(super::duration::parse)
-                .unwrap_or_default(),
+            Schedule::Detailed(d) => d.jitter.as_ref().map_or(Default::default(), PolicyDuration::get),
         }
     }
 }
@@ -1292,7 +1277,7 @@ pub struct ScheduleSpec {
     /// `none` or `one`: runs missed while vigil was down.
     pub catch_up: Option<String>,
     /// Random delay added to each run, e.g. `5m`.
-    pub jitter: Option<String>,
+    pub jitter: Option<PolicyDuration>,
 }
 
 /// A waiver: a control accepted as not applying until `expires`.
