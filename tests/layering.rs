@@ -307,8 +307,11 @@ fn verification_flags_are_declared_once() {
 /// `audit::Entry`) and its `verb`; `AuditLog::record_with` folded into
 /// `record`. 652 -> 655: `policy::duration::PolicyDuration` (with `new`
 /// and `get`), the typed duration of a policy's fields, parsed once when
-/// the policy is read instead of at each use with a silent default.)
-const PUBLIC_ITEMS: usize = 655;
+/// the policy is read instead of at each use with a silent default.
+/// 655 -> 656: `policy::threshold::InvalidThreshold`, which
+/// `Threshold::of_policy` returns instead of dropping a threshold that does
+/// not parse.)
+const PUBLIC_ITEMS: usize = 656;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.

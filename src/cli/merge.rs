@@ -57,7 +57,9 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
         &run_id,
         &output,
         keys.signer.as_ref(),
-        crate::policy::threshold::Threshold::of_policy(&policy.value.spec).as_ref(),
+        crate::policy::threshold::Threshold::of_policy(&policy.value.spec)
+            .map_err(|e| InvalidInput(e.to_string()))?
+            .as_ref(),
     );
     match merged {
         Ok(_) => {

@@ -48,13 +48,31 @@ pub struct ThresholdError {
     pub message: String,
 }
 
+/// A policy's `spec.threshold` that is not SAF threshold syntax: only a
+/// policy that skipped lint gets here, and its run is refused rather than
+/// judged without its gate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.threshold{}: {}", first.pointer, first.message)]
+pub struct InvalidThreshold {
+    /// The first problem (lint lists them all).
+    pub first: ThresholdError,
+}
+
 impl Threshold {
-    /// A policy's own threshold (`spec.threshold`, checked when the policy
-    /// was loaded), if it has one.
-    pub fn of_policy(spec: &crate::policy::model::PolicySpec) -> Option<Threshold> {
+    /// A policy's own threshold (`spec.threshold`), if it has one. Lint
+    /// checked it when the policy was loaded; one that does not parse is an
+    /// error, never a run without its gate.
+    pub fn of_policy(
+        spec: &crate::policy::model::PolicySpec,
+    ) -> Result<Option<Threshold>, InvalidThreshold> {
         spec.threshold
             .as_ref()
-            .and_then(|t| Threshold::parse(t).ok())
+            .map(|t| {
+                Threshold::parse(t).map_err(|mut errors| InvalidThreshold {
+                    first: errors.swap_remove(0),
+                })
+            })
+            .transpose()
     }
 
     /// Parse a threshold object; collects every problem.

@@ -87,6 +87,9 @@ pub enum RunError {
     /// The worker pool could not start.
     #[error("cannot start worker threads: {0}")]
     Pool(String),
+    /// The policy's threshold does not parse (a policy that skipped lint).
+    #[error(transparent)]
+    Threshold(crate::policy::threshold::InvalidThreshold),
     /// The summary could not be written.
     #[error("cannot write {name}: {cause}")]
     Write {
@@ -174,7 +177,7 @@ fn scan_policy(
 ) -> Result<Scanned, RunError> {
     let started = Utc::now();
     let spec = &policy.value.spec;
-    let threshold = threshold_for(opts, spec);
+    let threshold = threshold_for(opts, spec)?;
     let requests = fact_requests(set, spec, plan);
     let targets = scan_all(
         plan,
@@ -225,12 +228,15 @@ fn write_result(output: &dyn RunOutput, target: &str, bytes: &[u8]) -> (Written,
     }
 }
 
-/// The threshold a run judges by: `--threshold`, else the policy's
-/// (validated at load time; a policy that got here parses).
-fn threshold_for(opts: &RunOptions, spec: &crate::policy::model::PolicySpec) -> Option<Threshold> {
+/// The threshold a run judges by: `--threshold`, else the policy's (a
+/// policy's threshold that does not parse stops the run before any scan).
+fn threshold_for(
+    opts: &RunOptions,
+    spec: &crate::policy::model::PolicySpec,
+) -> Result<Option<Threshold>, RunError> {
     match &opts.threshold {
-        Some(t) => Some(t.clone()),
-        None => Threshold::of_policy(spec),
+        Some(t) => Ok(Some(t.clone())),
+        None => Threshold::of_policy(spec).map_err(RunError::Threshold),
     }
 }
 
@@ -700,6 +706,9 @@ pub enum ImportError {
     /// The policy's key, recipients or bundle, or the statement.
     #[error(transparent)]
     Sealing(pipeline::PipelineError),
+    /// The policy's threshold does not parse.
+    #[error(transparent)]
+    Threshold(crate::policy::threshold::InvalidThreshold),
 }
 
 /// One target's collection, as both pipelines (vigil's collectors and an

@@ -67,6 +67,14 @@ pub enum PipelineError {
     /// A policy's key, recipients or bundle directory.
     #[error(transparent)]
     Sealing(#[from] SealOptionError),
+    /// A policy's threshold does not parse (a policy that skipped lint).
+    #[error("policy {policy}: its threshold does not parse")]
+    Threshold {
+        /// The policy.
+        policy: String,
+        /// What is wrong.
+        source: crate::policy::threshold::InvalidThreshold,
+    },
     /// The run's access, signals, or the summary's writing.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
@@ -84,7 +92,11 @@ impl PipelineError {
     /// Whether the flags or the policies are at fault (exit 2) rather than
     /// the run (exit 3).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, PipelineError::Sealing(e) if e.is_bad_input())
+        match self {
+            PipelineError::Sealing(e) => e.is_bad_input(),
+            PipelineError::Threshold { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -100,6 +112,14 @@ pub fn run_policies(req: &RunRequest<'_>) -> Result<Vec<SealedRun>, PipelineErro
             .iter()
             .find(|p| p.value.metadata.name == pp.policy)
             .expect("planned policies come from the set");
+        if req.threshold.is_none() {
+            Threshold::of_policy(&policy.value.spec).map_err(|source| {
+                PipelineError::Threshold {
+                    policy: pp.policy.clone(),
+                    source,
+                }
+            })?;
+        }
         keyed.push((pp, policy, req.sealing.keys(policy)?));
     }
     let mut sealed = Vec::with_capacity(keyed.len());
@@ -220,10 +240,12 @@ pub struct ImportRequest<'a> {
 /// through the same seal step as a scan.
 pub fn import_reports(req: &ImportRequest<'_>) -> Result<SealedRun, super::ImportError> {
     let policy = req.policy;
-    let threshold = req
-        .threshold
-        .clone()
-        .or_else(|| Threshold::of_policy(&policy.value.spec));
+    let threshold = match &req.threshold {
+        Some(t) => Some(t.clone()),
+        None => {
+            Threshold::of_policy(&policy.value.spec).map_err(super::ImportError::Threshold)?
+        }
+    };
     let keys = req
         .sealing
         .keys(policy)

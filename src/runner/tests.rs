@@ -436,3 +436,31 @@ fn coverage_counts_each_reason_a_target_goes_unscanned() {
     ));
     assert_eq!(parts, whole);
 }
+
+/// A policy's threshold that does not parse (only a policy built without
+/// lint has one) stops the run before any scan: it is never a run judged
+/// without its gate.
+#[test]
+fn a_threshold_that_does_not_parse_is_an_error_not_a_missing_gate() {
+    let dir = Scratch::new("bad-threshold");
+    let (mut set, plan) = planned(&dir.0);
+    set.policies[0].value.spec.threshold = Some(serde_json::json!({"compliance": {"min": "most"}}));
+    let out = crate::report::output::PlainDir::create(&dir.0.join("out"), "life", "r1").unwrap();
+    let collector = Scripted {
+        calls: AtomicUsize::new(0),
+    };
+    let run = run_policy(
+        &set,
+        &set.policies[0],
+        &plan.policies[0],
+        &options(false, None),
+        &out,
+        &collector,
+    );
+    assert!(
+        matches!(run, Err(RunError::Threshold(ref e)) if e.to_string().starts_with("spec.threshold/compliance/min")),
+        "{:?}",
+        run.map(|(s, _)| s.verdict)
+    );
+    assert_eq!(collector.calls.load(Ordering::Relaxed), 0, "nothing scanned");
+}
