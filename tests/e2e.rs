@@ -627,11 +627,7 @@ fn e2e_real_cluster_sigint_cleans_up() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
+    crate::util::signal(&child, rustix::process::Signal::INT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("signal received"), "{stderr}");

@@ -322,11 +322,7 @@ fn sigint_mid_run_finishes_cleanly() {
     c.server.wait_for(Duration::from_secs(60), |log| {
         log.iter().any(|l| l.path.contains("/exec?"))
     });
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
+    crate::util::signal(&child, rustix::process::Signal::INT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("signal received"), "{stderr}");

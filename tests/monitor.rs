@@ -616,11 +616,7 @@ fn the_scheduler_checks_each_run_and_attests_it() {
             break;
         }
     }
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    crate::util::signal(&child, rustix::process::Signal::TERM);
     assert_eq!(child.wait().unwrap().code(), Some(0), "{seen}");
     assert!(
         seen.contains("audit-check clean, attested in the bundle"),

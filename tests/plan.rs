@@ -510,11 +510,7 @@ fn idle_waits_for_sigterm() {
         child.try_wait().unwrap().is_none(),
         "it waits rather than exiting"
     );
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    crate::util::signal(&child, rustix::process::Signal::TERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a clean exit on SIGTERM");
 }

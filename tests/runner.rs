@@ -279,11 +279,7 @@ fn spawn_run(s: &Setup, signed: bool) -> std::process::Child {
 }
 
 fn interrupt(child: &std::process::Child) {
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(child),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
+    crate::util::signal(child, rustix::process::Signal::INT);
 }
 
 fn execs(log: &[crate::fakeapi::Logged]) -> usize {
@@ -686,11 +682,7 @@ fn schedule_forwards_sigterm_to_the_run_in_flight() {
             paths.iter().filter(|p| p.contains("/exec?")).count() >= 4
         });
     let started = std::time::Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    crate::util::signal(&child, rustix::process::Signal::TERM);
     let done = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(0), "{stderr}");

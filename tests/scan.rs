@@ -504,11 +504,7 @@ fn schedule_lists_fire_times_and_catches_up_a_missed_run() {
             }
         }
     }
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    crate::util::signal(&child, rustix::process::Signal::TERM);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let text = seen.join("\n");
     assert!(text.contains("(catching up)"), "{text}");

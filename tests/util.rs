@@ -597,3 +597,9 @@ pub fn control_statuses_in(
     }
     out
 }
+
+/// Send `signal` to a child the test started (a run it interrupts).
+pub fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), signal)
+        .unwrap_or_else(|e| panic!("cannot signal pid {}: {e}", child.id()));
+}
