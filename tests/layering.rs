@@ -551,5 +551,35 @@ fn cli_files_stay_thin() {
             fat.push(format!("{}: {lines} lines", f.display()));
         }
     }
-    assert!(fat.is_empty(), "cli files over 250 lines:\n{}", fat.join("\n"));
+    assert!(
+        fat.is_empty(),
+        "cli files over 250 lines:\n{}",
+        fat.join("\n")
+    );
+}
+
+/// The code is as `cargo fmt` writes it (unformatted code slipped into
+/// earlier commits; nothing checked it). Runs rustfmt in check mode over
+/// the whole package; without rustfmt the test says so, and fails in CI.
+#[test]
+fn code_is_formatted() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let has_rustfmt = std::process::Command::new(&cargo)
+        .args(["fmt", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !crate::util::prerequisite(has_rustfmt, "rustfmt (rustup component add rustfmt)") {
+        return;
+    }
+    let out = std::process::Command::new(&cargo)
+        .args(["fmt", "--all", "--", "--check", "-l"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "files not formatted (run cargo fmt --all):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -160,11 +160,11 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     {
         let bytes = crate::seal::verify::target_result(&args.bundle, t, p.encrypted, &identities)
             .map_err(|e| match e {
-                crate::seal::verify::ResultError::UnsafeName(_) => {
-                    anyhow::Error::from(InvalidInput(e.to_string()))
-                }
-                other => anyhow::Error::from(other),
-            })?;
+            crate::seal::verify::ResultError::UnsafeName(_) => {
+                anyhow::Error::from(InvalidInput(e.to_string()))
+            }
+            other => anyhow::Error::from(other),
+        })?;
         let hdf = crate::report::import::read(&bytes)
             .map_err(|e| anyhow::anyhow!("{}: {e}", t.hdf.file))?;
         let findings = crate::report::findings::findings(&hdf);

@@ -1261,7 +1261,10 @@ impl Schedule {
     pub fn jitter(&self) -> std::time::Duration {
         match self {
             Schedule::Cron(_) => std::time::Duration::ZERO,
-            Schedule::Detailed(d) => d.jitter.as_ref().map_or(Default::default(), PolicyDuration::get),
+            Schedule::Detailed(d) => d
+                .jitter
+                .as_ref()
+                .map_or(Default::default(), PolicyDuration::get),
         }
     }
 }

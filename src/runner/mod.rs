@@ -493,7 +493,7 @@ fn finish_target(
     let evidence = collector.evidence(approach);
     // Another scanner's report, or why it could not produce one: judged
     // as it came, never through vigil's profiles.
-    let gathered = match gathered {
+    let facts = match gathered {
         Ok(Gathered {
             collected: Collected::Report(bytes),
             ..
@@ -501,14 +501,12 @@ fn finish_target(
         Err(f) if evidence == crate::policy::model::Evidence::External => {
             return finish_report(t, &scan_id, Err(f), judged, output);
         }
-        other => other,
+        Ok(Gathered {
+            collected: Collected::Facts(f),
+            ..
+        }) => Ok(f),
+        Err(f) => Err(f.message),
     };
-    let facts = gathered
-        .map(|g| match g.collected {
-            Collected::Facts(f) => f,
-            Collected::Report(_) => unreachable!("reports are finished above"),
-        })
-        .map_err(|f| f.message);
     let ev = Evaluation {
         run_id,
         scan_id: &scan_id,

@@ -242,9 +242,7 @@ pub fn import_reports(req: &ImportRequest<'_>) -> Result<SealedRun, super::Impor
     let policy = req.policy;
     let threshold = match &req.threshold {
         Some(t) => Some(t.clone()),
-        None => {
-            Threshold::of_policy(&policy.value.spec).map_err(super::ImportError::Threshold)?
-        }
+        None => Threshold::of_policy(&policy.value.spec).map_err(super::ImportError::Threshold)?,
     };
     let keys = req
         .sealing

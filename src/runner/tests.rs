@@ -462,5 +462,9 @@ fn a_threshold_that_does_not_parse_is_an_error_not_a_missing_gate() {
         "{:?}",
         run.map(|(s, _)| s.verdict)
     );
-    assert_eq!(collector.calls.load(Ordering::Relaxed), 0, "nothing scanned");
+    assert_eq!(
+        collector.calls.load(Ordering::Relaxed),
+        0,
+        "nothing scanned"
+    );
 }

@@ -187,13 +187,14 @@ fn read_result(
     encrypted: bool,
     identities: &Identities,
 ) -> Result<crate::report::import::Hdf, VerdictError> {
-    let bytes = super::verify::target_result(dir, t, encrypted, identities).map_err(|e| match e {
-        super::verify::ResultError::Read { file, cause } => VerdictError::Read { file, cause },
-        unsafe_name => VerdictError::Read {
-            file: crate::safeio::printable(&t.hdf.file).into_owned(),
-            cause: unsafe_name.to_string(),
-        },
-    })?;
+    let bytes =
+        super::verify::target_result(dir, t, encrypted, identities).map_err(|e| match e {
+            super::verify::ResultError::Read { file, cause } => VerdictError::Read { file, cause },
+            unsafe_name => VerdictError::Read {
+                file: crate::safeio::printable(&t.hdf.file).into_owned(),
+                cause: unsafe_name.to_string(),
+            },
+        })?;
     crate::report::import::read(&bytes).map_err(|e| VerdictError::Read {
         file: crate::safeio::printable(&t.hdf.file).into_owned(),
         cause: e.to_string(),
