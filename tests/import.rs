@@ -415,8 +415,8 @@ fn import_memory_is_bounded_by_the_input() {
 /// the results. Imported, each control counts once with its results (no
 /// errors for the copies, the not-applicable one once), the seal verifies
 /// (the recount agrees), and import says where the SAF CLI reads it
-/// otherwise: only the first profile, and a control whose severity tag and
-/// impact disagree.
+/// otherwise: only the first profile (which lacks a copy of V-3 here), and a
+/// control whose severity tag and impact disagree.
 #[test]
 fn an_overlay_report_counts_each_control_once() {
     let (dir, _) = setup();
@@ -454,7 +454,7 @@ fn an_overlay_report_counts_each_control_once() {
     );
     assert!(
         run.stderr
-            .contains("2 profiles (overlays linked as Heimdall links them)"),
+            .contains("2 profiles: Heimdall and vigil count the controls of all of them (overlays linked as Heimdall links them), the SAF CLI's threshold and summary only the first profile's, 1 fewer"),
         "{}",
         run.stderr
     );

@@ -182,6 +182,29 @@ fn overlay_reports_count_as_inspecjs_counts_them() {
             profile_names.push(name);
             profiles.push(p);
         }
+        // As InSpec writes an overlay: a wrapper first, with a copy of
+        // every control of the profiles it wraps and no results of its own.
+        if next(4) == 0 {
+            let copies: Vec<Value> = profiles
+                .iter()
+                .flat_map(|p| p["controls"].as_array().unwrap().clone())
+                .map(|mut c| {
+                    c["results"] = serde_json::json!([]);
+                    c
+                })
+                .collect();
+            for (p, parent) in profiles.iter_mut().zip(parents.iter_mut()) {
+                p["parent_profile"] = "wrapper".into();
+                *parent = Some("wrapper");
+            }
+            profiles.insert(
+                0,
+                serde_json::json!({"name": "wrapper", "controls": copies}),
+            );
+            parents.insert(0, None);
+            profile_names.insert(0, "wrapper");
+        }
+        let np = profiles.len();
         // Independently of vigil: does the profile graph loop (a profile
         // whose parent chain, first profile of each name, comes back)?
         let first = |n: &str| profile_names.iter().position(|m| *m == n);
@@ -247,16 +270,35 @@ fn overlay_reports_count_as_inspecjs_counts_them() {
         out.sort_by_key(|c| c.join("\0"));
         out
     };
+    let saf = saf_totals(&files);
     let mut overlaid = 0;
+    // Documents of several profiles that the SAF CLI counts short, and that
+    // it counts in full.
+    let (mut short, mut full) = (0, 0);
     for f in &files {
-        let doc = vigil::report::import::read(&std::fs::read(f).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let bytes = std::fs::read(f).unwrap();
+        let doc =
+            vigil::report::import::read(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let ours = counted(&doc);
         let js = &theirs[f.to_str().unwrap()];
         assert_eq!(js["loops"], false, "{}", f.display());
         let want: Vec<[String; 3]> = serde_json::from_value(js["counted"].clone())
             .unwrap_or_else(|e| panic!("{}: {e}: {js}", f.display()));
         assert_eq!(ours, want, "{}", std::fs::read_to_string(f).unwrap());
+        if let Some(saf) = &saf {
+            let platform = vigil::report::import::read_each(&bytes, &mut |_| {}).unwrap();
+            assert_eq!(
+                saf[f.to_str().unwrap()]["total"].as_u64().unwrap() as usize,
+                ours.len() - platform.saf_uncounted,
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+            match (platform.profiles, platform.saf_uncounted) {
+                (1, _) => {}
+                (_, 0) => full += 1,
+                _ => short += 1,
+            }
+        }
         let all: usize =
             serde_json::from_slice::<Value>(&std::fs::read(f).unwrap()).unwrap()["profiles"]
                 .as_array()
@@ -269,6 +311,10 @@ fn overlay_reports_count_as_inspecjs_counts_them() {
     assert!(
         overlaid >= 100,
         "only {overlaid} documents count other than control by control"
+    );
+    assert!(
+        saf.is_none() || (short >= 50 && full >= 25),
+        "several profiles: {short} the SAF CLI counts short, {full} in full"
     );
     // Profiles that wrap each other: where no control's chain of links
     // loops (inspecjs's own links say), vigil counts as inspecjs does;
@@ -291,6 +337,190 @@ fn overlay_reports_count_as_inspecjs_counts_them() {
         }
     }
     assert!(refused >= 5, "only {refused} looping documents");
+}
+
+/// Per HDF file, the controls the SAF CLI's threshold and summary count
+/// (by its own code: tests/interop/saf-counts.js), or `None` when the SAF
+/// CLI is not installed.
+fn saf_totals(files: &[PathBuf]) -> Option<Value> {
+    let bin = saf()?;
+    // .../node_modules/.bin/saf -> .../node_modules
+    let modules = bin.parent().and_then(|p| p.parent())?.to_path_buf();
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop/saf-counts.js"))
+        .args(files)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    Some(serde_json::from_slice(&node.stdout).unwrap())
+}
+
+/// Real HDF reports nobody here wrote: the samples Heimdall Lite 2.12.6
+/// ships (npm @mitre/heimdall-lite, `dist/static/samples`; `.ci/run` takes
+/// them from the package), three of them overlay reports (a wrapper
+/// profile over STIG baselines, up to three layers deep). vigil counts each
+/// exactly as inspecjs (Heimdall) counts it, control by control with status
+/// and severity; `vigil import` gives inspecjs's counts and compliance; and
+/// vigil knows how many controls the SAF CLI's threshold and summary leave
+/// out (they read the first profile only), warning exactly when that is
+/// not 0.
+#[test]
+fn heimdall_samples_count_as_heimdall_and_the_saf_cli_count_them() {
+    let Some(modules) = inspecjs() else { return };
+    let samples = std::env::var_os("VIGIL_HEIMDALL_SAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/interop/heimdall-samples"));
+    if !crate::util::prerequisite(
+        samples.is_dir(),
+        &format!(
+            "Heimdall Lite's sample reports in {} (.ci/run unpacks them from npm @mitre/heimdall-lite)",
+            samples.display()
+        ),
+    ) {
+        return;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && serde_json::from_slice::<Value>(&std::fs::read(p).unwrap())
+                    .is_ok_and(|v| v["profiles"].is_array())
+        })
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for overlay in [
+        "example-3-layer-overlay.json",
+        "triple_overlay_profile_example.json",
+        "wrapper-acme-run.json",
+    ] {
+        assert!(names.iter().any(|n| n == overlay), "{overlay} in {names:?}");
+    }
+    assert!(files.len() >= 15, "{names:?}");
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop/inspecjs-counted.js"))
+        .args(&files)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let saf = saf_totals(&files);
+    let heimdall = |s: &str| match s {
+        "passed" => "Passed",
+        "failed" => "Failed",
+        "skipped" => "Not Reviewed",
+        "no_impact" => "Not Applicable",
+        _ => "Profile Error",
+    };
+    let mut saf_differs = Vec::new();
+    for f in &files {
+        let mut ours: Vec<[String; 3]> = Vec::new();
+        let platform = vigil::report::import::read_each(&std::fs::read(f).unwrap(), &mut |c| {
+            ours.push([
+                c.id,
+                heimdall(c.status.as_str()).into(),
+                c.severity.to_string(),
+            ])
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        ours.sort_by_key(|c| c.join("\0"));
+        let js = &theirs[f.to_str().unwrap()];
+        assert_eq!(js["loops"], false, "{}", f.display());
+        let want: Vec<[String; 3]> = serde_json::from_value(js["counted"].clone()).unwrap();
+        assert_eq!(ours, want, "{}", f.display());
+        if let Some(saf) = &saf {
+            assert_eq!(
+                saf[f.to_str().unwrap()]["total"].as_u64().unwrap() as usize,
+                ours.len() - platform.saf_uncounted,
+                "{}",
+                f.display()
+            );
+        }
+        if platform.saf_uncounted > 0 {
+            saf_differs.push(f.clone());
+        }
+    }
+    // Imported end to end: the summary's counts and compliance are
+    // Heimdall's, and import warns for the files the SAF CLI counts short.
+    let dir = TempDir::new("heimdall-samples");
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: imported}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let mut args = vec!["import".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(
+        [
+            "--policy-file",
+            "p.yaml",
+            "--policy-file",
+            profiles.to_str().unwrap(),
+            "--out",
+            "out",
+            "--unsigned",
+            "--plaintext",
+            "--format",
+            "json",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = vigil_in(dir.path(), &args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop/inspecjs-summary.js"))
+        .args(&files)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(node.status.success());
+    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    for f in &files {
+        let stem = f.file_stem().unwrap().to_str().unwrap();
+        let t = summary["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == format!("imported/{stem}"))
+            .unwrap_or_else(|| panic!("{stem} in {summary}"));
+        let js = &theirs[f.to_str().unwrap()];
+        assert_eq!(js["compliance"], t["compliance"], "{stem}");
+        for (status, saf) in [
+            ("passed", "Passed"),
+            ("failed", "Failed"),
+            ("skipped", "Not Reviewed"),
+            ("no_impact", "Not Applicable"),
+            ("error", "Profile Error"),
+        ] {
+            assert_eq!(
+                js["counts"][saf].as_u64().unwrap_or(0),
+                t["counts"][status].as_u64().unwrap(),
+                "{stem} {status}"
+            );
+        }
+        let shown = f.display().to_string();
+        let warned = run.stderr.lines().any(|l| {
+            l.contains(&shown)
+                && l.contains("the SAF CLI's threshold and summary only the first profile's")
+        });
+        assert_eq!(warned, saf_differs.contains(f), "{stem}: {}", run.stderr);
+    }
 }
 
 /// `vigil import` of the real InSpec sample counts its controls as
@@ -863,7 +1093,40 @@ fn trestle_check(dir: &std::path::Path, file: &str) -> Value {
         "trestle refused {file}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if let Some(ok) = metaschema_check(dir, file) {
+        assert!(
+            ok.status.success(),
+            "the OSCAL metaschema check refused {file}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The second OSCAL implementation's verdict on `file`
+/// (tests/interop/oscal-metaschema-check.py: NIST's metaschema through the
+/// `oscal` package, installed by `.ci/run` in a virtualenv of its own whose
+/// python `VIGIL_OSCAL_PYTHON` names), or `None` when it is not installed.
+fn metaschema_check(dir: &std::path::Path, file: &str) -> Option<std::process::Output> {
+    let python = std::env::var_os("VIGIL_OSCAL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/interop/oscal-venv/bin/python"));
+    let present = python.is_file();
+    crate::util::prerequisite(
+        present,
+        &format!(
+            "the `oscal` package's python at {} (.ci/run installs it)",
+            python.display()
+        ),
+    )
+    .then(|| {
+        Command::new(&python)
+            .arg(repo().join("tests/interop/oscal-metaschema-check.py"))
+            .arg(file)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    })
 }
 
 /// `--report oscal=FILE`: OSCAL assessment results that compliance-trestle
@@ -916,6 +1179,41 @@ fn oscal_assessment_results_are_accepted_by_compliance_trestle() {
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let checked = trestle_check(dir.path(), "run.json");
     let result = &checked[0];
+    // Neither validator accepts everything: each refuses a result without
+    // its start, an observation whose uuid is not a UUID, and a finding
+    // whose status is not one OSCAL allows.
+    let good: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    let breakages: [(&str, fn(&mut Value)); 3] = [
+        ("no start", |d| {
+            d["assessment-results"]["results"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("start");
+        }),
+        ("uuid", |d| {
+            d["assessment-results"]["results"][0]["observations"][0]["uuid"] = "o-1".into();
+        }),
+        ("state", |d| {
+            d["assessment-results"]["results"][0]["findings"][0]["target"]["status"]["state"] =
+                "broken".into();
+        }),
+    ];
+    for (what, break_it) in breakages {
+        let mut bad = good.clone();
+        break_it(&mut bad);
+        dir.write("bad.json", serde_json::to_vec(&bad).unwrap());
+        let trestle = Command::new("python3")
+            .arg(repo().join("tests/interop/oscal-check.py"))
+            .arg("bad.json")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!trestle.status.success(), "trestle took {what}");
+        if let Some(meta) = metaschema_check(dir.path(), "bad.json") {
+            assert!(!meta.status.success(), "the metaschema check took {what}");
+        }
+    }
     // The run's coverage, as result properties trestle accepted: 2 of 3
     // targets scanned, the broken archive an `error`.
     let doc: Value =

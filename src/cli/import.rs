@@ -123,10 +123,11 @@ fn read_report(path: &std::path::Path) -> anyhow::Result<(String, Vec<u8>)> {
             warnings - MAX_WARNINGS
         );
     }
-    if doc.profiles > 1 {
+    if doc.saf_uncounted > 0 {
         tracing::warn!(
-            "{shown}: {} profiles (overlays linked as Heimdall links them): Heimdall and vigil count the controls of all of them, the SAF CLI's threshold and summary only those of the first",
-            doc.profiles
+            "{shown}: {} profiles: Heimdall and vigil count the controls of all of them (overlays linked as Heimdall links them), the SAF CLI's threshold and summary only the first profile's, {} fewer",
+            doc.profiles,
+            doc.saf_uncounted
         );
     }
     Ok((path.display().to_string(), bytes))

@@ -147,9 +147,12 @@ pub fn read(bytes: &[u8]) -> Result<Hdf, NotHdf> {
 /// profiles it has.
 #[derive(Debug, Default)]
 pub struct Platform {
-    /// How many profiles it has (the SAF CLI's threshold and summary read
-    /// only the first; Heimdall and vigil all of them).
+    /// How many profiles it has.
     pub profiles: usize,
+    /// How many of the controls Heimdall and vigil count the SAF CLI's
+    /// threshold and summary leave out: they read the first profile only.
+    /// 0 for a single profile and for an overlay whose wrapper comes first.
+    pub saf_uncounted: usize,
     /// `platform.target_id` when it is a non-empty string.
     pub target_id: Option<String>,
     /// `platform.run_id` when it is a string.
@@ -165,10 +168,10 @@ pub struct Platform {
 pub fn read_each(bytes: &[u8], each: &mut dyn FnMut(Control)) -> Result<Platform, NotHdf> {
     // Overlays first: which controls count, and how often (one pass that
     // keeps only names and ids; none for documents without them).
-    let counted = super::overlay::of_document(bytes).map_err(|e| NotHdf(e.to_string()))?;
+    let counting = super::overlay::of_document(bytes).map_err(|e| NotHdf(e.to_string()))?;
     let mut sink = Sink {
         each,
-        counted: counted.as_deref(),
+        counted: counting.times.as_deref(),
         next: 0,
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -176,7 +179,10 @@ pub fn read_each(bytes: &[u8], each: &mut dyn FnMut(Control)) -> Result<Platform
         .deserialize_any(DocVisitor(&mut sink))
         .and_then(|p| de.end().map(|()| p))
         .map_err(|e| NotHdf(e.to_string()))?;
-    Ok(platform)
+    Ok(Platform {
+        saf_uncounted: counting.beyond_first,
+        ..platform
+    })
 }
 
 /// Where the controls read go: each to `each` as many times as it counts

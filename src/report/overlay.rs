@@ -55,6 +55,19 @@ pub(crate) fn multiplicity(
     profiles: &[ProfileLinks],
     controls: &[ControlRef<'_>],
 ) -> Result<Vec<u32>, OverlayCycle> {
+    linked(profiles, controls).map(|l| l.times)
+}
+
+/// The links of a document's controls, as counting needs them.
+struct Linked {
+    /// See [`multiplicity`].
+    times: Vec<u32>,
+    /// Per control, whether another control extends it (inspecjs's
+    /// `extendedBy` is not empty): only the others are counted.
+    extended: Vec<bool>,
+}
+
+fn linked(profiles: &[ProfileLinks], controls: &[ControlRef<'_>]) -> Result<Linked, OverlayCycle> {
     let from = links(profiles, controls);
     let n = controls.len();
     let mut extended = vec![false; n];
@@ -90,12 +103,12 @@ pub(crate) fn multiplicity(
             end[p] = Some(root);
         }
     }
-    let mut counts = vec![0u32; n];
+    let mut times = vec![0u32; n];
     for k in (0..n).filter(|k| !extended[*k]) {
         let root = end[k].expect("every chain was walked");
-        counts[root] += 1;
+        times[root] += 1;
     }
-    Ok(counts)
+    Ok(Linked { times, extended })
 }
 
 /// Each control's link (`extendsFrom[0]`), as inspecjs makes it.
@@ -146,19 +159,38 @@ fn links(profiles: &[ProfileLinks], controls: &[ControlRef<'_>]) -> Vec<Option<u
         .collect()
 }
 
-/// How many times each control of an HDF document counts (see
-/// [`multiplicity`]); `None` when each counts once, as in every document
-/// without overlays or shared ids, or when the document cannot be read
-/// (the reader then says why). One pass over the bytes that keeps only the
-/// profiles' names and each control's id.
-pub(crate) fn of_document(bytes: &[u8]) -> Result<Option<Vec<u32>>, OverlayCycle> {
+/// How an HDF document's controls are counted: by Heimdall and vigil, and
+/// by the SAF CLI.
+#[derive(Debug, Default)]
+pub(crate) struct Counting {
+    /// How many times each control counts (see [`multiplicity`]); `None`
+    /// when each counts once, as in every document without overlays or
+    /// shared ids, or when the document cannot be read (the reader then
+    /// says why).
+    pub times: Option<Vec<u32>>,
+    /// How many counted controls sit outside the first profile. The SAF
+    /// CLI's threshold and summary count the first profile's controls only
+    /// (`contains[0]` in its `extractStatusCounts` and
+    /// `calculateSummariesForExecJSONs`, @mitre/saf 1.5.3), so they count
+    /// this many fewer than Heimdall and vigil. An overlay's wrapper comes
+    /// first and holds a copy of every control, so it is 0 there.
+    pub beyond_first: usize,
+}
+
+/// How an HDF document's controls are counted. One pass over the bytes that
+/// keeps only the profiles' names and each control's id.
+pub(crate) fn of_document(bytes: &[u8]) -> Result<Counting, OverlayCycle> {
     let mut sk = Skeleton::default();
     let mut de = serde_json::Deserializer::from_slice(bytes);
     if de.deserialize_any(SkDoc(&mut sk)).is_err() {
-        return Ok(None);
+        return Ok(Counting::default());
     }
     if sk.profiles.iter().all(|p| p.parent.is_none()) && !has_shared_ids(&sk.controls) {
-        return Ok(None);
+        let beyond_first = sk.controls.iter().filter(|(p, _, _)| *p != 0).count();
+        return Ok(Counting {
+            times: None,
+            beyond_first,
+        });
     }
     let refs: Vec<ControlRef<'_>> = sk
         .controls
@@ -169,8 +201,16 @@ pub(crate) fn of_document(bytes: &[u8]) -> Result<Option<Vec<u32>>, OverlayCycle
             has_results: *has_results,
         })
         .collect();
-    let counts = multiplicity(&sk.profiles, &refs)?;
-    Ok((!counts.iter().all(|n| *n == 1)).then_some(counts))
+    let Linked { times, extended } = linked(&sk.profiles, &refs)?;
+    let beyond_first = refs
+        .iter()
+        .zip(&extended)
+        .filter(|(c, extended)| c.profile != 0 && !**extended)
+        .count();
+    Ok(Counting {
+        times: (!times.iter().all(|n| *n == 1)).then_some(times),
+        beyond_first,
+    })
 }
 
 fn has_shared_ids(controls: &[(usize, Cow<'_, str>, bool)]) -> bool {
