@@ -1166,3 +1166,58 @@ fn the_documented_admission_policies_require_vigils_verdict() {
             .contains("result: \"PASSED\"")
     );
 }
+
+/// docs/ci.md's Kyverno ClusterPolicy is one Kyverno's own schema accepts:
+/// the CRD's types and enums (cloudcoil's models generated from Kyverno
+/// 1.13's CRDs) and no field the CRD lacks (tests/interop/kyverno-check.py).
+/// The check refuses a misspelt field and an operator Kyverno lacks.
+#[test]
+fn the_documented_kyverno_policy_passes_kyvernos_schema() {
+    let python = std::env::var_os("VIGIL_KYVERNO_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::util::repo().join("target/interop/kyverno-venv/bin/python"));
+    if !crate::util::prerequisite(
+        python.is_file(),
+        &format!(
+            "cloudcoil-models-kyverno's python at {} (.ci/run installs it)",
+            python.display()
+        ),
+    ) {
+        return;
+    }
+    let text = std::fs::read_to_string(crate::util::repo().join("docs/ci.md")).unwrap();
+    let policy = text
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("kind: ClusterPolicy\n"))
+        .expect("a Kyverno ClusterPolicy in docs/ci.md");
+    let dir = crate::util::TempDir::new("kyverno");
+    let check = |name: &str, yaml: &str| {
+        dir.write(name, yaml);
+        std::process::Command::new(&python)
+            .arg(crate::util::repo().join("tests/interop/kyverno-check.py"))
+            .arg(name)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = check("policy.yaml", policy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (what, from, to) in [
+        ("a misspelt field", "attestors:", "atestors:"),
+        (
+            "an unknown operator",
+            "operator: Equals",
+            "operator: Equalz",
+        ),
+    ] {
+        assert!(policy.contains(from));
+        let out = check("bad.yaml", &policy.replace(from, to));
+        assert!(!out.status.success(), "the check took {what}");
+    }
+}
