@@ -170,7 +170,10 @@ pub fn command_sha256(argv: &[String]) -> String {
 #[derive(Debug)]
 pub struct AuditLog {
     run_id: String,
-    lines: Mutex<(Vec<String>, String)>,
+    /// The lines written so far (each exactly its length: serializing
+    /// leaves up to twice a line's length reserved, per target of a run),
+    /// and the hash of the last.
+    lines: Mutex<(Vec<Box<str>>, String)>,
 }
 
 impl AuditLog {
@@ -217,18 +220,31 @@ impl AuditLog {
         };
         let line = serde_json::to_string(&entry).expect("entries serialize");
         *prev = hex(&Sha256::digest(line.as_bytes()));
-        lines.push(line);
+        lines.push(line.into_boxed_str());
     }
 
     /// The log as JSONL and the final hash.
     pub fn finish(&self) -> (Vec<u8>, String, u64) {
-        let guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
+        let (head, n) = self
+            .write_jsonl(&mut out)
+            .expect("writing to memory cannot fail");
+        (out, head, n)
+    }
+
+    /// Write the log as JSONL to `w` (a run's trail streams to its bundle
+    /// instead of being copied whole first); gives the final hash and the
+    /// number of entries written.
+    pub(crate) fn write_jsonl(&self, w: &mut dyn std::io::Write) -> std::io::Result<(String, u64)> {
+        use std::io::Write as _;
+        let guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = std::io::BufWriter::with_capacity(64 * 1024, w);
         for l in &guard.0 {
-            out.extend_from_slice(l.as_bytes());
-            out.push(b'\n');
+            b.write_all(l.as_bytes())?;
+            b.write_all(b"\n")?;
         }
-        (out, guard.1.clone(), guard.0.len() as u64)
+        b.flush()?;
+        Ok((guard.1.clone(), guard.0.len() as u64))
     }
 }
 

@@ -127,7 +127,10 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
     if args.reports.is_empty() {
         return Ok(exit_of(&summaries));
     }
-    let all: Vec<ReportRun> = summaries.iter().map(|s| (&s.summary).into()).collect();
+    let all = summaries
+        .iter()
+        .map(|s| ReportRun::try_from(&s.summary))
+        .collect::<Result<Vec<_>, _>>()?;
     let policy_files = set
         .policies
         .iter()

@@ -137,6 +137,9 @@ impl Inventory for Live {
 /// The planner's view of listed pods, by name.
 fn infos(pods: Vec<k8s_openapi::api::core::v1::Pod>) -> Vec<PodInfo> {
     let mut infos: Vec<PodInfo> = pods.into_iter().filter_map(PodInfo::from_owned).collect();
+    // Collected in place, the list keeps the pods' buffer (a `Pod` is ten
+    // times a `PodInfo`) for as long as the planner holds it.
+    infos.shrink_to_fit();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     infos
 }

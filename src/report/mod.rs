@@ -15,6 +15,7 @@ pub(crate) mod overlay;
 pub(crate) mod render;
 pub(crate) mod run;
 pub(crate) mod sarif;
+pub(crate) mod spool;
 pub(crate) mod summary;
 pub(crate) mod text;
 pub(crate) mod threshold;

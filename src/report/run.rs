@@ -84,9 +84,11 @@ pub struct TargetSummary {
     /// facts were gathered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Written>,
-    /// Its failed and error controls (errors first, then by severity).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<crate::report::findings::Finding>,
+    /// Its failed and error controls (errors first, then by severity):
+    /// once the target is finished, in the run's spool file
+    /// (`report::spool`) rather than in memory.
+    #[serde(skip_serializing_if = "crate::report::spool::Findings::is_empty")]
+    pub findings: crate::report::spool::Findings,
     /// Every control, for CI report formats (not in the JSON summary).
     #[serde(skip)]
     pub controls: Vec<crate::report::findings::Finding>,

@@ -71,7 +71,12 @@ pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usi
             let _ = writeln!(out, "      threshold: {}", v.failed_details());
         }
         if details.shows(threshold_failed, c.error) {
-            out.push_str(&render(&t.findings, limit));
+            match t.findings.get() {
+                Ok(f) => out.push_str(&render(&f, limit)),
+                Err(e) => {
+                    let _ = writeln!(out, "      {e}");
+                }
+            }
         }
     }
     let approaches: Vec<String> = s

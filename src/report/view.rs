@@ -60,9 +60,13 @@ pub(crate) struct ReportTarget {
     pub controls: Vec<Finding>,
 }
 
-impl From<&RunSummary> for ReportRun {
-    fn from(s: &RunSummary) -> ReportRun {
-        ReportRun {
+impl TryFrom<&RunSummary> for ReportRun {
+    type Error = super::spool::SpoolError;
+
+    /// The report model of a run; fails only when a target's findings
+    /// cannot be read back from the run's spool.
+    fn try_from(s: &RunSummary) -> Result<ReportRun, Self::Error> {
+        Ok(ReportRun {
             policy: s.policy.clone(),
             run_id: s.run_id.clone(),
             verdict: s.verdict,
@@ -74,21 +78,23 @@ impl From<&RunSummary> for ReportRun {
             targets: s
                 .targets
                 .iter()
-                .map(|t| ReportTarget {
-                    id: t.id.clone(),
-                    approach: t.approach,
-                    evidence: Some(t.evidence),
-                    image_digest: t.image_digest.clone(),
-                    hdf: (t.hdf.name.clone(), t.hdf.sha256.clone()),
-                    counts: t.counts.clone(),
-                    compliance: t.compliance,
-                    threshold: t.threshold_outcome(),
-                    error: t.error.clone(),
-                    findings: t.findings.clone(),
-                    controls: t.controls.clone(),
+                .map(|t| {
+                    Ok(ReportTarget {
+                        id: t.id.clone(),
+                        approach: t.approach,
+                        evidence: Some(t.evidence),
+                        image_digest: t.image_digest.clone(),
+                        hdf: (t.hdf.name.clone(), t.hdf.sha256.clone()),
+                        counts: t.counts.clone(),
+                        compliance: t.compliance,
+                        threshold: t.threshold_outcome(),
+                        error: t.error.clone(),
+                        findings: t.findings.get()?.into_owned(),
+                        controls: t.controls.clone(),
+                    })
                 })
-                .collect(),
-        }
+                .collect::<Result<_, Self::Error>>()?,
+        })
     }
 }
 

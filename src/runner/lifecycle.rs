@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::access::RunAccess;
 use crate::approach::KubeCollector;
+use crate::audit::AuditLog;
 use crate::cluster::{Cluster, ClusterError};
 use crate::plan::PolicyPlan;
 use crate::policy::model::ScanPolicy;
@@ -291,13 +292,22 @@ pub(crate) fn run_in_cluster(
     let (summary, summary_file) = result
         .and_then(|scanned| scanned.finish(&opts.run_id, output))
         .map_err(LifecycleError::Run)?;
-    // The audit trail is sealed with the results; its chain head goes into
-    // the signed statement.
-    let (bytes, final_hash, entries) = audit.finish();
-    let written = output
-        .write("audit.jsonl", &bytes)
-        .map_err(LifecycleError::Audit)?;
-    Ok((summary, summary_file, Some((written, final_hash, entries))))
+    let trail = write_trail(&audit, output).map_err(LifecycleError::Audit)?;
+    Ok((summary, summary_file, Some(trail)))
+}
+
+/// The audit trail, sealed with the results (streamed to its file): the
+/// file, and its chain head and length for the signed statement.
+fn write_trail(
+    audit: &AuditLog,
+    output: &dyn RunOutput,
+) -> std::io::Result<(Written, String, u64)> {
+    let mut head = (String::new(), 0);
+    let written = output.write_from("audit.jsonl", &mut |w| {
+        head = audit.write_jsonl(w)?;
+        Ok(())
+    })?;
+    Ok((written, head.0, head.1))
 }
 
 #[cfg(test)]

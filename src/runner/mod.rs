@@ -17,8 +17,8 @@ pub mod scanner;
 pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -29,6 +29,7 @@ use crate::policy::threshold::Threshold;
 use crate::policy::{Loaded, PolicySet};
 use crate::report::findings::{Findings, findings_of};
 use crate::report::output::{RunOutput, Written};
+use crate::report::spool::Spool;
 use crate::report::summary::Counts;
 use crate::report::{Evaluation, PreparedProfile, evaluate_target, hdf};
 
@@ -179,6 +180,7 @@ fn scan_policy(
     let spec = &policy.value.spec;
     let threshold = threshold_for(opts, spec)?;
     let requests = fact_requests(set, spec, plan);
+    let spool = findings_spool(opts, output);
     let targets = scan_all(
         plan,
         &spec.limits,
@@ -199,6 +201,7 @@ fn scan_policy(
             };
             finish_target(t, g, &judged, output)
         },
+        spool.as_ref(),
     )?;
     Ok(Scanned {
         policy: policy.value.metadata.name.clone(),
@@ -240,6 +243,25 @@ fn threshold_for(
     }
 }
 
+/// Where a run keeps its finished targets' findings: a spool file beside
+/// the run's directory, unless `--report` formats keep every control in
+/// memory anyway (`keep_controls`) or the file cannot be made (then in
+/// memory, as before).
+fn findings_spool(opts: &RunOptions, output: &dyn RunOutput) -> Option<Arc<Spool>> {
+    if opts.keep_controls {
+        return None;
+    }
+    let dir = output.location().parent()?;
+    Spool::create(dir)
+        .inspect_err(|e| {
+            tracing::debug!(
+                "findings held in memory: no spool file in {}: {e}",
+                dir.display()
+            );
+        })
+        .ok()
+}
+
 /// Scan every target of `plan`: `gather` under the admission that holds
 /// `limits.concurrency` and the per-namespace and per-node caps (the load
 /// on the cluster), then `finish` (evaluate, write) after its slot is
@@ -249,13 +271,15 @@ fn threshold_for(
 /// There are `concurrency` workers plus one per core: while as many
 /// targets as there are cores are being finished, every slot can still be
 /// gathering; beyond that the slots wait, which bounds the gathered facts
-/// held in memory.
+/// held in memory. A finished target's findings go to `spool`, when there
+/// is one, so what the run holds per target is its counts and file names.
 fn scan_all<G>(
     plan: &PolicyPlan,
     limits: &crate::policy::model::Limits,
     opts: &RunOptions,
     gather: &(dyn Fn(&PlannedTarget) -> G + Sync),
     finish: &(dyn Fn(&PlannedTarget, G) -> TargetSummary + Sync),
+    spool: Option<&Arc<Spool>>,
 ) -> Result<Vec<TargetSummary>, RunError> {
     // The plan's batch order interleaves namespaces and nodes.
     let index: HashMap<&str, usize> = plan
@@ -292,6 +316,9 @@ fn scan_all<G>(
                         let mut s = finish(t, gathered);
                         if !opts.keep_controls {
                             s.controls = Vec::new();
+                        }
+                        if let Some(spool) = spool {
+                            s.findings = std::mem::take(&mut s.findings).spool(spool);
                         }
                         // Number and report under one lock: "[i/n]" lines
                         // then come in completion order, never [6/n]
@@ -578,7 +605,7 @@ fn finish_target(
             .or_else(|| t.image_digest.clone()),
         image: t.image.clone().or_else(|| t.image_source.clone()),
         inventory,
-        findings,
+        findings: findings.into(),
         controls,
     }
 }
@@ -657,7 +684,7 @@ pub fn import(
             image_digest: None,
             image: None,
             inventory: None,
-            findings: failing.sorted(),
+            findings: failing.sorted().into(),
             controls: Vec::new(),
         });
     }
@@ -785,7 +812,7 @@ fn finish_report(
         image_digest: None,
         image: None,
         inventory: None,
-        findings,
+        findings: findings.into(),
         controls,
         hdf,
         duration: begun.elapsed().as_secs_f64(),

@@ -44,7 +44,10 @@ pub struct SealedDir {
     sealed: std::sync::atomic::AtomicBool,
     recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
     armor: bool,
-    subjects: Mutex<Vec<Subject>>,
+    /// Every file written or adopted: its stored name and the sha256 of
+    /// its bytes on disk (hex). Kept as pairs, not as [`Subject`]s, whose
+    /// digest map costs a B-tree node (about 0.5 KB) per file of a run.
+    subjects: Mutex<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for SealedDir {
@@ -173,11 +176,18 @@ impl SealedDir {
 
     /// Every file written or adopted so far, by name.
     fn sorted_subjects(&self) -> Vec<Subject> {
-        let mut subject = self
+        let mut subject: Vec<Subject> = self
             .subjects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .iter()
+            .map(|(name, sha256)| Subject {
+                name: name.clone(),
+                digest: [("sha256".to_string(), sha256.clone())]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
         subject.sort_by(|a, b| a.name.cmp(&b.name));
         subject
     }
@@ -198,12 +208,7 @@ impl SealedDir {
         self.subjects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Subject {
-                name: stored.to_string(),
-                digest: [("sha256".to_string(), hex(&Sha256::digest(bytes)))]
-                    .into_iter()
-                    .collect(),
-            });
+            .push((stored.to_string(), hex(&Sha256::digest(bytes))));
         Ok(())
     }
 
@@ -348,10 +353,7 @@ impl RunOutput for SealedDir {
         self.subjects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Subject {
-                name: stored,
-                digest: [("sha256".to_string(), digest)].into_iter().collect(),
-            });
+            .push((stored, digest));
         Ok(Written {
             name: name.to_string(),
             sha256: plain_digest,
