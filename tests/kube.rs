@@ -231,7 +231,7 @@ fn the_scoped_token_is_forbidden_outside_the_plan() {
     assert!(denied.is_forbidden(), "{denied}");
     // Nor may it list pods, read secrets or touch another namespace.
     assert!(
-        rt.block_on(scoped.list_pods("team-a"))
+        rt.block_on(scoped.list_pods("team-a", &Some))
             .unwrap_err()
             .is_forbidden()
     );

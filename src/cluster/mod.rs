@@ -8,6 +8,7 @@
 //! short-lived token bound to the run ([`Cluster::scoped`]).
 
 pub(crate) mod limit;
+mod list;
 mod tls;
 
 use std::fmt;
@@ -511,19 +512,47 @@ impl Cluster {
         }
     }
 
-    /// Every pod in a namespace (the planner applies selectors itself).
-    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ClusterError> {
-        self.retrying(true, || self.list_pods_once(namespace)).await
+    /// Every pod in a namespace (the planner applies selectors itself),
+    /// each given to `keep` as it is read: the list never exists whole as
+    /// `Pod`s (several times its JSON in memory: a namespace of a few
+    /// thousand real pods is a hundred MB), only as what `keep` keeps.
+    pub async fn list_pods<T>(
+        &self,
+        namespace: &str,
+        keep: &(dyn Fn(Pod) -> Option<T> + Sync),
+    ) -> Result<Vec<T>, ClusterError> {
+        self.retrying(true, || self.list_pods_once(namespace, keep))
+            .await
     }
 
-    async fn list_pods_once(&self, namespace: &str) -> Result<Vec<Pod>, ClusterError> {
+    async fn list_pods_once<T>(
+        &self,
+        namespace: &str,
+        keep: &(dyn Fn(Pod) -> Option<T> + Sync),
+    ) -> Result<Vec<T>, ClusterError> {
+        use serde::de::DeserializeSeed as _;
         self.throttle().await;
+        let what = || format!("pods in {namespace}");
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let list = api
+        let mut req = kube::core::Request::new(api.resource_url())
             .list(&ListParams::default())
+            .map_err(|e| self.fail("list", what(), kube::Error::BuildRequest(e)))?;
+        req.extensions_mut().insert("list");
+        let text = self
+            .client
+            .request_text(req)
             .await
-            .map_err(|e| self.fail("list", format!("pods in {namespace}"), e))?;
-        Ok(list.items)
+            .map_err(|e| self.fail("list", what(), e))?;
+        let mut kept = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        list::Items {
+            keep,
+            kept: &mut kept,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| self.fail("list", what(), kube::Error::SerdeError(e)))?;
+        Ok(kept)
     }
 
     /// A namespace object (its labels: the Pod Security levels it enforces).

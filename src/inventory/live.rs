@@ -1,6 +1,7 @@
 //! The live cluster as an inventory: pods listed through the API (as the
 //! caller's identity), cached per namespace for the duration of a plan.
 
+use k8s_openapi::api::core::v1::Pod;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +20,9 @@ pub struct Live {
     cache: Mutex<HashMap<String, Result<Vec<PodInfo>, String>>>,
     /// Each namespace's context, once asked.
     contexts: Mutex<HashMap<String, Result<crate::facts::workload::NamespaceContext, String>>>,
+    /// Keep each pod's configuration (`PodInfo::workload`) for workload
+    /// controls; without, a listed pod is its planning facts only.
+    workloads: bool,
 }
 
 impl Live {
@@ -29,6 +33,26 @@ impl Live {
             runtime,
             cache: Mutex::new(HashMap::new()),
             contexts: Mutex::new(HashMap::new()),
+            workloads: true,
+        }
+    }
+
+    /// The same, keeping no pod's configuration: for runs whose profiles
+    /// have no workload control (a big namespace's pod specs are most of
+    /// what a listing holds).
+    pub(crate) fn without_workloads(self) -> Live {
+        Live {
+            workloads: false,
+            ..self
+        }
+    }
+
+    /// How a listed pod is kept.
+    fn keep(&self) -> &'static (dyn Fn(Pod) -> Option<PodInfo> + Sync) {
+        if self.workloads {
+            &PodInfo::from_owned
+        } else {
+            &|pod: Pod| PodInfo::without_workload(&pod)
         }
     }
 }
@@ -43,9 +67,11 @@ impl Live {
         unique.sort_unstable();
         unique.dedup();
         let listed = self.runtime.block_on(futures_util::future::join_all(
-            unique.iter().map(|ns| self.cluster.list_pods(ns)),
+            unique
+                .iter()
+                .map(|ns| self.cluster.list_pods(ns, self.keep())),
         ));
-        let listed = listed.into_iter().map(|r| r.map(infos));
+        let listed = listed.into_iter().map(|r| r.map(sorted));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for (ns, pods) in unique.into_iter().zip(listed) {
             cache.insert(ns.to_string(), pods.map_err(|e| e.to_string()));
@@ -115,8 +141,8 @@ impl Inventory for Live {
             None => {
                 let r = self
                     .runtime
-                    .block_on(self.cluster.list_pods(namespace))
-                    .map(infos)
+                    .block_on(self.cluster.list_pods(namespace, self.keep()))
+                    .map(sorted)
                     .map_err(|e| e.to_string());
                 self.cache
                     .lock()
@@ -134,12 +160,9 @@ impl Inventory for Live {
     }
 }
 
-/// The planner's view of listed pods, by name.
-fn infos(pods: Vec<k8s_openapi::api::core::v1::Pod>) -> Vec<PodInfo> {
-    let mut infos: Vec<PodInfo> = pods.into_iter().filter_map(PodInfo::from_owned).collect();
-    // Collected in place, the list keeps the pods' buffer (a `Pod` is ten
-    // times a `PodInfo`) for as long as the planner holds it.
-    infos.shrink_to_fit();
+/// The planner's view of listed pods (each converted as it was read), by
+/// name.
+fn sorted(mut infos: Vec<PodInfo>) -> Vec<PodInfo> {
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     infos
 }

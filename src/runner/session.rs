@@ -59,6 +59,37 @@ fn selected<'a>(
         .filter(move |p| only.is_empty() || only.contains(&p.metadata.name))
 }
 
+/// Whether planning or scanning reads a listed pod's configuration: a
+/// profile some selected policy's target uses has a control that reads it
+/// (pod security, workload settings), or a target may be scanned with an
+/// ephemeral debug container, whose Pod Security refusal the plan predicts
+/// from the pod's spec (any approach but `api`: `auto` and a pod's
+/// `vigil.dev/approach` annotation can choose debug).
+fn needs_workloads(set: &PolicySet, only: &[String]) -> bool {
+    let debug_possible = selected(set, only)
+        .flat_map(|p| &p.spec.targets)
+        .any(|t| t.namespace.is_some() && t.approach != crate::policy::model::Approach::Api);
+    if debug_possible {
+        return true;
+    }
+    let used: std::collections::BTreeSet<&str> = selected(set, only)
+        .flat_map(|p| {
+            p.spec.targets.iter().flat_map(move |t| {
+                let names = if t.profiles.is_empty() {
+                    &p.spec.profiles
+                } else {
+                    &t.profiles
+                };
+                names.iter().map(String::as_str)
+            })
+        })
+        .collect();
+    set.profiles
+        .iter()
+        .filter(|p| used.contains(p.value.metadata.name.as_str()))
+        .any(|p| p.value.controls.iter().any(|c| c.check.has_workload()))
+}
+
 /// The kubeconfig context the selected policies' Kubernetes targets use, if
 /// any target is a Kubernetes one (all must use the same context).
 pub(crate) fn cluster_context(
@@ -123,7 +154,12 @@ impl Session {
     /// The live inventory, every target namespace of the selected policies
     /// listed at once.
     pub fn live_inventory(&self, set: &PolicySet, only: &[String]) -> Live {
-        let live = Live::new(self.caller.clone(), self.runtime.handle().clone());
+        let mut live = Live::new(self.caller.clone(), self.runtime.handle().clone());
+        if !needs_workloads(set, only) {
+            // Nothing reads a pod's configuration: the listed pods keep
+            // only what planning needs.
+            live = live.without_workloads();
+        }
         live.prefetch(
             selected(set, only)
                 .flat_map(|p| &p.spec.targets)
