@@ -30,6 +30,38 @@ fn inspecjs() -> Option<PathBuf> {
     .then_some(dir)
 }
 
+/// Run `tests/interop/SCRIPT` under node with `modules` as its
+/// `NODE_PATH` on `args`; its stdout, as JSON.
+fn node_json<I, A>(script: &str, modules: &std::path::Path, args: I) -> Value
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let node = Command::new("node")
+        .arg(repo().join("tests/interop").join(script))
+        .args(args)
+        .env("NODE_PATH", modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    serde_json::from_slice(&node.stdout).unwrap()
+}
+
+/// A control status as Heimdall, inspecjs and the SAF CLI name it.
+fn heimdall_status(vigil: &str) -> &'static str {
+    match vigil {
+        "passed" => "Passed",
+        "failed" => "Failed",
+        "skipped" => "Not Reviewed",
+        "no_impact" => "Not Applicable",
+        _ => "Profile Error",
+    }
+}
+
 /// Heimdall's and the SAF CLI's reading of vigil's HDF (through inspecjs)
 /// agrees with vigil's own summary: every control's status, severity,
 /// waiver, and the compliance.
@@ -71,30 +103,12 @@ fn inspecjs_reads_vigil_hdf_as_vigil_does() {
     for t in summary[0]["targets"].as_array().unwrap() {
         files.push(run_dir.join(t["hdf"]["name"].as_str().unwrap()));
     }
-    let node = Command::new("node")
-        .arg(repo().join("tests/interop/inspecjs-summary.js"))
-        .args(&files)
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        node.status.success(),
-        "{}",
-        String::from_utf8_lossy(&node.stderr)
-    );
-    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
-    let saf_name = |s: &str| match s {
-        "passed" => "Passed",
-        "failed" => "Failed",
-        "skipped" => "Not Reviewed",
-        "no_impact" => "Not Applicable",
-        _ => "Profile Error",
-    };
+    let theirs = node_json("inspecjs-summary.js", &modules, &files);
     for (t, file) in summary[0]["targets"].as_array().unwrap().iter().zip(&files) {
         let js = &theirs[file.to_str().unwrap()];
         assert_eq!(js["compliance"], t["compliance"], "{}", t["id"]);
         for (status, n) in t["counts"].as_object().unwrap() {
-            let theirs_n = js["counts"][saf_name(status)].as_u64().unwrap_or(0);
+            let theirs_n = js["counts"][heimdall_status(status)].as_u64().unwrap_or(0);
             assert_eq!(theirs_n, n.as_u64().unwrap(), "{} {status}", t["id"]);
         }
         // Control by control, against vigil's HDF as read back.
@@ -235,25 +249,7 @@ fn overlay_reports_count_as_inspecjs_counts_them() {
         files.len(),
         cyclic.len()
     );
-    let node = Command::new("node")
-        .arg(repo().join("tests/interop/inspecjs-counted.js"))
-        .args(files.iter().chain(&cyclic))
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        node.status.success(),
-        "{}",
-        String::from_utf8_lossy(&node.stderr)
-    );
-    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
-    let heimdall = |s: &str| match s {
-        "passed" => "Passed",
-        "failed" => "Failed",
-        "skipped" => "Not Reviewed",
-        "no_impact" => "Not Applicable",
-        _ => "Profile Error",
-    };
+    let theirs = node_json("inspecjs-counted.js", &modules, files.iter().chain(&cyclic));
     // vigil's counted controls as inspecjs-counted.js lists them.
     let counted = |doc: &vigil::report::import::Hdf| -> Vec<[String; 3]> {
         let mut out: Vec<[String; 3]> = doc
@@ -262,7 +258,7 @@ fn overlay_reports_count_as_inspecjs_counts_them() {
             .map(|c| {
                 [
                     c.id.clone(),
-                    heimdall(c.status.as_str()).to_string(),
+                    heimdall_status(c.status.as_str()).to_string(),
                     c.severity.to_string(),
                 ]
             })
@@ -346,18 +342,7 @@ fn saf_totals(files: &[PathBuf]) -> Option<Value> {
     let bin = saf()?;
     // .../node_modules/.bin/saf -> .../node_modules
     let modules = bin.parent().and_then(|p| p.parent())?.to_path_buf();
-    let node = Command::new("node")
-        .arg(repo().join("tests/interop/saf-counts.js"))
-        .args(files)
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        node.status.success(),
-        "{}",
-        String::from_utf8_lossy(&node.stderr)
-    );
-    Some(serde_json::from_slice(&node.stdout).unwrap())
+    Some(node_json("saf-counts.js", &modules, files))
 }
 
 /// Real HDF reports nobody here wrote: the samples Heimdall Lite 2.12.6
@@ -406,33 +391,15 @@ fn heimdall_samples_count_as_heimdall_and_the_saf_cli_count_them() {
         assert!(names.iter().any(|n| n == overlay), "{overlay} in {names:?}");
     }
     assert!(files.len() >= 15, "{names:?}");
-    let node = Command::new("node")
-        .arg(repo().join("tests/interop/inspecjs-counted.js"))
-        .args(&files)
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        node.status.success(),
-        "{}",
-        String::from_utf8_lossy(&node.stderr)
-    );
-    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let theirs = node_json("inspecjs-counted.js", &modules, &files);
     let saf = saf_totals(&files);
-    let heimdall = |s: &str| match s {
-        "passed" => "Passed",
-        "failed" => "Failed",
-        "skipped" => "Not Reviewed",
-        "no_impact" => "Not Applicable",
-        _ => "Profile Error",
-    };
     let mut saf_differs = Vec::new();
     for f in &files {
         let mut ours: Vec<[String; 3]> = Vec::new();
         let platform = vigil::report::import::read_each(&std::fs::read(f).unwrap(), &mut |c| {
             ours.push([
                 c.id,
-                heimdall(c.status.as_str()).into(),
+                heimdall_status(c.status.as_str()).into(),
                 c.severity.to_string(),
             ])
         })
@@ -483,14 +450,7 @@ fn heimdall_samples_count_as_heimdall_and_the_saf_cli_count_them() {
     let run = vigil_in(dir.path(), &args);
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
-    let node = Command::new("node")
-        .arg(repo().join("tests/interop/inspecjs-summary.js"))
-        .args(&files)
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(node.status.success());
-    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let theirs = node_json("inspecjs-summary.js", &modules, &files);
     for f in &files {
         let stem = f.file_stem().unwrap().to_str().unwrap();
         let t = summary["targets"]
@@ -555,18 +515,7 @@ fn imported_sample_counts_agree_with_inspecjs() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let t = &summary["targets"][0];
-    let node = Command::new("node")
-        .arg(repo().join("tests/interop/inspecjs-summary.js"))
-        .arg(&sample)
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        node.status.success(),
-        "{}",
-        String::from_utf8_lossy(&node.stderr)
-    );
-    let theirs: Value = serde_json::from_slice(&node.stdout).unwrap();
+    let theirs = node_json("inspecjs-summary.js", &modules, [&sample]);
     let js = &theirs[sample.to_str().unwrap()];
     assert_eq!(js["compliance"], t["compliance"]);
     for (status, saf) in [
