@@ -298,7 +298,7 @@ fn verify_10k(dir: &Path, recipient: &str) {
                 image_digest: None,
                 image: None,
                 inventory: None,
-                findings: Vec::new(),
+                findings: Default::default(),
                 controls: Vec::new(),
             }
         })

@@ -312,8 +312,10 @@ fn verification_flags_are_declared_once() {
 /// `Threshold::of_policy` returns instead of dropping a threshold that does
 /// not parse. 656 -> 659: a run summary's target keeps its findings in the
 /// run's spool file (`report::spool`), so embedders read them through
-/// `Findings::get`, which can fail with `SpoolError`.)
-const PUBLIC_ITEMS: usize = 659;
+/// `Findings::get`, which can fail with `SpoolError`. 659 -> 660: a
+/// schedule's `catchUp` is `policy::model::CatchUp`, read once, instead of
+/// a string compared at use.)
+const PUBLIC_ITEMS: usize = 660;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Exit, InvalidInput, print_stdout};
+use super::{Exit, InvalidInput};
 use crate::policy::threshold::Threshold;
 use crate::report::view::ReportRun;
 use crate::runner::pipeline::SealedRun;
@@ -154,19 +154,23 @@ pub(super) fn run(args: Args) -> anyhow::Result<Exit> {
 /// Print the runs' summaries to stdout in the chosen format.
 fn print_summaries(args: &Args, summaries: &[SealedRun]) -> anyhow::Result<()> {
     match args.format {
-        Format::Text => print_stdout(
-            &summaries
-                .iter()
-                .map(|s| {
-                    crate::report::text::table(
-                        &s.summary,
-                        s.unsigned,
-                        args.details,
-                        args.details_limit,
-                    )
-                })
-                .collect::<String>(),
-        )?,
+        // Streamed too: a table line and its findings at a time.
+        Format::Text => {
+            let mut out = crate::report::output::TextTo::new(std::io::stdout().lock());
+            for s in summaries {
+                let written = crate::report::text::write_table(
+                    &mut out,
+                    &s.summary,
+                    s.unsigned,
+                    args.details,
+                    args.details_limit,
+                );
+                if written.is_err() {
+                    break;
+                }
+            }
+            out.finish()?;
+        }
         // Streamed: a big run's summaries are never held whole as text.
         Format::Json => {
             use std::io::Write as _;

@@ -1278,9 +1278,20 @@ pub struct ScheduleSpec {
     /// IANA timezone name (default UTC).
     pub timezone: Option<String>,
     /// `none` or `one`: runs missed while vigil was down.
-    pub catch_up: Option<String>,
+    pub catch_up: Option<CatchUp>,
     /// Random delay added to each run, e.g. `5m`.
     pub jitter: Option<PolicyDuration>,
+}
+
+/// What a schedule does about fires missed while vigil was down.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Skip them: the next run is the next fire.
+    #[default]
+    None,
+    /// Run once for the latest missed fire.
+    One,
 }
 
 /// A waiver: a control accepted as not applying until `expires`.

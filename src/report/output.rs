@@ -58,6 +58,41 @@ pub(crate) fn write_json_pretty(
     b.flush()
 }
 
+/// Text formatted straight into a byte sink (stdout), through a buffer:
+/// `fmt::Write` for code that builds text, with the sink's first I/O error
+/// kept, since `fmt::Error` carries none.
+pub(crate) struct TextTo<W: Write> {
+    sink: io::BufWriter<W>,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> TextTo<W> {
+    /// Text into `sink`.
+    pub(crate) fn new(sink: W) -> TextTo<W> {
+        TextTo {
+            sink: io::BufWriter::with_capacity(64 * 1024, sink),
+            failed: None,
+        }
+    }
+
+    /// Flush; the first error writing met, if any.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => self.sink.flush(),
+        }
+    }
+}
+
+impl<W: Write> std::fmt::Write for TextTo<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.sink.write_all(s.as_bytes()).map_err(|e| {
+            self.failed.get_or_insert(e);
+            std::fmt::Error
+        })
+    }
+}
+
 /// Plain files in `<dir>/<policy>/<run-id>/`.
 #[derive(Debug)]
 pub struct PlainDir {

@@ -14,19 +14,33 @@ use crate::safeio::printable;
 /// The summary table of one policy's run.
 pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usize) -> String {
     let mut out = String::new();
+    write_table(&mut out, s, unsigned, details, limit).expect("writing to a String cannot fail");
+    out
+}
+
+/// [`table`], written to `out` as it is made: a run of thousands of
+/// targets is never held whole as text (its findings are read back from
+/// the spool one target at a time).
+pub(crate) fn write_table(
+    out: &mut dyn std::fmt::Write,
+    s: &RunSummary,
+    unsigned: bool,
+    details: Details,
+    limit: usize,
+) -> std::fmt::Result {
     if unsigned {
-        let _ = writeln!(
+        writeln!(
             out,
             "!! UNSIGNED RUN: these results carry no signature and cannot be verified !!"
-        );
+        )?;
     }
-    let _ = writeln!(
+    writeln!(
         out,
         "policy {} run {} ({} targets)",
         printable(&s.policy),
         printable(&s.run_id),
         s.targets.len()
-    );
+    )?;
     let w = s
         .targets
         .iter()
@@ -34,15 +48,15 @@ pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usi
         .max()
         .unwrap_or(6)
         .max(6);
-    let _ = writeln!(
+    writeln!(
         out,
         "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>10}  THRESHOLD",
         "TARGET", "APPROACH", "PASSED", "FAILED", "SKIPPED", "N/A", "ERROR", "COMPLIANCE"
-    );
+    )?;
     for t in &s.targets {
         let c = &t.counts;
         let verdict = t.threshold_outcome();
-        let _ = writeln!(
+        writeln!(
             out,
             "  {:<w$}  {:<8} {:>6} {:>6} {:>7} {:>4} {:>5} {:>9}%  {verdict}",
             printable(&t.id),
@@ -53,28 +67,28 @@ pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usi
             c.no_impact,
             c.error,
             t.compliance,
-        );
+        )?;
         if let Some(e) = &t.error {
             // One cause, said once: every control of the target is an
             // error for it, and listing each would repeat it.
-            let _ = writeln!(out, "      error: {}", printable(e));
-            let _ = writeln!(
+            writeln!(out, "      error: {}", printable(e))?;
+            writeln!(
                 out,
                 "      ({} controls not evaluated: the target could not be scanned)",
                 c.error
-            );
+            )?;
             continue;
         }
         let mut threshold_failed = false;
         if let Some(v) = t.threshold.as_ref().filter(|v| !v.passed) {
             threshold_failed = true;
-            let _ = writeln!(out, "      threshold: {}", v.failed_details());
+            writeln!(out, "      threshold: {}", v.failed_details())?;
         }
         if details.shows(threshold_failed, c.error) {
             match t.findings.get() {
-                Ok(f) => out.push_str(&render(&f, limit)),
+                Ok(f) => out.write_str(&render(&f, limit))?,
                 Err(e) => {
-                    let _ = writeln!(out, "      {e}");
+                    writeln!(out, "      {e}")?;
                 }
             }
         }
@@ -85,21 +99,20 @@ pub(crate) fn table(s: &RunSummary, unsigned: bool, details: Details, limit: usi
         .iter()
         .map(|(a, n)| format!("{a} {n}"))
         .collect();
-    let _ = writeln!(
+    writeln!(
         out,
         "  {} targets ({}); {} retries, {} timeouts",
         s.targets.len(),
         approaches.join(", "),
         s.stats.retries,
         s.stats.timeouts
-    );
+    )?;
     let gate = s
         .coverage_threshold
         .as_ref()
         .map(|v| (v.passed, v.failed_details()));
-    out.push_str(&coverage(&s.coverage, gate));
-    let _ = writeln!(out, "  verdict: {}\n", s.verdict);
-    out
+    out.write_str(&coverage(&s.coverage, gate))?;
+    writeln!(out, "  verdict: {}\n", s.verdict)
 }
 
 /// One target of an opened bundle, in lines: its counts, compliance and

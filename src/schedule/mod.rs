@@ -68,7 +68,7 @@ impl Plan {
                         .map_err(|_| ScheduleError::Timezone(name.clone()))?,
                     None => Tz::UTC,
                 },
-                d.catch_up.as_deref() == Some("one"),
+                d.catch_up == Some(crate::policy::model::CatchUp::One),
             ),
         };
         Ok(Some(Plan {
