@@ -874,3 +874,56 @@ fn open_with_the_wrong_identity_says_so_once() {
         run.stderr
     );
 }
+
+/// An encrypted run's findings never reach the disk readable: the spool the
+/// run keeps them in while it goes on (`report::spool`) leaves no file
+/// behind, and no file under the output holds a finding's title or message
+/// in plaintext (the statement names files, digests and counts only).
+#[test]
+fn an_encrypted_runs_findings_leave_no_plaintext_on_disk() {
+    let s = setup(&[]);
+    let profiles = repo().join("policies/profiles");
+    let out = s.path().join("out");
+    let run = vigil_in(
+        s.path(),
+        &[
+            "run",
+            s.policy.to_str().unwrap(),
+            profiles.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let needles: Vec<String> = summary[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["findings"].as_array().cloned().unwrap_or_default())
+        .flat_map(|f| [f["title"].clone(), f["message"].clone()])
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .filter(|t| t.len() >= 16)
+        .collect();
+    assert!(needles.len() >= 4, "{summary}");
+    let run_id = summary[0]["run_id"].as_str().unwrap();
+    let beside: Vec<String> = std::fs::read_dir(out.join("sealed"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, [run_id], "nothing but the bundle beside it");
+    let files = crate::util::files_under(&out);
+    assert!(files.len() >= 6, "{files:?}");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        for n in &needles {
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
+                "{} holds {n:?} in plaintext",
+                f.display()
+            );
+        }
+    }
+}
