@@ -63,6 +63,14 @@ impl Setup {
 
     /// Run once; return the bundle directory.
     fn run(&self) -> PathBuf {
+        let summary = self.run_summary();
+        self.path()
+            .join("out/sealed")
+            .join(summary[0]["run_id"].as_str().unwrap())
+    }
+
+    /// Run once into `out/`; return the JSON summary it printed.
+    fn run_summary(&self) -> Value {
         let profiles = repo().join("policies/profiles");
         let out = self.path().join("out");
         let run = vigil_in(
@@ -78,9 +86,7 @@ impl Setup {
             ],
         );
         assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
-        let summary: Value = serde_json::from_str(&run.stdout).unwrap();
-        out.join("sealed")
-            .join(summary[0]["run_id"].as_str().unwrap())
+        serde_json::from_str(&run.stdout).unwrap()
     }
 
     fn verify(&self, bundle: &Path) -> Run {
@@ -882,22 +888,8 @@ fn open_with_the_wrong_identity_says_so_once() {
 #[test]
 fn an_encrypted_runs_findings_leave_no_plaintext_on_disk() {
     let s = setup(&[]);
-    let profiles = repo().join("policies/profiles");
+    let summary = s.run_summary();
     let out = s.path().join("out");
-    let run = vigil_in(
-        s.path(),
-        &[
-            "run",
-            s.policy.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
-    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
-    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let needles: Vec<String> = summary[0]["targets"]
         .as_array()
         .unwrap()
