@@ -424,30 +424,7 @@ fn heimdall_samples_count_as_heimdall_and_the_saf_cli_count_them() {
     // Imported end to end: the summary's counts and compliance are
     // Heimdall's, and import warns for the files the SAF CLI counts short.
     let dir = TempDir::new("heimdall-samples");
-    dir.write(
-        "p.yaml",
-        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: imported}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
-    );
-    let profiles = repo().join("policies/profiles");
-    let mut args = vec!["import".to_string()];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    args.extend(
-        [
-            "--policy-file",
-            "p.yaml",
-            "--policy-file",
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = vigil_in(dir.path(), &args);
+    let run = import_plain(&dir, &files);
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let theirs = node_json("inspecjs-summary.js", &modules, &files);
@@ -476,33 +453,37 @@ fn imported_sample_counts_agree_with_inspecjs() {
     let Some(modules) = inspecjs() else { return };
     let dir = TempDir::new("import-inspecjs");
     let sample = repo().join("fixtures/hdf/inspec-nginx-results.json");
-    dir.write(
-        "p.yaml",
-        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: imported}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
-    );
-    let profiles = repo().join("policies/profiles");
-    let run = vigil_in(
-        dir.path(),
-        &[
-            "import",
-            sample.to_str().unwrap(),
-            "--policy-file",
-            "p.yaml",
-            "--policy-file",
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ],
-    );
+    let run = import_plain(&dir, std::slice::from_ref(&sample));
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let t = &summary["targets"][0];
     let theirs = node_json("inspecjs-summary.js", &modules, [&sample]);
     counts_agree(&theirs[sample.to_str().unwrap()], t, "the sample");
+}
+
+/// `vigil import` of `files` in `dir` (unsigned, in plaintext, JSON
+/// summary on stdout) under a one-target policy and vigil's profiles.
+fn import_plain(dir: &TempDir, files: &[PathBuf]) -> crate::util::Run {
+    dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: imported}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: web}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let mut args: Vec<&str> = vec!["import"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    args.extend([
+        "--policy-file",
+        "p.yaml",
+        "--policy-file",
+        profiles.to_str().unwrap(),
+        "--out",
+        "out",
+        "--unsigned",
+        "--plaintext",
+        "--format",
+        "json",
+    ]);
+    vigil_in(dir.path(), &args)
 }
 
 /// inspecjs-summary.js's reading of a file (`js`) and vigil's summary of
