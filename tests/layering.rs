@@ -314,8 +314,10 @@ fn verification_flags_are_declared_once() {
 /// run's spool file (`report::spool`), so embedders read them through
 /// `Findings::get`, which can fail with `SpoolError`. 659 -> 660: a
 /// schedule's `catchUp` is `policy::model::CatchUp`, read once, instead of
-/// a string compared at use.)
-const PUBLIC_ITEMS: usize = 660;
+/// a string compared at use. 660 -> 661: `approach::collector::Polled`,
+/// the future `Collector::collect_polled` returns, so a cluster run polls
+/// its scans on one thread instead of blocking a thread per slot.)
+const PUBLIC_ITEMS: usize = 661;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.

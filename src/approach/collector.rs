@@ -92,6 +92,10 @@ impl From<&str> for Failure {
     }
 }
 
+/// A collection in progress, as [`Collector::collect_polled`] gives it.
+pub type Polled<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Gathered, Failure>> + Send + 'a>>;
+
 /// Gathers the facts of one target, whatever the approach.
 pub trait Collector: Sync {
     /// Collect `req` from `target` for scan `scan_id`; the error says why it
@@ -102,6 +106,30 @@ pub trait Collector: Sync {
         req: &FactRequest,
         scan_id: &str,
     ) -> Result<Gathered, Failure>;
+
+    /// The runtime on which `target`'s collection can be polled as a
+    /// future ([`Collector::collect_polled`]), when it waits on the network
+    /// rather than on this machine. `None` (the default): the runner gives
+    /// each collection a thread of its own, and calls
+    /// [`Collector::collect`].
+    fn polled_on(&self, _target: &PlannedTarget) -> Option<&tokio::runtime::Handle> {
+        None
+    }
+
+    /// [`Collector::collect`] as a future, for the targets
+    /// [`Collector::polled_on`] names a runtime for: the runner polls every
+    /// scan in flight on one thread, so a run holds one stack however many
+    /// scans wait on the cluster (64 blocked threads held 8 MB of stacks).
+    /// The default calls `collect` when first polled, which blocks the
+    /// polling thread: implement both or neither.
+    fn collect_polled<'a>(
+        &'a self,
+        target: &'a PlannedTarget,
+        req: &'a FactRequest,
+        scan_id: &'a str,
+    ) -> Polled<'a> {
+        Box::pin(async move { self.collect(target, req, scan_id) })
+    }
 
     /// The signature checks of the scanner images this collector runs
     /// (none for collectors that add no image).

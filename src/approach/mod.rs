@@ -374,20 +374,33 @@ impl Collector for KubeCollector<'_> {
         if t.approach.is_local() {
             return LocalCollector::default().collect(t, req, scan_id);
         }
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let mut abort = self.abort.clone();
-        let r = self.runtime.block_on(async {
-            tokio::select! {
+        self.runtime.block_on(self.collect_polled(t, req, scan_id))
+    }
+
+    fn polled_on(&self, t: &PlannedTarget) -> Option<&Handle> {
+        (!t.approach.is_local()).then_some(&self.runtime)
+    }
+
+    fn collect_polled<'a>(
+        &'a self,
+        t: &'a PlannedTarget,
+        req: &'a FactRequest,
+        scan_id: &'a str,
+    ) -> collector::Polled<'a> {
+        Box::pin(async move {
+            let attempts = std::sync::atomic::AtomicU32::new(0);
+            let mut abort = self.abort.clone();
+            let r = tokio::select! {
                 r = tokio::time::timeout(self.scan_timeout, self.gather(t, req, scan_id, &attempts)) => match r {
                     Ok(r) => r,
                     Err(_) => Err(Failure::timeout("the scan", self.scan_timeout)),
                 },
                 _ = abort.wait_for(|a| *a) => Err(Failure::stopped_in_flight()),
-            }
-        });
-        r.map_err(|f| Failure {
-            attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
-            ..f
+            };
+            r.map_err(|f| Failure {
+                attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
+                ..f
+            })
         })
     }
 

@@ -23,6 +23,17 @@ pub(crate) struct Admission<'a> {
     freed: Condvar,
 }
 
+/// What [`Admission::try_next`] says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Scan target `i`.
+    Scan(usize),
+    /// Every pending target is at a cap until a scan ends.
+    Wait,
+    /// Nothing is left to admit.
+    Finished,
+}
+
 #[derive(Default)]
 struct State {
     pending: VecDeque<usize>,
@@ -85,31 +96,46 @@ impl<'a> Admission<'a> {
     pub(crate) fn next(&self) -> Option<usize> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if st.pending.is_empty() {
-                return None;
+            match self.admit(&mut st) {
+                Turn::Scan(i) => return Some(i),
+                Turn::Finished => return None,
+                Turn::Wait => st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner()),
             }
-            let full = self.at_most.is_some_and(|n| st.running >= n);
-            let pos = if full {
-                None
-            } else {
-                st.pending
-                    .iter()
-                    .position(|&i| self.fits(&st, &self.targets[i]))
-            };
-            if let Some(pos) = pos {
-                let i = st.pending.remove(pos).expect("position is in range");
-                st.running += 1;
-                let t = &self.targets[i];
-                if let Some(ns) = &t.namespace {
-                    *st.namespaces.entry(ns.clone()).or_default() += 1;
-                }
-                if let Some(node) = &t.node {
-                    *st.nodes.entry(node.clone()).or_default() += 1;
-                }
-                return Some(i);
-            }
-            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// [`Admission::next`] without waiting, for a caller that waits on its
+    /// scans in flight instead (one of them ending is what frees a slot).
+    pub(crate) fn try_next(&self) -> Turn {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.admit(&mut st)
+    }
+
+    fn admit(&self, st: &mut State) -> Turn {
+        if st.pending.is_empty() {
+            return Turn::Finished;
+        }
+        let full = self.at_most.is_some_and(|n| st.running >= n);
+        let pos = if full {
+            None
+        } else {
+            st.pending
+                .iter()
+                .position(|&i| self.fits(st, &self.targets[i]))
+        };
+        let Some(pos) = pos else {
+            return Turn::Wait;
+        };
+        let i = st.pending.remove(pos).expect("position is in range");
+        st.running += 1;
+        let t = &self.targets[i];
+        if let Some(ns) = &t.namespace {
+            *st.namespaces.entry(ns.clone()).or_default() += 1;
+        }
+        if let Some(node) = &t.node {
+            *st.nodes.entry(node.clone()).or_default() += 1;
+        }
+        Turn::Scan(i)
     }
 
     /// Target `i` is done: free its namespace and node slots.

@@ -7,18 +7,21 @@
 //!   file; a target that cannot be scanned is recorded as an error (its
 //!   controls carry the reason), never dropped.
 //! - One failing target never stops the others.
-//! - `limits.concurrency` worker threads take targets through an
-//!   [`admission::Admission`] that also holds `perNamespace` and `perNode`.
+//! - `limits.concurrency` scan slots take targets through an
+//!   [`admission::Admission`] that also holds `perNamespace` and `perNode`
+//!   ([`slots`]: threads for local work, futures polled on one thread for
+//!   the cluster's).
 
 pub(crate) mod admission;
 pub(crate) mod lifecycle;
 pub mod pipeline;
 pub mod scanner;
 pub mod session;
+mod slots;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -181,28 +184,43 @@ fn scan_policy(
     let threshold = threshold_for(opts, spec)?;
     let requests = fact_requests(set, spec, plan);
     let spool = findings_spool(opts, output);
-    let targets = scan_all(
-        plan,
-        &spec.limits,
-        opts,
-        &|t: &PlannedTarget| {
-            let (_, req) = &requests[&t.profiles];
-            gather_target(t, req, collector, &opts.cancel, opts.deadline)
+    let judged = |t: &PlannedTarget, g: Gathering| {
+        let (profiles, req) = &requests[&t.profiles];
+        let judged = Judged {
+            collector,
+            profiles,
+            req,
+            spec,
+            threshold: threshold.as_ref(),
+            run_id: &opts.run_id,
+        };
+        finish_target(t, g, &judged, output)
+    };
+    let blocking = |t: &PlannedTarget| {
+        let (_, req) = &requests[&t.profiles];
+        gather_target(t, req, collector, &opts.cancel, opts.deadline)
+    };
+    let polled = slots::polled(|t| {
+        let (_, req) = &requests[&t.profiles];
+        Box::pin(gather_polled(
+            t,
+            req,
+            collector,
+            &opts.cancel,
+            opts.deadline,
+        ))
+    });
+    // Polled when every target's collection can be (a cluster run whose
+    // targets are all in the cluster).
+    let every = plan.targets.iter().map(|t| collector.polled_on(t));
+    let gather = match every.reduce(|a, b| a.and(b)) {
+        Some(Some(runtime)) => slots::Gather::Polled {
+            runtime,
+            gather: &polled,
         },
-        &|t: &PlannedTarget, g: Gathering| {
-            let (profiles, req) = &requests[&t.profiles];
-            let judged = Judged {
-                collector,
-                profiles,
-                req,
-                spec,
-                threshold: threshold.as_ref(),
-                run_id: &opts.run_id,
-            };
-            finish_target(t, g, &judged, output)
-        },
-        spool.as_ref(),
-    )?;
+        _ => slots::Gather::Blocking(&blocking),
+    };
+    let targets = slots::scan_all(plan, &spec.limits, opts, gather, &judged, spool.as_ref())?;
     Ok(Scanned {
         policy: policy.value.metadata.name.clone(),
         started,
@@ -260,88 +278,6 @@ fn findings_spool(opts: &RunOptions, output: &dyn RunOutput) -> Option<Arc<Spool
             );
         })
         .ok()
-}
-
-/// Scan every target of `plan`: `gather` under the admission that holds
-/// `limits.concurrency` and the per-namespace and per-node caps (the load
-/// on the cluster), then `finish` (evaluate, write) after its slot is
-/// freed, so the next target's requests do not wait for this one's local
-/// work; report progress after each.
-///
-/// There are `concurrency` workers plus one per core: while as many
-/// targets as there are cores are being finished, every slot can still be
-/// gathering; beyond that the slots wait, which bounds the gathered facts
-/// held in memory. A finished target's findings go to `spool`, when there
-/// is one, so what the run holds per target is its counts and file names.
-fn scan_all<G>(
-    plan: &PolicyPlan,
-    limits: &crate::policy::model::Limits,
-    opts: &RunOptions,
-    gather: &(dyn Fn(&PlannedTarget) -> G + Sync),
-    finish: &(dyn Fn(&PlannedTarget, G) -> TargetSummary + Sync),
-    spool: Option<&Arc<Spool>>,
-) -> Result<Vec<TargetSummary>, RunError> {
-    // The plan's batch order interleaves namespaces and nodes.
-    let index: HashMap<&str, usize> = plan
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
-        .collect();
-    let order: Vec<usize> = plan
-        .batches
-        .iter()
-        .flatten()
-        .filter_map(|id| index.get(id.as_str()).copied())
-        .collect();
-    let concurrency = limits.concurrency.max(1);
-    let admission =
-        admission::Admission::new(&plan.targets, &order, limits.per_namespace, limits.per_node)
-            .at_most(concurrency);
-    let taken = AtomicUsize::new(0);
-    let total = plan.targets.len();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let workers = (concurrency as usize + cores).min(total.max(1));
-    let results: Mutex<Vec<TargetSummary>> = Mutex::new(Vec::with_capacity(total));
-    std::thread::scope(|scope| -> Result<(), RunError> {
-        for w in 0..workers {
-            std::thread::Builder::new()
-                .name(format!("vigil-scan-{w}"))
-                .spawn_scoped(scope, || {
-                    while let Some(i) = admission.next() {
-                        taken.fetch_add(1, Ordering::Relaxed);
-                        let t = &plan.targets[i];
-                        let gathered = gather(t);
-                        admission.done(i);
-                        let mut s = finish(t, gathered);
-                        if !opts.keep_controls {
-                            s.controls = Vec::new();
-                        }
-                        if let Some(spool) = spool {
-                            s.findings = std::mem::take(&mut s.findings).spool(spool);
-                        }
-                        // Number and report under one lock: "[i/n]" lines
-                        // then come in completion order, never [6/n]
-                        // before [5/n].
-                        let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
-                        let n = results.len() + 1;
-                        let in_flight = taken.load(Ordering::Relaxed).saturating_sub(n);
-                        (opts.progress)(
-                            &s,
-                            Tally {
-                                done: n,
-                                in_flight,
-                                total,
-                            },
-                        );
-                        results.push(s);
-                    }
-                })
-                .map_err(|e| RunError::Pool(e.to_string()))?;
-        }
-        Ok(())
-    })?;
-    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Where a run's results came from: an import, a plan (and shard), and
@@ -476,21 +412,54 @@ fn gather_target(
 ) -> Gathering {
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
-    let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
-    let gathered = if cancel.load(Ordering::Relaxed) || late {
-        Err(Failure::not_scanned(if late {
-            "the run deadline (runDeadline) passed before this target started"
-        } else {
-            "the run was interrupted (signal) before this target started"
-        }))
-    } else {
-        guarded(|| collector.collect(t, req, &scan_id))
+    let gathered = match not_started(cancel, deadline) {
+        Some(why) => Err(why),
+        None => guarded(|| collector.collect(t, req, &scan_id)),
     };
     Gathering {
         scan_id,
         started,
         gathered,
     }
+}
+
+/// [`gather_target`] through [`Collector::collect_polled`].
+async fn gather_polled(
+    t: &PlannedTarget,
+    req: &FactRequest,
+    collector: &dyn Collector,
+    cancel: &AtomicBool,
+    deadline: Option<std::time::Instant>,
+) -> Gathering {
+    use futures_util::FutureExt;
+    let scan_id = uuid::Uuid::now_v7().to_string();
+    let started = Utc::now();
+    let gathered = match not_started(cancel, deadline) {
+        Some(why) => Err(why),
+        None => std::panic::AssertUnwindSafe(collector.collect_polled(t, req, &scan_id))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(panicked(panic)))
+            .map_err(redacted),
+    };
+    Gathering {
+        scan_id,
+        started,
+        gathered,
+    }
+}
+
+/// Why a target must not start: the run was stopped, or its deadline
+/// passed.
+fn not_started(cancel: &AtomicBool, deadline: Option<std::time::Instant>) -> Option<Failure> {
+    let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+    (cancel.load(Ordering::Relaxed) || late).then(|| {
+        Failure::not_scanned(if late {
+            "the run deadline (runDeadline) passed before this target started"
+        } else {
+            "the run was interrupted (signal) before this target started"
+        })
+    })
 }
 
 /// Evaluate a target's facts, write its HDF and inventory, and summarize.
@@ -742,20 +711,28 @@ pub enum ImportError {
 /// summaries, so their text is redacted.
 fn guarded<T>(collect: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(collect))
-        .unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            Err(Failure::from(format!(
-                "internal error while collecting (a bug in vigil, please report it): {why}"
-            )))
-        })
-        .map_err(|f| Failure {
-            message: crate::redact::redact(&f.message),
-            ..f
-        })
+        .unwrap_or_else(|panic| Err(panicked(panic)))
+        .map_err(redacted)
+}
+
+/// A collector's panic as its target's failure.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Failure {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Failure::from(format!(
+        "internal error while collecting (a bug in vigil, please report it): {why}"
+    ))
+}
+
+/// A failure's message with anything secret-looking redacted.
+fn redacted(f: Failure) -> Failure {
+    Failure {
+        message: crate::redact::redact(&f.message),
+        ..f
+    }
 }
 
 /// Finish a target another scanner reported on: its report bound to the

@@ -51,9 +51,44 @@ fn planned(dir: &Path) -> (PolicySet, crate::plan::Plan) {
     (set, plan)
 }
 
-/// Fails each target its own way, and counts its calls.
+/// Fails each target its own way, and counts its calls; when `polled` has
+/// a runtime, its collections are futures polled there, which note the
+/// threads they ran on and how many were in flight at once.
 struct Scripted {
     calls: AtomicUsize,
+    polled: Option<tokio::runtime::Runtime>,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    threads: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Two scans meet here: two in flight at once, or a timeout.
+    pair: tokio::sync::Barrier,
+    unpaired: AtomicUsize,
+}
+
+impl Scripted {
+    fn new() -> Scripted {
+        Scripted {
+            calls: AtomicUsize::new(0),
+            polled: None,
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            threads: Default::default(),
+            pair: tokio::sync::Barrier::new(2),
+            unpaired: AtomicUsize::new(0),
+        }
+    }
+
+    fn polled() -> Scripted {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        Scripted {
+            polled: Some(runtime),
+            ..Scripted::new()
+        }
+    }
 }
 
 impl Collector for Scripted {
@@ -71,6 +106,30 @@ impl Collector for Scripted {
             "c" => Err(Failure::new(FailureKind::NotScanned, "stopped")),
             _ => panic!("a bug in a collector"),
         }
+    }
+
+    fn polled_on(&self, _: &PlannedTarget) -> Option<&tokio::runtime::Handle> {
+        self.polled.as_ref().map(|r| r.handle())
+    }
+
+    fn collect_polled<'a>(
+        &'a self,
+        t: &'a PlannedTarget,
+        req: &'a FactRequest,
+        scan_id: &'a str,
+    ) -> crate::approach::collector::Polled<'a> {
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            self.threads.lock().unwrap().insert(thread);
+            let wait = std::time::Duration::from_secs(10);
+            if tokio::time::timeout(wait, self.pair.wait()).await.is_err() {
+                self.unpaired.fetch_add(1, Ordering::SeqCst);
+            }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.collect(t, req, scan_id)
+        })
     }
 }
 
@@ -118,14 +177,32 @@ fn kind_of(summary: &RunSummary, name: &str) -> Option<FailureKind> {
         .failure
 }
 
+/// Both ways of gathering (a thread per slot, or futures polled on one
+/// thread) file failures alike and catch a collector's panic.
 #[test]
 fn failures_are_filed_by_kind_and_a_panic_fails_only_its_target() {
+    for collector in [Scripted::new(), Scripted::polled()] {
+        failures_are_filed_by_kind(&collector);
+    }
+}
+
+fn failures_are_filed_by_kind(collector: &Scripted) {
     let dir = Scratch::new("kinds");
-    let collector = Scripted {
-        calls: AtomicUsize::new(0),
-    };
-    let summary = run(&dir.0, &collector, false, None);
+    let summary = run(&dir.0, collector, false, None);
     assert_eq!(collector.calls.load(Ordering::Relaxed), 4);
+    let threads = collector.threads.lock().unwrap().clone();
+    if collector.polled.is_some() {
+        // concurrency: 2 scans polled together, never more, and never on
+        // a thread of their own.
+        assert_eq!(collector.peak.load(Ordering::SeqCst), 2);
+        assert_eq!(collector.unpaired.load(Ordering::SeqCst), 0);
+        assert!(
+            threads.iter().all(|t| !t.starts_with("vigil-")),
+            "{threads:?}"
+        );
+    } else {
+        assert!(threads.is_empty(), "nothing polled: {threads:?}");
+    }
     assert_eq!(kind_of(&summary, "a"), Some(FailureKind::Timeout));
     assert_eq!(kind_of(&summary, "b"), Some(FailureKind::Other));
     assert_eq!(kind_of(&summary, "c"), Some(FailureKind::NotScanned));
@@ -171,10 +248,13 @@ fn failures_are_filed_by_kind_and_a_panic_fails_only_its_target() {
 
 #[test]
 fn cancellation_and_a_passed_deadline_start_no_target() {
-    for (cancel, deadline) in [(true, None), (false, Some(std::time::Instant::now()))] {
+    let stops = [(true, None), (false, Some(std::time::Instant::now()))];
+    for ((cancel, deadline), polled) in stops.into_iter().flat_map(|s| [(s, false), (s, true)]) {
         let dir = Scratch::new("stop");
-        let collector = Scripted {
-            calls: AtomicUsize::new(0),
+        let collector = if polled {
+            Scripted::polled()
+        } else {
+            Scripted::new()
         };
         let summary = run(&dir.0, &collector, cancel, deadline);
         assert_eq!(collector.calls.load(Ordering::Relaxed), 0);
@@ -446,9 +526,7 @@ fn a_threshold_that_does_not_parse_is_an_error_not_a_missing_gate() {
     let (mut set, plan) = planned(&dir.0);
     set.policies[0].value.spec.threshold = Some(serde_json::json!({"compliance": {"min": "most"}}));
     let out = crate::report::output::PlainDir::create(&dir.0.join("out"), "life", "r1").unwrap();
-    let collector = Scripted {
-        calls: AtomicUsize::new(0),
-    };
+    let collector = Scripted::new();
     let run = run_policy(
         &set,
         &set.policies[0],
