@@ -2418,3 +2418,108 @@ fn containers_are_attested_by_the_digest_their_kubelet_reports() {
     assert!(a.stderr.contains("does not verify"), "{}", a.stderr);
     assert!(!dir.path().join("verdicts2").exists());
 }
+
+/// A namespace of `n` pods labelled `app: web` on a test API server with
+/// `faults`, and `vigil plan` of a policy selecting them.
+fn plan_big_namespace(n: usize, faults: crate::fakeapi::Faults) -> (crate::util::Run, Vec<String>) {
+    let dir = TempDir::new("paging");
+    let pods: Vec<Value> = (0..n)
+        .map(|i| pod("big", &format!("p-{i:04}"), "web"))
+        .collect();
+    let server = FakeApiServer::start(dir.path(), pods, HashMap::new());
+    server.inject(faults);
+    let policy = dir.write(
+        "p.yaml",
+        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: big}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: big, selector: {matchLabels: {app: web}}, approach: api}\n",
+    );
+    let profiles = repo().join("policies/profiles");
+    let run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["plan", policy.to_str().unwrap(), profiles.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    let lists = server
+        .request_log()
+        .into_iter()
+        .filter(|l| l.path.starts_with("/api/v1/namespaces/big/pods?"))
+        .map(|l| format!("{} {}", l.status, l.path))
+        .collect();
+    (run, lists)
+}
+
+/// Pods are listed in pages of 500, as client-go's pager asks, each page
+/// with the token the one before gave, and every pod is planned; a token
+/// that expires mid-listing (410: the version was compacted) starts the
+/// listing again, and the plan is the same.
+#[test]
+fn pod_lists_are_read_in_pages_and_an_expired_listing_starts_again() {
+    let planned = |run: &crate::util::Run| {
+        (0..1201)
+            .filter(|i| run.stdout.contains(&format!("big/p-{i:04}/app")))
+            .count()
+    };
+    let (run, lists) = plan_big_namespace(1201, Default::default());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(planned(&run), 1201, "{}", run.stdout);
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert!(
+        lists
+            .iter()
+            .all(|l| l.starts_with("200 ") && l.contains("limit=500"))
+    );
+    assert!(!lists[0].contains("continue="), "{lists:?}");
+    assert!(
+        lists[1..].iter().all(|l| l.contains("continue=")),
+        "{lists:?}"
+    );
+
+    let expired = crate::fakeapi::Faults {
+        list_continue_gone: 1,
+        ..Default::default()
+    };
+    let (run, lists) = plan_big_namespace(1201, expired);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(planned(&run), 1201);
+    let codes: Vec<&str> = lists.iter().map(|l| &l[..3]).collect();
+    assert_eq!(codes, ["200", "410", "200", "200", "200"], "{lists:?}");
+}
+
+/// A hostile API server cannot make the listing endless or unbounded: a
+/// page that repeats the token it was asked with is an error, and so is
+/// a page over 64 MiB even when asked for one pod (after asking for 500,
+/// 62 and 7); both name the namespace.
+#[test]
+fn a_hostile_pod_listing_is_an_error_not_a_hang_or_a_flood() {
+    let endless = crate::fakeapi::Faults {
+        list_same_continue: true,
+        ..Default::default()
+    };
+    let (run, lists) = plan_big_namespace(1001, endless);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("pods in big") && run.stderr.contains("would not end"),
+        "{}",
+        run.stderr
+    );
+    assert!(lists.len() <= 3, "{lists:?}");
+
+    let flood = crate::fakeapi::Faults {
+        list_padding: 64 << 20,
+        ..Default::default()
+    };
+    let (run, lists) = plan_big_namespace(3, flood);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("pods in big") && run.stderr.contains("exceeded 67108864 bytes"),
+        "{}",
+        run.stderr
+    );
+    let limits: Vec<&str> = lists
+        .iter()
+        .filter_map(|l| l.split("limit=").nth(1))
+        .map(|l| l.split('&').next().unwrap())
+        .collect();
+    assert_eq!(limits, ["500", "62", "7", "1"], "{lists:?}");
+}

@@ -275,6 +275,22 @@ impl fmt::Debug for Cluster {
 /// How often the caller's client retries a throttled or unavailable request.
 const CALLER_RETRIES: u32 = 3;
 
+/// Pods asked for in one page of a listing: client-go's pager's page size
+/// (`defaultPageSize` in staging/src/k8s.io/client-go/tools/pager/pager.go).
+const PAGE_PODS: u32 = 500;
+
+/// Bytes of one page's answer vigil reads. Real pods are a few KB to a few
+/// tens of KB, so 500 of them fit many times over; a page over it is asked
+/// again with an eighth of the pods, down to one pod, which etcd's object
+/// limit (1.5 MiB) keeps far below it.
+const PAGE_BYTES: usize = 64 << 20;
+
+/// Pods one listing may give: Kubernetes' documented limit for a whole
+/// cluster (kubernetes.io/docs/setup/best-practices/cluster-large: no more
+/// than 150,000 pods); an API server that keeps listing past it is not
+/// followed.
+const MAX_LISTED_PODS: usize = 150_000;
+
 impl Cluster {
     /// Run one of the caller's calls, retrying what the API server did not
     /// do: 429 (throttled: refused before any work) always, 503 and 504 only
@@ -525,34 +541,118 @@ impl Cluster {
             .await
     }
 
+    /// One listing, page by page as client-go's pager asks
+    /// (`limit`, then `continue`; staging/src/k8s.io/client-go/tools/pager),
+    /// each page read up to [`PAGE_BYTES`]: a namespace is never one answer
+    /// of unbounded size. A page over the cap is asked again with fewer
+    /// pods; a continue token that expired mid-listing (410 Expired, the
+    /// store compacted) starts the listing again, twice at most.
     async fn list_pods_once<T>(
         &self,
         namespace: &str,
         keep: &(dyn Fn(Pod) -> Option<T> + Sync),
     ) -> Result<Vec<T>, ClusterError> {
         use serde::de::DeserializeSeed as _;
+        let what = || format!("pods in {namespace}");
+        let mut kept = Vec::new();
+        let mut next: Option<String> = None;
+        let mut limit = PAGE_PODS;
+        let mut listed = 0usize;
+        let mut restarts = 0;
+        loop {
+            let page = match self.list_page(namespace, limit, next.as_deref()).await {
+                Ok(page) => page,
+                Err(ClusterError::TooLarge { .. }) if limit > 1 => {
+                    limit = (limit / 8).max(1);
+                    continue;
+                }
+                Err(ClusterError::Api { code: 410, .. }) if next.is_some() && restarts < 2 => {
+                    restarts += 1;
+                    (kept, next, listed) = (Vec::new(), None, 0);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut de = serde_json::Deserializer::from_slice(&page);
+            let read = list::Items {
+                keep,
+                kept: &mut kept,
+            }
+            .deserialize(&mut de)
+            .and_then(|read| de.end().map(|()| read))
+            .map_err(|e| self.fail("list", what(), kube::Error::SerdeError(e)))?;
+            listed += read.items;
+            let protocol = |message: String| ClusterError::Transport {
+                verb: "list",
+                what: what(),
+                message,
+            };
+            if listed > MAX_LISTED_PODS {
+                return Err(protocol(format!(
+                    "the API server listed more than {MAX_LISTED_PODS} pods, Kubernetes' documented limit for a whole cluster; vigil stops reading rather than hold them"
+                )));
+            }
+            match read.next {
+                None => return Ok(kept),
+                Some(token) if read.items == 0 || next.as_deref() == Some(token.as_str()) => {
+                    return Err(protocol(format!(
+                        "the API server gave a page of {} pods with the continue token it was asked with, or none: the listing would not end",
+                        read.items
+                    )));
+                }
+                Some(token) => next = Some(token),
+            }
+        }
+    }
+
+    /// One page of a pod listing, its answer read up to [`PAGE_BYTES`]
+    /// (more is [`ClusterError::TooLarge`]).
+    async fn list_page(
+        &self,
+        namespace: &str,
+        limit: u32,
+        next: Option<&str>,
+    ) -> Result<Vec<u8>, ClusterError> {
+        use futures_util::AsyncBufReadExt as _;
         self.throttle().await;
         let what = || format!("pods in {namespace}");
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let mut params = ListParams::default().limit(limit);
+        if let Some(token) = next {
+            params = params.continue_token(token);
+        }
         let mut req = kube::core::Request::new(api.resource_url())
-            .list(&ListParams::default())
+            .list(&params)
             .map_err(|e| self.fail("list", what(), kube::Error::BuildRequest(e)))?;
         req.extensions_mut().insert("list");
-        let text = self
+        let body = self
             .client
-            .request_text(req)
+            .request_stream(req)
             .await
             .map_err(|e| self.fail("list", what(), e))?;
-        let mut kept = Vec::new();
-        let mut de = serde_json::Deserializer::from_str(&text);
-        list::Items {
-            keep,
-            kept: &mut kept,
+        // Chunk by chunk as they arrive (no zero-filled read buffer), and no
+        // further than the cap.
+        let mut body = Box::pin(body);
+        let mut page = Vec::new();
+        loop {
+            let chunk = body
+                .fill_buf()
+                .await
+                .map_err(|e| self.fail("list", what(), kube::Error::ReadEvents(e)))?;
+            if chunk.is_empty() {
+                break;
+            }
+            if page.len() + chunk.len() > PAGE_BYTES {
+                return Err(ClusterError::TooLarge {
+                    what: format!("list {} ({limit} a page)", what()),
+                    max_bytes: PAGE_BYTES,
+                });
+            }
+            page.extend_from_slice(chunk);
+            let n = chunk.len();
+            body.consume_unpin(n);
         }
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| self.fail("list", what(), kube::Error::SerdeError(e)))?;
-        Ok(kept)
+        Ok(page)
     }
 
     /// A namespace object (its labels: the Pod Security levels it enforces).

@@ -43,6 +43,7 @@ mod discovery;
 mod ephemeral;
 mod exec;
 mod kernel;
+mod paging;
 mod rbac;
 mod routes;
 
@@ -140,6 +141,14 @@ pub struct Faults {
     /// Bytes of other output the next debug container prints before the
     /// probe's (a chatty or hostile container log).
     pub log_noise: usize,
+    /// Answer this many list requests that carry a continue token with 410
+    /// Expired (the listing's version was compacted away mid-listing).
+    pub list_continue_gone: u32,
+    /// A hostile server: every page asked for with a continue token
+    /// answers with that same token (a listing that never ends).
+    pub list_same_continue: bool,
+    /// A hostile server: every list carries this many bytes of padding.
+    pub list_padding: usize,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.

@@ -378,14 +378,18 @@ fn cluster_list(
         .into_iter()
         .find(|(k, _)| k == "labelSelector")
         .map(|(_, v)| v);
-    let st = st.lock().unwrap();
-    let items: Vec<Value> = st
+    let mut st = st.lock().unwrap();
+    let items: Vec<(String, Value)> = st
         .objects
         .iter()
         .filter(|((r, _, _), o)| r == res && matches_selector(o, selector.as_deref()))
-        .map(|(_, o)| o.clone())
+        .map(|((_, ns, name), o)| (format!("{ns}/{name}"), o.clone()))
         .collect();
-    respond(200, &list(res, items))
+    let query = query_params(req.uri());
+    match super::paging::page(&mut st, res, items, &query, selector.is_some()) {
+        Ok(list) => json_bytes(list),
+        Err((code, refusal)) => respond(code, &refusal),
+    }
 }
 
 fn namespace_object(st: &Arc<Mutex<State>>, identity: &str, name: &str) -> Response<Full<Bytes>> {
@@ -658,6 +662,15 @@ fn pod_log(
     }
 }
 
+/// A 200 answer of JSON already serialized.
+fn json_bytes(body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
 /// A list, get, create or delete of a stored object.
 async fn object(
     req: Request<Incoming>,
@@ -675,16 +688,19 @@ async fn object(
                 .iter()
                 .find(|(k, _)| k == "labelSelector")
                 .map(|(_, v)| v.clone());
-            let st = st.lock().unwrap();
-            let items: Vec<Value> = st
+            let mut st = st.lock().unwrap();
+            let items: Vec<(String, Value)> = st
                 .objects
                 .iter()
                 .filter(|((r, rns, _), o)| {
                     r == resource && rns == ns && matches_selector(o, selector.as_deref())
                 })
-                .map(|(_, o)| o.clone())
+                .map(|((_, _, name), o)| (name.clone(), o.clone()))
                 .collect();
-            respond(200, &list(resource, items))
+            match super::paging::page(&mut st, resource, items, &query, selector.is_some()) {
+                Ok(list) => json_bytes(list),
+                Err((code, refusal)) => respond(code, &refusal),
+            }
         }
         ("get", Some(n)) => {
             match st
