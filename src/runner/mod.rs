@@ -202,12 +202,13 @@ fn scan_policy(
     };
     let polled = slots::polled(|t| {
         let (_, req) = &requests[&t.profiles];
-        Box::pin(gather_polled(
+        Box::pin(gather_one(
             t,
             req,
             collector,
             &opts.cancel,
             opts.deadline,
+            true,
         ))
     });
     // Polled when every target's collection can be (a cluster run whose
@@ -402,7 +403,8 @@ struct Judged<'a> {
     run_id: &'a str,
 }
 
-/// Collect one target's facts (the part of a scan that loads the cluster).
+/// Collect one target's facts (the part of a scan that loads the cluster)
+/// on this thread, through [`Collector::collect`].
 fn gather_target(
     t: &PlannedTarget,
     req: &FactRequest,
@@ -410,37 +412,42 @@ fn gather_target(
     cancel: &AtomicBool,
     deadline: Option<std::time::Instant>,
 ) -> Gathering {
-    let scan_id = uuid::Uuid::now_v7().to_string();
-    let started = Utc::now();
-    let gathered = match not_started(cancel, deadline) {
-        Some(why) => Err(why),
-        None => guarded(|| collector.collect(t, req, &scan_id)),
-    };
-    Gathering {
-        scan_id,
-        started,
-        gathered,
-    }
+    use futures_util::FutureExt;
+    gather_one(t, req, collector, cancel, deadline, false)
+        .now_or_never()
+        .expect("a collection through `collect` is over when first polled")
 }
 
-/// [`gather_target`] through [`Collector::collect_polled`].
-async fn gather_polled(
+/// Collect one target's facts through [`Collector::collect_polled`] when
+/// `polled`, else [`Collector::collect`] (which blocks when polled). A
+/// collector's panic fails this target, never the run (and with it the
+/// cleanup of the run's access); errors end up in results and summaries,
+/// so their text is redacted.
+async fn gather_one(
     t: &PlannedTarget,
     req: &FactRequest,
     collector: &dyn Collector,
     cancel: &AtomicBool,
     deadline: Option<std::time::Instant>,
+    polled: bool,
 ) -> Gathering {
     use futures_util::FutureExt;
     let scan_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
     let gathered = match not_started(cancel, deadline) {
         Some(why) => Err(why),
-        None => std::panic::AssertUnwindSafe(collector.collect_polled(t, req, &scan_id))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(panicked(panic)))
-            .map_err(redacted),
+        None => {
+            let collecting = if polled {
+                collector.collect_polled(t, req, &scan_id)
+            } else {
+                Box::pin(async { collector.collect(t, req, &scan_id) })
+            };
+            std::panic::AssertUnwindSafe(collecting)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panicked(panic)))
+                .map_err(redacted)
+        }
     };
     Gathering {
         scan_id,
@@ -703,16 +710,6 @@ pub enum ImportError {
     /// The policy's threshold does not parse.
     #[error(transparent)]
     Threshold(crate::policy::threshold::InvalidThreshold),
-}
-
-/// One target's collection, as both pipelines (vigil's collectors and an
-/// external scanner) run it: a panic fails this target, never the run (and
-/// with it the cleanup of the run's access); errors end up in results and
-/// summaries, so their text is redacted.
-fn guarded<T>(collect: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(collect))
-        .unwrap_or_else(|panic| Err(panicked(panic)))
-        .map_err(redacted)
 }
 
 /// A collector's panic as its target's failure.
