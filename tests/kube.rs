@@ -848,8 +848,10 @@ fn provisioned_shards_run_at_once_without_colliding() {
     for child in children {
         let out: crate::util::Run = child.wait_with_output().unwrap().into();
         assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        // "answered 409", as ClusterError says it: a bare "409" also
+        // turns up in random run ids (01a25326-…-76b409d3827a did once).
         assert!(
-            !out.stderr.contains("409") && !out.stderr.contains("already exists"),
+            !out.stderr.contains("answered 409") && !out.stderr.contains("already exists"),
             "{}",
             out.stderr
         );
@@ -2422,6 +2424,15 @@ fn containers_are_attested_by_the_digest_their_kubelet_reports() {
 /// A namespace of `n` pods labelled `app: web` on a test API server with
 /// `faults`, and `vigil plan` of a policy selecting them.
 fn plan_big_namespace(n: usize, faults: crate::fakeapi::Faults) -> (crate::util::Run, Vec<String>) {
+    plan_big_namespace_with(n, faults, "")
+}
+
+/// [`plan_big_namespace`] with `limits` (YAML flow mapping entries).
+fn plan_big_namespace_with(
+    n: usize,
+    faults: crate::fakeapi::Faults,
+    limits: &str,
+) -> (crate::util::Run, Vec<String>) {
     let dir = TempDir::new("paging");
     let pods: Vec<Value> = (0..n)
         .map(|i| pod("big", &format!("p-{i:04}"), "web"))
@@ -2430,7 +2441,7 @@ fn plan_big_namespace(n: usize, faults: crate::fakeapi::Faults) -> (crate::util:
     server.inject(faults);
     let policy = dir.write(
         "p.yaml",
-        "apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {name: big}\nspec:\n  profiles: [container-baseline]\n  targets:\n    - {namespace: big, selector: {matchLabels: {app: web}}, approach: api}\n",
+        format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: big}}\nspec:\n  profiles: [container-baseline]\n  limits: {{{limits}}}\n  targets:\n    - {{namespace: big, selector: {{matchLabels: {{app: web}}}}, approach: api}}\n"),
     );
     let profiles = repo().join("policies/profiles");
     let run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -2522,4 +2533,25 @@ fn a_hostile_pod_listing_is_an_error_not_a_hang_or_a_flood() {
         .map(|l| l.split('&').next().unwrap())
         .collect();
     assert_eq!(limits, ["500", "62", "7", "1"], "{lists:?}");
+}
+
+/// An API server that accepts a pod list and never answers it cannot hold
+/// a plan: the call gives up after `limits.apiTimeout` and the error names
+/// the namespace and the limit.
+#[test]
+fn a_list_the_server_never_answers_times_out_naming_the_namespace() {
+    let hang = crate::fakeapi::Faults {
+        list_hang: 1,
+        ..Default::default()
+    };
+    let (run, _) = plan_big_namespace_with(3, hang, "apiTimeout: 1s");
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("pods in big")
+            && run
+                .stderr
+                .contains("did not answer within 1s (limits.apiTimeout)"),
+        "{}",
+        run.stderr
+    );
 }

@@ -316,8 +316,10 @@ fn verification_flags_are_declared_once() {
 /// schedule's `catchUp` is `policy::model::CatchUp`, read once, instead of
 /// a string compared at use. 660 -> 661: `approach::collector::Polled`,
 /// the future `Collector::collect_polled` returns, so a cluster run polls
-/// its scans on one thread instead of blocking a thread per slot.)
-const PUBLIC_ITEMS: usize = 661;
+/// its scans on one thread instead of blocking a thread per slot. 661 ->
+/// 662: `Limits::api_timeout`, the policy's `apiTimeout` read with its
+/// default, like the other limits.)
+const PUBLIC_ITEMS: usize = 662;
 
 /// `unreachable_pub` is denied crate-wide, so a `pub` that nothing outside
 /// the crate can name fails the build instead of inflating the surface.

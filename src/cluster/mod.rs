@@ -264,6 +264,9 @@ pub struct Cluster {
     /// The scoped token, for scoped clients (an external scanner gets it in
     /// a kubeconfig of its own).
     token: Option<Token>,
+    /// How long one call (one attempt, one page) may wait for its whole
+    /// answer (`limits.apiTimeout`).
+    call_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Cluster {
@@ -274,6 +277,11 @@ impl fmt::Debug for Cluster {
 
 /// How often the caller's client retries a throttled or unavailable request.
 const CALLER_RETRIES: u32 = 3;
+
+/// How long one call may wait for its answer when no policy says (see
+/// `limits.apiTimeout`): a server that accepts a request and never answers
+/// it cannot hold a run.
+const DEFAULT_CALL_TIMEOUT: std::time::Duration = crate::policy::model::DEFAULT_API_TIMEOUT;
 
 /// Pods asked for in one page of a listing: client-go's pager's page size
 /// (`defaultPageSize` in staging/src/k8s.io/client-go/tools/pager/pager.go).
@@ -292,6 +300,43 @@ const PAGE_BYTES: usize = 64 << 20;
 const MAX_LISTED_PODS: usize = 150_000;
 
 impl Cluster {
+    /// [`Cluster::retrying`] with each attempt given [`Cluster::with_call_timeout`]'s
+    /// time to answer; `call` names the verb and object for the error.
+    async fn calling<T, F, Fut>(
+        &self,
+        idempotent: bool,
+        call: (&'static str, String),
+        mut attempt: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClusterError>>,
+    {
+        self.retrying(idempotent, || self.answered(&call, attempt()))
+            .await
+    }
+
+    /// `answer`, or an error naming `call` when it has not come within the
+    /// call timeout.
+    async fn answered<T>(
+        &self,
+        call: &(&'static str, String),
+        answer: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        tokio::time::timeout(self.call_timeout, answer)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClusterError::Transport {
+                    verb: call.0,
+                    what: call.1.clone(),
+                    message: format!(
+                        "the API server did not answer within {} (limits.apiTimeout)",
+                        crate::policy::duration::format(self.call_timeout)
+                    ),
+                })
+            })
+    }
+
     /// Run one of the caller's calls, retrying what the API server did not
     /// do: 429 (throttled: refused before any work) always, 503 and 504 only
     /// for a call that may safely run twice (`idempotent`), at most
@@ -429,6 +474,7 @@ impl Cluster {
             config,
             limit: None,
             token: None,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         })
     }
 
@@ -468,6 +514,7 @@ impl Cluster {
             config,
             limit: self.limit.clone(),
             token: Some(token.clone()),
+            call_timeout: self.call_timeout,
         })
     }
 
@@ -519,6 +566,14 @@ impl Cluster {
     /// from it to `qps` on average (see [`limit`]).
     pub fn with_rate_limit(mut self, qps: f64) -> Cluster {
         self.limit = Some(std::sync::Arc::new(limit::RateLimit::new(qps)));
+        self
+    }
+
+    /// Give up on a call (one attempt, one page) whose answer has not come
+    /// within `limit`, for this client and the scoped clients made from it
+    /// (see [`DEFAULT_CALL_TIMEOUT`]).
+    pub(crate) fn with_call_timeout(mut self, limit: std::time::Duration) -> Cluster {
+        self.call_timeout = limit;
         self
     }
 
@@ -613,6 +668,17 @@ impl Cluster {
         limit: u32,
         next: Option<&str>,
     ) -> Result<Vec<u8>, ClusterError> {
+        let call = ("list", format!("pods in {namespace}"));
+        self.answered(&call, self.list_page_unbounded(namespace, limit, next))
+            .await
+    }
+
+    async fn list_page_unbounded(
+        &self,
+        namespace: &str,
+        limit: u32,
+        next: Option<&str>,
+    ) -> Result<Vec<u8>, ClusterError> {
         use futures_util::AsyncBufReadExt as _;
         self.throttle().await;
         let what = || format!("pods in {namespace}");
@@ -660,7 +726,7 @@ impl Cluster {
         &self,
         name: &str,
     ) -> Result<k8s_openapi::api::core::v1::Namespace, ClusterError> {
-        self.retrying(true, || async {
+        self.calling(true, ("get", format!("namespace {name}")), || async {
             self.throttle().await;
             let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
             api.get(name)
@@ -675,15 +741,19 @@ impl Cluster {
         &self,
         namespace: &str,
     ) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, ClusterError> {
-        self.retrying(true, || async {
-            self.throttle().await;
-            let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-                Api::namespaced(self.client.clone(), namespace);
-            api.list(&ListParams::default())
-                .await
-                .map(|l| l.items)
-                .map_err(|e| self.fail("list", format!("networkpolicies in {namespace}"), e))
-        })
+        self.calling(
+            true,
+            ("list", format!("networkpolicies in {namespace}")),
+            || async {
+                self.throttle().await;
+                let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+                    Api::namespaced(self.client.clone(), namespace);
+                api.list(&ListParams::default())
+                    .await
+                    .map(|l| l.items)
+                    .map_err(|e| self.fail("list", format!("networkpolicies in {namespace}"), e))
+            },
+        )
         .await
     }
 
@@ -854,8 +924,18 @@ impl Cluster {
         &self,
         sa: &ServiceAccount,
     ) -> Result<ServiceAccount, ClusterError> {
-        self.retrying(false, || self.create_service_account_once(sa))
-            .await
+        self.calling(
+            false,
+            (
+                "create",
+                format!(
+                    "serviceaccount {}",
+                    sa.metadata.name.as_deref().unwrap_or_default()
+                ),
+            ),
+            || self.create_service_account_once(sa),
+        )
+        .await
     }
 
     async fn create_service_account_once(
@@ -876,7 +956,15 @@ impl Cluster {
 
     /// Create a Role.
     pub async fn create_role(&self, role: &Role) -> Result<Role, ClusterError> {
-        self.retrying(false, || self.create_role_once(role)).await
+        self.calling(
+            false,
+            (
+                "create",
+                format!("role {}", role.metadata.name.as_deref().unwrap_or_default()),
+            ),
+            || self.create_role_once(role),
+        )
+        .await
     }
 
     async fn create_role_once(&self, role: &Role) -> Result<Role, ClusterError> {
@@ -894,8 +982,18 @@ impl Cluster {
 
     /// Create a RoleBinding.
     pub async fn create_role_binding(&self, rb: &RoleBinding) -> Result<RoleBinding, ClusterError> {
-        self.retrying(false, || self.create_role_binding_once(rb))
-            .await
+        self.calling(
+            false,
+            (
+                "create",
+                format!(
+                    "rolebinding {}",
+                    rb.metadata.name.as_deref().unwrap_or_default()
+                ),
+            ),
+            || self.create_role_binding_once(rb),
+        )
+        .await
     }
 
     async fn create_role_binding_once(
@@ -916,8 +1014,18 @@ impl Cluster {
 
     /// Create a Secret (the token's anchor).
     pub async fn create_secret(&self, secret: &Secret) -> Result<Secret, ClusterError> {
-        self.retrying(false, || self.create_secret_once(secret))
-            .await
+        self.calling(
+            false,
+            (
+                "create",
+                format!(
+                    "secret {}",
+                    secret.metadata.name.as_deref().unwrap_or_default()
+                ),
+            ),
+            || self.create_secret_once(secret),
+        )
+        .await
     }
 
     async fn create_secret_once(&self, secret: &Secret) -> Result<Secret, ClusterError> {
@@ -938,7 +1046,10 @@ impl Cluster {
     /// The caller's username, as the API server authenticates it
     /// (SelfSubjectReview, authentication.k8s.io/v1, Kubernetes 1.28+).
     pub async fn whoami(&self) -> Result<String, ClusterError> {
-        self.retrying(true, || self.whoami_once()).await
+        self.calling(true, ("create", "selfsubjectreview".to_string()), || {
+            self.whoami_once()
+        })
+        .await
     }
 
     async fn whoami_once(&self) -> Result<String, ClusterError> {
@@ -966,9 +1077,14 @@ impl Cluster {
         audiences: &[String],
         anchor: &Secret,
     ) -> Result<(Token, std::time::Duration), ClusterError> {
-        self.retrying(true, || {
-            self.request_token_once(namespace, sa, ttl_seconds, audiences, anchor)
-        })
+        self.calling(
+            true,
+            (
+                "create",
+                format!("token for serviceaccount {namespace}/{sa}"),
+            ),
+            || self.request_token_once(namespace, sa, ttl_seconds, audiences, anchor),
+        )
         .await
     }
 
@@ -1025,8 +1141,12 @@ impl Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<(), ClusterError> {
-        self.retrying(true, || self.delete_once(kind, namespace, name))
-            .await
+        self.calling(
+            true,
+            ("delete", format!("{kind:?} {namespace}/{name}")),
+            || self.delete_once(kind, namespace, name),
+        )
+        .await
     }
 
     async fn delete_once(
@@ -1072,7 +1192,12 @@ impl Cluster {
         &self,
         namespace: &str,
     ) -> Result<(Vec<k8s_openapi::api::authorization::v1::ResourceRule>, bool), ClusterError> {
-        self.retrying(true, || self.own_rules_once(namespace)).await
+        self.calling(
+            true,
+            ("create", format!("selfsubjectrulesreview in {namespace}")),
+            || self.own_rules_once(namespace),
+        )
+        .await
     }
 
     async fn own_rules_once(
@@ -1120,9 +1245,11 @@ impl Cluster {
         resource: &str,
         name: Option<&str>,
     ) -> Result<bool, ClusterError> {
-        self.retrying(true, || {
-            self.can_i_once(namespace, verb, group, resource, name)
-        })
+        self.calling(
+            true,
+            ("create", format!("selfsubjectaccessreview in {namespace}")),
+            || self.can_i_once(namespace, verb, group, resource, name),
+        )
         .await
     }
 
@@ -1179,8 +1306,12 @@ impl Cluster {
         label: (&str, &str),
         annotation: &str,
     ) -> Result<Vec<(String, String, Option<String>)>, ClusterError> {
-        self.retrying(true, || self.list_labelled_once(kind, label, annotation))
-            .await
+        self.calling(
+            true,
+            ("list", format!("{kind:?} labelled {}={}", label.0, label.1)),
+            || self.list_labelled_once(kind, label, annotation),
+        )
+        .await
     }
 
     async fn list_labelled_once(

@@ -1132,6 +1132,10 @@ pub struct Limits {
     pub per_node: Option<u32>,
     #[serde(default = "default_qps")]
     pub api_qps: f64,
+    /// How long one API call (one attempt, one page of a list) may wait
+    /// for its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_timeout: Option<PolicyDuration>,
     #[serde(default = "default_scan_timeout")]
     pub scan_timeout: PolicyDuration,
     #[serde(default = "default_deadline")]
@@ -1201,6 +1205,13 @@ impl Limits {
         })
     }
 
+    /// How long one API call may wait for its answer (`apiTimeout`).
+    pub fn api_timeout(&self) -> std::time::Duration {
+        self.api_timeout
+            .as_ref()
+            .map_or(DEFAULT_API_TIMEOUT, PolicyDuration::get)
+    }
+
     /// How long scans in flight may go on after a signal (`gracePeriod`).
     pub fn grace_period(&self) -> std::time::Duration {
         self.grace_period
@@ -1216,6 +1227,11 @@ impl Access {
     }
 }
 
+/// `apiTimeout` when the policy sets none: twice the API server's own
+/// default request timeout (kube-apiserver `--request-timeout`, 1m), after
+/// which a real server has answered 504 itself.
+pub(crate) const DEFAULT_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// `gracePeriod` when the policy sets none.
 const DEFAULT_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -1226,6 +1242,7 @@ impl Default for Limits {
             per_namespace: None,
             per_node: None,
             api_qps: default_qps(),
+            api_timeout: None,
             scan_timeout: default_scan_timeout(),
             run_deadline: default_deadline(),
             grace_period: None,

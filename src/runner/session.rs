@@ -132,7 +132,7 @@ impl Session {
     /// The session the selected policies need: none when they have no
     /// Kubernetes target; else connected to their context, with one rate
     /// limit for everything this process asks of the API server (the
-    /// strictest `apiQps` of the selected policies).
+    /// strictest `apiQps` and `apiTimeout` of the selected policies).
     pub fn for_policies(
         set: &PolicySet,
         only: &[String],
@@ -147,6 +147,13 @@ impl Session {
             .fold(f64::INFINITY, f64::min);
         if qps.is_finite() {
             session.caller = session.caller.with_rate_limit(qps);
+        }
+        // The shortest apiTimeout of the selected policies.
+        if let Some(limit) = selected(set, only)
+            .map(|p| p.spec.limits.api_timeout())
+            .min()
+        {
+            session.caller = session.caller.with_call_timeout(limit);
         }
         Ok(Some(session))
     }

@@ -149,6 +149,9 @@ pub struct Faults {
     pub list_same_continue: bool,
     /// A hostile server: every list carries this many bytes of padding.
     pub list_padding: usize,
+    /// Never answer this many namespaced list requests (a server that
+    /// accepts a request and holds it).
+    pub list_hang: u32,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.

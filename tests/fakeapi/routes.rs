@@ -688,6 +688,15 @@ async fn object(
                 .iter()
                 .find(|(k, _)| k == "labelSelector")
                 .map(|(_, v)| v.clone());
+            let hang = {
+                let mut st = st.lock().unwrap();
+                let hang = st.faults.list_hang > 0;
+                st.faults.list_hang = st.faults.list_hang.saturating_sub(1);
+                hang
+            };
+            if hang {
+                std::future::pending::<()>().await;
+            }
             let mut st = st.lock().unwrap();
             let items: Vec<(String, Value)> = st
                 .objects
