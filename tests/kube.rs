@@ -2555,3 +2555,31 @@ fn a_list_the_server_never_answers_times_out_naming_the_namespace() {
         run.stderr
     );
 }
+
+/// Every answer the caller's client reads is cut at 128 MiB while read:
+/// a padded list of vigil's leftovers makes `vigil gc` fail naming the
+/// list and the cap, instead of holding whatever the server sends.
+#[test]
+fn an_answer_over_the_cap_is_refused_while_read() {
+    let dir = TempDir::new("answer-cap");
+    let server = FakeApiServer::start(dir.path(), Vec::new(), HashMap::new());
+    server.inject(crate::fakeapi::Faults {
+        list_padding: 129 << 20,
+        ..Default::default()
+    });
+    let run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["gc", "--dry-run"])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "labelled app.kubernetes.io/managed-by=vigil: output exceeded 134217728 bytes"
+        ),
+        "{}",
+        run.stderr
+    );
+}

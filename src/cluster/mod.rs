@@ -172,6 +172,13 @@ impl ClusterError {
             },
             other => {
                 let message = redact_error(&tls::chain(&other));
+                // http-body-util's `LengthLimitError`, from capped_client.
+                if message.contains("length limit exceeded") {
+                    return ClusterError::TooLarge {
+                        what: format!("{verb} {what}"),
+                        max_bytes: ANSWER_BYTES,
+                    };
+                }
                 if tls::refused_certificate(&message) {
                     ClusterError::Certificate {
                         what: format!("{verb} {what}"),
@@ -282,6 +289,24 @@ const CALLER_RETRIES: u32 = 3;
 /// `limits.apiTimeout`): a server that accepts a request and never answers
 /// it cannot hold a run.
 const DEFAULT_CALL_TIMEOUT: std::time::Duration = crate::policy::model::DEFAULT_API_TIMEOUT;
+
+/// Bytes of any one answer the caller's client reads (kube reads answers,
+/// refusals included, whole): twice a pod list page's own cap, which
+/// paging meets first and answers by asking for fewer pods. Objects are
+/// under 1.5 MiB (etcd), so only a broken or hostile server comes near.
+const ANSWER_BYTES: usize = 2 * PAGE_BYTES;
+
+/// The caller's client: kube's, every answer's body cut at
+/// [`ANSWER_BYTES`] while it is read. (Scoped clients stream scan output
+/// and watches, which their readers cap themselves.)
+fn capped_client(config: &kube::Config) -> Result<kube::Client, kube::Error> {
+    let cap = tower_http::map_response_body::MapResponseBodyLayer::new(|body| {
+        http_body_util::Limited::new(body, ANSWER_BYTES)
+    });
+    Ok(kube::client::ClientBuilder::try_from(config.clone())?
+        .with_layer(&cap)
+        .build())
+}
 
 /// Pods asked for in one page of a listing: client-go's pager's page size
 /// (`defaultPageSize` in staging/src/k8s.io/client-go/tools/pager/pager.go).
@@ -462,7 +487,7 @@ impl Cluster {
         // [`Cluster::retrying`] instead.
         config.default_retry = false;
         // A client certificate rustls cannot parse (X.509 v1) fails here.
-        let client = kube::Client::try_from(config.clone()).map_err(|e| {
+        let client = capped_client(&config).map_err(|e| {
             let message = redact_error(&tls::chain(&e));
             ClusterError::Config(match tls::explain(&message, &config) {
                 Some(why) => format!("{why} ({message})"),
