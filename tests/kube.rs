@@ -356,9 +356,14 @@ fn sigint_mid_run_finishes_cleanly() {
 }
 
 fn run_with_kubeconfig(c: &Cluster, kubeconfig: &Path, args: &[&str]) -> crate::util::Run {
+    vigil_against(c.dir.path(), kubeconfig, args)
+}
+
+/// `vigil ARGS…` in `dir` against the cluster `kubeconfig` names.
+fn vigil_against(dir: &Path, kubeconfig: &Path, args: &[&str]) -> crate::util::Run {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
-        .current_dir(c.dir.path())
+        .current_dir(dir)
         .env("KUBECONFIG", kubeconfig)
         .output()
         .unwrap()
@@ -2444,13 +2449,8 @@ fn plan_big_namespace_with(
         format!("apiVersion: vigil/v1\nkind: ScanPolicy\nmetadata: {{name: big}}\nspec:\n  profiles: [container-baseline]\n  limits: {{{limits}}}\n  targets:\n    - {{namespace: big, selector: {{matchLabels: {{app: web}}}}, approach: api}}\n"),
     );
     let profiles = repo().join("policies/profiles");
-    let run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["plan", policy.to_str().unwrap(), profiles.to_str().unwrap()])
-        .current_dir(dir.path())
-        .env("KUBECONFIG", &server.kubeconfig)
-        .output()
-        .unwrap()
-        .into();
+    let args = ["plan", policy.to_str().unwrap(), profiles.to_str().unwrap()];
+    let run = vigil_against(dir.path(), &server.kubeconfig, &args);
     let lists = server
         .request_log()
         .into_iter()
@@ -2567,13 +2567,7 @@ fn an_answer_over_the_cap_is_refused_while_read() {
         list_padding: 129 << 20,
         ..Default::default()
     });
-    let run: crate::util::Run = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["gc", "--dry-run"])
-        .current_dir(dir.path())
-        .env("KUBECONFIG", &server.kubeconfig)
-        .output()
-        .unwrap()
-        .into();
+    let run = vigil_against(dir.path(), &server.kubeconfig, &["gc", "--dry-run"]);
     assert_ne!(run.code, 0, "{}", run.stdout);
     assert!(
         run.stderr.contains(

@@ -953,10 +953,7 @@ impl Cluster {
             false,
             (
                 "create",
-                format!(
-                    "serviceaccount {}",
-                    sa.metadata.name.as_deref().unwrap_or_default()
-                ),
+                format!("serviceaccount {}", name_of(&sa.metadata)),
             ),
             || self.create_service_account_once(sa),
         )
@@ -983,10 +980,7 @@ impl Cluster {
     pub async fn create_role(&self, role: &Role) -> Result<Role, ClusterError> {
         self.calling(
             false,
-            (
-                "create",
-                format!("role {}", role.metadata.name.as_deref().unwrap_or_default()),
-            ),
+            ("create", format!("role {}", name_of(&role.metadata))),
             || self.create_role_once(role),
         )
         .await
@@ -1009,13 +1003,7 @@ impl Cluster {
     pub async fn create_role_binding(&self, rb: &RoleBinding) -> Result<RoleBinding, ClusterError> {
         self.calling(
             false,
-            (
-                "create",
-                format!(
-                    "rolebinding {}",
-                    rb.metadata.name.as_deref().unwrap_or_default()
-                ),
-            ),
+            ("create", format!("rolebinding {}", name_of(&rb.metadata))),
             || self.create_role_binding_once(rb),
         )
         .await
@@ -1041,13 +1029,7 @@ impl Cluster {
     pub async fn create_secret(&self, secret: &Secret) -> Result<Secret, ClusterError> {
         self.calling(
             false,
-            (
-                "create",
-                format!(
-                    "secret {}",
-                    secret.metadata.name.as_deref().unwrap_or_default()
-                ),
-            ),
+            ("create", format!("secret {}", name_of(&secret.metadata))),
             || self.create_secret_once(secret),
         )
         .await

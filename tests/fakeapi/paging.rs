@@ -49,8 +49,7 @@ pub(super) fn page(
         let (start_rv, start) =
             decode(token).map_err(|why| bad(format!("invalid continue token: {why}")))?;
         let _ = start_rv;
-        if st.faults.list_continue_gone > 0 {
-            st.faults.list_continue_gone -= 1;
+        if super::routes::take_fault(&mut st.faults.list_continue_gone) {
             return Err((
                 410,
                 status(

@@ -75,13 +75,7 @@ pub(super) async fn handle(
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::to_string);
     let identity = authenticate_cached(&mut st.lock().unwrap(), token.as_deref());
-    let spike = {
-        let mut g = st.lock().unwrap();
-        let n = &mut g.faults.latency_spikes;
-        let hit = *n > 0;
-        *n = n.saturating_sub(1);
-        hit
-    };
+    let spike = take_fault(&mut st.lock().unwrap().faults.latency_spikes);
     if spike {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -601,12 +595,7 @@ async fn pod_watch(
     let timeout = param("timeoutSeconds")
         .and_then(|v| v.parse().ok())
         .unwrap_or(30u64);
-    let gone = {
-        let mut g = st.lock().unwrap();
-        let hit = g.faults.watch_gone > 0;
-        g.faults.watch_gone = g.faults.watch_gone.saturating_sub(1);
-        hit
-    };
+    let gone = take_fault(&mut st.lock().unwrap().faults.watch_gone);
     if gone {
         // `staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go`:
         // a too old resourceVersion is an ERROR event with a 410 Status.
@@ -662,6 +651,13 @@ fn pod_log(
     }
 }
 
+/// Whether a fault counted by `left` hits this request (one less left).
+pub(super) fn take_fault(left: &mut u32) -> bool {
+    let hit = *left > 0;
+    *left = left.saturating_sub(1);
+    hit
+}
+
 /// A 200 answer of JSON already serialized.
 fn json_bytes(body: Vec<u8>) -> Response<Full<Bytes>> {
     Response::builder()
@@ -688,13 +684,7 @@ async fn object(
                 .iter()
                 .find(|(k, _)| k == "labelSelector")
                 .map(|(_, v)| v.clone());
-            let hang = {
-                let mut st = st.lock().unwrap();
-                let hang = st.faults.list_hang > 0;
-                st.faults.list_hang = st.faults.list_hang.saturating_sub(1);
-                hang
-            };
-            if hang {
+            if take_fault(&mut st.lock().unwrap().faults.list_hang) {
                 std::future::pending::<()>().await;
             }
             let mut st = st.lock().unwrap();
