@@ -924,6 +924,45 @@ fn a_watch_that_meets_410_gone_reads_the_pod_and_watches_on() {
     );
 }
 
+/// A scan reads an answer up to 16 MiB as it arrives: an ephemeral
+/// container's patch answered with a padded pod makes the target an error
+/// naming the call and the cap, never a pass and never a read without end.
+#[test]
+fn an_oversized_patch_answer_makes_an_error_target() {
+    let Some(s) = setup() else { return };
+    write_policy(
+        &s,
+        "    - {namespace: mixed, pods: [via-debug], approach: debug}\n",
+    );
+    s.server.inject(crate::fakeapi::Faults {
+        patch_padding: 17 << 20,
+        ..Default::default()
+    });
+    assert_error_target(
+        &s,
+        "mixed/via-debug/app",
+        &[
+            "pods/ephemeralcontainers mixed/via-debug",
+            "exceeded 16777216 bytes",
+        ],
+    );
+}
+
+/// An unsigned run whose target `id` ends as an error whose message says
+/// each of `says` (the run exits 3).
+fn assert_error_target(s: &Setup, id: &str, says: &[&str]) {
+    let out = run_unsigned(s);
+    assert_eq!(out.code, 3, "an error target: {}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = target(&summary, id);
+    let err = t["error"].as_str().unwrap_or_default();
+    assert!(
+        t["status"] == "error" && says.iter().all(|w| err.contains(w)),
+        "{t}\n{}",
+        out.stderr
+    );
+}
+
 /// A debug container's log is decoded as it streams: other lines before the
 /// probe's armored output are skipped (up to 1 MiB); past that the log is
 /// refused without reading on (the unit test `facts::frame` shows an endless
@@ -947,17 +986,10 @@ fn debug_logs_are_decoded_as_they_stream_and_noise_is_bounded() {
         log_noise: 3 * 1024 * 1024,
         ..Default::default()
     });
-    let out = run_unsigned(&s);
-    assert_eq!(out.code, 3, "an error target: {}", out.stderr);
-    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
-    let t = target(&summary, "mixed/via-debug/app");
-    let err = t["error"].as_str().unwrap_or_default();
-    assert!(
-        t["status"] == "error"
-            && err.contains("not encrypted to this scan's key")
-            && err.contains("noise"),
-        "{t}\n{}",
-        out.stderr
+    assert_error_target(
+        &s,
+        "mixed/via-debug/app",
+        &["not encrypted to this scan's key", "noise"],
     );
     let logs: Vec<_> = s
         .server

@@ -308,6 +308,10 @@ fn capped_client(config: &kube::Config) -> Result<kube::Client, kube::Error> {
         .build())
 }
 
+/// Bytes of one object's answer a scan reads (an ephemeral container's
+/// patch answers with the whole pod): etcd keeps an object under 1.5 MiB.
+const OBJECT_BYTES: usize = 16 << 20;
+
 /// Pods asked for in one page of a listing: client-go's pager's page size
 /// (`defaultPageSize` in staging/src/k8s.io/client-go/tools/pager/pager.go).
 const PAGE_PODS: u32 = 500;
@@ -800,21 +804,62 @@ impl Cluster {
         container: &k8s_openapi::api::core::v1::EphemeralContainer,
     ) -> Result<Pod, ClusterError> {
         self.throttle().await;
+        let what = format!("pods/ephemeralcontainers {namespace}/{pod}");
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let patch = serde_json::json!({"spec": {"ephemeralContainers": [container]}});
-        api.patch_ephemeral_containers(
-            pod,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Strategic(patch),
-        )
-        .await
-        .map_err(|e| {
-            self.fail(
-                "patch",
-                format!("pods/ephemeralcontainers {namespace}/{pod}"),
-                e,
+        let req = kube::core::Request::new(api.resource_url())
+            .patch_subresource(
+                "ephemeralcontainers",
+                pod,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Strategic(patch),
             )
-        })
+            .map_err(|e| self.fail("patch", what.clone(), kube::Error::BuildRequest(e)))?;
+        self.answer(req, OBJECT_BYTES, "patch", &what).await
+    }
+
+    /// A request's answer, success or refusal, read up to `cap` bytes as it
+    /// arrives (kube reads both whole), then parsed as `T` or as the
+    /// refusal's Status.
+    async fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        req: hyper::Request<Vec<u8>>,
+        cap: usize,
+        verb: &'static str,
+        what: &str,
+    ) -> Result<T, ClusterError> {
+        use http_body_util::BodyExt as _;
+        let res = self
+            .client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .map_err(|e| self.fail(verb, what, e))?;
+        let status = res.status();
+        let mut body = res.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.fail(verb, what, e))?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > cap {
+                    return Err(ClusterError::TooLarge {
+                        what: format!("{verb} {what}"),
+                        max_bytes: cap,
+                    });
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        if status.is_client_error() || status.is_server_error() {
+            // Not every refusal is a Status (a proxy's page): its text then.
+            let refusal =
+                serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
+                    kube::core::Status::failure(&String::from_utf8_lossy(&bytes), "")
+                        .with_code(status.as_u16())
+                });
+            return Err(self.fail(verb, what, kube::Error::Api(refusal.boxed())));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.fail(verb, what, kube::Error::SerdeError(e)))
     }
 
     /// Watch one pod from `resource_version` until `done` returns a value

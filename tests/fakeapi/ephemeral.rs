@@ -190,6 +190,7 @@ pub(super) fn add_ephemeral(
     }
     guard.touch(ns, pod);
     let updated = guard.objects.get(&key).cloned().unwrap();
+    let padding = std::mem::take(&mut guard.faults.patch_padding);
     drop(guard);
     for c in added {
         tokio::spawn(run_ephemeral(
@@ -198,6 +199,9 @@ pub(super) fn add_ephemeral(
             pod.to_string(),
             c,
         ));
+    }
+    if padding > 0 {
+        return super::routes::padded_json(&updated, padding);
     }
     respond(200, &updated)
 }

@@ -152,6 +152,9 @@ pub struct Faults {
     /// Never answer this many namespaced list requests (a server that
     /// accepts a request and holds it).
     pub list_hang: u32,
+    /// A hostile server: the next ephemeral-container patch answers with
+    /// this many bytes of padding in the pod it returns.
+    pub patch_padding: usize,
 }
 
 /// Counts one running exec under its keys; leaving (drop) uncounts it.

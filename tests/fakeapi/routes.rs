@@ -658,6 +658,23 @@ pub(super) fn take_fault(left: &mut u32) -> bool {
     hit
 }
 
+/// A 200 answer of `object` with a field of `bytes` padding (a hostile
+/// server), spliced in as bytes: serializing it through serde_json in a
+/// debug build takes seconds.
+pub(super) fn padded_json(object: &Value, bytes: usize) -> Response<Full<Bytes>> {
+    json_bytes(pad(serde_json::to_vec(object).unwrap(), bytes))
+}
+
+/// `body` (a JSON object) with a `padding` field of `bytes` bytes.
+pub(super) fn pad(mut body: Vec<u8>, bytes: usize) -> Vec<u8> {
+    let end = body.pop().expect("an object ends with }");
+    body.extend_from_slice(b",\"padding\":\"");
+    body.resize(body.len() + bytes, b'x');
+    body.extend_from_slice(b"\"");
+    body.push(end);
+    body
+}
+
 /// A 200 answer of JSON already serialized.
 fn json_bytes(body: Vec<u8>) -> Response<Full<Bytes>> {
     Response::builder()
