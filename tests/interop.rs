@@ -43,12 +43,17 @@ where
         .env("NODE_PATH", modules)
         .output()
         .unwrap();
+    oracle_json(script, &node)
+}
+
+/// A reference tool's answer: it succeeded, and its stdout is JSON.
+fn oracle_json(what: &str, out: &std::process::Output) -> Value {
     assert!(
-        node.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&node.stderr)
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&node.stdout).unwrap()
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// A control status as Heimdall, inspecjs and the SAF CLI name it.
@@ -476,13 +481,8 @@ fn import_plain(dir: &TempDir, files: &[PathBuf]) -> crate::util::Run {
         "p.yaml",
         "--policy-file",
         profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
     ]);
+    args.extend(crate::util::PLAIN_JSON);
     vigil_in(dir.path(), &args)
 }
 
@@ -983,12 +983,7 @@ fn junit_suites(dir: &std::path::Path, file: &str) -> Value {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    oracle_json("junitparser", &out)
 }
 
 /// What compliance-trestle (NIST's OSCAL model, PyPI) makes of an OSCAL

@@ -82,14 +82,7 @@ fn run_policy_cmd(c: &Cluster, kubeconfig: &Path, policy: &Path, extra: &[&str])
     cmd.arg("run")
         .arg(policy)
         .arg(repo().join("policies/profiles"))
-        .args([
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
+        .args(crate::util::PLAIN_JSON)
         .args(extra)
         .current_dir(c.dir.path())
         .env("KUBECONFIG", kubeconfig);
@@ -301,17 +294,8 @@ fn sigint_mid_run_finishes_cleanly() {
     let profiles = repo().join("policies/profiles");
     let policy = policy(&c);
     let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "run",
-            policy.to_str().unwrap(),
-            profiles.to_str().unwrap(),
-            "--out",
-            "out",
-            "--unsigned",
-            "--plaintext",
-            "--format",
-            "json",
-        ])
+        .args(["run", policy.to_str().unwrap(), profiles.to_str().unwrap()])
+        .args(crate::util::PLAIN_JSON)
         .current_dir(c.dir.path())
         .env("KUBECONFIG", &c.server.kubeconfig)
         .stdout(Stdio::piped())

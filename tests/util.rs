@@ -5,6 +5,17 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The repository root (fixtures and example policies live there).
+/// `--out out --unsigned --plaintext --format json`: a run's bundle in
+/// `out`, unsealed, its summaries as JSON on stdout (what most tests read).
+pub const PLAIN_JSON: [&str; 6] = [
+    "--out",
+    "out",
+    "--unsigned",
+    "--plaintext",
+    "--format",
+    "json",
+];
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -214,19 +214,9 @@ fn a_manifest_from_standard_input_and_bad_manifests_named_by_line() {
     let dir = TempDir::new("manifest-stdin");
     policy(&dir, "pod-security-baseline", "[{manifest: none.yaml}]", "");
     let profiles = repo().join(PROFILES);
-    let args = [
-        "run",
-        "p.yaml",
-        profiles.to_str().unwrap(),
-        "--out",
-        "out",
-        "--unsigned",
-        "--plaintext",
-        "--format",
-        "json",
-        "--manifest",
-        "-",
-    ];
+    let mut args = vec!["run", "p.yaml", profiles.to_str().unwrap()];
+    args.extend(crate::util::PLAIN_JSON);
+    args.extend(["--manifest", "-"]);
     let r = vigil_with_deadline(dir.path(), &args, DEPLOYMENT.as_bytes(), 60);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let summary: Value = serde_json::from_str(&r.stdout).unwrap();
